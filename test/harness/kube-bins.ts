@@ -1,0 +1,18 @@
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const repoRoot = resolve(fileURLToPath(import.meta.url), "../../..");
+
+/** Directory holding the Go-built kube binaries (hack/build-kube.sh decides it from hack/versions.env). */
+export function kubeBinDir(): string {
+  const dir = process.env.PODNET_KUBE_BIN ?? execFileSync("bash", [join(repoRoot, "hack/build-kube.sh"), "--print"], { encoding: "utf8" }).trim();
+  return dir;
+}
+
+export function kubeBin(name: "kube-apiserver" | "etcd" | "kubectl" | "kube-controller-manager" | "helm"): string {
+  const path = join(kubeBinDir(), name);
+  if (!existsSync(path)) throw new Error(`${path} is missing: run hack/build-kube.sh (make kube-bins) first`);
+  return path;
+}
