@@ -66,7 +66,7 @@ export const canonicalCidrRules: CelRule[] = [
     message: "must not have host bits set (use the network address, e.g. 10.244.1.0/24)",
   },
   {
-    rule: "!isCIDR(self) || cidr(self).masked() != cidr(self) || string(cidr(self)) == self",
+    rule: "!isCIDR(self) || ip.isCanonical(self.substring(0, self.indexOf('/')))",
     message: "must be written canonically (lower-case, compressed IPv6, no leading zeros)",
   },
 ];

@@ -9,10 +9,9 @@ const familyPoolSchema = (maxPrefix: number, defaultPrefix: number) =>
   z
     .object({
       cidrs: z
-        .array(z.string().min(9).max(49).meta(cel(...canonicalCidrRules.slice(0, 2))))
+        .array(z.string().min(9).max(49).meta(cel(...canonicalCidrRules)))
         .min(1)
         .max(16)
-        // The canonical-spelling rule is left to the controller here: per item it exceeds the CEL cost budget.
         .meta({ description: "Ranges to allocate from; append to grow the pool.", "x-kubernetes-list-type": "set" }),
       nodeMaskSize: z.number().int().min(1).max(maxPrefix).meta({
         description: `Prefix length of each node's CIDR (default ${defaultPrefix}).`,

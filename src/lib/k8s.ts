@@ -1,5 +1,5 @@
 import {
-  ApiextensionsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions,
+  ApiextensionsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, loadYaml, setHeaderOptions,
   type V1CustomResourceDefinition,
 } from "@kubernetes/client-node";
 import { GROUP, VERSION } from "../crds/common.js";
@@ -67,8 +67,13 @@ export const isAlreadyExists = (err: unknown) => apiStatus(err) === 409;
 
 export const podnetResource = (plural: string) => ({ group: GROUP, version: VERSION, plural });
 
-/** Create or update the given CRDs and wait until the API server serves them. */
-export async function installCrds(api: KubeApi, crds: V1CustomResourceDefinition[], timeoutMs = 30_000): Promise<void> {
+/**
+ * Create or update CRDs (given as YAML documents) and wait until the API server serves them. The typed
+ * client serialises through its own model, which silently drops keys it does not know under their wire
+ * names (x-kubernetes-validations!), so the YAML goes through client-node's typed loader first.
+ */
+export async function installCrds(api: KubeApi, crdYamls: string[], timeoutMs = 30_000): Promise<void> {
+  const crds = crdYamls.map((text) => loadYaml<V1CustomResourceDefinition>(text));
   for (const crd of crds) {
     const name = crd.metadata!.name!;
     try {

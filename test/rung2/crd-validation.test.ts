@@ -1,0 +1,97 @@
+import { describe, expect, it } from "vitest";
+import { podnetResource, apiMessage, apiStatus } from "../../src/lib/k8s.js";
+import { useControlPlane } from "../harness/api-fixture.js";
+
+const fx = useControlPlane();
+const nodecidrs = podnetResource("nodecidrs");
+const pools = podnetResource("podcidrpools");
+
+const nameFor = (cidr: string) => cidr.replaceAll(".", "-").replaceAll(":", "-").replaceAll("/", "-");
+function nodeCidr(cidr: string, overrides: Record<string, unknown> = {}, name = nameFor(cidr)) {
+  const family = cidr.includes(":") ? "IPv6" : "IPv4";
+  return {
+    apiVersion: "podnet.io/v1alpha1", kind: "NodeCIDR", metadata: { name },
+    spec: { nodeName: "node-a", cidr, family, pool: "default", nodeIPs: ["192.168.10.11"], ...overrides },
+  };
+}
+
+async function createRejection(plural: typeof nodecidrs, body: object): Promise<string> {
+  try {
+    await fx.api().custom.createClusterCustomObject({ ...plural, body });
+  } catch (err) {
+    expect(apiStatus(err)).toBe(422);
+    return apiMessage(err);
+  }
+  throw new Error("the API server accepted an object it should reject");
+}
+
+describe("NodeCIDR validation on the real API server", () => {
+  it("accepts a canonical IPv4 and IPv6 NodeCIDR named after its CIDR", async () => {
+    for (const cidr of ["10.244.1.0/24", "fd00:10:244:1::/64"]) {
+      const created = await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: nodeCidr(cidr) });
+      expect(created.spec.cidr).toBe(cidr);
+    }
+  });
+
+  it.each([
+    ["host bits", nodeCidr("10.244.2.5/24"), "must not have host bits"],
+    ["not a CIDR", nodeCidr("10.244.300.0/24"), "must be a CIDR"],
+    ["non-canonical IPv6", nodeCidr("fd00:0010:244:2::/64"), "must be written canonically"],
+    ["uncompressed IPv6 (a second spelling of fd00:10:244:a::/64)", nodeCidr("fd00:10:244:a:0:0:0:0/64"), "must be written canonically"],
+    ["family mismatch", nodeCidr("10.244.3.0/24", { family: "IPv6" }), "family must match"],
+    ["name not derived from CIDR", nodeCidr("10.244.4.0/24", {}, "my-cidr"), "metadata.name must be spec.cidr"],
+    ["loopback node IP", nodeCidr("10.244.5.0/24", { nodeIPs: ["127.0.0.1"] }), "must be a unicast node address"],
+    ["unparsable node IP", nodeCidr("10.244.6.0/24", { nodeIPs: ["node-a"] }), "must be an IP address"],
+  ])("rejects %s with a clear message", async (_case, body, message) => {
+    expect(await createRejection(nodecidrs, body)).toContain(message);
+  });
+
+  it("refuses a second holder of the same CIDR: the object name is the CIDR", async () => {
+    await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: nodeCidr("10.244.7.0/24") });
+    const err = await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: nodeCidr("10.244.7.0/24", { nodeName: "node-b" }) })
+      .then(() => undefined, (e: unknown) => e);
+    expect(apiStatus(err)).toBe(409);
+  });
+
+  it("keeps spec.cidr and spec.nodeName immutable", async () => {
+    await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: nodeCidr("10.244.8.0/24") });
+    const current = await fx.api().custom.getClusterCustomObject({ ...nodecidrs, name: "10-244-8-0-24" });
+    const err = await fx.api().custom.replaceClusterCustomObject({
+      ...nodecidrs, name: "10-244-8-0-24", body: { ...current, spec: { ...current.spec, nodeName: "node-z" } },
+    }).then(() => undefined, (e: unknown) => e);
+    expect(apiStatus(err)).toBe(422);
+    expect(apiMessage(err)).toContain("nodeName is immutable");
+  });
+
+  it("selects a node's NodeCIDRs by the spec.nodeName field", async () => {
+    await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: nodeCidr("10.244.9.0/24", { nodeName: "node-sel" }) });
+    const list = await fx.api().custom.listClusterCustomObject({ ...nodecidrs, fieldSelector: "spec.nodeName=node-sel" });
+    expect(list.items.map((i: { spec: { cidr: string } }) => i.spec.cidr)).toEqual(["10.244.9.0/24"]);
+  });
+});
+
+describe("PodCIDRPool validation on the real API server", () => {
+  const pool = (name: string, spec: object) => ({ apiVersion: "podnet.io/v1alpha1", kind: "PodCIDRPool", metadata: { name }, spec });
+
+  it("accepts a dual-stack pool and lets it grow by a range", async () => {
+    await fx.api().custom.createClusterCustomObject({ ...pools, body: pool("grow", {
+      ipv4: { cidrs: ["10.244.0.0/16"], nodeMaskSize: 24 }, ipv6: { cidrs: ["fd00:10:244::/56"], nodeMaskSize: 64 },
+    }) });
+    const current = await fx.api().custom.getClusterCustomObject({ ...pools, name: "grow" });
+    current.spec.ipv4.cidrs.push("10.245.0.0/16");
+    const updated = await fx.api().custom.replaceClusterCustomObject({ ...pools, name: "grow", body: current });
+    expect(updated.spec.ipv4.cidrs).toEqual(["10.244.0.0/16", "10.245.0.0/16"]);
+    updated.spec.ipv4.cidrs = ["10.245.0.0/16"];
+    const err = await fx.api().custom.replaceClusterCustomObject({ ...pools, name: "grow", body: updated }).then(() => undefined, (e: unknown) => e);
+    expect(apiMessage(err)).toContain("can be added but not removed");
+  });
+
+  it.each([
+    ["node slice larger than its range", { ipv4: { cidrs: ["10.244.0.0/16"], nodeMaskSize: 8 } }, "nodeMaskSize must be at least"],
+    ["IPv6 range under ipv4", { ipv4: { cidrs: ["fd00::/56"], nodeMaskSize: 24 } }, "ipv4.cidrs must all be IPv4"],
+    ["no family at all", { nodeSelector: { zone: "a" } }, "a pool needs ipv4 or ipv6"],
+    ["host bits in a range", { ipv4: { cidrs: ["10.244.1.0/16"], nodeMaskSize: 24 } }, "must not have host bits"],
+  ])("rejects a pool with %s", async (_case, spec, message) => {
+    expect(await createRejection(pools, pool(`bad-${Math.random().toString(36).slice(2, 8)}`, spec))).toContain(message);
+  });
+});
