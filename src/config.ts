@@ -1,0 +1,80 @@
+import { parseArgs } from "node:util";
+import { z } from "zod";
+import { canonicalCidr, InvalidCidrError } from "./lib/cidr.js";
+
+/** "500ms", "30s", "2m", "1h" or a bare number of seconds → milliseconds. */
+export function parseDuration(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!match) throw new Error(`invalid duration "${text}" (examples: 500ms, 30s, 2m)`);
+  const factor = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[(match[2] ?? "s") as "ms" | "s" | "m" | "h"];
+  return Math.round(Number(match[1]) * factor);
+}
+
+const duration = z.string().transform((text, ctx) => {
+  try { return parseDuration(text); } catch (err) { ctx.addIssue({ code: "custom", message: (err as Error).message }); return z.NEVER; }
+});
+const boolean = z.enum(["true", "false"]).transform((v) => v === "true");
+const cidrList = z.string().transform((text, ctx) => {
+  const items = text.split(",").map((s) => s.trim()).filter(Boolean);
+  try { return items.map((c) => canonicalCidr(c)); } catch (err) {
+    ctx.addIssue({ code: "custom", message: err instanceof InvalidCidrError ? err.message : String(err) });
+    return z.NEVER;
+  }
+});
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+export const controllerConfigSchema = z.object({
+  kubeconfig: z.string().optional(),
+  "cluster-cidr": cidrList.default("10.244.0.0/16"),
+  "node-mask-v4": int(8, 32).default(24),
+  "node-mask-v6": int(16, 128).default(64),
+  "service-cidr": cidrList.default("10.96.0.0/12"),
+  "release-cooldown": duration.default("60s"),
+  "fill-node-podcidrs": boolean.default("true"),
+  "leader-elect": boolean.default("true"),
+  "lease-namespace": z.string().default("kube-system"),
+  "lease-name": z.string().default("podnet-controller"),
+  "lease-duration": duration.default("15s"),
+  "renew-deadline": duration.default("10s"),
+  "retry-period": duration.default("2s"),
+  "resync-period": duration.default("60s"),
+  "metrics-address": z.string().default("0.0.0.0:9090"),
+  "default-pool": z.string().default("default"),
+});
+export type ControllerConfig = z.infer<typeof controllerConfigSchema>;
+
+export const agentConfigSchema = z.object({
+  kubeconfig: z.string().optional(),
+  "node-name": z.string().min(1, "node name is required (--node-name or NODE_NAME)"),
+  "cni-conf-dir": z.string().default("/etc/cni/net.d"),
+  "cni-bin-dir": z.string().default("/opt/cni/bin"),
+  "conflist-name": z.string().regex(/^[\w.-]+\.conflist$/, "must be a file name ending in .conflist").default("10-podnet.conflist"),
+  "ipam-data-dir": z.string().default("/var/lib/cni/networks"),
+  mtu: int(0, 65535).default(0),
+  masquerade: boolean.default("true"),
+  "resync-period": duration.default("30s"),
+  "metrics-address": z.string().default("0.0.0.0:9091"),
+  "dry-run": boolean.default("false"),
+});
+export type AgentConfig = z.infer<typeof agentConfigSchema>;
+
+/**
+ * Flags (--name=value or --name value) override env vars (PODNET_NAME, NODE_NAME for node-name);
+ * zod reports every bad value with the flag's name.
+ */
+export function loadConfig<S extends z.ZodObject>(schema: S, argv: string[], env: NodeJS.ProcessEnv = process.env): z.infer<S> {
+  const keys = Object.keys(schema.shape);
+  const { values } = parseArgs({ args: argv, options: Object.fromEntries(keys.map((k) => [k, { type: "string" as const }])), strict: true, allowPositionals: false });
+  const raw: Record<string, string> = {};
+  for (const key of keys) {
+    const fromEnv = env[`PODNET_${key.toUpperCase().replaceAll("-", "_")}`] ?? (key === "node-name" ? env.NODE_NAME : undefined);
+    const value = (values as Record<string, string | undefined>)[key] ?? fromEnv;
+    if (value !== undefined) raw[key] = value;
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `--${i.path.join(".")}: ${i.message}`).join("; ");
+    throw new Error(`invalid configuration: ${problems}`);
+  }
+  return parsed.data;
+}

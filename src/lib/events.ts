@@ -1,0 +1,56 @@
+import type { CoreV1Event } from "@kubernetes/client-node";
+import type { Logger } from "../log.js";
+import { apiMessage, type KubeApi } from "./k8s.js";
+
+export interface EventTarget {
+  kind: "Node" | "NodeCIDR" | "PodCIDRPool";
+  name: string;
+  uid?: string;
+  apiVersion?: string;
+}
+
+/**
+ * Writes core/v1 Events (what `kubectl describe` and `kubectl get events` show). The same
+ * (object, reason, message) is written at most once per interval: a level-based loop replans often and
+ * must not flood the API server with copies of one complaint.
+ */
+export class EventRecorder {
+  private readonly lastWritten = new Map<string, number>();
+  written = 0;
+
+  constructor(
+    private readonly api: KubeApi,
+    private readonly component: string,
+    private readonly log: Logger,
+    private readonly intervalMs = 10 * 60_000,
+    private readonly namespace = "default",
+  ) {}
+
+  async emit(target: EventTarget, type: "Normal" | "Warning", reason: string, message: string): Promise<void> {
+    const key = `${target.kind}/${target.name}/${reason}/${message}`;
+    const now = Date.now();
+    if (now - (this.lastWritten.get(key) ?? -Infinity) < this.intervalMs) return;
+    this.lastWritten.set(key, now);
+    const time = new Date(now);
+    const body: CoreV1Event = {
+      apiVersion: "v1", kind: "Event",
+      metadata: { generateName: `${target.name.slice(0, 200)}.`, namespace: this.namespace },
+      involvedObject: { kind: target.kind, name: target.name, uid: target.uid, apiVersion: target.apiVersion ?? (target.kind === "Node" ? "v1" : "podnet.io/v1alpha1") },
+      reason, message: message.slice(0, 1024), type,
+      source: { component: this.component }, reportingComponent: `podnet.io/${this.component}`,
+      firstTimestamp: time, lastTimestamp: time, count: 1,
+    };
+    try {
+      await this.api.core.createNamespacedEvent({ namespace: this.namespace, body });
+      this.written++;
+    } catch (err) {
+      this.log.warn({ kind: target.kind, name: target.name, reason, err: apiMessage(err) }, "could not write event");
+    }
+  }
+
+  /** Forget an object's events, e.g. when it is deleted, so the map does not grow without bound. */
+  forget(target: EventTarget): void {
+    const prefix = `${target.kind}/${target.name}/`;
+    for (const key of this.lastWritten.keys()) if (key.startsWith(prefix)) this.lastWritten.delete(key);
+  }
+}

@@ -1,0 +1,41 @@
+import { createServer, type Server } from "node:http";
+import type { Registry } from "prom-client";
+
+export interface HealthChecks {
+  /** Process is alive and its loops are not wedged. */
+  healthy: () => boolean;
+  /** Caches synced and the component can do its job (a follower controller is ready too). */
+  ready: () => boolean;
+}
+
+/** /metrics, /healthz and /readyz on one port. */
+export function startHealthServer(address: string, registry: Registry, checks: HealthChecks): Promise<Server> {
+  const [host, port] = splitHostPort(address);
+  const server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (path === "/metrics") {
+      registry.metrics().then((text) => {
+        res.writeHead(200, { "Content-Type": registry.contentType });
+        res.end(text);
+      }, (err: unknown) => { res.writeHead(500); res.end(String(err)); });
+      return;
+    }
+    const check = path === "/healthz" ? checks.healthy : path === "/readyz" ? checks.ready : undefined;
+    if (!check) { res.writeHead(404); res.end("not found\n"); return; }
+    const ok = check();
+    res.writeHead(ok ? 200 : 503, { "Content-Type": "text/plain" });
+    res.end(ok ? "ok\n" : "not ready\n");
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve(server));
+  });
+}
+
+export function splitHostPort(address: string): [string, number] {
+  const i = address.lastIndexOf(":");
+  const host = address.slice(0, i).replace(/^\[|\]$/g, "") || "0.0.0.0";
+  const port = Number(address.slice(i + 1));
+  if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid listen address "${address}" (want host:port)`);
+  return [host, port];
+}

@@ -1,0 +1,131 @@
+import { hostname } from "node:os";
+import type { Logger } from "../log.js";
+import { sleep } from "./backoff.js";
+import { apiMessage, isAlreadyExists, isNotFound, type KubeApi } from "./k8s.js";
+
+export interface LeaderElectionOptions {
+  api: KubeApi;
+  namespace: string;
+  name: string;
+  identity?: string;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+  log: Logger;
+  onStartedLeading: () => void;
+  onStoppedLeading: () => void;
+}
+
+interface LeaseSpec {
+  holderIdentity?: string;
+  leaseDurationSeconds?: number;
+  acquireTime?: string;
+  renewTime?: string;
+  leaseTransitions?: number;
+}
+interface Lease { metadata: { name: string; namespace: string; resourceVersion?: string }; spec: LeaseSpec }
+
+// Lease times are MicroTime (exactly six fractional digits); the typed client would send JS milliseconds.
+export const microTime = (ms: number) => new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+const leases = { group: "coordination.k8s.io", version: "v1", plural: "leases" };
+
+/**
+ * Lease-based leader election (client-node 1.4.0 has none). Like client-go, expiry is judged by when *we*
+ * last saw the lease change, on our own clock, so skew between nodes does not matter. A leader that cannot
+ * renew within renewDeadline stops acting before any other replica may take over (leaseDuration).
+ */
+export class LeaderElector {
+  readonly identity: string;
+  private leading = false;
+  private running = false;
+  private observed?: { record: string; at: number };
+  private lastRenew = 0;
+  transitions = 0;
+
+  constructor(private readonly o: LeaderElectionOptions) {
+    this.identity = o.identity ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  }
+
+  get isLeader(): boolean { return this.leading; }
+  private get durationMs() { return this.o.leaseDurationMs ?? 15_000; }
+
+  async run(): Promise<void> {
+    this.running = true;
+    while (this.running) {
+      const ok = await this.tryAcquireOrRenew().catch((err: unknown) => {
+        this.o.log.warn({ lease: this.o.name, err: apiMessage(err) }, "lease update failed");
+        return false;
+      });
+      const now = Date.now();
+      if (ok) this.lastRenew = now;
+      if (ok && !this.leading) this.setLeading(true);
+      if (!ok && this.leading && now - this.lastRenew > (this.o.renewDeadlineMs ?? 10_000)) this.setLeading(false);
+      await sleep(this.o.retryPeriodMs ?? 2_000);
+    }
+  }
+
+  /** Give the lease up so another replica takes over at once (graceful shutdown). */
+  async stop(): Promise<void> {
+    this.running = false;
+    if (!this.leading) return;
+    this.setLeading(false);
+    const lease = await this.read().catch(() => undefined);
+    if (lease?.spec.holderIdentity !== this.identity) return;
+    lease.spec = { ...lease.spec, holderIdentity: "", leaseDurationSeconds: 1, renewTime: microTime(Date.now()) };
+    await this.write(lease).catch(() => undefined);
+  }
+
+  private setLeading(value: boolean): void {
+    this.leading = value;
+    this.o.log.info({ lease: this.o.name, identity: this.identity }, value ? "became leader" : "stopped leading");
+    if (value) this.o.onStartedLeading();
+    else this.o.onStoppedLeading();
+  }
+
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const now = Date.now();
+    const mine: LeaseSpec = { holderIdentity: this.identity, leaseDurationSeconds: Math.ceil(this.durationMs / 1000), renewTime: microTime(now) };
+    const lease = await this.read();
+    if (!lease) return this.create({ ...mine, acquireTime: microTime(now), leaseTransitions: 0 });
+    const record = JSON.stringify(lease.spec);
+    if (this.observed?.record !== record) this.observed = { record, at: now };
+    const holder = lease.spec.holderIdentity;
+    const expired = !holder || now - this.observed.at > (lease.spec.leaseDurationSeconds ?? 0) * 1000;
+    if (holder !== this.identity && !expired) return false;
+    const takingOver = holder !== this.identity;
+    lease.spec = takingOver
+      ? { ...mine, acquireTime: microTime(now), leaseTransitions: (lease.spec.leaseTransitions ?? 0) + 1 }
+      : { ...lease.spec, ...mine };
+    await this.write(lease);
+    if (takingOver) this.transitions++;
+    this.observed = { record: JSON.stringify(lease.spec), at: now };
+    return true;
+  }
+
+  private async read(): Promise<Lease | undefined> {
+    try {
+      return (await this.o.api.custom.getNamespacedCustomObject({ ...leases, namespace: this.o.namespace, name: this.o.name })) as Lease;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  private async create(spec: LeaseSpec): Promise<boolean> {
+    const body = { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name: this.o.name, namespace: this.o.namespace }, spec };
+    try {
+      await this.o.api.custom.createNamespacedCustomObject({ ...leases, namespace: this.o.namespace, body, fieldManager: this.o.api.fieldManager });
+      return true;
+    } catch (err) {
+      if (isAlreadyExists(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Update with the read resourceVersion: a racing replica gets 409 and stays follower. */
+  private async write(lease: Lease): Promise<void> {
+    await this.o.api.custom.replaceNamespacedCustomObject({
+      ...leases, namespace: this.o.namespace, name: this.o.name, body: lease, fieldManager: this.o.api.fieldManager,
+    });
+  }
+}

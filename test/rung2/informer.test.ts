@@ -1,0 +1,67 @@
+import { describe, expect, it } from "vitest";
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { Informer, type InformerEvent, type ListPage } from "../../src/lib/informer.js";
+import { podnetResource } from "../../src/lib/k8s.js";
+import { silentLogger } from "../../src/log.js";
+import { waitFor } from "../harness/processes.js";
+import { useControlPlane } from "../harness/api-fixture.js";
+
+const fx = useControlPlane();
+const nodecidrs = podnetResource("nodecidrs");
+const body = (third: number, node: string) => ({
+  apiVersion: "podnet.io/v1alpha1", kind: "NodeCIDR", metadata: { name: `10-250-${third}-0-24` },
+  spec: { nodeName: node, cidr: `10.250.${third}.0/24`, family: "IPv4", pool: "default" },
+});
+
+function informer(opts: { failFirstLists?: number; stallTimeoutMs?: number } = {}) {
+  const api = fx.api();
+  const events: Array<[InformerEvent, string]> = [];
+  let failures = opts.failFirstLists ?? 0;
+  const inf = new Informer<KubernetesObject>({
+    api, path: "/apis/podnet.io/v1alpha1/nodecidrs", log: silentLogger(), stallTimeoutMs: opts.stallTimeoutMs,
+    list: async (token) => {
+      // The one fake here: a 500 from the API server cannot be produced on demand by a healthy apiserver.
+      if (failures-- > 0) throw Object.assign(new Error("HTTP 500 Internal Server Error"), { code: 500 });
+      return (await api.custom.listClusterCustomObject({ ...nodecidrs, limit: 2, _continue: token })) as ListPage<KubernetesObject>;
+    },
+    onEvent: (event, obj) => events.push([event, obj.metadata!.name!]),
+  });
+  return { inf, events };
+}
+
+describe("Informer on the real API server", () => {
+  it("lists in pages, then sees adds, updates and deletes through the watch", async () => {
+    for (const i of [1, 2, 3]) await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: body(i, "n") });
+    const { inf, events } = informer();
+    inf.start();
+    await inf.synced;
+    expect([...inf.cache.keys()].sort()).toEqual(["10-250-1-0-24", "10-250-2-0-24", "10-250-3-0-24"]);
+    await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: body(4, "n") });
+    await fx.api().custom.patchClusterCustomObject({ ...nodecidrs, name: "10-250-4-0-24", body: { spec: { nodeIPs: ["192.168.1.4"] } } },
+      (await import("../../src/lib/k8s.js")).mergePatch());
+    await fx.api().custom.deleteClusterCustomObject({ ...nodecidrs, name: "10-250-1-0-24" });
+    await waitFor("delete event", async () => (events.some(([e, n]) => e === "delete" && n === "10-250-1-0-24") ? true : undefined), 10_000);
+    expect(events).toContainEqual(["add", "10-250-4-0-24"]);
+    expect(events).toContainEqual(["update", "10-250-4-0-24"]);
+    expect(inf.cache.has("10-250-1-0-24")).toBe(false);
+    inf.stop();
+  });
+
+  it("keeps going after the list fails with HTTP 500 (client-node's own informer stops for good)", async () => {
+    const { inf } = informer({ failFirstLists: 2 });
+    inf.start();
+    await waitFor("sync after failures", async () => (inf.isSynced ? true : undefined), 15_000);
+    expect(inf.cache.size).toBeGreaterThan(0);
+    inf.stop();
+  });
+
+  it("restarts a silent watch and still delivers later events", async () => {
+    const { inf, events } = informer({ stallTimeoutMs: 1_000 });
+    inf.start();
+    await inf.synced;
+    await waitFor("watchdog relist", async () => (inf.relists >= 3 ? true : undefined), 15_000);
+    await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: body(9, "late") });
+    await waitFor("event after restarts", async () => (events.some(([e, n]) => e === "add" && n === "10-250-9-0-24") ? true : undefined), 10_000);
+    inf.stop();
+  });
+});

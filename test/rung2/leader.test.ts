@@ -1,0 +1,53 @@
+import { describe, expect, it } from "vitest";
+import { LeaderElector } from "../../src/lib/leader.js";
+import { silentLogger } from "../../src/log.js";
+import { waitFor } from "../harness/processes.js";
+import { useControlPlane } from "../harness/api-fixture.js";
+
+const fx = useControlPlane();
+
+function elector(id: string, leaseName: string) {
+  const state = { leading: false, overlaps: 0 };
+  const e = new LeaderElector({
+    api: fx.api("podnet-controller"), namespace: "default", name: leaseName, identity: id, log: silentLogger(),
+    leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 200,
+    onStartedLeading: () => (state.leading = true), onStoppedLeading: () => (state.leading = false),
+  });
+  return { e, state };
+}
+
+describe("Lease leader election on the real API server", () => {
+  it("elects exactly one of two replicas and hands over at once on graceful stop", async () => {
+    const a = elector("replica-a", "podnet-test-graceful");
+    const b = elector("replica-b", "podnet-test-graceful");
+    void a.e.run();
+    void b.e.run();
+    const first = await waitFor("a leader", async () => (a.state.leading || b.state.leading ? (a.state.leading ? a : b) : undefined), 10_000);
+    const second = first === a ? b : a;
+    for (let i = 0; i < 10; i++) {
+      expect(a.state.leading && b.state.leading).toBe(false);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const stoppedAt = Date.now();
+    await first.e.stop();
+    await waitFor("takeover", async () => (second.state.leading ? true : undefined), 10_000);
+    // released lease: the follower only waits for the 1 s duration the leader left behind, not 3 s
+    expect(Date.now() - stoppedAt).toBeLessThan(3_000);
+    await second.e.stop();
+  });
+
+  it("takes over from a leader that died without releasing, only after the lease duration", async () => {
+    const a = elector("crashy", "podnet-test-crash");
+    void a.e.run();
+    await waitFor("a leads", async () => (a.state.leading ? true : undefined), 10_000);
+    (a.e as unknown as { running: boolean }).running = false; // the process "dies": no more renewals, no release
+    const diedAt = Date.now();
+    const b = elector("survivor", "podnet-test-crash");
+    void b.e.run();
+    await waitFor("b takes over", async () => (b.state.leading ? true : undefined), 15_000);
+    const waited = Date.now() - diedAt;
+    expect(waited).toBeGreaterThanOrEqual(2_500);
+    expect(b.e.transitions).toBe(1);
+    await b.e.stop();
+  });
+});
