@@ -98,3 +98,20 @@ export async function installCrds(api: KubeApi, crdYamls: string[], timeoutMs = 
     }
   }
 }
+
+/** Run async work over items with at most `limit` in flight (API writes: parallel, but not a stampede). */
+export async function forEachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** Server-side apply of a podnet object's status under this client's field manager. */
+export async function applyStatus(api: KubeApi, plural: string, name: string, kind: string, status: object): Promise<object> {
+  const body = { apiVersion: `${GROUP}/${VERSION}`, kind, metadata: { name }, status };
+  return api.custom.patchClusterCustomObjectStatus(
+    { ...podnetResource(plural), name, body, fieldManager: api.fieldManager, force: true }, applyPatch(),
+  ) as Promise<object>;
+}

@@ -1,0 +1,137 @@
+import type { KubernetesObject, V1Node } from "@kubernetes/client-node";
+import { cidrObjectName } from "../lib/cidr.js";
+import { nextCondition } from "../lib/conditions.js";
+import type { EventRecorder } from "../lib/events.js";
+import type { Informer } from "../lib/informer.js";
+import { apiMessage, applyStatus, forEachLimited, isAlreadyExists, isNotFound, mergePatch, podnetResource, type KubeApi } from "../lib/k8s.js";
+import type { Logger } from "../log.js";
+import type { AllocationAction } from "./allocation-plan.js";
+import type { ControllerMetrics } from "./metrics.js";
+import type { NodeCidrObject } from "./observe.js";
+
+const nodecidrs = podnetResource("nodecidrs");
+
+export interface ActContext {
+  api: KubeApi;
+  nodes: Informer<V1Node>;
+  records: Informer<NodeCidrObject & KubernetesObject>;
+  recorder: EventRecorder;
+  metrics: ControllerMetrics;
+  log: Logger;
+}
+
+/**
+ * Thin shell: performs the planner's actions and nothing else. Successful writes go straight into the
+ * informer cache ("assume"), so a plan computed before the watch catches up cannot hand the same node a
+ * second CIDR.
+ */
+export async function applyActions(ctx: ActContext, actions: AllocationAction[], parallelism = 16): Promise<number> {
+  let failures = 0;
+  await forEachLimited(actions, parallelism, async (action) => {
+    try {
+      await applyOne(ctx, action);
+    } catch (err) {
+      failures++;
+      ctx.metrics.errors.inc({ action: action.kind });
+      ctx.log.error({ action: action.kind, target: targetOf(action), err: apiMessage(err) }, "action failed; will retry on the next plan");
+    }
+  });
+  return failures;
+}
+
+function targetOf(action: AllocationAction): string {
+  return "name" in action ? action.name : "node" in action ? action.node : action.kind;
+}
+
+async function applyOne(ctx: ActContext, action: AllocationAction): Promise<void> {
+  switch (action.kind) {
+    case "create": return createRecord(ctx, action);
+    case "release": return writeStatus(ctx, action.name, "release", {
+      phase: "Released", releasedAt: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
+    }, { type: "Allocated", status: "False", reason: "NodeDeleted", message: `node ${action.nodeName} is gone; CIDR held through the release cooldown` }, () => ctx.metrics.releases.inc());
+    case "delete": return deleteRecord(ctx, action.name);
+    case "quarantine": {
+      await writeStatus(ctx, action.name, "quarantine", { phase: "Quarantined" },
+        { type: "Allocated", status: "False", reason: action.reason, message: action.message }, () => ctx.metrics.quarantined.inc());
+      await ctx.recorder.emit({ kind: "NodeCIDR", name: action.name }, "Warning", action.reason, action.message);
+      return;
+    }
+    case "conflict":
+      ctx.metrics.conflicts.inc();
+      ctx.log.warn({ node: action.node, reason: action.reason }, action.message);
+      return ctx.recorder.emit({ kind: "Node", name: action.node, uid: ctx.nodes.cache.get(action.node)?.metadata?.uid }, "Warning", action.reason, action.message);
+    case "exhausted":
+      ctx.metrics.exhausted.inc({ pool: action.pool, family: `IPv${action.family}` });
+      ctx.log.warn({ node: action.node, pool: action.pool, family: action.family }, action.message);
+      return ctx.recorder.emit({ kind: "Node", name: action.node, uid: ctx.nodes.cache.get(action.node)?.metadata?.uid }, "Warning", action.reason, action.message);
+    case "updateNodeIPs": return patchNodeIPs(ctx, action.name, action.nodeIPs);
+    case "setNodePodCIDRs": return patchNodePodCidrs(ctx, action.node, action.cidrs);
+  }
+}
+
+async function createRecord(ctx: ActContext, action: Extract<AllocationAction, { kind: "create" }>): Promise<void> {
+  const name = cidrObjectName(action.cidr);
+  const body = {
+    apiVersion: "podnet.io/v1alpha1", kind: "NodeCIDR",
+    metadata: { name, labels: { "podnet.io/node": action.node, "podnet.io/pool": action.pool } },
+    spec: { nodeName: action.node, cidr: action.cidr, family: action.family === 6 ? "IPv6" : "IPv4", pool: action.pool, nodeIPs: action.nodeIPs, ...(action.adopted ? { adopted: true } : {}) },
+  };
+  ctx.metrics.apiWrites.inc({ action: "create" });
+  try {
+    const created = (await ctx.api.custom.createClusterCustomObject({ ...nodecidrs, body, fieldManager: ctx.api.fieldManager })) as NodeCidrObject & KubernetesObject;
+    ctx.records.cache.set(name, created);
+  } catch (err) {
+    if (!isAlreadyExists(err)) throw err;
+    // Our cache was behind: someone holds this CIDR already. Learn it; the next plan picks another.
+    const existing = await ctx.api.custom.getClusterCustomObject({ ...nodecidrs, name });
+    ctx.records.cache.set(name, existing as NodeCidrObject & KubernetesObject);
+    ctx.log.info({ node: action.node, cidr: action.cidr }, "CIDR already taken (cache behind); replanning");
+    return;
+  }
+  await writeStatus(ctx, name, "allocate", { phase: "Allocated" },
+    { type: "Allocated", status: "True", reason: action.adopted ? "Adopted" : "Allocated", message: `${action.cidr} from pool ${action.pool}${action.adopted ? " (adopted from node.spec.podCIDRs)" : ""}` });
+  ctx.metrics.allocations.inc({ pool: action.pool, family: `IPv${action.family}`, adopted: String(Boolean(action.adopted)) });
+  const created = ctx.nodes.cache.get(action.node)?.metadata?.creationTimestamp;
+  if (created) ctx.metrics.allocationLatency.observe(Math.max(0, (Date.now() - new Date(created).getTime()) / 1000));
+  ctx.log.info({ node: action.node, cidr: action.cidr, pool: action.pool, adopted: Boolean(action.adopted) }, "allocated");
+}
+
+async function writeStatus(ctx: ActContext, name: string, what: string, fields: object, condition: Parameters<typeof nextCondition>[1], onDone?: () => void): Promise<void> {
+  const current = ctx.records.cache.get(name);
+  const status = {
+    ...fields,
+    observedGeneration: current?.metadata?.generation,
+    conditions: [nextCondition(current?.status?.conditions, condition, current?.metadata?.generation, new Date())],
+  };
+  ctx.metrics.apiWrites.inc({ action: what });
+  const updated = (await applyStatus(ctx.api, "nodecidrs", name, "NodeCIDR", status)) as NodeCidrObject & KubernetesObject;
+  ctx.records.cache.set(name, updated);
+  onDone?.();
+  ctx.log.info({ nodecidr: name, phase: (fields as { phase?: string }).phase, reason: condition.reason }, `nodecidr ${what}`);
+}
+
+async function deleteRecord(ctx: ActContext, name: string): Promise<void> {
+  ctx.metrics.apiWrites.inc({ action: "delete" });
+  try {
+    await ctx.api.custom.deleteClusterCustomObject({ ...nodecidrs, name });
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  ctx.records.cache.delete(name);
+  ctx.metrics.deletions.inc();
+  ctx.log.info({ nodecidr: name }, "released CIDR deleted after cooldown; free to hand out again");
+}
+
+async function patchNodeIPs(ctx: ActContext, name: string, nodeIPs: string[]): Promise<void> {
+  ctx.metrics.apiWrites.inc({ action: "updateNodeIPs" });
+  const updated = await ctx.api.custom.patchClusterCustomObject({ ...nodecidrs, name, body: { spec: { nodeIPs } }, fieldManager: ctx.api.fieldManager }, mergePatch());
+  ctx.records.cache.set(name, updated as NodeCidrObject & KubernetesObject);
+  ctx.log.info({ nodecidr: name, nodeIPs }, "node IPs mirrored");
+}
+
+async function patchNodePodCidrs(ctx: ActContext, node: string, cidrs: string[]): Promise<void> {
+  ctx.metrics.apiWrites.inc({ action: "setNodePodCIDRs" });
+  const updated = await ctx.api.core.patchNode({ name: node, body: { spec: { podCIDR: cidrs[0], podCIDRs: cidrs } }, fieldManager: ctx.api.fieldManager }, mergePatch());
+  ctx.nodes.cache.set(node, updated);
+  ctx.log.info({ node, podCIDRs: cidrs }, "node.spec.podCIDRs filled");
+}

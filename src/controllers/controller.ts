@@ -1,0 +1,150 @@
+import type { Server } from "node:http";
+import type { KubernetesObject, V1Node } from "@kubernetes/client-node";
+import type { ControllerConfig } from "../config.js";
+import { sleep } from "../lib/backoff.js";
+import { EventRecorder } from "../lib/events.js";
+import { startHealthServer } from "../lib/health.js";
+import { Informer, type ListPage } from "../lib/informer.js";
+import { apiMessage, isAlreadyExists, podnetResource, type KubeApi } from "../lib/k8s.js";
+import { LeaderElector } from "../lib/leader.js";
+import type { Logger } from "../log.js";
+import { applyActions } from "./act.js";
+import { planAllocations } from "./allocation-plan.js";
+import { controllerMetrics } from "./metrics.js";
+import { defaultPool, plannerNode, plannerPool, plannerRecord, type NodeCidrObject, type PoolObject } from "./observe.js";
+import { writePoolStatuses } from "./pool-status.js";
+
+type Obj<T> = T & KubernetesObject;
+
+/**
+ * Level-based allocation loop: any change marks the state dirty; one plan at a time runs over the whole
+ * observed state (never before all caches synced, never as a follower) and its actions are applied.
+ */
+export class AllocationController {
+  readonly metrics = controllerMetrics();
+  readonly nodes: Informer<V1Node>;
+  readonly records: Informer<Obj<NodeCidrObject>>;
+  readonly pools: Informer<Obj<PoolObject>>;
+  readonly elector?: LeaderElector;
+  private readonly recorder: EventRecorder;
+  private leading = false;
+  private dirty = false;
+  private running = false;
+  private wake?: () => void;
+  private server?: Server;
+  plans = 0;
+
+  constructor(private readonly api: KubeApi, private readonly config: ControllerConfig, private readonly log: Logger) {
+    const onEvent = () => this.markDirty();
+    const onError = () => this.metrics.errors.inc({ action: "list-watch" });
+    this.nodes = new Informer<V1Node>({ api, path: "/api/v1/nodes", log, onEvent, onError,
+      list: (t) => api.core.listNode({ limit: 500, _continue: t }) as Promise<ListPage<V1Node>> });
+    this.records = new Informer({ api, path: "/apis/podnet.io/v1alpha1/nodecidrs", log, onEvent, onError,
+      list: (t) => api.custom.listClusterCustomObject({ ...podnetResource("nodecidrs"), limit: 500, _continue: t }) as Promise<ListPage<Obj<NodeCidrObject>>> });
+    this.pools = new Informer({ api, path: "/apis/podnet.io/v1alpha1/podcidrpools", log, onEvent, onError,
+      list: (t) => api.custom.listClusterCustomObject({ ...podnetResource("podcidrpools"), limit: 500, _continue: t }) as Promise<ListPage<Obj<PoolObject>>> });
+    this.recorder = new EventRecorder(api, "podnet-controller", log);
+    if (config["leader-elect"]) {
+      this.elector = new LeaderElector({
+        api, namespace: config["lease-namespace"], name: config["lease-name"], log,
+        leaseDurationMs: config["lease-duration"], renewDeadlineMs: config["renew-deadline"], retryPeriodMs: config["retry-period"],
+        onStartedLeading: () => this.setLeading(true), onStoppedLeading: () => this.setLeading(false),
+      });
+    }
+  }
+
+  get isLeader(): boolean { return this.leading; }
+  get synced(): boolean { return this.nodes.isSynced && this.records.isSynced && this.pools.isSynced; }
+  get metricsPort(): number | undefined { const a = this.server?.address(); return typeof a === "object" && a ? a.port : undefined; }
+
+  async start(): Promise<void> {
+    this.running = true;
+    this.server = await startHealthServer(this.config["metrics-address"], this.metrics.registry, {
+      healthy: () => this.running, ready: () => this.synced,
+    });
+    for (const informer of [this.nodes, this.records, this.pools]) informer.start();
+    if (this.elector) void this.elector.run();
+    else this.setLeading(true);
+    void this.loop();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.elector?.stop();
+    for (const informer of [this.nodes, this.records, this.pools]) informer.stop();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  private setLeading(value: boolean): void {
+    this.leading = value;
+    this.metrics.isLeader.set(value ? 1 : 0);
+    if (value) this.markDirty();
+  }
+
+  private markDirty(): void {
+    this.dirty = true;
+    this.wake?.();
+  }
+
+  private async loop(): Promise<void> {
+    await Promise.all([this.nodes.synced, this.records.synced, this.pools.synced]);
+    while (this.running) {
+      if (this.dirty && this.leading) {
+        this.dirty = false;
+        const nextWakeMs = await this.reconcile().catch((err: unknown) => {
+          this.log.error({ err: apiMessage(err) }, "reconcile failed; retrying");
+          this.dirty = true;
+          return 1_000;
+        });
+        await this.idle(nextWakeMs);
+      } else {
+        await this.idle(this.config["resync-period"]);
+        this.dirty = true; // periodic full resync repairs anything a lost event left behind
+      }
+    }
+  }
+
+  /** Sleep until something changes or `ms` passes; coalesces bursts of watch events into one plan. */
+  private async idle(ms: number): Promise<void> {
+    if (this.dirty && this.leading) { await sleep(5); return; }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => { this.dirty = true; resolve(); }, ms);
+      this.wake = () => { clearTimeout(timer); resolve(); };
+    });
+    this.wake = undefined;
+    await sleep(5);
+  }
+
+  /** One plan + act pass. Returns when the next pass is due even without events (cooldown expiry). */
+  private async reconcile(): Promise<number> {
+    await this.ensureDefaultPool();
+    const started = performance.now();
+    const plan = planAllocations({
+      nodes: [...this.nodes.cache.values()].map(plannerNode),
+      records: [...this.records.cache.values()].map(plannerRecord),
+      pools: [...this.pools.cache.values()].map(plannerPool),
+      config: { cooldownMs: this.config["release-cooldown"], serviceCIDRs: this.config["service-cidr"], fillNodePodCIDRs: this.config["fill-node-podcidrs"] },
+      now: Date.now(),
+    });
+    this.metrics.planDuration.observe((performance.now() - started) / 1000);
+    this.plans++;
+    const failures = await applyActions({ api: this.api, nodes: this.nodes, records: this.records, recorder: this.recorder, metrics: this.metrics, log: this.log }, plan.actions);
+    await writePoolStatuses({ api: this.api, pools: this.pools, metrics: this.metrics, log: this.log }, plan.poolStatuses);
+    if (failures > 0) { this.dirty = true; return 1_000; }
+    if (plan.actions.some((a) => a.kind === "create" || a.kind === "delete")) this.dirty = true; // writes may unblock more work
+    return plan.nextCheckAt !== undefined ? Math.max(50, plan.nextCheckAt - Date.now()) : this.config["resync-period"];
+  }
+
+  private async ensureDefaultPool(): Promise<void> {
+    const name = this.config["default-pool"];
+    if (this.pools.cache.has(name)) return;
+    try {
+      const created = await this.api.custom.createClusterCustomObject({ ...podnetResource("podcidrpools"), body: defaultPool(this.config), fieldManager: this.api.fieldManager });
+      this.pools.cache.set(name, created as Obj<PoolObject>);
+      this.log.info({ pool: name, cidrs: this.config["cluster-cidr"] }, "default pool created from configuration");
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+    }
+  }
+}

@@ -1,0 +1,29 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/** The controller's Prometheus metrics, on a registry of its own (tests run several controllers at once). */
+export function controllerMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "podnet_controller_" });
+  const labels = ["pool", "family"] as const;
+  return {
+    registry,
+    poolSize: new Gauge({ name: "podnet_pool_size", help: "Node CIDRs in the pool's valid ranges", labelNames: labels, registers: [registry] }),
+    poolAllocated: new Gauge({ name: "podnet_pool_allocated", help: "Node CIDRs held (allocated, released in cooldown or quarantined)", labelNames: labels, registers: [registry] }),
+    poolFree: new Gauge({ name: "podnet_pool_free", help: "Node CIDRs free to hand out", labelNames: labels, registers: [registry] }),
+    allocations: new Counter({ name: "podnet_allocations_total", help: "NodeCIDRs created (adopted or allocated)", labelNames: ["pool", "family", "adopted"], registers: [registry] }),
+    releases: new Counter({ name: "podnet_releases_total", help: "NodeCIDRs released after their Node went away", registers: [registry] }),
+    deletions: new Counter({ name: "podnet_nodecidr_deletions_total", help: "NodeCIDRs deleted after the release cooldown", registers: [registry] }),
+    quarantined: new Counter({ name: "podnet_quarantined_total", help: "NodeCIDRs quarantined as bad records", registers: [registry] }),
+    exhausted: new Counter({ name: "podnet_exhausted_total", help: "Allocation attempts that found the pool exhausted", labelNames: ["pool", "family"], registers: [registry] }),
+    conflicts: new Counter({ name: "podnet_conflicts_total", help: "Nodes whose preset podCIDR conflicts or lies outside every pool", registers: [registry] }),
+    errors: new Counter({ name: "podnet_controller_errors_total", help: "API writes that failed", labelNames: ["action"], registers: [registry] }),
+    apiWrites: new Counter({ name: "podnet_controller_api_writes_total", help: "API writes issued", labelNames: ["action"], registers: [registry] }),
+    allocationLatency: new Histogram({
+      name: "podnet_allocation_latency_seconds", help: "Node creation to its NodeCIDR marked Allocated",
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300], registers: [registry],
+    }),
+    planDuration: new Histogram({ name: "podnet_plan_duration_seconds", help: "Time to compute one allocation plan", buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1], registers: [registry] }),
+    isLeader: new Gauge({ name: "podnet_controller_is_leader", help: "1 when this replica holds the lease", registers: [registry] }),
+  };
+}
+export type ControllerMetrics = ReturnType<typeof controllerMetrics>;

@@ -1,0 +1,72 @@
+import type { V1Node } from "@kubernetes/client-node";
+import type { NodeCidrSpec, NodeCidrStatus } from "../crds/nodecidr.js";
+import type { PoolSpec } from "../crds/pool.js";
+import type { ControllerConfig } from "../config.js";
+import type { PlannerNode, PlannerPool, PlannerRecord } from "./allocation-plan.js";
+
+/** Pure mappings from API objects to the planner's inputs. */
+
+export interface NodeCidrObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; uid?: string; resourceVersion?: string; generation?: number; creationTimestamp?: string | Date; labels?: Record<string, string> };
+  spec: NodeCidrSpec;
+  status?: NodeCidrStatus;
+}
+
+export interface PoolObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; uid?: string; generation?: number; resourceVersion?: string };
+  spec: PoolSpec;
+  status?: Record<string, unknown>;
+}
+
+export function plannerNode(node: V1Node): PlannerNode {
+  return {
+    name: node.metadata!.name!,
+    uid: node.metadata?.uid ?? "",
+    labels: node.metadata?.labels ?? {},
+    podCIDRs: node.spec?.podCIDRs ?? (node.spec?.podCIDR ? [node.spec.podCIDR] : []),
+    internalIPs: (node.status?.addresses ?? []).filter((a) => a.type === "InternalIP").map((a) => a.address),
+    deleting: Boolean(node.metadata?.deletionTimestamp),
+  };
+}
+
+export function plannerRecord(obj: NodeCidrObject): PlannerRecord {
+  const releasedAt = obj.status?.releasedAt ? Date.parse(obj.status.releasedAt) : undefined;
+  return {
+    name: obj.metadata!.name!,
+    nodeName: obj.spec.nodeName,
+    cidr: obj.spec.cidr,
+    family: obj.spec.family === "IPv6" ? 6 : 4,
+    pool: obj.spec.pool,
+    nodeIPs: obj.spec.nodeIPs ?? [],
+    phase: obj.status?.phase,
+    ...(releasedAt !== undefined && !Number.isNaN(releasedAt) ? { releasedAt } : {}),
+  };
+}
+
+export function plannerPool(obj: PoolObject): PlannerPool {
+  return {
+    name: obj.metadata!.name!,
+    nodeSelector: obj.spec.nodeSelector ?? {},
+    ...(obj.spec.ipv4 ? { v4: { cidrs: obj.spec.ipv4.cidrs, nodePrefix: obj.spec.ipv4.nodeMaskSize } } : {}),
+    ...(obj.spec.ipv6 ? { v6: { cidrs: obj.spec.ipv6.cidrs, nodePrefix: obj.spec.ipv6.nodeMaskSize } } : {}),
+  };
+}
+
+/** The PodCIDRPool the controller creates from its flags when none of that name exists. */
+export function defaultPool(config: ControllerConfig): PoolObject {
+  const v4 = config["cluster-cidr"].filter((c) => !c.includes(":"));
+  const v6 = config["cluster-cidr"].filter((c) => c.includes(":"));
+  return {
+    apiVersion: "podnet.io/v1alpha1",
+    kind: "PodCIDRPool",
+    metadata: { name: config["default-pool"] },
+    spec: {
+      ...(v4.length ? { ipv4: { cidrs: v4, nodeMaskSize: config["node-mask-v4"] } } : {}),
+      ...(v6.length ? { ipv6: { cidrs: v6, nodeMaskSize: config["node-mask-v6"] } } : {}),
+    },
+  };
+}

@@ -1,0 +1,54 @@
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { conditionsEqual, nextCondition } from "../lib/conditions.js";
+import type { Informer } from "../lib/informer.js";
+import { apiMessage, applyStatus, type KubeApi } from "../lib/k8s.js";
+import type { Logger } from "../log.js";
+import type { PoolStatusReport } from "./allocation-plan.js";
+import type { ControllerMetrics } from "./metrics.js";
+import type { PoolObject } from "./observe.js";
+import type { Condition } from "../crds/common.js";
+
+interface PoolStatusContext {
+  api: KubeApi;
+  pools: Informer<PoolObject & KubernetesObject>;
+  metrics: ControllerMetrics;
+  log: Logger;
+}
+
+interface FamilyUsage { size: string; allocated: number; free: string }
+interface WrittenPoolStatus { observedGeneration?: number; ipv4?: FamilyUsage; ipv6?: FamilyUsage; conditions?: Condition[] }
+
+/** Mirror each pool's usage into metrics and, when it changed, into the pool's status. */
+export async function writePoolStatuses(ctx: PoolStatusContext, reports: PoolStatusReport[]): Promise<void> {
+  for (const report of reports) {
+    const pool = ctx.pools.cache.get(report.pool);
+    if (!pool) continue;
+    const generation = pool.metadata?.generation;
+    const current = pool.status as WrittenPoolStatus | undefined;
+    const usage: Pick<WrittenPoolStatus, "ipv4" | "ipv6"> = {};
+    for (const [family, key] of [[4, "ipv4"], [6, "ipv6"]] as const) {
+      const u = report.usage[family];
+      if (!u) continue;
+      usage[key] = { size: String(u.size), allocated: Number(u.allocated), free: String(u.free) };
+      const labels = { pool: report.pool, family: `IPv${family}` };
+      ctx.metrics.poolSize.set(labels, Number(u.size));
+      ctx.metrics.poolAllocated.set(labels, Number(u.allocated));
+      ctx.metrics.poolFree.set(labels, Number(u.free));
+    }
+    const conditions = report.conditions.map((c) => nextCondition(current?.conditions, c, generation, new Date()));
+    const unchanged = current?.observedGeneration === generation && conditionsEqual(current?.conditions, conditions)
+      && JSON.stringify(current?.ipv4) === JSON.stringify(usage.ipv4) && JSON.stringify(current?.ipv6) === JSON.stringify(usage.ipv6);
+    if (unchanged) continue;
+    try {
+      ctx.metrics.apiWrites.inc({ action: "poolStatus" });
+      const updated = await applyStatus(ctx.api, "podcidrpools", report.pool, "PodCIDRPool", { observedGeneration: generation, ...usage, conditions });
+      ctx.pools.cache.set(report.pool, updated as PoolObject & KubernetesObject);
+      for (const c of conditions.filter((c) => c.status === "True" ? c.type === "Exhausted" : c.type === "Valid")) {
+        ctx.log.warn({ pool: report.pool, condition: c.type, reason: c.reason }, c.message);
+      }
+    } catch (err) {
+      ctx.metrics.errors.inc({ action: "poolStatus" });
+      ctx.log.error({ pool: report.pool, err: apiMessage(err) }, "could not write pool status");
+    }
+  }
+}

@@ -1,0 +1,92 @@
+import { Address4, Address6 } from "ip-address";
+
+/** IPv4/IPv6 CIDR maths on BigInt. ip-address parses; it accepts host bits and cannot iterate subnets. */
+export type IpFamily = 4 | 6;
+export interface Cidr { readonly family: IpFamily; readonly network: bigint; readonly prefix: number }
+export interface IpAddr { readonly family: IpFamily; readonly value: bigint }
+
+export class InvalidCidrError extends Error {
+  override name = "InvalidCidrError";
+}
+
+const bits = (family: IpFamily) => (family === 4 ? 32 : 128);
+const mask = (family: IpFamily, prefix: number) => ((1n << BigInt(bits(family))) - 1n) ^ ((1n << BigInt(bits(family) - prefix)) - 1n);
+
+export function parseIp(text: string): IpAddr {
+  const t = text.trim();
+  if (t.includes(":")) {
+    if (!Address6.isValid(t) || t.includes("/") || t.includes("%")) throw new InvalidCidrError(`"${text}" is not an IP address`);
+    return { family: 6, value: new Address6(t).bigInt() };
+  }
+  // Leading zeros are ambiguous (octal in some parsers): reject them like Go's netip does.
+  if (!/^(\d{1,3})(\.\d{1,3}){3}$/.test(t) || t.split(".").some((o) => (o.length > 1 && o.startsWith("0")) || Number(o) > 255)) {
+    throw new InvalidCidrError(`"${text}" is not an IP address`);
+  }
+  return { family: 4, value: new Address4(t).bigInt() };
+}
+
+export function formatIp(ip: IpAddr): string {
+  if (ip.family === 4) return Address4.fromBigInt(ip.value).correctForm();
+  return Address6.fromBigInt(ip.value).correctForm();
+}
+
+export function parseCidr(text: string, opts: { allowHostBits?: boolean } = {}): Cidr {
+  const slash = text.indexOf("/");
+  if (slash < 0) throw new InvalidCidrError(`"${text}" is not a CIDR: missing /prefix`);
+  const ip = parseIp(text.slice(0, slash));
+  const prefixText = text.slice(slash + 1).trim();
+  const prefix = Number(prefixText);
+  if (!/^\d{1,3}$/.test(prefixText) || prefix > bits(ip.family) || (prefixText.length > 1 && prefixText.startsWith("0"))) {
+    throw new InvalidCidrError(`"${text}" has an invalid prefix length (IPv${ip.family} allows 0-${bits(ip.family)})`);
+  }
+  const network = ip.value & mask(ip.family, prefix);
+  if (network !== ip.value && !opts.allowHostBits) {
+    const suggestion = formatCidr({ family: ip.family, network, prefix });
+    throw new InvalidCidrError(`${text} has host bits set; did you mean ${suggestion}?`);
+  }
+  return { family: ip.family, network, prefix };
+}
+
+export const formatCidr = (c: Cidr) => `${formatIp({ family: c.family, value: c.network })}/${c.prefix}`;
+export const canonicalCidr = (text: string) => formatCidr(parseCidr(text));
+
+export function isCanonicalCidr(text: string): boolean {
+  try { return canonicalCidr(text) === text; } catch { return false; }
+}
+
+export const cidrContainsIp = (c: Cidr, ip: IpAddr) => c.family === ip.family && (ip.value & mask(c.family, c.prefix)) === c.network;
+
+export const cidrContains = (outer: Cidr, inner: Cidr) =>
+  outer.family === inner.family && outer.prefix <= inner.prefix && (inner.network & mask(outer.family, outer.prefix)) === outer.network;
+
+export const cidrsOverlap = (a: Cidr, b: Cidr) => cidrContains(a, b) || cidrContains(b, a);
+
+function checkSubnetPrefix(range: Cidr, prefix: number): void {
+  if (!Number.isInteger(prefix) || prefix < range.prefix || prefix > bits(range.family)) {
+    throw new InvalidCidrError(`a /${prefix} subnet cannot be cut from ${formatCidr(range)}`);
+  }
+}
+
+export function subnetCount(range: Cidr, prefix: number): bigint {
+  checkSubnetPrefix(range, prefix);
+  return 1n << BigInt(prefix - range.prefix);
+}
+
+export function nthSubnet(range: Cidr, prefix: number, n: bigint): Cidr {
+  const count = subnetCount(range, prefix);
+  if (n < 0n || n >= count) throw new InvalidCidrError(`subnet #${n} is outside ${formatCidr(range)} (${count} /${prefix} subnets)`);
+  return { family: range.family, network: range.network + (n << BigInt(bits(range.family) - prefix)), prefix };
+}
+
+export function subnetIndex(range: Cidr, sub: Cidr): bigint {
+  if (!cidrContains(range, sub)) throw new InvalidCidrError(`${formatCidr(sub)} is not inside ${formatCidr(range)}`);
+  return (sub.network - range.network) >> BigInt(bits(range.family) - sub.prefix);
+}
+
+/** Object name for a CIDR: what the CRD's CEL rule derives, '.', ':' and '/' each replaced by '-'. */
+export function cidrObjectName(c: Cidr | string): string {
+  const text = typeof c === "string" ? canonicalCidr(c) : formatCidr(c);
+  return text.replace(/[.:/]/g, "-");
+}
+
+export const familyName = (f: IpFamily): "IPv4" | "IPv6" => (f === 4 ? "IPv4" : "IPv6");

@@ -1,0 +1,26 @@
+import type { Condition } from "../crds/common.js";
+
+export interface ConditionInput {
+  type: string;
+  status: "True" | "False" | "Unknown";
+  reason: string;
+  message: string;
+}
+
+/**
+ * The condition to write: lastTransitionTime moves only when the status flips (API conventions), so a
+ * level-based loop rewriting the same condition does not pretend something changed.
+ */
+export function nextCondition(existing: Condition[] | undefined, input: ConditionInput, generation: number | undefined, now: Date): Condition {
+  const previous = existing?.find((c) => c.type === input.type);
+  const lastTransitionTime = previous && previous.status === input.status ? previous.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, "Z");
+  return { ...input, ...(generation !== undefined ? { observedGeneration: generation } : {}), lastTransitionTime };
+}
+
+/** True when writing `wanted` would change nothing that matters (ignores lastTransitionTime). */
+export function conditionsEqual(existing: Condition[] | undefined, wanted: Condition[]): boolean {
+  return wanted.every((w) => {
+    const e = existing?.find((c) => c.type === w.type);
+    return e !== undefined && e.status === w.status && e.reason === w.reason && e.message === w.message && e.observedGeneration === w.observedGeneration;
+  });
+}

@@ -1,0 +1,16 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export function agentMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "podnet_agent_" });
+  return {
+    registry,
+    routesDesired: new Gauge({ name: "podnet_agent_routes_desired", help: "Routes to other nodes' pod CIDRs this node should have", registers: [registry] }),
+    routesInstalled: new Gauge({ name: "podnet_agent_routes_installed", help: "podnet routes present in the kernel after the last sync", registers: [registry] }),
+    routeChanges: new Counter({ name: "podnet_agent_route_changes_total", help: "Routes added, replaced or deleted", labelNames: ["op"], registers: [registry] }),
+    syncDuration: new Histogram({ name: "podnet_agent_sync_duration_seconds", help: "One full sync pass", buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5], registers: [registry] }),
+    errors: new Counter({ name: "podnet_agent_errors_total", help: "Failed sync steps", labelNames: ["step"], registers: [registry] }),
+    rejected: new Gauge({ name: "podnet_agent_rejected_records", help: "NodeCIDRs the agent refuses to route (bad node IP, overlap)", registers: [registry] }),
+  };
+}
+export type AgentMetrics = ReturnType<typeof agentMetrics>;

@@ -1,0 +1,51 @@
+import { describe, expect, it } from "vitest";
+import { desiredNodeState, type ObservedNodeCidr } from "./desired-state.js";
+
+const rec = (nodeName: string, cidr: string, nodeIPs: string[], phase = "Allocated"): ObservedNodeCidr =>
+  ({ name: cidr.replace(/[.:/]/g, "-"), nodeName, cidr, nodeIPs, phase });
+
+describe("desiredNodeState", () => {
+  it("routes every other node's CIDR via its same-family node IP and keeps its own CIDRs IPv4 first", () => {
+    const s = desiredNodeState([
+      rec("a", "fd00:10:244:1::/64", ["192.168.1.1", "fd00::1"]), rec("a", "10.244.1.0/24", ["192.168.1.1", "fd00::1"]),
+      rec("b", "10.244.2.0/24", ["192.168.1.2", "fd00::2"]), rec("b", "fd00:10:244:2::/64", ["192.168.1.2", "fd00::2"]),
+    ], "a");
+    expect(s.ownCidrs).toEqual(["10.244.1.0/24", "fd00:10:244:1::/64"]);
+    expect(s.routes).toEqual([
+      { dst: "10.244.2.0/24", via: "192.168.1.2", nodeName: "b" },
+      { dst: "fd00:10:244:2::/64", via: "fd00::2", nodeName: "b" },
+    ]);
+    expect(s.families).toEqual([4, 6]);
+    expect(s.rejected).toEqual([]);
+  });
+
+  it("ignores released and quarantined records", () => {
+    const s = desiredNodeState([rec("b", "10.244.2.0/24", ["192.168.1.2"], "Released"), rec("c", "10.244.3.0/24", ["192.168.1.3"], "Quarantined")], "a");
+    expect(s.routes).toEqual([]);
+    expect(s.podCidrs).toEqual([]);
+  });
+
+  it.each([
+    ["a node IP inside the pod range", ["10.244.9.7"], "InvalidNodeIP", "inside pod CIDR"],
+    ["a loopback node IP", ["127.0.0.1"], "InvalidNodeIP", "loopback"],
+    ["an unparsable node IP", ["node-b.example"], "InvalidNodeIP", "unparsable"],
+    ["no node IP of the CIDR's family", ["fd00::2"], "NoNodeIPForFamily", "no IPv4 node IP"],
+  ])("rejects %s and still routes to healthy nodes", (_case, ips, reason, message) => {
+    const s = desiredNodeState([rec("b", "10.244.2.0/24", ips), rec("c", "10.244.3.0/24", ["192.168.1.3"]), rec("x", "10.244.9.0/24", ["192.168.1.9"])], "a");
+    expect(s.rejected).toHaveLength(1);
+    expect(s.rejected[0]).toMatchObject({ nodeName: "b", reason });
+    expect(s.rejected[0]!.message).toContain(message);
+    expect(s.routes.map((r) => r.nodeName)).toEqual(["c", "x"]);
+  });
+
+  it("withholds routes for two records claiming overlapping ranges, and only for them", () => {
+    const s = desiredNodeState([rec("b", "10.244.2.0/24", ["192.168.1.2"]), rec("c", "10.244.2.0/23", ["192.168.1.3"]), rec("d", "10.244.4.0/24", ["192.168.1.4"])], "a");
+    expect(s.rejected.map((r) => [r.nodeName, r.reason]).sort()).toEqual([["b", "OverlappingCIDR"], ["c", "OverlappingCIDR"]]);
+    expect(s.routes.map((r) => r.dst)).toEqual(["10.244.4.0/24"]);
+  });
+
+  it("finds an overlap hidden behind a large range that contains two disjoint ones", () => {
+    const s = desiredNodeState([rec("b", "10.0.0.0/8", ["192.168.1.2"]), rec("c", "10.1.0.0/24", ["192.168.1.3"]), rec("d", "10.200.0.0/24", ["192.168.1.4"])], "a");
+    expect(s.rejected.map((r) => r.nodeName).sort()).toEqual(["b", "c", "d"]);
+  });
+});

@@ -1,0 +1,102 @@
+import { cidrContainsIp, formatCidr, InvalidCidrError, parseCidr, parseIp, type Cidr, type IpFamily } from "../lib/cidr.js";
+
+/** What the agent reads from one NodeCIDR (the controller mirrors node IPs into it). */
+export interface ObservedNodeCidr {
+  name: string;
+  nodeName: string;
+  cidr: string;
+  nodeIPs: string[];
+  phase?: string;
+}
+
+export interface DesiredRoute { dst: string; via: string; nodeName: string }
+
+/** A record the agent refuses to act on, with the reason it tells the user. */
+export interface RejectedRecord { name: string; nodeName: string; reason: "InvalidNodeIP" | "NoNodeIPForFamily" | "OverlappingCIDR" | "InvalidCIDR"; message: string }
+
+export interface DesiredNodeState {
+  /** This node's pod CIDRs, IPv4 first (what the CNI config hands out). */
+  ownCidrs: string[];
+  /** Every live pod CIDR in the cluster, for "pod traffic stays un-NATed inside the pod network". */
+  podCidrs: string[];
+  routes: DesiredRoute[];
+  rejected: RejectedRecord[];
+  families: IpFamily[];
+}
+
+const live = (r: ObservedNodeCidr) => r.phase === "Allocated";
+
+/**
+ * Pure: all NodeCIDRs + this node's name → what the node should look like. Bad records are rejected
+ * one by one with a reason; they never block the routes to other, healthy nodes.
+ */
+export function desiredNodeState(records: ObservedNodeCidr[], self: string): DesiredNodeState {
+  const rejected: RejectedRecord[] = [];
+  const parsed: Array<{ r: ObservedNodeCidr; c: Cidr }> = [];
+  for (const r of records.filter(live)) {
+    try {
+      parsed.push({ r, c: parseCidr(r.cidr) });
+    } catch (err) {
+      rejected.push({ name: r.name, nodeName: r.nodeName, reason: "InvalidCIDR", message: err instanceof InvalidCidrError ? err.message : String(err) });
+    }
+  }
+  const overlapping = findOverlaps(parsed);
+  for (const { r, c } of parsed.filter((p) => overlapping.has(p.r.name))) {
+    rejected.push({ name: r.name, nodeName: r.nodeName, reason: "OverlappingCIDR", message: `${formatCidr(c)} of node ${r.nodeName} overlaps ${overlapping.get(r.name)}; routes to both are withheld` });
+  }
+  const usable = parsed.filter((p) => !overlapping.has(p.r.name));
+  const podRanges = usable.map((p) => p.c);
+  const routes: DesiredRoute[] = [];
+  for (const { r, c } of usable.filter((p) => p.r.nodeName !== self)) {
+    const via = gatewayFor(r, c, podRanges);
+    if ("reason" in via) rejected.push(via);
+    else routes.push({ dst: formatCidr(c), via: via.ip, nodeName: r.nodeName });
+  }
+  const own = usable.filter((p) => p.r.nodeName === self).sort((a, b) => a.c.family - b.c.family);
+  return {
+    ownCidrs: own.map((p) => formatCidr(p.c)),
+    podCidrs: usable.map((p) => formatCidr(p.c)).sort(),
+    routes: routes.sort((a, b) => a.dst.localeCompare(b.dst)),
+    rejected,
+    families: [...new Set(own.map((p) => p.c.family))].sort(),
+  };
+}
+
+function gatewayFor(r: ObservedNodeCidr, c: Cidr, podRanges: Cidr[]): { ip: string } | RejectedRecord {
+  const reject = (reason: RejectedRecord["reason"], message: string): RejectedRecord => ({ name: r.name, nodeName: r.nodeName, reason, message });
+  let sameFamily: string | undefined;
+  for (const text of r.nodeIPs) {
+    let ip;
+    try { ip = parseIp(text); } catch { return reject("InvalidNodeIP", `node ${r.nodeName} has an unparsable node IP "${text}"`); }
+    if (ip.family !== c.family) continue;
+    if (isLoopbackOrUnspecified(ip.value, ip.family)) return reject("InvalidNodeIP", `node ${r.nodeName} has node IP ${text}, which is loopback or unspecified`);
+    const inside = podRanges.find((p) => p.family === ip.family && cidrContainsIp(p, ip));
+    if (inside) return reject("InvalidNodeIP", `node ${r.nodeName} has node IP ${text} inside pod CIDR ${formatCidr(inside)}; a route through it would loop`);
+    sameFamily ??= text;
+  }
+  return sameFamily ? { ip: sameFamily } : reject("NoNodeIPForFamily", `node ${r.nodeName} has no IPv${c.family} node IP to route ${formatCidr(c)} through`);
+}
+
+function isLoopbackOrUnspecified(value: bigint, family: IpFamily): boolean {
+  if (family === 4) return value >> 24n === 127n || value === 0n;
+  return value === 1n || value === 0n;
+}
+
+/**
+ * name → a CIDR it collides with, for every record overlapping another. Sorted sweep: a range overlaps some
+ * earlier range exactly when it starts before the furthest end seen so far, so O(n log n) in all.
+ */
+function findOverlaps(parsed: Array<{ r: ObservedNodeCidr; c: Cidr }>): Map<string, string> {
+  const out = new Map<string, string>();
+  const end = (c: Cidr) => c.network + (1n << BigInt((c.family === 4 ? 32 : 128) - c.prefix)) - 1n;
+  const sorted = [...parsed].sort((a, b) => a.c.family - b.c.family || (a.c.network < b.c.network ? -1 : a.c.network > b.c.network ? 1 : 0));
+  let reach: { r: ObservedNodeCidr; c: Cidr } | undefined;
+  for (const cur of sorted) {
+    if (reach && reach.c.family === cur.c.family && cur.c.network <= end(reach.c)) {
+      out.set(reach.r.name, formatCidr(cur.c));
+      out.set(cur.r.name, formatCidr(reach.c));
+    }
+    if (!reach || reach.c.family !== cur.c.family || end(cur.c) > end(reach.c)) reach = cur;
+  }
+  return out;
+}

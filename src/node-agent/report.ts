@@ -1,0 +1,56 @@
+import type { ConditionInput } from "../lib/conditions.js";
+import type { RejectedRecord } from "./desired-state.js";
+
+/** What one sync pass did, gathered from the shells; turned into conditions by `agentConditions`. */
+export interface SyncOutcome {
+  routes: { desired: number; installed: number; added: number; replaced: number; deleted: number; conflicts: string[]; unreachable: string[]; error?: string };
+  cni: { path: string; changed: boolean; shadowedBy: string[]; missingPlugins: string[]; error?: string; skipped?: string };
+  masquerade: { enabled: boolean; error?: string };
+  sysctls: { error?: string };
+  rejected: RejectedRecord[];
+}
+
+const ok = (type: string, reason: string, message: string): ConditionInput => ({ type, status: "True", reason, message });
+const bad = (type: string, reason: string, message: string): ConditionInput => ({ type, status: "False", reason, message });
+
+/** Pure: a sync outcome → the agent's conditions on its node's NodeCIDR(s). Ready summarises the rest. */
+export function agentConditions(o: SyncOutcome): ConditionInput[] {
+  const routes = routesCondition(o);
+  const cni = cniCondition(o);
+  const masq = o.masquerade.error
+    ? bad("MasqueradeReady", "NftablesFailed", o.masquerade.error)
+    : ok("MasqueradeReady", o.masquerade.enabled ? "Applied" : "Disabled", o.masquerade.enabled ? "pod traffic leaving the pod network is masqueraded" : "masquerade disabled by configuration");
+  const sysctl = o.sysctls.error ? bad("SysctlsReady", "SysctlFailed", o.sysctls.error) : ok("SysctlsReady", "Set", "forwarding enabled");
+  const shadowed = o.cni.shadowedBy.length
+    ? ok("CNIConfigShadowed", "EarlierConfigPresent", `${o.cni.shadowedBy.join(", ")} sorts before ${o.cni.path}`)
+    : bad("CNIConfigShadowed", "NotShadowed", "podnet's conflist is the one the runtime picks");
+  const parts = [routes, cni, masq, sysctl];
+  const failing = parts.filter((c) => c.status !== "True");
+  const ready = failing.length === 0
+    ? ok("Ready", "NodeNetworkReady", "routes, CNI config, masquerade and sysctls are in place")
+    : bad("Ready", failing[0]!.reason, failing.map((c) => `${c.type}: ${c.message}`).join("; "));
+  return [...parts, shadowed, ready];
+}
+
+function routesCondition(o: SyncOutcome): ConditionInput {
+  const r = o.routes;
+  if (r.error) return bad("RoutesProgrammed", "RouteSyncFailed", r.error);
+  const problems = [
+    ...r.conflicts.map((c) => `conflict: ${c}`),
+    ...r.unreachable.map((u) => `unreachable: ${u}`),
+    ...o.rejected.map((x) => `${x.reason}: ${x.message}`),
+  ];
+  const summary = `${r.installed}/${r.desired} routes installed (+${r.added} ~${r.replaced} -${r.deleted})`;
+  if (problems.length === 0) return ok("RoutesProgrammed", "Programmed", summary);
+  const reason = r.conflicts.length ? "RouteConflict" : r.unreachable.length ? "NodeUnreachable" : o.rejected[0]!.reason;
+  return bad("RoutesProgrammed", reason, `${summary}; ${problems.slice(0, 5).join("; ")}${problems.length > 5 ? ` (+${problems.length - 5} more)` : ""}`);
+}
+
+function cniCondition(o: SyncOutcome): ConditionInput {
+  const c = o.cni;
+  if (c.error) return bad("CNIConfigured", "WriteFailed", c.error);
+  if (c.skipped) return bad("CNIConfigured", "NoPodCIDR", c.skipped);
+  if (c.missingPlugins.length) return bad("CNIConfigured", "PluginsMissing", `CNI plugins missing: ${c.missingPlugins.join(", ")}`);
+  if (c.shadowedBy.length) return bad("CNIConfigured", "CNIConfigShadowed", `${c.shadowedBy.join(", ")} sorts before ${c.path}; the container runtime will use it instead of podnet's config`);
+  return ok("CNIConfigured", "Written", `${c.path} ${c.changed ? "written" : "up to date"}`);
+}

@@ -1,0 +1,65 @@
+import type { CoreV1Event, V1Node } from "@kubernetes/client-node";
+import { forEachLimited, mergePatch, podnetResource, type KubeApi } from "../../src/lib/k8s.js";
+import type { NodeCidrObject } from "../../src/controllers/observe.js";
+
+/** Test helpers that create and read cluster objects the way a user or kubelet would. */
+
+export interface TestNode { name: string; ip?: string; labels?: Record<string, string>; podCIDRs?: string[] }
+
+export async function createNodes(api: KubeApi, nodes: TestNode[], parallelism = 16): Promise<void> {
+  await forEachLimited(nodes, parallelism, async (n) => {
+    const body: V1Node = {
+      metadata: { name: n.name, labels: n.labels ?? {} },
+      spec: n.podCIDRs ? { podCIDR: n.podCIDRs[0], podCIDRs: n.podCIDRs } : {},
+    };
+    await api.core.createNode({ body });
+    // Addresses are status, which create ignores: report them the way kubelet does, via nodes/status.
+    if (n.ip) {
+      await api.core.patchNodeStatus({ name: n.name, body: { status: { addresses: [{ type: "InternalIP", address: n.ip }] } } }, mergePatch());
+    }
+  });
+}
+
+export async function deleteNodes(api: KubeApi, names: string[]): Promise<void> {
+  await forEachLimited(names, 16, async (name) => { await api.core.deleteNode({ name }); });
+}
+
+export async function listNodeCidrs(api: KubeApi): Promise<NodeCidrObject[]> {
+  const out: NodeCidrObject[] = [];
+  let token: string | undefined;
+  do {
+    const page = (await api.custom.listClusterCustomObject({ ...podnetResource("nodecidrs"), limit: 500, _continue: token })) as { items: NodeCidrObject[]; metadata?: { _continue?: string; continue?: string } };
+    out.push(...page.items);
+    token = page.metadata?._continue ?? page.metadata?.continue;
+  } while (token);
+  return out;
+}
+
+export async function eventsFor(api: KubeApi, kind: string, name?: string): Promise<CoreV1Event[]> {
+  const selector = [`involvedObject.kind=${kind}`, ...(name ? [`involvedObject.name=${name}`] : [])].join(",");
+  return (await api.core.listNamespacedEvent({ namespace: "default", fieldSelector: selector })).items;
+}
+
+export const allocated = (records: NodeCidrObject[]) => records.filter((r) => r.status?.phase === "Allocated");
+
+/**
+ * The allocation invariants, checked on any observed snapshot: no node holds two live CIDRs of one family
+ * and no two live CIDRs overlap (names are CIDRs, so exact duplicates cannot exist at all).
+ */
+export function invariantViolations(records: NodeCidrObject[]): string[] {
+  const problems: string[] = [];
+  const live = records.filter((r) => r.status?.phase !== "Quarantined");
+  const perNodeFamily = new Map<string, string>();
+  for (const r of live.filter((r) => r.status?.phase !== "Released")) {
+    const key = `${r.spec.nodeName}/${r.spec.family}`;
+    const other = perNodeFamily.get(key);
+    if (other) problems.push(`${key} holds ${other} and ${r.spec.cidr}`);
+    perNodeFamily.set(key, r.spec.cidr);
+  }
+  const seen = new Set<string>();
+  for (const r of live) {
+    if (seen.has(r.spec.cidr)) problems.push(`${r.spec.cidr} held twice`);
+    seen.add(r.spec.cidr);
+  }
+  return problems;
+}

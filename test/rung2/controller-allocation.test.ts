@@ -1,0 +1,113 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { mergePatch, podnetResource } from "../../src/lib/k8s.js";
+import type { AllocationController } from "../../src/controllers/controller.js";
+import { useControlPlane } from "../harness/api-fixture.js";
+import { allocated, createNodes, deleteNodes, eventsFor, invariantViolations, listNodeCidrs } from "../harness/cluster-objects.js";
+import { startController } from "../harness/controller-fixture.js";
+import { waitFor } from "../harness/processes.js";
+
+const fx = useControlPlane();
+const pools = podnetResource("podcidrpools");
+const nodecidrs = podnetResource("nodecidrs");
+let controller: AllocationController | undefined;
+afterEach(async () => { await controller?.stop(); controller = undefined; });
+
+const recordsOf = async (node: string) => (await listNodeCidrs(fx.api())).filter((r) => r.spec.nodeName === node);
+const until = <T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000) => waitFor(what, probe, ms, 100);
+
+describe("controller on the real API server: allocation basics", () => {
+  it("allocates one CIDR per family from a dual-stack default pool, mirrors node IPs and fills node.spec.podCIDRs (IPv4 first)", async () => {
+    controller = await startController(fx, { "cluster-cidr": "10.244.0.0/16,fd00:10:244::/56", "default-pool": "dual" });
+    await createNodes(fx.api(), [{ name: "ds-1", ip: "192.168.50.11" }]);
+    const records = await until("two NodeCIDRs", async () => {
+      const r = allocated(await recordsOf("ds-1"));
+      return r.length === 2 ? r : undefined;
+    });
+    expect(records.map((r) => r.spec.family).sort()).toEqual(["IPv4", "IPv6"]);
+    expect(records.every((r) => r.spec.nodeIPs?.[0] === "192.168.50.11")).toBe(true);
+    const node = await until("podCIDRs filled", async () => {
+      const n = await fx.api().core.readNode({ name: "ds-1" });
+      return n.spec?.podCIDRs?.length === 2 ? n : undefined;
+    });
+    expect(node.spec!.podCIDRs![0]).toMatch(/^10\.244\./);
+    expect(node.spec!.podCIDRs![1]).toMatch(/^fd00:10:244:/);
+    const cond = records[0]!.status!.conditions!.find((c) => c.type === "Allocated")!;
+    expect(cond).toMatchObject({ status: "True", reason: "Allocated" });
+    await deleteNodes(fx.api(), ["ds-1"]);
+    await fx.api().custom.deleteClusterCustomObject({ ...pools, name: "dual" });
+  });
+
+  it("adopts a preset node.spec.podCIDRs and reports a conflicting one instead of overwriting it", async () => {
+    controller = await startController(fx, { "cluster-cidr": "10.244.0.0/16", "default-pool": "adopt" });
+    await createNodes(fx.api(), [{ name: "adopt-a", ip: "192.168.51.1", podCIDRs: ["10.244.77.0/24"] }]);
+    const [rec] = await until("adopted", async () => { const r = allocated(await recordsOf("adopt-a")); return r.length ? r : undefined; });
+    expect(rec!.spec).toMatchObject({ cidr: "10.244.77.0/24", adopted: true });
+    await createNodes(fx.api(), [
+      { name: "adopt-b", ip: "192.168.51.2", podCIDRs: ["10.244.77.0/24"] },
+      { name: "adopt-c", ip: "192.168.51.3", podCIDRs: ["172.16.0.0/24"] },
+    ]);
+    const conflict = await until("conflict event", async () => { const e = await eventsFor(fx.api(), "Node", "adopt-b"); return e.length ? e : undefined; });
+    expect(conflict[0]!.reason).toBe("PodCIDRConflict");
+    expect(conflict[0]!.message).toContain("10.244.77.0/24");
+    const outside = await until("outside-pool event", async () => { const e = await eventsFor(fx.api(), "Node", "adopt-c"); return e.length ? e : undefined; });
+    expect(outside[0]!.reason).toBe("PodCIDROutsidePool");
+    expect(await recordsOf("adopt-b")).toEqual([]);
+    expect((await fx.api().core.readNode({ name: "adopt-b" })).spec!.podCIDRs).toEqual(["10.244.77.0/24"]);
+    await deleteNodes(fx.api(), ["adopt-a", "adopt-b", "adopt-c"]);
+  });
+
+  it("reports exhaustion, then allocates when the pool grows at runtime; a labelled pool serves its nodes", async () => {
+    controller = await startController(fx, { "cluster-cidr": "10.200.0.0/22", "default-pool": "small" });
+    await createNodes(fx.api(), Array.from({ length: 6 }, (_, i) => ({ name: `ex-${i}`, ip: `192.168.52.${i + 1}` })));
+    await until("4 allocated", async () => (allocated(await listNodeCidrs(fx.api())).filter((r) => r.spec.pool === "small").length === 4 ? true : undefined));
+    const exhausted = await until("2 exhaustion events", async () => {
+      const e = (await eventsFor(fx.api(), "Node")).filter((x) => x.reason === "PodCIDRNotAvailable");
+      return e.length >= 2 ? e : undefined;
+    });
+    expect(exhausted).toHaveLength(2);
+    const pool = await until("Exhausted condition", async () => {
+      const p = (await fx.api().custom.getClusterCustomObject({ ...pools, name: "small" })) as { status?: { conditions?: Array<{ type: string; status: string }>; ipv4?: { free: string } } };
+      return p.status?.conditions?.some((c) => c.type === "Exhausted" && c.status === "True") ? p : undefined;
+    });
+    expect(pool.status!.ipv4!.free).toBe("0");
+    await fx.api().custom.patchClusterCustomObject({ ...pools, name: "small", body: { spec: { ipv4: { cidrs: ["10.200.0.0/22", "10.200.8.0/23"], nodeMaskSize: 24 } } } }, mergePatch());
+    await until("all 6 allocated after growth", async () => (allocated(await listNodeCidrs(fx.api())).filter((r) => r.spec.pool === "small").length === 6 ? true : undefined));
+    await fx.api().custom.createClusterCustomObject({ ...pools, body: {
+      apiVersion: "podnet.io/v1alpha1", kind: "PodCIDRPool", metadata: { name: "edge" },
+      spec: { ipv4: { cidrs: ["10.201.0.0/24"], nodeMaskSize: 26 }, nodeSelector: { "podnet.io/zone": "edge" } },
+    } });
+    await createNodes(fx.api(), [{ name: "edge-1", ip: "192.168.52.100", labels: { "podnet.io/zone": "edge" } }]);
+    const [edge] = await until("edge allocated", async () => { const r = allocated(await recordsOf("edge-1")); return r.length ? r : undefined; });
+    expect(edge!.spec).toMatchObject({ pool: "edge", cidr: "10.201.0.0/26" });
+    expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
+  });
+
+  it("quarantines bad hand-made records, keeps serving others, and releases a deleted node's CIDR only after the cooldown", async () => {
+    controller = await startController(fx, { "cluster-cidr": "10.210.0.0/16", "default-pool": "q", "release-cooldown": "3s" });
+    const handMade = (cidr: string, node: string) => ({
+      apiVersion: "podnet.io/v1alpha1", kind: "NodeCIDR", metadata: { name: cidr.replaceAll(".", "-").replaceAll("/", "-") },
+      spec: { nodeName: node, cidr, family: "IPv4", pool: "q" },
+    });
+    await createNodes(fx.api(), [{ name: "q-1", ip: "192.168.53.1" }]);
+    await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: handMade("172.31.0.0/24", "q-1") }); // outside every pool
+    await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: handMade("10.210.128.0/23", "q-1") }); // wrong size
+    const quarantined = await until("2 quarantined", async () => {
+      const q = (await recordsOf("q-1")).filter((r) => r.status?.phase === "Quarantined");
+      return q.length === 2 ? q : undefined;
+    });
+    expect(quarantined.every((r) => r.status!.conditions!.some((c) => c.type === "Allocated" && c.status === "False"))).toBe(true);
+    await until("q-1 still gets a real CIDR", async () => (allocated(await recordsOf("q-1")).length === 1 ? true : undefined));
+    const ev = await eventsFor(fx.api(), "NodeCIDR", "172-31-0-0-24");
+    expect(ev.length).toBeGreaterThan(0);
+
+    const [held] = allocated(await recordsOf("q-1"));
+    await deleteNodes(fx.api(), ["q-1"]);
+    await until("released", async () => ((await recordsOf("q-1")).some((r) => r.spec.cidr === held!.spec.cidr && r.status?.phase === "Released") ? true : undefined));
+    const releasedAt = Date.now();
+    await createNodes(fx.api(), [{ name: "q-2", ip: "192.168.53.2" }]);
+    const [fresh] = await until("q-2 allocated", async () => { const r = allocated(await recordsOf("q-2")); return r.length ? r : undefined; });
+    expect(fresh!.spec.cidr).not.toBe(held!.spec.cidr); // never handed out during the cooldown
+    await until("deleted after cooldown", async () => ((await listNodeCidrs(fx.api())).some((r) => r.spec.cidr === held!.spec.cidr) ? undefined : true));
+    expect(Date.now() - releasedAt).toBeGreaterThanOrEqual(2_000);
+  });
+});

@@ -1,0 +1,76 @@
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { useControlPlane } from "../harness/api-fixture.js";
+import { allocated, createNodes, deleteNodes, invariantViolations, listNodeCidrs } from "../harness/cluster-objects.js";
+import { startController } from "../harness/controller-fixture.js";
+import { waitFor } from "../harness/processes.js";
+import type { AllocationController } from "../../src/controllers/controller.js";
+
+const fx = useControlPlane();
+const repo = join(import.meta.dirname, "../..");
+const running: AllocationController[] = [];
+afterEach(async () => { for (const c of running.splice(0)) await c.stop(); });
+
+function controllerProcess(args: string[]) {
+  // The real CLI in its own process, so SIGKILL is a real crash: no cleanup code runs.
+  const child = spawn(process.execPath, ["--import", "tsx", join(repo, "src/cli/main.ts"), "controller", ...args], {
+    cwd: repo, stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, PODNET_LOG_LEVEL: "warn" },
+  });
+  return child;
+}
+
+const nodeSet = (prefix: string, n: number, subnet: number) => Array.from({ length: n }, (_, i) => ({ name: `${prefix}-${String(i).padStart(3, "0")}`, ip: `192.168.${subnet}.${i + 1}` }));
+
+describe("controller restarts and replicas on the real API server", () => {
+  it("a controller killed mid-run (SIGKILL) and restarted loses nothing and duplicates nothing", async () => {
+    const args = [`--kubeconfig=${fx.cp.kubeconfig}`, "--cluster-cidr=10.244.0.0/16", "--leader-elect=false", "--metrics-address=127.0.0.1:0", "--default-pool=kill"];
+    const first = controllerProcess(args);
+    const nodes = nodeSet("kill", 120, 60);
+    const creating = createNodes(fx.api(), nodes, 4);
+    await waitFor("some allocations", async () => (allocated(await listNodeCidrs(fx.api())).length >= 20 ? true : undefined), 60_000, 50);
+    first.kill("SIGKILL");
+    await creating;
+    const beforeRestart = new Map(allocated(await listNodeCidrs(fx.api())).map((r) => [r.spec.nodeName, r.spec.cidr]));
+    expect(beforeRestart.size).toBeLessThan(120);
+    const second = controllerProcess(args);
+    try {
+      const final = await waitFor("all 120 allocated", async () => {
+        const live = allocated(await listNodeCidrs(fx.api()));
+        return live.length === 120 ? live : undefined;
+      }, 90_000, 250);
+      for (const r of final) if (beforeRestart.has(r.spec.nodeName)) expect(r.spec.cidr).toBe(beforeRestart.get(r.spec.nodeName));
+      expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
+    } finally {
+      second.kill("SIGTERM");
+    }
+    await deleteNodes(fx.api(), nodes.map((n) => n.name));
+  }, 200_000);
+
+  it("two replicas with a forced lease handover during churn never hand out a CIDR twice", async () => {
+    const flags = { "leader-elect": "true", "lease-duration": "3s", "renew-deadline": "2s", "retry-period": "200ms", "cluster-cidr": "10.246.0.0/16", "default-pool": "ha" };
+    const a = await startController(fx, flags);
+    const b = await startController(fx, flags);
+    running.push(a, b);
+    const leader = await waitFor("a leader", async () => (a.isLeader ? a : b.isLeader ? b : undefined), 15_000);
+    const follower = leader === a ? b : a;
+    const batch1 = nodeSet("ha-a", 40, 70);
+    const churn = createNodes(fx.api(), batch1, 4);
+    await waitFor("some allocations", async () => (allocated(await listNodeCidrs(fx.api())).filter((r) => r.spec.pool === "ha").length >= 10 ? true : undefined), 30_000, 50);
+    const handoverAt = Date.now();
+    await leader.stop();
+    running.splice(running.indexOf(leader), 1);
+    await churn;
+    await deleteNodes(fx.api(), batch1.slice(0, 10).map((n) => n.name));
+    await createNodes(fx.api(), nodeSet("ha-b", 20, 71), 4);
+    await waitFor("follower took over", async () => (follower.isLeader ? true : undefined), 15_000);
+    const failoverMs = Date.now() - handoverAt;
+    const expected = new Set([...batch1.slice(10), ...nodeSet("ha-b", 20, 71)].map((n) => n.name));
+    await waitFor("all live nodes allocated", async () => {
+      const live = allocated(await listNodeCidrs(fx.api())).filter((r) => r.spec.pool === "ha");
+      return live.length === expected.size && live.every((r) => expected.has(r.spec.nodeName)) ? true : undefined;
+    }, 60_000, 250);
+    expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
+    console.log(`graceful lease handover: follower leading ${failoverMs} ms after the leader stopped`);
+  }, 120_000);
+});
