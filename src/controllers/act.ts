@@ -5,7 +5,7 @@ import type { EventRecorder } from "../lib/events.js";
 import type { Informer } from "../lib/informer.js";
 import { apiMessage, applyStatus, forEachLimited, isAlreadyExists, isNotFound, mergePatch, podnetResource, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
-import type { AllocationAction } from "./allocation-plan.js";
+import type { AllocationAction } from "./plan.js";
 import type { ControllerMetrics } from "./metrics.js";
 import type { NodeCidrObject } from "./observe.js";
 
@@ -40,12 +40,15 @@ export async function applyActions(ctx: ActContext, actions: AllocationAction[],
 }
 
 function targetOf(action: AllocationAction): string {
-  return "name" in action ? action.name : "node" in action ? action.node : action.kind;
+  return "name" in action ? action.name : action.node;
 }
 
 async function applyOne(ctx: ActContext, action: AllocationAction): Promise<void> {
   switch (action.kind) {
     case "create": return createRecord(ctx, action);
+    case "confirm": // created by a controller that died before writing the status
+      return writeStatus(ctx, action.name, "allocate", { phase: "Allocated" },
+        { type: "Allocated", status: "True", reason: "Allocated", message: `${action.cidr} from pool ${action.pool}` });
     case "release": return writeStatus(ctx, action.name, "release", {
       phase: "Released", releasedAt: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
     }, { type: "Allocated", status: "False", reason: "NodeDeleted", message: `node ${action.nodeName} is gone; CIDR held through the release cooldown` }, () => ctx.metrics.releases.inc());

@@ -9,7 +9,7 @@ import { apiMessage, isAlreadyExists, podnetResource, type KubeApi } from "../li
 import { LeaderElector } from "../lib/leader.js";
 import type { Logger } from "../log.js";
 import { applyActions } from "./act.js";
-import { planAllocations } from "./allocation-plan.js";
+import { planAllocations } from "./plan.js";
 import { controllerMetrics } from "./metrics.js";
 import { defaultPool, plannerNode, plannerPool, plannerRecord, type NodeCidrObject, type PoolObject } from "./observe.js";
 import { writePoolStatuses } from "./pool-status.js";

@@ -2,7 +2,7 @@ import type { V1Node } from "@kubernetes/client-node";
 import type { NodeCidrSpec, NodeCidrStatus } from "../crds/nodecidr.js";
 import type { PoolSpec } from "../crds/pool.js";
 import type { ControllerConfig } from "../config.js";
-import type { PlannerNode, PlannerPool, PlannerRecord } from "./allocation-plan.js";
+import type { PlannerNode, PlannerPool, PlannerRecord } from "./plan.js";
 
 /** Pure mappings from API objects to the planner's inputs. */
 

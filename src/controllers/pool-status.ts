@@ -3,7 +3,7 @@ import { conditionsEqual, nextCondition } from "../lib/conditions.js";
 import type { Informer } from "../lib/informer.js";
 import { apiMessage, applyStatus, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
-import type { PoolStatusReport } from "./allocation-plan.js";
+import type { PoolStatusReport } from "./plan.js";
 import type { ControllerMetrics } from "./metrics.js";
 import type { PoolObject } from "./observe.js";
 import type { Condition } from "../crds/common.js";

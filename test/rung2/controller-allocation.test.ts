@@ -54,6 +54,7 @@ describe("controller on the real API server: allocation basics", () => {
     expect(await recordsOf("adopt-b")).toEqual([]);
     expect((await fx.api().core.readNode({ name: "adopt-b" })).spec!.podCIDRs).toEqual(["10.244.77.0/24"]);
     await deleteNodes(fx.api(), ["adopt-a", "adopt-b", "adopt-c"]);
+    await fx.api().custom.deleteClusterCustomObject({ ...pools, name: "adopt" });
   });
 
   it("reports exhaustion, then allocates when the pool grows at runtime; a labelled pool serves its nodes", async () => {
@@ -80,6 +81,7 @@ describe("controller on the real API server: allocation basics", () => {
     const [edge] = await until("edge allocated", async () => { const r = allocated(await recordsOf("edge-1")); return r.length ? r : undefined; });
     expect(edge!.spec).toMatchObject({ pool: "edge", cidr: "10.201.0.0/26" });
     expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
+    for (const name of ["small", "edge"]) await fx.api().custom.deleteClusterCustomObject({ ...pools, name });
   });
 
   it("quarantines bad hand-made records, keeps serving others, and releases a deleted node's CIDR only after the cooldown", async () => {

@@ -1,0 +1,137 @@
+import { CidrSet } from "../lib/cidr-set.js";
+import { cidrsOverlap, formatCidr, InvalidCidrError, parseCidr, type Cidr, type IpFamily } from "../lib/cidr.js";
+import type { ConditionInput } from "../lib/conditions.js";
+
+export interface PlannerPool {
+  name: string;
+  nodeSelector: Record<string, string>;
+  v4?: { cidrs: string[]; nodePrefix: number };
+  v6?: { cidrs: string[]; nodePrefix: number };
+}
+
+/** One family of one pool after validation: only valid ranges get a CidrSet. */
+export interface PoolFamilyState {
+  prefix: number;
+  sets: CidrSet[];
+  problems: string[];
+  exhaustedNodes: number;
+}
+
+export interface PoolState {
+  pool: PlannerPool;
+  families: Partial<Record<IpFamily, PoolFamilyState>>;
+}
+
+export interface PoolStatusReport {
+  pool: string;
+  usage: Partial<Record<IpFamily, { size: bigint; allocated: number; free: bigint }>>;
+  conditions: ConditionInput[];
+}
+
+interface Candidate { pool: string; family: IpFamily; cidr: Cidr; prefix: number }
+
+/**
+ * Pure: validate every pool range (syntax, host bits, slice larger than range, overlap with another pool's
+ * range or the service CIDRs). A bad range is reported and never allocated from; it never throws.
+ */
+export function buildPoolStates(pools: PlannerPool[], serviceCIDRs: string[]): Map<string, PoolState> {
+  const services = serviceCIDRs.flatMap((s) => { try { return [parseCidr(s)]; } catch { return []; } });
+  const states = new Map<string, PoolState>();
+  const candidates: Candidate[] = [];
+  for (const pool of [...pools].sort((a, b) => a.name.localeCompare(b.name))) {
+    const state: PoolState = { pool, families: {} };
+    states.set(pool.name, state);
+    for (const family of [4, 6] as const) {
+      const spec = family === 4 ? pool.v4 : pool.v6;
+      if (!spec) continue;
+      const fam: PoolFamilyState = { prefix: spec.nodePrefix, sets: [], problems: [], exhaustedNodes: 0 };
+      state.families[family] = fam;
+      for (const text of spec.cidrs) {
+        const parsed = parseRange(text, family, spec.nodePrefix);
+        if (typeof parsed === "string") fam.problems.push(parsed);
+        else candidates.push({ pool: pool.name, family, cidr: parsed, prefix: spec.nodePrefix });
+      }
+    }
+  }
+  const rejected = new Set<Candidate>();
+  for (const [i, a] of candidates.entries()) {
+    for (const b of candidates.slice(i + 1)) {
+      if (a.family !== b.family || !cidrsOverlap(a.cidr, b.cidr)) continue;
+      rejected.add(a).add(b);
+      states.get(a.pool)!.families[a.family]!.problems.push(`${formatCidr(a.cidr)} overlaps ${formatCidr(b.cidr)} of pool ${b.pool}`);
+      if (a.pool !== b.pool) states.get(b.pool)!.families[b.family]!.problems.push(`${formatCidr(b.cidr)} overlaps ${formatCidr(a.cidr)} of pool ${a.pool}`);
+    }
+    const service = services.find((s) => cidrsOverlap(s, a.cidr));
+    if (service) {
+      rejected.add(a);
+      states.get(a.pool)!.families[a.family]!.problems.push(`${formatCidr(a.cidr)} overlaps the service CIDR ${formatCidr(service)}`);
+    }
+  }
+  for (const c of candidates) if (!rejected.has(c)) states.get(c.pool)!.families[c.family]!.sets.push(new CidrSet(c.cidr, c.prefix));
+  return states;
+}
+
+function parseRange(text: string, family: IpFamily, prefix: number): Cidr | string {
+  let cidr: Cidr;
+  try { cidr = parseCidr(text); } catch (err) { return err instanceof InvalidCidrError ? err.message : `${text}: ${String(err)}`; }
+  if (cidr.family !== family) return `${text} is not IPv${family}`;
+  const max = family === 4 ? 32 : 128;
+  if (prefix < cidr.prefix || prefix > max) return `node mask /${prefix} does not fit in ${text} (must be /${cidr.prefix}–/${max})`;
+  return cidr;
+}
+
+/** Pools whose selector matches; specific selectors beat the catch-all, ties by name. */
+export function selectPool(labels: Record<string, string>, states: Map<string, PoolState>): PoolState | undefined {
+  let best: PoolState | undefined;
+  for (const state of states.values()) {
+    const selector = Object.entries(state.pool.nodeSelector);
+    if (!selector.every(([k, v]) => labels[k] === v)) continue;
+    const specific = selector.length > 0;
+    const bestSpecific = best ? Object.keys(best.pool.nodeSelector).length > 0 : false;
+    if (!best || (specific && !bestSpecific)) best = state; // states are in name order, so the first wins ties
+  }
+  return best;
+}
+
+/** Find which pool family set holds a CIDR of the right size (adoption, record validation). */
+export function findSet(states: Iterable<PoolState>, cidr: Cidr): { state: PoolState; set: CidrSet } | undefined {
+  for (const state of states) {
+    for (const set of state.families[cidr.family]?.sets ?? []) {
+      if (set.nodePrefix === cidr.prefix && cidrsOverlap(set.range, cidr)) return { state, set };
+    }
+  }
+  return undefined;
+}
+
+/** Any set whose range overlaps the CIDR, whatever the slice size (for quarantined records). */
+export function overlappingSets(states: Iterable<PoolState>, cidr: Cidr): CidrSet[] {
+  const out: CidrSet[] = [];
+  for (const state of states) for (const set of state.families[cidr.family]?.sets ?? []) if (cidrsOverlap(set.range, cidr)) out.push(set);
+  return out;
+}
+
+export function poolStatusReports(states: Map<string, PoolState>): PoolStatusReport[] {
+  return [...states.values()].map(({ pool, families }) => {
+    const usage: PoolStatusReport["usage"] = {};
+    const problems: string[] = [];
+    let exhausted = 0;
+    for (const family of [4, 6] as const) {
+      const fam = families[family];
+      if (!fam) continue;
+      const size = fam.sets.reduce((n, s) => n + s.size, 0n);
+      const allocated = fam.sets.reduce((n, s) => n + s.used, 0);
+      usage[family] = { size, allocated, free: size - BigInt(allocated) };
+      problems.push(...fam.problems);
+      exhausted += fam.exhaustedNodes;
+    }
+    const conditions: ConditionInput[] = [
+      problems.length
+        ? { type: "Valid", status: "False", reason: "InvalidRanges", message: problems.join("; ") }
+        : { type: "Valid", status: "True", reason: "RangesValid", message: "all ranges usable" },
+      exhausted
+        ? { type: "Exhausted", status: "True", reason: "NoFreeCIDR", message: `${exhausted} node(s) wait for a CIDR; add a range to spec to grow the pool` }
+        : { type: "Exhausted", status: "False", reason: "CapacityAvailable", message: "every selected node has its CIDRs" },
+    ];
+    return { pool: pool.name, usage, conditions };
+  });
+}

@@ -1,0 +1,167 @@
+import { formatCidr, parseCidr, type Cidr, type IpFamily } from "../lib/cidr.js";
+import { buildPoolStates, findSet, overlappingSets, poolStatusReports, selectPool, type PlannerPool, type PoolState, type PoolStatusReport } from "./plan-pools.js";
+
+export type { PlannerPool, PoolStatusReport };
+
+export interface PlannerNode { name: string; uid: string; labels: Record<string, string>; podCIDRs: string[]; internalIPs: string[]; deleting: boolean }
+export interface PlannerRecord {
+  name: string; nodeName: string; cidr: string; family: IpFamily; pool: string; nodeIPs: string[];
+  phase: "Allocated" | "Released" | "Quarantined" | undefined; releasedAt?: number;
+}
+export interface PlannerConfig { cooldownMs: number; serviceCIDRs: string[]; fillNodePodCIDRs: boolean }
+export interface PlannerInput { nodes: PlannerNode[]; records: PlannerRecord[]; pools: PlannerPool[]; config: PlannerConfig; now: number }
+
+export type AllocationAction =
+  | { kind: "create"; node: string; cidr: string; family: IpFamily; pool: string; nodeIPs: string[]; adopted: boolean }
+  | { kind: "confirm"; name: string; node: string; cidr: string; pool: string }
+  | { kind: "release"; name: string; nodeName: string }
+  | { kind: "delete"; name: string }
+  | { kind: "quarantine"; name: string; reason: string; message: string }
+  | { kind: "conflict"; node: string; reason: string; message: string }
+  | { kind: "exhausted"; node: string; pool: string; family: IpFamily; reason: "PodCIDRNotAvailable"; message: string }
+  | { kind: "updateNodeIPs"; name: string; nodeIPs: string[] }
+  | { kind: "setNodePodCIDRs"; node: string; cidrs: string[] };
+
+export interface AllocationPlan {
+  actions: AllocationAction[];
+  poolStatuses: PoolStatusReport[];
+  /** Earliest time a released CIDR's cooldown ends: replan then even if nothing else happens. */
+  nextCheckAt?: number;
+}
+
+interface Held { cidr: string; family: IpFamily }
+
+/**
+ * Pure allocation planner: full observed state → actions. Deterministic (records and nodes in name order),
+ * so two consecutive plans over the same state agree, and a CIDR is never planned for two holders.
+ *
+ * Record rules: a record whose node is gone is Released (agents drop routes to it) and deleted once the
+ * cooldown has passed — this also covers quarantined orphans. Until then its CIDR stays taken.
+ */
+export function planAllocations(input: PlannerInput): AllocationPlan {
+  const { config, now } = input;
+  const states = buildPoolStates(input.pools, config.serviceCIDRs);
+  const nodes = new Map(input.nodes.filter((n) => !n.deleting).map((n) => [n.name, n]));
+  const actions: AllocationAction[] = [];
+  const held = new Map<string, Held[]>(); // node → kept live records
+  const holderOf = new Map<string, string>(); // cidr → node, for conflict messages
+  let nextCheckAt: number | undefined;
+
+  for (const r of [...input.records].sort((a, b) => a.name.localeCompare(b.name))) {
+    const cidr = tryParse(r.cidr);
+    if (r.phase === "Released") {
+      const due = (r.releasedAt ?? now) + config.cooldownMs;
+      if (r.releasedAt === undefined) actions.push({ kind: "release", name: r.name, nodeName: r.nodeName });
+      if (due <= now && r.releasedAt !== undefined) { actions.push({ kind: "delete", name: r.name }); continue; }
+      nextCheckAt = Math.min(nextCheckAt ?? due, due);
+      if (cidr) hold(states, cidr, r.nodeName, holderOf);
+      continue;
+    }
+    if (!nodes.has(r.nodeName)) {
+      actions.push({ kind: "release", name: r.name, nodeName: r.nodeName });
+      nextCheckAt = Math.min(nextCheckAt ?? now + config.cooldownMs, now + config.cooldownMs);
+      if (cidr) hold(states, cidr, r.nodeName, holderOf);
+      continue;
+    }
+    if (r.phase === "Quarantined") { if (cidr) hold(states, cidr, r.nodeName, holderOf); continue; }
+    const problem = recordProblem(r, cidr, states, held);
+    if (problem) {
+      actions.push({ kind: "quarantine", name: r.name, reason: problem.reason, message: problem.message });
+      if (cidr) hold(states, cidr, r.nodeName, holderOf);
+      continue;
+    }
+    findSet([states.get(r.pool)!], cidr!)!.set.occupy(cidr!);
+    holderOf.set(r.cidr, r.nodeName);
+    held.set(r.nodeName, [...(held.get(r.nodeName) ?? []), { cidr: r.cidr, family: r.family }]);
+    if (r.phase === undefined) actions.push({ kind: "confirm", name: r.name, node: r.nodeName, cidr: r.cidr, pool: r.pool });
+    const node = nodes.get(r.nodeName)!;
+    if (!sameList(node.internalIPs, r.nodeIPs)) actions.push({ kind: "updateNodeIPs", name: r.name, nodeIPs: node.internalIPs });
+  }
+
+  for (const node of [...nodes.values()].sort((a, b) => a.name.localeCompare(b.name))) {
+    actions.push(...planNode(node, states, held, holderOf, config));
+  }
+  return { actions, poolStatuses: poolStatusReports(states), ...(nextCheckAt !== undefined ? { nextCheckAt } : {}) };
+}
+
+function planNode(node: PlannerNode, states: Map<string, PoolState>, held: Map<string, Held[]>, holderOf: Map<string, string>, config: PlannerConfig): AllocationAction[] {
+  const state = selectPool(node.labels, states);
+  if (!state) return [{ kind: "conflict", node: node.name, reason: "NoPodCIDRPool", message: `no PodCIDRPool selects node ${node.name} (labels ${JSON.stringify(node.labels)})` }];
+  const actions: AllocationAction[] = [];
+  const mine = held.get(node.name) ?? [];
+  let complete = true;
+  for (const family of [4, 6] as const) {
+    const fam = state.families[family];
+    if (!fam || fam.sets.length === 0 || mine.some((h) => h.family === family)) continue;
+    const preset = node.podCIDRs.find((c) => (c.includes(":") ? 6 : 4) === family);
+    const action = preset !== undefined ? adopt(node, preset, states, holderOf) : allocate(node, state, family);
+    actions.push(action);
+    if (action.kind === "create") {
+      mine.push({ cidr: action.cidr, family });
+      holderOf.set(action.cidr, node.name);
+    } else complete = false;
+  }
+  held.set(node.name, mine);
+  if (config.fillNodePodCIDRs && complete && node.podCIDRs.length === 0 && mine.length > 0) {
+    actions.push({ kind: "setNodePodCIDRs", node: node.name, cidrs: [...mine].sort((a, b) => a.family - b.family).map((h) => h.cidr) });
+  }
+  return actions;
+}
+
+function adopt(node: PlannerNode, preset: string, states: Map<string, PoolState>, holderOf: Map<string, string>): AllocationAction {
+  const cidr = tryParse(preset);
+  if (!cidr) return { kind: "conflict", node: node.name, reason: "PodCIDRInvalid", message: `node ${node.name} has an invalid spec.podCIDRs entry "${preset}"` };
+  const text = formatCidr(cidr);
+  const found = findSet(states.values(), cidr);
+  if (!found) return { kind: "conflict", node: node.name, reason: "PodCIDROutsidePool", message: `node ${node.name} has podCIDR ${text}, which is not a node-sized slice of any PodCIDRPool range; not adopted` };
+  if (found.set.isOccupied(cidr)) {
+    const holder = holderOf.get(text);
+    return { kind: "conflict", node: node.name, reason: "PodCIDRConflict", message: `node ${node.name} has podCIDR ${text}, already held by ${holder ? `node ${holder}` : "another record"}; not overwritten` };
+  }
+  found.set.occupy(cidr);
+  return { kind: "create", node: node.name, cidr: text, family: cidr.family, pool: found.state.pool.name, nodeIPs: node.internalIPs, adopted: true };
+}
+
+function allocate(node: PlannerNode, state: PoolState, family: IpFamily): AllocationAction {
+  const fam = state.families[family]!;
+  for (const set of fam.sets) {
+    const cidr = set.allocateNext();
+    if (cidr) return { kind: "create", node: node.name, cidr: formatCidr(cidr), family, pool: state.pool.name, nodeIPs: node.internalIPs, adopted: false };
+  }
+  fam.exhaustedNodes++;
+  return {
+    kind: "exhausted", node: node.name, pool: state.pool.name, family, reason: "PodCIDRNotAvailable",
+    message: `pool ${state.pool.name} has no free IPv${family} /${fam.prefix} left for node ${node.name}; add a range to the pool`,
+  };
+}
+
+function recordProblem(r: PlannerRecord, cidr: Cidr | undefined, states: Map<string, PoolState>, held: Map<string, Held[]>): { reason: string; message: string } | undefined {
+  if (!cidr) return { reason: "InvalidCIDR", message: `${r.cidr} is not a valid canonical CIDR` };
+  const state = states.get(r.pool);
+  if (!state) return { reason: "UnknownPool", message: `${r.cidr} names pool ${r.pool}, which does not exist` };
+  const fam = state.families[cidr.family];
+  const found = findSet([state], cidr);
+  if (!fam || !found) {
+    const inRange = overlappingSets([state], cidr).length > 0;
+    return inRange
+      ? { reason: "WrongSize", message: `${r.cidr} is not a /${fam?.prefix ?? "?"} slice of pool ${r.pool}` }
+      : { reason: "OutsidePool", message: `${r.cidr} lies outside every valid range of pool ${r.pool}` };
+  }
+  if (found.set.isOccupied(cidr)) return { reason: "Overlapping", message: `${r.cidr} overlaps a CIDR already held by another record` };
+  if ((held.get(r.nodeName) ?? []).some((h) => h.family === cidr.family)) {
+    return { reason: "DuplicateForNode", message: `node ${r.nodeName} already holds an IPv${cidr.family} CIDR; ${r.cidr} is a second one` };
+  }
+  return undefined;
+}
+
+/** Keep a CIDR out of circulation (released in cooldown, quarantined): occupy every slice it touches. */
+function hold(states: Map<string, PoolState>, cidr: Cidr, node: string, holderOf: Map<string, string>): void {
+  for (const set of overlappingSets(states.values(), cidr)) set.occupyCovering(cidr);
+  holderOf.set(formatCidr(cidr), node);
+}
+
+function tryParse(text: string): Cidr | undefined {
+  try { return parseCidr(text); } catch { return undefined; }
+}
+
+const sameList = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
