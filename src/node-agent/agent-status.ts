@@ -1,0 +1,52 @@
+import type { KubernetesObject } from "@kubernetes/client-node";
+import type { Condition } from "../crds/common.js";
+import type { AgentReport } from "../crds/nodecidr.js";
+import { conditionsEqual, nextCondition, type ConditionInput } from "../lib/conditions.js";
+import type { EventRecorder } from "../lib/events.js";
+import type { Informer } from "../lib/informer.js";
+import { apiMessage, applyStatus, type KubeApi } from "../lib/k8s.js";
+import type { Logger } from "../log.js";
+import type { NodeCidrObject } from "../controllers/observe.js";
+
+interface StatusContext {
+  api: KubeApi;
+  records: Informer<NodeCidrObject & KubernetesObject>;
+  recorder: EventRecorder;
+  log: Logger;
+}
+
+/**
+ * Report the agent's conditions on each of this node's NodeCIDRs by server-side apply under the
+ * podnet-agent field manager: the controller's own conditions on the same objects are left alone.
+ * Writes only when something changed; an Event goes out when a condition turns False.
+ */
+export async function reportStatus(ctx: StatusContext, ownNames: string[], inputs: ConditionInput[], report: Omit<AgentReport, "lastSyncTime">): Promise<void> {
+  for (const name of ownNames) {
+    const current = ctx.records.cache.get(name);
+    if (!current) continue;
+    const existing = current.status?.conditions;
+    const conditions: Condition[] = inputs.map((c) => nextCondition(existing, c, current.metadata?.generation, new Date()));
+    const previous = current.status?.agent;
+    const sameReport = previous !== undefined && Object.entries(report).every(([k, v]) => (previous as Record<string, unknown>)[k] === v);
+    if (conditionsEqual(existing, conditions) && sameReport) continue;
+    try {
+      const updated = await applyStatus(ctx.api, "nodecidrs", name, "NodeCIDR", {
+        conditions, agent: { ...report, lastSyncTime: new Date().toISOString().replace(/\.\d{3}Z$/, "Z") },
+      });
+      ctx.records.cache.set(name, updated as NodeCidrObject & KubernetesObject);
+    } catch (err) {
+      ctx.log.error({ nodecidr: name, err: apiMessage(err) }, "could not write NodeCIDR status");
+      continue;
+    }
+    for (const c of conditions.filter((c) => c.status === "False" && c.type !== "CNIConfigShadowed")) {
+      const before = existing?.find((e) => e.type === c.type);
+      if (before?.status === "False" && before.reason === c.reason) continue;
+      ctx.log.warn({ nodecidr: name, condition: c.type, reason: c.reason }, c.message);
+      await ctx.recorder.emit({ kind: "NodeCIDR", name, uid: current.metadata?.uid }, "Warning", c.reason, `${c.type}: ${c.message}`);
+    }
+    const shadow = conditions.find((c) => c.type === "CNIConfigShadowed" && c.status === "True");
+    if (shadow && existing?.find((e) => e.type === "CNIConfigShadowed")?.status !== "True") {
+      await ctx.recorder.emit({ kind: "NodeCIDR", name, uid: current.metadata?.uid }, "Warning", "CNIConfigShadowed", shadow.message);
+    }
+  }
+}

@@ -1,0 +1,146 @@
+import type { Server } from "node:http";
+import { join } from "node:path";
+import { rmSync, readFileSync, existsSync } from "node:fs";
+import type { KubernetesObject } from "@kubernetes/client-node";
+import type { AgentConfig } from "../config.js";
+import type { NodeCidrObject } from "../controllers/observe.js";
+import { sleep } from "../lib/backoff.js";
+import { EventRecorder } from "../lib/events.js";
+import { startHealthServer } from "../lib/health.js";
+import { Informer, type ListPage } from "../lib/informer.js";
+import { apiMessage, podnetResource, type KubeApi } from "../lib/k8s.js";
+import type { Logger } from "../log.js";
+import { agentMetrics } from "./agent-metrics.js";
+import { reportStatus } from "./agent-status.js";
+import { desiredNodeState, type DesiredNodeState } from "./desired-state.js";
+import { agentConditions, type SyncOutcome } from "./report.js";
+import { syncKernelAndFiles } from "./sync.js";
+import { removeMasquerade } from "./masquerade.js";
+import { flushOwnRoutes } from "./ip-route.js";
+
+type Record_ = NodeCidrObject & KubernetesObject;
+
+export interface AgentOptions {
+  /** Program this network namespace instead of the agent's own (tests). */
+  netns?: string;
+}
+
+/** The node agent: NodeCIDRs in, kernel routes + CNI config + masquerade + sysctls out, status back. */
+export class NodeAgent {
+  readonly metrics = agentMetrics();
+  readonly records: Informer<Record_>;
+  private readonly recorder: EventRecorder;
+  private running = false;
+  private dirty = true;
+  private wake?: () => void;
+  private server?: Server;
+  lastOutcome?: SyncOutcome;
+  syncs = 0;
+
+  constructor(private readonly api: KubeApi, readonly config: AgentConfig, private readonly log: Logger, private readonly opts: AgentOptions = {}) {
+    this.records = new Informer<Record_>({
+      api, path: "/apis/podnet.io/v1alpha1/nodecidrs", log, onEvent: () => this.markDirty(),
+      onError: () => this.metrics.errors.inc({ step: "list-watch" }),
+      list: (t) => api.custom.listClusterCustomObject({ ...podnetResource("nodecidrs"), limit: 500, _continue: t }) as Promise<ListPage<Record_>>,
+    });
+    this.recorder = new EventRecorder(api, "podnet-agent", log);
+  }
+
+  get metricsPort(): number | undefined { const a = this.server?.address(); return typeof a === "object" && a ? a.port : undefined; }
+
+  async start(): Promise<void> {
+    this.running = true;
+    this.server = await startHealthServer(this.config["metrics-address"], this.metrics.registry, {
+      healthy: () => this.running,
+      ready: () => this.records.isSynced && this.syncs > 0,
+    });
+    this.records.start();
+    void this.loop();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    this.records.stop();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  /** Force a sync now (tests, resync); resolves with what it did. */
+  async syncNow(): Promise<SyncOutcome> {
+    await this.records.synced;
+    return this.sync();
+  }
+
+  private markDirty(): void {
+    this.dirty = true;
+    this.wake?.();
+  }
+
+  private async loop(): Promise<void> {
+    await this.records.synced;
+    while (this.running) {
+      if (this.dirty) {
+        this.dirty = false;
+        await this.sync().catch((err: unknown) => {
+          this.metrics.errors.inc({ step: "sync" });
+          this.log.error({ node: this.config["node-name"], err: apiMessage(err) }, "sync failed; retrying");
+          this.dirty = true;
+        });
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => { this.dirty = true; resolve(); }, this.dirty ? 1_000 : this.config["resync-period"]);
+        this.wake = () => { clearTimeout(timer); resolve(); };
+      });
+      this.wake = undefined;
+      await sleep(10); // coalesce a burst of watch events into one sync
+    }
+  }
+
+  private desired(): { state: DesiredNodeState; ownNames: string[]; nodeIP?: string } {
+    const all = [...this.records.cache.values()];
+    const me = this.config["node-name"];
+    const state = desiredNodeState(all.map((r) => ({
+      name: r.metadata!.name!, nodeName: r.spec.nodeName, cidr: r.spec.cidr, nodeIPs: r.spec.nodeIPs ?? [], phase: r.status?.phase,
+    })), me);
+    const own = all.filter((r) => r.spec.nodeName === me && r.status?.phase === "Allocated");
+    return { state, ownNames: own.map((r) => r.metadata!.name!), nodeIP: own[0]?.spec.nodeIPs?.[0] };
+  }
+
+  private async sync(): Promise<SyncOutcome> {
+    const started = performance.now();
+    const { state, ownNames, nodeIP } = this.desired();
+    const outcome = await syncKernelAndFiles({ config: this.config, state, nodeIP, netns: this.opts.netns, log: this.log });
+    this.lastOutcome = outcome;
+    this.syncs++;
+    this.metrics.syncDuration.observe((performance.now() - started) / 1000);
+    this.metrics.routesDesired.set(outcome.routes.desired);
+    this.metrics.routesInstalled.set(outcome.routes.installed);
+    this.metrics.rejected.set(outcome.rejected.length);
+    for (const op of ["added", "replaced", "deleted"] as const) if (outcome.routes[op]) this.metrics.routeChanges.inc({ op }, outcome.routes[op]);
+    for (const [step, failed] of [["routes", outcome.routes.error], ["cni", outcome.cni.error], ["masquerade", outcome.masquerade.error], ["sysctls", outcome.sysctls.error]] as const) {
+      if (failed) this.metrics.errors.inc({ step });
+    }
+    if (this.config["dry-run"]) return outcome;
+    await reportStatus({ api: this.api, records: this.records, recorder: this.recorder, log: this.log }, ownNames, agentConditions(outcome), {
+      routesDesired: outcome.routes.desired, routesInstalled: outcome.routes.installed, routeConflicts: outcome.routes.conflicts.length,
+      unreachableNodes: outcome.routes.unreachable.length, cniConfigPath: outcome.cni.path,
+    });
+    return outcome;
+  }
+}
+
+export async function runAgent(api: KubeApi, config: AgentConfig, log: Logger, opts: AgentOptions = {}): Promise<NodeAgent> {
+  const agent = new NodeAgent(api, config, log, opts);
+  await agent.start();
+  log.info({ node: config["node-name"], cniConfDir: config["cni-conf-dir"], dryRun: config["dry-run"] }, "agent started");
+  return agent;
+}
+
+/** `podnet agent cleanup`: remove what the agent created (routes with its protocol, its nft table, its conflist). */
+export async function cleanupAgent(config: AgentConfig, log: Logger, netns?: string): Promise<void> {
+  await flushOwnRoutes(netns);
+  await removeMasquerade(netns);
+  const conflist = join(config["cni-conf-dir"], config["conflist-name"]);
+  if (existsSync(conflist) && readFileSync(conflist, "utf8").includes('"name": "podnet"')) rmSync(conflist);
+  log.info({ node: config["node-name"], conflist }, "podnet routes, nft table and conflist removed");
+}

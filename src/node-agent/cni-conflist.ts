@@ -1,0 +1,65 @@
+import { z } from "zod";
+import { parseCidr } from "../lib/cidr.js";
+
+export interface ConflistInput {
+  cniVersion: string;
+  podCidrs: string[];
+  mtu: number;
+  bridgeName?: string;
+  networkName?: string;
+  /** host-local state dir; per node when several "nodes" share one machine (local cluster). */
+  ipamDataDir?: string;
+}
+
+const conflistSchema = z.object({
+  cniVersion: z.string().regex(/^\d+\.\d+\.\d+$/),
+  name: z.string().min(1),
+  plugins: z.tuple([
+    z.object({
+      type: z.literal("bridge"), bridge: z.string().min(1).max(15), isGateway: z.literal(true), ipMasq: z.literal(false),
+      hairpinMode: z.boolean(), mtu: z.number().int().min(576).max(65535),
+      ipam: z.object({
+        type: z.literal("host-local"),
+        ranges: z.array(z.array(z.object({ subnet: z.string() })).length(1)).min(1).max(2),
+        routes: z.array(z.object({ dst: z.string() })).min(1),
+        dataDir: z.string().optional(),
+      }),
+    }),
+    z.object({ type: z.literal("portmap"), capabilities: z.object({ portMappings: z.literal(true) }), snat: z.boolean() }),
+  ]),
+});
+export type Conflist = z.infer<typeof conflistSchema>;
+
+/**
+ * Pure: this node's pod CIDRs → the CNI network config list. Masquerade is left to the agent's nft table
+ * (ipMasq false) so pod→pod traffic is never NATed; every family gets a default route or pods cannot leave.
+ */
+export function renderConflist(input: ConflistInput): Conflist {
+  const families = input.podCidrs.map((c) => parseCidr(c).family);
+  const conflist: Conflist = {
+    cniVersion: input.cniVersion,
+    name: input.networkName ?? "podnet",
+    plugins: [
+      {
+        type: "bridge", bridge: input.bridgeName ?? "podnet0", isGateway: true, ipMasq: false, hairpinMode: true, mtu: input.mtu,
+        ipam: {
+          type: "host-local",
+          ranges: input.podCidrs.map((subnet) => [{ subnet }]),
+          routes: families.map((f) => ({ dst: f === 4 ? "0.0.0.0/0" : "::/0" })),
+          ...(input.ipamDataDir ? { dataDir: input.ipamDataDir } : {}),
+        },
+      },
+      { type: "portmap", capabilities: { portMappings: true }, snat: true },
+    ],
+  };
+  return conflistSchema.parse(conflist);
+}
+
+export const conflistText = (c: Conflist) => `${JSON.stringify(c, null, 2)}\n`;
+
+/** Highest CNI spec version every plugin supports (each answers CNI_COMMAND=VERSION), capped at `max`. */
+export function commonCniVersion(supported: string[][], max = "1.0.0"): string | undefined {
+  const key = (v: string) => v.split(".").map((n) => n.padStart(4, "0")).join(".");
+  const common = supported.reduce((acc, list) => acc.filter((v) => list.includes(v)));
+  return common.filter((v) => key(v) <= key(max)).sort((a, b) => key(b).localeCompare(key(a)))[0];
+}

@@ -1,0 +1,66 @@
+import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { run } from "./exec.js";
+
+export class CniConfigError extends Error {
+  override name = "CniConfigError";
+}
+
+/**
+ * Write a file atomically: temp file in the same directory, fsync, rename, fsync the directory. A reader
+ * (the container runtime) sees the old file or the new one, never half of one. Unchanged content is not
+ * rewritten, so the runtime's file watcher is not poked every resync.
+ */
+export function writeFileAtomic(dir: string, name: string, content: string): boolean {
+  const target = join(dir, name);
+  if (!existsSync(dir)) throw new CniConfigError(`CNI config directory ${dir} does not exist`);
+  try {
+    if (existsSync(target) && readFileSync(target, "utf8") === content) return false;
+  } catch (err) {
+    throw new CniConfigError(`cannot read ${target}: ${(err as Error).message}`);
+  }
+  const tmp = join(dir, `.${name}.tmp-${process.pid}`);
+  try {
+    const fd = openSync(tmp, "w", 0o644);
+    try {
+      writeSync(fd, content);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, target);
+    const dirFd = openSync(dir, "r");
+    try { fsyncSync(dirFd); } finally { closeSync(dirFd); }
+    return true;
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw new CniConfigError(`cannot write ${target}: ${(err as Error).message}`);
+  }
+}
+
+/** Config files the runtime would pick before ours: it takes the alphabetically first one. */
+export function shadowingConfigs(dir: string, ourName: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => /\.(conflist|conf|json)$/.test(f) && !f.startsWith(".") && f !== ourName)
+    .filter((f) => f < ourName)
+    .sort();
+}
+
+export function missingPlugins(binDir: string, plugins: string[]): string[] {
+  return plugins.filter((p) => !existsSync(join(binDir, p)));
+}
+
+/** Ask each plugin which CNI spec versions it speaks. */
+export async function pluginVersions(binDir: string, plugins: string[]): Promise<string[][]> {
+  return Promise.all(plugins.map(async (p) => {
+    const r = await run(join(binDir, p), [], { input: "{}", timeoutMs: 5_000, env: { CNI_COMMAND: "VERSION" } }).catch(() => undefined);
+    if (!r) return [];
+    try {
+      const parsed = JSON.parse(r.stdout) as { supportedVersions?: string[] };
+      return parsed.supportedVersions ?? [];
+    } catch {
+      return [];
+    }
+  }));
+}

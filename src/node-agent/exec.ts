@@ -1,0 +1,41 @@
+import { spawn } from "node:child_process";
+
+export interface ExecResult { code: number; stdout: string; stderr: string }
+
+/** A required host tool (ip, nft, sysctl) is missing: reported as a condition, never a crash. */
+export class MissingToolError extends Error {
+  override name = "MissingToolError";
+}
+
+/**
+ * Run a host tool, optionally inside a network namespace (`ip netns exec`). Production agents run in the
+ * host namespace (netns undefined); tests point the same code at a namespace they created.
+ */
+export function run(command: string, args: string[], opts: { netns?: string; input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
+  const argv = opts.netns ? ["ip", "netns", "exec", opts.netns, command, ...args] : [command, ...args];
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["pipe", "pipe", "pipe"], ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}) });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 30_000);
+    child.stdout.on("data", (d: Buffer) => out.push(d));
+    child.stderr.on("data", (d: Buffer) => err.push(d));
+    child.on("error", (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(e.code === "ENOENT" ? new MissingToolError(`${argv[0]} not found in PATH; install ${argv[0] === "nft" ? "nftables" : argv[0] === "ip" ? "iproute2" : argv[0]}`) : e);
+    });
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
+    });
+    child.stdin.on("error", () => undefined); // a tool that exits early closes stdin; the exit code tells
+    child.stdin.end(opts.input ?? "");
+  });
+}
+
+/** Like run, but a non-zero exit becomes an error naming the command and its stderr. */
+export async function runOk(command: string, args: string[], opts: Parameters<typeof run>[2] = {}): Promise<string> {
+  const r = await run(command, args, opts);
+  if (r.code !== 0) throw new Error(`${command} ${args.join(" ")} failed (${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
+  return r.stdout;
+}

@@ -1,0 +1,45 @@
+import { parseCidr } from "../lib/cidr.js";
+import { run, runOk } from "./exec.js";
+
+export const NFT_TABLE = "podnet";
+
+/**
+ * Pure: the whole `inet podnet` table. Pod traffic to anything outside the pod network is masqueraded;
+ * pod→pod stays un-NATed (the receiver sees the sender's pod IP). The script first creates then deletes
+ * the table, so applying it replaces our table atomically and never touches anyone else's.
+ */
+export function renderMasqueradeRuleset(podCidrs: string[]): string {
+  const v4 = podCidrs.filter((c) => parseCidr(c).family === 4);
+  const v6 = podCidrs.filter((c) => parseCidr(c).family === 6);
+  const set = (name: string, type: string, items: string[]) =>
+    `  set ${name} {\n    type ${type}; flags interval; auto-merge;\n${items.length ? `    elements = { ${items.join(", ")} }\n` : ""}  }\n`;
+  return [
+    `table inet ${NFT_TABLE} {}`,
+    `delete table inet ${NFT_TABLE}`,
+    `table inet ${NFT_TABLE} {`,
+    set("pod_v4", "ipv4_addr", v4) + set("pod_v6", "ipv6_addr", v6).trimEnd(),
+    "  chain postrouting {",
+    "    type nat hook postrouting priority srcnat; policy accept;",
+    "    ip saddr @pod_v4 ip daddr != @pod_v4 counter masquerade",
+    "    ip6 saddr @pod_v6 ip6 daddr != @pod_v6 counter masquerade",
+    "  }",
+    "}",
+    "",
+  ].join("\n");
+}
+
+export async function applyMasquerade(podCidrs: string[], netns?: string): Promise<void> {
+  await runOk("nft", ["-f", "-"], { netns, input: renderMasqueradeRuleset(podCidrs) });
+}
+
+/** Packets masqueraded so far (both families), read from the rule counters. */
+export async function masqueradeCount(netns?: string): Promise<number> {
+  const out = await runOk("nft", ["-j", "list", "chain", "inet", NFT_TABLE, "postrouting"], { netns });
+  const items = (JSON.parse(out) as { nftables: Array<{ rule?: { expr: Array<{ counter?: { packets: number } }> } }> }).nftables;
+  return items.flatMap((i) => i.rule?.expr ?? []).reduce((n, e) => n + (e.counter?.packets ?? 0), 0);
+}
+
+export async function removeMasquerade(netns?: string): Promise<void> {
+  const r = await run("nft", ["delete", "table", "inet", NFT_TABLE], { netns });
+  if (r.code !== 0 && !/No such file|does not exist/i.test(r.stderr)) throw new Error(`nft delete table failed: ${r.stderr.trim()}`);
+}

@@ -1,0 +1,39 @@
+import { describe, expect, it } from "vitest";
+import { normaliseDst, planRoutes, routeBatch, type ObservedRoute } from "./routes-plan.js";
+
+const want = (dst: string, via: string, nodeName = "n") => ({ dst, via, nodeName });
+const ours = (dst: string, gateway: string): ObservedRoute => ({ dst, gateway, ours: true });
+const onLink = ["192.168.1.0/24", "fd00:1::/64"];
+
+describe("planRoutes", () => {
+  it.each<[string, ReturnType<typeof want>[], ObservedRoute[], string[]]>([
+    ["adds missing routes (v4 and v6)", [want("10.244.2.0/24", "192.168.1.2"), want("fd00:10:244:2::/64", "fd00:1::2")], [], ["add 10.244.2.0/24", "add fd00:10:244:2::/64"]],
+    ["leaves a correct route alone", [want("10.244.2.0/24", "192.168.1.2")], [ours("10.244.2.0/24", "192.168.1.2")], []],
+    ["replaces a route whose node IP changed", [want("10.244.2.0/24", "192.168.1.3")], [ours("10.244.2.0/24", "192.168.1.2")], ["replace 10.244.2.0/24"]],
+    ["deletes a stale podnet route (node deleted while the agent was down)", [], [ours("10.244.9.0/24", "192.168.1.9")], ["delete 10.244.9.0/24"]],
+    ["never deletes a route of another protocol", [], [{ dst: "10.244.9.0/24", gateway: "192.168.1.9", ours: false }], []],
+  ])("%s", (_case, desired, observed, expected) => {
+    expect(planRoutes(desired, observed, onLink).actions.map((a) => `${a.kind} ${a.dst}`)).toEqual(expected);
+  });
+
+  it("reports a foreign route with the same prefix as a conflict and does not touch it", () => {
+    const plan = planRoutes([want("10.244.2.0/24", "192.168.1.2", "b")], [{ dst: "10.244.2.0/24", dev: "eth9", ours: false }], onLink);
+    expect(plan.actions).toEqual([]);
+    expect(plan.conflicts[0]!.reason).toContain("another owner");
+    expect(plan.installed).toBe(0);
+  });
+
+  it("does not install a route through a gateway that is not on a local subnet", () => {
+    const plan = planRoutes([want("10.244.2.0/24", "172.16.5.5", "far")], [ours("10.244.2.0/24", "172.16.5.5")], onLink);
+    expect(plan.unreachable).toEqual([{ dst: "10.244.2.0/24", via: "172.16.5.5", nodeName: "far" }]);
+    expect(plan.actions).toEqual([{ kind: "delete", dst: "10.244.2.0/24" }]);
+  });
+
+  it("writes ip -batch lines tagged with podnet's protocol", () => {
+    expect(routeBatch([{ kind: "add", dst: "10.244.2.0/24", via: "192.168.1.2" }, { kind: "delete", dst: "10.244.3.0/24" }]))
+      .toBe("route add 10.244.2.0/24 via 192.168.1.2 proto 249\nroute del 10.244.3.0/24 proto 249\n");
+  });
+
+  it.each([["default", 4, "0.0.0.0/0"], ["10.0.0.1", 4, "10.0.0.1/32"], ["fd00::1", 6, "fd00::1/128"], ["192.168.1.0/24", 4, "192.168.1.0/24"], ["bogus", 4, undefined]] as const)(
+    "normalises kernel dst %s", (dst, family, expected) => expect(normaliseDst(dst, family)).toBe(expected));
+});

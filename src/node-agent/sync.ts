@@ -1,0 +1,104 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { AgentConfig } from "../config.js";
+import type { Logger } from "../log.js";
+import { commonCniVersion, conflistText, renderConflist } from "./cni-conflist.js";
+import { missingPlugins, pluginVersions, shadowingConfigs, writeFileAtomic } from "./cni-files.js";
+import type { DesiredNodeState } from "./desired-state.js";
+import { ensureSysctls, neededSysctls } from "./forwarding.js";
+import { applyRoutes, readLinks, readRoutes } from "./ip-route.js";
+import { applyMasquerade, renderMasqueradeRuleset } from "./masquerade.js";
+import type { SyncOutcome } from "./report.js";
+import { planRoutes } from "./routes-plan.js";
+
+export const CNI_PLUGINS = ["bridge", "host-local", "portmap", "loopback"];
+const versionCache = new Map<string, string>();
+
+interface SyncInput { config: AgentConfig; state: DesiredNodeState; nodeIP?: string; netns?: string; log: Logger }
+
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/** One pass of "make this node match": each step fails on its own and is reported, never thrown. */
+export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome> {
+  const { state } = input;
+  const links = await readLinks(input.netns).catch((err: unknown) => err as Error);
+  const outcome: SyncOutcome = {
+    routes: await syncRoutes(input, links),
+    cni: await syncCni(input, links instanceof Error ? undefined : links.mtuOf(input.nodeIP ?? "")),
+    masquerade: { enabled: input.config.masquerade },
+    sysctls: {},
+    rejected: state.rejected,
+  };
+  if (input.config.masquerade) {
+    try {
+      // Re-applied every pass (one nft process, ~ms): that is also what repairs a hand-edited table.
+      if (input.config["dry-run"]) input.log.info({ ruleset: renderMasqueradeRuleset(state.podCidrs) }, "dry-run: would apply nft table inet podnet");
+      else await applyMasquerade(state.podCidrs, input.netns);
+    } catch (err) { outcome.masquerade.error = message(err); }
+  }
+  try {
+    const wanted = neededSysctls(state.families.length ? state.families : [4]);
+    if (input.config["dry-run"]) input.log.info({ sysctls: wanted }, "dry-run: would ensure sysctls");
+    else await ensureSysctls(wanted, input.netns);
+  } catch (err) { outcome.sysctls.error = message(err); }
+  return outcome;
+}
+
+async function syncRoutes(input: SyncInput, links: Awaited<ReturnType<typeof readLinks>> | Error): Promise<SyncOutcome["routes"]> {
+  const base = { desired: input.state.routes.length, installed: 0, added: 0, replaced: 0, deleted: 0, conflicts: [] as string[], unreachable: [] as string[] };
+  if (links instanceof Error) return { ...base, error: links.message };
+  try {
+    const plan = planRoutes(input.state.routes, await readRoutes(input.netns), links.onLink);
+    const counts = { added: 0, replaced: 0, deleted: 0 };
+    for (const a of plan.actions) counts[a.kind === "add" ? "added" : a.kind === "replace" ? "replaced" : "deleted"]++;
+    const conflicts = plan.conflicts.map((c) => c.reason);
+    const unreachable = plan.unreachable.map((u) => `node ${u.nodeName}: ${u.via} is not on a local subnet; ${u.dst} needs an overlay`);
+    if (input.config["dry-run"]) {
+      for (const a of plan.actions) input.log.info({ route: a }, `dry-run: would ${a.kind} route ${a.dst}`);
+      return { ...base, ...counts, conflicts, unreachable, installed: plan.installed };
+    }
+    const result = await applyRoutes(plan.actions, input.netns);
+    // ip -batch is not transactional: count what the kernel really has now.
+    const after = await readRoutes(input.netns);
+    const wanted = new Map(input.state.routes.map((r) => [r.dst, r.via]));
+    const installed = after.filter((r) => r.ours && wanted.get(r.dst) === r.gateway).length;
+    if (plan.actions.length) input.log.info({ ...counts, installed, desired: base.desired }, "routes synced");
+    return { ...base, ...counts, conflicts, unreachable, installed, ...(result.errors.length ? { error: result.errors.slice(0, 3).join("; ") } : {}) };
+  } catch (err) {
+    return { ...base, error: message(err) };
+  }
+}
+
+async function syncCni(input: SyncInput, linkMtu: number | undefined): Promise<SyncOutcome["cni"]> {
+  const { config } = input;
+  const dir = config["cni-conf-dir"];
+  const name = config["conflist-name"];
+  const path = join(dir, name);
+  const result: SyncOutcome["cni"] = { path, changed: false, shadowedBy: [], missingPlugins: [] };
+  try {
+    result.missingPlugins = missingPlugins(config["cni-bin-dir"], CNI_PLUGINS);
+    result.shadowedBy = shadowingConfigs(dir, name);
+    if (input.state.ownCidrs.length === 0) return { ...result, skipped: "no NodeCIDR is allocated to this node yet" };
+    const binDir = config["cni-bin-dir"];
+    let version = versionCache.get(binDir);
+    if (!version && result.missingPlugins.length === 0) {
+      version = commonCniVersion(await pluginVersions(binDir, ["bridge", "host-local", "portmap"]));
+      if (version) versionCache.set(binDir, version);
+    }
+    const mtu = config.mtu || linkMtu || 1500;
+    const text = conflistText(renderConflist({
+      cniVersion: version ?? "1.0.0", podCidrs: input.state.ownCidrs, mtu,
+      ipamDataDir: join(config["ipam-data-dir"], "podnet"),
+    }));
+    if (config["dry-run"]) {
+      const current = existsSync(path) ? readFileSync(path, "utf8") : undefined;
+      input.log.info({ path, changed: current !== text }, "dry-run: would write CNI conflist");
+      return result;
+    }
+    result.changed = writeFileAtomic(dir, name, text);
+    if (result.changed) input.log.info({ path, podCidrs: input.state.ownCidrs, mtu, cniVersion: version }, "CNI conflist written");
+    return result;
+  } catch (err) {
+    return { ...result, error: message(err) };
+  }
+}

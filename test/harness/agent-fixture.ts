@@ -1,0 +1,44 @@
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { agentConfigSchema } from "../../src/config.js";
+import { cidrObjectName } from "../../src/lib/cidr.js";
+import { applyStatus, podnetResource, type KubeApi } from "../../src/lib/k8s.js";
+import { createLogger, silentLogger } from "../../src/log.js";
+import { NodeAgent } from "../../src/node-agent/agent.js";
+import type { ApiFixture } from "./api-fixture.js";
+import { CNI_BIN_DIR } from "./cni-exec.js";
+import type { BedNode } from "./netbed.js";
+
+export interface TestAgent { agent: NodeAgent; confDir: string; dir: string; stop(): Promise<void> }
+
+/** A node agent in-process, programming the given node namespace, with its own conf and IPAM dirs. */
+export async function startAgent(fx: ApiFixture, node: BedNode, flags: Record<string, string> = {}): Promise<TestAgent> {
+  const dir = mkdtempSync(join(tmpdir(), `podnet-agent-${node.name}-`));
+  const confDir = join(dir, "net.d");
+  mkdirSync(confDir);
+  const config = agentConfigSchema.parse({
+    "node-name": node.name, "cni-conf-dir": confDir, "cni-bin-dir": CNI_BIN_DIR, "ipam-data-dir": join(dir, "ipam"),
+    "metrics-address": "127.0.0.1:0", "resync-period": "1s", ...flags,
+  });
+  const log = process.env.PODNET_TEST_LOGS ? createLogger(`agent-${node.name}`, "debug") : silentLogger();
+  const agent = new NodeAgent(fx.api("podnet-agent"), config, log, { netns: node.ns });
+  await agent.start();
+  return { agent, confDir, dir, stop: async () => { await agent.stop(); rmSync(dir, { recursive: true, force: true }); } };
+}
+
+/** A NodeCIDR as the controller would leave it: created, then marked Allocated through the status. */
+export async function putNodeCidr(api: KubeApi, nodeName: string, cidr: string, nodeIPs: string[]): Promise<string> {
+  const name = cidrObjectName(cidr);
+  await api.custom.createClusterCustomObject({ ...podnetResource("nodecidrs"), body: {
+    apiVersion: "podnet.io/v1alpha1", kind: "NodeCIDR", metadata: { name },
+    spec: { nodeName, cidr, family: cidr.includes(":") ? "IPv6" : "IPv4", pool: "default", nodeIPs },
+  } });
+  await applyStatus(api, "nodecidrs", name, "NodeCIDR", { phase: "Allocated" });
+  return name;
+}
+
+export async function conditionsOf(api: KubeApi, name: string): Promise<Array<{ type: string; status: string; reason: string; message: string }>> {
+  const obj = (await api.custom.getClusterCustomObject({ ...podnetResource("nodecidrs"), name })) as { status?: { conditions?: Array<{ type: string; status: string; reason: string; message: string }> } };
+  return obj.status?.conditions ?? [];
+}

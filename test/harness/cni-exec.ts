@@ -1,0 +1,56 @@
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { createNamespace, destroyNamespace } from "./netbed.js";
+
+/**
+ * Invokes the real CNI plugins the way a container runtime does: take the alphabetically first config
+ * in the node's conf dir, run each plugin of the list in order for ADD (feeding each the previous result)
+ * and in reverse for DEL. The plugins run in the node's namespace and wire a fresh pod namespace to it.
+ */
+
+export const CNI_BIN_DIR = "/usr/lib/cni";
+
+interface PluginConf { type: string; [key: string]: unknown }
+interface NetConfList { cniVersion: string; name: string; plugins: PluginConf[] }
+export interface CniResult { ips?: Array<{ address: string; gateway?: string }>; [key: string]: unknown }
+export interface Pod { name: string; ns: string; nodeNs: string; ips: string[]; conflist: NetConfList; result: CniResult }
+
+export function runtimeConfigFile(confDir: string): string {
+  const files = readdirSync(confDir).filter((f) => /\.(conflist|conf|json)$/.test(f) && !f.startsWith(".")).sort();
+  if (!files[0]) throw new Error(`no CNI config in ${confDir}`);
+  return join(confDir, files[0]);
+}
+
+function invoke(nodeNs: string, command: "ADD" | "DEL", pod: { name: string; ns: string }, list: NetConfList, plugin: PluginConf, prevResult?: CniResult): CniResult | undefined {
+  const stdin = JSON.stringify({ cniVersion: list.cniVersion, name: list.name, ...plugin, ...(prevResult ? { prevResult } : {}) });
+  const out = execFileSync("ip", ["netns", "exec", nodeNs, join(CNI_BIN_DIR, plugin.type)], {
+    input: stdin, timeout: 20_000, stdio: ["pipe", "pipe", "pipe"],
+    env: { ...process.env, CNI_COMMAND: command, CNI_CONTAINERID: pod.name, CNI_NETNS: `/run/netns/${pod.ns}`, CNI_IFNAME: "eth0", CNI_PATH: CNI_BIN_DIR },
+  }).toString();
+  return out.trim() ? (JSON.parse(out) as CniResult) : undefined;
+}
+
+export function addPod(nodeNs: string, confDir: string, name: string): Pod {
+  const file = runtimeConfigFile(confDir);
+  const parsed = JSON.parse(readFileSync(file, "utf8")) as NetConfList & PluginConf;
+  const list: NetConfList = parsed.plugins ? parsed : { cniVersion: parsed.cniVersion, name: parsed.name, plugins: [parsed] };
+  const ns = createNamespace(`pod-${name}`);
+  let result: CniResult | undefined;
+  try {
+    for (const plugin of list.plugins) result = invoke(nodeNs, "ADD", { name, ns }, list, plugin, result) ?? result;
+  } catch (err) {
+    destroyNamespace(ns);
+    const stderr = (err as { stdout?: Buffer }).stdout?.toString() ?? "";
+    throw new Error(`CNI ADD for ${name} failed: ${(err as Error).message} ${stderr}`);
+  }
+  const ips = (result?.ips ?? []).map((i) => i.address.split("/")[0]!);
+  return { name, ns, nodeNs, ips, conflist: list, result: result ?? {} };
+}
+
+export function deletePod(pod: Pod): void {
+  for (const plugin of [...pod.conflist.plugins].reverse()) {
+    try { invoke(pod.nodeNs, "DEL", pod, pod.conflist, plugin, pod.result); } catch { /* DEL is best effort, like runtimes */ }
+  }
+  destroyNamespace(pod.ns);
+}

@@ -1,0 +1,172 @@
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { podnetResource } from "../../src/lib/k8s.js";
+import { masqueradeCount } from "../../src/node-agent/masquerade.js";
+import { conditionsOf, putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
+import { useControlPlane } from "../harness/api-fixture.js";
+import { addPod, deletePod, type Pod } from "../harness/cni-exec.js";
+import { createNetBed, ipIn, ipJson, isRoot, type NetBed } from "../harness/netbed.js";
+import { waitFor } from "../harness/processes.js";
+import { ping, sourceSeenBy } from "../harness/udp-probe.js";
+
+const fx = useControlPlane();
+const nodecidrs = podnetResource("nodecidrs");
+let bed: NetBed;
+const agents: TestAgent[] = [];
+const pods: Pod[] = [];
+const ownRoutes = (ns: string) => ipJson<Array<{ dst: string; gateway: string }>>(ns, "route", "show", "proto", "249").map((r) => `${r.dst} via ${r.gateway}`).sort();
+
+describe.skipIf(!isRoot())("node agent on real kernel routes and real CNI plugins (rung 3)", () => {
+  beforeAll(async () => {
+    bed = createNetBed("ag", 3);
+    for (const [i, n] of bed.nodes.entries()) await putNodeCidr(fx.api(), n.name, `10.244.${i + 1}.0/24`, [n.ip]);
+    for (const n of bed.nodes) agents.push(await startAgent(fx, n));
+  });
+  afterAll(async () => {
+    for (const p of pods) deletePod(p);
+    for (const a of agents) await a.stop();
+    bed?.destroy();
+  });
+
+  it("programs a route to every other node's pod CIDR via its node IP, tagged with podnet's protocol", async () => {
+    const [n1] = bed.nodes;
+    await waitFor("routes on n1", async () => (ownRoutes(n1!.ns).length === 2 ? true : undefined), 15_000);
+    expect(ownRoutes(n1!.ns)).toEqual(["10.244.2.0/24 via 192.168.77.12", "10.244.3.0/24 via 192.168.77.13"]);
+    const conds = await waitFor("Ready condition", async () => {
+      const c = await conditionsOf(fx.api(), "10-244-1-0-24");
+      return c.some((x) => x.type === "Ready" && x.status === "True") ? c : undefined;
+    }, 15_000);
+    expect(conds.find((c) => c.type === "RoutesProgrammed")!.message).toContain("2/2 routes installed");
+  });
+
+  it("writes a conflist the real plugins accept: pods on different nodes ping each other without NAT", async () => {
+    const [n1, n2] = bed.nodes;
+    const conflist = JSON.parse(readFileSync(join(agents[0]!.confDir, "10-podnet.conflist"), "utf8"));
+    expect(conflist.plugins.map((p: { type: string }) => p.type)).toEqual(["bridge", "portmap"]);
+    expect(conflist.plugins[0].ipam.ranges).toEqual([[{ subnet: "10.244.1.0/24" }]]);
+    const a = addPod(n1!.ns, agents[0]!.confDir, "a");
+    const b = addPod(n2!.ns, agents[1]!.confDir, "b");
+    pods.push(a, b);
+    expect(a.ips[0]).toMatch(/^10\.244\.1\./);
+    expect(b.ips[0]).toMatch(/^10\.244\.2\./);
+    expect(ping(a.ns, b.ips[0]!)).toBe(true);
+    expect(await sourceSeenBy(b.ns, b.ips[0]!, a.ns)).toBe(a.ips[0]);
+  });
+
+  it("masquerades pod traffic leaving the pod network (pod → another node's IP) and counts it", async () => {
+    const [, n2] = bed.nodes;
+    const a = pods[0]!;
+    const before = await masqueradeCount(bed.nodes[0]!.ns);
+    expect(await sourceSeenBy(n2!.ns, n2!.ip, a.ns, 7778)).toBe(bed.nodes[0]!.ip);
+    expect(await masqueradeCount(bed.nodes[0]!.ns)).toBeGreaterThan(before);
+  });
+
+  it("sets ip_forward inside the node namespace", () => {
+    expect(ipIn(bed.nodes[0]!.ns, "netconf", "show", "dev", "eth0")).toContain("forwarding on");
+  });
+
+  it("restores a hand-deleted route and a hand-edited conflist on the next resync", async () => {
+    const [n1] = bed.nodes;
+    ipIn(n1!.ns, "route", "del", "10.244.2.0/24");
+    const file = join(agents[0]!.confDir, "10-podnet.conflist");
+    const original = readFileSync(file, "utf8");
+    writeFileSync(file, "{}");
+    await waitFor("route restored", async () => (ownRoutes(n1!.ns).includes("10.244.2.0/24 via 192.168.77.12") ? true : undefined), 10_000);
+    await waitFor("conflist restored", async () => (readFileSync(file, "utf8") === original ? true : undefined), 10_000);
+  });
+
+  it("leaves a foreign route for a node's prefix alone and reports the conflict", async () => {
+    const [n1] = bed.nodes;
+    const extra = bed.addNode("n4");
+    ipIn(n1!.ns, "route", "add", "10.244.4.0/24", "via", "192.168.77.13", "proto", "static");
+    await putNodeCidr(fx.api(), extra.name, "10.244.4.0/24", [extra.ip]);
+    const cond = await waitFor("conflict reported", async () => {
+      const c = (await conditionsOf(fx.api(), "10-244-1-0-24")).find((x) => x.type === "RoutesProgrammed");
+      return c?.reason === "RouteConflict" ? c : undefined;
+    }, 15_000);
+    expect(cond.message).toContain("10.244.4.0/24");
+    const route = ipJson<Array<{ gateway: string; protocol: string }>>(n1!.ns, "route", "show", "10.244.4.0/24");
+    expect(route).toEqual([expect.objectContaining({ gateway: "192.168.77.13", protocol: "static" })]);
+    ipIn(n1!.ns, "route", "del", "10.244.4.0/24", "proto", "static");
+  });
+
+  it("removes a deleted node's route on every node", async () => {
+    await fx.api().custom.deleteClusterCustomObject({ ...nodecidrs, name: "10-244-4-0-24" });
+    for (const n of bed.nodes.slice(0, 3)) {
+      await waitFor(`route gone on ${n.name}`, async () => (ownRoutes(n.ns).some((r) => r.startsWith("10.244.4.0/24")) ? undefined : true), 10_000);
+    }
+  });
+
+  it("reports a shadowing conflist as CNIConfigShadowed", async () => {
+    writeFileSync(join(agents[1]!.confDir, "00-other.conflist"), JSON.stringify({ cniVersion: "1.0.0", name: "other", plugins: [{ type: "bridge" }] }));
+    const c = await waitFor("shadow condition", async () => {
+      const all = await conditionsOf(fx.api(), "10-244-2-0-24");
+      return all.find((x) => x.type === "CNIConfigShadowed" && x.status === "True") ? all : undefined;
+    }, 15_000);
+    expect(c.find((x) => x.type === "CNIConfigured")!.reason).toBe("CNIConfigShadowed");
+  });
+
+  it("rejects a node IP inside the pod range and keeps routing the healthy nodes", async () => {
+    const [n1] = bed.nodes;
+    await putNodeCidr(fx.api(), "bad-node", "10.244.9.0/24", ["10.244.9.7"]);
+    const cond = await waitFor("InvalidNodeIP", async () => {
+      const c = (await conditionsOf(fx.api(), "10-244-1-0-24")).find((x) => x.type === "RoutesProgrammed");
+      return c?.reason === "InvalidNodeIP" ? c : undefined;
+    }, 15_000);
+    expect(cond.message).toContain("bad-node");
+    expect(ownRoutes(n1!.ns)).toEqual(["10.244.2.0/24 via 192.168.77.12", "10.244.3.0/24 via 192.168.77.13"]);
+    await fx.api().custom.deleteClusterCustomObject({ ...nodecidrs, name: "10-244-9-0-24" });
+  });
+});
+
+describe.skipIf(!isRoot())("agent restart, dry-run, unwritable config dir and cleanup (rung 3)", () => {
+  let bed2: NetBed;
+  beforeAll(() => { bed2 = createNetBed("rs", 2, 78); });
+  afterAll(() => bed2?.destroy());
+
+  it("converges after being down while nodes came and went: no stale route, new routes in place", async () => {
+    const [m1, m2] = bed2.nodes;
+    await putNodeCidr(fx.api(), m1!.name + "x", "10.245.1.0/24", [m1!.ip]);
+    await putNodeCidr(fx.api(), "gone-node", "10.245.7.0/24", [m2!.ip]);
+    const first = await startAgent(fx, m2!, { "node-name": "m2x" });
+    await waitFor("two routes", async () => (ownRoutes(m2!.ns).length === 2 ? true : undefined), 10_000);
+    await first.stop();
+    await fx.api().custom.deleteClusterCustomObject({ ...nodecidrs, name: "10-245-7-0-24" });
+    await putNodeCidr(fx.api(), "new-node", "10.245.8.0/24", [m1!.ip]);
+    const second = await startAgent(fx, m2!, { "node-name": "m2x" });
+    await waitFor("converged", async () => (ownRoutes(m2!.ns).join() === "10.245.1.0/24 via 192.168.78.11,10.245.8.0/24 via 192.168.78.11" ? true : undefined), 10_000);
+    await second.stop();
+  });
+
+  it("--dry-run changes nothing", async () => {
+    const [m1] = bed2.nodes;
+    const dry = await startAgent(fx, m1!, { "node-name": "dry", "dry-run": "true" });
+    const outcome = await dry.agent.syncNow();
+    expect(outcome.routes.added).toBe(2);
+    expect(ownRoutes(m1!.ns)).toEqual([]);
+    expect(readdirSync(dry.confDir)).toEqual([]);
+    await dry.stop();
+  });
+
+  it("reports an unwritable CNI config dir without leaving a partial file, and cleanup removes only podnet's state", async () => {
+    const [m1] = bed2.nodes;
+    await putNodeCidr(fx.api(), "m1", "10.245.2.0/24", [m1!.ip]);
+    const a = await startAgent(fx, m1!, { "node-name": "m1", "cni-conf-dir": "/proc/podnet-no-such-dir" });
+    const outcome = await a.agent.syncNow();
+    expect(outcome.cni.error).toContain("does not exist");
+    expect(outcome.routes.installed).toBeGreaterThan(0); // other work still done
+    const cond = await waitFor("WriteFailed", async () => (await conditionsOf(fx.api(), "10-245-2-0-24")).find((c) => c.reason === "WriteFailed"), 10_000);
+    expect(cond.status).toBe("False");
+    await a.stop();
+    ipIn(m1!.ns, "route", "add", "10.99.0.0/24", "via", "192.168.78.12", "proto", "static");
+    const { cleanupAgent } = await import("../../src/node-agent/agent.js");
+    const { silentLogger } = await import("../../src/log.js");
+    const cfg = (await import("../../src/config.js")).agentConfigSchema.parse({ "node-name": "m1", "cni-conf-dir": a.confDir });
+    await cleanupAgent(cfg, silentLogger(), m1!.ns);
+    expect(ownRoutes(m1!.ns)).toEqual([]);
+    expect(ipJson(m1!.ns, "route", "show", "10.99.0.0/24")).toHaveLength(1);
+    expect(ipIn(m1!.ns, "-j", "link").length).toBeGreaterThan(0);
+    expect(existsSync(join(a.confDir, "10-podnet.conflist"))).toBe(false);
+  });
+});
