@@ -8,9 +8,9 @@ import { crdSources, renderCrdYaml } from "../src/crds/generate.js";
 import { installCrds, KubeApi } from "../src/lib/k8s.js";
 import { silentLogger } from "../src/log.js";
 import { createNodes, listNodeCidrs, allocated } from "../test/harness/cluster-objects.js";
-import { startControlPlane } from "../test/harness/control-plane.js";
-import { kubeBin } from "../test/harness/kube-bins.js";
-import { freePort, startProcess, stopProcess, waitFor } from "../test/harness/processes.js";
+import { startControlPlane } from "../src/localcluster/control-plane.js";
+import { kubeBin } from "../src/localcluster/kube-bins.js";
+import { freePort, startProcess, stopProcess, waitFor } from "../src/localcluster/processes.js";
 
 const PARALLELISM = 16;
 const nodes = (n: number) => Array.from({ length: n }, (_, i) => ({ name: `bench-${i}`, ip: `10.${100 + Math.floor(i / 65536)}.${Math.floor(i / 256) % 256}.${(i % 254) + 1}` }));

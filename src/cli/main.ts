@@ -41,8 +41,8 @@ async function main(argv: string[]): Promise<void> {
       const config = loadConfig(agentConfigSchema, cleanup ? rest.slice(1) : rest);
       const log = createLogger("agent");
       const { runAgent, cleanupAgent } = await import("../node-agent/agent.js");
-      if (cleanup) { await cleanupAgent(config, log); return; }
-      const agent = await runAgent(KubeApi.fromKubeconfig(config.kubeconfig, "podnet-agent"), config, log);
+      if (cleanup) { await cleanupAgent(config, log, config.netns); return; }
+      const agent = await runAgent(KubeApi.fromKubeconfig(config.kubeconfig, "podnet-agent"), config, log, { netns: config.netns });
       onSignals(() => agent.stop());
       return;
     }

@@ -7,8 +7,8 @@ import { applyStatus, podnetResource, type KubeApi } from "../../src/lib/k8s.js"
 import { createLogger, silentLogger } from "../../src/log.js";
 import { NodeAgent } from "../../src/node-agent/agent.js";
 import type { ApiFixture } from "./api-fixture.js";
-import { CNI_BIN_DIR } from "./cni-exec.js";
-import type { BedNode } from "./netbed.js";
+import { CNI_BIN_DIR } from "../../src/localcluster/cni-exec.js";
+import type { BedNode } from "../../src/localcluster/netbed.js";
 
 export interface TestAgent { agent: NodeAgent; confDir: string; dir: string; stop(): Promise<void> }
 

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll } from "vitest";
 import { crdSources, renderCrdYaml } from "../../src/crds/generate.js";
 import { installCrds, KubeApi, type FieldManager } from "../../src/lib/k8s.js";
-import { startControlPlane, type ControlPlane } from "./control-plane.js";
+import { startControlPlane, type ControlPlane } from "../../src/localcluster/control-plane.js";
 
 export interface ApiFixture {
   readonly cp: ControlPlane;

@@ -4,8 +4,8 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { crdSources, renderCrdYaml } from "../../src/crds/generate.js";
 import { installCrds, KubeApi } from "../../src/lib/k8s.js";
-import { startControlPlane } from "./control-plane.js";
-import { kubeBinDir } from "./kube-bins.js";
+import { startControlPlane } from "../../src/localcluster/control-plane.js";
+import { kubeBinDir } from "../../src/localcluster/kube-bins.js";
 
 const stateDir = join(process.env.PODNET_CACHE ?? join(homedir(), ".cache/podnet"), "dev");
 const stateFile = join(stateDir, "state.json");

@@ -4,7 +4,7 @@ import type { AllocationController } from "../../src/controllers/controller.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 import { allocated, createNodes, deleteNodes, eventsFor, invariantViolations, listNodeCidrs } from "../harness/cluster-objects.js";
 import { startController } from "../harness/controller-fixture.js";
-import { waitFor } from "../harness/processes.js";
+import { waitFor } from "../../src/localcluster/processes.js";
 
 const fx = useControlPlane();
 const pools = podnetResource("podcidrpools");

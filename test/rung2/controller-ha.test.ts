@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { useControlPlane } from "../harness/api-fixture.js";
 import { allocated, createNodes, deleteNodes, invariantViolations, listNodeCidrs } from "../harness/cluster-objects.js";
 import { startController } from "../harness/controller-fixture.js";
-import { waitFor } from "../harness/processes.js";
+import { waitFor } from "../../src/localcluster/processes.js";
 import type { AllocationController } from "../../src/controllers/controller.js";
 
 const fx = useControlPlane();

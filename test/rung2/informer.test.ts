@@ -3,7 +3,7 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import { Informer, type InformerEvent, type ListPage } from "../../src/lib/informer.js";
 import { podnetResource } from "../../src/lib/k8s.js";
 import { silentLogger } from "../../src/log.js";
-import { waitFor } from "../harness/processes.js";
+import { waitFor } from "../../src/localcluster/processes.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 
 const fx = useControlPlane();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { LeaderElector } from "../../src/lib/leader.js";
 import { silentLogger } from "../../src/log.js";
-import { waitFor } from "../harness/processes.js";
+import { waitFor } from "../../src/localcluster/processes.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 
 const fx = useControlPlane();

@@ -5,10 +5,10 @@ import { podnetResource } from "../../src/lib/k8s.js";
 import { masqueradeCount } from "../../src/node-agent/masquerade.js";
 import { conditionsOf, putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
 import { useControlPlane } from "../harness/api-fixture.js";
-import { addPod, deletePod, type Pod } from "../harness/cni-exec.js";
-import { createNetBed, ipIn, ipJson, isRoot, type NetBed } from "../harness/netbed.js";
-import { waitFor } from "../harness/processes.js";
-import { ping, sourceSeenBy } from "../harness/udp-probe.js";
+import { addPod, deletePod, type Pod } from "../../src/localcluster/cni-exec.js";
+import { createNetBed, ipIn, ipJson, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
+import { waitFor } from "../../src/localcluster/processes.js";
+import { ping, sourceSeenBy } from "../../src/localcluster/udp-probe.js";
 
 const fx = useControlPlane();
 const nodecidrs = podnetResource("nodecidrs");

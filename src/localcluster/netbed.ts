@@ -39,7 +39,7 @@ export function sweepStaleNamespaces(): string[] {
 }
 
 export interface BedNode { name: string; ns: string; ip: string; ip6: string }
-export interface NetBed { switchNs: string; nodes: BedNode[]; addNode(name: string): BedNode; destroy(): void }
+export interface NetBed { switchNs: string; nodes: BedNode[]; addNode(name: string): BedNode; removeNode(name: string): void; destroy(): void }
 
 const created = new Set<string>();
 process.on("exit", () => { for (const ns of created) deleteNamespace(ns); });
@@ -65,8 +65,10 @@ export function createNetBed(tag: string, count: number, segment = 77): NetBed {
   ip("-n", switchNs, "link", "add", "br0", "type", "bridge");
   ip("-n", switchNs, "link", "set", "br0", "up");
   const nodes: BedNode[] = [];
+  let added = 0;
   const addNode = (name: string): BedNode => {
-    const index = nodes.length + 1;
+    const index = ++added; // never reuse an index: a later node must not inherit a removed node's IP
+    if (index > 240) throw new Error("a net bed holds at most 240 nodes");
     const ns = createNamespace(`${tag}-${name}`);
     const port = `p${index}`;
     ip("-n", switchNs, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns);
@@ -79,8 +81,14 @@ export function createNetBed(tag: string, count: number, segment = 77): NetBed {
     return node;
   };
   for (let i = 1; i <= count; i++) addNode(`n${i}`);
+  const removeNode = (name: string) => {
+    const i = nodes.findIndex((n) => n.name === name);
+    if (i < 0) return;
+    destroyNamespace(nodes[i]!.ns);
+    nodes.splice(i, 1);
+  };
   return {
-    switchNs, nodes, addNode,
+    switchNs, nodes, addNode, removeNode,
     destroy: () => { for (const n of nodes) destroyNamespace(n.ns); destroyNamespace(switchNs); },
   };
 }

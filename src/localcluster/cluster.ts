@@ -1,0 +1,166 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { crdSources, renderCrdYaml } from "../crds/generate.js";
+import { installCrds, KubeApi, mergePatch, podnetResource } from "../lib/k8s.js";
+import type { NodeCidrObject } from "../controllers/observe.js";
+import { addPod, CNI_BIN_DIR, deletePod, type Pod } from "./cni-exec.js";
+import { startControlPlane, type ControlPlane } from "./control-plane.js";
+import { kubeBin } from "./kube-bins.js";
+import { createNetBed, ipJson, type BedNode, type NetBed } from "./netbed.js";
+import { startProcess, stopProcess, waitFor, type ManagedProcess } from "./processes.js";
+
+export interface LocalClusterOptions {
+  nodes: number;
+  dualStack?: boolean;
+  tag?: string;
+  segment?: number;
+  releaseCooldown?: string;
+  resyncPeriod?: string;
+  progress?: (line: string) => void;
+}
+
+interface LocalNode { node: BedNode; agent?: ManagedProcess; dir: string; confDir: string }
+
+const repoRoot = resolve(fileURLToPath(import.meta.url), "../../..");
+// Run the CLI the way this code runs: from TypeScript sources via tsx, or compiled from dist/.
+const cliArgv = import.meta.url.endsWith(".ts")
+  ? [process.execPath, "--import", "tsx", join(repoRoot, "src/cli/main.ts")]
+  : [process.execPath, join(repoRoot, "dist/cli/main.js")];
+
+/**
+ * podnet's main job on one machine: a real control plane, the podnet controller, and N nodes, each a
+ * network namespace on a shared L2 segment with its Node object and its own agent process. Agents run on
+ * the host (the apiserver listens on host loopback only) and each programs its node's namespace (--netns).
+ */
+export class LocalCluster {
+  readonly nodes = new Map<string, LocalNode>();
+  readonly pods: Pod[] = [];
+  controller?: ManagedProcess;
+  private constructor(readonly cp: ControlPlane, readonly api: KubeApi, readonly bed: NetBed, readonly dir: string, private readonly opts: LocalClusterOptions) {}
+
+  static async start(opts: LocalClusterOptions): Promise<LocalCluster> {
+    const say = opts.progress ?? (() => undefined);
+    const cp = await startControlPlane();
+    say(`control plane up (etcd + kube-apiserver on ${cp.url}, ready in ${cp.startSeconds.toFixed(1)} s)`);
+    const api = KubeApi.fromKubeconfig(cp.kubeconfig, "podnet-cli");
+    let bed: NetBed | undefined;
+    try {
+      await installCrds(api, crdSources.map(renderCrdYaml));
+      bed = createNetBed(opts.tag ?? "lc", 0, opts.segment ?? 77);
+      const cluster = new LocalCluster(cp, api, bed, mkdtempSync(join(tmpdir(), "podnet-local-")), opts);
+      cluster.startController();
+      say("podnet controller started");
+      for (let i = 1; i <= opts.nodes; i++) await cluster.addNode(`node-${i}`);
+      say(`${opts.nodes} node namespaces on one L2 segment, each with a Node object and an agent`);
+      return cluster;
+    } catch (err) {
+      bed?.destroy();
+      await cp.stop();
+      throw err;
+    }
+  }
+
+  get kubeconfig(): string { return this.cp.kubeconfig; }
+
+  startController(): void {
+    const cidrs = this.opts.dualStack ? "10.244.0.0/16,fd00:10:244::/56" : "10.244.0.0/16";
+    this.controller = startProcess("podnet-controller", cliArgv[0]!, [...cliArgv.slice(1), "controller",
+      `--kubeconfig=${this.kubeconfig}`, `--cluster-cidr=${cidrs}`, "--leader-elect=false", "--metrics-address=127.0.0.1:0",
+      `--release-cooldown=${this.opts.releaseCooldown ?? "5s"}`, "--resync-period=10s"], join(this.cp.dir, "controller.log"));
+  }
+
+  async restartController(): Promise<void> {
+    if (this.controller) await stopProcess(this.controller);
+    this.startController();
+  }
+
+  /** A new node: namespace on the segment, Node object (as kubelet registers it), its agent. */
+  async addNode(name: string): Promise<BedNode> {
+    const node = this.bed.addNode(name);
+    const dir = join(this.dir, name);
+    const confDir = join(dir, "net.d");
+    mkdirSync(confDir, { recursive: true });
+    this.nodes.set(name, { node, dir, confDir });
+    await this.api.core.createNode({ body: { metadata: { name, labels: { "kubernetes.io/hostname": name } } } });
+    const addresses = [{ type: "InternalIP", address: node.ip }, ...(this.opts.dualStack ? [{ type: "InternalIP", address: node.ip6 }] : [])];
+    await this.api.core.patchNodeStatus({ name, body: { status: { addresses } } }, mergePatch());
+    this.startAgent(name);
+    return node;
+  }
+
+  startAgent(name: string): void {
+    const n = this.nodes.get(name)!;
+    n.agent = startProcess(`agent-${name}`, cliArgv[0]!, [...cliArgv.slice(1), "agent",
+      `--kubeconfig=${this.kubeconfig}`, `--node-name=${name}`, `--netns=${n.node.ns}`, `--cni-conf-dir=${n.confDir}`,
+      `--cni-bin-dir=${CNI_BIN_DIR}`, `--ipam-data-dir=${join(n.dir, "ipam")}`, "--metrics-address=127.0.0.1:0",
+      `--resync-period=${this.opts.resyncPeriod ?? "5s"}`], join(this.cp.dir, `agent-${name}.log`));
+  }
+
+  async stopAgent(name: string): Promise<void> {
+    const n = this.nodes.get(name);
+    if (n?.agent) await stopProcess(n.agent);
+  }
+
+  async removeNode(name: string): Promise<void> {
+    const n = this.nodes.get(name);
+    if (!n) return;
+    for (const pod of this.pods.filter((p) => p.nodeNs === n.node.ns)) this.deletePod(pod);
+    await this.api.core.deleteNode({ name });
+    await this.stopAgent(name);
+    this.bed.removeNode(name);
+    this.nodes.delete(name);
+  }
+
+  addPod(nodeName: string, podName: string): Pod {
+    const n = this.nodes.get(nodeName)!;
+    const pod = addPod(n.node.ns, n.confDir, podName);
+    this.pods.push(pod);
+    return pod;
+  }
+
+  deletePod(pod: Pod): void {
+    deletePod(pod);
+    this.pods.splice(this.pods.indexOf(pod), 1);
+  }
+
+  ownRoutes(nodeName: string): string[] {
+    const ns = this.nodes.get(nodeName)!.node.ns;
+    return [4, 6].flatMap((f) => ipJson<Array<{ dst: string; gateway: string }>>(ns, `-${f}`, "route", "show", "proto", "249").map((r) => `${r.dst} via ${r.gateway}`)).sort();
+  }
+
+  async nodeCidrs(): Promise<NodeCidrObject[]> {
+    return ((await this.api.custom.listClusterCustomObject({ ...podnetResource("nodecidrs") })) as { items: NodeCidrObject[] }).items;
+  }
+
+  /** Every node has its CIDR(s) allocated and its agent reports Ready, and routes to every other node. */
+  async waitReady(timeoutMs = 60_000): Promise<void> {
+    const families = this.opts.dualStack ? 2 : 1;
+    await waitFor("all NodeCIDRs Ready", async () => {
+      const records = (await this.nodeCidrs()).filter((r) => r.status?.phase === "Allocated");
+      const ready = records.filter((r) => r.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"));
+      if (ready.length !== this.nodes.size * families) return undefined;
+      const routesOk = [...this.nodes.keys()].every((n) => this.ownRoutes(n).length === (this.nodes.size - 1) * families);
+      return routesOk ? true : undefined;
+    }, timeoutMs, 200);
+  }
+
+  kubectl(...args: string[]): string {
+    return execFileSync(kubeBin("kubectl"), [`--kubeconfig=${this.kubeconfig}`, ...args], { encoding: "utf8" });
+  }
+
+  logs(): string {
+    return this.cp.logs();
+  }
+
+  async stop(): Promise<void> {
+    for (const pod of [...this.pods]) this.deletePod(pod);
+    for (const n of this.nodes.values()) if (n.agent) await stopProcess(n.agent);
+    if (this.controller) await stopProcess(this.controller);
+    this.bed.destroy();
+    await this.cp.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
