@@ -135,14 +135,20 @@ export class LocalCluster {
     return ((await this.api.custom.listClusterCustomObject({ ...podnetResource("nodecidrs") })) as { items: NodeCidrObject[] }).items;
   }
 
-  /** Every node has its CIDR(s) allocated and its agent reports Ready, and routes to every other node. */
+  /**
+   * Every node has its CIDR(s) allocated, its agent reports Ready, and its kernel holds exactly the routes
+   * to every other node's CIDR (compared with the API state, so stale routes or a stale Ready do not count).
+   */
   async waitReady(timeoutMs = 60_000): Promise<void> {
     const families = this.opts.dualStack ? 2 : 1;
-    await waitFor("all NodeCIDRs Ready", async () => {
-      const records = (await this.nodeCidrs()).filter((r) => r.status?.phase === "Allocated");
+    await waitFor("all NodeCIDRs Ready and routes in place", async () => {
+      const records = (await this.nodeCidrs()).filter((r) => r.status?.phase === "Allocated" && this.nodes.has(r.spec.nodeName));
       const ready = records.filter((r) => r.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"));
-      if (ready.length !== this.nodes.size * families) return undefined;
-      const routesOk = [...this.nodes.keys()].every((n) => this.ownRoutes(n).length === (this.nodes.size - 1) * families);
+      if (records.length !== this.nodes.size * families || ready.length !== records.length) return undefined;
+      const routesOk = [...this.nodes.keys()].every((n) => {
+        const expected = records.filter((r) => r.spec.nodeName !== n).map((r) => r.spec.cidr).sort();
+        return this.ownRoutes(n).map((r) => r.split(" ")[0]).sort().join() === expected.join();
+      });
       return routesOk ? true : undefined;
     }, timeoutMs, 200);
   }

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generatePki, type Pki } from "./certs.js";
@@ -81,9 +81,22 @@ async function readyz(url: string, pki: Pki): Promise<true | undefined> {
   });
 }
 
+/** Run dirs of control planes whose owning process died (crash, SIGKILL) are removed on the next start. */
+function sweepStaleRunDirs(base: string): void {
+  for (const name of readdirSync(base).filter((n) => n.startsWith("podnet-cp-"))) {
+    const dir = join(base, name);
+    let owner = NaN;
+    try { owner = Number(readFileSync(join(dir, "owner.pid"), "utf8")); } catch { /* unreadable: treat as stale */ }
+    let alive = false;
+    try { if (owner > 0) { process.kill(owner, 0); alive = true; } } catch { /* gone */ }
+    if (!alive) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const base = opts.baseDir ?? (process.getuid?.() === 0 ? "/dev/shm" : tmpdir());
   mkdirSync(base, { recursive: true });
+  sweepStaleRunDirs(base);
   const dir = mkdtempSync(join(base, "podnet-cp-"));
   writeFileSync(join(dir, "owner.pid"), String(process.pid));
   const started = performance.now();
@@ -94,6 +107,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const apiserver = startProcess("kube-apiserver", kubeBin("kube-apiserver"),
     apiserverArgs(dir, pki, etcdUrl, port, opts.serviceCIDR ?? "10.96.0.0/16"), join(dir, "apiserver.log"), { detached: opts.detached });
   const processes = [etcd, apiserver];
+  // A detached (make dev-up) control plane outlives us: it owns its run dir, so the sweeper spares it.
+  if (opts.detached) writeFileSync(join(dir, "owner.pid"), String(apiserver.child.pid));
   const logs = () => processes.map((p) => `--- ${p.name} (${p.logFile}) ---\n${tailFile(p.logFile)}`).join("\n");
   const stop = async () => {
     for (const p of [...processes].reverse()) await stopProcess(p);
