@@ -1,0 +1,138 @@
+import { describe, expect, it } from "vitest";
+import { planAllocations, type AllocationAction, type PlannerInput, type PlannerNode, type PlannerRecord } from "./plan.js";
+import type { PlannerPool } from "./plan-pools.js";
+
+const node = (name: string, extra: Partial<PlannerNode> = {}): PlannerNode => ({ name, uid: name, labels: {}, podCIDRs: [], internalIPs: [`192.168.0.${name.length}`], deleting: false, ...extra });
+const rec = (nodeName: string, cidr: string, extra: Partial<PlannerRecord> = {}): PlannerRecord => ({
+  name: cidr.replace(/[.:/]/g, "-"), nodeName, cidr, family: cidr.includes(":") ? 6 : 4, pool: "default", nodeIPs: [`192.168.0.${nodeName.length}`], phase: "Allocated", ...extra,
+});
+const pool = (v4?: string[], extra: Partial<PlannerPool> = {}, prefix = 24): PlannerPool => ({ name: "default", nodeSelector: {}, ...(v4 ? { v4: { cidrs: v4, nodePrefix: prefix } } : {}), ...extra });
+const input = (p: Partial<PlannerInput>): PlannerInput => ({
+  nodes: [], records: [], pools: [pool(["10.244.0.0/16"])], now: 1_000_000, ...p,
+  config: { cooldownMs: 60_000, serviceCIDRs: ["10.96.0.0/12"], fillNodePodCIDRs: false, ...p.config },
+});
+const kinds = (actions: AllocationAction[]) => actions.map((a) => `${a.kind}:${"cidr" in a ? a.cidr : "name" in a ? a.name : a.node}`);
+
+describe("planAllocations", () => {
+  it("allocates the lowest free /24 per node, in node-name order", () => {
+    const plan = planAllocations(input({ nodes: [node("b"), node("a")] }));
+    expect(kinds(plan.actions)).toEqual(["create:10.244.0.0/24", "create:10.244.1.0/24"]);
+    expect(plan.actions[0]).toMatchObject({ node: "a", adopted: false });
+  });
+
+  it("keeps existing allocations and allocates around them", () => {
+    const plan = planAllocations(input({ nodes: [node("a"), node("b")], records: [rec("a", "10.244.0.0/24")] }));
+    expect(kinds(plan.actions)).toEqual(["create:10.244.1.0/24"]);
+  });
+
+  it("is deterministic: the same state gives the same plan", () => {
+    const state = input({ nodes: ["n3", "n1", "n2"].map((n) => node(n)), records: [rec("n2", "10.244.5.0/24")] });
+    expect(planAllocations(state)).toEqual(planAllocations(structuredClone(state)));
+  });
+
+  it("gives a dual-stack node one CIDR per family and fills podCIDRs IPv4 first", () => {
+    const plan = planAllocations(input({
+      nodes: [node("a")], pools: [{ name: "default", nodeSelector: {}, v4: { cidrs: ["10.244.0.0/16"], nodePrefix: 24 }, v6: { cidrs: ["fd00:10:244::/56"], nodePrefix: 64 } }],
+      config: { cooldownMs: 0, serviceCIDRs: [], fillNodePodCIDRs: true },
+    }));
+    expect(kinds(plan.actions)).toEqual(["create:10.244.0.0/24", "create:fd00:10:244::/64", "setNodePodCIDRs:a"]);
+    expect(plan.actions[2]).toMatchObject({ cidrs: ["10.244.0.0/24", "fd00:10:244::/64"] });
+  });
+
+  it("reports exhaustion per node and on the pool; a grown pool serves the waiting nodes", () => {
+    const nodes = ["n1", "n2", "n3", "n4", "n5", "n6"].map((n) => node(n));
+    const small = planAllocations(input({ nodes, pools: [pool(["10.200.0.0/22"])] }));
+    expect(small.actions.filter((a) => a.kind === "exhausted").map((a) => "node" in a && a.node)).toEqual(["n5", "n6"]);
+    expect(small.poolStatuses[0]!.conditions.find((c) => c.type === "Exhausted")!.status).toBe("True");
+    expect(small.poolStatuses[0]!.usage[4]).toEqual({ size: 4n, allocated: 4, free: 0n });
+    const grown = planAllocations(input({ nodes, pools: [pool(["10.200.0.0/22", "10.200.8.0/23"])] }));
+    expect(grown.actions.filter((a) => a.kind === "create")).toHaveLength(6);
+  });
+
+  it("adopts a preset podCIDR; reports one held by another node or outside every pool, never overwriting", () => {
+    const plan = planAllocations(input({
+      nodes: [node("a", { podCIDRs: ["10.244.7.0/24"] }), node("b", { podCIDRs: ["10.244.7.0/24"] }), node("c", { podCIDRs: ["172.16.0.0/24"] })],
+    }));
+    expect(plan.actions).toEqual([
+      expect.objectContaining({ kind: "create", node: "a", cidr: "10.244.7.0/24", adopted: true }),
+      expect.objectContaining({ kind: "conflict", node: "b", reason: "PodCIDRConflict" }),
+      expect.objectContaining({ kind: "conflict", node: "c", reason: "PodCIDROutsidePool" }),
+    ]);
+    expect((plan.actions[1] as { message: string }).message).toContain("held by node a");
+  });
+
+  it("releases a deleted node's CIDR, keeps it out of circulation during the cooldown, deletes it after", () => {
+    const released = rec("gone", "10.244.0.0/24", { phase: "Released", releasedAt: 990_000 });
+    const during = planAllocations(input({ nodes: [node("new")], records: [released] }));
+    expect(kinds(during.actions)).toEqual(["create:10.244.1.0/24"]);
+    expect(during.nextCheckAt).toBe(1_050_000);
+    const after = planAllocations(input({ nodes: [node("new")], records: [released], now: 1_050_000 }));
+    expect(kinds(after.actions)).toEqual(["delete:10-244-0-0-24", "create:10.244.0.0/24"]);
+    const justGone = planAllocations(input({ records: [rec("gone", "10.244.0.0/24")] }));
+    expect(kinds(justGone.actions)).toEqual(["release:10-244-0-0-24"]);
+  });
+
+  it.each([
+    ["outside every pool range", rec("a", "172.16.0.0/24"), "OutsidePool"],
+    ["wrong slice size", rec("a", "10.244.0.0/23"), "WrongSize"],
+    ["an unknown pool", rec("a", "10.244.0.0/24", { pool: "nope" }), "UnknownPool"],
+  ])("quarantines a record with %s and still serves its node", (_case, bad, reason) => {
+    const plan = planAllocations(input({ nodes: [node("a")], records: [bad] }));
+    expect(plan.actions[0]).toMatchObject({ kind: "quarantine", reason });
+    expect(plan.actions.some((a) => a.kind === "create" && a.node === "a")).toBe(true);
+  });
+
+  it("quarantines a second CIDR of one family for the same node", () => {
+    const plan = planAllocations(input({ nodes: [node("a")], records: [rec("a", "10.244.0.0/24"), rec("a", "10.244.1.0/24")] }));
+    expect(plan.actions).toEqual([expect.objectContaining({ kind: "quarantine", name: "10-244-1-0-24", reason: "DuplicateForNode" })]);
+  });
+
+  it("never hands out a slice a quarantined wrong-size record overlaps", () => {
+    const plan = planAllocations(input({ nodes: [node("a"), node("b")], records: [rec("a", "10.244.0.0/23", { phase: "Quarantined" }), rec("a", "10.244.5.0/24")], pools: [pool(["10.244.0.0/21"])] }));
+    expect(kinds(plan.actions)).toEqual(["create:10.244.2.0/24"]);
+  });
+
+  it.each([
+    ["overlapping pools", [pool(["10.244.0.0/16"]), { ...pool(["10.244.128.0/17"]), name: "other" }], "overlaps"],
+    ["a node mask larger than the range", [pool(["10.244.0.0/24"], {}, 16)], "does not fit"],
+    ["a range overlapping the service CIDR", [pool(["10.96.0.0/16"])], "service CIDR"],
+    ["host bits in a range", [pool(["10.244.1.0/16"])], "host bits"],
+  ])("reports %s on the pool and allocates nothing from the bad range", (_case, pools, message) => {
+    const plan = planAllocations(input({ nodes: [node("a")], pools }));
+    const valid = plan.poolStatuses.find((p) => p.pool === "default")!.conditions.find((c) => c.type === "Valid")!;
+    expect(valid.status).toBe("False");
+    expect(valid.message).toContain(message);
+    expect(plan.actions.some((a) => a.kind === "create" && a.pool === "default")).toBe(false);
+  });
+
+  it("lets a pool with a matching nodeSelector beat the catch-all pool", () => {
+    const plan = planAllocations(input({
+      nodes: [node("edge", { labels: { zone: "edge" } }), node("core")],
+      pools: [pool(["10.244.0.0/16"]), { name: "edge", nodeSelector: { zone: "edge" }, v4: { cidrs: ["10.201.0.0/24"], nodePrefix: 26 } }],
+    }));
+    expect(plan.actions).toEqual([
+      expect.objectContaining({ node: "core", pool: "default", cidr: "10.244.0.0/24" }),
+      expect.objectContaining({ node: "edge", pool: "edge", cidr: "10.201.0.0/26" }),
+    ]);
+  });
+
+  it("mirrors changed node IPs and confirms a record whose status was never written", () => {
+    const plan = planAllocations(input({ nodes: [node("a", { internalIPs: ["192.168.9.9"] })], records: [rec("a", "10.244.0.0/24", { phase: undefined })] }));
+    expect(kinds(plan.actions)).toEqual(["confirm:10.244.0.0/24", "updateNodeIPs:10-244-0-0-24"]);
+  });
+
+  it("never plans one CIDR for two holders (random churn, seeded)", () => {
+    let seed = 42;
+    const rand = (n: number) => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n; };
+    for (let round = 0; round < 50; round++) {
+      const nodes = Array.from({ length: 20 + rand(20) }, (_, i) => node(`n${i}`, rand(5) === 0 ? { podCIDRs: [`10.0.${rand(16)}.0/24`] } : {}));
+      const records = Array.from({ length: rand(15) }, () => rec(`n${rand(45)}`, `10.0.${rand(16)}.0/24`, rand(4) === 0 ? { phase: "Released", releasedAt: 999_000 } : {}))
+        .filter((r, i, all) => all.findIndex((o) => o.name === r.name) === i);
+      const plan = planAllocations(input({ nodes, records, pools: [pool(["10.0.0.0/20"])] }));
+      const kept = new Set(records.map((r) => r.cidr));
+      const created = plan.actions.flatMap((a) => (a.kind === "create" ? [a.cidr] : []));
+      expect(new Set(created).size).toBe(created.length);
+      for (const c of created) expect(kept.has(c)).toBe(false);
+    }
+  });
+});

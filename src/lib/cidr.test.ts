@@ -1,0 +1,70 @@
+import { describe, expect, it } from "vitest";
+import {
+  canonicalCidr, cidrContains, cidrContainsIp, cidrObjectName, cidrsOverlap, formatCidr, isCanonicalCidr, nthSubnet, parseCidr, parseIp,
+  subnetCount, subnetIndex,
+} from "./cidr.js";
+
+describe("parseCidr / canonicalCidr", () => {
+  it.each([
+    ["10.244.1.0/24", "10.244.1.0/24"],
+    ["0.0.0.0/0", "0.0.0.0/0"],
+    ["10.1.2.3/32", "10.1.2.3/32"],
+    ["FD00:10:244:1::/64", "fd00:10:244:1::/64"],
+    ["fd00:10:244:1:0:0:0:0/64", "fd00:10:244:1::/64"],
+    ["::/0", "::/0"],
+    ["2001:db8::1/128", "2001:db8::1/128"],
+  ])("%s → %s", (text, canonical) => expect(canonicalCidr(text)).toBe(canonical));
+
+  it.each([
+    ["10.244.1.5/24", "has host bits set; did you mean 10.244.1.0/24?"],
+    ["fd00::1/64", "did you mean fd00::/64?"],
+    ["010.1.1.0/24", "not an IP address"],
+    ["10.1.1.0/33", "invalid prefix length"],
+    ["fd00::/129", "invalid prefix length"],
+    ["10.1.1.0", "missing /prefix"],
+    ["banana/8", "not an IP address"],
+    ["10.1.1.0/024", "invalid prefix length"],
+  ])("rejects %s with a clear message", (text, message) => expect(() => parseCidr(text)).toThrow(message));
+
+  it("masks host bits when asked", () => expect(formatCidr(parseCidr("10.244.1.5/24", { allowHostBits: true }))).toBe("10.244.1.0/24"));
+  it("keeps a v4-mapped IPv6 address in family 6", () => expect(parseIp("::ffff:10.0.0.1").family).toBe(6));
+  it("tells canonical spellings apart", () => {
+    expect(isCanonicalCidr("fd00:10:244:1::/64")).toBe(true);
+    expect(isCanonicalCidr("fd00:10:244:1:0:0:0:0/64")).toBe(false);
+  });
+});
+
+describe("containment, overlap and subnets", () => {
+  const c = (t: string) => parseCidr(t);
+  it.each([
+    ["10.244.0.0/16", "10.244.7.0/24", true],
+    ["10.244.7.0/24", "10.244.0.0/16", false],
+    ["0.0.0.0/0", "10.0.0.0/8", true],
+    ["10.0.0.0/8", "fd00::/8", false],
+    ["::/0", "fd00::/8", true],
+  ])("%s contains %s: %s", (outer, inner, expected) => expect(cidrContains(c(outer), c(inner))).toBe(expected));
+
+  it("never overlaps across families", () => expect(cidrsOverlap(c("0.0.0.0/0"), c("::/0"))).toBe(false));
+  it("overlaps either way round", () => expect(cidrsOverlap(c("10.244.1.0/24"), c("10.244.0.0/23"))).toBe(true));
+  it("contains an IP of its own family only", () => {
+    expect(cidrContainsIp(c("10.244.1.0/24"), parseIp("10.244.1.9"))).toBe(true);
+    expect(cidrContainsIp(c("::/0"), parseIp("10.244.1.9"))).toBe(false);
+  });
+
+  it("counts and indexes subnets (IPv6 counts beyond 2^53 stay exact)", () => {
+    expect(subnetCount(c("10.244.0.0/16"), 24)).toBe(256n);
+    expect(subnetCount(c("fd00:10:244::/48"), 64)).toBe(65536n);
+    expect(subnetCount(c("::/0"), 64)).toBe(2n ** 64n);
+    expect(formatCidr(nthSubnet(c("10.244.0.0/16"), 24, 0n))).toBe("10.244.0.0/24");
+    expect(formatCidr(nthSubnet(c("10.244.0.0/16"), 24, 255n))).toBe("10.244.255.0/24");
+    expect(() => nthSubnet(c("10.244.0.0/16"), 24, 256n)).toThrow("outside");
+    expect(() => subnetCount(c("10.244.0.0/16"), 8)).toThrow("cannot be cut");
+    const sub = nthSubnet(c("fd00:10:244::/48"), 64, 4242n);
+    expect(subnetIndex(c("fd00:10:244::/48"), sub)).toBe(4242n);
+  });
+
+  it("names objects the way the CRD's CEL rule derives them", () => {
+    expect(cidrObjectName("10.244.1.0/24")).toBe("10-244-1-0-24");
+    expect(cidrObjectName("fd00:10:244:1::/64")).toBe("fd00-10-244-1---64");
+  });
+});
