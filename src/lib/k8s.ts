@@ -79,7 +79,7 @@ export async function installCrds(api: KubeApi, crdYamls: string[], timeoutMs = 
     try {
       await api.apiext.createCustomResourceDefinition({ body: crd, fieldManager: api.fieldManager });
     } catch (err) {
-      if (!isAlreadyExists(err)) throw new Error(`CRD ${name}: ${apiMessage(err)}`);
+      if (!isAlreadyExists(err)) throw new Error(`CRD ${name}: ${apiMessage(err)}`, { cause: err });
       const current = await api.apiext.readCustomResourceDefinition({ name });
       await api.apiext.replaceCustomResourceDefinition({
         name, body: { ...crd, metadata: { ...crd.metadata, resourceVersion: current.metadata?.resourceVersion } },

@@ -42,7 +42,7 @@ export function addPod(nodeNs: string, confDir: string, name: string): Pod {
   } catch (err) {
     destroyNamespace(ns);
     const stderr = (err as { stdout?: Buffer }).stdout?.toString() ?? "";
-    throw new Error(`CNI ADD for ${name} failed: ${(err as Error).message} ${stderr}`);
+    throw new Error(`CNI ADD for ${name} failed: ${(err as Error).message} ${stderr}`, { cause: err });
   }
   const ips = (result?.ips ?? []).map((i) => i.address.split("/")[0]!);
   return { name, ns, nodeNs, ips, conflist: list, result: result ?? {} };

@@ -122,7 +122,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   } catch (err) {
     const message = `${String(err)}\n${logs()}`;
     await stop();
-    throw new Error(message);
+    throw new Error(message, { cause: err });
   }
   const kubeconfig = join(dir, "kubeconfig");
   writeFileSync(kubeconfig, kubeconfigYaml(url, pki));

@@ -1,0 +1,94 @@
+// Issue #5 benchmark, all in one run on this machine:
+//  1. cold sync of 4,999 remote-node routes by the agent's route path (read links + read routes + plan +
+//     one ip -batch + re-read) vs a raw `ip -batch` of the same routes: ratio (goal ≤ 1.5×)
+//  2. whole cold start: agent process start → all 4,999 routes in the kernel (goal < 1 s), agent peak RSS (goal ≤ 60 MB)
+import { execFileSync, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { crdSources, renderCrdYaml } from "../src/crds/generate.js";
+import { installCrds, KubeApi, forEachLimited } from "../src/lib/k8s.js";
+import { silentLogger } from "../src/log.js";
+import { agentConfigSchema } from "../src/config.js";
+import { desiredNodeState } from "../src/node-agent/desired-state.js";
+import { syncKernelAndFiles } from "../src/node-agent/sync.js";
+import { startControlPlane } from "../src/localcluster/control-plane.js";
+import { createNamespace, destroyNamespace } from "../src/localcluster/netbed.js";
+import { putNodeCidr } from "../test/harness/agent-fixture.js";
+
+const N = Number(process.argv[2] ?? 4999);
+const remote = Array.from({ length: N }, (_, i) => ({
+  node: `n${i}`, cidr: `10.${64 + (i >> 8)}.${i & 255}.0/24`, ip: `172.20.${(i >> 8) & 255}.${(i & 255) + 1}`.replace(/\.256$/, ".255"),
+}));
+
+/** A node namespace whose eth0 (a veth to a switch namespace) holds 172.20.0.0/16, so every gateway is on-link. */
+function nodeNamespace(tag: string): { ns: string; destroy: () => void } {
+  const sw = createNamespace(`${tag}-sw`);
+  const ns = createNamespace(tag);
+  execFileSync("ip", ["-n", sw, "link", "add", "p1", "type", "veth", "peer", "name", "eth0", "netns", ns]);
+  execFileSync("ip", ["-n", sw, "link", "set", "p1", "up"]);
+  execFileSync("ip", ["-n", ns, "addr", "add", "172.20.255.254/16", "dev", "eth0"]);
+  execFileSync("ip", ["-n", ns, "link", "set", "eth0", "up"]);
+  return { ns, destroy: () => { destroyNamespace(ns); destroyNamespace(sw); } };
+}
+
+const routeCount = (ns: string) => execFileSync("ip", ["-n", ns, "route", "show", "proto", "249"]).toString().split("\n").filter(Boolean).length;
+const ms = (t0: number) => performance.now() - t0;
+
+async function rawBatch(): Promise<number> {
+  const bed = nodeNamespace("braw");
+  try {
+    const t0 = performance.now();
+    execFileSync("ip", ["-n", bed.ns, "-batch", "-"], { input: remote.map((r) => `route add ${r.cidr} via ${r.ip} proto 249`).join("\n") + "\n" });
+    const t = ms(t0);
+    if (routeCount(bed.ns) !== N) throw new Error("raw batch did not install every route");
+    return t;
+  } finally { bed.destroy(); }
+}
+
+async function agentSync(): Promise<number> {
+  const bed = nodeNamespace("bsync");
+  try {
+    const records = remote.map((r) => ({ name: r.cidr, nodeName: r.node, cidr: r.cidr, nodeIPs: [r.ip], phase: "Allocated" }));
+    records.push({ name: "self", nodeName: "self", cidr: "10.63.0.0/24", nodeIPs: ["172.20.255.254"], phase: "Allocated" });
+    const config = agentConfigSchema.parse({ "node-name": "self", "cni-conf-dir": "/nonexistent", masquerade: "false" });
+    const t0 = performance.now();
+    const state = desiredNodeState(records, "self");
+    const outcome = await syncKernelAndFiles({ config, state, netns: bed.ns, log: silentLogger(), nodeIP: "172.20.255.254" });
+    const t = ms(t0);
+    if (outcome.routes.installed !== N) throw new Error(`agent installed ${outcome.routes.installed}/${N}: ${outcome.routes.error ?? ""}`);
+    return t;
+  } finally { bed.destroy(); }
+}
+
+async function coldStart(): Promise<{ ms: number; rssMb: number }> {
+  const cp = await startControlPlane();
+  const bed = nodeNamespace("bcold");
+  try {
+    const api = KubeApi.fromKubeconfig(cp.kubeconfig, "podnet-cli");
+    await installCrds(api, crdSources.map(renderCrdYaml));
+    await putNodeCidr(api, "self", "10.63.0.0/24", ["172.20.255.254"]);
+    await forEachLimited(remote, 16, async (r) => { await putNodeCidr(api, r.node, r.cidr, [r.ip]); });
+    const cli = join(import.meta.dirname, "../dist/cli/main.js");
+    const t0 = performance.now();
+    const agent = spawn(process.execPath, [cli, "agent", `--kubeconfig=${cp.kubeconfig}`, "--node-name=self", `--netns=${bed.ns}`,
+      "--cni-conf-dir=/nonexistent", "--metrics-address=127.0.0.1:0"], { stdio: "ignore", env: { ...process.env, PODNET_LOG_LEVEL: "warn" } });
+    let elapsed = 0;
+    for (let i = 0; i < 3000 && !elapsed; i++) {
+      if (routeCount(bed.ns) >= N) elapsed = ms(t0);
+      else await new Promise((r) => setTimeout(r, 10));
+    }
+    const status = readFileSync(`/proc/${agent.pid}/status`, "utf8");
+    const rssMb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+    agent.kill("SIGTERM");
+    if (!elapsed) throw new Error("agent did not install all routes within 30 s");
+    return { ms: elapsed, rssMb };
+  } finally { bed.destroy(); await cp.stop(); }
+}
+
+const raw = await rawBatch();
+const sync = await agentSync();
+console.log(`routes: ${N}`);
+console.log(`raw ip -batch (baseline)        ${raw.toFixed(0).padStart(6)} ms`);
+console.log(`agent cold sync (plan+batch+verify) ${sync.toFixed(0).padStart(6)} ms   ratio ${(sync / raw).toFixed(2)}x (goal ≤ 1.5x)`);
+const cold = await coldStart();
+console.log(`agent process start → ${N} routes in kernel: ${cold.ms.toFixed(0)} ms (goal < 1000 ms), peak RSS ${cold.rssMb.toFixed(1)} MB (goal ≤ 60 MB)`);
