@@ -24,6 +24,12 @@ export interface InformerOptions<T extends KubernetesObject> {
   onError?: (err: unknown) => void;
 }
 
+/** managedFields are most of an object's bytes and no podnet loop reads them: keep caches small. */
+function slim<T extends KubernetesObject>(obj: T): T {
+  if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
+  return obj;
+}
+
 class WatchEnded extends Error {
   constructor(readonly reason: "gone" | "stalled" | "error", message: string) { super(message); }
 }
@@ -83,7 +89,7 @@ export class Informer<T extends KubernetesObject> {
     let resourceVersion = "";
     do {
       const page = await this.opts.list(token);
-      for (const item of page.items) fresh.set(item.metadata!.name!, item);
+      for (const item of page.items) fresh.set(item.metadata!.name!, slim(item));
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
       token = page.metadata?._continue ?? page.metadata?.continue ?? undefined;
     } while (token);
@@ -131,7 +137,8 @@ export class Informer<T extends KubernetesObject> {
     });
   }
 
-  private apply(phase: string, obj: T): void {
+  private apply(phase: string, raw: T): void {
+    const obj = slim(raw);
     const name = obj.metadata!.name!;
     if (phase === "DELETED") {
       this.cache.delete(name);

@@ -58,10 +58,14 @@ async function syncRoutes(input: SyncInput, links: Awaited<ReturnType<typeof rea
       return { ...base, ...counts, conflicts, unreachable, installed: plan.installed };
     }
     const result = await applyRoutes(plan.actions, input.netns);
-    // ip -batch is not transactional: count what the kernel really has now.
-    const after = await readRoutes(input.netns);
-    const wanted = new Map(input.state.routes.map((r) => [r.dst, r.via]));
-    const installed = after.filter((r) => r.ours && wanted.get(r.dst) === r.gateway).length;
+    // ip -batch is not transactional: after any error, count what the kernel really has. A clean exit
+    // means every line applied, and a second read of thousands of routes would be wasted work.
+    let installed = plan.installed;
+    if (result.errors.length) {
+      const after = await readRoutes(input.netns);
+      const wanted = new Map(input.state.routes.map((r) => [r.dst, r.via]));
+      installed = after.filter((r) => r.ours && wanted.get(r.dst) === r.gateway).length;
+    }
     if (plan.actions.length) input.log.info({ ...counts, installed, desired: base.desired }, "routes synced");
     return { ...base, ...counts, conflicts, unreachable, installed, ...(result.errors.length ? { error: result.errors.slice(0, 3).join("; ") } : {}) };
   } catch (err) {
