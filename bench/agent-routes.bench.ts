@@ -53,7 +53,7 @@ async function agentSync(): Promise<number> {
     const config = agentConfigSchema.parse({ "node-name": "self", "cni-conf-dir": "/nonexistent", masquerade: "false" });
     const t0 = performance.now();
     const state = desiredNodeState(records, "self");
-    const outcome = await syncKernelAndFiles({ config, state, netns: bed.ns, log: silentLogger(), nodeIP: "172.20.255.254" });
+    const outcome = await syncKernelAndFiles({ config, state, netns: bed.ns, log: silentLogger(), nodeIP: "172.20.255.254", full: true });
     const t = ms(t0);
     if (outcome.routes.installed !== N) throw new Error(`agent installed ${outcome.routes.installed}/${N}: ${outcome.routes.error ?? ""}`);
     return t;

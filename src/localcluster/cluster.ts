@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,7 +26,7 @@ interface LocalNode { node: BedNode; agent?: ManagedProcess; dir: string; confDi
 
 const repoRoot = resolve(fileURLToPath(import.meta.url), "../../..");
 // Run the CLI the way this code runs: from TypeScript sources via tsx, or compiled from dist/.
-const cliArgv = import.meta.url.endsWith(".ts")
+const cliArgv = import.meta.url.endsWith(".ts") && process.env.PODNET_CLI !== "dist"
   ? [process.execPath, "--import", "tsx", join(repoRoot, "src/cli/main.ts")]
   : [process.execPath, join(repoRoot, "dist/cli/main.js")];
 
@@ -64,6 +64,14 @@ export class LocalCluster {
   }
 
   get kubeconfig(): string { return this.cp.kubeconfig; }
+
+  /** Peak resident memory (VmHWM) of the controller and of each agent process, in MB. */
+  peakRssMb(): { controller: number; agents: number[] } {
+    const hwm = (pid?: number) => {
+      try { return Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024; } catch { return 0; }
+    };
+    return { controller: hwm(this.controller?.child.pid), agents: [...this.nodes.values()].map((n) => hwm(n.agent?.child.pid)) };
+  }
 
   startController(): void {
     const cidrs = this.opts.dualStack ? "10.244.0.0/16,fd00:10:244::/56" : "10.244.0.0/16";

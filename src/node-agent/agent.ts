@@ -39,7 +39,7 @@ export class NodeAgent {
 
   constructor(private readonly api: KubeApi, readonly config: AgentConfig, private readonly log: Logger, private readonly opts: AgentOptions = {}) {
     this.records = new Informer<Record_>({
-      api, path: "/apis/podnet.io/v1alpha1/nodecidrs", log, onEvent: () => this.markDirty(),
+      api, path: "/apis/podnet.io/v1alpha1/nodecidrs", log, onEvent: (event, obj) => this.onRecordEvent(event, obj),
       onError: () => this.metrics.errors.inc({ step: "list-watch" }),
       list: (t) => api.custom.listClusterCustomObject({ ...podnetResource("nodecidrs"), limit: 500, _continue: t }) as Promise<ListPage<Record_>>,
     });
@@ -68,8 +68,25 @@ export class NodeAgent {
   /** Force a sync now (tests, resync); resolves with what it did. */
   async syncNow(): Promise<SyncOutcome> {
     await this.records.synced;
+    this.fullDue = true;
     return this.sync();
   }
+
+  /**
+   * Other agents write their status on their own NodeCIDRs all the time; only what routing depends on
+   * (spec, phase) should wake this agent, or N agents would keep each other busy.
+   */
+  private readonly routingInputs = new Map<string, string>();
+  private onRecordEvent(event: string, obj: Record_): void {
+    const name = obj.metadata!.name!;
+    const fingerprint = JSON.stringify([obj.spec, obj.status?.phase]);
+    if (event === "delete") this.routingInputs.delete(name);
+    else if (this.routingInputs.get(name) === fingerprint) return;
+    else this.routingInputs.set(name, fingerprint);
+    this.markDirty();
+  }
+
+  private fullDue = true;
 
   private markDirty(): void {
     this.dirty = true;
@@ -79,20 +96,26 @@ export class NodeAgent {
   private async loop(): Promise<void> {
     await this.records.synced;
     while (this.running) {
+      let failed = false;
       if (this.dirty) {
         this.dirty = false;
         await this.sync().catch((err: unknown) => {
+          failed = true;
           this.metrics.errors.inc({ step: "sync" });
           this.log.error({ node: this.config["node-name"], err: apiMessage(err) }, "sync failed; retrying");
-          this.dirty = true;
         });
       }
+      // Events that arrived during the pass are handled at once (after a short coalescing pause);
+      // a failed pass retries after a second; otherwise sleep until an event or the periodic resync.
+      if (this.dirty && !failed) { await sleep(10); continue; }
+      const waitMs = failed ? 1_000 : this.config["resync-period"];
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => { this.dirty = true; resolve(); }, this.dirty ? 1_000 : this.config["resync-period"]);
+        const timer = setTimeout(() => { this.dirty = true; this.fullDue = !failed || this.fullDue; resolve(); }, waitMs);
         this.wake = () => { clearTimeout(timer); resolve(); };
       });
       this.wake = undefined;
-      await sleep(10); // coalesce a burst of watch events into one sync
+      if (failed) this.dirty = true;
+      await sleep(10);
     }
   }
 
@@ -109,7 +132,11 @@ export class NodeAgent {
   private async sync(): Promise<SyncOutcome> {
     const started = performance.now();
     const { state, ownNames, nodeIP } = this.desired();
-    const outcome = await syncKernelAndFiles({ config: this.config, state, nodeIP, netns: this.opts.netns, log: this.log });
+    const full = this.fullDue;
+    this.fullDue = false;
+    const outcome = await syncKernelAndFiles({ config: this.config, state, nodeIP, netns: this.opts.netns, log: this.log, full });
+    if (outcome.sysctls.skipped && this.lastOutcome) outcome.sysctls = this.lastOutcome.sysctls;
+    if (outcome.masquerade.skipped && this.lastOutcome) outcome.masquerade = this.lastOutcome.masquerade;
     this.lastOutcome = outcome;
     this.syncs++;
     this.metrics.syncDuration.observe((performance.now() - started) / 1000);

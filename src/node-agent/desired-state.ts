@@ -47,7 +47,9 @@ export function desiredNodeState(records: ObservedNodeCidr[], self: string): Des
   const usable = parsed.filter((p) => !overlapping.has(p.r.name));
   const podRanges = rangeIndex(usable.map((p) => p.c));
   const routes: DesiredRoute[] = [];
-  for (const { r, c } of usable.filter((p) => p.r.nodeName !== self)) {
+  // A record whose node IPs the controller has not mirrored yet is pending, not wrong: skip it quietly
+  // (reporting it would make every agent write a condition and an Event for each joining node).
+  for (const { r, c } of usable.filter((p) => p.r.nodeName !== self && p.r.nodeIPs.length > 0)) {
     const via = gatewayFor(r, c, podRanges);
     if ("reason" in via) rejected.push(via);
     else routes.push({ dst: formatCidr(c), via: via.ip, nodeName: r.nodeName });

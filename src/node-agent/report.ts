@@ -5,8 +5,9 @@ import type { RejectedRecord } from "./desired-state.js";
 export interface SyncOutcome {
   routes: { desired: number; installed: number; added: number; replaced: number; deleted: number; conflicts: string[]; unreachable: string[]; error?: string };
   cni: { path: string; changed: boolean; shadowedBy: string[]; missingPlugins: string[]; error?: string; skipped?: string };
-  masquerade: { enabled: boolean; error?: string };
-  sysctls: { error?: string };
+  /** skipped: not re-checked in this event-driven pass; the last full pass's result stands. */
+  masquerade: { enabled: boolean; error?: string; skipped?: boolean };
+  sysctls: { error?: string; skipped?: boolean };
   rejected: RejectedRecord[];
 }
 
@@ -40,7 +41,8 @@ function routesCondition(o: SyncOutcome): ConditionInput {
     ...r.unreachable.map((u) => `unreachable: ${u}`),
     ...o.rejected.map((x) => `${x.reason}: ${x.message}`),
   ];
-  const summary = `${r.installed}/${r.desired} routes installed (+${r.added} ~${r.replaced} -${r.deleted})`;
+  // State only, no per-pass deltas: a message that changes every pass would mean a status write every pass.
+  const summary = `${r.installed}/${r.desired} routes installed`;
   if (problems.length === 0) return ok("RoutesProgrammed", "Programmed", summary);
   const reason = r.conflicts.length ? "RouteConflict" : r.unreachable.length ? "NodeUnreachable" : o.rejected[0]!.reason;
   return bad("RoutesProgrammed", reason, `${summary}; ${problems.slice(0, 5).join("; ")}${problems.length > 5 ? ` (+${problems.length - 5} more)` : ""}`);

@@ -14,7 +14,15 @@ import { planRoutes } from "./routes-plan.js";
 export const CNI_PLUGINS = ["bridge", "host-local", "portmap", "loopback"];
 const versionCache = new Map<string, string>();
 
-interface SyncInput { config: AgentConfig; state: DesiredNodeState; nodeIP?: string; netns?: string; log: Logger }
+interface SyncInput {
+  config: AgentConfig; state: DesiredNodeState; nodeIP?: string; netns?: string; log: Logger;
+  /**
+   * Periodic full pass: also re-apply the nft table and re-check sysctls (drift repair). Event-driven passes
+   * skip what the event cannot have changed, so N agents reacting to one node join stay cheap.
+   */
+  full: boolean;
+}
+const appliedPodCidrs = new Map<string, string>();
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
@@ -29,18 +37,24 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
     sysctls: {},
     rejected: state.rejected,
   };
-  if (input.config.masquerade) {
+  const podSetKey = state.podCidrs.join(",");
+  const masqueradeDue = input.full || appliedPodCidrs.get(input.netns ?? "") !== podSetKey;
+  if (input.config.masquerade && !masqueradeDue) outcome.masquerade.skipped = true;
+  if (input.config.masquerade && masqueradeDue) {
     try {
-      // Re-applied every pass (one nft process, ~ms): that is also what repairs a hand-edited table.
+      // Re-applied on every full pass too: that is what repairs a hand-edited table.
       if (input.config["dry-run"]) input.log.info({ ruleset: renderMasqueradeRuleset(state.podCidrs) }, "dry-run: would apply nft table inet podnet");
-      else await applyMasquerade(state.podCidrs, input.netns);
+      else { await applyMasquerade(state.podCidrs, input.netns); appliedPodCidrs.set(input.netns ?? "", podSetKey); }
     } catch (err) { outcome.masquerade.error = message(err); }
   }
-  try {
-    const wanted = neededSysctls(state.families.length ? state.families : [4]);
-    if (input.config["dry-run"]) input.log.info({ sysctls: wanted }, "dry-run: would ensure sysctls");
-    else await ensureSysctls(wanted, input.netns);
-  } catch (err) { outcome.sysctls.error = message(err); }
+  if (!input.full) outcome.sysctls.skipped = true;
+  else {
+    try {
+      const wanted = neededSysctls(state.families.length ? state.families : [4]);
+      if (input.config["dry-run"]) input.log.info({ sysctls: wanted }, "dry-run: would ensure sysctls");
+      else await ensureSysctls(wanted, input.netns);
+    } catch (err) { outcome.sysctls.error = message(err); }
+  }
   return outcome;
 }
 

@@ -1,0 +1,79 @@
+// Issue #6 benchmark on the local cluster (real apiserver, controller and one agent process per node namespace):
+//  1. Node object created → route to its pod CIDR present on every other agent's node: p50/p99 for each size
+//     (goal p99 < 1 s at 50 nodes), with controller and agent peak RSS;
+//  2. iperf3 pod→pod across nodes vs node→node on the same segment, same run: ratio (goal ≥ 0.95).
+import { spawn, execFileSync } from "node:child_process";
+import { LocalCluster } from "../src/localcluster/cluster.js";
+import { waitFor } from "../src/localcluster/processes.js";
+
+process.env.PODNET_CLI ??= "dist"; // compiled agents: what a DaemonSet runs, and lighter than tsx
+const JOINS = 5;
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]!;
+
+/** Watch every node namespace's route table; resolve per node when a route to `cidr` appears. */
+function watchRoutes(cluster: LocalCluster): { arrivals: Map<string, Array<{ line: string; at: number }>>; stop: () => void } {
+  const arrivals = new Map<string, Array<{ line: string; at: number }>>();
+  const monitors = [...cluster.nodes.entries()].map(([name, n]) => {
+    const m = spawn("ip", ["-n", n.node.ns, "monitor", "route"], { stdio: ["ignore", "pipe", "ignore"] });
+    arrivals.set(name, []);
+    m.stdout.on("data", (d: Buffer) => { const at = performance.now(); for (const line of d.toString().split("\n")) if (line) arrivals.get(name)!.push({ line, at }); });
+    return m;
+  });
+  return { arrivals, stop: () => monitors.forEach((m) => m.kill()) };
+}
+
+async function joinLatency(size: number): Promise<void> {
+  const cluster = await LocalCluster.start({ nodes: size, tag: `b${size}`, segment: 90, resyncPeriod: "30s" });
+  try {
+    await cluster.waitReady(300_000);
+    const samples: number[] = [];
+    for (let j = 0; j < JOINS; j++) {
+      const existing = [...cluster.nodes.keys()];
+      const watch = watchRoutes(cluster);
+      await new Promise((r) => setTimeout(r, 200));
+      const t0 = performance.now();
+      const name = `join-${j}`;
+      await cluster.addNode(name);
+      const cidr = await waitFor("NodeCIDR", async () => (await cluster.nodeCidrs()).find((r) => r.spec.nodeName === name && r.status?.phase === "Allocated")?.spec.cidr, 30_000, 20);
+      await waitFor("route on every node", async () => (existing.every((n) => watch.arrivals.get(n)!.some((a) => a.line.startsWith(`${cidr} `))) ? true : undefined), 30_000, 20);
+      for (const n of existing) samples.push(watch.arrivals.get(n)!.find((a) => a.line.startsWith(`${cidr} `))!.at - t0);
+      watch.stop();
+      await cluster.waitReady(120_000);
+    }
+    const rss = cluster.peakRssMb();
+    const agentsMax = Math.max(...rss.agents);
+    console.log(`${String(size).padStart(4)} nodes  p50 ${pct(samples, 50).toFixed(0).padStart(5)} ms  p99 ${pct(samples, 99).toFixed(0).padStart(5)} ms  (${samples.length} samples)  controller RSS ${rss.controller.toFixed(0)} MB  agent RSS max ${agentsMax.toFixed(0)} MB`);
+  } finally {
+    await cluster.stop();
+  }
+}
+
+function iperf(serverNs: string, serverIp: string, clientNs: string): number {
+  const server = spawn("ip", ["netns", "exec", serverNs, "iperf3", "-s", "-1", "-B", serverIp], { stdio: "ignore" });
+  try {
+    execFileSync("sleep", ["0.5"]);
+    const out = execFileSync("ip", ["netns", "exec", clientNs, "iperf3", "-c", serverIp, "-t", "3", "-J"], { timeout: 20_000 }).toString();
+    return (JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9;
+  } finally {
+    server.kill();
+  }
+}
+
+async function throughput(): Promise<void> {
+  const cluster = await LocalCluster.start({ nodes: 2, tag: "bip", segment: 91 });
+  try {
+    await cluster.waitReady(60_000);
+    const [a, b] = [cluster.addPod("node-1", "ip-a"), cluster.addPod("node-2", "ip-b")];
+    const [n1, n2] = [cluster.nodes.get("node-1")!.node, cluster.nodes.get("node-2")!.node];
+    const nodeToNode = iperf(n2.ns, n2.ip, n1.ns);
+    const podToPod = iperf(b.ns, b.ips[0]!, a.ns);
+    console.log(`iperf3 node→node ${nodeToNode.toFixed(1)} Gbit/s, pod→pod across nodes ${podToPod.toFixed(1)} Gbit/s, ratio ${(podToPod / nodeToNode).toFixed(2)} (goal ≥ 0.95)`);
+  } finally {
+    await cluster.stop();
+  }
+}
+
+const sizes = process.argv.slice(2).map(Number).filter((n) => n > 1);
+console.log(`node join → route on every other node (${JOINS} joins per size):`);
+for (const size of sizes.length ? sizes : [10, 25, 50]) await joinLatency(size);
+await throughput();
