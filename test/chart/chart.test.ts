@@ -1,0 +1,65 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { parseAllDocuments } from "yaml";
+import { kubeBin } from "../../src/localcluster/kube-bins.js";
+
+const chart = join(import.meta.dirname, "../../charts/podnet");
+type Obj = { kind: string; metadata: { name: string }; spec?: Record<string, unknown> } & Record<string, unknown>;
+
+function render(...sets: string[]): Obj[] {
+  const out = execFileSync(kubeBin("helm"), ["template", "podnet", chart, "--namespace", "kube-system", ...sets.flatMap((s) => ["--set", s])], { encoding: "utf8" });
+  return parseAllDocuments(out).map((d) => d.toJS() as Obj).filter(Boolean);
+}
+const find = (objs: Obj[], kind: string, name: string) => objs.find((o) => o.kind === kind && o.metadata.name === name)!;
+const args = (o: Obj) => ((o.spec as { template: { spec: { containers: Array<{ args: string[] }> } } }).template.spec.containers[0]!.args);
+
+describe("Helm chart charts/podnet", () => {
+  it("passes helm lint", () => {
+    expect(execFileSync(kubeBin("helm"), ["lint", chart], { encoding: "utf8" })).toContain("0 chart(s) failed");
+  });
+
+  it("renders the controller (2 replicas, leader election, non-root, read-only root) and the agent (hostNetwork, NET_ADMIN only)", () => {
+    const objs = render();
+    const controller = find(objs, "Deployment", "podnet-controller");
+    expect((controller.spec as { replicas: number }).replicas).toBe(2);
+    expect(args(controller)).toContain("--leader-elect=true");
+    expect(args(controller)).toContain("--cluster-cidr=10.244.0.0/16");
+    const cspec = (controller.spec as { template: { spec: { securityContext: { runAsNonRoot: boolean }; containers: Array<{ securityContext: { readOnlyRootFilesystem: boolean } }> } } }).template.spec;
+    expect(cspec.securityContext.runAsNonRoot).toBe(true);
+    expect(cspec.containers[0]!.securityContext.readOnlyRootFilesystem).toBe(true);
+    const agent = find(objs, "DaemonSet", "podnet-agent");
+    const aspec = (agent.spec as { template: { spec: { hostNetwork: boolean; tolerations: unknown[]; priorityClassName: string; containers: Array<{ securityContext: { capabilities: { add: string[] } } }> } } }).template.spec;
+    expect(aspec.hostNetwork).toBe(true);
+    expect(aspec.tolerations).toEqual([{ operator: "Exists" }]);
+    expect(aspec.priorityClassName).toBe("system-node-critical");
+    expect(aspec.containers[0]!.securityContext.capabilities.add).toEqual(["NET_ADMIN"]);
+    expect(find(objs, "PodDisruptionBudget", "podnet-controller")).toBeDefined();
+    expect(find(objs, "ValidatingAdmissionPolicy", "podnet-agent-own-node")).toBeDefined();
+    expect(objs.some((o) => o.kind === "ServiceMonitor")).toBe(false);
+  });
+
+  it("passes dual-stack pools, a custom conflist and the ServiceMonitor through", () => {
+    const objs = render("pool.clusterCIDRs={10.244.0.0/16,fd00:10:244::/56}", "cni.conflistName=05-podnet.conflist", "serviceMonitor.enabled=true", "dashboard.enabled=true");
+    expect(args(find(objs, "Deployment", "podnet-controller"))).toContain("--cluster-cidr=10.244.0.0/16,fd00:10:244::/56");
+    expect(args(find(objs, "DaemonSet", "podnet-agent"))).toContain("--conflist-name=05-podnet.conflist");
+    expect(find(objs, "ServiceMonitor", "podnet")).toBeDefined();
+    expect(JSON.parse((find(objs, "ConfigMap", "podnet-dashboard") as { data: Record<string, string> }).data["podnet.json"]!).uid).toBe("podnet");
+  });
+
+  it.each([
+    ["a pool CIDR that is not a CIDR", "pool.clusterCIDRs={banana}"],
+    ["a negative MTU", "mtu=-1"],
+    ["a conflist name without .conflist", "cni.conflistName=podnet.json"],
+  ])("values.schema.json rejects %s", (_case, set) => {
+    expect(() => render(set)).toThrow(/values don't meet the specifications|schema/i);
+  });
+
+  it("deploy/podnet.yaml is the chart rendered with default values (run scripts/render-manifest.sh)", () => {
+    const fresh = join(mkdtempSync(join(tmpdir(), "podnet-manifest-")), "podnet.yaml");
+    execFileSync("bash", [join(import.meta.dirname, "../../scripts/render-manifest.sh"), fresh]);
+    expect(readFileSync(join(import.meta.dirname, "../../deploy/podnet.yaml"), "utf8")).toBe(readFileSync(fresh, "utf8"));
+  });
+});

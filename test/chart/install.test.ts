@@ -1,0 +1,78 @@
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { KubeConfig } from "@kubernetes/client-node";
+import { apiMessage, apiStatus, applyStatus, KubeApi } from "../../src/lib/k8s.js";
+import { kubeBin } from "../../src/localcluster/kube-bins.js";
+import { putNodeCidr } from "../harness/agent-fixture.js";
+import { useControlPlane } from "../harness/api-fixture.js";
+
+const fx = useControlPlane();
+const chart = join(import.meta.dirname, "../../charts/podnet");
+const kubectl = (...args: string[]) => execFileSync(kubeBin("kubectl"), [`--kubeconfig=${fx.cp.kubeconfig}`, ...args], { encoding: "utf8" });
+const canI = (sa: string, verb: string, resource: string, ns?: string) => {
+  try {
+    const [res, sub] = resource.split("/");
+    return kubectl("auth", "can-i", verb, res!, ...(sub ? [`--subresource=${sub}`] : []), `--as=system:serviceaccount:kube-system:${sa}`, ...(ns ? ["-n", ns] : [])).trim() === "yes";
+  } catch { return false; } // `can-i` exits 1 for "no"
+};
+
+describe("helm install onto the real API server", () => {
+  beforeAll(() => {
+    execFileSync(kubeBin("helm"), ["install", "podnet", chart, "--namespace", "kube-system", "--create-namespace", `--kubeconfig=${fx.cp.kubeconfig}`], { encoding: "utf8" });
+  }, 60_000);
+
+  it("every chart object is accepted by the server", () => {
+    const out = kubectl("get", "deploy/podnet-controller", "ds/podnet-agent", "sa/podnet-agent", "sa/podnet-controller", "pdb/podnet-controller",
+      "role/podnet-controller-lease", "rolebinding/podnet-controller-lease", "-n", "kube-system", "-o", "name");
+    expect(out.trim().split("\n")).toHaveLength(7);
+    expect(kubectl("get", "clusterrole/podnet-agent", "clusterrole/podnet-controller", "validatingadmissionpolicy/podnet-agent-own-node",
+      "validatingadmissionpolicybinding/podnet-agent-own-node", "-o", "name").trim().split("\n")).toHaveLength(4);
+  });
+
+  it.each([
+    ["podnet-agent", "list", "nodecidrs.podnet.io", true],
+    ["podnet-agent", "patch", "nodecidrs.podnet.io/status", true],
+    ["podnet-agent", "patch", "podcidrpools.podnet.io/status", false],
+    ["podnet-agent", "create", "nodecidrs.podnet.io", false],
+    ["podnet-agent", "delete", "nodecidrs.podnet.io", false],
+    ["podnet-agent", "update", "podcidrpools.podnet.io", false],
+    ["podnet-agent", "patch", "nodes", false],
+    ["podnet-agent", "get", "secrets", false],
+    ["podnet-controller", "create", "nodecidrs.podnet.io", true],
+    ["podnet-controller", "patch", "nodes", true],
+    ["podnet-controller", "delete", "nodes", false],
+    ["podnet-controller", "delete", "podcidrpools.podnet.io", false],
+    ["podnet-controller", "get", "secrets", false],
+    ["podnet-controller", "update", "leases.coordination.k8s.io", true, "kube-system"],
+    ["podnet-controller", "update", "leases.coordination.k8s.io", false, "default"],
+  ] as const)("RBAC: %s can %s %s → %s", (sa, verb, resource, expected, ns?: string) => {
+    expect(canI(sa, verb, resource, ns)).toBe(expected);
+  });
+
+  it("an agent token bound to a pod on node-a may write node-a's NodeCIDR status and not node-b's", async () => {
+    const admin = fx.api();
+    for (const name of ["node-a", "node-b"]) await admin.core.createNode({ body: { metadata: { name } } });
+    await putNodeCidr(admin, "node-a", "10.244.1.0/24", ["192.168.1.1"]);
+    await putNodeCidr(admin, "node-b", "10.244.2.0/24", ["192.168.1.2"]);
+    const pod = await admin.core.createNamespacedPod({ namespace: "kube-system", body: {
+      metadata: { name: "podnet-agent-node-a" },
+      spec: { serviceAccountName: "podnet-agent", nodeName: "node-a", containers: [{ name: "agent", image: "podnet:test" }] },
+    } });
+    const token = await admin.core.createNamespacedServiceAccountToken({ namespace: "kube-system", name: "podnet-agent", body: {
+      spec: { audiences: [], expirationSeconds: 600, boundObjectRef: { kind: "Pod", apiVersion: "v1", name: pod.metadata!.name!, uid: pod.metadata!.uid! } },
+    } });
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: "c", server: fx.cp.url, caFile: fx.cp.pki.caCert }],
+      users: [{ name: "agent", token: token.status!.token }],
+      contexts: [{ name: "c", cluster: "c", user: "agent" }], currentContext: "c",
+    });
+    const agent = new KubeApi(kc, "podnet-agent");
+    const own = await applyStatus(agent, "nodecidrs", "10-244-1-0-24", "NodeCIDR", { agent: { routesInstalled: 1 } });
+    expect((own as { status: { agent: { routesInstalled: number } } }).status.agent.routesInstalled).toBe(1);
+    const denied = await applyStatus(agent, "nodecidrs", "10-244-2-0-24", "NodeCIDR", { agent: { routesInstalled: 1 } }).then(() => undefined, (e: unknown) => e);
+    expect(apiStatus(denied)).toBe(403);
+    expect(apiMessage(denied)).toContain("podnet-agent on node node-a may only write NodeCIDRs of its own node, not node-b");
+  });
+});
