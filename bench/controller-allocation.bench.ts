@@ -41,14 +41,14 @@ async function rawCreate(n: number): Promise<number> {
 
 async function podnet(n: number): Promise<{ s: number; rssMb: number; writesPerNode: number }> {
   return withControlPlane(async (kubeconfig) => {
-    const config = controllerConfigSchema.parse({ "cluster-cidr": "10.0.0.0/8", "metrics-address": "127.0.0.1:0", "leader-elect": "false" });
+    const config = controllerConfigSchema.parse({ "cluster-cidr": "10.128.0.0/9", "metrics-address": "127.0.0.1:0", "leader-elect": "false" });
     const controller = new AllocationController(KubeApi.fromKubeconfig(kubeconfig, "podnet-controller"), config, silentLogger());
     const client = KubeApi.fromKubeconfig(kubeconfig, "podnet-cli");
     await controller.start();
     const rssBefore = process.memoryUsage().rss;
     const t0 = performance.now();
     await createNodes(client, nodes(n), PARALLELISM);
-    await countAll(() => listNodeCidrs(client).then(allocated), () => true, n, 600_000);
+    await countAll(() => listNodeCidrs(client).then(allocated), () => true, n, 300_000);
     const s = seconds(t0);
     const writes = (await controller.metrics.apiWrites.get()).values.reduce((sum, v) => sum + v.value, 0);
     const rssMb = Math.max(process.memoryUsage().rss - rssBefore, 0) / 2 ** 20;
@@ -61,14 +61,14 @@ async function nodeipam(n: number): Promise<number> {
   return withControlPlane(async (kubeconfig, api, dir) => {
     const port = await freePort();
     const kcm = startProcess("kube-controller-manager", kubeBin("kube-controller-manager"), [
-      `--kubeconfig=${kubeconfig}`, "--controllers=nodeipam", "--allocate-node-cidrs=true", "--cluster-cidr=10.0.0.0/8",
+      `--kubeconfig=${kubeconfig}`, "--controllers=nodeipam", "--allocate-node-cidrs=true", "--cluster-cidr=10.128.0.0/9", "--service-cluster-ip-range=10.96.0.0/12",
       "--node-cidr-mask-size=24", "--leader-elect=false", "--use-service-account-credentials=false",
       `--secure-port=${port}`, "--bind-address=127.0.0.1", "--kube-api-qps=1000", "--kube-api-burst=1000",
     ], join(dir, "kcm.log"));
     try {
       const t0 = performance.now();
       await createNodes(api, nodes(n), PARALLELISM);
-      await countAll(async () => (await listAllNodes(api)), (node) => Boolean(node.spec?.podCIDR), n, 600_000);
+      await countAll(async () => (await listAllNodes(api)), (node) => Boolean(node.spec?.podCIDR), n, 300_000);
       return seconds(t0);
     } finally {
       await stopProcess(kcm);
