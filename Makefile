@@ -6,14 +6,14 @@ export PATH := $(NODE_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export PODNET_CACHE := $(CACHE)
 APT_PACKAGES := iproute2 nftables iperf3 openssl containernetworking-plugins util-linux procps iputils-ping
 
-.PHONY: help deps apt node npm-deps kube-bins build typecheck lint crds check test test-unit bench demo demo-clean dev-up dev-down clean
+.PHONY: help deps apt node npm-deps kube-bins build typecheck lint crds manifest lint-workflows check test test-unit bench demo demo-clean dev-up dev-down clean
 
 help:
 	@echo "make demo        local cluster in network namespaces: NodeCIDRs, routes, cross-node pod pings"
 	@echo "make test        install what is missing, then run every test rung that can run here"
 	@echo "make bench       benchmarks (figures + ratios against baselines measured in the same run)"
 	@echo "make dev-up      start etcd + kube-apiserver on loopback for poking with kubectl; make dev-down stops it"
-	@echo "make crds        regenerate the CRD YAML from the zod schemas"
+	@echo "make crds        regenerate the CRD YAML from the zod schemas; make manifest: deploy/podnet.yaml from the chart"
 
 deps: apt node npm-deps kube-bins
 
@@ -47,6 +47,12 @@ lint: npm-deps
 
 crds: npm-deps
 	tsx src/crds/generate.ts
+
+manifest: kube-bins
+	bash scripts/render-manifest.sh
+
+lint-workflows:
+	bash scripts/lint-workflows.sh
 
 check: typecheck lint
 

@@ -1,0 +1,31 @@
+# syntax=docker/dockerfile:1
+# One image for both components: `podnet controller` (runs as non-root) and `podnet agent` (DaemonSet,
+# hostNetwork, NET_ADMIN), plus the standard CNI plugins the agent's init container installs on nodes.
+ARG NODE_VERSION=24
+FROM node:${NODE_VERSION}-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
+
+FROM node:${NODE_VERSION}-bookworm-slim
+ARG VERSION=dev
+ARG COMMIT=unknown
+LABEL org.opencontainers.image.title="podnet" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${COMMIT}"
+# iproute2 + nftables for the agent; procps for sysctl; the CNI plugins are copied to nodes on demand.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends iproute2 nftables procps containernetworking-plugins \
+ && mkdir -p /opt/cni/bin-src \
+ && cp /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/portmap /usr/lib/cni/loopback /opt/cni/bin-src/ \
+ && apt-get purge -y containernetworking-plugins && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY package.json ./
+ENV NODE_ENV=production
+USER 65532:65532
+ENTRYPOINT ["node", "/app/dist/cli/main.js"]

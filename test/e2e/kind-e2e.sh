@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Rung 5: podnet on kind. Creates the cluster (no default CNI), builds and loads the image, installs the
+# chart, waits for nodes and NodeCIDRs Ready, runs a pod on every node, checks all-pairs pod connectivity
+# and pod→outside masquerade, prints `kubectl get nodecidrs -o wide`, dumps logs on failure, deletes the cluster.
+#   test/e2e/kind-e2e.sh [kind-config.yaml]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+config=${1:-kind-config.yaml}
+cluster=podnet-e2e
+image=podnet:e2e
+dump() {
+  echo "::group::diagnostics"
+  kubectl get nodes -o wide || true
+  kubectl get nodecidrs -o wide || true
+  kubectl get podcidrpools -o yaml || true
+  kubectl -n kube-system logs -l app.kubernetes.io/name=podnet --all-containers --tail=200 --prefix || true
+  kubectl get events -A --sort-by=.lastTimestamp | tail -50 || true
+  echo "::endgroup::"
+}
+cleanup() { status=$?; [ $status -ne 0 ] && dump; kind delete cluster --name "$cluster" || true; exit $status; }
+trap cleanup EXIT
+
+kind create cluster --name "$cluster" --config "$config" --wait 0s
+docker build -t "$image" --build-arg VERSION=e2e --build-arg COMMIT="$(git rev-parse --short HEAD)" .
+kind load docker-image "$image" --name "$cluster"
+cidrs=$(yq -r '.networking.podSubnet' "$config")
+helm install podnet charts/podnet --namespace kube-system \
+  --set image.repository=podnet --set image.tag=e2e --set image.pullPolicy=Never \
+  --set "pool.clusterCIDRs={${cidrs}}" --wait --timeout 5m
+
+kubectl wait --for=condition=Ready nodes --all --timeout=300s
+families=$(tr ',' '\n' <<<"$cidrs" | wc -l)
+want=$(( $(kubectl get nodes --no-headers | wc -l) * families ))
+for _ in $(seq 1 120); do
+  ready=$(kubectl get nodecidrs -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True || true)
+  [ "$ready" -ge "$want" ] && break
+  sleep 2
+done
+kubectl get nodecidrs -o wide
+[ "$ready" -ge "$want" ] || { echo "only $ready/$want NodeCIDRs Ready"; exit 1; }
+
+# One pod per node, pinned by nodeName, tolerating the control-plane taint.
+for node in $(kubectl get nodes -o name | cut -d/ -f2); do
+  kubectl run "net-$node" --image=busybox:1.36 --restart=Never \
+    --overrides="{\"spec\":{\"nodeName\":\"$node\",\"tolerations\":[{\"operator\":\"Exists\"}]}}" -- sleep 3600
+done
+kubectl wait --for=condition=Ready pod -l run --timeout=180s 2>/dev/null || kubectl wait --for=condition=Ready pods --all --timeout=180s
+pods=$(kubectl get pods -o jsonpath='{range .items[*]}{.metadata.name}={.status.podIP}{"\n"}{end}' | grep '^net-')
+failures=0
+for a in $pods; do
+  for b in $pods; do
+    [ "$a" = "$b" ] && continue
+    if kubectl exec "${a%%=*}" -- ping -c 2 -W 2 "${b#*=}" >/dev/null; then echo "ok   ${a%%=*} -> ${b%%=*}"; else echo "FAIL ${a%%=*} -> ${b%%=*}"; failures=$((failures + 1)); fi
+  done
+done
+# Masquerade: a pod reaches a node's InternalIP outside the pod range.
+node_ip=$(kubectl get nodes -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}')
+first=$(head -1 <<<"$pods")
+kubectl exec "${first%%=*}" -- ping -c 2 -W 2 "$node_ip" >/dev/null || { echo "FAIL pod -> node $node_ip"; failures=$((failures + 1)); }
+[ "$failures" -eq 0 ] || { echo "$failures connectivity failures"; exit 1; }
+echo "all-pairs pod connectivity and pod→node masquerade ok"
