@@ -25,9 +25,16 @@ export interface ActContext {
  * informer cache ("assume"), so a plan computed before the watch catches up cannot hand the same node a
  * second CIDR.
  */
+// On a busy API server writes are the bottleneck: hand out CIDRs first, then the follow-up writes
+// (node.spec.podCIDRs, mirrored IPs, events) that nothing waits on.
+const PRIORITY: Record<AllocationAction["kind"], number> = {
+  create: 0, confirm: 0, release: 0, quarantine: 1, delete: 1, updateNodeIPs: 2, setNodePodCIDRs: 3, conflict: 4, exhausted: 4,
+};
+
 export async function applyActions(ctx: ActContext, actions: AllocationAction[], parallelism = 16): Promise<number> {
   let failures = 0;
-  await forEachLimited(actions, parallelism, async (action) => {
+  const ordered = [...actions].sort((a, b) => PRIORITY[a.kind] - PRIORITY[b.kind]);
+  await forEachLimited(ordered, parallelism, async (action) => {
     try {
       await applyOne(ctx, action);
     } catch (err) {

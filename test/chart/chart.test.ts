@@ -46,7 +46,7 @@ describe("Helm chart charts/podnet", () => {
     expect(args(find(objs, "Deployment", "podnet-controller"))).toContain("--cluster-cidr=10.244.0.0/16,fd00:10:244::/56");
     expect(args(find(objs, "DaemonSet", "podnet-agent"))).toContain("--conflist-name=05-podnet.conflist");
     expect(find(objs, "ServiceMonitor", "podnet")).toBeDefined();
-    expect(JSON.parse((find(objs, "ConfigMap", "podnet-dashboard") as { data: Record<string, string> }).data["podnet.json"]!).uid).toBe("podnet");
+    expect(JSON.parse((find(objs, "ConfigMap", "podnet-dashboard") as unknown as { data: Record<string, string> }).data["podnet.json"]!).uid).toBe("podnet");
   });
 
   it.each([
