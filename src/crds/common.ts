@@ -78,3 +78,20 @@ export const nodeIpRules: CelRule[] = [
     message: "must be a unicast node address (not loopback, link-local, multicast or unspecified)",
   },
 ];
+
+/** The top-level object schema every podnet kind shares: apiVersion/kind/metadata around spec and status. */
+export function resourceSchema<K extends string, S extends z.ZodType, T extends z.ZodType>(kind: K, spec: S, status: T) {
+  return z.object({
+    apiVersion: z.literal(API_VERSION).optional(),
+    kind: z.literal(kind).optional(),
+    metadata: z.object({}).loose(),
+    spec,
+    status: status.optional(),
+  });
+}
+
+/** CRD naming shared by podnet's cluster-scoped kinds: plural = lower-case kind + "s", category "podnet". */
+export function clusterCrd(kind: string, shortName: string, rest: Pick<CrdSource, "schema" | "rootRules" | "printerColumns" | "selectableFields">): CrdSource {
+  const singular = kind.toLowerCase();
+  return { kind, plural: `${singular}s`, singular, shortNames: [shortName], categories: ["podnet"], scope: "Cluster", ...rest };
+}

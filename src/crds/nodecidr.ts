@@ -1,6 +1,6 @@
 import { z } from "zod";
 import {
-  API_VERSION, cel, canonicalCidrRules, conditionsSchema, ipFamilySchema, nodeIpRules, type CrdSource,
+  cel, canonicalCidrRules, clusterCrd, conditionsSchema, ipFamilySchema, nodeIpRules, resourceSchema, type CrdSource,
 } from "./common.js";
 
 /**
@@ -58,25 +58,13 @@ export const nodeCidrStatusSchema = z.object({
   agent: agentReportSchema.optional().meta({ description: "What the node agent last did on this node." }),
 });
 
-export const nodeCidrSchema = z.object({
-  apiVersion: z.literal(API_VERSION).optional(),
-  kind: z.literal("NodeCIDR").optional(),
-  metadata: z.object({}).loose(),
-  spec: nodeCidrSpecSchema,
-  status: nodeCidrStatusSchema.optional(),
-});
+export const nodeCidrSchema = resourceSchema("NodeCIDR", nodeCidrSpecSchema, nodeCidrStatusSchema);
 
 export type NodeCidrSpec = z.infer<typeof nodeCidrSpecSchema>;
 export type NodeCidrStatus = z.infer<typeof nodeCidrStatusSchema>;
 export type AgentReport = z.infer<typeof agentReportSchema>;
 
-export const nodeCidrCrd: CrdSource = {
-  kind: "NodeCIDR",
-  plural: "nodecidrs",
-  singular: "nodecidr",
-  shortNames: ["ncidr"],
-  categories: ["podnet"],
-  scope: "Cluster",
+export const nodeCidrCrd: CrdSource = clusterCrd("NodeCIDR", "ncidr", {
   schema: nodeCidrSchema,
   rootRules: [
     {
@@ -98,4 +86,4 @@ export const nodeCidrCrd: CrdSource = {
     { name: "Reason", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].reason', priority: 1 },
   ],
   selectableFields: [".spec.nodeName", ".spec.family", ".spec.pool"],
-};
+});

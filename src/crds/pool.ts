@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { API_VERSION, cel, canonicalCidrRules, conditionsSchema, type CrdSource } from "./common.js";
+import { cel, canonicalCidrRules, clusterCrd, conditionsSchema, resourceSchema, type CrdSource } from "./common.js";
 
 /**
  * PodCIDRPool: a range nodes get their pod CIDRs from. Pools can grow at runtime (append a CIDR) and
@@ -73,24 +73,12 @@ export const poolStatusSchema = z.object({
   conditions: conditionsSchema.optional(),
 });
 
-export const poolSchema = z.object({
-  apiVersion: z.literal(API_VERSION).optional(),
-  kind: z.literal("PodCIDRPool").optional(),
-  metadata: z.object({}).loose(),
-  spec: poolSpecSchema,
-  status: poolStatusSchema.optional(),
-});
+export const poolSchema = resourceSchema("PodCIDRPool", poolSpecSchema, poolStatusSchema);
 
 export type PoolSpec = z.infer<typeof poolSpecSchema>;
 export type PoolStatus = z.infer<typeof poolStatusSchema>;
 
-export const poolCrd: CrdSource = {
-  kind: "PodCIDRPool",
-  plural: "podcidrpools",
-  singular: "podcidrpool",
-  shortNames: ["pcpool"],
-  categories: ["podnet"],
-  scope: "Cluster",
+export const poolCrd: CrdSource = clusterCrd("PodCIDRPool", "pcpool", {
   schema: poolSchema,
   rootRules: [],
   printerColumns: [
@@ -105,4 +93,4 @@ export const poolCrd: CrdSource = {
     { name: "Selector", type: "string", jsonPath: ".spec.nodeSelector", priority: 1 },
   ],
   selectableFields: [],
-};
+});
