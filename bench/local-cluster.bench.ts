@@ -65,9 +65,12 @@ async function throughput(): Promise<void> {
     await cluster.waitReady(60_000);
     const [a, b] = [cluster.addPod("node-1", "ip-a"), cluster.addPod("node-2", "ip-b")];
     const [n1, n2] = [cluster.nodes.get("node-1")!.node, cluster.nodes.get("node-2")!.node];
-    const nodeToNode = iperf(n2.ns, n2.ip, n1.ns);
-    const podToPod = iperf(b.ns, b.ips[0]!, a.ns);
-    console.log(`iperf3 node→node ${nodeToNode.toFixed(1)} Gbit/s, pod→pod across nodes ${podToPod.toFixed(1)} Gbit/s, ratio ${(podToPod / nodeToNode).toFixed(2)} (goal ≥ 0.95)`);
+    // Alternate the two paths three times and take medians: the machine is shared and noisy.
+    const rounds = [0, 1, 2].map(() => [iperf(n2.ns, n2.ip, n1.ns), iperf(b.ns, b.ips[0]!, a.ns)] as const);
+    const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[1]!;
+    const nodeToNode = median(rounds.map((r) => r[0]));
+    const podToPod = median(rounds.map((r) => r[1]));
+    console.log(`iperf3 (median of 3) node→node ${nodeToNode.toFixed(1)} Gbit/s, pod→pod across nodes ${podToPod.toFixed(1)} Gbit/s, ratio ${(podToPod / nodeToNode).toFixed(2)} (goal ≥ 0.95)`);
   } finally {
     await cluster.stop();
   }

@@ -20,6 +20,9 @@ interface StatusContext {
  * podnet-agent field manager: the controller's own conditions on the same objects are left alone.
  * Writes only when something changed; an Event goes out when a condition turns False.
  */
+const COUNTS_ONLY_INTERVAL_MS = 10_000;
+const lastWrite = new Map<string, number>();
+
 export async function reportStatus(ctx: StatusContext, ownNames: string[], inputs: ConditionInput[], report: Omit<AgentReport, "lastSyncTime">): Promise<void> {
   for (const name of ownNames) {
     const current = ctx.records.cache.get(name);
@@ -29,11 +32,16 @@ export async function reportStatus(ctx: StatusContext, ownNames: string[], input
     const previous = current.status?.agent;
     const sameReport = previous !== undefined && Object.entries(report).every(([k, v]) => (previous as Record<string, unknown>)[k] === v);
     if (conditionsEqual(existing, conditions) && sameReport) continue;
+    // A node joining changes every agent's route count; if nothing flipped (status, reason), such
+    // count-only updates are written at most every 10 s so N agents do not all write on every join.
+    const flipped = conditions.some((c) => { const e = existing?.find((x) => x.type === c.type); return !e || e.status !== c.status || e.reason !== c.reason; });
+    if (!flipped && Date.now() - (lastWrite.get(name) ?? 0) < COUNTS_ONLY_INTERVAL_MS) continue;
     try {
       const updated = await applyStatus(ctx.api, "nodecidrs", name, "NodeCIDR", {
         conditions, agent: { ...report, lastSyncTime: new Date().toISOString().replace(/\.\d{3}Z$/, "Z") },
       });
       ctx.records.cache.set(name, updated as NodeCidrObject & KubernetesObject);
+      lastWrite.set(name, Date.now());
     } catch (err) {
       ctx.log.error({ nodecidr: name, err: apiMessage(err) }, "could not write NodeCIDR status");
       continue;
