@@ -6,7 +6,7 @@ export PATH := $(NODE_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export PODNET_CACHE := $(CACHE)
 APT_PACKAGES := iproute2 nftables iperf3 openssl containernetworking-plugins util-linux procps iputils-ping
 
-.PHONY: help deps apt node npm-deps kube-bins build typecheck lint crds manifest lint-workflows check test test-unit bench demo demo-clean dev-up dev-down clean
+.PHONY: help deps apt node npm-deps kube-bins build typecheck lint crds manifest lint-workflows check test test-unit coverage bench demo demo-clean dev-up dev-down clean
 
 help:
 	@echo "make demo        local cluster in network namespaces: NodeCIDRs, routes, cross-node pod pings"
@@ -61,6 +61,9 @@ test: deps
 
 test-unit: npm-deps
 	vitest run src
+
+coverage: npm-deps
+	vitest run --coverage --coverage.include='src/**' src
 
 bench: deps
 	@bash scripts/bench.sh

@@ -88,7 +88,7 @@ async function listAllNodes(api: KubeApi) {
 }
 
 const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
-console.log("N      raw-create  podnet    nodeipam  podnet/raw  podnet/nodeipam  writes/node  controller-heap-growth");
+console.log("N      raw-create  podnet    nodeipam  podnet/raw  podnet/nodeipam  writes/node  bench-rss-growth(in-process controller)");
 for (const n of sizes.length ? sizes : [100, 1000, 5000]) {
   const raw = await rawCreate(n);
   const p = await podnet(n);
