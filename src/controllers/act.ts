@@ -57,7 +57,7 @@ async function applyOne(ctx: ActContext, action: AllocationAction): Promise<void
       return writeStatus(ctx, action.name, "allocate", { phase: "Allocated" },
         { type: "Allocated", status: "True", reason: "Allocated", message: `${action.cidr} from pool ${action.pool}` });
     case "release": return writeStatus(ctx, action.name, "release", {
-      phase: "Released", releasedAt: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
+      phase: "Released", releasedAt: new Date().toISOString(), // milliseconds kept: truncating would shorten the cooldown
     }, { type: "Allocated", status: "False", reason: "NodeDeleted", message: `node ${action.nodeName} is gone; CIDR held through the release cooldown` }, () => ctx.metrics.releases.inc());
     case "delete": return deleteRecord(ctx, action.name);
     case "quarantine": {
