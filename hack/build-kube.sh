@@ -74,8 +74,9 @@ fi
 build "$helm_src" helm helm.sh/helm/v3/cmd/helm "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 
 for n in kube-apiserver kube-controller-manager kubectl etcd helm; do
-  case $n in kubectl) v=$("$bin/$n" version --client 2>&1 | head -1);; helm) v=$("$bin/$n" version --short 2>&1);;
-    *) v=$("$bin/$n" --version 2>&1 | head -1);; esac
-  log "$n: $v"
+  # Whole output first, then its first line: `cmd | head -1` under pipefail fails with SIGPIPE at random.
+  case $n in kubectl) v=$("$bin/$n" version --client 2>&1);; helm) v=$("$bin/$n" version --short 2>&1);;
+    *) v=$("$bin/$n" --version 2>&1);; esac
+  log "$n: ${v%%$'\n'*}"
 done
 echo "$bin"

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, existsSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 
 /** A child process whose output goes to a log file; killed with the test process (parent-death signal). */
@@ -19,19 +19,20 @@ export interface StartOptions {
 }
 
 export function startProcess(name: string, command: string, args: string[], logFile: string, opts: StartOptions = {}): ManagedProcess {
-  const log = createWriteStream(logFile, { flags: "a" });
+  // The child writes straight into the log file: no pipe through this process, so a detached child
+  // (make dev-up) does not keep us alive, and nothing is lost if we die first.
+  const logFd = openSync(logFile, "a");
   let argv = [command, ...args];
   if (opts.netns) argv = ["ip", "netns", "exec", opts.netns, ...argv];
   // setpriv --pdeathsig: if the test runner dies (crash, SIGKILL), the kernel kills the server too, so no
   // etcd or apiserver outlives a broken test run.
   if (!opts.detached && existsSync("/usr/bin/setpriv")) argv = ["/usr/bin/setpriv", "--pdeathsig", "SIGKILL", "--", ...argv];
   const child = spawn(argv[0]!, argv.slice(1), {
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["ignore", logFd, logFd],
     env: { ...process.env, ...opts.env },
     detached: opts.detached ?? false,
   });
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
+  closeSync(logFd);
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   if (opts.detached) child.unref();
   return { name, child, logFile, exited };
