@@ -1,4 +1,7 @@
+import { Agent as HttpsAgent, type AgentOptions } from "node:https";
+import type { Duplex } from "node:stream";
 import {
+  ServerConfiguration, createConfiguration, type RequestContext, type SecurityAuthentication,
   ApiextensionsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, loadYaml, setHeaderOptions,
   type V1CustomResourceDefinition,
 } from "@kubernetes/client-node";
@@ -16,6 +19,45 @@ export function loadKubeConfig(path?: string): KubeConfig {
   return kc;
 }
 
+class CountingAgent extends HttpsAgent {
+  opened = 0;
+  override createConnection(...args: Parameters<HttpsAgent["createConnection"]>): Duplex | null | undefined {
+    this.opened++;
+    return super.createConnection(...args);
+  }
+}
+
+/**
+ * client-node 1.4.0 builds a fresh https.Agent for every request, so each call pays a TLS handshake on both
+ * ends (measured: ~4-5 ms client CPU per call instead of ~1, and about twice the apiserver CPU). This auth
+ * method lets client-node apply credentials as usual, then swaps in one keep-alive agent, rebuilt only when
+ * the TLS material changes (rotated client certificates). Proxy and plain-HTTP agents are left as they are.
+ */
+class PooledConnectionAuth implements SecurityAuthentication {
+  private agent?: CountingAgent;
+  private tlsKey = "";
+  private retiredOpened = 0;
+  constructor(private readonly kc: KubeConfig) {}
+
+  get opened(): number { return this.retiredOpened + (this.agent?.opened ?? 0); }
+  getName(): string { return "podnet-pooled-connections"; }
+
+  async applySecurityAuthentication(context: RequestContext): Promise<void> {
+    await this.kc.applySecurityAuthentication(context);
+    const fresh: unknown = context.getAgent();
+    if (!(fresh instanceof HttpsAgent) || fresh.constructor !== HttpsAgent) return;
+    const o = fresh.options as AgentOptions;
+    const tlsKey = [o.ca, o.cert, o.key, o.pfx, o.passphrase, o.rejectUnauthorized, o.servername].map((v) => String(v)).join("\0");
+    if (!this.agent || tlsKey !== this.tlsKey) {
+      this.retiredOpened = this.opened;
+      this.agent?.destroy();
+      this.agent = new CountingAgent({ ...o, keepAlive: true, maxSockets: 32 });
+      this.tlsKey = tlsKey;
+    }
+    context.setAgent(this.agent);
+  }
+}
+
 export type FieldManager = "podnet-controller" | "podnet-agent" | "podnet-cli";
 
 export class KubeApi {
@@ -23,13 +65,21 @@ export class KubeApi {
   readonly custom: CustomObjectsApi;
   readonly apiext: ApiextensionsV1Api;
   readonly coordination: CoordinationV1Api;
+  private readonly auth: PooledConnectionAuth;
 
   constructor(readonly kc: KubeConfig, readonly fieldManager: FieldManager) {
-    this.core = kc.makeApiClient(CoreV1Api);
-    this.custom = kc.makeApiClient(CustomObjectsApi);
-    this.apiext = kc.makeApiClient(ApiextensionsV1Api);
-    this.coordination = kc.makeApiClient(CoordinationV1Api);
+    this.auth = new PooledConnectionAuth(kc);
+    const server = kc.getCurrentCluster()?.server;
+    if (!server) throw new Error("kubeconfig has no current cluster");
+    const config = createConfiguration({ baseServer: new ServerConfiguration(server, {}), authMethods: { default: this.auth } });
+    this.core = new CoreV1Api(config);
+    this.custom = new CustomObjectsApi(config);
+    this.apiext = new ApiextensionsV1Api(config);
+    this.coordination = new CoordinationV1Api(config);
   }
+
+  /** TLS connections opened to the API server so far (request/response calls; watches have their own). */
+  get connectionsOpened(): number { return this.auth.opened; }
 
   static fromKubeconfig(path: string | undefined, fieldManager: FieldManager): KubeApi {
     return new KubeApi(loadKubeConfig(path), fieldManager);

@@ -65,3 +65,17 @@ describe("Informer on the real API server", () => {
     inf.stop();
   });
 });
+
+describe("API client on the real API server", () => {
+  it("reuses TLS connections across calls instead of a handshake per request (client-node 1.4.0 opens one per call)", async () => {
+    const api = fx.api();
+    for (let i = 0; i < 30; i++) await api.core.listNamespace({ limit: 1 });
+    expect(api.connectionsOpened).toBe(1);
+    await Promise.all(Array.from({ length: 40 }, () => api.core.listNamespace({ limit: 1 })));
+    expect(api.connectionsOpened).toBeGreaterThan(1); // parallel calls open more connections…
+    expect(api.connectionsOpened).toBeLessThanOrEqual(33); // …up to the pool's limit, never one per call
+    const before = api.connectionsOpened;
+    for (let i = 0; i < 10; i++) await api.core.listNamespace({ limit: 1 });
+    expect(api.connectionsOpened).toBe(before);
+  });
+});
