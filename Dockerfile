@@ -6,9 +6,11 @@ FROM node:${NODE_VERSION}-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json ./
 COPY src ./src
-RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
+COPY scripts/bundle.ts ./scripts/
+# One self-contained file: the runtime image needs no node_modules at all.
+RUN npx tsx scripts/bundle.ts /src/dist/podnet.mjs
 
 FROM node:${NODE_VERSION}-bookworm-slim
 ARG VERSION=dev
@@ -23,9 +25,7 @@ RUN apt-get update \
  && cp /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/portmap /usr/lib/cni/loopback /opt/cni/bin-src/ \
  && apt-get purge -y containernetworking-plugins && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY --from=build /src/node_modules ./node_modules
-COPY --from=build /src/dist ./dist
-COPY package.json ./
+COPY --from=build /src/dist/podnet.mjs ./
 ENV NODE_ENV=production
 USER 65532:65532
-ENTRYPOINT ["node", "/app/dist/cli/main.js"]
+ENTRYPOINT ["node", "/app/podnet.mjs"]

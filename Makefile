@@ -38,6 +38,7 @@ kube-bins:
 
 build: npm-deps
 	tsc -p tsconfig.build.json
+	tsx scripts/bundle.ts dist/podnet.mjs
 
 typecheck: npm-deps
 	tsc -p tsconfig.json --noEmit

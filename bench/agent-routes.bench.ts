@@ -3,8 +3,6 @@
 //     one ip -batch + re-read) vs a raw `ip -batch` of the same routes: ratio (goal ≤ 1.5×)
 //  2. whole cold start: agent process start → all 4,999 routes in the kernel (goal < 1 s), agent peak RSS (goal ≤ 60 MB)
 import { execFileSync, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { crdSources, renderCrdYaml } from "../src/crds/generate.js";
 import { installCrds, KubeApi, forEachLimited } from "../src/lib/k8s.js";
 import { silentLogger } from "../src/log.js";
@@ -13,6 +11,7 @@ import { desiredNodeState } from "../src/node-agent/desired-state.js";
 import { syncKernelAndFiles } from "../src/node-agent/sync.js";
 import { startControlPlane } from "../src/localcluster/control-plane.js";
 import { createNamespace, destroyNamespace } from "../src/localcluster/netbed.js";
+import { peakRssMb, podnetCliArgv } from "../src/localcluster/podnet-cli.js";
 import { putNodeCidr } from "../test/harness/agent-fixture.js";
 
 const N = Number(process.argv[2] ?? 4999);
@@ -68,17 +67,16 @@ async function coldStart(): Promise<{ ms: number; rssMb: number }> {
     await installCrds(api, crdSources.map(renderCrdYaml));
     await putNodeCidr(api, "self", "10.63.0.0/24", ["172.20.255.254"]);
     await forEachLimited(remote, 16, async (r) => { await putNodeCidr(api, r.node, r.cidr, [r.ip]); });
-    const cli = join(import.meta.dirname, "../dist/cli/main.js");
+    const [node, ...cli] = await podnetCliArgv(cp.dir);
     const t0 = performance.now();
-    const agent = spawn(process.execPath, [cli, "agent", `--kubeconfig=${cp.kubeconfig}`, "--node-name=self", `--netns=${bed.ns}`,
+    const agent = spawn(node!, [...cli, "agent", `--kubeconfig=${cp.kubeconfig}`, "--node-name=self", `--netns=${bed.ns}`,
       "--cni-conf-dir=/nonexistent", "--metrics-address=127.0.0.1:0"], { stdio: "ignore", env: { ...process.env, PODNET_LOG_LEVEL: "warn" } });
     let elapsed = 0;
     for (let i = 0; i < 3000 && !elapsed; i++) {
       if (routeCount(bed.ns) >= N) elapsed = ms(t0);
       else await new Promise((r) => setTimeout(r, 10));
     }
-    const status = readFileSync(`/proc/${agent.pid}/status`, "utf8");
-    const rssMb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+    const rssMb = peakRssMb(agent.pid);
     agent.kill("SIGTERM");
     if (!elapsed) throw new Error("agent did not install all routes within 30 s");
     return { ms: elapsed, rssMb };

@@ -6,7 +6,6 @@ import { spawn, execFileSync } from "node:child_process";
 import { LocalCluster } from "../src/localcluster/cluster.js";
 import { waitFor } from "../src/localcluster/processes.js";
 
-process.env.PODNET_CLI ??= "dist"; // compiled agents: what a DaemonSet runs, and lighter than tsx
 const JOINS = 5;
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]!;
 

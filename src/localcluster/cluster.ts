@@ -1,11 +1,10 @@
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { crdSources, renderCrdYaml } from "../crds/generate.js";
 import { installCrds, KubeApi, mergePatch, podnetResource } from "../lib/k8s.js";
 import type { NodeCidrObject } from "../controllers/observe.js";
+import { peakRssMb, podnetCliArgv } from "./podnet-cli.js";
 import { addPod, CNI_BIN_DIR, deletePod, type Pod } from "./cni-exec.js";
 import { startControlPlane, type ControlPlane } from "./control-plane.js";
 import { kubeBin } from "./kube-bins.js";
@@ -24,11 +23,6 @@ export interface LocalClusterOptions {
 
 interface LocalNode { node: BedNode; agent?: ManagedProcess; dir: string; confDir: string }
 
-const repoRoot = resolve(fileURLToPath(import.meta.url), "../../..");
-// Run the CLI the way this code runs: from TypeScript sources via tsx, or compiled from dist/.
-const cliArgv = import.meta.url.endsWith(".ts") && process.env.PODNET_CLI !== "dist"
-  ? [process.execPath, "--import", "tsx", join(repoRoot, "src/cli/main.ts")]
-  : [process.execPath, join(repoRoot, "dist/cli/main.js")];
 
 /**
  * podnet's main job on one machine: a real control plane, the podnet controller, and N nodes, each a
@@ -39,7 +33,8 @@ export class LocalCluster {
   readonly nodes = new Map<string, LocalNode>();
   readonly pods: Pod[] = [];
   controller?: ManagedProcess;
-  private constructor(readonly cp: ControlPlane, readonly api: KubeApi, readonly bed: NetBed, readonly dir: string, private readonly opts: LocalClusterOptions) {}
+  private constructor(readonly cp: ControlPlane, readonly api: KubeApi, readonly bed: NetBed, readonly dir: string,
+    private readonly cli: string[], private readonly opts: LocalClusterOptions) {}
 
   static async start(opts: LocalClusterOptions): Promise<LocalCluster> {
     const say = opts.progress ?? (() => undefined);
@@ -50,7 +45,9 @@ export class LocalCluster {
     try {
       await installCrds(api, crdSources.map(renderCrdYaml));
       bed = createNetBed(opts.tag ?? "lc", 0, opts.segment ?? 77);
-      const cluster = new LocalCluster(cp, api, bed, mkdtempSync(join(tmpdir(), "podnet-local-")), opts);
+      const dir = join(cp.dir, "cluster"); // inside the control plane's run dir: removed with it, swept after a crash
+      mkdirSync(dir);
+      const cluster = new LocalCluster(cp, api, bed, dir, await podnetCliArgv(dir), opts);
       cluster.startController();
       say("podnet controller started");
       for (let i = 1; i <= opts.nodes; i++) await cluster.addNode(`node-${i}`);
@@ -67,15 +64,12 @@ export class LocalCluster {
 
   /** Peak resident memory (VmHWM) of the controller and of each agent process, in MB. */
   peakRssMb(): { controller: number; agents: number[] } {
-    const hwm = (pid?: number) => {
-      try { return Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024; } catch { return 0; }
-    };
-    return { controller: hwm(this.controller?.child.pid), agents: [...this.nodes.values()].map((n) => hwm(n.agent?.child.pid)) };
+    return { controller: peakRssMb(this.controller?.child.pid), agents: [...this.nodes.values()].map((n) => peakRssMb(n.agent?.child.pid)) };
   }
 
   startController(): void {
     const cidrs = this.opts.dualStack ? "10.244.0.0/16,fd00:10:244::/56" : "10.244.0.0/16";
-    this.controller = startProcess("podnet-controller", cliArgv[0]!, [...cliArgv.slice(1), "controller",
+    this.controller = startProcess("podnet-controller", this.cli[0]!, [...this.cli.slice(1), "controller",
       `--kubeconfig=${this.kubeconfig}`, `--cluster-cidr=${cidrs}`, "--leader-elect=false", "--metrics-address=127.0.0.1:0",
       `--release-cooldown=${this.opts.releaseCooldown ?? "5s"}`, "--resync-period=10s"], join(this.cp.dir, "controller.log"));
   }
@@ -101,7 +95,7 @@ export class LocalCluster {
 
   startAgent(name: string): void {
     const n = this.nodes.get(name)!;
-    n.agent = startProcess(`agent-${name}`, cliArgv[0]!, [...cliArgv.slice(1), "agent",
+    n.agent = startProcess(`agent-${name}`, this.cli[0]!, [...this.cli.slice(1), "agent",
       `--kubeconfig=${this.kubeconfig}`, `--node-name=${name}`, `--netns=${n.node.ns}`, `--cni-conf-dir=${n.confDir}`,
       `--cni-bin-dir=${CNI_BIN_DIR}`, `--ipam-data-dir=${join(n.dir, "ipam")}`, "--metrics-address=127.0.0.1:0",
       `--resync-period=${this.opts.resyncPeriod ?? "5s"}`], join(this.cp.dir, `agent-${name}.log`));
@@ -148,17 +142,35 @@ export class LocalCluster {
    * to every other node's CIDR (compared with the API state, so stale routes or a stale Ready do not count).
    */
   async waitReady(timeoutMs = 60_000): Promise<void> {
+    let missing = "";
+    try {
+      await waitFor("all NodeCIDRs Ready and routes in place", async () => {
+        missing = await this.notReady();
+        return missing ? undefined : true;
+      }, timeoutMs, 200);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; still missing: ${missing}`, { cause: err });
+    }
+  }
+
+  /** What keeps the cluster from being ready, in words; "" when it is ready. */
+  private async notReady(): Promise<string> {
     const families = this.opts.dualStack ? 2 : 1;
-    await waitFor("all NodeCIDRs Ready and routes in place", async () => {
-      const records = (await this.nodeCidrs()).filter((r) => r.status?.phase === "Allocated" && this.nodes.has(r.spec.nodeName));
-      const ready = records.filter((r) => r.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"));
-      if (records.length !== this.nodes.size * families || ready.length !== records.length) return undefined;
-      const routesOk = [...this.nodes.keys()].every((n) => {
-        const expected = records.filter((r) => r.spec.nodeName !== n).map((r) => r.spec.cidr).sort();
-        return this.ownRoutes(n).map((r) => r.split(" ")[0]).sort().join() === expected.join();
-      });
-      return routesOk ? true : undefined;
-    }, timeoutMs, 200);
+    const records = (await this.nodeCidrs()).filter((r) => r.status?.phase === "Allocated" && this.nodes.has(r.spec.nodeName));
+    if (records.length !== this.nodes.size * families) {
+      const have = new Set(records.map((r) => r.spec.nodeName));
+      return `allocated NodeCIDRs ${records.length}/${this.nodes.size * families} (none yet for ${[...this.nodes.keys()].filter((n) => !have.has(n)).join(", ")})`;
+    }
+    const unready = records.filter((r) => !r.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"));
+    if (unready.length) {
+      return `not Ready: ${unready.map((r) => `${r.spec.nodeName} (${r.status?.conditions?.find((c) => c.type === "Ready")?.message ?? "no Ready condition"})`).join("; ")}`;
+    }
+    const wrong = [...this.nodes.keys()].flatMap((n) => {
+      const expected = records.filter((r) => r.spec.nodeName !== n).map((r) => r.spec.cidr).sort().join();
+      const actual = this.ownRoutes(n).map((r) => r.split(" ")[0]).sort().join();
+      return actual === expected ? [] : [`${n} routes [${actual}] != [${expected}]`];
+    });
+    return wrong.join("; ");
   }
 
   kubectl(...args: string[]): string {
@@ -175,6 +187,5 @@ export class LocalCluster {
     if (this.controller) await stopProcess(this.controller);
     this.bed.destroy();
     await this.cp.stop();
-    rmSync(this.dir, { recursive: true, force: true });
   }
 }

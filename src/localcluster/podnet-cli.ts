@@ -1,0 +1,33 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { buildBundle } from "./bundle.js";
+
+/**
+ * argv that starts the podnet CLI as production runs it: the single-file bundle. From TypeScript sources
+ * (tests, make demo) the bundle is built fresh into `dir`; from a bundle, the running file is reused.
+ */
+export async function podnetCliArgv(dir: string): Promise<string[]> {
+  const self = fileURLToPath(import.meta.url);
+  const entry = self.endsWith(".ts") ? await buildBundle(join(dir, "podnet.mjs")) : process.argv[1]!;
+  return [process.execPath, entry];
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+export function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** Peak resident memory (VmHWM) of a process in MB, 0 once it is gone. */
+export function peakRssMb(pid: number | undefined): number {
+  try {
+    return Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+  } catch {
+    return 0;
+  }
+}
