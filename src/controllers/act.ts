@@ -89,12 +89,12 @@ async function createRecord(ctx: ActContext, action: Extract<AllocationAction, {
   ctx.metrics.apiWrites.inc({ action: "create" });
   try {
     const created = (await ctx.api.custom.createClusterCustomObject({ ...nodecidrs, body, fieldManager: ctx.api.fieldManager })) as NodeCidrObject & KubernetesObject;
-    ctx.records.cache.set(name, created);
+    ctx.records.assume(created);
   } catch (err) {
     if (!isAlreadyExists(err)) throw err;
     // Our cache was behind: someone holds this CIDR already. Learn it; the next plan picks another.
     const existing = await ctx.api.custom.getClusterCustomObject({ ...nodecidrs, name });
-    ctx.records.cache.set(name, existing as NodeCidrObject & KubernetesObject);
+    ctx.records.assume(existing as NodeCidrObject & KubernetesObject);
     ctx.log.info({ node: action.node, cidr: action.cidr }, "CIDR already taken (cache behind); replanning");
     return;
   }
@@ -115,7 +115,7 @@ async function writeStatus(ctx: ActContext, name: string, what: string, fields: 
   };
   ctx.metrics.apiWrites.inc({ action: what });
   const updated = (await applyStatus(ctx.api, "nodecidrs", name, "NodeCIDR", status)) as NodeCidrObject & KubernetesObject;
-  ctx.records.cache.set(name, updated);
+  ctx.records.assume(updated);
   onDone?.();
   ctx.log.info({ nodecidr: name, phase: (fields as { phase?: string }).phase, reason: condition.reason }, `nodecidr ${what}`);
 }
@@ -135,13 +135,13 @@ async function deleteRecord(ctx: ActContext, name: string): Promise<void> {
 async function patchNodeIPs(ctx: ActContext, name: string, nodeIPs: string[]): Promise<void> {
   ctx.metrics.apiWrites.inc({ action: "updateNodeIPs" });
   const updated = await ctx.api.custom.patchClusterCustomObject({ ...nodecidrs, name, body: { spec: { nodeIPs } }, fieldManager: ctx.api.fieldManager }, mergePatch());
-  ctx.records.cache.set(name, updated as NodeCidrObject & KubernetesObject);
+  ctx.records.assume(updated as NodeCidrObject & KubernetesObject);
   ctx.log.info({ nodecidr: name, nodeIPs }, "node IPs mirrored");
 }
 
 async function patchNodePodCidrs(ctx: ActContext, node: string, cidrs: string[]): Promise<void> {
   ctx.metrics.apiWrites.inc({ action: "setNodePodCIDRs" });
   const updated = await ctx.api.core.patchNode({ name: node, body: { spec: { podCIDR: cidrs[0], podCIDRs: cidrs } }, fieldManager: ctx.api.fieldManager }, mergePatch());
-  ctx.nodes.cache.set(node, updated);
+  ctx.nodes.assume(updated);
   ctx.log.info({ node, podCIDRs: cidrs }, "node.spec.podCIDRs filled");
 }

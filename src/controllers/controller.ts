@@ -141,7 +141,7 @@ export class AllocationController {
     if (this.pools.cache.has(name)) return;
     try {
       const created = await this.api.custom.createClusterCustomObject({ ...podnetResource("podcidrpools"), body: defaultPool(this.config), fieldManager: this.api.fieldManager });
-      this.pools.cache.set(name, created as Obj<PoolObject>);
+      this.pools.assume(created as Obj<PoolObject>);
       this.log.info({ pool: name, cidrs: this.config["cluster-cidr"] }, "default pool created from configuration");
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;

@@ -42,7 +42,7 @@ export async function writePoolStatuses(ctx: PoolStatusContext, reports: PoolSta
     try {
       ctx.metrics.apiWrites.inc({ action: "poolStatus" });
       const updated = await applyStatus(ctx.api, "podcidrpools", report.pool, "PodCIDRPool", { observedGeneration: generation, ...usage, conditions });
-      ctx.pools.cache.set(report.pool, updated as PoolObject & KubernetesObject);
+      ctx.pools.assume(updated as PoolObject & KubernetesObject);
       for (const c of conditions.filter((c) => c.status === "True" ? c.type === "Exhausted" : c.type === "Valid")) {
         ctx.log.warn({ pool: report.pool, condition: c.type, reason: c.reason }, c.message);
       }

@@ -30,6 +30,15 @@ function slim<T extends KubernetesObject>(obj: T): T {
   return obj;
 }
 
+/**
+ * Is `a` a later version than `b`? resourceVersions of one resource are comparable positive integers (KEP-5504,
+ * stable since Kubernetes 1.35); anything else counts as not comparable, i.e. "not newer".
+ */
+export function isNewerVersion(a: string | undefined, b: string | undefined): boolean {
+  if (!a || !b || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return false;
+  return BigInt(a) > BigInt(b);
+}
+
 class WatchEnded extends Error {
   constructor(readonly reason: "gone" | "stalled" | "error", message: string) { super(message); }
 }
@@ -137,6 +146,18 @@ export class Informer<T extends KubernetesObject> {
     });
   }
 
+  /**
+   * Record the server's answer to one of our own writes before the watch delivers it, so a plan made in
+   * between sees it. Only if it is newer than the cached copy: the watch may already have delivered a later
+   * change (kubelet's address update after our podCIDRs patch), and the late response must not undo it.
+   */
+  assume(obj: T): void {
+    const name = obj.metadata!.name!;
+    const cached = this.cache.get(name);
+    if (cached && !isNewerVersion(obj.metadata?.resourceVersion, cached.metadata?.resourceVersion)) return;
+    this.cache.set(name, slim(obj));
+  }
+
   private apply(phase: string, raw: T): void {
     const obj = slim(raw);
     const name = obj.metadata!.name!;
@@ -145,8 +166,10 @@ export class Informer<T extends KubernetesObject> {
       this.opts.onEvent("delete", obj);
       return;
     }
-    const existed = this.cache.has(name);
+    const cached = this.cache.get(name);
+    // An assumed write can be ahead of the watch; its own event follows, so an older one changes nothing.
+    if (cached && isNewerVersion(cached.metadata?.resourceVersion, obj.metadata?.resourceVersion)) return;
     this.cache.set(name, obj);
-    this.opts.onEvent(existed ? "update" : "add", obj);
+    this.opts.onEvent(cached ? "update" : "add", obj);
   }
 }

@@ -21,7 +21,11 @@ export interface LocalClusterOptions {
   progress?: (line: string) => void;
 }
 
-interface LocalNode { node: BedNode; agent?: ManagedProcess; dir: string; confDir: string }
+interface LocalNode {
+  node: BedNode; agent?: ManagedProcess; dir: string; confDir: string;
+  /** performance.now() just before the Node object was created (join latency is measured from here). */
+  registeredAt?: number;
+}
 
 
 /**
@@ -85,7 +89,9 @@ export class LocalCluster {
     const dir = join(this.dir, name);
     const confDir = join(dir, "net.d");
     mkdirSync(confDir, { recursive: true });
-    this.nodes.set(name, { node, dir, confDir });
+    const entry: LocalNode = { node, dir, confDir };
+    this.nodes.set(name, entry);
+    entry.registeredAt = performance.now();
     await this.api.core.createNode({ body: { metadata: { name, labels: { "kubernetes.io/hostname": name } } } });
     const addresses = [{ type: "InternalIP", address: node.ip }, ...(this.opts.dualStack ? [{ type: "InternalIP", address: node.ip6 }] : [])];
     await this.api.core.patchNodeStatus({ name, body: { status: { addresses } } }, mergePatch());

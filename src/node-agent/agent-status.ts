@@ -40,7 +40,7 @@ export async function reportStatus(ctx: StatusContext, ownNames: string[], input
       const updated = await applyStatus(ctx.api, "nodecidrs", name, "NodeCIDR", {
         conditions, agent: { ...report, lastSyncTime: new Date().toISOString().replace(/\.\d{3}Z$/, "Z") },
       });
-      ctx.records.cache.set(name, updated as NodeCidrObject & KubernetesObject);
+      ctx.records.assume(updated as NodeCidrObject & KubernetesObject);
       lastWrite.set(name, Date.now());
     } catch (err) {
       ctx.log.error({ nodecidr: name, err: apiMessage(err) }, "could not write NodeCIDR status");

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { Informer, type InformerEvent, type ListPage } from "../../src/lib/informer.js";
-import { podnetResource } from "../../src/lib/k8s.js";
+import { mergePatch, podnetResource } from "../../src/lib/k8s.js";
 import { silentLogger } from "../../src/log.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { useControlPlane } from "../harness/api-fixture.js";
@@ -38,7 +38,7 @@ describe("Informer on the real API server", () => {
     expect([...inf.cache.keys()].sort()).toEqual(["10-250-1-0-24", "10-250-2-0-24", "10-250-3-0-24"]);
     await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: body(4, "n") });
     await fx.api().custom.patchClusterCustomObject({ ...nodecidrs, name: "10-250-4-0-24", body: { spec: { nodeIPs: ["192.168.1.4"] } } },
-      (await import("../../src/lib/k8s.js")).mergePatch());
+      mergePatch());
     await fx.api().custom.deleteClusterCustomObject({ ...nodecidrs, name: "10-250-1-0-24" });
     await waitFor("delete event", async () => (events.some(([e, n]) => e === "delete" && n === "10-250-1-0-24") ? true : undefined), 10_000);
     expect(events).toContainEqual(["add", "10-250-4-0-24"]);
@@ -62,6 +62,27 @@ describe("Informer on the real API server", () => {
     await waitFor("watchdog relist", async () => (inf.relists >= 3 ? true : undefined), 15_000);
     await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: body(9, "late") });
     await waitFor("event after restarts", async () => (events.some(([e, n]) => e === "add" && n === "10-250-9-0-24") ? true : undefined), 10_000);
+    inf.stop();
+  });
+});
+
+describe("Informer.assume on the real API server", () => {
+  it("keeps a newer object the watch delivered when the response to an earlier write of ours arrives late", async () => {
+    const api = fx.api();
+    const { inf } = informer();
+    inf.start();
+    await inf.synced;
+    await api.custom.createClusterCustomObject({ ...nodecidrs, body: body(40, "node-assume") });
+    const patch = (labels: Record<string, string>) => api.custom.patchClusterCustomObject(
+      { ...nodecidrs, name: "10-250-40-0-24", body: { metadata: { labels } } }, mergePatch()) as Promise<KubernetesObject>;
+    const early = await patch({ step: "early" });
+    const later = await patch({ step: "later" });
+    await waitFor("watch delivers the later write", async () => (inf.cache.get("10-250-40-0-24")?.metadata?.resourceVersion === later.metadata?.resourceVersion ? true : undefined), 10_000);
+    inf.assume(early); // the late response must not roll the cache back
+    expect(inf.cache.get("10-250-40-0-24")?.metadata?.labels?.step).toBe("later");
+    const latest = await patch({ step: "latest" });
+    inf.assume(latest); // a newer response is taken at once, before its watch event
+    expect(inf.cache.get("10-250-40-0-24")?.metadata?.labels?.step).toBe("latest");
     inf.stop();
   });
 });
