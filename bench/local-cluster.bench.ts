@@ -30,9 +30,9 @@ async function joinLatency(size: number): Promise<void> {
       const existing = [...cluster.nodes.keys()];
       const watch = watchRoutes(cluster);
       await new Promise((r) => setTimeout(r, 200));
-      const t0 = performance.now();
       const name = `join-${j}`;
       await cluster.addNode(name);
+      const t0 = cluster.nodes.get(name)!.registeredAt!; // the Node object's creation, not the namespace set-up before it
       const cidr = await waitFor("NodeCIDR", async () => (await cluster.nodeCidrs()).find((r) => r.spec.nodeName === name && r.status?.phase === "Allocated")?.spec.cidr, 30_000, 20);
       await waitFor("route on every node", async () => (existing.every((n) => watch.arrivals.get(n)!.some((a) => a.line.startsWith(`${cidr} `))) ? true : undefined), 30_000, 20);
       for (const n of existing) samples.push(watch.arrivals.get(n)!.find((a) => a.line.startsWith(`${cidr} `))!.at - t0);

@@ -53,9 +53,9 @@ export async function runDemo(argv: string[]): Promise<void> {
 
 async function showJoinAndLeave(cluster: LocalCluster, index: number): Promise<void> {
   const name = `node-${index}`;
-  const joined = performance.now();
   step(`${name} joins the cluster`);
   await cluster.addNode(name);
+  const joined = cluster.nodes.get(name)!.registeredAt!;
   await cluster.waitReady(60_000);
   const cidr = (await cluster.nodeCidrs()).find((r) => r.spec.nodeName === name)?.spec.cidr;
   step(`${name} got ${cidr}; every node routes to it (${((performance.now() - joined) / 1000).toFixed(1)} s after the Node was created):`);

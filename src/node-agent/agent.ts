@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { rmSync, readFileSync, existsSync } from "node:fs";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { AgentConfig } from "../config.js";
-import type { NodeCidrObject } from "../controllers/observe.js";
+import type { NodeCidrObject, PoolObject } from "../controllers/observe.js";
 import { sleep } from "../lib/backoff.js";
 import { EventRecorder } from "../lib/events.js";
 import { startHealthServer } from "../lib/health.js";
@@ -19,6 +19,15 @@ import { removeMasquerade } from "./masquerade.js";
 import { flushOwnRoutes } from "./ip-route.js";
 
 type Record_ = NodeCidrObject & KubernetesObject;
+type Pool = PoolObject & KubernetesObject & { status?: { conditions?: Array<{ type: string; status: string }> } };
+
+/** Ranges of every pool the controller has not declared invalid: together, the cluster pod network. */
+export function poolRanges(pools: Iterable<Pool>): string[] {
+  return [...pools]
+    .filter((p) => p.status?.conditions?.find((c) => c.type === "Valid")?.status !== "False")
+    .flatMap((p) => [...(p.spec.ipv4?.cidrs ?? []), ...(p.spec.ipv6?.cidrs ?? [])])
+    .sort();
+}
 
 export interface AgentOptions {
   /** Program this network namespace instead of the agent's own (tests). */
@@ -29,6 +38,7 @@ export interface AgentOptions {
 export class NodeAgent {
   readonly metrics = agentMetrics();
   readonly records: Informer<Record_>;
+  readonly pools: Informer<Pool>;
   private readonly recorder: EventRecorder;
   private running = false;
   private dirty = true;
@@ -43,6 +53,11 @@ export class NodeAgent {
       onError: () => this.metrics.errors.inc({ step: "list-watch" }),
       list: (t) => api.custom.listClusterCustomObject({ ...podnetResource("nodecidrs"), limit: 500, _continue: t }) as Promise<ListPage<Record_>>,
     });
+    this.pools = new Informer<Pool>({
+      api, path: "/apis/podnet.io/v1alpha1/podcidrpools", log, onEvent: () => this.onPoolEvent(),
+      onError: () => this.metrics.errors.inc({ step: "list-watch" }),
+      list: (t) => api.custom.listClusterCustomObject({ ...podnetResource("podcidrpools"), limit: 500, _continue: t }) as Promise<ListPage<Pool>>,
+    });
     this.recorder = new EventRecorder(api, "podnet-agent", log);
   }
 
@@ -52,9 +67,10 @@ export class NodeAgent {
     this.running = true;
     this.server = await startHealthServer(this.config["metrics-address"], this.metrics.registry, {
       healthy: () => this.running,
-      ready: () => this.records.isSynced && this.syncs > 0,
+      ready: () => this.records.isSynced && this.pools.isSynced && this.syncs > 0,
     });
     this.records.start();
+    this.pools.start();
     void this.loop();
   }
 
@@ -62,27 +78,40 @@ export class NodeAgent {
     this.running = false;
     this.wake?.();
     this.records.stop();
+    this.pools.stop();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
   /** Force a sync now (tests, resync); resolves with what it did. */
   async syncNow(): Promise<SyncOutcome> {
-    await this.records.synced;
+    await Promise.all([this.records.synced, this.pools.synced]);
     this.fullDue = true;
     return this.sync();
   }
 
   /**
-   * Other agents write their status on their own NodeCIDRs all the time; only what routing depends on
-   * (spec, phase) should wake this agent, or N agents would keep each other busy.
+   * Other agents write their status on their own NodeCIDRs all the time, and a joining node's record passes
+   * through states no route depends on (created, then Allocated, then its node IPs mirrored). Only a change
+   * in what this agent derives from a record (its CIDR once Allocated, with node and IPs) wakes it, or N
+   * agents would keep each other busy on 2 cores.
    */
   private readonly routingInputs = new Map<string, string>();
   private onRecordEvent(event: string, obj: Record_): void {
     const name = obj.metadata!.name!;
-    const fingerprint = JSON.stringify([obj.spec, obj.status?.phase]);
-    if (event === "delete") this.routingInputs.delete(name);
-    else if (this.routingInputs.get(name) === fingerprint) return;
+    const live = event !== "delete" && obj.status?.phase === "Allocated";
+    const fingerprint = live ? JSON.stringify([obj.spec.cidr, obj.spec.nodeName, obj.spec.nodeIPs ?? []]) : undefined;
+    if (fingerprint === this.routingInputs.get(name)) return;
+    if (fingerprint === undefined) this.routingInputs.delete(name);
     else this.routingInputs.set(name, fingerprint);
+    this.markDirty();
+  }
+
+  /** Pool status is rewritten on every allocation; only a change of the ranges matters here. */
+  private poolRangesSeen = "";
+  private onPoolEvent(): void {
+    const ranges = poolRanges(this.pools.cache.values()).join(",");
+    if (ranges === this.poolRangesSeen) return;
+    this.poolRangesSeen = ranges;
     this.markDirty();
   }
 
@@ -94,7 +123,7 @@ export class NodeAgent {
   }
 
   private async loop(): Promise<void> {
-    await this.records.synced;
+    await Promise.all([this.records.synced, this.pools.synced]);
     while (this.running) {
       let failed = false;
       if (this.dirty) {
@@ -124,7 +153,7 @@ export class NodeAgent {
     const me = this.config["node-name"];
     const state = desiredNodeState(all.map((r) => ({
       name: r.metadata!.name!, nodeName: r.spec.nodeName, cidr: r.spec.cidr, nodeIPs: r.spec.nodeIPs ?? [], phase: r.status?.phase,
-    })), me);
+    })), me, poolRanges(this.pools.cache.values()));
     const own = all.filter((r) => r.spec.nodeName === me && r.status?.phase === "Allocated");
     return { state, ownNames: own.map((r) => r.metadata!.name!), nodeIP: own[0]?.spec.nodeIPs?.[0] };
   }

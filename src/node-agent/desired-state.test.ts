@@ -22,7 +22,7 @@ describe("desiredNodeState", () => {
   it("ignores released and quarantined records", () => {
     const s = desiredNodeState([rec("b", "10.244.2.0/24", ["192.168.1.2"], "Released"), rec("c", "10.244.3.0/24", ["192.168.1.3"], "Quarantined")], "a");
     expect(s.routes).toEqual([]);
-    expect(s.podCidrs).toEqual([]);
+    expect(s.podNetwork).toEqual([]);
   });
 
   it.each([
@@ -47,5 +47,25 @@ describe("desiredNodeState", () => {
   it("finds an overlap hidden behind a large range that contains two disjoint ones", () => {
     const s = desiredNodeState([rec("b", "10.0.0.0/8", ["192.168.1.2"]), rec("c", "10.1.0.0/24", ["192.168.1.3"]), rec("d", "10.200.0.0/24", ["192.168.1.4"])], "a");
     expect(s.rejected.map((r) => r.nodeName).sort()).toEqual(["b", "c", "d"]);
+  });
+});
+
+describe("desiredNodeState: the pod network that is never masqueraded", () => {
+  it.each([
+    ["pool ranges cover the node CIDRs: just the ranges", ["10.244.0.0/16"], ["10.244.1.0/24", "10.244.2.0/24"], ["10.244.0.0/16"]],
+    ["a live CIDR outside every pool is added", ["10.244.0.0/16"], ["10.244.1.0/24", "10.99.0.0/24"], ["10.244.0.0/16", "10.99.0.0/24"]],
+    ["no pools known (pools not readable yet): the node CIDRs", [], ["10.244.2.0/24", "10.244.1.0/24"], ["10.244.1.0/24", "10.244.2.0/24"]],
+    ["both families", ["10.244.0.0/16", "fd00:10:244::/56"], ["10.244.1.0/24", "fd00:10:244:1::/64"], ["10.244.0.0/16", "fd00:10:244::/56"]],
+    ["an unparsable pool range is skipped", ["not-a-cidr", "10.244.0.0/16"], ["10.244.1.0/24"], ["10.244.0.0/16"]],
+  ])("%s", (_what, pools, nodeCidrs, expected) => {
+    const records = nodeCidrs.map((c, i) => rec(`n${i}`, c, [`192.168.1.${i + 1}`]));
+    expect(desiredNodeState(records, "n0", pools).podNetwork).toEqual(expected);
+  });
+
+  it("does not change when a node joins inside a pool range", () => {
+    const before = desiredNodeState([rec("a", "10.244.1.0/24", ["192.168.1.1"])], "a", ["10.244.0.0/16"]);
+    const after = desiredNodeState([rec("a", "10.244.1.0/24", ["192.168.1.1"]), rec("b", "10.244.2.0/24", ["192.168.1.2"])], "a", ["10.244.0.0/16"]);
+    expect(after.podNetwork).toEqual(before.podNetwork);
+    expect(after.routes).toHaveLength(1);
   });
 });

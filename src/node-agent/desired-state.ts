@@ -1,4 +1,4 @@
-import { cidrContainsIp, formatCidr, InvalidCidrError, parseCidr, parseIp, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
+import { cidrContains, cidrContainsIp, formatCidr, InvalidCidrError, parseCidr, parseIp, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
 
 /** What the agent reads from one NodeCIDR (the controller mirrors node IPs into it). */
 export interface ObservedNodeCidr {
@@ -17,8 +17,12 @@ export interface RejectedRecord { name: string; nodeName: string; reason: "Inval
 export interface DesiredNodeState {
   /** This node's pod CIDRs, IPv4 first (what the CNI config hands out). */
   ownCidrs: string[];
-  /** Every live pod CIDR in the cluster, for "pod traffic stays un-NATed inside the pod network". */
-  podCidrs: string[];
+  /**
+   * The cluster pod network for "pod traffic stays un-NATed inside it": the pools' ranges plus any live CIDR
+   * outside them. It does not change when a node joins, so nodes never masquerade traffic to a new node's pods
+   * while their nft set catches up, and a join costs no nft run on every node.
+   */
+  podNetwork: string[];
   routes: DesiredRoute[];
   rejected: RejectedRecord[];
   families: IpFamily[];
@@ -30,7 +34,7 @@ const live = (r: ObservedNodeCidr) => r.phase === "Allocated";
  * Pure: all NodeCIDRs + this node's name → what the node should look like. Bad records are rejected
  * one by one with a reason; they never block the routes to other, healthy nodes.
  */
-export function desiredNodeState(records: ObservedNodeCidr[], self: string): DesiredNodeState {
+export function desiredNodeState(records: ObservedNodeCidr[], self: string, poolRanges: string[] = []): DesiredNodeState {
   const rejected: RejectedRecord[] = [];
   const parsed: Array<{ r: ObservedNodeCidr; c: Cidr }> = [];
   for (const r of records.filter(live)) {
@@ -57,11 +61,18 @@ export function desiredNodeState(records: ObservedNodeCidr[], self: string): Des
   const own = usable.filter((p) => p.r.nodeName === self).sort((a, b) => a.c.family - b.c.family);
   return {
     ownCidrs: own.map((p) => formatCidr(p.c)),
-    podCidrs: usable.map((p) => formatCidr(p.c)).sort(),
+    podNetwork: podNetwork(poolRanges, usable.map((p) => p.c)),
     routes: routes.sort((a, b) => a.dst.localeCompare(b.dst)),
     rejected,
     families: [...new Set(own.map((p) => p.c.family))].sort(),
   };
+}
+
+/** Pool ranges (unparsable ones skipped) plus every node CIDR not inside one of them, canonical and sorted. */
+function podNetwork(poolRanges: string[], nodeCidrs: Cidr[]): string[] {
+  const ranges = poolRanges.flatMap((text) => { try { return [parseCidr(text)]; } catch { return []; } });
+  const outside = nodeCidrs.filter((c) => !ranges.some((r) => cidrContains(r, c)));
+  return [...new Set([...ranges, ...outside].map(formatCidr))].sort();
 }
 
 /**

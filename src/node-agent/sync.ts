@@ -63,14 +63,14 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
     sysctls: {},
     rejected: state.rejected,
   };
-  const podSetKey = state.podCidrs.join(",");
+  const podSetKey = state.podNetwork.join(",");
   const masqueradeDue = input.full || appliedPodCidrs.get(input.netns ?? "") !== podSetKey;
   if (input.config.masquerade && !masqueradeDue) outcome.masquerade.skipped = true;
   if (input.config.masquerade && masqueradeDue) {
     try {
       // Re-applied on every full pass too: that is what repairs a hand-edited table.
-      if (input.config["dry-run"]) input.log.info({ ruleset: renderMasqueradeRuleset(state.podCidrs) }, "dry-run: would apply nft table inet podnet");
-      else { await applyMasquerade(state.podCidrs, input.netns); appliedPodCidrs.set(input.netns ?? "", podSetKey); }
+      if (input.config["dry-run"]) input.log.info({ ruleset: renderMasqueradeRuleset(state.podNetwork) }, "dry-run: would apply nft table inet podnet");
+      else { await applyMasquerade(state.podNetwork, input.netns); appliedPodCidrs.set(input.netns ?? "", podSetKey); }
     } catch (err) { outcome.masquerade.error = message(err); }
   }
   if (!input.full) outcome.sysctls.skipped = true;

@@ -33,6 +33,7 @@ describe("helm install onto the real API server", () => {
   it.each([
     ["podnet-agent", "list", "nodecidrs.podnet.io", true],
     ["podnet-agent", "patch", "nodecidrs.podnet.io/status", true],
+    ["podnet-agent", "watch", "podcidrpools.podnet.io", true],
     ["podnet-agent", "patch", "podcidrpools.podnet.io/status", false],
     ["podnet-agent", "create", "nodecidrs.podnet.io", false],
     ["podnet-agent", "delete", "nodecidrs.podnet.io", false],

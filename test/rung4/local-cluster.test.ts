@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -8,6 +9,7 @@ import { waitFor } from "../../src/localcluster/processes.js";
 import { ping } from "../../src/localcluster/udp-probe.js";
 
 let cluster: LocalCluster;
+const ipNetnsNft = (ns: string, ...args: string[]) => execFileSync("ip", ["netns", "exec", ns, "nft", ...args], { encoding: "utf8" });
 const cidrOf = async (node: string) => (await cluster.nodeCidrs()).find((r) => r.spec.nodeName === node && r.status?.phase === "Allocated")?.spec.cidr;
 const routesEverywhereTo = (cidr: string) => [...cluster.nodes.keys()].filter((n) => cluster.ownRoutes(n).some((r) => r.startsWith(`${cidr} `)));
 
@@ -27,10 +29,15 @@ describe.skipIf(!isRoot())("local cluster: apiserver + controller + agents in no
   });
 
   it("routes to a new node everywhere; after it leaves, routes vanish, its CIDR is released and reused after the cooldown", async () => {
+    const ns1 = cluster.nodes.get("node-1")!.node.ns;
+    const podNetworkSet = () => ipNetnsNft(ns1, "list", "set", "inet", "podnet", "pod_v4");
+    const setBefore = podNetworkSet();
+    expect(setBefore).toContain("10.244.0.0/16"); // the pool's range, not a list of node CIDRs
     await cluster.addNode("node-4");
     await cluster.waitReady(60_000);
     const cidr = (await cidrOf("node-4"))!;
     expect(routesEverywhereTo(cidr).sort()).toEqual(["node-1", "node-2", "node-3"]);
+    expect(podNetworkSet()).toBe(setBefore); // a join rewrites no nft table on the other nodes
     const pod4 = cluster.addPod("node-4", "n4-pod");
     expect(ping(cluster.pods[0]!.ns, pod4.ips[0]!)).toBe(true);
     await cluster.removeNode("node-4");
@@ -52,7 +59,7 @@ describe.skipIf(!isRoot())("local cluster: apiserver + controller + agents in no
     await cluster.addNode("node-6");
     await cluster.restartController();
     await waitFor("node-6 allocated", async () => ((await cidrOf("node-6")) ? true : undefined), 30_000);
-    cluster.startAgent("node-1");
+    await cluster.startAgent("node-1");
     await cluster.waitReady(60_000);
     const cidr6 = (await cidrOf("node-6"))!;
     expect(routesEverywhereTo(cidr6)).toContain("node-1");
