@@ -1,4 +1,4 @@
-import { Address4, Address6 } from "ip-address";
+import { Address6 } from "ip-address";
 
 /** IPv4/IPv6 CIDR maths on BigInt. ip-address parses; it accepts host bits and cannot iterate subnets. */
 export type IpFamily = 4 | 6;
@@ -12,22 +12,45 @@ export class InvalidCidrError extends Error {
 const bits = (family: IpFamily) => (family === 4 ? 32 : 128);
 const mask = (family: IpFamily, prefix: number) => ((1n << BigInt(bits(family))) - 1n) ^ ((1n << BigInt(bits(family) - prefix)) - 1n);
 
+/**
+ * Every agent re-derives its desired state from all NodeCIDRs on each sync, so the same few thousand
+ * addresses are parsed and printed over and over; ip-address's IPv6 path (strings → hex → BigInt) is the
+ * cost. Remember results, bounded so a long-running agent cannot grow without limit. IPv4 is plain arithmetic.
+ */
+function remembered<V>(limit: number, compute: (key: string) => V): (key: string) => V {
+  const seen = new Map<string, V>();
+  return (key) => {
+    let value = seen.get(key);
+    if (value === undefined) {
+      value = compute(key);
+      if (seen.size >= limit) seen.clear();
+      seen.set(key, value);
+    }
+    return value;
+  };
+}
+
+const parseIpv6 = remembered(20_000, (t: string): bigint => {
+  if (!Address6.isValid(t) || t.includes("/") || t.includes("%")) throw new InvalidCidrError(`"${t}" is not an IP address`);
+  return new Address6(t).bigInt();
+});
+const formatIpv6 = remembered(20_000, (hex: string): string => Address6.fromBigInt(BigInt(`0x${hex}`)).correctForm());
+
 export function parseIp(text: string): IpAddr {
   const t = text.trim();
-  if (t.includes(":")) {
-    if (!Address6.isValid(t) || t.includes("/") || t.includes("%")) throw new InvalidCidrError(`"${text}" is not an IP address`);
-    return { family: 6, value: new Address6(t).bigInt() };
-  }
+  if (t.includes(":")) return { family: 6, value: parseIpv6(t) };
   // Leading zeros are ambiguous (octal in some parsers): reject them like Go's netip does.
-  if (!/^(\d{1,3})(\.\d{1,3}){3}$/.test(t) || t.split(".").some((o) => (o.length > 1 && o.startsWith("0")) || Number(o) > 255)) {
+  const octets = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(t)?.slice(1);
+  if (!octets || octets.some((o) => (o.length > 1 && o.startsWith("0")) || Number(o) > 255)) {
     throw new InvalidCidrError(`"${text}" is not an IP address`);
   }
-  return { family: 4, value: new Address4(t).bigInt() };
+  return { family: 4, value: BigInt(octets.reduce((n, o) => n * 256 + Number(o), 0)) };
 }
 
 export function formatIp(ip: IpAddr): string {
-  if (ip.family === 4) return Address4.fromBigInt(ip.value).correctForm();
-  return Address6.fromBigInt(ip.value).correctForm();
+  if (ip.family === 6) return formatIpv6(ip.value.toString(16));
+  const n = Number(ip.value);
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
 }
 
 export function parseCidr(text: string, opts: { allowHostBits?: boolean } = {}): Cidr {

@@ -35,8 +35,8 @@ function slim<T extends KubernetesObject>(obj: T): T {
  * stable since Kubernetes 1.35); anything else counts as not comparable, i.e. "not newer".
  */
 export function isNewerVersion(a: string | undefined, b: string | undefined): boolean {
-  if (!a || !b || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return false;
-  return BigInt(a) > BigInt(b);
+  if (!a || !b || !/^[1-9]\d*$/.test(a) || !/^[1-9]\d*$/.test(b)) return false;
+  return a.length !== b.length ? a.length > b.length : a > b; // canonical integers: longer is larger
 }
 
 class WatchEnded extends Error {

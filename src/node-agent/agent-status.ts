@@ -20,7 +20,11 @@ interface StatusContext {
  * podnet-agent field manager: the controller's own conditions on the same objects are left alone.
  * Writes only when something changed; an Event goes out when a condition turns False.
  */
-const COUNTS_ONLY_INTERVAL_MS = 10_000;
+// Every agent watches every NodeCIDR, so each status write here reaches all N agents: a join that changed
+// every agent's route count would cost N writes × N deliveries. Conditions that flip are written at once;
+// count-only changes (ROUTES in `kubectl get nodecidrs -o wide`) at most once a minute per agent, the way
+// Kubernetes moved node heartbeats off the Node object for the same reason.
+const COUNTS_ONLY_INTERVAL_MS = 60_000;
 const lastWrite = new Map<string, number>();
 
 export async function reportStatus(ctx: StatusContext, ownNames: string[], inputs: ConditionInput[], report: Omit<AgentReport, "lastSyncTime">): Promise<void> {
@@ -32,8 +36,6 @@ export async function reportStatus(ctx: StatusContext, ownNames: string[], input
     const previous = current.status?.agent;
     const sameReport = previous !== undefined && Object.entries(report).every(([k, v]) => (previous as Record<string, unknown>)[k] === v);
     if (conditionsEqual(existing, conditions) && sameReport) continue;
-    // A node joining changes every agent's route count; if nothing flipped (status, reason), such
-    // count-only updates are written at most every 10 s so N agents do not all write on every join.
     const flipped = conditions.some((c) => { const e = existing?.find((x) => x.type === c.type); return !e || e.status !== c.status || e.reason !== c.reason; });
     if (!flipped && Date.now() - (lastWrite.get(name) ?? 0) < COUNTS_ONLY_INTERVAL_MS) continue;
     try {

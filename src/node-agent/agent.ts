@@ -91,14 +91,17 @@ export class NodeAgent {
 
   /**
    * Other agents write their status on their own NodeCIDRs all the time, and a joining node's record passes
-   * through states no route depends on (created, then Allocated, then its node IPs mirrored). Only a change
+   * through states no route depends on (created, Allocated without node IPs). Only a change
    * in what this agent derives from a record (its CIDR once Allocated, with node and IPs) wakes it, or N
    * agents would keep each other busy on 2 cores.
    */
   private readonly routingInputs = new Map<string, string>();
   private onRecordEvent(event: string, obj: Record_): void {
     const name = obj.metadata!.name!;
-    const live = event !== "delete" && obj.status?.phase === "Allocated";
+    const mine = obj.spec.nodeName === this.config["node-name"];
+    // Another node's record matters once it is Allocated and has a node IP to route through; until then it
+    // changes nothing here (its CIDR lies inside the pool ranges, so not even the masquerade set).
+    const live = event !== "delete" && obj.status?.phase === "Allocated" && (mine || (obj.spec.nodeIPs ?? []).length > 0);
     const fingerprint = live ? JSON.stringify([obj.spec.cidr, obj.spec.nodeName, obj.spec.nodeIPs ?? []]) : undefined;
     if (fingerprint === this.routingInputs.get(name)) return;
     if (fingerprint === undefined) this.routingInputs.delete(name);
