@@ -11,7 +11,7 @@ import { desiredNodeState } from "../src/node-agent/desired-state.js";
 import { syncKernelAndFiles } from "../src/node-agent/sync.js";
 import { startControlPlane } from "../src/localcluster/control-plane.js";
 import { createNamespace, destroyNamespace } from "../src/localcluster/netbed.js";
-import { peakRssMb, podnetCliArgv } from "../src/localcluster/podnet-cli.js";
+import { AGENT_NODE_FLAGS, peakRssMb, podnetCliArgv } from "../src/localcluster/podnet-cli.js";
 import { putNodeCidr } from "../test/harness/agent-fixture.js";
 
 const N = Number(process.argv[2] ?? 4999);
@@ -69,7 +69,7 @@ async function coldStart(): Promise<{ ms: number; rssMb: number }> {
     await forEachLimited(remote, 16, async (r) => { await putNodeCidr(api, r.node, r.cidr, [r.ip]); });
     const [node, ...cli] = await podnetCliArgv(cp.dir);
     const t0 = performance.now();
-    const agent = spawn(node!, [...cli, "agent", `--kubeconfig=${cp.kubeconfig}`, "--node-name=self", `--netns=${bed.ns}`,
+    const agent = spawn(node!, [...AGENT_NODE_FLAGS, ...cli, "agent", `--kubeconfig=${cp.kubeconfig}`, "--node-name=self", `--netns=${bed.ns}`,
       "--cni-conf-dir=/nonexistent", "--metrics-address=127.0.0.1:0"], { stdio: "ignore", env: { ...process.env, PODNET_LOG_LEVEL: "warn" } });
     let elapsed = 0;
     for (let i = 0; i < 3000 && !elapsed; i++) {

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { crdSources, renderCrdYaml } from "../crds/generate.js";
 import { installCrds, KubeApi, mergePatch, podnetResource } from "../lib/k8s.js";
 import type { NodeCidrObject } from "../controllers/observe.js";
-import { peakRssMb, podnetCliArgv } from "./podnet-cli.js";
+import { AGENT_NODE_FLAGS, peakRssMb, podnetCliArgv } from "./podnet-cli.js";
 import { addPod, CNI_BIN_DIR, deletePod, type Pod } from "./cni-exec.js";
 import { startControlPlane, type ControlPlane } from "./control-plane.js";
 import { kubeBin } from "./kube-bins.js";
@@ -106,7 +106,7 @@ export class LocalCluster {
   async startAgent(name: string): Promise<void> {
     const n = this.nodes.get(name)!;
     const port = await freePort();
-    n.agent = startProcess(`agent-${name}`, this.cli[0]!, [...this.cli.slice(1), "agent",
+    n.agent = startProcess(`agent-${name}`, this.cli[0]!, [...AGENT_NODE_FLAGS, ...this.cli.slice(1), "agent",
       `--kubeconfig=${this.kubeconfig}`, `--node-name=${name}`, `--netns=${n.node.ns}`, `--cni-conf-dir=${n.confDir}`,
       `--cni-bin-dir=${CNI_BIN_DIR}`, `--ipam-data-dir=${join(n.dir, "ipam")}`, `--metrics-address=127.0.0.1:${port}`,
       `--resync-period=${this.opts.resyncPeriod ?? "5s"}`], join(this.cp.dir, `agent-${name}.log`));

@@ -13,6 +13,9 @@ export async function podnetCliArgv(dir: string): Promise<string[]> {
   return [process.execPath, entry];
 }
 
+/** Node flags the agent runs with, as the chart's DaemonSet sets them (NODE_OPTIONS in templates/agent.yaml). */
+export const AGENT_NODE_FLAGS = ["--max-semi-space-size=1"];
+
 /** CPU seconds (user + system) a process has used so far, from /proc. */
 export function cpuSeconds(pid: number | undefined): number {
   try {

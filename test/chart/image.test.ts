@@ -1,0 +1,37 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { buildBundle } from "../../src/localcluster/bundle.js";
+
+const repo = join(import.meta.dirname, "../..");
+const work = mkdtempSync(join(tmpdir(), "podnet-image-"));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+// No Docker engine here: what the runtime stage holds (one file, no node_modules) is rebuilt and run as is.
+describe("the image's single-file CLI", () => {
+  it("runs from a directory with no node_modules: usage, and a clear error for a bad kubeconfig", async () => {
+    const built = await buildBundle(join(work, "build", "podnet.mjs"));
+    const alone = join(work, "app");
+    execFileSync("mkdir", ["-p", alone]);
+    copyFileSync(built, join(alone, "podnet.mjs"));
+    const help = spawnSync(process.execPath, [join(alone, "podnet.mjs"), "help"], { cwd: alone, encoding: "utf8" });
+    expect(help.status).toBe(0);
+    expect(help.stderr).toContain("usage: podnet");
+    const bad = spawnSync(process.execPath, [join(alone, "podnet.mjs"), "agent", "--node-name=n1", "--kubeconfig=/nonexistent/kubeconfig"], { cwd: alone, encoding: "utf8", timeout: 20_000 });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/podnet: .*nonexistent/);
+    expect(bad.stderr).not.toMatch(/Cannot find (module|package)|ERR_MODULE_NOT_FOUND/);
+  }, 60_000);
+
+  it("the Dockerfile builds that file with the repo's bundle script and runs it as the entrypoint", () => {
+    const dockerfile = readFileSync(join(repo, "Dockerfile"), "utf8");
+    expect(dockerfile).toMatch(/RUN npx tsx scripts\/bundle\.ts \/src\/dist\/podnet\.mjs/);
+    expect(dockerfile).toMatch(/COPY --from=build \/src\/dist\/podnet\.mjs \.\//);
+    expect(dockerfile).toContain('ENTRYPOINT ["node", "/app/podnet.mjs"]');
+    for (const copied of dockerfile.matchAll(/^COPY (?!--from)(\S+(?: \S+)*) \S+$/gm)) {
+      for (const source of copied[1]!.split(" ")) expect(() => readFileSync(join(repo, source.replace(/\/$/, "")))).not.toThrow(/ENOENT/);
+    }
+  });
+});
