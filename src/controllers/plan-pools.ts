@@ -1,6 +1,7 @@
 import { CidrSet } from "../lib/cidr-set.js";
 import { cidrsOverlap, formatCidr, InvalidCidrError, parseCidr, type Cidr, type IpFamily } from "../lib/cidr.js";
 import type { ConditionInput } from "../lib/conditions.js";
+import { compareText } from "../lib/order.js";
 
 export interface PlannerPool {
   name: string;
@@ -38,7 +39,7 @@ export function buildPoolStates(pools: PlannerPool[], serviceCIDRs: string[]): M
   const services = serviceCIDRs.flatMap((s) => { try { return [parseCidr(s)]; } catch { return []; } });
   const states = new Map<string, PoolState>();
   const candidates: Candidate[] = [];
-  for (const pool of [...pools].sort((a, b) => a.name.localeCompare(b.name))) {
+  for (const pool of [...pools].sort((a, b) => compareText(a.name, b.name))) {
     const state: PoolState = { pool, families: {} };
     states.set(pool.name, state);
     for (const family of [4, 6] as const) {

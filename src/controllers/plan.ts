@@ -1,5 +1,6 @@
 import { formatCidr, parseCidr, type Cidr, type IpFamily } from "../lib/cidr.js";
 import { buildPoolStates, findSet, overlappingSets, poolStatusReports, selectPool, type PlannerPool, type PoolState, type PoolStatusReport } from "./plan-pools.js";
+import { compareText } from "../lib/order.js";
 
 export type { PlannerPool, PoolStatusReport };
 
@@ -47,7 +48,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   const holderOf = new Map<string, string>(); // cidr → node, for conflict messages
   let nextCheckAt: number | undefined;
 
-  for (const r of [...input.records].sort((a, b) => a.name.localeCompare(b.name))) {
+  for (const r of [...input.records].sort((a, b) => compareText(a.name, b.name))) {
     const cidr = tryParse(r.cidr);
     if (r.phase === "Released") {
       const due = (r.releasedAt ?? now) + config.cooldownMs;
@@ -78,7 +79,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
     if (!sameList(node.internalIPs, r.nodeIPs)) actions.push({ kind: "updateNodeIPs", name: r.name, nodeIPs: node.internalIPs });
   }
 
-  for (const node of [...nodes.values()].sort((a, b) => a.name.localeCompare(b.name))) {
+  for (const node of [...nodes.values()].sort((a, b) => compareText(a.name, b.name))) {
     actions.push(...planNode(node, states, held, holderOf, config));
   }
   return { actions, poolStatuses: poolStatusReports(states), ...(nextCheckAt !== undefined ? { nextCheckAt } : {}) };

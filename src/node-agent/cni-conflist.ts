@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { parseCidr } from "../lib/cidr.js";
+import { compareText } from "../lib/order.js";
 
 export interface ConflistInput {
   cniVersion: string;
@@ -61,5 +62,5 @@ export const conflistText = (c: Conflist) => `${JSON.stringify(c, null, 2)}\n`;
 export function commonCniVersion(supported: string[][], max = "1.0.0"): string | undefined {
   const key = (v: string) => v.split(".").map((n) => n.padStart(4, "0")).join(".");
   const common = supported.reduce((acc, list) => acc.filter((v) => list.includes(v)));
-  return common.filter((v) => key(v) <= key(max)).sort((a, b) => key(b).localeCompare(key(a)))[0];
+  return common.filter((v) => key(v) <= key(max)).sort((a, b) => compareText(key(b), key(a)))[0];
 }

@@ -1,4 +1,5 @@
 import { cidrContains, cidrContainsIp, formatCidr, InvalidCidrError, parseCidr, parseIp, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
+import { compareText } from "../lib/order.js";
 
 /** What the agent reads from one NodeCIDR (the controller mirrors node IPs into it). */
 export interface ObservedNodeCidr {
@@ -62,7 +63,7 @@ export function desiredNodeState(records: ObservedNodeCidr[], self: string, pool
   return {
     ownCidrs: own.map((p) => formatCidr(p.c)),
     podNetwork: podNetwork(poolRanges, usable.map((p) => p.c)),
-    routes: routes.sort((a, b) => a.dst.localeCompare(b.dst)),
+    routes: routes.sort((a, b) => compareText(a.dst, b.dst)),
     rejected,
     families: [...new Set(own.map((p) => p.c.family))].sort(),
   };
@@ -81,7 +82,11 @@ function podNetwork(poolRanges: string[], nodeCidrs: Cidr[]): string[] {
  */
 function rangeIndex(ranges: Cidr[]): (ip: IpAddr) => Cidr | undefined {
   const byFamily = new Map<number, Cidr[]>();
-  for (const c of ranges) byFamily.set(c.family, [...(byFamily.get(c.family) ?? []), c]);
+  for (const c of ranges) {
+    const list = byFamily.get(c.family);
+    if (list) list.push(c);
+    else byFamily.set(c.family, [c]);
+  }
   for (const list of byFamily.values()) list.sort((a, b) => (a.network < b.network ? -1 : a.network > b.network ? 1 : 0));
   return (ip) => {
     const list = byFamily.get(ip.family) ?? [];

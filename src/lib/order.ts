@@ -1,0 +1,5 @@
+/**
+ * Plain code-point order for sorting names and CIDR strings. Deterministic like localeCompare but without
+ * its collation work, which dominated sorting 5,000 routes or records on every pass.
+ */
+export const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
