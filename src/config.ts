@@ -52,6 +52,11 @@ export const agentConfigSchema = z.object({
   "ipam-data-dir": z.string().prefault("/var/lib/cni/networks"),
   mtu: int(0, 65535).prefault(0),
   masquerade: boolean.prefault("true"),
+  // auto: direct routes to nodes on a shared subnet, VXLAN to the rest; vxlan: everything encapsulated;
+  // none: only direct routes (nodes behind a router are reported unreachable).
+  overlay: z.enum(["auto", "vxlan", "none"]).prefault("auto"),
+  "vxlan-id": int(1, 16_777_215).prefault(1),
+  "vxlan-port": int(1, 65_535).prefault(8472),
   "resync-period": duration.prefault("30s"),
   "metrics-address": z.string().prefault("0.0.0.0:9091"),
   "dry-run": boolean.prefault("false"),

@@ -43,6 +43,7 @@ export const agentReportSchema = z.object({
   routesInstalled: z.number().int().min(0).optional(),
   routeConflicts: z.number().int().min(0).optional(),
   unreachableNodes: z.number().int().min(0).optional(),
+  overlayRoutes: z.number().int().min(0).optional().meta({ description: "Routes that go through the VXLAN overlay (nodes on another subnet)." }),
   cniConfigPath: z.string().max(4096).optional(),
   mtu: z.number().int().min(0).max(65535).optional(),
   lastSyncTime: z.iso.datetime().optional(),

@@ -38,9 +38,6 @@ export function sweepStaleNamespaces(): string[] {
   return swept;
 }
 
-export interface BedNode { name: string; ns: string; ip: string; ip6: string }
-export interface NetBed { switchNs: string; nodes: BedNode[]; addNode(name: string): BedNode; removeNode(name: string): void; destroy(): void }
-
 const created = new Set<string>();
 process.on("exit", () => { for (const ns of created) deleteNamespace(ns); });
 
@@ -58,25 +55,46 @@ export function destroyNamespace(name: string): void {
   created.delete(name);
 }
 
-/** A switch plus `count` node namespaces on 192.168.<segment>.0/24 and fd00:<segment>::/64. */
-export function createNetBed(tag: string, count: number, segment = 77): NetBed {
+export interface BedNode { name: string; ns: string; ip: string; ip6: string; segment: number }
+export interface NetBed {
+  /** One switch namespace per L2 segment; with more than one, a router namespace joins them. */
+  switches: string[]; nodes: BedNode[];
+  addNode(name: string, segmentIndex?: number): BedNode; removeNode(name: string): void; destroy(): void;
+}
+
+/**
+ * `count` node namespaces on 192.168.<segment>.0/24 + fd00:<segment>::/64. With `segments` > 1 there are that
+ * many such subnets (segment, segment+1, …), each its own L2 switch, joined by a router namespace at .1 / ::1
+ * — nodes on different segments share no link, as in racks behind a router.
+ */
+export function createNetBed(tag: string, count: number, segment = 77, segments = 1): NetBed {
   sweepStaleNamespaces();
-  const switchNs = createNamespace(`${tag}-sw`);
-  ip("-n", switchNs, "link", "add", "br0", "type", "bridge");
-  ip("-n", switchNs, "link", "set", "br0", "up");
+  const switches = Array.from({ length: segments }, (_, i) => {
+    const sw = createNamespace(`${tag}-sw${i || ""}`);
+    ip("-n", sw, "link", "add", "br0", "type", "bridge");
+    ip("-n", sw, "link", "set", "br0", "up");
+    return sw;
+  });
+  const router = segments > 1 ? createRouter(`${tag}-rt`, switches, segment) : undefined;
   const nodes: BedNode[] = [];
   let added = 0;
-  const addNode = (name: string): BedNode => {
+  const addNode = (name: string, segmentIndex = 0): BedNode => {
     const index = ++added; // never reuse an index: a later node must not inherit a removed node's IP
     if (index > 240) throw new Error("a net bed holds at most 240 nodes");
+    const sw = switches[segmentIndex % segments]!;
+    const seg = segment + (segmentIndex % segments);
     const ns = createNamespace(`${tag}-${name}`);
     const port = `p${index}`;
-    ip("-n", switchNs, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns);
-    ip("-n", switchNs, "link", "set", port, "master", "br0", "up");
-    const node: BedNode = { name, ns, ip: `192.168.${segment}.${10 + index}`, ip6: `fd00:${segment}::${10 + index}` };
+    ip("-n", sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns);
+    ip("-n", sw, "link", "set", port, "master", "br0", "up");
+    const node: BedNode = { name, ns, ip: `192.168.${seg}.${10 + index}`, ip6: `fd00:${seg}::${10 + index}`, segment: seg };
     ip("-n", ns, "addr", "add", `${node.ip}/24`, "dev", "eth0");
     ip("-n", ns, "-6", "addr", "add", `${node.ip6}/64`, "dev", "eth0", "nodad");
     ip("-n", ns, "link", "set", "eth0", "up");
+    if (router) {
+      ip("-n", ns, "route", "add", "default", "via", `192.168.${seg}.1`);
+      ip("-n", ns, "-6", "route", "add", "default", "via", `fd00:${seg}::1`);
+    }
     nodes.push(node);
     return node;
   };
@@ -88,9 +106,23 @@ export function createNetBed(tag: string, count: number, segment = 77): NetBed {
     nodes.splice(i, 1);
   };
   return {
-    switchNs, nodes, addNode, removeNode,
-    destroy: () => { for (const n of nodes) destroyNamespace(n.ns); destroyNamespace(switchNs); },
+    switches, nodes, addNode, removeNode,
+    destroy: () => { for (const n of nodes) destroyNamespace(n.ns); if (router) destroyNamespace(router); for (const sw of switches) destroyNamespace(sw); },
   };
+}
+
+/** A router namespace with a leg on every switch: 192.168.<segment+i>.1/24 and fd00:<segment+i>::1/64. */
+function createRouter(name: string, switches: string[], segment: number): string {
+  const rt = createNamespace(name);
+  for (const [i, sw] of switches.entries()) {
+    ip("-n", rt, "link", "add", `leg${i}`, "type", "veth", "peer", "name", `rt${i}`, "netns", sw);
+    ip("-n", sw, "link", "set", `rt${i}`, "master", "br0", "up");
+    ip("-n", rt, "addr", "add", `192.168.${segment + i}.1/24`, "dev", `leg${i}`);
+    ip("-n", rt, "-6", "addr", "add", `fd00:${segment + i}::1/64`, "dev", `leg${i}`, "nodad");
+    ip("-n", rt, "link", "set", `leg${i}`, "up");
+  }
+  execFileSync("ip", ["netns", "exec", rt, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]);
+  return rt;
 }
 
 export const ipJson = <T>(ns: string, ...args: string[]): T => JSON.parse(ip("-n", ns, "-json", ...args) || "[]") as T;

@@ -17,6 +17,7 @@ import { agentConditions, type SyncOutcome } from "./report.js";
 import { syncKernelAndFiles } from "./sync.js";
 import { removeMasquerade } from "./masquerade.js";
 import { flushOwnRoutes } from "./ip-route.js";
+import { removeVxlan } from "./vxlan.js";
 
 type Record_ = NodeCidrObject & KubernetesObject;
 type Pool = PoolObject & KubernetesObject & { status?: { conditions?: Array<{ type: string; status: string }> } };
@@ -158,7 +159,9 @@ export class NodeAgent {
       name: r.metadata!.name!, nodeName: r.spec.nodeName, cidr: r.spec.cidr, nodeIPs: r.spec.nodeIPs ?? [], phase: r.status?.phase,
     })), me, poolRanges(this.pools.cache.values()));
     const own = all.filter((r) => r.spec.nodeName === me && r.status?.phase === "Allocated");
-    return { state, ownNames: own.map((r) => r.metadata!.name!), nodeIP: own[0]?.spec.nodeIPs?.[0] };
+    // The overlay's underlay address: IPv4 when the node has one (the common underlay), else its first IP.
+    const ips = own[0]?.spec.nodeIPs ?? [];
+    return { state, ownNames: own.map((r) => r.metadata!.name!), nodeIP: ips.find((ip) => !ip.includes(":")) ?? ips[0] };
   }
 
   private async sync(): Promise<SyncOutcome> {
@@ -182,7 +185,7 @@ export class NodeAgent {
     if (this.config["dry-run"]) return outcome;
     await reportStatus({ api: this.api, records: this.records, recorder: this.recorder, log: this.log }, ownNames, agentConditions(outcome), {
       routesDesired: outcome.routes.desired, routesInstalled: outcome.routes.installed, routeConflicts: outcome.routes.conflicts.length,
-      unreachableNodes: outcome.routes.unreachable.length, cniConfigPath: outcome.cni.path,
+      unreachableNodes: outcome.routes.unreachable.length, overlayRoutes: outcome.routes.overlay, cniConfigPath: outcome.cni.path,
     });
     return outcome;
   }
@@ -195,9 +198,10 @@ export async function runAgent(api: KubeApi, config: AgentConfig, log: Logger, o
   return agent;
 }
 
-/** `podnet agent cleanup`: remove what the agent created (routes with its protocol, its nft table, its conflist). */
+/** `podnet agent cleanup`: remove what the agent created (routes with its protocol, podnet.vxlan, its nft table, its conflist). */
 export async function cleanupAgent(config: AgentConfig, log: Logger, netns?: string): Promise<void> {
   await flushOwnRoutes(netns);
+  await removeVxlan(netns);
   await removeMasquerade(netns);
   const conflist = join(config["cni-conf-dir"], config["conflist-name"]);
   if (existsSync(conflist) && readFileSync(conflist, "utf8").includes('"name": "podnet"')) rmSync(conflist);

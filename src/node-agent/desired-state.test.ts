@@ -12,8 +12,8 @@ describe("desiredNodeState", () => {
     ], "a");
     expect(s.ownCidrs).toEqual(["10.244.1.0/24", "fd00:10:244:1::/64"]);
     expect(s.routes).toEqual([
-      { dst: "10.244.2.0/24", via: "192.168.1.2", nodeName: "b" },
-      { dst: "fd00:10:244:2::/64", via: "fd00::2", nodeName: "b" },
+      { dst: "10.244.2.0/24", via: "192.168.1.2", nodeName: "b", nodeIPs: ["192.168.1.2", "fd00::2"] },
+      { dst: "fd00:10:244:2::/64", via: "fd00::2", nodeName: "b", nodeIPs: ["192.168.1.2", "fd00::2"] },
     ]);
     expect(s.families).toEqual([4, 6]);
     expect(s.rejected).toEqual([]);

@@ -10,7 +10,8 @@ export interface ObservedNodeCidr {
   phase?: string;
 }
 
-export interface DesiredRoute { dst: string; via: string; nodeName: string }
+/** A route to another node's pod CIDR via its same-family node IP; all its node IPs for the overlay underlay. */
+export interface DesiredRoute { dst: string; via: string; nodeName: string; nodeIPs: string[] }
 
 /** A record the agent refuses to act on, with the reason it tells the user. */
 export interface RejectedRecord { name: string; nodeName: string; reason: "InvalidNodeIP" | "NoNodeIPForFamily" | "OverlappingCIDR" | "InvalidCIDR"; message: string }
@@ -57,7 +58,7 @@ export function desiredNodeState(records: ObservedNodeCidr[], self: string, pool
   for (const { r, c } of usable.filter((p) => p.r.nodeName !== self && p.r.nodeIPs.length > 0)) {
     const via = gatewayFor(r, c, podRanges);
     if ("reason" in via) rejected.push(via);
-    else routes.push({ dst: formatCidr(c), via: via.ip, nodeName: r.nodeName });
+    else routes.push({ dst: formatCidr(c), via: via.ip, nodeName: r.nodeName, nodeIPs: r.nodeIPs });
   }
   const own = usable.filter((p) => p.r.nodeName === self).sort((a, b) => a.c.family - b.c.family);
   return {

@@ -3,7 +3,7 @@ import type { RejectedRecord } from "./desired-state.js";
 
 /** What one sync pass did, gathered from the shells; turned into conditions by `agentConditions`. */
 export interface SyncOutcome {
-  routes: { desired: number; installed: number; added: number; replaced: number; deleted: number; conflicts: string[]; unreachable: string[]; error?: string };
+  routes: { desired: number; installed: number; overlay: number; added: number; replaced: number; deleted: number; conflicts: string[]; unreachable: string[]; error?: string };
   cni: { path: string; changed: boolean; shadowedBy: string[]; missingPlugins: string[]; error?: string; skipped?: string };
   /** skipped: not re-checked in this event-driven pass; the last full pass's result stands. */
   masquerade: { enabled: boolean; error?: string; skipped?: boolean };
@@ -42,7 +42,7 @@ function routesCondition(o: SyncOutcome): ConditionInput {
     ...o.rejected.map((x) => `${x.reason}: ${x.message}`),
   ];
   // State only, no per-pass deltas: a message that changes every pass would mean a status write every pass.
-  const summary = `${r.installed}/${r.desired} routes installed`;
+  const summary = `${r.installed}/${r.desired} routes installed${r.overlay ? ` (${r.overlay} through VXLAN)` : ""}`;
   if (problems.length === 0) return ok("RoutesProgrammed", "Programmed", summary);
   const reason = r.conflicts.length ? "RouteConflict" : r.unreachable.length ? "NodeUnreachable" : o.rejected[0]!.reason;
   return bad("RoutesProgrammed", reason, `${summary}; ${problems.slice(0, 5).join("; ")}${problems.length > 5 ? ` (+${problems.length - 5} more)` : ""}`);

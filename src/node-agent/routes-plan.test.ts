@@ -1,9 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { normaliseDst, planRoutes, routeBatch, type ObservedRoute } from "./routes-plan.js";
 
-const want = (dst: string, via: string, nodeName = "n") => ({ dst, via, nodeName });
-const ours = (dst: string, gateway: string): ObservedRoute => ({ dst, gateway, ours: true });
-const onLink = ["192.168.1.0/24", "fd00:1::/64"];
+const want = (dst: string, via: string, nodeName = "n", dev?: string) => ({ dst, via, nodeName, ...(dev ? { dev } : {}) });
+const ours = (dst: string, gateway: string, dev?: string): ObservedRoute => ({ dst, gateway, ours: true, ...(dev ? { dev } : {}) });
 
 describe("planRoutes", () => {
   it.each<[string, ReturnType<typeof want>[], ObservedRoute[], string[]]>([
@@ -12,26 +11,24 @@ describe("planRoutes", () => {
     ["replaces a route whose node IP changed", [want("10.244.2.0/24", "192.168.1.3")], [ours("10.244.2.0/24", "192.168.1.2")], ["replace 10.244.2.0/24"]],
     ["deletes a stale podnet route (node deleted while the agent was down)", [], [ours("10.244.9.0/24", "192.168.1.9")], ["delete 10.244.9.0/24"]],
     ["never deletes a route of another protocol", [], [{ dst: "10.244.9.0/24", gateway: "192.168.1.9", ours: false }], []],
+    ["moves a route onto the overlay device", [want("10.244.2.0/24", "10.244.2.0", "n", "podnet.vxlan")], [ours("10.244.2.0/24", "192.168.1.2", "eth0")], ["replace 10.244.2.0/24"]],
+    ["moves a route off the overlay device when the node became a neighbour", [want("10.244.2.0/24", "192.168.1.2")], [ours("10.244.2.0/24", "192.168.1.2", "podnet.vxlan")], ["replace 10.244.2.0/24"]],
+    ["leaves a correct overlay route alone", [want("10.244.2.0/24", "10.244.2.0", "n", "podnet.vxlan")], [ours("10.244.2.0/24", "10.244.2.0", "podnet.vxlan")], []],
   ])("%s", (_case, desired, observed, expected) => {
-    expect(planRoutes(desired, observed, onLink).actions.map((a) => `${a.kind} ${a.dst}`)).toEqual(expected);
+    expect(planRoutes(desired, observed).actions.map((a) => `${a.kind} ${a.dst}`)).toEqual(expected);
   });
 
   it("reports a foreign route with the same prefix as a conflict and does not touch it", () => {
-    const plan = planRoutes([want("10.244.2.0/24", "192.168.1.2", "b")], [{ dst: "10.244.2.0/24", dev: "eth9", ours: false }], onLink);
+    const plan = planRoutes([want("10.244.2.0/24", "192.168.1.2", "b")], [{ dst: "10.244.2.0/24", dev: "eth9", ours: false }]);
     expect(plan.actions).toEqual([]);
     expect(plan.conflicts[0]!.reason).toContain("another owner");
     expect(plan.installed).toBe(0);
   });
 
-  it("does not install a route through a gateway that is not on a local subnet", () => {
-    const plan = planRoutes([want("10.244.2.0/24", "172.16.5.5", "far")], [ours("10.244.2.0/24", "172.16.5.5")], onLink);
-    expect(plan.unreachable).toEqual([{ dst: "10.244.2.0/24", via: "172.16.5.5", nodeName: "far" }]);
-    expect(plan.actions).toEqual([{ kind: "delete", dst: "10.244.2.0/24" }]);
-  });
-
-  it("writes ip -batch lines tagged with podnet's protocol", () => {
-    expect(routeBatch([{ kind: "add", dst: "10.244.2.0/24", via: "192.168.1.2" }, { kind: "delete", dst: "10.244.3.0/24" }]))
-      .toBe("route add 10.244.2.0/24 via 192.168.1.2 proto 249\nroute del 10.244.3.0/24 proto 249\n");
+  it("writes ip -batch lines tagged with podnet's protocol; overlay routes name the device and onlink", () => {
+    expect(routeBatch([{ kind: "add", dst: "10.244.2.0/24", via: "192.168.1.2" }, { kind: "delete", dst: "10.244.3.0/24" },
+      { kind: "replace", dst: "10.244.4.0/24", via: "10.244.4.0", dev: "podnet.vxlan" }]))
+      .toBe("route add 10.244.2.0/24 via 192.168.1.2 proto 249\nroute del 10.244.3.0/24 proto 249\nroute replace 10.244.4.0/24 via 10.244.4.0 dev podnet.vxlan onlink proto 249\n");
   });
 
   it.each([["default", 4, "0.0.0.0/0"], ["10.0.0.1", 4, "10.0.0.1/32"], ["fd00::1", 6, "fd00::1/128"], ["192.168.1.0/24", 4, "192.168.1.0/24"], ["bogus", 4, undefined]] as const)(

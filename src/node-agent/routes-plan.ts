@@ -1,5 +1,5 @@
-import { cidrContainsIp, formatCidr, parseCidr, parseIp, type Cidr } from "../lib/cidr.js";
-import type { DesiredRoute } from "./desired-state.js";
+import { formatCidr, parseCidr } from "../lib/cidr.js";
+import { VXLAN_DEVICE, type KernelRoute } from "./overlay-plan.js";
 
 /** podnet's own route protocol number: how the agent knows its routes after a restart. */
 export const PODNET_PROTO = 249;
@@ -7,29 +7,27 @@ export const PODNET_PROTO = 249;
 export interface ObservedRoute { dst: string; gateway?: string; dev?: string; ours: boolean }
 
 export type RouteAction =
-  | { kind: "add"; dst: string; via: string }
-  | { kind: "replace"; dst: string; via: string; was?: string }
+  | { kind: "add"; dst: string; via: string; dev?: string }
+  | { kind: "replace"; dst: string; via: string; dev?: string; was?: string }
   | { kind: "delete"; dst: string };
 
 export interface RoutePlan {
   actions: RouteAction[];
   /** Desired prefixes already routed by someone else: never touched, reported. */
   conflicts: Array<{ dst: string; reason: string }>;
-  /** Desired routes whose gateway is not on any local subnet: not installed (it would be a broken route). */
-  unreachable: Array<{ dst: string; via: string; nodeName: string }>;
   /** Routes that will be in place after the actions. */
   installed: number;
 }
 
 /**
- * Pure: desired routes + what the kernel has + this node's on-link subnets → the changes. Only routes with
- * podnet's protocol are ever changed or deleted; a foreign route for the same prefix wins and is reported.
+ * Pure: the kernel routes this node should hold (direct, or through the overlay device) + what the kernel has
+ * → the changes. Only routes with podnet's protocol are ever changed or deleted; a foreign route for the same
+ * prefix wins and is reported.
  */
-export function planRoutes(desired: DesiredRoute[], observed: ObservedRoute[], onLink: string[]): RoutePlan {
-  const subnets = onLink.flatMap((c) => { try { return [parseCidr(c, { allowHostBits: true })]; } catch { return []; } });
+export function planRoutes(desired: KernelRoute[], observed: ObservedRoute[]): RoutePlan {
   const ours = new Map(observed.filter((r) => r.ours).map((r) => [r.dst, r]));
   const foreign = new Map(observed.filter((r) => !r.ours).map((r) => [r.dst, r]));
-  const plan: RoutePlan = { actions: [], conflicts: [], unreachable: [], installed: 0 };
+  const plan: RoutePlan = { actions: [], conflicts: [], installed: 0 };
   const wanted = new Set<string>();
   for (const route of desired) {
     const other = foreign.get(route.dst);
@@ -37,34 +35,24 @@ export function planRoutes(desired: DesiredRoute[], observed: ObservedRoute[], o
       plan.conflicts.push({ dst: route.dst, reason: `${route.dst} is already routed ${other.gateway ? `via ${other.gateway}` : `on ${other.dev ?? "another device"}`} by another owner; podnet leaves it alone (wanted via ${route.via} for node ${route.nodeName})` });
       continue;
     }
-    if (!onLinkGateway(route.via, subnets)) {
-      plan.unreachable.push({ dst: route.dst, via: route.via, nodeName: route.nodeName });
-      continue;
-    }
     wanted.add(route.dst);
     plan.installed++;
     const mine = ours.get(route.dst);
-    if (!mine) plan.actions.push({ kind: "add", dst: route.dst, via: route.via });
-    else if (mine.gateway !== route.via) plan.actions.push({ kind: "replace", dst: route.dst, via: route.via, ...(mine.gateway ? { was: mine.gateway } : {}) });
+    const target = { dst: route.dst, via: route.via, ...(route.dev ? { dev: route.dev } : {}) };
+    // A direct route names no device; one that moved off the overlay device must be rewritten too.
+    const moved = route.dev ? mine?.dev !== route.dev : mine?.dev === VXLAN_DEVICE;
+    if (!mine) plan.actions.push({ kind: "add", ...target });
+    else if (mine.gateway !== route.via || moved) plan.actions.push({ kind: "replace", ...target, ...(mine.gateway ? { was: mine.gateway } : {}) });
   }
   for (const dst of ours.keys()) if (!wanted.has(dst)) plan.actions.push({ kind: "delete", dst });
   return plan;
-}
-
-function onLinkGateway(via: string, subnets: Cidr[]): boolean {
-  try {
-    const ip = parseIp(via);
-    return subnets.some((s) => cidrContainsIp(s, ip));
-  } catch {
-    return false;
-  }
 }
 
 /** `ip -batch` lines for the actions; every route carries podnet's protocol. */
 export function routeBatch(actions: RouteAction[]): string {
   return actions.map((a) => a.kind === "delete"
     ? `route del ${a.dst} proto ${PODNET_PROTO}`
-    : `route ${a.kind} ${a.dst} via ${a.via} proto ${PODNET_PROTO}`).join("\n") + "\n";
+    : `route ${a.kind} ${a.dst} via ${a.via}${a.dev ? ` dev ${a.dev} onlink` : ""} proto ${PODNET_PROTO}`).join("\n") + "\n";
 }
 
 /** Kernel JSON dst ("default", "10.0.0.1", "10.244.1.0/24") → canonical CIDR text, or undefined. */

@@ -6,16 +6,17 @@ import { commonCniVersion, conflistText, renderConflist } from "./cni-conflist.j
 import { missingPlugins, pluginVersions, shadowingConfigs, writeFileAtomic } from "./cni-files.js";
 import type { DesiredNodeState } from "./desired-state.js";
 import { ensureSysctls, neededSysctls } from "./forwarding.js";
-import { applyRoutes, readLinks, readRoutes, type LinkInfo } from "./ip-route.js";
+import { kernelView, overlayMtu, syncRoutes } from "./route-sync.js";
 import { applyMasquerade, renderMasqueradeRuleset } from "./masquerade.js";
 import type { SyncOutcome } from "./report.js";
-import { planRoutes, type ObservedRoute, type RouteAction, type RoutePlan } from "./routes-plan.js";
 
 export const CNI_PLUGINS = ["bridge", "host-local", "portmap", "loopback"];
 const versionCache = new Map<string, string>();
 
 interface SyncInput {
-  config: AgentConfig; state: DesiredNodeState; nodeIP?: string; netns?: string; log: Logger;
+  config: AgentConfig; state: DesiredNodeState; netns?: string; log: Logger;
+  /** This node's IP (IPv4 preferred): the overlay's underlay address and the link whose MTU pods inherit. */
+  nodeIP?: string;
   /**
    * Periodic full pass: also re-apply the nft table and re-check sysctls (drift repair). Event-driven passes
    * skip what the event cannot have changed, so N agents reacting to one node join stay cheap.
@@ -24,41 +25,18 @@ interface SyncInput {
 }
 const appliedPodCidrs = new Map<string, string>();
 
-/**
- * What the kernel looked like after the last pass, per namespace. Event-driven passes plan against it and
- * spawn at most one `ip -batch`; full passes re-read the kernel, which is how drift (a route deleted or
- * added by hand) is found. With dozens of agents on a node join, process spawns are the cost that matters.
- */
-interface KernelView { links: LinkInfo; routes: ObservedRoute[]; desiredKey?: string; outcome?: SyncOutcome["routes"] }
-const kernelViews = new Map<string, KernelView>();
-
-async function kernelView(input: SyncInput): Promise<KernelView> {
-  const key = input.netns ?? "";
-  const cached = kernelViews.get(key);
-  if (cached && !input.full) return cached;
-  const view: KernelView = { links: await readLinks(input.netns), routes: await readRoutes(input.netns) };
-  kernelViews.set(key, view);
-  return view;
-}
-
-function applyToView(view: KernelView, actions: RouteAction[]): void {
-  const byDst = new Map(view.routes.map((r) => [r.dst, r]));
-  for (const a of actions) {
-    if (a.kind === "delete") byDst.delete(a.dst);
-    else byDst.set(a.dst, { dst: a.dst, gateway: a.via, ours: true });
-  }
-  view.routes = [...byDst.values()];
-}
-
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /** One pass of "make this node match": each step fails on its own and is reported, never thrown. */
 export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome> {
   const { state } = input;
   const view = await kernelView(input).catch((err: unknown) => err as Error);
+  const links = view instanceof Error ? undefined : view.links;
   const outcome: SyncOutcome = {
-    routes: await syncRoutes(input, view),
-    cni: await syncCni(input, view instanceof Error ? undefined : view.links.mtuOf(input.nodeIP ?? "")),
+    routes: await syncRoutes({ ...input, underlayIp: input.nodeIP }, view),
+    // With the overlay on, pods get the VXLAN-reduced MTU even when every peer is direct today: a node behind
+    // a router may join later, and a running pod's MTU cannot change.
+    cni: await syncCni(input, links && (overlayMtu(input.config, links, input.nodeIP) ?? links.mtuOf(input.nodeIP ?? ""))),
     masquerade: { enabled: input.config.masquerade },
     sysctls: {},
     rejected: state.rejected,
@@ -82,47 +60,6 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
     } catch (err) { outcome.sysctls.error = message(err); }
   }
   return outcome;
-}
-
-async function syncRoutes(input: SyncInput, view: KernelView | Error): Promise<SyncOutcome["routes"]> {
-  const base = { desired: input.state.routes.length, installed: 0, added: 0, replaced: 0, deleted: 0, conflicts: [] as string[], unreachable: [] as string[] };
-  if (view instanceof Error) return { ...base, error: view.message };
-  const desiredKey = JSON.stringify(input.state.routes);
-  if (!input.full && view.desiredKey === desiredKey && view.outcome) return { ...view.outcome, added: 0, replaced: 0, deleted: 0 };
-  try {
-    let plan = planRoutes(input.state.routes, view.routes, view.links.onLink);
-    const counts = { added: 0, replaced: 0, deleted: 0 };
-    for (const a of plan.actions) counts[a.kind === "add" ? "added" : a.kind === "replace" ? "replaced" : "deleted"]++;
-    if (input.config["dry-run"]) {
-      for (const a of plan.actions) input.log.info({ route: a }, `dry-run: would ${a.kind} route ${a.dst}`);
-      return { ...base, ...counts, ...findings(plan), installed: plan.installed };
-    }
-    const result = await applyRoutes(plan.actions, input.netns);
-    let error: string | undefined;
-    if (result.errors.length === 0) applyToView(view, plan.actions);
-    else {
-      // ip -batch is not transactional and our view may be stale (a route added by hand since the last
-      // full pass): read the kernel, plan again, and report what still does not match.
-      view.routes = await readRoutes(input.netns);
-      plan = planRoutes(input.state.routes, view.routes, view.links.onLink);
-      if (plan.actions.length) error = result.errors.slice(0, 3).join("; ");
-    }
-    if (counts.added + counts.replaced + counts.deleted) input.log.info({ ...counts, installed: plan.installed, desired: base.desired }, "routes synced");
-    const outcome = { ...base, ...counts, ...findings(plan), installed: plan.installed - (error ? plan.actions.filter((a) => a.kind !== "delete").length : 0), ...(error ? { error } : {}) };
-    view.desiredKey = error ? undefined : desiredKey;
-    view.outcome = outcome;
-    return outcome;
-  } catch (err) {
-    kernelViews.delete(input.netns ?? "");
-    return { ...base, error: message(err) };
-  }
-}
-
-function findings(plan: RoutePlan): { conflicts: string[]; unreachable: string[] } {
-  return {
-    conflicts: plan.conflicts.map((c) => c.reason),
-    unreachable: plan.unreachable.map((u) => `node ${u.nodeName}: ${u.via} is not on a local subnet; ${u.dst} needs an overlay`),
-  };
 }
 
 async function syncCni(input: SyncInput, linkMtu: number | undefined): Promise<SyncOutcome["cni"]> {

@@ -1,0 +1,49 @@
+import { describe, expect, it } from "vitest";
+import { splitRoutes, vtepMac, type OverlayMode } from "./overlay-plan.js";
+import type { DesiredRoute } from "./desired-state.js";
+
+const route = (dst: string, via: string, nodeName: string, nodeIPs = [via]): DesiredRoute => ({ dst, via, nodeName, nodeIPs });
+const onLink = ["192.168.1.0/24", "fd00:1::/64"];
+const near = route("10.244.2.0/24", "192.168.1.2", "near");
+const far = route("10.244.3.0/24", "192.168.9.3", "far", ["192.168.9.3", "fd00:9::3"]);
+const farV6 = route("fd00:10:244:3::/64", "fd00:9::3", "far", ["192.168.9.3", "fd00:9::3"]);
+
+describe("splitRoutes", () => {
+  it.each<[string, OverlayMode, string[], string[], string[]]>([
+    ["auto: a neighbour directly, a node behind a router through VXLAN", "auto", ["10.244.2.0/24 via 192.168.1.2", "10.244.3.0/24 via 10.244.3.0 dev podnet.vxlan"], ["far"], []],
+    ["vxlan: every node through the overlay", "vxlan", ["10.244.2.0/24 via 10.244.2.0 dev podnet.vxlan", "10.244.3.0/24 via 10.244.3.0 dev podnet.vxlan"], ["near", "far"], []],
+    ["none: the far node is unreachable, not half-routed", "none", ["10.244.2.0/24 via 192.168.1.2"], [], ["10.244.3.0/24"]],
+  ])("%s", (_what, mode, kernel, peers, unreachable) => {
+    const split = splitRoutes([near, far], onLink, mode, "192.168.1.1");
+    expect(split.kernel.map((k) => `${k.dst} via ${k.via}${k.dev ? ` dev ${k.dev}` : ""}`)).toEqual(kernel);
+    expect(split.peers.map((p) => p.nodeName)).toEqual(peers);
+    expect(split.unreachable.map((u) => u.dst)).toEqual(unreachable);
+  });
+
+  it("carries a far node's IPv6 pod CIDR over the IPv4 underlay: one peer, two gateways", () => {
+    const split = splitRoutes([far, farV6], onLink, "auto", "192.168.1.1");
+    expect(split.peers).toEqual([{ nodeName: "far", underlayIp: "192.168.9.3", mac: "0e:50:c0:a8:09:03", gateways: [
+      { dst: "10.244.3.0/24", gw: "10.244.3.0" }, { dst: "fd00:10:244:3::/64", gw: "fd00:10:244:3::" },
+    ] }]);
+  });
+
+  it.each([
+    ["this node has no node IP yet", undefined, far, "no node IP to send VXLAN from"],
+    ["the far node has no IP of the underlay family", "fd00:1::1", route("10.244.3.0/24", "192.168.9.3", "far"), "no IPv6 node IP"],
+  ])("reports unreachable when %s", (_what, self, r, reason) => {
+    const split = splitRoutes([r], onLink, "auto", self);
+    expect(split.kernel).toEqual([]);
+    expect(split.unreachable[0]!.reason).toContain(reason);
+  });
+});
+
+describe("vtepMac", () => {
+  it("is the IPv4 address behind a locally administered unicast prefix", () => {
+    expect(vtepMac("192.168.77.11")).toBe("0e:50:c0:a8:4d:0b");
+  });
+  it("hashes an IPv6 address into the same shape, the same for every spelling", () => {
+    expect(vtepMac("fd00:77::11")).toMatch(/^0e:50(:[0-9a-f]{2}){4}$/);
+    expect(vtepMac("fd00:77:0::11")).toBe(vtepMac("fd00:77::11"));
+    expect(vtepMac("fd00:77::12")).not.toBe(vtepMac("fd00:77::11"));
+  });
+});

@@ -1,0 +1,68 @@
+import { createHash } from "node:crypto";
+import { cidrContainsIp, formatIp, parseCidr, parseIp, type Cidr, type IpFamily } from "../lib/cidr.js";
+import type { DesiredRoute } from "./desired-state.js";
+
+/**
+ * Pure: which routes go straight to a neighbour and which through the VXLAN overlay. Nodes that share a
+ * subnet are routed directly (host-gw, no encapsulation cost); a node behind a router is reached through
+ * podnet.vxlan, whose peers are known from the NodeCIDRs alone: nothing is learned or flooded.
+ */
+
+export type OverlayMode = "auto" | "vxlan" | "none";
+export const VXLAN_DEVICE = "podnet.vxlan";
+/** Outer IP + UDP + VXLAN + inner Ethernet headers. */
+export const vxlanOverhead = (underlay: IpFamily) => (underlay === 4 ? 50 : 70);
+
+/** A route as the kernel should hold it; `dev` set for overlay routes (`via <gw> dev podnet.vxlan onlink`). */
+export interface KernelRoute { dst: string; via: string; nodeName: string; dev?: string }
+
+export interface OverlayPeer { nodeName: string; underlayIp: string; mac: string; gateways: Array<{ dst: string; gw: string }> }
+export interface Unreachable { dst: string; via: string; nodeName: string; reason: string }
+export interface RouteSplit { kernel: KernelRoute[]; peers: OverlayPeer[]; unreachable: Unreachable[] }
+
+/**
+ * The VTEP MAC of a node, derived from its underlay IP so every agent computes its peers' MACs without an
+ * exchange: locally administered, unicast (0e:50 prefix), the IPv4 address itself or 4 bytes of a hash.
+ */
+export function vtepMac(underlayIp: string): string {
+  const ip = parseIp(underlayIp);
+  const tail = ip.family === 4
+    ? ip.value.toString(16).padStart(8, "0")
+    : createHash("sha256").update(formatIp(ip)).digest("hex").slice(0, 8);
+  return `0e:50:${tail.match(/../g)!.join(":")}`;
+}
+
+/** The first address of a pod CIDR: the overlay gateway (it lives on the remote node's podnet.vxlan). */
+export const overlayGateway = (cidr: string) => { const c = parseCidr(cidr); return formatIp({ family: c.family, value: c.network }); };
+
+export function splitRoutes(routes: DesiredRoute[], onLink: string[], mode: OverlayMode, selfUnderlay: string | undefined): RouteSplit {
+  const subnets = onLink.flatMap((c) => { try { return [parseCidr(c, { allowHostBits: true })]; } catch { return []; } });
+  const underlayFamily = selfUnderlay ? parseIp(selfUnderlay).family : undefined;
+  const split: RouteSplit = { kernel: [], peers: [], unreachable: [] };
+  const peers = new Map<string, OverlayPeer>();
+  for (const route of routes) {
+    if (mode !== "vxlan" && onLinkGateway(route.via, subnets)) { split.kernel.push({ dst: route.dst, via: route.via, nodeName: route.nodeName }); continue; }
+    const peerIp = route.nodeIPs.find((ip) => underlayFamily !== undefined && parseIp(ip).family === underlayFamily);
+    const reason = mode === "none"
+      ? `${route.via} is not on a local subnet and the overlay is off (--overlay=none)`
+      : !selfUnderlay ? "this node has no node IP to send VXLAN from yet"
+        : !peerIp ? `node ${route.nodeName} has no IPv${underlayFamily} node IP for the VXLAN underlay` : undefined;
+    if (reason) { split.unreachable.push({ dst: route.dst, via: route.via, nodeName: route.nodeName, reason }); continue; }
+    const gw = overlayGateway(route.dst);
+    split.kernel.push({ dst: route.dst, via: gw, nodeName: route.nodeName, dev: VXLAN_DEVICE });
+    const peer = peers.get(route.nodeName) ?? { nodeName: route.nodeName, underlayIp: peerIp!, mac: vtepMac(peerIp!), gateways: [] };
+    peer.gateways.push({ dst: route.dst, gw });
+    peers.set(route.nodeName, peer);
+  }
+  split.peers = [...peers.values()];
+  return split;
+}
+
+function onLinkGateway(via: string, subnets: Cidr[]): boolean {
+  try {
+    const ip = parseIp(via);
+    return subnets.some((s) => cidrContainsIp(s, ip));
+  } catch {
+    return false;
+  }
+}

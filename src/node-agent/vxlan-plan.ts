@@ -1,0 +1,67 @@
+import { parseCidr } from "../lib/cidr.js";
+import { VXLAN_DEVICE, vtepMac, type OverlayPeer } from "./overlay-plan.js";
+
+/**
+ * Pure: the podnet.vxlan device, its addresses, its forwarding entries (peer MAC → peer node IP) and its
+ * neighbour entries (peer gateway → peer MAC) as they should be, against what the kernel has → the `ip`
+ * and `bridge` batch lines that close the gap. Entries not derived from a live peer are removed.
+ */
+
+export interface VxlanDesired {
+  vni: number; port: number; local: string; mtu: number;
+  /** This node's overlay gateway addresses (network address of each own pod CIDR, as /32 or /128). */
+  addresses: string[];
+  peers: OverlayPeer[];
+}
+
+export interface VxlanDevice { kind: string; vni?: number; port?: number; local?: string; mac: string; mtu: number; up: boolean; addresses: string[] }
+export interface VxlanObserved { device?: VxlanDevice; fdb: Array<{ mac: string; dst: string }>; neighbors: Array<{ ip: string; mac: string }> }
+export interface VxlanPlan { ip: string[]; bridge: string[] }
+
+const dev = VXLAN_DEVICE;
+
+export function planVxlan(desired: VxlanDesired | undefined, observed: VxlanObserved): VxlanPlan {
+  const plan: VxlanPlan = { ip: [], bridge: [] };
+  const current = observed.device;
+  if (!desired) {
+    if (current) plan.ip.push(`link del ${dev}`);
+    return plan;
+  }
+  const mac = vtepMac(desired.local);
+  const recreate = !current || current.kind !== "vxlan" || current.vni !== desired.vni || current.port !== desired.port || current.local !== desired.local;
+  if (recreate) {
+    if (current) plan.ip.push(`link del ${dev}`);
+    plan.ip.push(`link add ${dev} address ${mac} type vxlan id ${desired.vni} local ${desired.local} dstport ${desired.port} nolearning`);
+  } else if (current.mac !== mac) plan.ip.push(`link set dev ${dev} address ${mac}`);
+  if (recreate || current.mtu !== desired.mtu || !current.up) plan.ip.push(`link set dev ${dev} mtu ${desired.mtu} up`);
+  // A recreated device starts empty: plan every entry against nothing.
+  const seen: VxlanObserved = recreate ? { fdb: [], neighbors: [] } : observed;
+  const haveAddresses = recreate ? [] : current.addresses;
+  for (const a of desired.addresses.filter((x) => !haveAddresses.includes(x))) plan.ip.push(`addr replace ${a} dev ${dev}${a.includes(":") ? " nodad" : ""}`);
+  for (const a of haveAddresses.filter((x) => !desired.addresses.includes(x))) plan.ip.push(`addr del ${a} dev ${dev}`);
+  planNeighbors(desired.peers, seen.neighbors, plan);
+  planFdb(desired.peers, seen.fdb, plan);
+  return plan;
+}
+
+function planNeighbors(peers: OverlayPeer[], have: VxlanObserved["neighbors"], plan: VxlanPlan): void {
+  const want = new Map(peers.flatMap((p) => p.gateways.map((g) => [g.gw, p.mac] as const)));
+  const haveMap = new Map(have.map((n) => [n.ip, n.mac]));
+  for (const [ip, mac] of want) if (haveMap.get(ip) !== mac) plan.ip.push(`neigh replace ${ip} lladdr ${mac} dev ${dev} nud permanent`);
+  for (const ip of haveMap.keys()) if (!want.has(ip)) plan.ip.push(`neigh del ${ip} dev ${dev}`);
+}
+
+function planFdb(peers: OverlayPeer[], have: VxlanObserved["fdb"], plan: VxlanPlan): void {
+  const want = new Map(peers.map((p) => [p.mac, p.underlayIp]));
+  const haveMap = new Map(have.map((f) => [f.mac, f.dst]));
+  for (const [mac, dst] of want) if (haveMap.get(mac) !== dst) plan.bridge.push(`fdb replace ${mac} dev ${dev} dst ${dst} self permanent`);
+  for (const [mac, dst] of haveMap) if (!want.has(mac)) plan.bridge.push(`fdb del ${mac} dev ${dev} dst ${dst} self`);
+}
+
+/** This node's overlay addresses: the first address of each own pod CIDR, as a host route. */
+export function overlayAddresses(ownCidrs: string[]): string[] {
+  return ownCidrs.map((c) => {
+    const cidr = parseCidr(c);
+    return `${c.split("/")[0]}/${cidr.family === 4 ? 32 : 128}`;
+  });
+}

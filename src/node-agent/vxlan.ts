@@ -1,0 +1,54 @@
+import { formatCidr, parseCidr } from "../lib/cidr.js";
+import { run } from "./exec.js";
+import { VXLAN_DEVICE } from "./overlay-plan.js";
+import type { VxlanObserved, VxlanPlan } from "./vxlan-plan.js";
+
+/** Thin shell over iproute2 for podnet.vxlan: one `ip -batch` read, one `bridge` read; batched writes. */
+
+interface JsonLink {
+  address: string; mtu: number; flags?: string[];
+  linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string; port?: number } };
+}
+interface JsonAddr { addr_info?: Array<{ local: string; prefixlen: number; scope: string }> }
+interface JsonNeigh { dst: string; lladdr?: string }
+interface JsonFdb { mac: string; dst?: string }
+
+export async function readVxlan(netns?: string): Promise<VxlanObserved> {
+  // -force keeps going past a failed line, so a missing device simply prints nothing.
+  const shows = `link show dev ${VXLAN_DEVICE}\naddr show dev ${VXLAN_DEVICE}\nneigh show dev ${VXLAN_DEVICE}\n`;
+  const r = await run("ip", ["-d", "-json", "-force", "-batch", "-"], { netns, input: shows });
+  const lines = r.stdout.split("\n").filter((l) => l.trim().startsWith("["));
+  if (lines.length < 3) return { fdb: [], neighbors: [] };
+  const [link] = JSON.parse(lines[0]!) as JsonLink[];
+  const addrs = (JSON.parse(lines[1]!) as JsonAddr[]).flatMap((a) => a.addr_info ?? []).filter((a) => a.scope !== "link");
+  const neighbors = (JSON.parse(lines[2]!) as JsonNeigh[]).filter((n) => n.lladdr).map((n) => ({ ip: n.dst, mac: n.lladdr! }));
+  const fdbOut = await run("bridge", ["-json", "fdb", "show", "dev", VXLAN_DEVICE], { netns });
+  const fdb = (JSON.parse(fdbOut.stdout || "[]") as JsonFdb[]).filter((f) => f.dst && f.mac !== "00:00:00:00:00:00").map((f) => ({ mac: f.mac, dst: f.dst! }));
+  if (!link) return { fdb, neighbors };
+  const info = link.linkinfo?.info_data ?? {};
+  return {
+    device: {
+      kind: link.linkinfo?.info_kind ?? "unknown", vni: info.id, port: info.port, local: info.local, mac: link.address, mtu: link.mtu,
+      up: (link.flags ?? []).includes("UP"),
+      addresses: addrs.map((a) => formatCidr(parseCidr(`${a.local}/${a.prefixlen}`, { allowHostBits: true }))),
+    },
+    fdb, neighbors,
+  };
+}
+
+/** Device and neighbours first (routes through the device need it up), then the forwarding entries. */
+export async function applyVxlan(plan: VxlanPlan, netns?: string): Promise<string[]> {
+  const errors: string[] = [];
+  for (const [tool, lines] of [["ip", plan.ip], ["bridge", plan.bridge]] as const) {
+    if (lines.length === 0) continue;
+    const r = await run(tool, ["-force", "-batch", "-"], { netns, input: `${lines.join("\n")}\n` });
+    if (r.code !== 0) errors.push(...(r.stderr.split("\n").map((l) => l.trim()).filter(Boolean).slice(0, 3)), ...(r.stderr.trim() ? [] : [`${tool} -batch exited ${r.code}`]));
+  }
+  return errors;
+}
+
+/** `podnet agent cleanup`: the device goes, and with it its addresses, neighbours, fdb entries and routes. */
+export async function removeVxlan(netns?: string): Promise<void> {
+  const r = await run("ip", ["link", "del", VXLAN_DEVICE], { netns });
+  if (r.code !== 0 && !/Cannot find device|does not exist/i.test(r.stderr)) throw new Error(`ip link del ${VXLAN_DEVICE} failed: ${r.stderr.trim()}`);
+}

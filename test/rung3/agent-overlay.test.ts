@@ -1,0 +1,114 @@
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { podnetResource } from "../../src/lib/k8s.js";
+import { addPod, deletePod, type Pod } from "../../src/localcluster/cni-exec.js";
+import { createNetBed, ipIn, ipJson, isRoot, type BedNode, type NetBed } from "../../src/localcluster/netbed.js";
+import { waitFor } from "../../src/localcluster/processes.js";
+import { ping, sourceSeenBy } from "../../src/localcluster/udp-probe.js";
+import { conditionsOf, putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
+import { useControlPlane } from "../harness/api-fixture.js";
+
+// Two subnets behind a router: n1 and n2 share 192.168.71.0/24, n3 sits alone on 192.168.72.0/24.
+const fx = useControlPlane();
+let bed: NetBed;
+const agents = new Map<string, TestAgent>();
+const pods: Pod[] = [];
+const cidrs = (i: number) => [`10.244.${i}.0/24`, `fd00:10:244:${i}::/64`];
+type JsonRoute = { dst: string; gateway?: string; dev: string; flags?: string[] };
+const podnetRoutes = (ns: string) => [4, 6].flatMap((f) => ipJson<JsonRoute[]>(ns, `-${f}`, "route", "show", "proto", "249"))
+  .map((r) => `${r.dst} via ${r.gateway} dev ${r.dev}${r.flags?.includes("onlink") ? " onlink" : ""}`).sort();
+const neighbours = (ns: string) => ipJson<Array<{ dst: string; lladdr?: string }>>(ns, "neigh", "show", "dev", "podnet.vxlan").map((n) => n.dst);
+const fdbDestinations = (ns: string) => (JSON.parse(execFileSync("bridge", ["-n", ns, "-json", "fdb", "show", "dev", "podnet.vxlan"], { encoding: "utf8" }) || "[]") as Array<{ dst?: string }>)
+  .flatMap((f) => (f.dst ? [f.dst] : []));
+const node = (name: string): BedNode => bed.nodes.find((n) => n.name === name)!;
+
+describe.skipIf(!isRoot())("node agent overlay: VXLAN to nodes behind a router, direct routes to neighbours (rung 3)", () => {
+  beforeAll(async () => {
+    bed = createNetBed("ov", 0, 71, 2);
+    bed.addNode("n1", 0);
+    bed.addNode("n2", 0);
+    bed.addNode("n3", 1);
+    for (const [i, n] of bed.nodes.entries()) for (const c of cidrs(i + 1)) await putNodeCidr(fx.api(), n.name, c, [n.ip, n.ip6]);
+    for (const n of bed.nodes) agents.set(n.name, await startAgent(fx, n));
+    await waitFor("routes everywhere and every node Ready", async () => {
+      if (!bed.nodes.every((n) => podnetRoutes(n.ns).length === 4)) return undefined;
+      for (const i of [1, 2, 3]) if (!(await conditionsOf(fx.api(), `10-244-${i}-0-24`)).some((c) => c.type === "Ready" && c.status === "True")) return undefined;
+      return true;
+    }, 20_000);
+  });
+  afterAll(async () => {
+    for (const p of pods) deletePod(p);
+    for (const a of agents.values()) await a.stop();
+    bed?.destroy();
+  });
+
+  it("routes a neighbour directly and the node behind the router through podnet.vxlan, both families", () => {
+    expect(podnetRoutes(node("n1").ns)).toEqual([
+      "10.244.2.0/24 via 192.168.71.12 dev eth0",
+      "10.244.3.0/24 via 10.244.3.0 dev podnet.vxlan onlink",
+      "fd00:10:244:2::/64 via fd00:71::12 dev eth0",
+      "fd00:10:244:3::/64 via fd00:10:244:3:: dev podnet.vxlan onlink",
+    ]);
+    expect(podnetRoutes(node("n3").ns)).toEqual([
+      "10.244.1.0/24 via 10.244.1.0 dev podnet.vxlan onlink",
+      "10.244.2.0/24 via 10.244.2.0 dev podnet.vxlan onlink",
+      "fd00:10:244:1::/64 via fd00:10:244:1:: dev podnet.vxlan onlink",
+      "fd00:10:244:2::/64 via fd00:10:244:2:: dev podnet.vxlan onlink",
+    ]);
+    const [link] = ipJson<Array<{ mtu: number; address: string; linkinfo: { info_data: { id: number; port: number; local: string } } }>>(node("n3").ns, "-d", "link", "show", "podnet.vxlan");
+    expect(link!.linkinfo.info_data).toMatchObject({ id: 1, port: 8472, local: "192.168.72.13" });
+    expect(link!.address).toBe("0e:50:c0:a8:48:0d"); // derived from 192.168.72.13: peers need no exchange
+    expect(link!.mtu).toBe(1450);
+  });
+
+  it("gives pods the VXLAN-reduced MTU and reports the overlay routes in the NodeCIDR status", async () => {
+    const conflist = JSON.parse(readFileSync(join(agents.get("n1")!.confDir, "10-podnet.conflist"), "utf8"));
+    expect(conflist.plugins[0].mtu).toBe(1450);
+    const conds = await waitFor("RoutesProgrammed", async () => {
+      const c = await conditionsOf(fx.api(), "10-244-1-0-24");
+      return c.find((x) => x.type === "RoutesProgrammed" && x.message.includes("VXLAN")) ? c : undefined;
+    }, 15_000);
+    expect(conds.find((c) => c.type === "RoutesProgrammed")).toMatchObject({ status: "True", message: "4/4 routes installed (2 through VXLAN)" });
+    const obj = (await fx.api().custom.getClusterCustomObject({ ...podnetResource("nodecidrs"), name: "10-244-1-0-24" })) as { status: { agent: { overlayRoutes: number } } };
+    expect(obj.status.agent.overlayRoutes).toBe(2);
+  });
+
+  it("connects pods across the router over VXLAN without NAT, IPv4 and IPv6, and pods on neighbours directly", async () => {
+    const a = addPod(node("n1").ns, agents.get("n1")!.confDir, "ova");
+    const c = addPod(node("n3").ns, agents.get("n3")!.confDir, "ovc");
+    const b = addPod(node("n2").ns, agents.get("n2")!.confDir, "ovb");
+    pods.push(a, b, c);
+    expect(a.ips).toHaveLength(2);
+    for (const [from, to] of [[a, c], [c, a], [c, b]] as const) {
+      expect(ping(from.ns, to.ips[0]!)).toBe(true);
+      expect(ping(from.ns, to.ips[1]!)).toBe(true);
+      expect(await sourceSeenBy(to.ns, to.ips[0]!, from.ns, 7711)).toBe(from.ips[0]);
+      expect(await sourceSeenBy(to.ns, to.ips[1]!, from.ns, 7712)).toBe(from.ips[1]);
+    }
+  });
+
+  it("restores a hand-deleted neighbour entry on the next resync, and forgets a node that left", async () => {
+    ipIn(node("n1").ns, "neigh", "del", "10.244.3.0", "dev", "podnet.vxlan");
+    await waitFor("neighbour restored", async () => (neighbours(node("n1").ns).includes("10.244.3.0") ? true : undefined), 15_000);
+    for (const c of cidrs(2)) await fx.api().custom.deleteClusterCustomObject({ ...podnetResource("nodecidrs"), name: c.replace(/[.:/]/g, "-") });
+    expect(fdbDestinations(node("n3").ns).sort()).toEqual(["192.168.71.11", "192.168.71.12"]);
+    await waitFor("n2 gone from n3's overlay", async () => (podnetRoutes(node("n3").ns).length === 2 && !neighbours(node("n3").ns).includes("10.244.2.0") ? true : undefined), 15_000);
+    expect(fdbDestinations(node("n3").ns)).toEqual(["192.168.71.11"]);
+  });
+
+  it("with --overlay=none reports the node behind the router unreachable and makes no device", async () => {
+    await agents.get("n3")!.stop();
+    agents.delete("n3");
+    const flat = await startAgent(fx, node("n3"), { overlay: "none" });
+    agents.set("n3", flat);
+    const conds = await waitFor("NodeUnreachable", async () => {
+      const c = await conditionsOf(fx.api(), "10-244-3-0-24");
+      return c.find((x) => x.type === "RoutesProgrammed" && x.reason === "NodeUnreachable") ? c : undefined;
+    }, 15_000);
+    expect(conds.find((c) => c.type === "RoutesProgrammed")!.message).toContain("overlay is off");
+    expect(podnetRoutes(node("n3").ns)).toEqual([]);
+    expect(ipJson(node("n3").ns, "link", "show")).not.toContainEqual(expect.objectContaining({ ifname: "podnet.vxlan" }));
+  });
+});
