@@ -12,13 +12,16 @@ const indent = (text: string) => text.trimEnd().split("\n").map((l) => `        
 /** `make demo`: the local cluster comes up, shows allocation, routes and pods pinging across nodes, tears down. */
 export async function runDemo(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: {
-    nodes: { type: "string", default: "3" }, "dual-stack": { type: "boolean", default: false }, keep: { type: "boolean", default: false },
+    nodes: { type: "string", default: "3" }, segments: { type: "string", default: "2" }, "dual-stack": { type: "boolean", default: false }, keep: { type: "boolean", default: false },
   } });
   const nodeCount = Number(values.nodes);
+  const segments = Number(values.segments);
   if (!Number.isInteger(nodeCount) || nodeCount < 2 || nodeCount > 50) throw new Error(`--nodes must be 2..50, got ${values.nodes}`);
+  if (!Number.isInteger(segments) || segments < 1 || segments > 4) throw new Error(`--segments must be 1..4, got ${values.segments}`);
   if (process.getuid?.() !== 0) throw new Error("the demo creates network namespaces: run it as root");
   step(`podnet demo: ${nodeCount} nodes${values["dual-stack"] ? ", dual-stack" : ""} (a real kube-apiserver, the podnet controller, one agent per node)`);
-  const cluster = await LocalCluster.start({ nodes: nodeCount, dualStack: values["dual-stack"], tag: "demo", progress: (l) => step(l), releaseCooldown: "3s" });
+  if (segments > 1) step(`nodes sit on ${segments} subnets behind a router: neighbours get direct routes, the others VXLAN (podnet.vxlan)`);
+  const cluster = await LocalCluster.start({ nodes: nodeCount, segments, dualStack: values["dual-stack"], tag: "demo", progress: (l) => step(l), releaseCooldown: "3s" });
   let stopping = false;
   const stop = async () => { if (stopping) return; stopping = true; step("tearing down"); await cluster.stop(); step("done: no namespaces, processes or files left behind"); };
   process.once("SIGINT", () => void stop().finally(() => process.exit(130)));
@@ -56,13 +59,15 @@ async function showJoinAndLeave(cluster: LocalCluster, index: number): Promise<v
   step(`${name} joins the cluster`);
   await cluster.addNode(name);
   const joined = cluster.nodes.get(name)!.registeredAt!;
-  await cluster.waitReady(60_000);
-  const cidr = (await cluster.nodeCidrs()).find((r) => r.spec.nodeName === name)?.spec.cidr;
+  const others = [...cluster.nodes.keys()].filter((n) => n !== name);
+  const cidr = await waitFor(`a CIDR for ${name}`, async () => (await cluster.nodeCidrs()).find((r) => r.spec.nodeName === name && r.status?.phase === "Allocated")?.spec.cidr, 30_000, 20);
+  await waitFor(`routes to ${cidr} everywhere`, async () => (others.every((n) => cluster.ownRoutes(n).some((r) => r.startsWith(`${cidr} `))) ? true : undefined), 30_000, 20);
   step(`${name} got ${cidr}; every node routes to it (${((performance.now() - joined) / 1000).toFixed(1)} s after the Node was created):`);
-  for (const other of cluster.nodes.keys()) if (other !== name) console.log(indent(`${other}: ${cluster.ownRoutes(other).filter((r) => r.startsWith(cidr ?? "-")).join(", ")}`));
+  for (const other of others) console.log(indent(`${other}: ${cluster.ownRoutes(other).filter((r) => r.startsWith(`${cidr} `)).join(", ")}`));
+  await cluster.waitReady(60_000);
   step(`${name} leaves the cluster (Node deleted)`);
   await cluster.removeNode(name);
-  await waitFor("routes to the departed node gone", async () => ([...cluster.nodes.keys()].every((n) => !cluster.ownRoutes(n).some((r) => r.startsWith(cidr ?? "-"))) ? true : undefined), 30_000, 100);
+  await waitFor("routes to the departed node gone", async () => ([...cluster.nodes.keys()].every((n) => !cluster.ownRoutes(n).some((r) => r.startsWith(`${cidr} `))) ? true : undefined), 30_000, 100);
   step(`routes to ${cidr} are gone from every node; its NodeCIDR is Released until the cooldown ends`);
 }
 

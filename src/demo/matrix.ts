@@ -1,25 +1,78 @@
+import { spawn, type ChildProcess } from "node:child_process";
 import type { Pod } from "../localcluster/cni-exec.js";
-import { sourceSeenBy } from "../localcluster/udp-probe.js";
 
-export interface MatrixCell { from: string; to: string; ok: boolean; seen?: string; error?: string }
-export interface Matrix { pods: string[]; cells: MatrixCell[] }
+export interface MatrixCell { from: string; to: string; ok: boolean; families: Array<{ dst: string; seen?: string; ok: boolean }> }
+export interface Matrix { pods: string[]; cells: MatrixCell[]; families: number }
 
-/** Every ordered pod pair on different nodes: does a datagram arrive, and from which source address? */
+const PORT = 7800;
+
+/** A UDP listener inside a pod on every one of its addresses; prints "<dst> <src> <sender>" per datagram. */
+function listen(pod: Pod, timeoutMs: number): { child: ChildProcess; lines: string[]; ready: Promise<void> } {
+  const script = `
+    const dgram = require("node:dgram");
+    let bound = 0;
+    for (const ip of ${JSON.stringify(pod.ips)}) {
+      const s = dgram.createSocket(ip.includes(":") ? "udp6" : "udp4");
+      s.on("message", (m, r) => console.log(ip + " " + r.address.replace(/^::ffff:/, "") + " " + m.toString()));
+      s.bind(${PORT}, ip, () => { if (++bound === ${pod.ips.length}) console.log("ready"); });
+    }
+    setTimeout(() => process.exit(0), ${timeoutMs});`;
+  const child = spawn("ip", ["netns", "exec", pod.ns, process.execPath, "-e", script], { stdio: ["ignore", "pipe", "ignore"] });
+  const lines: string[] = [];
+  let markReady!: () => void;
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+  child.stdout!.on("data", (d: Buffer) => {
+    for (const l of d.toString().split("\n").filter(Boolean)) {
+      if (l === "ready") markReady();
+      else lines.push(l);
+    }
+  });
+  child.once("exit", () => markReady());
+  return { child, lines, ready };
+}
+
+/** One sender per pod: a few datagrams to every address of every pod on another node, named after itself. */
+function send(from: Pod, targets: string[]): Promise<void> {
+  const script = `
+    const dgram = require("node:dgram");
+    const targets = ${JSON.stringify(targets)};
+    const socks = { 4: dgram.createSocket("udp4"), 6: dgram.createSocket("udp6") };
+    let round = 0;
+    const tick = () => {
+      for (const t of targets) socks[t.includes(":") ? 6 : 4].send(${JSON.stringify(from.name)}, ${PORT}, t);
+      if (++round < 5) setTimeout(tick, 150); else setTimeout(() => process.exit(0), 100);
+    };
+    tick();`;
+  return new Promise((resolve) => spawn("ip", ["netns", "exec", from.ns, process.execPath, "-e", script], { stdio: "ignore" }).once("exit", () => resolve()));
+}
+
+/**
+ * Every ordered pod pair on different nodes, every address family: does a datagram arrive, and from which
+ * source address? A cell is ok when each family arrived from the sender's own pod IP (no NAT on the way).
+ * All listeners and senders run at once, so the matrix takes about a second whatever its size.
+ */
 export async function connectivityMatrix(pods: Pod[]): Promise<Matrix> {
+  const listeners = pods.map((p) => listen(p, 15_000));
+  try {
+    await Promise.all(listeners.map((l) => l.ready));
+    await Promise.all(pods.map((from) => send(from, pods.filter((to) => to.nodeNs !== from.nodeNs).flatMap((to) => to.ips))));
+    await new Promise((r) => setTimeout(r, 300));
+  } finally {
+    for (const l of listeners) l.child.kill();
+  }
   const cells: MatrixCell[] = [];
-  let port = 7800;
-  for (const to of pods) {
+  for (const [i, to] of pods.entries()) {
     for (const from of pods) {
-      if (from === to || from.nodeNs === to.nodeNs) continue;
-      try {
-        const seen = await sourceSeenBy(to.ns, to.ips[0]!, from.ns, port++);
-        cells.push({ from: from.name, to: to.name, ok: seen === from.ips[0], seen });
-      } catch (err) {
-        cells.push({ from: from.name, to: to.name, ok: false, error: (err as Error).message });
-      }
+      if (from.nodeNs === to.nodeNs) continue;
+      const families = to.ips.map((dst) => {
+        const sameFamily = from.ips.find((ip) => ip.includes(":") === dst.includes(":"));
+        const seen = listeners[i]!.lines.map((l) => l.split(" ")).find(([d, , sender]) => d === dst && sender === from.name)?.[1];
+        return { dst, ...(seen ? { seen } : {}), ok: seen !== undefined && seen === sameFamily };
+      });
+      cells.push({ from: from.name, to: to.name, ok: families.every((f) => f.ok), families });
     }
   }
-  return { pods: pods.map((p) => p.name), cells };
+  return { pods: pods.map((p) => p.name), cells, families: Math.max(...pods.map((p) => p.ips.length)) };
 }
 
 export function formatMatrix(m: Matrix): string {
@@ -30,5 +83,6 @@ export function formatMatrix(m: Matrix): string {
     return (cell ? (cell.ok ? "ok" : "FAIL") : "·").padEnd(width);
   }).join(" ")}`);
   const ok = m.cells.filter((c) => c.ok).length;
-  return [header, ...rows, `${ok}/${m.cells.length} cross-node pairs reached, each receiver saw the sender's own pod IP`].join("\n");
+  const over = m.families > 1 ? " over IPv4 and IPv6" : "";
+  return [header, ...rows, `${ok}/${m.cells.length} cross-node pairs reached${over}, each receiver saw the sender's own pod IP`].join("\n");
 }

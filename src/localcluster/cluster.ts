@@ -5,6 +5,7 @@ import { crdSources, renderCrdYaml } from "../crds/generate.js";
 import { installCrds, KubeApi, mergePatch, podnetResource } from "../lib/k8s.js";
 import type { NodeCidrObject } from "../controllers/observe.js";
 import { AGENT_NODE_FLAGS, peakRssMb, podnetCliArgv } from "./podnet-cli.js";
+import { VXLAN_DEVICE } from "../node-agent/overlay-plan.js";
 import { addPod, CNI_BIN_DIR, deletePod, type Pod } from "./cni-exec.js";
 import { startControlPlane, type ControlPlane } from "./control-plane.js";
 import { kubeBin } from "./kube-bins.js";
@@ -13,6 +14,8 @@ import { freePort, startProcess, stopProcess, tailFile, waitFor, type ManagedPro
 
 export interface LocalClusterOptions {
   nodes: number;
+  /** Subnets the nodes are spread over, joined by a router (default 1: one L2 segment, all routes direct). */
+  segments?: number;
   dualStack?: boolean;
   tag?: string;
   segment?: number;
@@ -37,6 +40,7 @@ export class LocalCluster {
   readonly nodes = new Map<string, LocalNode>();
   readonly pods: Pod[] = [];
   controller?: ManagedProcess;
+  private joined = 0;
   private constructor(readonly cp: ControlPlane, readonly api: KubeApi, readonly bed: NetBed, readonly dir: string,
     private readonly cli: string[], private readonly opts: LocalClusterOptions) {}
 
@@ -48,14 +52,15 @@ export class LocalCluster {
     let bed: NetBed | undefined;
     try {
       await installCrds(api, crdSources.map(renderCrdYaml));
-      bed = createNetBed(opts.tag ?? "lc", 0, opts.segment ?? 77);
+      bed = createNetBed(opts.tag ?? "lc", 0, opts.segment ?? 77, opts.segments ?? 1);
       const dir = join(cp.dir, "cluster"); // inside the control plane's run dir: removed with it, swept after a crash
       mkdirSync(dir);
       const cluster = new LocalCluster(cp, api, bed, dir, await podnetCliArgv(dir), opts);
       cluster.startController();
       say("podnet controller started");
       for (let i = 1; i <= opts.nodes; i++) await cluster.addNode(`node-${i}`);
-      say(`${opts.nodes} node namespaces on one L2 segment, each with a Node object and an agent`);
+      const where = (opts.segments ?? 1) > 1 ? `spread over ${opts.segments} subnets behind a router` : "on one L2 segment";
+      say(`${opts.nodes} node namespaces ${where}, each with a Node object and an agent`);
       return cluster;
     } catch (err) {
       bed?.destroy();
@@ -85,7 +90,7 @@ export class LocalCluster {
 
   /** A new node: namespace on the segment, Node object (as kubelet registers it), its agent. */
   async addNode(name: string): Promise<BedNode> {
-    const node = this.bed.addNode(name);
+    const node = this.bed.addNode(name, this.joined++); // round-robin over the subnets
     const dir = join(this.dir, name);
     const confDir = join(dir, "net.d");
     mkdirSync(confDir, { recursive: true });
@@ -146,7 +151,8 @@ export class LocalCluster {
 
   ownRoutes(nodeName: string): string[] {
     const ns = this.nodes.get(nodeName)!.node.ns;
-    return [4, 6].flatMap((f) => ipJson<Array<{ dst: string; gateway: string }>>(ns, `-${f}`, "route", "show", "proto", "249").map((r) => `${r.dst} via ${r.gateway}`)).sort();
+    return [4, 6].flatMap((f) => ipJson<Array<{ dst: string; gateway: string; dev: string }>>(ns, `-${f}`, "route", "show", "proto", "249")
+      .map((r) => `${r.dst} via ${r.gateway}${r.dev === VXLAN_DEVICE ? " (vxlan)" : ""}`)).sort();
   }
 
   async nodeCidrs(): Promise<NodeCidrObject[]> {
@@ -181,6 +187,9 @@ export class LocalCluster {
     if (unready.length) {
       return `not Ready: ${unready.map((r) => `${r.spec.nodeName} (${r.status?.conditions?.find((c) => c.type === "Ready")?.message ?? "no Ready condition"})`).join("; ")}`;
     }
+    // What each agent reports must match too (ROUTES in kubectl get nodecidrs): one route per other record.
+    const stale = records.filter((r) => r.status?.agent?.routesInstalled !== records.length - families);
+    if (stale.length) return `reported route counts not current yet: ${stale.map((r) => `${r.spec.nodeName} ${r.status?.agent?.routesInstalled ?? "-"}`).join(", ")}`;
     const wrong = [...this.nodes.keys()].flatMap((n) => {
       const expected = records.filter((r) => r.spec.nodeName !== n).map((r) => r.spec.cidr).sort().join();
       const actual = this.ownRoutes(n).map((r) => r.split(" ")[0]).sort().join();

@@ -36,6 +36,7 @@ export function addPod(nodeNs: string, confDir: string, name: string): Pod {
   const parsed = JSON.parse(readFileSync(file, "utf8")) as NetConfList & PluginConf;
   const list: NetConfList = parsed.plugins ? parsed : { cniVersion: parsed.cniVersion, name: parsed.name, plugins: [parsed] };
   const ns = createNamespace(`pod-${name}`);
+  skipIpv6Dad(ns);
   let result: CniResult | undefined;
   try {
     for (const plugin of list.plugins) result = invoke(nodeNs, "ADD", { name, ns }, list, plugin, result) ?? result;
@@ -47,6 +48,11 @@ export function addPod(nodeNs: string, confDir: string, name: string): Pod {
   const ips = (result?.ips ?? []).map((i) => i.address.split("/")[0]!);
   if (ips.some((ip) => ip.includes(":"))) waitForIpv6Addresses([ns, nodeNs]);
   return { name, ns, nodeNs, ips, conflist: list, result: result ?? {} };
+}
+
+/** As a runtime may: the pod's addresses need no duplicate detection (IPAM hands each out once). */
+export function skipIpv6Dad(ns: string): void {
+  execFileSync("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"]);
 }
 
 /**

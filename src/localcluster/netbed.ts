@@ -84,6 +84,8 @@ export function createNetBed(tag: string, count: number, segment = 77, segments 
     const sw = switches[segmentIndex % segments]!;
     const seg = segment + (segmentIndex % segments);
     const ns = createNamespace(`${tag}-${name}`);
+    // The bridge's IPv6 gateway address appears with the node's first pod; skip its duplicate detection.
+    execFileSync("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"]);
     const port = `p${index}`;
     ip("-n", sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns);
     ip("-n", sw, "link", "set", port, "master", "br0", "up");

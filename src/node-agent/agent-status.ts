@@ -21,13 +21,16 @@ interface StatusContext {
  * Writes only when something changed; an Event goes out when a condition turns False.
  */
 // Every agent watches every NodeCIDR, so each status write here reaches all N agents: a join that changed
-// every agent's route count would cost N writes × N deliveries. Conditions that flip are written at once;
-// count-only changes (ROUTES in `kubectl get nodecidrs -o wide`) at most once a minute per agent, the way
+// every agent's route count would cost N writes × N deliveries at once. Conditions that flip are written at
+// once; count-only changes (ROUTES in `kubectl get nodecidrs -o wide`) wait out an interval that grows with
+// the cluster (N × 200 ms, at least 2 s), so all agents together write at most ~5 such updates a second.
 // Kubernetes moved node heartbeats off the Node object for the same reason.
-const COUNTS_ONLY_INTERVAL_MS = 60_000;
+export const countsOnlyIntervalMs = (records: number) => Math.max(2_000, records * 200);
 const lastWrite = new Map<string, number>();
 
-export async function reportStatus(ctx: StatusContext, ownNames: string[], inputs: ConditionInput[], report: Omit<AgentReport, "lastSyncTime">): Promise<void> {
+/** Writes what changed; returns when a suppressed count-only update is due (the caller syncs again then). */
+export async function reportStatus(ctx: StatusContext, ownNames: string[], inputs: ConditionInput[], report: Omit<AgentReport, "lastSyncTime">, countsIntervalMs: number): Promise<number | undefined> {
+  let dueAt: number | undefined;
   for (const name of ownNames) {
     const current = ctx.records.cache.get(name);
     if (!current) continue;
@@ -37,7 +40,8 @@ export async function reportStatus(ctx: StatusContext, ownNames: string[], input
     const sameReport = previous !== undefined && Object.entries(report).every(([k, v]) => (previous as Record<string, unknown>)[k] === v);
     if (conditionsEqual(existing, conditions) && sameReport) continue;
     const flipped = conditions.some((c) => { const e = existing?.find((x) => x.type === c.type); return !e || e.status !== c.status || e.reason !== c.reason; });
-    if (!flipped && Date.now() - (lastWrite.get(name) ?? 0) < COUNTS_ONLY_INTERVAL_MS) continue;
+    const nextCountsWrite = (lastWrite.get(name) ?? 0) + countsIntervalMs;
+    if (!flipped && Date.now() < nextCountsWrite) { dueAt = Math.min(dueAt ?? nextCountsWrite, nextCountsWrite); continue; }
     try {
       const updated = await applyStatus(ctx.api, "nodecidrs", name, "NodeCIDR", {
         conditions, agent: { ...report, lastSyncTime: new Date().toISOString().replace(/\.\d{3}Z$/, "Z") },
@@ -59,4 +63,5 @@ export async function reportStatus(ctx: StatusContext, ownNames: string[], input
       await ctx.recorder.emit({ kind: "NodeCIDR", name, uid: current.metadata?.uid }, "Warning", "CNIConfigShadowed", shadow.message);
     }
   }
+  return dueAt;
 }

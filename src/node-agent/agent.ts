@@ -11,7 +11,7 @@ import { Informer, type ListPage } from "../lib/informer.js";
 import { apiMessage, podnetResource, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 import { agentMetrics } from "./agent-metrics.js";
-import { reportStatus } from "./agent-status.js";
+import { countsOnlyIntervalMs, reportStatus } from "./agent-status.js";
 import { desiredNodeState, type DesiredNodeState } from "./desired-state.js";
 import { agentConditions, type SyncOutcome } from "./report.js";
 import { syncKernelAndFiles } from "./sync.js";
@@ -120,6 +120,7 @@ export class NodeAgent {
   }
 
   private fullDue = true;
+  private statusDueAt?: number;
 
   private markDirty(): void {
     this.dirty = true;
@@ -141,9 +142,16 @@ export class NodeAgent {
       // Events that arrived during the pass are handled at once (after a short coalescing pause);
       // a failed pass retries after a second; otherwise sleep until an event or the periodic resync.
       if (this.dirty && !failed) { await sleep(10); continue; }
-      const waitMs = failed ? 1_000 : this.config["resync-period"];
+      // A count-only status update held back by its interval is due before the next resync: wake for it,
+      // without making that pass a full one.
+      const resyncMs = failed ? 1_000 : this.config["resync-period"];
+      const statusMs = this.statusDueAt !== undefined ? Math.max(0, this.statusDueAt - Date.now()) : Infinity;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => { this.dirty = true; this.fullDue = !failed || this.fullDue; resolve(); }, waitMs);
+        const timer = setTimeout(() => {
+          this.dirty = true;
+          if (resyncMs <= statusMs) this.fullDue = !failed || this.fullDue;
+          resolve();
+        }, Math.min(resyncMs, statusMs));
         this.wake = () => { clearTimeout(timer); resolve(); };
       });
       this.wake = undefined;
@@ -164,7 +172,15 @@ export class NodeAgent {
     return { state, ownNames: own.map((r) => r.metadata!.name!), nodeIP: ips.find((ip) => !ip.includes(":")) ?? ips[0] };
   }
 
-  private async sync(): Promise<SyncOutcome> {
+  /** One pass at a time: two passes planning against the same kernel view would both add the same routes. */
+  private passInFlight: Promise<unknown> = Promise.resolve();
+  private sync(): Promise<SyncOutcome> {
+    const pass = this.passInFlight.catch(() => undefined).then(() => this.syncPass());
+    this.passInFlight = pass;
+    return pass;
+  }
+
+  private async syncPass(): Promise<SyncOutcome> {
     const started = performance.now();
     const { state, ownNames, nodeIP } = this.desired();
     const full = this.fullDue;
@@ -183,10 +199,10 @@ export class NodeAgent {
       if (failed) this.metrics.errors.inc({ step });
     }
     if (this.config["dry-run"]) return outcome;
-    await reportStatus({ api: this.api, records: this.records, recorder: this.recorder, log: this.log }, ownNames, agentConditions(outcome), {
+    this.statusDueAt = await reportStatus({ api: this.api, records: this.records, recorder: this.recorder, log: this.log }, ownNames, agentConditions(outcome), {
       routesDesired: outcome.routes.desired, routesInstalled: outcome.routes.installed, routeConflicts: outcome.routes.conflicts.length,
       unreachableNodes: outcome.routes.unreachable.length, overlayRoutes: outcome.routes.overlay, cniConfigPath: outcome.cni.path,
-    });
+    }, countsOnlyIntervalMs(this.records.cache.size));
     return outcome;
   }
 }

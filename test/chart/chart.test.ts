@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
+import { agentConfigSchema, controllerConfigSchema, loadConfig } from "../../src/config.js";
 import { kubeBin } from "../../src/localcluster/kube-bins.js";
 
 const chart = join(import.meta.dirname, "../../charts/podnet");
@@ -53,8 +54,22 @@ describe("Helm chart charts/podnet", () => {
     ["a pool CIDR that is not a CIDR", "pool.clusterCIDRs={banana}"],
     ["a negative MTU", "mtu=-1"],
     ["a conflist name without .conflist", "cni.conflistName=podnet.json"],
+    ["an unknown overlay mode", "overlay.mode=gre"],
   ])("values.schema.json rejects %s", (_case, set) => {
     expect(() => render(set)).toThrow(/values don't meet the specifications|schema/i);
+  });
+
+  it("every flag the chart gives the agent and the controller is one podnet accepts; the overlay values reach the agent", () => {
+    for (const sets of [[], ["overlay.mode=none", "overlay.vxlanPort=4789"], ["pool.clusterCIDRs={10.244.0.0/16,fd00:10:244::/56}", "masquerade=false"]]) {
+      const objs = render(...sets);
+      const agentArgs = args(find(objs, "DaemonSet", "podnet-agent"));
+      const agent = loadConfig(agentConfigSchema, agentArgs.slice(1), { NODE_NAME: "node-a" });
+      const controller = loadConfig(controllerConfigSchema, args(find(objs, "Deployment", "podnet-controller")).slice(1), {});
+      expect(agent["node-name"]).toBe("node-a");
+      expect(controller["cluster-cidr"].length).toBeGreaterThan(0);
+      if (sets.length === 0) expect(agent).toMatchObject({ overlay: "auto", "vxlan-id": 1, "vxlan-port": 8472 });
+      if (sets[0] === "overlay.mode=none") expect(agent).toMatchObject({ overlay: "none", "vxlan-port": 4789 });
+    }
   });
 
   it("deploy/podnet.yaml is the chart rendered with default values (run scripts/render-manifest.sh)", () => {
