@@ -1,5 +1,9 @@
 #!/usr/bin/env node
 // podnet CLI: `podnet controller`, `podnet agent`, `podnet agent cleanup`, `podnet demo`, `podnet demo-clean`.
+// Deprecation warnings from dependencies (node-fetch's url.parse) are nothing a user can act on, and they
+// would put plain-text lines into podnet's JSON logs.
+process.noDeprecation = true;
+
 import { agentConfigSchema, controllerConfigSchema, loadConfig } from "../config.js";
 import { KubeApi } from "../lib/k8s.js";
 import { createLogger } from "../log.js";

@@ -12,6 +12,9 @@ export async function buildBundle(outfile: string): Promise<string> {
     entryPoints: [new URL("../cli/main.ts", import.meta.url).pathname],
     outfile, bundle: true, platform: "node", target: "node24", format: "esm",
     external: ["esbuild"], logLevel: "warning",
+    // client-node → node-fetch → whatwg-url → tr46 requires Node's deprecated built-in punycode, which prints a
+    // DeprecationWarning (a non-JSON line in every log); the userland package is the same code.
+    alias: { punycode: "punycode/" },
     // client-node's dependencies are CommonJS and call require(); give the ESM bundle one.
     banner: { js: "import { createRequire as podnetRequire } from 'node:module'; const require = podnetRequire(import.meta.url);" },
   });

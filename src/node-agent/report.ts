@@ -3,7 +3,7 @@ import type { RejectedRecord } from "./desired-state.js";
 
 /** What one sync pass did, gathered from the shells; turned into conditions by `agentConditions`. */
 export interface SyncOutcome {
-  routes: { desired: number; installed: number; overlay: number; added: number; replaced: number; deleted: number; conflicts: string[]; unreachable: string[]; error?: string };
+  routes: { desired: number; installed: number; overlay: number; overlayChanges: number; added: number; replaced: number; deleted: number; conflicts: string[]; unreachable: string[]; error?: string };
   cni: { path: string; changed: boolean; shadowedBy: string[]; missingPlugins: string[]; error?: string; skipped?: string };
   /** skipped: not re-checked in this event-driven pass; the last full pass's result stands. */
   masquerade: { enabled: boolean; error?: string; skipped?: boolean };

@@ -47,14 +47,14 @@ export function overlayMtu(config: AgentConfig, links: LinkInfo, underlayIp: str
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 export async function syncRoutes(input: RouteSyncInput, view: KernelView | Error): Promise<SyncOutcome["routes"]> {
-  const base = { desired: input.state.routes.length, installed: 0, overlay: 0, added: 0, replaced: 0, deleted: 0, conflicts: [] as string[], unreachable: [] as string[] };
+  const base = { desired: input.state.routes.length, installed: 0, overlay: 0, overlayChanges: 0, added: 0, replaced: 0, deleted: 0, conflicts: [] as string[], unreachable: [] as string[] };
   if (view instanceof Error) return { ...base, error: view.message };
   const split = splitRoutes(input.state.routes, view.links.onLink, input.config.overlay, input.underlayIp);
   const vxlan = vxlanDesired(input, view, split);
   const desiredKey = JSON.stringify([split, vxlan]);
-  if (!input.full && view.desiredKey === desiredKey && view.outcome) return { ...view.outcome, added: 0, replaced: 0, deleted: 0 };
+  if (!input.full && view.desiredKey === desiredKey && view.outcome) return { ...view.outcome, added: 0, replaced: 0, deleted: 0, overlayChanges: 0 };
   try {
-    const overlayError = await syncOverlay(input, view, vxlan);
+    const overlay = await syncOverlay(input, view, vxlan);
     let plan = planRoutes(split.kernel, view.routes);
     const counts = { added: 0, replaced: 0, deleted: 0 };
     for (const a of plan.actions) counts[a.kind === "add" ? "added" : a.kind === "replace" ? "replaced" : "deleted"]++;
@@ -65,10 +65,10 @@ export async function syncRoutes(input: RouteSyncInput, view: KernelView | Error
     };
     if (input.config["dry-run"]) {
       for (const a of plan.actions) input.log.info({ route: a }, `dry-run: would ${a.kind} route ${a.dst}`);
-      return { ...base, ...counts, ...findings, installed: plan.installed };
+      return { ...base, ...counts, ...findings, overlayChanges: overlay.changes, installed: plan.installed };
     }
     const result = await applyRoutes(plan.actions, input.netns);
-    let error = overlayError;
+    let error = overlay.error;
     if (result.errors.length === 0) applyToView(view, plan.actions);
     else {
       // ip -batch is not transactional and our view may be stale (a route added by hand since the last
@@ -78,7 +78,7 @@ export async function syncRoutes(input: RouteSyncInput, view: KernelView | Error
       if (plan.actions.length) error = [error, ...result.errors.slice(0, 3)].filter(Boolean).join("; ");
     }
     if (counts.added + counts.replaced + counts.deleted) input.log.info({ ...counts, installed: plan.installed, overlay: findings.overlay, desired: base.desired }, "routes synced");
-    const outcome = { ...base, ...counts, ...findings, installed: plan.installed - (error ? plan.actions.filter((a) => a.kind !== "delete").length : 0), ...(error ? { error } : {}) };
+    const outcome = { ...base, ...counts, ...findings, overlayChanges: overlay.changes, installed: plan.installed - (error ? plan.actions.filter((a) => a.kind !== "delete").length : 0), ...(error ? { error } : {}) };
     view.desiredKey = error ? undefined : desiredKey;
     view.outcome = outcome;
     return outcome;
@@ -97,19 +97,20 @@ function vxlanDesired(input: RouteSyncInput, view: KernelView, split: RouteSplit
   };
 }
 
-/** Bring podnet.vxlan, its neighbours and fdb entries in line; returns an error text, or undefined. */
-async function syncOverlay(input: RouteSyncInput, view: KernelView, desired: VxlanDesired | undefined): Promise<string | undefined> {
-  if (!view.vxlan) return undefined;
+/** Bring podnet.vxlan, its neighbours and fdb entries in line; how many changes that took, and any error. */
+async function syncOverlay(input: RouteSyncInput, view: KernelView, desired: VxlanDesired | undefined): Promise<{ changes: number; error?: string }> {
+  if (!view.vxlan) return { changes: 0 };
   const plan = planVxlan(desired, view.vxlan);
-  if (plan.ip.length + plan.bridge.length === 0) return undefined;
+  const changes = plan.ip.length + plan.bridge.length;
+  if (changes === 0) return { changes };
   if (input.config["dry-run"]) {
     input.log.info({ ip: plan.ip, bridge: plan.bridge }, `dry-run: would change ${VXLAN_DEVICE}`);
-    return undefined;
+    return { changes };
   }
   const errors = await applyVxlan(plan, input.netns);
   view.vxlan = await readVxlan(input.netns);
-  if (plan.ip.length + plan.bridge.length > 0) input.log.info({ device: VXLAN_DEVICE, changes: plan.ip.length + plan.bridge.length, peers: desired?.peers.length ?? 0 }, "overlay synced");
-  return errors.length ? `${VXLAN_DEVICE}: ${errors.join("; ")}` : undefined;
+  input.log.info({ device: VXLAN_DEVICE, changes, peers: desired?.peers.length ?? 0 }, "overlay synced");
+  return { changes, ...(errors.length ? { error: `${VXLAN_DEVICE}: ${errors.join("; ")}` } : {}) };
 }
 
 function applyToView(view: KernelView, actions: RouteAction[]): void {

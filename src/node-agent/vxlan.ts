@@ -14,18 +14,20 @@ interface JsonNeigh { dst: string; lladdr?: string }
 interface JsonFdb { mac: string; dst?: string }
 
 export async function readVxlan(netns?: string): Promise<VxlanObserved> {
-  // -force keeps going past a failed line, so a missing device simply prints nothing.
-  const shows = `link show dev ${VXLAN_DEVICE}\naddr show dev ${VXLAN_DEVICE}\nneigh show dev ${VXLAN_DEVICE}\n`;
+  // `ip -d addr show` carries the device's details and its addresses in one object. (In a batch, an
+  // `addr show` after a `link show` prints no addresses, hence not both.) -force keeps going past a failed
+  // line, so a missing device simply prints nothing.
+  const shows = `addr show dev ${VXLAN_DEVICE}\nneigh show dev ${VXLAN_DEVICE}\n`;
   const r = await run("ip", ["-d", "-json", "-force", "-batch", "-"], { netns, input: shows });
   const lines = r.stdout.split("\n").filter((l) => l.trim().startsWith("["));
-  if (lines.length < 3) return { fdb: [], neighbors: [] };
-  const [link] = JSON.parse(lines[0]!) as JsonLink[];
-  const addrs = (JSON.parse(lines[1]!) as JsonAddr[]).flatMap((a) => a.addr_info ?? []).filter((a) => a.scope !== "link");
-  const neighbors = (JSON.parse(lines[2]!) as JsonNeigh[]).filter((n) => n.lladdr).map((n) => ({ ip: n.dst, mac: n.lladdr! }));
   const fdbOut = await run("bridge", ["-json", "fdb", "show", "dev", VXLAN_DEVICE], { netns });
   const fdb = (JSON.parse(fdbOut.stdout || "[]") as JsonFdb[]).filter((f) => f.dst && f.mac !== "00:00:00:00:00:00").map((f) => ({ mac: f.mac, dst: f.dst! }));
+  if (lines.length < 2) return { fdb, neighbors: [] };
+  const [link] = JSON.parse(lines[0]!) as Array<JsonLink & JsonAddr>;
+  const neighbors = (JSON.parse(lines[1]!) as JsonNeigh[]).filter((n) => n.lladdr).map((n) => ({ ip: n.dst, mac: n.lladdr! }));
   if (!link) return { fdb, neighbors };
   const info = link.linkinfo?.info_data ?? {};
+  const addrs = (link.addr_info ?? []).filter((a) => a.scope !== "link");
   return {
     device: {
       kind: link.linkinfo?.info_kind ?? "unknown", vni: info.id, port: info.port, local: info.local, mac: link.address, mtu: link.mtu,

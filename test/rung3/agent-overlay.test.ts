@@ -63,6 +63,13 @@ describe.skipIf(!isRoot())("node agent overlay: VXLAN to nodes behind a router, 
     expect(link!.mtu).toBe(1450);
   });
 
+  it("changes nothing on a pass after convergence (device, addresses, neighbours, fdb entries and routes all read back as planned)", async () => {
+    for (const [name, a] of agents) {
+      const outcome = await a.agent.syncNow();
+      expect(outcome.routes).toMatchObject({ overlayChanges: 0, added: 0, replaced: 0, deleted: 0, installed: 4, overlay: name === "n3" ? 4 : 2 });
+    }
+  });
+
   it("gives pods the VXLAN-reduced MTU and reports the overlay routes in the NodeCIDR status", async () => {
     const conflist = JSON.parse(readFileSync(join(agents.get("n1")!.confDir, "10-podnet.conflist"), "utf8"));
     expect(conflist.plugins[0].mtu).toBe(1450);
