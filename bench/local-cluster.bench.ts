@@ -3,6 +3,7 @@
 //     (goal p99 < 1 s at 50 nodes), with controller and agent peak RSS;
 //  2. iperf3 pod→pod across nodes vs node→node on the same segment, same run: ratio (goal ≥ 0.95).
 import { spawn, execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { LocalCluster } from "../src/localcluster/cluster.js";
 import { waitFor } from "../src/localcluster/processes.js";
 
@@ -63,8 +64,8 @@ function iperf(serverNs: string, serverIp: string, clientNs: string): number {
  * machine is shared and noisy; medians). One segment: direct routes. Two segments: the nodes sit on subnets
  * behind a router, so pod traffic goes through VXLAN and the baseline is the routed underlay.
  */
-async function throughput(segments: number): Promise<void> {
-  const cluster = await LocalCluster.start({ nodes: 2, segments, tag: `bip${segments}`, segment: 91 });
+async function throughput(segments: number, overlay: "auto" | "none" = "auto"): Promise<void> {
+  const cluster = await LocalCluster.start({ nodes: 2, segments, overlay, tag: `bip${segments}${overlay}`, segment: 91 });
   try {
     await cluster.waitReady(60_000);
     const [a, b] = [cluster.addPod("node-1", "ip-a"), cluster.addPod("node-2", "ip-b")];
@@ -73,7 +74,8 @@ async function throughput(segments: number): Promise<void> {
     const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[1]!;
     const nodeToNode = median(rounds.map((r) => r[0]));
     const podToPod = median(rounds.map((r) => r[1]));
-    const path = segments > 1 ? "through VXLAN across a router (baseline: the routed underlay)" : "direct routes on one segment";
+    const mtu = JSON.parse(readFileSync(`${cluster.nodes.get("node-1")!.confDir}/10-podnet.conflist`, "utf8")).plugins[0].mtu as number;
+    const path = segments > 1 ? `through VXLAN across a router, pod MTU ${mtu} (baseline: the routed underlay)` : `direct routes on one segment, --overlay=${overlay}, pod MTU ${mtu}`;
     console.log(`iperf3 ${path}: node→node ${nodeToNode.toFixed(1)} Gbit/s, pod→pod ${podToPod.toFixed(1)} Gbit/s, ratio ${(podToPod / nodeToNode).toFixed(2)}${segments > 1 ? "" : " (goal ≥ 0.95)"}`);
   } finally {
     await cluster.stop();
@@ -84,5 +86,6 @@ const sizes = process.argv.slice(2).map(Number).filter((n) => n > 1);
 console.log(`node join → route on every other node (${JOINS} joins per size):`);
 for (const size of sizes.length ? sizes : [10, 25, 50]) await joinLatency(size);
 console.log("throughput (medians of 3 alternating runs):");
-await throughput(1);
+await throughput(1, "none");
+await throughput(1, "auto");
 await throughput(2);

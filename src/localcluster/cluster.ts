@@ -16,6 +16,8 @@ export interface LocalClusterOptions {
   nodes: number;
   /** Subnets the nodes are spread over, joined by a router (default 1: one L2 segment, all routes direct). */
   segments?: number;
+  /** The agents' --overlay (default auto). */
+  overlay?: "auto" | "vxlan" | "none";
   dualStack?: boolean;
   tag?: string;
   segment?: number;
@@ -114,7 +116,7 @@ export class LocalCluster {
     n.agent = startProcess(`agent-${name}`, this.cli[0]!, [...AGENT_NODE_FLAGS, ...this.cli.slice(1), "agent",
       `--kubeconfig=${this.kubeconfig}`, `--node-name=${name}`, `--netns=${n.node.ns}`, `--cni-conf-dir=${n.confDir}`,
       `--cni-bin-dir=${CNI_BIN_DIR}`, `--ipam-data-dir=${join(n.dir, "ipam")}`, `--metrics-address=127.0.0.1:${port}`,
-      `--resync-period=${this.opts.resyncPeriod ?? "5s"}`], join(this.cp.dir, `agent-${name}.log`));
+      `--resync-period=${this.opts.resyncPeriod ?? "5s"}`, `--overlay=${this.opts.overlay ?? "auto"}`], join(this.cp.dir, `agent-${name}.log`));
     const agent = n.agent;
     await waitFor(`agent of ${name} ready`, async () => {
       if (agent.child.exitCode !== null) throw new Error(`agent of ${name} exited ${agent.child.exitCode}: ${tailFile(agent.logFile, 10)}`);
