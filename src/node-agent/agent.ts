@@ -121,6 +121,7 @@ export class NodeAgent {
 
   private fullDue = true;
   private statusDueAt?: number;
+  private lastFullPassAt = 0;
 
   private markDirty(): void {
     this.dirty = true;
@@ -183,8 +184,11 @@ export class NodeAgent {
   private async syncPass(): Promise<SyncOutcome> {
     const started = performance.now();
     const { state, ownNames, nodeIP } = this.desired();
-    const full = this.fullDue;
+    // Due by time too: in a busy cluster events wake the agent before any resync timer fires, and the full
+    // pass is what repairs drift (a hand-deleted route, an edited nft table).
+    const full = this.fullDue || Date.now() - this.lastFullPassAt >= this.config["resync-period"];
     this.fullDue = false;
+    if (full) this.lastFullPassAt = Date.now();
     const outcome = await syncKernelAndFiles({ config: this.config, state, nodeIP, netns: this.opts.netns, log: this.log, full });
     if (outcome.sysctls.skipped && this.lastOutcome) outcome.sysctls = this.lastOutcome.sysctls;
     if (outcome.masquerade.skipped && this.lastOutcome) outcome.masquerade = this.lastOutcome.masquerade;
