@@ -1,7 +1,8 @@
 // Issue #6 benchmark on the local cluster (real apiserver, controller and one agent process per node namespace):
 //  1. Node object created → route to its pod CIDR present on every other agent's node: p50/p99 for each size
 //     (goal p99 < 1 s at 50 nodes), with controller and agent peak RSS;
-//  2. iperf3 pod→pod across nodes vs node→node on the same segment, same run: ratio (goal ≥ 0.95).
+//  2. iperf3 pod→pod across nodes vs node→node, same run: on one segment with the overlay off and on (goal ≥ 0.95),
+//     and through VXLAN across a router against the routed underlay.
 import { spawn, execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { LocalCluster } from "../src/localcluster/cluster.js";

@@ -20,12 +20,11 @@ export async function readVxlan(netns?: string): Promise<VxlanObserved> {
   const shows = `addr show dev ${VXLAN_DEVICE}\nneigh show dev ${VXLAN_DEVICE}\n`;
   const r = await run("ip", ["-d", "-json", "-force", "-batch", "-"], { netns, input: shows });
   const lines = r.stdout.split("\n").filter((l) => l.trim().startsWith("["));
+  const [link] = lines.length === 2 ? JSON.parse(lines[0]!) as Array<JsonLink & JsonAddr> : [];
+  if (!link) return { fdb: [], neighbors: [] }; // no device, so no entries on it either: skip the bridge read
+  const neighbors = (JSON.parse(lines[1]!) as JsonNeigh[]).filter((n) => n.lladdr).map((n) => ({ ip: n.dst, mac: n.lladdr! }));
   const fdbOut = await run("bridge", ["-json", "fdb", "show", "dev", VXLAN_DEVICE], { netns });
   const fdb = (JSON.parse(fdbOut.stdout || "[]") as JsonFdb[]).filter((f) => f.dst && f.mac !== "00:00:00:00:00:00").map((f) => ({ mac: f.mac, dst: f.dst! }));
-  if (lines.length < 2) return { fdb, neighbors: [] };
-  const [link] = JSON.parse(lines[0]!) as Array<JsonLink & JsonAddr>;
-  const neighbors = (JSON.parse(lines[1]!) as JsonNeigh[]).filter((n) => n.lladdr).map((n) => ({ ip: n.dst, mac: n.lladdr! }));
-  if (!link) return { fdb, neighbors };
   const info = link.linkinfo?.info_data ?? {};
   const addrs = (link.addr_info ?? []).filter((a) => a.scope !== "link");
   return {
