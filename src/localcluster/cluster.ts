@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { crdSources, renderCrdYaml } from "../crds/generate.js";
 import { installCrds, KubeApi, mergePatch, podnetResource } from "../lib/k8s.js";
 import type { NodeCidrObject } from "../controllers/observe.js";
-import { AGENT_NODE_FLAGS, peakRssMb, podnetCliArgv } from "./podnet-cli.js";
+import { AGENT_NODE_FLAGS, peakRssMb, podnetCliArgv, podnetCliEnv } from "./podnet-cli.js";
 import { VXLAN_DEVICE } from "../node-agent/overlay-plan.js";
 import { addPod, CNI_BIN_DIR, deletePod, type Pod } from "./cni-exec.js";
 import { startControlPlane, type ControlPlane } from "./control-plane.js";
@@ -82,7 +82,8 @@ export class LocalCluster {
     const cidrs = this.opts.dualStack ? "10.244.0.0/16,fd00:10:244::/56" : "10.244.0.0/16";
     this.controller = startProcess("podnet-controller", this.cli[0]!, [...this.cli.slice(1), "controller",
       `--kubeconfig=${this.kubeconfig}`, `--cluster-cidr=${cidrs}`, "--leader-elect=false", "--metrics-address=127.0.0.1:0",
-      `--release-cooldown=${this.opts.releaseCooldown ?? "5s"}`, "--resync-period=10s"], join(this.cp.dir, "controller.log"));
+      `--release-cooldown=${this.opts.releaseCooldown ?? "5s"}`, "--resync-period=10s"], join(this.cp.dir, "controller.log"),
+      { env: podnetCliEnv(this.dir) });
   }
 
   async restartController(): Promise<void> {
@@ -116,7 +117,8 @@ export class LocalCluster {
     n.agent = startProcess(`agent-${name}`, this.cli[0]!, [...AGENT_NODE_FLAGS, ...this.cli.slice(1), "agent",
       `--kubeconfig=${this.kubeconfig}`, `--node-name=${name}`, `--netns=${n.node.ns}`, `--cni-conf-dir=${n.confDir}`,
       `--cni-bin-dir=${CNI_BIN_DIR}`, `--ipam-data-dir=${join(n.dir, "ipam")}`, `--metrics-address=127.0.0.1:${port}`,
-      `--resync-period=${this.opts.resyncPeriod ?? "5s"}`, `--overlay=${this.opts.overlay ?? "auto"}`], join(this.cp.dir, `agent-${name}.log`));
+      `--resync-period=${this.opts.resyncPeriod ?? "5s"}`, `--overlay=${this.opts.overlay ?? "auto"}`], join(this.cp.dir, `agent-${name}.log`),
+      { env: podnetCliEnv(this.dir) });
     const agent = n.agent;
     await waitFor(`agent of ${name} ready`, async () => {
       if (agent.child.exitCode !== null) throw new Error(`agent of ${name} exited ${agent.child.exitCode}: ${tailFile(agent.logFile, 10)}`);

@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,8 +11,17 @@ import { buildBundle } from "./bundle.js";
 export async function podnetCliArgv(dir: string): Promise<string[]> {
   const self = fileURLToPath(import.meta.url);
   const entry = self.endsWith(".ts") ? await buildBundle(join(dir, "podnet.mjs")) : process.argv[1]!;
+  // Warm the compile cache once, as the image does at build time; `help` loads the whole bundle and exits.
+  spawnSync(process.execPath, [entry, "help"], { env: { ...process.env, ...podnetCliEnv(dir) }, stdio: "ignore", timeout: 30_000 });
   return [process.execPath, entry];
 }
+
+/**
+ * Environment for podnet processes: V8's compile cache (NODE_COMPILE_CACHE) next to the bundle, so a
+ * process loads compiled code instead of parsing 3.6 MB of JavaScript (≈45 ms of each start here). The image
+ * bakes the same cache in (Dockerfile).
+ */
+export const podnetCliEnv = (dir: string): Record<string, string> => ({ NODE_COMPILE_CACHE: join(dir, "compile-cache") });
 
 /** Node flags the agent runs with, as the chart's DaemonSet sets them (NODE_OPTIONS in templates/agent.yaml). */
 export const AGENT_NODE_FLAGS = ["--max-semi-space-size=1"];

@@ -23,6 +23,11 @@ describe("the image's single-file CLI", () => {
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/podnet: .*nonexistent/);
     expect(bad.stderr).not.toMatch(/Cannot find (module|package)|ERR_MODULE_NOT_FOUND/);
+    // The compile cache the image bakes in: written by one run, read back by the next.
+    const env = { ...process.env, NODE_COMPILE_CACHE: join(work, "compile-cache"), NODE_DEBUG_NATIVE: "COMPILE_CACHE" };
+    spawnSync(process.execPath, [join(alone, "podnet.mjs"), "help"], { cwd: alone, env });
+    const again = spawnSync(process.execPath, [join(alone, "podnet.mjs"), "help"], { cwd: alone, env, encoding: "utf8" });
+    expect(again.stdout + again.stderr).toMatch(/reading cache from .* for ESM .*podnet\.mjs.*success/);
   }, 60_000);
 
   it("the Dockerfile builds that file with the repo's bundle script and runs it as the entrypoint", () => {
@@ -30,6 +35,8 @@ describe("the image's single-file CLI", () => {
     expect(dockerfile).toMatch(/RUN npx tsx scripts\/bundle\.ts \/src\/dist\/podnet\.mjs/);
     expect(dockerfile).toMatch(/COPY --from=build \/src\/dist\/podnet\.mjs \.\//);
     expect(dockerfile).toContain('ENTRYPOINT ["node", "/app/podnet.mjs"]');
+    expect(dockerfile).toMatch(/ENV .*NODE_COMPILE_CACHE=\/app\/compile-cache/);
+    expect(dockerfile.match(/^RUN .*node \/app\/podnet\.mjs help/gm)).toHaveLength(2); // warmed as root and as 65532
     for (const copied of dockerfile.matchAll(/^COPY (?!--from)(\S+(?: \S+)*) \S+$/gm)) {
       for (const source of copied[1]!.split(" ")) expect(() => readFileSync(join(repo, source.replace(/\/$/, "")))).not.toThrow(/ENOENT/);
     }
