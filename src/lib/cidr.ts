@@ -10,7 +10,12 @@ export class InvalidCidrError extends Error {
 }
 
 const bits = (family: IpFamily) => (family === 4 ? 32 : 128);
-const mask = (family: IpFamily, prefix: number) => ((1n << BigInt(bits(family))) - 1n) ^ ((1n << BigInt(bits(family) - prefix)) - 1n);
+// Precomputed: masks are needed for every parse and containment test, and building one takes five BigInts.
+const masks = { 4: [] as bigint[], 6: [] as bigint[] };
+for (const family of [4, 6] as const) {
+  for (let prefix = 0; prefix <= bits(family); prefix++) masks[family].push(((1n << BigInt(bits(family))) - 1n) ^ ((1n << BigInt(bits(family) - prefix)) - 1n));
+}
+const mask = (family: IpFamily, prefix: number) => masks[family][prefix]!;
 
 /**
  * Every agent re-derives its desired state from all NodeCIDRs on each sync, so the same few thousand

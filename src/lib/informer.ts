@@ -16,6 +16,8 @@ export interface InformerOptions<T extends KubernetesObject> {
   path: string;
   list: (continueToken: string | undefined) => Promise<ListPage<T>>;
   onEvent: (event: InformerEvent, obj: T) => void;
+  /** Each page of the very first list as it arrives, before the cache is synced (a consumer's head start). */
+  onInitialPage?: (items: T[]) => void;
   log: Logger;
   fieldSelector?: string;
   /** A watch with no event or bookmark for this long is presumed stalled and restarted. */
@@ -99,6 +101,7 @@ export class Informer<T extends KubernetesObject> {
     do {
       const page = await this.opts.list(token);
       for (const item of page.items) fresh.set(item.metadata!.name!, slim(item));
+      if (!this.hasSynced) this.opts.onInitialPage?.(page.items);
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
       token = page.metadata?._continue ?? page.metadata?.continue ?? undefined;
     } while (token);

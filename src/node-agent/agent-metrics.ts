@@ -7,7 +7,7 @@ export function agentMetrics() {
     registry,
     routesDesired: new Gauge({ name: "podnet_agent_routes_desired", help: "Routes to other nodes' pod CIDRs this node should have", registers: [registry] }),
     routesInstalled: new Gauge({ name: "podnet_agent_routes_installed", help: "podnet routes present in the kernel after the last sync", registers: [registry] }),
-    routeChanges: new Counter({ name: "podnet_agent_route_changes_total", help: "Routes added, replaced or deleted", labelNames: ["op"], registers: [registry] }),
+    routeChanges: new Counter({ name: "podnet_agent_route_changes_total", help: "Routes added, replaced or deleted; early-add: added while the first list was still arriving", labelNames: ["op"], registers: [registry] }),
     syncDuration: new Histogram({ name: "podnet_agent_sync_duration_seconds", help: "One full sync pass", buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5], registers: [registry] }),
     errors: new Counter({ name: "podnet_agent_errors_total", help: "Failed sync steps", labelNames: ["step"], registers: [registry] }),
     rejected: new Gauge({ name: "podnet_agent_rejected_records", help: "NodeCIDRs the agent refuses to route (bad node IP, overlap)", registers: [registry] }),

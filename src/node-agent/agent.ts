@@ -12,9 +12,10 @@ import { apiMessage, podnetResource, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 import { agentMetrics } from "./agent-metrics.js";
 import { countsOnlyIntervalMs, reportStatus } from "./agent-status.js";
-import { desiredNodeState, type DesiredNodeState } from "./desired-state.js";
+import { desiredNodeState, type DesiredNodeState, type ObservedNodeCidr } from "./desired-state.js";
 import { agentConditions, type SyncOutcome } from "./report.js";
 import { syncKernelAndFiles } from "./sync.js";
+import { addRoutesEarly, kernelView } from "./route-sync.js";
 import { removeMasquerade } from "./masquerade.js";
 import { flushOwnRoutes } from "./ip-route.js";
 import { removeVxlan } from "./vxlan.js";
@@ -30,9 +31,15 @@ export function poolRanges(pools: Iterable<Pool>): string[] {
     .sort();
 }
 
+const observed = (r: Record_): ObservedNodeCidr => ({
+  name: r.metadata!.name!, nodeName: r.spec.nodeName, cidr: r.spec.cidr, nodeIPs: r.spec.nodeIPs ?? [], phase: r.status?.phase,
+});
+
 export interface AgentOptions {
   /** Program this network namespace instead of the agent's own (tests). */
   netns?: string;
+  /** NodeCIDRs per list page (tests use tiny pages to see the first list arrive in parts). */
+  listPageSize?: number;
 }
 
 /** The node agent: NodeCIDRs in, kernel routes + CNI config + masquerade + sysctls out, status back. */
@@ -51,8 +58,9 @@ export class NodeAgent {
   constructor(private readonly api: KubeApi, readonly config: AgentConfig, private readonly log: Logger, private readonly opts: AgentOptions = {}) {
     this.records = new Informer<Record_>({
       api, path: "/apis/podnet.io/v1alpha1/nodecidrs", log, onEvent: (event, obj) => this.onRecordEvent(event, obj),
+      onInitialPage: (items) => this.onInitialPage(items),
       onError: () => this.metrics.errors.inc({ step: "list-watch" }),
-      list: (t) => api.custom.listClusterCustomObject({ ...podnetResource("nodecidrs"), limit: 500, _continue: t }) as Promise<ListPage<Record_>>,
+      list: (t) => api.custom.listClusterCustomObject({ ...podnetResource("nodecidrs"), limit: opts.listPageSize ?? 500, _continue: t }) as Promise<ListPage<Record_>>,
     });
     this.pools = new Informer<Pool>({
       api, path: "/apis/podnet.io/v1alpha1/podcidrpools", log, onEvent: () => this.onPoolEvent(),
@@ -70,6 +78,8 @@ export class NodeAgent {
       healthy: () => this.running,
       ready: () => this.records.isSynced && this.pools.isSynced && this.syncs > 0,
     });
+    // The kernel is read while the first list pages in: the early route passes (onInitialPage) need it.
+    this.passInFlight = kernelView({ config: this.config, netns: this.opts.netns, full: true }).catch(() => undefined);
     this.records.start();
     this.pools.start();
     void this.loop();
@@ -108,6 +118,26 @@ export class NodeAgent {
     if (fingerprint === undefined) this.routingInputs.delete(name);
     else this.routingInputs.set(name, fingerprint);
     this.markDirty();
+  }
+
+  /**
+   * Pages of the first list, each queued for an early add-only route pass (see addRoutesEarly). Queued on the
+   * same chain as the sync passes, so the first full pass runs after them and plans against their result.
+   */
+  private earlyRecords: Record_[] = [];
+  private earlyQueued = false;
+  private onInitialPage(items: Record_[]): void {
+    this.earlyRecords.push(...items);
+    if (this.earlyQueued) return;
+    this.earlyQueued = true;
+    this.passInFlight = this.passInFlight.catch(() => undefined).then(async () => {
+      const records = this.earlyRecords.splice(0);
+      this.earlyQueued = false;
+      const { routes } = desiredNodeState(records.map(observed), this.config["node-name"]);
+      await addRoutesEarly({ config: this.config, netns: this.opts.netns }, routes)
+        .then((added) => { if (added) this.metrics.routeChanges.inc({ op: "early-add" }, added); })
+        .catch((err: unknown) => this.log.debug({ err: apiMessage(err) }, "early route pass failed; the full pass follows"));
+    });
   }
 
   /** Pool status is rewritten on every allocation; only a change of the ranges matters here. */
@@ -164,9 +194,7 @@ export class NodeAgent {
   private desired(): { state: DesiredNodeState; ownNames: string[]; nodeIP?: string } {
     const all = [...this.records.cache.values()];
     const me = this.config["node-name"];
-    const state = desiredNodeState(all.map((r) => ({
-      name: r.metadata!.name!, nodeName: r.spec.nodeName, cidr: r.spec.cidr, nodeIPs: r.spec.nodeIPs ?? [], phase: r.status?.phase,
-    })), me, poolRanges(this.pools.cache.values()));
+    const state = desiredNodeState(all.map(observed), me, poolRanges(this.pools.cache.values()));
     const own = all.filter((r) => r.spec.nodeName === me && r.status?.phase === "Allocated");
     // The overlay's underlay address: IPv4 when the node has one (the common underlay), else its first IP.
     const ips = own[0]?.spec.nodeIPs ?? [];

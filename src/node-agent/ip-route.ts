@@ -1,10 +1,12 @@
-import { formatCidr, parseCidr } from "../lib/cidr.js";
+import { cidrContainsIp, formatCidr, parseCidr, parseIp, type Cidr } from "../lib/cidr.js";
 import { run, runOk } from "./exec.js";
-import { normaliseDst, PODNET_PROTO, routeBatch, type ObservedRoute, type RouteAction } from "./routes-plan.js";
+import type { ObservedNexthop } from "./nexthop-plan.js";
+import { normaliseDst, PODNET_PROTO, type ObservedRoute } from "./routes-plan.js";
 
 /** Thin shell over iproute2: read with `ip -json`, write with one `ip -batch -` process. */
 
-interface JsonRoute { dst: string; gateway?: string; dev?: string; protocol?: string | number; table?: string }
+interface JsonRoute { dst: string; gateway?: string; dev?: string; protocol?: string | number; table?: string; nhid?: number }
+interface JsonNexthop { id: number; gateway?: string; dev?: string; protocol?: string | number; flags?: string[] }
 interface JsonAddr { ifname: string; mtu: number; addr_info?: Array<{ family: string; local: string; prefixlen: number; scope: string }> }
 
 const ownProtocol = (p: string | number | undefined) => String(p) === String(PODNET_PROTO) || p === "podnet";
@@ -17,42 +19,67 @@ export async function readRoutes(netns?: string): Promise<ObservedRoute[]> {
     for (const r of JSON.parse(json || "[]") as JsonRoute[]) {
       const dst = normaliseDst(r.dst, family);
       if (!dst || (family === 6 && r.dst.startsWith("fe80:"))) continue;
-      out.push({ dst, ...(r.gateway ? { gateway: r.gateway } : {}), ...(r.dev ? { dev: r.dev } : {}), ours: ownProtocol(r.protocol) });
+      out.push({ dst, ...(r.gateway ? { gateway: r.gateway } : {}), ...(r.dev ? { dev: r.dev } : {}), ours: ownProtocol(r.protocol), ...(r.nhid ? { nhid: r.nhid } : {}) });
     }
   }
   return out;
 }
 
+/** Every nexthop object (any owner: their ids are taken), or undefined when the kernel has none (< 5.3). */
+export async function readNexthops(netns?: string): Promise<ObservedNexthop[] | undefined> {
+  const r = await run("ip", ["-json", "nexthop", "show"], { netns });
+  if (r.code !== 0) return undefined;
+  return (JSON.parse(r.stdout || "[]") as JsonNexthop[]).map((n) => ({
+    id: n.id, ...(n.gateway ? { gateway: n.gateway } : {}), ...(n.dev ? { dev: n.dev } : {}),
+    onlink: (n.flags ?? []).includes("onlink"), ours: ownProtocol(n.protocol),
+  }));
+}
+
 export interface BatchResult { errors: string[] }
 
 /**
- * Apply route changes in one process. `ip -batch` is not transactional; with -force it goes on past a bad
- * line, and the caller re-reads the kernel to learn what really happened.
+ * Apply route and nexthop changes in one process. `ip -batch` is not transactional; with -force it goes on
+ * past a bad line, and the caller re-reads the kernel to learn what really happened.
  */
-export async function applyRoutes(actions: RouteAction[], netns?: string): Promise<BatchResult> {
-  if (actions.length === 0) return { errors: [] };
-  const r = await run("ip", ["-force", "-batch", "-"], { netns, input: routeBatch(actions), timeoutMs: 60_000 });
+export async function applyBatch(text: string, netns?: string): Promise<BatchResult> {
+  if (!text) return { errors: [] };
+  const r = await run("ip", ["-force", "-batch", "-"], { netns, input: text, timeoutMs: 60_000 });
   const errors = r.stderr.split("\n").map((l) => l.trim()).filter(Boolean);
   return { errors: r.code === 0 ? [] : errors.length ? errors : [`ip -batch exited ${r.code}`] };
 }
 
 export async function flushOwnRoutes(netns?: string): Promise<void> {
+  // Nexthops first: deleting one deletes the routes through it, and `ip route flush` cannot delete routes that
+  // use a nexthop object (the kernel answers EINVAL). A kernel without nexthop objects has none to flush.
+  await run("ip", ["nexthop", "flush", "proto", String(PODNET_PROTO)], { netns });
   for (const family of [4, 6] as const) await runOk("ip", [`-${family}`, "route", "flush", "proto", String(PODNET_PROTO)], { netns });
 }
 
-export interface LinkInfo { onLink: string[]; mtuOf: (ip: string) => number | undefined; addresses: string[] }
+export interface LinkInfo {
+  onLink: string[]; mtuOf: (ip: string) => number | undefined; addresses: string[];
+  /** The interface whose subnet holds this gateway (a nexthop object must name its device). */
+  deviceFor: (gateway: string) => string | undefined;
+}
 
 /** Local subnets (for "is this gateway directly reachable?") and the MTU of the interface carrying an IP. */
 export async function readLinks(netns?: string): Promise<LinkInfo> {
   const links = JSON.parse((await runOk("ip", ["-json", "addr", "show"], { netns })) || "[]") as JsonAddr[];
   const onLink: string[] = [];
+  const subnets: Array<{ subnet: Cidr; dev: string }> = [];
   const mtuByIp = new Map<string, number>();
   for (const link of links) {
     for (const a of link.addr_info ?? []) {
       if (a.scope !== "global" || (a.family !== "inet" && a.family !== "inet6")) continue;
       mtuByIp.set(a.local, link.mtu);
-      try { onLink.push(formatCidr(parseCidr(`${a.local}/${a.prefixlen}`, { allowHostBits: true }))); } catch { /* not an address we route through */ }
+      try {
+        const subnet = parseCidr(`${a.local}/${a.prefixlen}`, { allowHostBits: true });
+        onLink.push(formatCidr(subnet));
+        subnets.push({ subnet, dev: link.ifname });
+      } catch { /* not an address we route through */ }
     }
   }
-  return { onLink, mtuOf: (ip) => mtuByIp.get(ip), addresses: [...mtuByIp.keys()] };
+  const deviceFor = (gateway: string) => {
+    try { const ip = parseIp(gateway); return subnets.find((s) => cidrContainsIp(s.subnet, ip))?.dev; } catch { return undefined; }
+  };
+  return { onLink, mtuOf: (ip) => mtuByIp.get(ip), addresses: [...mtuByIp.keys()], deviceFor };
 }

@@ -1,8 +1,9 @@
 import { parseIp } from "../lib/cidr.js";
 import type { AgentConfig } from "../config.js";
 import type { Logger } from "../log.js";
-import type { DesiredNodeState } from "./desired-state.js";
-import { applyRoutes, readLinks, readRoutes, type LinkInfo } from "./ip-route.js";
+import type { DesiredNodeState, DesiredRoute } from "./desired-state.js";
+import { applyBatch, readLinks, readNexthops, readRoutes, type LinkInfo } from "./ip-route.js";
+import { planRouteBatch, type ObservedNexthop, type RouteBatch } from "./nexthop-plan.js";
 import { splitRoutes, vxlanOverhead, VXLAN_DEVICE, type RouteSplit } from "./overlay-plan.js";
 import type { SyncOutcome } from "./report.js";
 import { planRoutes, type ObservedRoute, type RouteAction } from "./routes-plan.js";
@@ -21,7 +22,11 @@ export interface RouteSyncInput {
  * drift (a route, neighbour or fdb entry changed by hand) is found. With dozens of agents reacting to one
  * node join, process spawns are the cost that matters.
  */
-export interface KernelView { links: LinkInfo; routes: ObservedRoute[]; vxlan?: VxlanObserved; desiredKey?: string; outcome?: SyncOutcome["routes"] }
+export interface KernelView {
+  links: LinkInfo; routes: ObservedRoute[]; vxlan?: VxlanObserved; desiredKey?: string; outcome?: SyncOutcome["routes"];
+  /** undefined: the kernel has no nexthop objects, routes carry their gateway. */
+  nexthops?: ObservedNexthop[];
+}
 const kernelViews = new Map<string, KernelView>();
 
 export async function kernelView(input: { netns?: string; full: boolean; config: AgentConfig }): Promise<KernelView> {
@@ -29,7 +34,7 @@ export async function kernelView(input: { netns?: string; full: boolean; config:
   const cached = kernelViews.get(key);
   if (cached && !input.full) return cached;
   const view: KernelView = {
-    links: await readLinks(input.netns), routes: await readRoutes(input.netns),
+    links: await readLinks(input.netns), routes: await readRoutes(input.netns), nexthops: await readNexthops(input.netns),
     // With the overlay off, still look until no device is left from an earlier mode, so it gets removed.
     ...(input.config.overlay !== "none" || !cached || cached.vxlan?.device ? { vxlan: await readVxlan(input.netns) } : {}),
   };
@@ -67,13 +72,15 @@ export async function syncRoutes(input: RouteSyncInput, view: KernelView | Error
       for (const a of plan.actions) input.log.info({ route: a }, `dry-run: would ${a.kind} route ${a.dst}`);
       return { ...base, ...counts, ...findings, overlayChanges: overlay.changes, installed: plan.installed };
     }
-    const result = await applyRoutes(plan.actions, input.netns);
+    const batch = planRouteBatch(plan.actions, view.routes, view.nexthops, view.links.deviceFor);
+    const result = await applyBatch(batch.text, input.netns);
     let error = overlay.error;
-    if (result.errors.length === 0) applyToView(view, plan.actions);
+    if (result.errors.length === 0) applyToView(view, plan.actions, batch);
     else {
       // ip -batch is not transactional and our view may be stale (a route added by hand since the last
       // full pass): read the kernel, plan again, and report what still does not match.
       view.routes = await readRoutes(input.netns);
+      view.nexthops = await readNexthops(input.netns);
       plan = planRoutes(split.kernel, view.routes);
       if (plan.actions.length) error = [error, ...result.errors.slice(0, 3)].filter(Boolean).join("; ");
     }
@@ -97,6 +104,24 @@ function vxlanDesired(input: RouteSyncInput, view: KernelView, split: RouteSplit
   };
 }
 
+/**
+ * Cold-start head start: while the initial list is still paging in, add the direct routes of the records seen
+ * so far, so the kernel's share of a cold start overlaps the list instead of following it. Adds only, for prefixes with no route at all: replacing, deleting, the overlay, conflicts and
+ * status need the complete list and are left to the full pass that follows it. A record that the complete
+ * list shows to be bad (overlapping a later one) loses its route in that pass, a moment later.
+ */
+export async function addRoutesEarly(input: { config: AgentConfig; netns?: string }, routes: DesiredRoute[]): Promise<number> {
+  if (input.config["dry-run"] || input.config.overlay === "vxlan" || routes.length === 0) return 0;
+  const view = await kernelView({ ...input, full: false });
+  const direct = splitRoutes(routes, view.links.onLink, input.config.overlay, undefined).kernel.filter((k) => !k.dev);
+  const adds = planRoutes(direct, view.routes).actions.filter((a) => a.kind === "add");
+  const batch = planRouteBatch(adds, view.routes, view.nexthops, view.links.deviceFor);
+  const result = await applyBatch(batch.text, input.netns);
+  if (result.errors.length) kernelViews.delete(input.netns ?? "");
+  else applyToView(view, adds, batch);
+  return result.errors.length ? 0 : adds.length;
+}
+
 /** Bring podnet.vxlan, its neighbours and fdb entries in line; how many changes that took, and any error. */
 async function syncOverlay(input: RouteSyncInput, view: KernelView, desired: VxlanDesired | undefined): Promise<{ changes: number; error?: string }> {
   if (!view.vxlan) return { changes: 0 };
@@ -113,11 +138,16 @@ async function syncOverlay(input: RouteSyncInput, view: KernelView, desired: Vxl
   return { changes, ...(errors.length ? { error: `${VXLAN_DEVICE}: ${errors.join("; ")}` } : {}) };
 }
 
-function applyToView(view: KernelView, actions: RouteAction[]): void {
+function applyToView(view: KernelView, actions: RouteAction[], batch: RouteBatch): void {
   const byDst = new Map(view.routes.map((r) => [r.dst, r]));
   for (const a of actions) {
+    const nhid = batch.nhidOf.get(a.dst);
     if (a.kind === "delete") byDst.delete(a.dst);
-    else byDst.set(a.dst, { dst: a.dst, gateway: a.via, ...(a.dev ? { dev: a.dev } : {}), ours: true });
+    else byDst.set(a.dst, { dst: a.dst, gateway: a.via, ...(a.dev ? { dev: a.dev } : {}), ours: true, ...(nhid !== undefined ? { nhid } : {}) });
   }
   view.routes = [...byDst.values()];
+  if (view.nexthops) {
+    const gone = new Set(batch.deleted);
+    view.nexthops = [...view.nexthops.filter((n) => !gone.has(n.id)), ...batch.created];
+  }
 }

@@ -4,7 +4,7 @@ import { VXLAN_DEVICE, type KernelRoute } from "./overlay-plan.js";
 /** podnet's own route protocol number: how the agent knows its routes after a restart. */
 export const PODNET_PROTO = 249;
 
-export interface ObservedRoute { dst: string; gateway?: string; dev?: string; ours: boolean }
+export interface ObservedRoute { dst: string; gateway?: string; dev?: string; ours: boolean; nhid?: number }
 
 export type RouteAction =
   | { kind: "add"; dst: string; via: string; dev?: string }

@@ -15,6 +15,7 @@ const nodecidrs = podnetResource("nodecidrs");
 let bed: NetBed;
 const agents: TestAgent[] = [];
 const pods: Pod[] = [];
+const ownNexthops = (ns: string) => ipJson<Array<{ gateway: string }>>(ns, "nexthop", "show", "proto", "249").map((n) => n.gateway).sort();
 const ownRoutes = (ns: string) => ipJson<Array<{ dst: string; gateway: string }>>(ns, "route", "show", "proto", "249").map((r) => `${r.dst} via ${r.gateway}`).sort();
 
 describe.skipIf(!isRoot())("node agent on real kernel routes and real CNI plugins (rung 3)", () => {
@@ -33,6 +34,9 @@ describe.skipIf(!isRoot())("node agent on real kernel routes and real CNI plugin
     const [n1] = bed.nodes;
     await waitFor("routes on n1", async () => (ownRoutes(n1!.ns).length === 2 ? true : undefined), 15_000);
     expect(ownRoutes(n1!.ns)).toEqual(["10.244.2.0/24 via 192.168.77.12", "10.244.3.0/24 via 192.168.77.13"]);
+    // Through one podnet nexthop object per node (see nexthop-plan.ts for why).
+    expect(ownNexthops(n1!.ns)).toEqual(["192.168.77.12", "192.168.77.13"]);
+    expect(ipJson<Array<{ nhid?: number }>>(n1!.ns, "route", "show", "proto", "249").every((r) => r.nhid)).toBe(true);
     const conds = await waitFor("Ready condition", async () => {
       const c = await conditionsOf(fx.api(), "10-244-1-0-24");
       return c.some((x) => x.type === "Ready" && x.status === "True") ? c : undefined;
@@ -151,7 +155,23 @@ describe.skipIf(!isRoot())("agent restart, dry-run, unwritable config dir and cl
     await putNodeCidr(fx.api(), "new-node", "10.245.8.0/24", [m1!.ip]);
     const second = await startAgent(fx, m2!, { "node-name": "m2x" });
     await waitFor("converged", async () => (ownRoutes(m2!.ns).join() === "10.245.1.0/24 via 192.168.78.11,10.245.8.0/24 via 192.168.78.11" ? true : undefined), 10_000);
+    expect(ownNexthops(m2!.ns)).toEqual(["192.168.78.11"]); // the departed node's nexthop went with its route
     await second.stop();
+  });
+
+  it("adds routes while its first list is still paging in; the full pass after it withholds records that overlap", async () => {
+    const [m1, m2] = bed2.nodes;
+    // Listed in name order: the /16 arrives on an earlier page than the /24 inside it.
+    const names = [await putNodeCidr(fx.api(), "wide", "10.246.0.0/16", [m1!.ip]), await putNodeCidr(fx.api(), "narrow", "10.246.1.0/24", [m1!.ip])];
+    const a = await startAgent(fx, m2!, { "node-name": "m2x" }, { listPageSize: 1 });
+    const outcome = await a.agent.syncNow();
+    const early = (await a.agent.metrics.routeChanges.get()).values.find((v) => v.labels.op === "early-add");
+    expect(early?.value).toBeGreaterThan(0);
+    expect(outcome.rejected.map((r) => r.reason)).toEqual(["OverlappingCIDR", "OverlappingCIDR"]);
+    expect(ownRoutes(m2!.ns).filter((r) => r.startsWith("10.246."))).toEqual([]);
+    expect(ownRoutes(m2!.ns)).toHaveLength(outcome.routes.installed);
+    await a.stop();
+    for (const name of names) await fx.api().custom.deleteClusterCustomObject({ ...nodecidrs, name });
   });
 
   it("--dry-run changes nothing", async () => {
@@ -180,6 +200,7 @@ describe.skipIf(!isRoot())("agent restart, dry-run, unwritable config dir and cl
     const cfg = (await import("../../src/config.js")).agentConfigSchema.parse({ "node-name": "m1", "cni-conf-dir": a.confDir });
     await cleanupAgent(cfg, silentLogger(), m1!.ns);
     expect(ownRoutes(m1!.ns)).toEqual([]);
+    expect(ownNexthops(m1!.ns)).toEqual([]);
     expect(ipJson(m1!.ns, "route", "show", "10.99.0.0/24")).toHaveLength(1);
     expect(ipIn(m1!.ns, "-j", "link").length).toBeGreaterThan(0);
     expect(existsSync(join(a.confDir, "10-podnet.conflist"))).toBe(false);

@@ -1,0 +1,56 @@
+import { describe, expect, it } from "vitest";
+import { NEXTHOP_ID_BASE, planRouteBatch, type ObservedNexthop } from "./nexthop-plan.js";
+import type { ObservedRoute, RouteAction } from "./routes-plan.js";
+
+const B = NEXTHOP_ID_BASE;
+const eth0 = (gw: string) => (gw.startsWith("192.168.1.") ? "eth0" : undefined);
+const nh = (id: number, gateway: string, dev = "eth0", ours = true, onlink = false): ObservedNexthop => ({ id, gateway, dev, onlink, ours });
+const route = (dst: string, gateway: string, nhid?: number, ours = true): ObservedRoute => ({ dst, gateway, ours, ...(nhid ? { nhid } : {}) });
+const add = (dst: string, via: string, dev?: string): RouteAction => ({ kind: "add", dst, via, ...(dev ? { dev } : {}) });
+
+describe("planRouteBatch", () => {
+  it.each<[string, RouteAction[], ObservedRoute[], ObservedNexthop[], string[]]>([
+    ["creates one nexthop per gateway and points the route at it",
+      [add("10.244.2.0/24", "192.168.1.2")], [], [],
+      [`nexthop add id ${B} via 192.168.1.2 dev eth0 proto 249`, `route add 10.244.2.0/24 nhid ${B} proto 249`]],
+    ["reuses podnet's nexthop for the same gateway and device",
+      [add("10.244.3.0/24", "192.168.1.2")], [route("10.244.2.0/24", "192.168.1.2", B)], [nh(B, "192.168.1.2")],
+      [`route add 10.244.3.0/24 nhid ${B} proto 249`]],
+    ["never reuses another owner's nexthop, and skips the ids it holds",
+      [add("10.244.2.0/24", "192.168.1.2")], [], [nh(B, "192.168.1.2", "eth0", false)],
+      [`nexthop add id ${B + 1} via 192.168.1.2 dev eth0 proto 249`, `route add 10.244.2.0/24 nhid ${B + 1} proto 249`]],
+    ["removes a podnet nexthop once its last route is gone, after the route",
+      [{ kind: "delete", dst: "10.244.2.0/24" }], [route("10.244.2.0/24", "192.168.1.2", B)], [nh(B, "192.168.1.2")],
+      ["route del 10.244.2.0/24 proto 249", `nexthop del id ${B}`]],
+    ["keeps a nexthop another route still uses",
+      [{ kind: "delete", dst: "10.244.2.0/24" }], [route("10.244.2.0/24", "192.168.1.2", B), route("10.244.3.0/24", "192.168.1.2", B)], [nh(B, "192.168.1.2")],
+      ["route del 10.244.2.0/24 proto 249"]],
+    ["keeps a podnet nexthop a foreign route points at",
+      [], [route("10.9.0.0/16", "192.168.1.2", B, false)], [nh(B, "192.168.1.2")], []],
+    ["moves a route to a new gateway and drops the old nexthop",
+      [{ kind: "replace", dst: "10.244.2.0/24", via: "192.168.1.3", was: "192.168.1.2" }], [route("10.244.2.0/24", "192.168.1.2", B)], [nh(B, "192.168.1.2")],
+      [`nexthop add id ${B + 1} via 192.168.1.3 dev eth0 proto 249`, `route replace 10.244.2.0/24 nhid ${B + 1} proto 249`, `nexthop del id ${B}`]],
+    ["gives an overlay route an onlink nexthop on the overlay device",
+      [add("10.244.9.0/24", "10.244.9.0", "podnet.vxlan")], [], [],
+      [`nexthop add id ${B} via 10.244.9.0 dev podnet.vxlan onlink proto 249`, `route add 10.244.9.0/24 nhid ${B} proto 249`]],
+    ["writes a route whose gateway's device is unknown the classic way",
+      [add("10.244.2.0/24", "172.16.0.2")], [], [],
+      ["route add 10.244.2.0/24 via 172.16.0.2 proto 249"]],
+  ])("%s", (_case, actions, routes, nexthops, expected) => {
+    expect(planRouteBatch(actions, routes, nexthops, eth0).text.split("\n").filter(Boolean)).toEqual(expected);
+  });
+
+  it("writes every route the classic way on a kernel without nexthop objects", () => {
+    const batch = planRouteBatch([add("10.244.2.0/24", "192.168.1.2"), { kind: "delete", dst: "10.244.3.0/24" }], [], undefined, eth0);
+    expect(batch.text).toBe("route add 10.244.2.0/24 via 192.168.1.2 proto 249\nroute del 10.244.3.0/24 proto 249\n");
+    expect(batch.created).toEqual([]);
+  });
+
+  it("reports what it created, deleted and which nexthop each route uses", () => {
+    const batch = planRouteBatch([add("10.244.2.0/24", "192.168.1.2"), { kind: "delete", dst: "10.244.3.0/24" }],
+      [route("10.244.3.0/24", "192.168.1.3", B + 7)], [nh(B + 7, "192.168.1.3")], eth0);
+    expect(batch.created).toEqual([nh(B, "192.168.1.2")]);
+    expect(batch.deleted).toEqual([B + 7]);
+    expect(batch.nhidOf).toEqual(new Map([["10.244.2.0/24", B]]));
+  });
+});
