@@ -1,11 +1,11 @@
 import { PODNET_PROTO, routeBatch, type ObservedRoute, type RouteAction } from "./routes-plan.js";
 
 /**
- * Routes point at nexthop objects (Linux ≥ 5.3) instead of carrying their gateway. The kernel keys classic
+ * Routes point at nexthop objects (Linux ≥ 5.3) instead of carrying their gateway. The kernel keys classic IPv4
  * gateway routes' shared nexthop info by device and protocol but not by gateway, so with one distinct gateway
- * per node every insert scans all the others: measured here, 4,999 routes take 0.42 s as `route add … via`,
- * and 0.12 s as one nexthop per node plus `route add … nhid`. IPv6 routes are not affected, but use the same
- * path so there is only one.
+ * per node every insert scans all the others. Measured here (kernel 6.18), `route add … via` for 2,500 / 5,000
+ * / 10,000 / 20,000 nodes: 0.12 / 0.43 / 1.59 / 6.0 s; one nexthop per node plus `route add … nhid`: 0.13 s
+ * for 5,000, 0.52 s for 20,000. IPv6 routes are not affected, but take the same path so there is only one.
  */
 
 /** podnet's nexthop ids start here (its protocol number << 16), clear of the low ids routing daemons use. */
