@@ -2,7 +2,8 @@
 //  1. Node object created → route to its pod CIDR present on every other agent's node: p50/p99 for each size
 //     (goal p99 < 1 s at 50 nodes), with controller and agent peak RSS;
 //  2. iperf3 pod→pod across nodes vs node→node, same run: on one segment with the overlay off and on (goal ≥ 0.95),
-//     and through VXLAN across a router against the routed underlay.
+//     unshaped and with the uplinks limited to a NIC's 10 Gbit/s, and through VXLAN across a router against
+//     the routed underlay.
 import { spawn, execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { LocalCluster } from "../src/localcluster/cluster.js";
@@ -64,19 +65,24 @@ function iperf(serverNs: string, serverIp: string, clientNs: string): number {
  * Pod→pod across two nodes vs node→node between the same two nodes, same run, alternated three times (the
  * machine is shared and noisy; medians). One segment: direct routes. Two segments: the nodes sit on subnets
  * behind a router, so pod traffic goes through VXLAN and the baseline is the routed underlay.
+ * Unshaped, every hop is CPU on two shared cores, so the ratio is the cost of the pod's extra hops (veth,
+ * bridge, one more forward on each node). With `wireRate` each node's uplink sends at most that rate (tbf,
+ * inside the node namespace), as a NIC would: then the ratio says whether pods get the link's full rate.
  */
-async function throughput(segments: number, overlay: "auto" | "none" = "auto"): Promise<void> {
+async function throughput(segments: number, overlay: "auto" | "none" = "auto", wireRate?: string): Promise<void> {
   const cluster = await LocalCluster.start({ nodes: 2, segments, overlay, tag: `bip${segments}${overlay}`, segment: 91 });
   try {
     await cluster.waitReady(60_000);
     const [a, b] = [cluster.addPod("node-1", "ip-a"), cluster.addPod("node-2", "ip-b")];
     const [n1, n2] = [cluster.nodes.get("node-1")!.node, cluster.nodes.get("node-2")!.node];
+    if (wireRate) for (const n of [n1, n2]) execFileSync("ip", ["netns", "exec", n.ns, "tc", "qdisc", "replace", "dev", "eth0", "root", "tbf", "rate", wireRate, "burst", "4mb", "latency", "20ms"]);
     const rounds = [0, 1, 2].map(() => [iperf(n2.ns, n2.ip, n1.ns), iperf(b.ns, b.ips[0]!, a.ns)] as const);
     const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[1]!;
     const nodeToNode = median(rounds.map((r) => r[0]));
     const podToPod = median(rounds.map((r) => r[1]));
     const mtu = JSON.parse(readFileSync(`${cluster.nodes.get("node-1")!.confDir}/10-podnet.conflist`, "utf8")).plugins[0].mtu as number;
-    const path = segments > 1 ? `through VXLAN across a router, pod MTU ${mtu} (baseline: the routed underlay)` : `direct routes on one segment, --overlay=${overlay}, pod MTU ${mtu}`;
+    const path = (segments > 1 ? `through VXLAN across a router, pod MTU ${mtu} (baseline: the routed underlay)` : `direct routes on one segment, --overlay=${overlay}, pod MTU ${mtu}`)
+      + (wireRate ? `, uplinks limited to ${wireRate}/s` : ", unshaped");
     console.log(`iperf3 ${path}: node→node ${nodeToNode.toFixed(1)} Gbit/s, pod→pod ${podToPod.toFixed(1)} Gbit/s, ratio ${(podToPod / nodeToNode).toFixed(2)}${segments > 1 ? "" : " (goal ≥ 0.95)"}`);
   } finally {
     await cluster.stop();
@@ -89,4 +95,5 @@ for (const size of sizes.length ? sizes : [10, 25, 50]) await joinLatency(size);
 console.log("throughput (medians of 3 alternating runs):");
 await throughput(1, "none");
 await throughput(1, "auto");
+await throughput(1, "auto", "10gbit");
 await throughput(2);
