@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { crdSources, renderCrdYaml } from "../crds/generate.js";
-import { installCrds, KubeApi, mergePatch, podnetResource } from "../lib/k8s.js";
+import { installCrds, KubeApi, podnetResource } from "../lib/k8s.js";
 import type { NodeCidrObject } from "../controllers/observe.js";
 import { AGENT_NODE_FLAGS, peakRssMb, podnetCliArgv, podnetCliEnv } from "./podnet-cli.js";
 import { VXLAN_DEVICE } from "../node-agent/overlay-plan.js";
@@ -103,10 +103,10 @@ export class LocalCluster {
     // cores, so the agent is booted before the Node exists: its start-up does not slow the other agents'
     // reaction to the join, which is what join latency measures.
     await this.startAgent(name);
-    entry.registeredAt = performance.now();
-    await this.api.core.createNode({ body: { metadata: { name, labels: { "kubernetes.io/hostname": name } } } });
     const addresses = [{ type: "InternalIP", address: node.ip }, ...(this.opts.dualStack ? [{ type: "InternalIP", address: node.ip6 }] : [])];
-    await this.api.core.patchNodeStatus({ name, body: { status: { addresses } } }, mergePatch());
+    entry.registeredAt = performance.now();
+    // As kubelet registers a node: the Node is created with its status (addresses) in one request.
+    await this.api.core.createNode({ body: { metadata: { name, labels: { "kubernetes.io/hostname": name } }, status: { addresses } } });
     return node;
   }
 
