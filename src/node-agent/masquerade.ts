@@ -32,6 +32,16 @@ export async function applyMasquerade(podCidrs: string[], netns?: string): Promi
   await runOk("nft", ["-f", "-"], { netns, input: renderMasqueradeRuleset(podCidrs) });
 }
 
+/**
+ * podnet's table as the kernel lists it, counters left out (undefined if it is missing). A full pass compares
+ * it with the listing taken right after podnet's own apply: re-applying an unchanged table would zero the
+ * masquerade counters every resync, so only a table that was changed by hand (or removed) is rewritten.
+ */
+export async function listMasquerade(netns?: string): Promise<string | undefined> {
+  const r = await run("nft", ["list", "table", "inet", NFT_TABLE], { netns });
+  return r.code === 0 ? r.stdout.replace(/counter packets \d+ bytes \d+/g, "counter") : undefined;
+}
+
 /** Packets masqueraded so far (both families), read from the rule counters. */
 export async function masqueradeCount(netns?: string): Promise<number> {
   const out = await runOk("nft", ["-j", "list", "chain", "inet", NFT_TABLE, "postrouting"], { netns });

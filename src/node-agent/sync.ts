@@ -7,7 +7,7 @@ import { missingPlugins, pluginVersions, shadowingConfigs, writeFileAtomic } fro
 import type { DesiredNodeState } from "./desired-state.js";
 import { ensureSysctls, neededSysctls } from "./forwarding.js";
 import { kernelView, overlayMtu, syncRoutes } from "./route-sync.js";
-import { applyMasquerade, renderMasqueradeRuleset } from "./masquerade.js";
+import { applyMasquerade, listMasquerade, renderMasqueradeRuleset } from "./masquerade.js";
 import type { SyncOutcome } from "./report.js";
 
 export const CNI_PLUGINS = ["bridge", "host-local", "portmap", "loopback"];
@@ -24,6 +24,7 @@ interface SyncInput {
   full: boolean;
 }
 const appliedPodCidrs = new Map<string, string>();
+const appliedListing = new Map<string, string | undefined>();
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
@@ -41,14 +42,9 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
     sysctls: {},
     rejected: state.rejected,
   };
-  const podSetKey = state.podNetwork.join(",");
-  const masqueradeDue = input.full || appliedPodCidrs.get(input.netns ?? "") !== podSetKey;
-  if (input.config.masquerade && !masqueradeDue) outcome.masquerade.skipped = true;
-  if (input.config.masquerade && masqueradeDue) {
+  if (input.config.masquerade) {
     try {
-      // Re-applied on every full pass too: that is what repairs a hand-edited table.
-      if (input.config["dry-run"]) input.log.info({ ruleset: renderMasqueradeRuleset(state.podNetwork) }, "dry-run: would apply nft table inet podnet");
-      else { await applyMasquerade(state.podNetwork, input.netns); appliedPodCidrs.set(input.netns ?? "", podSetKey); }
+      if (!(await syncMasquerade(input))) outcome.masquerade.skipped = true;
     } catch (err) { outcome.masquerade.error = message(err); }
   }
   if (!input.full) outcome.sysctls.skipped = true;
@@ -60,6 +56,30 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
     } catch (err) { outcome.sysctls.error = message(err); }
   }
   return outcome;
+}
+
+/**
+ * Apply the nft table when the pod network changed; on a full pass also when the kernel's table no longer
+ * matches what podnet applied (edited or deleted by hand). Whether it looked at the table at all.
+ */
+async function syncMasquerade(input: SyncInput): Promise<boolean> {
+  const ns = input.netns ?? "";
+  const podSetKey = input.state.podNetwork.join(",");
+  const changed = appliedPodCidrs.get(ns) !== podSetKey;
+  if (!changed && !input.full) return false;
+  if (input.config["dry-run"]) {
+    input.log.info({ ruleset: renderMasqueradeRuleset(input.state.podNetwork) }, "dry-run: would apply nft table inet podnet");
+    return true;
+  }
+  if (!changed) {
+    // A missing table is always rewritten, even if it was already gone when podnet listed its own apply.
+    const current = await listMasquerade(input.netns);
+    if (current !== undefined && current === appliedListing.get(ns)) return true;
+  }
+  await applyMasquerade(input.state.podNetwork, input.netns);
+  appliedPodCidrs.set(ns, podSetKey);
+  appliedListing.set(ns, await listMasquerade(input.netns));
+  return true;
 }
 
 async function syncCni(input: SyncInput, linkMtu: number | undefined): Promise<SyncOutcome["cni"]> {

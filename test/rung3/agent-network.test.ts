@@ -1,7 +1,9 @@
+import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { podnetResource } from "../../src/lib/k8s.js";
+import { flushOwnRoutes } from "../../src/node-agent/ip-route.js";
 import { masqueradeCount } from "../../src/node-agent/masquerade.js";
 import { conditionsOf, putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
 import { useControlPlane } from "../harness/api-fixture.js";
@@ -64,6 +66,20 @@ describe.skipIf(!isRoot())("node agent on real kernel routes and real CNI plugin
     const before = await masqueradeCount(bed.nodes[0]!.ns);
     expect(await sourceSeenBy(n2!.ns, n2!.ip, a.ns, 7778)).toBe(bed.nodes[0]!.ip);
     expect(await masqueradeCount(bed.nodes[0]!.ns)).toBeGreaterThan(before);
+  });
+
+  it("keeps the masquerade counters across resyncs, and rewrites the nft table once it is changed by hand", async () => {
+    const ns = bed.nodes[0]!.ns;
+    const counted = await masqueradeCount(ns);
+    expect(counted).toBeGreaterThan(0);
+    const passes = agents[0]!.agent.syncs;
+    await waitFor("two more passes (resync 1 s)", async () => (agents[0]!.agent.syncs >= passes + 2 ? true : undefined), 10_000);
+    expect(await masqueradeCount(ns)).toBeGreaterThanOrEqual(counted); // a full pass left the unchanged table alone
+    const nft = (...args: string[]) => execFileSync("ip", ["netns", "exec", ns, "nft", ...args], { encoding: "utf8" });
+    nft("flush", "chain", "inet", "podnet", "postrouting");
+    await waitFor("rules restored", async () => (nft("list", "chain", "inet", "podnet", "postrouting").includes("masquerade") ? true : undefined), 10_000);
+    nft("delete", "table", "inet", "podnet");
+    await waitFor("table restored", async () => (nft("list", "tables").includes("inet podnet") ? true : undefined), 10_000);
   });
 
   it("sets ip_forward inside the node namespace", () => {
@@ -163,6 +179,8 @@ describe.skipIf(!isRoot())("agent restart, dry-run, unwritable config dir and cl
     const [m1, m2] = bed2.nodes;
     // Listed in name order: the /16 arrives on an earlier page than the /24 inside it.
     const names = [await putNodeCidr(fx.api(), "wide", "10.246.0.0/16", [m1!.ip]), await putNodeCidr(fx.api(), "narrow", "10.246.1.0/24", [m1!.ip])];
+    // An empty table, so the healthy records' routes (from the test before) are there to be added early.
+    await flushOwnRoutes(m2!.ns);
     const a = await startAgent(fx, m2!, { "node-name": "m2x" }, { listPageSize: 1 });
     const outcome = await a.agent.syncNow();
     const early = (await a.agent.metrics.routeChanges.get()).values.find((v) => v.labels.op === "early-add");
