@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { createNamespace, destroyNamespace } from "./netbed.js";
+import { createNamespace, destroyNamespace, skipIpv6Dad } from "./netbed.js";
 
 /**
  * Invokes the real CNI plugins the way a container runtime does: take the alphabetically first config
@@ -46,27 +46,7 @@ export function addPod(nodeNs: string, confDir: string, name: string): Pod {
     throw new Error(`CNI ADD for ${name} failed: ${(err as Error).message} ${stderr}`, { cause: err });
   }
   const ips = (result?.ips ?? []).map((i) => i.address.split("/")[0]!);
-  if (ips.some((ip) => ip.includes(":"))) waitForIpv6Addresses([ns, nodeNs]);
   return { name, ns, nodeNs, ips, conflist: list, result: result ?? {} };
-}
-
-/** As a runtime may: the pod's addresses need no duplicate detection (IPAM hands each out once). */
-export function skipIpv6Dad(ns: string): void {
-  execFileSync("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"]);
-}
-
-/**
- * A new IPv6 address (the pod's, and the bridge's gateway for the node's first pod) is "tentative" while the
- * kernel runs duplicate address detection, about a second, and cannot be used until then. A runtime hands
- * the pod over at once; tests and the demo wait, at most 5 s, so their first IPv6 packet is not lost.
- */
-function waitForIpv6Addresses(namespaces: string[]): void {
-  const pause = new Int32Array(new SharedArrayBuffer(4));
-  for (let i = 0; i < 50; i++) {
-    const tentative = namespaces.some((n) => execFileSync("ip", ["-n", n, "-6", "addr", "show", "tentative"], { encoding: "utf8" }).trim() !== "");
-    if (!tentative) return;
-    Atomics.wait(pause, 0, 0, 100);
-  }
 }
 
 export function deletePod(pod: Pod): void {

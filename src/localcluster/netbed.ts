@@ -85,7 +85,7 @@ export function createNetBed(tag: string, count: number, segment = 77, segments 
     const seg = segment + (segmentIndex % segments);
     const ns = createNamespace(`${tag}-${name}`);
     // The bridge's IPv6 gateway address appears with the node's first pod; skip its duplicate detection.
-    execFileSync("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"]);
+    skipIpv6Dad(ns);
     const port = `p${index}`;
     ip("-n", sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns);
     ip("-n", sw, "link", "set", port, "master", "br0", "up");
@@ -125,6 +125,15 @@ function createRouter(name: string, switches: string[], segment: number): string
   }
   execFileSync("ip", ["netns", "exec", rt, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]);
   return rt;
+}
+
+/**
+ * No IPv6 duplicate address detection for interfaces created in this namespace from now on: a new address
+ * would otherwise stay "tentative", unusable, for about a second. IPAM hands each pod address out once, and a
+ * runtime may set the same for a pod.
+ */
+export function skipIpv6Dad(ns: string): void {
+  execFileSync("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"]);
 }
 
 export const ipJson = <T>(ns: string, ...args: string[]): T => JSON.parse(ip("-n", ns, "-json", ...args) || "[]") as T;

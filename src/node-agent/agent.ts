@@ -15,7 +15,7 @@ import { countsOnlyIntervalMs, reportStatus } from "./agent-status.js";
 import { desiredNodeState, type DesiredNodeState, type ObservedNodeCidr } from "./desired-state.js";
 import { agentConditions, type SyncOutcome } from "./report.js";
 import { syncKernelAndFiles } from "./sync.js";
-import { addRoutesEarly, kernelView } from "./route-sync.js";
+import { addRoutesEarly, earlyRoutesApply, kernelView } from "./route-sync.js";
 import { removeMasquerade } from "./masquerade.js";
 import { flushOwnRoutes } from "./ip-route.js";
 import { removeVxlan } from "./vxlan.js";
@@ -79,7 +79,7 @@ export class NodeAgent {
       ready: () => this.records.isSynced && this.pools.isSynced && this.syncs > 0,
     });
     // The kernel is read while the first list pages in: the early route passes (onInitialPage) need it.
-    this.passInFlight = kernelView({ config: this.config, netns: this.opts.netns, full: true }).catch(() => undefined);
+    if (earlyRoutesApply(this.config)) this.passInFlight = kernelView({ config: this.config, netns: this.opts.netns, full: true }).catch(() => undefined);
     this.records.start();
     this.pools.start();
     void this.loop();
@@ -127,6 +127,7 @@ export class NodeAgent {
   private earlyRecords: Record_[] = [];
   private earlyQueued = false;
   private onInitialPage(items: Record_[]): void {
+    if (!earlyRoutesApply(this.config)) return;
     this.earlyRecords.push(...items);
     if (this.earlyQueued) return;
     this.earlyQueued = true;

@@ -1,4 +1,4 @@
-import { cidrContainsIp, formatCidr, parseCidr, parseIp, type Cidr } from "../lib/cidr.js";
+import { cidrContainsIp, parseCidr, parseIp, type Cidr } from "../lib/cidr.js";
 import { run, runOk } from "./exec.js";
 import type { ObservedNexthop } from "./nexthop-plan.js";
 import { normaliseDst, PODNET_PROTO, type ObservedRoute } from "./routes-plan.js";
@@ -56,30 +56,28 @@ export async function flushOwnRoutes(netns?: string): Promise<void> {
 }
 
 export interface LinkInfo {
-  onLink: string[]; mtuOf: (ip: string) => number | undefined; addresses: string[];
-  /** The interface whose subnet holds this gateway (a nexthop object must name its device). */
-  deviceFor: (gateway: string) => string | undefined;
+  mtuOf: (ip: string) => number | undefined;
+  /**
+   * The interface whose subnet holds this IP, if any: whether a node is a direct neighbour, and the device a
+   * nexthop object must name.
+   */
+  deviceFor: (ip: string) => string | undefined;
 }
 
-/** Local subnets (for "is this gateway directly reachable?") and the MTU of the interface carrying an IP. */
+/** Local subnets and the MTU of the interface carrying an IP. */
 export async function readLinks(netns?: string): Promise<LinkInfo> {
   const links = JSON.parse((await runOk("ip", ["-json", "addr", "show"], { netns })) || "[]") as JsonAddr[];
-  const onLink: string[] = [];
   const subnets: Array<{ subnet: Cidr; dev: string }> = [];
   const mtuByIp = new Map<string, number>();
   for (const link of links) {
     for (const a of link.addr_info ?? []) {
       if (a.scope !== "global" || (a.family !== "inet" && a.family !== "inet6")) continue;
       mtuByIp.set(a.local, link.mtu);
-      try {
-        const subnet = parseCidr(`${a.local}/${a.prefixlen}`, { allowHostBits: true });
-        onLink.push(formatCidr(subnet));
-        subnets.push({ subnet, dev: link.ifname });
-      } catch { /* not an address we route through */ }
+      try { subnets.push({ subnet: parseCidr(`${a.local}/${a.prefixlen}`, { allowHostBits: true }), dev: link.ifname }); } catch { /* not an address we route through */ }
     }
   }
-  const deviceFor = (gateway: string) => {
-    try { const ip = parseIp(gateway); return subnets.find((s) => cidrContainsIp(s.subnet, ip))?.dev; } catch { return undefined; }
+  const deviceFor = (text: string) => {
+    try { const ip = parseIp(text); return subnets.find((s) => cidrContainsIp(s.subnet, ip))?.dev; } catch { return undefined; }
   };
-  return { onLink, mtuOf: (ip) => mtuByIp.get(ip), addresses: [...mtuByIp.keys()], deviceFor };
+  return { mtuOf: (ip) => mtuByIp.get(ip), deviceFor };
 }

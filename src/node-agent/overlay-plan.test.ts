@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
+import { cidrContainsIp, parseCidr, parseIp } from "../lib/cidr.js";
 import { splitRoutes, vtepMac, type OverlayMode } from "./overlay-plan.js";
 import type { DesiredRoute } from "./desired-state.js";
 
 const route = (dst: string, via: string, nodeName: string, nodeIPs = [via]): DesiredRoute => ({ dst, via, nodeName, nodeIPs });
-const onLink = ["192.168.1.0/24", "fd00:1::/64"];
+const onLink = ["192.168.1.0/24", "fd00:1::/64"].map((c) => parseCidr(c));
+const deviceFor = (ip: string) => (onLink.some((c) => cidrContainsIp(c, parseIp(ip))) ? "eth0" : undefined);
 const near = route("10.244.2.0/24", "192.168.1.2", "near");
 const far = route("10.244.3.0/24", "192.168.9.3", "far", ["192.168.9.3", "fd00:9::3"]);
 const farV6 = route("fd00:10:244:3::/64", "fd00:9::3", "far", ["192.168.9.3", "fd00:9::3"]);
@@ -14,14 +16,14 @@ describe("splitRoutes", () => {
     ["vxlan: every node through the overlay", "vxlan", ["10.244.2.0/24 via 10.244.2.0 dev podnet.vxlan", "10.244.3.0/24 via 10.244.3.0 dev podnet.vxlan"], ["near", "far"], []],
     ["none: the far node is unreachable, not half-routed", "none", ["10.244.2.0/24 via 192.168.1.2"], [], ["10.244.3.0/24"]],
   ])("%s", (_what, mode, kernel, peers, unreachable) => {
-    const split = splitRoutes([near, far], onLink, mode, "192.168.1.1");
+    const split = splitRoutes([near, far], deviceFor, mode, "192.168.1.1");
     expect(split.kernel.map((k) => `${k.dst} via ${k.via}${k.dev ? ` dev ${k.dev}` : ""}`)).toEqual(kernel);
     expect(split.peers.map((p) => p.nodeName)).toEqual(peers);
     expect(split.unreachable.map((u) => u.dst)).toEqual(unreachable);
   });
 
   it("carries a far node's IPv6 pod CIDR over the IPv4 underlay: one peer, two gateways", () => {
-    const split = splitRoutes([far, farV6], onLink, "auto", "192.168.1.1");
+    const split = splitRoutes([far, farV6], deviceFor, "auto", "192.168.1.1");
     expect(split.peers).toEqual([{ nodeName: "far", underlayIp: "192.168.9.3", mac: "0e:50:c0:a8:09:03", gateways: [
       { dst: "10.244.3.0/24", gw: "10.244.3.0" }, { dst: "fd00:10:244:3::/64", gw: "fd00:10:244:3::" },
     ] }]);
@@ -31,7 +33,7 @@ describe("splitRoutes", () => {
     ["this node has no node IP yet", undefined, far, "no node IP to send VXLAN from"],
     ["the far node has no IP of the underlay family", "fd00:1::1", route("10.244.3.0/24", "192.168.9.3", "far"), "no IPv6 node IP"],
   ])("reports unreachable when %s", (_what, self, r, reason) => {
-    const split = splitRoutes([r], onLink, "auto", self);
+    const split = splitRoutes([r], deviceFor, "auto", self);
     expect(split.kernel).toEqual([]);
     expect(split.unreachable[0]!.reason).toContain(reason);
   });

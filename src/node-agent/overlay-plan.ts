@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { cidrContainsIp, formatIp, parseCidr, parseIp, type Cidr, type IpFamily } from "../lib/cidr.js";
+import { formatIp, parseCidr, parseIp, type IpFamily } from "../lib/cidr.js";
 import type { DesiredRoute } from "./desired-state.js";
 
 /**
@@ -35,13 +35,13 @@ export function vtepMac(underlayIp: string): string {
 /** The first address of a pod CIDR: the overlay gateway (it lives on the remote node's podnet.vxlan). */
 export const overlayGateway = (cidr: string) => { const c = parseCidr(cidr); return formatIp({ family: c.family, value: c.network }); };
 
-export function splitRoutes(routes: DesiredRoute[], onLink: string[], mode: OverlayMode, selfUnderlay: string | undefined): RouteSplit {
-  const subnets = onLink.flatMap((c) => { try { return [parseCidr(c, { allowHostBits: true })]; } catch { return []; } });
+/** `deviceFor`: the local interface whose subnet holds an IP, if any (a node there is a direct neighbour). */
+export function splitRoutes(routes: DesiredRoute[], deviceFor: (ip: string) => string | undefined, mode: OverlayMode, selfUnderlay: string | undefined): RouteSplit {
   const underlayFamily = selfUnderlay ? parseIp(selfUnderlay).family : undefined;
   const split: RouteSplit = { kernel: [], peers: [], unreachable: [] };
   const peers = new Map<string, OverlayPeer>();
   for (const route of routes) {
-    if (mode !== "vxlan" && onLinkGateway(route.via, subnets)) { split.kernel.push({ dst: route.dst, via: route.via, nodeName: route.nodeName }); continue; }
+    if (mode !== "vxlan" && deviceFor(route.via)) { split.kernel.push({ dst: route.dst, via: route.via, nodeName: route.nodeName }); continue; }
     const peerIp = route.nodeIPs.find((ip) => underlayFamily !== undefined && parseIp(ip).family === underlayFamily);
     const reason = mode === "none"
       ? `${route.via} is not on a local subnet and the overlay is off (--overlay=none)`
@@ -56,13 +56,4 @@ export function splitRoutes(routes: DesiredRoute[], onLink: string[], mode: Over
   }
   split.peers = [...peers.values()];
   return split;
-}
-
-function onLinkGateway(via: string, subnets: Cidr[]): boolean {
-  try {
-    const ip = parseIp(via);
-    return subnets.some((s) => cidrContainsIp(s, ip));
-  } catch {
-    return false;
-  }
 }

@@ -54,7 +54,7 @@ const message = (err: unknown) => (err instanceof Error ? err.message : String(e
 export async function syncRoutes(input: RouteSyncInput, view: KernelView | Error): Promise<SyncOutcome["routes"]> {
   const base = { desired: input.state.routes.length, installed: 0, overlay: 0, overlayChanges: 0, added: 0, replaced: 0, deleted: 0, conflicts: [] as string[], unreachable: [] as string[] };
   if (view instanceof Error) return { ...base, error: view.message };
-  const split = splitRoutes(input.state.routes, view.links.onLink, input.config.overlay, input.underlayIp);
+  const split = splitRoutes(input.state.routes, view.links.deviceFor, input.config.overlay, input.underlayIp);
   const vxlan = vxlanDesired(input, view, split);
   const desiredKey = JSON.stringify([split, vxlan]);
   if (!input.full && view.desiredKey === desiredKey && view.outcome) return { ...view.outcome, added: 0, replaced: 0, deleted: 0, overlayChanges: 0 };
@@ -106,14 +106,18 @@ function vxlanDesired(input: RouteSyncInput, view: KernelView, split: RouteSplit
 
 /**
  * Cold-start head start: while the initial list is still paging in, add the direct routes of the records seen
- * so far, so the kernel's share of a cold start overlaps the list instead of following it. Adds only, for prefixes with no route at all: replacing, deleting, the overlay, conflicts and
- * status need the complete list and are left to the full pass that follows it. A record that the complete
- * list shows to be bad (overlapping a later one) loses its route in that pass, a moment later.
+ * so far, so the kernel's share of a cold start overlaps the list instead of following it. Adds only, for
+ * prefixes with no route at all: replacing, deleting, the overlay, conflicts and status need the complete list
+ * and are left to the full pass that follows it. A record that the complete list shows to be bad (overlapping
+ * a later one) loses its route in that pass, a moment later. Not in dry-run, and not when every route goes
+ * through the overlay (`earlyRoutesApply`).
  */
+export const earlyRoutesApply = (config: AgentConfig) => !config["dry-run"] && config.overlay !== "vxlan";
+
 export async function addRoutesEarly(input: { config: AgentConfig; netns?: string }, routes: DesiredRoute[]): Promise<number> {
-  if (input.config["dry-run"] || input.config.overlay === "vxlan" || routes.length === 0) return 0;
+  if (!earlyRoutesApply(input.config) || routes.length === 0) return 0;
   const view = await kernelView({ ...input, full: false });
-  const direct = splitRoutes(routes, view.links.onLink, input.config.overlay, undefined).kernel.filter((k) => !k.dev);
+  const direct = splitRoutes(routes, view.links.deviceFor, input.config.overlay, undefined).kernel.filter((k) => !k.dev);
   const adds = planRoutes(direct, view.routes).actions.filter((a) => a.kind === "add");
   const batch = planRouteBatch(adds, view.routes, view.nexthops, view.links.deviceFor);
   const result = await applyBatch(batch.text, input.netns);

@@ -23,8 +23,8 @@ interface SyncInput {
    */
   full: boolean;
 }
-const appliedPodCidrs = new Map<string, string>();
-const appliedListing = new Map<string, string | undefined>();
+/** Per namespace: the pod network podnet last wrote into its nft table, and the table as listed right after. */
+const appliedMasquerade = new Map<string, { podSetKey: string; listing?: string }>();
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
@@ -65,7 +65,8 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
 async function syncMasquerade(input: SyncInput): Promise<boolean> {
   const ns = input.netns ?? "";
   const podSetKey = input.state.podNetwork.join(",");
-  const changed = appliedPodCidrs.get(ns) !== podSetKey;
+  const applied = appliedMasquerade.get(ns);
+  const changed = applied?.podSetKey !== podSetKey;
   if (!changed && !input.full) return false;
   if (input.config["dry-run"]) {
     input.log.info({ ruleset: renderMasqueradeRuleset(input.state.podNetwork) }, "dry-run: would apply nft table inet podnet");
@@ -74,11 +75,10 @@ async function syncMasquerade(input: SyncInput): Promise<boolean> {
   if (!changed) {
     // A missing table is always rewritten, even if it was already gone when podnet listed its own apply.
     const current = await listMasquerade(input.netns);
-    if (current !== undefined && current === appliedListing.get(ns)) return true;
+    if (current !== undefined && current === applied?.listing) return true;
   }
   await applyMasquerade(input.state.podNetwork, input.netns);
-  appliedPodCidrs.set(ns, podSetKey);
-  appliedListing.set(ns, await listMasquerade(input.netns));
+  appliedMasquerade.set(ns, { podSetKey, listing: await listMasquerade(input.netns) });
   return true;
 }
 
