@@ -11,7 +11,7 @@ import type { Logger } from "../log.js";
 import { applyActions } from "./act.js";
 import { planAllocations } from "./plan.js";
 import { controllerMetrics } from "./metrics.js";
-import { defaultPool, plannerNode, plannerPool, plannerRecord, type NodeCidrObject, type PoolObject } from "./observe.js";
+import { defaultPool, nodeProjection, plannerNode, plannerPool, plannerRecord, type NodeCidrObject, type PoolObject } from "./observe.js";
 import { writePoolStatuses } from "./pool-status.js";
 
 type Obj<T> = T & KubernetesObject;
@@ -37,7 +37,7 @@ export class AllocationController {
   constructor(private readonly api: KubeApi, private readonly config: ControllerConfig, private readonly log: Logger) {
     const onEvent = () => this.markDirty();
     const onError = () => this.metrics.errors.inc({ action: "list-watch" });
-    this.nodes = new Informer<V1Node>({ api, path: "/api/v1/nodes", log, onEvent, onError,
+    this.nodes = new Informer<V1Node>({ api, path: "/api/v1/nodes", log, onEvent, onError, project: nodeProjection,
       list: (t) => api.core.listNode({ limit: 500, _continue: t }) as Promise<ListPage<V1Node>> });
     this.records = new Informer({ api, path: "/apis/podnet.io/v1alpha1/nodecidrs", log, onEvent, onError,
       list: (t) => api.custom.listClusterCustomObject({ ...podnetResource("nodecidrs"), limit: 500, _continue: t }) as Promise<ListPage<Obj<NodeCidrObject>>> });

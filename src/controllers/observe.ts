@@ -22,6 +22,19 @@ export interface PoolObject {
   status?: Record<string, unknown>;
 }
 
+/**
+ * The part of a Node the controller reads. Kubelet's status (images, conditions, capacity, nodeInfo) is
+ * most of a Node's bytes and most of its updates; the controller's cache holds and wakes on this part only.
+ */
+export function nodeProjection(node: V1Node): V1Node {
+  const { name, uid, resourceVersion, labels, creationTimestamp, deletionTimestamp } = node.metadata ?? {};
+  return {
+    metadata: { name, uid, resourceVersion, labels, creationTimestamp, deletionTimestamp },
+    spec: { podCIDR: node.spec?.podCIDR, podCIDRs: node.spec?.podCIDRs },
+    status: { addresses: (node.status?.addresses ?? []).filter((a) => a.type === "InternalIP") },
+  };
+}
+
 export function plannerNode(node: V1Node): PlannerNode {
   return {
     name: node.metadata!.name!,

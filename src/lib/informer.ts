@@ -24,12 +24,23 @@ export interface InformerOptions<T extends KubernetesObject> {
   stallTimeoutMs?: number;
   watchTimeoutSeconds?: number;
   onError?: (err: unknown) => void;
+  /**
+   * What of each object to keep (default: all but managedFields). With a projection, an update whose
+   * projection equals the cached one refreshes the cache silently: no event for changes nobody reads.
+   */
+  project?: (obj: T) => T;
 }
 
 /** managedFields are most of an object's bytes and no podnet loop reads them: keep caches small. */
 function slim<T extends KubernetesObject>(obj: T): T {
   if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
   return obj;
+}
+
+/** Equal apart from resourceVersion: JSON of projections made by one function keeps one key order. */
+function sameProjection(a: KubernetesObject, b: KubernetesObject): boolean {
+  const bare = (o: KubernetesObject) => JSON.stringify({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
+  return bare(a) === bare(b);
 }
 
 /**
@@ -59,7 +70,16 @@ export class Informer<T extends KubernetesObject> {
   private hasSynced = false;
   relists = 0;
 
-  constructor(private readonly opts: InformerOptions<T>) {}
+  private readonly keep: (obj: T) => T;
+
+  constructor(private readonly opts: InformerOptions<T>) {
+    this.keep = opts.project ?? slim;
+  }
+
+  /** Does a new version differ in what the consumer sees? Always, without a projection. */
+  private changed(old: T, item: T): boolean {
+    return !this.opts.project || !sameProjection(old, item);
+  }
 
   get isSynced(): boolean { return this.hasSynced; }
 
@@ -100,7 +120,7 @@ export class Informer<T extends KubernetesObject> {
     let resourceVersion = "";
     do {
       const page = await this.opts.list(token);
-      for (const item of page.items) fresh.set(item.metadata!.name!, slim(item));
+      for (const item of page.items) fresh.set(item.metadata!.name!, this.keep(item));
       if (!this.hasSynced) this.opts.onInitialPage?.(page.items);
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
       token = page.metadata?._continue ?? page.metadata?.continue ?? undefined;
@@ -111,7 +131,7 @@ export class Informer<T extends KubernetesObject> {
       const old = this.cache.get(name);
       this.cache.set(name, item);
       if (!old) this.opts.onEvent("add", item);
-      else if (old.metadata?.resourceVersion !== item.metadata?.resourceVersion) this.opts.onEvent("update", item);
+      else if (old.metadata?.resourceVersion !== item.metadata?.resourceVersion && this.changed(old, item)) this.opts.onEvent("update", item);
     }
     if (!this.hasSynced) { this.hasSynced = true; this.syncedOnce(); }
     return resourceVersion;
@@ -158,11 +178,11 @@ export class Informer<T extends KubernetesObject> {
     const name = obj.metadata!.name!;
     const cached = this.cache.get(name);
     if (cached && !isNewerVersion(obj.metadata?.resourceVersion, cached.metadata?.resourceVersion)) return;
-    this.cache.set(name, slim(obj));
+    this.cache.set(name, this.keep(obj));
   }
 
   private apply(phase: string, raw: T): void {
-    const obj = slim(raw);
+    const obj = this.keep(raw);
     const name = obj.metadata!.name!;
     if (phase === "DELETED") {
       this.cache.delete(name);
@@ -173,6 +193,7 @@ export class Informer<T extends KubernetesObject> {
     // An assumed write can be ahead of the watch; its own event follows, so an older one changes nothing.
     if (cached && isNewerVersion(cached.metadata?.resourceVersion, obj.metadata?.resourceVersion)) return;
     this.cache.set(name, obj);
-    this.opts.onEvent(cached ? "update" : "add", obj);
+    if (!cached) this.opts.onEvent("add", obj);
+    else if (this.changed(cached, obj)) this.opts.onEvent("update", obj);
   }
 }

@@ -35,6 +35,16 @@ const observed = (r: Record_): ObservedNodeCidr => ({
   name: r.metadata!.name!, nodeName: r.spec.nodeName, cidr: r.spec.cidr, nodeIPs: r.spec.nodeIPs ?? [], phase: r.status?.phase,
 });
 
+/**
+ * Another node's record is a routing input only: its status (that node's agent conditions, rewritten as
+ * its counts change) is most of its bytes and never read here. This node's own records are kept whole.
+ */
+export const recordProjection = (me: string) => (r: Record_): Record_ => {
+  if (r.spec?.nodeName === me) { delete r.metadata?.managedFields; return r; }
+  const { name, uid, resourceVersion, generation } = r.metadata ?? {};
+  return { apiVersion: r.apiVersion, kind: r.kind, metadata: { name, uid, resourceVersion, generation }, spec: r.spec, status: { phase: r.status?.phase } };
+};
+
 export interface AgentOptions {
   /** Program this network namespace instead of the agent's own (tests). */
   netns?: string;
@@ -58,6 +68,7 @@ export class NodeAgent {
   constructor(private readonly api: KubeApi, readonly config: AgentConfig, private readonly log: Logger, private readonly opts: AgentOptions = {}) {
     this.records = new Informer<Record_>({
       api, path: "/apis/podnet.io/v1alpha1/nodecidrs", log, onEvent: (event, obj) => this.onRecordEvent(event, obj),
+      project: recordProjection(config["node-name"]),
       onInitialPage: (items) => this.onInitialPage(items),
       onError: () => this.metrics.errors.inc({ step: "list-watch" }),
       list: (t) => api.custom.listClusterCustomObject({ ...podnetResource("nodecidrs"), limit: opts.listPageSize ?? 500, _continue: t }) as Promise<ListPage<Record_>>,

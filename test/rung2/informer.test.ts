@@ -13,12 +13,12 @@ const body = (third: number, node: string) => ({
   spec: { nodeName: node, cidr: `10.250.${third}.0/24`, family: "IPv4", pool: "default" },
 });
 
-function informer(opts: { failFirstLists?: number; stallTimeoutMs?: number } = {}) {
+function informer(opts: { failFirstLists?: number; stallTimeoutMs?: number; project?: (o: KubernetesObject) => KubernetesObject } = {}) {
   const api = fx.api();
   const events: Array<[InformerEvent, string]> = [];
   let failures = opts.failFirstLists ?? 0;
   const inf = new Informer<KubernetesObject>({
-    api, path: "/apis/podnet.io/v1alpha1/nodecidrs", log: silentLogger(), stallTimeoutMs: opts.stallTimeoutMs,
+    api, path: "/apis/podnet.io/v1alpha1/nodecidrs", log: silentLogger(), stallTimeoutMs: opts.stallTimeoutMs, project: opts.project,
     list: async (token) => {
       // The one fake here: a 500 from the API server cannot be produced on demand by a healthy apiserver.
       if (failures-- > 0) throw Object.assign(new Error("HTTP 500 Internal Server Error"), { code: 500 });
@@ -62,6 +62,28 @@ describe("Informer on the real API server", () => {
     await waitFor("watchdog relist", async () => (inf.relists >= 3 ? true : undefined), 15_000);
     await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: body(9, "late") });
     await waitFor("event after restarts", async () => (events.some(([e, n]) => e === "add" && n === "10-250-9-0-24") ? true : undefined), 10_000);
+    inf.stop();
+  });
+});
+
+describe("Informer with a projection on the real API server", () => {
+  it("caches only the projection and stays quiet about changes outside it", async () => {
+    const api = fx.api();
+    type Rec = KubernetesObject & { spec?: { nodeIPs?: string[] } };
+    const project = (o: Rec): Rec => ({ metadata: { name: o.metadata?.name, resourceVersion: o.metadata?.resourceVersion }, spec: { nodeIPs: o.spec?.nodeIPs } });
+    const { inf, events } = informer({ project });
+    inf.start();
+    await inf.synced;
+    await api.custom.createClusterCustomObject({ ...nodecidrs, body: body(50, "node-projection") });
+    const name = "10-250-50-0-24";
+    await waitFor("add", async () => (inf.cache.has(name) ? true : undefined), 10_000);
+    const labelled = (await api.custom.patchClusterCustomObject({ ...nodecidrs, name, body: { metadata: { labels: { outside: "projection" } } } }, mergePatch())) as KubernetesObject;
+    await waitFor("watch delivers the label change", async () => (inf.cache.get(name)?.metadata?.resourceVersion === labelled.metadata?.resourceVersion ? true : undefined), 10_000);
+    expect(events.filter(([, n]) => n === name)).toEqual([["add", name]]); // cache refreshed, no event
+    expect(inf.cache.get(name)).toEqual({ metadata: { name, resourceVersion: labelled.metadata?.resourceVersion }, spec: { nodeIPs: undefined } });
+    await api.custom.patchClusterCustomObject({ ...nodecidrs, name, body: { spec: { nodeIPs: ["192.168.1.50"] } } }, mergePatch());
+    await waitFor("update inside the projection", async () => (events.some(([e, n]) => e === "update" && n === name) ? true : undefined), 10_000);
+    expect((inf.cache.get(name) as Rec).spec?.nodeIPs).toEqual(["192.168.1.50"]);
     inf.stop();
   });
 });

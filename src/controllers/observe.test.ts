@@ -1,0 +1,32 @@
+import { describe, expect, it } from "vitest";
+import type { V1Node } from "@kubernetes/client-node";
+import { nodeProjection, plannerNode } from "./observe.js";
+
+// A Node as kubelet registers it: most of its bytes are status the controller never reads.
+const kubeletNode = (extra: Partial<V1Node> = {}): V1Node => ({
+  metadata: { name: "worker-1", uid: "u1", resourceVersion: "42", labels: { "kubernetes.io/os": "linux" }, creationTimestamp: new Date(0), annotations: { "node.alpha.kubernetes.io/ttl": "0" } },
+  spec: { podCIDR: "10.244.1.0/24", podCIDRs: ["10.244.1.0/24"], providerID: "kind://worker-1" },
+  status: {
+    addresses: [{ type: "InternalIP", address: "172.18.0.3" }, { type: "Hostname", address: "worker-1" }],
+    conditions: [{ type: "Ready", status: "True", lastHeartbeatTime: new Date(1) }],
+    images: Array.from({ length: 40 }, (_, i) => ({ names: [`registry.example/image-${i}@sha256:${"0".repeat(64)}`], sizeBytes: 1e8 })),
+    capacity: { cpu: "2", memory: "8Gi" },
+  },
+  ...extra,
+});
+
+describe("nodeProjection", () => {
+  it("keeps everything the planner reads", () => {
+    expect(plannerNode(nodeProjection(kubeletNode()))).toEqual(plannerNode(kubeletNode()));
+    const deleting = kubeletNode({ metadata: { ...kubeletNode().metadata, deletionTimestamp: new Date(5) } });
+    expect(plannerNode(nodeProjection(deleting)).deleting).toBe(true);
+  });
+
+  it("drops kubelet's status, so heartbeats and image pulls neither fill the cache nor wake the planner", () => {
+    const node = kubeletNode();
+    const kept = JSON.stringify(nodeProjection(node)).length;
+    expect(kept).toBeLessThan(JSON.stringify(node).length / 10);
+    const heartbeat = kubeletNode({ status: { ...node.status, conditions: [{ type: "Ready", status: "True", lastHeartbeatTime: new Date(2) }] } });
+    expect(nodeProjection(heartbeat)).toEqual(nodeProjection(node));
+  });
+});
