@@ -17,7 +17,7 @@ import { silentLogger } from "../src/log.js";
 import type { NodeCidrObject } from "../src/controllers/observe.js";
 import { startControlPlane, type ControlPlane } from "../src/localcluster/control-plane.js";
 import { kubeBin } from "../src/localcluster/kube-bins.js";
-import { cpuSeconds, peakRssMb, podnetCliArgv, podnetCliEnv } from "../src/localcluster/podnet-cli.js";
+import { CONTROLLER_NODE_FLAGS, cpuSeconds, peakRssMb, podnetCliArgv, podnetCliEnv } from "../src/localcluster/podnet-cli.js";
 import { freePort, startProcess, stopProcess, waitFor, type ManagedProcess } from "../src/localcluster/processes.js";
 import { createNodes } from "../test/harness/cluster-objects.js";
 
@@ -65,7 +65,7 @@ async function podnetWrites(api: KubeApi, i: number, node: string): Promise<void
 async function startController(kind: "podnet" | "nodeipam", cp: ControlPlane, port: number): Promise<ManagedProcess> {
   if (kind === "podnet") {
     const [cmd, ...args] = await podnetCliArgv(cp.dir);
-    return startProcess("podnet-controller", cmd!, [...args, "controller", `--kubeconfig=${cp.kubeconfig}`, `--cluster-cidr=${POOL}`,
+    return startProcess("podnet-controller", cmd!, [...CONTROLLER_NODE_FLAGS, ...args, "controller", `--kubeconfig=${cp.kubeconfig}`, `--cluster-cidr=${POOL}`,
       "--leader-elect=false", `--metrics-address=127.0.0.1:${port}`], join(cp.dir, "controller.log"), { env: podnetCliEnv(cp.dir) });
   }
   return startProcess("kube-controller-manager", kubeBin("kube-controller-manager"), [

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { crdSources, renderCrdYaml } from "../src/crds/generate.js";
 import { installCrds, KubeApi, podnetResource } from "../src/lib/k8s.js";
 import { startControlPlane, type ControlPlane } from "../src/localcluster/control-plane.js";
-import { podnetCliArgv, podnetCliEnv } from "../src/localcluster/podnet-cli.js";
+import { CONTROLLER_NODE_FLAGS, podnetCliArgv, podnetCliEnv } from "../src/localcluster/podnet-cli.js";
 import { freePort, startProcess, stopProcess, waitFor, type ManagedProcess } from "../src/localcluster/processes.js";
 
 const LEASE = { duration: "6s", renew: "4s", retry: "500ms" };
@@ -15,7 +15,7 @@ const LEASE = { duration: "6s", renew: "4s", retry: "500ms" };
 async function replica(cp: ControlPlane, id: string): Promise<{ proc: ManagedProcess; leading: () => Promise<boolean> }> {
   const [cmd, ...args] = await podnetCliArgv(cp.dir);
   const port = await freePort();
-  const proc = startProcess(`controller-${id}`, cmd!, [...args, "controller", `--kubeconfig=${cp.kubeconfig}`, "--lease-namespace=default",
+  const proc = startProcess(`controller-${id}`, cmd!, [...CONTROLLER_NODE_FLAGS, ...args, "controller", `--kubeconfig=${cp.kubeconfig}`, "--lease-namespace=default",
     `--lease-duration=${LEASE.duration}`, `--renew-deadline=${LEASE.renew}`, `--retry-period=${LEASE.retry}`, `--metrics-address=127.0.0.1:${port}`],
   join(cp.dir, `controller-${id}.log`), { env: podnetCliEnv(cp.dir) });
   const leading = async () => {

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { crdSources, renderCrdYaml } from "../crds/generate.js";
 import { installCrds, KubeApi, podnetResource } from "../lib/k8s.js";
 import type { NodeCidrObject } from "../controllers/observe.js";
-import { AGENT_NODE_FLAGS, peakRssMb, podnetCliArgv, podnetCliEnv } from "./podnet-cli.js";
+import { AGENT_NODE_FLAGS, CONTROLLER_NODE_FLAGS, peakRssMb, podnetCliArgv, podnetCliEnv } from "./podnet-cli.js";
 import { VXLAN_DEVICE } from "../node-agent/overlay-plan.js";
 import { addPod, CNI_BIN_DIR, deletePod, type Pod } from "./cni-exec.js";
 import { startControlPlane, type ControlPlane } from "./control-plane.js";
@@ -80,7 +80,7 @@ export class LocalCluster {
 
   startController(): void {
     const cidrs = this.opts.dualStack ? "10.244.0.0/16,fd00:10:244::/56" : "10.244.0.0/16";
-    this.controller = startProcess("podnet-controller", this.cli[0]!, [...this.cli.slice(1), "controller",
+    this.controller = startProcess("podnet-controller", this.cli[0]!, [...CONTROLLER_NODE_FLAGS, ...this.cli.slice(1), "controller",
       `--kubeconfig=${this.kubeconfig}`, `--cluster-cidr=${cidrs}`, "--leader-elect=false", "--metrics-address=127.0.0.1:0",
       `--release-cooldown=${this.opts.releaseCooldown ?? "5s"}`, "--resync-period=10s"], join(this.cp.dir, "controller.log"),
       { env: podnetCliEnv(this.dir) });
