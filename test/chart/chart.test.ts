@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { agentConfigSchema, controllerConfigSchema, loadConfig } from "../../src/config.js";
 import { kubeBin } from "../../src/localcluster/kube-bins.js";
+import { AGENT_NODE_FLAGS, CONTROLLER_NODE_FLAGS } from "../../src/localcluster/podnet-cli.js";
 
 const chart = join(import.meta.dirname, "../../charts/podnet");
 type Obj = { kind: string; metadata: { name: string }; spec?: Record<string, unknown> } & Record<string, unknown>;
@@ -37,6 +38,10 @@ describe("Helm chart charts/podnet", () => {
     expect(aspec.tolerations).toEqual([{ operator: "Exists" }]);
     expect(aspec.priorityClassName).toBe("system-node-critical");
     expect(aspec.containers[0]!.securityContext.capabilities.add).toEqual(["NET_ADMIN"]);
+    // The V8 flags the benchmarks and the local cluster measured are the ones the chart starts podnet with.
+    const command = (o: Obj) => (o.spec as { template: { spec: { containers: Array<{ command: string[] }> } } }).template.spec.containers[0]!.command;
+    expect(command(controller)).toEqual(["node", ...CONTROLLER_NODE_FLAGS, "/app/podnet.mjs"]);
+    expect(command(agent)).toEqual(["node", ...AGENT_NODE_FLAGS, "/app/podnet.mjs"]);
     expect(find(objs, "PodDisruptionBudget", "podnet-controller")).toBeDefined();
     expect(find(objs, "ValidatingAdmissionPolicy", "podnet-agent-own-node")).toBeDefined();
     expect(objs.some((o) => o.kind === "ServiceMonitor")).toBe(false);

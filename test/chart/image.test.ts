@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildBundle } from "../../src/localcluster/bundle.js";
+import { AGENT_NODE_FLAGS, CONTROLLER_NODE_FLAGS } from "../../src/localcluster/podnet-cli.js";
 
 const repo = join(import.meta.dirname, "../..");
 const work = mkdtempSync(join(tmpdir(), "podnet-image-"));
@@ -23,11 +24,13 @@ describe("the image's single-file CLI", () => {
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/podnet: .*nonexistent/);
     expect(bad.stderr).not.toMatch(/Cannot find (module|package)|ERR_MODULE_NOT_FOUND/);
-    // The compile cache the image bakes in: written by one run, read back by the next.
+    // The compile cache the image bakes in: written by one run, read back by the next with the same V8 flags.
     const env = { ...process.env, NODE_COMPILE_CACHE: join(work, "compile-cache"), NODE_DEBUG_NATIVE: "COMPILE_CACHE" };
-    spawnSync(process.execPath, [join(alone, "podnet.mjs"), "help"], { cwd: alone, env });
-    const again = spawnSync(process.execPath, [join(alone, "podnet.mjs"), "help"], { cwd: alone, env, encoding: "utf8" });
-    expect(again.stdout + again.stderr).toMatch(/reading cache from .* for ESM .*podnet\.mjs.*success/);
+    for (const flags of [CONTROLLER_NODE_FLAGS, AGENT_NODE_FLAGS]) {
+      spawnSync(process.execPath, [...flags, join(alone, "podnet.mjs"), "help"], { cwd: alone, env });
+      const again = spawnSync(process.execPath, [...flags, join(alone, "podnet.mjs"), "help"], { cwd: alone, env, encoding: "utf8" });
+      expect(again.stdout + again.stderr).toMatch(/reading cache from .* for ESM .*podnet\.mjs.*success/);
+    }
   }, 60_000);
 
   it("the Dockerfile builds that file with the repo's bundle script and runs it as the entrypoint", () => {
@@ -36,7 +39,10 @@ describe("the image's single-file CLI", () => {
     expect(dockerfile).toMatch(/COPY --from=build \/src\/dist\/podnet\.mjs \.\//);
     expect(dockerfile).toContain('ENTRYPOINT ["node", "/app/podnet.mjs"]');
     expect(dockerfile).toMatch(/ENV .*NODE_COMPILE_CACHE=\/app\/compile-cache/);
-    expect(dockerfile.match(/^RUN .*node \/app\/podnet\.mjs help/gm)).toHaveLength(2); // warmed as root and as 65532
+    // Warmed as root with the agent's V8 flags and as 65532 with the controller's: V8 keys the cache by flags.
+    const warm = (flags: string[]) => new RegExp(`^RUN .*node ${flags.join(" ")} /app/podnet\\.mjs help`, "m");
+    expect(dockerfile).toMatch(warm(AGENT_NODE_FLAGS));
+    expect(dockerfile.split(/^USER 65532/m)[1]).toMatch(warm(CONTROLLER_NODE_FLAGS));
     for (const copied of dockerfile.matchAll(/^COPY (?!--from)(\S+(?: \S+)*) \S+$/gm)) {
       for (const source of copied[1]!.split(" ")) expect(() => readFileSync(join(repo, source.replace(/\/$/, "")))).not.toThrow(/ENOENT/);
     }
