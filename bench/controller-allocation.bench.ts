@@ -6,7 +6,9 @@
 //   nodeipam    the Nodes created while kube-controller-manager's nodeipam range allocator allocates
 // Completion is seen through watches (not by re-listing everything), so the observer costs the apiserver
 // little. CPU seconds per scenario show where time goes on a machine whose 2 cores everything shares.
-// Usage: tsx bench/controller-allocation.bench.ts [N ...]   (default 100 1000 5000)
+// With --kubelet-status, every Node also carries what kubelet reports (conditions, capacity, node info, 40
+// images: ≈9 KB of JSON), as real Nodes do; podnet's controller caches only the part it reads.
+// Usage: tsx bench/controller-allocation.bench.ts [--kubelet-status] [N ...]   (default 100 1000 5000)
 import { join } from "node:path";
 import type { KubernetesObject, V1Node } from "@kubernetes/client-node";
 import { crdSources, renderCrdYaml } from "../src/crds/generate.js";
@@ -23,7 +25,8 @@ import { createNodes } from "../test/harness/cluster-objects.js";
 
 const PARALLELISM = 16;
 const POOL = "10.128.0.0/9";
-const nodes = (n: number) => Array.from({ length: n }, (_, i) => ({ name: `bench-${i}`, ip: `10.${100 + Math.floor(i / 65536)}.${Math.floor(i / 256) % 256}.${(i % 254) + 1}` }));
+const kubeletStatus = process.argv.includes("--kubelet-status");
+const nodes = (n: number) => Array.from({ length: n }, (_, i) => ({ name: `bench-${i}`, ip: `10.${100 + Math.floor(i / 65536)}.${Math.floor(i / 256) % 256}.${(i % 254) + 1}`, kubeletStatus }));
 const sliceOf = (i: number) => `10.${128 + Math.floor(i / 256)}.${i % 256}.0/24`; // the i-th /24 of POOL
 
 type Scenario = "raw-nodes" | "raw-writes" | "podnet" | "nodeipam";
@@ -114,6 +117,7 @@ async function run(kind: Scenario, n: number): Promise<Result> {
 
 const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
 const f = (x: number, w = 8) => x.toFixed(2).padStart(w);
+if (kubeletStatus) console.log("Nodes carry kubelet's status (conditions, capacity, node info, 40 images)");
 console.log("N      scenario     time      ratio vs raw-nodes  vs raw-writes  vs nodeipam   apiserver+etcd CPU/node  controller CPU/node  controller peak RSS  API writes/node");
 for (const n of sizes.length ? sizes : [100, 1000, 5000]) {
   const results = new Map<Scenario, Result>();

@@ -4,7 +4,30 @@ import type { NodeCidrObject } from "../../src/controllers/observe.js";
 
 /** Test helpers that create and read cluster objects the way a user or kubelet would. */
 
-export interface TestNode { name: string; ip?: string; labels?: Record<string, string>; podCIDRs?: string[] }
+export interface TestNode { name: string; ip?: string; labels?: Record<string, string>; podCIDRs?: string[]; kubeletStatus?: boolean }
+
+/**
+ * The rest of what kubelet reports in a Node's status (conditions, capacity, node info, the image list):
+ * ≈9 KB of JSON per Node here, the bulk of a real Node object, none of which podnet reads.
+ */
+export function kubeletReportedStatus(nodeName: string): V1Node["status"] {
+  const seed = [...nodeName].reduce((h, c) => (h * 31 + c.charCodeAt(0)) >>> 0, 7);
+  const now = new Date();
+  const condition = (type: string, status: string, reason: string) => ({ type, status, reason, message: `kubelet reports ${reason}`, lastHeartbeatTime: now, lastTransitionTime: now });
+  return {
+    conditions: [condition("MemoryPressure", "False", "KubeletHasSufficientMemory"), condition("DiskPressure", "False", "KubeletHasNoDiskPressure"),
+      condition("PIDPressure", "False", "KubeletHasSufficientPID"), condition("Ready", "True", "KubeletReady")],
+    capacity: { cpu: "8", memory: "32817580Ki", pods: "110", "ephemeral-storage": "101430960Ki" },
+    allocatable: { cpu: "8", memory: "32715180Ki", pods: "110", "ephemeral-storage": "93478772582" },
+    daemonEndpoints: { kubeletEndpoint: { Port: 10250 } },
+    nodeInfo: { machineID: seed.toString(16).padStart(32, "0"), systemUUID: `uuid-${seed}`, bootID: `boot-${seed}`, kernelVersion: "6.8.0-45-generic", osImage: "Ubuntu 24.04.1 LTS",
+      containerRuntimeVersion: "containerd://2.0.0", kubeletVersion: "v1.37.2", kubeProxyVersion: "", operatingSystem: "linux", architecture: "amd64" },
+    images: Array.from({ length: 40 }, (_, i) => ({
+      names: [`registry.example.com/team-${i % 7}/service-${i}@sha256:${(seed * 40 + i).toString(16).padStart(64, "0")}`, `registry.example.com/team-${i % 7}/service-${i}:v1.${i}.0`],
+      sizeBytes: 50_000_000 + i * 1_000_003,
+    })),
+  };
+}
 
 export async function createNodes(api: KubeApi, nodes: TestNode[], parallelism = 16): Promise<void> {
   await forEachLimited(nodes, parallelism, async (n) => {
@@ -14,8 +37,9 @@ export async function createNodes(api: KubeApi, nodes: TestNode[], parallelism =
     };
     await api.core.createNode({ body });
     // Addresses are status, which create ignores: report them the way kubelet does, via nodes/status.
-    if (n.ip) {
-      await api.core.patchNodeStatus({ name: n.name, body: { status: { addresses: [{ type: "InternalIP", address: n.ip }] } } }, mergePatch());
+    if (n.ip || n.kubeletStatus) {
+      const status = { ...(n.kubeletStatus ? kubeletReportedStatus(n.name) : {}), ...(n.ip ? { addresses: [{ type: "InternalIP", address: n.ip }] } : {}) };
+      await api.core.patchNodeStatus({ name: n.name, body: { status } }, mergePatch());
     }
   });
 }
