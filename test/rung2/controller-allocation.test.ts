@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { mergePatch, podnetResource } from "../../src/lib/k8s.js";
 import type { AllocationController } from "../../src/controllers/controller.js";
 import { useControlPlane } from "../harness/api-fixture.js";
-import { allocated, createNodes, deleteNodes, eventsFor, invariantViolations, listNodeCidrs } from "../harness/cluster-objects.js";
+import { allocated, createNodes, deleteNodes, eventsFor, invariantViolations, kubeletReportedStatus, listNodeCidrs } from "../harness/cluster-objects.js";
 import { startController } from "../harness/controller-fixture.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 
@@ -82,6 +82,28 @@ describe("controller on the real API server: allocation basics", () => {
     expect(edge!.spec).toMatchObject({ pool: "edge", cidr: "10.201.0.0/26" });
     expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
     for (const name of ["small", "edge"]) await fx.api().custom.deleteClusterCustomObject({ ...pools, name });
+  });
+
+  it("kubelet's status heartbeats neither fill the cache nor trigger plans; an address change still does", async () => {
+    controller = await startController(fx, { "cluster-cidr": "10.211.0.0/16", "default-pool": "hb", "resync-period": "1h" });
+    await createNodes(fx.api(), [{ name: "hb-1", ip: "192.168.54.1", kubeletStatus: true }]);
+    await until("allocated", async () => (allocated(await recordsOf("hb-1")).length === 1 ? true : undefined));
+    let plans = -1;
+    await until("controller idle", async () => { const quiet = controller!.plans === plans; plans = controller!.plans; return quiet ? true : undefined; }, 20_000);
+    expect(controller!.nodes.cache.get("hb-1")?.status?.images).toBeUndefined();
+    let rv = "";
+    for (let beat = 1; beat <= 10; beat++) {
+      const status = kubeletReportedStatus("hb-1")!; // fresh heartbeat times, as kubelet sends them
+      const patched = await fx.api().core.patchNodeStatus({ name: "hb-1", body: { status: { conditions: status.conditions } } }, mergePatch());
+      rv = patched.metadata!.resourceVersion!;
+    }
+    await until("controller saw the last heartbeat", async () => (controller!.nodes.cache.get("hb-1")?.metadata?.resourceVersion === rv ? true : undefined));
+    await new Promise((r) => setTimeout(r, 300)); // longer than the loop's coalescing pause
+    expect(controller!.plans).toBe(plans);
+    await fx.api().core.patchNodeStatus({ name: "hb-1", body: { status: { addresses: [{ type: "InternalIP", address: "192.168.54.99" }] } } }, mergePatch());
+    await until("new address mirrored", async () => ((await recordsOf("hb-1"))[0]?.spec.nodeIPs?.[0] === "192.168.54.99" ? true : undefined));
+    expect(controller!.plans).toBeGreaterThan(plans);
+    await deleteNodes(fx.api(), ["hb-1"]);
   });
 
   it("quarantines bad hand-made records, keeps serving others, and releases a deleted node's CIDR only after the cooldown", async () => {
