@@ -45,6 +45,13 @@ export const recordProjection = (me: string) => (r: Record_): Record_ => {
   return { apiVersion: r.apiVersion, kind: r.kind, metadata: { name, uid, resourceVersion, generation }, spec: r.spec, status: { phase: r.status?.phase } };
 };
 
+/**
+ * NodeCIDRs per page of the first list. Early route passes overlap the pages still to come, but each page costs
+ * a round trip and each pass an `ip` process on the same cores: at 4,999 NodeCIDRs, 2 pages of 2,500 brought
+ * all routes in 1.23–1.63 s against 1.38–1.78 s with 10 pages of 500 (4 alternating cold starts each).
+ */
+const LIST_PAGE_SIZE = 2_500;
+
 export interface AgentOptions {
   /** Program this network namespace instead of the agent's own (tests). */
   netns?: string;
@@ -71,7 +78,7 @@ export class NodeAgent {
       project: recordProjection(config["node-name"]),
       onInitialPage: (items) => this.onInitialPage(items),
       onError: () => this.metrics.errors.inc({ step: "list-watch" }),
-      list: (t) => api.custom.listClusterCustomObject({ ...podnetResource("nodecidrs"), limit: opts.listPageSize ?? 500, _continue: t }) as Promise<ListPage<Record_>>,
+      list: (t) => api.custom.listClusterCustomObject({ ...podnetResource("nodecidrs"), limit: opts.listPageSize ?? LIST_PAGE_SIZE, _continue: t }) as Promise<ListPage<Record_>>,
     });
     this.pools = new Informer<Pool>({
       api, path: "/apis/podnet.io/v1alpha1/podcidrpools", log, onEvent: () => this.onPoolEvent(),
