@@ -18,6 +18,7 @@ import { syncKernelAndFiles } from "./sync.js";
 import { addRoutesEarly, earlyRoutesApply, kernelView } from "./route-sync.js";
 import { removeMasquerade } from "./masquerade.js";
 import { flushOwnRoutes } from "./ip-route.js";
+import { warmToolShell } from "./tool-shell.js";
 import { removeVxlan } from "./vxlan.js";
 
 type Record_ = NodeCidrObject & KubernetesObject;
@@ -96,6 +97,7 @@ export class NodeAgent {
       healthy: () => this.running,
       ready: () => this.records.isSynced && this.pools.isSynced && this.syncs > 0,
     });
+    warmToolShell();
     // The kernel is read while the first list pages in: the early route passes (onInitialPage) need it.
     if (earlyRoutesApply(this.config)) this.passInFlight = kernelView({ config: this.config, netns: this.opts.netns, full: true }).catch(() => undefined);
     this.records.start();

@@ -1,6 +1,8 @@
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { runInShell, type ExecResult } from "./tool-shell.js";
 
-export interface ExecResult { code: number; stdout: string; stderr: string }
+export type { ExecResult } from "./tool-shell.js";
 
 /** A required host tool (ip, nft, sysctl) is missing: reported as a condition, never a crash. */
 export class MissingToolError extends Error {
@@ -11,12 +13,24 @@ export class MissingToolError extends Error {
  * Run a host tool, optionally inside a network namespace (`ip netns exec`). Production agents run in the
  * host namespace (netns undefined); tests point the same code at a namespace they created.
  */
-export function run(command: string, args: string[], opts: { netns?: string; input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
+export async function run(command: string, args: string[], opts: { netns?: string; input?: string; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<ExecResult> {
   // iproute2's tools switch namespace themselves (-n): one exec instead of two, and no /sys remount, which
   // `ip netns exec` does on every call (≈1.3 ms saved per call here; the local cluster runs thousands).
   const argv = !opts.netns ? [command, ...args]
     : command === "ip" || command === "bridge" ? [command, "-n", opts.netns, ...args]
       : ["ip", "netns", "exec", opts.netns, command, ...args];
+  if (!shellAvailable) return spawnDirect(argv, opts);
+  const r = await runInShell(argv, opts);
+  // The shell's "not found" (127) is the direct spawn's ENOENT.
+  if (r.code === 127 && /not found|No such file/.test(r.stderr)) throw missingTool(argv[0]!);
+  return r;
+}
+
+const shellAvailable = existsSync("/bin/sh");
+const missingTool = (tool: string) => new MissingToolError(`${tool} not found in PATH; install ${tool === "nft" ? "nftables" : tool === "ip" ? "iproute2" : tool}`);
+
+/** Start the tool directly: only where the image has no /bin/sh. */
+function spawnDirect(argv: string[], opts: { input?: string; timeoutMs?: number; env?: Record<string, string> }): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ["pipe", "pipe", "pipe"], ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}) });
     const out: Buffer[] = [];
@@ -26,7 +40,7 @@ export function run(command: string, args: string[], opts: { netns?: string; inp
     child.stderr.on("data", (d: Buffer) => err.push(d));
     child.on("error", (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(e.code === "ENOENT" ? new MissingToolError(`${argv[0]} not found in PATH; install ${argv[0] === "nft" ? "nftables" : argv[0] === "ip" ? "iproute2" : argv[0]}`) : e);
+      reject(e.code === "ENOENT" ? missingTool(argv[0]!) : e);
     });
     child.on("close", (code) => {
       clearTimeout(timer);
