@@ -11,7 +11,8 @@ export interface ExecResult { code: number; stdout: string; stderr: string }
  * each command is still a fresh process (a long-lived `ip -batch` keeps stale device indexes).
  *
  * Each command's stdout and stderr are framed by a random marker the shell echoes after it, with the exit
- * status; input goes in as a quoted here-document, so nothing in it is expanded.
+ * status; input goes in as a quoted here-document, so nothing in it is expanded. dash (the image's /bin/sh,
+ * Debian's) feeds here-documents through a pipe, never a temp file: the agent's read-only root is fine.
  */
 const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 
@@ -20,10 +21,35 @@ class ShellGone extends Error {}
 
 interface Pending { token: string; resolve: (r: ExecResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
 
+/**
+ * One output stream of the shell: chunks kept apart (a route dump is a megabyte; appending to one string and
+ * searching it after every chunk would copy it over and over), the marker looked for where the new chunk
+ * meets the end of the previous ones.
+ */
+class Stream {
+  private chunks: string[] = [];
+  private tail = "";
+  /** Text before the marker and the rest of the marker's line, once the line is complete. */
+  take(token: string): { before: string; line: string } | undefined {
+    if (!this.tail.includes(token) || !/\n/.test(this.tail.slice(this.tail.indexOf(token)))) return undefined;
+    const all = this.chunks.join("");
+    const at = all.indexOf(token);
+    const end = all.indexOf("\n", at);
+    this.chunks = [all.slice(end + 1)];
+    this.tail = this.chunks[0]!;
+    return { before: all.slice(0, at), line: all.slice(at + token.length, end) };
+  }
+  push(d: string, keep: number): void {
+    this.chunks.push(d);
+    this.tail = (this.tail + d).slice(-keep);
+  }
+  text(): string { return this.chunks.join(""); }
+}
+
 class ToolShell {
   private readonly child: ChildProcessWithoutNullStreams;
-  private out = "";
-  private err = "";
+  private readonly out = new Stream();
+  private readonly err = new Stream();
   private pending?: Pending;
   private tail: Promise<unknown> = Promise.resolve();
   queued = 0;
@@ -34,8 +60,10 @@ class ToolShell {
     this.child = spawn("/bin/sh", [], { stdio: ["pipe", "pipe", "pipe"], detached: true });
     this.child.unref();
     for (const stream of [this.child.stdin, this.child.stdout, this.child.stderr]) (stream as unknown as { unref?: () => void }).unref?.();
-    this.child.stdout.setEncoding("utf8").on("data", (d: string) => { this.out += d; this.settle(); });
-    this.child.stderr.setEncoding("utf8").on("data", (d: string) => { this.err += d; this.settle(); });
+    // The tail kept for the marker search: the marker, the exit status after it, and the newline.
+    const keep = 64;
+    this.child.stdout.setEncoding("utf8").on("data", (d: string) => { this.out.push(d, keep); this.settle(); });
+    this.child.stderr.setEncoding("utf8").on("data", (d: string) => { this.err.push(d, keep); this.settle(); });
     this.child.stdin.on("error", () => undefined); // a dead shell is reported by "exit"
     this.child.on("exit", () => this.fail(new Error("tool shell exited")));
     this.child.on("error", (e) => this.fail(e));
@@ -58,7 +86,7 @@ class ToolShell {
     return new Promise<ExecResult>((resolve, reject) => {
       // As a directly started tool killed on timeout would: exit status -1, what it wrote so far.
       const timer = setTimeout(() => {
-        const partial = { code: -1, stdout: this.out, stderr: `${this.err}${argv[0]} killed after ${timeoutMs} ms` };
+        const partial = { code: -1, stdout: this.out.text(), stderr: `${this.err.text()}${argv[0]} killed after ${timeoutMs} ms` };
         this.pending = undefined;
         this.kill();
         resolve(partial);
@@ -72,20 +100,18 @@ class ToolShell {
   private settle(): void {
     const p = this.pending;
     if (!p) return;
-    const o = this.out.indexOf(p.token);
-    const e = this.err.indexOf(p.token);
-    if (o < 0 || e < 0) return;
-    const statusEnd = this.out.indexOf("\n", o);
-    const errEnd = this.err.indexOf("\n", e);
-    if (statusEnd < 0 || errEnd < 0) return;
-    const code = Number(this.out.slice(o + p.token.length, statusEnd).trim());
-    const result = { code, stdout: this.out.slice(0, o), stderr: this.err.slice(0, e) };
-    this.out = this.out.slice(statusEnd + 1);
-    this.err = this.err.slice(errEnd + 1);
+    this.outDone ??= this.out.take(p.token);
+    this.errDone ??= this.err.take(p.token);
+    if (!this.outDone || !this.errDone) return;
+    const result = { code: Number(this.outDone.line.trim()), stdout: this.outDone.before, stderr: this.errDone.before };
+    this.outDone = this.errDone = undefined;
     this.pending = undefined;
     clearTimeout(p.timer);
     p.resolve(result);
   }
+
+  private outDone?: { before: string; line: string };
+  private errDone?: { before: string; line: string };
 
   private fail(e: Error): void {
     this.dead = true;
