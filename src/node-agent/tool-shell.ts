@@ -51,7 +51,8 @@ class ToolShell {
   private readonly out = new Stream();
   private readonly err = new Stream();
   private pending?: Pending;
-  private tail: Promise<unknown> = Promise.resolve();
+  /** Commands run one at a time per shell: each waits for the one before. */
+  private lastCommand: Promise<unknown> = Promise.resolve();
   queued = 0;
   dead = false;
 
@@ -71,8 +72,8 @@ class ToolShell {
 
   run(argv: string[], input: string | undefined, env: Record<string, string> | undefined, timeoutMs: number): Promise<ExecResult> {
     this.queued++;
-    const result = this.tail.catch(() => undefined).then(() => this.exec(argv, input, env, timeoutMs));
-    this.tail = result;
+    const result = this.lastCommand.catch(() => undefined).then(() => this.exec(argv, input, env, timeoutMs));
+    this.lastCommand = result;
     return result.finally(() => this.queued--);
   }
 
