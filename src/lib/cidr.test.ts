@@ -27,6 +27,17 @@ describe("parseCidr / canonicalCidr", () => {
   ])("rejects %s with a clear message", (text, message) => expect(() => parseCidr(text)).toThrow(message));
 
   it("masks host bits when asked", () => expect(formatCidr(parseCidr("10.244.1.5/24", { allowHostBits: true }))).toBe("10.244.1.0/24"));
+  it("remembers results per text and per mode, never errors", () => {
+    // Masking first: the strict parse of the same text must still refuse it, however often it is asked.
+    expect(formatCidr(parseCidr("10.245.1.5/24", { allowHostBits: true }))).toBe("10.245.1.0/24");
+    for (let i = 0; i < 2; i++) expect(() => parseCidr("10.245.1.5/24")).toThrow("has host bits set");
+    for (let i = 0; i < 2; i++) expect(() => parseIp("10.245.1.256")).toThrow("not an IP address");
+    expect(parseCidr("fd00:20::/64")).toBe(parseCidr("fd00:20::/64"));
+    expect(parseIp(" 10.245.0.1")).toEqual({ family: 4, value: 0x0af50001n });
+    expect(formatCidr(parseCidr("FD00:20:0::/64"))).toBe("fd00:20::/64");
+    // A Cidr made by arithmetic, not parsed, is formatted from its own value.
+    expect(formatCidr(nthSubnet(parseCidr("10.245.0.0/16"), 24, 7n))).toBe("10.245.7.0/24");
+  });
   it("keeps a v4-mapped IPv6 address in family 6", () => expect(parseIp("::ffff:10.0.0.1").family).toBe(6));
   it("tells canonical spellings apart", () => {
     expect(isCanonicalCidr("fd00:10:244:1::/64")).toBe(true);

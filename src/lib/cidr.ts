@@ -18,9 +18,11 @@ for (const family of [4, 6] as const) {
 const mask = (family: IpFamily, prefix: number) => masks[family][prefix]!;
 
 /**
- * Every agent re-derives its desired state from all NodeCIDRs on each sync, so the same few thousand
- * addresses are parsed and printed over and over; ip-address's IPv6 path (strings → hex → BigInt) is the
- * cost. Remember results, bounded so a long-running agent cannot grow without limit. IPv4 is plain arithmetic.
+ * Every agent re-derives its desired state from all NodeCIDRs on each sync (and reads back as many kernel
+ * routes), so the same few thousand addresses and CIDRs are parsed and printed over and over: ip-address's
+ * IPv6 path (strings → hex → BigInt), and for IPv4 a regex and BigInts, each pass. Results are immutable
+ * values, so they are remembered, bounded so a long-running agent cannot grow without limit. The bound is
+ * well above the texts a 10,000-node dual-stack cluster keeps (each cache holds one kind of text).
  */
 function remembered<V>(limit: number, compute: (key: string) => V): (key: string) => V {
   const seen = new Map<string, V>();
@@ -35,13 +37,16 @@ function remembered<V>(limit: number, compute: (key: string) => V): (key: string
   };
 }
 
-const parseIpv6 = remembered(20_000, (t: string): bigint => {
+const REMEMBERED = 65_536;
+const parseIpv6 = (t: string): bigint => {
   if (!Address6.isValid(t) || t.includes("/") || t.includes("%")) throw new InvalidCidrError(`"${t}" is not an IP address`);
   return new Address6(t).bigInt();
-});
-const formatIpv6 = remembered(20_000, (hex: string): string => Address6.fromBigInt(BigInt(`0x${hex}`)).correctForm());
+};
+const formatIpv6 = remembered(REMEMBERED, (hex: string): string => Address6.fromBigInt(BigInt(`0x${hex}`)).correctForm());
 
-export function parseIp(text: string): IpAddr {
+export const parseIp = remembered(REMEMBERED, (text: string): IpAddr => parseIpText(text));
+
+function parseIpText(text: string): IpAddr {
   const t = text.trim();
   if (t.includes(":")) return { family: 6, value: parseIpv6(t) };
   // Leading zeros are ambiguous (octal in some parsers): reject them like Go's netip does.
@@ -58,24 +63,40 @@ export function formatIp(ip: IpAddr): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
 }
 
+const parseCidrStrict = remembered(REMEMBERED, (text: string) => parseCidrText(text, false));
+const parseCidrMasking = remembered(REMEMBERED, (text: string) => parseCidrText(text, true));
+
 export function parseCidr(text: string, opts: { allowHostBits?: boolean } = {}): Cidr {
+  return opts.allowHostBits ? parseCidrMasking(text) : parseCidrStrict(text);
+}
+
+function parseCidrText(text: string, allowHostBits: boolean): Cidr {
   const slash = text.indexOf("/");
   if (slash < 0) throw new InvalidCidrError(`"${text}" is not a CIDR: missing /prefix`);
-  const ip = parseIp(text.slice(0, slash));
+  const ip = parseIpText(text.slice(0, slash));
   const prefixText = text.slice(slash + 1).trim();
   const prefix = Number(prefixText);
   if (!/^\d{1,3}$/.test(prefixText) || prefix > bits(ip.family) || (prefixText.length > 1 && prefixText.startsWith("0"))) {
     throw new InvalidCidrError(`"${text}" has an invalid prefix length (IPv${ip.family} allows 0-${bits(ip.family)})`);
   }
   const network = ip.value & mask(ip.family, prefix);
-  if (network !== ip.value && !opts.allowHostBits) {
+  if (network !== ip.value && !allowHostBits) {
     const suggestion = formatCidr({ family: ip.family, network, prefix });
     throw new InvalidCidrError(`${text} has host bits set; did you mean ${suggestion}?`);
   }
   return { family: ip.family, network, prefix };
 }
 
-export const formatCidr = (c: Cidr) => `${formatIp({ family: c.family, value: c.network })}/${c.prefix}`;
+// Keyed by object: parseCidr hands out the same Cidr for the same text, so a pass formats only what is new.
+const formatted = new WeakMap<Cidr, string>();
+export function formatCidr(c: Cidr): string {
+  let text = formatted.get(c);
+  if (text === undefined) {
+    text = `${formatIp({ family: c.family, value: c.network })}/${c.prefix}`;
+    formatted.set(c, text);
+  }
+  return text;
+}
 export const canonicalCidr = (text: string) => formatCidr(parseCidr(text));
 
 export function isCanonicalCidr(text: string): boolean {
