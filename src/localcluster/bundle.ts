@@ -22,16 +22,26 @@ const requireNodeHttp: Plugin = {
   },
 };
 
+/**
+ * node-fetch (client-node's HTTP client) takes URL from Node and falls back to the whatwg-url package only
+ * where Node has none, which never happens on Node 24. Loading that package anyway builds tr46's Unicode
+ * mapping table at every start; the bundle gets Node's own URL under that name instead.
+ */
+const nodeUrlForWhatwgUrl: Plugin = {
+  name: "node-url-for-whatwg-url",
+  setup(build) {
+    build.onResolve({ filter: /^whatwg-url$/ }, () => ({ path: "whatwg-url", namespace: "podnet-node-url" }));
+    build.onLoad({ filter: /.*/, namespace: "podnet-node-url" }, () => ({ contents: "module.exports = { URL: globalThis.URL };", loader: "js" }));
+  },
+};
+
 export async function buildBundle(outfile: string): Promise<string> {
   // esbuild is a build-time dependency: loaded only when a bundle is built from sources, never by the bundle.
   const { build } = await import("esbuild");
   await build({
     entryPoints: [new URL("../cli/main.ts", import.meta.url).pathname],
     outfile, bundle: true, platform: "node", target: "node24", format: "esm", minifyWhitespace: true, minifySyntax: true,
-    external: ["esbuild"], logLevel: "warning", plugins: [requireNodeHttp],
-    // client-node → node-fetch → whatwg-url → tr46 requires Node's deprecated built-in punycode, which prints a
-    // DeprecationWarning (a non-JSON line in every log); the userland package is the same code.
-    alias: { punycode: "punycode/" },
+    external: ["esbuild"], logLevel: "warning", plugins: [requireNodeHttp, nodeUrlForWhatwgUrl],
     // client-node's dependencies are CommonJS and call require(); give the ESM bundle one.
     banner: { js: "import { createRequire as podnetRequire } from 'node:module'; const require = podnetRequire(import.meta.url);" },
   });

@@ -24,6 +24,8 @@ describe("the image's single-file CLI", () => {
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/podnet: .*nonexistent/);
     expect(bad.stderr).not.toMatch(/Cannot find (module|package)|ERR_MODULE_NOT_FOUND/);
+    // node-fetch's never-used URL fallback is left out (see bundle.ts), and with it tr46's Unicode tables.
+    expect(readFileSync(built, "utf8")).not.toContain("node_modules/tr46");
     // The compile cache the image bakes in: written by one run, read back by the next with the same V8 flags.
     const env = { ...process.env, NODE_COMPILE_CACHE: join(work, "compile-cache"), NODE_DEBUG_NATIVE: "COMPILE_CACHE" };
     for (const flags of [CONTROLLER_NODE_FLAGS, AGENT_NODE_FLAGS]) {
