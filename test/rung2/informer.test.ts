@@ -1,7 +1,11 @@
+import { readFileSync } from "node:fs";
+import { Agent as HttpsAgent, request } from "node:https";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { describe, expect, it } from "vitest";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { Informer, type InformerEvent, type ListPage } from "../../src/lib/informer.js";
-import { mergePatch, podnetResource } from "../../src/lib/k8s.js";
+import { mergePatch, podnetResource, PooledAgent } from "../../src/lib/k8s.js";
 import { silentLogger } from "../../src/log.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { useControlPlane } from "../harness/api-fixture.js";
@@ -120,5 +124,29 @@ describe("API client on the real API server", () => {
     const before = api.connectionsOpened;
     for (let i = 0; i < 10; i++) await api.core.listNamespace({ limit: 1 });
     expect(api.connectionsOpened).toBe(before);
+  });
+
+  it("lets go of the request that opened a pooled connection, with its response (Node's own agent keeps them)", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const { url, pki } = fx.cp;
+    const tls = { ca: readFileSync(pki.caCert), cert: readFileSync(pki.adminCert), key: readFileSync(pki.adminKey) };
+    /** One GET through `agent`; once its socket is back in the pool and after GC, is the request still reachable? */
+    async function requestKept(agent: HttpsAgent): Promise<boolean> {
+      const ref = await new Promise<WeakRef<object>>((resolve, reject) => {
+        const req = request(`${url}/apis/podnet.io/v1alpha1/nodecidrs`, { agent, ...tls }, (res) => {
+          res.resume();
+          res.on("end", () => resolve(ref));
+        });
+        const ref = new WeakRef(req);
+        req.on("error", reject).end();
+      });
+      for (let i = 0; i < 3; i++) { await new Promise((r) => setTimeout(r, 20)); gc(); }
+      const kept = ref.deref() !== undefined;
+      agent.destroy();
+      return kept;
+    }
+    expect(await requestKept(new HttpsAgent({ keepAlive: true }))).toBe(true);
+    expect(await requestKept(new PooledAgent({ keepAlive: true }))).toBe(false);
   });
 });
