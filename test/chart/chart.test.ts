@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -78,8 +78,13 @@ describe("Helm chart charts/podnet", () => {
   });
 
   it("deploy/podnet.yaml is the chart rendered with default values (run scripts/render-manifest.sh)", () => {
-    const fresh = join(mkdtempSync(join(tmpdir(), "podnet-manifest-")), "podnet.yaml");
-    execFileSync("bash", [join(import.meta.dirname, "../../scripts/render-manifest.sh"), fresh]);
-    expect(readFileSync(join(import.meta.dirname, "../../deploy/podnet.yaml"), "utf8")).toBe(readFileSync(fresh, "utf8"));
+    const dir = mkdtempSync(join(tmpdir(), "podnet-manifest-"));
+    try {
+      const fresh = join(dir, "podnet.yaml");
+      execFileSync("bash", [join(import.meta.dirname, "../../scripts/render-manifest.sh"), fresh]);
+      expect(readFileSync(join(import.meta.dirname, "../../deploy/podnet.yaml"), "utf8")).toBe(readFileSync(fresh, "utf8"));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
