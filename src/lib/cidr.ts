@@ -44,7 +44,7 @@ const parseIpv6 = (t: string): bigint => {
 };
 const formatIpv6 = remembered(REMEMBERED, (hex: string): string => Address6.fromBigInt(BigInt(`0x${hex}`)).correctForm());
 
-export const parseIp = remembered(REMEMBERED, (text: string): IpAddr => parseIpText(text));
+export const parseIp = remembered(REMEMBERED, parseIpText);
 
 function parseIpText(text: string): IpAddr {
   const t = text.trim();

@@ -39,11 +39,11 @@ export interface BatchResult { errors: string[] }
 
 /**
  * Apply route and nexthop changes in one process. `ip -batch` is not transactional; with -force it goes on
- * past a bad line, and the caller re-reads the kernel to learn what really happened.
+ * past a bad line, and the caller re-reads the kernel to learn what really happened. A fresh `ip` per batch
+ * (forked by a tool shell, so cheaply): a long-lived `ip -batch -` keeps the device indexes it resolved, and
+ * after podnet.vxlan or an uplink is re-created it fails every route on that device ("Invalid device index",
+ * measured).
  */
-// A fresh `ip` per batch (forked by a tool shell, so cheaply): a long-lived `ip -batch -` keeps the device
-// indexes it resolved, and after podnet.vxlan or an uplink is re-created it fails every route on that device
-// ("Invalid device index", measured).
 export async function applyBatch(text: string, netns?: string): Promise<BatchResult> {
   if (!text) return { errors: [] };
   const r = await run("ip", ["-force", "-batch", "-"], { netns, input: text, timeoutMs: 60_000 });
