@@ -1,4 +1,4 @@
-import { cidrContains, cidrContainsIp, formatCidr, InvalidCidrError, parseCidr, parseIp, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
+import { cidrContains, cidrContainsIp, cidrLast, formatCidr, InvalidCidrError, parseCidr, parseIp, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
 import { compareText } from "../lib/order.js";
 
 /** What the agent reads from one NodeCIDR (the controller mirrors node IPs into it). */
@@ -46,12 +46,13 @@ export function desiredNodeState(records: ObservedNodeCidr[], self: string, pool
       rejected.push({ name: r.name, nodeName: r.nodeName, reason: "InvalidCIDR", message: err instanceof InvalidCidrError ? err.message : String(err) });
     }
   }
-  const overlapping = findOverlaps(parsed);
+  const sorted = sortByNetwork(parsed);
+  const overlapping = findOverlaps(sorted);
   for (const { r, c } of parsed.filter((p) => overlapping.has(p.r.name))) {
     rejected.push({ name: r.name, nodeName: r.nodeName, reason: "OverlappingCIDR", message: `${formatCidr(c)} of node ${r.nodeName} overlaps ${overlapping.get(r.name)}; routes to both are withheld` });
   }
   const usable = parsed.filter((p) => !overlapping.has(p.r.name));
-  const podRanges = rangeIndex(usable.map((p) => p.c));
+  const podRanges = rangeIndex(sorted.filter((p) => !overlapping.has(p.r.name)).map((p) => p.c));
   const routes: DesiredRoute[] = [];
   // A record whose node IPs the controller has not mirrored yet is pending, not wrong: skip it quietly
   // (reporting it would make every agent write a condition and an Event for each joining node).
@@ -77,18 +78,20 @@ function podNetwork(poolRanges: string[], nodeCidrs: Cidr[]): string[] {
   return [...new Set([...ranges, ...outside].map(formatCidr))].sort();
 }
 
+const sortByNetwork = <T extends { c: Cidr }>(list: T[]) =>
+  [...list].sort((a, b) => a.c.family - b.c.family || (a.c.network < b.c.network ? -1 : a.c.network > b.c.network ? 1 : 0));
+
 /**
  * Usable pod ranges are disjoint (overlaps were withheld), so "which range holds this IP?" is a binary
  * search over ranges sorted by network: O(log n) per node IP instead of a scan of every range.
  */
-function rangeIndex(ranges: Cidr[]): (ip: IpAddr) => Cidr | undefined {
+function rangeIndex(sortedRanges: Cidr[]): (ip: IpAddr) => Cidr | undefined {
   const byFamily = new Map<number, Cidr[]>();
-  for (const c of ranges) {
+  for (const c of sortedRanges) {
     const list = byFamily.get(c.family);
     if (list) list.push(c);
     else byFamily.set(c.family, [c]);
   }
-  for (const list of byFamily.values()) list.sort((a, b) => (a.network < b.network ? -1 : a.network > b.network ? 1 : 0));
   return (ip) => {
     const list = byFamily.get(ip.family) ?? [];
     let lo = 0;
@@ -124,20 +127,18 @@ function isLoopbackOrUnspecified(value: bigint, family: IpFamily): boolean {
 }
 
 /**
- * name → a CIDR it collides with, for every record overlapping another. Sorted sweep: a range overlaps some
- * earlier range exactly when it starts before the furthest end seen so far, so O(n log n) in all.
+ * name → a CIDR it collides with, for every record overlapping another. Sweep over records sorted by network:
+ * a range overlaps some earlier range exactly when it starts before the furthest end seen so far.
  */
-function findOverlaps(parsed: Array<{ r: ObservedNodeCidr; c: Cidr }>): Map<string, string> {
+function findOverlaps(sorted: Array<{ r: ObservedNodeCidr; c: Cidr }>): Map<string, string> {
   const out = new Map<string, string>();
-  const end = (c: Cidr) => c.network + (1n << BigInt((c.family === 4 ? 32 : 128) - c.prefix)) - 1n;
-  const sorted = [...parsed].sort((a, b) => a.c.family - b.c.family || (a.c.network < b.c.network ? -1 : a.c.network > b.c.network ? 1 : 0));
   let reach: { r: ObservedNodeCidr; c: Cidr } | undefined;
   for (const cur of sorted) {
-    if (reach && reach.c.family === cur.c.family && cur.c.network <= end(reach.c)) {
+    if (reach && reach.c.family === cur.c.family && cur.c.network <= cidrLast(reach.c)) {
       out.set(reach.r.name, formatCidr(cur.c));
       out.set(cur.r.name, formatCidr(reach.c));
     }
-    if (!reach || reach.c.family !== cur.c.family || end(cur.c) > end(reach.c)) reach = cur;
+    if (!reach || reach.c.family !== cur.c.family || cidrLast(cur.c) > cidrLast(reach.c)) reach = cur;
   }
   return out;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { NEXTHOP_ID_BASE, planRouteBatch, type ObservedNexthop } from "./nexthop-plan.js";
-import type { ObservedRoute, RouteAction } from "./routes-plan.js";
+import { NEXTHOP_ID_BASE, NexthopTable, planRouteBatch, type ObservedNexthop } from "./nexthop-plan.js";
+import { planRoutes, RouteTable, type ObservedRoute, type RouteAction } from "./routes-plan.js";
 
 const B = NEXTHOP_ID_BASE;
 const eth0 = (gw: string) => (gw.startsWith("192.168.1.") ? "eth0" : undefined);
@@ -52,5 +52,46 @@ describe("planRouteBatch", () => {
     expect(batch.created).toEqual([nh(B, "192.168.1.2")]);
     expect(batch.deleted).toEqual([B + 7]);
     expect(batch.nhidOf).toEqual(new Map([["10.244.2.0/24", B]]));
+  });
+});
+
+describe("route and nexthop tables kept in step with applied batches", () => {
+  // The kernel after a batch, as a fresh read would show it: what the tables must agree with.
+  const kernelAfter = (routes: ObservedRoute[], nexthops: ObservedNexthop[], actions: RouteAction[], batch: ReturnType<typeof planRouteBatch>) => {
+    const byDst = new Map(routes.map((r) => [`${r.ours}|${r.dst}`, r]));
+    for (const a of actions) {
+      byDst.delete(`true|${a.dst}`);
+      if (a.kind !== "delete") byDst.set(`true|${a.dst}`, { ...route(a.dst, a.via, batch.nhidOf.get(a.dst)), ...(a.dev ? { dev: a.dev } : {}) });
+    }
+    const gone = new Set(batch.deleted);
+    return { routes: [...byDst.values()], nexthops: [...nexthops.filter((n) => !gone.has(n.id)), ...batch.created] };
+  };
+
+  it("plans exactly what a fresh read of the kernel would, over 300 random passes", () => {
+    let seed = 7;
+    const random = (n: number) => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n; };
+    // A foreign route on one of podnet's nexthops, and an idle podnet nexthop left by an earlier run.
+    let kernel = { routes: [route("10.9.0.0/16", "192.168.1.2", B, false)], nexthops: [nh(B, "192.168.1.2"), nh(B + 3, "192.168.1.9")] };
+    const routes = new RouteTable(kernel.routes);
+    const nexthops = new NexthopTable(kernel.nexthops, kernel.routes);
+    for (let pass = 0; pass < 300; pass++) {
+      const desired = Array.from({ length: random(12) }, () => random(16)).map((i) => {
+        const gateway = [`192.168.1.${2 + random(4)}`, "172.16.0.2"][random(5) === 0 ? 1 : 0]!;
+        return random(6) === 0 ? { dst: `10.244.${i}.0/24`, via: `10.244.${i}.0`, nodeName: "n", dev: "podnet.vxlan" } : { dst: `10.244.${i}.0/24`, via: gateway, nodeName: "n" };
+      }).filter((r, i, all) => all.findIndex((o) => o.dst === r.dst) === i);
+      const { actions } = planRoutes(desired, routes);
+      const fresh = planRouteBatch(actions, kernel.routes, kernel.nexthops, eth0);
+      const kept = planRouteBatch(actions, routes, nexthops, eth0);
+      expect(kept.text).toBe(fresh.text);
+      const byDst = (list: RouteAction[]) => [...list].sort((a, b) => a.dst.localeCompare(b.dst));
+      expect(byDst(planRoutes(desired, kernel.routes).actions)).toEqual(byDst(actions));
+      routes.applyActions(actions, kept.nhidOf);
+      nexthops.applyBatch(kept);
+      kernel = kernelAfter(kernel.routes, kernel.nexthops, actions, kept);
+    }
+    // Removing everything podnet routes must free every podnet nexthop except the one the foreign route uses.
+    const all = planRoutes([], routes).actions;
+    expect(planRouteBatch(all, routes, nexthops, eth0).text).toBe(planRouteBatch(all, kernel.routes, kernel.nexthops, eth0).text);
+    expect(planRouteBatch(all, routes, nexthops, eth0).deleted).not.toContain(B);
   });
 });

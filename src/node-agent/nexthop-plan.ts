@@ -1,4 +1,4 @@
-import { PODNET_PROTO, routeBatch, type ObservedRoute, type RouteAction } from "./routes-plan.js";
+import { PODNET_PROTO, routeBatch, RouteTable, type ObservedRoute, type RouteAction } from "./routes-plan.js";
 
 /**
  * Routes point at nexthop objects (Linux ≥ 5.3) instead of carrying their gateway. The kernel keys classic IPv4
@@ -21,59 +21,118 @@ export interface RouteBatch {
   deleted: number[];
   /** Nexthop id each added or replaced route now uses (absent: written the classic way). */
   nhidOf: Map<string, number>;
+  /** Routes each nexthop id gains (+) or loses (−) with this batch. */
+  useChange: Map<number, number>;
 }
 
 const keyOf = (gateway: string, dev: string, onlink: boolean) => `${gateway}|${dev}|${onlink ? "onlink" : ""}`;
 
 /**
+ * The kernel's nexthop objects and how many routes use each, built once per kernel read and kept in step with
+ * every applied batch (`applyBatch`), so a pass that changes one route does not re-index thousands.
+ */
+export class NexthopTable {
+  /** Every id in the kernel, any owner's. */
+  readonly taken = new Set<number>();
+  /** podnet's reusable nexthops (a gateway on a device) by gateway, device and onlink. */
+  readonly ours = new Map<string, number>();
+  /** Routes (any owner's) per nexthop id. */
+  private readonly users = new Map<number, number>();
+  /** podnet nexthops no route uses: removed by the next batch. */
+  private readonly idle = new Set<number>();
+  private readonly keyOfId = new Map<number, string>();
+
+  constructor(nexthops: ObservedNexthop[], routes: Iterable<ObservedRoute>) {
+    for (const n of nexthops) {
+      this.taken.add(n.id);
+      if (n.ours && n.gateway && n.dev) this.ours.set(keyOf(n.gateway, n.dev, n.onlink), n.id);
+    }
+    for (const [key, id] of this.ours) this.keyOfId.set(id, key);
+    for (const r of routes) if (r.nhid !== undefined) this.users.set(r.nhid, (this.users.get(r.nhid) ?? 0) + 1);
+    for (const id of this.keyOfId.keys()) if (!this.users.get(id)) this.idle.add(id);
+  }
+
+  static of(nexthops: NexthopTable | ObservedNexthop[], routes: RouteTable): NexthopTable {
+    return nexthops instanceof NexthopTable ? nexthops : new NexthopTable(nexthops, [...routes.ours.values(), ...routes.foreign.values()]);
+  }
+
+  /** Route count of a nexthop once `change` (per id) is applied. */
+  usersAfter(id: number, change: ReadonlyMap<number, number>): number { return (this.users.get(id) ?? 0) + (change.get(id) ?? 0); }
+  /** Ids whose use may have dropped to none: podnet's idle ones, and those the batch moved routes off. */
+  candidatesForRemoval(change: ReadonlyMap<number, number>): number[] {
+    return [...new Set([...this.idle, ...change.keys()])].filter((id) => this.keyOfId.has(id));
+  }
+
+  /** Record an applied batch. */
+  applyBatch(batch: RouteBatch): void {
+    for (const n of batch.created) {
+      this.taken.add(n.id);
+      const key = keyOf(n.gateway!, n.dev!, n.onlink);
+      this.ours.set(key, n.id);
+      this.keyOfId.set(n.id, key);
+    }
+    for (const [id, by] of batch.useChange) this.users.set(id, (this.users.get(id) ?? 0) + by);
+    for (const id of batch.deleted) {
+      this.taken.delete(id);
+      const key = this.keyOfId.get(id)!;
+      if (this.ours.get(key) === id) this.ours.delete(key);
+      this.keyOfId.delete(id);
+      this.users.delete(id);
+    }
+    for (const id of new Set([...this.idle, ...batch.useChange.keys()])) {
+      if (this.keyOfId.has(id) && !this.users.get(id)) this.idle.add(id);
+      else this.idle.delete(id);
+    }
+  }
+}
+
+/**
  * Pure: route actions + the kernel's routes and nexthops + "which device reaches this gateway" → one batch.
  * With `nexthops` undefined (a kernel without nexthop objects) every route is written the classic way. A
  * direct gateway whose device is unknown is written the classic way too, so nothing is ever left unrouted.
+ * Tables passed in are read, never changed: the caller records the batch once it has been applied.
  */
-export function planRouteBatch(actions: RouteAction[], routes: ObservedRoute[], nexthops: ObservedNexthop[] | undefined,
+export function planRouteBatch(actions: RouteAction[], observedRoutes: RouteTable | ObservedRoute[], observedNexthops: NexthopTable | ObservedNexthop[] | undefined,
   deviceFor: (gateway: string) => string | undefined): RouteBatch {
-  if (!nexthops) return { text: routeBatch(actions), created: [], deleted: [], nhidOf: new Map() };
-  const taken = new Set(nexthops.map((n) => n.id));
-  const ours = new Map(nexthops.filter((n) => n.ours && n.gateway && n.dev).map((n) => [keyOf(n.gateway!, n.dev!, n.onlink), n.id]));
+  if (!observedNexthops) return { text: routeBatch(actions), created: [], deleted: [], nhidOf: new Map(), useChange: new Map() };
+  const routes = RouteTable.of(observedRoutes);
+  const nexthops = NexthopTable.of(observedNexthops, routes);
   const created: ObservedNexthop[] = [];
+  const createdFor = new Map<string, number>();
+  const createdIds = new Set<number>();
   let next = NEXTHOP_ID_BASE;
   const idFor = (gateway: string, dev: string, onlink: boolean): number => {
     const key = keyOf(gateway, dev, onlink);
-    const existing = ours.get(key);
+    const existing = nexthops.ours.get(key) ?? createdFor.get(key);
     if (existing !== undefined) return existing;
-    while (taken.has(next)) next++;
-    taken.add(next);
-    ours.set(key, next);
+    while (nexthops.taken.has(next) || createdIds.has(next)) next++;
+    createdFor.set(key, next);
+    createdIds.add(next);
     created.push({ id: next, gateway, dev, onlink, ours: true });
     return next;
   };
-  // Which nexthop each route uses once the batch has run; any podnet nexthop no route uses is removed.
-  const inUse = new Map(routes.filter((r) => r.nhid !== undefined).map((r) => [`${r.ours}|${r.dst}`, r.nhid!]));
+  // How many routes each nexthop gains or loses; a podnet nexthop left with none is removed after the routes.
+  const useChange = new Map<number, number>();
+  const use = (id: number | undefined, by: number) => { if (id !== undefined) useChange.set(id, (useChange.get(id) ?? 0) + by); };
   const nhidOf = new Map<string, number>();
   const lines: string[] = [];
   for (const a of actions) {
-    if (a.kind === "delete") {
-      inUse.delete(`true|${a.dst}`);
-      lines.push(`route del ${a.dst} proto ${PODNET_PROTO}`);
-      continue;
-    }
-    const dev = a.dev ?? deviceFor(a.via);
-    if (!dev) {
-      inUse.delete(`true|${a.dst}`);
+    use(routes.ours.get(a.dst)?.nhid, -1);
+    const dev = a.kind === "delete" ? undefined : a.dev ?? deviceFor(a.via);
+    if (a.kind === "delete" || !dev) {
       lines.push(routeBatch([a]).trimEnd());
       continue;
     }
     const id = idFor(a.via, dev, a.dev !== undefined);
-    inUse.set(`true|${a.dst}`, id);
+    use(id, 1);
     nhidOf.set(a.dst, id);
     lines.push(`route ${a.kind} ${a.dst} nhid ${id} proto ${PODNET_PROTO}`);
   }
-  const used = new Set(inUse.values());
-  const deleted = [...ours.values()].filter((id) => !used.has(id));
+  const deleted = nexthops.candidatesForRemoval(useChange).filter((id) => nexthops.usersAfter(id, useChange) <= 0).sort((a, b) => a - b);
   const all = [
     ...created.map((n) => `nexthop add id ${n.id} via ${n.gateway} dev ${n.dev}${n.onlink ? " onlink" : ""} proto ${PODNET_PROTO}`),
     ...lines,
     ...deleted.map((id) => `nexthop del id ${id}`),
   ];
-  return { text: all.length ? all.join("\n") + "\n" : "", created, deleted, nhidOf };
+  return { text: all.length ? all.join("\n") + "\n" : "", created, deleted, nhidOf, useChange };
 }

@@ -3,10 +3,10 @@ import type { AgentConfig } from "../config.js";
 import type { Logger } from "../log.js";
 import type { DesiredNodeState, DesiredRoute } from "./desired-state.js";
 import { applyBatch, readLinks, readNexthops, readRoutes, type LinkInfo } from "./ip-route.js";
-import { planRouteBatch, type ObservedNexthop, type RouteBatch } from "./nexthop-plan.js";
-import { splitRoutes, vxlanOverhead, VXLAN_DEVICE, type RouteSplit } from "./overlay-plan.js";
+import { NexthopTable, planRouteBatch, type ObservedNexthop, type RouteBatch } from "./nexthop-plan.js";
+import { splitRoutes, vxlanOverhead, VXLAN_DEVICE, type KernelRoute, type RouteSplit } from "./overlay-plan.js";
 import type { SyncOutcome } from "./report.js";
-import { planRoutes, type ObservedRoute, type RouteAction } from "./routes-plan.js";
+import { planRoutes, RouteTable, type RouteAction } from "./routes-plan.js";
 import { applyVxlan, readVxlan } from "./vxlan.js";
 import { overlayAddresses, planVxlan, type VxlanDesired, type VxlanObserved } from "./vxlan-plan.js";
 
@@ -23,9 +23,9 @@ export interface RouteSyncInput {
  * node join, process spawns are the cost that matters.
  */
 export interface KernelView {
-  links: LinkInfo; routes: ObservedRoute[]; vxlan?: VxlanObserved; desiredKey?: string; outcome?: SyncOutcome["routes"];
+  links: LinkInfo; routes: RouteTable; vxlan?: VxlanObserved; planned?: PlannedFor; outcome?: SyncOutcome["routes"];
   /** undefined: the kernel has no nexthop objects, routes carry their gateway. */
-  nexthops?: ObservedNexthop[];
+  nexthops?: NexthopTable;
 }
 const kernelViews = new Map<string, KernelView>();
 
@@ -33,8 +33,10 @@ export async function kernelView(input: { netns?: string; full: boolean; config:
   const key = input.netns ?? "";
   const cached = kernelViews.get(key);
   if (cached && !input.full) return cached;
+  const links = await readLinks(input.netns);
+  const { routes, nexthops } = await readRouteTables(input.netns);
   const view: KernelView = {
-    links: await readLinks(input.netns), routes: await readRoutes(input.netns), nexthops: await readNexthops(input.netns),
+    links, routes, nexthops,
     // With the overlay off, still look until no device is left from an earlier mode, so it gets removed.
     ...(input.config.overlay !== "none" || !cached || cached.vxlan?.device ? { vxlan: await readVxlan(input.netns) } : {}),
   };
@@ -56,8 +58,8 @@ export async function syncRoutes(input: RouteSyncInput, view: KernelView | Error
   if (view instanceof Error) return { ...base, error: view.message };
   const split = splitRoutes(input.state.routes, view.links.deviceFor, input.config.overlay, input.underlayIp);
   const vxlan = vxlanDesired(input, view, split);
-  const desiredKey = JSON.stringify([split, vxlan]);
-  if (!input.full && view.desiredKey === desiredKey && view.outcome) return { ...view.outcome, added: 0, replaced: 0, deleted: 0, overlayChanges: 0 };
+  const planned = plannedFor(split, vxlan);
+  if (!input.full && view.planned && samePlanInputs(view.planned, planned) && view.outcome) return { ...view.outcome, added: 0, replaced: 0, deleted: 0, overlayChanges: 0 };
   try {
     const overlay = await syncOverlay(input, view, vxlan);
     let plan = planRoutes(split.kernel, view.routes);
@@ -79,20 +81,29 @@ export async function syncRoutes(input: RouteSyncInput, view: KernelView | Error
     else {
       // ip -batch is not transactional and our view may be stale (a route added by hand since the last
       // full pass): read the kernel, plan again, and report what still does not match.
-      view.routes = await readRoutes(input.netns);
-      view.nexthops = await readNexthops(input.netns);
+      Object.assign(view, await readRouteTables(input.netns));
       plan = planRoutes(split.kernel, view.routes);
       if (plan.actions.length) error = [error, ...result.errors.slice(0, 3)].filter(Boolean).join("; ");
     }
     if (counts.added + counts.replaced + counts.deleted) input.log.info({ ...counts, installed: plan.installed, overlay: findings.overlay, desired: base.desired }, "routes synced");
     const outcome = { ...base, ...counts, ...findings, overlayChanges: overlay.changes, installed: plan.installed - (error ? plan.actions.filter((a) => a.kind !== "delete").length : 0), ...(error ? { error } : {}) };
-    view.desiredKey = error ? undefined : desiredKey;
+    view.planned = error ? undefined : planned;
     view.outcome = outcome;
     return outcome;
   } catch (err) {
     kernelViews.delete(input.netns ?? "");
     return { ...base, error: message(err) };
   }
+}
+
+/** What the last successful pass planned for: the kernel routes, and the rest (usually tiny) as text. */
+interface PlannedFor { kernel: KernelRoute[]; rest: string }
+const plannedFor = (split: RouteSplit, vxlan: VxlanDesired | undefined): PlannedFor =>
+  ({ kernel: split.kernel, rest: JSON.stringify([split.peers, split.unreachable, vxlan]) });
+/** Compared field by field: serialising thousands of routes on every pass cost more than planning them. */
+function samePlanInputs(a: PlannedFor, b: PlannedFor): boolean {
+  if (a.rest !== b.rest || a.kernel.length !== b.kernel.length) return false;
+  return a.kernel.every((r, i) => { const o = b.kernel[i]!; return r.dst === o.dst && r.via === o.via && r.dev === o.dev && r.nodeName === o.nodeName; });
 }
 
 function vxlanDesired(input: RouteSyncInput, view: KernelView, split: RouteSplit): VxlanDesired | undefined {
@@ -142,16 +153,13 @@ async function syncOverlay(input: RouteSyncInput, view: KernelView, desired: Vxl
   return { changes, ...(errors.length ? { error: `${VXLAN_DEVICE}: ${errors.join("; ")}` } : {}) };
 }
 
+async function readRouteTables(netns?: string): Promise<{ routes: RouteTable; nexthops?: NexthopTable }> {
+  const observed = await readRoutes(netns);
+  const nexthops: ObservedNexthop[] | undefined = await readNexthops(netns);
+  return { routes: new RouteTable(observed), nexthops: nexthops && new NexthopTable(nexthops, observed) };
+}
+
 function applyToView(view: KernelView, actions: RouteAction[], batch: RouteBatch): void {
-  const byDst = new Map(view.routes.map((r) => [r.dst, r]));
-  for (const a of actions) {
-    const nhid = batch.nhidOf.get(a.dst);
-    if (a.kind === "delete") byDst.delete(a.dst);
-    else byDst.set(a.dst, { dst: a.dst, gateway: a.via, ...(a.dev ? { dev: a.dev } : {}), ours: true, ...(nhid !== undefined ? { nhid } : {}) });
-  }
-  view.routes = [...byDst.values()];
-  if (view.nexthops) {
-    const gone = new Set(batch.deleted);
-    view.nexthops = [...view.nexthops.filter((n) => !gone.has(n.id)), ...batch.created];
-  }
+  view.routes.applyActions(actions, batch.nhidOf);
+  view.nexthops?.applyBatch(batch);
 }

@@ -11,6 +11,30 @@ export type RouteAction =
   | { kind: "replace"; dst: string; via: string; dev?: string; was?: string }
   | { kind: "delete"; dst: string };
 
+/**
+ * The kernel's routes by prefix, podnet's and other owners' apart. Event-driven passes plan a handful of changes
+ * against thousands of routes, so the table is built once per kernel read and then kept in step with every
+ * applied batch (`applyActions`) instead of being rebuilt from a list on each pass.
+ */
+export class RouteTable {
+  readonly ours = new Map<string, ObservedRoute>();
+  readonly foreign = new Map<string, ObservedRoute>();
+  constructor(observed: Iterable<ObservedRoute>) {
+    for (const r of observed) (r.ours ? this.ours : this.foreign).set(r.dst, r);
+  }
+  static of(observed: RouteTable | ObservedRoute[]): RouteTable {
+    return observed instanceof RouteTable ? observed : new RouteTable(observed);
+  }
+  /** Record applied actions; `nhidOf` names the nexthop each added or replaced route now uses. */
+  applyActions(actions: RouteAction[], nhidOf: ReadonlyMap<string, number>): void {
+    for (const a of actions) {
+      if (a.kind === "delete") { this.ours.delete(a.dst); continue; }
+      const nhid = nhidOf.get(a.dst);
+      this.ours.set(a.dst, { dst: a.dst, gateway: a.via, ...(a.dev ? { dev: a.dev } : {}), ours: true, ...(nhid !== undefined ? { nhid } : {}) });
+    }
+  }
+}
+
 export interface RoutePlan {
   actions: RouteAction[];
   /** Desired prefixes already routed by someone else: never touched, reported. */
@@ -24,9 +48,8 @@ export interface RoutePlan {
  * → the changes. Only routes with podnet's protocol are ever changed or deleted; a foreign route for the same
  * prefix wins and is reported.
  */
-export function planRoutes(desired: KernelRoute[], observed: ObservedRoute[]): RoutePlan {
-  const ours = new Map(observed.filter((r) => r.ours).map((r) => [r.dst, r]));
-  const foreign = new Map(observed.filter((r) => !r.ours).map((r) => [r.dst, r]));
+export function planRoutes(desired: KernelRoute[], observed: RouteTable | ObservedRoute[]): RoutePlan {
+  const { ours, foreign } = RouteTable.of(observed);
   const plan: RoutePlan = { actions: [], conflicts: [], installed: 0 };
   const wanted = new Set<string>();
   for (const route of desired) {
