@@ -61,7 +61,7 @@ async function rawBatch(kind: keyof typeof rawLines): Promise<number> {
  * parsed addresses, and a cold pass must parse them.
  */
 const JOINS = 10;
-async function agentSync(round: number): Promise<{ cold: number; join: number; rawJoin: number }> {
+async function agentSync(round: number): Promise<{ cold: number; join: number; joinCpu: number; rawJoin: number }> {
   const blocks = Math.ceil(N / 256);
   if (64 + blocks * 3 > 250) throw new Error(`at most ${Math.floor((250 - 64) / 3) * 256} routes: each round needs its own addresses`);
   const bed = nodeNamespace("bsync");
@@ -71,7 +71,7 @@ async function agentSync(round: number): Promise<{ cold: number; join: number; r
     records.push(record("self", "10.63.0.0/24", "172.20.255.254"));
     const config = agentConfigSchema.parse({ "node-name": "self", "cni-conf-dir": "/nonexistent", masquerade: "false" });
     const pass = async (full: boolean) => {
-      const state = desiredNodeState(records, "self");
+      const state = desiredNodeState(records, "self", ["10.0.0.0/8"]); // the pool every record lies in, as agents see it
       return syncKernelAndFiles({ config, state, netns: bed.ns, log: silentLogger(), nodeIP: "172.20.255.254", full });
     };
     const t0 = performance.now();
@@ -79,18 +79,22 @@ async function agentSync(round: number): Promise<{ cold: number; join: number; r
     const cold = ms(t0);
     if (outcome.routes.installed !== N) throw new Error(`agent installed ${outcome.routes.installed}/${N}: ${outcome.routes.error ?? ""}`);
     const joins: number[] = [];
+    const joinCpus: number[] = [];
     const raws: number[] = [];
     for (let j = 0; j < JOINS; j++) {
       records.push(record(`join${j}`, `10.251.${j}.0/24`, `172.20.254.${j + 1}`));
       const t1 = performance.now();
+      const cpu0 = process.cpuUsage();
       const after = await pass(false);
       joins.push(ms(t1));
+      const cpu = process.cpuUsage(cpu0);
+      joinCpus.push((cpu.user + cpu.system) / 1000);
       if (after.routes.installed !== N + j + 1) throw new Error(`join pass left ${after.routes.installed}/${N + j + 1} routes`);
       const t2 = performance.now();
       execFileSync("ip", ["-n", bed.ns, "-batch", "-"], { input: `nexthop add id ${60_000 + j} via 172.20.253.${j + 1} dev eth0 proto 249\nroute add 10.252.${j}.0/24 nhid ${60_000 + j} proto 249\n` });
       raws.push(ms(t2));
     }
-    return { cold, join: median(joins), rawJoin: median(raws) };
+    return { cold, join: median(joins), joinCpu: median(joinCpus), rawJoin: median(raws) };
   } finally { bed.destroy(); }
 }
 
@@ -148,15 +152,15 @@ const f = (x: number) => x.toFixed(0).padStart(6);
 // paths and compare medians.
 const raws: number[] = [];
 const rawNexthops: number[] = [];
-const syncs: Array<{ cold: number; join: number; rawJoin: number }> = [];
+const syncs: Array<{ cold: number; join: number; joinCpu: number; rawJoin: number }> = [];
 for (let i = 0; i < 3; i++) { raws.push(await rawBatch("via")); rawNexthops.push(await rawBatch("nexthop")); syncs.push(await agentSync(i)); }
 const [raw, rawNh, sync] = [median(raws), median(rawNexthops), median(syncs.map((s) => s.cold))];
-const [join, rawJoin] = [median(syncs.map((s) => s.join)), median(syncs.map((s) => s.rawJoin))];
+const [join, joinCpu, rawJoin] = [median(syncs.map((s) => s.join)), median(syncs.map((s) => s.joinCpu)), median(syncs.map((s) => s.rawJoin))];
 console.log(`routes: ${N} (medians of 3 alternating runs)`);
 console.log(`raw ip -batch, route add … via (baseline)      ${f(raw)} ms`);
 console.log(`raw ip -batch, nexthop + route add … nhid      ${f(rawNh)} ms   (the kernel operations podnet issues)`);
 console.log(`agent cold sync (read+plan+batch)              ${f(sync)} ms   ratio ${(sync / raw).toFixed(2)}x vs route add … via (goal ≤ 1.5x); ${(sync / rawNh).toFixed(2)}x vs the same operations raw`);
-console.log(`agent pass for one joining node at ${N} (plans all, applies one) ${f(join)} ms   ${(join / rawJoin).toFixed(1)}x a raw ip -batch of that node's nexthop + route (${rawJoin.toFixed(1)} ms, one process); medians of ${JOINS} joins × 3`);
+console.log(`agent pass for one joining node at ${N} (plans all, applies one) ${f(join)} ms   ${(join / rawJoin).toFixed(1)}x a raw ip -batch of that node's nexthop + route (${rawJoin.toFixed(1)} ms, one process); the agent's own CPU ${joinCpu.toFixed(1)} ms; medians of ${JOINS} joins × 3`);
 const idle = await coldStart(0, 3);
 const cold = await coldStart(N, 5);
 const bare = Number(/VmHWM:\s+(\d+)/.exec(execFileSync(process.execPath, ["-e", "console.log(require('fs').readFileSync('/proc/self/status','utf8'))"]).toString())?.[1] ?? 0) / 1024;

@@ -32,9 +32,17 @@ export function poolRanges(pools: Iterable<Pool>): string[] {
     .sort();
 }
 
-const observed = (r: Record_): ObservedNodeCidr => ({
-  name: r.metadata!.name!, nodeName: r.spec.nodeName, cidr: r.spec.cidr, nodeIPs: r.spec.nodeIPs ?? [], phase: r.status?.phase,
-});
+// The informer replaces a record's object on every change, so its routing view is derived once per version,
+// not once per pass for each of thousands of records (every pass's garbage is GC time on the same cores).
+const observedOf = new WeakMap<Record_, ObservedNodeCidr>();
+const observed = (r: Record_): ObservedNodeCidr => {
+  let view = observedOf.get(r);
+  if (!view) {
+    view = { name: r.metadata!.name!, nodeName: r.spec.nodeName, cidr: r.spec.cidr, nodeIPs: r.spec.nodeIPs ?? [], phase: r.status?.phase };
+    observedOf.set(r, view);
+  }
+  return view;
+};
 
 /**
  * Another node's record is a routing input only: its status (that node's agent conditions, rewritten as

@@ -13,6 +13,10 @@ describe("planRoutes", () => {
     ["never deletes a route of another protocol", [], [{ dst: "10.244.9.0/24", gateway: "192.168.1.9", ours: false }], []],
     ["moves a route onto the overlay device", [want("10.244.2.0/24", "10.244.2.0", "n", "podnet.vxlan")], [ours("10.244.2.0/24", "192.168.1.2", "eth0")], ["replace 10.244.2.0/24"]],
     ["moves a route off the overlay device when the node became a neighbour", [want("10.244.2.0/24", "192.168.1.2")], [ours("10.244.2.0/24", "192.168.1.2", "podnet.vxlan")], ["replace 10.244.2.0/24"]],
+    ["gives up its own route where another owner routes the same prefix", [want("10.244.2.0/24", "192.168.1.2")],
+      [ours("10.244.2.0/24", "192.168.1.2"), { dst: "10.244.2.0/24", dev: "eth9", ours: false }], ["delete 10.244.2.0/24"]],
+    ["deletes only the stale one of several routes", [want("10.244.2.0/24", "192.168.1.2"), want("10.244.3.0/24", "192.168.1.3")],
+      [ours("10.244.2.0/24", "192.168.1.2"), ours("10.244.3.0/24", "192.168.1.3"), ours("10.244.4.0/24", "192.168.1.4")], ["delete 10.244.4.0/24"]],
     ["leaves a correct overlay route alone", [want("10.244.2.0/24", "10.244.2.0", "n", "podnet.vxlan")], [ours("10.244.2.0/24", "10.244.2.0", "podnet.vxlan")], []],
   ])("%s", (_case, desired, observed, expected) => {
     expect(planRoutes(desired, observed).actions.map((a) => `${a.kind} ${a.dst}`)).toEqual(expected);

@@ -44,32 +44,38 @@ export interface RoutePlan {
 }
 
 /**
- * Pure: the kernel routes this node should hold (direct, or through the overlay device) + what the kernel has
- * → the changes. Only routes with podnet's protocol are ever changed or deleted; a foreign route for the same
- * prefix wins and is reported.
+ * Pure: the kernel routes this node should hold (direct, or through the overlay device; one per prefix) + what
+ * the kernel has → the changes. Only routes with podnet's protocol are ever changed or deleted; a foreign route
+ * for the same prefix wins and is reported.
  */
 export function planRoutes(desired: KernelRoute[], observed: RouteTable | ObservedRoute[]): RoutePlan {
   const { ours, foreign } = RouteTable.of(observed);
   const plan: RoutePlan = { actions: [], conflicts: [], installed: 0 };
-  const wanted = new Set<string>();
+  // Run on every pass over thousands of unchanged routes: allocate only for what changes.
+  let kept = 0;
   for (const route of desired) {
     const other = foreign.get(route.dst);
     if (other) {
       plan.conflicts.push({ dst: route.dst, reason: `${route.dst} is already routed ${other.gateway ? `via ${other.gateway}` : `on ${other.dev ?? "another device"}`} by another owner; podnet leaves it alone (wanted via ${route.via} for node ${route.nodeName})` });
       continue;
     }
-    wanted.add(route.dst);
     plan.installed++;
     const mine = ours.get(route.dst);
-    const target = { dst: route.dst, via: route.via, ...(route.dev ? { dev: route.dev } : {}) };
+    if (!mine) { plan.actions.push({ kind: "add", ...target(route) }); continue; }
+    kept++;
     // A direct route names no device; one that moved off the overlay device must be rewritten too.
-    const moved = route.dev ? mine?.dev !== route.dev : mine?.dev === VXLAN_DEVICE;
-    if (!mine) plan.actions.push({ kind: "add", ...target });
-    else if (mine.gateway !== route.via || moved) plan.actions.push({ kind: "replace", ...target, ...(mine.gateway ? { was: mine.gateway } : {}) });
+    const moved = route.dev ? mine.dev !== route.dev : mine.dev === VXLAN_DEVICE;
+    if (mine.gateway !== route.via || moved) plan.actions.push({ kind: "replace", ...target(route), ...(mine.gateway ? { was: mine.gateway } : {}) });
   }
-  for (const dst of ours.keys()) if (!wanted.has(dst)) plan.actions.push({ kind: "delete", dst });
+  // Every podnet route is still wanted when each was matched once (prefixes are unique): nothing to delete.
+  if (kept < ours.size) {
+    const wanted = new Set(desired.filter((r) => !foreign.has(r.dst)).map((r) => r.dst));
+    for (const dst of ours.keys()) if (!wanted.has(dst)) plan.actions.push({ kind: "delete", dst });
+  }
   return plan;
 }
+
+const target = (route: KernelRoute) => ({ dst: route.dst, via: route.via, ...(route.dev ? { dev: route.dev } : {}) });
 
 /** `ip -batch` lines for the actions; every route carries podnet's protocol. */
 export function routeBatch(actions: RouteAction[]): string {
