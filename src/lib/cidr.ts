@@ -97,17 +97,8 @@ export function formatCidr(c: Cidr): string {
   }
   return text;
 }
-// Keyed by object like formatCidr: every pass's overlap sweep asks for the last address of the same CIDRs.
-const lastAddress = new WeakMap<Cidr, bigint>();
 /** The highest address inside a CIDR. */
-export function cidrLast(c: Cidr): bigint {
-  let last = lastAddress.get(c);
-  if (last === undefined) {
-    last = c.network + (1n << BigInt(bits(c.family) - c.prefix)) - 1n;
-    lastAddress.set(c, last);
-  }
-  return last;
-}
+export const cidrLast = (c: Cidr): bigint => c.network + (1n << BigInt(bits(c.family) - c.prefix)) - 1n;
 export const canonicalCidr = (text: string) => formatCidr(parseCidr(text));
 
 export function isCanonicalCidr(text: string): boolean {

@@ -68,4 +68,25 @@ describe("desiredNodeState: the pod network that is never masqueraded", () => {
     expect(after.podNetwork).toEqual(before.podNetwork);
     expect(after.routes).toHaveLength(1);
   });
+
+  it("judges the same record objects afresh as other records come and go", () => {
+    const b = rec("b", "10.244.2.0/24", ["10.250.0.7"]);
+    const c = rec("c", "10.244.3.0/24", ["192.168.1.3"]);
+    expect(desiredNodeState([b, c], "a").routes.map((r) => r.nodeName)).toEqual(["b", "c"]);
+    // A record whose range holds b's node IP arrives: b's route would loop, so it is withheld ...
+    const wide = desiredNodeState([b, c, rec("d", "10.250.0.0/24", ["192.168.1.4"])], "a");
+    expect(wide.rejected.map((r) => [r.nodeName, r.reason])).toEqual([["b", "InvalidNodeIP"]]);
+    expect(wide.routes.map((r) => r.nodeName)).toEqual(["c", "d"]);
+    // ... and b is routed again once that record is gone; a copy of c with a new node IP is routed through it.
+    const back = desiredNodeState([b, { ...c, nodeIPs: ["192.168.1.33"] }], "a");
+    expect(back.rejected).toEqual([]);
+    expect(back.routes.map((r) => `${r.nodeName} via ${r.via}`)).toEqual(["b via 10.250.0.7", "c via 192.168.1.33"]);
+  });
+
+  it("lists routes in address order, IPv4 before IPv6", () => {
+    // The two IPv6 networks differ only below their top 53 bits.
+    const s = desiredNodeState([rec("w", "fd00:10:244:2::/64", ["fd00::2"]), rec("x", "fd00:10:244:1::/64", ["fd00::1"]),
+      rec("y", "10.244.10.0/24", ["192.168.1.10"]), rec("z", "10.244.9.0/24", ["192.168.1.9"])], "a");
+    expect(s.routes.map((r) => r.dst)).toEqual(["10.244.9.0/24", "10.244.10.0/24", "fd00:10:244:1::/64", "fd00:10:244:2::/64"]);
+  });
 });

@@ -1,5 +1,4 @@
 import { cidrContains, cidrContainsIp, cidrLast, formatCidr, InvalidCidrError, parseCidr, parseIp, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
-import { compareText } from "../lib/order.js";
 
 /** What the agent reads from one NodeCIDR (the controller mirrors node IPs into it). */
 export interface ObservedNodeCidr {
@@ -38,37 +37,81 @@ const live = (r: ObservedNodeCidr) => r.phase === "Allocated";
  */
 export function desiredNodeState(records: ObservedNodeCidr[], self: string, poolRanges: string[] = []): DesiredNodeState {
   const rejected: RejectedRecord[] = [];
-  const parsed: Array<{ r: ObservedNodeCidr; c: Cidr }> = [];
-  for (const r of records.filter(live)) {
-    try {
-      parsed.push({ r, c: parseCidr(r.cidr) });
-    } catch (err) {
-      rejected.push({ name: r.name, nodeName: r.nodeName, reason: "InvalidCIDR", message: err instanceof InvalidCidrError ? err.message : String(err) });
-    }
+  const parsed: Parsed[] = [];
+  for (const r of records) {
+    if (!live(r)) continue;
+    const facts = factsOf(r);
+    if ("invalid" in facts) rejected.push({ name: r.name, nodeName: r.nodeName, reason: "InvalidCIDR", message: facts.invalid });
+    else parsed.push(facts);
   }
   const sorted = sortByNetwork(parsed);
   const overlapping = findOverlaps(sorted);
-  for (const { r, c } of parsed.filter((p) => overlapping.has(p.r.name))) {
-    rejected.push({ name: r.name, nodeName: r.nodeName, reason: "OverlappingCIDR", message: `${formatCidr(c)} of node ${r.nodeName} overlaps ${overlapping.get(r.name)}; routes to both are withheld` });
+  for (const { r, dst } of parsed.filter((p) => overlapping.has(p.r.name))) {
+    rejected.push({ name: r.name, nodeName: r.nodeName, reason: "OverlappingCIDR", message: `${dst} of node ${r.nodeName} overlaps ${overlapping.get(r.name)}; routes to both are withheld` });
   }
-  const usable = parsed.filter((p) => !overlapping.has(p.r.name));
-  const podRanges = rangeIndex(sorted.filter((p) => !overlapping.has(p.r.name)).map((p) => p.c));
+  // In network order: the range index needs it, and routes come out sorted by prefix without another sort.
+  const usable = overlapping.size ? sorted.filter((p) => !overlapping.has(p.r.name)) : sorted;
+  const podRanges = rangeIndex(usable.map((p) => p.c));
   const routes: DesiredRoute[] = [];
-  // A record whose node IPs the controller has not mirrored yet is pending, not wrong: skip it quietly
-  // (reporting it would make every agent write a condition and an Event for each joining node).
-  for (const { r, c } of usable.filter((p) => p.r.nodeName !== self && p.r.nodeIPs.length > 0)) {
-    const via = gatewayFor(r, c, podRanges);
+  for (const p of usable) {
+    // A record whose node IPs the controller has not mirrored yet is pending, not wrong: skip it quietly
+    // (reporting it would make every agent write a condition and an Event for each joining node).
+    if (p.r.nodeName === self || p.r.nodeIPs.length === 0) continue;
+    const via = gatewayFor(p, podRanges);
     if ("reason" in via) rejected.push(via);
-    else routes.push({ dst: formatCidr(c), via: via.ip, nodeName: r.nodeName, nodeIPs: r.nodeIPs });
+    else routes.push(routeOf(p, via.ip));
   }
-  const own = usable.filter((p) => p.r.nodeName === self).sort((a, b) => a.c.family - b.c.family);
+  // In the records' order within a family, as the CNI config has always listed them.
+  const own = parsed.filter((p) => p.r.nodeName === self && !overlapping.has(p.r.name)).sort((a, b) => a.c.family - b.c.family);
   return {
-    ownCidrs: own.map((p) => formatCidr(p.c)),
+    ownCidrs: own.map((p) => p.dst),
     podNetwork: podNetwork(poolRanges, usable.map((p) => p.c)),
-    routes: routes.sort((a, b) => compareText(a.dst, b.dst)),
+    routes,
     rejected,
     families: [...new Set(own.map((p) => p.c.family))].sort(),
   };
+}
+
+/** A node IP as one record's route sees it, before the other records are considered. */
+type NodeIpFact = { text: string; unparsable: true } | { text: string; ip: IpAddr; loopback: boolean };
+/** What a record says on its own: its parsed CIDR and node IPs. */
+interface Parsed {
+  r: ObservedNodeCidr; c: Cidr; dst: string; ips: NodeIpFact[]; route?: DesiredRoute;
+  /** The CIDR's last address, and a number that orders CIDRs by family and network (ties: compare `c`). */
+  last: bigint; order: number;
+}
+
+/**
+ * Records are immutable values (a changed NodeCIDR arrives as a new object), so what each says on its own is
+ * worked out once per record object. Each pass then only relates records to each other: at thousands of
+ * records, the per-record cache lookups of every pass cost more than the planning itself.
+ */
+const recordFacts = new WeakMap<ObservedNodeCidr, Parsed | { invalid: string }>();
+function factsOf(r: ObservedNodeCidr): Parsed | { invalid: string } {
+  let facts = recordFacts.get(r);
+  if (!facts) {
+    try {
+      const c = parseCidr(r.cidr);
+      facts = { r, c, dst: formatCidr(c), ips: r.nodeIPs.map(nodeIpFact), last: cidrLast(c), order: networkOrder(c) };
+    } catch (err) {
+      facts = { invalid: err instanceof InvalidCidrError ? err.message : String(err) };
+    }
+    recordFacts.set(r, facts);
+  }
+  return facts;
+}
+
+function nodeIpFact(text: string): NodeIpFact {
+  try {
+    const ip = parseIp(text);
+    return { text, ip, loopback: isLoopbackOrUnspecified(ip.value, ip.family) };
+  } catch { return { text, unparsable: true }; }
+}
+
+/** The same route object while the record and its gateway stay the same: less garbage on every pass. */
+function routeOf(p: Parsed, via: string): DesiredRoute {
+  if (p.route?.via !== via) p.route = { dst: p.dst, via, nodeName: p.r.nodeName, nodeIPs: p.r.nodeIPs };
+  return p.route;
 }
 
 /** Pool ranges (unparsable ones skipped) plus every node CIDR not inside one of them, canonical and sorted. */
@@ -78,8 +121,11 @@ function podNetwork(poolRanges: string[], nodeCidrs: Cidr[]): string[] {
   return [...new Set([...ranges, ...outside].map(formatCidr))].sort();
 }
 
-const sortByNetwork = <T extends { c: Cidr }>(list: T[]) =>
-  [...list].sort((a, b) => a.c.family - b.c.family || (a.c.network < b.c.network ? -1 : a.c.network > b.c.network ? 1 : 0));
+// IPv4 networks exactly, IPv6 ones by their top 53 bits above every IPv4 one: sorting thousands of records by
+// number on each pass, and by BigInt only where two IPv6 networks share those bits.
+const networkOrder = (c: Cidr) => (c.family === 4 ? Number(c.network) : 2 ** 32 + Number(c.network >> 75n));
+const sortByNetwork = (list: Parsed[]) =>
+  [...list].sort((a, b) => a.order - b.order || (a.c.network < b.c.network ? -1 : a.c.network > b.c.network ? 1 : 0));
 
 /**
  * Usable pod ranges are disjoint (overlaps were withheld), so "which range holds this IP?" is a binary
@@ -106,19 +152,19 @@ function rangeIndex(sortedRanges: Cidr[]): (ip: IpAddr) => Cidr | undefined {
   };
 }
 
-function gatewayFor(r: ObservedNodeCidr, c: Cidr, podRangeOf: (ip: IpAddr) => Cidr | undefined): { ip: string } | RejectedRecord {
-  const reject = (reason: RejectedRecord["reason"], message: string): RejectedRecord => ({ name: r.name, nodeName: r.nodeName, reason, message });
+const rejection = (r: ObservedNodeCidr, reason: RejectedRecord["reason"], message: string): RejectedRecord => ({ name: r.name, nodeName: r.nodeName, reason, message });
+
+function gatewayFor({ r, c, ips }: Parsed, podRangeOf: (ip: IpAddr) => Cidr | undefined): { ip: string } | RejectedRecord {
   let sameFamily: string | undefined;
-  for (const text of r.nodeIPs) {
-    let ip;
-    try { ip = parseIp(text); } catch { return reject("InvalidNodeIP", `node ${r.nodeName} has an unparsable node IP "${text}"`); }
-    if (ip.family !== c.family) continue;
-    if (isLoopbackOrUnspecified(ip.value, ip.family)) return reject("InvalidNodeIP", `node ${r.nodeName} has node IP ${text}, which is loopback or unspecified`);
-    const inside = podRangeOf(ip);
-    if (inside) return reject("InvalidNodeIP", `node ${r.nodeName} has node IP ${text} inside pod CIDR ${formatCidr(inside)}; a route through it would loop`);
-    sameFamily ??= text;
+  for (const fact of ips) {
+    if ("unparsable" in fact) return rejection(r, "InvalidNodeIP", `node ${r.nodeName} has an unparsable node IP "${fact.text}"`);
+    if (fact.ip.family !== c.family) continue;
+    if (fact.loopback) return rejection(r, "InvalidNodeIP", `node ${r.nodeName} has node IP ${fact.text}, which is loopback or unspecified`);
+    const inside = podRangeOf(fact.ip);
+    if (inside) return rejection(r, "InvalidNodeIP", `node ${r.nodeName} has node IP ${fact.text} inside pod CIDR ${formatCidr(inside)}; a route through it would loop`);
+    sameFamily ??= fact.text;
   }
-  return sameFamily ? { ip: sameFamily } : reject("NoNodeIPForFamily", `node ${r.nodeName} has no IPv${c.family} node IP to route ${formatCidr(c)} through`);
+  return sameFamily ? { ip: sameFamily } : rejection(r, "NoNodeIPForFamily", `node ${r.nodeName} has no IPv${c.family} node IP to route ${formatCidr(c)} through`);
 }
 
 function isLoopbackOrUnspecified(value: bigint, family: IpFamily): boolean {
@@ -130,15 +176,15 @@ function isLoopbackOrUnspecified(value: bigint, family: IpFamily): boolean {
  * name → a CIDR it collides with, for every record overlapping another. Sweep over records sorted by network:
  * a range overlaps some earlier range exactly when it starts before the furthest end seen so far.
  */
-function findOverlaps(sorted: Array<{ r: ObservedNodeCidr; c: Cidr }>): Map<string, string> {
+function findOverlaps(sorted: Parsed[]): Map<string, string> {
   const out = new Map<string, string>();
-  let reach: { r: ObservedNodeCidr; c: Cidr } | undefined;
+  let reach: Parsed | undefined;
   for (const cur of sorted) {
-    if (reach && reach.c.family === cur.c.family && cur.c.network <= cidrLast(reach.c)) {
-      out.set(reach.r.name, formatCidr(cur.c));
-      out.set(cur.r.name, formatCidr(reach.c));
+    if (reach && reach.c.family === cur.c.family && cur.c.network <= reach.last) {
+      out.set(reach.r.name, cur.dst);
+      out.set(cur.r.name, reach.dst);
     }
-    if (!reach || reach.c.family !== cur.c.family || cidrLast(cur.c) > cidrLast(reach.c)) reach = cur;
+    if (!reach || reach.c.family !== cur.c.family || cur.last > reach.last) reach = cur;
   }
   return out;
 }

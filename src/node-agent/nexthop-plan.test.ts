@@ -69,7 +69,7 @@ describe("route and nexthop tables kept in step with applied batches", () => {
 
   it("plans exactly what a fresh read of the kernel would, over 300 random passes", () => {
     let seed = 7;
-    const random = (n: number) => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n; };
+    const random = (n: number) => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return Math.floor(seed / 65536) % n; };
     // A foreign route on one of podnet's nexthops, and an idle podnet nexthop left by an earlier run.
     let kernel = { routes: [route("10.9.0.0/16", "192.168.1.2", B, false)], nexthops: [nh(B, "192.168.1.2"), nh(B + 3, "192.168.1.9")] };
     const routes = new RouteTable(kernel.routes);
