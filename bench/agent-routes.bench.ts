@@ -7,6 +7,7 @@
 //     next to the agent's RSS with no NodeCIDRs and a bare Node.js process (the floor the goal sits on)
 //  3. the running agent's CPU per node join at 4,999 NodeCIDRs, next to the same with none
 import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { crdSources, renderCrdYaml } from "../src/crds/generate.js";
 import { installCrds, KubeApi, forEachLimited } from "../src/lib/k8s.js";
 import { silentLogger } from "../src/log.js";
@@ -104,7 +105,7 @@ async function agentSync(round: number): Promise<{ cold: number; join: number; j
  * one control plane, each agent in a fresh node namespace: median time, and the highest peak RSS once the
  * agent is ready (its first full pass and status write done).
  */
-async function coldStart(count: number, rounds: number): Promise<{ ms: number; range: string; rssMb: number; joinCpuMs: number }> {
+async function coldStart(count: number, rounds: number): Promise<{ ms: number; range: string; rssMb: number; joinCpuMs: number; rssAfterJoinsMb: number }> {
   const cp = await startControlPlane();
   try {
     const api = KubeApi.fromKubeconfig(cp.kubeconfig, "podnet-cli");
@@ -115,6 +116,7 @@ async function coldStart(count: number, rounds: number): Promise<{ ms: number; r
     const times: number[] = [];
     let rssMb = 0;
     let joinCpuMs = 0;
+    let rssAfterJoinsMb = 0;
     for (let round = 0; round < rounds; round++) {
       const bed = nodeNamespace(`bcold${round}`);
       const port = await freePort();
@@ -138,7 +140,10 @@ async function coldStart(count: number, rounds: number): Promise<{ ms: number; r
         for (let i = 0; i < 300 && !(await ready()); i++) await new Promise((r) => setTimeout(r, 100));
         times.push(elapsed);
         rssMb = Math.max(rssMb, peakRssMb(agent.pid));
-        if (round === rounds - 1) joinCpuMs = await processJoinCpu(api, agent.pid!, bed.ns);
+        if (round === rounds - 1) {
+          joinCpuMs = await processJoinCpu(api, agent.pid!, bed.ns);
+          rssAfterJoinsMb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${agent.pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+        }
       } finally {
         agent.kill("SIGTERM");
         await new Promise((r) => (agent.exitCode === null ? agent.once("exit", r) : r(undefined)));
@@ -146,7 +151,7 @@ async function coldStart(count: number, rounds: number): Promise<{ ms: number; r
       }
     }
     const sorted = [...times].sort((a, b) => a - b);
-    return { ms: median(times), range: `${sorted[0]!.toFixed(0)}–${sorted.at(-1)!.toFixed(0)} ms`, rssMb, joinCpuMs };
+    return { ms: median(times), range: `${sorted[0]!.toFixed(0)}–${sorted.at(-1)!.toFixed(0)} ms`, rssMb, joinCpuMs, rssAfterJoinsMb };
   } finally { await cp.stop(); }
 }
 
@@ -187,5 +192,5 @@ const idle = await coldStart(0, 3);
 const cold = await coldStart(N, 5);
 const bare = Number(/VmHWM:\s+(\d+)/.exec(execFileSync(process.execPath, ["-e", "console.log(require('fs').readFileSync('/proc/self/status','utf8'))"]).toString())?.[1] ?? 0) / 1024;
 console.log(`agent process start → ${N} routes in kernel: ${f(cold.ms)} ms, median of 5 (${cold.range}) (goal < 1000 ms)`);
-console.log(`agent process CPU per node join: ${cold.joinCpuMs.toFixed(1)} ms with ${N} NodeCIDRs, ${idle.joinCpuMs.toFixed(1)} ms with none (${(cold.joinCpuMs / idle.joinCpuMs).toFixed(1)}x); ${PROCESS_JOINS} joins each, all threads`);
+console.log(`agent process CPU per node join: ${cold.joinCpuMs.toFixed(1)} ms with ${N} NodeCIDRs, ${idle.joinCpuMs.toFixed(1)} ms with none (${(cold.joinCpuMs / idle.joinCpuMs).toFixed(1)}x); ${PROCESS_JOINS} joins each, all threads; RSS after them ${cold.rssAfterJoinsMb.toFixed(1)} MB`);
 console.log(`agent peak RSS: ${cold.rssMb.toFixed(1)} MB with ${N} NodeCIDRs (goal ≤ 60 MB); ${idle.rssMb.toFixed(1)} MB with none (start → ready ${idle.ms.toFixed(0)} ms); bare Node.js ${bare.toFixed(1)} MB`);
