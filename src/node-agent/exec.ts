@@ -19,15 +19,17 @@ export async function run(command: string, args: string[], opts: { netns?: strin
   const argv = !opts.netns ? [command, ...args]
     : command === "ip" || command === "bridge" ? [command, "-n", opts.netns, ...args]
       : ["ip", "netns", "exec", opts.netns, command, ...args];
-  if (!shellAvailable) return spawnDirect(argv, opts);
-  const r = await runInShell(argv, opts);
-  // The shell's "not found" (127) is the direct spawn's ENOENT.
+  const r = shellAvailable ? await runInShell(argv, opts) : await spawnDirect(argv, opts);
+  // The shell's "not found" (127) is the direct spawn's ENOENT; `ip netns exec` says it in its own words.
   if (r.code === 127 && /not found|No such file/.test(r.stderr)) throw missingTool(argv[0]!);
+  if (r.code !== 0 && argv[1] === "netns" && r.stderr.includes(`exec of "${command}" failed: No such file`)) throw missingTool(command);
   return r;
 }
 
 const shellAvailable = existsSync("/bin/sh");
-const missingTool = (tool: string) => new MissingToolError(`${tool} not found in PATH; install ${tool === "nft" ? "nftables" : tool === "ip" ? "iproute2" : tool}`);
+// iproute2 ships ip and bridge; procps ships sysctl.
+const installHint: Record<string, string> = { nft: "nftables", ip: "iproute2", bridge: "iproute2", sysctl: "procps" };
+const missingTool = (tool: string) => new MissingToolError(`${tool} not found in PATH; install ${installHint[tool] ?? tool}`);
 
 /** Start the tool directly: only where the image has no /bin/sh. */
 function spawnDirect(argv: string[], opts: { input?: string; timeoutMs?: number; env?: Record<string, string> }): Promise<ExecResult> {

@@ -1,0 +1,84 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CNI_BIN_DIR } from "../../src/localcluster/cni-exec.js";
+import { createNetBed, ipJson, isRoot, type BedNode, type NetBed } from "../../src/localcluster/netbed.js";
+import { AGENT_NODE_FLAGS, podnetCliArgv, podnetCliEnv } from "../../src/localcluster/podnet-cli.js";
+import { freePort, startProcess, stopProcess, tailFile, waitFor, type ManagedProcess } from "../../src/localcluster/processes.js";
+import { conditionsOf, putNodeCidr } from "../harness/agent-fixture.js";
+import { useControlPlane } from "../harness/api-fixture.js";
+
+/**
+ * The agent as production starts it (the bundle, its own process) on a host that lacks `nft` or `ip`: each
+ * missing tool is named in the condition of the step that needs it, the process keeps running and keeps
+ * reporting, and what does not need the tool still gets done.
+ */
+const fx = useControlPlane();
+let bed: NetBed;
+let dir: string;
+let cli: string[];
+const agents: ManagedProcess[] = [];
+
+/** A PATH directory holding only the named tools (links to the real ones). */
+function pathWith(name: string, tools: string[]): string {
+  const bin = join(dir, name);
+  mkdirSync(bin);
+  for (const tool of tools) symlinkSync(execFileSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8" }).trim(), join(bin, tool));
+  return bin;
+}
+
+async function startAgentProcess(node: BedNode, path: string): Promise<ManagedProcess> {
+  const home = join(dir, node.name);
+  mkdirSync(join(home, "net.d"), { recursive: true });
+  const agent = startProcess(`agent-${node.name}`, cli[0]!, [...AGENT_NODE_FLAGS, ...cli.slice(1), "agent", `--kubeconfig=${fx.cp.kubeconfig}`,
+    `--node-name=${node.name}`, `--netns=${node.ns}`, `--cni-conf-dir=${join(home, "net.d")}`, `--cni-bin-dir=${CNI_BIN_DIR}`,
+    `--ipam-data-dir=${join(home, "ipam")}`, `--metrics-address=127.0.0.1:${await freePort()}`, "--resync-period=2s"],
+  join(home, "agent.log"), { env: { ...podnetCliEnv(dir), PATH: path } });
+  agents.push(agent);
+  return agent;
+}
+
+const condition = (name: string, type: string) => async () => (await conditionsOf(fx.api(), name)).find((c) => c.type === type);
+
+describe.skipIf(!isRoot())("node agent on a host missing ip or nft (rung 3)", () => {
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "podnet-tools-"));
+    cli = await podnetCliArgv(dir);
+    bed = createNetBed("mt", 2, 76);
+    await putNodeCidr(fx.api(), bed.nodes[0]!.name, "10.244.1.0/24", [bed.nodes[0]!.ip]);
+    await putNodeCidr(fx.api(), bed.nodes[1]!.name, "10.244.2.0/24", [bed.nodes[1]!.ip]);
+  }, 120_000);
+  afterAll(async () => {
+    for (const a of agents) await stopProcess(a);
+    bed?.destroy();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("without nft: MasqueradeReady names the missing tool, routes and the CNI config are still in place", async () => {
+    const [n1] = bed.nodes;
+    const agent = await startAgentProcess(n1!, pathWith("no-nft", ["ip", "bridge", "sysctl"]));
+    const masq = await waitFor("MasqueradeReady reported", async () => { const c = await condition("10-244-1-0-24", "MasqueradeReady")(); return c?.status === "False" ? c : undefined; }, 30_000)
+      .catch((err: unknown) => { throw new Error(`${String(err)}\n${tailFile(agent.logFile)}`); });
+    expect(masq.message).toContain("nft not found in PATH; install nftables");
+    expect((await condition("10-244-1-0-24", "Ready")())?.status).toBe("False");
+    expect((await condition("10-244-1-0-24", "RoutesProgrammed")())).toMatchObject({ status: "True", reason: "Programmed" });
+    expect((await condition("10-244-1-0-24", "CNIConfigured")())?.status).toBe("True");
+    expect(ipJson<Array<{ dst: string }>>(n1!.ns, "route", "show", "proto", "249").map((r) => r.dst)).toEqual(["10.244.2.0/24"]);
+    expect(agent.child.exitCode).toBeNull();
+  });
+
+  it("without ip: RoutesProgrammed names the missing tool, the process keeps running, the other node's routes stay", async () => {
+    const [n1, n2] = bed.nodes;
+    const agent = await startAgentProcess(n2!, pathWith("no-ip", ["nft", "sysctl"]));
+    const routes = await waitFor("RoutesProgrammed reported", async () => { const c = await condition("10-244-2-0-24", "RoutesProgrammed")(); return c?.status === "False" ? c : undefined; }, 30_000)
+      .catch((err: unknown) => { throw new Error(`${String(err)}\n${tailFile(agent.logFile)}`); });
+    expect(routes.message).toContain("ip not found in PATH; install iproute2");
+    // A few more resyncs (2 s apart) fail the same way without taking the agent down.
+    await new Promise((r) => setTimeout(r, 4_500));
+    expect(agent.child.exitCode).toBeNull();
+    expect((await condition("10-244-2-0-24", "RoutesProgrammed")())?.message).toContain("ip not found in PATH");
+    expect(ipJson<Array<{ dst: string }>>(n1!.ns, "route", "show", "proto", "249").map((r) => r.dst)).toEqual(["10.244.2.0/24"]);
+  });
+});
