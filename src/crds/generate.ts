@@ -86,7 +86,9 @@ export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../.."
 export const crdDir = join(repoRoot, "charts/podnet/crds");
 export const crdFileName = (source: CrdSource) => `${source.plural}.${GROUP}.yaml`;
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+// `tsx src/crds/generate.ts` (make crds) writes the chart's CRDs. Inside the single-file bundle import.meta.url
+// is the bundle itself, which must never write files where it runs.
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url) && import.meta.url.endsWith("/generate.ts")) {
   mkdirSync(crdDir, { recursive: true });
   for (const source of crdSources) {
     const file = join(crdDir, crdFileName(source));

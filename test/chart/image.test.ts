@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -24,6 +24,14 @@ describe("the image's single-file CLI", () => {
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/podnet: .*nonexistent/);
     expect(bad.stderr).not.toMatch(/Cannot find (module|package)|ERR_MODULE_NOT_FOUND/);
+    // Every module is in the one file, the CRD writer too: loading it (as demo-clean does) must write nothing
+    // next to the bundle (in the image that would be /charts on a read-only root).
+    // (The writer's target is two levels up from the file, so the copy sits where that is still ours.)
+    const deep = join(work, "deep", "app");
+    execFileSync("mkdir", ["-p", deep]);
+    copyFileSync(built, join(deep, "podnet.mjs"));
+    spawnSync(process.execPath, [join(deep, "podnet.mjs"), "demo-clean"], { cwd: deep, encoding: "utf8", timeout: 20_000 });
+    expect(existsSync(join(work, "charts"))).toBe(false);
     // node-fetch's never-used URL fallback is left out (see bundle.ts), and with it tr46's Unicode tables.
     expect(readFileSync(built, "utf8")).not.toContain("node_modules/tr46");
     // The compile cache the image bakes in: written by one run, read back by the next with the same V8 flags.
