@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { LocalCluster } from "../localcluster/cluster.js";
 import { sweepStaleNamespaces } from "../localcluster/netbed.js";
+import { sweepStaleRunDirs } from "../localcluster/control-plane.js";
 import { waitFor } from "../localcluster/processes.js";
 import { connectivityMatrix, formatMatrix } from "./matrix.js";
 
@@ -73,6 +74,10 @@ async function showJoinAndLeave(cluster: LocalCluster, index: number): Promise<v
 
 /** `make demo-clean`: remove namespaces of demo or test runs whose process is gone. */
 export async function cleanDemo(): Promise<void> {
-  const swept = sweepStaleNamespaces();
-  console.log(swept.length ? `removed ${swept.length} leftover namespaces: ${swept.join(", ")}` : "nothing left over");
+  // Processes need no sweep: every server and agent a run starts dies with it (parent-death signal).
+  const namespaces = sweepStaleNamespaces();
+  const runDirs = sweepStaleRunDirs();
+  if (namespaces.length) console.log(`removed ${namespaces.length} leftover namespaces: ${namespaces.join(", ")}`);
+  if (runDirs.length) console.log(`removed ${runDirs.length} leftover run dirs: ${runDirs.join(", ")}`);
+  if (!namespaces.length && !runDirs.length) console.log("nothing left over");
 }

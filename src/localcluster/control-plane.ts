@@ -81,20 +81,28 @@ async function readyz(url: string, pki: Pki): Promise<true | undefined> {
   });
 }
 
-/** Run dirs of control planes whose owning process died (crash, SIGKILL) are removed on the next start. */
-function sweepStaleRunDirs(base: string): void {
+/** Where control planes keep their run dirs: memory-backed /dev/shm as root (etcd fsyncs), else the temp dir. */
+export const controlPlaneBaseDir = () => (process.getuid?.() === 0 ? "/dev/shm" : tmpdir());
+
+/**
+ * Run dirs of control planes whose owning process died (crash, SIGKILL): removed on the next start and by
+ * `make demo-clean`. Returns the dirs removed.
+ */
+export function sweepStaleRunDirs(base = controlPlaneBaseDir()): string[] {
+  const swept: string[] = [];
   for (const name of readdirSync(base).filter((n) => n.startsWith("podnet-cp-"))) {
     const dir = join(base, name);
     let owner = NaN;
     try { owner = Number(readFileSync(join(dir, "owner.pid"), "utf8")); } catch { /* unreadable: treat as stale */ }
     let alive = false;
     try { if (owner > 0) { process.kill(owner, 0); alive = true; } } catch { /* gone */ }
-    if (!alive) rmSync(dir, { recursive: true, force: true });
+    if (!alive) { rmSync(dir, { recursive: true, force: true }); swept.push(dir); }
   }
+  return swept;
 }
 
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
-  const base = opts.baseDir ?? (process.getuid?.() === 0 ? "/dev/shm" : tmpdir());
+  const base = opts.baseDir ?? controlPlaneBaseDir();
   mkdirSync(base, { recursive: true });
   sweepStaleRunDirs(base);
   const dir = mkdtempSync(join(base, "podnet-cp-"));

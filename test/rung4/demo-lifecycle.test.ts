@@ -1,0 +1,71 @@
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isRoot } from "../../src/localcluster/netbed.js";
+import { startProcess, stopProcess, tailFile, waitFor, type ManagedProcess } from "../../src/localcluster/processes.js";
+
+/**
+ * `podnet demo` as a user runs it, stopped the two ways a user stops it: Ctrl-C tears everything down itself;
+ * after a SIGKILL (no cleanup code runs) its servers and agents die with it and `podnet demo-clean` removes
+ * the namespaces and run dir left behind.
+ */
+const repo = join(import.meta.dirname, "../..");
+let dir: string;
+const started: ManagedProcess[] = [];
+
+const namespacesOf = (pid: number) => execFileSync("ip", ["netns", "list"], { encoding: "utf8" }).split("\n").map((l) => l.split(" ")[0]!).filter((n) => n.startsWith(`pnt-${pid}-`));
+/** Processes whose command line names the run dir: the apiserver, etcd, the controller and the agents. */
+const processesUsing = (runDir: string) => readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
+  try { return readFileSync(`/proc/${p}/cmdline`, "utf8").includes(runDir); } catch { return false; }
+});
+
+/** A demo kept running on 2 nodes, and its control plane's run dir (from the KUBECONFIG it prints). */
+async function keptDemo(name: string): Promise<{ demo: ManagedProcess; runDir: string }> {
+  // As `make demo` starts it: from the sources, in one process (its pid names the run's namespaces).
+  const demo = startProcess(name, process.execPath, ["--import", "tsx", join(repo, "src/cli/main.ts"), "demo", "--keep", "--nodes=2", "--segments=1"], join(dir, `${name}.log`));
+  started.push(demo);
+  const kubeconfig = await waitFor("the demo to keep running", async () => {
+    if (demo.child.exitCode !== null) throw new Error(`demo exited ${demo.child.exitCode}:\n${tailFile(demo.logFile)}`);
+    return /export KUBECONFIG=(\S+);/.exec(readFileSync(demo.logFile, "utf8"))?.[1];
+  }, 120_000, 200);
+  return { demo, runDir: dirname(kubeconfig) };
+}
+
+describe.skipIf(!isRoot())("make demo stopped by Ctrl-C or killed (rung 4)", () => {
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "podnet-demo-"));
+  });
+  afterAll(async () => {
+    for (const p of started) await stopProcess(p);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("Ctrl-C tears it down: no namespace, process or run dir left", async () => {
+    const { demo, runDir } = await keptDemo("demo-int");
+    const pid = demo.child.pid!;
+    expect(namespacesOf(pid).length).toBeGreaterThan(0);
+    demo.child.kill("SIGINT");
+    expect(await demo.exited).toBe(130);
+    expect(namespacesOf(pid)).toEqual([]);
+    expect(existsSync(runDir)).toBe(false);
+    expect(processesUsing(runDir)).toEqual([]);
+  });
+
+  it("after a SIGKILL its servers and agents die with it, and demo-clean removes its namespaces and run dir", async () => {
+    const { demo, runDir } = await keptDemo("demo-kill");
+    const pid = demo.child.pid!;
+    demo.child.kill("SIGKILL");
+    await demo.exited;
+    await waitFor("servers and agents gone with the demo", async () => (processesUsing(runDir).length === 0 ? true : undefined), 15_000);
+    const leftovers = namespacesOf(pid);
+    expect(leftovers.length).toBeGreaterThan(0); // what demo-clean is for
+    expect(existsSync(runDir)).toBe(true);
+    const out = execFileSync(process.execPath, ["--import", "tsx", join(repo, "src/cli/main.ts"), "demo-clean"], { encoding: "utf8" });
+    expect(out).toContain(`removed ${leftovers.length} leftover namespaces`);
+    expect(out).toContain(runDir);
+    expect(namespacesOf(pid)).toEqual([]);
+    expect(existsSync(runDir)).toBe(false);
+  });
+});
