@@ -92,7 +92,8 @@ function factsOf(r: ObservedNodeCidr): Parsed | { invalid: string } {
   if (!facts) {
     try {
       const c = parseCidr(r.cidr);
-      facts = { r, c, dst: formatCidr(c), ips: r.nodeIPs.map(nodeIpFact), last: cidrLast(c), order: networkOrder(c) };
+      // Every field from the start (route too), so all facts share one shape in V8.
+      facts = { r, c, dst: formatCidr(c), ips: r.nodeIPs.map(nodeIpFact), route: undefined, last: cidrLast(c), order: networkOrder(c) };
     } catch (err) {
       facts = { invalid: err instanceof InvalidCidrError ? err.message : String(err) };
     }
