@@ -7,7 +7,6 @@
 //     next to the agent's RSS with no NodeCIDRs and a bare Node.js process (the floor the goal sits on)
 //  3. the running agent's CPU per node join at 4,999 NodeCIDRs, next to the same with none
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { crdSources, renderCrdYaml } from "../src/crds/generate.js";
 import { installCrds, KubeApi, forEachLimited } from "../src/lib/k8s.js";
 import { silentLogger } from "../src/log.js";
@@ -16,7 +15,7 @@ import { desiredNodeState } from "../src/node-agent/desired-state.js";
 import { syncKernelAndFiles } from "../src/node-agent/sync.js";
 import { startControlPlane } from "../src/localcluster/control-plane.js";
 import { createNamespace, destroyNamespace } from "../src/localcluster/netbed.js";
-import { AGENT_NODE_FLAGS, cpuSeconds, peakRssMb, podnetCliArgv, podnetCliEnv } from "../src/localcluster/podnet-cli.js";
+import { AGENT_NODE_FLAGS, cpuSeconds, peakRssMb, podnetCliArgv, podnetCliEnv, rssMb as rssNowMb } from "../src/localcluster/podnet-cli.js";
 import { freePort } from "../src/localcluster/processes.js";
 import { putNodeCidr } from "../test/harness/agent-fixture.js";
 
@@ -142,7 +141,7 @@ async function coldStart(count: number, rounds: number): Promise<{ ms: number; r
         rssMb = Math.max(rssMb, peakRssMb(agent.pid));
         if (round === rounds - 1) {
           joinCpuMs = await processJoinCpu(api, agent.pid!, bed.ns);
-          rssAfterJoinsMb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${agent.pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+          rssAfterJoinsMb = rssNowMb(agent.pid);
         }
       } finally {
         agent.kill("SIGTERM");

@@ -23,14 +23,19 @@ export function deleteNamespace(name: string): void {
   tryIp("netns", "del", name);
 }
 
+/** podnet's namespaces (pnt-<pid>-…) with the pid of the run that made each. */
+export function runNamespaces(): Array<{ name: string; pid: number }> {
+  return tryIp("netns", "list").split("\n").flatMap((line) => {
+    const name = line.split(" ")[0] ?? "";
+    const match = /^pnt-(\d+)-/.exec(name);
+    return match ? [{ name, pid: Number(match[1]) }] : [];
+  });
+}
+
 /** Remove namespaces left by test runs whose process no longer exists. */
 export function sweepStaleNamespaces(): string[] {
   const swept: string[] = [];
-  for (const line of tryIp("netns", "list").split("\n")) {
-    const name = line.split(" ")[0] ?? "";
-    const match = /^pnt-(\d+)-/.exec(name);
-    if (!match) continue;
-    const pid = Number(match[1]);
+  for (const { name, pid } of runNamespaces()) {
     let alive = true;
     try { process.kill(pid, 0); } catch { alive = false; }
     if (!alive) { deleteNamespace(name); swept.push(name); }

@@ -50,11 +50,15 @@ export function cpuSeconds(pid: number | undefined): number {
   }
 }
 
-/** Peak resident memory (VmHWM) of a process in MB, 0 once it is gone. */
-export function peakRssMb(pid: number | undefined): number {
+/** A memory field of /proc/<pid>/status in MB, 0 once the process is gone. */
+function statusMb(pid: number | undefined, field: "VmHWM" | "VmRSS"): number {
   try {
-    return Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+    return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
   } catch {
     return 0;
   }
 }
+/** Peak resident memory (VmHWM) of a process in MB, 0 once it is gone. */
+export const peakRssMb = (pid: number | undefined) => statusMb(pid, "VmHWM");
+/** Resident memory now (VmRSS) of a process in MB, 0 once it is gone. */
+export const rssMb = (pid: number | undefined) => statusMb(pid, "VmRSS");

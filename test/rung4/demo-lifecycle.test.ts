@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isRoot } from "../../src/localcluster/netbed.js";
+import { isRoot, runNamespaces } from "../../src/localcluster/netbed.js";
 import { startProcess, stopProcess, tailFile, waitFor, type ManagedProcess } from "../../src/localcluster/processes.js";
 
 /**
@@ -15,7 +15,7 @@ const repo = join(import.meta.dirname, "../..");
 let dir: string;
 const started: ManagedProcess[] = [];
 
-const namespacesOf = (pid: number) => execFileSync("ip", ["netns", "list"], { encoding: "utf8" }).split("\n").map((l) => l.split(" ")[0]!).filter((n) => n.startsWith(`pnt-${pid}-`));
+const namespacesOf = (pid: number) => runNamespaces().filter((n) => n.pid === pid).map((n) => n.name);
 /** Processes whose command line names the run dir: the apiserver, etcd, the controller and the agents. */
 const processesUsing = (runDir: string) => readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
   try { return readFileSync(`/proc/${p}/cmdline`, "utf8").includes(runDir); } catch { return false; }
