@@ -60,6 +60,9 @@ export const agentConfigSchema = z.object({
   "resync-period": duration.prefault("30s"),
   "metrics-address": z.string().prefault("0.0.0.0:9091"),
   "dry-run": boolean.prefault("false"),
+  // Clear the Node's NetworkUnavailable condition (and so the network-unavailable taint) once this node
+  // can network pods; off for clusters where another component owns that condition.
+  "clear-network-unavailable": boolean.prefault("true"),
   // Program a named network namespace instead of the agent's own: the local cluster runs every agent on the
   // host (where the apiserver listens on loopback) and points each at its node's namespace.
   netns: z.string().optional(),

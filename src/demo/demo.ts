@@ -32,6 +32,9 @@ export async function runDemo(argv: string[]): Promise<void> {
     step("every node has its pod CIDR, routes to every other node and a CNI config:");
     console.log(indent(cluster.kubectl("get", "nodecidrs", "-o", "wide")));
     for (const name of cluster.nodes.keys()) console.log(indent(`${name} routes (proto 249): ${cluster.ownRoutes(name).join(", ")}`));
+    step("each agent has cleared its Node's NetworkUnavailable condition (registered True, as on a cloud with a route controller):");
+    console.log(indent(cluster.kubectl("get", "nodes", "-o",
+      'custom-columns=NAME:.metadata.name,NETWORK-UNAVAILABLE:.status.conditions[?(@.type=="NetworkUnavailable")].status,REASON:.status.conditions[?(@.type=="NetworkUnavailable")].reason')));
     step("creating 2 pods per node with the real CNI plugins (bridge + host-local + portmap), as a container runtime would");
     for (const name of cluster.nodes.keys()) for (const i of [1, 2]) {
       const pod = cluster.addPod(name, `${name}-pod${i}`);

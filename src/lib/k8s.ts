@@ -106,6 +106,7 @@ export class KubeApi {
 // client-node 1.4.0 defaults PATCH to json-patch; every patch here names its content type explicitly.
 export const mergePatch = () => setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 export const applyPatch = () => setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply);
+export const strategicMergePatch = () => setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch);
 
 /** HTTP status of a failed API call (client-node throws ApiException with .code), or undefined. */
 export function apiStatus(err: unknown): number | undefined {

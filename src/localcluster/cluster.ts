@@ -105,8 +105,10 @@ export class LocalCluster {
     await this.startAgent(name);
     const addresses = [{ type: "InternalIP", address: node.ip }, ...(this.opts.dualStack ? [{ type: "InternalIP", address: node.ip6 }] : [])];
     entry.registeredAt = performance.now();
-    // As kubelet registers a node: the Node is created with its status (addresses) in one request.
-    await this.api.core.createNode({ body: { metadata: { name, labels: { "kubernetes.io/hostname": name } }, status: { addresses } } });
+    // As kubelet registers a node: the Node is created with its status in one request. On a cloud with a
+    // route controller (GCE) that status says NetworkUnavailable until the network plugin clears it.
+    const networkUnavailable = { type: "NetworkUnavailable", status: "True", reason: "NoRouteCreated", message: "Node created without a route", lastTransitionTime: new Date() };
+    await this.api.core.createNode({ body: { metadata: { name, labels: { "kubernetes.io/hostname": name } }, status: { addresses, conditions: [networkUnavailable] } } });
     return node;
   }
 
@@ -199,7 +201,10 @@ export class LocalCluster {
       const actual = this.ownRoutes(n).map((r) => r.split(" ")[0]).sort().join();
       return actual === expected ? [] : [`${n} routes [${actual}] != [${expected}]`];
     });
-    return wrong.join("; ");
+    if (wrong.length) return wrong.join("; ");
+    const unavailable = (await this.api.core.listNode()).items
+      .filter((n) => this.nodes.has(n.metadata!.name!) && n.status?.conditions?.find((c) => c.type === "NetworkUnavailable")?.status !== "False");
+    return unavailable.length ? `NetworkUnavailable not cleared on ${unavailable.map((n) => n.metadata!.name).join(", ")}` : "";
   }
 
   kubectl(...args: string[]): string {

@@ -13,6 +13,7 @@ import type { Logger } from "../log.js";
 import { agentMetrics } from "./agent-metrics.js";
 import { countsOnlyIntervalMs, reportStatus } from "./agent-status.js";
 import { desiredNodeState, type DesiredNodeState, type ObservedNodeCidr } from "./desired-state.js";
+import { NetworkUnavailableClearer } from "./node-network-condition.js";
 import { agentConditions, type SyncOutcome } from "./report.js";
 import { syncKernelAndFiles } from "./sync.js";
 import { addRoutesEarly, earlyRoutesApply, kernelView } from "./route-sync.js";
@@ -74,6 +75,8 @@ export class NodeAgent {
   readonly records: Informer<Record_>;
   readonly pools: Informer<Pool>;
   private readonly recorder: EventRecorder;
+  /** Clears the Node's NetworkUnavailable condition once this node can network pods. */
+  readonly networkCondition: NetworkUnavailableClearer;
   private running = false;
   private dirty = true;
   private wake?: () => void;
@@ -95,6 +98,7 @@ export class NodeAgent {
       list: (t) => api.custom.listClusterCustomObject({ ...podnetResource("podcidrpools"), limit: 500, _continue: t }) as Promise<ListPage<Pool>>,
     });
     this.recorder = new EventRecorder(api, "podnet-agent", log);
+    this.networkCondition = new NetworkUnavailableClearer(api, config["node-name"], log, config["resync-period"], () => this.metrics.errors.inc({ step: "node-condition" }));
   }
 
   get metricsPort(): number | undefined { const a = this.server?.address(); return typeof a === "object" && a ? a.port : undefined; }
@@ -261,10 +265,12 @@ export class NodeAgent {
       if (failed) this.metrics.errors.inc({ step });
     }
     if (this.config["dry-run"]) return outcome;
-    this.statusDueAt = await reportStatus({ api: this.api, records: this.records, recorder: this.recorder, log: this.log }, ownNames, agentConditions(outcome), {
+    const conditions = agentConditions(outcome);
+    this.statusDueAt = await reportStatus({ api: this.api, records: this.records, recorder: this.recorder, log: this.log }, ownNames, conditions, {
       routesDesired: outcome.routes.desired, routesInstalled: outcome.routes.installed, routeConflicts: outcome.routes.conflicts.length,
       unreachableNodes: outcome.routes.unreachable.length, overlayRoutes: outcome.routes.overlay, cniConfigPath: outcome.cni.path,
     }, countsOnlyIntervalMs(this.records.cache.size));
+    if (ownNames.length > 0 && this.config["clear-network-unavailable"]) await this.networkCondition.afterPass(conditions);
     return outcome;
   }
 }

@@ -72,9 +72,20 @@ describe("Helm chart charts/podnet", () => {
       const controller = loadConfig(controllerConfigSchema, args(find(objs, "Deployment", "podnet-controller")).slice(1), {});
       expect(agent["node-name"]).toBe("node-a");
       expect(controller["cluster-cidr"].length).toBeGreaterThan(0);
-      if (sets.length === 0) expect(agent).toMatchObject({ overlay: "auto", "vxlan-id": 1, "vxlan-port": 8472 });
+      if (sets.length === 0) expect(agent).toMatchObject({ overlay: "auto", "vxlan-id": 1, "vxlan-port": 8472, "clear-network-unavailable": true });
       if (sets[0] === "overlay.mode=none") expect(agent).toMatchObject({ overlay: "none", "vxlan-port": 4789 });
     }
+  });
+
+  it("agent.clearNetworkUnavailable=false takes the flag, the nodes/status permission and its admission policy away", () => {
+    const nodeStatusRule = (objs: Obj[]) => (find(objs, "ClusterRole", "podnet-agent") as unknown as { rules: Array<{ resources: string[] }> }).rules.some((r) => r.resources.includes("nodes/status"));
+    const on = render();
+    expect(nodeStatusRule(on)).toBe(true);
+    expect(find(on, "ValidatingAdmissionPolicy", "podnet-agent-own-node-network")).toBeDefined();
+    const off = render("agent.clearNetworkUnavailable=false");
+    expect(loadConfig(agentConfigSchema, args(find(off, "DaemonSet", "podnet-agent")).slice(1), { NODE_NAME: "n" })["clear-network-unavailable"]).toBe(false);
+    expect(nodeStatusRule(off)).toBe(false);
+    expect(find(off, "ValidatingAdmissionPolicy", "podnet-agent-own-node-network")).toBeUndefined();
   });
 
   it("deploy/podnet.yaml is the chart rendered with default values (run scripts/render-manifest.sh)", () => {

@@ -2,7 +2,9 @@ import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { KubeConfig } from "@kubernetes/client-node";
-import { apiMessage, apiStatus, applyStatus, KubeApi } from "../../src/lib/k8s.js";
+import { apiMessage, apiStatus, applyStatus, KubeApi, mergePatch, strategicMergePatch } from "../../src/lib/k8s.js";
+import { silentLogger } from "../../src/log.js";
+import { clearNetworkUnavailable } from "../../src/node-agent/node-network-condition.js";
 import { kubeBin } from "../../src/localcluster/kube-bins.js";
 import { putNodeCidr } from "../harness/agent-fixture.js";
 import { useControlPlane } from "../harness/api-fixture.js";
@@ -27,7 +29,8 @@ describe("helm install onto the real API server", () => {
       "role/podnet-controller-lease", "rolebinding/podnet-controller-lease", "-n", "kube-system", "-o", "name");
     expect(out.trim().split("\n")).toHaveLength(7);
     expect(kubectl("get", "clusterrole/podnet-agent", "clusterrole/podnet-controller", "validatingadmissionpolicy/podnet-agent-own-node",
-      "validatingadmissionpolicybinding/podnet-agent-own-node", "-o", "name").trim().split("\n")).toHaveLength(4);
+      "validatingadmissionpolicybinding/podnet-agent-own-node", "validatingadmissionpolicy/podnet-agent-own-node-network",
+      "validatingadmissionpolicybinding/podnet-agent-own-node-network", "-o", "name").trim().split("\n")).toHaveLength(6);
   });
 
   it.each([
@@ -39,6 +42,8 @@ describe("helm install onto the real API server", () => {
     ["podnet-agent", "delete", "nodecidrs.podnet.io", false],
     ["podnet-agent", "update", "podcidrpools.podnet.io", false],
     ["podnet-agent", "patch", "nodes", false],
+    ["podnet-agent", "patch", "nodes/status", true],
+    ["podnet-agent", "update", "nodes/status", false],
     ["podnet-agent", "get", "secrets", false],
     ["podnet-controller", "create", "nodecidrs.podnet.io", true],
     ["podnet-controller", "patch", "nodes", true],
@@ -51,11 +56,11 @@ describe("helm install onto the real API server", () => {
     expect(canI(sa, verb, resource, ns)).toBe(expected);
   });
 
-  it("an agent token bound to a pod on node-a may write node-a's NodeCIDR status and not node-b's", async () => {
+  /** The API as podnet-agent on node-a: a service-account token bound to a Pod scheduled there, as the DaemonSet's pods get. */
+  let agentOnNodeA: Promise<KubeApi> | undefined;
+  const agentApi = () => (agentOnNodeA ??= (async () => {
     const admin = fx.api();
     for (const name of ["node-a", "node-b"]) await admin.core.createNode({ body: { metadata: { name } } });
-    await putNodeCidr(admin, "node-a", "10.244.1.0/24", ["192.168.1.1"]);
-    await putNodeCidr(admin, "node-b", "10.244.2.0/24", ["192.168.1.2"]);
     const pod = await admin.core.createNamespacedPod({ namespace: "kube-system", body: {
       metadata: { name: "podnet-agent-node-a" },
       spec: { serviceAccountName: "podnet-agent", nodeName: "node-a", containers: [{ name: "agent", image: "podnet:test" }] },
@@ -69,11 +74,43 @@ describe("helm install onto the real API server", () => {
       users: [{ name: "agent", token: token.status!.token }],
       contexts: [{ name: "c", cluster: "c", user: "agent" }], currentContext: "c",
     });
-    const agent = new KubeApi(kc, "podnet-agent");
+    return new KubeApi(kc, "podnet-agent");
+  })());
+
+  it("an agent token bound to a pod on node-a may write node-a's NodeCIDR status and not node-b's", async () => {
+    const admin = fx.api();
+    const agent = await agentApi();
+    await putNodeCidr(admin, "node-a", "10.244.1.0/24", ["192.168.1.1"]);
+    await putNodeCidr(admin, "node-b", "10.244.2.0/24", ["192.168.1.2"]);
     const own = await applyStatus(agent, "nodecidrs", "10-244-1-0-24", "NodeCIDR", { agent: { routesInstalled: 1 } });
     expect((own as { status: { agent: { routesInstalled: number } } }).status.agent.routesInstalled).toBe(1);
     const denied = await applyStatus(agent, "nodecidrs", "10-244-2-0-24", "NodeCIDR", { agent: { routesInstalled: 1 } }).then(() => undefined, (e: unknown) => e);
     expect(apiStatus(denied)).toBe(403);
     expect(apiMessage(denied)).toContain("podnet-agent on node node-a may only write NodeCIDRs of its own node, not node-b");
+  });
+  it("the same token may clear node-a's NetworkUnavailable condition and change nothing else of any Node", async () => {
+    const admin = fx.api();
+    const agent = await agentApi();
+    const marked = (status: string, reason: string) => ({ status: { conditions: [{ type: "NetworkUnavailable", status, reason, message: reason, lastTransitionTime: new Date() }] } });
+    for (const name of ["node-a", "node-b"]) await admin.core.patchNodeStatus({ name, body: marked("True", "NoRouteCreated") }, strategicMergePatch());
+    const errorOf = (name: string, body: object) => agent.core.patchNodeStatus({ name, body }, strategicMergePatch()).then(() => undefined, (e: unknown) => e);
+
+    expect(await clearNetworkUnavailable(agent, "node-a", silentLogger())).toBe("cleared");
+    expect((await admin.core.readNode({ name: "node-a" })).status?.conditions?.find((c) => c.type === "NetworkUnavailable")).toMatchObject({ status: "False", reason: "PodnetIsUp" });
+
+    const otherNode = await errorOf("node-b", marked("False", "PodnetIsUp"));
+    expect(apiStatus(otherNode)).toBe(403);
+    expect(apiMessage(otherNode)).toContain("podnet-agent on node node-a may only write the status of its own Node, not node-b");
+    for (const body of [
+      { status: { conditions: [{ type: "Ready", status: "True", reason: "KubeletReady", message: "", lastTransitionTime: new Date() }] } },
+      { status: { addresses: [{ type: "InternalIP", address: "10.0.0.66" }] } },
+      { status: { capacity: { pods: "500" } } },
+    ]) {
+      const err = await errorOf("node-a", body);
+      expect(apiStatus(err)).toBe(403);
+      expect(apiMessage(err)).toContain("podnet-agent may change only the NetworkUnavailable condition of its Node");
+    }
+    const spec = await agent.core.patchNode({ name: "node-a", body: { spec: { unschedulable: true } } }, mergePatch()).then(() => undefined, (e: unknown) => e);
+    expect(apiStatus(spec)).toBe(403); // RBAC: nodes themselves are read-only for the agent
   });
 });

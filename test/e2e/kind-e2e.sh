@@ -38,6 +38,14 @@ for _ in $(seq 1 120); do
 done
 kubectl get nodecidrs -o wide
 [ "$ready" -ge "$want" ] || { echo "only $ready/$want NodeCIDRs Ready"; exit 1; }
+# Every agent has cleared its Node's NetworkUnavailable condition (kind starts without one; podnet adds it False).
+nodes=$(kubectl get nodes --no-headers | wc -l)
+for _ in $(seq 1 30); do
+  cleared=$(kubectl get nodes -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="NetworkUnavailable")].reason}{"\n"}{end}' | grep -c PodnetIsUp || true)
+  [ "$cleared" -ge "$nodes" ] && break
+  sleep 2
+done
+[ "$cleared" -ge "$nodes" ] || { echo "NetworkUnavailable cleared by podnet on $cleared/$nodes nodes only"; exit 1; }
 
 # One pod per node, pinned by nodeName, tolerating the control-plane taint.
 for node in $(kubectl get nodes -o name | cut -d/ -f2); do

@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { podnetResource } from "../../src/lib/k8s.js";
+import { podnetResource, strategicMergePatch } from "../../src/lib/k8s.js";
 import { flushOwnRoutes } from "../../src/node-agent/ip-route.js";
 import { masqueradeCount } from "../../src/node-agent/masquerade.js";
 import { conditionsOf, putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
@@ -18,6 +18,11 @@ let bed: NetBed;
 const agents: TestAgent[] = [];
 const pods: Pod[] = [];
 const ownNexthops = (ns: string) => ipJson<Array<{ gateway: string }>>(ns, "nexthop", "show", "proto", "249").map((n) => n.gateway).sort();
+/** A Node as a cloud with a route controller registers it: NetworkUnavailable=True until the network plugin clears it. */
+const createNodeMarkedUnavailable = (name: string) => fx.api().core.createNode({ body: { metadata: { name }, status: { conditions: [
+  { type: "NetworkUnavailable", status: "True", reason: "NoRouteCreated", message: "set by the cloud's route controller", lastTransitionTime: new Date() },
+] } } });
+const networkUnavailable = async (name: string) => (await fx.api().core.readNodeStatus({ name })).status?.conditions?.find((c) => c.type === "NetworkUnavailable");
 const ownRoutes = (ns: string) => ipJson<Array<{ dst: string; gateway: string }>>(ns, "route", "show", "proto", "249").map((r) => `${r.dst} via ${r.gateway}`).sort();
 
 describe.skipIf(!isRoot())("node agent on real kernel routes and real CNI plugins (rung 3)", () => {
@@ -133,6 +138,18 @@ describe.skipIf(!isRoot())("node agent on real kernel routes and real CNI plugin
     }
   });
 
+  it("clears the Node's NetworkUnavailable condition once the node can network pods, leaving kubelet's conditions alone", async () => {
+    const name = bed.nodes[0]!.name;
+    await createNodeMarkedUnavailable(name);
+    await fx.api().core.patchNodeStatus({ name, body: { status: { conditions: [{ type: "Ready", status: "True", reason: "KubeletReady", message: "kubelet is posting ready status", lastHeartbeatTime: new Date(), lastTransitionTime: new Date() }] } } }, strategicMergePatch());
+    // The agent found no Node at its first passes and retries at its resync period (1 s here).
+    const cond = await waitFor("NetworkUnavailable=False", async () => { const c = await networkUnavailable(name); return c?.status === "False" ? c : undefined; }, 15_000);
+    expect(cond.reason).toBe("PodnetIsUp");
+    expect(agents[0]!.agent.networkCondition.cleared).toBe(true);
+    const node = await fx.api().core.readNodeStatus({ name });
+    expect(node.status?.conditions?.find((c) => c.type === "Ready")?.reason).toBe("KubeletReady");
+  });
+
   it("reports a shadowing conflist as CNIConfigShadowed", async () => {
     writeFileSync(join(agents[1]!.confDir, "00-other.conflist"), JSON.stringify({ cniVersion: "1.0.0", name: "other", plugins: [{ type: "bridge" }] }));
     const c = await waitFor("shadow condition", async () => {
@@ -194,8 +211,10 @@ describe.skipIf(!isRoot())("agent restart, dry-run, unwritable config dir and cl
 
   it("--dry-run changes nothing", async () => {
     const [m1] = bed2.nodes;
+    await createNodeMarkedUnavailable("dry");
     const dry = await startAgent(fx, m1!, { "node-name": "dry", "dry-run": "true" });
     const outcome = await dry.agent.syncNow();
+    expect((await networkUnavailable("dry"))?.status).toBe("True");
     expect(outcome.routes.added).toBe(2);
     expect(ownRoutes(m1!.ns)).toEqual([]);
     expect(readdirSync(dry.confDir)).toEqual([]);
@@ -205,12 +224,15 @@ describe.skipIf(!isRoot())("agent restart, dry-run, unwritable config dir and cl
   it("reports an unwritable CNI config dir without leaving a partial file, and cleanup removes only podnet's state", async () => {
     const [m1] = bed2.nodes;
     await putNodeCidr(fx.api(), "m1", "10.245.2.0/24", [m1!.ip]);
+    await createNodeMarkedUnavailable("m1");
     const a = await startAgent(fx, m1!, { "node-name": "m1", "cni-conf-dir": "/proc/podnet-no-such-dir" });
     const outcome = await a.agent.syncNow();
     expect(outcome.cni.error).toContain("does not exist");
     expect(outcome.routes.installed).toBeGreaterThan(0); // other work still done
     const cond = await waitFor("WriteFailed", async () => (await conditionsOf(fx.api(), "10-245-2-0-24")).find((c) => c.reason === "WriteFailed"), 10_000);
     expect(cond.status).toBe("False");
+    expect((await networkUnavailable("m1"))?.status).toBe("True"); // pods cannot be networked here: the taint stays
+    expect(a.agent.networkCondition.cleared).toBe(false);
     await a.stop();
     ipIn(m1!.ns, "route", "add", "10.99.0.0/24", "via", "192.168.78.12", "proto", "static");
     const { cleanupAgent } = await import("../../src/node-agent/agent.js");

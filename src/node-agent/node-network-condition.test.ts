@@ -1,0 +1,50 @@
+import { describe, expect, it } from "vitest";
+import { clearNetworkUnavailablePatch, nodeNetworkReady } from "./node-network-condition.js";
+import { agentConditions, type SyncOutcome } from "./report.js";
+
+const healthy = (): SyncOutcome => ({
+  routes: { desired: 2, installed: 2, overlay: 0, overlayChanges: 0, added: 0, replaced: 0, deleted: 0, conflicts: [], unreachable: [] },
+  cni: { path: "/etc/cni/net.d/10-podnet.conflist", changed: false, shadowedBy: [], missingPlugins: [] },
+  masquerade: { enabled: true }, sysctls: {}, rejected: [],
+});
+const with_ = (change: (o: SyncOutcome) => void) => { const o = healthy(); change(o); return agentConditions(o); };
+
+describe("nodeNetworkReady: whether this node can network pods", () => {
+  it.each([
+    ["everything in place", with_(() => {}), true],
+    ["a peer behind a router with the overlay off", with_((o) => o.routes.unreachable.push("node-9 (192.168.9.9)")), true],
+    ["a foreign route for a peer's prefix", with_((o) => o.routes.conflicts.push("10.244.9.0/24")), true],
+    ["masquerade failing (pods still reach pods)", with_((o) => (o.masquerade.error = "nft: no such table")), true],
+    ["route sync failing", with_((o) => (o.routes.error = "ip not found in PATH; install iproute2")), false],
+    ["no conflist: the node has no pod CIDR yet", with_((o) => (o.cni.skipped = "no Allocated NodeCIDR for this node")), false],
+    ["conflist not written", with_((o) => (o.cni.error = "/etc/cni/net.d does not exist")), false],
+    ["CNI plugins missing", with_((o) => o.cni.missingPlugins.push("bridge")), false],
+    ["another conflist sorts first", with_((o) => o.cni.shadowedBy.push("00-other.conflist")), false],
+    ["forwarding off", with_((o) => (o.sysctls.error = "net.ipv4.ip_forward stays 0")), false],
+    ["no conditions at all", [], false],
+  ] as const)("%s → %s", (_label, conditions, ready) => {
+    expect(nodeNetworkReady([...conditions])).toBe(ready);
+  });
+});
+
+describe("clearNetworkUnavailablePatch", () => {
+  const now = new Date("2026-11-25T10:00:00.123Z");
+  const cond = (status: string, reason = "NoRouteCreated") => ({ type: "NetworkUnavailable", status, reason, message: "", lastTransitionTime: new Date(0) });
+
+  it.each([
+    ["absent (no cloud route controller)", undefined],
+    ["True (the cloud marks new nodes)", [cond("True")]],
+    ["Unknown", [cond("Unknown")]],
+  ] as const)("writes False when the condition is %s, as one condition merged by type", (_label, current) => {
+    expect(clearNetworkUnavailablePatch(current ? [...current] : undefined, now)).toEqual({ status: { conditions: [{
+      type: "NetworkUnavailable", status: "False", reason: "PodnetIsUp", message: expect.stringContaining("CNI config"),
+      lastTransitionTime: "2026-11-25T10:00:00Z", lastHeartbeatTime: "2026-11-25T10:00:00Z",
+    }] } });
+  });
+
+  it("writes nothing when it is already False, whoever cleared it, and ignores kubelet's other conditions", () => {
+    expect(clearNetworkUnavailablePatch([cond("False", "RouteCreated")], now)).toBeUndefined();
+    expect(clearNetworkUnavailablePatch([{ type: "Ready", status: "False", lastTransitionTime: new Date(0) }, cond("False", "PodnetIsUp")], now)).toBeUndefined();
+    expect(clearNetworkUnavailablePatch([{ type: "Ready", status: "False", lastTransitionTime: new Date(0) }], now)).toBeDefined();
+  });
+});

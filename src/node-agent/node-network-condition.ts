@@ -1,0 +1,81 @@
+import type { V1NodeCondition } from "@kubernetes/client-node";
+import type { ConditionInput } from "../lib/conditions.js";
+import { apiMessage, isNotFound, strategicMergePatch, type KubeApi } from "../lib/k8s.js";
+import type { Logger } from "../log.js";
+
+/**
+ * The Node condition `NetworkUnavailable` is the network plugin's to clear. Clouds with a route controller
+ * (GCE) start every Node with it True, and the node-lifecycle controller then taints the Node
+ * `node.kubernetes.io/network-unavailable:NoSchedule` until the network plugin says otherwise; elsewhere the
+ * condition is simply absent. podnet clears it once this node can network pods, as Calico and Cilium do.
+ * It never sets it True: a taint for a passing failure (an API outage, a full disk) would stop scheduling on
+ * every node at once, while the NodeCIDR conditions already say what is wrong.
+ */
+export const NETWORK_UNAVAILABLE = "NetworkUnavailable";
+export const PODNET_IS_UP = "PodnetIsUp";
+
+/**
+ * Pure: whether this node can network pods, from the agent's own conditions. The CNI config must be podnet's
+ * and in place, forwarding on and the route sync working; a conflict or an unreachable peer affects only
+ * those peers' pods, not this node's.
+ */
+export function nodeNetworkReady(conditions: ConditionInput[]): boolean {
+  const of = (type: string) => conditions.find((c) => c.type === type);
+  return of("CNIConfigured")?.status === "True" && of("SysctlsReady")?.status === "True"
+    && of("RoutesProgrammed") !== undefined && of("RoutesProgrammed")!.reason !== "RouteSyncFailed";
+}
+
+/**
+ * Pure: the nodes/status strategic-merge patch that clears NetworkUnavailable, or undefined when nothing is
+ * to be written (it is already False, whoever cleared it: rewriting it would only move its times).
+ * Conditions merge by type, so kubelet's own conditions are left as they are.
+ */
+export function clearNetworkUnavailablePatch(current: V1NodeCondition[] | undefined, now: Date): object | undefined {
+  if (current?.find((c) => c.type === NETWORK_UNAVAILABLE)?.status === "False") return undefined;
+  const time = now.toISOString().replace(/\.\d{3}Z$/, "Z");
+  return { status: { conditions: [{
+    type: NETWORK_UNAVAILABLE, status: "False", reason: PODNET_IS_UP,
+    message: "podnet agent has written this node's CNI config and programmed its routes",
+    lastTransitionTime: time, lastHeartbeatTime: time,
+  }] } };
+}
+
+export type ClearResult = "cleared" | "already-clear" | "node-not-found" | "failed";
+
+/**
+ * Clears the condition once per process, like Calico and Cilium: a read of the Node (kubelet-sized) on every
+ * resync of every agent would cost the API server more than the condition is worth. Retried at the resync
+ * period after a failure, or while the Node does not exist.
+ */
+export class NetworkUnavailableClearer {
+  cleared = false;
+  private retryAt = 0;
+  constructor(private readonly api: KubeApi, private readonly nodeName: string, private readonly log: Logger,
+    private readonly retryMs: number, private readonly onError: () => void) {}
+
+  /** After a pass: `conditions` are the agent's conditions from it. */
+  async afterPass(conditions: ConditionInput[]): Promise<void> {
+    if (this.cleared || Date.now() < this.retryAt || !nodeNetworkReady(conditions)) return;
+    const result = await clearNetworkUnavailable(this.api, this.nodeName, this.log);
+    this.cleared = result === "cleared" || result === "already-clear";
+    if (this.cleared) return;
+    this.retryAt = Date.now() + this.retryMs;
+    if (result === "failed") this.onError();
+  }
+}
+
+/** Shell: read this node's Node and clear NetworkUnavailable if needed. Never throws: the result says what happened. */
+export async function clearNetworkUnavailable(api: KubeApi, nodeName: string, log: Logger): Promise<ClearResult> {
+  try {
+    const node = await api.core.readNode({ name: nodeName });
+    const patch = clearNetworkUnavailablePatch(node.status?.conditions, new Date());
+    if (!patch) return "already-clear";
+    await api.core.patchNodeStatus({ name: nodeName, body: patch, fieldManager: api.fieldManager }, strategicMergePatch());
+    log.info({ node: nodeName, condition: NETWORK_UNAVAILABLE, reason: PODNET_IS_UP }, "node network is up: NetworkUnavailable=False");
+    return "cleared";
+  } catch (err) {
+    if (isNotFound(err)) return "node-not-found";
+    log.warn({ node: nodeName, err: apiMessage(err) }, "could not clear the Node's NetworkUnavailable condition; retrying at the next resync");
+    return "failed";
+  }
+}
