@@ -14,7 +14,9 @@ export const CNI_BIN_DIR = "/usr/lib/cni";
 interface PluginConf { type: string; [key: string]: unknown }
 interface NetConfList { cniVersion: string; name: string; plugins: PluginConf[] }
 export interface CniResult { ips?: Array<{ address: string; gateway?: string }>; [key: string]: unknown }
-export interface Pod { name: string; ns: string; nodeNs: string; ips: string[]; conflist: NetConfList; result: CniResult }
+/** A hostPort, as kubelet hands it to the runtime (CNI's portMappings capability). */
+export interface PortMapping { hostPort: number; containerPort: number; protocol: "tcp" | "udp" }
+export interface Pod { name: string; ns: string; nodeNs: string; ips: string[]; conflist: NetConfList; result: CniResult; portMappings: PortMapping[] }
 
 export function runtimeConfigFile(confDir: string): string {
   const files = readdirSync(confDir).filter((f) => /\.(conflist|conf|json)$/.test(f) && !f.startsWith(".")).sort();
@@ -22,8 +24,14 @@ export function runtimeConfigFile(confDir: string): string {
   return join(confDir, files[0]);
 }
 
-function invoke(nodeNs: string, command: "ADD" | "DEL", pod: { name: string; ns: string }, list: NetConfList, plugin: PluginConf, prevResult?: CniResult): CniResult | undefined {
-  const stdin = JSON.stringify({ cniVersion: list.cniVersion, name: list.name, ...plugin, ...(prevResult ? { prevResult } : {}) });
+/** What the runtime adds to a plugin's config: runtimeConfig for each capability the plugin declares (here only portMappings). */
+function withRuntimeConfig(plugin: PluginConf, portMappings: PortMapping[]): PluginConf {
+  const capabilities = plugin.capabilities as Record<string, boolean> | undefined;
+  return capabilities?.portMappings && portMappings.length ? { ...plugin, runtimeConfig: { portMappings } } : plugin;
+}
+
+function invoke(nodeNs: string, command: "ADD" | "DEL", pod: { name: string; ns: string; portMappings: PortMapping[] }, list: NetConfList, plugin: PluginConf, prevResult?: CniResult): CniResult | undefined {
+  const stdin = JSON.stringify({ cniVersion: list.cniVersion, name: list.name, ...withRuntimeConfig(plugin, pod.portMappings), ...(prevResult ? { prevResult } : {}) });
   const out = execFileSync("ip", ["netns", "exec", nodeNs, join(CNI_BIN_DIR, plugin.type)], {
     input: stdin, timeout: 20_000, stdio: ["pipe", "pipe", "pipe"],
     env: { ...process.env, CNI_COMMAND: command, CNI_CONTAINERID: pod.name, CNI_NETNS: `/run/netns/${pod.ns}`, CNI_IFNAME: "eth0", CNI_PATH: CNI_BIN_DIR },
@@ -31,7 +39,7 @@ function invoke(nodeNs: string, command: "ADD" | "DEL", pod: { name: string; ns:
   return out.trim() ? (JSON.parse(out) as CniResult) : undefined;
 }
 
-export function addPod(nodeNs: string, confDir: string, name: string): Pod {
+export function addPod(nodeNs: string, confDir: string, name: string, portMappings: PortMapping[] = []): Pod {
   const file = runtimeConfigFile(confDir);
   const parsed = JSON.parse(readFileSync(file, "utf8")) as NetConfList & PluginConf;
   const list: NetConfList = parsed.plugins ? parsed : { cniVersion: parsed.cniVersion, name: parsed.name, plugins: [parsed] };
@@ -39,17 +47,18 @@ export function addPod(nodeNs: string, confDir: string, name: string): Pod {
   skipIpv6Dad(ns);
   let result: CniResult | undefined;
   try {
-    for (const plugin of list.plugins) result = invoke(nodeNs, "ADD", { name, ns }, list, plugin, result) ?? result;
+    for (const plugin of list.plugins) result = invoke(nodeNs, "ADD", { name, ns, portMappings }, list, plugin, result) ?? result;
   } catch (err) {
     destroyNamespace(ns);
     const stderr = (err as { stdout?: Buffer }).stdout?.toString() ?? "";
     throw new Error(`CNI ADD for ${name} failed: ${(err as Error).message} ${stderr}`, { cause: err });
   }
   const ips = (result?.ips ?? []).map((i) => i.address.split("/")[0]!);
-  return { name, ns, nodeNs, ips, conflist: list, result: result ?? {} };
+  return { name, ns, nodeNs, ips, conflist: list, result: result ?? {}, portMappings };
 }
 
 export function deletePod(pod: Pod): void {
+  // DEL gets the same runtimeConfig as ADD: portmap finds the rules to remove by it.
   for (const plugin of [...pod.conflist.plugins].reverse()) {
     try { invoke(pod.nodeNs, "DEL", pod, pod.conflist, plugin, pod.result); } catch { /* DEL is best effort, like runtimes */ }
   }

@@ -3,8 +3,9 @@ import { execFileSync, spawn } from "node:child_process";
 /**
  * Which source address does a receiver see? A one-shot UDP listener inside one namespace and a sender in
  * another (both plain node scripts, bounded by timeouts) — proves "no NAT pod→pod" and "masquerade out".
+ * The sender aims at the listener itself unless `sendTo` names another address (a hostPort on a node).
  */
-export async function sourceSeenBy(receiverNs: string, listenIp: string, senderNs: string, port = 7777): Promise<string> {
+export async function sourceSeenBy(receiverNs: string, listenIp: string, senderNs: string, port = 7777, sendTo = { ip: listenIp, port }): Promise<string> {
   const listener = spawn("ip", ["netns", "exec", receiverNs, process.execPath, "-e", `
     const s = require("node:dgram").createSocket(${JSON.stringify(listenIp.includes(":") ? "udp6" : "udp4")});
     setTimeout(() => process.exit(3), 5000);
@@ -20,14 +21,14 @@ export async function sourceSeenBy(receiverNs: string, listenIp: string, senderN
   await Promise.race([ready, exited]);
   for (let i = 0; i < 5 && listener.exitCode === null; i++) {
     execFileSync("ip", ["netns", "exec", senderNs, process.execPath, "-e", `
-      const s = require("node:dgram").createSocket(${JSON.stringify(listenIp.includes(":") ? "udp6" : "udp4")});
-      s.send("hi", ${port}, ${JSON.stringify(listenIp)}, () => s.close());
+      const s = require("node:dgram").createSocket(${JSON.stringify(sendTo.ip.includes(":") ? "udp6" : "udp4")});
+      s.send("hi", ${sendTo.port}, ${JSON.stringify(sendTo.ip)}, () => s.close());
     `], { timeout: 5_000 });
     await new Promise((r) => setTimeout(r, 200));
   }
   await exited;
   const seen = lines.find((l) => l !== "ready");
-  if (!seen) throw new Error(`no datagram reached ${listenIp} in ${receiverNs}`);
+  if (!seen) throw new Error(`no datagram reached ${listenIp}:${port} in ${receiverNs} (sent to ${sendTo.ip}:${sendTo.port})`);
   return seen.replace(/^::ffff:/, "");
 }
 

@@ -65,6 +65,20 @@ describe.skipIf(!isRoot())("node agent on real kernel routes and real CNI plugin
     expect(await sourceSeenBy(b.ns, b.ips[0]!, a.ns)).toBe(a.ips[0]);
   });
 
+  it("a hostPort given to portmap through podnet's conflist reaches the pod from another node; DEL removes the mapping", async () => {
+    const [n1, n2] = bed.nodes;
+    const web = addPod(n1!.ns, agents[0]!.confDir, "hp", [{ hostPort: 30080, containerPort: 8080, protocol: "udp" }]);
+    const natRules = () => execFileSync("ip", ["netns", "exec", n1!.ns, "iptables-save", "-t", "nat"], { encoding: "utf8" }).split("\n").filter((l) => l.includes("30080"));
+    try {
+      expect(natRules().length).toBeGreaterThan(0);
+      // The node's own address is the sender's (node → node IP, nothing to masquerade); the pod sees it unchanged.
+      expect(await sourceSeenBy(web.ns, "0.0.0.0", n2!.ns, 8080, { ip: n1!.ip, port: 30080 })).toBe(n2!.ip);
+    } finally {
+      deletePod(web);
+    }
+    expect(natRules()).toEqual([]);
+  });
+
   it("masquerades pod traffic leaving the pod network (pod → another node's IP) and counts it", async () => {
     const [, n2] = bed.nodes;
     const a = pods[0]!;
