@@ -270,6 +270,11 @@ export class NodeAgent {
       routesDesired: outcome.routes.desired, routesInstalled: outcome.routes.installed, routeConflicts: outcome.routes.conflicts.length,
       unreachableNodes: outcome.routes.unreachable.length, overlayRoutes: outcome.routes.overlay, cniConfigPath: outcome.cni.path,
     }, countsOnlyIntervalMs(this.records.cache.size));
+    const removed = outcome.cni.removedBridgeAddresses ?? [];
+    if (removed.length) {
+      for (const name of ownNames) await this.recorder.emit({ kind: "NodeCIDR", name, uid: this.records.cache.get(name)?.metadata?.uid }, "Warning", "StaleBridgeAddressRemoved",
+        `removed ${removed.join(", ")} from the pod bridge: this node's pod CIDRs are now ${state.ownCidrs.join(", ")}; pods still holding addresses from the old range have no network and must be recreated`);
+    }
     if (ownNames.length > 0 && this.config["clear-network-unavailable"]) await this.networkCondition.afterPass(conditions);
     return outcome;
   }

@@ -12,6 +12,9 @@ export interface ConflistInput {
   ipamDataDir?: string;
 }
 
+/** The bridge podnet's conflist names: podnet owns it (its addresses are the gateways of this node's pod CIDRs). */
+export const BRIDGE_NAME = "podnet0";
+
 const conflistSchema = z.object({
   cniVersion: z.string().regex(/^\d+\.\d+\.\d+$/),
   name: z.string().min(1),
@@ -42,7 +45,7 @@ export function renderConflist(input: ConflistInput): Conflist {
     name: input.networkName ?? "podnet",
     plugins: [
       {
-        type: "bridge", bridge: input.bridgeName ?? "podnet0", isGateway: true, ipMasq: false, hairpinMode: true, mtu: input.mtu,
+        type: "bridge", bridge: input.bridgeName ?? BRIDGE_NAME, isGateway: true, ipMasq: false, hairpinMode: true, mtu: input.mtu,
         ipam: {
           type: "host-local",
           ranges: input.podCidrs.map((subnet) => [{ subnet }]),

@@ -20,11 +20,18 @@ describe("nodeNetworkReady: whether this node can network pods", () => {
     ["conflist not written", with_((o) => (o.cni.error = "/etc/cni/net.d does not exist")), false],
     ["CNI plugins missing", with_((o) => o.cni.missingPlugins.push("bridge")), false],
     ["another conflist sorts first", with_((o) => o.cni.shadowedBy.push("00-other.conflist")), false],
+    ["an old gateway that could not be taken off the bridge", with_((o) => (o.cni.bridgeError = "RTNETLINK answers: Operation not permitted")), false],
     ["forwarding off", with_((o) => (o.sysctls.error = "net.ipv4.ip_forward stays 0")), false],
     ["no conditions at all", [], false],
   ] as const)("%s → %s", (_label, conditions, ready) => {
     expect(nodeNetworkReady([...conditions])).toBe(ready);
   });
+});
+
+it("an old gateway stuck on the bridge is reported as CNIConfigured=False, StaleBridgeAddress", () => {
+  const cni = with_((o) => (o.cni.bridgeError = "RTNETLINK answers: Operation not permitted")).find((c) => c.type === "CNIConfigured")!;
+  expect(cni).toMatchObject({ status: "False", reason: "StaleBridgeAddress" });
+  expect(cni.message).toContain("new pods will not start");
 });
 
 describe("clearNetworkUnavailablePatch", () => {

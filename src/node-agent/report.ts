@@ -4,7 +4,11 @@ import type { RejectedRecord } from "./desired-state.js";
 /** What one sync pass did, gathered from the shells; turned into conditions by `agentConditions`. */
 export interface SyncOutcome {
   routes: { desired: number; installed: number; overlay: number; overlayChanges: number; added: number; replaced: number; deleted: number; conflicts: string[]; unreachable: string[]; error?: string };
-  cni: { path: string; changed: boolean; shadowedBy: string[]; missingPlugins: string[]; error?: string; skipped?: string };
+  /**
+   * removedBridgeAddresses: old pod-CIDR gateways taken off podnet's bridge in this pass; bridgeError: one
+   * could not be taken off (see bridge-addresses.ts).
+   */
+  cni: { path: string; changed: boolean; shadowedBy: string[]; missingPlugins: string[]; removedBridgeAddresses?: string[]; bridgeError?: string; error?: string; skipped?: string };
   /** skipped: not re-checked in this event-driven pass; the last full pass's result stands. */
   masquerade: { enabled: boolean; error?: string; skipped?: boolean };
   sysctls: { error?: string; skipped?: boolean };
@@ -52,6 +56,7 @@ function cniCondition(o: SyncOutcome): ConditionInput {
   const c = o.cni;
   if (c.error) return bad("CNIConfigured", "WriteFailed", c.error);
   if (c.skipped) return bad("CNIConfigured", "NoPodCIDR", c.skipped);
+  if (c.bridgeError) return bad("CNIConfigured", "StaleBridgeAddress", `an old pod-CIDR gateway stays on the pod bridge, so new pods will not start: ${c.bridgeError}`);
   if (c.missingPlugins.length) return bad("CNIConfigured", "PluginsMissing", `CNI plugins missing: ${c.missingPlugins.join(", ")}`);
   if (c.shadowedBy.length) return bad("CNIConfigured", "CNIConfigShadowed", `${c.shadowedBy.join(", ")} sorts before ${c.path}; the container runtime will use it instead of podnet's config`);
   return ok("CNIConfigured", "Written", `${c.path} ${c.changed ? "written" : "up to date"}`);

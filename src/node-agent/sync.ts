@@ -5,6 +5,8 @@ import type { Logger } from "../log.js";
 import { commonCniVersion, conflistText, renderConflist } from "./cni-conflist.js";
 import { missingPlugins, pluginVersions, shadowingConfigs, writeFileAtomic } from "./cni-files.js";
 import type { DesiredNodeState } from "./desired-state.js";
+import { removeStaleBridgeAddresses } from "./bridge-addresses.js";
+import { MissingToolError } from "./exec.js";
 import { ensureSysctls, neededSysctls } from "./forwarding.js";
 import { kernelView, overlayMtu, syncRoutes } from "./route-sync.js";
 import { applyMasquerade, listMasquerade, renderMasqueradeRuleset } from "./masquerade.js";
@@ -28,9 +30,33 @@ const appliedMasquerade = new Map<string, { podSetKey: string; listing?: string 
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
+/** Per namespace: the pod CIDRs the bridge's addresses were last checked against. */
+const bridgeCheckedFor = new Map<string, string>();
+
+/**
+ * Stale gateway addresses off podnet's bridge, when this node's pod CIDRs changed and on full passes. Before
+ * the kernel is read: the old range's connected route goes with its address, and the route planner must not
+ * take it for a foreign route to that range.
+ */
+async function syncBridgeAddresses(input: SyncInput): Promise<{ removed: string[]; error?: string }> {
+  const ns = input.netns ?? "";
+  const key = input.state.ownCidrs.join(",");
+  if (!input.full && bridgeCheckedFor.get(ns) === key) return { removed: [] };
+  try {
+    const removed = await removeStaleBridgeAddresses(input.state.ownCidrs, { netns: input.netns, dryRun: input.config["dry-run"], log: input.log });
+    bridgeCheckedFor.set(ns, key);
+    return { removed };
+  } catch (err) {
+    // Without `ip` nothing on the bridge can be checked, and RoutesProgrammed already names the missing tool.
+    if (err instanceof MissingToolError) return { removed: [] };
+    return { removed: [], error: message(err) };
+  }
+}
+
 /** One pass of "make this node match": each step fails on its own and is reported, never thrown. */
 export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome> {
   const { state } = input;
+  const bridge = await syncBridgeAddresses(input);
   const view = await kernelView(input).catch((err: unknown) => err as Error);
   const links = view instanceof Error ? undefined : view.links;
   const outcome: SyncOutcome = {
@@ -42,6 +68,8 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
     sysctls: {},
     rejected: state.rejected,
   };
+  outcome.cni.removedBridgeAddresses = bridge.removed;
+  if (bridge.error) outcome.cni.bridgeError = bridge.error;
   if (input.config.masquerade) {
     try {
       if (!(await syncMasquerade(input))) outcome.masquerade.skipped = true;
