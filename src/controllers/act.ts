@@ -28,7 +28,7 @@ export interface ActContext {
 // On a busy API server writes are the bottleneck: hand out CIDRs first, then the follow-up writes
 // (node.spec.podCIDRs, mirrored IPs, events) that nothing waits on.
 const PRIORITY: Record<AllocationAction["kind"], number> = {
-  create: 0, confirm: 0, release: 0, quarantine: 1, delete: 1, updateNodeIPs: 2, setNodePodCIDRs: 3, conflict: 4, exhausted: 4,
+  create: 0, confirm: 0, release: 0, quarantine: 1, retain: 1, delete: 1, updateNodeIPs: 2, setNodePodCIDRs: 3, conflict: 4, exhausted: 4,
 };
 
 export async function applyActions(ctx: ActContext, actions: AllocationAction[], parallelism = 16): Promise<number> {
@@ -63,6 +63,11 @@ async function applyOne(ctx: ActContext, action: AllocationAction): Promise<void
     case "quarantine": {
       await writeStatus(ctx, action.name, "quarantine", { phase: "Quarantined" },
         { type: "Allocated", status: "False", reason: action.reason, message: action.message }, () => ctx.metrics.quarantined.inc());
+      await ctx.recorder.emit({ kind: "NodeCIDR", name: action.name }, "Warning", action.reason, action.message);
+      return;
+    }
+    case "retain": {
+      await writeStatus(ctx, action.name, "retain", { phase: "Allocated" }, { type: "Allocated", status: "True", reason: action.reason, message: action.message });
       await ctx.recorder.emit({ kind: "NodeCIDR", name: action.name }, "Warning", action.reason, action.message);
       return;
     }

@@ -56,6 +56,7 @@ export function plannerRecord(obj: NodeCidrObject): PlannerRecord {
     pool: obj.spec.pool,
     nodeIPs: obj.spec.nodeIPs ?? [],
     phase: obj.status?.phase,
+    allocatedReason: obj.status?.conditions?.find((c) => c.type === "Allocated")?.reason,
     ...(releasedAt !== undefined && !Number.isNaN(releasedAt) ? { releasedAt } : {}),
   };
 }

@@ -73,13 +73,37 @@ describe("planAllocations", () => {
   });
 
   it.each([
-    ["outside every pool range", rec("a", "172.16.0.0/24"), "OutsidePool"],
-    ["wrong slice size", rec("a", "10.244.0.0/23"), "WrongSize"],
-    ["an unknown pool", rec("a", "10.244.0.0/24", { pool: "nope" }), "UnknownPool"],
-  ])("quarantines a record with %s and still serves its node", (_case, bad, reason) => {
+    ["outside every pool range", rec("a", "172.16.0.0/24", { phase: undefined }), "OutsidePool"],
+    ["wrong slice size", rec("a", "10.244.0.0/23", { phase: undefined }), "WrongSize"],
+    ["an unknown pool", rec("a", "10.244.0.0/24", { pool: "nope", phase: undefined }), "PoolNotFound"],
+  ])("quarantines a hand-made record with %s and still serves its node", (_case, bad, reason) => {
     const plan = planAllocations(input({ nodes: [node("a")], records: [bad] }));
     expect(plan.actions[0]).toMatchObject({ kind: "quarantine", reason });
     expect(plan.actions.some((a) => a.kind === "create" && a.node === "a")).toBe(true);
+  });
+
+  it.each([
+    ["its range taken out of the pool", [pool(["10.245.0.0/16"])], "OutsidePool"],
+    ["its pool deleted", [], "PoolNotFound"],
+    ["its pool made invalid (a range overlapping the service CIDR)", [pool(["10.0.0.0/8"])], "OutsidePool"],
+    ["the pool's node mask changed", [pool(["10.244.0.0/16"], {}, 23)], "WrongSize"],
+  ] as const)("retains an allocated record after %s: still Allocated, no second CIDR for its node, its CIDR out of circulation", (_case, pools, reason) => {
+    const live = rec("a", "10.244.0.0/24");
+    const plan = planAllocations(input({ nodes: [node("a"), node("b")], records: [live], pools: [...pools] }));
+    const retain = plan.actions.filter((a) => a.kind === "retain");
+    expect(retain).toEqual([expect.objectContaining({ name: "10-244-0-0-24", reason, message: expect.stringContaining("kept for node a") })]);
+    expect(plan.actions.some((a) => a.kind === "quarantine" || ("node" in a && a.node === "a"))).toBe(false);
+    for (const a of plan.actions) if (a.kind === "create") expect(a.cidr.startsWith("10.244.0.")).toBe(false);
+    // Written once: the next plan, seeing the reason on the record, has nothing more to say about it.
+    const again = planAllocations(input({ nodes: [node("a"), node("b")], records: [{ ...live, allocatedReason: reason }], pools: [...pools] }));
+    expect(again.actions.some((a) => "name" in a && a.name === live.name)).toBe(false);
+  });
+
+  it("confirms a retained record again once its pool covers it, and still mirrors its node's IPs meanwhile", () => {
+    const retained = rec("a", "10.244.0.0/24", { allocatedReason: "OutsidePool" });
+    expect(kinds(planAllocations(input({ nodes: [node("a")], records: [retained] })).actions)).toEqual(["confirm:10.244.0.0/24"]);
+    const moved = planAllocations(input({ nodes: [node("a", { internalIPs: ["192.168.9.9"] })], records: [{ ...retained, allocatedReason: "PoolNotFound" }], pools: [] }));
+    expect(moved.actions).toEqual([expect.objectContaining({ kind: "updateNodeIPs", name: "10-244-0-0-24", nodeIPs: ["192.168.9.9"] })]);
   });
 
   it("quarantines a second CIDR of one family for the same node", () => {

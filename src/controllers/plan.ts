@@ -8,6 +8,8 @@ export interface PlannerNode { name: string; uid: string; labels: Record<string,
 export interface PlannerRecord {
   name: string; nodeName: string; cidr: string; family: IpFamily; pool: string; nodeIPs: string[];
   phase: "Allocated" | "Released" | "Quarantined" | undefined; releasedAt?: number;
+  /** Reason of the controller's Allocated condition: tells a retained record (see RETAINED) from a plain one. */
+  allocatedReason?: string;
 }
 export interface PlannerConfig { cooldownMs: number; serviceCIDRs: string[]; fillNodePodCIDRs: boolean }
 export interface PlannerInput { nodes: PlannerNode[]; records: PlannerRecord[]; pools: PlannerPool[]; config: PlannerConfig; now: number }
@@ -18,6 +20,7 @@ export type AllocationAction =
   | { kind: "release"; name: string; nodeName: string }
   | { kind: "delete"; name: string }
   | { kind: "quarantine"; name: string; reason: string; message: string }
+  | { kind: "retain"; name: string; reason: string; message: string }
   | { kind: "conflict"; node: string; reason: string; message: string }
   | { kind: "exhausted"; node: string; pool: string; family: IpFamily; reason: "PodCIDRNotAvailable"; message: string }
   | { kind: "updateNodeIPs"; name: string; nodeIPs: string[] }
@@ -31,6 +34,16 @@ export interface AllocationPlan {
 }
 
 interface Held { cidr: string; family: IpFamily }
+
+/**
+ * Problems a pool edit can give a record the controller had already allocated: its pool deleted, its range
+ * taken out of the pool, the pool made invalid, the pool's node mask changed. Quarantining it would cut its
+ * node's pods off (agents route only Allocated records), so a bad pool edit would take down every node it
+ * touches. Such a record is retained instead: still Allocated and routed, its CIDR out of circulation, the
+ * reason on its Allocated condition and an Event, until its node goes (released as usual) or the pool
+ * covers it again. Hand-made records that were never allocated are still quarantined.
+ */
+const RETAINED = new Set(["PoolNotFound", "OutsidePool", "WrongSize"]);
 
 /**
  * Pure allocation planner: full observed state → actions. Deterministic (records and nodes in name order),
@@ -66,6 +79,16 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
     }
     if (r.phase === "Quarantined") { if (cidr) hold(states, cidr, r.nodeName, holderOf); continue; }
     const problem = recordProblem(r, cidr, states, held);
+    const node = nodes.get(r.nodeName)!;
+    if (problem && r.phase === "Allocated" && RETAINED.has(problem.reason)) {
+      if (cidr) hold(states, cidr, r.nodeName, holderOf);
+      held.set(r.nodeName, [...(held.get(r.nodeName) ?? []), { cidr: r.cidr, family: r.family }]);
+      if (r.allocatedReason !== problem.reason) {
+        actions.push({ kind: "retain", name: r.name, reason: problem.reason, message: `${problem.message}; kept for node ${r.nodeName}, which still uses it, until that node goes` });
+      }
+      if (!sameList(node.internalIPs, r.nodeIPs)) actions.push({ kind: "updateNodeIPs", name: r.name, nodeIPs: node.internalIPs });
+      continue;
+    }
     if (problem) {
       actions.push({ kind: "quarantine", name: r.name, reason: problem.reason, message: problem.message });
       if (cidr) hold(states, cidr, r.nodeName, holderOf);
@@ -74,8 +97,8 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
     findSet([states.get(r.pool)!], cidr!)!.set.occupy(cidr!);
     holderOf.set(r.cidr, r.nodeName);
     held.set(r.nodeName, [...(held.get(r.nodeName) ?? []), { cidr: r.cidr, family: r.family }]);
-    if (r.phase === undefined) actions.push({ kind: "confirm", name: r.name, node: r.nodeName, cidr: r.cidr, pool: r.pool });
-    const node = nodes.get(r.nodeName)!;
+    // Unconfirmed (its creator died before the status write), or retained and now covered by its pool again.
+    if (r.phase === undefined || RETAINED.has(r.allocatedReason ?? "")) actions.push({ kind: "confirm", name: r.name, node: r.nodeName, cidr: r.cidr, pool: r.pool });
     if (!sameList(node.internalIPs, r.nodeIPs)) actions.push({ kind: "updateNodeIPs", name: r.name, nodeIPs: node.internalIPs });
   }
 
@@ -87,6 +110,8 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
 
 function planNode(node: PlannerNode, states: Map<string, PoolState>, held: Map<string, Held[]>, holderOf: Map<string, string>, config: PlannerConfig): AllocationAction[] {
   const state = selectPool(node.labels, states);
+  // A node that holds its CIDRs (retained after its pool went) needs nothing from a pool.
+  if (!state && (held.get(node.name) ?? []).length > 0) return [];
   if (!state) return [{ kind: "conflict", node: node.name, reason: "NoPodCIDRPool", message: `no PodCIDRPool selects node ${node.name} (labels ${JSON.stringify(node.labels)})` }];
   const actions: AllocationAction[] = [];
   const mine = held.get(node.name) ?? [];
@@ -139,7 +164,7 @@ function allocate(node: PlannerNode, state: PoolState, family: IpFamily): Alloca
 function recordProblem(r: PlannerRecord, cidr: Cidr | undefined, states: Map<string, PoolState>, held: Map<string, Held[]>): { reason: string; message: string } | undefined {
   if (!cidr) return { reason: "InvalidCIDR", message: `${r.cidr} is not a valid canonical CIDR` };
   const state = states.get(r.pool);
-  if (!state) return { reason: "UnknownPool", message: `${r.cidr} names pool ${r.pool}, which does not exist` };
+  if (!state) return { reason: "PoolNotFound", message: `${r.cidr} names pool ${r.pool}, which does not exist` };
   const fam = state.families[cidr.family];
   const found = findSet([state], cidr);
   if (!fam || !found) {

@@ -110,6 +110,7 @@ describe("controller on the real API server: allocation basics", () => {
     await until("new address mirrored", async () => ((await recordsOf("hb-1"))[0]?.spec.nodeIPs?.[0] === "192.168.54.99" ? true : undefined));
     expect(controller!.plans).toBeGreaterThan(plans);
     await deleteNodes(fx.api(), ["hb-1"]);
+    await fx.api().custom.deleteClusterCustomObject({ ...pools, name: "hb" });
   });
 
   it("quarantines bad hand-made records, keeps serving others, and releases a deleted node's CIDR only after the cooldown", async () => {
@@ -139,5 +140,49 @@ describe("controller on the real API server: allocation basics", () => {
     expect(fresh!.spec.cidr).not.toBe(held!.spec.cidr); // never handed out during the cooldown
     await until("deleted after cooldown", async () => ((await listNodeCidrs(fx.api())).some((r) => r.spec.cidr === held!.spec.cidr) ? undefined : true));
     expect(Date.now() - releasedAt).toBeGreaterThanOrEqual(2_000);
+    await deleteNodes(fx.api(), ["q-2"]);
+    await fx.api().custom.deleteClusterCustomObject({ ...pools, name: "q" });
+  });
+  it("a bad pool edit (a new pool overlapping a used range, a pool deleted) never takes a node's CIDR away; undoing it clears the warning", async () => {
+    controller = await startController(fx, { "cluster-cidr": "10.212.0.0/16", "default-pool": "pe" });
+    await fx.api().custom.createClusterCustomObject({ ...pools, body: {
+      apiVersion: "podnet.io/v1alpha1", kind: "PodCIDRPool", metadata: { name: "pe-zone" },
+      spec: { ipv4: { cidrs: ["10.213.0.0/24"], nodeMaskSize: 26 }, nodeSelector: { "podnet.io/zone": "pe" } },
+    } });
+    await createNodes(fx.api(), [{ name: "pe-1", ip: "192.168.55.1" }, { name: "pe-2", ip: "192.168.55.2", labels: { "podnet.io/zone": "pe" } }]);
+    const before = await until("both allocated", async () => {
+      const r = allocated((await listNodeCidrs(fx.api())).filter((x) => x.spec.nodeName.startsWith("pe-")));
+      return r.length === 2 ? r : undefined;
+    });
+    const reasonOf = async (node: string) => {
+      const [r] = await recordsOf(node);
+      return r && `${r.spec.cidr} ${r.status?.phase} ${r.status?.conditions?.find((c) => c.type === "Allocated")?.reason}`;
+    };
+    const cidrOf = (node: string) => before.find((r) => r.spec.nodeName === node)!.spec.cidr;
+    expect(cidrOf("pe-1")).toMatch(/^10\.212\./); // from pe: no pool of an earlier test is left to select it
+
+    // A second range for new nodes, then a typo: a new pool over the range pe-1's CIDR came from. Both
+    // overlapping ranges become invalid, so pe-1's CIDR lies in no valid range any more.
+    await fx.api().custom.patchClusterCustomObject({ ...pools, name: "pe", body: { spec: { ipv4: { cidrs: ["10.212.0.0/16", "10.214.0.0/16"], nodeMaskSize: 24 } } } }, mergePatch());
+    await fx.api().custom.createClusterCustomObject({ ...pools, body: {
+      apiVersion: "podnet.io/v1alpha1", kind: "PodCIDRPool", metadata: { name: "pe-typo" }, spec: { ipv4: { cidrs: ["10.212.0.0/17"], nodeMaskSize: 24 }, nodeSelector: { "podnet.io/zone": "typo" } },
+    } });
+    await fx.api().custom.deleteClusterCustomObject({ ...pools, name: "pe-zone" });
+    await until("pe-1 retained", async () => ((await reasonOf("pe-1")) === `${cidrOf("pe-1")} Allocated OutsidePool` || undefined));
+    await until("pe-2 retained", async () => ((await reasonOf("pe-2")) === `${cidrOf("pe-2")} Allocated PoolNotFound` || undefined));
+    const [warning] = await eventsFor(fx.api(), "NodeCIDR", before.find((r) => r.spec.nodeName === "pe-1")!.metadata!.name);
+    expect(warning).toMatchObject({ type: "Warning", reason: "OutsidePool" });
+    expect(warning!.message).toContain("kept for node pe-1");
+    // Nodes keep exactly their one CIDR each; a new node gets one from what the pool has now.
+    await createNodes(fx.api(), [{ name: "pe-3", ip: "192.168.55.3" }]);
+    const [third] = await until("pe-3 allocated", async () => { const r = allocated(await recordsOf("pe-3")); return r.length ? r : undefined; });
+    expect(third!.spec.cidr).toMatch(/^10\.214\./);
+    for (const node of ["pe-1", "pe-2"]) expect(await recordsOf(node)).toHaveLength(1);
+    expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
+
+    await fx.api().custom.deleteClusterCustomObject({ ...pools, name: "pe-typo" });
+    await until("pe-1 confirmed again", async () => ((await reasonOf("pe-1")) === `${cidrOf("pe-1")} Allocated Allocated` || undefined));
+    await deleteNodes(fx.api(), ["pe-1", "pe-2", "pe-3"]);
+    await fx.api().custom.deleteClusterCustomObject({ ...pools, name: "pe" });
   });
 });
