@@ -13,14 +13,19 @@ import { run, runOk } from "./exec.js";
 export interface BridgeAddress { local: string; prefixlen: number }
 
 /**
- * Pure: the bridge's global addresses that lie in none of this node's pod CIDRs, as `ip addr del` takes them.
- * With no pod CIDR at all nothing is stale: a NodeCIDR recreated by hand must not cut off running pods.
+ * Pure: the bridge's global addresses that lie in none of this node's pod CIDRs of their family, as
+ * `ip addr del` takes them. A family without a pod CIDR keeps its addresses: the node may be without one only
+ * for a moment (a NodeCIDR recreated by hand, withheld while it overlaps another), and running pods must not
+ * lose their gateway for that.
  */
 export function staleBridgeAddresses(addresses: BridgeAddress[], ownCidrs: string[]): string[] {
-  if (ownCidrs.length === 0) return [];
   const own = ownCidrs.map((c) => parseCidr(c));
   return addresses
-    .filter((a) => { const ip = parseIp(a.local); return !own.some((c) => cidrContainsIp(c, ip)); })
+    .filter((a) => {
+      const ip = parseIp(a.local);
+      const sameFamily = own.filter((c) => c.family === ip.family);
+      return sameFamily.length > 0 && !sameFamily.some((c) => cidrContainsIp(c, ip));
+    })
     .map((a) => `${a.local}/${a.prefixlen}`);
 }
 
