@@ -52,6 +52,9 @@ export function isNewerVersion(a: string | undefined, b: string | undefined): bo
   return a.length !== b.length ? a.length > b.length : a > b; // canonical integers: longer is larger
 }
 
+/** How long a deletion outranks a late response to an earlier write (responses come within seconds). */
+const TOMBSTONE_MS = 5 * 60_000;
+
 class WatchEnded extends Error {
   constructor(readonly reason: "gone" | "stalled" | "error", message: string) { super(message); }
 }
@@ -126,8 +129,9 @@ export class Informer<T extends KubernetesObject> {
       token = page.metadata?._continue ?? page.metadata?.continue ?? undefined;
     } while (token);
     this.relists++;
-    for (const [name, old] of this.cache) if (!fresh.has(name)) { this.cache.delete(name); this.opts.onEvent("delete", old); }
+    for (const [name, old] of this.cache) if (!fresh.has(name)) { this.cache.delete(name); this.bury(name, resourceVersion); this.opts.onEvent("delete", old); }
     for (const [name, item] of fresh) {
+      this.tombstones.delete(name);
       const old = this.cache.get(name);
       this.cache.set(name, item);
       if (!old) this.opts.onEvent("add", item);
@@ -178,7 +182,25 @@ export class Informer<T extends KubernetesObject> {
     const name = obj.metadata!.name!;
     const cached = this.cache.get(name);
     if (cached && !isNewerVersion(obj.metadata?.resourceVersion, cached.metadata?.resourceVersion)) return;
+    const buried = cached ? undefined : this.tombstones.get(name);
+    if (buried && Date.now() - buried.at < TOMBSTONE_MS && !isNewerVersion(obj.metadata?.resourceVersion, buried.rv)) return;
     this.cache.set(name, this.keep(obj));
+  }
+
+  /**
+   * Names seen deleted, with the resourceVersion that saw it, for a few minutes: a late response to a write
+   * made before the deletion must not bring the object back. It would stay in the cache until the next relist
+   * (a deleted pool kept invalidating the ranges it overlapped, under load in CI).
+   */
+  private readonly tombstones = new Map<string, { rv: string | undefined; at: number }>();
+  private bury(name: string, rv: string | undefined): void {
+    this.tombstones.delete(name); // re-inserted last: the map stays in burial order for pruning
+    this.tombstones.set(name, { rv, at: Date.now() });
+    if (this.tombstones.size <= 1_000) return;
+    for (const [old, t] of this.tombstones) {
+      if (Date.now() - t.at < TOMBSTONE_MS) break;
+      this.tombstones.delete(old);
+    }
   }
 
   private apply(phase: string, raw: T): void {
@@ -186,9 +208,11 @@ export class Informer<T extends KubernetesObject> {
     const name = obj.metadata!.name!;
     if (phase === "DELETED") {
       this.cache.delete(name);
+      this.bury(name, obj.metadata?.resourceVersion);
       this.opts.onEvent("delete", obj);
       return;
     }
+    this.tombstones.delete(name);
     const cached = this.cache.get(name);
     // An assumed write can be ahead of the watch; its own event follows, so an older one changes nothing.
     if (cached && isNewerVersion(cached.metadata?.resourceVersion, obj.metadata?.resourceVersion)) return;

@@ -10,7 +10,19 @@ const fx = useControlPlane();
 const pools = podnetResource("podcidrpools");
 const nodecidrs = podnetResource("nodecidrs");
 let controller: AllocationController | undefined;
-afterEach(async () => { await controller?.stop(); controller = undefined; });
+// Every test starts from an empty cluster. Cleaning up inside a test raced its own controller, which
+// recreates its default pool as soon as it sees it deleted: a catch-all pool left behind then served the
+// next test's nodes (seen under load).
+afterEach(async () => {
+  await controller?.stop();
+  controller = undefined;
+  const api = fx.api();
+  for (const p of ((await api.custom.listClusterCustomObject(pools)) as { items: Array<{ metadata: { name: string } }> }).items) {
+    await api.custom.deleteClusterCustomObject({ ...pools, name: p.metadata.name });
+  }
+  for (const r of await listNodeCidrs(api)) await api.custom.deleteClusterCustomObject({ ...nodecidrs, name: r.metadata!.name! });
+  await deleteNodes(api, (await api.core.listNode()).items.map((n) => n.metadata!.name!));
+});
 
 const recordsOf = async (node: string) => (await listNodeCidrs(fx.api())).filter((r) => r.spec.nodeName === node);
 const until = <T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000) => waitFor(what, probe, ms, 100);
@@ -34,7 +46,6 @@ describe("controller on the real API server: allocation basics", () => {
     const cond = records[0]!.status!.conditions!.find((c) => c.type === "Allocated")!;
     expect(cond).toMatchObject({ status: "True", reason: "Allocated" });
     await deleteNodes(fx.api(), ["ds-1"]);
-    await fx.api().custom.deleteClusterCustomObject({ ...pools, name: "dual" });
   });
 
   it("adopts a preset node.spec.podCIDRs and reports a conflicting one instead of overwriting it", async () => {
@@ -54,7 +65,6 @@ describe("controller on the real API server: allocation basics", () => {
     expect(await recordsOf("adopt-b")).toEqual([]);
     expect((await fx.api().core.readNode({ name: "adopt-b" })).spec!.podCIDRs).toEqual(["10.244.77.0/24"]);
     await deleteNodes(fx.api(), ["adopt-a", "adopt-b", "adopt-c"]);
-    await fx.api().custom.deleteClusterCustomObject({ ...pools, name: "adopt" });
   });
 
   it("reports exhaustion, then allocates when the pool grows at runtime; a labelled pool serves its nodes", async () => {
@@ -81,7 +91,6 @@ describe("controller on the real API server: allocation basics", () => {
     const [edge] = await until("edge allocated", async () => { const r = allocated(await recordsOf("edge-1")); return r.length ? r : undefined; });
     expect(edge!.spec).toMatchObject({ pool: "edge", cidr: "10.201.0.0/26" });
     expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
-    for (const name of ["small", "edge"]) await fx.api().custom.deleteClusterCustomObject({ ...pools, name });
   });
 
   it("kubelet's status heartbeats neither fill the cache nor trigger plans; an address change still does", async () => {
@@ -110,7 +119,6 @@ describe("controller on the real API server: allocation basics", () => {
     await until("new address mirrored", async () => ((await recordsOf("hb-1"))[0]?.spec.nodeIPs?.[0] === "192.168.54.99" ? true : undefined));
     expect(controller!.plans).toBeGreaterThan(plans);
     await deleteNodes(fx.api(), ["hb-1"]);
-    await fx.api().custom.deleteClusterCustomObject({ ...pools, name: "hb" });
   });
 
   it("quarantines bad hand-made records, keeps serving others, and releases a deleted node's CIDR only after the cooldown", async () => {
@@ -140,8 +148,6 @@ describe("controller on the real API server: allocation basics", () => {
     expect(fresh!.spec.cidr).not.toBe(held!.spec.cidr); // never handed out during the cooldown
     await until("deleted after cooldown", async () => ((await listNodeCidrs(fx.api())).some((r) => r.spec.cidr === held!.spec.cidr) ? undefined : true));
     expect(Date.now() - releasedAt).toBeGreaterThanOrEqual(2_000);
-    await deleteNodes(fx.api(), ["q-2"]);
-    await fx.api().custom.deleteClusterCustomObject({ ...pools, name: "q" });
   });
   it("a bad pool edit (a new pool overlapping a used range, a pool deleted) never takes a node's CIDR away; undoing it clears the warning", async () => {
     controller = await startController(fx, { "cluster-cidr": "10.212.0.0/16", "default-pool": "pe" });
@@ -181,8 +187,9 @@ describe("controller on the real API server: allocation basics", () => {
     expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
 
     await fx.api().custom.deleteClusterCustomObject({ ...pools, name: "pe-typo" });
-    await until("pe-1 confirmed again", async () => ((await reasonOf("pe-1")) === `${cidrOf("pe-1")} Allocated Allocated` || undefined));
-    await deleteNodes(fx.api(), ["pe-1", "pe-2", "pe-3"]);
-    await fx.api().custom.deleteClusterCustomObject({ ...pools, name: "pe" });
+    let lastSeen: string | undefined;
+    await until("pe-1 confirmed again", async () => { lastSeen = await reasonOf("pe-1"); return lastSeen === `${cidrOf("pe-1")} Allocated Allocated` || undefined; }).catch((err: Error) => {
+      throw new Error(`${err.message}; pe-1's record: ${lastSeen}; pools the controller sees: ${[...controller!.pools.cache.keys()].join(", ")}`);
+    });
   });
 });

@@ -111,6 +111,25 @@ describe("Informer.assume on the real API server", () => {
     expect(inf.cache.get("10-250-40-0-24")?.metadata?.labels?.step).toBe("latest");
     inf.stop();
   });
+
+  it("never brings back an object the watch saw deleted when a response to an earlier write arrives late", async () => {
+    const api = fx.api();
+    const { inf } = informer();
+    inf.start();
+    await inf.synced;
+    const name = "10-250-41-0-24";
+    const created = (await api.custom.createClusterCustomObject({ ...nodecidrs, body: body(41, "node-gone") })) as KubernetesObject;
+    await waitFor("watch delivers the create", async () => inf.cache.has(name) || undefined, 10_000);
+    await api.custom.deleteClusterCustomObject({ ...nodecidrs, name });
+    await waitFor("watch delivers the delete", async () => (inf.cache.has(name) ? undefined : true), 10_000);
+    inf.assume(created);
+    expect(inf.cache.has(name)).toBe(false);
+    // The same name created again is a new object: its response is taken, as any newer one.
+    const again = (await api.custom.createClusterCustomObject({ ...nodecidrs, body: body(41, "node-back") })) as KubernetesObject;
+    inf.assume(again);
+    expect(inf.cache.get(name)?.metadata?.resourceVersion).toBe(again.metadata?.resourceVersion);
+    inf.stop();
+  });
 });
 
 describe("API client on the real API server", () => {
