@@ -65,22 +65,29 @@ export interface LinkInfo {
    * nexthop object must name.
    */
   deviceFor: (ip: string) => string | undefined;
+  /** Whether an IP is one of this node's own addresses (a peer must never be routed through it). */
+  isLocal: (ip: string) => boolean;
 }
+
+const ipKey = (ip: { family: number; value: bigint }) => (ip.family === 4 ? ip.value : `6:${ip.value}`);
 
 /** Local subnets and the MTU of the interface carrying an IP. */
 export async function readLinks(netns?: string): Promise<LinkInfo> {
   const links = JSON.parse((await runOk("ip", ["-json", "addr", "show"], { netns })) || "[]") as JsonAddr[];
   const subnets: Array<{ subnet: Cidr; dev: string }> = [];
   const mtuByIp = new Map<string, number>();
+  const local = new Set<bigint | string>();
   for (const link of links) {
     for (const a of link.addr_info ?? []) {
       if (a.scope !== "global" || (a.family !== "inet" && a.family !== "inet6")) continue;
       mtuByIp.set(a.local, link.mtu);
+      try { local.add(ipKey(parseIp(a.local))); } catch { /* not an IP we compare */ }
       try { subnets.push({ subnet: parseCidr(`${a.local}/${a.prefixlen}`, { allowHostBits: true }), dev: link.ifname }); } catch { /* not an address we route through */ }
     }
   }
   const deviceFor = (text: string) => {
     try { const ip = parseIp(text); return subnets.find((s) => cidrContainsIp(s.subnet, ip))?.dev; } catch { return undefined; }
   };
-  return { mtuOf: (ip) => mtuByIp.get(ip), deviceFor };
+  const isLocal = (text: string) => { try { return local.has(ipKey(parseIp(text))); } catch { return false; } };
+  return { mtuOf: (ip) => mtuByIp.get(ip), deviceFor, isLocal };
 }

@@ -37,6 +37,18 @@ describe("splitRoutes", () => {
     expect(split.kernel).toEqual([]);
     expect(split.unreachable[0]!.reason).toContain(reason);
   });
+
+  it.each<[OverlayMode, DesiredRoute]>([
+    ["auto", route("10.244.4.0/24", "192.168.1.1", "stale")],
+    ["vxlan", route("10.244.4.0/24", "192.168.1.1", "stale")],
+    ["auto", route("fd00:10:244:4::/64", "fd00:9::4", "stale", ["192.168.1.1", "fd00:9::4"])], // the underlay IP is ours
+  ])("%s: a peer naming one of this node's addresses gets no route, through the overlay or not", (mode, stale) => {
+    const isLocal = (ip: string) => ip === "192.168.1.1";
+    const split = splitRoutes([near, stale], deviceFor, mode, "192.168.1.1", isLocal);
+    expect(split.kernel.map((k) => k.dst)).toEqual(["10.244.2.0/24"]);
+    expect(split.peers.map((p) => p.nodeName)).toEqual(mode === "vxlan" ? ["near"] : []);
+    expect(split.unreachable).toEqual([expect.objectContaining({ dst: stale.dst, reason: expect.stringContaining("192.168.1.1 is an address of this node") })]);
+  });
 });
 
 describe("vtepMac", () => {

@@ -35,12 +35,22 @@ export function vtepMac(underlayIp: string): string {
 /** The first address of a pod CIDR: the overlay gateway (it lives on the remote node's podnet.vxlan). */
 export const overlayGateway = (cidr: string) => { const c = parseCidr(cidr); return formatIp({ family: c.family, value: c.network }); };
 
-/** `deviceFor`: the local interface whose subnet holds an IP, if any (a node there is a direct neighbour). */
-export function splitRoutes(routes: DesiredRoute[], deviceFor: (ip: string) => string | undefined, mode: OverlayMode, selfUnderlay: string | undefined): RouteSplit {
+/**
+ * `deviceFor`: the local interface whose subnet holds an IP, if any (a node there is a direct neighbour).
+ * `isLocal`: whether an IP is this node's own. A peer naming one as its node IP (a recycled address while the
+ * old Node lingers) is unreachable: the kernel would take a route through our own address and drop the traffic.
+ */
+export function splitRoutes(routes: DesiredRoute[], deviceFor: (ip: string) => string | undefined, mode: OverlayMode, selfUnderlay: string | undefined,
+  isLocal: (ip: string) => boolean = () => false): RouteSplit {
   const underlayFamily = selfUnderlay ? parseIp(selfUnderlay).family : undefined;
   const split: RouteSplit = { kernel: [], peers: [], unreachable: [] };
   const peers = new Map<string, OverlayPeer>();
   for (const route of routes) {
+    const ownAddress = route.nodeIPs.find(isLocal);
+    if (ownAddress) {
+      split.unreachable.push({ dst: route.dst, via: route.via, nodeName: route.nodeName, reason: `${ownAddress} is an address of this node, not of node ${route.nodeName} (two Nodes claim it?)` });
+      continue;
+    }
     if (mode !== "vxlan" && deviceFor(route.via)) { split.kernel.push({ dst: route.dst, via: route.via, nodeName: route.nodeName }); continue; }
     const peerIp = route.nodeIPs.find((ip) => underlayFamily !== undefined && parseIp(ip).family === underlayFamily);
     const reason = mode === "none"

@@ -56,7 +56,7 @@ const message = (err: unknown) => (err instanceof Error ? err.message : String(e
 export async function syncRoutes(input: RouteSyncInput, view: KernelView | Error): Promise<SyncOutcome["routes"]> {
   const base = { desired: input.state.routes.length, installed: 0, overlay: 0, overlayChanges: 0, added: 0, replaced: 0, deleted: 0, conflicts: [] as string[], unreachable: [] as string[] };
   if (view instanceof Error) return { ...base, error: view.message };
-  const split = splitRoutes(input.state.routes, view.links.deviceFor, input.config.overlay, input.underlayIp);
+  const split = splitRoutes(input.state.routes, view.links.deviceFor, input.config.overlay, input.underlayIp, view.links.isLocal);
   const vxlan = vxlanDesired(input, view, split);
   const planned = plannedFor(split, vxlan);
   if (!input.full && view.planned && samePlanInputs(view.planned, planned) && view.outcome) return { ...view.outcome, added: 0, replaced: 0, deleted: 0, overlayChanges: 0 };
@@ -128,7 +128,7 @@ export const earlyRoutesApply = (config: AgentConfig) => !config["dry-run"] && c
 export async function addRoutesEarly(input: { config: AgentConfig; netns?: string }, routes: DesiredRoute[]): Promise<number> {
   if (!earlyRoutesApply(input.config) || routes.length === 0) return 0;
   const view = await kernelView({ ...input, full: false });
-  const direct = splitRoutes(routes, view.links.deviceFor, input.config.overlay, undefined).kernel.filter((k) => !k.dev);
+  const direct = splitRoutes(routes, view.links.deviceFor, input.config.overlay, undefined, view.links.isLocal).kernel.filter((k) => !k.dev);
   const adds = planRoutes(direct, view.routes).actions.filter((a) => a.kind === "add");
   const batch = planRouteBatch(adds, view.routes, view.nexthops, view.links.deviceFor);
   const result = await applyBatch(batch.text, input.netns);
