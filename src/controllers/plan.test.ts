@@ -2,9 +2,12 @@ import { describe, expect, it } from "vitest";
 import { planAllocations, type AllocationAction, type PlannerInput, type PlannerNode, type PlannerRecord } from "./plan.js";
 import type { PlannerPool } from "./plan-pools.js";
 
-const node = (name: string, extra: Partial<PlannerNode> = {}): PlannerNode => ({ name, uid: name, labels: {}, podCIDRs: [], internalIPs: [`192.168.0.${name.length}`], deleting: false, ...extra });
+// Every node name its own address (two Nodes sharing one is a finding of its own).
+const ips = new Map<string, string>();
+const ipOf = (name: string) => { if (!ips.has(name)) ips.set(name, `192.168.${ips.size >> 8}.${(ips.size & 255) + 1}`); return ips.get(name)!; };
+const node = (name: string, extra: Partial<PlannerNode> = {}): PlannerNode => ({ name, uid: name, labels: {}, podCIDRs: [], internalIPs: [ipOf(name)], deleting: false, ...extra });
 const rec = (nodeName: string, cidr: string, extra: Partial<PlannerRecord> = {}): PlannerRecord => ({
-  name: cidr.replace(/[.:/]/g, "-"), nodeName, cidr, family: cidr.includes(":") ? 6 : 4, pool: "default", nodeIPs: [`192.168.0.${nodeName.length}`], phase: "Allocated", ...extra,
+  name: cidr.replace(/[.:/]/g, "-"), nodeName, cidr, family: cidr.includes(":") ? 6 : 4, pool: "default", nodeIPs: [ipOf(nodeName)], phase: "Allocated", ...extra,
 });
 const pool = (v4?: string[], extra: Partial<PlannerPool> = {}, prefix = 24): PlannerPool => ({ name: "default", nodeSelector: {}, ...(v4 ? { v4: { cidrs: v4, nodePrefix: prefix } } : {}), ...extra });
 const input = (p: Partial<PlannerInput>): PlannerInput => ({
@@ -104,6 +107,15 @@ describe("planAllocations", () => {
     expect(kinds(planAllocations(input({ nodes: [node("a")], records: [retained] })).actions)).toEqual(["confirm:10.244.0.0/24"]);
     const moved = planAllocations(input({ nodes: [node("a", { internalIPs: ["192.168.9.9"] })], records: [{ ...retained, allocatedReason: "PoolNotFound" }], pools: [] }));
     expect(moved.actions).toEqual([expect.objectContaining({ kind: "updateNodeIPs", name: "10-244-0-0-24", nodeIPs: ["192.168.9.9"] })]);
+  });
+
+  it("warns both Nodes that share an InternalIP, and still allocates to both", () => {
+    const plan = planAllocations(input({ nodes: [node("old", { internalIPs: ["192.168.0.7"] }), node("new", { internalIPs: ["192.168.0.7"] }), node("c")] }));
+    expect(plan.actions.filter((a) => a.kind === "create")).toHaveLength(3);
+    expect(plan.actions.filter((a) => a.kind === "conflict")).toEqual([
+      expect.objectContaining({ node: "new", reason: "DuplicateNodeIP", message: expect.stringContaining("shares InternalIP 192.168.0.7 with node old") }),
+      expect.objectContaining({ node: "old", reason: "DuplicateNodeIP", message: expect.stringContaining("with node new") }),
+    ]);
   });
 
   it("quarantines a second CIDR of one family for the same node", () => {

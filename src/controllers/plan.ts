@@ -105,7 +105,26 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   for (const node of [...nodes.values()].sort((a, b) => compareText(a.name, b.name))) {
     actions.push(...planNode(node, states, held, holderOf, config));
   }
+  actions.push(...sharedNodeIPs([...nodes.values()]));
   return { actions, poolStatuses: poolStatusReports(states), ...(nextCheckAt !== undefined ? { nextCheckAt } : {}) };
+}
+
+/**
+ * Two Nodes with one InternalIP (a recycled address while the old Node lingers): every agent would send both
+ * nodes' pod traffic to the one machine that has it. Allocation goes on; each Node gets a warning naming the other.
+ */
+function sharedNodeIPs(nodes: PlannerNode[]): AllocationAction[] {
+  const byIp = new Map<string, string[]>();
+  for (const n of nodes) for (const ip of new Set(n.internalIPs)) byIp.set(ip, [...(byIp.get(ip) ?? []), n.name]);
+  const actions: AllocationAction[] = [];
+  for (const [ip, names] of [...byIp].sort(([a], [b]) => compareText(a, b))) {
+    if (names.length < 2) continue;
+    for (const name of [...names].sort(compareText)) {
+      const others = names.filter((n) => n !== name).sort(compareText).join(", ");
+      actions.push({ kind: "conflict", node: name, reason: "DuplicateNodeIP", message: `node ${name} shares InternalIP ${ip} with node ${others}; pod traffic for both goes to whichever machine holds the address` });
+    }
+  }
+  return actions;
 }
 
 function planNode(node: PlannerNode, states: Map<string, PoolState>, held: Map<string, Held[]>, holderOf: Map<string, string>, config: PlannerConfig): AllocationAction[] {

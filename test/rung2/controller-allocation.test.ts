@@ -192,4 +192,16 @@ describe("controller on the real API server: allocation basics", () => {
       throw new Error(`${err.message}; pe-1's record: ${lastSeen}; pools the controller sees: ${[...controller!.pools.cache.keys()].join(", ")}`);
     });
   });
+  it("warns both Nodes that share an InternalIP and still allocates to both", async () => {
+    controller = await startController(fx, { "cluster-cidr": "10.215.0.0/16", "default-pool": "dup" });
+    await createNodes(fx.api(), [{ name: "dup-old", ip: "192.168.56.9" }, { name: "dup-new", ip: "192.168.56.9" }]);
+    for (const [node, other] of [["dup-old", "dup-new"], ["dup-new", "dup-old"]] as const) {
+      const [warning] = await until(`DuplicateNodeIP on ${node}`, async () => {
+        const e = (await eventsFor(fx.api(), "Node", node)).filter((x) => x.reason === "DuplicateNodeIP");
+        return e.length ? e : undefined;
+      });
+      expect(warning!.message).toContain(`shares InternalIP 192.168.56.9 with node ${other}`);
+      expect(allocated(await recordsOf(node))).toHaveLength(1);
+    }
+  });
 });
