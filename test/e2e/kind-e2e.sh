@@ -62,8 +62,28 @@ for a in $pods; do
   done
 done
 # Masquerade: a pod reaches a node's InternalIP outside the pod range.
-node_ip=$(kubectl get nodes -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}')
+# Dual-stack Nodes list an InternalIP per family: the first one (IPv4) is the one to use here.
+node_ip=$(kubectl get nodes -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}' | awk '{print $1}')
 first=$(head -1 <<<"$pods")
 kubectl exec "${first%%=*}" -- ping -c 2 -W 2 "$node_ip" >/dev/null || { echo "FAIL pod -> node $node_ip"; failures=$((failures + 1)); }
+# hostPort through the portmap plugin in podnet's conflist: a pod on the last node serves on its node's port 30080.
+last_node=$(kubectl get nodes -o name | cut -d/ -f2 | tail -1)
+last_ip=$(kubectl get node "$last_node" -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}' | awk '{print $1}')
+kubectl apply -f - <<MANIFEST
+apiVersion: v1
+kind: Pod
+metadata: {name: hostport-web}
+spec:
+  nodeName: $last_node
+  tolerations: [{operator: Exists}]
+  containers:
+    - name: web
+      image: busybox:1.36
+      command: ["sh", "-c", "mkdir -p /www && echo podnet > /www/index.html && httpd -f -p 8080 -h /www"]
+      ports: [{containerPort: 8080, hostPort: 30080}]
+MANIFEST
+kubectl wait --for=condition=Ready pod/hostport-web --timeout=120s
+if [ "$(kubectl exec "${first%%=*}" -- wget -qO- -T 5 "http://$last_ip:30080/")" = "podnet" ]; then echo "ok   hostPort $last_ip:30080"
+else echo "FAIL hostPort $last_ip:30080"; failures=$((failures + 1)); fi
 [ "$failures" -eq 0 ] || { echo "$failures connectivity failures"; exit 1; }
-echo "all-pairs pod connectivity and pod→node masquerade ok"
+echo "all-pairs pod connectivity, pod→node masquerade and hostPort ok"
