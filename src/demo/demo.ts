@@ -3,6 +3,7 @@ import { LocalCluster } from "../localcluster/cluster.js";
 import { sweepStaleNamespaces } from "../localcluster/netbed.js";
 import { sweepStaleRunDirs } from "../localcluster/control-plane.js";
 import { waitFor } from "../localcluster/processes.js";
+import { sourceSeenBy } from "../localcluster/udp-probe.js";
 import { connectivityMatrix, formatMatrix } from "./matrix.js";
 
 const t0 = performance.now();
@@ -43,6 +44,7 @@ export async function runDemo(argv: string[]): Promise<void> {
     step("all-pairs connectivity by pod IP; the source each receiver sees must be the sender's pod IP (no NAT):");
     const matrix = await connectivityMatrix(cluster.pods);
     console.log(indent(formatMatrix(matrix)));
+    await showHostPort(cluster);
     await showJoinAndLeave(cluster, nodeCount + 1);
     if (values.keep) {
       step(`cluster kept running: export KUBECONFIG=${cluster.kubeconfig}; Ctrl-C tears it down`);
@@ -55,6 +57,21 @@ export async function runDemo(argv: string[]): Promise<void> {
     process.exitCode = 1;
   } finally {
     await stop();
+  }
+}
+
+/** A hostPort as kubelet asks for one: the runtime hands it to portmap, the last plugin of podnet's conflist. */
+async function showHostPort(cluster: LocalCluster): Promise<void> {
+  const [first, second] = [...cluster.nodes.keys()];
+  const node = cluster.nodes.get(first!)!.node;
+  const web = cluster.addPod(first!, `${first}-web`, [{ hostPort: 30080, containerPort: 8080, protocol: "udp" }]);
+  try {
+    const sender = cluster.pods.find((p) => p.nodeNs === cluster.nodes.get(second!)!.node.ns)!;
+    step(`a hostPort: ${web.name} (${web.ips[0]}) listens on UDP 8080, mapped to ${node.ip}:30080 by portmap; ${sender.name} sends to ${node.ip}:30080`);
+    const seen = await sourceSeenBy(web.ns, "0.0.0.0", sender.ns, 8080, { ip: node.ip, port: 30080 });
+    console.log(indent(`arrived; ${web.name} saw it from ${seen} (${second}'s address: pod traffic to a node address is masqueraded)`));
+  } finally {
+    cluster.deletePod(web);
   }
 }
 

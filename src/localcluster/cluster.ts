@@ -6,7 +6,7 @@ import { installCrds, KubeApi, podnetResource } from "../lib/k8s.js";
 import type { NodeCidrObject } from "../controllers/observe.js";
 import { AGENT_NODE_FLAGS, CONTROLLER_NODE_FLAGS, peakRssMb, podnetCliArgv, podnetCliEnv } from "./podnet-cli.js";
 import { VXLAN_DEVICE } from "../node-agent/overlay-plan.js";
-import { addPod, CNI_BIN_DIR, deletePod, type Pod } from "./cni-exec.js";
+import { addPod, CNI_BIN_DIR, deletePod, type Pod, type PortMapping } from "./cni-exec.js";
 import { startControlPlane, type ControlPlane } from "./control-plane.js";
 import { kubeBin } from "./kube-bins.js";
 import { createNetBed, ipJson, type BedNode, type NetBed } from "./netbed.js";
@@ -143,9 +143,9 @@ export class LocalCluster {
     this.nodes.delete(name);
   }
 
-  addPod(nodeName: string, podName: string): Pod {
+  addPod(nodeName: string, podName: string, portMappings: PortMapping[] = []): Pod {
     const n = this.nodes.get(nodeName)!;
-    const pod = addPod(n.node.ns, n.confDir, podName);
+    const pod = addPod(n.node.ns, n.confDir, podName, portMappings);
     this.pods.push(pod);
     return pod;
   }
