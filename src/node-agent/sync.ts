@@ -57,7 +57,8 @@ async function syncBridgeAddresses(input: SyncInput): Promise<{ removed: string[
 export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome> {
   const { state } = input;
   const bridge = await syncBridgeAddresses(input);
-  const view = await kernelView(input).catch((err: unknown) => err as Error);
+  // A removed address took its connected route with it: the kept view of the kernel would still hold that route.
+  const view = await kernelView(bridge.removed.length ? { ...input, full: true } : input).catch((err: unknown) => err as Error);
   const links = view instanceof Error ? undefined : view.links;
   const outcome: SyncOutcome = {
     routes: await syncRoutes({ ...input, underlayIp: input.nodeIP }, view),
