@@ -114,11 +114,18 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
  * nodes' pod traffic to the one machine that has it. Allocation goes on; each Node gets a warning naming the other.
  */
 function sharedNodeIPs(nodes: PlannerNode[]): AllocationAction[] {
-  const byIp = new Map<string, string[]>();
-  for (const n of nodes) for (const ip of new Set(n.internalIPs)) byIp.set(ip, [...(byIp.get(ip) ?? []), n.name]);
+  // One pass, no allocation per node: this runs on every plan, and nearly every address has one holder.
+  const first = new Map<string, string>();
+  const shared = new Map<string, string[]>();
+  for (const n of nodes) {
+    for (const ip of n.internalIPs) {
+      const holder = first.get(ip);
+      if (holder === undefined) first.set(ip, n.name);
+      else if (holder !== n.name) shared.set(ip, [...(shared.get(ip) ?? [holder]), n.name]);
+    }
+  }
   const actions: AllocationAction[] = [];
-  for (const [ip, names] of [...byIp].sort(([a], [b]) => compareText(a, b))) {
-    if (names.length < 2) continue;
+  for (const [ip, names] of [...shared].sort(([a], [b]) => compareText(a, b))) {
     for (const name of [...names].sort(compareText)) {
       const others = names.filter((n) => n !== name).sort(compareText).join(", ");
       actions.push({ kind: "conflict", node: name, reason: "DuplicateNodeIP", message: `node ${name} shares InternalIP ${ip} with node ${others}; pod traffic for both goes to whichever machine holds the address` });
