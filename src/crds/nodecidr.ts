@@ -82,6 +82,8 @@ export const nodeCidrCrd: CrdSource = clusterCrd("NodeCIDR", "ncidr", {
     { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
     { name: "Family", type: "string", jsonPath: ".spec.family", priority: 1 },
     { name: "Pool", type: "string", jsonPath: ".spec.pool", priority: 1 },
+    // The controller's word on the allocation: Allocated / Adopted, or why it is retained or quarantined.
+    { name: "Allocation", type: "string", jsonPath: '.status.conditions[?(@.type=="Allocated")].reason', priority: 1 },
     { name: "Routes", type: "integer", jsonPath: ".status.agent.routesInstalled", priority: 1 },
     { name: "CNI", type: "string", jsonPath: '.status.conditions[?(@.type=="CNIConfigured")].reason', priority: 1 },
     { name: "Reason", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].reason', priority: 1 },

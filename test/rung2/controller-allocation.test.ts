@@ -1,4 +1,6 @@
+import { execFileSync } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
+import { kubeBin } from "../../src/localcluster/kube-bins.js";
 import { mergePatch, podnetResource } from "../../src/lib/k8s.js";
 import type { AllocationController } from "../../src/controllers/controller.js";
 import { useControlPlane } from "../harness/api-fixture.js";
@@ -176,6 +178,8 @@ describe("controller on the real API server: allocation basics", () => {
     await fx.api().custom.deleteClusterCustomObject({ ...pools, name: "pe-zone" });
     await until("pe-1 retained", async () => ((await reasonOf("pe-1")) === `${cidrOf("pe-1")} Allocated OutsidePool` || undefined));
     await until("pe-2 retained", async () => ((await reasonOf("pe-2")) === `${cidrOf("pe-2")} Allocated PoolNotFound` || undefined));
+    const wide = execFileSync(kubeBin("kubectl"), [`--kubeconfig=${fx.cp.kubeconfig}`, "get", "nodecidrs", "-o", "wide"], { encoding: "utf8" });
+    expect(wide.split("\n").find((l) => l.includes(" pe-1 "))).toMatch(/ OutsidePool /); // the ALLOCATION column
     const [warning] = await eventsFor(fx.api(), "NodeCIDR", before.find((r) => r.spec.nodeName === "pe-1")!.metadata!.name);
     expect(warning).toMatchObject({ type: "Warning", reason: "OutsidePool" });
     expect(warning!.message).toContain("kept for node pe-1");
