@@ -128,6 +128,7 @@ export class AllocationController {
       now: Date.now(),
     });
     this.metrics.planDuration.observe((performance.now() - started) / 1000);
+    this.metrics.retained.set(plan.retained);
     this.plans++;
     const failures = await applyActions({ api: this.api, nodes: this.nodes, records: this.records, recorder: this.recorder, metrics: this.metrics, log: this.log }, plan.actions);
     await writePoolStatuses({ api: this.api, pools: this.pools, metrics: this.metrics, log: this.log }, plan.poolStatuses);

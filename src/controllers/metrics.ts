@@ -13,6 +13,7 @@ export function controllerMetrics() {
     allocations: new Counter({ name: "podnet_allocations_total", help: "NodeCIDRs created (adopted or allocated)", labelNames: ["pool", "family", "adopted"], registers: [registry] }),
     releases: new Counter({ name: "podnet_releases_total", help: "NodeCIDRs released after their Node went away", registers: [registry] }),
     deletions: new Counter({ name: "podnet_nodecidr_deletions_total", help: "NodeCIDRs deleted after the release cooldown", registers: [registry] }),
+    retained: new Gauge({ name: "podnet_nodecidrs_retained", help: "Allocated NodeCIDRs kept although no valid pool range covers them (pool deleted or made invalid)", registers: [registry] }),
     quarantined: new Counter({ name: "podnet_quarantined_total", help: "NodeCIDRs quarantined as bad records", registers: [registry] }),
     exhausted: new Counter({ name: "podnet_exhausted_total", help: "Allocation attempts that found the pool exhausted", labelNames: ["pool", "family"], registers: [registry] }),
     conflicts: new Counter({ name: "podnet_conflicts_total", help: "Nodes whose preset podCIDR conflicts or lies outside every pool", registers: [registry] }),

@@ -93,6 +93,7 @@ describe("planAllocations", () => {
   ] as const)("retains an allocated record after %s: still Allocated, no second CIDR for its node, its CIDR out of circulation", (_case, pools, reason) => {
     const live = rec("a", "10.244.0.0/24");
     const plan = planAllocations(input({ nodes: [node("a"), node("b")], records: [live], pools: [...pools] }));
+    expect(plan.retained).toBe(1);
     const retain = plan.actions.filter((a) => a.kind === "retain");
     expect(retain).toEqual([expect.objectContaining({ name: "10-244-0-0-24", reason, message: expect.stringContaining("kept for node a") })]);
     expect(plan.actions.some((a) => a.kind === "quarantine" || ("node" in a && a.node === "a"))).toBe(false);

@@ -31,6 +31,8 @@ export interface AllocationPlan {
   poolStatuses: PoolStatusReport[];
   /** Earliest time a released CIDR's cooldown ends: replan then even if nothing else happens. */
   nextCheckAt?: number;
+  /** Allocated records kept although no valid pool range covers them any more (see RETAINED). */
+  retained: number;
 }
 
 interface Held { cidr: string; family: IpFamily }
@@ -60,6 +62,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   const held = new Map<string, Held[]>(); // node → kept live records
   const holderOf = new Map<string, string>(); // cidr → node, for conflict messages
   let nextCheckAt: number | undefined;
+  let retained = 0;
 
   for (const r of [...input.records].sort((a, b) => compareText(a.name, b.name))) {
     const cidr = tryParse(r.cidr);
@@ -81,6 +84,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
     const problem = recordProblem(r, cidr, states, held);
     const node = nodes.get(r.nodeName)!;
     if (problem && r.phase === "Allocated" && RETAINED.has(problem.reason)) {
+      retained++;
       if (cidr) hold(states, cidr, r.nodeName, holderOf);
       held.set(r.nodeName, [...(held.get(r.nodeName) ?? []), { cidr: r.cidr, family: r.family }]);
       if (r.allocatedReason !== problem.reason) {
@@ -106,7 +110,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
     actions.push(...planNode(node, states, held, holderOf, config));
   }
   actions.push(...sharedNodeIPs([...nodes.values()]));
-  return { actions, poolStatuses: poolStatusReports(states), ...(nextCheckAt !== undefined ? { nextCheckAt } : {}) };
+  return { actions, poolStatuses: poolStatusReports(states), retained, ...(nextCheckAt !== undefined ? { nextCheckAt } : {}) };
 }
 
 /**

@@ -183,6 +183,7 @@ describe("controller on the real API server: allocation basics", () => {
     const [warning] = await eventsFor(fx.api(), "NodeCIDR", before.find((r) => r.spec.nodeName === "pe-1")!.metadata!.name);
     expect(warning).toMatchObject({ type: "Warning", reason: "OutsidePool" });
     expect(warning!.message).toContain("kept for node pe-1");
+    expect((await controller!.metrics.retained.get()).values[0]?.value).toBe(2); // podnet_nodecidrs_retained, for alerting
     // Nodes keep exactly their one CIDR each; a new node gets one from what the pool has now.
     await createNodes(fx.api(), [{ name: "pe-3", ip: "192.168.55.3" }]);
     const [third] = await until("pe-3 allocated", async () => { const r = allocated(await recordsOf("pe-3")); return r.length ? r : undefined; });
