@@ -71,14 +71,20 @@ async function applyOne(ctx: ActContext, action: AllocationAction): Promise<void
       await ctx.recorder.emit({ kind: "NodeCIDR", name: action.name }, "Warning", action.reason, action.message);
       return;
     }
+    // Every plan finds a lasting conflict again: the log says it when its Event goes out (once per interval),
+    // not on every plan of a busy cluster.
     case "conflict":
       ctx.metrics.conflicts.inc();
-      ctx.log.warn({ node: action.node, reason: action.reason }, action.message);
-      return ctx.recorder.emit({ kind: "Node", name: action.node, uid: ctx.nodes.cache.get(action.node)?.metadata?.uid }, "Warning", action.reason, action.message);
+      if (await ctx.recorder.emit({ kind: "Node", name: action.node, uid: ctx.nodes.cache.get(action.node)?.metadata?.uid }, "Warning", action.reason, action.message)) {
+        ctx.log.warn({ node: action.node, reason: action.reason }, action.message);
+      }
+      return;
     case "exhausted":
       ctx.metrics.exhausted.inc({ pool: action.pool, family: `IPv${action.family}` });
-      ctx.log.warn({ node: action.node, pool: action.pool, family: action.family }, action.message);
-      return ctx.recorder.emit({ kind: "Node", name: action.node, uid: ctx.nodes.cache.get(action.node)?.metadata?.uid }, "Warning", action.reason, action.message);
+      if (await ctx.recorder.emit({ kind: "Node", name: action.node, uid: ctx.nodes.cache.get(action.node)?.metadata?.uid }, "Warning", action.reason, action.message)) {
+        ctx.log.warn({ node: action.node, pool: action.pool, family: action.family }, action.message);
+      }
+      return;
     case "updateNodeIPs": return patchNodeIPs(ctx, action.name, action.nodeIPs);
     case "setNodePodCIDRs": return patchNodePodCidrs(ctx, action.node, action.cidrs);
   }

@@ -26,10 +26,11 @@ export class EventRecorder {
     private readonly namespace = "default",
   ) {}
 
-  async emit(target: EventTarget, type: "Normal" | "Warning", reason: string, message: string): Promise<void> {
+  /** False when the same complaint went out within the interval (callers log only what they report anew). */
+  async emit(target: EventTarget, type: "Normal" | "Warning", reason: string, message: string): Promise<boolean> {
     const key = `${target.kind}/${target.name}/${reason}/${message}`;
     const now = Date.now();
-    if (now - (this.lastWritten.get(key) ?? -Infinity) < this.intervalMs) return;
+    if (now - (this.lastWritten.get(key) ?? -Infinity) < this.intervalMs) return false;
     this.lastWritten.set(key, now);
     const time = new Date(now);
     const body: CoreV1Event = {
@@ -46,6 +47,7 @@ export class EventRecorder {
     } catch (err) {
       this.log.warn({ kind: target.kind, name: target.name, reason, err: apiMessage(err) }, "could not write event");
     }
+    return true;
   }
 
   /** Forget an object's events, e.g. when it is deleted, so the map does not grow without bound. */

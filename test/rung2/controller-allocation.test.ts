@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { kubeBin } from "../../src/localcluster/kube-bins.js";
 import { mergePatch, podnetResource } from "../../src/lib/k8s.js";
@@ -197,8 +198,10 @@ describe("controller on the real API server: allocation basics", () => {
       throw new Error(`${err.message}; pe-1's record: ${lastSeen}; pools the controller sees: ${[...controller!.pools.cache.keys()].join(", ")}`);
     });
   });
-  it("warns both Nodes that share an InternalIP and still allocates to both", async () => {
-    controller = await startController(fx, { "cluster-cidr": "10.215.0.0/16", "default-pool": "dup" });
+  it("warns both Nodes that share an InternalIP and still allocates to both; the log says it once, not on every plan", async () => {
+    const lines: string[] = [];
+    const log = pino({ level: "info" }, { write: (line: string) => { lines.push(line); } });
+    controller = await startController(fx, { "cluster-cidr": "10.215.0.0/16", "default-pool": "dup" }, log);
     await createNodes(fx.api(), [{ name: "dup-old", ip: "192.168.56.9" }, { name: "dup-new", ip: "192.168.56.9" }]);
     for (const [node, other] of [["dup-old", "dup-new"], ["dup-new", "dup-old"]] as const) {
       const [warning] = await until(`DuplicateNodeIP on ${node}`, async () => {
@@ -208,5 +211,11 @@ describe("controller on the real API server: allocation basics", () => {
       expect(warning!.message).toContain(`shares InternalIP 192.168.56.9 with node ${other}`);
       expect(allocated(await recordsOf(node))).toHaveLength(1);
     }
+    // More plans, each finding the shared address again.
+    const plansBefore = controller.plans;
+    await createNodes(fx.api(), Array.from({ length: 5 }, (_, i) => ({ name: `dup-more-${i}`, ip: `192.168.57.${i + 1}` })));
+    await until("the newcomers allocated", async () => (allocated(await listNodeCidrs(fx.api())).length === 7 ? true : undefined));
+    expect(controller.plans).toBeGreaterThan(plansBefore);
+    expect(lines.filter((l) => l.includes("shares InternalIP 192.168.56.9"))).toHaveLength(2);
   });
 });
