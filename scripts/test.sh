@@ -18,9 +18,11 @@ summary=$(node -e '
   let passed = 0, failed = 0, skipped = 0;
   for (const file of r.testResults) {
     if (file.assertionResults.length === 0 && file.status === "failed") failed++; // a file that failed to load
+    // A file whose setup failed (beforeAll) reports its tests as skipped: they could not run, so they failed.
+    const setupFailed = file.status === "failed" && !file.assertionResults.some((t) => t.status === "failed");
     for (const t of file.assertionResults) {
       if (t.status === "passed") passed++;
-      else if (t.status === "failed") failed++;
+      else if (t.status === "failed" || setupFailed) failed++;
       else skipped++;
     }
   }

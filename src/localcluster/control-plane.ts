@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generatePki, type Pki } from "./certs.js";
 import { kubeBin } from "./kube-bins.js";
-import { freePort, startProcess, stopProcess, tailFile, waitFor, type ManagedProcess } from "./processes.js";
+import { freePort, startProcess, stopProcess, tailFile, type ManagedProcess } from "./processes.js";
 
 export interface ControlPlane {
   dir: string;
@@ -109,6 +109,25 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   writeFileSync(join(dir, "owner.pid"), String(process.pid));
   const started = performance.now();
   const pki = generatePki(dir);
+  // A port found free can be taken before the server binds it (parallel test files start servers and agents
+  // all the time): the server then exits at once, and a fresh start with other ports is the cure.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const plane = await startServers(dir, pki, opts);
+      return { ...plane, startSeconds: (performance.now() - started) / 1000 };
+    } catch (err) {
+      if (!(err instanceof PortTakenError) || attempt === 3) {
+        rmSync(dir, { recursive: true, force: true });
+        throw err;
+      }
+    }
+  }
+}
+
+class PortTakenError extends Error {}
+
+async function startServers(dir: string, pki: Pki, opts: ControlPlaneOptions): Promise<Omit<ControlPlane, "startSeconds">> {
+  rmSync(join(dir, "etcd"), { recursive: true, force: true });
   const [etcd, etcdUrl] = await startEtcd(dir, opts);
   const port = await freePort();
   const url = `https://127.0.0.1:${port}`;
@@ -118,22 +137,25 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   // A detached (make dev-up) control plane outlives us: it owns its run dir, so the sweeper spares it.
   if (opts.detached) writeFileSync(join(dir, "owner.pid"), String(apiserver.child.pid));
   const logs = () => processes.map((p) => `--- ${p.name} (${p.logFile}) ---\n${tailFile(p.logFile)}`).join("\n");
+  const stopServers = async () => { for (const p of [...processes].reverse()) await stopProcess(p); };
   const stop = async () => {
-    for (const p of [...processes].reverse()) await stopProcess(p);
+    await stopServers();
     rmSync(dir, { recursive: true, force: true });
   };
-  try {
-    await waitFor("kube-apiserver /readyz", async () => {
-      if (apiserver.child.exitCode !== null) throw new Error(`kube-apiserver exited ${apiserver.child.exitCode}`);
-      return readyz(url, pki);
-    }, 60_000, 200);
-  } catch (err) {
-    const message = `${String(err)}\n${logs()}`;
-    await stop();
-    throw new Error(message, { cause: err });
+  const deadline = Date.now() + 60_000;
+  let lastError: unknown;
+  for (;;) {
+    const exited = processes.find((p) => p.child.exitCode !== null);
+    if (exited || Date.now() > deadline) {
+      await stopServers();
+      const text = logs();
+      if (exited && /address already in use/.test(text)) throw new PortTakenError(`${exited.name} could not bind its port`);
+      throw new Error(`${exited ? `${exited.name} exited ${exited.child.exitCode}` : `kube-apiserver not ready after 60 s${lastError ? `: ${String(lastError)}` : ""}`}\n${text}`);
+    }
+    try { if (await readyz(url, pki)) break; } catch (err) { lastError = err; }
+    await new Promise((r) => setTimeout(r, 200));
   }
   const kubeconfig = join(dir, "kubeconfig");
   writeFileSync(kubeconfig, kubeconfigYaml(url, pki));
-  const startSeconds = (performance.now() - started) / 1000;
-  return { dir, url, kubeconfig, pki, startSeconds, processes, logs, stop };
+  return { dir, url, kubeconfig, pki, processes, logs, stop };
 }
