@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { crdSources, renderCrdYaml } from "../crds/generate.js";
 import { installCrds, KubeApi, podnetResource } from "../lib/k8s.js";
@@ -10,7 +10,7 @@ import { addPod, CNI_BIN_DIR, deletePod, type Pod, type PortMapping } from "./cn
 import { startControlPlane, type ControlPlane } from "./control-plane.js";
 import { kubeBin } from "./kube-bins.js";
 import { createNetBed, ipJson, type BedNode, type NetBed } from "./netbed.js";
-import { freePort, startProcess, stopProcess, tailFile, waitFor, type ManagedProcess } from "./processes.js";
+import { startProcess, stopProcess, tailFile, waitFor, type ManagedProcess } from "./processes.js";
 
 export interface LocalClusterOptions {
   nodes: number;
@@ -38,6 +38,16 @@ interface LocalNode {
  * network namespace on a shared L2 segment with its Node object and its own agent process. Agents run on
  * the host (the apiserver listens on host loopback only) and each programs its node's namespace (--netns).
  */
+/** The metrics port an agent logged in its "agent started" line, written after byte `from` of its log. */
+function loggedMetricsPort(logFile: string, from: number): number | undefined {
+  if (!existsSync(logFile)) return undefined;
+  const text = readFileSync(logFile).subarray(from).toString();
+  const line = text.split("\n").find((l) => l.includes('"msg":"agent started"'));
+  if (!line) return undefined;
+  const port = (JSON.parse(line) as { metricsPort?: number }).metricsPort;
+  return typeof port === "number" && port > 0 ? port : undefined;
+}
+
 export class LocalCluster {
   readonly nodes = new Map<string, LocalNode>();
   readonly pods: Pod[] = [];
@@ -115,16 +125,21 @@ export class LocalCluster {
   /** Start (or restart) a node's agent and wait until it answers /readyz (its first sync is done). */
   async startAgent(name: string): Promise<void> {
     const n = this.nodes.get(name)!;
-    const port = await freePort();
+    const logFile = join(this.cp.dir, `agent-${name}.log`);
+    const logFrom = existsSync(logFile) ? statSync(logFile).size : 0; // a restarted agent appends to its log
     n.agent = startProcess(`agent-${name}`, this.cli[0]!, [...AGENT_NODE_FLAGS, ...this.cli.slice(1), "agent",
       `--kubeconfig=${this.kubeconfig}`, `--node-name=${name}`, `--netns=${n.node.ns}`, `--cni-conf-dir=${n.confDir}`,
-      `--cni-bin-dir=${CNI_BIN_DIR}`, `--ipam-data-dir=${join(n.dir, "ipam")}`, `--metrics-address=127.0.0.1:${port}`,
-      `--resync-period=${this.opts.resyncPeriod ?? "5s"}`, `--overlay=${this.opts.overlay ?? "auto"}`], join(this.cp.dir, `agent-${name}.log`),
-      { env: podnetCliEnv(this.dir) });
+      // Port 0: the agent binds a free port itself and logs it. A port picked here could be taken by another
+      // process before the agent binds it, which made the agent exit.
+      `--cni-bin-dir=${CNI_BIN_DIR}`, `--ipam-data-dir=${join(n.dir, "ipam")}`, "--metrics-address=127.0.0.1:0",
+      `--resync-period=${this.opts.resyncPeriod ?? "5s"}`, `--overlay=${this.opts.overlay ?? "auto"}`], logFile,
+      { env: { ...podnetCliEnv(this.dir), PODNET_LOG_LEVEL: ["debug", "trace"].includes(process.env.PODNET_LOG_LEVEL ?? "") ? process.env.PODNET_LOG_LEVEL! : "info" } });
     const agent = n.agent;
+    let port: number | undefined;
     await waitFor(`agent of ${name} ready`, async () => {
       if (agent.child.exitCode !== null) throw new Error(`agent of ${name} exited ${agent.child.exitCode}: ${tailFile(agent.logFile, 10)}`);
-      return (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false)) || undefined;
+      port ??= loggedMetricsPort(logFile, logFrom);
+      return port !== undefined && (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false)) ? true : undefined;
     }, 30_000, 50);
   }
 

@@ -283,7 +283,7 @@ export class NodeAgent {
 export async function runAgent(api: KubeApi, config: AgentConfig, log: Logger, opts: AgentOptions = {}): Promise<NodeAgent> {
   const agent = new NodeAgent(api, config, log, opts);
   await agent.start();
-  log.info({ node: config["node-name"], cniConfDir: config["cni-conf-dir"], dryRun: config["dry-run"] }, "agent started");
+  log.info({ node: config["node-name"], cniConfDir: config["cni-conf-dir"], dryRun: config["dry-run"], metricsPort: agent.metricsPort }, "agent started");
   return agent;
 }
 
