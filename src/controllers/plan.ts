@@ -82,27 +82,26 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
     }
     if (r.phase === "Quarantined") { if (cidr) hold(states, cidr, r.nodeName, holderOf); continue; }
     const problem = recordProblem(r, cidr, states, held);
-    const node = nodes.get(r.nodeName)!;
-    if (problem && r.phase === "Allocated" && RETAINED.has(problem.reason)) {
-      retained++;
-      if (cidr) hold(states, cidr, r.nodeName, holderOf);
-      held.set(r.nodeName, [...(held.get(r.nodeName) ?? []), { cidr: r.cidr, family: r.family }]);
-      if (r.allocatedReason !== problem.reason) {
-        actions.push({ kind: "retain", name: r.name, reason: problem.reason, message: `${problem.message}; kept for node ${r.nodeName}, which still uses it, until that node goes` });
-      }
-      if (!sameList(node.internalIPs, r.nodeIPs)) actions.push({ kind: "updateNodeIPs", name: r.name, nodeIPs: node.internalIPs });
-      continue;
-    }
-    if (problem) {
+    const retain = problem && r.phase === "Allocated" && RETAINED.has(problem.reason);
+    if (problem && !retain) {
       actions.push({ kind: "quarantine", name: r.name, reason: problem.reason, message: problem.message });
       if (cidr) hold(states, cidr, r.nodeName, holderOf);
       continue;
     }
-    findSet([states.get(r.pool)!], cidr!)!.set.occupy(cidr!);
-    holderOf.set(r.cidr, r.nodeName);
+    if (problem) {
+      retained++;
+      hold(states, cidr!, r.nodeName, holderOf); // no retained problem comes from an unparsable CIDR
+      if (r.allocatedReason !== problem.reason) {
+        actions.push({ kind: "retain", name: r.name, reason: problem.reason, message: `${problem.message}; kept for node ${r.nodeName}, which still uses it, until that node goes` });
+      }
+    } else {
+      findSet([states.get(r.pool)!], cidr!)!.set.occupy(cidr!);
+      holderOf.set(r.cidr, r.nodeName);
+      // Unconfirmed (its creator died before the status write), or retained and now covered by its pool again.
+      if (r.phase === undefined || RETAINED.has(r.allocatedReason ?? "")) actions.push({ kind: "confirm", name: r.name, node: r.nodeName, cidr: r.cidr, pool: r.pool });
+    }
     held.set(r.nodeName, [...(held.get(r.nodeName) ?? []), { cidr: r.cidr, family: r.family }]);
-    // Unconfirmed (its creator died before the status write), or retained and now covered by its pool again.
-    if (r.phase === undefined || RETAINED.has(r.allocatedReason ?? "")) actions.push({ kind: "confirm", name: r.name, node: r.nodeName, cidr: r.cidr, pool: r.pool });
+    const node = nodes.get(r.nodeName)!;
     if (!sameList(node.internalIPs, r.nodeIPs)) actions.push({ kind: "updateNodeIPs", name: r.name, nodeIPs: node.internalIPs });
   }
 

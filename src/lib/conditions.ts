@@ -7,13 +7,16 @@ export interface ConditionInput {
   message: string;
 }
 
+/** A time as Kubernetes writes it in status fields: RFC 3339, whole seconds. */
+export const kubeTime = (at: Date) => at.toISOString().replace(/\.\d{3}Z$/, "Z");
+
 /**
  * The condition to write: lastTransitionTime moves only when the status flips (API conventions), so a
  * level-based loop rewriting the same condition does not pretend something changed.
  */
 export function nextCondition(existing: Condition[] | undefined, input: ConditionInput, generation: number | undefined, now: Date): Condition {
   const previous = existing?.find((c) => c.type === input.type);
-  const lastTransitionTime = previous && previous.status === input.status ? previous.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, "Z");
+  const lastTransitionTime = previous && previous.status === input.status ? previous.lastTransitionTime : kubeTime(now);
   return { ...input, ...(generation !== undefined ? { observedGeneration: generation } : {}), lastTransitionTime };
 }
 

@@ -32,12 +32,6 @@ interface LocalNode {
   registeredAt?: number;
 }
 
-
-/**
- * podnet's main job on one machine: a real control plane, the podnet controller, and N nodes, each a
- * network namespace on a shared L2 segment with its Node object and its own agent process. Agents run on
- * the host (the apiserver listens on host loopback only) and each programs its node's namespace (--netns).
- */
 /** The metrics port an agent logged in its "agent started" line, written after byte `from` of its log. */
 function loggedMetricsPort(logFile: string, from: number): number | undefined {
   if (!existsSync(logFile)) return undefined;
@@ -48,6 +42,11 @@ function loggedMetricsPort(logFile: string, from: number): number | undefined {
   return typeof port === "number" && port > 0 ? port : undefined;
 }
 
+/**
+ * podnet's main job on one machine: a real control plane, the podnet controller, and N nodes, each a
+ * network namespace on a shared L2 segment with its Node object and its own agent process. Agents run on
+ * the host (the apiserver listens on host loopback only) and each programs its node's namespace (--netns).
+ */
 export class LocalCluster {
   readonly nodes = new Map<string, LocalNode>();
   readonly pods: Pod[] = [];

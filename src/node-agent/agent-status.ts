@@ -1,7 +1,7 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Condition } from "../crds/common.js";
 import type { AgentReport } from "../crds/nodecidr.js";
-import { conditionsEqual, nextCondition, type ConditionInput } from "../lib/conditions.js";
+import { conditionsEqual, kubeTime, nextCondition, type ConditionInput } from "../lib/conditions.js";
 import type { EventRecorder } from "../lib/events.js";
 import type { Informer } from "../lib/informer.js";
 import { apiMessage, applyStatus, type KubeApi } from "../lib/k8s.js";
@@ -44,7 +44,7 @@ export async function reportStatus(ctx: StatusContext, ownNames: string[], input
     if (!flipped && Date.now() < nextCountsWrite) { dueAt = Math.min(dueAt ?? nextCountsWrite, nextCountsWrite); continue; }
     try {
       const updated = await applyStatus(ctx.api, "nodecidrs", name, "NodeCIDR", {
-        conditions, agent: { ...report, lastSyncTime: new Date().toISOString().replace(/\.\d{3}Z$/, "Z") },
+        conditions, agent: { ...report, lastSyncTime: kubeTime(new Date()) },
       });
       ctx.records.assume(updated as NodeCidrObject & KubernetesObject);
       lastWrite.set(name, Date.now());

@@ -1,4 +1,4 @@
-import { cidrContainsIp, parseCidr, parseIp, type Cidr } from "../lib/cidr.js";
+import { cidrContainsIp, formatIp, parseCidr, parseIp, type Cidr } from "../lib/cidr.js";
 import { run, runOk } from "./exec.js";
 import type { ObservedNexthop } from "./nexthop-plan.js";
 import { normaliseDst, PODNET_PROTO, type ObservedRoute } from "./routes-plan.js";
@@ -69,25 +69,25 @@ export interface LinkInfo {
   isLocal: (ip: string) => boolean;
 }
 
-const ipKey = (ip: { family: number; value: bigint }) => (ip.family === 4 ? ip.value : `6:${ip.value}`);
+/** An address in one spelling (IPv6 has many), or undefined for text that is not one. */
+const canonicalIp = (text: string) => { try { return formatIp(parseIp(text)); } catch { return undefined; } };
 
 /** Local subnets and the MTU of the interface carrying an IP. */
 export async function readLinks(netns?: string): Promise<LinkInfo> {
   const links = JSON.parse((await runOk("ip", ["-json", "addr", "show"], { netns })) || "[]") as JsonAddr[];
   const subnets: Array<{ subnet: Cidr; dev: string }> = [];
-  const mtuByIp = new Map<string, number>();
-  const local = new Set<bigint | string>();
+  const mtuByIp = new Map<string, number>(); // this node's own addresses (canonical) → their link's MTU
   for (const link of links) {
     for (const a of link.addr_info ?? []) {
       if (a.scope !== "global" || (a.family !== "inet" && a.family !== "inet6")) continue;
-      mtuByIp.set(a.local, link.mtu);
-      try { local.add(ipKey(parseIp(a.local))); } catch { /* not an IP we compare */ }
+      const own = canonicalIp(a.local);
+      if (own) mtuByIp.set(own, link.mtu);
       try { subnets.push({ subnet: parseCidr(`${a.local}/${a.prefixlen}`, { allowHostBits: true }), dev: link.ifname }); } catch { /* not an address we route through */ }
     }
   }
   const deviceFor = (text: string) => {
     try { const ip = parseIp(text); return subnets.find((s) => cidrContainsIp(s.subnet, ip))?.dev; } catch { return undefined; }
   };
-  const isLocal = (text: string) => { try { return local.has(ipKey(parseIp(text))); } catch { return false; } };
-  return { mtuOf: (ip) => mtuByIp.get(ip), deviceFor, isLocal };
+  const mtuOf = (text: string) => { const ip = canonicalIp(text); return ip === undefined ? undefined : mtuByIp.get(ip); };
+  return { mtuOf, deviceFor, isLocal: (text) => mtuOf(text) !== undefined };
 }

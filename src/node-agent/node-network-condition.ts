@@ -1,5 +1,5 @@
 import type { V1NodeCondition } from "@kubernetes/client-node";
-import type { ConditionInput } from "../lib/conditions.js";
+import { kubeTime, type ConditionInput } from "../lib/conditions.js";
 import { apiMessage, isNotFound, strategicMergePatch, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 
@@ -32,7 +32,7 @@ export function nodeNetworkReady(conditions: ConditionInput[]): boolean {
  */
 export function clearNetworkUnavailablePatch(current: V1NodeCondition[] | undefined, now: Date): object | undefined {
   if (current?.find((c) => c.type === NETWORK_UNAVAILABLE)?.status === "False") return undefined;
-  const time = now.toISOString().replace(/\.\d{3}Z$/, "Z");
+  const time = kubeTime(now);
   return { status: { conditions: [{
     type: NETWORK_UNAVAILABLE, status: "False", reason: PODNET_IS_UP,
     message: "podnet agent has written this node's CNI config and programmed its routes",
