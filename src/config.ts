@@ -52,6 +52,9 @@ export const agentConfigSchema = z.object({
   "ipam-data-dir": z.string().prefault("/var/lib/cni/networks"),
   mtu: int(0, 65535).prefault(0),
   masquerade: boolean.prefault("true"),
+  // Destinations pods reach with their own address although they lie outside the pod network (a peered or
+  // on-premises range that routes the pod ranges back), as ip-masq-agent's nonMasqueradeCIDRs.
+  "no-masquerade-cidrs": cidrList.prefault(""),
   // auto: direct routes to nodes on a shared subnet, VXLAN to the rest; vxlan: everything encapsulated;
   // none: only direct routes (nodes behind a router are reported unreachable).
   overlay: z.enum(["auto", "vxlan", "none"]).prefault("auto"),

@@ -5,31 +5,38 @@ export const NFT_TABLE = "podnet";
 
 /**
  * Pure: the whole `inet podnet` table. Pod traffic to anything outside the pod network is masqueraded;
- * pod→pod stays un-NATed (the receiver sees the sender's pod IP). The script first creates then deletes
- * the table, so applying it replaces our table atomically and never touches anyone else's.
+ * pod→pod stays un-NATed (the receiver sees the sender's pod IP), and so does traffic to `keepSourceTo`: networks
+ * the user routes pod ranges back from (a peered VPC, an on-premises range), as ip-masq-agent's
+ * nonMasqueradeCIDRs. Ports are picked fully at random, as kube-proxy and flannel do where the kernel allows:
+ * with sequential picks, two pods connecting to one destination at once can race for the same source port and
+ * conntrack drops the loser's SYN. The script first creates then deletes the table, so applying it replaces our
+ * table atomically and never touches anyone else's.
  */
-export function renderMasqueradeRuleset(podCidrs: string[]): string {
-  const v4 = podCidrs.filter((c) => parseCidr(c).family === 4);
-  const v6 = podCidrs.filter((c) => parseCidr(c).family === 6);
+export function renderMasqueradeRuleset(podCidrs: string[], keepSourceTo: string[] = []): string {
+  const ofFamily = (cidrs: string[], family: 4 | 6) => cidrs.filter((c) => parseCidr(c).family === family);
   const set = (name: string, type: string, items: string[]) =>
     `  set ${name} {\n    type ${type}; flags interval; auto-merge;\n${items.length ? `    elements = { ${items.join(", ")} }\n` : ""}  }\n`;
+  const sets = ([4, 6] as const).flatMap((f) => {
+    const type = f === 4 ? "ipv4_addr" : "ipv6_addr";
+    return [set(`pod_v${f}`, type, ofFamily(podCidrs, f)), set(`keep_source_v${f}`, type, ofFamily(keepSourceTo, f))];
+  });
   return [
     `table inet ${NFT_TABLE} {}`,
     `delete table inet ${NFT_TABLE}`,
     `table inet ${NFT_TABLE} {`,
-    set("pod_v4", "ipv4_addr", v4) + set("pod_v6", "ipv6_addr", v6).trimEnd(),
+    sets.join("").trimEnd(),
     "  chain postrouting {",
     "    type nat hook postrouting priority srcnat; policy accept;",
-    "    ip saddr @pod_v4 ip daddr != @pod_v4 counter masquerade",
-    "    ip6 saddr @pod_v6 ip6 daddr != @pod_v6 counter masquerade",
+    "    ip saddr @pod_v4 ip daddr != @pod_v4 ip daddr != @keep_source_v4 counter masquerade fully-random",
+    "    ip6 saddr @pod_v6 ip6 daddr != @pod_v6 ip6 daddr != @keep_source_v6 counter masquerade fully-random",
     "  }",
     "}",
     "",
   ].join("\n");
 }
 
-export async function applyMasquerade(podCidrs: string[], netns?: string): Promise<void> {
-  await runOk("nft", ["-f", "-"], { netns, input: renderMasqueradeRuleset(podCidrs) });
+export async function applyMasquerade(ruleset: string, netns?: string): Promise<void> {
+  await runOk("nft", ["-f", "-"], { netns, input: ruleset });
 }
 
 /**

@@ -10,7 +10,7 @@ export interface SyncOutcome {
    */
   cni: { path: string; changed: boolean; shadowedBy: string[]; missingPlugins: string[]; removedBridgeAddresses?: string[]; bridgeError?: string; error?: string; skipped?: string };
   /** skipped: not re-checked in this event-driven pass; the last full pass's result stands. */
-  masquerade: { enabled: boolean; error?: string; skipped?: boolean };
+  masquerade: { enabled: boolean; keepSourceTo?: string[]; error?: string; skipped?: boolean };
   sysctls: { error?: string; skipped?: boolean };
   rejected: RejectedRecord[];
 }
@@ -18,13 +18,17 @@ export interface SyncOutcome {
 const ok = (type: string, reason: string, message: string): ConditionInput => ({ type, status: "True", reason, message });
 const bad = (type: string, reason: string, message: string): ConditionInput => ({ type, status: "False", reason, message });
 
+const masqueradeMessage = (keepSourceTo: string[]) => "pod traffic leaving the pod network is masqueraded" +
+  (keepSourceTo.length ? `, except to ${keepSourceTo.join(", ")} (no-masquerade CIDRs)` : "");
+
 /** Pure: a sync outcome → the agent's conditions on its node's NodeCIDR(s). Ready summarises the rest. */
 export function agentConditions(o: SyncOutcome): ConditionInput[] {
   const routes = routesCondition(o);
   const cni = cniCondition(o);
   const masq = o.masquerade.error
     ? bad("MasqueradeReady", "NftablesFailed", o.masquerade.error)
-    : ok("MasqueradeReady", o.masquerade.enabled ? "Applied" : "Disabled", o.masquerade.enabled ? "pod traffic leaving the pod network is masqueraded" : "masquerade disabled by configuration");
+    : o.masquerade.enabled ? ok("MasqueradeReady", "Applied", masqueradeMessage(o.masquerade.keepSourceTo ?? []))
+    : ok("MasqueradeReady", "Disabled", "masquerade disabled by configuration");
   const sysctl = o.sysctls.error ? bad("SysctlsReady", "SysctlFailed", o.sysctls.error) : ok("SysctlsReady", "Set", "forwarding enabled");
   const shadowed = o.cni.shadowedBy.length
     ? ok("CNIConfigShadowed", "EarlierConfigPresent", `${o.cni.shadowedBy.join(", ")} sorts before ${o.cni.path}`)

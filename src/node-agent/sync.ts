@@ -25,8 +25,8 @@ interface SyncInput {
    */
   full: boolean;
 }
-/** Per namespace: the pod network podnet last wrote into its nft table, and the table as listed right after. */
-const appliedMasquerade = new Map<string, { podSetKey: string; listing?: string }>();
+/** Per namespace: the nft script podnet last applied, and its table as listed right after. */
+const appliedMasquerade = new Map<string, { ruleset: string; listing?: string }>();
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
@@ -65,7 +65,7 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
     // With the overlay on, pods get the VXLAN-reduced MTU even when every peer is direct today: a node behind
     // a router may join later, and a running pod's MTU cannot change.
     cni: await syncCni(input, links && (overlayMtu(input.config, links, input.nodeIP) ?? links.mtuOf(input.nodeIP ?? ""))),
-    masquerade: { enabled: input.config.masquerade },
+    masquerade: { enabled: input.config.masquerade, keepSourceTo: input.config["no-masquerade-cidrs"] },
     sysctls: {},
     rejected: state.rejected,
   };
@@ -93,12 +93,12 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
  */
 async function syncMasquerade(input: SyncInput): Promise<boolean> {
   const ns = input.netns ?? "";
-  const podSetKey = input.state.podNetwork.join(",");
+  const ruleset = renderMasqueradeRuleset(input.state.podNetwork, input.config["no-masquerade-cidrs"]);
   const applied = appliedMasquerade.get(ns);
-  const changed = applied?.podSetKey !== podSetKey;
+  const changed = applied?.ruleset !== ruleset;
   if (!changed && !input.full) return false;
   if (input.config["dry-run"]) {
-    input.log.info({ ruleset: renderMasqueradeRuleset(input.state.podNetwork) }, "dry-run: would apply nft table inet podnet");
+    input.log.info({ ruleset }, "dry-run: would apply nft table inet podnet");
     return true;
   }
   if (!changed) {
@@ -106,8 +106,8 @@ async function syncMasquerade(input: SyncInput): Promise<boolean> {
     const current = await listMasquerade(input.netns);
     if (current !== undefined && current === applied?.listing) return true;
   }
-  await applyMasquerade(input.state.podNetwork, input.netns);
-  appliedMasquerade.set(ns, { podSetKey, listing: await listMasquerade(input.netns) });
+  await applyMasquerade(ruleset, input.netns);
+  appliedMasquerade.set(ns, { ruleset, listing: await listMasquerade(input.netns) });
   return true;
 }
 

@@ -60,12 +60,14 @@ describe("Helm chart charts/podnet", () => {
     ["a negative MTU", "mtu=-1"],
     ["a conflist name without .conflist", "cni.conflistName=podnet.json"],
     ["an unknown overlay mode", "overlay.mode=gre"],
+    ["a no-masquerade entry that is not a CIDR", "nonMasqueradeCIDRs={192.168.0.0/16,intranet}"],
   ])("values.schema.json rejects %s", (_case, set) => {
     expect(() => render(set)).toThrow(/values don't meet the specifications|schema/i);
   });
 
   it("every flag the chart gives the agent and the controller is one podnet accepts; the overlay values reach the agent", () => {
-    for (const sets of [[], ["overlay.mode=none", "overlay.vxlanPort=4789"], ["pool.clusterCIDRs={10.244.0.0/16,fd00:10:244::/56}", "masquerade=false"]]) {
+    for (const sets of [[], ["overlay.mode=none", "overlay.vxlanPort=4789"], ["pool.clusterCIDRs={10.244.0.0/16,fd00:10:244::/56}", "masquerade=false"],
+      ["nonMasqueradeCIDRs={192.168.0.0/16,fd00:99::/48}"]]) {
       const objs = render(...sets);
       const agentArgs = args(find(objs, "DaemonSet", "podnet-agent"));
       const agent = loadConfig(agentConfigSchema, agentArgs.slice(1), { NODE_NAME: "node-a" });
@@ -74,6 +76,7 @@ describe("Helm chart charts/podnet", () => {
       expect(controller["cluster-cidr"].length).toBeGreaterThan(0);
       if (sets.length === 0) expect(agent).toMatchObject({ overlay: "auto", "vxlan-id": 1, "vxlan-port": 8472, "clear-network-unavailable": true });
       if (sets[0] === "overlay.mode=none") expect(agent).toMatchObject({ overlay: "none", "vxlan-port": 4789 });
+      expect(agent["no-masquerade-cidrs"]).toEqual(sets[0]?.startsWith("nonMasq") ? ["192.168.0.0/16", "fd00:99::/48"] : []);
     }
   });
 

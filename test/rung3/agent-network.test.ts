@@ -29,7 +29,8 @@ describe.skipIf(!isRoot())("node agent on real kernel routes and real CNI plugin
   beforeAll(async () => {
     bed = createNetBed("ag", 3);
     for (const [i, n] of bed.nodes.entries()) await putNodeCidr(fx.api(), n.name, `10.244.${i + 1}.0/24`, [n.ip]);
-    for (const n of bed.nodes) agents.push(await startAgent(fx, n));
+    // Node 1's pods reach node 3 with their own address: a range that routes pod ranges back (node 3 has routes).
+    for (const [i, n] of bed.nodes.entries()) agents.push(await startAgent(fx, n, i === 0 ? { "no-masquerade-cidrs": `${bed.nodes[2]!.ip}/32,fd00:77::/64` } : {}));
   });
   afterAll(async () => {
     for (const p of pods) deletePod(p);
@@ -85,6 +86,19 @@ describe.skipIf(!isRoot())("node agent on real kernel routes and real CNI plugin
     const before = await masqueradeCount(bed.nodes[0]!.ns);
     expect(await sourceSeenBy(n2!.ns, n2!.ip, a.ns, 7778)).toBe(bed.nodes[0]!.ip);
     expect(await masqueradeCount(bed.nodes[0]!.ns)).toBeGreaterThan(before);
+  });
+
+  it("leaves pod traffic to a no-masquerade CIDR un-NATed (the receiver sees the pod's IP) and says so in MasqueradeReady", async () => {
+    const [n1, , n3] = bed.nodes;
+    const a = pods[0]!;
+    const before = await masqueradeCount(n1!.ns);
+    expect(await sourceSeenBy(n3!.ns, n3!.ip, a.ns, 7779)).toBe(a.ips[0]);
+    expect(await masqueradeCount(n1!.ns)).toBe(before);
+    const masq = (await conditionsOf(fx.api(), "10-244-1-0-24")).find((c) => c.type === "MasqueradeReady")!;
+    expect(masq.message).toContain(`except to ${n3!.ip}/32, fd00:77::/64`);
+    // Node 2's agent has no exceptions: the same destination is masqueraded from its pods.
+    const b = pods[1]!;
+    expect(await sourceSeenBy(n3!.ns, n3!.ip, b.ns, 7780)).toBe(bed.nodes[1]!.ip);
   });
 
   it("keeps the masquerade counters across resyncs, and rewrites the nft table once it is changed by hand", async () => {
