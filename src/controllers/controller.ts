@@ -80,6 +80,9 @@ export class AllocationController {
     this.leading = value;
     this.metrics.isLeader.set(value ? 1 : 0);
     if (value) this.markDirty();
+    // Only the leader describes the pools: a follower's last figures would go stale and split alerts and
+    // dashboards between two answers.
+    else for (const gauge of [this.metrics.poolSize, this.metrics.poolAllocated, this.metrics.poolFree, this.metrics.retained]) gauge.reset();
   }
 
   private markDirty(): void {

@@ -5,6 +5,7 @@ import { useControlPlane } from "../harness/api-fixture.js";
 import { allocated, createNodes, deleteNodes, invariantViolations, listNodeCidrs } from "../harness/cluster-objects.js";
 import { startController } from "../harness/controller-fixture.js";
 import { waitFor } from "../../src/localcluster/processes.js";
+import { microTime } from "../../src/lib/leader.js";
 import type { AllocationController } from "../../src/controllers/controller.js";
 
 const fx = useControlPlane();
@@ -73,4 +74,23 @@ describe("controller restarts and replicas on the real API server", () => {
     expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
     console.log(`graceful lease handover: follower leading ${failoverMs} ms after the leader stopped`);
   }, 120_000);
+
+  it("a replica that loses its lease stops reporting the pools: only the leader's figures reach alerts and dashboards", async () => {
+    const lease = { name: "podnet-metrics-handover", namespace: "default" };
+    const c = await startController(fx, { "leader-elect": "true", "lease-name": lease.name, "lease-duration": "3s", "renew-deadline": "2s", "retry-period": "200ms", "cluster-cidr": "10.247.0.0/16", "default-pool": "lost" });
+    running.push(c);
+    const metrics = async () => (await fetch(`http://127.0.0.1:${c.metricsPort}/metrics`)).text();
+    const poolSeries = (text: string) => text.split("\n").filter((l) => /^podnet_pool_(size|allocated|free)\{/.test(l));
+    await waitFor("pool figures from the leader", async () => (poolSeries(await metrics()).some((l) => l.includes('pool="lost"')) ? true : undefined), 15_000);
+    // Someone else takes the lease (a replica that thinks the lease expired, an operator): this one must step down.
+    const leases = { group: "coordination.k8s.io", version: "v1", plural: "leases", ...lease };
+    const held = await fx.api().custom.getNamespacedCustomObject(leases) as { spec: Record<string, unknown> };
+    await fx.api().custom.replaceNamespacedCustomObject({ ...leases, body: { ...held, spec: { ...held.spec, holderIdentity: "intruder", leaseDurationSeconds: 3600, renewTime: microTime(Date.now()) } } });
+    await waitFor("stepped down", async () => (c.isLeader ? undefined : true), 15_000);
+    const text = await metrics();
+    expect(text).toMatch(/^podnet_controller_is_leader 0$/m);
+    expect(poolSeries(text)).toEqual([]);
+    expect(text).toMatch(/^podnet_nodecidrs_retained 0$/m);
+    await fx.api().coordination.deleteNamespacedLease(lease);
+  }, 60_000);
 });
