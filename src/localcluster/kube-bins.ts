@@ -16,3 +16,10 @@ export function kubeBin(name: "kube-apiserver" | "etcd" | "kubectl" | "kube-cont
   if (!existsSync(path)) throw new Error(`${path} is missing: run hack/build-kube.sh (make kube-bins) first`);
   return path;
 }
+
+/** promtool, built from its Go module by hack/build-promtool.sh (make test's deps): checks podnet's alert rules. */
+export function promtoolBin(): string {
+  const path = execFileSync("bash", [join(repoRoot, "hack/build-promtool.sh"), "--print"], { encoding: "utf8" }).trim();
+  if (!existsSync(path)) throw new Error(`${path} is missing: run hack/build-promtool.sh (make kube-bins) first`);
+  return path;
+}

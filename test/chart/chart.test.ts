@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseAllDocuments } from "yaml";
+import { parse, parseAllDocuments } from "yaml";
 import { agentConfigSchema, controllerConfigSchema, loadConfig } from "../../src/config.js";
 import { kubeBin } from "../../src/localcluster/kube-bins.js";
 import { AGENT_NODE_FLAGS, CONTROLLER_NODE_FLAGS } from "../../src/localcluster/podnet-cli.js";
@@ -53,6 +53,22 @@ describe("Helm chart charts/podnet", () => {
     expect(args(find(objs, "DaemonSet", "podnet-agent"))).toContain("--conflist-name=05-podnet.conflist");
     expect(find(objs, "ServiceMonitor", "podnet")).toBeDefined();
     expect(JSON.parse((find(objs, "ConfigMap", "podnet-dashboard") as unknown as { data: Record<string, string> }).data["podnet.json"]!).uid).toBe("podnet");
+  });
+
+  it("monitors: the controller's job and the agents' (per pod, labelled with their node) under the names the alerts use; the PrometheusRule is the rules file", () => {
+    const objs = render("serviceMonitor.enabled=true", "serviceMonitor.labels.release=prom", "prometheusRule.enabled=true", "prometheusRule.labels.release=prom");
+    type Endpoint = { port: string; relabelings: Array<Record<string, unknown>> };
+    const controller = (find(objs, "ServiceMonitor", "podnet").spec as { endpoints: Endpoint[] }).endpoints[0]!;
+    expect(controller.relabelings).toContainEqual({ targetLabel: "job", replacement: "podnet-controller" });
+    const agents = find(objs, "PodMonitor", "podnet-agent");
+    expect((agents.spec as { selector: unknown }).selector).toEqual({ matchLabels: { "app.kubernetes.io/name": "podnet", "app.kubernetes.io/component": "agent" } });
+    const agentEndpoint = (agents.spec as { podMetricsEndpoints: Endpoint[] }).podMetricsEndpoints[0]!;
+    expect(agentEndpoint.port).toBe("metrics");
+    expect(agentEndpoint.relabelings).toEqual([{ targetLabel: "job", replacement: "podnet-agent" }, { sourceLabels: ["__meta_kubernetes_pod_node_name"], targetLabel: "node" }]);
+    const rule = find(objs, "PrometheusRule", "podnet");
+    expect(rule.spec).toEqual(parse(readFileSync(join(chart, "alerts/podnet.rules.yaml"), "utf8")));
+    for (const o of [agents, rule]) expect((o.metadata as unknown as { labels: Record<string, string> }).labels.release).toBe("prom");
+    expect(render().some((o) => o.kind === "PrometheusRule" || o.kind === "PodMonitor")).toBe(false);
   });
 
   it.each([
