@@ -72,6 +72,8 @@ export class Informer<T extends KubernetesObject> {
   readonly synced = new Promise<void>((resolve) => (this.syncedOnce = resolve));
   private hasSynced = false;
   relists = 0;
+  /** Watch requests made (a resumed watch counts again; a relist does not). */
+  watches = 0;
 
   private readonly keep: (obj: T) => T;
 
@@ -97,22 +99,32 @@ export class Informer<T extends KubernetesObject> {
     this.abort.abort();
   }
 
+  /**
+   * After a dropped connection (an apiserver restart, a load balancer's reset) the watch resumes from the last
+   * resourceVersion seen, and the server replays what was missed. Everything is listed again only when the
+   * server no longer has that version (410 Gone) or the watch itself reports an error: after a control-plane
+   * restart, thousands of agents relisting every NodeCIDR at once would be the next outage.
+   */
   private async run(): Promise<void> {
     const backoff = new Backoff();
+    let resourceVersion: string | undefined;
     while (this.running) {
       try {
-        let resourceVersion = await this.relist();
-        backoff.reset();
-        while (this.running) resourceVersion = await this.watchOnce(resourceVersion);
+        if (resourceVersion === undefined) {
+          resourceVersion = await this.relist();
+          backoff.reset();
+        }
+        while (this.running) resourceVersion = await this.watchOnce(resourceVersion, () => backoff.reset());
       } catch (err) {
         if (!this.running) break;
-        const gone = err instanceof WatchEnded && err.reason === "gone";
-        if (!gone) {
-          this.opts.onError?.(err);
-          const delay = backoff.next();
-          this.opts.log.warn({ path: this.opts.path, err: apiMessage(err), retryInMs: delay }, "list/watch failed; relisting");
-          await sleep(delay, this.abort.signal);
-        }
+        const gone = (err instanceof WatchEnded && err.reason === "gone") || (err as { statusCode?: number }).statusCode === 410;
+        if (gone || (err instanceof WatchEnded && err.reason === "error")) resourceVersion = undefined;
+        if (gone) continue;
+        this.opts.onError?.(err);
+        const delay = backoff.next();
+        const next = resourceVersion === undefined ? "relisting" : `resuming the watch at resourceVersion ${resourceVersion}`;
+        this.opts.log.warn({ path: this.opts.path, err: apiMessage(err), retryInMs: delay }, `list/watch failed; ${next}`);
+        await sleep(delay, this.abort.signal);
       }
     }
   }
@@ -141,17 +153,21 @@ export class Informer<T extends KubernetesObject> {
     return resourceVersion;
   }
 
-  private watchOnce(resourceVersion: string): Promise<string> {
+  /** One watch from `resourceVersion` until it ends; `connected` runs once the server has accepted it. */
+  private watchOnce(resourceVersion: string, connected: () => void): Promise<string> {
     const stallMs = this.opts.stallTimeoutMs ?? 120_000;
+    this.watches++;
     return new Promise<string>((resolve, reject) => {
       let rv = resourceVersion;
       let lastActivity = Date.now();
       let controller: AbortController | undefined;
       let settled = false;
       const finish = (fn: () => void) => { if (!settled) { settled = true; clearInterval(watchdog); this.abort.signal.removeEventListener("abort", onAbort); fn(); } };
-      const onAbort = () => { controller?.abort(); finish(() => resolve(rv)); };
+      // Settle first, then abort: aborting makes the client report its own AbortError at once, and that
+      // must not take the place of the reason (a 410 Gone reported as an abort was retried at the same version).
+      const onAbort = () => { finish(() => resolve(rv)); controller?.abort(); };
       const watchdog = setInterval(() => {
-        if (Date.now() - lastActivity > stallMs) { controller?.abort(); finish(() => reject(new WatchEnded("stalled", `no watch event for ${stallMs} ms`))); }
+        if (Date.now() - lastActivity > stallMs) { finish(() => reject(new WatchEnded("stalled", `no watch event for ${stallMs} ms`))); controller?.abort(); }
       }, Math.min(5_000, stallMs / 2));
       this.abort.signal.addEventListener("abort", onAbort, { once: true });
       const query = {
@@ -161,14 +177,14 @@ export class Informer<T extends KubernetesObject> {
       new Watch(this.opts.api.kc).watch(this.opts.path, query, (phase, obj: T & { code?: number; message?: string }) => {
         lastActivity = Date.now();
         if (phase === "ERROR") {
-          controller?.abort();
           finish(() => reject(new WatchEnded(obj.code === 410 ? "gone" : "error", obj.message ?? "watch error")));
+          controller?.abort();
           return;
         }
         rv = obj.metadata?.resourceVersion ?? rv;
         if (phase !== "BOOKMARK") this.apply(phase, obj);
       }, (err: unknown) => finish(() => (err && !this.abort.signal.aborted ? reject(err) : resolve(rv))))
-        .then((c) => { controller = c; if (settled) c.abort(); })
+        .then((c) => { controller = c; if (settled) c.abort(); else connected(); })
         .catch((err: unknown) => finish(() => reject(err)));
     });
   }

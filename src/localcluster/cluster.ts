@@ -28,6 +28,8 @@ export interface LocalClusterOptions {
 
 interface LocalNode {
   node: BedNode; agent?: ManagedProcess; dir: string; confDir: string;
+  /** Where the running agent serves /metrics, /healthz and /readyz (on the host's loopback). */
+  metricsPort?: number;
   /** performance.now() just before the Node object was created (join latency is measured from here). */
   registeredAt?: number;
 }
@@ -140,6 +142,7 @@ export class LocalCluster {
       port ??= loggedMetricsPort(logFile, logFrom);
       return port !== undefined && (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false)) ? true : undefined;
     }, 30_000, 50);
+    n.metricsPort = port;
   }
 
   async stopAgent(name: string): Promise<void> {

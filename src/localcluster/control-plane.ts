@@ -14,6 +14,10 @@ export interface ControlPlane {
   startSeconds: number;
   processes: ManagedProcess[];
   logs(): string;
+  /** Stop kube-apiserver alone (etcd keeps the data): a control-plane outage, as during an upgrade. */
+  stopApiserver(): Promise<void>;
+  /** Start it again on its port, with its flags, and wait for /readyz. */
+  startApiserver(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -131,8 +135,9 @@ async function startServers(dir: string, pki: Pki, opts: ControlPlaneOptions): P
   const [etcd, etcdUrl] = await startEtcd(dir, opts);
   const port = await freePort();
   const url = `https://127.0.0.1:${port}`;
-  const apiserver = startProcess("kube-apiserver", kubeBin("kube-apiserver"),
+  const launchApiserver = () => startProcess("kube-apiserver", kubeBin("kube-apiserver"),
     apiserverArgs(dir, pki, etcdUrl, port, opts.serviceCIDR ?? "10.96.0.0/16"), join(dir, "apiserver.log"), { detached: opts.detached });
+  const apiserver = launchApiserver();
   const processes = [etcd, apiserver];
   // A detached (make dev-up) control plane outlives us: it owns its run dir, so the sweeper spares it.
   if (opts.detached) writeFileSync(join(dir, "owner.pid"), String(apiserver.child.pid));
@@ -142,20 +147,28 @@ async function startServers(dir: string, pki: Pki, opts: ControlPlaneOptions): P
     await stopServers();
     rmSync(dir, { recursive: true, force: true });
   };
-  const deadline = Date.now() + 60_000;
-  let lastError: unknown;
-  for (;;) {
-    const exited = processes.find((p) => p.child.exitCode !== null);
-    if (exited || Date.now() > deadline) {
-      await stopServers();
-      const text = logs();
-      if (exited && /address already in use/.test(text)) throw new PortTakenError(`${exited.name} could not bind its port`);
-      throw new Error(`${exited ? `${exited.name} exited ${exited.child.exitCode}` : `kube-apiserver not ready after 60 s${lastError ? `: ${String(lastError)}` : ""}`}\n${text}`);
+  const waitReady = async () => {
+    const deadline = Date.now() + 60_000;
+    let lastError: unknown;
+    for (;;) {
+      const exited = processes.find((p) => p.child.exitCode !== null);
+      if (exited || Date.now() > deadline) {
+        await stopServers();
+        const text = logs();
+        if (exited && /address already in use/.test(text)) throw new PortTakenError(`${exited.name} could not bind its port`);
+        throw new Error(`${exited ? `${exited.name} exited ${exited.child.exitCode}` : `kube-apiserver not ready after 60 s${lastError ? `: ${String(lastError)}` : ""}`}\n${text}`);
+      }
+      try { if (await readyz(url, pki)) return; } catch (err) { lastError = err; }
+      await new Promise((r) => setTimeout(r, 200));
     }
-    try { if (await readyz(url, pki)) break; } catch (err) { lastError = err; }
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  };
+  await waitReady();
   const kubeconfig = join(dir, "kubeconfig");
   writeFileSync(kubeconfig, kubeconfigYaml(url, pki));
-  return { dir, url, kubeconfig, pki, processes, logs, stop };
+  const stopApiserver = async () => { await stopProcess(processes[1]!); };
+  const startApiserver = async () => {
+    processes[1] = launchApiserver();
+    await waitReady();
+  };
+  return { dir, url, kubeconfig, pki, processes, logs, stopApiserver, startApiserver, stop };
 }

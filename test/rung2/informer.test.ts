@@ -1,14 +1,15 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { Agent as HttpsAgent, request } from "node:https";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { describe, expect, it } from "vitest";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { Informer, type InformerEvent, type ListPage } from "../../src/lib/informer.js";
-import { mergePatch, podnetResource, PooledAgent } from "../../src/lib/k8s.js";
+import { KubeApi, mergePatch, podnetResource, PooledAgent } from "../../src/lib/k8s.js";
 import { silentLogger } from "../../src/log.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { useControlPlane } from "../harness/api-fixture.js";
+import { startTcpProxy } from "../harness/tcp-proxy.js";
 
 const fx = useControlPlane();
 const nodecidrs = podnetResource("nodecidrs");
@@ -17,8 +18,8 @@ const body = (third: number, node: string) => ({
   spec: { nodeName: node, cidr: `10.250.${third}.0/24`, family: "IPv4", pool: "default" },
 });
 
-function informer(opts: { failFirstLists?: number; stallTimeoutMs?: number; project?: (o: KubernetesObject) => KubernetesObject } = {}) {
-  const api = fx.api();
+function informer(opts: { failFirstLists?: number; stallTimeoutMs?: number; project?: (o: KubernetesObject) => KubernetesObject; api?: KubeApi } = {}) {
+  const api = opts.api ?? fx.api();
   const events: Array<[InformerEvent, string]> = [];
   let failures = opts.failFirstLists ?? 0;
   const inf = new Informer<KubernetesObject>({
@@ -59,11 +60,12 @@ describe("Informer on the real API server", () => {
     inf.stop();
   });
 
-  it("restarts a silent watch and still delivers later events", async () => {
+  it("restarts a silent watch (from where it was, no relist) and still delivers later events", async () => {
     const { inf, events } = informer({ stallTimeoutMs: 1_000 });
     inf.start();
     await inf.synced;
-    await waitFor("watchdog relist", async () => (inf.relists >= 3 ? true : undefined), 15_000);
+    await waitFor("watchdog restarts", async () => (inf.watches >= 3 ? true : undefined), 15_000);
+    expect(inf.relists).toBe(1);
     await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: body(9, "late") });
     await waitFor("event after restarts", async () => (events.some(([e, n]) => e === "add" && n === "10-250-9-0-24") ? true : undefined), 10_000);
     inf.stop();
@@ -168,4 +170,42 @@ describe("API client on the real API server", () => {
     expect(await requestKept(new HttpsAgent({ keepAlive: true }))).toBe(true);
     expect(await requestKept(new PooledAgent({ keepAlive: true }))).toBe(false);
   });
+
+  it("resumes its watch where it left off after its connection is cut: changes made meanwhile arrive, nothing is listed again", async () => {
+    const proxy = await startTcpProxy(Number(new URL(fx.cp.url).port));
+    const kubeconfig = `${fx.cp.dir}/kubeconfig-proxied`;
+    writeFileSync(kubeconfig, readFileSync(fx.cp.kubeconfig, "utf8").replace(fx.cp.url, `https://127.0.0.1:${proxy.port}`));
+    const { inf, events } = informer({ api: KubeApi.fromKubeconfig(kubeconfig, "podnet-cli") });
+    try {
+      inf.start();
+      await inf.synced;
+      expect(inf.relists).toBe(1);
+      await waitFor("watch open", async () => (proxy.accepted >= 2 ? true : undefined), 10_000); // list, then watch
+      proxy.pause(); // what a load balancer's reset does; the apiserver stays up
+      await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: body(7, "meanwhile") });
+      await fx.api().custom.deleteClusterCustomObject({ ...nodecidrs, name: "10-250-3-0-24" });
+      await new Promise((r) => setTimeout(r, 1_000));
+      proxy.resume();
+      await waitFor("the missed events", async () => (events.some(([e, n]) => e === "delete" && n === "10-250-3-0-24") ? true : undefined), 30_000);
+      expect(events).toContainEqual(["add", "10-250-7-0-24"]);
+      expect(inf.relists).toBe(1);
+    } finally {
+      inf.stop();
+      await proxy.close();
+    }
+  }, 60_000);
+
+  // Last in this file: it restarts the file's apiserver.
+  it("after an apiserver restart (whose new watch cache answers 410 Gone for older versions) lists once more and catches up", async () => {
+    const { inf, events } = informer();
+    inf.start();
+    await inf.synced;
+    expect(inf.relists).toBe(1);
+    await fx.cp.stopApiserver();
+    await fx.cp.startApiserver();
+    await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: body(10, "n") });
+    await waitFor("event after the restart", async () => (events.some(([e, n]) => e === "add" && n === "10-250-10-0-24") ? true : undefined), 30_000);
+    expect(inf.relists).toBe(2);
+    inf.stop();
+  }, 60_000);
 });

@@ -69,6 +69,33 @@ describe.skipIf(!isRoot())("local cluster: apiserver + controller + agents in no
     await waitFor("no stale route to node-6", async () => (routesEverywhereTo(cidr6).length === 0 ? true : undefined), 20_000);
   }, 120_000);
 
+  it("a control-plane outage leaves pods talking and agents and controller running; afterwards a joining node is routed everywhere", async () => {
+    const routesBefore = new Map([...cluster.nodes.keys()].map((n) => [n, cluster.ownRoutes(n).sort()]));
+    await cluster.cp.stopApiserver();
+    try {
+      // Several resyncs (2 s) and watch retries with no apiserver to answer them.
+      await new Promise((r) => setTimeout(r, 8_000));
+      const matrix = await connectivityMatrix(cluster.pods.filter((p) => [...cluster.nodes.values()].some((n) => n.node.ns === p.nodeNs)));
+      expect(matrix.cells.length).toBeGreaterThan(0);
+      expect(matrix.cells.filter((c) => !c.ok)).toEqual([]);
+      for (const [name, n] of cluster.nodes) {
+        expect(cluster.ownRoutes(name).sort(), name).toEqual(routesBefore.get(name));
+        expect(n.agent!.child.exitCode, name).toBeNull();
+        expect((await fetch(`http://127.0.0.1:${n.metricsPort}/healthz`)).ok, name).toBe(true); // no liveness restart
+      }
+      expect(cluster.controller!.child.exitCode).toBeNull();
+    } finally {
+      await cluster.cp.startApiserver();
+    }
+    await cluster.addNode("node-7");
+    await cluster.waitReady(60_000);
+    const cidr = (await cidrOf("node-7"))!;
+    expect(routesEverywhereTo(cidr).sort()).toEqual([...cluster.nodes.keys()].filter((n) => n !== "node-7").sort());
+    const pod7 = cluster.addPod("node-7", "n7-pod");
+    expect(ping(cluster.pods[0]!.ns, pod7.ips[0]!)).toBe(true);
+    await cluster.removeNode("node-7");
+  }, 120_000);
+
   it("repairs drift (hand-deleted route), leaves a foreign route alone and shows a shadowing conflist in kubectl get nodecidrs", async () => {
     const ns1 = cluster.nodes.get("node-1")!.node.ns;
     const cidr2 = (await cidrOf("node-2"))!;
