@@ -96,6 +96,26 @@ describe("Helm chart charts/podnet", () => {
     }
   });
 
+  it("the controller can start before pod networking exists: host network, tolerating not-ready and network-unavailable Nodes, on configurable ports", () => {
+    type PodSpec = { hostNetwork?: boolean; tolerations: Array<{ key?: string; effect?: string }>; containers: Array<{ args: string[]; ports: Array<{ containerPort: number }> }> };
+    const podSpec = (o: Obj) => (o.spec as { template: { spec: PodSpec } }).template.spec;
+    for (const [sets, controllerPort, agentPort] of [[[], 9092, 9091], [["controller.metricsPort=19092", "agent.metricsPort=19091"], 19092, 19091]] as const) {
+      const objs = render(...sets);
+      const controller = podSpec(find(objs, "Deployment", "podnet-controller"));
+      // The controller creates the NodeCIDRs the agents need before they write any CNI config: in the pod
+      // network it would wait for a sandbox that cannot exist yet (kind with disableDefaultCNI, any new cluster).
+      expect(controller.hostNetwork).toBe(true);
+      expect(controller.tolerations.map((t) => t.key)).toEqual(expect.arrayContaining(["node.kubernetes.io/not-ready", "node.kubernetes.io/network-unavailable"]));
+      expect(controller.containers[0]!.args).toContain(`--metrics-address=0.0.0.0:${controllerPort}`);
+      expect(controller.containers[0]!.ports).toEqual([{ name: "metrics", containerPort: controllerPort }]);
+      expect((find(objs, "Service", "podnet-metrics").spec as { ports: Array<{ port: number }> }).ports[0]!.port).toBe(controllerPort);
+      const agent = podSpec(find(objs, "DaemonSet", "podnet-agent"));
+      expect(agent.hostNetwork).toBe(true);
+      expect(loadConfig(agentConfigSchema, agent.containers[0]!.args.slice(1), { NODE_NAME: "n" })["metrics-address"]).toBe(`0.0.0.0:${agentPort}`);
+      expect(agent.containers[0]!.ports).toEqual([{ name: "metrics", containerPort: agentPort }]);
+    }
+  });
+
   it("agent.clearNetworkUnavailable=false takes the flag, the nodes/status permission and its admission policy away", () => {
     const nodeStatusRule = (objs: Obj[]) => (find(objs, "ClusterRole", "podnet-agent") as unknown as { rules: Array<{ resources: string[] }> }).rules.some((r) => r.resources.includes("nodes/status"));
     const on = render();
