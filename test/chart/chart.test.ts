@@ -105,7 +105,8 @@ describe("Helm chart charts/podnet", () => {
       // The controller creates the NodeCIDRs the agents need before they write any CNI config: in the pod
       // network it would wait for a sandbox that cannot exist yet (kind with disableDefaultCNI, any new cluster).
       expect(controller.hostNetwork).toBe(true);
-      expect(controller.tolerations.map((t) => t.key)).toEqual(expect.arrayContaining(["node.kubernetes.io/not-ready", "node.kubernetes.io/network-unavailable"]));
+      expect(controller.tolerations).toEqual(expect.arrayContaining([{ key: "node.kubernetes.io/not-ready", operator: "Exists" },
+        { key: "node.kubernetes.io/network-unavailable", operator: "Exists", effect: "NoSchedule" }]));
       expect(controller.containers[0]!.args).toContain(`--metrics-address=0.0.0.0:${controllerPort}`);
       expect(controller.containers[0]!.ports).toEqual([{ name: "metrics", containerPort: controllerPort }]);
       expect((find(objs, "Service", "podnet-metrics").spec as { ports: Array<{ port: number }> }).ports[0]!.port).toBe(controllerPort);
