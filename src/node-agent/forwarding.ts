@@ -1,11 +1,28 @@
 import { runOk } from "./exec.js";
 
+const IPV6_FORWARDING = "net.ipv6.conf.all.forwarding";
+
 /** Pure: the sysctls a node needs for the families it serves. */
 export function neededSysctls(families: Array<4 | 6>): Record<string, string> {
   return {
     "net.ipv4.ip_forward": "1",
-    ...(families.includes(6) ? { "net.ipv6.conf.all.forwarding": "1" } : {}),
+    ...(families.includes(6) ? { [IPV6_FORWARDING]: "1" } : {}),
   };
+}
+
+/**
+ * Pure: `sysctl -a --pattern accept_ra$` output → the writes that keep the node accepting IPv6 router
+ * advertisements once forwarding is on. With forwarding, the kernel ignores RAs on every interface whose
+ * accept_ra is 1 (the default), and the node loses its RA-learned default route and SLAAC addresses when
+ * they expire; 2 accepts them even while forwarding. Interfaces set to 0 or 2 by their owner are left alone.
+ */
+export function keepAcceptingRouterAdvertisements(listing: string): Record<string, string> {
+  const writes: Record<string, string> = {};
+  for (const line of listing.split("\n")) {
+    const match = /^(net\.ipv6\.conf\.([^.\s]+)\.accept_ra)\s*=\s*(\d+)\s*$/.exec(line.trim());
+    if (match && match[2] !== "all" && match[3] === "1") writes[match[1]!] = "2";
+  }
+  return writes;
 }
 
 /** Set and read back; sysctls under net.* belong to the network namespace the tool runs in. */
@@ -13,6 +30,11 @@ export async function ensureSysctls(wanted: Record<string, string>, netns?: stri
   for (const [key, value] of Object.entries(wanted)) {
     const current = (await runOk("sysctl", ["-n", key], { netns })).trim();
     if (current === value) continue;
+    if (key === IPV6_FORWARDING && value === "1") {
+      // Only when podnet itself turns forwarding on: an owner who had it on with accept_ra 1 chose to ignore RAs.
+      const listing = await runOk("sysctl", ["-a", "--pattern", "accept_ra$"], { netns });
+      for (const [raKey, raValue] of Object.entries(keepAcceptingRouterAdvertisements(listing))) await runOk("sysctl", ["-w", `${raKey}=${raValue}`], { netns });
+    }
     await runOk("sysctl", ["-w", `${key}=${value}`], { netns });
     const after = (await runOk("sysctl", ["-n", key], { netns })).trim();
     if (after !== value) throw new Error(`sysctl ${key} is ${after} after setting ${value}`);

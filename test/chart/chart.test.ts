@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
 import { agentConfigSchema, controllerConfigSchema, loadConfig } from "../../src/config.js";
 import { kubeBin } from "../../src/localcluster/kube-bins.js";
+import { createNamespace, destroyNamespace, isRoot } from "../../src/localcluster/netbed.js";
 import { AGENT_NODE_FLAGS, CONTROLLER_NODE_FLAGS } from "../../src/localcluster/podnet-cli.js";
 
 const chart = join(import.meta.dirname, "../../charts/podnet");
@@ -114,6 +115,26 @@ describe("Helm chart charts/podnet", () => {
       expect(agent.hostNetwork).toBe(true);
       expect(loadConfig(agentConfigSchema, agent.containers[0]!.args.slice(1), { NODE_NAME: "n" })["metrics-address"]).toBe(`0.0.0.0:${agentPort}`);
       expect(agent.containers[0]!.ports).toEqual([{ name: "metrics", containerPort: agentPort }]);
+    }
+  });
+
+  it.skipIf(!isRoot())("the forwarding init container, run in a network namespace: IPv4 always, IPv6 only with an IPv6 pool and without costing router advertisements", () => {
+    const script = (objs: Obj[]) => (find(objs, "DaemonSet", "podnet-agent").spec as { template: { spec: { initContainers: Array<{ name: string; args: string[] }> } } })
+      .template.spec.initContainers.find((c) => c.name === "enable-forwarding")!.args[0]!;
+    for (const [sets, v6] of [[[], false], [["pool.clusterCIDRs={10.244.0.0/16,fd00:10:244::/56}"], true]] as const) {
+      const ns = createNamespace(`fwd${v6 ? 6 : 4}`);
+      try {
+        const inNs = (...cmd: string[]) => execFileSync("ip", ["netns", "exec", ns, ...cmd], { encoding: "utf8" }).trim();
+        inNs("ip", "link", "add", "uplink", "type", "veth", "peer", "name", "quiet");
+        inNs("sysctl", "-w", "net.ipv6.conf.quiet.accept_ra=0"); // an owner's choice: no RAs there
+        inNs("sh", "-c", script(render(...sets)));
+        expect(inNs("sysctl", "-n", "net.ipv4.ip_forward")).toBe("1");
+        expect(inNs("sysctl", "-n", "net.ipv6.conf.all.forwarding")).toBe(v6 ? "1" : "0");
+        expect(inNs("sysctl", "-n", "net.ipv6.conf.uplink.accept_ra")).toBe(v6 ? "2" : "1");
+        expect(inNs("sysctl", "-n", "net.ipv6.conf.quiet.accept_ra")).toBe("0");
+      } finally {
+        destroyNamespace(ns);
+      }
     }
   });
 

@@ -63,6 +63,15 @@ describe.skipIf(!isRoot())("node agent overlay: VXLAN to nodes behind a router, 
     expect(link!.mtu).toBe(1450);
   });
 
+  it("turns IPv6 forwarding on without costing the node its router advertisements (accept_ra 1 → 2 first)", () => {
+    const sysctl = (key: string) => execFileSync("ip", ["netns", "exec", node("n1").ns, "sysctl", "-n", key], { encoding: "utf8" }).trim();
+    expect(sysctl("net.ipv6.conf.all.forwarding")).toBe("1");
+    // With forwarding on, the kernel ignores RAs on interfaces at accept_ra 1 (the default), so the node would
+    // drop its RA-learned default route when it expires; 2 keeps accepting them.
+    expect(sysctl("net.ipv6.conf.eth0.accept_ra")).toBe("2");
+    expect(sysctl("net.ipv6.conf.default.accept_ra")).toBe("2");
+  });
+
   it("changes nothing on a pass after convergence (device, addresses, neighbours, fdb entries and routes all read back as planned)", async () => {
     for (const [name, a] of agents) {
       const outcome = await a.agent.syncNow();

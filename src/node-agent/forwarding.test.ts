@@ -1,0 +1,26 @@
+import { describe, expect, it } from "vitest";
+import { keepAcceptingRouterAdvertisements, neededSysctls } from "./forwarding.js";
+
+describe("neededSysctls", () => {
+  it.each([
+    ["IPv4 only", [4], { "net.ipv4.ip_forward": "1" }],
+    ["dual-stack", [4, 6], { "net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1" }],
+    ["IPv6 only (IPv4 forwarding costs nothing and keeps one code path)", [6], { "net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1" }],
+  ] as const)("%s", (_label, families, wanted) => {
+    expect(neededSysctls([...families])).toEqual(wanted);
+  });
+});
+
+describe("keepAcceptingRouterAdvertisements: before IPv6 forwarding goes on", () => {
+  it.each([
+    ["interfaces at the default 1 move to 2, `all` is not a device", "net.ipv6.conf.all.accept_ra = 1\nnet.ipv6.conf.default.accept_ra = 1\nnet.ipv6.conf.eth0.accept_ra = 1",
+      { "net.ipv6.conf.default.accept_ra": "2", "net.ipv6.conf.eth0.accept_ra": "2" }],
+    ["an owner's 0 (no RAs) and 2 stay as they are", "net.ipv6.conf.eth0.accept_ra = 0\nnet.ipv6.conf.eth1.accept_ra = 2\nnet.ipv6.conf.eth2.accept_ra = 1",
+      { "net.ipv6.conf.eth2.accept_ra": "2" }],
+    ["VLAN devices appear with '/' for '.' and are written back the same way", "net.ipv6.conf.bond0/100.accept_ra = 1", { "net.ipv6.conf.bond0/100.accept_ra": "2" }],
+    ["other sysctls that end alike are not touched", "net.ipv6.conf.eth0.accept_ra_defrtr = 1\nnet.ipv6.conf.eth0.accept_ra_pinfo = 1", {}],
+    ["nothing to do on a host without IPv6", "", {}],
+  ] as const)("%s", (_label, listing, writes) => {
+    expect(keepAcceptingRouterAdvertisements(listing)).toEqual(writes);
+  });
+});
