@@ -51,6 +51,23 @@ describe("controller on the real API server: allocation basics", () => {
     await deleteNodes(fx.api(), ["ds-1"]);
   });
 
+  it("serves an IPv6-only cluster: one IPv6 CIDR per Node, its IPv6 InternalIP mirrored, node.spec.podCIDRs filled", async () => {
+    controller = await startController(fx, { "cluster-cidr": "fd00:10:246::/56", "default-pool": "v6only" });
+    await createNodes(fx.api(), [{ name: "v6-1", ip: "fd00:73::11" }, { name: "v6-2", ip: "fd00:73::12" }]);
+    const records = await until("one NodeCIDR per node", async () => {
+      const r = allocated(await listNodeCidrs(fx.api())).filter((x) => x.spec.pool === "v6only");
+      return r.length === 2 ? r : undefined;
+    });
+    expect(records.map((r) => [r.spec.nodeName, r.spec.family, r.spec.nodeIPs]).sort()).toEqual([["v6-1", "IPv6", ["fd00:73::11"]], ["v6-2", "IPv6", ["fd00:73::12"]]]);
+    expect(records.map((r) => r.spec.cidr).sort()).toEqual(["fd00:10:246:1::/64", "fd00:10:246::/64"]); // the pool's first two /64s
+    const node = await until("podCIDRs filled", async () => {
+      const n = await fx.api().core.readNode({ name: "v6-1" });
+      return n.spec?.podCIDRs?.length ? n : undefined;
+    });
+    expect(node.spec!.podCIDRs).toEqual([records.find((r) => r.spec.nodeName === "v6-1")!.spec.cidr]);
+    expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
+  });
+
   it("adopts a preset node.spec.podCIDRs and reports a conflicting one instead of overwriting it", async () => {
     controller = await startController(fx, { "cluster-cidr": "10.244.0.0/16", "default-pool": "adopt" });
     await createNodes(fx.api(), [{ name: "adopt-a", ip: "192.168.51.1", podCIDRs: ["10.244.77.0/24"] }]);
