@@ -4,10 +4,8 @@
 #   hack/build-kube.sh            build what is missing, print where the binaries are
 #   hack/build-kube.sh --print    only print the bin dir
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=versions.env
-source "$here/versions.env"
-cache=${PODNET_CACHE:-$HOME/.cache/podnet}
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh"
 bin="$cache/bin/kube-$KUBE_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION"
 [ "${1:-}" = "--print" ] && { echo "$bin"; exit 0; }
 mkdir -p "$bin"

@@ -4,10 +4,8 @@
 #   hack/build-promtool.sh            build if missing, print the path
 #   hack/build-promtool.sh --print    only print the path
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=versions.env
-source "$here/versions.env"
-cache=${PODNET_CACHE:-$HOME/.cache/podnet}
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh"
 out="$cache/bin/promtool-$PROMETHEUS_VERSION/promtool"
 [ "${1:-}" = "--print" ] && { echo "$out"; exit 0; }
 if [ ! -x "$out" ]; then
