@@ -106,6 +106,10 @@ describe("Helm chart charts/podnet", () => {
       // The controller creates the NodeCIDRs the agents need before they write any CNI config: in the pod
       // network it would wait for a sandbox that cannot exist yet (kind with disableDefaultCNI, any new cluster).
       expect(controller.hostNetwork).toBe(true);
+      // A replica holds a host port: no surge pod (it would find no node on a small cluster), probes via loopback.
+      expect((find(objs, "Deployment", "podnet-controller").spec as { strategy: unknown }).strategy).toEqual({ type: "RollingUpdate", rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } });
+      const probes = controller.containers[0] as unknown as Record<"livenessProbe" | "readinessProbe", { httpGet: { host: string } }>;
+      expect([probes.livenessProbe.httpGet.host, probes.readinessProbe.httpGet.host]).toEqual(["127.0.0.1", "127.0.0.1"]);
       expect(controller.tolerations).toEqual(expect.arrayContaining([{ key: "node.kubernetes.io/not-ready", operator: "Exists" },
         { key: "node.kubernetes.io/network-unavailable", operator: "Exists", effect: "NoSchedule" }]));
       expect(controller.containers[0]!.args).toContain(`--metrics-address=0.0.0.0:${controllerPort}`);
