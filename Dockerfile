@@ -18,9 +18,10 @@ ARG COMMIT=unknown
 LABEL org.opencontainers.image.title="podnet" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${COMMIT}"
-# iproute2 + nftables for the agent; procps for sysctl; the CNI plugins are copied to nodes on demand.
+# iproute2 + nftables for the agent; procps for sysctl; kmod to load br_netfilter (init container); the CNI
+# plugins are copied to nodes on demand.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iproute2 nftables procps containernetworking-plugins \
+ && apt-get install -y --no-install-recommends iproute2 nftables procps kmod containernetworking-plugins \
  && mkdir -p /opt/cni/bin-src \
  && cp /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/portmap /usr/lib/cni/loopback /opt/cni/bin-src/ \
  && apt-get purge -y containernetworking-plugins && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*

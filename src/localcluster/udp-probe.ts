@@ -40,3 +40,32 @@ export function ping(fromNs: string, to: string): boolean {
     return false;
   }
 }
+
+/** A UDP echo server in `ns` (answers every datagram to its sender) until the returned stop is called. */
+export async function udpEchoServer(ns: string, ip: string, port: number): Promise<{ stop(): void }> {
+  const server = spawn("ip", ["netns", "exec", ns, process.execPath, "-e", `
+    const s = require("node:dgram").createSocket(${JSON.stringify(ip.includes(":") ? "udp6" : "udp4")});
+    s.on("message", (m, r) => s.send(m, r.port, r.address));
+    s.bind(${port}, ${JSON.stringify(ip)}, () => console.log("ready"));
+    setTimeout(() => process.exit(0), 60000);
+  `], { stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise<void>((resolve, reject) => {
+    server.stdout.on("data", (d: Buffer) => { if (d.toString().includes("ready")) resolve(); });
+    server.on("exit", (code) => reject(new Error(`echo server in ${ns} exited ${code}`)));
+  });
+  return { stop: () => server.kill() };
+}
+
+/**
+ * One request from `ns` to ip:port (a Service address, say); the source address of the answer, or undefined if
+ * none came within 2 s. An unconnected socket, so an answer from an unexpected address is seen and named.
+ */
+export function udpRoundTrip(ns: string, ip: string, port: number): string | undefined {
+  const out = execFileSync("ip", ["netns", "exec", ns, process.execPath, "-e", `
+    const s = require("node:dgram").createSocket(${JSON.stringify(ip.includes(":") ? "udp6" : "udp4")});
+    s.on("message", (_m, r) => { console.log(r.address); process.exit(0); });
+    s.bind(0, () => { for (let i = 0; i < 4; i++) setTimeout(() => s.send("q", ${port}, ${JSON.stringify(ip)}), i * 400); });
+    setTimeout(() => process.exit(0), 2000);
+  `], { encoding: "utf8", timeout: 10_000 }).trim();
+  return out || undefined;
+}

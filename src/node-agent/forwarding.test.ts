@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { keepAcceptingRouterAdvertisements, neededSysctls } from "./forwarding.js";
+import { bridgeNetfilterProblem, bridgeNetfilterSysctls, keepAcceptingRouterAdvertisements, neededSysctls } from "./forwarding.js";
 
 describe("neededSysctls", () => {
   it.each([
@@ -22,5 +22,19 @@ describe("keepAcceptingRouterAdvertisements: before IPv6 forwarding goes on", ()
     ["nothing to do on a host without IPv6", "", {}],
   ] as const)("%s", (_label, listing, writes) => {
     expect(keepAcceptingRouterAdvertisements(listing)).toEqual(writes);
+  });
+});
+
+describe("bridged pod traffic through netfilter (br_netfilter)", () => {
+  it("IPv4 always, IPv6 with an IPv6 pod CIDR", () => {
+    expect(bridgeNetfilterSysctls([4])).toEqual({ "net.bridge.bridge-nf-call-iptables": "1" });
+    expect(bridgeNetfilterSysctls([4, 6])).toEqual({ "net.bridge.bridge-nf-call-iptables": "1", "net.bridge.bridge-nf-call-ip6tables": "1" });
+  });
+
+  it.each([
+    ["module not loaded", "sysctl: cannot stat /proc/sys/net/bridge/bridge-nf-call-iptables: No such file or directory", /br_netfilter module is not loaded.*modprobe br_netfilter.*same-node Services and DNS fail/],
+    ["read-only /proc/sys (the agent's container)", "sysctl: setting key \"net.bridge.bridge-nf-call-iptables\": Read-only file system", /Read-only file system: a Service's reply/],
+  ])("says what it costs: %s", (_label, err, message) => {
+    expect(bridgeNetfilterProblem(err)).toMatch(message);
   });
 });

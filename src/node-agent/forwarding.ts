@@ -11,6 +11,26 @@ export function neededSysctls(families: Array<4 | 6>): Record<string, string> {
 }
 
 /**
+ * Pure: the sysctls that send bridged pod traffic through the node's netfilter hooks. Pods on one node share
+ * podnet's bridge, so a Service's reply from a pod on the client's node is switched straight back to it at
+ * layer 2 unless br_netfilter hands it to conntrack, which undoes kube-proxy's DNAT; without that the client
+ * gets an answer from the backend's own address and drops it (same-node Services and DNS fail).
+ */
+export function bridgeNetfilterSysctls(families: Array<4 | 6>): Record<string, string> {
+  return {
+    "net.bridge.bridge-nf-call-iptables": "1",
+    ...(families.includes(6) ? { "net.bridge.bridge-nf-call-ip6tables": "1" } : {}),
+  };
+}
+
+/** Pure: a failed bridge sysctl → what the user should know (the module is the usual cause). */
+export function bridgeNetfilterProblem(err: string): string {
+  const missing = /cannot stat|No such file/i.test(err);
+  return (missing ? "the br_netfilter module is not loaded (no /proc/sys/net/bridge; load it: modprobe br_netfilter)" : err)
+    + ": a Service's reply from a pod on this node would skip kube-proxy's reverse NAT, so same-node Services and DNS fail";
+}
+
+/**
  * Pure: `sysctl -a --pattern accept_ra$` output → the writes that keep the node accepting IPv6 router
  * advertisements once forwarding is on. With forwarding, the kernel ignores RAs on every interface whose
  * accept_ra is 1 (the default), and the node loses its RA-learned default route and SLAAC addresses when

@@ -22,6 +22,8 @@ describe("nodeNetworkReady: whether this node can network pods", () => {
     ["another conflist sorts first", with_((o) => o.cni.shadowedBy.push("00-other.conflist")), false],
     ["an old gateway that could not be taken off the bridge", with_((o) => (o.cni.bridgeError = "RTNETLINK answers: Operation not permitted")), false],
     ["forwarding off", with_((o) => (o.sysctls.error = "net.ipv4.ip_forward stays 0")), false],
+    ["br_netfilter off (pods network; same-node Services do not, and that is reported)", with_((o) => (o.sysctls.bridgeNetfilterError = "the br_netfilter module is not loaded")), true],
+    ["forwarding and br_netfilter both off", with_((o) => { o.sysctls.error = "net.ipv4.ip_forward stays 0"; o.sysctls.bridgeNetfilterError = "not loaded"; }), false],
     ["no conditions at all", [], false],
   ] as const)("%s → %s", (_label, conditions, ready) => {
     expect(nodeNetworkReady([...conditions])).toBe(ready);
@@ -32,6 +34,12 @@ it("an old gateway stuck on the bridge is reported as CNIConfigured=False, Stale
   const cni = with_((o) => (o.cni.bridgeError = "RTNETLINK answers: Operation not permitted")).find((c) => c.type === "CNIConfigured")!;
   expect(cni).toMatchObject({ status: "False", reason: "StaleBridgeAddress" });
   expect(cni.message).toContain("new pods will not start");
+});
+
+it("br_netfilter off is SysctlsReady=False, BridgeNetfilterOff, and keeps the NodeCIDR from Ready", () => {
+  const conditions = with_((o) => (o.sysctls.bridgeNetfilterError = "the br_netfilter module is not loaded"));
+  expect(conditions.find((c) => c.type === "SysctlsReady")).toMatchObject({ status: "False", reason: "BridgeNetfilterOff" });
+  expect(conditions.find((c) => c.type === "Ready")).toMatchObject({ status: "False", reason: "BridgeNetfilterOff" });
 });
 
 describe("clearNetworkUnavailablePatch", () => {

@@ -11,12 +11,16 @@ export interface SyncOutcome {
   cni: { path: string; changed: boolean; shadowedBy: string[]; missingPlugins: string[]; removedBridgeAddresses?: string[]; bridgeError?: string; error?: string; skipped?: string };
   /** skipped: not re-checked in this event-driven pass; the last full pass's result stands. */
   masquerade: { enabled: boolean; keepSourceTo?: string[]; error?: string; skipped?: boolean };
-  sysctls: { error?: string; skipped?: boolean };
+  /** error: forwarding (no pod traffic leaves the node); bridgeNetfilterError: same-node Services fail. */
+  sysctls: { error?: string; bridgeNetfilterError?: string; skipped?: boolean };
   rejected: RejectedRecord[];
 }
 
 const ok = (type: string, reason: string, message: string): ConditionInput => ({ type, status: "True", reason, message });
 const bad = (type: string, reason: string, message: string): ConditionInput => ({ type, status: "False", reason, message });
+
+/** SysctlsReady=False for br_netfilter alone: pods still network (the Node is not held back), Services on the node do not. */
+export const BRIDGE_NETFILTER_OFF = "BridgeNetfilterOff";
 
 const masqueradeMessage = (keepSourceTo: string[]) => "pod traffic leaving the pod network is masqueraded" +
   (keepSourceTo.length ? `, except to ${keepSourceTo.join(", ")} (no-masquerade CIDRs)` : "");
@@ -29,7 +33,9 @@ export function agentConditions(o: SyncOutcome): ConditionInput[] {
     ? bad("MasqueradeReady", "NftablesFailed", o.masquerade.error)
     : o.masquerade.enabled ? ok("MasqueradeReady", "Applied", masqueradeMessage(o.masquerade.keepSourceTo ?? []))
     : ok("MasqueradeReady", "Disabled", "masquerade disabled by configuration");
-  const sysctl = o.sysctls.error ? bad("SysctlsReady", "SysctlFailed", o.sysctls.error) : ok("SysctlsReady", "Set", "forwarding enabled");
+  const sysctl = o.sysctls.error ? bad("SysctlsReady", "SysctlFailed", o.sysctls.error)
+    : o.sysctls.bridgeNetfilterError ? bad("SysctlsReady", BRIDGE_NETFILTER_OFF, o.sysctls.bridgeNetfilterError)
+    : ok("SysctlsReady", "Set", "forwarding enabled; bridged pod traffic passes netfilter");
   const shadowed = o.cni.shadowedBy.length
     ? ok("CNIConfigShadowed", "EarlierConfigPresent", `${o.cni.shadowedBy.join(", ")} sorts before ${o.cni.path}`)
     : bad("CNIConfigShadowed", "NotShadowed", "podnet's conflist is the one the runtime picks");

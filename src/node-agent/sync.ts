@@ -7,7 +7,7 @@ import { missingPlugins, pluginVersions, shadowingConfigs, writeFileAtomic } fro
 import type { DesiredNodeState } from "./desired-state.js";
 import { removeStaleBridgeAddresses } from "./bridge-addresses.js";
 import { MissingToolError } from "./exec.js";
-import { ensureSysctls, neededSysctls } from "./forwarding.js";
+import { bridgeNetfilterProblem, bridgeNetfilterSysctls, ensureSysctls, neededSysctls } from "./forwarding.js";
 import { kernelView, overlayMtu, syncRoutes } from "./route-sync.js";
 import { applyMasquerade, listMasquerade, renderMasqueradeRuleset } from "./masquerade.js";
 import type { SyncOutcome } from "./report.js";
@@ -77,14 +77,20 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
     } catch (err) { outcome.masquerade.error = message(err); }
   }
   if (!input.full) outcome.sysctls.skipped = true;
-  else {
-    try {
-      const wanted = neededSysctls(state.families.length ? state.families : [4]);
-      if (input.config["dry-run"]) input.log.info({ sysctls: wanted }, "dry-run: would ensure sysctls");
-      else await ensureSysctls(wanted, input.netns);
-    } catch (err) { outcome.sysctls.error = message(err); }
-  }
+  else await syncSysctls(input, state.families.length ? state.families : [4], outcome.sysctls);
   return outcome;
+}
+
+/** Forwarding (without it no pod traffic leaves the node), then br_netfilter (without it same-node Services fail). */
+async function syncSysctls(input: SyncInput, families: Array<4 | 6>, result: SyncOutcome["sysctls"]): Promise<void> {
+  const forwarding = neededSysctls(families);
+  const bridged = bridgeNetfilterSysctls(families);
+  if (input.config["dry-run"]) {
+    input.log.info({ sysctls: { ...forwarding, ...bridged } }, "dry-run: would ensure sysctls");
+    return;
+  }
+  try { await ensureSysctls(forwarding, input.netns); } catch (err) { result.error = message(err); }
+  try { await ensureSysctls(bridged, input.netns); } catch (err) { result.bridgeNetfilterError = bridgeNetfilterProblem(message(err)); }
 }
 
 /**

@@ -122,7 +122,7 @@ describe("Helm chart charts/podnet", () => {
     }
   });
 
-  it.skipIf(!isRoot())("the forwarding init container, run in a network namespace: IPv4 always, IPv6 only with an IPv6 pool and without costing router advertisements", () => {
+  it.skipIf(!isRoot())("the forwarding init container, run in a network namespace: IPv4 and br_netfilter always, IPv6 only with an IPv6 pool and without costing router advertisements", () => {
     const script = (objs: Obj[]) => (find(objs, "DaemonSet", "podnet-agent").spec as { template: { spec: { initContainers: Array<{ name: string; args: string[] }> } } })
       .template.spec.initContainers.find((c) => c.name === "enable-forwarding")!.args[0]!;
     for (const [sets, v6] of [[[], false], [["pool.clusterCIDRs={10.244.0.0/16,fd00:10:244::/56}"], true]] as const) {
@@ -131,8 +131,11 @@ describe("Helm chart charts/podnet", () => {
         const inNs = (...cmd: string[]) => execFileSync("ip", ["netns", "exec", ns, ...cmd], { encoding: "utf8" }).trim();
         inNs("ip", "link", "add", "uplink", "type", "veth", "peer", "name", "quiet");
         inNs("sysctl", "-w", "net.ipv6.conf.quiet.accept_ra=0"); // an owner's choice: no RAs there
+        for (const f of ["iptables", "ip6tables"]) inNs("sysctl", "-w", `net.bridge.bridge-nf-call-${f}=0`);
         inNs("sh", "-c", script(render(...sets)));
         expect(inNs("sysctl", "-n", "net.ipv4.ip_forward")).toBe("1");
+        expect(inNs("sysctl", "-n", "net.bridge.bridge-nf-call-iptables")).toBe("1");
+        expect(inNs("sysctl", "-n", "net.bridge.bridge-nf-call-ip6tables")).toBe(v6 ? "1" : "0");
         expect(inNs("sysctl", "-n", "net.ipv6.conf.all.forwarding")).toBe(v6 ? "1" : "0");
         expect(inNs("sysctl", "-n", "net.ipv6.conf.uplink.accept_ra")).toBe(v6 ? "2" : "1");
         expect(inNs("sysctl", "-n", "net.ipv6.conf.quiet.accept_ra")).toBe("0");
