@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Rung 5: podnet on kind. Creates the cluster (no default CNI), builds and loads the image, installs the
-# chart, waits for nodes and NodeCIDRs Ready, runs a pod on every node, checks all-pairs pod connectivity
-# and pod→outside masquerade, prints `kubectl get nodecidrs -o wide`, dumps logs on failure, deletes the cluster.
+# chart, waits for nodes and NodeCIDRs Ready, runs a client and a server pod on every node, checks all-pairs
+# pod connectivity in every family without NAT, Services by name (same-node backends too), masquerade to
+# outside the cluster and a hostPort, prints `kubectl get nodecidrs -o wide`, dumps diagnostics on failure,
+# deletes the cluster.
 #   test/e2e/kind-e2e.sh [kind-config.yaml]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,8 +15,15 @@ dump() {
   kubectl get nodes -o wide || true
   kubectl get nodecidrs -o wide || true
   kubectl get podcidrpools -o yaml || true
+  kubectl get pods -A -o wide || true
+  kubectl -n kube-system describe pods -l app.kubernetes.io/name=podnet | tail -80 || true
   kubectl -n kube-system logs -l app.kubernetes.io/name=podnet --all-containers --tail=200 --prefix || true
+  kubectl -n kube-system logs -l app.kubernetes.io/name=podnet --all-containers --tail=50 --prefix --previous 2>/dev/null || true
   kubectl get events -A --sort-by=.lastTimestamp | tail -50 || true
+  for node in $(kind get nodes --name "$cluster" 2>/dev/null); do
+    echo "--- $node"
+    docker exec "$node" sh -c 'ls -l /etc/cni/net.d; ip route; ip -6 route; nft list table inet podnet; sysctl net.bridge.bridge-nf-call-iptables' || true
+  done
   echo "::endgroup::"
 }
 cleanup() { status=$?; [ $status -ne 0 ] && dump; kind delete cluster --name "$cluster" || true; exit $status; }
@@ -47,27 +56,94 @@ for _ in $(seq 1 30); do
 done
 [ "$cleared" -ge "$nodes" ] || { echo "NetworkUnavailable cleared by podnet on $cleared/$nodes nodes only"; exit 1; }
 
-# One pod per node, pinned by nodeName, tolerating the control-plane taint.
-for node in $(kubectl get nodes -o name | cut -d/ -f2); do
-  kubectl run "net-$node" --image=busybox:1.36 --restart=Never \
-    --overrides="{\"spec\":{\"nodeName\":\"$node\",\"tolerations\":[{\"operator\":\"Exists\"}]}}" -- sleep 3600
+# Per node: a busybox client and an agnhost netexec server (its /clientip names the caller's address as
+# the server saw it, /hostname the server), pinned by nodeName; a ClusterIP Service per node selects only that
+# node's server, so every node has a Service whose backend shares the client's node (br_netfilter's case).
+agnhost=registry.k8s.io/e2e-test-images/agnhost:2.53
+node_names=$(kubectl get nodes -o name | cut -d/ -f2)
+for node in $node_names; do
+  kubectl apply -f - <<MANIFEST
+apiVersion: v1
+kind: Pod
+metadata: {name: client-$node, labels: {role: client}}
+spec:
+  nodeName: $node
+  tolerations: [{operator: Exists}]
+  containers: [{name: client, image: busybox:1.36, command: [sleep, "3600"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: server-$node, labels: {role: server, node: $node}}
+spec:
+  nodeName: $node
+  tolerations: [{operator: Exists}]
+  containers: [{name: server, image: $agnhost, args: [netexec, --http-port=8080]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: svc-$node}
+spec:
+  ipFamilyPolicy: PreferDualStack
+  selector: {role: server, node: $node}
+  ports: [{port: 8080}]
+MANIFEST
 done
-kubectl wait --for=condition=Ready pod -l run --timeout=180s 2>/dev/null || kubectl wait --for=condition=Ready pods --all --timeout=180s
-pods=$(kubectl get pods -o jsonpath='{range .items[*]}{.metadata.name}={.status.podIP}{"\n"}{end}' | grep '^net-')
+kubectl wait --for=condition=Ready pod -l 'role in (client,server)' --timeout=180s
+
 failures=0
-for a in $pods; do
-  for b in $pods; do
-    [ "$a" = "$b" ] && continue
-    if kubectl exec "${a%%=*}" -- ping -c 2 -W 2 "${b#*=}" >/dev/null; then echo "ok   ${a%%=*} -> ${b%%=*}"; else echo "FAIL ${a%%=*} -> ${b%%=*}"; failures=$((failures + 1)); fi
+pass() { echo "ok   $1"; }
+fail() { echo "FAIL $1"; failures=$((failures + 1)); }
+pod_ips() { kubectl get pod "$1" -o jsonpath='{.status.podIPs[*].ip}'; }
+ip_of_family() { for ip in $1; do case "$ip" in *:*) [ "$2" = 6 ] && echo "$ip";; *) [ "$2" = 4 ] && echo "$ip";; esac; done; return 0; }
+url_host() { case "$1" in *:*) echo "[$1]";; *) echo "$1";; esac; }
+# "10.244.1.5:41234" or "[fd00:10:244:1::5]:41234" (a bare address too) → the address alone
+seen_address() {
+  case "$1" in
+    \[*\]:*) local a=${1%:*}; a=${a#[}; echo "${a%]}";;
+    *.*:*) echo "${1%:*}";;
+    *) echo "$1";;
+  esac
+}
+
+# Every client reaches every server by each of its pod IPs (both families on dual-stack), and the server sees
+# the client's own pod IP: no NAT between pods.
+for node in $node_names; do
+  client=client-$node
+  for server_node in $node_names; do
+    for ip in $(pod_ips "server-$server_node"); do
+      family=4; case "$ip" in *:*) family=6;; esac
+      want=$(ip_of_family "$(pod_ips "$client")" "$family")
+      got=$(kubectl exec "$client" -- wget -qO- -T 5 "http://$(url_host "$ip"):8080/clientip" 2>/dev/null || true)
+      if [ -n "$got" ] && [ "$(seen_address "$got")" = "$want" ]; then pass "$client -> server-$server_node ($ip), seen as $want"
+      else fail "$client -> server-$server_node ($ip): the server saw '${got:-nothing}', not $want"; fi
+    done
   done
 done
-# Masquerade: a pod reaches a node's InternalIP outside the pod range.
-# Dual-stack Nodes list an InternalIP per family: the first one (IPv4) is the one to use here.
-node_ip=$(kubectl get nodes -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}' | awk '{print $1}')
-first=$(head -1 <<<"$pods")
-kubectl exec "${first%%=*}" -- ping -c 2 -W 2 "$node_ip" >/dev/null || { echo "FAIL pod -> node $node_ip"; failures=$((failures + 1)); }
-# hostPort through the portmap plugin in podnet's conflist: a pod on the last node serves on its node's port 30080.
-last_node=$(kubectl get nodes -o name | cut -d/ -f2 | tail -1)
+
+kubectl -n kube-system rollout status deployment/coredns --timeout=180s
+# Services by name (CoreDNS, itself a pod behind a Service), the node's own backend included: without
+# br_netfilter that reply would come back from the backend's address and be dropped.
+for node in $node_names; do
+  for svc_node in $node_names; do
+    got=$(kubectl exec "client-$node" -- wget -qO- -T 5 "http://svc-$svc_node:8080/hostname" 2>/dev/null || true)
+    if [ "$got" = "server-$svc_node" ]; then pass "client-$node -> Service svc-$svc_node"
+    else fail "client-$node -> Service svc-$svc_node: got '${got:-nothing}'"; fi
+  done
+done
+
+# Masquerade: the kind network's gateway (the runner) has no route back to the pod ranges, so pods reach it
+# only behind their node's address.
+first_client=client-$(head -1 <<<"$node_names")
+for gateway in $(docker network inspect kind -f '{{range .IPAM.Config}}{{.Gateway}} {{end}}'); do
+  family=4; case "$gateway" in *:*) family=6;; esac
+  [ -n "$(ip_of_family "$(pod_ips "$first_client")" "$family")" ] || continue # no pod IP of that family
+  if kubectl exec "$first_client" -- ping -c 2 -W 2 "$gateway" >/dev/null; then pass "$first_client -> $gateway outside the cluster (masqueraded)"
+  else fail "$first_client -> $gateway outside the cluster"; fi
+done
+
+# hostPort through the portmap plugin in podnet's conflist: a pod on the last node serves on its node's port
+# 30080, fetched through that node's address from the first node's client.
+last_node=$(tail -1 <<<"$node_names")
 last_ip=$(kubectl get node "$last_node" -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}' | awk '{print $1}')
 kubectl apply -f - <<MANIFEST
 apiVersion: v1
@@ -83,7 +159,7 @@ spec:
       ports: [{containerPort: 8080, hostPort: 30080}]
 MANIFEST
 kubectl wait --for=condition=Ready pod/hostport-web --timeout=120s
-if [ "$(kubectl exec "${first%%=*}" -- wget -qO- -T 5 "http://$last_ip:30080/")" = "podnet" ]; then echo "ok   hostPort $last_ip:30080"
-else echo "FAIL hostPort $last_ip:30080"; failures=$((failures + 1)); fi
-[ "$failures" -eq 0 ] || { echo "$failures connectivity failures"; exit 1; }
-echo "all-pairs pod connectivity, pod→node masquerade and hostPort ok"
+if [ "$(kubectl exec "$first_client" -- wget -qO- -T 5 "http://$last_ip:30080/" 2>/dev/null || true)" = "podnet" ]; then pass "hostPort $last_ip:30080"
+else fail "hostPort $last_ip:30080"; fi
+[ "$failures" -eq 0 ] || { echo "$failures failures"; exit 1; }
+echo "pod-to-pod (every family, no NAT), Services by name (same-node backends too), masquerade and hostPort ok"
