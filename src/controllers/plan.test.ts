@@ -119,6 +119,16 @@ describe("planAllocations", () => {
     ]);
   });
 
+  it("reports a Node whose spec.podCIDRs another allocator set to a range other than podnet's, and changes nothing", () => {
+    const raced = planAllocations(input({ nodes: [node("a", { podCIDRs: ["10.244.7.0/24"] })], records: [rec("a", "10.244.0.0/24")] }));
+    expect(raced.actions).toEqual([expect.objectContaining({ kind: "conflict", node: "a", reason: "PodCIDRMismatch",
+      message: expect.stringContaining("has spec.podCIDRs 10.244.7.0/24, but podnet allocated it 10.244.0.0/24") })]);
+    // The same range (podnet's own fill, or an adopted one) and a family podnet holds nothing for are fine.
+    expect(planAllocations(input({ nodes: [node("a", { podCIDRs: ["10.244.0.0/24"] })], records: [rec("a", "10.244.0.0/24")] })).actions).toEqual([]);
+    expect(planAllocations(input({ nodes: [node("a", { podCIDRs: ["10.244.0.0/24", "fd00::/64"] })], records: [rec("a", "10.244.0.0/24")] })).actions
+      .filter((a) => a.kind === "conflict")).toEqual([]);
+  });
+
   it("quarantines a second CIDR of one family for the same node", () => {
     const plan = planAllocations(input({ nodes: [node("a")], records: [rec("a", "10.244.0.0/24"), rec("a", "10.244.1.0/24")] }));
     expect(plan.actions).toEqual([expect.objectContaining({ kind: "quarantine", name: "10-244-1-0-24", reason: "DuplicateForNode" })]);

@@ -142,7 +142,7 @@ function planNode(node: PlannerNode, states: Map<string, PoolState>, held: Map<s
   // A node that holds its CIDRs (retained after its pool went) needs nothing from a pool.
   if (!state && (held.get(node.name) ?? []).length > 0) return [];
   if (!state) return [{ kind: "conflict", node: node.name, reason: "NoPodCIDRPool", message: `no PodCIDRPool selects node ${node.name} (labels ${JSON.stringify(node.labels)})` }];
-  const actions: AllocationAction[] = [];
+  const actions: AllocationAction[] = [...podCidrMismatches(node, held.get(node.name) ?? [])];
   const mine = held.get(node.name) ?? [];
   let complete = true;
   for (const family of [4, 6] as const) {
@@ -161,6 +161,22 @@ function planNode(node: PlannerNode, states: Map<string, PoolState>, held: Map<s
     actions.push({ kind: "setNodePodCIDRs", node: node.name, cidrs: [...mine].sort((a, b) => a.family - b.family).map((h) => h.cidr) });
   }
   return actions;
+}
+
+/**
+ * A Node whose spec.podCIDRs names another range than the one podnet holds for it in that family: a second
+ * allocator (kube-controller-manager with --allocate-node-cidrs) won a race for a joining Node. kubelet and
+ * kube-proxy follow spec.podCIDRs, podnet's routes follow the NodeCIDR, and the field cannot be changed.
+ */
+function podCidrMismatches(node: PlannerNode, mine: Held[]): AllocationAction[] {
+  return mine.flatMap((h) => {
+    const preset = node.podCIDRs.find((c) => (c.includes(":") ? 6 : 4) === h.family);
+    const presetCidr = preset === undefined ? undefined : tryParse(preset);
+    if (!presetCidr || formatCidr(presetCidr) === h.cidr) return [];
+    return [{ kind: "conflict" as const, node: node.name, reason: "PodCIDRMismatch", message: `node ${node.name} has spec.podCIDRs ${preset}, but podnet `
+      + `allocated it ${h.cidr}: another allocator set the field (kube-controller-manager --allocate-node-cidrs?). kubelet and kube-proxy use `
+      + `${preset}, podnet's routes ${h.cidr}; turn the other allocator off and delete the Node so it registers again` }];
+  });
 }
 
 function adopt(node: PlannerNode, preset: string, states: Map<string, PoolState>, holderOf: Map<string, string>): AllocationAction {

@@ -68,7 +68,7 @@ describe("controller on the real API server: allocation basics", () => {
     expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
   });
 
-  it("adopts a preset node.spec.podCIDRs and reports a conflicting one instead of overwriting it", async () => {
+  it("adopts a preset node.spec.podCIDRs, reports a conflicting one instead of overwriting it, and one another allocator set later", async () => {
     controller = await startController(fx, { "cluster-cidr": "10.244.0.0/16", "default-pool": "adopt" });
     await createNodes(fx.api(), [{ name: "adopt-a", ip: "192.168.51.1", podCIDRs: ["10.244.77.0/24"] }]);
     const [rec] = await until("adopted", async () => { const r = allocated(await recordsOf("adopt-a")); return r.length ? r : undefined; });
@@ -84,7 +84,19 @@ describe("controller on the real API server: allocation basics", () => {
     expect(outside[0]!.reason).toBe("PodCIDROutsidePool");
     expect(await recordsOf("adopt-b")).toEqual([]);
     expect((await fx.api().core.readNode({ name: "adopt-b" })).spec!.podCIDRs).toEqual(["10.244.77.0/24"]);
-    await deleteNodes(fx.api(), ["adopt-a", "adopt-b", "adopt-c"]);
+    // A second allocator (kube-controller-manager) fills a joining Node's podCIDRs after podnet allocated it
+    // another range (podnet's own fill off here, so the other one wins the race): reported, nothing rewritten.
+    await controller.stop();
+    controller = await startController(fx, { "cluster-cidr": "10.244.0.0/16", "default-pool": "adopt", "fill-node-podcidrs": "false" });
+    await createNodes(fx.api(), [{ name: "adopt-d", ip: "192.168.51.4" }]);
+    const [ours] = await until("allocated", async () => { const r = allocated(await recordsOf("adopt-d")); return r.length ? r : undefined; });
+    const theirs = ours!.spec.cidr === "10.244.99.0/24" ? "10.244.98.0/24" : "10.244.99.0/24";
+    await fx.api().core.patchNode({ name: "adopt-d", body: { spec: { podCIDR: theirs, podCIDRs: [theirs] } } }, mergePatch());
+    const mismatch = await until("mismatch event", async () => (await eventsFor(fx.api(), "Node", "adopt-d")).find((e) => e.reason === "PodCIDRMismatch"));
+    expect(mismatch.message).toContain(`has spec.podCIDRs ${theirs}, but podnet allocated it ${ours!.spec.cidr}`);
+    expect(mismatch.type).toBe("Warning");
+    expect(allocated(await recordsOf("adopt-d")).map((r) => r.spec.cidr)).toEqual([ours!.spec.cidr]);
+    await deleteNodes(fx.api(), ["adopt-a", "adopt-b", "adopt-c", "adopt-d"]);
   });
 
   it("reports exhaustion, then allocates when the pool grows at runtime; a labelled pool serves its nodes", async () => {
