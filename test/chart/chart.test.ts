@@ -145,6 +145,15 @@ describe("Helm chart charts/podnet", () => {
     }
   });
 
+  it("apiServer.host points both components at the API server directly (clusters without kube-proxy); unset, in-cluster config is left alone", () => {
+    const env = (o: Obj) => (o.spec as { template: { spec: { containers: Array<{ env: Array<{ name: string; value?: string }> }> } } }).template.spec.containers[0]!.env;
+    const objs = render("apiServer.host=10.0.0.10", "apiServer.port=8443");
+    for (const o of [find(objs, "DaemonSet", "podnet-agent"), find(objs, "Deployment", "podnet-controller")]) {
+      expect(env(o)).toEqual(expect.arrayContaining([{ name: "KUBERNETES_SERVICE_HOST", value: "10.0.0.10" }, { name: "KUBERNETES_SERVICE_PORT", value: "8443" }]));
+    }
+    for (const o of render().filter((x) => ["DaemonSet", "Deployment"].includes(x.kind))) expect(env(o).some((e) => e.name.startsWith("KUBERNETES_"))).toBe(false);
+  });
+
   it("agent.clearNetworkUnavailable=false takes the flag, the nodes/status permission and its admission policy away", () => {
     const nodeStatusRule = (objs: Obj[]) => (find(objs, "ClusterRole", "podnet-agent") as unknown as { rules: Array<{ resources: string[] }> }).rules.some((r) => r.resources.includes("nodes/status"));
     const on = render();

@@ -10,3 +10,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "podnet.agentSA" -}}
 system:serviceaccount:{{ .Release.Namespace }}:podnet-agent
 {{- end -}}
+
+{{/*
+The API server's address for podnet's processes. Unset, in-cluster config uses the kubernetes Service's
+ClusterIP, which needs kube-proxy (or a replacement) already running on the node; set apiServer.host where
+nothing serves ClusterIPs before the pod network exists.
+*/}}
+{{- define "podnet.apiServerEnv" -}}
+- {name: KUBERNETES_SERVICE_HOST, value: {{ .Values.apiServer.host | quote }}}
+- {name: KUBERNETES_SERVICE_PORT, value: {{ .Values.apiServer.port | quote }}}
+{{- end }}
