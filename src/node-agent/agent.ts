@@ -261,7 +261,7 @@ export class NodeAgent {
     this.metrics.rejected.set(outcome.rejected.length);
     for (const op of ["added", "replaced", "deleted"] as const) if (outcome.routes[op]) this.metrics.routeChanges.inc({ op }, outcome.routes[op]);
     if (outcome.routes.overlayChanges) this.metrics.routeChanges.inc({ op: "overlay" }, outcome.routes.overlayChanges);
-    for (const [step, failed] of [["routes", outcome.routes.error], ["cni", outcome.cni.error], ["masquerade", outcome.masquerade.error], ["sysctls", outcome.sysctls.error ?? outcome.sysctls.bridgeNetfilterError]] as const) {
+    for (const [step, failed] of [["routes", outcome.routes.error], ["cni", outcome.cni.error], ["masquerade", outcome.masquerade.error], ["sysctls", outcome.sysctls.error ?? outcome.sysctls.bridgeNetfilterError], ["overlay", outcome.routes.overlayError]] as const) {
       if (failed) this.metrics.errors.inc({ step });
     }
     if (this.config["dry-run"]) return outcome;

@@ -14,6 +14,7 @@ describe("nodeNetworkReady: whether this node can network pods", () => {
     ["everything in place", with_(() => {}), true],
     ["a peer behind a router with the overlay off", with_((o) => o.routes.unreachable.push("node-9 (192.168.9.9)")), true],
     ["a foreign route for a peer's prefix", with_((o) => o.routes.conflicts.push("10.244.9.0/24")), true],
+    ["the VXLAN device unavailable while every peer is direct", with_((o) => (o.routes.overlayError = "A VXLAN device with the specified VNI already exists")), true],
     ["masquerade failing (pods still reach pods)", with_((o) => (o.masquerade.error = "nft: no such table")), true],
     ["route sync failing", with_((o) => (o.routes.error = "ip not found in PATH; install iproute2")), false],
     ["no conflist: the node has no pod CIDR yet", with_((o) => (o.cni.skipped = "no Allocated NodeCIDR for this node")), false],

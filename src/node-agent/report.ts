@@ -3,7 +3,9 @@ import type { RejectedRecord } from "./desired-state.js";
 
 /** What one sync pass did, gathered from the shells; turned into conditions by `agentConditions`. */
 export interface SyncOutcome {
-  routes: { desired: number; installed: number; overlay: number; overlayChanges: number; added: number; replaced: number; deleted: number; conflicts: string[]; unreachable: string[]; error?: string };
+  routes: { desired: number; installed: number; overlay: number; overlayChanges: number; added: number; replaced: number; deleted: number; conflicts: string[]; unreachable: string[]; error?: string;
+    /** The VXLAN device failed while no peer needed it: direct routes are fine, nodes behind a router would not be. */
+    overlayError?: string };
   /**
    * removedBridgeAddresses: old pod-CIDR gateways taken off podnet's bridge in this pass; bridgeError: one
    * could not be taken off (see bridge-addresses.ts).
@@ -54,11 +56,12 @@ function routesCondition(o: SyncOutcome): ConditionInput {
     ...r.conflicts.map((c) => `conflict: ${c}`),
     ...r.unreachable.map((u) => `unreachable: ${u}`),
     ...o.rejected.map((x) => `${x.reason}: ${x.message}`),
+    ...(r.overlayError ? [`overlay unavailable, so a node behind a router would be unreachable: ${r.overlayError}`] : []),
   ];
   // State only, no per-pass deltas: a message that changes every pass would mean a status write every pass.
   const summary = `${r.installed}/${r.desired} routes installed${r.overlay ? ` (${r.overlay} through VXLAN)` : ""}`;
   if (problems.length === 0) return ok("RoutesProgrammed", "Programmed", summary);
-  const reason = r.conflicts.length ? "RouteConflict" : r.unreachable.length ? "NodeUnreachable" : o.rejected[0]!.reason;
+  const reason = r.conflicts.length ? "RouteConflict" : r.unreachable.length ? "NodeUnreachable" : o.rejected.length ? o.rejected[0]!.reason : "OverlayUnavailable";
   return bad("RoutesProgrammed", reason, `${summary}; ${problems.slice(0, 5).join("; ")}${problems.length > 5 ? ` (+${problems.length - 5} more)` : ""}`);
 }
 

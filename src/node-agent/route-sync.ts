@@ -76,7 +76,10 @@ export async function syncRoutes(input: RouteSyncInput, view: KernelView | Error
     }
     const batch = planRouteBatch(plan.actions, view.routes, view.nexthops, view.links.deviceFor);
     const result = await applyBatch(batch.text, input.netns);
-    let error = overlay.error;
+    // The device serves only peers behind a router: with none, its failure (another VXLAN device holding the
+    // VNI and port, flannel.1 left behind say) is reported but does not fail the direct routes.
+    const overlayError = overlay.error && split.peers.length === 0 ? overlay.error : undefined;
+    let error = overlayError ? undefined : overlay.error;
     if (result.errors.length === 0) applyToView(view, plan.actions, batch);
     else {
       // ip -batch is not transactional and our view may be stale (a route added by hand since the last
@@ -86,7 +89,8 @@ export async function syncRoutes(input: RouteSyncInput, view: KernelView | Error
       if (plan.actions.length) error = [error, ...result.errors.slice(0, 3)].filter(Boolean).join("; ");
     }
     if (counts.added + counts.replaced + counts.deleted) input.log.info({ ...counts, installed: plan.installed, overlay: findings.overlay, desired: base.desired }, "routes synced");
-    const outcome = { ...base, ...counts, ...findings, overlayChanges: overlay.changes, installed: plan.installed - (error ? plan.actions.filter((a) => a.kind !== "delete").length : 0), ...(error ? { error } : {}) };
+    const outcome = { ...base, ...counts, ...findings, overlayChanges: overlay.changes, installed: plan.installed - (error ? plan.actions.filter((a) => a.kind !== "delete").length : 0),
+      ...(error ? { error } : {}), ...(overlayError ? { overlayError } : {}) };
     view.planned = error ? undefined : planned;
     view.outcome = outcome;
     return outcome;

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createNetBed, ipJson, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
 import { conditionsOf, putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
@@ -11,7 +12,7 @@ const ownRoutes = (ns: string) => ipJson<Array<{ dst: string; gateway?: string }
 
 // A cloud hands a deleted VM's address to a new one while the old Node object lingers: two NodeCIDRs then
 // name one node IP, and on the node that owns the address now, the other one's route would point at itself.
-describe.skipIf(!isRoot())("a peer whose node IP is an address of this node (rung 3)", () => {
+describe.skipIf(!isRoot())("bad peers and leftovers: a peer whose node IP is this node's, a foreign VXLAN device (rung 3)", () => {
   beforeAll(async () => {
     bed = createNetBed("bp", 2, 72);
     const [n1, n2] = bed.nodes;
@@ -38,5 +39,20 @@ describe.skipIf(!isRoot())("a peer whose node IP is an address of this node (run
     expect(failures).toBe(0);
     const routes = await waitFor("RoutesProgrammed", async () => (await conditionsOf(fx.api(), "10-249-1-0-24")).find((c) => c.type === "RoutesProgrammed"), 10_000);
     expect(routes).toMatchObject({ status: "False", reason: "NodeUnreachable" });
+  });
+
+  // Moving from flannel, whose flannel.1 uses the same VNI (1) and port (8472): the kernel refuses a second
+  // VXLAN device for them. With every peer on the node's own subnet nothing needs podnet.vxlan.
+  it("a leftover VXLAN device holding podnet's VNI and port (flannel.1) costs no direct route: OverlayUnavailable, not a failed sync", async () => {
+    await agent?.stop();
+    const [n1, n2] = bed.nodes;
+    execFileSync("ip", ["-n", n2!.ns, "link", "add", "flannel.1", "type", "vxlan", "id", "1", "dstport", "8472", "local", n2!.ip, "dev", "eth0", "nolearning"]);
+    agent = await startAgent(fx, n2!, { "node-name": "bp2" });
+    const outcome = await agent.agent.syncNow();
+    expect(outcome.routes.error).toBeUndefined();
+    expect(outcome.routes.overlayError).toContain("A VXLAN device with the specified VNI already exists");
+    expect(ownRoutes(n2!.ns)).toEqual([`10.249.1.0/24 via ${n1!.ip}`, `10.249.3.0/24 via ${n1!.ip}`]);
+    const routes = await waitFor("RoutesProgrammed", async () => (await conditionsOf(fx.api(), "10-249-2-0-24")).find((c) => c.type === "RoutesProgrammed" && c.reason === "OverlayUnavailable"), 10_000);
+    expect(routes.message).toContain("a node behind a router would be unreachable");
   });
 });
