@@ -12,6 +12,12 @@ COPY scripts/bundle.ts ./scripts/
 # One self-contained file: the runtime image needs no node_modules at all.
 RUN npx tsx scripts/bundle.ts /src/dist/podnet.mjs
 
+# The CNI plugins the agent's init container installs on nodes, built static by the repo's own script: a
+# plugin copied onto a node must not need that node's glibc.
+FROM golang:1.26-bookworm AS cni
+COPY hack/common.sh hack/versions.env hack/build-cni-plugins.sh /src/hack/
+RUN cp -r "$(PODNET_CACHE=/cache bash /src/hack/build-cni-plugins.sh)" /out
+
 FROM node:${NODE_VERSION}-bookworm-slim
 ARG VERSION=dev
 ARG COMMIT=unknown
@@ -21,10 +27,9 @@ LABEL org.opencontainers.image.title="podnet" \
 # iproute2 + nftables for the agent; procps for sysctl; kmod to load br_netfilter (init container); the CNI
 # plugins are copied to nodes on demand.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iproute2 nftables procps kmod containernetworking-plugins \
- && mkdir -p /opt/cni/bin-src \
- && cp /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/portmap /usr/lib/cni/loopback /opt/cni/bin-src/ \
- && apt-get purge -y containernetworking-plugins && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*
+ && apt-get install -y --no-install-recommends iproute2 nftables procps kmod \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=cni /out/ /opt/cni/bin-src/
 WORKDIR /app
 COPY --from=build /src/dist/podnet.mjs ./
 # V8's compiled code for the bundle, made now for both users podnet runs as (agent: root, controller: 65532):

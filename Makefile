@@ -6,7 +6,7 @@ export PATH := $(NODE_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export PODNET_CACHE := $(CACHE)
 APT_PACKAGES := iproute2 nftables iptables iperf3 openssl containernetworking-plugins util-linux procps iputils-ping
 
-.PHONY: help deps apt node npm-deps kube-bins promtool build typecheck lint crds manifest lint-workflows check test test-unit coverage bench demo demo-clean dev-up dev-down clean
+.PHONY: help deps apt node npm-deps kube-bins test-tools build typecheck lint crds manifest lint-workflows check test test-unit coverage bench demo demo-clean dev-up dev-down clean
 
 help:
 	@echo "make demo        local cluster in network namespaces: NodeCIDRs, routes, cross-node pod pings"
@@ -36,9 +36,11 @@ npm-deps: node
 kube-bins:
 	@bash hack/build-kube.sh >/dev/null
 
-# Only the tests need it (they check the chart's alerting rules); make demo does not wait for its build.
-promtool:
+# Only the tests need these (promtool checks the chart's alerting rules; the static CNI plugins are the ones
+# the image installs on nodes); make demo does not wait for their builds.
+test-tools:
 	@bash hack/build-promtool.sh >/dev/null
+	@bash hack/build-cni-plugins.sh >/dev/null
 
 build: npm-deps
 	tsc -p tsconfig.build.json
@@ -61,7 +63,7 @@ lint-workflows:
 
 check: typecheck lint
 
-test: deps promtool
+test: deps test-tools
 	@bash scripts/test.sh
 
 test-unit: npm-deps

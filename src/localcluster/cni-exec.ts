@@ -16,7 +16,7 @@ interface NetConfList { cniVersion: string; name: string; plugins: PluginConf[] 
 export interface CniResult { ips?: Array<{ address: string; gateway?: string }>; [key: string]: unknown }
 /** A hostPort, as kubelet hands it to the runtime (CNI's portMappings capability). */
 export interface PortMapping { hostPort: number; containerPort: number; protocol: "tcp" | "udp" }
-export interface Pod { name: string; ns: string; nodeNs: string; ips: string[]; conflist: NetConfList; result: CniResult; portMappings: PortMapping[] }
+export interface Pod { name: string; ns: string; nodeNs: string; ips: string[]; conflist: NetConfList; result: CniResult; portMappings: PortMapping[]; binDir: string }
 
 export function runtimeConfigFile(confDir: string): string {
   const files = readdirSync(confDir).filter((f) => /\.(conflist|conf|json)$/.test(f) && !f.startsWith(".")).sort();
@@ -30,16 +30,17 @@ function withRuntimeConfig(plugin: PluginConf, portMappings: PortMapping[]): Plu
   return capabilities?.portMappings && portMappings.length ? { ...plugin, runtimeConfig: { portMappings } } : plugin;
 }
 
-function invoke(nodeNs: string, command: "ADD" | "DEL", pod: { name: string; ns: string; portMappings: PortMapping[] }, list: NetConfList, plugin: PluginConf, prevResult?: CniResult): CniResult | undefined {
+function invoke(nodeNs: string, command: "ADD" | "DEL", pod: { name: string; ns: string; portMappings: PortMapping[]; binDir: string }, list: NetConfList, plugin: PluginConf, prevResult?: CniResult): CniResult | undefined {
   const stdin = JSON.stringify({ cniVersion: list.cniVersion, name: list.name, ...withRuntimeConfig(plugin, pod.portMappings), ...(prevResult ? { prevResult } : {}) });
-  const out = execFileSync("ip", ["netns", "exec", nodeNs, join(CNI_BIN_DIR, plugin.type)], {
+  const out = execFileSync("ip", ["netns", "exec", nodeNs, join(pod.binDir, plugin.type)], {
     input: stdin, timeout: 20_000, stdio: ["pipe", "pipe", "pipe"],
-    env: { ...process.env, CNI_COMMAND: command, CNI_CONTAINERID: pod.name, CNI_NETNS: `/run/netns/${pod.ns}`, CNI_IFNAME: "eth0", CNI_PATH: CNI_BIN_DIR },
+    env: { ...process.env, CNI_COMMAND: command, CNI_CONTAINERID: pod.name, CNI_NETNS: `/run/netns/${pod.ns}`, CNI_IFNAME: "eth0", CNI_PATH: pod.binDir },
   }).toString();
   return out.trim() ? (JSON.parse(out) as CniResult) : undefined;
 }
 
-export function addPod(nodeNs: string, confDir: string, name: string, portMappings: PortMapping[] = []): Pod {
+/** A pod as a runtime makes one: the config it would pick, each plugin's ADD from `binDir` (Debian's by default). */
+export function addPod(nodeNs: string, confDir: string, name: string, portMappings: PortMapping[] = [], binDir = CNI_BIN_DIR): Pod {
   const file = runtimeConfigFile(confDir);
   const parsed = JSON.parse(readFileSync(file, "utf8")) as NetConfList & PluginConf;
   const list: NetConfList = parsed.plugins ? parsed : { cniVersion: parsed.cniVersion, name: parsed.name, plugins: [parsed] };
@@ -47,14 +48,14 @@ export function addPod(nodeNs: string, confDir: string, name: string, portMappin
   skipIpv6Dad(ns);
   let result: CniResult | undefined;
   try {
-    for (const plugin of list.plugins) result = invoke(nodeNs, "ADD", { name, ns, portMappings }, list, plugin, result) ?? result;
+    for (const plugin of list.plugins) result = invoke(nodeNs, "ADD", { name, ns, portMappings, binDir }, list, plugin, result) ?? result;
   } catch (err) {
     destroyNamespace(ns);
     const stderr = (err as { stdout?: Buffer }).stdout?.toString() ?? "";
     throw new Error(`CNI ADD for ${name} failed: ${(err as Error).message} ${stderr}`, { cause: err });
   }
   const ips = (result?.ips ?? []).map((i) => i.address.split("/")[0]!);
-  return { name, ns, nodeNs, ips, conflist: list, result: result ?? {}, portMappings };
+  return { name, ns, nodeNs, ips, conflist: list, result: result ?? {}, portMappings, binDir };
 }
 
 export function deletePod(pod: Pod): void {

@@ -17,9 +17,14 @@ export function kubeBin(name: "kube-apiserver" | "etcd" | "kubectl" | "kube-cont
   return path;
 }
 
-/** promtool, built from its Go module by hack/build-promtool.sh (make test's deps): checks podnet's alert rules. */
-export function promtoolBin(): string {
-  const path = execFileSync("bash", [join(repoRoot, "hack/build-promtool.sh"), "--print"], { encoding: "utf8" }).trim();
-  if (!existsSync(path)) throw new Error(`${path} is missing: run hack/build-promtool.sh (make kube-bins) first`);
+/** A path printed by one of hack/'s build scripts (`--print`); it must exist: make test's deps build it. */
+function builtPath(script: string): string {
+  const path = execFileSync("bash", [join(repoRoot, "hack", script), "--print"], { encoding: "utf8" }).trim();
+  if (!existsSync(path)) throw new Error(`${path} is missing: run hack/${script} (make test builds it) first`);
   return path;
 }
+
+/** promtool, built from its Go module: checks podnet's alert rules. */
+export const promtoolBin = () => builtPath("build-promtool.sh");
+/** The static upstream CNI plugins the image installs on nodes. */
+export const imageCniPluginsDir = () => builtPath("build-cni-plugins.sh");

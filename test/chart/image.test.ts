@@ -53,6 +53,10 @@ describe("the image's single-file CLI", () => {
     const warm = (flags: string[]) => new RegExp(`^RUN .*node ${flags.join(" ")} /app/podnet\\.mjs help`, "m");
     expect(dockerfile).toMatch(warm(AGENT_NODE_FLAGS));
     expect(dockerfile.split(/^USER 65532/m)[1]).toMatch(warm(CONTROLLER_NODE_FLAGS));
+    // The CNI plugins nodes get are built by the script the rung-3 test builds them with (static, upstream).
+    expect(dockerfile).toMatch(/^RUN .*bash \/src\/hack\/build-cni-plugins\.sh/m);
+    expect(dockerfile).toContain("COPY --from=cni /out/ /opt/cni/bin-src/");
+    expect(dockerfile).not.toContain("containernetworking-plugins");
     for (const copied of dockerfile.matchAll(/^COPY (?!--from)(\S+(?: \S+)*) \S+$/gm)) {
       for (const source of copied[1]!.split(" ")) expect(() => readFileSync(join(repo, source.replace(/\/$/, "")))).not.toThrow(/ENOENT/);
     }
