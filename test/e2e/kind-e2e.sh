@@ -33,9 +33,10 @@ kind create cluster --name "$cluster" --config "$config" --wait 0s
 docker build -t "$image" --build-arg VERSION=e2e --build-arg COMMIT="$(git rev-parse --short HEAD)" .
 kind load docker-image "$image" --name "$cluster"
 cidrs=$(yq -r '.networking.podSubnet' "$config")
+services=$(yq -r '.networking.serviceSubnet' "$config") # podnet keeps pools clear of the Service ranges
 helm install podnet charts/podnet --namespace kube-system \
   --set image.repository=podnet --set image.tag=e2e --set image.pullPolicy=Never \
-  --set "pool.clusterCIDRs={${cidrs}}" --wait --timeout 5m
+  --set "pool.clusterCIDRs={${cidrs}}" --set "serviceCIDRs={${services}}" --wait --timeout 5m
 
 kubectl wait --for=condition=Ready nodes --all --timeout=300s
 families=$(tr ',' '\n' <<<"$cidrs" | wc -l)
