@@ -19,10 +19,17 @@ const canI = (sa: string, verb: string, resource: string, ns?: string) => {
   } catch { return false; } // `can-i` exits 1 for "no"
 };
 
+let installOutput = "";
+
 describe("helm install onto the real API server", () => {
   beforeAll(() => {
-    execFileSync(kubeBin("helm"), ["install", "podnet", chart, "--namespace", "kube-system", "--create-namespace", `--kubeconfig=${fx.cp.kubeconfig}`], { encoding: "utf8" });
+    installOutput = execFileSync(kubeBin("helm"), ["install", "podnet", chart, "--namespace", "kube-system", "--create-namespace", `--kubeconfig=${fx.cp.kubeconfig}`], { encoding: "utf8" });
   }, 60_000);
+
+  it("its notes say how to look at podnet, and that each controller replica needs a node of its own", () => {
+    expect(installOutput).toContain("kubectl get nodecidrs -o wide");
+    expect(installOutput).toContain("on a single-node cluster one stays Pending (helm --wait then times out); use --set controller.replicas=1");
+  });
 
   it("every chart object is accepted by the server", () => {
     const out = kubectl("get", "deploy/podnet-controller", "ds/podnet-agent", "sa/podnet-agent", "sa/podnet-controller", "pdb/podnet-controller",
