@@ -23,6 +23,18 @@ describe("planAllocations", () => {
     expect(plan.actions[0]).toMatchObject({ node: "a", adopted: false });
   });
 
+  it("a Node being deleted (drained behind a finalizer) keeps its CIDR routed and out of circulation until the object is gone", () => {
+    const draining = node("a", { deleting: true });
+    const held = rec("a", "10.244.0.0/24");
+    for (const now of [1_000_000, 1_061_000, 1_600_000]) { // long past a cooldown, still there
+      const plan = planAllocations(input({ nodes: [draining, node("n2")], records: [held], now }));
+      expect(kinds(plan.actions)).toEqual(["create:10.244.1.0/24"]); // only the newcomer, and never a's range
+    }
+    // A deleting Node without a CIDR gets none; once its object is gone the usual release follows.
+    expect(planAllocations(input({ nodes: [node("b", { deleting: true })] })).actions).toEqual([]);
+    expect(kinds(planAllocations(input({ nodes: [node("n2")], records: [held] })).actions)).toEqual(["release:10-244-0-0-24", "create:10.244.1.0/24"]);
+  });
+
   it("keeps existing allocations and allocates around them", () => {
     const plan = planAllocations(input({ nodes: [node("a"), node("b")], records: [rec("a", "10.244.0.0/24")] }));
     expect(kinds(plan.actions)).toEqual(["create:10.244.1.0/24"]);

@@ -51,12 +51,17 @@ const RETAINED = new Set(["PoolNotFound", "OutsidePool", "WrongSize"]);
  * Pure allocation planner: full observed state → actions. Deterministic (records and nodes in name order),
  * so two consecutive plans over the same state agree, and a CIDR is never planned for two holders.
  *
- * Record rules: a record whose node is gone is Released (agents drop routes to it) and deleted once the
- * cooldown has passed — this also covers quarantined orphans. Until then its CIDR stays taken.
+ * Record rules: a record whose Node object is gone (not merely marked for deletion) is Released (agents drop
+ * routes to it) and deleted once the cooldown has passed — this also covers quarantined orphans. Until then
+ * its CIDR stays taken.
  */
 export function planAllocations(input: PlannerInput): AllocationPlan {
   const { config, now } = input;
   const states = buildPoolStates(input.pools, config.serviceCIDRs);
+  // A Node with a deletionTimestamp may run pods for minutes yet (a finalizer drains it, as Karpenter's does):
+  // its CIDR stays Allocated and routed until the object is gone, so it is neither released nor reused early.
+  // It gets no new CIDR, though.
+  const present = new Map(input.nodes.map((n) => [n.name, n]));
   const nodes = new Map(input.nodes.filter((n) => !n.deleting).map((n) => [n.name, n]));
   const actions: AllocationAction[] = [];
   const held = new Map<string, Held[]>(); // node → kept live records
@@ -74,7 +79,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
       if (cidr) hold(states, cidr, r.nodeName, holderOf);
       continue;
     }
-    if (!nodes.has(r.nodeName)) {
+    if (!present.has(r.nodeName)) {
       actions.push({ kind: "release", name: r.name, nodeName: r.nodeName });
       nextCheckAt = Math.min(nextCheckAt ?? now + config.cooldownMs, now + config.cooldownMs);
       if (cidr) hold(states, cidr, r.nodeName, holderOf);
@@ -101,7 +106,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
       if (r.phase === undefined || RETAINED.has(r.allocatedReason ?? "")) actions.push({ kind: "confirm", name: r.name, node: r.nodeName, cidr: r.cidr, pool: r.pool });
     }
     held.set(r.nodeName, [...(held.get(r.nodeName) ?? []), { cidr: r.cidr, family: r.family }]);
-    const node = nodes.get(r.nodeName)!;
+    const node = present.get(r.nodeName)!;
     if (!sameList(node.internalIPs, r.nodeIPs)) actions.push({ kind: "updateNodeIPs", name: r.name, nodeIPs: node.internalIPs });
   }
 

@@ -153,6 +153,24 @@ describe("controller on the real API server: allocation basics", () => {
     await deleteNodes(fx.api(), ["hb-1"]);
   });
 
+  it("a Node held by a finalizer while it drains keeps its CIDR Allocated past the cooldown; released once the object is gone", async () => {
+    controller = await startController(fx, { "cluster-cidr": "10.244.0.0/16", "default-pool": "drain" }); // cooldown 2 s
+    await fx.api().core.createNode({ body: { metadata: { name: "drain-1", finalizers: ["podnet.test/drain"] } } });
+    const letGo = () => fx.api().core.patchNode({ name: "drain-1", body: { metadata: { finalizers: null } } }, mergePatch());
+    try {
+      const [rec] = await until("allocated", async () => { const r = allocated(await recordsOf("drain-1")); return r.length ? r : undefined; });
+      await fx.api().core.deleteNode({ name: "drain-1" }); // deletionTimestamp set; the finalizer keeps the object
+      await new Promise((r) => setTimeout(r, 4_000)); // twice the cooldown, and resyncs of the controller
+      expect((await recordsOf("drain-1")).map((r) => [r.spec.cidr, r.status?.phase])).toEqual([[rec!.spec.cidr, "Allocated"]]);
+      await createNodes(fx.api(), [{ name: "drain-2", ip: "192.168.52.2" }]);
+      const [other] = await until("newcomer allocated", async () => { const r = allocated(await recordsOf("drain-2")); return r.length ? r : undefined; });
+      expect(other!.spec.cidr).not.toBe(rec!.spec.cidr);
+    } finally {
+      await letGo();
+    }
+    await until("released", async () => ((await recordsOf("drain-1")).some((r) => r.status?.phase === "Released") ? true : undefined));
+  }, 40_000);
+
   it("quarantines bad hand-made records, keeps serving others, and releases a deleted node's CIDR only after the cooldown", async () => {
     controller = await startController(fx, { "cluster-cidr": "10.210.0.0/16", "default-pool": "q", "release-cooldown": "3s" });
     const handMade = (cidr: string, node: string) => ({
