@@ -223,6 +223,10 @@ export class Informer<T extends KubernetesObject> {
     const obj = this.keep(raw);
     const name = obj.metadata!.name!;
     if (phase === "DELETED") {
+      // The deletion of an earlier incarnation, arriving after a write of ours already put its successor in
+      // the cache (a delete and re-create by name): the successor stays, or its CIDR would look free.
+      const cached = this.cache.get(name);
+      if (cached && (cached.metadata?.uid !== obj.metadata?.uid || isNewerVersion(cached.metadata?.resourceVersion, obj.metadata?.resourceVersion))) return;
       this.cache.delete(name);
       this.bury(name, obj.metadata?.resourceVersion);
       this.opts.onEvent("delete", obj);

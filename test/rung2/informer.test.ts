@@ -195,6 +195,31 @@ describe("API client on the real API server", () => {
     }
   }, 60_000);
 
+  it("a late DELETED of an earlier incarnation does not drop the re-created object our own write already recorded", async () => {
+    const proxy = await startTcpProxy(Number(new URL(fx.cp.url).port));
+    const kubeconfig = `${fx.cp.dir}/kubeconfig-proxied-2`;
+    writeFileSync(kubeconfig, readFileSync(fx.cp.kubeconfig, "utf8").replace(fx.cp.url, `https://127.0.0.1:${proxy.port}`));
+    await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: body(20, "first") });
+    const { inf, events } = informer({ api: KubeApi.fromKubeconfig(kubeconfig, "podnet-cli") });
+    try {
+      inf.start();
+      await inf.synced;
+      await waitFor("watch open", async () => (proxy.accepted >= 2 ? true : undefined), 10_000);
+      proxy.pause(); // the watch falls behind: it will replay the deletion after our write's response
+      await fx.api().custom.deleteClusterCustomObject({ ...nodecidrs, name: "10-250-20-0-24" });
+      inf.assume(await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: body(20, "second") }) as KubernetesObject);
+      events.length = 0;
+      proxy.resume();
+      await waitFor("caught up", async () => (events.length > 0 || inf.watches > 1 ? true : undefined), 15_000);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(events.filter(([, n]) => n === "10-250-20-0-24")).not.toContainEqual(["delete", "10-250-20-0-24"]);
+      expect((inf.cache.get("10-250-20-0-24") as { spec?: { nodeName?: string } } | undefined)?.spec?.nodeName).toBe("second");
+    } finally {
+      inf.stop();
+      await proxy.close();
+    }
+  }, 60_000);
+
   // Last in this file: it restarts the file's apiserver.
   it("after an apiserver restart (whose new watch cache answers 410 Gone for older versions) lists once more and catches up", async () => {
     const { inf, events } = informer();
