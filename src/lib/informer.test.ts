@@ -15,3 +15,39 @@ describe("isNewerVersion", () => {
     expect(isNewerVersion(a, b)).toBe(expected);
   });
 });
+
+// The one fake here: a server that accepts every watch and ends it at once, cleanly, with no event (a
+// misbehaving proxy in front of the API server). A healthy kube-apiserver does not do this on demand.
+describe("Informer against a server that ends every watch at once", () => {
+  it("waits between such watches (growing backoff) instead of asking again in a tight loop", async () => {
+    const { createServer } = await import("node:http");
+    const { KubeConfig } = await import("@kubernetes/client-node");
+    const { Informer } = await import("./informer.js");
+    const { KubeApi } = await import("./k8s.js");
+    const { silentLogger } = await import("../log.js");
+    let watches = 0;
+    const server = createServer((req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      if (req.url?.includes("watch=true")) watches++;
+      res.end(req.url?.includes("watch=true") ? "" : JSON.stringify({ items: [], metadata: { resourceVersion: "1" } }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const kc = new KubeConfig();
+    kc.loadFromOptions({ clusters: [{ name: "c", server: `http://127.0.0.1:${(server.address() as { port: number }).port}`, skipTLSVerify: true }],
+      users: [{ name: "u" }], contexts: [{ name: "x", cluster: "c", user: "u" }], currentContext: "x" });
+    const api = new KubeApi(kc, "podnet-cli");
+    const inf = new Informer({ api, path: "/apis/podnet.io/v1alpha1/nodecidrs", log: silentLogger(), onEvent: () => {},
+      list: async () => (await api.custom.listClusterCustomObject({ group: "podnet.io", version: "v1alpha1", plural: "nodecidrs" })) as never });
+    inf.start();
+    try {
+      await inf.synced;
+      await new Promise((r) => setTimeout(r, 2_000));
+    } finally {
+      inf.stop();
+      await new Promise((r) => server.close(r));
+    }
+    // Backoff from 200 ms doubling (jittered down to half): at most about six watches in two seconds.
+    expect(watches).toBeGreaterThan(1);
+    expect(watches).toBeLessThan(10);
+  });
+});

@@ -114,7 +114,14 @@ export class Informer<T extends KubernetesObject> {
           resourceVersion = await this.relist();
           backoff.reset();
         }
-        while (this.running) resourceVersion = await this.watchOnce(resourceVersion, () => backoff.reset());
+        while (this.running) {
+          const started = Date.now();
+          let heard = false;
+          resourceVersion = await this.watchOnce(resourceVersion, () => { heard = true; backoff.reset(); });
+          // A server (or a proxy in front of it) that accepts watches and closes them at once must not be
+          // asked again in a tight loop by every agent: an empty watch that ended within a second waits.
+          if (!heard && Date.now() - started < 1_000) await sleep(backoff.next(), this.abort.signal);
+        }
       } catch (err) {
         if (!this.running) break;
         const gone = (err instanceof WatchEnded && err.reason === "gone") || (err as { statusCode?: number }).statusCode === 410;
@@ -153,8 +160,8 @@ export class Informer<T extends KubernetesObject> {
     return resourceVersion;
   }
 
-  /** One watch from `resourceVersion` until it ends; `connected` runs once the server has accepted it. */
-  private watchOnce(resourceVersion: string, connected: () => void): Promise<string> {
+  /** One watch from `resourceVersion` until it ends; `heard` runs at its first event (bookmarks count). */
+  private watchOnce(resourceVersion: string, heard: () => void): Promise<string> {
     const stallMs = this.opts.stallTimeoutMs ?? 120_000;
     this.watches++;
     return new Promise<string>((resolve, reject) => {
@@ -182,9 +189,10 @@ export class Informer<T extends KubernetesObject> {
           return;
         }
         rv = obj.metadata?.resourceVersion ?? rv;
+        heard();
         if (phase !== "BOOKMARK") this.apply(phase, obj);
       }, (err: unknown) => finish(() => (err && !this.abort.signal.aborted ? reject(err) : resolve(rv))))
-        .then((c) => { controller = c; if (settled) c.abort(); else connected(); })
+        .then((c) => { controller = c; if (settled) c.abort(); })
         .catch((err: unknown) => finish(() => reject(err)));
     });
   }
