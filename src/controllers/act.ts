@@ -3,7 +3,7 @@ import { cidrObjectName } from "../lib/cidr.js";
 import { nextCondition } from "../lib/conditions.js";
 import type { EventRecorder } from "../lib/events.js";
 import type { Informer } from "../lib/informer.js";
-import { apiMessage, applyStatus, forEachLimited, isAlreadyExists, isNotFound, mergePatch, podnetResource, type KubeApi } from "../lib/k8s.js";
+import { apiMessage, applyStatus, forEachLimited, isAlreadyExists, isConflict, isNotFound, mergePatch, podnetResource, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 import type { AllocationAction } from "./plan.js";
 import type { ControllerMetrics } from "./metrics.js";
@@ -18,6 +18,8 @@ export interface ActContext {
   recorder: EventRecorder;
   metrics: ControllerMetrics;
   log: Logger;
+  /** Checked before every write: a replica that lost the lease mid-plan must not go on acting on it. */
+  leading: () => boolean;
 }
 
 /**
@@ -35,6 +37,7 @@ export async function applyActions(ctx: ActContext, actions: AllocationAction[],
   let failures = 0;
   const ordered = [...actions].sort((a, b) => PRIORITY[a.kind] - PRIORITY[b.kind]);
   await forEachLimited(ordered, parallelism, async (action) => {
+    if (!ctx.leading()) return; // the new leader plans again from what it sees
     try {
       await applyOne(ctx, action);
     } catch (err) {
@@ -133,9 +136,13 @@ async function writeStatus(ctx: ActContext, name: string, what: string, fields: 
 
 async function deleteRecord(ctx: ActContext, name: string): Promise<void> {
   ctx.metrics.apiWrites.inc({ action: "delete" });
+  // Only the incarnation the plan saw: a record of that name made since (for another node) must survive a
+  // stale plan, a former leader's say. The server answers 409 then, and the next plan sees the new one.
+  const uid = ctx.records.cache.get(name)?.metadata?.uid;
   try {
-    await ctx.api.custom.deleteClusterCustomObject({ ...nodecidrs, name });
+    await ctx.api.custom.deleteClusterCustomObject({ ...nodecidrs, name, ...(uid ? { body: { preconditions: { uid } } } : {}) });
   } catch (err) {
+    if (isConflict(err)) { ctx.log.info({ nodecidr: name }, "not deleted: the record was made again since the plan"); return; }
     if (!isNotFound(err)) throw err;
   }
   ctx.records.cache.delete(name);

@@ -29,6 +29,9 @@ export class AllocationController {
   private readonly recorder: EventRecorder;
   private leading = false;
   private dirty = false;
+  private looping?: Promise<void>;
+  private stopRequested!: () => void;
+  private readonly stopping = new Promise<void>((resolve) => (this.stopRequested = resolve));
   private running = false;
   private wake?: () => void;
   private server?: Server;
@@ -65,12 +68,15 @@ export class AllocationController {
     for (const informer of [this.nodes, this.records, this.pools]) informer.start();
     if (this.elector) void this.elector.run();
     else this.setLeading(true);
-    void this.loop();
+    this.looping = this.loop();
   }
 
   async stop(): Promise<void> {
     this.running = false;
+    this.stopRequested();
     this.wake?.();
+    // The lease goes only after the last writes: a successor must not plan while this replica still acts.
+    await this.looping;
     await this.elector?.stop();
     for (const informer of [this.nodes, this.records, this.pools]) informer.stop();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
@@ -91,7 +97,7 @@ export class AllocationController {
   }
 
   private async loop(): Promise<void> {
-    await Promise.all([this.nodes.synced, this.records.synced, this.pools.synced]);
+    await Promise.race([Promise.all([this.nodes.synced, this.records.synced, this.pools.synced]), this.stopping]);
     while (this.running) {
       if (this.dirty && this.leading) {
         this.dirty = false;
@@ -133,7 +139,8 @@ export class AllocationController {
     this.metrics.planDuration.observe((performance.now() - started) / 1000);
     this.metrics.retained.set(plan.retained);
     this.plans++;
-    const failures = await applyActions({ api: this.api, nodes: this.nodes, records: this.records, recorder: this.recorder, metrics: this.metrics, log: this.log }, plan.actions);
+    const failures = await applyActions({ api: this.api, nodes: this.nodes, records: this.records, recorder: this.recorder, metrics: this.metrics, log: this.log,
+      leading: () => this.leading }, plan.actions);
     await writePoolStatuses({ api: this.api, pools: this.pools, metrics: this.metrics, log: this.log }, plan.poolStatuses);
     if (failures > 0) { this.dirty = true; return 1_000; }
     if (plan.actions.some((a) => a.kind === "create" || a.kind === "delete")) this.dirty = true; // writes may unblock more work

@@ -132,6 +132,8 @@ export function apiMessage(err: unknown): string {
 
 export const isNotFound = (err: unknown) => apiStatus(err) === 404;
 export const isAlreadyExists = (err: unknown) => apiStatus(err) === 409;
+/** 409 from an update or delete: a precondition (uid, resourceVersion) no longer holds. */
+export const isConflict = isAlreadyExists;
 
 export const podnetResource = (plural: string) => ({ group: GROUP, version: VERSION, plural });
 

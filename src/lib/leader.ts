@@ -52,7 +52,7 @@ export class LeaderElector {
   async run(): Promise<void> {
     this.running = true;
     while (this.running) {
-      const ok = await this.tryAcquireOrRenew().catch((err: unknown) => {
+      const ok = await this.withinDeadline(this.tryAcquireOrRenew()).catch((err: unknown) => {
         this.o.log.warn({ lease: this.o.name, err: apiMessage(err) }, "lease update failed");
         return false;
       });
@@ -62,6 +62,21 @@ export class LeaderElector {
       if (!ok && this.leading && now - this.lastRenew > (this.o.renewDeadlineMs ?? 10_000)) this.setLeading(false);
       await sleep(this.o.retryPeriodMs ?? 2_000);
     }
+  }
+
+  /**
+   * A round trip that hangs (a black-holed connection, a stuck load balancer) must not keep a leader leading
+   * past its renew deadline while another replica takes the lease: give up on it when the deadline comes.
+   */
+  private withinDeadline(attempt: Promise<boolean>): Promise<boolean> {
+    const deadlineMs = this.o.renewDeadlineMs ?? 10_000;
+    const leftMs = this.leading ? Math.max(100, this.lastRenew + deadlineMs - Date.now()) : deadlineMs;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<boolean>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer from the API server within ${leftMs} ms`)), leftMs);
+    });
+    attempt.catch(() => undefined); // abandoned on timeout: its late failure is not news
+    return Promise.race([attempt, expired]).finally(() => clearTimeout(timer));
   }
 
   /** Give the lease up so another replica takes over at once (graceful shutdown). */

@@ -9,6 +9,8 @@ export interface TcpProxy {
   /** Drop every open connection and refuse new ones (reset) until `resume`. */
   pause(): void;
   resume(): void;
+  /** Stop relaying in both directions and leave every connection, old and new, open and silent: a black hole. */
+  blackhole(): void;
   /** Connections accepted so far. */
   readonly accepted: number;
   close(): Promise<void>;
@@ -17,9 +19,11 @@ export interface TcpProxy {
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const open = new Set<Socket>();
   let paused = false;
+  let silent = false;
   let accepted = 0;
   const server = createServer((client) => {
     if (paused) { client.resetAndDestroy(); return; }
+    if (silent) { open.add(client); client.on("error", () => undefined); return; }
     accepted++;
     const upstream = connect(targetPort, "127.0.0.1");
     for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
@@ -36,6 +40,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     port: address.port,
     pause() { paused = true; for (const s of open) s.resetAndDestroy(); },
     resume() { paused = false; },
+    blackhole() { silent = true; for (const s of open) { s.unpipe(); s.pause(); } },
     get accepted() { return accepted; },
     close: () => new Promise<void>((resolve) => { for (const s of open) s.destroy(); server.close(() => resolve()); }),
   };

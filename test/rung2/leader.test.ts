@@ -1,15 +1,18 @@
 import { describe, expect, it } from "vitest";
+import { readFileSync, writeFileSync } from "node:fs";
 import { LeaderElector } from "../../src/lib/leader.js";
+import { KubeApi } from "../../src/lib/k8s.js";
 import { silentLogger } from "../../src/log.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { useControlPlane } from "../harness/api-fixture.js";
+import { startTcpProxy } from "../harness/tcp-proxy.js";
 
 const fx = useControlPlane();
 
-function elector(id: string, leaseName: string) {
+function elector(id: string, leaseName: string, api = fx.api("podnet-controller")) {
   const state = { leading: false, overlaps: 0 };
   const e = new LeaderElector({
-    api: fx.api("podnet-controller"), namespace: "default", name: leaseName, identity: id, log: silentLogger(),
+    api, namespace: "default", name: leaseName, identity: id, log: silentLogger(),
     leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 200,
     onStartedLeading: () => (state.leading = true), onStoppedLeading: () => (state.leading = false),
   });
@@ -52,5 +55,23 @@ describe("Lease leader election on the real API server", () => {
     expect(waited).toBeGreaterThanOrEqual(2_500);
     expect(b.e.transitions).toBe(1);
     await b.e.stop();
+  });
+
+  it("a leader whose API connection goes silent steps down within its renew deadline, before the lease can pass to another", async () => {
+    const proxy = await startTcpProxy(Number(new URL(fx.cp.url).port));
+    const kubeconfig = `${fx.cp.dir}/kubeconfig-leader-proxied`;
+    writeFileSync(kubeconfig, readFileSync(fx.cp.kubeconfig, "utf8").replace(fx.cp.url, `https://127.0.0.1:${proxy.port}`));
+    const a = elector("silenced", "podnet-test-blackhole", KubeApi.fromKubeconfig(kubeconfig, "podnet-controller"));
+    void a.e.run();
+    try {
+      await waitFor("a leads", async () => (a.state.leading ? true : undefined), 10_000);
+      const silencedAt = Date.now();
+      proxy.blackhole(); // requests hang: no error, no answer
+      await waitFor("a steps down", async () => (a.state.leading ? undefined : true), 10_000, 50);
+      expect(Date.now() - silencedAt).toBeLessThan(3_000); // the lease duration: nobody else may lead before
+    } finally {
+      await a.e.stop().catch(() => undefined);
+      await proxy.close();
+    }
   });
 });
