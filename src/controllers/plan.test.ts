@@ -35,6 +35,16 @@ describe("planAllocations", () => {
     expect(kinds(planAllocations(input({ nodes: [node("n2")], records: [held] })).actions)).toEqual(["release:10-244-0-0-24", "create:10.244.1.0/24"]);
   });
 
+  it("leaves out InternalIPs the NodeCIDR schema would refuse (so the create succeeds) and warns the Node", () => {
+    const plan = planAllocations(input({ nodes: [node("a", { internalIPs: ["169.254.3.3", "192.168.7.7", "fe80::1"] })] }));
+    expect(plan.actions).toEqual([
+      expect.objectContaining({ kind: "conflict", node: "a", reason: "UnusableNodeIP", message: expect.stringContaining("InternalIP 169.254.3.3, fe80::1 left out") }),
+      expect.objectContaining({ kind: "create", node: "a", nodeIPs: ["192.168.7.7"] }),
+    ]);
+    const many = Array.from({ length: 10 }, (_, i) => `192.168.8.${i + 1}`);
+    expect(planAllocations(input({ nodes: [node("b", { internalIPs: many })] })).actions.find((a) => a.kind === "create")).toMatchObject({ nodeIPs: many.slice(0, 8) });
+  });
+
   it("keeps existing allocations and allocates around them", () => {
     const plan = planAllocations(input({ nodes: [node("a"), node("b")], records: [rec("a", "10.244.0.0/24")] }));
     expect(kinds(plan.actions)).toEqual(["create:10.244.1.0/24"]);

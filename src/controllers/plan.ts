@@ -1,4 +1,4 @@
-import { formatCidr, parseCidr, type Cidr, type IpFamily } from "../lib/cidr.js";
+import { formatCidr, isGlobalUnicastIp, parseCidr, type Cidr, type IpFamily } from "../lib/cidr.js";
 import { buildPoolStates, findSet, overlappingSets, poolStatusReports, selectPool, type PlannerPool, type PoolState, type PoolStatusReport } from "./plan-pools.js";
 import { compareText } from "../lib/order.js";
 
@@ -61,9 +61,10 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   // A Node with a deletionTimestamp may run pods for minutes yet (a finalizer drains it, as Karpenter's does):
   // its CIDR stays Allocated and routed until the object is gone, so it is neither released nor reused early.
   // It gets no new CIDR, though.
-  const present = new Map(input.nodes.map((n) => [n.name, n]));
-  const nodes = new Map(input.nodes.filter((n) => !n.deleting).map((n) => [n.name, n]));
-  const actions: AllocationAction[] = [];
+  const { usable, warnings } = usableNodeIPs(input.nodes);
+  const present = new Map(usable.map((n) => [n.name, n]));
+  const nodes = new Map(usable.filter((n) => !n.deleting).map((n) => [n.name, n]));
+  const actions: AllocationAction[] = [...warnings];
   const held = new Map<string, Held[]>(); // node → kept live records
   const holderOf = new Map<string, string>(); // cidr → node, for conflict messages
   let nextCheckAt: number | undefined;
@@ -115,6 +116,27 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   }
   actions.push(...sharedNodeIPs([...nodes.values()]));
   return { actions, poolStatuses: poolStatusReports(states), retained, ...(nextCheckAt !== undefined ? { nextCheckAt } : {}) };
+}
+
+/** The NodeCIDR schema holds at most this many node IPs. */
+const MAX_NODE_IPS = 8;
+
+/**
+ * Nodes with only the InternalIPs the NodeCIDR schema accepts (global unicast, at most eight); a Node that had
+ * others gets a warning. Passed through, such an address made every create for that Node fail validation,
+ * and a failed write has the controller plan again a second later, for good.
+ */
+function usableNodeIPs(nodes: PlannerNode[]): { usable: PlannerNode[]; warnings: AllocationAction[] } {
+  const warnings: AllocationAction[] = [];
+  const usable = nodes.map((n) => {
+    const kept = n.internalIPs.filter(isGlobalUnicastIp).slice(0, MAX_NODE_IPS);
+    if (kept.length === n.internalIPs.length) return n;
+    const left = n.internalIPs.filter((ip) => !kept.includes(ip));
+    warnings.push({ kind: "conflict", node: n.name, reason: "UnusableNodeIP", message: `node ${n.name}: InternalIP ${left.join(", ")} left out of its `
+      + `NodeCIDR (not a global unicast address, or more than ${MAX_NODE_IPS}); agents route to ${kept.length ? kept.join(", ") : "no address of it"}` });
+    return { ...n, internalIPs: kept };
+  });
+  return { usable, warnings };
 }
 
 /**

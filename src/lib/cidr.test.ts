@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
-  canonicalCidr, cidrContains, cidrContainsIp, cidrObjectName, cidrsOverlap, formatCidr, isCanonicalCidr, nthSubnet, parseCidr, parseIp,
+  canonicalCidr, cidrContains, cidrContainsIp, cidrObjectName, cidrsOverlap, formatCidr, isCanonicalCidr, isGlobalUnicastIp, nthSubnet, parseCidr, parseIp,
   subnetCount, subnetIndex,
 } from "./cidr.js";
 
@@ -77,5 +77,16 @@ describe("containment, overlap and subnets", () => {
   it("names objects the way the CRD's CEL rule derives them", () => {
     expect(cidrObjectName("10.244.1.0/24")).toBe("10-244-1-0-24");
     expect(cidrObjectName("fd00:10:244:1::/64")).toBe("fd00-10-244-1---64");
+  });
+});
+
+describe("isGlobalUnicastIp (the NodeCIDR schema's node-IP rule)", () => {
+  it.each([
+    ["192.168.1.10", true], ["10.0.0.1", true], ["8.8.8.8", true], ["fd00:73::11", true], ["2001:db8::1", true],
+    ["0.0.0.0", false], ["255.255.255.255", false], ["127.0.0.1", false], ["169.254.3.3", false], ["224.0.0.1", false], ["239.1.2.3", false],
+    ["::", false], ["::1", false], ["fe80::1", false], ["febf::1", false], ["ff02::1", false],
+    ["not-an-ip", false], ["10.0.0.1/24", false], ["fe80::1%eth0", false],
+  ])("%s → %s", (text, usable) => {
+    expect(isGlobalUnicastIp(text)).toBe(usable);
   });
 });

@@ -57,6 +57,18 @@ function parseIpText(text: string): IpAddr {
   return { family: 4, value: BigInt(octets.reduce((n, o) => n * 256 + Number(o), 0)) };
 }
 
+/**
+ * Pure: would the NodeCIDR schema take `text` as a node IP? It asks for an IP that is global unicast as Go
+ * defines it (CEL's ip().isGlobalUnicast()): not unspecified, loopback, link-local, multicast or broadcast.
+ */
+export function isGlobalUnicastIp(text: string): boolean {
+  let ip: IpAddr;
+  try { ip = parseIp(text); } catch { return false; }
+  const v = ip.value;
+  if (ip.family === 4) return v !== 0n && v !== 0xffffffffn && v >> 24n !== 127n && v >> 16n !== 0xa9fen && v >> 28n !== 0xen;
+  return v !== 0n && v !== 1n && v >> 118n !== 0x3fan && v >> 120n !== 0xffn;
+}
+
 export function formatIp(ip: IpAddr): string {
   if (ip.family === 6) return formatIpv6(ip.value.toString(16));
   const n = Number(ip.value);

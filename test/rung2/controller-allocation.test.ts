@@ -153,6 +153,16 @@ describe("controller on the real API server: allocation basics", () => {
     await deleteNodes(fx.api(), ["hb-1"]);
   });
 
+  it("a Node with an InternalIP the NodeCIDR schema refuses (link-local) is still allocated, with the usable address, and warned", async () => {
+    controller = await startController(fx, { "cluster-cidr": "10.244.0.0/16", "default-pool": "ips" });
+    await fx.api().core.createNode({ body: { metadata: { name: "ll-1" } } });
+    await fx.api().core.patchNodeStatus({ name: "ll-1", body: { status: { addresses: [
+      { type: "InternalIP", address: "169.254.3.3" }, { type: "InternalIP", address: "192.168.53.1" }] } } }, mergePatch());
+    const [rec] = await until("allocated", async () => { const r = allocated(await recordsOf("ll-1")); return r.length ? r : undefined; });
+    expect(rec!.spec.nodeIPs).toEqual(["192.168.53.1"]);
+    expect((await until("warning", async () => (await eventsFor(fx.api(), "Node", "ll-1")).find((e) => e.reason === "UnusableNodeIP"))).message).toContain("169.254.3.3");
+  });
+
   it("a Node held by a finalizer while it drains keeps its CIDR Allocated past the cooldown; released once the object is gone", async () => {
     controller = await startController(fx, { "cluster-cidr": "10.244.0.0/16", "default-pool": "drain" }); // cooldown 2 s
     await fx.api().core.createNode({ body: { metadata: { name: "drain-1", finalizers: ["podnet.test/drain"] } } });
