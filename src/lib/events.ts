@@ -31,7 +31,9 @@ export class EventRecorder {
     const key = `${target.kind}/${target.name}/${reason}/${message}`;
     const now = Date.now();
     if (now - (this.lastWritten.get(key) ?? -Infinity) < this.intervalMs) return false;
+    this.lastWritten.delete(key); // re-inserted last: the map stays in time order for pruning
     this.lastWritten.set(key, now);
+    this.prune(now);
     const time = new Date(now);
     const body: CoreV1Event = {
       apiVersion: "v1", kind: "Event",
@@ -50,9 +52,14 @@ export class EventRecorder {
     return true;
   }
 
-  /** Forget an object's events, e.g. when it is deleted, so the map does not grow without bound. */
-  forget(target: EventTarget): void {
-    const prefix = `${target.kind}/${target.name}/`;
-    for (const key of this.lastWritten.keys()) if (key.startsWith(prefix)) this.lastWritten.delete(key);
+  /** Complaints older than the interval may go out again anyway: drop them, or churn grows the map for good. */
+  private prune(now: number): void {
+    for (const [key, at] of this.lastWritten) {
+      if (now - at < this.intervalMs) break; // in time order: the rest are newer
+      this.lastWritten.delete(key);
+    }
   }
+
+  /** Complaints remembered (not yet free to go out again). */
+  get remembered(): number { return this.lastWritten.size; }
 }

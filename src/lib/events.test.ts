@@ -1,0 +1,25 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { silentLogger } from "../log.js";
+import { EventRecorder } from "./events.js";
+import type { KubeApi } from "./k8s.js";
+
+// What is under test is the recorder's memory, not the API: the write itself is a stand-in that counts.
+const sink = () => { const sent: string[] = []; return { sent, api: { core: { createNamespacedEvent: async ({ body }: { body: { reason: string } }) => { sent.push(body.reason); return body; } } } as unknown as KubeApi }; };
+
+describe("EventRecorder", () => {
+  afterEach(() => vi.useRealTimers());
+
+  it("writes one complaint at most once per interval, and forgets complaints older than that (node churn must not grow it for good)", async () => {
+    vi.useFakeTimers({ now: 0 });
+    const { sent, api } = sink();
+    const recorder = new EventRecorder(api, "test", silentLogger(), 60_000);
+    expect(await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m")).toBe(true);
+    expect(await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m")).toBe(false);
+    for (let i = 0; i < 100; i++) await recorder.emit({ kind: "Node", name: `churn-${i}` }, "Warning", "PodCIDRNotAvailable", "wait");
+    expect(recorder.remembered).toBe(101);
+    vi.setSystemTime(61_000);
+    expect(await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m")).toBe(true); // due again
+    expect(recorder.remembered).toBe(1); // the 100 churned nodes' complaints are gone
+    expect(sent).toHaveLength(102);
+  });
+});
