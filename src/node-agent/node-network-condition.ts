@@ -45,24 +45,28 @@ export function clearNetworkUnavailablePatch(current: V1NodeCondition[] | undefi
 
 export type ClearResult = "cleared" | "already-clear" | "node-not-found" | "failed";
 
+/** After a clear, the Node is looked at again this many resync periods later (5 min at the default 30 s). */
+export const RECHECK_RESYNCS = 10;
+
 /**
- * Clears the condition once per process, like Calico and Cilium: a read of the Node (kubelet-sized) on every
- * resync of every agent would cost the API server more than the condition is worth. Retried at the resync
- * period after a failure, or while the Node does not exist.
+ * Clears the condition when this node can network pods. A read of the Node (kubelet-sized) on every resync of
+ * every agent would cost the API server more than the condition is worth, so after a clear the Node is read
+ * again only every RECHECK_RESYNCS resync periods: a Node deleted and registered again under this name (a
+ * cloud starts it NetworkUnavailable again) while this agent runs would otherwise keep its taint until the
+ * agent restarts. Retried at the resync period after a failure, or while the Node does not exist.
  */
 export class NetworkUnavailableClearer {
   cleared = false;
-  private retryAt = 0;
+  private checkAt = 0;
   constructor(private readonly api: KubeApi, private readonly nodeName: string, private readonly log: Logger,
     private readonly retryMs: number, private readonly onError: () => void) {}
 
   /** After a pass: `conditions` are the agent's conditions from it. */
   async afterPass(conditions: ConditionInput[]): Promise<void> {
-    if (this.cleared || Date.now() < this.retryAt || !nodeNetworkReady(conditions)) return;
+    if (Date.now() < this.checkAt || !nodeNetworkReady(conditions)) return;
     const result = await clearNetworkUnavailable(this.api, this.nodeName, this.log);
     this.cleared = result === "cleared" || result === "already-clear";
-    if (this.cleared) return;
-    this.retryAt = Date.now() + this.retryMs;
+    this.checkAt = Date.now() + this.retryMs * (this.cleared ? RECHECK_RESYNCS : 1);
     if (result === "failed") this.onError();
   }
 }

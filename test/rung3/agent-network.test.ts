@@ -176,7 +176,12 @@ describe.skipIf(!isRoot())("node agent on real kernel routes and real CNI plugin
     expect(agents[0]!.agent.networkCondition.cleared).toBe(true);
     const node = await fx.api().core.readNodeStatus({ name });
     expect(node.status?.conditions?.find((c) => c.type === "Ready")?.reason).toBe("KubeletReady");
-  });
+    // The Node registers again under its name while the agent runs (a cloud starts it NetworkUnavailable
+    // again): the next look at it, RECHECK_RESYNCS resyncs (10 s here) later, clears it again.
+    await fx.api().core.deleteNode({ name });
+    await createNodeMarkedUnavailable(name);
+    await waitFor("cleared again", async () => ((await networkUnavailable(name))?.status === "False" ? true : undefined), 25_000);
+  }, 45_000);
 
   it("reports a shadowing conflist as CNIConfigShadowed", async () => {
     writeFileSync(join(agents[1]!.confDir, "00-other.conflist"), JSON.stringify({ cniVersion: "1.0.0", name: "other", plugins: [{ type: "bridge" }] }));
