@@ -48,6 +48,18 @@ describe("Helm chart charts/podnet", () => {
     expect(objs.some((o) => o.kind === "ServiceMonitor")).toBe(false);
   });
 
+  it("keeps both workloads on Linux nodes (the agent tolerates every taint), and a nodeSelector can narrow that", () => {
+    type Spec = { template: { spec: { nodeSelector: Record<string, string> } } };
+    const selectorOf = (objs: Obj[], kind: string, name: string) => (find(objs, kind, name).spec as Spec).template.spec.nodeSelector;
+    const defaults = render();
+    expect(selectorOf(defaults, "DaemonSet", "podnet-agent")).toEqual({ "kubernetes.io/os": "linux" });
+    expect(selectorOf(defaults, "Deployment", "podnet-controller")).toEqual({ "kubernetes.io/os": "linux" });
+    const narrowed = render("agent.nodeSelector.pool=podnet", "controller.nodeSelector.role=infra");
+    expect(selectorOf(narrowed, "DaemonSet", "podnet-agent")).toEqual({ "kubernetes.io/os": "linux", pool: "podnet" });
+    expect(selectorOf(narrowed, "Deployment", "podnet-controller")).toEqual({ "kubernetes.io/os": "linux", role: "infra" });
+    expect(() => render("agent.nodeSelector=notamap")).toThrow(/nodeSelector/);
+  });
+
   it("passes dual-stack pools, a custom conflist and the ServiceMonitor through", () => {
     const objs = render("pool.clusterCIDRs={10.244.0.0/16,fd00:10:244::/56}", "cni.conflistName=05-podnet.conflist", "serviceMonitor.enabled=true", "dashboard.enabled=true");
     expect(args(find(objs, "Deployment", "podnet-controller"))).toContain("--cluster-cidr=10.244.0.0/16,fd00:10:244::/56");
