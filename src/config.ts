@@ -49,7 +49,9 @@ export const agentConfigSchema = z.object({
   "cni-conf-dir": z.string().prefault("/etc/cni/net.d"),
   "cni-bin-dir": z.string().prefault("/opt/cni/bin"),
   "conflist-name": z.string().regex(/^[\w.-]+\.conflist$/, "must be a file name ending in .conflist").prefault("10-podnet.conflist"),
-  "ipam-data-dir": z.string().prefault("/var/lib/cni/networks"),
+  // host-local's lease files (one per pod address). On tmpfs, as kindnet keeps them: a reboot ends every pod
+  // without a CNI DEL, and leases kept on disk would then fill the node's range for good.
+  "ipam-data-dir": z.string().prefault("/run/cni-ipam-state"),
   mtu: int(0, 65535).prefault(0),
   masquerade: boolean.prefault("true"),
   // Destinations pods reach with their own address although they lie outside the pod network (a peered or

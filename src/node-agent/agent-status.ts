@@ -7,6 +7,7 @@ import type { Informer } from "../lib/informer.js";
 import { apiMessage, applyStatus, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 import type { NodeCidrObject } from "../controllers/observe.js";
+import { IPAM_DATA_DIR_KEPT } from "./report.js";
 
 interface StatusContext {
   api: KubeApi;
@@ -27,6 +28,10 @@ interface StatusContext {
 // Kubernetes moved node heartbeats off the Node object for the same reason.
 export const countsOnlyIntervalMs = (records: number) => Math.max(2_000, records * 200);
 const lastWrite = new Map<string, number>();
+
+/** True conditions that still deserve a Warning: another config shadows podnet's, or the IPAM directory change waits. */
+const warnsWhileTrue = (c: Pick<Condition, "type" | "status" | "reason">) => c.status === "True"
+  && (c.type === "CNIConfigShadowed" || (c.type === "CNIConfigured" && c.reason === IPAM_DATA_DIR_KEPT));
 
 /** Writes what changed; returns when a suppressed count-only update is due (the caller syncs again then). */
 export async function reportStatus(ctx: StatusContext, ownNames: string[], inputs: ConditionInput[], report: Omit<AgentReport, "lastSyncTime">, countsIntervalMs: number): Promise<number | undefined> {
@@ -58,9 +63,11 @@ export async function reportStatus(ctx: StatusContext, ownNames: string[], input
       ctx.log.warn({ nodecidr: name, condition: c.type, reason: c.reason }, c.message);
       await ctx.recorder.emit({ kind: "NodeCIDR", name, uid: current.metadata?.uid }, "Warning", c.reason, `${c.type}: ${c.message}`);
     }
-    const shadow = conditions.find((c) => c.type === "CNIConfigShadowed" && c.status === "True");
-    if (shadow && existing?.find((e) => e.type === "CNIConfigShadowed")?.status !== "True") {
-      await ctx.recorder.emit({ kind: "NodeCIDR", name, uid: current.metadata?.uid }, "Warning", "CNIConfigShadowed", shadow.message);
+    for (const c of conditions.filter(warnsWhileTrue)) {
+      const before = existing?.find((e) => e.type === c.type);
+      if (before && warnsWhileTrue(before) && before.reason === c.reason) continue;
+      ctx.log.warn({ nodecidr: name, condition: c.type, reason: c.reason }, c.message);
+      await ctx.recorder.emit({ kind: "NodeCIDR", name, uid: current.metadata?.uid }, "Warning", c.type === "CNIConfigShadowed" ? c.type : c.reason, c.message);
     }
   }
   return dueAt;

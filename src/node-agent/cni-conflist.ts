@@ -67,3 +67,36 @@ export function commonCniVersion(supported: string[][], max = "1.0.0"): string |
   const common = supported.reduce((acc, list) => acc.filter((v) => list.includes(v)));
   return common.filter((v) => key(v) <= key(max)).sort((a, b) => compareText(key(b), key(a)))[0];
 }
+
+/** host-local's own default, in effect for a conflist that names no dataDir. */
+const HOST_LOCAL_DEFAULT_DATA_DIR = "/var/lib/cni/networks";
+
+export interface IpamDataDirChoice {
+  /** The host-local state directory the conflist names. */
+  dataDir: string;
+  /** Set when the configured directory is not used: the one this node's pods already hold leases in. */
+  keptInsteadOf?: string;
+}
+
+/**
+ * Pure: which host-local state directory the conflist may name, given the conflist already on this node.
+ * host-local knows a pod's address only from its lease file, so pointing a node that runs pods at another,
+ * empty directory would lease their addresses again to new pods (two pods, one IP). A directory change
+ * therefore waits until the node's podnet conflist is gone (a new node, or one drained and cleaned up).
+ */
+export function ipamDataDirInEffect(existingText: string | undefined, configured: string, networkName = "podnet"): IpamDataDirChoice {
+  const current = existingText === undefined ? undefined : podnetDataDirOf(existingText, networkName);
+  if (current === undefined || current === configured) return { dataDir: configured };
+  return { dataDir: current, keptInsteadOf: configured };
+}
+
+/** The dataDir of a podnet conflist (host-local's default when it names none); undefined for anything else. */
+function podnetDataDirOf(text: string, networkName: string): string | undefined {
+  let parsed: unknown;
+  try { parsed = JSON.parse(text); } catch { return undefined; }
+  const list = parsed as { name?: unknown; plugins?: Array<{ ipam?: { type?: unknown; dataDir?: unknown } }> };
+  if (list?.name !== networkName || !Array.isArray(list.plugins)) return undefined;
+  const ipam = list.plugins.find((p) => p?.ipam?.type === "host-local")?.ipam;
+  if (!ipam) return undefined;
+  return typeof ipam.dataDir === "string" && ipam.dataDir !== "" ? ipam.dataDir : HOST_LOCAL_DEFAULT_DATA_DIR;
+}

@@ -10,7 +10,9 @@ export interface SyncOutcome {
    * removedBridgeAddresses: old pod-CIDR gateways taken off podnet's bridge in this pass; bridgeError: one
    * could not be taken off (see bridge-addresses.ts).
    */
-  cni: { path: string; changed: boolean; shadowedBy: string[]; missingPlugins: string[]; removedBridgeAddresses?: string[]; bridgeError?: string; error?: string; skipped?: string };
+  cni: { path: string; changed: boolean; shadowedBy: string[]; missingPlugins: string[]; removedBridgeAddresses?: string[]; bridgeError?: string; error?: string; skipped?: string;
+    /** host-local's state stays in `dataDir` although `configured` names another (see ipamDataDirInEffect). */
+    ipamDataDirKept?: { dataDir: string; configured: string } };
   /** skipped: not re-checked in this event-driven pass; the last full pass's result stands. */
   masquerade: { enabled: boolean; keepSourceTo?: string[]; error?: string; skipped?: boolean };
   /** error: forwarding (no pod traffic leaves the node); bridgeNetfilterError: same-node Services fail. */
@@ -23,6 +25,8 @@ const bad = (type: string, reason: string, message: string): ConditionInput => (
 
 /** SysctlsReady=False for br_netfilter alone: pods still network (the Node is not held back), Services on the node do not. */
 export const BRIDGE_NETFILTER_OFF = "BridgeNetfilterOff";
+/** CNIConfigured=True: pods network, but a configured IPAM directory change waits for the node to be drained. */
+export const IPAM_DATA_DIR_KEPT = "IPAMDataDirKept";
 
 const masqueradeMessage = (keepSourceTo: string[]) => "pod traffic leaving the pod network is masqueraded" +
   (keepSourceTo.length ? `, except to ${keepSourceTo.join(", ")} (no-masquerade CIDRs)` : "");
@@ -72,5 +76,11 @@ function cniCondition(o: SyncOutcome): ConditionInput {
   if (c.bridgeError) return bad("CNIConfigured", "StaleBridgeAddress", `an old pod-CIDR gateway stays on the pod bridge, so new pods will not start: ${c.bridgeError}`);
   if (c.missingPlugins.length) return bad("CNIConfigured", "PluginsMissing", `CNI plugins missing: ${c.missingPlugins.join(", ")}`);
   if (c.shadowedBy.length) return bad("CNIConfigured", "CNIConfigShadowed", `${c.shadowedBy.join(", ")} sorts before ${c.path}; the container runtime will use it instead of podnet's config`);
-  return ok("CNIConfigured", "Written", `${c.path} ${c.changed ? "written" : "up to date"}`);
+  const written = `${c.path} ${c.changed ? "written" : "up to date"}`;
+  if (c.ipamDataDirKept) {
+    const { dataDir, configured } = c.ipamDataDirKept;
+    return ok("CNIConfigured", IPAM_DATA_DIR_KEPT, `${written}; host-local state stays in ${dataDir}, not the configured ${configured}: pods on this node hold `
+      + `leases there, and an empty directory would lease their addresses again. To switch, drain the node and delete ${c.path}`);
+  }
+  return ok("CNIConfigured", "Written", written);
 }

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AgentConfig } from "../config.js";
 import type { Logger } from "../log.js";
-import { commonCniVersion, conflistText, renderConflist } from "./cni-conflist.js";
+import { commonCniVersion, conflistText, ipamDataDirInEffect, renderConflist } from "./cni-conflist.js";
 import { missingPlugins, pluginVersions, shadowingConfigs, writeFileAtomic } from "./cni-files.js";
 import type { DesiredNodeState } from "./desired-state.js";
 import { removeStaleBridgeAddresses } from "./bridge-addresses.js";
@@ -134,12 +134,11 @@ async function syncCni(input: SyncInput, linkMtu: number | undefined): Promise<S
       if (version) versionCache.set(binDir, version);
     }
     const mtu = config.mtu || linkMtu || 1500;
-    const text = conflistText(renderConflist({
-      cniVersion: version ?? "1.0.0", podCidrs: input.state.ownCidrs, mtu,
-      ipamDataDir: join(config["ipam-data-dir"], "podnet"),
-    }));
+    const current = existsSync(path) ? readFileSync(path, "utf8") : undefined;
+    const ipam = ipamDataDirInEffect(current, config["ipam-data-dir"]);
+    if (ipam.keptInsteadOf !== undefined) result.ipamDataDirKept = { dataDir: ipam.dataDir, configured: ipam.keptInsteadOf };
+    const text = conflistText(renderConflist({ cniVersion: version ?? "1.0.0", podCidrs: input.state.ownCidrs, mtu, ipamDataDir: ipam.dataDir }));
     if (config["dry-run"]) {
-      const current = existsSync(path) ? readFileSync(path, "utf8") : undefined;
       input.log.info({ path, changed: current !== text }, "dry-run: would write CNI conflist");
       return result;
     }

@@ -1,0 +1,43 @@
+import { describe, expect, it } from "vitest";
+import { conflistText, ipamDataDirInEffect, renderConflist } from "./cni-conflist.js";
+import { agentConditions, IPAM_DATA_DIR_KEPT, type SyncOutcome } from "./report.js";
+
+const podnetConflist = (dataDir?: string) => conflistText(renderConflist({ cniVersion: "1.0.0", podCidrs: ["10.244.1.0/24"], mtu: 1500, ...(dataDir ? { ipamDataDir: dataDir } : {}) }));
+
+describe("ipamDataDirInEffect: a node's host-local state directory never changes under its pods", () => {
+  const configured = "/run/cni-ipam-state";
+  it.each([
+    ["no conflist yet (a new node): the configured directory", undefined, { dataDir: configured }],
+    ["podnet's conflist already names it", podnetConflist(configured), { dataDir: configured }],
+    ["podnet's conflist names another: that one stays", podnetConflist("/var/lib/podnet-ipam"), { dataDir: "/var/lib/podnet-ipam", keptInsteadOf: configured }],
+    ["podnet's conflist names none: host-local's default stays", podnetConflist(), { dataDir: "/var/lib/cni/networks", keptInsteadOf: configured }],
+    ["a foreign network's file at our path: not podnet's leases", JSON.stringify({ name: "other", plugins: [{ ipam: { type: "host-local", dataDir: "/x" } }] }), { dataDir: configured }],
+    ["podnet's name without host-local IPAM", JSON.stringify({ name: "podnet", plugins: [{ type: "ptp", ipam: { type: "dhcp" } }] }), { dataDir: configured }],
+    ["half-written or hand-broken JSON", '{"name": "podnet", "plugins": [', { dataDir: configured }],
+    ["JSON that is no conflist", "[1, 2]", { dataDir: configured }],
+  ])("%s", (_name, existing, expected) => {
+    expect(ipamDataDirInEffect(existing, configured)).toEqual(expected);
+  });
+});
+
+describe("CNIConfigured with a kept IPAM directory", () => {
+  const outcome = (kept?: { dataDir: string; configured: string }): SyncOutcome => ({
+    routes: { desired: 0, installed: 0, overlay: 0, overlayChanges: 0, added: 0, replaced: 0, deleted: 0, conflicts: [], unreachable: [] },
+    cni: { path: "/etc/cni/net.d/10-podnet.conflist", changed: false, shadowedBy: [], missingPlugins: [], ...(kept ? { ipamDataDirKept: kept } : {}) },
+    masquerade: { enabled: true }, sysctls: {}, rejected: [],
+  });
+  const cni = (o: SyncOutcome) => agentConditions(o).find((c) => c.type === "CNIConfigured")!;
+
+  it("stays True (pods network) with a reason and message that name both directories and how to switch", () => {
+    const c = cni(outcome({ dataDir: "/var/lib/cni/networks", configured: "/run/cni-ipam-state" }));
+    expect(c.status).toBe("True");
+    expect(c.reason).toBe(IPAM_DATA_DIR_KEPT);
+    expect(c.message).toContain("stays in /var/lib/cni/networks, not the configured /run/cni-ipam-state");
+    expect(c.message).toContain("drain the node");
+    expect(agentConditions(outcome({ dataDir: "/a", configured: "/b" })).find((x) => x.type === "Ready")!.status).toBe("True");
+  });
+
+  it("says Written when nothing is kept", () => {
+    expect(cni(outcome()).reason).toBe("Written");
+  });
+});
