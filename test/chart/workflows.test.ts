@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 const repo = join(import.meta.dirname, "../..");
 
 describe("rung 5 (kind) artefacts: written and linted here, run in GitHub Actions", () => {
-  it("the workflows pass actionlint (built from its Go module)", () => {
+  it("the workflows pass actionlint (built from its Go module, shellcheck on every run step) and the kind e2e script passes shellcheck", () => {
     expect(() => execFileSync("bash", [join(repo, "scripts/lint-workflows.sh")], { stdio: "pipe" })).not.toThrow();
   }, 300_000);
 
