@@ -45,7 +45,7 @@ export type ControllerConfig = z.infer<typeof controllerConfigSchema>;
 
 export const agentConfigSchema = z.object({
   kubeconfig: z.string().optional(),
-  "node-name": z.string().min(1, "node name is required (--node-name or NODE_NAME)"),
+  "node-name": z.string({ error: "node name is required (--node-name or NODE_NAME)" }).min(1, "node name is required (--node-name or NODE_NAME)"),
   "cni-conf-dir": z.string().prefault("/etc/cni/net.d"),
   "cni-bin-dir": z.string().prefault("/opt/cni/bin"),
   "conflist-name": z.string().regex(/^[\w.-]+\.conflist$/, "must be a file name ending in .conflist").prefault("10-podnet.conflist"),

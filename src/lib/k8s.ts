@@ -1,4 +1,7 @@
+import { existsSync } from "node:fs";
 import { Agent as HttpsAgent, type AgentOptions } from "node:https";
+import { homedir } from "node:os";
+import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import {
   ServerConfiguration, createConfiguration, type RequestContext, type SecurityAuthentication,
@@ -13,9 +16,13 @@ import { GROUP, VERSION } from "../crds/common.js";
  */
 export function loadKubeConfig(path?: string): KubeConfig {
   const kc = new KubeConfig();
-  if (path) kc.loadFromFile(path);
-  else if (process.env.KUBERNETES_SERVICE_HOST && !process.env.KUBECONFIG) kc.loadFromCluster();
-  else kc.loadFromDefault();
+  if (path) {
+    try { kc.loadFromFile(path); } catch (err) { throw new Error(`cannot load kubeconfig ${path}: ${(err as Error).message}`); }
+  } else if (process.env.KUBERNETES_SERVICE_HOST && !process.env.KUBECONFIG) kc.loadFromCluster();
+  else if (process.env.KUBECONFIG || existsSync(join(homedir(), ".kube", "config"))) kc.loadFromDefault();
+  // client-node would fall back to http://localhost:8080, and every request would then fail with a TLS
+  // complaint that names neither the missing kubeconfig nor the way to give one.
+  else throw new Error("no kubeconfig: pass --kubeconfig (or set KUBECONFIG), or run in a pod (in-cluster config needs KUBERNETES_SERVICE_HOST)");
   return kc;
 }
 

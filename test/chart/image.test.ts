@@ -12,7 +12,7 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 // No Docker engine here: what the runtime stage holds (one file, no node_modules) is rebuilt and run as is.
 describe("the image's single-file CLI", () => {
-  it("runs from a directory with no node_modules: usage, and a clear error for a bad kubeconfig", async () => {
+  it("runs from a directory with no node_modules: usage, and clear errors for a bad or missing kubeconfig and a missing node name", async () => {
     const built = await buildBundle(join(work, "build", "podnet.mjs"));
     const alone = join(work, "app");
     execFileSync("mkdir", ["-p", alone]);
@@ -24,6 +24,14 @@ describe("the image's single-file CLI", () => {
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/podnet: .*nonexistent/);
     expect(bad.stderr).not.toMatch(/Cannot find (module|package)|ERR_MODULE_NOT_FOUND/);
+    // Outside a cluster with no kubeconfig at all: say so and stop, rather than retry a made-up localhost.
+    const noConfigEnv = { PATH: process.env.PATH ?? "", HOME: join(work, "empty-home") };
+    const none = spawnSync(process.execPath, [join(alone, "podnet.mjs"), "controller"], { cwd: alone, encoding: "utf8", timeout: 20_000, env: noConfigEnv });
+    expect(none.status).toBe(1);
+    expect(none.stderr).toContain("podnet: no kubeconfig: pass --kubeconfig");
+    const noNode = spawnSync(process.execPath, [join(alone, "podnet.mjs"), "agent"], { cwd: alone, encoding: "utf8", timeout: 20_000, env: noConfigEnv });
+    expect(noNode.status).toBe(1);
+    expect(noNode.stderr).toContain("--node-name: node name is required (--node-name or NODE_NAME)");
     // Every module is in the one file, the CRD writer too: loading it (as demo-clean does) must write nothing
     // next to the bundle (in the image that would be /charts on a read-only root).
     // (The writer's target is two levels up from the file, so the copy sits where that is still ours.)
