@@ -17,7 +17,7 @@ import { GROUP, VERSION } from "../crds/common.js";
 export function loadKubeConfig(path?: string): KubeConfig {
   const kc = new KubeConfig();
   if (path) {
-    try { kc.loadFromFile(path); } catch (err) { throw new Error(`cannot load kubeconfig ${path}: ${(err as Error).message}`); }
+    try { kc.loadFromFile(path); } catch (err) { throw new Error(`cannot load kubeconfig ${path}: ${(err as Error).message}`, { cause: err }); }
   } else if (process.env.KUBERNETES_SERVICE_HOST && !process.env.KUBECONFIG) kc.loadFromCluster();
   else if (process.env.KUBECONFIG || existsSync(join(homedir(), ".kube", "config"))) kc.loadFromDefault();
   // client-node would fall back to http://localhost:8080, and every request would then fail with a TLS
