@@ -97,7 +97,7 @@ async function createRecord(ctx: ActContext, action: Extract<AllocationAction, {
   const name = cidrObjectName(action.cidr);
   const body = {
     apiVersion: "podnet.io/v1alpha1", kind: "NodeCIDR",
-    metadata: { name, labels: { "podnet.io/node": action.node, "podnet.io/pool": action.pool } },
+    metadata: { name, labels: recordLabels(action.node, action.pool) },
     spec: { nodeName: action.node, cidr: action.cidr, family: action.family === 6 ? "IPv6" : "IPv4", pool: action.pool, nodeIPs: action.nodeIPs, ...(action.adopted ? { adopted: true } : {}) },
   };
   ctx.metrics.apiWrites.inc({ action: "create" });
@@ -118,6 +118,18 @@ async function createRecord(ctx: ActContext, action: Extract<AllocationAction, {
   const created = ctx.nodes.cache.get(action.node)?.metadata?.creationTimestamp;
   if (created) ctx.metrics.allocationLatency.observe(Math.max(0, (Date.now() - new Date(created).getTime()) / 1000));
   ctx.log.info({ node: action.node, cidr: action.cidr, pool: action.pool, adopted: Boolean(action.adopted) }, "allocated");
+}
+
+/** A label value holds at most 63 characters; a Node name may have 253. */
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
+
+/**
+ * Labels for `kubectl get nodecidrs -l podnet.io/node=…`, each only where the name is a valid label value: a
+ * longer Node or pool name would get the create refused (422) on every plan, and the Node no CIDR, for a
+ * convenience. `--field-selector spec.nodeName=…` (a selectable field) finds every record either way.
+ */
+export function recordLabels(node: string, pool: string): Record<string, string> {
+  return Object.fromEntries(Object.entries({ "podnet.io/node": node, "podnet.io/pool": pool }).filter(([, v]) => LABEL_VALUE.test(v)));
 }
 
 async function writeStatus(ctx: ActContext, name: string, what: string, fields: object, condition: Parameters<typeof nextCondition>[1], onDone?: () => void): Promise<void> {

@@ -55,13 +55,55 @@ describe("planAllocations", () => {
     expect(planAllocations(state)).toEqual(planAllocations(structuredClone(state)));
   });
 
-  it("gives a dual-stack node one CIDR per family and fills podCIDRs IPv4 first", () => {
-    const plan = planAllocations(input({
-      nodes: [node("a")], pools: [{ name: "default", nodeSelector: {}, v4: { cidrs: ["10.244.0.0/16"], nodePrefix: 24 }, v6: { cidrs: ["fd00:10:244::/56"], nodePrefix: 64 } }],
-      config: { cooldownMs: 0, serviceCIDRs: [], fillNodePodCIDRs: true },
-    }));
-    expect(kinds(plan.actions)).toEqual(["create:10.244.0.0/24", "create:fd00:10:244::/64", "setNodePodCIDRs:a"]);
-    expect(plan.actions[2]).toMatchObject({ cidrs: ["10.244.0.0/24", "fd00:10:244::/64"] });
+  const dualStack: PlannerPool = { name: "default", nodeSelector: {}, v4: { cidrs: ["10.244.0.0/16"], nodePrefix: 24 }, v6: { cidrs: ["fd00:10:244::/56"], nodePrefix: 64 } };
+  const filling = { cooldownMs: 0, serviceCIDRs: [], fillNodePodCIDRs: true };
+
+  it("gives a dual-stack node one CIDR per family, then (once the records exist) fills podCIDRs IPv4 first", () => {
+    const plan = planAllocations(input({ nodes: [node("a")], pools: [dualStack], config: filling }));
+    // Not in the same plan: a create may still fail, and spec.podCIDRs cannot be changed once written.
+    expect(kinds(plan.actions)).toEqual(["create:10.244.0.0/24", "create:fd00:10:244::/64"]);
+    const records = [rec("a", "10.244.0.0/24"), rec("a", "fd00:10:244::/64")];
+    const next = planAllocations(input({ nodes: [node("a")], records, pools: [dualStack], config: filling }));
+    expect(next.actions).toEqual([{ kind: "setNodePodCIDRs", node: "a", cidrs: ["10.244.0.0/24", "fd00:10:244::/64"] }]);
+    // An unconfirmed record (its creator died before the status write) exists too: confirmed and filled together.
+    const unconfirmed = planAllocations(input({ nodes: [node("a")], records: records.map((r) => ({ ...r, phase: undefined })), pools: [dualStack], config: filling }));
+    expect(kinds(unconfirmed.actions)).toEqual(["confirm:10.244.0.0/24", "confirm:fd00:10:244::/64", "setNodePodCIDRs:a"]);
+  });
+
+  it("leaves podCIDRs unfilled while a family the pool declares has no valid range (the field cannot be completed later)", () => {
+    const other: PlannerPool = { name: "edge", nodeSelector: { zone: "edge" }, v6: { cidrs: ["fd00:10:244::/48"], nodePrefix: 64 } };
+    const records = [rec("a", "10.244.0.0/24")];
+    const plan = planAllocations(input({ nodes: [node("a")], records, pools: [dualStack, other], config: filling }));
+    expect(plan.actions).toEqual([]); // IPv6 ranges overlap each other: nothing to allocate, nothing to fill
+    const fixed = planAllocations(input({ nodes: [node("a")], records, pools: [dualStack], config: filling }));
+    expect(kinds(fixed.actions)).toEqual(["create:fd00:10:244::/64"]);
+  });
+
+  it("hands a Node its preset podCIDRs before any newcomer gets the lowest free range, whatever the names' order", () => {
+    const plan = planAllocations(input({ nodes: [node("a-new"), node("b-old", { podCIDRs: ["10.244.0.0/24"] })], config: filling }));
+    expect(plan.actions).toEqual([
+      expect.objectContaining({ kind: "create", node: "a-new", cidr: "10.244.1.0/24", adopted: false }),
+      expect.objectContaining({ kind: "create", node: "b-old", cidr: "10.244.0.0/24", adopted: true }),
+    ]);
+    // A pool grown to cover a waiting preset: the preset node gets its range, the waiting newcomers others.
+    const waiting = ["w1", "w2", "w3", "w4"].map((n) => node(n));
+    const grown = planAllocations(input({ nodes: [...waiting, node("zeta", { podCIDRs: ["10.245.3.0/24"] })], pools: [pool(["10.245.0.0/16"])], config: filling }));
+    expect(grown.actions.filter((a) => a.kind === "create").map((a) => `${a.kind === "create" && a.node}=${a.kind === "create" && a.cidr}`))
+      .toEqual(["w1=10.245.0.0/24", "w2=10.245.1.0/24", "w3=10.245.2.0/24", "w4=10.245.4.0/24", "zeta=10.245.3.0/24"]);
+  });
+
+  it("a stray hand-made record never takes a range from a live allocation, whatever its name", () => {
+    const nodes = [node("n1", { podCIDRs: ["10.244.0.0/24"] }), node("n2", { podCIDRs: ["10.244.1.0/24"] })];
+    const live = [rec("n1", "10.244.0.0/24"), rec("n2", "10.244.1.0/24")];
+    for (const stray of [rec("ghost", "10.244.0.0/16", { phase: undefined }), rec("n1", "10.244.0.0/23", { phase: undefined })]) {
+      const plan = planAllocations(input({ nodes, records: [...live, stray] }));
+      expect(plan.actions.filter((a) => a.kind === "quarantine" || a.kind === "conflict").map((a) => "name" in a ? a.name : a.node)).not.toContain("10-244-0-0-24");
+      expect(kinds(plan.actions).filter((k) => k.startsWith("quarantine") || k.startsWith("conflict"))).toEqual(
+        stray.nodeName === "ghost" ? [] : ["quarantine:10-244-0-0-23"]);
+    }
+    // A second, unconfirmed record for a node loses to the node's live one even when its name sorts first.
+    const second = planAllocations(input({ nodes: [node("n1", { podCIDRs: ["10.244.5.0/24"] })], records: [rec("n1", "10.244.5.0/24"), rec("n1", "10.244.10.0/24", { phase: undefined })] }));
+    expect(second.actions).toEqual([expect.objectContaining({ kind: "quarantine", name: "10-244-10-0-24", reason: "DuplicateForNode" })]);
   });
 
   it("reports exhaustion per node and on the pool; a grown pool serves the waiting nodes", () => {

@@ -70,7 +70,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   let nextCheckAt: number | undefined;
   let retained = 0;
 
-  for (const r of [...input.records].sort((a, b) => compareText(a.name, b.name))) {
+  for (const r of [...input.records].sort(byClaimStrength)) {
     const cidr = tryParse(r.cidr);
     if (r.phase === "Released") {
       const due = (r.releasedAt ?? now) + config.cooldownMs;
@@ -111,9 +111,11 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
     if (!sameList(node.internalIPs, r.nodeIPs)) actions.push({ kind: "updateNodeIPs", name: r.name, nodeIPs: node.internalIPs });
   }
 
-  for (const node of [...nodes.values()].sort((a, b) => compareText(a.name, b.name))) {
-    actions.push(...planNode(node, states, held, holderOf, config));
-  }
+  const ordered = [...nodes.values()].sort((a, b) => compareText(a.name, b.name));
+  // Every Node that already names its range (kubelet and kube-proxy use it) gets that range before any
+  // newcomer is handed the lowest free one, whatever the names' order.
+  const adoptions = new Map(ordered.map((node) => [node.name, planFamilies(node, states, held, holderOf, "adopt")]));
+  for (const node of ordered) actions.push(...planNode(node, states, held, holderOf, config, adoptions.get(node.name)!));
   actions.push(...sharedNodeIPs([...nodes.values()]));
   return { actions, poolStatuses: poolStatusReports(states), retained, ...(nextCheckAt !== undefined ? { nextCheckAt } : {}) };
 }
@@ -164,27 +166,48 @@ function sharedNodeIPs(nodes: PlannerNode[]): AllocationAction[] {
   return actions;
 }
 
-function planNode(node: PlannerNode, states: Map<string, PoolState>, held: Map<string, Held[]>, holderOf: Map<string, string>, config: PlannerConfig): AllocationAction[] {
+/** One node's family actions from one pass: adoption of preset podCIDRs, or allocation of the rest. */
+interface FamilyPlan { actions: AllocationAction[]; created: boolean; incomplete: boolean }
+
+function planFamilies(node: PlannerNode, states: Map<string, PoolState>, held: Map<string, Held[]>, holderOf: Map<string, string>, pass: "adopt" | "allocate"): FamilyPlan {
+  const plan: FamilyPlan = { actions: [], created: false, incomplete: false };
+  const state = selectPool(node.labels, states);
+  if (!state) return plan;
+  const mine = held.get(node.name) ?? [];
+  for (const family of [4, 6] as const) {
+    const fam = state.families[family];
+    if (!fam || mine.some((h) => h.family === family)) continue;
+    // A family the pool declares but has no valid range for (overlapping another pool, say): the Node's
+    // podCIDRs must wait for it, as they wait on exhaustion; the field cannot be completed later.
+    if (fam.sets.length === 0) { plan.incomplete = true; continue; }
+    const preset = node.podCIDRs.find((c) => (c.includes(":") ? 6 : 4) === family);
+    if ((preset !== undefined) !== (pass === "adopt")) continue;
+    const action = preset !== undefined ? adopt(node, preset, states, holderOf) : allocate(node, state, family);
+    plan.actions.push(action);
+    if (action.kind === "create") {
+      mine.push({ cidr: action.cidr, family });
+      holderOf.set(action.cidr, node.name);
+      plan.created = true;
+    } else plan.incomplete = true;
+  }
+  held.set(node.name, mine);
+  return plan;
+}
+
+function planNode(node: PlannerNode, states: Map<string, PoolState>, held: Map<string, Held[]>, holderOf: Map<string, string>, config: PlannerConfig, adoption: FamilyPlan): AllocationAction[] {
   const state = selectPool(node.labels, states);
   // A node that holds its CIDRs (retained after its pool went) needs nothing from a pool.
   if (!state && (held.get(node.name) ?? []).length > 0) return [];
   if (!state) return [{ kind: "conflict", node: node.name, reason: "NoPodCIDRPool", message: `no PodCIDRPool selects node ${node.name} (labels ${JSON.stringify(node.labels)})` }];
-  const actions: AllocationAction[] = [...podCidrMismatches(node, held.get(node.name) ?? [])];
+  const mismatches = podCidrMismatches(node, (held.get(node.name) ?? []).filter((h) => !adoption.actions.some((a) => a.kind === "create" && a.cidr === h.cidr)));
+  const allocation = planFamilies(node, states, held, holderOf, "allocate");
+  const familyOf = (a: AllocationAction) => ("family" in a ? a.family : "cidr" in a && a.cidr.includes(":") ? 6 : 4);
+  const actions = [...mismatches, ...[...adoption.actions, ...allocation.actions].sort((a, b) => familyOf(a) - familyOf(b))];
   const mine = held.get(node.name) ?? [];
-  let complete = true;
-  for (const family of [4, 6] as const) {
-    const fam = state.families[family];
-    if (!fam || fam.sets.length === 0 || mine.some((h) => h.family === family)) continue;
-    const preset = node.podCIDRs.find((c) => (c.includes(":") ? 6 : 4) === family);
-    const action = preset !== undefined ? adopt(node, preset, states, holderOf) : allocate(node, state, family);
-    actions.push(action);
-    if (action.kind === "create") {
-      mine.push({ cidr: action.cidr, family });
-      holderOf.set(action.cidr, node.name);
-    } else complete = false;
-  }
-  held.set(node.name, mine);
-  if (config.fillNodePodCIDRs && complete && node.podCIDRs.length === 0 && mine.length > 0) {
+  // Filled only from records that exist: a create planned now may yet fail (its CIDR taken meanwhile, a
+  // rejected object), and spec.podCIDRs cannot be changed once set. The next plan, moments later, fills it.
+  const created = adoption.created || allocation.created;
+  if (config.fillNodePodCIDRs && !created && !adoption.incomplete && !allocation.incomplete && node.podCIDRs.length === 0 && mine.length > 0) {
     actions.push({ kind: "setNodePodCIDRs", node: node.name, cidrs: [...mine].sort((a, b) => a.family - b.family).map((h) => h.cidr) });
   }
   return actions;
@@ -257,6 +280,15 @@ function hold(states: Map<string, PoolState>, cidr: Cidr, node: string, holderOf
   for (const set of overlappingSets(states.values(), cidr)) set.occupyCovering(cidr);
   holderOf.set(formatCidr(cidr), node);
 }
+
+/**
+ * Order in which records claim their CIDRs: the controller's own live allocations first, then releases in
+ * cooldown, unconfirmed creates, and known-bad records last. A stray hand-made record (a /16, a second CIDR
+ * for a node) therefore never wins a range over a live allocation just because its name sorts first.
+ */
+const CLAIM_ORDER: Record<string, number> = { Allocated: 0, Released: 1, unconfirmed: 2, Quarantined: 3 };
+const byClaimStrength = (a: PlannerRecord, b: PlannerRecord) =>
+  CLAIM_ORDER[a.phase ?? "unconfirmed"]! - CLAIM_ORDER[b.phase ?? "unconfirmed"]! || compareText(a.name, b.name);
 
 function tryParse(text: string): Cidr | undefined {
   try { return parseCidr(text); } catch { return undefined; }

@@ -44,6 +44,16 @@ export async function createNodes(api: KubeApi, nodes: TestNode[], parallelism =
   });
 }
 
+/** Every pool, NodeCIDR and Node gone: the empty cluster each controller test starts from (its controller stopped first). */
+export async function emptyCluster(api: KubeApi): Promise<void> {
+  const pools = podnetResource("podcidrpools");
+  for (const p of ((await api.custom.listClusterCustomObject(pools)) as { items: Array<{ metadata: { name: string } }> }).items) {
+    await api.custom.deleteClusterCustomObject({ ...pools, name: p.metadata.name });
+  }
+  for (const r of await listNodeCidrs(api)) await api.custom.deleteClusterCustomObject({ ...podnetResource("nodecidrs"), name: r.metadata!.name! });
+  await deleteNodes(api, (await api.core.listNode()).items.map((n) => n.metadata!.name!));
+}
+
 export async function deleteNodes(api: KubeApi, names: string[]): Promise<void> {
   await forEachLimited(names, 16, async (name) => { await api.core.deleteNode({ name }); });
 }
@@ -70,6 +80,26 @@ export const allocated = (records: NodeCidrObject[]) => records.filter((r) => r.
  * The allocation invariants, checked on any observed snapshot: no node holds two live CIDRs of one family
  * and no two live CIDRs overlap (names are CIDRs, so exact duplicates cannot exist at all).
  */
+/**
+ * The same for what kubelet and kube-proxy read: no range in two Nodes' spec.podCIDRs (the field cannot be
+ * changed once set), and a Node's podCIDRs agree with its live records.
+ */
+export async function nodePodCidrViolations(api: KubeApi): Promise<string[]> {
+  const records = (await listNodeCidrs(api)).filter((r) => r.status?.phase === "Allocated");
+  const problems: string[] = [];
+  const owner = new Map<string, string>();
+  for (const n of (await api.core.listNode()).items) {
+    const name = n.metadata!.name!;
+    for (const cidr of n.spec?.podCIDRs ?? []) {
+      if (owner.has(cidr)) problems.push(`${cidr} in the podCIDRs of ${owner.get(cidr)} and ${name}`);
+      owner.set(cidr, name);
+      const mine = records.filter((r) => r.spec.nodeName === name && r.spec.family === (cidr.includes(":") ? "IPv6" : "IPv4"));
+      if (mine.length && !mine.some((r) => r.spec.cidr === cidr)) problems.push(`${name} has podCIDR ${cidr} but holds ${mine.map((r) => r.spec.cidr).join(", ")}`);
+    }
+  }
+  return problems;
+}
+
 export function invariantViolations(records: NodeCidrObject[]): string[] {
   const problems: string[] = [];
   const live = records.filter((r) => r.status?.phase !== "Quarantined");

@@ -5,7 +5,7 @@ import { kubeBin } from "../../src/localcluster/kube-bins.js";
 import { mergePatch, podnetResource } from "../../src/lib/k8s.js";
 import type { AllocationController } from "../../src/controllers/controller.js";
 import { useControlPlane } from "../harness/api-fixture.js";
-import { allocated, createNodes, deleteNodes, eventsFor, invariantViolations, kubeletReportedStatus, listNodeCidrs } from "../harness/cluster-objects.js";
+import { allocated, createNodes, deleteNodes, emptyCluster, eventsFor, invariantViolations, kubeletReportedStatus, listNodeCidrs } from "../harness/cluster-objects.js";
 import { startController } from "../harness/controller-fixture.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 
@@ -19,12 +19,7 @@ let controller: AllocationController | undefined;
 afterEach(async () => {
   await controller?.stop();
   controller = undefined;
-  const api = fx.api();
-  for (const p of ((await api.custom.listClusterCustomObject(pools)) as { items: Array<{ metadata: { name: string } }> }).items) {
-    await api.custom.deleteClusterCustomObject({ ...pools, name: p.metadata.name });
-  }
-  for (const r of await listNodeCidrs(api)) await api.custom.deleteClusterCustomObject({ ...nodecidrs, name: r.metadata!.name! });
-  await deleteNodes(api, (await api.core.listNode()).items.map((n) => n.metadata!.name!));
+  await emptyCluster(fx.api());
 });
 
 const recordsOf = async (node: string) => (await listNodeCidrs(fx.api())).filter((r) => r.spec.nodeName === node);

@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { useControlPlane } from "../harness/api-fixture.js";
-import { allocated, createNodes, deleteNodes, invariantViolations, listNodeCidrs } from "../harness/cluster-objects.js";
+import { allocated, createNodes, deleteNodes, invariantViolations, listNodeCidrs, nodePodCidrViolations } from "../harness/cluster-objects.js";
 import { startController } from "../harness/controller-fixture.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { microTime } from "../../src/lib/leader.js";
@@ -42,6 +42,8 @@ describe("controller restarts and replicas on the real API server", () => {
       }, 90_000, 250);
       for (const r of final) if (beforeRestart.has(r.spec.nodeName)) expect(r.spec.cidr).toBe(beforeRestart.get(r.spec.nodeName));
       expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
+      expect(await nodePodCidrViolations(fx.api())).toEqual([]);
+    expect(await nodePodCidrViolations(fx.api())).toEqual([]);
     } finally {
       second.kill("SIGTERM");
     }
@@ -72,6 +74,7 @@ describe("controller restarts and replicas on the real API server", () => {
       return live.length === expected.size && live.every((r) => expected.has(r.spec.nodeName)) ? true : undefined;
     }, 60_000, 250);
     expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
+    expect(await nodePodCidrViolations(fx.api())).toEqual([]);
     console.log(`graceful lease handover: follower leading ${failoverMs} ms after the leader stopped`);
   }, 120_000);
 

@@ -6,7 +6,7 @@ import { silentLogger } from "../../src/log.js";
 import type { AllocationController } from "../../src/controllers/controller.js";
 import type { NodeCidrObject } from "../../src/controllers/observe.js";
 import { useControlPlane } from "../harness/api-fixture.js";
-import { allocated, createNodes, deleteNodes, eventsFor, invariantViolations, listNodeCidrs } from "../harness/cluster-objects.js";
+import { allocated, createNodes, deleteNodes, eventsFor, invariantViolations, listNodeCidrs, nodePodCidrViolations } from "../harness/cluster-objects.js";
 import { startController } from "../harness/controller-fixture.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 
@@ -56,5 +56,6 @@ describe("controller at scale on the real API server", () => {
     expect(newcomers.every((r) => freedCidrs.has(r.spec.cidr))).toBe(true);
     expect(violations).toEqual([]);
     expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
+    expect(await nodePodCidrViolations(fx.api())).toEqual([]);
   }, 300_000);
 });

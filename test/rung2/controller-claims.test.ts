@@ -1,0 +1,65 @@
+import { afterEach, describe, expect, it } from "vitest";
+import type { AllocationController } from "../../src/controllers/controller.js";
+import { podnetResource } from "../../src/lib/k8s.js";
+import { waitFor } from "../../src/localcluster/processes.js";
+import { useControlPlane } from "../harness/api-fixture.js";
+import { allocated, createNodes, emptyCluster, invariantViolations, listNodeCidrs, nodePodCidrViolations } from "../harness/cluster-objects.js";
+import { startController } from "../harness/controller-fixture.js";
+
+// Who gets a range when claims meet: a Node's own preset podCIDRs, a live allocation, a stray hand-made record.
+const fx = useControlPlane();
+const nodecidrs = podnetResource("nodecidrs");
+let controller: AllocationController | undefined;
+afterEach(async () => {
+  await controller?.stop();
+  controller = undefined;
+  await emptyCluster(fx.api());
+});
+
+const until = <T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000) => waitFor(what, probe, ms, 100);
+const podCidrsOf = async (node: string) => (await fx.api().core.readNode({ name: node })).spec?.podCIDRs ?? [];
+const cidrOf = async (node: string) => allocated(await listNodeCidrs(fx.api())).find((r) => r.spec.nodeName === node)?.spec.cidr;
+
+describe("controller on the real API server: claims on one range", () => {
+  it("a Node with a preset podCIDR keeps it although a Node whose name sorts first joined without one", async () => {
+    // Both exist before the controller starts (an install on a running cluster, or the CRDs recreated).
+    await createNodes(fx.api(), [{ name: "a-new", ip: "192.168.61.1" }, { name: "b-old", ip: "192.168.61.2", podCIDRs: ["10.244.0.0/24"] }]);
+    controller = await startController(fx);
+    expect(await until("b-old adopted", () => cidrOf("b-old"))).toBe("10.244.0.0/24");
+    expect(await until("a-new allocated", () => cidrOf("a-new"))).toBe("10.244.1.0/24");
+    expect(await until("a-new's podCIDRs", async () => ((await podCidrsOf("a-new")).length ? podCidrsOf("a-new") : undefined))).toEqual(["10.244.1.0/24"]);
+    expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
+    expect(await nodePodCidrViolations(fx.api())).toEqual([]);
+  });
+
+  it("a stray hand-made record covering live ranges is quarantined; the live records stay Allocated and routed", async () => {
+    controller = await startController(fx);
+    await createNodes(fx.api(), [{ name: "live-1", ip: "192.168.62.1" }, { name: "live-2", ip: "192.168.62.2" }]);
+    await until("both allocated", async () => ((await cidrOf("live-1")) && (await cidrOf("live-2")) ? true : undefined));
+    // Its name (10-244-0-0-16) sorts before every /24 of the pool.
+    await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: {
+      apiVersion: "podnet.io/v1alpha1", kind: "NodeCIDR", metadata: { name: "10-244-0-0-16" },
+      spec: { nodeName: "live-1", cidr: "10.244.0.0/16", family: "IPv4", pool: "default", nodeIPs: [] },
+    } });
+    const stray = await until("stray quarantined", async () => (await listNodeCidrs(fx.api())).find((r) => r.metadata!.name === "10-244-0-0-16" && r.status?.phase === "Quarantined"));
+    expect(stray.status!.conditions!.find((c) => c.type === "Allocated")!.reason).toBe("WrongSize");
+    await controller.stop(); // a restart plans from scratch over the same records
+    controller = await startController(fx);
+    await new Promise((r) => setTimeout(r, 1_500));
+    const live = (await listNodeCidrs(fx.api())).filter((r) => r.metadata!.name !== "10-244-0-0-16");
+    expect(live.map((r) => [r.spec.nodeName, r.status?.phase]).sort()).toEqual([["live-1", "Allocated"], ["live-2", "Allocated"]]);
+  });
+
+  it("a Node whose name is too long for a label value (up to 253 characters are allowed) still gets its CIDR", async () => {
+    controller = await startController(fx);
+    const name = `node-${"a".repeat(60)}.example.internal`;
+    await createNodes(fx.api(), [{ name, ip: "192.168.63.1" }]);
+    const cidr = await until("allocated", () => cidrOf(name));
+    const record = (await listNodeCidrs(fx.api())).find((r) => r.spec.cidr === cidr)!;
+    expect(record.metadata!.labels).toEqual({ "podnet.io/pool": "default" }); // no podnet.io/node: it would be refused
+    expect(await until("podCIDRs", async () => ((await podCidrsOf(name)).length ? podCidrsOf(name) : undefined))).toEqual([cidr]);
+    // The selectable field finds it in place of the label.
+    const found = (await fx.api().custom.listClusterCustomObject({ ...nodecidrs, fieldSelector: `spec.nodeName=${name}` })) as { items: unknown[] };
+    expect(found.items).toHaveLength(1);
+  });
+});
