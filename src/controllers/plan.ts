@@ -114,8 +114,9 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   const ordered = [...nodes.values()].sort((a, b) => compareText(a.name, b.name));
   // Every Node that already names its range (kubelet and kube-proxy use it) gets that range before any
   // newcomer is handed the lowest free one, whatever the names' order.
-  const adoptions = new Map(ordered.map((node) => [node.name, planFamilies(node, states, held, holderOf, "adopt")]));
-  for (const node of ordered) actions.push(...planNode(node, states, held, holderOf, config, adoptions.get(node.name)!));
+  const poolOf = new Map(ordered.map((node) => [node.name, selectPool(node.labels, states)]));
+  const adoptions = new Map(ordered.map((node) => [node.name, planFamilies(node, poolOf.get(node.name), states, held, holderOf, "adopt")]));
+  for (const node of ordered) actions.push(...planNode(node, poolOf.get(node.name), states, held, holderOf, config, adoptions.get(node.name)!));
   actions.push(...sharedNodeIPs([...nodes.values()]));
   return { actions, poolStatuses: poolStatusReports(states), retained, ...(nextCheckAt !== undefined ? { nextCheckAt } : {}) };
 }
@@ -166,12 +167,14 @@ function sharedNodeIPs(nodes: PlannerNode[]): AllocationAction[] {
   return actions;
 }
 
+const familyOf = (a: AllocationAction) => ("family" in a ? a.family : "cidr" in a && a.cidr.includes(":") ? 6 : 4);
+const byFamily = (a: AllocationAction, b: AllocationAction) => familyOf(a) - familyOf(b);
+
 /** One node's family actions from one pass: adoption of preset podCIDRs, or allocation of the rest. */
 interface FamilyPlan { actions: AllocationAction[]; created: boolean; incomplete: boolean }
 
-function planFamilies(node: PlannerNode, states: Map<string, PoolState>, held: Map<string, Held[]>, holderOf: Map<string, string>, pass: "adopt" | "allocate"): FamilyPlan {
+function planFamilies(node: PlannerNode, state: PoolState | undefined, states: Map<string, PoolState>, held: Map<string, Held[]>, holderOf: Map<string, string>, pass: "adopt" | "allocate"): FamilyPlan {
   const plan: FamilyPlan = { actions: [], created: false, incomplete: false };
-  const state = selectPool(node.labels, states);
   if (!state) return plan;
   const mine = held.get(node.name) ?? [];
   for (const family of [4, 6] as const) {
@@ -194,15 +197,15 @@ function planFamilies(node: PlannerNode, states: Map<string, PoolState>, held: M
   return plan;
 }
 
-function planNode(node: PlannerNode, states: Map<string, PoolState>, held: Map<string, Held[]>, holderOf: Map<string, string>, config: PlannerConfig, adoption: FamilyPlan): AllocationAction[] {
-  const state = selectPool(node.labels, states);
+function planNode(node: PlannerNode, state: PoolState | undefined, states: Map<string, PoolState>, held: Map<string, Held[]>, holderOf: Map<string, string>, config: PlannerConfig, adoption: FamilyPlan): AllocationAction[] {
   // A node that holds its CIDRs (retained after its pool went) needs nothing from a pool.
   if (!state && (held.get(node.name) ?? []).length > 0) return [];
   if (!state) return [{ kind: "conflict", node: node.name, reason: "NoPodCIDRPool", message: `no PodCIDRPool selects node ${node.name} (labels ${JSON.stringify(node.labels)})` }];
-  const mismatches = podCidrMismatches(node, (held.get(node.name) ?? []).filter((h) => !adoption.actions.some((a) => a.kind === "create" && a.cidr === h.cidr)));
-  const allocation = planFamilies(node, states, held, holderOf, "allocate");
-  const familyOf = (a: AllocationAction) => ("family" in a ? a.family : "cidr" in a && a.cidr.includes(":") ? 6 : 4);
-  const actions = [...mismatches, ...[...adoption.actions, ...allocation.actions].sort((a, b) => familyOf(a) - familyOf(b))];
+  const heldBefore = held.get(node.name) ?? [];
+  const mismatches = podCidrMismatches(node, adoption.created ? heldBefore.filter((h) => !adoption.actions.some((a) => a.kind === "create" && a.cidr === h.cidr)) : heldBefore);
+  const allocation = planFamilies(node, state, states, held, holderOf, "allocate");
+  const familyActions = adoption.actions.length && allocation.actions.length ? [...adoption.actions, ...allocation.actions].sort(byFamily) : adoption.actions.length ? adoption.actions : allocation.actions;
+  const actions = mismatches.length ? [...mismatches, ...familyActions] : familyActions;
   const mine = held.get(node.name) ?? [];
   // Filled only from records that exist: a create planned now may yet fail (its CIDR taken meanwhile, a
   // rejected object), and spec.podCIDRs cannot be changed once set. The next plan, moments later, fills it.
