@@ -141,7 +141,7 @@ export class AllocationController {
     this.plans++;
     const failures = await applyActions({ api: this.api, nodes: this.nodes, records: this.records, recorder: this.recorder, metrics: this.metrics, log: this.log,
       leading: () => this.leading }, plan.actions);
-    await writePoolStatuses({ api: this.api, pools: this.pools, metrics: this.metrics, log: this.log }, plan.poolStatuses);
+    await writePoolStatuses({ api: this.api, pools: this.pools, metrics: this.metrics, log: this.log, leading: () => this.leading }, plan.poolStatuses);
     if (failures > 0) { this.dirty = true; return 1_000; }
     if (plan.actions.some((a) => a.kind === "create" || a.kind === "delete")) this.dirty = true; // writes may unblock more work
     return plan.nextCheckAt !== undefined ? Math.max(50, plan.nextCheckAt - Date.now()) : this.config["resync-period"];

@@ -13,14 +13,21 @@ interface PoolStatusContext {
   pools: Informer<PoolObject & KubernetesObject>;
   metrics: ControllerMetrics;
   log: Logger;
+  /** A replica that lost the lease mid-plan neither writes the pools nor reports their figures. */
+  leading: () => boolean;
 }
 
 interface FamilyUsage { size: string; allocated: number; free: string }
 interface WrittenPoolStatus { observedGeneration?: number; ipv4?: FamilyUsage; ipv6?: FamilyUsage; conditions?: Condition[] }
 
+// Field by field: the status read back from the API server has its keys in another order than ours.
+const sameUsage = (a: FamilyUsage | undefined, b: FamilyUsage | undefined) =>
+  a === b || (a !== undefined && b !== undefined && a.size === b.size && a.allocated === b.allocated && a.free === b.free);
+
 /** Mirror each pool's usage into metrics and, when it changed, into the pool's status. */
 export async function writePoolStatuses(ctx: PoolStatusContext, reports: PoolStatusReport[]): Promise<void> {
   for (const report of reports) {
+    if (!ctx.leading()) return;
     const pool = ctx.pools.cache.get(report.pool);
     if (!pool) continue;
     const generation = pool.metadata?.generation;
@@ -37,7 +44,7 @@ export async function writePoolStatuses(ctx: PoolStatusContext, reports: PoolSta
     }
     const conditions = report.conditions.map((c) => nextCondition(current?.conditions, c, generation, new Date()));
     const unchanged = current?.observedGeneration === generation && conditionsEqual(current?.conditions, conditions)
-      && JSON.stringify(current?.ipv4) === JSON.stringify(usage.ipv4) && JSON.stringify(current?.ipv6) === JSON.stringify(usage.ipv6);
+      && sameUsage(current?.ipv4, usage.ipv4) && sameUsage(current?.ipv6, usage.ipv6);
     if (unchanged) continue;
     try {
       ctx.metrics.apiWrites.inc({ action: "poolStatus" });

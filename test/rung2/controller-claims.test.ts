@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { AllocationController } from "../../src/controllers/controller.js";
-import { podnetResource } from "../../src/lib/k8s.js";
+import { mergePatch, podnetResource } from "../../src/lib/k8s.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 import { allocated, createNodes, emptyCluster, invariantViolations, listNodeCidrs, nodePodCidrViolations } from "../harness/cluster-objects.js";
@@ -61,5 +61,20 @@ describe("controller on the real API server: claims on one range", () => {
     // The selectable field finds it in place of the label.
     const found = (await fx.api().custom.listClusterCustomObject({ ...nodecidrs, fieldSelector: `spec.nodeName=${name}` })) as { items: unknown[] };
     expect(found.items).toHaveLength(1);
+  });
+
+  it("a settled pool's status is not written again by later plans", async () => {
+    controller = await startController(fx);
+    await createNodes(fx.api(), [{ name: "st-1", ip: "192.168.64.1" }, { name: "st-2", ip: "192.168.64.2" }]);
+    await until("podCIDRs filled", async () => ((await podCidrsOf("st-2")).length && (await podCidrsOf("st-1")).length ? true : undefined));
+    await new Promise((r) => setTimeout(r, 500));
+    const poolWrites = async () => (await controller!.metrics.apiWrites.get()).values.find((v) => v.labels.action === "poolStatus")?.value ?? 0;
+    const [writes, plans] = [await poolWrites(), controller.plans];
+    // A label change on a Node wakes the planner; nothing about the pool changes.
+    for (let i = 0; i < 3; i++) {
+      await fx.api().core.patchNode({ name: "st-1", body: { metadata: { labels: { touched: String(i) } } } }, mergePatch());
+      await until("a plan", async () => (controller!.plans > plans + i ? true : undefined));
+    }
+    expect(await poolWrites()).toBe(writes);
   });
 });
