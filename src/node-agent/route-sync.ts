@@ -8,7 +8,7 @@ import { splitRoutes, vxlanOverhead, VXLAN_DEVICE, type KernelRoute, type RouteS
 import type { SyncOutcome } from "./report.js";
 import { planRoutes, RouteTable, type RouteAction } from "./routes-plan.js";
 import { applyVxlan, readVxlan } from "./vxlan.js";
-import { overlayAddresses, planVxlan, type VxlanDesired, type VxlanObserved } from "./vxlan-plan.js";
+import { overlayAddresses, planVxlan, replacesDevice, type VxlanDesired, type VxlanObserved } from "./vxlan-plan.js";
 
 export interface RouteSyncInput {
   config: AgentConfig; state: DesiredNodeState; log: Logger; netns?: string; full: boolean;
@@ -62,6 +62,8 @@ export async function syncRoutes(input: RouteSyncInput, view: KernelView | Error
   if (!input.full && view.planned && samePlanInputs(view.planned, planned) && view.outcome) return { ...view.outcome, added: 0, replaced: 0, deleted: 0, overlayChanges: 0 };
   try {
     const overlay = await syncOverlay(input, view, vxlan);
+    // A removed or re-created device took its nexthops and routes with it: plan against the kernel as it is now.
+    if (overlay.replacedDevice) Object.assign(view, await readRouteTables(input.netns), { links: await readLinks(input.netns) });
     let plan = planRoutes(split.kernel, view.routes);
     const counts = { added: 0, replaced: 0, deleted: 0 };
     for (const a of plan.actions) counts[a.kind === "add" ? "added" : a.kind === "replace" ? "replaced" : "deleted"]++;
@@ -142,7 +144,7 @@ export async function addRoutesEarly(input: { config: AgentConfig; netns?: strin
 }
 
 /** Bring podnet.vxlan, its neighbours and fdb entries in line; how many changes that took, and any error. */
-async function syncOverlay(input: RouteSyncInput, view: KernelView, desired: VxlanDesired | undefined): Promise<{ changes: number; error?: string }> {
+async function syncOverlay(input: RouteSyncInput, view: KernelView, desired: VxlanDesired | undefined): Promise<{ changes: number; error?: string; replacedDevice?: boolean }> {
   if (!view.vxlan) return { changes: 0 };
   const plan = planVxlan(desired, view.vxlan);
   const changes = plan.ip.length + plan.bridge.length;
@@ -154,7 +156,7 @@ async function syncOverlay(input: RouteSyncInput, view: KernelView, desired: Vxl
   const errors = await applyVxlan(plan, input.netns);
   view.vxlan = await readVxlan(input.netns);
   input.log.info({ device: VXLAN_DEVICE, changes, peers: desired?.peers.length ?? 0 }, "overlay synced");
-  return { changes, ...(errors.length ? { error: `${VXLAN_DEVICE}: ${errors.join("; ")}` } : {}) };
+  return { changes, replacedDevice: replacesDevice(plan), ...(errors.length ? { error: `${VXLAN_DEVICE}: ${errors.join("; ")}` } : {}) };
 }
 
 async function readRouteTables(netns?: string): Promise<{ routes: RouteTable; nexthops?: NexthopTable }> {

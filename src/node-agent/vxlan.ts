@@ -1,4 +1,4 @@
-import { formatCidr, parseCidr } from "../lib/cidr.js";
+import { formatCidr, formatIp, parseCidr, parseIp } from "../lib/cidr.js";
 import { run } from "./exec.js";
 import { VXLAN_DEVICE } from "./overlay-plan.js";
 import type { VxlanObserved, VxlanPlan } from "./vxlan-plan.js";
@@ -7,7 +7,7 @@ import type { VxlanObserved, VxlanPlan } from "./vxlan-plan.js";
 
 interface JsonLink {
   address: string; mtu: number; flags?: string[];
-  linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string; port?: number } };
+  linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string; local6?: string; port?: number } };
 }
 interface JsonAddr { addr_info?: Array<{ local: string; prefixlen: number; scope: string }> }
 interface JsonNeigh { dst: string; lladdr?: string }
@@ -29,12 +29,18 @@ export async function readVxlan(netns?: string): Promise<VxlanObserved> {
   const addrs = (link.addr_info ?? []).filter((a) => a.scope !== "link");
   return {
     device: {
-      kind: link.linkinfo?.info_kind ?? "unknown", vni: info.id, port: info.port, local: info.local, mac: link.address, mtu: link.mtu,
+      // iproute2 names an IPv6 source address local6: read as absent, it had the device re-created every pass.
+      kind: link.linkinfo?.info_kind ?? "unknown", vni: info.id, port: info.port, local: canonicalLocal(info.local ?? info.local6), mac: link.address, mtu: link.mtu,
       up: (link.flags ?? []).includes("UP"),
       addresses: addrs.map((a) => formatCidr(parseCidr(`${a.local}/${a.prefixlen}`, { allowHostBits: true }))),
     },
     fdb, neighbors,
   };
+}
+
+function canonicalLocal(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  try { return formatIp(parseIp(text)); } catch { return text; }
 }
 
 /** Device and neighbours first (routes through the device need it up), then the forwarding entries. */
