@@ -230,7 +230,7 @@ export class NodeAgent {
     const state = desiredNodeState(all.map(observed), me, poolRanges(this.pools.cache.values()));
     const own = all.filter((r) => r.spec.nodeName === me && r.status?.phase === "Allocated");
     // The overlay's underlay address: IPv4 when the node has one (the common underlay), else its first IP.
-    const ips = own[0]?.spec.nodeIPs ?? [];
+    const ips = own.flatMap((r) => r.spec.nodeIPs ?? []);
     return { state, ownNames: own.map((r) => r.metadata!.name!), nodeIP: ips.find((ip) => !ip.includes(":")) ?? ips[0] };
   }
 

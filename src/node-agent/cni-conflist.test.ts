@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { conflistText, ipamDataDirInEffect, renderConflist } from "./cni-conflist.js";
+import { conflistText, ipamDataDirInEffect, readPodnetConflist, renderConflist } from "./cni-conflist.js";
 import { agentConditions, IPAM_DATA_DIR_KEPT, type SyncOutcome } from "./report.js";
 
 const podnetConflist = (dataDir?: string) => conflistText(renderConflist({ cniVersion: "1.0.0", podCidrs: ["10.244.1.0/24"], mtu: 1500, ...(dataDir ? { ipamDataDir: dataDir } : {}) }));
@@ -17,6 +17,14 @@ describe("ipamDataDirInEffect: a node's host-local state directory never changes
     ["JSON that is no conflist", "[1, 2]", { dataDir: configured }],
   ])("%s", (_name, existing, expected) => {
     expect(ipamDataDirInEffect(existing, configured)).toEqual(expected);
+  });
+});
+
+describe("readPodnetConflist", () => {
+  it("reads back the directory and the MTU pods get from podnet's own conflist only", () => {
+    expect(readPodnetConflist(podnetConflist("/run/x"))).toEqual({ dataDir: "/run/x", mtu: 1500 });
+    expect(readPodnetConflist(JSON.stringify({ name: "other", plugins: [{ mtu: 9000, ipam: { type: "host-local" } }] }))).toBeUndefined();
+    expect(readPodnetConflist("not json")).toBeUndefined();
   });
 });
 

@@ -85,18 +85,22 @@ export interface IpamDataDirChoice {
  * therefore waits until the node's podnet conflist is gone (a new node, or one drained and cleaned up).
  */
 export function ipamDataDirInEffect(existingText: string | undefined, configured: string, networkName = "podnet"): IpamDataDirChoice {
-  const current = existingText === undefined ? undefined : podnetDataDirOf(existingText, networkName);
+  const current = existingText === undefined ? undefined : readPodnetConflist(existingText, networkName)?.dataDir;
   if (current === undefined || current === configured) return { dataDir: configured };
   return { dataDir: current, keptInsteadOf: configured };
 }
 
-/** The dataDir of a podnet conflist (host-local's default when it names none); undefined for anything else. */
-function podnetDataDirOf(text: string, networkName: string): string | undefined {
+/**
+ * What a podnet conflist on disk says: its host-local dataDir (host-local's default when it names none) and the
+ * MTU it gives pods. Undefined for anything else (another network's file, broken JSON).
+ */
+export function readPodnetConflist(text: string, networkName = "podnet"): { dataDir: string; mtu?: number } | undefined {
   let parsed: unknown;
   try { parsed = JSON.parse(text); } catch { return undefined; }
-  const list = parsed as { name?: unknown; plugins?: Array<{ ipam?: { type?: unknown; dataDir?: unknown } }> };
+  const list = parsed as { name?: unknown; plugins?: Array<{ mtu?: unknown; ipam?: { type?: unknown; dataDir?: unknown } }> };
   if (list?.name !== networkName || !Array.isArray(list.plugins)) return undefined;
-  const ipam = list.plugins.find((p) => p?.ipam?.type === "host-local")?.ipam;
-  if (!ipam) return undefined;
-  return typeof ipam.dataDir === "string" && ipam.dataDir !== "" ? ipam.dataDir : HOST_LOCAL_DEFAULT_DATA_DIR;
+  const plugin = list.plugins.find((p) => p?.ipam?.type === "host-local");
+  if (!plugin?.ipam) return undefined;
+  const dataDir = typeof plugin.ipam.dataDir === "string" && plugin.ipam.dataDir !== "" ? plugin.ipam.dataDir : HOST_LOCAL_DEFAULT_DATA_DIR;
+  return { dataDir, ...(typeof plugin.mtu === "number" ? { mtu: plugin.mtu } : {}) };
 }

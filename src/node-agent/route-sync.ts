@@ -29,10 +29,12 @@ export interface KernelView {
 }
 const kernelViews = new Map<string, KernelView>();
 
-export async function kernelView(input: { netns?: string; full: boolean; config: AgentConfig }): Promise<KernelView> {
+export async function kernelView(input: { netns?: string; full: boolean; config: AgentConfig; nodeIP?: string }): Promise<KernelView> {
   const key = input.netns ?? "";
   const cached = kernelViews.get(key);
-  if (cached && !input.full) return cached;
+  // A node IP the kept view does not know was just added to this node (an address change): read afresh, or the
+  // overlay and the pods' MTU would be planned as if the node had no underlay address at all.
+  if (cached && !input.full && (input.nodeIP === undefined || cached.links.isLocal(input.nodeIP))) return cached;
   const links = await readLinks(input.netns);
   const { routes, nexthops } = await readRouteTables(input.netns);
   const view: KernelView = {
@@ -104,7 +106,7 @@ export async function syncRoutes(input: RouteSyncInput, view: KernelView | Error
 
 /** What the last successful pass planned for: the kernel routes, and the rest (usually tiny) as text. */
 interface PlannedFor { kernel: KernelRoute[]; rest: string }
-const plannedFor = (split: RouteSplit, vxlan: VxlanDesired | undefined): PlannedFor =>
+const plannedFor = (split: RouteSplit, vxlan: VxlanDesired | "keep" | undefined): PlannedFor =>
   ({ kernel: split.kernel, rest: JSON.stringify([split.peers, split.unreachable, vxlan]) });
 /** Compared field by field: serialising thousands of routes on every pass cost more than planning them. */
 function samePlanInputs(a: PlannedFor, b: PlannedFor): boolean {
@@ -112,9 +114,15 @@ function samePlanInputs(a: PlannedFor, b: PlannedFor): boolean {
   return a.kernel.every((r, i) => { const o = b.kernel[i]!; return r.dst === o.dst && r.via === o.via && r.dev === o.dev && r.nodeName === o.nodeName; });
 }
 
-function vxlanDesired(input: RouteSyncInput, view: KernelView, split: RouteSplit): VxlanDesired | undefined {
+/**
+ * The device as it should be; undefined: no device; "keep": the NodeCIDR names a node IP this node does not
+ * have (the address changed and the controller has not mirrored it yet): leave the device as it is rather than
+ * remove it and the overlay routes with it.
+ */
+function vxlanDesired(input: RouteSyncInput, view: KernelView, split: RouteSplit): VxlanDesired | "keep" | undefined {
+  if (input.config.overlay === "none" || !input.underlayIp) return undefined;
   const mtu = overlayMtu(input.config, view.links, input.underlayIp);
-  if (input.config.overlay === "none" || !input.underlayIp || !mtu) return undefined;
+  if (!mtu) return "keep";
   return {
     vni: input.config["vxlan-id"], port: input.config["vxlan-port"], local: input.underlayIp, mtu,
     addresses: overlayAddresses(input.state.ownCidrs), peers: split.peers,
@@ -144,8 +152,9 @@ export async function addRoutesEarly(input: { config: AgentConfig; netns?: strin
 }
 
 /** Bring podnet.vxlan, its neighbours and fdb entries in line; how many changes that took, and any error. */
-async function syncOverlay(input: RouteSyncInput, view: KernelView, desired: VxlanDesired | undefined): Promise<{ changes: number; error?: string; replacedDevice?: boolean }> {
+async function syncOverlay(input: RouteSyncInput, view: KernelView, desired: VxlanDesired | "keep" | undefined): Promise<{ changes: number; error?: string; replacedDevice?: boolean }> {
   if (!view.vxlan) return { changes: 0 };
+  if (desired === "keep") return { changes: 0, error: `node IP ${input.underlayIp} is not an address of this node; ${VXLAN_DEVICE} left as it is` };
   const plan = planVxlan(desired, view.vxlan);
   const changes = plan.ip.length + plan.bridge.length;
   if (changes === 0) return { changes };

@@ -2,13 +2,14 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AgentConfig } from "../config.js";
 import type { Logger } from "../log.js";
-import { commonCniVersion, conflistText, ipamDataDirInEffect, renderConflist } from "./cni-conflist.js";
+import { commonCniVersion, conflistText, ipamDataDirInEffect, readPodnetConflist, renderConflist } from "./cni-conflist.js";
 import { missingPlugins, pluginVersions, shadowingConfigs, writeFileAtomic } from "./cni-files.js";
 import type { DesiredNodeState } from "./desired-state.js";
 import { removeStaleBridgeAddresses } from "./bridge-addresses.js";
 import { MissingToolError } from "./exec.js";
 import { bridgeNetfilterProblem, bridgeNetfilterSysctls, ensureSysctls, neededSysctls } from "./forwarding.js";
 import { kernelView, overlayMtu, syncRoutes } from "./route-sync.js";
+import { vxlanOverhead } from "./overlay-plan.js";
 import { applyMasquerade, listMasquerade, renderMasqueradeRuleset } from "./masquerade.js";
 import type { SyncOutcome } from "./report.js";
 
@@ -117,6 +118,9 @@ async function syncMasquerade(input: SyncInput): Promise<boolean> {
   return true;
 }
 
+/** With no link to read it from: a common Ethernet MTU, less VXLAN's headers (over IPv4) while the overlay is on. */
+const fallbackMtu = (config: AgentConfig) => (config.overlay === "none" ? 1500 : 1500 - vxlanOverhead(4));
+
 async function syncCni(input: SyncInput, linkMtu: number | undefined): Promise<SyncOutcome["cni"]> {
   const { config } = input;
   const dir = config["cni-conf-dir"];
@@ -133,8 +137,10 @@ async function syncCni(input: SyncInput, linkMtu: number | undefined): Promise<S
       version = commonCniVersion(await pluginVersions(binDir, ["bridge", "host-local", "portmap"]));
       if (version) versionCache.set(binDir, version);
     }
-    const mtu = config.mtu || linkMtu || 1500;
     const current = existsSync(path) ? readFileSync(path, "utf8") : undefined;
+    // The link carrying the node IP not found (the address just changed, its NodeCIDR not yet mirrored): keep
+    // the MTU pods already get. A pod started meanwhile with a larger one would keep it for its whole life.
+    const mtu = config.mtu || linkMtu || (current !== undefined ? readPodnetConflist(current)?.mtu : undefined) || fallbackMtu(config);
     const ipam = ipamDataDirInEffect(current, config["ipam-data-dir"]);
     if (ipam.keptInsteadOf !== undefined) result.ipamDataDirKept = { dataDir: ipam.dataDir, configured: ipam.keptInsteadOf };
     const text = conflistText(renderConflist({ cniVersion: version ?? "1.0.0", podCidrs: input.state.ownCidrs, mtu, ipamDataDir: ipam.dataDir }));

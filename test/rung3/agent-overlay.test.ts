@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { podnetResource } from "../../src/lib/k8s.js";
+import { mergePatch, podnetResource } from "../../src/lib/k8s.js";
 import { addPod, deletePod, type Pod } from "../../src/localcluster/cni-exec.js";
 import { createNetBed, ipIn, ipJson, isRoot, type BedNode, type NetBed } from "../../src/localcluster/netbed.js";
 import { waitFor } from "../../src/localcluster/processes.js";
@@ -112,6 +112,34 @@ describe.skipIf(!isRoot())("node agent overlay: VXLAN to nodes behind a router, 
     expect(fdbDestinations(node("n3").ns).sort()).toEqual(["192.168.71.11", "192.168.71.12"]);
     await waitFor("n2 gone from n3's overlay", async () => (podnetRoutes(node("n3").ns).length === 2 && !neighbours(node("n3").ns).includes("10.244.2.0") ? true : undefined), 15_000);
     expect(fdbDestinations(node("n3").ns)).toEqual(["192.168.71.11"]);
+  });
+
+  it("a node whose own IP changes keeps its overlay: device moved to the new source, routes in place, pods' MTU unchanged", async () => {
+    // The resync an hour away: only the event pass that follows the NodeCIDR change may act.
+    await agents.get("n1")!.stop();
+    const n1 = await startAgent(fx, node("n1"), { "resync-period": "1h" });
+    agents.set("n1", n1);
+    await waitFor("first pass", async () => (n1.agent.syncs > 0 ? true : undefined), 10_000);
+    const passes = n1.agent.syncs;
+    // Old address out first: deleting a subnet's primary IPv4 address takes its secondaries along.
+    ipIn(node("n1").ns, "addr", "del", "192.168.71.11/24", "dev", "eth0");
+    ipIn(node("n1").ns, "addr", "add", "192.168.71.21/24", "dev", "eth0");
+    for (const c of cidrs(1)) {
+      await fx.api().custom.patchClusterCustomObject({ ...podnetResource("nodecidrs"), name: c.replace(/[.:/]/g, "-"), body: { spec: { nodeIPs: ["192.168.71.21", node("n1").ip6] } } }, mergePatch());
+    }
+    await waitFor("an event pass", async () => (n1.agent.syncs > passes ? true : undefined), 10_000);
+    const [link] = ipJson<Array<{ linkinfo: { info_data: { local: string } } }>>(node("n1").ns, "-d", "link", "show", "podnet.vxlan");
+    expect(link?.linkinfo.info_data.local).toBe("192.168.71.21");
+    expect(podnetRoutes(node("n1").ns)).toEqual(["10.244.3.0/24 via 10.244.3.0 dev podnet.vxlan onlink", "fd00:10:244:3::/64 via fd00:10:244:3:: dev podnet.vxlan onlink"]);
+    expect(JSON.parse(readFileSync(join(n1.confDir, "10-podnet.conflist"), "utf8")).plugins[0].mtu).toBe(1450);
+    // A NodeCIDR naming an address the node does not have (mirrored before the address moved): the overlay and
+    // the pods' MTU stay as they are, and the sync says why instead of tearing the device down.
+    const before = n1.agent.syncs;
+    await fx.api().custom.patchClusterCustomObject({ ...podnetResource("nodecidrs"), name: "10-244-1-0-24", body: { spec: { nodeIPs: ["192.168.71.99", node("n1").ip6] } } }, mergePatch());
+    await waitFor("another event pass", async () => (n1.agent.syncs > before ? true : undefined), 10_000);
+    expect(n1.agent.lastOutcome!.routes.error).toContain("node IP 192.168.71.99 is not an address of this node; podnet.vxlan left as it is");
+    expect(podnetRoutes(node("n1").ns)).toHaveLength(2);
+    expect(JSON.parse(readFileSync(join(n1.confDir, "10-podnet.conflist"), "utf8")).plugins[0].mtu).toBe(1450);
   });
 
   it("with --overlay=none reports the node behind the router unreachable and makes no device", async () => {
