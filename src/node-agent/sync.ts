@@ -10,7 +10,7 @@ import { MissingToolError } from "./exec.js";
 import { bridgeNetfilterProblem, bridgeNetfilterSysctls, ensureSysctls, neededSysctls } from "./forwarding.js";
 import { kernelView, overlayMtu, syncRoutes } from "./route-sync.js";
 import { vxlanOverhead } from "./overlay-plan.js";
-import { applyMasquerade, listMasquerade, renderMasqueradeRuleset } from "./masquerade.js";
+import { applyMasquerade, listMasquerade, removeMasquerade, renderMasqueradeRuleset } from "./masquerade.js";
 import type { SyncOutcome } from "./report.js";
 
 export const CNI_PLUGINS = ["bridge", "host-local", "portmap", "loopback"];
@@ -76,6 +76,8 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
     try {
       if (!(await syncMasquerade(input))) outcome.masquerade.skipped = true;
     } catch (err) { outcome.masquerade.error = message(err); }
+  } else if (input.full) {
+    try { await removeLeftoverMasquerade(input); } catch (err) { outcome.masquerade.error = message(err); }
   }
   if (!input.full) outcome.sysctls.skipped = true;
   else await syncSysctls(input, state.families.length ? state.families : [4], outcome.sysctls);
@@ -120,6 +122,17 @@ async function syncMasquerade(input: SyncInput): Promise<boolean> {
 
 /** With no link to read it from: a common Ethernet MTU, less VXLAN's headers (over IPv4) while the overlay is on. */
 const fallbackMtu = (config: AgentConfig) => (config.overlay === "none" ? 1500 : 1500 - vxlanOverhead(4));
+
+/** Masquerade turned off after it was on: the table an earlier run left would go on NATing pod traffic. */
+async function removeLeftoverMasquerade(input: SyncInput): Promise<void> {
+  appliedMasquerade.delete(input.netns ?? "");
+  // No nft on the host: then there is no table either, and masquerade off needs none.
+  const listing = await listMasquerade(input.netns).catch((err: unknown) => { if (err instanceof MissingToolError) return undefined; throw err; });
+  if (listing === undefined) return;
+  if (input.config["dry-run"]) { input.log.info("dry-run: would remove nft table inet podnet (masquerade is off)"); return; }
+  await removeMasquerade(input.netns);
+  input.log.info({ node: input.config["node-name"] }, "masquerade is off: nft table inet podnet from an earlier run removed");
+}
 
 async function syncCni(input: SyncInput, linkMtu: number | undefined): Promise<SyncOutcome["cni"]> {
   const { config } = input;

@@ -29,12 +29,12 @@ function pathWith(name: string, tools: string[]): string {
   return bin;
 }
 
-async function startAgentProcess(node: BedNode, path: string): Promise<ManagedProcess> {
+async function startAgentProcess(node: BedNode, path: string, extra: string[] = []): Promise<ManagedProcess> {
   const home = join(dir, node.name);
   mkdirSync(join(home, "net.d"), { recursive: true });
   const agent = startProcess(`agent-${node.name}`, cli[0]!, [...AGENT_NODE_FLAGS, ...cli.slice(1), "agent", `--kubeconfig=${fx.cp.kubeconfig}`,
     `--node-name=${node.name}`, `--netns=${node.ns}`, `--cni-conf-dir=${join(home, "net.d")}`, `--cni-bin-dir=${CNI_BIN_DIR}`,
-    `--ipam-data-dir=${join(home, "ipam")}`, `--metrics-address=127.0.0.1:${await freePort()}`, "--resync-period=2s"],
+    `--ipam-data-dir=${join(home, "ipam")}`, `--metrics-address=127.0.0.1:${await freePort()}`, "--resync-period=2s", ...extra],
   join(home, "agent.log"), { env: { ...podnetCliEnv(dir), PATH: path } });
   agents.push(agent);
   return agent;
@@ -67,6 +67,14 @@ describe.skipIf(!isRoot())("node agent on a host missing ip or nft (rung 3)", ()
     expect((await condition("10-244-1-0-24", "CNIConfigured")())?.status).toBe("True");
     expect(ipJson<Array<{ dst: string }>>(n1!.ns, "route", "show", "proto", "249").map((r) => r.dst)).toEqual(["10.244.2.0/24"]);
     expect(agent.child.exitCode).toBeNull();
+  });
+
+  it("without nft and with masquerade off: nothing is missing, the node is Ready", async () => {
+    const [n1] = bed.nodes;
+    await stopProcess(agents.pop()!);
+    await startAgentProcess(n1!, join(dir, "no-nft"), ["--masquerade=false"]);
+    await waitFor("Ready", async () => ((await condition("10-244-1-0-24", "Ready")())?.status === "True" ? true : undefined), 30_000);
+    expect(await condition("10-244-1-0-24", "MasqueradeReady")()).toMatchObject({ status: "True", reason: "Disabled" });
   });
 
   it("without ip: RoutesProgrammed names the missing tool, the process keeps running, the other node's routes stay", async () => {

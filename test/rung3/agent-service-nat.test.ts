@@ -50,4 +50,15 @@ describe.skipIf(!isRoot())("a Service whose backend shares the client's node (ru
     const sysctls = (await conditionsOf(fx.api(), "10-244-40-0-24")).find((c) => c.type === "SysctlsReady");
     expect(sysctls).toMatchObject({ status: "True", reason: "Set" });
   });
+
+  it("turned off after it was on, masquerade leaves no table behind that would go on NATing pod traffic", async () => {
+    const tables = () => inNode("nft", "list", "tables");
+    expect(tables()).toContain("inet podnet");
+    for (const p of pods.splice(0)) deletePod(p); // their leases live in the directory of the agent being replaced
+    await agent.stop();
+    agent = await startAgent(fx, bed.nodes[0]!, { masquerade: "false" });
+    await waitFor("table removed", async () => (tables().includes("inet podnet") ? undefined : true), 10_000);
+    await waitFor("MasqueradeReady Disabled", async () => ((await conditionsOf(fx.api(), "10-244-40-0-24")).find((c) => c.type === "MasqueradeReady" && c.reason === "Disabled") ? true : undefined), 10_000);
+  });
 });
+
