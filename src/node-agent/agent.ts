@@ -1,9 +1,7 @@
 import type { Server } from "node:http";
 import { join } from "node:path";
 import { rmSync, readFileSync, existsSync } from "node:fs";
-import type { KubernetesObject } from "@kubernetes/client-node";
 import type { AgentConfig } from "../config.js";
-import type { NodeCidrObject, PoolObject } from "../controllers/observe.js";
 import { sleep } from "../lib/backoff.js";
 import { EventRecorder } from "../lib/events.js";
 import { startHealthServer } from "../lib/health.js";
@@ -12,48 +10,17 @@ import { apiMessage, podnetResource, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 import { agentMetrics } from "./agent-metrics.js";
 import { countsOnlyIntervalMs, reportStatus } from "./agent-status.js";
-import { desiredNodeState, type DesiredNodeState, type ObservedNodeCidr } from "./desired-state.js";
+import { desiredNodeState, type DesiredNodeState } from "./desired-state.js";
 import { NetworkUnavailableClearer } from "./node-network-condition.js";
 import { agentConditions, type SyncOutcome } from "./report.js";
+import { observed, poolRanges, recordProjection, type Pool, type Record_ } from "./records.js";
 import { syncKernelAndFiles } from "./sync.js";
-import { addRoutesEarly, earlyRoutesApply, kernelView } from "./route-sync.js";
+import { addRoutesEarly, earlyRoutesApply, kernelView, routedDevices } from "./route-sync.js";
+import { watchLinks, type LinkWatch } from "./link-watch.js";
 import { removeMasquerade } from "./masquerade.js";
 import { flushOwnRoutes } from "./ip-route.js";
 import { warmToolShell } from "./tool-shell.js";
 import { removeVxlan } from "./vxlan.js";
-
-type Record_ = NodeCidrObject & KubernetesObject;
-type Pool = PoolObject & KubernetesObject & { status?: { conditions?: Array<{ type: string; status: string }> } };
-
-/** Ranges of every pool the controller has not declared invalid: together, the cluster pod network. */
-export function poolRanges(pools: Iterable<Pool>): string[] {
-  return [...pools]
-    .filter((p) => p.status?.conditions?.find((c) => c.type === "Valid")?.status !== "False")
-    .flatMap((p) => [...(p.spec.ipv4?.cidrs ?? []), ...(p.spec.ipv6?.cidrs ?? [])])
-    .sort();
-}
-
-// The informer replaces a record's object on every change, so its routing view is derived once per version,
-// not once per pass for each of thousands of records (every pass's garbage is GC time on the same cores).
-const observedOf = new WeakMap<Record_, ObservedNodeCidr>();
-const observed = (r: Record_): ObservedNodeCidr => {
-  let view = observedOf.get(r);
-  if (!view) {
-    view = { name: r.metadata!.name!, nodeName: r.spec.nodeName, cidr: r.spec.cidr, nodeIPs: r.spec.nodeIPs ?? [], phase: r.status?.phase };
-    observedOf.set(r, view);
-  }
-  return view;
-};
-
-/**
- * Another node's record is a routing input only: its status (that node's agent conditions, rewritten as
- * its counts change) is most of its bytes and never read here. This node's own records are kept whole.
- */
-export const recordProjection = (me: string) => (r: Record_): Record_ => {
-  if (r.spec?.nodeName === me) { delete r.metadata?.managedFields; return r; }
-  const { name, uid, resourceVersion, generation } = r.metadata ?? {};
-  return { apiVersion: r.apiVersion, kind: r.kind, metadata: { name, uid, resourceVersion, generation }, spec: r.spec, status: { phase: r.status?.phase } };
-};
 
 /**
  * NodeCIDRs per page of the first list. Early route passes overlap the pages still to come, but each page costs
@@ -81,6 +48,7 @@ export class NodeAgent {
   private dirty = true;
   private wake?: () => void;
   private server?: Server;
+  private linkWatch?: LinkWatch;
   lastOutcome?: SyncOutcome;
   syncs = 0;
 
@@ -110,6 +78,13 @@ export class NodeAgent {
       ready: () => this.records.isSynced && this.pools.isSynced && this.syncs > 0,
     });
     warmToolShell();
+    // A device that carries routes changed (carrier lost or back): the kernel may have flushed podnet's
+    // nexthops and routes on it, which only a full pass reads back and repairs.
+    this.linkWatch = watchLinks(this.opts.netns, (device) => {
+      if (!routedDevices(this.opts.netns).has(device)) return;
+      this.fullDue = true;
+      this.markDirty();
+    });
     // The kernel is read while the first list pages in: the early route passes (onInitialPage) need it.
     if (earlyRoutesApply(this.config)) this.passInFlight = kernelView({ config: this.config, netns: this.opts.netns, full: true }).catch(() => undefined);
     this.records.start();
@@ -119,6 +94,7 @@ export class NodeAgent {
 
   async stop(): Promise<void> {
     this.running = false;
+    this.linkWatch?.stop();
     this.wake?.();
     this.records.stop();
     this.pools.stop();

@@ -67,6 +67,8 @@ export interface LinkInfo {
   deviceFor: (ip: string) => string | undefined;
   /** Whether an IP is one of this node's own addresses (a peer must never be routed through it). */
   isLocal: (ip: string) => boolean;
+  /** Devices holding a global address: the ones routes and nexthops go out of. */
+  devices: ReadonlySet<string>;
 }
 
 /** An address in one spelling (IPv6 has many), or undefined for text that is not one. */
@@ -89,5 +91,5 @@ export async function readLinks(netns?: string): Promise<LinkInfo> {
     try { const ip = parseIp(text); return subnets.find((s) => cidrContainsIp(s.subnet, ip))?.dev; } catch { return undefined; }
   };
   const mtuOf = (text: string) => { const ip = canonicalIp(text); return ip === undefined ? undefined : mtuByIp.get(ip); };
-  return { mtuOf, deviceFor, isLocal: (text) => mtuOf(text) !== undefined };
+  return { mtuOf, deviceFor, isLocal: (text) => mtuOf(text) !== undefined, devices: new Set(subnets.map((s) => s.dev)) };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { poolRanges } from "./agent.js";
+import { poolRanges } from "./records.js";
 
 const pool = (name: string, v4: string[], v6: string[], valid?: "True" | "False") => ({
   metadata: { name }, spec: { ...(v4.length ? { ipv4: { cidrs: v4, nodeMaskSize: 24 } } : {}), ...(v6.length ? { ipv6: { cidrs: v6, nodeMaskSize: 64 } } : {}) },

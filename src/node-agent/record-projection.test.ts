@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { recordProjection } from "./agent.js";
+import { recordProjection } from "./records.js";
 
 const record = (node: string) => ({
   apiVersion: "podnet.io/v1alpha1", kind: "NodeCIDR",

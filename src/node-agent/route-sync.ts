@@ -46,6 +46,9 @@ export async function kernelView(input: { netns?: string; full: boolean; config:
   return view;
 }
 
+/** Devices this node's routes go out of, as last read (empty before the first read). */
+export const routedDevices = (netns?: string): ReadonlySet<string> => kernelViews.get(netns ?? "")?.links.devices ?? new Set();
+
 /** MTU of the overlay device and of pods when the overlay is on: the underlay link's minus VXLAN headers. */
 export function overlayMtu(config: AgentConfig, links: LinkInfo, underlayIp: string | undefined): number | undefined {
   if (config.overlay === "none" || !underlayIp) return undefined;
