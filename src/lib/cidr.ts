@@ -69,6 +69,11 @@ export function isGlobalUnicastIp(text: string): boolean {
   return v !== 0n && v !== 1n && v >> 118n !== 0x3fan && v >> 120n !== 0xffn;
 }
 
+/** An address in its one canonical spelling (IPv6 has many), or undefined for text that is not one. */
+export function canonicalIp(text: string): string | undefined {
+  try { return formatIp(parseIp(text)); } catch { return undefined; }
+}
+
 export function formatIp(ip: IpAddr): string {
   if (ip.family === 6) return formatIpv6(ip.value.toString(16));
   const n = Number(ip.value);

@@ -16,7 +16,7 @@ describe("ipamDataDirInEffect: a node's host-local state directory never changes
     ["half-written or hand-broken JSON", '{"name": "podnet", "plugins": [', { dataDir: configured }],
     ["JSON that is no conflist", "[1, 2]", { dataDir: configured }],
   ])("%s", (_name, existing, expected) => {
-    expect(ipamDataDirInEffect(existing, configured)).toEqual(expected);
+    expect(ipamDataDirInEffect(existing === undefined ? undefined : readPodnetConflist(existing), configured)).toEqual(expected);
   });
 });
 

@@ -79,13 +79,14 @@ export interface IpamDataDirChoice {
 }
 
 /**
- * Pure: which host-local state directory the conflist may name, given the conflist already on this node.
+ * Pure: which host-local state directory the conflist may name, given the conflist already on this node
+ * (`readPodnetConflist` of its text).
  * host-local knows a pod's address only from its lease file, so pointing a node that runs pods at another,
  * empty directory would lease their addresses again to new pods (two pods, one IP). A directory change
  * therefore waits until the node's podnet conflist is gone (a new node, or one drained and cleaned up).
  */
-export function ipamDataDirInEffect(existingText: string | undefined, configured: string, networkName = "podnet"): IpamDataDirChoice {
-  const current = existingText === undefined ? undefined : readPodnetConflist(existingText, networkName)?.dataDir;
+export function ipamDataDirInEffect(existing: PodnetConflistFacts | undefined, configured: string): IpamDataDirChoice {
+  const current = existing?.dataDir;
   if (current === undefined || current === configured) return { dataDir: configured };
   return { dataDir: current, keptInsteadOf: configured };
 }
@@ -94,7 +95,9 @@ export function ipamDataDirInEffect(existingText: string | undefined, configured
  * What a podnet conflist on disk says: its host-local dataDir (host-local's default when it names none) and the
  * MTU it gives pods. Undefined for anything else (another network's file, broken JSON).
  */
-export function readPodnetConflist(text: string, networkName = "podnet"): { dataDir: string; mtu?: number } | undefined {
+export interface PodnetConflistFacts { dataDir: string; mtu?: number }
+
+export function readPodnetConflist(text: string, networkName = "podnet"): PodnetConflistFacts | undefined {
   let parsed: unknown;
   try { parsed = JSON.parse(text); } catch { return undefined; }
   const list = parsed as { name?: unknown; plugins?: Array<{ mtu?: unknown; ipam?: { type?: unknown; dataDir?: unknown } }> };

@@ -11,14 +11,11 @@ export class CniConfigError extends Error {
  * (the container runtime) sees the old file or the new one, never half of one. Unchanged content is not
  * rewritten, so the runtime's file watcher is not poked every resync.
  */
-export function writeFileAtomic(dir: string, name: string, content: string): boolean {
+export function writeFileAtomic(dir: string, name: string, content: string, known?: { current: string | undefined }): boolean {
   const target = join(dir, name);
   if (!existsSync(dir)) throw new CniConfigError(`CNI config directory ${dir} does not exist`);
-  try {
-    if (existsSync(target) && readFileSync(target, "utf8") === content) return false;
-  } catch (err) {
-    throw new CniConfigError(`cannot read ${target}: ${(err as Error).message}`);
-  }
+  // `known`: the caller just read the file (undefined: it did not exist), so it is not read twice.
+  if ((known ? known.current : readIfPresent(target)) === content) return false;
   const tmp = join(dir, `.${name}.tmp-${process.pid}`);
   try {
     const fd = openSync(tmp, "w", 0o644);
@@ -35,6 +32,15 @@ export function writeFileAtomic(dir: string, name: string, content: string): boo
   } catch (err) {
     rmSync(tmp, { force: true });
     throw new CniConfigError(`cannot write ${target}: ${(err as Error).message}`);
+  }
+}
+
+/** A file's text, undefined if there is none; a read that fails names the file. */
+export function readIfPresent(path: string): string | undefined {
+  try {
+    return existsSync(path) ? readFileSync(path, "utf8") : undefined;
+  } catch (err) {
+    throw new CniConfigError(`cannot read ${path}: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -1,4 +1,4 @@
-import { cidrContainsIp, formatIp, parseCidr, parseIp, type Cidr } from "../lib/cidr.js";
+import { canonicalIp, cidrContainsIp, parseCidr, parseIp, type Cidr } from "../lib/cidr.js";
 import { run, runOk } from "./exec.js";
 import type { ObservedNexthop } from "./nexthop-plan.js";
 import { normaliseDst, PODNET_PROTO, type ObservedRoute } from "./routes-plan.js";
@@ -71,8 +71,6 @@ export interface LinkInfo {
   devices: ReadonlySet<string>;
 }
 
-/** An address in one spelling (IPv6 has many), or undefined for text that is not one. */
-const canonicalIp = (text: string) => { try { return formatIp(parseIp(text)); } catch { return undefined; } };
 
 /** Local subnets and the MTU of the interface carrying an IP. */
 export async function readLinks(netns?: string): Promise<LinkInfo> {

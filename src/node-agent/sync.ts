@@ -1,9 +1,8 @@
-import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AgentConfig } from "../config.js";
 import type { Logger } from "../log.js";
 import { commonCniVersion, conflistText, ipamDataDirInEffect, readPodnetConflist, renderConflist } from "./cni-conflist.js";
-import { missingPlugins, pluginVersions, shadowingConfigs, writeFileAtomic } from "./cni-files.js";
+import { missingPlugins, pluginVersions, readIfPresent, shadowingConfigs, writeFileAtomic } from "./cni-files.js";
 import type { DesiredNodeState } from "./desired-state.js";
 import { removeStaleBridgeAddresses } from "./bridge-addresses.js";
 import { MissingToolError } from "./exec.js";
@@ -150,18 +149,19 @@ async function syncCni(input: SyncInput, linkMtu: number | undefined): Promise<S
       version = commonCniVersion(await pluginVersions(binDir, ["bridge", "host-local", "portmap"]));
       if (version) versionCache.set(binDir, version);
     }
-    const current = existsSync(path) ? readFileSync(path, "utf8") : undefined;
+    const current = readIfPresent(path);
     // The link carrying the node IP not found (the address just changed, its NodeCIDR not yet mirrored): keep
     // the MTU pods already get. A pod started meanwhile with a larger one would keep it for its whole life.
-    const mtu = config.mtu || linkMtu || (current !== undefined ? readPodnetConflist(current)?.mtu : undefined) || fallbackMtu(config);
-    const ipam = ipamDataDirInEffect(current, config["ipam-data-dir"]);
+    const existing = current === undefined ? undefined : readPodnetConflist(current);
+    const mtu = config.mtu || linkMtu || existing?.mtu || fallbackMtu(config);
+    const ipam = ipamDataDirInEffect(existing, config["ipam-data-dir"]);
     if (ipam.keptInsteadOf !== undefined) result.ipamDataDirKept = { dataDir: ipam.dataDir, configured: ipam.keptInsteadOf };
     const text = conflistText(renderConflist({ cniVersion: version ?? "1.0.0", podCidrs: input.state.ownCidrs, mtu, ipamDataDir: ipam.dataDir }));
     if (config["dry-run"]) {
       input.log.info({ path, changed: current !== text }, "dry-run: would write CNI conflist");
       return result;
     }
-    result.changed = writeFileAtomic(dir, name, text);
+    result.changed = writeFileAtomic(dir, name, text, { current });
     if (result.changed) input.log.info({ path, podCidrs: input.state.ownCidrs, mtu, cniVersion: version }, "CNI conflist written");
     return result;
   } catch (err) {

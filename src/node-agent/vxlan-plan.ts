@@ -1,4 +1,4 @@
-import { formatIp, parseCidr, parseIp } from "../lib/cidr.js";
+import { canonicalIp, parseCidr } from "../lib/cidr.js";
 import { VXLAN_DEVICE, vtepMac, type OverlayPeer } from "./overlay-plan.js";
 
 /**
@@ -19,7 +19,6 @@ export interface VxlanObserved { device?: VxlanDevice; fdb: Array<{ mac: string;
 export interface VxlanPlan { ip: string[]; bridge: string[] }
 
 const dev = VXLAN_DEVICE;
-const canonicalIp = (text: string) => formatIp(parseIp(text));
 
 /**
  * Whether a plan deletes the device (to remove or re-create it): the kernel then drops every nexthop and
@@ -35,7 +34,7 @@ export function planVxlan(desired: VxlanDesired | undefined, observed: VxlanObse
     return plan;
   }
   const mac = vtepMac(desired.local);
-  const recreate = !current || current.kind !== "vxlan" || current.vni !== desired.vni || current.port !== desired.port || current.local !== canonicalIp(desired.local);
+  const recreate = !current || current.kind !== "vxlan" || current.vni !== desired.vni || current.port !== desired.port || canonicalIp(current.local ?? "") !== canonicalIp(desired.local);
   if (recreate) {
     if (current) plan.ip.push(`link del ${dev}`);
     plan.ip.push(`link add ${dev} address ${mac} type vxlan id ${desired.vni} local ${desired.local} dstport ${desired.port} nolearning`);

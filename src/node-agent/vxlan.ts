@@ -1,4 +1,4 @@
-import { formatCidr, formatIp, parseCidr, parseIp } from "../lib/cidr.js";
+import { formatCidr, parseCidr } from "../lib/cidr.js";
 import { run } from "./exec.js";
 import { VXLAN_DEVICE } from "./overlay-plan.js";
 import type { VxlanObserved, VxlanPlan } from "./vxlan-plan.js";
@@ -30,17 +30,12 @@ export async function readVxlan(netns?: string): Promise<VxlanObserved> {
   return {
     device: {
       // iproute2 names an IPv6 source address local6: read as absent, it had the device re-created every pass.
-      kind: link.linkinfo?.info_kind ?? "unknown", vni: info.id, port: info.port, local: canonicalLocal(info.local ?? info.local6), mac: link.address, mtu: link.mtu,
+      kind: link.linkinfo?.info_kind ?? "unknown", vni: info.id, port: info.port, local: info.local ?? info.local6, mac: link.address, mtu: link.mtu,
       up: (link.flags ?? []).includes("UP"),
       addresses: addrs.map((a) => formatCidr(parseCidr(`${a.local}/${a.prefixlen}`, { allowHostBits: true }))),
     },
     fdb, neighbors,
   };
-}
-
-function canonicalLocal(text: string | undefined): string | undefined {
-  if (text === undefined) return undefined;
-  try { return formatIp(parseIp(text)); } catch { return text; }
 }
 
 /** Device and neighbours first (routes through the device need it up), then the forwarding entries. */
