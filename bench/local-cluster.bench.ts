@@ -2,11 +2,13 @@
 //  1. Node object created → route to its pod CIDR present on every other agent's node: p50/p99 for each size
 //     (goal p99 < 1 s at 50 nodes), with controller and agent peak RSS;
 //  2. iperf3 pod→pod across nodes vs node→node, same run: on one segment with the overlay off and on (goal ≥ 0.95),
+//     and on with the pods' MTU pinned to the tunnel's (podnet's earlier default),
 //     unshaped and with the uplinks limited to a NIC's 10 Gbit/s, and through VXLAN across a router against
 //     the routed underlay.
 import { spawn, execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { LocalCluster } from "../src/localcluster/cluster.js";
+import { iperf } from "../src/localcluster/iperf.js";
 import { waitFor } from "../src/localcluster/processes.js";
 
 const JOINS = 5;
@@ -52,17 +54,6 @@ async function joinLatency(size: number): Promise<void> {
   }
 }
 
-function iperf(serverNs: string, serverIp: string, clientNs: string): number {
-  const server = spawn("ip", ["netns", "exec", serverNs, "iperf3", "-s", "-1", "-B", serverIp], { stdio: "ignore" });
-  try {
-    execFileSync("sleep", ["0.5"]);
-    const out = execFileSync("ip", ["netns", "exec", clientNs, "iperf3", "-c", serverIp, "-t", "3", "-J"], { timeout: 20_000 }).toString();
-    return (JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9;
-  } finally {
-    server.kill();
-  }
-}
-
 /**
  * Pod→pod across two nodes vs node→node between the same two nodes, same run, in rounds (the machine is
  * shared and noisy: one round's ratio ranges over ±20 % unshaped; the median ratio is reported with its range). One segment: direct routes. Two segments: the nodes sit on subnets
@@ -71,8 +62,8 @@ function iperf(serverNs: string, serverIp: string, clientNs: string): number {
  * bridge, one more forward on each node). With `wireRate` each node's uplink sends at most that rate (tbf,
  * inside the node namespace), as a NIC would: then the ratio says whether pods get the link's full rate.
  */
-async function throughput(segments: number, overlay: "auto" | "none" = "auto", wireRate?: string): Promise<void> {
-  const cluster = await LocalCluster.start({ nodes: 2, segments, overlay, tag: `bip${segments}${overlay}`, segment: 91 });
+async function throughput(segments: number, overlay: "auto" | "none" = "auto", wireRate?: string, podMtu?: number): Promise<void> {
+  const cluster = await LocalCluster.start({ nodes: 2, segments, overlay, ...(podMtu ? { podMtu } : {}), tag: `bip${segments}${overlay}`, segment: 91 });
   try {
     await cluster.waitReady(60_000);
     const [a, b] = [cluster.addPod("node-1", "ip-a"), cluster.addPod("node-2", "ip-b")];
@@ -81,8 +72,8 @@ async function throughput(segments: number, overlay: "auto" | "none" = "auto", w
     // Each round measures both paths back to back, in alternating order, so a ratio compares two runs made
     // seconds apart; the machine's speed drifts by more than the effect between rounds.
     const rounds = Array.from({ length: IPERF_ROUNDS }, (_, i) => {
-      const nodePath = () => iperf(n2.ns, n2.ip, n1.ns);
-      const podPath = () => iperf(b.ns, b.ips[0]!, a.ns);
+      const nodePath = () => iperf(n2.ns, n2.ip, n1.ns).gbps;
+      const podPath = () => iperf(b.ns, b.ips[0]!, a.ns).gbps;
       if (i % 2 === 0) { const node = nodePath(); return { node, pod: podPath() }; }
       const pod = podPath();
       return { node: nodePath(), pod };
@@ -110,5 +101,7 @@ if (!args.includes("--throughput-only")) {
 console.log(`throughput (${IPERF_ROUNDS} rounds, each both paths back to back in alternating order):`);
 await throughput(1, "none");
 await throughput(1, "auto");
+// podnet's earlier default: with the overlay on, every pod got the tunnel's MTU, even towards direct peers.
+await throughput(1, "auto", undefined, 1450);
 await throughput(1, "auto", "10gbit");
 await throughput(2);

@@ -18,6 +18,8 @@ export interface LocalClusterOptions {
   segments?: number;
   /** The agents' --overlay (default auto). */
   overlay?: "auto" | "vxlan" | "none";
+  /** The agents' --mtu for pods (default: the link's). */
+  podMtu?: number;
   dualStack?: boolean;
   tag?: string;
   segment?: number;
@@ -133,7 +135,8 @@ export class LocalCluster {
       // Port 0: the agent binds a free port itself and logs it. A port picked here could be taken by another
       // process before the agent binds it, which made the agent exit.
       `--cni-bin-dir=${CNI_BIN_DIR}`, `--ipam-data-dir=${join(n.dir, "ipam")}`, "--metrics-address=127.0.0.1:0",
-      `--resync-period=${this.opts.resyncPeriod ?? "5s"}`, `--overlay=${this.opts.overlay ?? "auto"}`], logFile,
+      `--resync-period=${this.opts.resyncPeriod ?? "5s"}`, `--overlay=${this.opts.overlay ?? "auto"}`,
+      ...(this.opts.podMtu ? [`--mtu=${this.opts.podMtu}`] : [])], logFile,
       { env: { ...podnetCliEnv(this.dir), PODNET_LOG_LEVEL: ["debug", "trace"].includes(process.env.PODNET_LOG_LEVEL ?? "") ? process.env.PODNET_LOG_LEVEL! : "info" } });
     const agent = n.agent;
     let port: number | undefined;

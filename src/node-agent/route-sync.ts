@@ -49,11 +49,19 @@ export async function kernelView(input: { netns?: string; full: boolean; config:
 /** Devices this node's routes go out of, as last read (empty before the first read). */
 export const routedDevices = (netns?: string): ReadonlySet<string> => kernelViews.get(netns ?? "")?.links.devices ?? new Set();
 
-/** MTU of the overlay device and of pods when the overlay is on: the underlay link's minus VXLAN headers. */
+/** MTU of the overlay device: the underlay link's minus VXLAN headers. */
 export function overlayMtu(config: AgentConfig, links: LinkInfo, underlayIp: string | undefined): number | undefined {
   if (config.overlay === "none" || !underlayIp) return undefined;
   const link = links.mtuOf(underlayIp);
   return link ? link - vxlanOverhead(parseIp(underlayIp).family) : undefined;
+}
+
+/**
+ * MTU pods get: the link's. Only when everything is encapsulated (`vxlan`) the overlay's: with `auto`, pods on
+ * direct peers get the full MTU, and TCP into the overlay has its MSS clamped (see renderNftTable).
+ */
+export function podMtu(config: AgentConfig, links: LinkInfo, nodeIp: string | undefined): number | undefined {
+  return config.overlay === "vxlan" ? overlayMtu(config, links, nodeIp) : links.mtuOf(nodeIp ?? "");
 }
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));

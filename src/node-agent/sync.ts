@@ -7,9 +7,9 @@ import type { DesiredNodeState } from "./desired-state.js";
 import { removeStaleBridgeAddresses } from "./bridge-addresses.js";
 import { MissingToolError } from "./exec.js";
 import { bridgeNetfilterProblem, bridgeNetfilterSysctls, ensureSysctls, neededSysctls } from "./forwarding.js";
-import { kernelView, overlayMtu, syncRoutes } from "./route-sync.js";
-import { vxlanOverhead } from "./overlay-plan.js";
-import { applyMasquerade, listMasquerade, removeMasquerade, renderMasqueradeRuleset } from "./masquerade.js";
+import { kernelView, podMtu, syncRoutes } from "./route-sync.js";
+import { VXLAN_DEVICE, vxlanOverhead } from "./overlay-plan.js";
+import { applyMasquerade, listMasquerade, type NftTableInput, removeMasquerade, renderNftTable, wantsNftTable } from "./masquerade.js";
 import type { SyncOutcome } from "./report.js";
 
 export const CNI_PLUGINS = ["bridge", "host-local", "portmap", "loopback"];
@@ -62,19 +62,21 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
   const links = view instanceof Error ? undefined : view.links;
   const outcome: SyncOutcome = {
     routes: await syncRoutes({ ...input, underlayIp: input.nodeIP }, view),
-    // With the overlay on, pods get the VXLAN-reduced MTU even when every peer is direct today: a node behind
-    // a router may join later, and a running pod's MTU cannot change.
-    cni: await syncCni(input, links && (overlayMtu(input.config, links, input.nodeIP) ?? links.mtuOf(input.nodeIP ?? ""))),
+    cni: await syncCni(input, links && podMtu(input.config, links, input.nodeIP)),
     masquerade: { enabled: input.config.masquerade, keepSourceTo: input.config["no-masquerade-cidrs"] },
     sysctls: {},
     rejected: state.rejected,
   };
   outcome.cni.removedBridgeAddresses = bridge.removed;
   if (bridge.error) outcome.cni.bridgeError = bridge.error;
-  if (input.config.masquerade) {
+  const table = nftTableInput(input);
+  if (wantsNftTable(table)) {
     try {
-      if (!(await syncMasquerade(input))) outcome.masquerade.skipped = true;
-    } catch (err) { outcome.masquerade.error = message(err); }
+      if (!(await syncNftTable(input, table))) outcome.masquerade.skipped = true;
+    } catch (err) {
+      if (table.masquerade || !(err instanceof MissingToolError)) outcome.masquerade.error = message(err);
+      else noClampWithoutNft(input, table);
+    }
   } else if (input.full) {
     try { await removeLeftoverMasquerade(input); } catch (err) { outcome.masquerade.error = message(err); }
   }
@@ -95,13 +97,32 @@ async function syncSysctls(input: SyncInput, families: Array<4 | 6>, result: Syn
   try { await ensureSysctls(bridged, input.netns); } catch (err) { result.bridgeNetfilterError = bridgeNetfilterProblem(message(err)); }
 }
 
+/** The overlay's MSS clamp is needed where pods keep the link's MTU but some peers are reached through VXLAN. */
+const nftTableInput = (input: SyncInput): NftTableInput => ({
+  podCidrs: input.state.podNetwork, keepSourceTo: input.config["no-masquerade-cidrs"], masquerade: input.config.masquerade,
+  ...(input.config.overlay === "auto" ? { clampMssOut: VXLAN_DEVICE } : {}),
+});
+
+/**
+ * Masquerade off and no nft on the host: the table would only clamp the overlay's MSS, and TCP still finds the
+ * tunnel's MTU through path MTU discovery, answered by this node itself. Said on full passes; event passes
+ * do not retry.
+ */
+function noClampWithoutNft(input: SyncInput, table: NftTableInput): void {
+  const ns = input.netns ?? "";
+  if (input.full || !appliedMasquerade.has(ns)) {
+    input.log.warn({ node: input.config["node-name"] }, "nft is missing: TCP into the overlay is not MSS-clamped and relies on path MTU discovery");
+  }
+  appliedMasquerade.set(ns, { ruleset: renderNftTable(table) });
+}
+
 /**
  * Apply the nft table when the pod network changed; on a full pass also when the kernel's table no longer
  * matches what podnet applied (edited or deleted by hand). Whether it looked at the table at all.
  */
-async function syncMasquerade(input: SyncInput): Promise<boolean> {
+async function syncNftTable(input: SyncInput, table: NftTableInput): Promise<boolean> {
   const ns = input.netns ?? "";
-  const ruleset = renderMasqueradeRuleset(input.state.podNetwork, input.config["no-masquerade-cidrs"]);
+  const ruleset = renderNftTable(table);
   const applied = appliedMasquerade.get(ns);
   const changed = applied?.ruleset !== ruleset;
   if (!changed && !input.full) return false;
@@ -119,18 +140,21 @@ async function syncMasquerade(input: SyncInput): Promise<boolean> {
   return true;
 }
 
-/** With no link to read it from: a common Ethernet MTU, less VXLAN's headers (over IPv4) while the overlay is on. */
-const fallbackMtu = (config: AgentConfig) => (config.overlay === "none" ? 1500 : 1500 - vxlanOverhead(4));
+/** With no link to read it from: a common Ethernet MTU, less VXLAN's headers (over IPv4) when everything is encapsulated. */
+const fallbackMtu = (config: AgentConfig) => (config.overlay === "vxlan" ? 1500 - vxlanOverhead(4) : 1500);
 
-/** Masquerade turned off after it was on: the table an earlier run left would go on NATing pod traffic. */
+/**
+ * Masquerade turned off after it was on (and no MSS clamp wanted): the table an earlier run left would go on
+ * NATing pod traffic.
+ */
 async function removeLeftoverMasquerade(input: SyncInput): Promise<void> {
   appliedMasquerade.delete(input.netns ?? "");
   // No nft on the host: then there is no table either, and masquerade off needs none.
   const listing = await listMasquerade(input.netns).catch((err: unknown) => { if (err instanceof MissingToolError) return undefined; throw err; });
   if (listing === undefined) return;
-  if (input.config["dry-run"]) { input.log.info("dry-run: would remove nft table inet podnet (masquerade is off)"); return; }
+  if (input.config["dry-run"]) { input.log.info("dry-run: would remove nft table inet podnet (masquerade and the MSS clamp are off)"); return; }
   await removeMasquerade(input.netns);
-  input.log.info({ node: input.config["node-name"] }, "masquerade is off: nft table inet podnet from an earlier run removed");
+  input.log.info({ node: input.config["node-name"] }, "masquerade and the MSS clamp are off: nft table inet podnet from an earlier run removed");
 }
 
 async function syncCni(input: SyncInput, linkMtu: number | undefined): Promise<SyncOutcome["cni"]> {

@@ -69,12 +69,13 @@ describe.skipIf(!isRoot())("node agent on a host missing ip or nft (rung 3)", ()
     expect(agent.child.exitCode).toBeNull();
   });
 
-  it("without nft and with masquerade off: nothing is missing, the node is Ready", async () => {
+  it("without nft and with masquerade off: nothing is missing, the node is Ready; the log says TCP into the overlay goes unclamped", async () => {
     const [n1] = bed.nodes;
     await stopProcess(agents.pop()!);
-    await startAgentProcess(n1!, join(dir, "no-nft"), ["--masquerade=false"]);
+    const agent = await startAgentProcess(n1!, join(dir, "no-nft"), ["--masquerade=false"]);
     await waitFor("Ready", async () => ((await condition("10-244-1-0-24", "Ready")())?.status === "True" ? true : undefined), 30_000);
     expect(await condition("10-244-1-0-24", "MasqueradeReady")()).toMatchObject({ status: "True", reason: "Disabled" });
+    expect(tailFile(agent.logFile)).toContain("nft is missing: TCP into the overlay is not MSS-clamped");
   });
 
   it("without ip: RoutesProgrammed names the missing tool, the process keeps running, the other node's routes stay", async () => {

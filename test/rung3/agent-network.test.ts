@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { podnetResource, strategicMergePatch } from "../../src/lib/k8s.js";
 import { flushOwnRoutes } from "../../src/node-agent/ip-route.js";
-import { masqueradeCount } from "../../src/node-agent/masquerade.js";
+import { nftChainCount } from "../../src/node-agent/masquerade.js";
 import { conditionsOf, putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 import { addPod, deletePod, type Pod } from "../../src/localcluster/cni-exec.js";
@@ -83,17 +83,17 @@ describe.skipIf(!isRoot())("node agent on real kernel routes and real CNI plugin
   it("masquerades pod traffic leaving the pod network (pod → another node's IP) and counts it", async () => {
     const [, n2] = bed.nodes;
     const a = pods[0]!;
-    const before = await masqueradeCount(bed.nodes[0]!.ns);
+    const before = await nftChainCount(bed.nodes[0]!.ns);
     expect(await sourceSeenBy(n2!.ns, n2!.ip, a.ns, 7778)).toBe(bed.nodes[0]!.ip);
-    expect(await masqueradeCount(bed.nodes[0]!.ns)).toBeGreaterThan(before);
+    expect(await nftChainCount(bed.nodes[0]!.ns)).toBeGreaterThan(before);
   });
 
   it("leaves pod traffic to a no-masquerade CIDR un-NATed (the receiver sees the pod's IP) and says so in MasqueradeReady", async () => {
     const [n1, , n3] = bed.nodes;
     const a = pods[0]!;
-    const before = await masqueradeCount(n1!.ns);
+    const before = await nftChainCount(n1!.ns);
     expect(await sourceSeenBy(n3!.ns, n3!.ip, a.ns, 7779)).toBe(a.ips[0]);
-    expect(await masqueradeCount(n1!.ns)).toBe(before);
+    expect(await nftChainCount(n1!.ns)).toBe(before);
     const masq = (await conditionsOf(fx.api(), "10-244-1-0-24")).find((c) => c.type === "MasqueradeReady")!;
     expect(masq.message).toContain(`except to ${n3!.ip}/32, fd00:77::/64`);
     // Node 2's agent has no exceptions: the same destination is masqueraded from its pods.
@@ -103,11 +103,11 @@ describe.skipIf(!isRoot())("node agent on real kernel routes and real CNI plugin
 
   it("keeps the masquerade counters across resyncs, and rewrites the nft table once it is changed by hand", async () => {
     const ns = bed.nodes[0]!.ns;
-    const counted = await masqueradeCount(ns);
+    const counted = await nftChainCount(ns);
     expect(counted).toBeGreaterThan(0);
     const passes = agents[0]!.agent.syncs;
     await waitFor("two more passes (resync 1 s)", async () => (agents[0]!.agent.syncs >= passes + 2 ? true : undefined), 10_000);
-    expect(await masqueradeCount(ns)).toBeGreaterThanOrEqual(counted); // a full pass left the unchanged table alone
+    expect(await nftChainCount(ns)).toBeGreaterThanOrEqual(counted); // a full pass left the unchanged table alone
     const nft = (...args: string[]) => execFileSync("ip", ["netns", "exec", ns, "nft", ...args], { encoding: "utf8" });
     nft("flush", "chain", "inet", "podnet", "postrouting");
     await waitFor("rules restored", async () => (nft("list", "chain", "inet", "podnet", "postrouting").includes("masquerade") ? true : undefined), 10_000);

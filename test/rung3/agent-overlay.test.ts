@@ -1,9 +1,11 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mergePatch, podnetResource } from "../../src/lib/k8s.js";
+import { nftChainCount } from "../../src/node-agent/masquerade.js";
 import { addPod, deletePod, type Pod } from "../../src/localcluster/cni-exec.js";
+import { iperf } from "../../src/localcluster/iperf.js";
 import { createNetBed, ipIn, ipJson, isRoot, type BedNode, type NetBed } from "../../src/localcluster/netbed.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { ping, sourceSeenBy } from "../../src/localcluster/udp-probe.js";
@@ -79,9 +81,9 @@ describe.skipIf(!isRoot())("node agent overlay: VXLAN to nodes behind a router, 
     }
   });
 
-  it("gives pods the VXLAN-reduced MTU and reports the overlay routes in the NodeCIDR status", async () => {
+  it("gives pods the link's full MTU (the overlay only clamps) and reports the overlay routes in the NodeCIDR status", async () => {
     const conflist = JSON.parse(readFileSync(join(agents.get("n1")!.confDir, "10-podnet.conflist"), "utf8"));
-    expect(conflist.plugins[0].mtu).toBe(1450);
+    expect(conflist.plugins[0].mtu).toBe(1500);
     const conds = await waitFor("RoutesProgrammed", async () => {
       const c = await conditionsOf(fx.api(), "10-244-1-0-24");
       return c.find((x) => x.type === "RoutesProgrammed" && x.message.includes("VXLAN")) ? c : undefined;
@@ -102,6 +104,30 @@ describe.skipIf(!isRoot())("node agent overlay: VXLAN to nodes behind a router, 
       expect(ping(from.ns, to.ips[1]!)).toBe(true);
       expect(await sourceSeenBy(to.ns, to.ips[0]!, from.ns, 7711)).toBe(from.ips[0]);
       expect(await sourceSeenBy(to.ns, to.ips[1]!, from.ns, 7712)).toBe(from.ips[1]);
+    }
+  });
+
+  it("TCP into the overlay gets the tunnel's MSS, TCP to a neighbour the link's; other packets too big for the tunnel are fragmented or answered by the node", async () => {
+    const [a, b, c] = ["ova", "ovb", "ovc"].map((name) => pods.find((p) => p.name === name)!) as [Pod, Pod, Pod];
+    const clamped = () => nftChainCount(node("n1").ns, "forward");
+    {
+      const before = await clamped();
+      // Pods' MTU is 1500 and the tunnel's 1450: without the clamp both would start at 1448 (1500 less IPv4, TCP
+      // and timestamp headers) and the overlay connection would stall on its first full segment until path MTU
+      // discovery caught up.
+      const overlay = iperf(c.ns, c.ips[0]!, a.ns, { bytes: "2M" });
+      const direct = iperf(b.ns, b.ips[0]!, a.ns, { bytes: "2M" });
+      expect(overlay.mss).toBe(1450 - 20 - 20 - 12);
+      expect(direct.mss).toBe(1448);
+      expect(overlay.gbps).toBeGreaterThan(0);
+      expect(await clamped()).toBeGreaterThan(before);
+      const overlay6 = iperf(c.ns, c.ips[1]!, a.ns, { bytes: "1M" });
+      expect(overlay6.mss).toBe(1450 - 40 - 20 - 12);
+      // A full-size datagram without DF is fragmented by the node; with DF the node, the first hop, says why.
+      const pingBig = (df: "do" | "dont") => spawnSync("ip", ["netns", "exec", a.ns, "ping", "-c", "1", "-W", "2", "-M", df, "-s", "1472", c.ips[0]!], { encoding: "utf8", timeout: 10_000 });
+      expect(pingBig("dont").status).toBe(0);
+      const refused = pingBig("do");
+      expect(refused.stdout + refused.stderr).toMatch(/mtu = 1450|message too long, mtu=1450/i);
     }
   });
 
@@ -131,7 +157,7 @@ describe.skipIf(!isRoot())("node agent overlay: VXLAN to nodes behind a router, 
     const [link] = ipJson<Array<{ linkinfo: { info_data: { local: string } } }>>(node("n1").ns, "-d", "link", "show", "podnet.vxlan");
     expect(link?.linkinfo.info_data.local).toBe("192.168.71.21");
     expect(podnetRoutes(node("n1").ns)).toEqual(["10.244.3.0/24 via 10.244.3.0 dev podnet.vxlan onlink", "fd00:10:244:3::/64 via fd00:10:244:3:: dev podnet.vxlan onlink"]);
-    expect(JSON.parse(readFileSync(join(n1.confDir, "10-podnet.conflist"), "utf8")).plugins[0].mtu).toBe(1450);
+    expect(JSON.parse(readFileSync(join(n1.confDir, "10-podnet.conflist"), "utf8")).plugins[0].mtu).toBe(1500);
     // A NodeCIDR naming an address the node does not have (mirrored before the address moved): the overlay and
     // the pods' MTU stay as they are, and the sync says why instead of tearing the device down.
     const before = n1.agent.syncs;
@@ -139,7 +165,7 @@ describe.skipIf(!isRoot())("node agent overlay: VXLAN to nodes behind a router, 
     await waitFor("another event pass", async () => (n1.agent.syncs > before ? true : undefined), 10_000);
     expect(n1.agent.lastOutcome!.routes.error).toContain("node IP 192.168.71.99 is not an address of this node; podnet.vxlan left as it is");
     expect(podnetRoutes(node("n1").ns)).toHaveLength(2);
-    expect(JSON.parse(readFileSync(join(n1.confDir, "10-podnet.conflist"), "utf8")).plugins[0].mtu).toBe(1450);
+    expect(JSON.parse(readFileSync(join(n1.confDir, "10-podnet.conflist"), "utf8")).plugins[0].mtu).toBe(1500);
   });
 
   it("with --overlay=none reports the node behind the router unreachable and makes no device", async () => {

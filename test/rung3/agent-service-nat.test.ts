@@ -51,14 +51,20 @@ describe.skipIf(!isRoot())("a Service whose backend shares the client's node (ru
     expect(sysctls).toMatchObject({ status: "True", reason: "Set" });
   });
 
-  it("turned off after it was on, masquerade leaves no table behind that would go on NATing pod traffic", async () => {
+  it("turned off after it was on, masquerade leaves no rule behind that would go on NATing pod traffic; the table goes once nothing needs it", async () => {
     const tables = () => inNode("nft", "list", "tables");
-    expect(tables()).toContain("inet podnet");
+    const table = () => (tables().includes("inet podnet") ? inNode("nft", "list", "table", "inet", "podnet") : "");
+    expect(table()).toContain("masquerade");
     for (const p of pods.splice(0)) deletePod(p); // their leases live in the directory of the agent being replaced
     await agent.stop();
+    // The overlay (auto) still wants its MSS clamp: the table stays, without masquerade.
     agent = await startAgent(fx, bed.nodes[0]!, { masquerade: "false" });
-    await waitFor("table removed", async () => (tables().includes("inet podnet") ? undefined : true), 10_000);
+    await waitFor("masquerade rules removed", async () => (table().includes("masquerade") ? undefined : true), 10_000);
+    expect(table()).toContain("tcp option maxseg size set rt mtu");
     await waitFor("MasqueradeReady Disabled", async () => ((await conditionsOf(fx.api(), "10-244-40-0-24")).find((c) => c.type === "MasqueradeReady" && c.reason === "Disabled") ? true : undefined), 10_000);
+    await agent.stop();
+    agent = await startAgent(fx, bed.nodes[0]!, { masquerade: "false", overlay: "none" });
+    await waitFor("table removed", async () => (tables().includes("inet podnet") ? undefined : true), 10_000);
   });
 });
 
