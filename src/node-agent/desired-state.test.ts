@@ -29,13 +29,22 @@ describe("desiredNodeState", () => {
     ["a node IP inside the pod range", ["10.244.9.7"], "InvalidNodeIP", "inside pod CIDR"],
     ["a loopback node IP", ["127.0.0.1"], "InvalidNodeIP", "loopback"],
     ["an unparsable node IP", ["node-b.example"], "InvalidNodeIP", "unparsable"],
-    ["no node IP of the CIDR's family", ["fd00::2"], "NoNodeIPForFamily", "no IPv4 node IP"],
+    ["a loopback node IP of the other family, when it would carry the tunnel", ["::1"], "InvalidNodeIP", "loopback"],
   ])("rejects %s and still routes to healthy nodes", (_case, ips, reason, message) => {
     const s = desiredNodeState([rec("b", "10.244.2.0/24", ips), rec("c", "10.244.3.0/24", ["192.168.1.3"]), rec("x", "10.244.9.0/24", ["192.168.1.9"])], "a");
     expect(s.rejected).toHaveLength(1);
     expect(s.rejected[0]).toMatchObject({ nodeName: "b", reason });
     expect(s.rejected[0]!.message).toContain(message);
     expect(s.routes.map((r) => r.nodeName)).toEqual(["c", "x"]);
+  });
+
+  it("routes a CIDR whose node has no IP of its family without a gateway: only the overlay can carry it", () => {
+    const s = desiredNodeState([rec("b", "fd00:10:244:2::/64", ["192.168.1.2"]), rec("c", "10.244.3.0/24", ["192.168.1.3", "fd00::3"])], "a");
+    expect(s.rejected).toEqual([]);
+    expect(s.routes).toEqual([
+      { dst: "10.244.3.0/24", via: "192.168.1.3", nodeName: "c", nodeIPs: ["192.168.1.3", "fd00::3"] },
+      { dst: "fd00:10:244:2::/64", nodeName: "b", nodeIPs: ["192.168.1.2"] },
+    ]);
   });
 
   it("withholds routes for two records claiming overlapping ranges, and only for them", () => {

@@ -9,11 +9,15 @@ export interface ObservedNodeCidr {
   phase?: string;
 }
 
-/** A route to another node's pod CIDR via its same-family node IP; all its node IPs for the overlay underlay. */
-export interface DesiredRoute { dst: string; via: string; nodeName: string; nodeIPs: string[] }
+/**
+ * A route to another node's pod CIDR via its same-family node IP; all its node IPs for the overlay underlay.
+ * No `via` when the node has no IP of the CIDR's family (IPv6 pods on an IPv4-only node): only the overlay,
+ * which carries both pod families over one underlay, can reach that CIDR.
+ */
+export interface DesiredRoute { dst: string; via?: string; nodeName: string; nodeIPs: string[] }
 
 /** A record the agent refuses to act on, with the reason it tells the user. */
-export interface RejectedRecord { name: string; nodeName: string; reason: "InvalidNodeIP" | "NoNodeIPForFamily" | "OverlappingCIDR" | "InvalidCIDR"; message: string }
+export interface RejectedRecord { name: string; nodeName: string; reason: "InvalidNodeIP" | "OverlappingCIDR" | "InvalidCIDR"; message: string }
 
 export interface DesiredNodeState {
   /** This node's pod CIDRs, IPv4 first (what the CNI config hands out). */
@@ -110,8 +114,8 @@ function nodeIpFact(text: string): NodeIpFact {
 }
 
 /** The same route object while the record and its gateway stay the same: less garbage on every pass. */
-function routeOf(p: Parsed, via: string): DesiredRoute {
-  if (p.route?.via !== via) p.route = { dst: p.dst, via, nodeName: p.r.nodeName, nodeIPs: p.r.nodeIPs };
+function routeOf(p: Parsed, via: string | undefined): DesiredRoute {
+  if (!p.route || p.route.via !== via) p.route = { dst: p.dst, ...(via === undefined ? {} : { via }), nodeName: p.r.nodeName, nodeIPs: p.r.nodeIPs };
   return p.route;
 }
 
@@ -155,17 +159,30 @@ function rangeIndex(sortedRanges: Cidr[]): (ip: IpAddr) => Cidr | undefined {
 
 const rejection = (r: ObservedNodeCidr, reason: RejectedRecord["reason"], message: string): RejectedRecord => ({ name: r.name, nodeName: r.nodeName, reason, message });
 
-function gatewayFor({ r, c, ips }: Parsed, podRangeOf: (ip: IpAddr) => Cidr | undefined): { ip: string } | RejectedRecord {
+/**
+ * The node IP a record's route goes through: its first IP of the CIDR's family, or none (overlay only) when it
+ * has IPs of the other family alone. Those then become the tunnel's underlay, so they are checked too.
+ */
+function gatewayFor({ r, c, ips }: Parsed, podRangeOf: (ip: IpAddr) => Cidr | undefined): { ip?: string } | RejectedRecord {
   let sameFamily: string | undefined;
+  const usable = (fact: Exclude<NodeIpFact, { unparsable: true }>): RejectedRecord | undefined => {
+    if (fact.loopback) return rejection(r, "InvalidNodeIP", `node ${r.nodeName} has node IP ${fact.text}, which is loopback or unspecified`);
+    const inside = podRangeOf(fact.ip);
+    return inside ? rejection(r, "InvalidNodeIP", `node ${r.nodeName} has node IP ${fact.text} inside pod CIDR ${formatCidr(inside)}; a route through it would loop`) : undefined;
+  };
   for (const fact of ips) {
     if ("unparsable" in fact) return rejection(r, "InvalidNodeIP", `node ${r.nodeName} has an unparsable node IP "${fact.text}"`);
     if (fact.ip.family !== c.family) continue;
-    if (fact.loopback) return rejection(r, "InvalidNodeIP", `node ${r.nodeName} has node IP ${fact.text}, which is loopback or unspecified`);
-    const inside = podRangeOf(fact.ip);
-    if (inside) return rejection(r, "InvalidNodeIP", `node ${r.nodeName} has node IP ${fact.text} inside pod CIDR ${formatCidr(inside)}; a route through it would loop`);
+    const bad = usable(fact);
+    if (bad) return bad;
     sameFamily ??= fact.text;
   }
-  return sameFamily ? { ip: sameFamily } : rejection(r, "NoNodeIPForFamily", `node ${r.nodeName} has no IPv${c.family} node IP to route ${formatCidr(c)} through`);
+  if (sameFamily) return { ip: sameFamily };
+  for (const fact of ips) {
+    const bad = "unparsable" in fact ? undefined : usable(fact);
+    if (bad) return bad;
+  }
+  return {};
 }
 
 function isLoopbackOrUnspecified(value: bigint, family: IpFamily): boolean {

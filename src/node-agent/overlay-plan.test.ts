@@ -22,6 +22,18 @@ describe("splitRoutes", () => {
     expect(split.unreachable.map((u) => u.dst)).toEqual(unreachable);
   });
 
+  it.each<[OverlayMode, string[], string[]]>([
+    ["auto", ["fd00:10:244:2::/64 via fd00:10:244:2:: dev podnet.vxlan"], []],
+    ["vxlan", ["fd00:10:244:2::/64 via fd00:10:244:2:: dev podnet.vxlan"], []],
+    ["none", [], ["node near has no IPv6 node IP to route through and the overlay is off (--overlay=none)"]],
+  ])("IPv6 pods of a neighbour with only an IPv4 node IP, overlay %s: through the tunnel or unreachable, never direct", (mode, kernel, unreachable) => {
+    const v6Only: DesiredRoute = { dst: "fd00:10:244:2::/64", nodeName: "near", nodeIPs: ["192.168.1.2"] };
+    const split = splitRoutes([v6Only], deviceFor, mode, "192.168.1.1");
+    expect(split.kernel.map((k) => `${k.dst} via ${k.via}${k.dev ? ` dev ${k.dev}` : ""}`)).toEqual(kernel);
+    expect(split.peers.map((p) => p.underlayIp)).toEqual(kernel.length ? ["192.168.1.2"] : []);
+    expect(split.unreachable.map((u) => u.reason)).toEqual(unreachable);
+  });
+
   it("carries a far node's IPv6 pod CIDR over the IPv4 underlay: one peer, two gateways", () => {
     const split = splitRoutes([far, farV6], deviceFor, "auto", "192.168.1.1");
     expect(split.peers).toEqual([{ nodeName: "far", underlayIp: "192.168.9.3", mac: "0e:50:c0:a8:09:03", gateways: [

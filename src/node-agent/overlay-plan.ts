@@ -17,7 +17,7 @@ export const vxlanOverhead = (underlay: IpFamily) => (underlay === 4 ? 50 : 70);
 export interface KernelRoute { dst: string; via: string; nodeName: string; dev?: string }
 
 export interface OverlayPeer { nodeName: string; underlayIp: string; mac: string; gateways: Array<{ dst: string; gw: string }> }
-export interface Unreachable { dst: string; via: string; nodeName: string; reason: string }
+export interface Unreachable { dst: string; via?: string; nodeName: string; reason: string }
 export interface RouteSplit { kernel: KernelRoute[]; peers: OverlayPeer[]; unreachable: Unreachable[] }
 
 /**
@@ -35,6 +35,8 @@ export function vtepMac(underlayIp: string): string {
 /** The first address of a pod CIDR: the overlay gateway (it lives on the remote node's podnet.vxlan). */
 export const overlayGateway = (cidr: string) => { const c = parseCidr(cidr); return formatIp({ family: c.family, value: c.network }); };
 
+const via = (route: DesiredRoute) => (route.via === undefined ? {} : { via: route.via });
+
 /**
  * `deviceFor`: the local interface whose subnet holds an IP, if any (a node there is a direct neighbour).
  * `isLocal`: whether an IP is this node's own. A peer naming one as its node IP (a recycled address while the
@@ -48,16 +50,16 @@ export function splitRoutes(routes: DesiredRoute[], deviceFor: (ip: string) => s
   for (const route of routes) {
     const ownAddress = route.nodeIPs.find(isLocal);
     if (ownAddress) {
-      split.unreachable.push({ dst: route.dst, via: route.via, nodeName: route.nodeName, reason: `${ownAddress} is an address of this node, not of node ${route.nodeName} (two Nodes claim it?)` });
+      split.unreachable.push({ dst: route.dst, ...via(route), nodeName: route.nodeName, reason: `${ownAddress} is an address of this node, not of node ${route.nodeName} (two Nodes claim it?)` });
       continue;
     }
-    if (mode !== "vxlan" && deviceFor(route.via)) { split.kernel.push({ dst: route.dst, via: route.via, nodeName: route.nodeName }); continue; }
+    if (mode !== "vxlan" && route.via && deviceFor(route.via)) { split.kernel.push({ dst: route.dst, via: route.via, nodeName: route.nodeName }); continue; }
     const peerIp = route.nodeIPs.find((ip) => underlayFamily !== undefined && parseIp(ip).family === underlayFamily);
     const reason = mode === "none"
-      ? `${route.via} is not on a local subnet and the overlay is off (--overlay=none)`
+      ? (route.via ? `${route.via} is not on a local subnet` : `node ${route.nodeName} has no IPv${parseCidr(route.dst).family} node IP to route through`) + " and the overlay is off (--overlay=none)"
       : !selfUnderlay ? "this node has no node IP to send VXLAN from yet"
         : !peerIp ? `node ${route.nodeName} has no IPv${underlayFamily} node IP for the VXLAN underlay` : undefined;
-    if (reason) { split.unreachable.push({ dst: route.dst, via: route.via, nodeName: route.nodeName, reason }); continue; }
+    if (reason) { split.unreachable.push({ dst: route.dst, ...via(route), nodeName: route.nodeName, reason }); continue; }
     const gw = overlayGateway(route.dst);
     split.kernel.push({ dst: route.dst, via: gw, nodeName: route.nodeName, dev: VXLAN_DEVICE });
     const peer = peers.get(route.nodeName) ?? { nodeName: route.nodeName, underlayIp: peerIp!, mac: vtepMac(peerIp!), gateways: [] };

@@ -131,6 +131,20 @@ describe.skipIf(!isRoot())("node agent overlay: VXLAN to nodes behind a router, 
     }
   });
 
+  it("reaches the IPv6 pods of a neighbour that names only an IPv4 node IP through the tunnel, instead of not at all", async () => {
+    const [a, b] = ["ova", "ovb"].map((name) => pods.find((p) => p.name === name)!) as [Pod, Pod];
+    await fx.api().custom.patchClusterCustomObject({ ...podnetResource("nodecidrs"), name: "fd00-10-244-2---64", body: { spec: { nodeIPs: [node("n2").ip] } } }, mergePatch());
+    await waitFor("n2's IPv6 pods through podnet.vxlan on n1", async () => (podnetRoutes(node("n1").ns).includes("fd00:10:244:2::/64 via fd00:10:244:2:: dev podnet.vxlan onlink") ? true : undefined), 15_000);
+    expect(podnetRoutes(node("n1").ns)).toContain("10.244.2.0/24 via 192.168.71.12 dev eth0"); // IPv4 stays direct
+    expect(ping(a.ns, b.ips[1]!)).toBe(true);
+    expect(await sourceSeenBy(b.ns, b.ips[1]!, a.ns, 7713)).toBe(a.ips[1]);
+    const conds = await waitFor("n1 Ready with 3 overlay routes", async () => {
+      const c = await conditionsOf(fx.api(), "10-244-1-0-24");
+      return c.find((x) => x.type === "RoutesProgrammed" && x.message.includes("3 through VXLAN")) ? c : undefined;
+    }, 15_000);
+    expect(conds.find((c) => c.type === "Ready")).toMatchObject({ status: "True" });
+  });
+
   it("restores a hand-deleted neighbour entry on the next resync, and forgets a node that left", async () => {
     ipIn(node("n1").ns, "neigh", "del", "10.244.3.0", "dev", "podnet.vxlan");
     await waitFor("neighbour restored", async () => (neighbours(node("n1").ns).includes("10.244.3.0") ? true : undefined), 15_000);
