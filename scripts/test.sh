@@ -11,24 +11,30 @@ step "lint" eslint .
 report=$(mktemp /tmp/podnet-vitest-XXXXXX.json)
 t0=$SECONDS
 echo "== vitest (rungs 1-4)"
-vitest run --reporter=default --reporter=json --outputFile="$report" "$@" || status=1
+vitest_status=0
+vitest run --reporter=default --reporter=json --outputFile="$report" "$@" || { vitest_status=$?; status=1; }
 echo "== vitest took $((SECONDS - t0))s"
 summary=$(node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
   let passed = 0, failed = 0, skipped = 0;
   for (const file of r.testResults) {
-    if (file.assertionResults.length === 0 && file.status === "failed") failed++; // a file that failed to load
-    // A file whose setup failed (beforeAll) reports its tests as skipped: they could not run, so they failed.
-    const setupFailed = file.status === "failed" && !file.assertionResults.some((t) => t.status === "failed");
+    // In a failed file, nothing that did not pass counts as skipped (a failed beforeAll skips the rest), and a
+    // file whose tests all passed but whose afterAll or cleanup failed counts once as failed.
+    const fileFailed = file.status === "failed";
+    let failedHere = 0;
     for (const t of file.assertionResults) {
       if (t.status === "passed") passed++;
-      else if (t.status === "failed" || setupFailed) failed++;
+      else if (t.status === "failed" || fileFailed) failedHere++;
       else skipped++;
     }
+    if (fileFailed && failedHere === 0) failedHere = 1; // failed to load, or failed after its tests
+    failed += failedHere;
   }
+  // vitest failed for a reason outside any file (an unhandled error): the line must not say "0 failed".
+  if (Number(process.argv[2]) !== 0 && failed === 0) failed = 1;
   console.log(`${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
   if (passed === 0) process.exitCode = 3;
-' "$report") || status=1
+' "$report" "$vitest_status") || status=1
 rm -f "$report"
 [ -n "$summary" ] || { summary="0 passed, 1 failed"; status=1; }
 echo "$summary"

@@ -16,7 +16,12 @@ const canI = (sa: string, verb: string, resource: string, ns?: string) => {
   try {
     const [res, sub] = resource.split("/");
     return kubectl("auth", "can-i", verb, res!, ...(sub ? [`--subresource=${sub}`] : []), `--as=system:serviceaccount:kube-system:${sa}`, ...(ns ? ["-n", ns] : [])).trim() === "yes";
-  } catch { return false; } // `can-i` exits 1 for "no"
+  } catch (err) {
+    // `can-i` exits 1 and prints "no" for a refusal; anything else (a bad kubeconfig, a typo) must not pass as "no".
+    const { status, stdout } = err as { status?: number; stdout?: string | Buffer };
+    if (status === 1 && String(stdout ?? "").trim() === "no") return false;
+    throw err;
+  }
 };
 
 let installOutput = "";

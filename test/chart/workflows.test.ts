@@ -6,7 +6,7 @@ const repo = join(import.meta.dirname, "../..");
 
 describe("rung 5 (kind) artefacts: written and linted here, run in GitHub Actions", () => {
   it("the workflows pass actionlint (built from its Go module, shellcheck on every run step) and the kind e2e script passes shellcheck", () => {
-    expect(() => execFileSync("bash", [join(repo, "scripts/lint-workflows.sh")], { stdio: "pipe" })).not.toThrow();
+    expect(() => execFileSync("bash", [join(repo, "scripts/lint-workflows.sh")], { stdio: "pipe", timeout: 280_000 })).not.toThrow();
   }, 300_000);
 
   it("the kind e2e script parses", () => {

@@ -62,10 +62,10 @@ describe.skipIf(!isRoot())("node agent under churn between resyncs (rung 3)", ()
     // A batch planned against a wrong record of the kernel fails (removing a nexthop also removes the routes
     // still using it, and a later change to those routes finds them gone); the agent would re-read and heal,
     // which hides the mistake from the end state alone.
-    const routeErrors = (await agent.agent.metrics.errors.get()).values.find((v) => v.labels.step === "routes")?.value ?? 0;
-    expect(routeErrors).toBe(0);
     const ns = bed.nodes[0]!.ns;
     await waitFor("routes match the records", async () => (JSON.stringify(routesOf(ns)) === JSON.stringify(expected) ? true : undefined), 30_000);
+    const routeErrors = (await agent.agent.metrics.errors.get()).values.find((v) => v.labels.step === "routes")?.value ?? 0;
+    expect(routeErrors).toBe(0);
     expect(routesOf(ns)).toEqual(expected);
     expect(nexthopGateways(ns)).toEqual([...new Set(live.values())].sort());
     // A full pass reads the kernel afresh: it must find nothing left to change.
