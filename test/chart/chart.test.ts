@@ -13,7 +13,7 @@ const chart = join(import.meta.dirname, "../../charts/podnet");
 type Obj = { kind: string; metadata: { name: string }; spec?: Record<string, unknown> } & Record<string, unknown>;
 
 function render(...sets: string[]): Obj[] {
-  const out = execFileSync(kubeBin("helm"), ["template", "podnet", chart, "--namespace", "kube-system", ...sets.flatMap((s) => ["--set", s])], { encoding: "utf8" });
+  const out = execFileSync(kubeBin("helm"), ["template", "podnet", chart, "--namespace", "kube-system", "--kube-version", "1.30.0", ...sets.flatMap((s) => ["--set", s])], { encoding: "utf8" });
   return parseAllDocuments(out).map((d) => d.toJS() as Obj).filter(Boolean);
 }
 const find = (objs: Obj[], kind: string, name: string) => objs.find((o) => o.kind === kind && o.metadata.name === name)!;

@@ -106,6 +106,16 @@ seen_address() {
   esac
 }
 
+# Every pod has an address of every family the pool hands out: the checks below loop over the addresses a pod
+# has, so a pod left without its IPv6 address would otherwise go unnoticed.
+for node in $node_names; do
+  for pod in "client-$node" "server-$node"; do
+    count=$(wc -w <<<"$(pod_ips "$pod")")
+    if [ "$count" -eq "$families" ]; then pass "$pod has $count pod IPs"
+    else fail "$pod has $count pod IPs ($(pod_ips "$pod")), want $families"; fi
+  done
+done
+
 # Every client reaches every server by each of its pod IPs (both families on dual-stack), and the server sees
 # the client's own pod IP: no NAT between pods.
 for node in $node_names; do
