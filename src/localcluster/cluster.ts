@@ -143,7 +143,7 @@ export class LocalCluster {
     await waitFor(`agent of ${name} ready`, async () => {
       if (agent.child.exitCode !== null) throw new Error(`agent of ${name} exited ${agent.child.exitCode}: ${tailFile(agent.logFile, 10)}`);
       port ??= loggedMetricsPort(logFile, logFrom);
-      return port !== undefined && (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false)) ? true : undefined;
+      return port !== undefined && (await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(2_000) }).then((r) => r.ok, () => false)) ? true : undefined;
     }, 30_000, 50);
     n.metricsPort = port;
   }

@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { podnetResource, strategicMergePatch } from "../../src/lib/k8s.js";
@@ -271,12 +272,22 @@ describe.skipIf(!isRoot())("agent restart, dry-run, unwritable config dir and cl
     ipIn(m1!.ns, "route", "add", "10.99.0.0/24", "via", "192.168.78.12", "proto", "static");
     const { cleanupAgent } = await import("../../src/node-agent/agent.js");
     const { silentLogger } = await import("../../src/log.js");
-    const cfg = (await import("../../src/config.js")).agentConfigSchema.parse({ "node-name": "m1", "cni-conf-dir": a.confDir });
+    // The agent's own directory went with it: cleanup gets one holding podnet's conflist and another network's.
+    const confDir = mkdtempSync(join(tmpdir(), "podnet-cleanup-"));
+    const { conflistText, renderConflist } = await import("../../src/node-agent/cni-conflist.js");
+    writeFileSync(join(confDir, "10-podnet.conflist"), conflistText(renderConflist({ cniVersion: "1.0.0", podCidrs: ["10.245.2.0/24"], mtu: 1500 })));
+    writeFileSync(join(confDir, "20-other.conflist"), JSON.stringify({ cniVersion: "1.0.0", name: "other", plugins: [{ type: "bridge" }] }));
+    if (!ipJson<Array<{ ifname: string }>>(m1!.ns, "link", "show").some((l) => l.ifname === "podnet.vxlan")) ipIn(m1!.ns, "link", "add", "podnet.vxlan", "type", "vxlan", "id", "1", "dstport", "8472");
+    execFileSync("ip", ["netns", "exec", m1!.ns, "nft", "add", "table", "inet", "podnet"]);
+    const cfg = (await import("../../src/config.js")).agentConfigSchema.parse({ "node-name": "m1", "cni-conf-dir": confDir });
     await cleanupAgent(cfg, silentLogger(), m1!.ns);
+    expect(readdirSync(confDir)).toEqual(["20-other.conflist"]);
+    rmSync(confDir, { recursive: true });
+    expect(execFileSync("ip", ["netns", "exec", m1!.ns, "nft", "list", "tables"], { encoding: "utf8" })).not.toContain("podnet");
+    expect(ipJson(m1!.ns, "link", "show")).not.toContainEqual(expect.objectContaining({ ifname: "podnet.vxlan" }));
     expect(ownRoutes(m1!.ns)).toEqual([]);
     expect(ownNexthops(m1!.ns)).toEqual([]);
     expect(ipJson(m1!.ns, "route", "show", "10.99.0.0/24")).toHaveLength(1);
     expect(ipIn(m1!.ns, "-j", "link").length).toBeGreaterThan(0);
-    expect(existsSync(join(a.confDir, "10-podnet.conflist"))).toBe(false);
   });
 });
