@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { useControlPlane } from "../harness/api-fixture.js";
@@ -11,13 +11,20 @@ import type { AllocationController } from "../../src/controllers/controller.js";
 const fx = useControlPlane();
 const repo = join(import.meta.dirname, "../..");
 const running: AllocationController[] = [];
-afterEach(async () => { for (const c of running.splice(0)) await c.stop(); });
+const processes: ChildProcess[] = [];
+afterEach(async () => {
+  for (const c of running.splice(0)) await c.stop();
+  // A test that failed before killing its controller process must not leave it running after the suite.
+  for (const p of processes.splice(0)) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+});
 
 function controllerProcess(args: string[]) {
-  // The real CLI in its own process, so SIGKILL is a real crash: no cleanup code runs.
-  const child = spawn(process.execPath, ["--import", "tsx", join(repo, "src/cli/main.ts"), "controller", ...args], {
+  // The real CLI in its own process, so SIGKILL is a real crash: no cleanup code runs. setpriv execs it in
+  // place, asking the kernel to kill it should the test runner die first.
+  const child = spawn("setpriv", ["--pdeathsig", "KILL", "--", process.execPath, "--import", "tsx", join(repo, "src/cli/main.ts"), "controller", ...args], {
     cwd: repo, stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, PODNET_LOG_LEVEL: "warn" },
   });
+  processes.push(child);
   return child;
 }
 
