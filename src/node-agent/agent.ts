@@ -17,7 +17,7 @@ import { observed, poolRanges, recordProjection, type Pool, type Record_ } from 
 import { syncKernelAndFiles } from "./sync.js";
 import { addRoutesEarly, earlyRoutesApply, kernelView, routedDevices } from "./route-sync.js";
 import { watchLinks, type LinkWatch } from "./link-watch.js";
-import { removeMasquerade } from "./masquerade.js";
+import { removeNftTable } from "./masquerade.js";
 import { flushOwnRoutes } from "./ip-route.js";
 import { warmToolShell } from "./tool-shell.js";
 import { removeVxlan } from "./vxlan.js";
@@ -267,7 +267,7 @@ export async function runAgent(api: KubeApi, config: AgentConfig, log: Logger, o
 export async function cleanupAgent(config: AgentConfig, log: Logger, netns?: string): Promise<void> {
   await flushOwnRoutes(netns);
   await removeVxlan(netns);
-  await removeMasquerade(netns);
+  await removeNftTable(netns);
   const conflist = join(config["cni-conf-dir"], config["conflist-name"]);
   if (existsSync(conflist) && readFileSync(conflist, "utf8").includes('"name": "podnet"')) rmSync(conflist);
   log.info({ node: config["node-name"], conflist }, "podnet routes, nft table and conflist removed");

@@ -64,7 +64,7 @@ export function renderNftTable(input: NftTableInput): string {
   ].join("\n");
 }
 
-export async function applyMasquerade(ruleset: string, netns?: string): Promise<void> {
+export async function applyNftTable(ruleset: string, netns?: string): Promise<void> {
   await runOk("nft", ["-f", "-"], { netns, input: ruleset });
 }
 
@@ -73,7 +73,7 @@ export async function applyMasquerade(ruleset: string, netns?: string): Promise<
  * it with the listing taken right after podnet's own apply: re-applying an unchanged table would zero the
  * masquerade counters every resync, so only a table that was changed by hand (or removed) is rewritten.
  */
-export async function listMasquerade(netns?: string): Promise<string | undefined> {
+export async function listNftTable(netns?: string): Promise<string | undefined> {
   const r = await run("nft", ["list", "table", "inet", NFT_TABLE], { netns });
   return r.code === 0 ? r.stdout.replace(/counter packets \d+ bytes \d+/g, "counter") : undefined;
 }
@@ -85,7 +85,7 @@ export async function nftChainCount(netns?: string, chain: "postrouting" | "forw
   return items.flatMap((i) => i.rule?.expr ?? []).reduce((n, e) => n + (e.counter?.packets ?? 0), 0);
 }
 
-export async function removeMasquerade(netns?: string): Promise<void> {
+export async function removeNftTable(netns?: string): Promise<void> {
   const r = await run("nft", ["delete", "table", "inet", NFT_TABLE], { netns });
   if (r.code !== 0 && !/No such file|does not exist/i.test(r.stderr)) throw new Error(`nft delete table failed: ${r.stderr.trim()}`);
 }

@@ -9,7 +9,7 @@ import { MissingToolError } from "./exec.js";
 import { bridgeNetfilterProblem, bridgeNetfilterSysctls, ensureSysctls, neededSysctls } from "./forwarding.js";
 import { kernelView, podMtu, syncRoutes } from "./route-sync.js";
 import { VXLAN_DEVICE, vxlanOverhead } from "./overlay-plan.js";
-import { applyMasquerade, listMasquerade, type NftTableInput, removeMasquerade, renderNftTable, wantsNftTable } from "./masquerade.js";
+import { applyNftTable, listNftTable, type NftTableInput, removeNftTable, renderNftTable, wantsNftTable } from "./masquerade.js";
 import type { SyncOutcome } from "./report.js";
 
 export const CNI_PLUGINS = ["bridge", "host-local", "portmap", "loopback"];
@@ -26,7 +26,7 @@ interface SyncInput {
   full: boolean;
 }
 /** Per namespace: the nft script podnet last applied, and its table as listed right after. */
-const appliedMasquerade = new Map<string, { ruleset: string; listing?: string }>();
+const appliedNftTable = new Map<string, { ruleset: string; listing?: string }>();
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
@@ -78,7 +78,7 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
       else noClampWithoutNft(input, table);
     }
   } else if (input.full) {
-    try { await removeLeftoverMasquerade(input); } catch (err) { outcome.masquerade.error = message(err); }
+    try { await removeLeftoverNftTable(input); } catch (err) { outcome.masquerade.error = message(err); }
   }
   if (!input.full) outcome.sysctls.skipped = true;
   else await syncSysctls(input, state.families.length ? state.families : [4], outcome.sysctls);
@@ -110,10 +110,10 @@ const nftTableInput = (input: SyncInput): NftTableInput => ({
  */
 function noClampWithoutNft(input: SyncInput, table: NftTableInput): void {
   const ns = input.netns ?? "";
-  if (input.full || !appliedMasquerade.has(ns)) {
+  if (input.full || !appliedNftTable.has(ns)) {
     input.log.warn({ node: input.config["node-name"] }, "nft is missing: TCP into the overlay is not MSS-clamped and relies on path MTU discovery");
   }
-  appliedMasquerade.set(ns, { ruleset: renderNftTable(table) });
+  appliedNftTable.set(ns, { ruleset: renderNftTable(table) });
 }
 
 /**
@@ -123,7 +123,7 @@ function noClampWithoutNft(input: SyncInput, table: NftTableInput): void {
 async function syncNftTable(input: SyncInput, table: NftTableInput): Promise<boolean> {
   const ns = input.netns ?? "";
   const ruleset = renderNftTable(table);
-  const applied = appliedMasquerade.get(ns);
+  const applied = appliedNftTable.get(ns);
   const changed = applied?.ruleset !== ruleset;
   if (!changed && !input.full) return false;
   if (input.config["dry-run"]) {
@@ -132,11 +132,11 @@ async function syncNftTable(input: SyncInput, table: NftTableInput): Promise<boo
   }
   if (!changed) {
     // A missing table is always rewritten, even if it was already gone when podnet listed its own apply.
-    const current = await listMasquerade(input.netns);
+    const current = await listNftTable(input.netns);
     if (current !== undefined && current === applied?.listing) return true;
   }
-  await applyMasquerade(ruleset, input.netns);
-  appliedMasquerade.set(ns, { ruleset, listing: await listMasquerade(input.netns) });
+  await applyNftTable(ruleset, input.netns);
+  appliedNftTable.set(ns, { ruleset, listing: await listNftTable(input.netns) });
   return true;
 }
 
@@ -147,13 +147,13 @@ const fallbackMtu = (config: AgentConfig) => (config.overlay === "vxlan" ? 1500 
  * Masquerade turned off after it was on (and no MSS clamp wanted): the table an earlier run left would go on
  * NATing pod traffic.
  */
-async function removeLeftoverMasquerade(input: SyncInput): Promise<void> {
-  appliedMasquerade.delete(input.netns ?? "");
+async function removeLeftoverNftTable(input: SyncInput): Promise<void> {
+  appliedNftTable.delete(input.netns ?? "");
   // No nft on the host: then there is no table either, and masquerade off needs none.
-  const listing = await listMasquerade(input.netns).catch((err: unknown) => { if (err instanceof MissingToolError) return undefined; throw err; });
+  const listing = await listNftTable(input.netns).catch((err: unknown) => { if (err instanceof MissingToolError) return undefined; throw err; });
   if (listing === undefined) return;
   if (input.config["dry-run"]) { input.log.info("dry-run: would remove nft table inet podnet (masquerade and the MSS clamp are off)"); return; }
-  await removeMasquerade(input.netns);
+  await removeNftTable(input.netns);
   input.log.info({ node: input.config["node-name"] }, "masquerade and the MSS clamp are off: nft table inet podnet from an earlier run removed");
 }
 
