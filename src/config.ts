@@ -38,7 +38,7 @@ export const controllerConfigSchema = z.object({
   "renew-deadline": duration.prefault("10s"),
   "retry-period": duration.prefault("2s"),
   "resync-period": duration.prefault("60s"),
-  "metrics-address": z.string().prefault("0.0.0.0:9090"),
+  "metrics-address": z.string().prefault(":9090"),
   "default-pool": z.string().prefault("default"),
 });
 export type ControllerConfig = z.infer<typeof controllerConfigSchema>;
@@ -63,7 +63,7 @@ export const agentConfigSchema = z.object({
   "vxlan-id": int(1, 16_777_215).prefault(1),
   "vxlan-port": int(1, 65_535).prefault(8472),
   "resync-period": duration.prefault("30s"),
-  "metrics-address": z.string().prefault("0.0.0.0:9091"),
+  "metrics-address": z.string().prefault(":9091"),
   "dry-run": boolean.prefault("false"),
   // Clear the Node's NetworkUnavailable condition (and so the network-unavailable taint) once this node
   // can network pods; off for clusters where another component owns that condition.

@@ -28,14 +28,18 @@ export function startHealthServer(address: string, registry: Registry, checks: H
   });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, host, () => resolve(server));
+    // No host: Node listens on :: where the node has IPv6 (dual-stack, so IPv4 scrapers reach it too) and
+    // on 0.0.0.0 where it has not. A fixed 0.0.0.0 left IPv6-only clusters unable to scrape or probe.
+    if (host === undefined) server.listen(port, () => resolve(server));
+    else server.listen(port, host, () => resolve(server));
   });
 }
 
-export function splitHostPort(address: string): [string, number] {
+/** "host:port", "[v6]:port" or ":port" (every address of the node's families: host undefined). */
+export function splitHostPort(address: string): [string | undefined, number] {
   const i = address.lastIndexOf(":");
-  const host = address.slice(0, i).replace(/^\[|\]$/g, "") || "0.0.0.0";
+  const host = address.slice(0, i).replace(/^\[|\]$/g, "") || undefined;
   const port = Number(address.slice(i + 1));
-  if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid listen address "${address}" (want host:port)`);
+  if (i < 0 || !/^\d+$/.test(address.slice(i + 1)) || port < 0 || port > 65535) throw new Error(`invalid listen address "${address}" (want host:port, [v6]:port or :port)`);
   return [host, port];
 }

@@ -124,12 +124,12 @@ describe("Helm chart charts/podnet", () => {
       expect([probes.livenessProbe.httpGet.host, probes.readinessProbe.httpGet.host]).toEqual(["127.0.0.1", "127.0.0.1"]);
       expect(controller.tolerations).toEqual(expect.arrayContaining([{ key: "node.kubernetes.io/not-ready", operator: "Exists" },
         { key: "node.kubernetes.io/network-unavailable", operator: "Exists", effect: "NoSchedule" }]));
-      expect(controller.containers[0]!.args).toContain(`--metrics-address=0.0.0.0:${controllerPort}`);
+      expect(controller.containers[0]!.args).toContain(`--metrics-address=:${controllerPort}`);
       expect(controller.containers[0]!.ports).toEqual([{ name: "metrics", containerPort: controllerPort }]);
       expect((find(objs, "Service", "podnet-metrics").spec as { ports: Array<{ port: number }> }).ports[0]!.port).toBe(controllerPort);
       const agent = podSpec(find(objs, "DaemonSet", "podnet-agent"));
       expect(agent.hostNetwork).toBe(true);
-      expect(loadConfig(agentConfigSchema, agent.containers[0]!.args.slice(1), { NODE_NAME: "n" })["metrics-address"]).toBe(`0.0.0.0:${agentPort}`);
+      expect(loadConfig(agentConfigSchema, agent.containers[0]!.args.slice(1), { NODE_NAME: "n" })["metrics-address"]).toBe(`:${agentPort}`);
       expect(agent.containers[0]!.ports).toEqual([{ name: "metrics", containerPort: agentPort }]);
     }
   });
