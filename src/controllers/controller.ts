@@ -5,13 +5,14 @@ import { sleep } from "../lib/backoff.js";
 import { EventRecorder } from "../lib/events.js";
 import { startHealthServer } from "../lib/health.js";
 import { Informer, type ListPage } from "../lib/informer.js";
-import { apiMessage, isAlreadyExists, podnetResource, type KubeApi } from "../lib/k8s.js";
+import { apiMessage, apiStatus, isAlreadyExists, isConflict, mergePatch, podnetResource, type KubeApi } from "../lib/k8s.js";
 import { LeaderElector } from "../lib/leader.js";
 import type { Logger } from "../log.js";
 import { applyActions } from "./act.js";
 import { planAllocations } from "./plan.js";
 import { controllerMetrics } from "./metrics.js";
-import { defaultPool, nodeProjection, plannerNode, plannerPool, plannerRecord, type NodeCidrObject, type PoolObject } from "./observe.js";
+import { CONFIGURED_CIDRS_ANNOTATION, planDefaultPool } from "./default-pool.js";
+import { configuredPool, defaultPool, nodeProjection, plannerNode, plannerPool, plannerRecord, type NodeCidrObject, type PoolObject } from "./observe.js";
 import { writePoolStatuses } from "./pool-status.js";
 
 type Obj<T> = T & KubernetesObject;
@@ -35,6 +36,7 @@ export class AllocationController {
   private running = false;
   private wake?: () => void;
   private server?: Server;
+  private defaultPoolAligned = false;
   plans = 0;
 
   constructor(private readonly api: KubeApi, private readonly config: ControllerConfig, private readonly log: Logger) {
@@ -149,13 +151,56 @@ export class AllocationController {
 
   private async ensureDefaultPool(): Promise<void> {
     const name = this.config["default-pool"];
-    if (this.pools.cache.has(name)) return;
+    const existing = this.pools.cache.get(name);
+    if (existing) {
+      if (!this.defaultPoolAligned) this.defaultPoolAligned = await this.alignDefaultPool(existing);
+      return;
+    }
     try {
       const created = await this.api.custom.createClusterCustomObject({ ...podnetResource("podcidrpools"), body: defaultPool(this.config), fieldManager: this.api.fieldManager });
       this.pools.assume(created as Obj<PoolObject>);
+      this.defaultPoolAligned = true;
       this.log.info({ pool: name, cidrs: this.config["cluster-cidr"] }, "default pool created from configuration");
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
     }
+  }
+
+  /**
+   * Once per process: an existing default pool grows by the ranges its configuration gained since (a `helm
+   * upgrade` with a range added to the values); what cannot be applied is logged and put on the pool as a
+   * Warning Event (default-pool.ts). False when the write lost a race with another edit: the next pass retries.
+   */
+  private async alignDefaultPool(pool: Obj<PoolObject>): Promise<boolean> {
+    const name = pool.metadata!.name!;
+    const previously = pool.metadata?.annotations?.[CONFIGURED_CIDRS_ANNOTATION];
+    const plan = planDefaultPool(name, configuredPool(this.config), pool.spec, previously);
+    const target = { kind: "PodCIDRPool" as const, name, uid: pool.metadata?.uid };
+    for (const note of plan.notes) {
+      this.log.warn({ pool: name, reason: note.reason }, note.message);
+      await this.recorder.emit(target, "Warning", note.reason, note.message);
+    }
+    if (!plan.spec && previously === plan.configuredCidrs) return true;
+    // resourceVersion makes the patch conditional: an edit made in between (kubectl adding a range) is not lost.
+    const body = { metadata: { resourceVersion: pool.metadata?.resourceVersion, annotations: { [CONFIGURED_CIDRS_ANNOTATION]: plan.configuredCidrs } }, ...(plan.spec ? { spec: plan.spec } : {}) };
+    this.metrics.apiWrites.inc({ action: "alignDefaultPool" });
+    try {
+      const updated = await this.api.custom.patchClusterCustomObject({ ...podnetResource("podcidrpools"), name, body, fieldManager: this.api.fieldManager }, mergePatch());
+      this.pools.assume(updated as Obj<PoolObject>);
+    } catch (err) {
+      if (isConflict(err)) return false;
+      const status = apiStatus(err);
+      if (status === undefined || status >= 500) throw err; // transient: the reconcile loop retries
+      const message = `pool ${name} was not updated to --cluster-cidr ${plan.configuredCidrs}: ${apiMessage(err)}`;
+      this.log.error({ pool: name }, message);
+      await this.recorder.emit(target, "Warning", "ConfigurationNotApplied", message);
+      return true;
+    }
+    if (plan.added.length) {
+      const message = `pool ${name} grew by ${plan.added.join(", ")} from --cluster-cidr`;
+      this.log.info({ pool: name, added: plan.added }, message);
+      await this.recorder.emit(target, "Normal", "RangesAdded", message);
+    }
+    return true;
   }
 }

@@ -3,6 +3,7 @@ import type { NodeCidrSpec, NodeCidrStatus } from "../crds/nodecidr.js";
 import type { PoolSpec } from "../crds/pool.js";
 import type { ControllerConfig } from "../config.js";
 import type { PlannerNode, PlannerPool, PlannerRecord } from "./plan.js";
+import { CONFIGURED_CIDRS_ANNOTATION, type ConfiguredPool } from "./default-pool.js";
 
 /** Pure mappings from API objects to the planner's inputs. */
 
@@ -17,7 +18,7 @@ export interface NodeCidrObject {
 export interface PoolObject {
   apiVersion?: string;
   kind?: string;
-  metadata?: { name?: string; uid?: string; generation?: number; resourceVersion?: string };
+  metadata?: { name?: string; uid?: string; generation?: number; resourceVersion?: string; annotations?: Record<string, string> };
   spec: PoolSpec;
   status?: Record<string, unknown>;
 }
@@ -70,14 +71,21 @@ export function plannerPool(obj: PoolObject): PlannerPool {
   };
 }
 
+/** The default pool as the controller's flags describe it. */
+export function configuredPool(config: ControllerConfig): ConfiguredPool {
+  return {
+    v4: config["cluster-cidr"].filter((c) => !c.includes(":")), v6: config["cluster-cidr"].filter((c) => c.includes(":")),
+    maskV4: config["node-mask-v4"], maskV6: config["node-mask-v6"],
+  };
+}
+
 /** The PodCIDRPool the controller creates from its flags when none of that name exists. */
 export function defaultPool(config: ControllerConfig): PoolObject {
-  const v4 = config["cluster-cidr"].filter((c) => !c.includes(":"));
-  const v6 = config["cluster-cidr"].filter((c) => c.includes(":"));
+  const { v4, v6 } = configuredPool(config);
   return {
     apiVersion: "podnet.io/v1alpha1",
     kind: "PodCIDRPool",
-    metadata: { name: config["default-pool"] },
+    metadata: { name: config["default-pool"], annotations: { [CONFIGURED_CIDRS_ANNOTATION]: config["cluster-cidr"].join(",") } },
     spec: {
       ...(v4.length ? { ipv4: { cidrs: v4, nodeMaskSize: config["node-mask-v4"] } } : {}),
       ...(v6.length ? { ipv6: { cidrs: v6, nodeMaskSize: config["node-mask-v6"] } } : {}),

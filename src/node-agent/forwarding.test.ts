@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bridgeNetfilterProblem, bridgeNetfilterSysctls, keepAcceptingRouterAdvertisements, neededSysctls } from "./forwarding.js";
+import { bridgeNetfilterProblem, bridgeNetfilterSysctls, forwardingProblem, keepAcceptingRouterAdvertisements, neededSysctls } from "./forwarding.js";
 
 describe("neededSysctls", () => {
   it.each([
@@ -36,5 +36,16 @@ describe("bridged pod traffic through netfilter (br_netfilter)", () => {
     ["read-only /proc/sys (the agent's container)", "sysctl: setting key \"net.bridge.bridge-nf-call-iptables\": Read-only file system", /Read-only file system: a Service's reply/],
   ])("says what it costs: %s", (_label, err, message) => {
     expect(bridgeNetfilterProblem(err)).toMatch(message);
+  });
+});
+
+describe("forwardingProblem", () => {
+  it("a read-only /proc/sys (the chart's agent container) says where forwarding is set and how to get IPv6 there", () => {
+    // What procps's sysctl prints with /proc/sys bind-mounted read-only (measured in a scratch mount namespace).
+    const err = 'sysctl -w net.ipv6.conf.all.forwarding=1 failed (255): sysctl: permission denied on key "net.ipv6.conf.all.forwarding"';
+    expect(forwardingProblem(err)).toMatch(/^sysctl -w .*permission denied on key .*: \/proc\/sys is not writable .*init container.*pool\.clusterCIDRs.*helm upgrade/);
+  });
+  it("any other failure is passed on as it is", () => {
+    expect(forwardingProblem("sysctl: cannot stat /proc/sys/net/ipv6/conf/all/forwarding: No such file or directory")).toBe("sysctl: cannot stat /proc/sys/net/ipv6/conf/all/forwarding: No such file or directory");
   });
 });

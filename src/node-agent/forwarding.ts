@@ -31,6 +31,18 @@ export function bridgeNetfilterProblem(err: string): string {
 }
 
 /**
+ * Pure: a failed forwarding write → what to do about it. The chart's agent container has /proc/sys read-only:
+ * its privileged init container sets forwarding, IPv6 only when the chart's values name an IPv6 range. An
+ * IPv6 range added to a pool by hand (kubectl) reaches the agents, but not that init container.
+ */
+export function forwardingProblem(err: string): string {
+  // procps reports a read-only /proc/sys as "permission denied on key" (measured), other tools as EROFS.
+  if (!/read-only file system|permission denied on key/i.test(err)) return err;
+  return `${err}: /proc/sys is not writable in the agent's container, and the chart's init container enables IPv6 forwarding only when `
+    + "pool.clusterCIDRs names an IPv6 range: add IPv6 ranges through the chart's values (helm upgrade), or enable forwarding on the node";
+}
+
+/**
  * Pure: `sysctl -a --pattern accept_ra$` output → the writes that keep the node accepting IPv6 router
  * advertisements once forwarding is on. With forwarding, the kernel ignores RAs on every interface whose
  * accept_ra is 1 (the default), and the node loses its RA-learned default route and SLAAC addresses when

@@ -6,7 +6,7 @@ import { missingPlugins, pluginVersions, readIfPresent, shadowingConfigs, writeF
 import type { DesiredNodeState } from "./desired-state.js";
 import { removeStaleBridgeAddresses } from "./bridge-addresses.js";
 import { MissingToolError } from "./exec.js";
-import { bridgeNetfilterProblem, bridgeNetfilterSysctls, ensureSysctls, neededSysctls } from "./forwarding.js";
+import { bridgeNetfilterProblem, bridgeNetfilterSysctls, ensureSysctls, forwardingProblem, neededSysctls } from "./forwarding.js";
 import { kernelView, podMtu, syncRoutes } from "./route-sync.js";
 import { VXLAN_DEVICE, vxlanOverhead } from "./overlay-plan.js";
 import { applyNftTable, listNftTable, type NftTableInput, removeNftTable, renderNftTable, wantsNftTable } from "./masquerade.js";
@@ -93,7 +93,7 @@ async function syncSysctls(input: SyncInput, families: Array<4 | 6>, result: Syn
     input.log.info({ sysctls: { ...forwarding, ...bridged } }, "dry-run: would ensure sysctls");
     return;
   }
-  try { await ensureSysctls(forwarding, input.netns); } catch (err) { result.error = message(err); }
+  try { await ensureSysctls(forwarding, input.netns); } catch (err) { result.error = forwardingProblem(message(err)); }
   try { await ensureSysctls(bridged, input.netns); } catch (err) { result.bridgeNetfilterError = bridgeNetfilterProblem(message(err)); }
 }
 

@@ -1,0 +1,63 @@
+import { afterEach, describe, expect, it } from "vitest";
+import type { AllocationController } from "../../src/controllers/controller.js";
+import { CONFIGURED_CIDRS_ANNOTATION } from "../../src/controllers/default-pool.js";
+import type { PoolObject } from "../../src/controllers/observe.js";
+import { mergePatch, podnetResource } from "../../src/lib/k8s.js";
+import { waitFor } from "../../src/localcluster/processes.js";
+import { useControlPlane } from "../harness/api-fixture.js";
+import { allocated, createNodes, emptyCluster, eventsFor, invariantViolations, listNodeCidrs } from "../harness/cluster-objects.js";
+import { startController } from "../harness/controller-fixture.js";
+
+// The default pool across configuration changes: what a `helm upgrade` with other pool values does to it.
+const fx = useControlPlane();
+const pools = podnetResource("podcidrpools");
+afterEach(async () => { await emptyCluster(fx.api()); });
+
+const until = <T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000) => waitFor(what, probe, ms, 100);
+const readPool = async () => (await fx.api().custom.getClusterCustomObject({ ...pools, name: "upg" })) as PoolObject;
+const poolEvents = async (reason: string) => (await eventsFor(fx.api(), "PodCIDRPool", "upg")).filter((e) => e.reason === reason).map((e) => e.message);
+const cidrsOf = async (node: string) => allocated(await listNodeCidrs(fx.api())).filter((r) => r.spec.nodeName === node).map((r) => r.spec.cidr).sort();
+
+/** Runs `body` against a controller started with these pool flags, stopped afterwards (as a rollout replaces it). */
+async function withController<T>(flags: Record<string, string>, body: (c: AllocationController) => Promise<T>): Promise<T> {
+  const controller = await startController(fx, { "default-pool": "upg", ...flags });
+  try { return await body(controller); } finally { await controller.stop(); }
+}
+
+describe("controller on the real API server: the default pool follows its configuration", () => {
+  it("grows by ranges and a family added to the configuration, keeps what cannot change and says so, and leaves ranges added by hand alone", async () => {
+    await createNodes(fx.api(), [{ name: "u-1", ip: "192.168.71.1" }, { name: "u-2", ip: "192.168.71.2" }]);
+    // Installed with room for one node: the second is exhausted.
+    await withController({ "cluster-cidr": "10.220.0.0/24" }, async () => {
+      await until("u-1 allocated", async () => ((await cidrsOf("u-1")).length ? true : undefined));
+      await until("u-2 exhausted", async () => ((await eventsFor(fx.api(), "Node", "u-2")).some((e) => e.reason === "PodCIDRNotAvailable") ? true : undefined));
+    });
+    expect((await readPool()).metadata?.annotations?.[CONFIGURED_CIDRS_ANNOTATION]).toBe("10.220.0.0/24");
+
+    // Upgraded with a second IPv4 range and an IPv6 range: the pool grows, u-2 gets the new range, both get IPv6.
+    const dualStack = await withController({ "cluster-cidr": "10.220.0.0/24,10.221.0.0/24,fd00:10:220::/56" }, async () => ({
+      u2: await until("u-2 allocated from the added range", async () => ((await cidrsOf("u-2")).length === 2 ? cidrsOf("u-2") : undefined)),
+      u1: await until("u-1 dual-stack", async () => ((await cidrsOf("u-1")).length === 2 ? cidrsOf("u-1") : undefined)),
+    }));
+    expect(dualStack.u1).toEqual(["10.220.0.0/24", expect.stringMatching(/^fd00:10:220:[0-9a-f:]*\/64$/)]);
+    expect(dualStack.u2).toEqual(["10.221.0.0/24", expect.stringMatching(/^fd00:10:220:[0-9a-f:]*\/64$/)]);
+    const grown = await readPool();
+    expect(grown.spec).toEqual({ ipv4: { cidrs: ["10.220.0.0/24", "10.221.0.0/24"], nodeMaskSize: 24 }, ipv6: { cidrs: ["fd00:10:220::/56"], nodeMaskSize: 64 } });
+    expect(await poolEvents("RangesAdded")).toEqual(["pool upg grew by 10.221.0.0/24, fd00:10:220::/56 from --cluster-cidr"]);
+
+    // A range added by hand, then values that drop a range and change the mask: nothing is removed or resized,
+    // both are reported, the hand-made range is not, and no node's CIDR changes.
+    await fx.api().custom.patchClusterCustomObject({ ...pools, name: "upg", body: { spec: { ipv4: { cidrs: ["10.220.0.0/24", "10.221.0.0/24", "10.222.0.0/24"], nodeMaskSize: 24 } } } }, mergePatch());
+    await withController({ "cluster-cidr": "10.221.0.0/24,fd00:10:220::/56", "node-mask-v4": "25" }, async (controller) => {
+      const kept = await until("RangeNotConfigured", async () => { const e = await poolEvents("RangeNotConfigured"); return e.length ? e : undefined; });
+      expect(kept).toEqual(["pool upg keeps 10.220.0.0/24, no longer in --cluster-cidr: a pool's ranges cannot be removed while nodes may hold CIDRs from them"]);
+      expect(await poolEvents("NodeMaskSizeKept")).toHaveLength(1);
+      await until("a plan after the check", async () => (controller.plans > 1 ? true : undefined));
+    });
+    const after = await readPool();
+    expect(after.spec.ipv4).toEqual({ cidrs: ["10.220.0.0/24", "10.221.0.0/24", "10.222.0.0/24"], nodeMaskSize: 24 });
+    expect(after.metadata?.annotations?.[CONFIGURED_CIDRS_ANNOTATION]).toBe("10.221.0.0/24,fd00:10:220::/56");
+    expect({ u1: await cidrsOf("u-1"), u2: await cidrsOf("u-2") }).toEqual(dualStack);
+    expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
+  });
+});
