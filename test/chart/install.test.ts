@@ -60,6 +60,7 @@ describe("helm install onto the real API server", () => {
     ["podnet-controller", "create", "nodecidrs.podnet.io", true],
     ["podnet-controller", "patch", "nodes", true],
     ["podnet-controller", "delete", "nodes", false],
+    ["podnet-controller", "patch", "podcidrpools.podnet.io", true],
     ["podnet-controller", "delete", "podcidrpools.podnet.io", false],
     ["podnet-controller", "get", "secrets", false],
     ["podnet-controller", "update", "leases.coordination.k8s.io", true, "kube-system"],
