@@ -5,12 +5,15 @@ import { fileURLToPath } from "node:url";
 import { buildBundle } from "./bundle.js";
 
 /**
- * Node flags the agent runs with, as the chart's DaemonSet command gives them: a 1 MB young generation, ≈20 MB
- * less resident memory for no measurable time. Measured and left out: --optimize-for-size took peak RSS at
- * 4,999 NodeCIDRs from 138–146 to 112–117 MB but the cold start from 1.07–1.48 to 1.62–1.91 s (4 alternating
- * runs each), and the cold start is the goal within reach.
+ * Node flags the agent runs with, as the chart's DaemonSet command gives them. A 1 MB young generation: ≈20 MB
+ * less resident memory for no measurable time. --optimize-for-size (V8 favours a small heap over speed),
+ * 2 alternating runs each of bench/agent-routes.bench.ts at 4,999 NodeCIDRs: peak RSS 137.6–140.4 →
+ * 120.6–121.5 MB, RSS after 50 joins 161.9–162.6 → 123.1–125.8 MB (it no longer creeps up with events); the
+ * price is start → 4,999 routes 540–599 → 702–738 ms and CPU per join 17.5–18.5 → 23.5–24.5 ms. An agent runs
+ * on every node for its lifetime and starts once, so the memory wins. (--heap-growing-percent and --max-lazy
+ * saved less; --lite-mode and --no-opt more, at 1.7× the CPU per join.)
  */
-export const AGENT_NODE_FLAGS = ["--max-semi-space-size=1"];
+export const AGENT_NODE_FLAGS = ["--max-semi-space-size=1", "--optimize-for-size"];
 /**
  * Node flags the controller runs with (the chart's Deployment command). A 2 MB young generation: at 5,000
  * Nodes, peak RSS 258 → 178–192 MB with allocation time within run-to-run noise
