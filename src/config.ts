@@ -75,6 +75,14 @@ export const agentConfigSchema = z.object({
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 
 /**
+ * `podnet agent cleanup`: what podnet put on a node is found by podnet's own marks (route protocol, device and
+ * table names, the conflist's network name), not by the node's name, so cleanup needs none.
+ */
+export const agentCleanupConfigSchema = agentConfigSchema.pick({ "cni-conf-dir": true, "conflist-name": true, netns: true })
+  .extend({ "node-name": z.string().optional() });
+export type AgentCleanupConfig = z.infer<typeof agentCleanupConfigSchema>;
+
+/**
  * Flags (--name=value or --name value) override env vars (PODNET_NAME, NODE_NAME for node-name);
  * zod reports every bad value with the flag's name.
  */

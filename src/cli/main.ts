@@ -4,7 +4,7 @@
 // would put plain-text lines into podnet's JSON logs.
 process.noDeprecation = true;
 
-import { agentConfigSchema, controllerConfigSchema, loadConfig } from "../config.js";
+import { agentCleanupConfigSchema, agentConfigSchema, controllerConfigSchema, loadConfig } from "../config.js";
 import { KubeApi } from "../lib/k8s.js";
 import { createLogger } from "../log.js";
 
@@ -41,11 +41,14 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case "agent": {
-      const cleanup = rest[0] === "cleanup";
-      const config = loadConfig(agentConfigSchema, cleanup ? rest.slice(1) : rest);
       const log = createLogger("agent");
       const { runAgent, cleanupAgent } = await import("../node-agent/agent.js");
-      if (cleanup) { await cleanupAgent(config, log, config.netns); return; }
+      if (rest[0] === "cleanup") {
+        const config = loadConfig(agentCleanupConfigSchema, rest.slice(1));
+        await cleanupAgent(config, log, config.netns);
+        return;
+      }
+      const config = loadConfig(agentConfigSchema, rest);
       const agent = await runAgent(KubeApi.fromKubeconfig(config.kubeconfig, "podnet-agent"), config, log, { netns: config.netns });
       onSignals(() => agent.stop());
       return;

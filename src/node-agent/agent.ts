@@ -1,7 +1,7 @@
 import type { Server } from "node:http";
 import { join } from "node:path";
 import { rmSync, readFileSync, existsSync } from "node:fs";
-import type { AgentConfig } from "../config.js";
+import type { AgentCleanupConfig, AgentConfig } from "../config.js";
 import { sleep } from "../lib/backoff.js";
 import { EventRecorder } from "../lib/events.js";
 import { startHealthServer } from "../lib/health.js";
@@ -264,7 +264,7 @@ export async function runAgent(api: KubeApi, config: AgentConfig, log: Logger, o
 }
 
 /** `podnet agent cleanup`: remove what the agent created (routes with its protocol, podnet.vxlan, its nft table, its conflist). */
-export async function cleanupAgent(config: AgentConfig, log: Logger, netns?: string): Promise<void> {
+export async function cleanupAgent(config: AgentCleanupConfig, log: Logger, netns?: string): Promise<void> {
   await flushOwnRoutes(netns);
   await removeVxlan(netns);
   await removeNftTable(netns);

@@ -177,12 +177,14 @@ describe("Helm chart charts/podnet", () => {
     expect(find(off, "ValidatingAdmissionPolicy", "podnet-agent-own-node-network")).toBeUndefined();
   });
 
-  it("deploy/podnet.yaml is the chart rendered with default values (run scripts/render-manifest.sh)", () => {
+  it("deploy/podnet.yaml and podnet-cleanup.yaml are the chart rendered (run scripts/render-manifest.sh)", () => {
     const dir = mkdtempSync(join(tmpdir(), "podnet-manifest-"));
     try {
       const fresh = join(dir, "podnet.yaml");
       execFileSync("bash", [join(import.meta.dirname, "../../scripts/render-manifest.sh"), fresh]);
-      expect(readFileSync(join(import.meta.dirname, "../../deploy/podnet.yaml"), "utf8")).toBe(readFileSync(fresh, "utf8"));
+      for (const file of ["podnet.yaml", "podnet-cleanup.yaml"]) {
+        expect(readFileSync(join(import.meta.dirname, "../../deploy", file), "utf8"), file).toBe(readFileSync(join(dir, file), "utf8"));
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

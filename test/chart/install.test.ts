@@ -36,6 +36,10 @@ describe("helm install onto the real API server", () => {
     expect(installOutput).toContain("on a single-node cluster one stays Pending (helm --wait then times out); use --set controller.replicas=1");
   });
 
+  it("the uninstall aid (deploy/podnet-cleanup.yaml) is accepted by the server", () => {
+    expect(kubectl("apply", "--dry-run=server", "-f", join(import.meta.dirname, "../../deploy/podnet-cleanup.yaml")).trim()).toBe("daemonset.apps/podnet-cleanup created (server dry run)");
+  });
+
   it("every chart object is accepted by the server", () => {
     const out = kubectl("get", "deploy/podnet-controller", "ds/podnet-agent", "sa/podnet-agent", "sa/podnet-controller", "pdb/podnet-controller",
       "role/podnet-controller-lease", "rolebinding/podnet-controller-lease", "-n", "kube-system", "-o", "name");

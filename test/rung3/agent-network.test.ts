@@ -11,6 +11,7 @@ import { useControlPlane } from "../harness/api-fixture.js";
 import { addPod, deletePod, type Pod } from "../../src/localcluster/cni-exec.js";
 import { createNetBed, ipIn, ipJson, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
 import { waitFor } from "../../src/localcluster/processes.js";
+import { podnetCliArgv, podnetCliEnv } from "../../src/localcluster/podnet-cli.js";
 import { ping, sourceSeenBy } from "../../src/localcluster/udp-probe.js";
 
 const fx = useControlPlane();
@@ -270,8 +271,6 @@ describe.skipIf(!isRoot())("agent restart, dry-run, unwritable config dir and cl
     expect(a.agent.networkCondition.cleared).toBe(false);
     await a.stop();
     ipIn(m1!.ns, "route", "add", "10.99.0.0/24", "via", "192.168.78.12", "proto", "static");
-    const { cleanupAgent } = await import("../../src/node-agent/agent.js");
-    const { silentLogger } = await import("../../src/log.js");
     // The agent's own directory went with it: cleanup gets one holding podnet's conflist and another network's.
     const confDir = mkdtempSync(join(tmpdir(), "podnet-cleanup-"));
     const { conflistText, renderConflist } = await import("../../src/node-agent/cni-conflist.js");
@@ -279,8 +278,13 @@ describe.skipIf(!isRoot())("agent restart, dry-run, unwritable config dir and cl
     writeFileSync(join(confDir, "20-other.conflist"), JSON.stringify({ cniVersion: "1.0.0", name: "other", plugins: [{ type: "bridge" }] }));
     if (!ipJson<Array<{ ifname: string }>>(m1!.ns, "link", "show").some((l) => l.ifname === "podnet.vxlan")) ipIn(m1!.ns, "link", "add", "podnet.vxlan", "type", "vxlan", "id", "1", "dstport", "8472");
     execFileSync("ip", ["netns", "exec", m1!.ns, "nft", "add", "table", "inet", "podnet"]);
-    const cfg = (await import("../../src/config.js")).agentConfigSchema.parse({ "node-name": "m1", "cni-conf-dir": confDir });
-    await cleanupAgent(cfg, silentLogger(), m1!.ns);
+    // The command as the cleanup DaemonSet runs it: the bundle, no node name (it finds podnet's state by podnet's marks).
+    const cliDir = mkdtempSync(join(tmpdir(), "podnet-cleanup-cli-"));
+    try {
+      const [node, ...cli] = await podnetCliArgv(cliDir);
+      const { NODE_NAME: _unset, ...env } = process.env;
+      execFileSync(node!, [...cli, "agent", "cleanup", `--netns=${m1!.ns}`, `--cni-conf-dir=${confDir}`], { env: { ...env, ...podnetCliEnv(cliDir) }, timeout: 30_000, stdio: "pipe" });
+    } finally { rmSync(cliDir, { recursive: true, force: true }); }
     expect(readdirSync(confDir)).toEqual(["20-other.conflist"]);
     rmSync(confDir, { recursive: true });
     expect(execFileSync("ip", ["netns", "exec", m1!.ns, "nft", "list", "tables"], { encoding: "utf8" })).not.toContain("podnet");
