@@ -65,12 +65,13 @@ export class LocalCluster {
     say(`control plane up (etcd + kube-apiserver on ${cp.url}, ready in ${cp.startSeconds.toFixed(1)} s)`);
     const api = KubeApi.fromKubeconfig(cp.kubeconfig, "podnet-cli");
     let bed: NetBed | undefined;
+    let cluster: LocalCluster | undefined;
     try {
       await installCrds(api, crdSources.map(renderCrdYaml));
       bed = createNetBed(opts.tag ?? "lc", 0, opts.segment ?? 77, opts.segments ?? 1);
       const dir = join(cp.dir, "cluster"); // inside the control plane's run dir: removed with it, swept after a crash
       mkdirSync(dir);
-      const cluster = new LocalCluster(cp, api, bed, dir, await podnetCliArgv(dir), opts);
+      cluster = new LocalCluster(cp, api, bed, dir, await podnetCliArgv(dir), opts);
       cluster.startController();
       say("podnet controller started");
       for (let i = 1; i <= opts.nodes; i++) await cluster.addNode(`node-${i}`);
@@ -78,8 +79,12 @@ export class LocalCluster {
       say(`${opts.nodes} node namespaces ${where}, each with a Node object and an agent`);
       return cluster;
     } catch (err) {
-      bed?.destroy();
-      await cp.stop();
+      // A node that failed to come up leaves the controller and earlier agents running: stop them with the rest.
+      if (cluster) await cluster.stop();
+      else {
+        bed?.destroy();
+        await cp.stop();
+      }
       throw err;
     }
   }
@@ -235,11 +240,15 @@ export class LocalCluster {
     return this.cp.logs();
   }
 
+  /** Everything goes, even when a step fails (a pod's CNI DEL): the first failure is reported afterwards. */
   async stop(): Promise<void> {
-    for (const pod of [...this.pods]) this.deletePod(pod);
-    for (const n of this.nodes.values()) if (n.agent) await stopProcess(n.agent);
-    if (this.controller) await stopProcess(this.controller);
-    this.bed.destroy();
-    await this.cp.stop();
+    const failures: unknown[] = [];
+    const attempt = async (step: () => unknown) => { try { await step(); } catch (err) { failures.push(err); } };
+    for (const pod of [...this.pods]) await attempt(() => this.deletePod(pod));
+    for (const n of this.nodes.values()) if (n.agent) await attempt(() => stopProcess(n.agent!));
+    if (this.controller) await attempt(() => stopProcess(this.controller!));
+    await attempt(() => this.bed.destroy());
+    await attempt(() => this.cp.stop());
+    if (failures.length) throw new Error(`local cluster stopped with ${failures.length} failed step(s)`, { cause: failures[0] });
   }
 }

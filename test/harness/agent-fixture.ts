@@ -23,7 +23,14 @@ export async function startAgent(fx: ApiFixture, node: BedNode, flags: Record<st
   });
   const log = process.env.PODNET_TEST_LOGS ? createLogger(`agent-${node.name}`, "debug") : silentLogger();
   const agent = new NodeAgent(fx.api("podnet-agent"), config, log, { netns: node.ns, ...opts });
-  await agent.start();
+  try {
+    await agent.start();
+  } catch (err) {
+    // A failed start may have begun its loops and servers: stop them, or they outlive the test.
+    await agent.stop().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   return { agent, confDir, dir, stop: async () => { await agent.stop(); rmSync(dir, { recursive: true, force: true }); } };
 }
 
