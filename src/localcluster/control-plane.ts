@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generatePki, type Pki } from "./certs.js";
@@ -97,7 +97,9 @@ export function sweepStaleRunDirs(base = controlPlaneBaseDir()): string[] {
   for (const name of readdirSync(base).filter((n) => n.startsWith("podnet-cp-"))) {
     const dir = join(base, name);
     let owner = NaN;
-    try { owner = Number(readFileSync(join(dir, "owner.pid"), "utf8")); } catch { /* unreadable: treat as stale */ }
+    try { owner = Number(readFileSync(join(dir, "owner.pid"), "utf8")); } catch { /* unreadable: stale unless just made */ }
+    // A dir another run has just made has no owner.pid yet: only one a minute old without it is stale.
+    if (Number.isNaN(owner) && Date.now() - (statSync(dir, { throwIfNoEntry: false })?.mtimeMs ?? 0) < 60_000) continue;
     let alive = false;
     try { if (owner > 0) { process.kill(owner, 0); alive = true; } } catch { /* gone */ }
     if (!alive) { rmSync(dir, { recursive: true, force: true }); swept.push(dir); }
