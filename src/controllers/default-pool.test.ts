@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { PoolSpec } from "../crds/pool.js";
-import { planDefaultPool, type ConfiguredPool } from "./default-pool.js";
+import { controllerConfigSchema } from "../config.js";
+import { CONFIGURED_CIDRS_ANNOTATION, planDefaultPool, type ConfiguredPool } from "./default-pool.js";
+import { configuredPool, defaultPool } from "./observe.js";
 
 const config = (cidrs: string[], maskV4 = 24, maskV6 = 64): ConfiguredPool => ({
   v4: cidrs.filter((c) => !c.includes(":")), v6: cidrs.filter((c) => c.includes(":")), maskV4, maskV6,
@@ -41,5 +43,14 @@ describe("planDefaultPool: an existing default pool and a changed configuration"
       "pool main keeps /24 per node for ipv4: nodes hold CIDRs of that size; --node-mask-v4=25 applies only to a pool created anew",
       "pool main keeps 10.244.0.0/16, no longer in --cluster-cidr: a pool's ranges cannot be removed while nodes may hold CIDRs from them",
     ]);
+  });
+});
+
+describe("the default pool as created", () => {
+  it("records its configured ranges as a later look computes them, whatever the flags' order: no rewrite at the next start", () => {
+    const config = controllerConfigSchema.parse({ "cluster-cidr": "fd00:10:244::/56,10.244.0.0/16" });
+    const created = defaultPool(config);
+    const plan = planDefaultPool("default", configuredPool(config), created.spec, created.metadata?.annotations?.[CONFIGURED_CIDRS_ANNOTATION]);
+    expect(plan).toEqual({ added: [], notes: [], configuredCidrs: created.metadata?.annotations?.[CONFIGURED_CIDRS_ANNOTATION] });
   });
 });

@@ -85,7 +85,7 @@ export function defaultPool(config: ControllerConfig): PoolObject {
   return {
     apiVersion: "podnet.io/v1alpha1",
     kind: "PodCIDRPool",
-    metadata: { name: config["default-pool"], annotations: { [CONFIGURED_CIDRS_ANNOTATION]: config["cluster-cidr"].join(",") } },
+    metadata: { name: config["default-pool"], annotations: { [CONFIGURED_CIDRS_ANNOTATION]: [...v4, ...v6].join(",") } },
     spec: {
       ...(v4.length ? { ipv4: { cidrs: v4, nodeMaskSize: config["node-mask-v4"] } } : {}),
       ...(v6.length ? { ipv6: { cidrs: v6, nodeMaskSize: config["node-mask-v6"] } } : {}),
