@@ -2,8 +2,8 @@
 # Rung 5: podnet on kind. Creates the cluster (no default CNI), builds and loads the image, installs the
 # chart, waits for nodes and NodeCIDRs Ready, runs a client and a server pod on every node, checks all-pairs
 # pod connectivity in every family without NAT, Services by name (same-node backends too), masquerade to
-# outside the cluster and a hostPort, prints `kubectl get nodecidrs -o wide`, dumps diagnostics on failure,
-# deletes the cluster.
+# outside the cluster and a hostPort, prints `kubectl get nodecidrs -o wide`, uninstalls and checks every node
+# is left clean by the cleanup DaemonSet, dumps diagnostics on failure, deletes the cluster.
 #   test/e2e/kind-e2e.sh [kind-config.yaml]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -172,5 +172,18 @@ MANIFEST
 kubectl wait --for=condition=Ready pod/hostport-web --timeout=120s
 if [ "$(kubectl exec "$first_client" -- wget -qO- -T 5 "http://$last_ip:30080/" 2>/dev/null || true)" = "podnet" ]; then pass "hostPort $last_ip:30080"
 else fail "hostPort $last_ip:30080"; fi
+
+# Uninstall as README says: the agents go, then the cleanup DaemonSet (cleanup.enabled, this run's image)
+# clears every node; nothing of podnet's may remain (routes of protocol 249, nft table, VXLAN device, conflist).
+helm uninstall podnet --namespace kube-system --wait --timeout 3m
+helm template podnet charts/podnet --namespace kube-system --set cleanup.enabled=true -s templates/cleanup.yaml \
+  --set image.repository=podnet --set image.tag=e2e --set image.pullPolicy=Never | kubectl apply -f -
+kubectl -n kube-system rollout status ds/podnet-cleanup --timeout=180s
+for node in $(kind get nodes --name "$cluster"); do
+  left=$(docker exec "$node" sh -c 'ip route show proto 249; ip -6 route show proto 249; nft list table inet podnet 2>/dev/null; ip link show podnet.vxlan 2>/dev/null; ls /etc/cni/net.d/10-podnet.conflist 2>/dev/null' || true)
+  if [ -z "$left" ]; then pass "$node clean after uninstall"; else fail "$node keeps podnet state: $left"; fi
+done
+kubectl -n kube-system delete ds/podnet-cleanup --wait --timeout=120s
+
 [ "$failures" -eq 0 ] || { echo "$failures failures"; exit 1; }
-echo "pod-to-pod (every family, no NAT), Services by name (same-node backends too), masquerade and hostPort ok"
+echo "pod-to-pod (every family, no NAT), Services by name (same-node backends too), masquerade, hostPort and uninstall ok"
