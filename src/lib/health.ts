@@ -40,6 +40,6 @@ export function splitHostPort(address: string): [string | undefined, number] {
   const i = address.lastIndexOf(":");
   const host = address.slice(0, i).replace(/^\[|\]$/g, "") || undefined;
   const port = Number(address.slice(i + 1));
-  if (i < 0 || !/^\d+$/.test(address.slice(i + 1)) || port < 0 || port > 65535) throw new Error(`invalid listen address "${address}" (want host:port, [v6]:port or :port)`);
+  if (i < 0 || !/^\d+$/.test(address.slice(i + 1)) || port > 65535) throw new Error(`invalid listen address "${address}" (want host:port, [v6]:port or :port)`);
   return [host, port];
 }
