@@ -1,8 +1,11 @@
 # syntax=docker/dockerfile:1
 # One image for both components: `podnet controller` (runs as non-root) and `podnet agent` (DaemonSet,
 # hostNetwork, NET_ADMIN), plus the standard CNI plugins the agent's init container installs on nodes.
+# Multi-arch (docker buildx --platform linux/amd64,linux/arm64): the bundle is plain JavaScript and the plugins
+# are cross-compiled, so only the last stage runs on the target platform (emulated, for the apt install and the
+# compile-cache warm-up).
 ARG NODE_VERSION=24
-FROM node:${NODE_VERSION}-bookworm-slim AS build
+FROM --platform=$BUILDPLATFORM node:${NODE_VERSION}-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -14,9 +17,11 @@ RUN npx tsx scripts/bundle.ts /src/dist/podnet.mjs
 
 # The CNI plugins the agent's init container installs on nodes, built static by the repo's own script: a
 # plugin copied onto a node must not need that node's glibc.
-FROM golang:1.26-bookworm AS cni
+FROM --platform=$BUILDPLATFORM golang:1.26-bookworm AS cni
+ARG TARGETOS=linux
+ARG TARGETARCH
 COPY hack/common.sh hack/versions.env hack/build-cni-plugins.sh /src/hack/
-RUN cp -r "$(PODNET_CACHE=/cache bash /src/hack/build-cni-plugins.sh)" /out
+RUN cp -r "$(GOOS=$TARGETOS GOARCH=${TARGETARCH:-$(go env GOARCH)} PODNET_CACHE=/cache bash /src/hack/build-cni-plugins.sh)" /out
 
 FROM node:${NODE_VERSION}-bookworm-slim
 ARG VERSION=dev

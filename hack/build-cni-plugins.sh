@@ -5,10 +5,15 @@
 # Cached outside the work tree, keyed by version; prints the directory. The Dockerfile runs this script too.
 #   hack/build-cni-plugins.sh            build if missing, print the directory
 #   hack/build-cni-plugins.sh --print    only print the directory
+# GOARCH (and GOOS) set to another platform cross-compile, as the multi-arch image build does; the cache
+# directory then names the platform.
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
+target="$(go env GOOS)_$(go env GOARCH)"
+host="$(go env GOHOSTOS)_$(go env GOHOSTARCH)"
 out="$cache/bin/cni-plugins-$CNI_PLUGINS_VERSION"
+[ "$target" = "$host" ] || out="$out-$target"
 [ "${1:-}" = "--print" ] && { echo "$out"; exit 0; }
 plugins=(main/bridge ipam/host-local meta/portmap main/loopback)
 if [ ! -x "$out/loopback" ]; then
@@ -16,7 +21,13 @@ if [ ! -x "$out/loopback" ]; then
   printf '[build-cni-plugins %s] building %s %s\n' "$(date +%T)" "${plugins[*]}" "$CNI_PLUGINS_VERSION" >&2
   packages=()
   for p in "${plugins[@]}"; do packages+=("github.com/containernetworking/plugins/plugins/$p@$CNI_PLUGINS_VERSION"); done
-  GOBIN="$out.tmp" CGO_ENABLED=0 GOFLAGS=-mod=mod go install -trimpath -ldflags "-s -w" "${packages[@]}"
+  if [ "$target" = "$host" ]; then
+    GOBIN="$out.tmp" CGO_ENABLED=0 GOFLAGS=-mod=mod go install -trimpath -ldflags "-s -w" "${packages[@]}"
+  else
+    # go install refuses GOBIN for another platform; it puts the binaries under a GOPATH of our own instead.
+    GOPATH="$out.gopath" GOMODCACHE="$(go env GOMODCACHE)" CGO_ENABLED=0 GOFLAGS=-mod=mod go install -trimpath -ldflags "-s -w" "${packages[@]}"
+    mv "$out.gopath/bin/$target"/* "$out.tmp/" && rm -rf "$out.gopath"
+  fi
   rm -rf "$out" && mv "$out.tmp" "$out"
 fi
 echo "$out"

@@ -1,6 +1,9 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
 
 const repo = join(import.meta.dirname, "../..");
 
@@ -11,5 +14,25 @@ describe("rung 5 (kind) artefacts: written and linted here, run in GitHub Action
 
   it("the kind e2e script parses", () => {
     expect(() => execFileSync("bash", ["-n", join(repo, "test/e2e/kind-e2e.sh")])).not.toThrow();
+  });
+
+  it("the release workflow publishes only a tag naming the chart's version, to the tag owner's registry, lower-cased", () => {
+    const workflow = parse(readFileSync(join(repo, ".github/workflows/release.yaml"), "utf8")) as { jobs: { release: { steps: Array<{ id?: string; run?: string }> } } };
+    const script = workflow.jobs.release.steps.find((s) => s.id === "meta")!.run!;
+    const version = /^version: *(\S+)/m.exec(readFileSync(join(repo, "charts/podnet/Chart.yaml"), "utf8"))![1]!;
+    const dir = mkdtempSync(join(tmpdir(), "podnet-release-"));
+    try {
+      const run = (tag: string) => {
+        const output = join(dir, `${tag}.out`);
+        const r = spawnSync("bash", ["-e", "-c", script], { cwd: repo, encoding: "utf8", env: { ...process.env, GITHUB_REF_NAME: tag, GITHUB_REPOSITORY_OWNER: "PodNet", GITHUB_OUTPUT: output } });
+        return { code: r.status, stdout: r.stdout, out: r.status === 0 ? readFileSync(output, "utf8") : "" };
+      };
+      expect(run(`v${version}`)).toMatchObject({ code: 0, out: `version=${version}\nimage=ghcr.io/podnet/podnet\ncharts=oci://ghcr.io/podnet/charts\n` });
+      const wrong = run("v9.9.9");
+      expect(wrong.code).not.toBe(0);
+      expect(wrong.stdout).toContain(`does not match charts/podnet/Chart.yaml (version ${version}, appVersion ${version})`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
