@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { generatePki, type Pki } from "./certs.js";
 import { kubeBin } from "./kube-bins.js";
 import { freePort, startProcess, stopProcess, tailFile, type ManagedProcess } from "./processes.js";
+import { ownerAlive, ownerToken } from "./run-owner.js";
 
 export interface ControlPlane {
   dir: string;
@@ -96,13 +97,11 @@ export function sweepStaleRunDirs(base = controlPlaneBaseDir()): string[] {
   const swept: string[] = [];
   for (const name of readdirSync(base).filter((n) => n.startsWith("podnet-cp-"))) {
     const dir = join(base, name);
-    let owner = NaN;
-    try { owner = Number(readFileSync(join(dir, "owner.pid"), "utf8")); } catch { /* unreadable: stale unless just made */ }
+    let owner: string | undefined;
+    try { owner = readFileSync(join(dir, "owner.pid"), "utf8"); } catch { /* unreadable: stale unless just made */ }
     // A dir another run has just made has no owner.pid yet: only one a minute old without it is stale.
-    if (Number.isNaN(owner) && Date.now() - (statSync(dir, { throwIfNoEntry: false })?.mtimeMs ?? 0) < 60_000) continue;
-    let alive = false;
-    try { if (owner > 0) { process.kill(owner, 0); alive = true; } } catch { /* gone */ }
-    if (!alive) { rmSync(dir, { recursive: true, force: true }); swept.push(dir); }
+    if (owner === undefined && Date.now() - (statSync(dir, { throwIfNoEntry: false })?.mtimeMs ?? 0) < 60_000) continue;
+    if (owner === undefined || !ownerAlive(owner)) { rmSync(dir, { recursive: true, force: true }); swept.push(dir); }
   }
   return swept;
 }
@@ -112,7 +111,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   mkdirSync(base, { recursive: true });
   sweepStaleRunDirs(base);
   const dir = mkdtempSync(join(base, "podnet-cp-"));
-  writeFileSync(join(dir, "owner.pid"), String(process.pid));
+  writeFileSync(join(dir, "owner.pid"), ownerToken(process.pid));
   const started = performance.now();
   const pki = generatePki(dir);
   // A port found free can be taken before the server binds it (parallel test files start servers and agents
@@ -142,7 +141,7 @@ async function startServers(dir: string, pki: Pki, opts: ControlPlaneOptions): P
   const apiserver = launchApiserver();
   const processes = [etcd, apiserver];
   // A detached (make dev-up) control plane outlives us: it owns its run dir, so the sweeper spares it.
-  if (opts.detached) writeFileSync(join(dir, "owner.pid"), String(apiserver.child.pid));
+  if (opts.detached) writeFileSync(join(dir, "owner.pid"), ownerToken(apiserver.child.pid!));
   const logs = () => processes.map((p) => `--- ${p.name} (${p.logFile}) ---\n${tailFile(p.logFile)}`).join("\n");
   const stopServers = async () => { for (const p of [...processes].reverse()) await stopProcess(p); };
   const stop = async () => {

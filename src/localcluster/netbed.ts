@@ -1,13 +1,14 @@
 import { execFileSync } from "node:child_process";
+import { ownerAlive, ownerToken } from "./run-owner.js";
 
 /**
  * Network namespaces for tests: a "switch" namespace with a bridge, and node namespaces joined to it by
  * veth pairs — one L2 segment, like nodes on one rack. Every name carries the run's prefix
- * (pnt-<pid>-…); namespaces of runs whose process is gone are swept on the next start, so a crashed run
+ * (pnt-<pid>.<start time>-…); namespaces of runs whose process is gone are swept on the next start, so a crashed run
  * leaves nothing behind for long. The host's own interfaces and routes are never touched.
  */
 
-export const RUN_PREFIX = `pnt-${process.pid}`;
+export const RUN_PREFIX = `pnt-${ownerToken(process.pid)}`;
 
 const ip = (...args: string[]) => execFileSync("ip", args, { stdio: ["ignore", "pipe", "pipe"] }).toString();
 const tryIp = (...args: string[]) => { try { return ip(...args); } catch { return ""; } };
@@ -23,22 +24,20 @@ export function deleteNamespace(name: string): void {
   tryIp("netns", "del", name);
 }
 
-/** podnet's namespaces (pnt-<pid>-…) with the pid of the run that made each. */
-export function runNamespaces(): Array<{ name: string; pid: number }> {
+/** podnet's namespaces (pnt-<pid>[.<start time>]-…) with the pid and owner token of the run that made each. */
+export function runNamespaces(): Array<{ name: string; pid: number; owner: string }> {
   return tryIp("netns", "list").split("\n").flatMap((line) => {
     const name = line.split(" ")[0] ?? "";
-    const match = /^pnt-(\d+)-/.exec(name);
-    return match ? [{ name, pid: Number(match[1]) }] : [];
+    const match = /^pnt-((\d+)(?:\.[0-9a-z]+)?)-/.exec(name);
+    return match ? [{ name, pid: Number(match[2]), owner: match[1]! }] : [];
   });
 }
 
-/** Remove namespaces left by test runs whose process no longer exists. */
+/** Remove namespaces left by test runs whose process no longer exists (or whose pid another process now has). */
 export function sweepStaleNamespaces(): string[] {
   const swept: string[] = [];
-  for (const { name, pid } of runNamespaces()) {
-    let alive = true;
-    try { process.kill(pid, 0); } catch { alive = false; }
-    if (!alive) { deleteNamespace(name); swept.push(name); }
+  for (const { name, owner } of runNamespaces()) {
+    if (!ownerAlive(owner)) { deleteNamespace(name); swept.push(name); }
   }
   return swept;
 }
