@@ -14,6 +14,8 @@ echo "== vitest (rungs 1-4)"
 vitest_status=0
 vitest run --reporter=default --reporter=json --outputFile="$report" "$@" || { vitest_status=$?; status=1; }
 echo "== vitest took $((SECONDS - t0))s"
+# What test workers stopped without their exit handlers left (namespaces, control-plane run dirs).
+tsx test/global-teardown.ts || true
 summary=$(node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
   let passed = 0, failed = 0, skipped = 0;

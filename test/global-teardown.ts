@@ -1,8 +1,9 @@
+import { pathToFileURL } from "node:url";
 import { sweepStaleRunDirs } from "../src/localcluster/control-plane.js";
 import { isRoot, sweepStaleNamespaces } from "../src/localcluster/netbed.js";
 
 /**
- * After the whole run, when every test worker has exited: namespaces and control-plane run dirs of workers
+ * After the whole run: namespaces and control-plane run dirs of workers
  * that died without their exit handlers (a crash, an OOM kill) are removed now rather than at the next run.
  */
 export function teardown(): void {
@@ -10,3 +11,7 @@ export function teardown(): void {
   const swept = [...sweepStaleNamespaces(), ...sweepStaleRunDirs()];
   if (swept.length) console.warn(`[teardown] removed what crashed test workers left: ${swept.join(", ")}`);
 }
+
+// vitest runs this before its workers have exited (and stops them with SIGTERM, which skips their exit
+// handlers), so `make test` runs it once more after vitest: `tsx test/global-teardown.ts`.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) teardown();

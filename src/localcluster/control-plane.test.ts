@@ -24,10 +24,13 @@ it("sweeps run dirs whose owner is gone, whose pid another process now has, or t
   const live = dir("live", ownerToken(process.pid));
   const reused = dir("reused", `${process.pid}.1`); // this pid, started at another time: a recycled pid
   const oldStyle = dir("old-style", String(process.pid)); // written before owner tokens
+  const halfWritten = dir("half-written", ""); // owner.pid created, its content not yet written
+  const foreign = dir("foreign", "owner=1234", 3_600); // another checkout's format: maybe a live run's
+  const foreignOld = dir("foreign-old", "owner=1234", 2 * 86_400);
   const beingMade = dir("new"); // mkdtemp done, owner.pid not written yet
   const abandoned = dir("old", undefined, 120);
   const other = join(base, "something-else");
   mkdirSync(other);
-  expect(sweepStaleRunDirs(base).sort()).toEqual([dead, abandoned, reused].sort());
-  expect([live, oldStyle, beingMade, other].map(existsSync)).toEqual([true, true, true, true]);
+  expect(sweepStaleRunDirs(base).sort()).toEqual([dead, abandoned, reused, foreignOld].sort());
+  expect([live, oldStyle, halfWritten, foreign, beingMade, other].map(existsSync)).toEqual([true, true, true, true, true, true]);
 });

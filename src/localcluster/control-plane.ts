@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { generatePki, type Pki } from "./certs.js";
 import { kubeBin } from "./kube-bins.js";
 import { freePort, startProcess, stopProcess, tailFile, type ManagedProcess } from "./processes.js";
-import { ownerAlive, ownerToken } from "./run-owner.js";
+import { isOwnerToken, ownerAlive, ownerToken } from "./run-owner.js";
 
 export interface ControlPlane {
   dir: string;
@@ -99,9 +99,14 @@ export function sweepStaleRunDirs(base = controlPlaneBaseDir()): string[] {
     const dir = join(base, name);
     let owner: string | undefined;
     try { owner = readFileSync(join(dir, "owner.pid"), "utf8"); } catch { /* unreadable: stale unless just made */ }
-    // A dir another run has just made has no owner.pid yet: only one a minute old without it is stale.
-    if (owner === undefined && Date.now() - (statSync(dir, { throwIfNoEntry: false })?.mtimeMs ?? 0) < 60_000) continue;
-    if (owner === undefined || !ownerAlive(owner)) { rmSync(dir, { recursive: true, force: true }); swept.push(dir); }
+    const ageMs = Date.now() - (statSync(dir, { throwIfNoEntry: false })?.mtimeMs ?? 0);
+    // A dir another run has just made has no owner.pid yet (or a half-written one): only one a minute old
+    // without a readable owner is stale. An owner this code cannot read (another checkout's format) may be a
+    // live run's: such a dir goes only after a day.
+    const stale = owner === undefined ? ageMs > 60_000
+      : !isOwnerToken(owner) ? (owner.trim() === "" ? ageMs > 60_000 : ageMs > 86_400_000)
+        : !ownerAlive(owner);
+    if (stale) { rmSync(dir, { recursive: true, force: true }); swept.push(dir); }
   }
   return swept;
 }

@@ -25,8 +25,11 @@ export const ownerToken = (pid: number): string => `${pid}.${processStartTicks(p
  * Whether the process a token names is still the one that made it. A token without a start time (an older
  * run's) falls back to "a process with that pid exists".
  */
+const TOKEN = /^(\d+)(?:\.([0-9a-z]+))?$/;
+export const isOwnerToken = (text: string): boolean => TOKEN.test(text.trim());
+
 export function ownerAlive(token: string): boolean {
-  const match = /^(\d+)(?:\.([0-9a-z]+))?$/.exec(token.trim());
+  const match = TOKEN.exec(token.trim());
   if (!match) return false;
   const pid = Number(match[1]);
   const ticks = processStartTicks(pid);
