@@ -1,6 +1,7 @@
 import type { KubernetesObject, V1Node } from "@kubernetes/client-node";
 import { cidrObjectName } from "../lib/cidr.js";
 import { nextCondition } from "../lib/conditions.js";
+import type { RetryGate } from "../lib/backoff.js";
 import type { EventRecorder } from "../lib/events.js";
 import type { Informer } from "../lib/informer.js";
 import { apiMessage, applyStatus, forEachLimited, isAlreadyExists, isConflict, isNotFound, mergePatch, podnetResource, type KubeApi } from "../lib/k8s.js";
@@ -20,6 +21,8 @@ export interface ActContext {
   log: Logger;
   /** Checked before every write: a replica that lost the lease mid-plan must not go on acting on it. */
   leading: () => boolean;
+  /** Actions that failed wait their turn here instead of being resent on every plan. */
+  retry: RetryGate;
 }
 
 /**
@@ -33,17 +36,26 @@ const PRIORITY: Record<AllocationAction["kind"], number> = {
   create: 0, confirm: 0, release: 0, quarantine: 1, retain: 1, delete: 1, updateNodeIPs: 2, setNodePodCIDRs: 3, conflict: 4, exhausted: 4,
 };
 
+/**
+ * Applies the plan's actions, except those still waiting after a failure: a write the API server refuses for
+ * one node is retried with backoff while the others go ahead. How many actions failed.
+ */
 export async function applyActions(ctx: ActContext, actions: AllocationAction[], parallelism = 16): Promise<number> {
   let failures = 0;
-  const ordered = [...actions].sort((a, b) => PRIORITY[a.kind] - PRIORITY[b.kind]);
+  const now = Date.now();
+  ctx.retry.keepOnly(actions.map(actionKey));
+  const ordered = actions.filter((a) => !ctx.retry.waiting(actionKey(a), now)).sort((a, b) => PRIORITY[a.kind] - PRIORITY[b.kind]);
   await forEachLimited(ordered, parallelism, async (action) => {
     if (!ctx.leading()) return; // the new leader plans again from what it sees
+    const key = actionKey(action);
     try {
       await applyOne(ctx, action);
+      ctx.retry.succeeded(key);
     } catch (err) {
       failures++;
+      ctx.retry.failed(key, Date.now());
       ctx.metrics.errors.inc({ action: action.kind });
-      ctx.log.error({ action: action.kind, target: targetOf(action), err: apiMessage(err) }, "action failed; will retry on the next plan");
+      ctx.log.error({ action: action.kind, target: targetOf(action), err: apiMessage(err) }, "action failed; will retry with backoff");
     }
   });
   return failures;
@@ -52,6 +64,10 @@ export async function applyActions(ctx: ActContext, actions: AllocationAction[],
 function targetOf(action: AllocationAction): string {
   return "name" in action ? action.name : action.node;
 }
+
+/** What an action is about: a node's create per family (the CIDR picked may differ between plans), else its object. */
+export const actionKey = (action: AllocationAction): string =>
+  action.kind === "create" ? `create:${action.node}/${action.family}` : `${action.kind}:${targetOf(action)}`;
 
 async function applyOne(ctx: ActContext, action: AllocationAction): Promise<void> {
   switch (action.kind) {

@@ -1,7 +1,7 @@
 import type { Server } from "node:http";
 import type { KubernetesObject, V1Node } from "@kubernetes/client-node";
 import type { ControllerConfig } from "../config.js";
-import { sleep } from "../lib/backoff.js";
+import { Backoff, RetryGate, sleep } from "../lib/backoff.js";
 import { EventRecorder } from "../lib/events.js";
 import { startHealthServer } from "../lib/health.js";
 import { Informer, type ListPage } from "../lib/informer.js";
@@ -11,7 +11,7 @@ import type { Logger } from "../log.js";
 import { applyActions } from "./act.js";
 import { planAllocations } from "./plan.js";
 import { controllerMetrics } from "./metrics.js";
-import { CONFIGURED_CIDRS_ANNOTATION, planDefaultPool } from "./default-pool.js";
+import { CONFIGURED_CIDRS_ANNOTATION, planDefaultPool, type RangeInUse } from "./default-pool.js";
 import { configuredPool, defaultPool, nodeProjection, plannerNode, plannerPool, plannerRecord, type NodeCidrObject, type PoolObject } from "./observe.js";
 import { writePoolStatuses } from "./pool-status.js";
 
@@ -37,6 +37,12 @@ export class AllocationController {
   private wake?: () => void;
   private server?: Server;
   private defaultPoolAligned = false;
+  private defaultPoolRetryAt = 0;
+  private readonly defaultPoolBackoff = new Backoff(1_000, 60_000);
+  /** Per action, and for the default pool's own writes: what failed waits (1 s doubling to 60 s) instead of being resent on every plan. */
+  private readonly retry = new RetryGate();
+  /** A pass that threw (not one write: the whole pass) waits this before the next. */
+  private readonly passBackoff = new Backoff(1_000, 60_000);
   plans = 0;
 
   constructor(private readonly api: KubeApi, private readonly config: ControllerConfig, private readonly log: Logger) {
@@ -103,11 +109,18 @@ export class AllocationController {
     while (this.running) {
       if (this.dirty && this.leading) {
         this.dirty = false;
-        const nextWakeMs = await this.reconcile().catch((err: unknown) => {
-          this.log.error({ err: apiMessage(err) }, "reconcile failed; retrying");
+        let nextWakeMs: number;
+        try {
+          nextWakeMs = await this.reconcile();
+          this.passBackoff.reset();
+        } catch (err) {
+          const waitMs = this.passBackoff.next();
+          this.log.error({ err: apiMessage(err), retryInMs: waitMs }, "reconcile failed; retrying");
           this.dirty = true;
-          return 1_000;
-        });
+          // Not cut short by watch events: on a busy cluster they would make this a hot loop.
+          await Promise.race([sleep(waitMs), this.stopping]);
+          continue;
+        }
         await this.idle(nextWakeMs);
       } else {
         await this.idle(this.config["resync-period"]);
@@ -118,6 +131,8 @@ export class AllocationController {
 
   /** Sleep until something changes or `ms` passes; coalesces bursts of watch events into one plan. */
   private async idle(ms: number): Promise<void> {
+    // stop() may have come while a pass ran (no wake to call then): never start a wait after it.
+    if (!this.running) return;
     if (this.dirty && this.leading) { await sleep(5); return; }
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => { this.dirty = true; resolve(); }, ms);
@@ -141,21 +156,40 @@ export class AllocationController {
     this.metrics.planDuration.observe((performance.now() - started) / 1000);
     this.metrics.retained.set(plan.retained);
     this.plans++;
-    const failures = await applyActions({ api: this.api, nodes: this.nodes, records: this.records, recorder: this.recorder, metrics: this.metrics, log: this.log,
-      leading: () => this.leading }, plan.actions);
+    await applyActions({ api: this.api, nodes: this.nodes, records: this.records, recorder: this.recorder, metrics: this.metrics, log: this.log,
+      leading: () => this.leading, retry: this.retry }, plan.actions);
     await writePoolStatuses({ api: this.api, pools: this.pools, metrics: this.metrics, log: this.log, leading: () => this.leading }, plan.poolStatuses);
-    if (failures > 0) { this.dirty = true; return 1_000; }
     if (plan.actions.some((a) => a.kind === "create" || a.kind === "delete")) this.dirty = true; // writes may unblock more work
-    return plan.nextCheckAt !== undefined ? Math.max(50, plan.nextCheckAt - Date.now()) : this.config["resync-period"];
+    const dueAt = [plan.nextCheckAt, this.retry.nextRetryAt(), this.defaultPoolRetryAt || undefined].filter((t): t is number => t !== undefined);
+    return dueAt.length ? Math.max(50, Math.min(...dueAt) - Date.now()) : this.config["resync-period"];
   }
 
+  /**
+   * The default pool exists and follows its configuration. A failure here is logged and retried with backoff
+   * (`defaultPoolRetryAt`), never thrown: nodes of every pool that exists are still allocated meanwhile.
+   */
   private async ensureDefaultPool(): Promise<void> {
+    if (Date.now() < this.defaultPoolRetryAt) return;
     const name = this.config["default-pool"];
-    const existing = this.pools.cache.get(name);
-    if (existing) {
-      if (!this.defaultPoolAligned) this.defaultPoolAligned = await this.alignDefaultPool(existing);
-      return;
+    try {
+      const existing = this.pools.cache.get(name);
+      if (existing) {
+        if (!this.defaultPoolAligned) this.defaultPoolAligned = await this.alignDefaultPool(existing);
+      } else {
+        await this.createDefaultPool(name);
+      }
+      this.defaultPoolBackoff.reset();
+      this.defaultPoolRetryAt = 0;
+    } catch (err) {
+      const waitMs = this.defaultPoolBackoff.next();
+      this.defaultPoolRetryAt = Date.now() + waitMs;
+      this.metrics.errors.inc({ action: "defaultPool" });
+      this.log.error({ pool: name, err: apiMessage(err), retryInMs: waitMs }, "default pool not created or updated; retrying");
     }
+  }
+
+  private async createDefaultPool(name: string): Promise<void> {
+    if (!this.leading) return;
     try {
       const created = await this.api.custom.createClusterCustomObject({ ...podnetResource("podcidrpools"), body: defaultPool(this.config), fieldManager: this.api.fieldManager });
       this.pools.assume(created as Obj<PoolObject>);
@@ -170,19 +204,28 @@ export class AllocationController {
    * Once per process: an existing default pool grows by the ranges its configuration gained since (a `helm
    * upgrade` with a range added to the values); what cannot be applied is logged and put on the pool as a
    * Warning Event (default-pool.ts). False when the write lost a race with another edit: the next pass retries.
+   * Throws what may pass (5xx, 429, no answer): the caller retries with backoff.
    */
   private async alignDefaultPool(pool: Obj<PoolObject>): Promise<boolean> {
     const name = pool.metadata!.name!;
     const previously = pool.metadata?.annotations?.[CONFIGURED_CIDRS_ANNOTATION];
-    const plan = planDefaultPool(name, configuredPool(this.config), pool.spec, previously);
+    const inUse: RangeInUse[] = [
+      ...[...this.pools.cache.values()].filter((p) => p.metadata?.name !== name)
+        .flatMap((p) => [...(p.spec?.ipv4?.cidrs ?? []), ...(p.spec?.ipv6?.cidrs ?? [])].map((cidr) => ({ cidr, by: `pool ${p.metadata?.name}` }))),
+      ...this.config["service-cidr"].map((cidr) => ({ cidr, by: "the service CIDR" })),
+    ];
+    const plan = planDefaultPool(name, configuredPool(this.config), pool.spec, previously, inUse);
     const target = { kind: "PodCIDRPool" as const, name, uid: pool.metadata?.uid };
+    if (!this.leading) return false; // a replica that lost the lease says and writes nothing
     for (const note of plan.notes) {
       this.log.warn({ pool: name, reason: note.reason }, note.message);
       await this.recorder.emit(target, "Warning", note.reason, note.message);
     }
-    if (!plan.spec && previously === plan.configuredCidrs) return true;
+    if (!plan.spec && (plan.configuredCidrs === undefined || previously === plan.configuredCidrs)) return true;
+    if (!this.leading) return false;
     // resourceVersion makes the patch conditional: an edit made in between (kubectl adding a range) is not lost.
-    const body = { metadata: { resourceVersion: pool.metadata?.resourceVersion, annotations: { [CONFIGURED_CIDRS_ANNOTATION]: plan.configuredCidrs } }, ...(plan.spec ? { spec: plan.spec } : {}) };
+    const annotations = plan.configuredCidrs === undefined ? {} : { annotations: { [CONFIGURED_CIDRS_ANNOTATION]: plan.configuredCidrs } };
+    const body = { metadata: { resourceVersion: pool.metadata?.resourceVersion, ...annotations }, ...(plan.spec ? { spec: plan.spec } : {}) };
     this.metrics.apiWrites.inc({ action: "alignDefaultPool" });
     try {
       const updated = await this.api.custom.patchClusterCustomObject({ ...podnetResource("podcidrpools"), name, body, fieldManager: this.api.fieldManager }, mergePatch());
@@ -190,8 +233,8 @@ export class AllocationController {
     } catch (err) {
       if (isConflict(err)) return false;
       const status = apiStatus(err);
-      if (status === undefined || status >= 500) throw err; // transient: the reconcile loop retries
-      const message = `pool ${name} was not updated to --cluster-cidr ${plan.configuredCidrs}: ${apiMessage(err)}`;
+      if (status === undefined || status >= 500 || status === 429) throw err; // may pass: retried with backoff
+      const message = `pool ${name} was not updated to --cluster-cidr ${this.config["cluster-cidr"].join(",")}: ${apiMessage(err)}`;
       this.log.error({ pool: name }, message);
       await this.recorder.emit(target, "Warning", "ConfigurationNotApplied", message);
       return true;

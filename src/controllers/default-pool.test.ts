@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { PoolSpec } from "../crds/pool.js";
 import { controllerConfigSchema } from "../config.js";
-import { CONFIGURED_CIDRS_ANNOTATION, planDefaultPool, type ConfiguredPool } from "./default-pool.js";
+import { CONFIGURED_CIDRS_ANNOTATION, planDefaultPool, type ConfiguredPool, type RangeInUse } from "./default-pool.js";
 import { configuredPool, defaultPool } from "./observe.js";
 
 const config = (cidrs: string[], maskV4 = 24, maskV6 = 64): ConfiguredPool => ({
@@ -24,9 +24,21 @@ describe("planDefaultPool: an existing default pool and a changed configuration"
     ["another node mask is reported, not applied", config(["10.244.0.0/16"], 25), v4(["10.244.0.0/16"]), "10.244.0.0/16", { added: [], reasons: ["NodeMaskSizeKept"] }],
     ["a configured range around a pool range is reported, not added", config(["10.244.0.0/15"]), v4(["10.244.0.0/16"]), "10.244.0.0/16",
       { added: [], reasons: ["ConfiguredRangeOverlaps", "RangeNotConfigured"] }],
+    // An upgrade that lost `--set pool.clusterCIDRs=10.100.0.0/16` falls back to the chart's default range.
+    ["values that replace the ranges add nothing: the pool only grows by choice", config(["10.244.0.0/16"]), v4(["10.100.0.0/16"]), "10.100.0.0/16",
+      { added: [], reasons: ["ConfiguredRangeNotAdded", "RangeNotConfigured"] }],
+    ["a pool made by hand is not grown by a configuration that does not name its ranges", config(["10.244.0.0/16"]), v4(["10.100.0.0/16"]), undefined,
+      { added: [], reasons: ["ConfiguredRangeNotAdded"] }],
+    ["a pool made by hand grows once the configuration names its ranges", config(["10.100.0.0/16", "10.244.0.0/16"]), v4(["10.100.0.0/16"]), undefined,
+      { spec: v4(["10.100.0.0/16", "10.244.0.0/16"]), added: ["10.244.0.0/16"], reasons: [] }],
+    ["a configured range another pool uses is reported, not added; the rest is", config(["10.220.0.0/24", "10.221.0.0/23", "10.222.0.0/24"]), v4(["10.220.0.0/24"]), "10.220.0.0/24",
+      { spec: v4(["10.220.0.0/24", "10.222.0.0/24"]), added: ["10.222.0.0/24"], reasons: ["ConfiguredRangeOverlaps"] }],
+    ["a configured range inside the service CIDR is reported, not added", config(["10.244.0.0/16", "10.96.0.0/16"]), v4(["10.244.0.0/16"]), "10.244.0.0/16",
+      { added: [], reasons: ["ConfiguredRangeOverlaps"] }],
   ])("%s", (_name, configured, spec, previously, want) => {
     const before = structuredClone(spec);
-    const plan = planDefaultPool("default", configured, spec, previously);
+    const inUse: RangeInUse[] = [{ cidr: "10.221.0.0/23", by: "pool rack-b" }, { cidr: "10.96.0.0/12", by: "the service CIDR" }];
+    const plan = planDefaultPool("default", configured, spec, previously, inUse);
     expect(plan.spec).toEqual(want.spec);
     expect(plan.added).toEqual(want.added);
     expect(plan.notes.map((n) => n.reason)).toEqual(want.reasons);
@@ -35,6 +47,23 @@ describe("planDefaultPool: an existing default pool and a changed configuration"
 
   it("remembers the configured ranges, canonical, for the next look", () => {
     expect(planDefaultPool("default", config(["10.244.0.0/16", "FD00:10:244:0::/56"]), v4(["10.244.0.0/16"]), undefined).configuredCidrs).toBe("10.244.0.0/16,fd00:10:244::/56");
+  });
+
+  it("keeps the annotation while the configuration replaces the pool's ranges, so a later start does not take it as growth", () => {
+    expect(planDefaultPool("default", config(["10.244.0.0/16"]), v4(["10.100.0.0/16"]), "10.100.0.0/16").configuredCidrs).toBeUndefined();
+    expect(planDefaultPool("default", config(["10.244.0.0/16"]), v4(["10.100.0.0/16"]), undefined).configuredCidrs).toBeUndefined();
+    expect(planDefaultPool("default", config(["10.100.0.0/16", "10.244.0.0/16"]), v4(["10.100.0.0/16"]), "10.100.0.0/16").configuredCidrs).toBe("10.100.0.0/16,10.244.0.0/16");
+  });
+
+  it("says which range another pool or the service CIDR holds, and what a replaced configuration lacks", () => {
+    const inUse: RangeInUse[] = [{ cidr: "10.221.0.0/23", by: "pool rack-b" }];
+    expect(planDefaultPool("default", config(["10.220.0.0/24", "10.221.0.0/23"]), v4(["10.220.0.0/24"]), "10.220.0.0/24", inUse).notes.map((n) => n.message)).toEqual([
+      "--cluster-cidr 10.221.0.0/23 overlaps 10.221.0.0/23 of pool rack-b and is not added to pool default: configure ranges no pool or service uses",
+    ]);
+    expect(planDefaultPool("default", config(["10.244.0.0/16"]), v4(["10.100.0.0/16"]), "10.100.0.0/16").notes.map((n) => n.message)).toEqual([
+      "--cluster-cidr 10.244.0.0/16 is not added to pool default: the configuration no longer names 10.100.0.0/16, so it replaces the pool's ranges rather than adding to them; name those too to grow the pool",
+      "pool default keeps 10.100.0.0/16, no longer in --cluster-cidr: a pool's ranges cannot be removed while nodes may hold CIDRs from them",
+    ]);
   });
 
   it("names the pool, the ranges and the flag in what it reports", () => {

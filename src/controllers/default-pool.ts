@@ -20,39 +20,58 @@ export interface DefaultPoolPlan {
   added: string[];
   /** What the configuration asks for and the pool keeps anyway (Warning Events, log lines). */
   notes: DefaultPoolNote[];
-  /** The annotation's new value (the configured ranges), written with the spec or alone when it changed. */
-  configuredCidrs: string;
+  /**
+   * The annotation's new value (the configured ranges), written with the spec or alone when it changed;
+   * undefined: leave it as it is (the configuration was not taken as this pool's).
+   */
+  configuredCidrs?: string;
 }
+
+/** A range the default pool must not overlap: another pool's, or a service CIDR. */
+export interface RangeInUse { cidr: string; by: string }
 
 /** The schema admits only canonical CIDRs; anything else is compared as written and overlaps nothing. */
 const canonical = (cidr: string) => { try { return canonicalCidr(cidr); } catch { return cidr; } };
 const overlaps = (a: string, b: string) => { try { return cidrsOverlap(parseCidr(a), parseCidr(b)); } catch { return false; } };
+const list = (text: string) => text.split(",").filter(Boolean).map(canonical);
 
 /**
  * Pure: bring an existing default pool up to its configuration. The pool only grows (its schema refuses
- * removing a range or changing nodeMaskSize: nodes hold CIDRs from them), so configured ranges it lacks are
- * appended, a configured family it lacks is added whole, and everything else the configuration changed
- * (another mask, a range overlapping one the pool has, a range dropped since the last configuration) is
- * reported, never written. A `helm upgrade` that adds a range to the values thus grows the pool, and one that
- * cannot be applied says why. Ranges added by hand (`kubectl edit`) are not the configuration's to judge:
- * only ranges the previous configuration named (the annotation) count as dropped.
+ * removing a range or changing nodeMaskSize: nodes hold CIDRs from them), so a `helm upgrade` that adds a range
+ * or a family to the values grows the pool, and everything else is reported, never written:
+ * - growth only: the configuration must still name every range it named before (the annotation; for a pool
+ *   without one, the pool's own ranges). Values that replace the ranges (an upgrade that lost a `--set`, a
+ *   pool made by hand) would otherwise append ranges nobody chose, for good;
+ * - a configured range overlapping one of the pool's, another pool's or a service CIDR is not added: it would
+ *   make both ranges invalid, and the pool could not drop it again;
+ * - another node mask is kept. Ranges added by hand (`kubectl edit`) are not the configuration's to judge.
  */
-export function planDefaultPool(name: string, configured: ConfiguredPool, spec: PoolSpec, previouslyConfigured: string | undefined): DefaultPoolPlan {
+export function planDefaultPool(name: string, configured: ConfiguredPool, spec: PoolSpec, previouslyConfigured: string | undefined, inUse: RangeInUse[] = []): DefaultPoolPlan {
   const next: PoolSpec = structuredClone(spec);
   const added: string[] = [];
   const notes: DefaultPoolNote[] = [];
+  const configuredAll = [...configured.v4, ...configured.v6].map(canonical);
+  const poolRanges = [...(spec.ipv4?.cidrs ?? []), ...(spec.ipv6?.cidrs ?? [])].map(canonical);
+  const before = previouslyConfigured !== undefined ? list(previouslyConfigured) : poolRanges;
+  const missing = before.filter((r) => !configuredAll.includes(r));
+  const grows = missing.length === 0;
   for (const [key, wanted, mask, flag] of [["ipv4", configured.v4, configured.maskV4, "--node-mask-v4"], ["ipv6", configured.v6, configured.maskV6, "--node-mask-v6"]] as const) {
     const have = (next[key]?.cidrs ?? []).map(canonical);
     const mask0 = next[key]?.nodeMaskSize;
     if (mask0 !== undefined && mask0 !== mask && wanted.length) {
       notes.push({ reason: "NodeMaskSizeKept", message: `pool ${name} keeps /${mask0} per node for ${key}: nodes hold CIDRs of that size; ${flag}=${mask} applies only to a pool created anew` });
     }
-    const configuredHere = wanted.map(canonical);
-    for (const cidr of configuredHere) {
+    for (const cidr of wanted.map(canonical)) {
       if (have.includes(cidr)) continue;
-      const overlapped = have.find((h) => overlaps(h, cidr));
-      if (overlapped) {
-        notes.push({ reason: "ConfiguredRangeOverlaps", message: `--cluster-cidr ${cidr} overlaps ${overlapped} of pool ${name} and is not added: configure ranges beside the pool's, not around or inside them` });
+      const clash = have.map((h) => ({ cidr: h, by: `pool ${name}` })).concat(inUse).find((u) => overlaps(u.cidr, cidr));
+      if (clash) {
+        notes.push({ reason: "ConfiguredRangeOverlaps", message: `--cluster-cidr ${cidr} overlaps ${clash.cidr} of ${clash.by} and is not added to pool ${name}: configure ranges no pool or service uses` });
+        continue;
+      }
+      if (!grows) {
+        notes.push({ reason: "ConfiguredRangeNotAdded", message: previouslyConfigured !== undefined
+          ? `--cluster-cidr ${cidr} is not added to pool ${name}: the configuration no longer names ${missing.join(", ")}, so it replaces the pool's ranges rather than adding to them; name those too to grow the pool`
+          : `--cluster-cidr ${cidr} is not added to pool ${name}: the pool was not made from this configuration (it has ${missing.join(", ")}); add the range with kubectl edit podcidrpool ${name}` });
         continue;
       }
       const family = next[key];
@@ -61,12 +80,10 @@ export function planDefaultPool(name: string, configured: ConfiguredPool, spec: 
       have.push(cidr);
       added.push(cidr);
     }
-    const before = (previouslyConfigured ?? "").split(",").filter(Boolean).map(canonical);
-    const dropped = have.filter((h) => before.includes(h) && !configuredHere.includes(h));
-    if (dropped.length) {
-      notes.push({ reason: "RangeNotConfigured", message: `pool ${name} keeps ${dropped.join(", ")}, no longer in --cluster-cidr: a pool's ranges cannot be removed while nodes may hold CIDRs from them` });
-    }
   }
-  const configuredCidrs = [...configured.v4, ...configured.v6].map(canonical).join(",");
-  return { ...(added.length ? { spec: next } : {}), added, notes, configuredCidrs };
+  const dropped = previouslyConfigured !== undefined ? poolRanges.filter((h) => missing.includes(h)) : [];
+  if (dropped.length) {
+    notes.push({ reason: "RangeNotConfigured", message: `pool ${name} keeps ${dropped.join(", ")}, no longer in --cluster-cidr: a pool's ranges cannot be removed while nodes may hold CIDRs from them` });
+  }
+  return { ...(added.length ? { spec: next } : {}), added, notes, ...(grows ? { configuredCidrs: configuredAll.join(",") } : {}) };
 }

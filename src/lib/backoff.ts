@@ -15,8 +15,51 @@ export class Backoff {
   }
 }
 
+/** Resolves after `ms`, or at once when `signal` aborts; the abort listener goes with the timer (long outages sleep often). */
 export const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => { clearTimeout(timer); resolve(); }, { once: true });
+    if (signal?.aborted) { resolve(); return; }
+    const onAbort = () => { clearTimeout(timer); resolve(); };
+    const timer = setTimeout(() => { signal?.removeEventListener("abort", onAbort); resolve(); }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
   });
+
+/**
+ * Per-key retry times after failures, like client-go's per-item rate limiter: a write the API server keeps
+ * refusing (a 403, an admission policy's 422, a 503) is retried at 1, 2, 4 … s up to `maxMs`, while every
+ * other key goes ahead at once. Time is passed in, so the bookkeeping is pure.
+ */
+export class RetryGate {
+  private readonly failing = new Map<string, { attempts: number; retryAt: number }>();
+
+  constructor(private readonly baseMs = 1_000, private readonly maxMs = 60_000) {}
+
+  /** Whether a key failed recently enough to wait. */
+  waiting(key: string, now: number): boolean {
+    return (this.failing.get(key)?.retryAt ?? 0) > now;
+  }
+
+  failed(key: string, now: number): void {
+    const attempts = (this.failing.get(key)?.attempts ?? 0) + 1;
+    this.failing.set(key, { attempts, retryAt: now + Math.min(this.maxMs, this.baseMs * 2 ** (attempts - 1)) });
+  }
+
+  succeeded(key: string): void {
+    this.failing.delete(key);
+  }
+
+  /** Forget keys no longer asked for (the node went, the plan changed), so the map stays bounded. */
+  keepOnly(keys: Iterable<string>): void {
+    const keep = new Set(keys);
+    for (const key of this.failing.keys()) if (!keep.has(key)) this.failing.delete(key);
+  }
+
+  /** When the earliest waiting key may be tried again; undefined when none waits. */
+  nextRetryAt(): number | undefined {
+    let next: number | undefined;
+    for (const { retryAt } of this.failing.values()) next = next === undefined ? retryAt : Math.min(next, retryAt);
+    return next;
+  }
+
+  get size(): number { return this.failing.size; }
+}

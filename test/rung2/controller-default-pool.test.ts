@@ -56,8 +56,43 @@ describe("controller on the real API server: the default pool follows its config
     });
     const after = await readPool();
     expect(after.spec.ipv4).toEqual({ cidrs: ["10.220.0.0/24", "10.221.0.0/24", "10.222.0.0/24"], nodeMaskSize: 24 });
-    expect(after.metadata?.annotations?.[CONFIGURED_CIDRS_ANNOTATION]).toBe("10.221.0.0/24,fd00:10:220::/56");
+    // Values that drop a range do not describe this pool's growth: the annotation keeps the last that did.
+    expect(after.metadata?.annotations?.[CONFIGURED_CIDRS_ANNOTATION]).toBe("10.220.0.0/24,10.221.0.0/24,fd00:10:220::/56");
     expect({ u1: await cidrsOf("u-1"), u2: await cidrsOf("u-2") }).toEqual(dualStack);
+    expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
+  });
+
+  it("does not take a range another pool holds, nor grow a pool by values that replace its ranges", async () => {
+    await fx.api().custom.createClusterCustomObject({ ...pools, body: { apiVersion: "podnet.io/v1alpha1", kind: "PodCIDRPool", metadata: { name: "rack-b" },
+      spec: { ipv4: { cidrs: ["10.226.0.0/23"], nodeMaskSize: 24 }, nodeSelector: { rack: "b" } } } });
+    await createNodes(fx.api(), [{ name: "a-1", ip: "192.168.74.1" }, { name: "b-1", ip: "192.168.74.2", labels: { rack: "b" } }]);
+    await withController({ "cluster-cidr": "10.225.0.0/24" }, async () => {
+      await until("both allocated", async () => ((await cidrsOf("a-1")).length && (await cidrsOf("b-1")).length ? true : undefined));
+    });
+    // Values naming the whole pod network, rack-b's range included: that range is not appended (it would make
+    // both pools' copies invalid for good), and rack-b goes on serving its nodes.
+    await withController({ "cluster-cidr": "10.225.0.0/24,10.226.0.0/23" }, async () => {
+      const overlap = await until("ConfiguredRangeOverlaps", async () => { const e = await poolEvents("ConfiguredRangeOverlaps"); return e.length ? e : undefined; });
+      expect(overlap).toEqual(["--cluster-cidr 10.226.0.0/23 overlaps 10.226.0.0/23 of pool rack-b and is not added to pool upg: configure ranges no pool or service uses"]);
+      await createNodes(fx.api(), [{ name: "b-2", ip: "192.168.74.3", labels: { rack: "b" } }]);
+      await until("b-2 allocated by rack-b", async () => ((await cidrsOf("b-2")).length ? true : undefined));
+    });
+    expect((await readPool()).spec.ipv4?.cidrs).toEqual(["10.225.0.0/24"]);
+
+    // An upgrade that lost its `--set` falls back to another range: nothing is appended, and it says why. The
+    // annotation stays, so the next start does not take the fallback for growth either.
+    for (let start = 0; start < 2; start++) {
+      await withController({ "cluster-cidr": "10.227.0.0/24" }, async (controller) => {
+        await until("ConfiguredRangeNotAdded", async () => ((await poolEvents("ConfiguredRangeNotAdded")).length ? true : undefined));
+        await until("the pass that checked, done", async () => (controller.plans > 0 ? true : undefined));
+      });
+      const pool = await readPool();
+      expect(pool.spec.ipv4?.cidrs).toEqual(["10.225.0.0/24"]);
+      expect(pool.metadata?.annotations?.[CONFIGURED_CIDRS_ANNOTATION]).toBe("10.225.0.0/24,10.226.0.0/23");
+    }
+    expect([...new Set(await poolEvents("ConfiguredRangeNotAdded"))]).toEqual([ // said again by each start
+      "--cluster-cidr 10.227.0.0/24 is not added to pool upg: the configuration no longer names 10.225.0.0/24, 10.226.0.0/23, so it replaces the pool's ranges rather than adding to them; name those too to grow the pool",
+    ]);
     expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
   });
 });
