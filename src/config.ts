@@ -40,6 +40,12 @@ export const controllerConfigSchema = z.object({
   "resync-period": duration.prefault("60s"),
   "metrics-address": z.string().prefault(":9090"),
   "default-pool": z.string().prefault("default"),
+}).superRefine((c, ctx) => {
+  // As client-go requires: a leader must give up (renew deadline) before others may take over (lease
+  // duration), and get more than one try at renewing before that.
+  if (c["leader-elect"] && !(c["lease-duration"] > c["renew-deadline"] && c["renew-deadline"] > 1.2 * c["retry-period"])) {
+    ctx.addIssue({ code: "custom", path: ["renew-deadline"], message: `must be below --lease-duration (${c["lease-duration"]} ms) and above 1.2 × --retry-period (${c["retry-period"]} ms); it is ${c["renew-deadline"]} ms` });
+  }
 });
 export type ControllerConfig = z.infer<typeof controllerConfigSchema>;
 

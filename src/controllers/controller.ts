@@ -99,6 +99,11 @@ export class AllocationController {
     else for (const gauge of [this.metrics.poolSize, this.metrics.poolAllocated, this.metrics.poolFree, this.metrics.retained]) gauge.reset();
   }
 
+  /** Checked before each write: leading, and (with an elector) the lease renewed within the renew deadline by the clock now. */
+  private mayWrite(): boolean {
+    return this.leading && (this.elector?.holdsLease() ?? true);
+  }
+
   private markDirty(): void {
     this.dirty = true;
     this.wake?.();
@@ -157,8 +162,8 @@ export class AllocationController {
     this.metrics.retained.set(plan.retained);
     this.plans++;
     await applyActions({ api: this.api, nodes: this.nodes, records: this.records, recorder: this.recorder, metrics: this.metrics, log: this.log,
-      leading: () => this.leading, retry: this.retry }, plan.actions);
-    await writePoolStatuses({ api: this.api, pools: this.pools, metrics: this.metrics, log: this.log, leading: () => this.leading }, plan.poolStatuses);
+      leading: () => this.mayWrite(), retry: this.retry }, plan.actions);
+    await writePoolStatuses({ api: this.api, pools: this.pools, metrics: this.metrics, log: this.log, leading: () => this.mayWrite() }, plan.poolStatuses);
     if (plan.actions.some((a) => a.kind === "create" || a.kind === "delete")) this.dirty = true; // writes may unblock more work
     const dueAt = [plan.nextCheckAt, this.retry.nextRetryAt(), this.defaultPoolRetryAt || undefined].filter((t): t is number => t !== undefined);
     return dueAt.length ? Math.max(50, Math.min(...dueAt) - Date.now()) : this.config["resync-period"];
@@ -189,7 +194,7 @@ export class AllocationController {
   }
 
   private async createDefaultPool(name: string): Promise<void> {
-    if (!this.leading) return;
+    if (!this.mayWrite()) return;
     try {
       const created = await this.api.custom.createClusterCustomObject({ ...podnetResource("podcidrpools"), body: defaultPool(this.config), fieldManager: this.api.fieldManager });
       this.pools.assume(created as Obj<PoolObject>);
@@ -216,13 +221,13 @@ export class AllocationController {
     ];
     const plan = planDefaultPool(name, configuredPool(this.config), pool.spec, previously, inUse);
     const target = { kind: "PodCIDRPool" as const, name, uid: pool.metadata?.uid };
-    if (!this.leading) return false; // a replica that lost the lease says and writes nothing
+    if (!this.mayWrite()) return false; // a replica that lost the lease says and writes nothing
     for (const note of plan.notes) {
       this.log.warn({ pool: name, reason: note.reason }, note.message);
       await this.recorder.emit(target, "Warning", note.reason, note.message);
     }
     if (!plan.spec && (plan.configuredCidrs === undefined || previously === plan.configuredCidrs)) return true;
-    if (!this.leading) return false;
+    if (!this.mayWrite()) return false;
     // resourceVersion makes the patch conditional: an edit made in between (kubectl adding a range) is not lost.
     const annotations = plan.configuredCidrs === undefined ? {} : { annotations: { [CONFIGURED_CIDRS_ANNOTATION]: plan.configuredCidrs } };
     const body = { metadata: { resourceVersion: pool.metadata?.resourceVersion, ...annotations }, ...(plan.spec ? { spec: plan.spec } : {}) };

@@ -38,6 +38,8 @@ export class LeaderElector {
   readonly identity: string;
   private leading = false;
   private running = false;
+  private loop?: Promise<void>;
+  private readonly stopSignal = new AbortController();
   private observed?: { record: string; at: number };
   private lastRenew = 0;
   transitions = 0;
@@ -48,19 +50,35 @@ export class LeaderElector {
 
   get isLeader(): boolean { return this.leading; }
   private get durationMs() { return this.o.leaseDurationMs ?? 15_000; }
+  private get renewDeadlineMs() { return this.o.renewDeadlineMs ?? 10_000; }
 
-  async run(): Promise<void> {
+  /**
+   * Leading, and renewed within the renew deadline by the clock now. The loop notices a missed deadline only
+   * at its next round; a process that was frozen (CPU throttling, a paused VM) must not write on before that.
+   */
+  holdsLease(now = Date.now()): boolean {
+    return this.leading && now - this.lastRenew < this.renewDeadlineMs;
+  }
+
+  run(): Promise<void> {
+    this.loop ??= this.rounds();
+    return this.loop;
+  }
+
+  private async rounds(): Promise<void> {
     this.running = true;
     while (this.running) {
       const ok = await this.withinDeadline(this.tryAcquireOrRenew()).catch((err: unknown) => {
         this.o.log.warn({ lease: this.o.name, err: apiMessage(err) }, "lease update failed");
         return false;
       });
+      // stop() came during the round: it releases the lease once this round is over, and nobody leads here.
+      if (!this.running) break;
       const now = Date.now();
       if (ok) this.lastRenew = now;
       if (ok && !this.leading) this.setLeading(true);
-      if (!ok && this.leading && now - this.lastRenew > (this.o.renewDeadlineMs ?? 10_000)) this.setLeading(false);
-      await sleep(this.o.retryPeriodMs ?? 2_000);
+      if (!ok && this.leading && now - this.lastRenew > this.renewDeadlineMs) this.setLeading(false);
+      await sleep(this.o.retryPeriodMs ?? 2_000, this.stopSignal.signal);
     }
   }
 
@@ -68,26 +86,32 @@ export class LeaderElector {
    * A round trip that hangs (a black-holed connection, a stuck load balancer) must not keep a leader leading
    * past its renew deadline while another replica takes the lease: give up on it when the deadline comes.
    */
-  private withinDeadline(attempt: Promise<boolean>): Promise<boolean> {
-    const deadlineMs = this.o.renewDeadlineMs ?? 10_000;
+  private withinDeadline<T>(attempt: Promise<T>): Promise<T> {
+    const deadlineMs = this.renewDeadlineMs;
     const leftMs = this.leading ? Math.max(100, this.lastRenew + deadlineMs - Date.now()) : deadlineMs;
     let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<boolean>((_, reject) => {
+    const expired = new Promise<T>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer from the API server within ${leftMs} ms`)), leftMs);
     });
     attempt.catch(() => undefined); // abandoned on timeout: its late failure is not news
     return Promise.race([attempt, expired]).finally(() => clearTimeout(timer));
   }
 
-  /** Give the lease up so another replica takes over at once (graceful shutdown). */
+  /**
+   * Give the lease up so another replica takes over at once (graceful shutdown). A round under way is let
+   * finish first: its renewal or acquisition would otherwise land after the release (or make the release's
+   * write conflict), and the successor would wait out the whole lease.
+   */
   async stop(): Promise<void> {
     this.running = false;
-    if (!this.leading) return;
-    this.setLeading(false);
-    const lease = await this.read().catch(() => undefined);
+    this.stopSignal.abort();
+    await this.loop;
+    if (this.leading) this.setLeading(false);
+    // Read even as a follower: the last round may have taken the lease just before stop() came.
+    const lease = await this.withinDeadline(this.read()).catch(() => undefined);
     if (lease?.spec.holderIdentity !== this.identity) return;
     lease.spec = { ...lease.spec, holderIdentity: "", leaseDurationSeconds: 1, renewTime: microTime(Date.now()) };
-    await this.write(lease).catch(() => undefined);
+    await this.withinDeadline(this.write(lease)).catch(() => undefined);
   }
 
   private setLeading(value: boolean): void {
@@ -98,9 +122,11 @@ export class LeaderElector {
   }
 
   private async tryAcquireOrRenew(): Promise<boolean> {
+    const lease = await this.read();
+    // The clock is read once the answer is in, as client-go does: a slow read must not count its own latency
+    // as time the holder failed to renew.
     const now = Date.now();
     const mine: LeaseSpec = { holderIdentity: this.identity, leaseDurationSeconds: Math.ceil(this.durationMs / 1000), renewTime: microTime(now) };
-    const lease = await this.read();
     if (!lease) return this.create({ ...mine, acquireTime: microTime(now), leaseTransitions: 0 });
     const record = JSON.stringify(lease.spec);
     if (this.observed?.record !== record) this.observed = { record, at: now };

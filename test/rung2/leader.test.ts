@@ -74,4 +74,44 @@ describe("Lease leader election on the real API server", () => {
       await proxy.close();
     }
   });
+
+  it("stop() while a renewal is under way releases the lease once it is over, and never leads again", async () => {
+    const api = fx.api("podnet-controller");
+    const a = elector("racer", "podnet-test-stop-race", api);
+    let startedAfterStop = false;
+    let stopped = false;
+    const leadsAgain = a.state;
+    void a.e.run();
+    await waitFor("a leads", async () => (a.state.leading ? true : undefined), 10_000);
+    // A loaded API server: each read answers 300 ms late. stop() comes while a renewal's read is out.
+    const read = api.custom.getNamespacedCustomObject.bind(api.custom);
+    let reading = 0;
+    api.custom.getNamespacedCustomObject = (async (...args: Parameters<typeof read>) => {
+      reading++;
+      try { const lease = await read(...args); await new Promise((r) => setTimeout(r, 300)); return lease; } finally { reading--; }
+    }) as typeof read;
+    await waitFor("a renewal's read under way", async () => (reading > 0 ? true : undefined), 5_000, 2);
+    const watch = setInterval(() => { if (stopped && leadsAgain.leading) startedAfterStop = true; }, 5);
+    await a.e.stop();
+    stopped = true;
+    await new Promise((r) => setTimeout(r, 800)); // would-be rounds after stop
+    clearInterval(watch);
+    const lease = await fx.api().coordination.readNamespacedLease({ name: "podnet-test-stop-race", namespace: "default" });
+    expect(lease.spec?.holderIdentity).toBe(""); // released: a successor takes over at once
+    expect({ isLeader: a.e.isLeader, startedAfterStop }).toEqual({ isLeader: false, startedAfterStop: false });
+  });
+
+  it("a leader holds the lease for writing only within the renew deadline of its last renewal, by the clock now", async () => {
+    const a = elector("clocked", "podnet-test-clock");
+    void a.e.run();
+    try {
+      await waitFor("a leads", async () => (a.state.leading ? true : undefined), 10_000);
+      expect(a.e.holdsLease()).toBe(true);
+      // A process frozen for longer than the renew deadline resumes with its flag still set: not a writer.
+      expect(a.e.holdsLease(Date.now() + 2_500)).toBe(false);
+      expect(a.e.isLeader).toBe(true);
+    } finally {
+      await a.e.stop();
+    }
+  });
 });
