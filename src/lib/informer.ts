@@ -126,7 +126,11 @@ export class Informer<T extends KubernetesObject> {
         if (!this.running) break;
         const gone = (err instanceof WatchEnded && err.reason === "gone") || (err as { statusCode?: number }).statusCode === 410;
         if (gone || (err instanceof WatchEnded && err.reason === "error")) resourceVersion = undefined;
-        if (gone) continue;
+        if (gone) {
+          // Every agent hears the same 410 at once after a control-plane restart: spread their relists over a second.
+          await sleep(Math.random() * 1_000, this.abort.signal);
+          continue;
+        }
         this.opts.onError?.(err);
         const delay = backoff.next();
         const next = resourceVersion === undefined ? "relisting" : `resuming the watch at resourceVersion ${resourceVersion}`;
