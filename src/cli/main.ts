@@ -11,7 +11,7 @@ import { createLogger } from "../log.js";
 const usage = `usage: podnet <command> [--flag=value ...]
   controller       allocate pod CIDRs to nodes (NodeCIDR objects); leader-elected
   agent            program this node's routes, CNI config, masquerade and sysctls from NodeCIDRs
-  agent cleanup    remove every route, nft table and file the agent created, nothing else
+  agent cleanup    remove every route, nft table, device and file podnet created on this node, nothing else
   demo             local cluster in network namespaces: allocation, routes, cross-node pod pings
   demo-clean       remove leftovers of a killed demo run
 Flags: see src/config.ts (also env PODNET_<FLAG>, NODE_NAME).`;

@@ -21,6 +21,8 @@ import { removeNftTable } from "./masquerade.js";
 import { flushOwnRoutes } from "./ip-route.js";
 import { warmToolShell } from "./tool-shell.js";
 import { removeVxlan } from "./vxlan.js";
+import { removePodBridge } from "./bridge-addresses.js";
+import { BRIDGE_NAME } from "./cni-conflist.js";
 
 /**
  * NodeCIDRs per page of the first list. Early route passes overlap the pages still to come, but each page costs
@@ -263,12 +265,16 @@ export async function runAgent(api: KubeApi, config: AgentConfig, log: Logger, o
   return agent;
 }
 
-/** `podnet agent cleanup`: remove what the agent created (routes with its protocol, podnet.vxlan, its nft table, its conflist). */
+/**
+ * `podnet agent cleanup`: remove what the agent created (routes with its protocol, podnet.vxlan, its nft table,
+ * its conflist) and the pod bridge its conflist had the bridge plugin make.
+ */
 export async function cleanupAgent(config: AgentCleanupConfig, log: Logger, netns?: string): Promise<void> {
   await flushOwnRoutes(netns);
   await removeVxlan(netns);
   await removeNftTable(netns);
+  const bridge = await removePodBridge(netns);
   const conflist = join(config["cni-conf-dir"], config["conflist-name"]);
   if (existsSync(conflist) && readFileSync(conflist, "utf8").includes('"name": "podnet"')) rmSync(conflist);
-  log.info({ node: config["node-name"], conflist }, "podnet routes, nft table and conflist removed");
+  log.info({ node: config["node-name"], conflist, bridge: bridge ? BRIDGE_NAME : undefined }, "podnet routes, nft table, pod bridge and conflist removed");
 }

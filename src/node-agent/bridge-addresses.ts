@@ -45,3 +45,17 @@ export async function removeStaleBridgeAddresses(ownCidrs: string[], opts: { net
   }
   return stale;
 }
+
+/**
+ * `podnet agent cleanup`: podnet's pod bridge goes too. Left behind, its gateway address and the connected
+ * route to this node's old pod range stay, and shadow the routes of a network installed next on the same
+ * range. Only a bridge by that name is removed; pods still attached lose their network, as with any uninstall.
+ */
+export async function removePodBridge(netns?: string): Promise<boolean> {
+  const shown = await run("ip", ["-d", "-json", "link", "show", "dev", BRIDGE_NAME], { netns });
+  if (shown.code !== 0) return false; // no such device
+  const [link] = JSON.parse(shown.stdout || "[]") as Array<{ linkinfo?: { info_kind?: string } }>;
+  if (link?.linkinfo?.info_kind !== "bridge") return false;
+  await runOk("ip", ["link", "del", "dev", BRIDGE_NAME], { netns });
+  return true;
+}

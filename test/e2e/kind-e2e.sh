@@ -174,13 +174,14 @@ if [ "$(kubectl exec "$first_client" -- wget -qO- -T 5 "http://$last_ip:30080/" 
 else fail "hostPort $last_ip:30080"; fi
 
 # Uninstall as README says: the agents go, then the cleanup DaemonSet (cleanup.enabled, this run's image)
-# clears every node; nothing of podnet's may remain (routes of protocol 249, nft table, VXLAN device, conflist).
+# clears every node; nothing of podnet's may remain (routes of protocol 249, nft table, VXLAN device, pod bridge,
+# conflist).
 helm uninstall podnet --namespace kube-system --wait --timeout 3m
 helm template podnet charts/podnet --namespace kube-system --set cleanup.enabled=true -s templates/cleanup.yaml \
   --set image.repository=podnet --set image.tag=e2e --set image.pullPolicy=Never | kubectl apply -f -
 kubectl -n kube-system rollout status ds/podnet-cleanup --timeout=180s
 for node in $(kind get nodes --name "$cluster"); do
-  left=$(docker exec "$node" sh -c 'ip route show proto 249; ip -6 route show proto 249; nft list table inet podnet 2>/dev/null; ip link show podnet.vxlan 2>/dev/null; ls /etc/cni/net.d/10-podnet.conflist 2>/dev/null' || true)
+  left=$(docker exec "$node" sh -c 'ip route show proto 249; ip -6 route show proto 249; nft list table inet podnet 2>/dev/null; ip link show podnet.vxlan 2>/dev/null; ip link show podnet0 2>/dev/null; ls /etc/cni/net.d/10-podnet.conflist 2>/dev/null' || true)
   if [ -z "$left" ]; then pass "$node clean after uninstall"; else fail "$node keeps podnet state: $left"; fi
 done
 kubectl -n kube-system delete ds/podnet-cleanup --wait --timeout=120s

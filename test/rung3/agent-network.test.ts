@@ -278,6 +278,12 @@ describe.skipIf(!isRoot())("agent restart, dry-run, unwritable config dir and cl
     writeFileSync(join(confDir, "20-other.conflist"), JSON.stringify({ cniVersion: "1.0.0", name: "other", plugins: [{ type: "bridge" }] }));
     if (!ipJson<Array<{ ifname: string }>>(m1!.ns, "link", "show").some((l) => l.ifname === "podnet.vxlan")) ipIn(m1!.ns, "link", "add", "podnet.vxlan", "type", "vxlan", "id", "1", "dstport", "8472");
     execFileSync("ip", ["netns", "exec", m1!.ns, "nft", "add", "table", "inet", "podnet"]);
+    // The pod bridge as the bridge plugin leaves it (gateway address, connected route), and another network's bridge.
+    for (const [bridge, gateway] of [["podnet0", "10.245.2.1/24"], ["cni0", "10.88.0.1/16"]] as const) {
+      ipIn(m1!.ns, "link", "add", bridge, "type", "bridge");
+      ipIn(m1!.ns, "addr", "add", gateway, "dev", bridge);
+      ipIn(m1!.ns, "link", "set", bridge, "up");
+    }
     // The command as the cleanup DaemonSet runs it: the bundle, no node name (it finds podnet's state by podnet's marks).
     const cliDir = mkdtempSync(join(tmpdir(), "podnet-cleanup-cli-"));
     try {
@@ -289,6 +295,10 @@ describe.skipIf(!isRoot())("agent restart, dry-run, unwritable config dir and cl
     rmSync(confDir, { recursive: true });
     expect(execFileSync("ip", ["netns", "exec", m1!.ns, "nft", "list", "tables"], { encoding: "utf8" })).not.toContain("podnet");
     expect(ipJson(m1!.ns, "link", "show")).not.toContainEqual(expect.objectContaining({ ifname: "podnet.vxlan" }));
+    const links = ipJson<Array<{ ifname: string }>>(m1!.ns, "link", "show").map((l) => l.ifname);
+    expect(links).not.toContain("podnet0");
+    expect(links).toContain("cni0");
+    expect(ipJson(m1!.ns, "route", "show", "10.245.2.0/24")).toEqual([]); // the old pod range's connected route went with the bridge
     expect(ownRoutes(m1!.ns)).toEqual([]);
     expect(ownNexthops(m1!.ns)).toEqual([]);
     expect(ipJson(m1!.ns, "route", "show", "10.99.0.0/24")).toHaveLength(1);
