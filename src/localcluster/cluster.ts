@@ -80,7 +80,8 @@ export class LocalCluster {
       return cluster;
     } catch (err) {
       // A node that failed to come up leaves the controller and earlier agents running: stop them with the rest.
-      if (cluster) await cluster.stop();
+      // The start's own error is the one to see: a failure while stopping is only logged under it.
+      if (cluster) await cluster.stop().catch((stopErr: unknown) => console.error(`stopping the half-started cluster also failed: ${String(stopErr)}`));
       else {
         bed?.destroy();
         await cp.stop();

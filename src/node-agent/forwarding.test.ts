@@ -45,6 +45,11 @@ describe("forwardingProblem", () => {
     const err = 'sysctl -w net.ipv6.conf.all.forwarding=1 failed (255): sysctl: permission denied on key "net.ipv6.conf.all.forwarding"';
     expect(forwardingProblem(err)).toMatch(/^sysctl -w .*permission denied on key .*: \/proc\/sys is not writable .*init container.*pool\.clusterCIDRs.*helm upgrade/);
   });
+  it("a refused IPv4 key points at the init container, not at IPv6 values", () => {
+    const err = 'sysctl -w net.ipv4.ip_forward=1 failed (255): sysctl: permission denied on key "net.ipv4.ip_forward"';
+    expect(forwardingProblem(err)).toMatch(/IPv4 forwarding is off: the chart's init container sets it; check that it ran/);
+    expect(forwardingProblem(err)).not.toMatch(/IPv6/);
+  });
   it("any other failure is passed on as it is", () => {
     expect(forwardingProblem("sysctl: cannot stat /proc/sys/net/ipv6/conf/all/forwarding: No such file or directory")).toBe("sysctl: cannot stat /proc/sys/net/ipv6/conf/all/forwarding: No such file or directory");
   });

@@ -38,6 +38,8 @@ export function bridgeNetfilterProblem(err: string): string {
 export function forwardingProblem(err: string): string {
   // procps reports a read-only /proc/sys as "permission denied on key" (measured), other tools as EROFS.
   if (!/read-only file system|permission denied on key/i.test(err)) return err;
+  // The init container always enables IPv4 forwarding: a refused IPv4 key means it did not run (or failed).
+  if (!/ipv6/i.test(err)) return `${err}: /proc/sys is not writable in the agent's container, and IPv4 forwarding is off: the chart's init container sets it; check that it ran, or enable forwarding on the node`;
   return `${err}: /proc/sys is not writable in the agent's container, and the chart's init container enables IPv6 forwarding only when `
     + "pool.clusterCIDRs names an IPv6 range: add IPv6 ranges through the chart's values (helm upgrade), or enable forwarding on the node";
 }
