@@ -49,6 +49,9 @@ export class NodeAgent {
   private running = false;
   private dirty = true;
   private wake?: () => void;
+  private looping?: Promise<void>;
+  private stopRequested!: () => void;
+  private readonly stopping = new Promise<void>((resolve) => (this.stopRequested = resolve));
   private server?: Server;
   private linkWatch?: LinkWatch;
   lastOutcome?: SyncOutcome;
@@ -91,15 +94,18 @@ export class NodeAgent {
     if (earlyRoutesApply(this.config)) this.passInFlight = kernelView({ config: this.config, netns: this.opts.netns, full: true }).catch(() => undefined);
     this.records.start();
     this.pools.start();
-    void this.loop();
+    this.looping = this.loop();
   }
 
   async stop(): Promise<void> {
     this.running = false;
+    this.stopRequested();
     this.linkWatch?.stop();
     this.wake?.();
     this.records.stop();
     this.pools.stop();
+    // A pass under way finishes (it may be mid-batch); no wait starts after it.
+    await this.looping;
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
@@ -170,7 +176,7 @@ export class NodeAgent {
   }
 
   private async loop(): Promise<void> {
-    await Promise.all([this.records.synced, this.pools.synced]);
+    await Promise.race([Promise.all([this.records.synced, this.pools.synced]), this.stopping]);
     while (this.running) {
       let failed = false;
       if (this.dirty) {
@@ -183,6 +189,7 @@ export class NodeAgent {
       }
       // Events that arrived during the pass are handled at once (after a short coalescing pause);
       // a failed pass retries after a second; otherwise sleep until an event or the periodic resync.
+      if (!this.running) break;
       if (this.dirty && !failed) { await sleep(10); continue; }
       // A count-only status update held back by its interval is due before the next resync: wake for it,
       // without making that pass a full one.
