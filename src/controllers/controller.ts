@@ -39,7 +39,7 @@ export class AllocationController {
   private defaultPoolAligned = false;
   private defaultPoolRetryAt = 0;
   private readonly defaultPoolBackoff = new Backoff(1_000, 60_000);
-  /** Per action, and for the default pool's own writes: what failed waits (1 s doubling to 60 s) instead of being resent on every plan. */
+  /** Per action: what failed waits (1 s doubling to 60 s) instead of being resent on every plan. */
   private readonly retry = new RetryGate();
   /** A pass that threw (not one write: the whole pass) waits this before the next. */
   private readonly passBackoff = new Backoff(1_000, 60_000);
