@@ -37,8 +37,8 @@ export class AllocationController {
   private wake?: () => void;
   private server?: Server;
   private defaultPoolAligned = false;
-  private defaultPoolRetryAt = 0;
-  private readonly defaultPoolBackoff = new Backoff(1_000, 60_000);
+  /** The default pool's own create or update, retried like an action (a gate of its own: plans prune the actions' gate). */
+  private readonly defaultPoolRetry = new RetryGate();
   /** Per action: what failed waits (1 s doubling to 60 s) instead of being resent on every plan. */
   private readonly retry = new RetryGate();
   /** A pass that threw (not one write: the whole pass) waits this before the next. */
@@ -165,17 +165,17 @@ export class AllocationController {
       leading: () => this.mayWrite(), retry: this.retry }, plan.actions);
     await writePoolStatuses({ api: this.api, pools: this.pools, metrics: this.metrics, log: this.log, leading: () => this.mayWrite() }, plan.poolStatuses);
     if (plan.actions.some((a) => a.kind === "create" || a.kind === "delete")) this.dirty = true; // writes may unblock more work
-    const dueAt = [plan.nextCheckAt, this.retry.nextRetryAt(), this.defaultPoolRetryAt || undefined].filter((t): t is number => t !== undefined);
+    const dueAt = [plan.nextCheckAt, this.retry.nextRetryAt(), this.defaultPoolRetry.nextRetryAt()].filter((t): t is number => t !== undefined);
     return dueAt.length ? Math.max(50, Math.min(...dueAt) - Date.now()) : this.config["resync-period"];
   }
 
   /**
    * The default pool exists and follows its configuration. A failure here is logged and retried with backoff
-   * (`defaultPoolRetryAt`), never thrown: nodes of every pool that exists are still allocated meanwhile.
+   * (`defaultPoolRetry`), never thrown: nodes of every pool that exists are still allocated meanwhile.
    */
   private async ensureDefaultPool(): Promise<void> {
-    if (Date.now() < this.defaultPoolRetryAt) return;
     const name = this.config["default-pool"];
+    if (this.defaultPoolRetry.waiting(name, Date.now())) return;
     try {
       const existing = this.pools.cache.get(name);
       if (existing) {
@@ -183,13 +183,11 @@ export class AllocationController {
       } else {
         await this.createDefaultPool(name);
       }
-      this.defaultPoolBackoff.reset();
-      this.defaultPoolRetryAt = 0;
+      this.defaultPoolRetry.succeeded(name);
     } catch (err) {
-      const waitMs = this.defaultPoolBackoff.next();
-      this.defaultPoolRetryAt = Date.now() + waitMs;
+      this.defaultPoolRetry.failed(name, Date.now());
       this.metrics.errors.inc({ action: "defaultPool" });
-      this.log.error({ pool: name, err: apiMessage(err), retryInMs: waitMs }, "default pool not created or updated; retrying");
+      this.log.error({ pool: name, err: apiMessage(err), retryAt: new Date(this.defaultPoolRetry.nextRetryAt()!).toISOString() }, "default pool not created or updated; retrying");
     }
   }
 
