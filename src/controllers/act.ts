@@ -38,10 +38,11 @@ const PRIORITY: Record<AllocationAction["kind"], number> = {
 
 /**
  * Applies the plan's actions, except those still waiting after a failure: a write the API server refuses for
- * one node is retried with backoff while the others go ahead. How many actions failed.
+ * one node is retried with backoff while the others go ahead. Returns how many creates and deletes went
+ * through: those may unblock more work at once, while a waiting or failed one is due only at its retry time.
  */
 export async function applyActions(ctx: ActContext, actions: AllocationAction[], parallelism = 16): Promise<number> {
-  let failures = 0;
+  let unblocking = 0;
   const now = Date.now();
   ctx.retry.keepOnly(actions.map(actionKey));
   const ordered = actions.filter((a) => !ctx.retry.waiting(actionKey(a), now)).sort((a, b) => PRIORITY[a.kind] - PRIORITY[b.kind]);
@@ -51,14 +52,14 @@ export async function applyActions(ctx: ActContext, actions: AllocationAction[],
     try {
       await applyOne(ctx, action);
       ctx.retry.succeeded(key);
+      if (action.kind === "create" || action.kind === "delete") unblocking++;
     } catch (err) {
-      failures++;
       ctx.retry.failed(key, Date.now());
       ctx.metrics.errors.inc({ action: action.kind });
       ctx.log.error({ action: action.kind, target: targetOf(action), err: apiMessage(err) }, "action failed; will retry with backoff");
     }
   });
-  return failures;
+  return unblocking;
 }
 
 function targetOf(action: AllocationAction): string {

@@ -161,10 +161,12 @@ export class AllocationController {
     this.metrics.planDuration.observe((performance.now() - started) / 1000);
     this.metrics.retained.set(plan.retained);
     this.plans++;
-    await applyActions({ api: this.api, nodes: this.nodes, records: this.records, recorder: this.recorder, metrics: this.metrics, log: this.log,
+    const unblocking = await applyActions({ api: this.api, nodes: this.nodes, records: this.records, recorder: this.recorder, metrics: this.metrics, log: this.log,
       leading: () => this.mayWrite(), retry: this.retry }, plan.actions);
     await writePoolStatuses({ api: this.api, pools: this.pools, metrics: this.metrics, log: this.log, leading: () => this.mayWrite() }, plan.poolStatuses);
-    if (plan.actions.some((a) => a.kind === "create" || a.kind === "delete")) this.dirty = true; // writes may unblock more work
+    // A create or delete that went through may unblock more work now. One waiting out its backoff must not
+    // (it stays in every plan until it succeeds): its retry time below wakes the loop instead of a hot replan.
+    if (unblocking > 0) this.dirty = true;
     const dueAt = [plan.nextCheckAt, this.retry.nextRetryAt(), this.defaultPoolRetry.nextRetryAt()].filter((t): t is number => t !== undefined);
     return dueAt.length ? Math.max(50, Math.min(...dueAt) - Date.now()) : this.config["resync-period"];
   }

@@ -54,6 +54,7 @@ describe("controller on the real API server: failures are retried with backoff",
     controller = await startController(fx, { "cluster-cidr": "10.230.0.0/16", "resync-period": "60s" });
     await createNodes(fx.api(), [{ name: "hot", ip: "192.168.72.1" }]);
     await until("the first refusal", async () => ((await counter(controller!, "errors", "create")) > 0 ? true : undefined));
+    const plansBefore = controller.plans;
     // Node events keep coming meanwhile (each new Node replans): none may resend the refused create early.
     for (let i = 1; i <= 4; i++) {
       await createNodes(fx.api(), [{ name: `cool-${i}`, ip: `192.168.72.${10 + i}` }]);
@@ -65,6 +66,9 @@ describe("controller on the real API server: failures are retried with backoff",
     expect(attempts).toBeGreaterThanOrEqual(2);
     expect(attempts).toBeLessThanOrEqual(5);
     expect(await cidrsOf("hot")).toEqual([]);
+    // Nor may the create waiting for its retry make every plan call for another: that replanned every 5 ms
+    // (≈180 plans a second). A few plans per Node event and per retry remain.
+    expect(controller.plans - plansBefore).toBeLessThan(100);
   });
 
   it("stop() during a pass returns when the pass ends, not after the resync period", async () => {
