@@ -128,6 +128,26 @@ describe("planAllocations", () => {
     expect((plan.actions[1] as { message: string }).message).toContain("held by node a");
   });
 
+  it("never hands another node a range a Node names in spec.podCIDRs, adopted or not", () => {
+    const created = (nodes: PlannerNode[], extra: Partial<PlannerInput> = {}) =>
+      planAllocations(input({ nodes, ...extra })).actions.filter((a) => a.kind === "create" && !a.adopted).map((a) => "cidr" in a && a.cidr);
+    const newcomers = [node("x1"), node("x2")];
+    // Another allocator set a range other than podnet's record: both are in use on that node.
+    expect(created([node("a", { podCIDRs: ["10.244.1.0/24"] }), ...newcomers], { records: [rec("a", "10.244.0.0/24")] })).toEqual(["10.244.2.0/24", "10.244.3.0/24"]);
+    // A /23 in a /24 pool covers two slices; an entry with host bits set is still that node's /24.
+    expect(created([node("a", { podCIDRs: ["10.244.0.0/23"] }), ...newcomers])).toEqual(["10.244.2.0/24", "10.244.3.0/24"]);
+    expect(created([node("a", { podCIDRs: ["10.244.0.5/24"] }), ...newcomers])).toEqual(["10.244.1.0/24", "10.244.2.0/24"]);
+    // A draining Node without a record, and a Node no pool selects.
+    expect(created([node("a", { podCIDRs: ["10.244.0.0/24"], deleting: true }), ...newcomers])).toEqual(["10.244.1.0/24", "10.244.2.0/24"]);
+    const edge = pool(["10.244.0.0/16"], { name: "edge", nodeSelector: { role: "edge" } });
+    expect(created([node("a", { podCIDRs: ["10.244.0.0/24"] }), node("e", { labels: { role: "edge" } })], { pools: [edge] })).toEqual(["10.244.1.0/24"]);
+    // An IPv6 range on a Node whose pool has no IPv6 range, while another pool's node asks for one.
+    const v6 = { name: "v6", nodeSelector: { stack: "v6" }, v6: { cidrs: ["fd00::/56"], nodePrefix: 64 } };
+    expect(created([node("a", { podCIDRs: ["fd00::/64"] }), node("b", { labels: { stack: "v6" } })], { pools: [pool(["10.244.0.0/16"]), v6] })).toEqual(["10.244.0.0/24", "fd00:0:0:1::/64"]);
+    // Adoption is unchanged: a range a Node may take is taken, not merely kept from others.
+    expect(kinds(planAllocations(input({ nodes: [node("a", { podCIDRs: ["10.244.9.0/24"] })] })).actions)).toEqual(["create:10.244.9.0/24"]);
+  });
+
   it("releases a deleted node's CIDR, keeps it out of circulation during the cooldown, deletes it after", () => {
     const released = rec("gone", "10.244.0.0/24", { phase: "Released", releasedAt: 990_000 });
     const during = planAllocations(input({ nodes: [node("new")], records: [released] }));

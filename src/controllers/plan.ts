@@ -1,6 +1,7 @@
-import { formatCidr, isGlobalUnicastIp, parseCidr, type Cidr, type IpFamily } from "../lib/cidr.js";
+import { formatCidr, parseCidr, type Cidr, type IpFamily } from "../lib/cidr.js";
 import { buildPoolStates, findSet, overlappingSets, poolStatusReports, selectPool, type PlannerPool, type PoolState, type PoolStatusReport } from "./plan-pools.js";
 import { compareText } from "../lib/order.js";
+import { sharedNodeIPs, usableNodeIPs } from "./plan-node-ips.js";
 
 export type { PlannerPool, PoolStatusReport };
 
@@ -116,55 +117,10 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   // newcomer is handed the lowest free one, whatever the names' order.
   const poolOf = new Map(ordered.map((node) => [node.name, selectPool(node.labels, states)]));
   const adoptions = new Map(ordered.map((node) => [node.name, planFamilies(node, poolOf.get(node.name), states, held, holderOf, "adopt")]));
+  for (const node of present.values()) reserveNamedRanges(node, states, holderOf);
   for (const node of ordered) actions.push(...planNode(node, poolOf.get(node.name), states, held, holderOf, config, adoptions.get(node.name)!));
   actions.push(...sharedNodeIPs([...nodes.values()]));
   return { actions, poolStatuses: poolStatusReports(states), retained, ...(nextCheckAt !== undefined ? { nextCheckAt } : {}) };
-}
-
-/** The NodeCIDR schema holds at most this many node IPs. */
-const MAX_NODE_IPS = 8;
-
-/**
- * Nodes with only the InternalIPs the NodeCIDR schema accepts (global unicast, at most eight); a Node that had
- * others gets a warning. Passed through, such an address made every create for that Node fail validation,
- * and a failed write has the controller plan again a second later, for good.
- */
-function usableNodeIPs(nodes: PlannerNode[]): { usable: PlannerNode[]; warnings: AllocationAction[] } {
-  const warnings: AllocationAction[] = [];
-  const usable = nodes.map((n) => {
-    const kept = n.internalIPs.filter(isGlobalUnicastIp).slice(0, MAX_NODE_IPS);
-    if (kept.length === n.internalIPs.length) return n;
-    const left = n.internalIPs.filter((ip) => !kept.includes(ip));
-    warnings.push({ kind: "conflict", node: n.name, reason: "UnusableNodeIP", message: `node ${n.name}: InternalIP ${left.join(", ")} left out of its `
-      + `NodeCIDR (not a global unicast address, or more than ${MAX_NODE_IPS}); agents route to ${kept.length ? kept.join(", ") : "no address of it"}` });
-    return { ...n, internalIPs: kept };
-  });
-  return { usable, warnings };
-}
-
-/**
- * Two Nodes with one InternalIP (a recycled address while the old Node lingers): every agent would send both
- * nodes' pod traffic to the one machine that has it. Allocation goes on; each Node gets a warning naming the other.
- */
-function sharedNodeIPs(nodes: PlannerNode[]): AllocationAction[] {
-  // One pass, no allocation per node: this runs on every plan, and nearly every address has one holder.
-  const first = new Map<string, string>();
-  const shared = new Map<string, string[]>();
-  for (const n of nodes) {
-    for (const ip of n.internalIPs) {
-      const holder = first.get(ip);
-      if (holder === undefined) first.set(ip, n.name);
-      else if (holder !== n.name) shared.set(ip, [...(shared.get(ip) ?? [holder]), n.name]);
-    }
-  }
-  const actions: AllocationAction[] = [];
-  for (const [ip, names] of [...shared].sort(([a], [b]) => compareText(a, b))) {
-    for (const name of [...names].sort(compareText)) {
-      const others = names.filter((n) => n !== name).sort(compareText).join(", ");
-      actions.push({ kind: "conflict", node: name, reason: "DuplicateNodeIP", message: `node ${name} shares InternalIP ${ip} with node ${others}; pod traffic for both goes to whichever machine holds the address` });
-    }
-  }
-  return actions;
 }
 
 const familyOf = (a: AllocationAction) => ("family" in a ? a.family : "cidr" in a && a.cidr.includes(":") ? 6 : 4);
@@ -282,6 +238,20 @@ function recordProblem(r: PlannerRecord, cidr: Cidr | undefined, states: Map<str
 function hold(states: Map<string, PoolState>, cidr: Cidr, node: string, holderOf: Map<string, string>): void {
   for (const set of overlappingSets(states.values(), cidr)) set.occupyCovering(cidr);
   holderOf.set(formatCidr(cidr), node);
+}
+
+/**
+ * A range a Node names in spec.podCIDRs is in use on that node (kubelet, kube-proxy) whether podnet adopted it
+ * or not: in conflict, of another size, with host bits, on a node no pool selects or that is draining. None of
+ * it is handed to another node. Runs after the adoptions, so a range a Node may take is taken, not reserved.
+ */
+function reserveNamedRanges(node: PlannerNode, states: Map<string, PoolState>, holderOf: Map<string, string>): void {
+  for (const text of node.podCIDRs) {
+    let cidr: Cidr;
+    try { cidr = parseCidr(text, { allowHostBits: true }); } catch { continue; }
+    for (const set of overlappingSets(states.values(), cidr)) set.occupyCovering(cidr);
+    if (!holderOf.has(formatCidr(cidr))) holderOf.set(formatCidr(cidr), node.name);
+  }
 }
 
 /**

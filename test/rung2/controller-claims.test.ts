@@ -3,7 +3,7 @@ import type { AllocationController } from "../../src/controllers/controller.js";
 import { mergePatch, podnetResource } from "../../src/lib/k8s.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { useControlPlane } from "../harness/api-fixture.js";
-import { allocated, createNodes, emptyCluster, invariantViolations, listNodeCidrs, nodePodCidrViolations } from "../harness/cluster-objects.js";
+import { allocated, createNodes, emptyCluster, eventsFor, invariantViolations, listNodeCidrs, nodePodCidrViolations } from "../harness/cluster-objects.js";
 import { startController } from "../harness/controller-fixture.js";
 
 // Who gets a range when claims meet: a Node's own preset podCIDRs, a live allocation, a stray hand-made record.
@@ -29,6 +29,17 @@ describe("controller on the real API server: claims on one range", () => {
     expect(await until("a-new allocated", () => cidrOf("a-new"))).toBe("10.244.1.0/24");
     expect(await until("a-new's podCIDRs", async () => ((await podCidrsOf("a-new")).length ? podCidrsOf("a-new") : undefined))).toEqual(["10.244.1.0/24"]);
     expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
+    expect(await nodePodCidrViolations(fx.api())).toEqual([]);
+  });
+
+  it("a range a Node names but podnet cannot adopt (a /23 in a /24 pool) is reported and never handed to another Node", async () => {
+    await createNodes(fx.api(), [{ name: "wide", ip: "192.168.64.1", podCIDRs: ["10.244.0.0/23"] }]);
+    controller = await startController(fx);
+    await createNodes(fx.api(), [{ name: "n-1", ip: "192.168.64.2" }, { name: "n-2", ip: "192.168.64.3" }]);
+    expect(await until("n-1 allocated", () => cidrOf("n-1"))).toBe("10.244.2.0/24");
+    expect(await until("n-2 allocated", () => cidrOf("n-2"))).toBe("10.244.3.0/24");
+    const reported = await until("wide reported", async () => (await eventsFor(fx.api(), "Node", "wide")).find((e) => e.reason === "PodCIDROutsidePool"));
+    expect(reported.message).toContain("10.244.0.0/23");
     expect(await nodePodCidrViolations(fx.api())).toEqual([]);
   });
 

@@ -1,0 +1,49 @@
+import { isGlobalUnicastIp } from "../lib/cidr.js";
+import { compareText } from "../lib/order.js";
+import type { AllocationAction, PlannerNode } from "./plan.js";
+
+/** The NodeCIDR schema holds at most this many node IPs. */
+const MAX_NODE_IPS = 8;
+
+/**
+ * Nodes with only the InternalIPs the NodeCIDR schema accepts (global unicast, at most eight); a Node that had
+ * others gets a warning. Passed through, such an address made every create for that Node fail validation,
+ * and a failed write has the controller plan again a second later, for good.
+ */
+export function usableNodeIPs(nodes: PlannerNode[]): { usable: PlannerNode[]; warnings: AllocationAction[] } {
+  const warnings: AllocationAction[] = [];
+  const usable = nodes.map((n) => {
+    const kept = n.internalIPs.filter(isGlobalUnicastIp).slice(0, MAX_NODE_IPS);
+    if (kept.length === n.internalIPs.length) return n;
+    const left = n.internalIPs.filter((ip) => !kept.includes(ip));
+    warnings.push({ kind: "conflict", node: n.name, reason: "UnusableNodeIP", message: `node ${n.name}: InternalIP ${left.join(", ")} left out of its `
+      + `NodeCIDR (not a global unicast address, or more than ${MAX_NODE_IPS}); agents route to ${kept.length ? kept.join(", ") : "no address of it"}` });
+    return { ...n, internalIPs: kept };
+  });
+  return { usable, warnings };
+}
+
+/**
+ * Two Nodes with one InternalIP (a recycled address while the old Node lingers): every agent would send both
+ * nodes' pod traffic to the one machine that has it. Allocation goes on; each Node gets a warning naming the other.
+ */
+export function sharedNodeIPs(nodes: PlannerNode[]): AllocationAction[] {
+  // One pass, no allocation per node: this runs on every plan, and nearly every address has one holder.
+  const first = new Map<string, string>();
+  const shared = new Map<string, string[]>();
+  for (const n of nodes) {
+    for (const ip of n.internalIPs) {
+      const holder = first.get(ip);
+      if (holder === undefined) first.set(ip, n.name);
+      else if (holder !== n.name) shared.set(ip, [...(shared.get(ip) ?? [holder]), n.name]);
+    }
+  }
+  const actions: AllocationAction[] = [];
+  for (const [ip, names] of [...shared].sort(([a], [b]) => compareText(a, b))) {
+    for (const name of [...names].sort(compareText)) {
+      const others = names.filter((n) => n !== name).sort(compareText).join(", ");
+      actions.push({ kind: "conflict", node: name, reason: "DuplicateNodeIP", message: `node ${name} shares InternalIP ${ip} with node ${others}; pod traffic for both goes to whichever machine holds the address` });
+    }
+  }
+  return actions;
+}
