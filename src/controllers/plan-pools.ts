@@ -31,12 +31,23 @@ export interface PoolStatusReport {
 
 interface Candidate { pool: string; family: IpFamily; cidr: Cidr; prefix: number }
 
+/** A CIDR a pool has handed out (an Allocated or Released record): the range that holds it is in use. */
+export interface PoolClaim { pool: string; cidr: string }
+
 /**
  * Pure: validate every pool range (syntax, host bits, slice larger than range, overlap with another pool's
  * range or the service CIDRs). A bad range is reported and never allocated from; it never throws.
+ *
+ * Of two pools' overlapping ranges, one that already holds its pool's allocations keeps serving when the other
+ * holds none (a pool added, or a range appended, over one in use): otherwise a new pool overlapping the
+ * default's range would stop every new node of the cluster. When both or neither are in use, both are refused.
  */
-export function buildPoolStates(pools: PlannerPool[], serviceCIDRs: string[]): Map<string, PoolState> {
+export function buildPoolStates(pools: PlannerPool[], serviceCIDRs: string[], claims: PoolClaim[] = []): Map<string, PoolState> {
   const services = serviceCIDRs.flatMap((s) => { try { return [parseCidr(s)]; } catch { return []; } });
+  const inUse = (c: Candidate) => claims.some((k) => {
+    if (k.pool !== c.pool) return false;
+    try { return cidrsOverlap(parseCidr(k.cidr), c.cidr); } catch { return false; }
+  });
   const states = new Map<string, PoolState>();
   const candidates: Candidate[] = [];
   for (const pool of [...pools].sort((a, b) => compareText(a.name, b.name))) {
@@ -58,9 +69,12 @@ export function buildPoolStates(pools: PlannerPool[], serviceCIDRs: string[]): M
   for (const [i, a] of candidates.entries()) {
     for (const b of candidates.slice(i + 1)) {
       if (a.family !== b.family || !cidrsOverlap(a.cidr, b.cidr)) continue;
-      rejected.add(a).add(b);
-      states.get(a.pool)!.families[a.family]!.problems.push(`${formatCidr(a.cidr)} overlaps ${formatCidr(b.cidr)} of pool ${b.pool}`);
-      if (a.pool !== b.pool) states.get(b.pool)!.families[b.family]!.problems.push(`${formatCidr(b.cidr)} overlaps ${formatCidr(a.cidr)} of pool ${a.pool}`);
+      const keepA = a.pool !== b.pool && inUse(a) && !inUse(b);
+      const keepB = a.pool !== b.pool && inUse(b) && !inUse(a);
+      const refuse = (loser: Candidate, winner: Candidate, winnerKept: boolean) => states.get(loser.pool)!.families[loser.family]!.problems.push(
+        `${formatCidr(loser.cidr)} overlaps ${formatCidr(winner.cidr)} of pool ${winner.pool}${winnerKept ? ", which has nodes allocated from it" : ""}`);
+      if (!keepA) { rejected.add(a); refuse(a, b, keepB); }
+      if (!keepB) { rejected.add(b); if (a.pool !== b.pool) refuse(b, a, keepA); } // one report for a pool's own two ranges
     }
     const service = services.find((s) => cidrsOverlap(s, a.cidr));
     if (service) {

@@ -74,7 +74,9 @@ describe("planAllocations", () => {
     const other: PlannerPool = { name: "edge", nodeSelector: { zone: "edge" }, v6: { cidrs: ["fd00:10:244::/48"], nodePrefix: 64 } };
     const records = [rec("a", "10.244.0.0/24")];
     const plan = planAllocations(input({ nodes: [node("a")], records, pools: [dualStack, other], config: filling }));
-    expect(plan.actions).toEqual([]); // IPv6 ranges overlap each other: nothing to allocate, nothing to fill
+    // IPv6 ranges overlap each other (neither in use): nothing to allocate, nothing to fill; the node is told.
+    expect(plan.actions).toEqual([expect.objectContaining({ kind: "exhausted", node: "a", family: 6, message: expect.stringContaining("no valid IPv6 range") })]);
+    expect(plan.poolStatuses.find((p) => p.pool === "default")!.conditions.find((c) => c.type === "Exhausted")).toMatchObject({ status: "True" });
     const fixed = planAllocations(input({ nodes: [node("a")], records, pools: [dualStack], config: filling }));
     expect(kinds(fixed.actions)).toEqual(["create:fd00:10:244::/64"]);
   });
@@ -234,6 +236,21 @@ describe("planAllocations", () => {
     expect(valid.status).toBe("False");
     expect(valid.message).toContain(message);
     expect(plan.actions.some((a) => a.kind === "create" && a.pool === "default")).toBe(false);
+  });
+
+  it("keeps a range in use serving when a new pool overlaps it, and refuses the new pool's range", () => {
+    const teamX: PlannerPool = { name: "team-x", nodeSelector: { team: "x" }, v4: { cidrs: ["10.244.200.0/24"], nodePrefix: 26 } };
+    const nodes = [node("a"), node("n"), node("x", { labels: { team: "x" } })];
+    const plan = planAllocations(input({ nodes, records: [rec("a", "10.244.0.0/24")], pools: [pool(["10.244.0.0/16"]), teamX] }));
+    expect(kinds(plan.actions)).toEqual(["create:10.244.1.0/24", "exhausted:x"]);
+    const status = (name: string, type: string) => plan.poolStatuses.find((p) => p.pool === name)!.conditions.find((c) => c.type === type)!;
+    expect(status("default", "Valid").status).toBe("True");
+    expect(status("team-x", "Valid")).toMatchObject({ status: "False", message: "10.244.200.0/24 overlaps 10.244.0.0/16 of pool default, which has nodes allocated from it" });
+    expect(status("team-x", "Exhausted").status).toBe("True");
+    // Both pools in use (or neither): nothing tells which one is meant, so both ranges are refused.
+    const both = planAllocations(input({ nodes, records: [rec("a", "10.244.0.0/24"), rec("x", "10.244.200.0/26", { pool: "team-x" })], pools: [pool(["10.244.0.0/16"]), teamX] }));
+    expect(both.actions.filter((a) => a.kind === "create")).toEqual([]);
+    expect(both.poolStatuses.map((p) => p.conditions.find((c) => c.type === "Valid")!.status)).toEqual(["False", "False"]);
   });
 
   it("lets a pool with a matching nodeSelector beat the catch-all pool", () => {

@@ -58,7 +58,7 @@ const RETAINED = new Set(["PoolNotFound", "OutsidePool", "WrongSize"]);
  */
 export function planAllocations(input: PlannerInput): AllocationPlan {
   const { config, now } = input;
-  const states = buildPoolStates(input.pools, config.serviceCIDRs);
+  const states = buildPoolStates(input.pools, config.serviceCIDRs, input.records.filter((r) => r.phase !== "Quarantined"));
   // A Node with a deletionTimestamp may run pods for minutes yet (a finalizer drains it, as Karpenter's does):
   // its CIDR stays Allocated and routed until the object is gone, so it is neither released nor reused early.
   // It gets no new CIDR, though.
@@ -138,7 +138,11 @@ function planFamilies(node: PlannerNode, state: PoolState | undefined, states: M
     if (!fam || mine.some((h) => h.family === family)) continue;
     // A family the pool declares but has no valid range for (overlapping another pool, say): the Node's
     // podCIDRs must wait for it, as they wait on exhaustion; the field cannot be completed later.
-    if (fam.sets.length === 0) { plan.incomplete = true; continue; }
+    if (fam.sets.length === 0) {
+      plan.incomplete = true;
+      if (pass === "allocate") plan.actions.push(noValidRange(node, state, family));
+      continue;
+    }
     const preset = node.podCIDRs.find((c) => (c.includes(":") ? 6 : 4) === family);
     if ((preset !== undefined) !== (pass === "adopt")) continue;
     const action = preset !== undefined ? adopt(node, preset, states, holderOf) : allocate(node, state, family);
@@ -213,6 +217,13 @@ function allocate(node: PlannerNode, state: PoolState, family: IpFamily): Alloca
     kind: "exhausted", node: node.name, pool: state.pool.name, family, reason: "PodCIDRNotAvailable",
     message: `pool ${state.pool.name} has no free IPv${family} /${fam.prefix} left for node ${node.name}; add a range to the pool`,
   };
+}
+
+/** A node waiting on a pool family with no valid range waits as on exhaustion: an Event, and the pool's Exhausted condition. */
+function noValidRange(node: PlannerNode, state: PoolState, family: IpFamily): AllocationAction {
+  state.families[family]!.exhaustedNodes++;
+  return { kind: "exhausted", node: node.name, pool: state.pool.name, family, reason: "PodCIDRNotAvailable",
+    message: `pool ${state.pool.name} has no valid IPv${family} range for node ${node.name}; its Valid condition says why` };
 }
 
 function recordProblem(r: PlannerRecord, cidr: Cidr | undefined, states: Map<string, PoolState>, held: Map<string, Held[]>): { reason: string; message: string } | undefined {

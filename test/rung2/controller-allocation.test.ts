@@ -206,10 +206,9 @@ describe("controller on the real API server: allocation basics", () => {
   });
   it("a bad pool edit (a new pool overlapping a used range, a pool deleted) never takes a node's CIDR away; undoing it clears the warning", async () => {
     controller = await startController(fx, { "cluster-cidr": "10.212.0.0/16", "default-pool": "pe" });
-    await fx.api().custom.createClusterCustomObject({ ...pools, body: {
-      apiVersion: "podnet.io/v1alpha1", kind: "PodCIDRPool", metadata: { name: "pe-zone" },
-      spec: { ipv4: { cidrs: ["10.213.0.0/24"], nodeMaskSize: 26 }, nodeSelector: { "podnet.io/zone": "pe" } },
-    } });
+    const zone = { apiVersion: "podnet.io/v1alpha1", kind: "PodCIDRPool", metadata: { name: "pe-zone" },
+      spec: { ipv4: { cidrs: ["10.213.0.0/24"], nodeMaskSize: 26 }, nodeSelector: { "podnet.io/zone": "pe" } } };
+    await fx.api().custom.createClusterCustomObject({ ...pools, body: zone });
     await createNodes(fx.api(), [{ name: "pe-1", ip: "192.168.55.1" }, { name: "pe-2", ip: "192.168.55.2", labels: { "podnet.io/zone": "pe" } }]);
     const before = await until("both allocated", async () => {
       const r = allocated((await listNodeCidrs(fx.api())).filter((x) => x.spec.nodeName.startsWith("pe-")));
@@ -222,34 +221,40 @@ describe("controller on the real API server: allocation basics", () => {
     const cidrOf = (node: string) => before.find((r) => r.spec.nodeName === node)!.spec.cidr;
     expect(cidrOf("pe-1")).toMatch(/^10\.212\./); // from pe: no pool of an earlier test is left to select it
 
-    // A second range for new nodes, then a typo: a new pool over the range pe-1's CIDR came from. Both
-    // overlapping ranges become invalid, so pe-1's CIDR lies in no valid range any more.
-    await fx.api().custom.patchClusterCustomObject({ ...pools, name: "pe", body: { spec: { ipv4: { cidrs: ["10.212.0.0/16", "10.214.0.0/16"], nodeMaskSize: 24 } } } }, mergePatch());
+    // A typo: a new pool over the range pe-1's CIDR came from. The range in use keeps serving; the new one is
+    // refused (before, both were, and no new node of the cluster got a CIDR). Then pe-2's pool is deleted.
     await fx.api().custom.createClusterCustomObject({ ...pools, body: {
       apiVersion: "podnet.io/v1alpha1", kind: "PodCIDRPool", metadata: { name: "pe-typo" }, spec: { ipv4: { cidrs: ["10.212.0.0/17"], nodeMaskSize: 24 }, nodeSelector: { "podnet.io/zone": "typo" } },
     } });
     await fx.api().custom.deleteClusterCustomObject({ ...pools, name: "pe-zone" });
-    await until("pe-1 retained", async () => ((await reasonOf("pe-1")) === `${cidrOf("pe-1")} Allocated OutsidePool` || undefined));
     await until("pe-2 retained", async () => ((await reasonOf("pe-2")) === `${cidrOf("pe-2")} Allocated PoolNotFound` || undefined));
+    const valid = await until("pe-typo refused", async () => {
+      const typo = (await fx.api().custom.getClusterCustomObject({ ...pools, name: "pe-typo" })) as { status?: { conditions?: { type: string; status: string; message: string }[] } };
+      return typo.status?.conditions?.find((c) => c.type === "Valid" && c.status === "False");
+    });
+    expect(valid.message).toBe("10.212.0.0/17 overlaps 10.212.0.0/16 of pool pe, which has nodes allocated from it");
+    expect(await reasonOf("pe-1")).toBe(`${cidrOf("pe-1")} Allocated Allocated`);
     const wide = execFileSync(kubeBin("kubectl"), [`--kubeconfig=${fx.cp.kubeconfig}`, "get", "nodecidrs", "-o", "wide"], { encoding: "utf8" });
-    expect(wide.split("\n").find((l) => l.includes(" pe-1 "))).toMatch(/ OutsidePool /); // the ALLOCATION column
-    const [warning] = await eventsFor(fx.api(), "NodeCIDR", before.find((r) => r.spec.nodeName === "pe-1")!.metadata!.name);
-    expect(warning).toMatchObject({ type: "Warning", reason: "OutsidePool" });
-    expect(warning!.message).toContain("kept for node pe-1");
-    expect((await controller!.metrics.retained.get()).values[0]?.value).toBe(2); // podnet_nodecidrs_retained, for alerting
-    // Nodes keep exactly their one CIDR each; a new node gets one from what the pool has now.
+    expect(wide.split("\n").find((l) => l.includes(" pe-2 "))).toMatch(/ PoolNotFound /); // the ALLOCATION column
+    const [warning] = await eventsFor(fx.api(), "NodeCIDR", before.find((r) => r.spec.nodeName === "pe-2")!.metadata!.name);
+    expect(warning).toMatchObject({ type: "Warning", reason: "PoolNotFound" });
+    expect(warning!.message).toContain("kept for node pe-2");
+    expect((await controller!.metrics.retained.get()).values[0]?.value).toBe(1); // podnet_nodecidrs_retained, for alerting
+    // Nodes keep exactly their one CIDR each; a new node still gets one from pe's range in use.
     await createNodes(fx.api(), [{ name: "pe-3", ip: "192.168.55.3" }]);
     const [third] = await until("pe-3 allocated", async () => { const r = allocated(await recordsOf("pe-3")); return r.length ? r : undefined; });
-    expect(third!.spec.cidr).toMatch(/^10\.214\./);
+    expect(third!.spec.cidr).toMatch(/^10\.212\./);
     for (const node of ["pe-1", "pe-2"]) expect(await recordsOf(node)).toHaveLength(1);
     expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
 
     await fx.api().custom.deleteClusterCustomObject({ ...pools, name: "pe-typo" });
+    await fx.api().custom.createClusterCustomObject({ ...pools, body: zone });
     let lastSeen: string | undefined;
-    await until("pe-1 confirmed again", async () => { lastSeen = await reasonOf("pe-1"); return lastSeen === `${cidrOf("pe-1")} Allocated Allocated` || undefined; }).catch((err: Error) => {
-      throw new Error(`${err.message}; pe-1's record: ${lastSeen}; pools the controller sees: ${[...controller!.pools.cache.keys()].join(", ")}`);
+    await until("pe-2 confirmed again", async () => { lastSeen = await reasonOf("pe-2"); return lastSeen === `${cidrOf("pe-2")} Allocated Allocated` || undefined; }).catch((err: Error) => {
+      throw new Error(`${err.message}; pe-2's record: ${lastSeen}; pools the controller sees: ${[...controller!.pools.cache.keys()].join(", ")}`);
     });
   });
+
   it("warns both Nodes that share an InternalIP and still allocates to both; the log says it once, not on every plan", async () => {
     const lines: string[] = [];
     const log = pino({ level: "info" }, { write: (line: string) => { lines.push(line); } });
