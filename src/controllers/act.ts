@@ -4,11 +4,12 @@ import { nextCondition } from "../lib/conditions.js";
 import type { RetryGate } from "../lib/backoff.js";
 import type { EventRecorder } from "../lib/events.js";
 import type { Informer } from "../lib/informer.js";
-import { apiMessage, applyStatus, forEachLimited, isAlreadyExists, isConflict, isNotFound, mergePatch, podnetResource, type KubeApi } from "../lib/k8s.js";
+import { apiMessage, applyStatus, forEachLimited, isAlreadyExists, isConflict, isNotFound, mergePatch, podnetResource, strategicMergePatch, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 import type { AllocationAction } from "./plan.js";
 import type { ControllerMetrics } from "./metrics.js";
 import type { NodeCidrObject } from "./observe.js";
+import { POD_CIDR_CONDITION } from "./plan-node-condition.js";
 
 const nodecidrs = podnetResource("nodecidrs");
 
@@ -33,7 +34,7 @@ export interface ActContext {
 // On a busy API server writes are the bottleneck: hand out CIDRs first, then the follow-up writes
 // (node.spec.podCIDRs, mirrored IPs, events) that nothing waits on.
 const PRIORITY: Record<AllocationAction["kind"], number> = {
-  create: 0, confirm: 0, release: 0, quarantine: 1, retain: 1, delete: 1, updateNodeIPs: 2, setNodePodCIDRs: 3, conflict: 4, exhausted: 4,
+  create: 0, confirm: 0, release: 0, quarantine: 1, retain: 1, delete: 1, updateNodeIPs: 2, setNodePodCIDRs: 3, conflict: 4, exhausted: 4, nodeCondition: 4,
 };
 
 /**
@@ -107,6 +108,7 @@ async function applyOne(ctx: ActContext, action: AllocationAction): Promise<void
       return;
     case "updateNodeIPs": return patchNodeIPs(ctx, action.name, action.nodeIPs);
     case "setNodePodCIDRs": return patchNodePodCidrs(ctx, action.node, action.cidrs);
+    case "nodeCondition": return patchNodeCondition(ctx, action);
   }
 }
 
@@ -191,4 +193,14 @@ async function patchNodePodCidrs(ctx: ActContext, node: string, cidrs: string[])
   const updated = await ctx.api.core.patchNode({ name: node, body: { spec: { podCIDR: cidrs[0], podCIDRs: cidrs } }, fieldManager: ctx.api.fieldManager }, mergePatch());
   ctx.nodes.assume(updated);
   ctx.log.info({ node, podCIDRs: cidrs }, "node.spec.podCIDRs filled");
+}
+
+/** podnet's own Node condition; a strategic merge by type leaves kubelet's conditions as they are. */
+async function patchNodeCondition(ctx: ActContext, action: Extract<AllocationAction, { kind: "nodeCondition" }>): Promise<void> {
+  const { node, kind: _kind, ...condition } = action;
+  ctx.metrics.apiWrites.inc({ action: "nodeCondition" });
+  const body = { status: { conditions: [{ type: POD_CIDR_CONDITION, ...condition }] } };
+  const updated = await ctx.api.core.patchNodeStatus({ name: node, body, fieldManager: ctx.api.fieldManager }, strategicMergePatch());
+  ctx.nodes.assume(updated);
+  ctx.log.info({ node, condition: POD_CIDR_CONDITION, status: condition.status, reason: condition.reason }, "node condition set");
 }

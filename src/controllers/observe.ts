@@ -4,6 +4,7 @@ import type { PoolSpec } from "../crds/pool.js";
 import type { ControllerConfig } from "../config.js";
 import type { PlannerNode, PlannerPool, PlannerRecord } from "./plan.js";
 import { CONFIGURED_CIDRS_ANNOTATION, type ConfiguredPool } from "./default-pool.js";
+import { POD_CIDR_CONDITION } from "./plan-node-condition.js";
 
 /** Pure mappings from API objects to the planner's inputs. */
 
@@ -32,7 +33,11 @@ export function nodeProjection(node: V1Node): V1Node {
   return {
     metadata: { name, uid, resourceVersion, labels, creationTimestamp, deletionTimestamp },
     spec: { podCIDR: node.spec?.podCIDR, podCIDRs: node.spec?.podCIDRs },
-    status: { addresses: (node.status?.addresses ?? []).filter((a) => a.type === "InternalIP") },
+    status: {
+      addresses: (node.status?.addresses ?? []).filter((a) => a.type === "InternalIP"),
+      // podnet's own condition only: kubelet's change with every heartbeat.
+      ...(node.status?.conditions?.some((c) => c.type === POD_CIDR_CONDITION) ? { conditions: node.status.conditions.filter((c) => c.type === POD_CIDR_CONDITION) } : {}),
+    },
   };
 }
 
@@ -44,7 +49,15 @@ export function plannerNode(node: V1Node): PlannerNode {
     podCIDRs: node.spec?.podCIDRs ?? (node.spec?.podCIDR ? [node.spec.podCIDR] : []),
     internalIPs: (node.status?.addresses ?? []).filter((a) => a.type === "InternalIP").map((a) => a.address),
     deleting: Boolean(node.metadata?.deletionTimestamp),
+    ...podCidrConditionOf(node),
   };
+}
+
+function podCidrConditionOf(node: V1Node): Pick<PlannerNode, "podCidrCondition"> {
+  const c = node.status?.conditions?.find((x) => x.type === POD_CIDR_CONDITION);
+  if (!c || (c.status !== "True" && c.status !== "False")) return {};
+  const lastTransitionTime = c.lastTransitionTime ? new Date(c.lastTransitionTime).toISOString() : undefined;
+  return { podCidrCondition: { status: c.status, reason: c.reason ?? "", message: c.message ?? "", ...(lastTransitionTime ? { lastTransitionTime } : {}) } };
 }
 
 export function plannerRecord(obj: NodeCidrObject): PlannerRecord {

@@ -126,8 +126,29 @@ describe("planAllocations", () => {
       expect.objectContaining({ kind: "create", node: "a", cidr: "10.244.7.0/24", adopted: true }),
       expect.objectContaining({ kind: "conflict", node: "b", reason: "PodCIDRConflict" }),
       expect.objectContaining({ kind: "conflict", node: "c", reason: "PodCIDROutsidePool" }),
+      // And a condition on each Node, which outlives the Events (kubectl describe node).
+      expect.objectContaining({ kind: "nodeCondition", node: "b", status: "True", reason: "PodCIDRConflict", message: expect.stringContaining("held by node a") }),
+      expect.objectContaining({ kind: "nodeCondition", node: "c", status: "True", reason: "PodCIDROutsidePool" }),
     ]);
     expect((plan.actions[1] as { message: string }).message).toContain("held by node a");
+  });
+
+  it("sets the PodCIDRConflict Node condition once, keeps its transition time, and clears it when the cause goes", () => {
+    const conflicted = [node("a", { podCIDRs: ["10.244.7.0/24"] }), node("b", { podCIDRs: ["10.244.7.0/24"] })];
+    const [set] = planAllocations(input({ nodes: conflicted })).actions.filter((a) => a.kind === "nodeCondition");
+    expect(set).toEqual({ kind: "nodeCondition", node: "b", status: "True", reason: "PodCIDRConflict", message: expect.stringContaining("already held by node a"),
+      lastTransitionTime: new Date(1_000_000).toISOString() });
+    const { kind: _k, node: _n, ...written } = set as Extract<AllocationAction, { kind: "nodeCondition" }>;
+    const b = node("b", { podCIDRs: ["10.244.7.0/24"], podCidrCondition: written });
+    // Written: the next plans have nothing to say, whatever time it is.
+    expect(planAllocations(input({ nodes: [conflicted[0]!, b], now: 2_000_000 })).actions.filter((a) => a.kind === "nodeCondition")).toEqual([]);
+    // Another cause (a's range released, b's preset now outside the pool): same transition time, new reason.
+    const moved = planAllocations(input({ nodes: [b], pools: [pool(["10.245.0.0/16"])], now: 3_000_000 })).actions.filter((a) => a.kind === "nodeCondition");
+    expect(moved).toEqual([expect.objectContaining({ status: "True", reason: "PodCIDROutsidePool", lastTransitionTime: new Date(1_000_000).toISOString() })]);
+    // a gone: b adopts its range, and the condition turns False; a Node that never had one gets none.
+    const cleared = planAllocations(input({ nodes: [b, node("c")], now: 4_000_000 })).actions;
+    expect(cleared.filter((a) => a.kind === "nodeCondition")).toEqual([{ kind: "nodeCondition", node: "b", status: "False", reason: "NoConflict",
+      message: "podnet uses this Node's pod CIDRs", lastTransitionTime: new Date(4_000_000).toISOString() }]);
   });
 
   it("never hands another node a range a Node names in spec.podCIDRs, adopted or not", () => {
@@ -208,7 +229,8 @@ describe("planAllocations", () => {
   it("reports a Node whose spec.podCIDRs another allocator set to a range other than podnet's, and changes nothing", () => {
     const raced = planAllocations(input({ nodes: [node("a", { podCIDRs: ["10.244.7.0/24"] })], records: [rec("a", "10.244.0.0/24")] }));
     expect(raced.actions).toEqual([expect.objectContaining({ kind: "conflict", node: "a", reason: "PodCIDRMismatch",
-      message: expect.stringContaining("has spec.podCIDRs 10.244.7.0/24, but podnet allocated it 10.244.0.0/24") })]);
+      message: expect.stringContaining("has spec.podCIDRs 10.244.7.0/24, but podnet allocated it 10.244.0.0/24") }),
+    expect.objectContaining({ kind: "nodeCondition", node: "a", status: "True", reason: "PodCIDRMismatch" })]);
     // The same range (podnet's own fill, or an adopted one) and a family podnet holds nothing for are fine.
     expect(planAllocations(input({ nodes: [node("a", { podCIDRs: ["10.244.0.0/24"] })], records: [rec("a", "10.244.0.0/24")] })).actions).toEqual([]);
     expect(planAllocations(input({ nodes: [node("a", { podCIDRs: ["10.244.0.0/24", "fd00::/64"] })], records: [rec("a", "10.244.0.0/24")] })).actions

@@ -2,10 +2,15 @@ import { formatCidr, parseCidr, type Cidr, type IpFamily } from "../lib/cidr.js"
 import { buildPoolStates, findSet, overlappingSets, poolStatusReports, selectPool, type PlannerPool, type PoolState, type PoolStatusReport } from "./plan-pools.js";
 import { compareText } from "../lib/order.js";
 import { sharedNodeIPs, usableNodeIPs } from "./plan-node-ips.js";
+import { podCidrConditionActions, type NodeConditionState } from "./plan-node-condition.js";
 
 export type { PlannerPool, PoolStatusReport };
 
-export interface PlannerNode { name: string; uid: string; labels: Record<string, string>; podCIDRs: string[]; internalIPs: string[]; deleting: boolean }
+export interface PlannerNode {
+  name: string; uid: string; labels: Record<string, string>; podCIDRs: string[]; internalIPs: string[]; deleting: boolean;
+  /** podnet's own Node condition (POD_CIDR_CONDITION), when the Node has one. */
+  podCidrCondition?: NodeConditionState;
+}
 export interface PlannerRecord {
   name: string; nodeName: string; cidr: string; family: IpFamily; pool: string; nodeIPs: string[];
   phase: "Allocated" | "Released" | "Quarantined" | undefined; releasedAt?: number;
@@ -25,7 +30,8 @@ export type AllocationAction =
   | { kind: "conflict"; node: string; reason: string; message: string }
   | { kind: "exhausted"; node: string; pool: string; family: IpFamily; reason: "PodCIDRNotAvailable"; message: string }
   | { kind: "updateNodeIPs"; name: string; nodeIPs: string[] }
-  | { kind: "setNodePodCIDRs"; node: string; cidrs: string[] };
+  | { kind: "setNodePodCIDRs"; node: string; cidrs: string[] }
+  | ({ kind: "nodeCondition"; node: string; lastTransitionTime: string } & Omit<NodeConditionState, "lastTransitionTime">);
 
 export interface AllocationPlan {
   actions: AllocationAction[];
@@ -120,6 +126,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   for (const node of present.values()) reserveNamedRanges(node, states, holderOf);
   for (const node of ordered) actions.push(...planNode(node, poolOf.get(node.name), states, held, holderOf, config, adoptions.get(node.name)!));
   actions.push(...sharedNodeIPs([...nodes.values()]));
+  actions.push(...podCidrConditionActions(ordered, actions, now));
   return { actions, poolStatuses: poolStatusReports(states), retained, ...(nextCheckAt !== undefined ? { nextCheckAt } : {}) };
 }
 

@@ -64,6 +64,8 @@ describe("helm install onto the real API server", () => {
     ["podnet-controller", "create", "nodecidrs.podnet.io", true],
     ["podnet-controller", "patch", "nodes", true],
     ["podnet-controller", "delete", "nodes", false],
+    ["podnet-controller", "patch", "nodes/status", true],
+    ["podnet-controller", "update", "nodes/status", false],
     ["podnet-controller", "patch", "podcidrpools.podnet.io", true],
     ["podnet-controller", "delete", "podcidrpools.podnet.io", false],
     ["podnet-controller", "get", "secrets", false],

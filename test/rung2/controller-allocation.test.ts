@@ -69,7 +69,7 @@ describe("controller on the real API server: allocation basics", () => {
     const [rec] = await until("adopted", async () => { const r = allocated(await recordsOf("adopt-a")); return r.length ? r : undefined; });
     expect(rec!.spec).toMatchObject({ cidr: "10.244.77.0/24", adopted: true });
     await createNodes(fx.api(), [
-      { name: "adopt-b", ip: "192.168.51.2", podCIDRs: ["10.244.77.0/24"] },
+      { name: "adopt-b", ip: "192.168.51.2", podCIDRs: ["10.244.77.0/24"], kubeletStatus: true },
       { name: "adopt-c", ip: "192.168.51.3", podCIDRs: ["172.16.0.0/24"] },
     ]);
     const conflict = await until("conflict event", async () => { const e = await eventsFor(fx.api(), "Node", "adopt-b"); return e.length ? e : undefined; });
@@ -79,6 +79,17 @@ describe("controller on the real API server: allocation basics", () => {
     expect(outside[0]!.reason).toBe("PodCIDROutsidePool");
     expect(await recordsOf("adopt-b")).toEqual([]);
     expect((await fx.api().core.readNode({ name: "adopt-b" })).spec!.podCIDRs).toEqual(["10.244.77.0/24"]);
+    // A condition on the Node too, next to kubelet's (here the test's) own, which it leaves alone.
+    const podCidrCondition = async (name: string) => (await fx.api().core.readNode({ name })).status?.conditions?.find((c) => c.type === "PodCIDRConflict");
+    const onB = await until("adopt-b's condition", () => podCidrCondition("adopt-b"));
+    expect(onB).toMatchObject({ status: "True", reason: "PodCIDRConflict", message: expect.stringContaining("already held by node adopt-a") });
+    expect((await fx.api().core.readNode({ name: "adopt-b" })).status!.conditions!.map((c) => c.type)).toEqual(expect.arrayContaining(["Ready", "MemoryPressure"]));
+    expect(await until("adopt-c's condition", () => podCidrCondition("adopt-c"))).toMatchObject({ status: "True", reason: "PodCIDROutsidePool" });
+    // adopt-a goes: after the cooldown adopt-b takes its range, and the condition turns False.
+    await deleteNodes(fx.api(), ["adopt-a"]);
+    expect(await until("adopt-b adopted", async () => { const r = allocated(await recordsOf("adopt-b")); return r.length ? r : undefined; }, 30_000)).toHaveLength(1);
+    expect(await until("adopt-b's condition cleared", async () => { const c = await podCidrCondition("adopt-b"); return c?.status === "False" ? c : undefined; }))
+      .toMatchObject({ reason: "NoConflict" });
     // A second allocator (kube-controller-manager) fills a joining Node's podCIDRs after podnet allocated it
     // another range (podnet's own fill off here, so the other one wins the race): reported, nothing rewritten.
     await controller.stop();
@@ -91,7 +102,7 @@ describe("controller on the real API server: allocation basics", () => {
     expect(mismatch.message).toContain(`has spec.podCIDRs ${theirs}, but podnet allocated it ${ours!.spec.cidr}`);
     expect(mismatch.type).toBe("Warning");
     expect(allocated(await recordsOf("adopt-d")).map((r) => r.spec.cidr)).toEqual([ours!.spec.cidr]);
-    await deleteNodes(fx.api(), ["adopt-a", "adopt-b", "adopt-c", "adopt-d"]);
+    await deleteNodes(fx.api(), ["adopt-b", "adopt-c", "adopt-d"]);
   });
 
   it("reports exhaustion, then allocates when the pool grows at runtime; a labelled pool serves its nodes", async () => {

@@ -1,0 +1,38 @@
+import type { AllocationAction, PlannerNode } from "./plan.js";
+
+/**
+ * A Node condition for what keeps podnet from using a Node's pod range (the issue's "condition + Event" for a
+ * conflicting podCIDRs): Events expire after an hour, the condition stays on `kubectl describe node` until
+ * the cause goes. Written only for Nodes that have or had such a problem: a healthy Node costs no write.
+ */
+export const POD_CIDR_CONDITION = "PodCIDRConflict";
+
+/** Reasons of the planner's `conflict` actions that concern the Node's pod range (not its addresses). */
+const POD_CIDR_REASONS = new Set(["PodCIDRConflict", "PodCIDROutsidePool", "PodCIDRInvalid", "PodCIDRMismatch", "NoPodCIDRPool"]);
+
+export interface NodeConditionState { status: "True" | "False"; reason: string; message: string; lastTransitionTime?: string }
+
+export const RESOLVED = { reason: "NoConflict", message: "podnet uses this Node's pod CIDRs" } as const;
+
+/** Pure: the condition changes this plan calls for, from its conflicts and each Node's current condition. */
+export function podCidrConditionActions(nodes: Iterable<PlannerNode>, actions: AllocationAction[], now: number): AllocationAction[] {
+  const problems = new Map<string, { reason: string; messages: string[] }>();
+  for (const a of actions) {
+    if (a.kind !== "conflict" || !POD_CIDR_REASONS.has(a.reason)) continue;
+    const seen = problems.get(a.node);
+    if (seen) seen.messages.push(a.message);
+    else problems.set(a.node, { reason: a.reason, messages: [a.message] });
+  }
+  const out: AllocationAction[] = [];
+  for (const node of nodes) {
+    const current = node.podCidrCondition;
+    const problem = problems.get(node.name);
+    const wanted: NodeConditionState | undefined = problem
+      ? { status: "True", reason: problem.reason, message: problem.messages.join("; ") }
+      : current?.status === "True" ? { status: "False", ...RESOLVED } : undefined;
+    if (!wanted || (current && current.status === wanted.status && current.reason === wanted.reason && current.message === wanted.message)) continue;
+    const lastTransitionTime = current?.status === wanted.status && current.lastTransitionTime ? current.lastTransitionTime : new Date(now).toISOString();
+    out.push({ kind: "nodeCondition", node: node.name, ...wanted, lastTransitionTime });
+  }
+  return out;
+}
