@@ -23,6 +23,7 @@ import { warmToolShell } from "./tool-shell.js";
 import { removeVxlan } from "./vxlan.js";
 import { removePodBridge } from "./bridge-addresses.js";
 import { BRIDGE_NAME } from "./cni-conflist.js";
+import { VXLAN_DEVICE } from "./overlay-plan.js";
 
 /**
  * NodeCIDRs per page of the first list. Early route passes overlap the pages still to come, but each page costs
@@ -84,9 +85,13 @@ export class NodeAgent {
     });
     warmToolShell();
     // A device that carries routes changed (carrier lost or back): the kernel may have flushed podnet's
-    // nexthops and routes on it, which only a full pass reads back and repairs.
-    this.linkWatch = watchLinks(this.opts.netns, (device) => {
-      if (!routedDevices(this.opts.netns).has(device)) return;
+    // nexthops and routes on it, which only a full pass reads back and repairs. A global address came or went
+    // (an uplink's address back after its link): which peers are direct neighbours may have changed. Pods'
+    // veths bring only link-local addresses, and podnet's own devices are podnet's doing.
+    this.linkWatch = watchLinks(this.opts.netns, (event) => {
+      const relevant = event.kind === "link" ? routedDevices(this.opts.netns).has(event.device)
+        : event.scope === "global" && event.device !== BRIDGE_NAME && event.device !== VXLAN_DEVICE;
+      if (!relevant) return;
       this.fullDue = true;
       this.markDirty();
     });

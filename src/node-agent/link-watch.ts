@@ -1,37 +1,46 @@
 import { spawn, type ChildProcess } from "node:child_process";
 
+/** A line of `ip -o monitor link address`: a device's link changed, or one of its addresses (with its scope). */
+export type NetEvent = { kind: "link"; device: string } | { kind: "address"; device: string; scope: string };
+
 /**
- * Pure: the device an `ip -o monitor link` line is about ("3: eth0@if7: <…>", "Deleted 5: veth1: …").
- * undefined for anything else.
+ * Pure: what an `ip -o monitor link address` line is about ("3: eth0@if7: <…>", "Deleted 5: veth1: …",
+ * "2: eth0    inet 192.168.1.5/24 … scope global eth0 …"). undefined for anything else.
  */
-export function linkEventDevice(line: string): string | undefined {
-  return /^(?:Deleted )?\d+: ([^:@\s]+)[@:]/.exec(line)?.[1];
+export function netEvent(line: string): NetEvent | undefined {
+  const address = /^(?:Deleted )?\d+: (\S+)\s+inet6? \S+ .*?\bscope (\S+)/.exec(line);
+  if (address) return { kind: "address", device: address[1]!, scope: address[2]! };
+  const link = /^(?:Deleted )?\d+: ([^:@\s]+)[@:]/.exec(line);
+  return link ? { kind: "link", device: link[1]! } : undefined;
 }
 
 export interface LinkWatch { stop(): void }
 
 /**
- * Calls `onChange(device)` for every link event the kernel reports (carrier, state, flags, MTU, a device gone).
+ * Calls `onChange(event)` for every link event the kernel reports (carrier, state, flags, MTU, a device gone)
+ * and every address added or removed.
  *
- * Why: the kernel flushes nexthop objects, and every route through them, from a device that loses its carrier
- * (a switch reboot, a NIC reset), and does not bring them back with the carrier; classic routes only go
+ * Why links: the kernel flushes nexthop objects, and every route through them, from a device that loses its
+ * carrier (a switch reboot, a NIC reset), and does not bring them back with the carrier; classic routes only go
  * "linkdown". Without a watch, such routes stayed gone until the next full resync.
+ * Why addresses: ifupdown, DHCP and NetworkManager bring a link up before its address is back. A pass on the
+ * link event finds no subnet for the neighbours then, and only the address's return makes them direct again.
  *
  * One `ip monitor` per agent, started with it while it is still small (see tool-shell.ts on fork cost). It
  * ends with the agent: stop() kills it, a pod's processes end with its first one, and in a node namespace the
  * local cluster's teardown ends every process there.
  */
-export function watchLinks(netns: string | undefined, onChange: (device: string) => void, restartMs = 5_000): LinkWatch {
+export function watchLinks(netns: string | undefined, onChange: (event: NetEvent) => void, restartMs = 5_000): LinkWatch {
   let child: ChildProcess | undefined;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const start = () => {
-    child = spawn("ip", [...(netns ? ["-n", netns] : []), "-o", "monitor", "link"], { stdio: ["ignore", "pipe", "ignore"] });
+    child = spawn("ip", [...(netns ? ["-n", netns] : []), "-o", "monitor", "link", "address"], { stdio: ["ignore", "pipe", "ignore"] });
     let partial = "";
     child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
       const lines = (partial + chunk).split("\n");
       partial = lines.pop()!;
-      for (const line of lines) { const device = linkEventDevice(line); if (device) onChange(device); }
+      for (const line of lines) { const event = netEvent(line); if (event) onChange(event); }
     });
     child.on("error", () => undefined); // no `ip`: RoutesProgrammed says so; the resync still repairs
     child.on("exit", () => { if (!stopped) timer = setTimeout(start, restartMs).unref(); });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createNetBed, ipIn, ipJson, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
 import { waitFor } from "../../src/localcluster/processes.js";
-import { linkEventDevice } from "../../src/node-agent/link-watch.js";
+import { netEvent } from "../../src/node-agent/link-watch.js";
 import { putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 
@@ -10,13 +10,16 @@ let bed: NetBed;
 const agents: TestAgent[] = [];
 const routes = (ns: string) => ipJson<Array<{ dst: string }>>(ns, "route", "show", "proto", "249").map((r) => r.dst).sort();
 
-describe("linkEventDevice", () => {
+describe("netEvent", () => {
   it.each([
-    ["3: eth0@if7: <NO-CARRIER,BROADCAST,MULTICAST,UP> mtu 1500 qdisc noqueue state LOWERLAYERDOWN", "eth0"],
-    ["2: ens5: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 9001 qdisc mq state UP", "ens5"],
-    ["Deleted 9: veth1a2b3c4d@if2: <BROADCAST,MULTICAST> mtu 1500", "veth1a2b3c4d"],
+    ["3: eth0@if7: <NO-CARRIER,BROADCAST,MULTICAST,UP> mtu 1500 qdisc noqueue state LOWERLAYERDOWN", { kind: "link", device: "eth0" }],
+    ["2: ens5: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 9001 qdisc mq state UP", { kind: "link", device: "ens5" }],
+    ["Deleted 9: veth1a2b3c4d@if2: <BROADCAST,MULTICAST> mtu 1500", { kind: "link", device: "veth1a2b3c4d" }],
+    ["3: eth0    inet 192.168.200.5/24 scope global eth0\\       valid_lft forever preferred_lft forever", { kind: "address", device: "eth0", scope: "global" }],
+    ["Deleted 3: eth0    inet6 fd00:200::5/64 scope global nodad \\       valid_lft forever", { kind: "address", device: "eth0", scope: "global" }],
+    ["9: veth1a2b3c4d    inet6 fe80::78dc:4aff:fe34:eb4b/64 scope link \\       valid_lft forever", { kind: "address", device: "veth1a2b3c4d", scope: "link" }],
     ["    link/ether 9e:12:1d:49:b5:46 brd ff:ff:ff:ff:ff:ff", undefined],
-  ])("%s → %s", (line, device) => expect(linkEventDevice(line)).toBe(device));
+  ])("%s → %o", (line, event) => expect(netEvent(line)).toEqual(event));
 });
 
 // The kernel flushes nexthop objects, and the routes through them, from a device that loses its carrier, and does
@@ -42,6 +45,26 @@ describe.skipIf(!isRoot())("node agent across an uplink carrier flap (rung 3)", 
     ipIn(bed.switches[0]!, "link", "set", "p1", "up");
     await waitFor("routes back", async () => (routes(n1!.ns).length === 1 ? true : undefined), 5_000);
     await waitFor("clean pass", async () => (agents[0]!.agent.lastOutcome?.routes.error === undefined ? true : undefined), 5_000);
+    expect(routes(n1!.ns)).toEqual(["10.244.91.0/24"]);
+  });
+
+  it("routes neighbours directly again once the uplink's address is back after its link (ifupdown, DHCP, NetworkManager)", async () => {
+    const [n1, n2] = bed.nodes;
+    const devOf = () => ipJson<Array<{ dst: string; dev?: string; gateway?: string; nhid?: number }>>(n1!.ns, "route", "show", "proto", "249");
+    // The interface restarted: addresses gone, link down and up, and the addresses back a moment later.
+    ipIn(n1!.ns, "addr", "flush", "dev", "eth0");
+    ipIn(n1!.ns, "link", "set", "eth0", "down");
+    ipIn(n1!.ns, "link", "set", "eth0", "up");
+    await new Promise((r) => setTimeout(r, 1_000)); // a pass on the link event runs while eth0 has no address
+    ipIn(n1!.ns, "addr", "add", `${n1!.ip}/24`, "dev", "eth0");
+    ipIn(n1!.ns, "-6", "addr", "add", `${n1!.ip6}/64`, "dev", "eth0", "nodad");
+    // Only the address event can wake the agent now (resync 1 h): the route goes via n2 on eth0 again.
+    await waitFor("direct route back", async () => {
+      const nexthops = ipJson<Array<{ id: number; gateway?: string; dev?: string }>>(n1!.ns, "nexthop", "show");
+      const [route] = devOf();
+      const nh = nexthops.find((n) => n.id === route?.nhid);
+      return route && (route.gateway === n2!.ip || nh?.gateway === n2!.ip) && (route.dev ?? nh?.dev) === "eth0" ? true : undefined;
+    }, 5_000);
     expect(routes(n1!.ns)).toEqual(["10.244.91.0/24"]);
   });
 });
