@@ -1,4 +1,4 @@
-import { isGlobalUnicastIp } from "../lib/cidr.js";
+import { canonicalIp, isGlobalUnicastIp } from "../lib/cidr.js";
 import { compareText } from "../lib/order.js";
 import type { AllocationAction, PlannerNode } from "./plan.js";
 
@@ -6,16 +6,18 @@ import type { AllocationAction, PlannerNode } from "./plan.js";
 const MAX_NODE_IPS = 8;
 
 /**
- * Nodes with only the InternalIPs the NodeCIDR schema accepts (global unicast, at most eight); a Node that had
- * others gets a warning. Passed through, such an address made every create for that Node fail validation,
- * and a failed write has the controller plan again a second later, for good.
+ * Nodes with only the InternalIPs the NodeCIDR schema accepts (global unicast, at most eight), canonically
+ * written; a Node that had others gets a warning. Passed through, such an address made every create for that
+ * Node fail validation, and a failed write has the controller plan again a second later, for good.
  */
 export function usableNodeIPs(nodes: PlannerNode[]): { usable: PlannerNode[]; warnings: AllocationAction[] } {
   const warnings: AllocationAction[] = [];
   const usable = nodes.map((n) => {
-    const kept = n.internalIPs.filter(isGlobalUnicastIp).slice(0, MAX_NODE_IPS);
-    if (kept.length === n.internalIPs.length) return n;
-    const left = n.internalIPs.filter((ip) => !kept.includes(ip));
+    const unicast = n.internalIPs.filter(isGlobalUnicastIp);
+    // In the one spelling agents compare with the kernel's (an IPv6 address has many).
+    const kept = unicast.slice(0, MAX_NODE_IPS).map((ip) => canonicalIp(ip) ?? ip);
+    const left = [...n.internalIPs.filter((ip) => !isGlobalUnicastIp(ip)), ...unicast.slice(MAX_NODE_IPS)];
+    if (!left.length) return kept.every((ip, i) => ip === n.internalIPs[i]) ? n : { ...n, internalIPs: kept };
     warnings.push({ kind: "conflict", node: n.name, reason: "UnusableNodeIP", message: `node ${n.name}: InternalIP ${left.join(", ")} left out of its `
       + `NodeCIDR (not a global unicast address, or more than ${MAX_NODE_IPS}); agents route to ${kept.length ? kept.join(", ") : "no address of it"}` });
     return { ...n, internalIPs: kept };

@@ -43,6 +43,8 @@ describe("planAllocations", () => {
     ]);
     const many = Array.from({ length: 10 }, (_, i) => `192.168.8.${i + 1}`);
     expect(planAllocations(input({ nodes: [node("b", { internalIPs: many })] })).actions.find((a) => a.kind === "create")).toMatchObject({ nodeIPs: many.slice(0, 8) });
+    // Mirrored in the spelling the kernel prints (agents compare the two), without a warning.
+    expect(planAllocations(input({ nodes: [node("c", { internalIPs: ["FD00:82:0::50"] })] })).actions).toEqual([expect.objectContaining({ kind: "create", nodeIPs: ["fd00:82::50"] })]);
   });
 
   it("keeps existing allocations and allocates around them", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { recordProjection } from "./records.js";
+import { observed, recordProjection } from "./records.js";
 
 const record = (node: string) => ({
   apiVersion: "podnet.io/v1alpha1", kind: "NodeCIDR",
@@ -22,5 +22,15 @@ describe("recordProjection", () => {
     expect(own.status?.conditions).toHaveLength(1);
     expect(own.metadata?.labels).toEqual({ "podnet.io/node": "me" });
     expect(own.metadata).not.toHaveProperty("managedFields");
+  });
+});
+
+describe("observed", () => {
+  it("reads node IPs in the kernel's spelling, so a route through one compares equal to what ip -json shows", () => {
+    const r = record("other");
+    r.spec.nodeIPs = ["FD00:0082:0:0::50", "192.168.0.2", "not-an-ip"];
+    expect(observed(r).nodeIPs).toEqual(["fd00:82::50", "192.168.0.2", "not-an-ip"]);
+    const canonical = record("other");
+    expect(observed(canonical).nodeIPs).toBe(canonical.spec.nodeIPs); // no copy when nothing changes
   });
 });

@@ -1,5 +1,6 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { NodeCidrObject, PoolObject } from "../controllers/observe.js";
+import { canonicalIp } from "../lib/cidr.js";
 import type { ObservedNodeCidr } from "./desired-state.js";
 
 /** What the agent takes from the NodeCIDRs and pools it watches. */
@@ -21,11 +22,20 @@ const observedOf = new WeakMap<Record_, ObservedNodeCidr>();
 export const observed = (r: Record_): ObservedNodeCidr => {
   let view = observedOf.get(r);
   if (!view) {
-    view = { name: r.metadata!.name!, nodeName: r.spec.nodeName, cidr: r.spec.cidr, nodeIPs: r.spec.nodeIPs ?? [], phase: r.status?.phase };
+    view = { name: r.metadata!.name!, nodeName: r.spec.nodeName, cidr: r.spec.cidr, nodeIPs: canonicalIps(r.spec.nodeIPs ?? []), phase: r.status?.phase };
     observedOf.set(r, view);
   }
   return view;
 };
+
+/**
+ * Node IPs as the kernel prints them: an IPv6 address has many spellings (FD00:82:0::50 is fd00:82::50), and
+ * one compared as written against `ip -json`'s gateway or FDB entry made every full pass replace its route.
+ * Unparsable text is kept as is: the planner rejects it with the record's name.
+ */
+function canonicalIps(ips: string[]): string[] {
+  return ips.some((ip) => canonicalIp(ip) !== ip) ? ips.map((ip) => canonicalIp(ip) ?? ip) : ips;
+}
 
 /**
  * Another node's record is a routing input only: its status (that node's agent conditions, rewritten as

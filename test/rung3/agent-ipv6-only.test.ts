@@ -5,6 +5,8 @@ import { waitFor } from "../../src/localcluster/processes.js";
 import { ping, sourceSeenBy } from "../../src/localcluster/udp-probe.js";
 import { conditionsOf, putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
 import { useControlPlane } from "../harness/api-fixture.js";
+import { cidrObjectName } from "../../src/lib/cidr.js";
+import { mergePatch, podnetResource } from "../../src/lib/k8s.js";
 
 const fx = useControlPlane();
 let bed: NetBed;
@@ -52,5 +54,18 @@ describe.skipIf(!isRoot())("node agent in an IPv6-only cluster (rung 3)", () => 
   it("masquerades pod traffic to a node address (outside the pod network) behind the sending node's IPv6 address", async () => {
     const [n1, , n3] = bed.nodes;
     expect(await sourceSeenBy(n3!.ns, n3!.ip6, pods[0]!.ns, 7781)).toBe(n1!.ip6);
+  });
+
+  it("takes a node IP in another IPv6 spelling as the same address: a second full pass changes nothing", async () => {
+    const [n1, , n3] = bed.nodes;
+    // The schema takes any spelling of an address; the kernel prints one. Compared as written, every full pass
+    // replaced this route and its nexthop.
+    const spelled = n3!.ip6.toUpperCase().replace("::", ":0::"); // fd00:73::13 → FD00:73:0::13
+    expect(spelled).not.toBe(n3!.ip6);
+    await fx.api().custom.patchClusterCustomObject({ ...podnetResource("nodecidrs"), name: cidrObjectName(cidr(3)), body: { spec: { nodeIPs: [spelled] } } }, mergePatch());
+    await agents[0]!.agent.syncNow();
+    expect(ownRoutes(n1!.ns)).toContain(`${cidr(3)} via ${n3!.ip6}`);
+    const again = await agents[0]!.agent.syncNow();
+    expect({ added: again.routes.added, replaced: again.routes.replaced, deleted: again.routes.deleted }).toEqual({ added: 0, replaced: 0, deleted: 0 });
   });
 });
