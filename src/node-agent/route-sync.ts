@@ -80,11 +80,12 @@ export async function syncRoutes(input: RouteSyncInput, view: KernelView | Error
     let plan = planRoutes(split.kernel, view.routes);
     const counts = { added: 0, replaced: 0, deleted: 0 };
     for (const a of plan.actions) counts[a.kind === "add" ? "added" : a.kind === "replace" ? "replaced" : "deleted"]++;
-    const findings = {
-      conflicts: plan.conflicts.map((c) => c.reason),
+    const findingsOf = (p: typeof plan) => ({
+      conflicts: p.conflicts.map((c) => c.reason),
       unreachable: split.unreachable.map((u) => `node ${u.nodeName} (${u.dst}): ${u.reason}`),
-      overlay: split.kernel.filter((k) => k.dev && !plan.conflicts.some((c) => c.dst === k.dst)).length,
-    };
+      overlay: split.kernel.filter((k) => k.dev && !p.conflicts.some((c) => c.dst === k.dst)).length,
+    });
+    let findings = findingsOf(plan);
     if (input.config["dry-run"]) {
       for (const a of plan.actions) input.log.info({ route: a }, `dry-run: would ${a.kind} route ${a.dst}`);
       return { ...base, ...counts, ...findings, overlayChanges: overlay.changes, installed: plan.installed };
@@ -101,12 +102,14 @@ export async function syncRoutes(input: RouteSyncInput, view: KernelView | Error
       // full pass): read the kernel, plan again, and report what still does not match.
       Object.assign(view, await readRouteTables(input.netns));
       plan = planRoutes(split.kernel, view.routes);
+      findings = findingsOf(plan); // a foreign route found only now is a conflict now, not at the next full pass
       if (plan.actions.length) error = [error, ...result.errors.slice(0, 3)].filter(Boolean).join("; ");
     }
     if (counts.added + counts.replaced + counts.deleted) input.log.info({ ...counts, installed: plan.installed, overlay: findings.overlay, desired: base.desired }, "routes synced");
     const outcome = { ...base, ...counts, ...findings, overlayChanges: overlay.changes, installed: plan.installed - (error ? plan.actions.filter((a) => a.kind !== "delete").length : 0),
       ...(error ? { error } : {}), ...(overlayError ? { overlayError } : {}) };
-    view.planned = error ? undefined : planned;
+    // Kept for event passes to reuse only when the batch went through as planned.
+    view.planned = error || result.errors.length ? undefined : planned;
     view.outcome = outcome;
     return outcome;
   } catch (err) {

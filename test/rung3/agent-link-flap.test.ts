@@ -4,6 +4,7 @@ import { waitFor } from "../../src/localcluster/processes.js";
 import { netEvent } from "../../src/node-agent/link-watch.js";
 import { putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
 import { useControlPlane } from "../harness/api-fixture.js";
+import { podnetResource } from "../../src/lib/k8s.js";
 
 const fx = useControlPlane();
 let bed: NetBed;
@@ -24,7 +25,7 @@ describe("netEvent", () => {
 
 // The kernel flushes nexthop objects, and the routes through them, from a device that loses its carrier, and does
 // not restore them with the carrier. The resync is an hour away here: only the link watch can bring them back.
-describe.skipIf(!isRoot())("node agent across an uplink carrier flap (rung 3)", () => {
+describe.skipIf(!isRoot())("node agent woken by events only (resync 1 h): uplink flaps, a failed batch (rung 3)", () => {
   beforeAll(async () => {
     bed = createNetBed("lf", 2, 68);
     for (const [i, n] of bed.nodes.entries()) await putNodeCidr(fx.api(), n.name, `10.244.${90 + i}.0/24`, [n.ip]);
@@ -66,5 +67,23 @@ describe.skipIf(!isRoot())("node agent across an uplink carrier flap (rung 3)", 
       return route && (route.gateway === n2!.ip || nh?.gateway === n2!.ip) && (route.dev ?? nh?.dev) === "eth0" ? true : undefined;
     }, 5_000);
     expect(routes(n1!.ns)).toEqual(["10.244.91.0/24"]);
+  });
+
+  it("reports a foreign route that only a failed batch revealed at once, not at the next full pass", async () => {
+    const [n1] = bed.nodes;
+    // Added by hand after the agent last read the kernel: its event pass plans an add, which the kernel refuses.
+    ipIn(n1!.ns, "route", "add", "10.244.95.0/24", "via", "192.168.68.50", "proto", "static");
+    const name = await putNodeCidr(fx.api(), "lf-ghost", "10.244.95.0/24", ["192.168.68.50"]);
+    try {
+      const outcome = await waitFor("conflict reported", async () => {
+        const o = agents[0]!.agent.lastOutcome;
+        return o?.routes.conflicts.some((c) => c.includes("10.244.95.0/24")) ? o : undefined;
+      }, 5_000);
+      expect(outcome.routes.error).toBeUndefined(); // the foreign route is left alone, reported, not retried as a failure
+      expect(ipJson<Array<{ protocol: string }>>(n1!.ns, "route", "show", "10.244.95.0/24")).toEqual([expect.objectContaining({ protocol: "static" })]);
+    } finally {
+      await fx.api().custom.deleteClusterCustomObject({ ...podnetResource("nodecidrs"), name });
+      ipIn(n1!.ns, "route", "del", "10.244.95.0/24", "proto", "static");
+    }
   });
 });
