@@ -2,7 +2,7 @@ import type { Server } from "node:http";
 import { join } from "node:path";
 import { rmSync, readFileSync, existsSync } from "node:fs";
 import type { AgentCleanupConfig, AgentConfig } from "../config.js";
-import { sleep } from "../lib/backoff.js";
+import { Backoff, sleep } from "../lib/backoff.js";
 import { EventRecorder } from "../lib/events.js";
 import { startHealthServer } from "../lib/health.js";
 import { Informer, type ListPage } from "../lib/informer.js";
@@ -12,7 +12,7 @@ import { agentMetrics } from "./agent-metrics.js";
 import { countsOnlyIntervalMs, reportStatus } from "./agent-status.js";
 import { desiredNodeState, type DesiredNodeState } from "./desired-state.js";
 import { NetworkUnavailableClearer } from "./node-network-condition.js";
-import { agentConditions, type SyncOutcome } from "./report.js";
+import { agentConditions, passLeftWorkUndone, type SyncOutcome } from "./report.js";
 import { observed, poolRanges, recordProjection, type Pool, type Record_ } from "./records.js";
 import { syncKernelAndFiles } from "./sync.js";
 import { addRoutesEarly, earlyRoutesApply, kernelView, routedDevices } from "./route-sync.js";
@@ -172,6 +172,7 @@ export class NodeAgent {
   }
 
   private fullDue = true;
+  private readonly retry = new Backoff(1_000, 3_600_000);
   private statusDueAt?: number;
   private lastFullPassAt = 0;
 
@@ -184,21 +185,26 @@ export class NodeAgent {
     await Promise.race([Promise.all([this.records.synced, this.pools.synced]), this.stopping]);
     while (this.running) {
       let failed = false;
+      let leftUndone = false;
       if (this.dirty) {
         this.dirty = false;
-        await this.sync().catch((err: unknown) => {
+        const outcome = await this.sync().catch((err: unknown) => {
           failed = true;
           this.metrics.errors.inc({ step: "sync" });
           this.log.error({ node: this.config["node-name"], err: apiMessage(err) }, "sync failed; retrying");
         });
+        leftUndone = outcome !== undefined && passLeftWorkUndone(outcome);
       }
-      // Events that arrived during the pass are handled at once (after a short coalescing pause);
-      // a failed pass retries after a second; otherwise sleep until an event or the periodic resync.
+      // Events that arrived during the pass are handled at once (after a short coalescing pause). A pass that
+      // failed, or left work undone (a route batch, the conflist, nft or a sysctl failed: a full /etc/cni/net.d,
+      // a directory the runtime creates later), is retried from 1 s, doubling up to the resync period; a
+      // retry of undone work is a full pass. Otherwise sleep until an event or the periodic resync.
       if (!this.running) break;
       if (this.dirty && !failed) { await sleep(10); continue; }
+      if (!failed && !leftUndone) this.retry.reset();
       // A count-only status update held back by its interval is due before the next resync: wake for it,
       // without making that pass a full one.
-      const resyncMs = failed ? 1_000 : this.config["resync-period"];
+      const resyncMs = failed || leftUndone ? Math.min(this.retry.next(), this.config["resync-period"]) : this.config["resync-period"];
       const statusMs = this.statusDueAt !== undefined ? Math.max(0, this.statusDueAt - Date.now()) : Infinity;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
@@ -209,7 +215,7 @@ export class NodeAgent {
         this.wake = () => { clearTimeout(timer); resolve(); };
       });
       this.wake = undefined;
-      if (failed) this.dirty = true;
+      if (failed || leftUndone) this.dirty = true;
       await sleep(10);
     }
   }

@@ -20,6 +20,10 @@ export interface SyncOutcome {
   rejected: RejectedRecord[];
 }
 
+/** Pure: did a pass leave this node short of what it should have (the agent then retries with backoff)? */
+export const passLeftWorkUndone = (o: SyncOutcome): boolean =>
+  Boolean(o.routes.error || o.cni.error || o.masquerade.error || o.sysctls.error);
+
 const ok = (type: string, reason: string, message: string): ConditionInput => ({ type, status: "True", reason, message });
 const bad = (type: string, reason: string, message: string): ConditionInput => ({ type, status: "False", reason, message });
 

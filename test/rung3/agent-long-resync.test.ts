@@ -1,3 +1,6 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createNetBed, ipIn, ipJson, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
 import { waitFor } from "../../src/localcluster/processes.js";
@@ -25,7 +28,7 @@ describe("netEvent", () => {
 
 // The kernel flushes nexthop objects, and the routes through them, from a device that loses its carrier, and does
 // not restore them with the carrier. The resync is an hour away here: only the link watch can bring them back.
-describe.skipIf(!isRoot())("node agent woken by events only (resync 1 h): uplink flaps, a failed batch (rung 3)", () => {
+describe.skipIf(!isRoot())("node agent with a resync of an hour: woken by events and retries only (rung 3)", () => {
   beforeAll(async () => {
     bed = createNetBed("lf", 2, 68);
     for (const [i, n] of bed.nodes.entries()) await putNodeCidr(fx.api(), n.name, `10.244.${90 + i}.0/24`, [n.ip]);
@@ -84,6 +87,24 @@ describe.skipIf(!isRoot())("node agent woken by events only (resync 1 h): uplink
     } finally {
       await fx.api().custom.deleteClusterCustomObject({ ...podnetResource("nodecidrs"), name });
       ipIn(n1!.ns, "route", "del", "10.244.95.0/24", "proto", "static");
+    }
+  });
+
+  it("writes its conflist moments after the runtime creates the config dir, retrying the pass that failed", async () => {
+    const late = bed.addNode("n3");
+    await putNodeCidr(fx.api(), late.name, "10.244.93.0/24", [late.ip]);
+    const parent = mkdtempSync(join(tmpdir(), "podnet-late-dir-"));
+    const confDir = join(parent, "net.d"); // not there yet: the container runtime makes it when it starts
+    const agent = await startAgent(fx, late, { "resync-period": "1h", "cni-conf-dir": confDir });
+    try {
+      await waitFor("the missing dir reported", async () => (agent.agent.lastOutcome?.cni.error ? true : undefined), 5_000);
+      mkdirSync(confDir);
+      // Before, nothing woke the agent: the conflist came with the next resync, an hour later.
+      await waitFor("conflist written", async () => (existsSync(join(confDir, "10-podnet.conflist")) ? true : undefined), 10_000);
+      expect(agent.agent.lastOutcome?.cni.error).toBeUndefined();
+    } finally {
+      await agent.stop();
+      rmSync(parent, { recursive: true, force: true });
     }
   });
 });
