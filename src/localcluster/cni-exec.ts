@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { runtimeConfigFiles } from "../node-agent/cni-files.js";
 import { createNamespace, destroyNamespace, skipIpv6Dad } from "./netbed.js";
 
 /**
@@ -19,7 +20,7 @@ export interface PortMapping { hostPort: number; containerPort: number; protocol
 export interface Pod { name: string; ns: string; nodeNs: string; ips: string[]; conflist: NetConfList; result: CniResult; portMappings: PortMapping[]; binDir: string }
 
 export function runtimeConfigFile(confDir: string): string {
-  const files = readdirSync(confDir).filter((f) => /\.(conflist|conf|json)$/.test(f) && !f.startsWith(".")).sort();
+  const files = runtimeConfigFiles(confDir);
   if (!files[0]) throw new Error(`no CNI config in ${confDir}`);
   return join(confDir, files[0]);
 }

@@ -44,13 +44,21 @@ export function readIfPresent(path: string): string | undefined {
   }
 }
 
+/**
+ * The config files a container runtime considers, in the order it tries them: libcni's ConfFiles (regular
+ * entries by extension, dotfiles included), sorted. Our own temp files end in `.tmp-<pid>` and never count.
+ */
+export function runtimeConfigFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((e) => !e.isDirectory() && /\.(conflist|conf|json)$/.test(e.name))
+    .map((e) => e.name)
+    .sort();
+}
+
 /** Config files the runtime would pick before ours: it takes the alphabetically first one. */
 export function shadowingConfigs(dir: string, ourName: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .filter((f) => /\.(conflist|conf|json)$/.test(f) && !f.startsWith(".") && f !== ourName)
-    .filter((f) => f < ourName)
-    .sort();
+  return runtimeConfigFiles(dir).filter((f) => f < ourName);
 }
 
 export function missingPlugins(binDir: string, plugins: string[]): string[] {
