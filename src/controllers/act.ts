@@ -117,7 +117,8 @@ async function createRecord(ctx: ActContext, action: Extract<AllocationAction, {
   const body = {
     apiVersion: "podnet.io/v1alpha1", kind: "NodeCIDR",
     metadata: { name, labels: recordLabels(action.node, action.pool) },
-    spec: { nodeName: action.node, cidr: action.cidr, family: action.family === 6 ? "IPv6" : "IPv4", pool: action.pool, nodeIPs: action.nodeIPs, ...(action.adopted ? { adopted: true } : {}) },
+    spec: { nodeName: action.node, cidr: action.cidr, family: action.family === 6 ? "IPv6" : "IPv4", pool: action.pool, nodeIPs: action.nodeIPs,
+      ...(action.adopted ? { adopted: true } : {}), ...(action.nodeUID ? { nodeUID: action.nodeUID } : {}) },
   };
   ctx.metrics.apiWrites.inc({ action: "create" });
   try {

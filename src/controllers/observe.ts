@@ -69,6 +69,7 @@ export function plannerRecord(obj: NodeCidrObject): PlannerRecord {
     family: obj.spec.family === "IPv6" ? 6 : 4,
     pool: obj.spec.pool,
     nodeIPs: obj.spec.nodeIPs ?? [],
+    ...(obj.spec.nodeUID ? { nodeUID: obj.spec.nodeUID } : {}),
     phase: obj.status?.phase,
     allocatedReason: obj.status?.conditions?.find((c) => c.type === "Allocated")?.reason,
     ...(releasedAt !== undefined && !Number.isNaN(releasedAt) ? { releasedAt } : {}),

@@ -173,6 +173,16 @@ describe("planAllocations", () => {
     expect(kinds(planAllocations(input({ nodes: [node("a", { podCIDRs: ["10.244.9.0/24"] })] })).actions)).toEqual(["create:10.244.9.0/24"]);
   });
 
+  it("treats a Node registered again under its name (another uid) as a new holder: the old CIDR is released, the Node gets another", () => {
+    const old = rec("a", "10.244.0.0/24", { nodeUID: "uid-1" });
+    const again = planAllocations(input({ nodes: [node("a", { uid: "uid-2" })], records: [old] }));
+    expect(kinds(again.actions)).toEqual(["release:10-244-0-0-24", "create:10.244.1.0/24"]);
+    expect(again.actions[1]).toMatchObject({ node: "a", nodeUID: "uid-2" });
+    // The same Node, and a record made before podnet kept uids, are left as they are.
+    expect(planAllocations(input({ nodes: [node("a", { uid: "uid-1" })], records: [old] })).actions).toEqual([]);
+    expect(planAllocations(input({ nodes: [node("a", { uid: "uid-2" })], records: [rec("a", "10.244.0.0/24")] })).actions).toEqual([]);
+  });
+
   it("releases a deleted node's CIDR, keeps it out of circulation during the cooldown, deletes it after", () => {
     const released = rec("gone", "10.244.0.0/24", { phase: "Released", releasedAt: 990_000 });
     const during = planAllocations(input({ nodes: [node("new")], records: [released] }));

@@ -13,6 +13,8 @@ export interface PlannerNode {
 }
 export interface PlannerRecord {
   name: string; nodeName: string; cidr: string; family: IpFamily; pool: string; nodeIPs: string[];
+  /** The Node object it was made for (records from before podnet kept it have none: any Node of that name). */
+  nodeUID?: string;
   phase: "Allocated" | "Released" | "Quarantined" | undefined; releasedAt?: number;
   /** Reason of the controller's Allocated condition: tells a retained record (see RETAINED) from a plain one. */
   allocatedReason?: string;
@@ -21,7 +23,7 @@ export interface PlannerConfig { cooldownMs: number; serviceCIDRs: string[]; fil
 export interface PlannerInput { nodes: PlannerNode[]; records: PlannerRecord[]; pools: PlannerPool[]; config: PlannerConfig; now: number }
 
 export type AllocationAction =
-  | { kind: "create"; node: string; cidr: string; family: IpFamily; pool: string; nodeIPs: string[]; adopted: boolean }
+  | { kind: "create"; node: string; nodeUID: string; cidr: string; family: IpFamily; pool: string; nodeIPs: string[]; adopted: boolean }
   | { kind: "confirm"; name: string; node: string; cidr: string; pool: string }
   | { kind: "release"; name: string; nodeName: string }
   | { kind: "delete"; name: string }
@@ -87,7 +89,10 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
       if (cidr) hold(states, cidr, r.nodeName, holderOf);
       continue;
     }
-    if (!present.has(r.nodeName)) {
+    // A Node deleted and registered again under its name while the controller was away is another holder: its
+    // predecessor's CIDR goes through release and cooldown, as when the deletion is seen.
+    const holder = present.get(r.nodeName);
+    if (!holder || (r.nodeUID && holder.uid && r.nodeUID !== holder.uid)) {
       actions.push({ kind: "release", name: r.name, nodeName: r.nodeName });
       nextCheckAt = Math.min(nextCheckAt ?? now + config.cooldownMs, now + config.cooldownMs);
       if (cidr) hold(states, cidr, r.nodeName, holderOf);
@@ -210,14 +215,14 @@ function adopt(node: PlannerNode, preset: string, states: Map<string, PoolState>
     return { kind: "conflict", node: node.name, reason: "PodCIDRConflict", message: `node ${node.name} has podCIDR ${text}, already held by ${holder ? `node ${holder}` : "another record"}; not overwritten` };
   }
   found.set.occupy(cidr);
-  return { kind: "create", node: node.name, cidr: text, family: cidr.family, pool: found.state.pool.name, nodeIPs: node.internalIPs, adopted: true };
+  return { kind: "create", node: node.name, nodeUID: node.uid, cidr: text, family: cidr.family, pool: found.state.pool.name, nodeIPs: node.internalIPs, adopted: true };
 }
 
 function allocate(node: PlannerNode, state: PoolState, family: IpFamily): AllocationAction {
   const fam = state.families[family]!;
   for (const set of fam.sets) {
     const cidr = set.allocateNext();
-    if (cidr) return { kind: "create", node: node.name, cidr: formatCidr(cidr), family, pool: state.pool.name, nodeIPs: node.internalIPs, adopted: false };
+    if (cidr) return { kind: "create", node: node.name, nodeUID: node.uid, cidr: formatCidr(cidr), family, pool: state.pool.name, nodeIPs: node.internalIPs, adopted: false };
   }
   fam.exhaustedNodes++;
   return {

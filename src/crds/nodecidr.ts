@@ -29,6 +29,10 @@ export const nodeCidrSpecSchema = z
       .optional()
       .meta({ description: "InternalIP(s) of the node, mirrored by the controller so agents watch only NodeCIDRs." }),
     adopted: z.boolean().optional().meta({ description: "True when the CIDR came from node.spec.podCIDRs." }),
+    nodeUID: z.string().min(1).max(64).optional().meta({
+      description: "UID of the Node object it was allocated to: a Node registered again under the same name is another holder.",
+      ...cel({ rule: "self == oldSelf", message: "nodeUID is immutable" }),
+    }),
   })
   .meta(
     cel({

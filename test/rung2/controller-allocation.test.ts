@@ -187,6 +187,30 @@ describe("controller on the real API server: allocation basics", () => {
     await until("released", async () => ((await recordsOf("drain-1")).some((r) => r.status?.phase === "Released") ? true : undefined));
   }, 40_000);
 
+  it("a Node deleted and registered again under its name while the controller was down gets another CIDR; the old one waits out its cooldown", async () => {
+    const flags = { "cluster-cidr": "10.215.0.0/16", "default-pool": "again", "release-cooldown": "30s" };
+    controller = await startController(fx, flags);
+    await createNodes(fx.api(), [{ name: "again-1", ip: "192.168.57.1" }]);
+    const [first] = await until("allocated", async () => { const r = allocated(await recordsOf("again-1")); return r.length ? r : undefined; });
+    expect(first!.spec.nodeUID).toBe((await fx.api().core.readNode({ name: "again-1" })).metadata!.uid);
+    await controller.stop();
+    controller = undefined;
+    await deleteNodes(fx.api(), ["again-1"]);
+    await createNodes(fx.api(), [{ name: "again-1", ip: "192.168.57.9" }]); // a new machine under the old name
+    const uid = (await fx.api().core.readNode({ name: "again-1" })).metadata!.uid;
+    controller = await startController(fx, flags);
+    const fresh = await until("old released, another allocated", async () => {
+      const r = await recordsOf("again-1");
+      const released = r.some((x) => x.spec.cidr === first!.spec.cidr && x.status?.phase === "Released");
+      const other = allocated(r).find((x) => x.spec.cidr !== first!.spec.cidr);
+      return released && other ? other : undefined;
+    });
+    expect(fresh.spec.nodeUID).toBe(uid);
+    expect(await until("podCIDRs", async () => (await fx.api().core.readNode({ name: "again-1" })).spec?.podCIDRs)).toEqual([fresh.spec.cidr]);
+    expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
+    await deleteNodes(fx.api(), ["again-1"]);
+  });
+
   it("quarantines bad hand-made records, keeps serving others, and releases a deleted node's CIDR only after the cooldown", async () => {
     controller = await startController(fx, { "cluster-cidr": "10.210.0.0/16", "default-pool": "q", "release-cooldown": "3s" });
     const handMade = (cidr: string, node: string) => ({
