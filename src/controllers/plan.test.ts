@@ -249,9 +249,12 @@ describe("planAllocations", () => {
       .filter((a) => a.kind === "conflict")).toEqual([]);
   });
 
-  it("quarantines a second CIDR of one family for the same node", () => {
+  it("quarantines a second CIDR of one family for the same node, never the one its spec.podCIDRs names", () => {
     const plan = planAllocations(input({ nodes: [node("a")], records: [rec("a", "10.244.0.0/24"), rec("a", "10.244.1.0/24")] }));
     expect(plan.actions).toEqual([expect.objectContaining({ kind: "quarantine", name: "10-244-1-0-24", reason: "DuplicateForNode" })]);
+    // kubelet hands out addresses from 10.244.1.0/24 (two replicas raced, and the later record filled the field).
+    const named = planAllocations(input({ nodes: [node("a", { podCIDRs: ["10.244.1.0/24"] })], records: [rec("a", "10.244.0.0/24"), rec("a", "10.244.1.0/24")] }));
+    expect(named.actions).toEqual([expect.objectContaining({ kind: "quarantine", name: "10-244-0-0-24", reason: "DuplicateForNode" })]);
   });
 
   it("never hands out a slice a quarantined wrong-size record overlaps", () => {

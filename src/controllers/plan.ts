@@ -79,7 +79,9 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   let nextCheckAt: number | undefined;
   let retained = 0;
 
-  for (const r of [...input.records].sort(byClaimStrength)) {
+  // Of two claims alike, the one the Node names in spec.podCIDRs wins: kubelet already hands out its addresses.
+  const namedByNode = (r: PlannerRecord) => (present.get(r.nodeName)?.podCIDRs.includes(r.cidr) ? 0 : 1);
+  for (const r of [...input.records].sort((a, b) => byClaimStrength(a, b) || namedByNode(a) - namedByNode(b) || compareText(a.name, b.name))) {
     const cidr = tryParse(r.cidr);
     if (r.phase === "Released") {
       const due = (r.releasedAt ?? now) + config.cooldownMs;
@@ -283,8 +285,7 @@ function reserveNamedRanges(node: PlannerNode, states: Map<string, PoolState>, h
  * for a node) therefore never wins a range over a live allocation just because its name sorts first.
  */
 const CLAIM_ORDER: Record<string, number> = { Allocated: 0, Released: 1, unconfirmed: 2, Quarantined: 3 };
-const byClaimStrength = (a: PlannerRecord, b: PlannerRecord) =>
-  CLAIM_ORDER[a.phase ?? "unconfirmed"]! - CLAIM_ORDER[b.phase ?? "unconfirmed"]! || compareText(a.name, b.name);
+const byClaimStrength = (a: PlannerRecord, b: PlannerRecord) => CLAIM_ORDER[a.phase ?? "unconfirmed"]! - CLAIM_ORDER[b.phase ?? "unconfirmed"]!;
 
 function tryParse(text: string): Cidr | undefined {
   try { return parseCidr(text); } catch { return undefined; }
