@@ -169,6 +169,8 @@ describe("planAllocations", () => {
     // An IPv6 range on a Node whose pool has no IPv6 range, while another pool's node asks for one.
     const v6 = { name: "v6", nodeSelector: { stack: "v6" }, v6: { cidrs: ["fd00::/56"], nodePrefix: 64 } };
     expect(created([node("a", { podCIDRs: ["fd00::/64"] }), node("b", { labels: { stack: "v6" } })], { pools: [pool(["10.244.0.0/16"]), v6] })).toEqual(["10.244.0.0/24", "fd00:0:0:1::/64"]);
+    // A slice holding a Node's own address (a pool over the node network) goes to nobody.
+    expect(created([node("a", { internalIPs: ["10.244.0.7"] }), node("b", { internalIPs: ["10.244.1.9"] }), ...newcomers])).toEqual(["10.244.2.0/24", "10.244.3.0/24", "10.244.4.0/24", "10.244.5.0/24"]);
     // Adoption is unchanged: a range a Node may take is taken, not merely kept from others.
     expect(kinds(planAllocations(input({ nodes: [node("a", { podCIDRs: ["10.244.9.0/24"] })] })).actions)).toEqual(["create:10.244.9.0/24"]);
   });

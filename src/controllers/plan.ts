@@ -130,7 +130,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   // newcomer is handed the lowest free one, whatever the names' order.
   const poolOf = new Map(ordered.map((node) => [node.name, selectPool(node.labels, states)]));
   const adoptions = new Map(ordered.map((node) => [node.name, planFamilies(node, poolOf.get(node.name), states, held, holderOf, "adopt")]));
-  for (const node of present.values()) reserveNamedRanges(node, states, holderOf);
+  for (const node of present.values()) reserveNodeRanges(node, states, holderOf);
   for (const node of ordered) actions.push(...planNode(node, poolOf.get(node.name), states, held, holderOf, config, adoptions.get(node.name)!));
   actions.push(...sharedNodeIPs([...nodes.values()]));
   actions.push(...podCidrConditionActions(ordered, actions, now));
@@ -269,13 +269,20 @@ function hold(states: Map<string, PoolState>, cidr: Cidr, node: string, holderOf
  * A range a Node names in spec.podCIDRs is in use on that node (kubelet, kube-proxy) whether podnet adopted it
  * or not: in conflict, of another size, with host bits, on a node no pool selects or that is draining. None of
  * it is handed to another node. Runs after the adoptions, so a range a Node may take is taken, not reserved.
+ * Nor is a slice that holds a Node's own address (a pool range over the node network, 10.0.0.0/8 say):
+ * its pods would take the node's address, and agents refuse to route through an address inside a pod CIDR.
  */
-function reserveNamedRanges(node: PlannerNode, states: Map<string, PoolState>, holderOf: Map<string, string>): void {
+function reserveNodeRanges(node: PlannerNode, states: Map<string, PoolState>, holderOf: Map<string, string>): void {
   for (const text of node.podCIDRs) {
     let cidr: Cidr;
     try { cidr = parseCidr(text, { allowHostBits: true }); } catch { continue; }
     for (const set of overlappingSets(states.values(), cidr)) set.occupyCovering(cidr);
     if (!holderOf.has(formatCidr(cidr))) holderOf.set(formatCidr(cidr), node.name);
+  }
+  for (const text of node.internalIPs) {
+    let address: Cidr;
+    try { address = parseCidr(`${text}/${text.includes(":") ? 128 : 32}`); } catch { continue; }
+    for (const set of overlappingSets(states.values(), address)) set.occupyCovering(address);
   }
 }
 
