@@ -106,7 +106,7 @@ export async function syncRoutes(input: RouteSyncInput, view: KernelView | Error
       if (plan.actions.length) error = [error, ...result.errors.slice(0, 3)].filter(Boolean).join("; ");
     }
     if (counts.added + counts.replaced + counts.deleted) input.log.info({ ...counts, installed: plan.installed, overlay: findings.overlay, desired: base.desired }, "routes synced");
-    const outcome = { ...base, ...counts, ...findings, overlayChanges: overlay.changes, installed: plan.installed - (error ? plan.actions.filter((a) => a.kind !== "delete").length : 0),
+    const outcome = { ...base, ...counts, ...findings, overlayChanges: overlay.changes, installed: plan.installed - (result.errors.length ? plan.actions.filter((a) => a.kind !== "delete").length : 0),
       ...(error ? { error } : {}), ...(overlayError ? { overlayError } : {}) };
     // Kept for event passes to reuse only when the batch went through as planned.
     view.planned = error || result.errors.length ? undefined : planned;
