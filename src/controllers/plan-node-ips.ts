@@ -13,6 +13,7 @@ const MAX_NODE_IPS = 8;
 export function usableNodeIPs(nodes: PlannerNode[]): { usable: PlannerNode[]; warnings: AllocationAction[] } {
   const warnings: AllocationAction[] = [];
   const usable = nodes.map((n) => {
+    if (n.internalIPs.length <= MAX_NODE_IPS && n.internalIPs.every((ip) => isGlobalUnicastIp(ip) && (!ip.includes(":") || canonicalIp(ip) === ip))) return n;
     const unicast = n.internalIPs.filter(isGlobalUnicastIp);
     // In the one spelling agents compare with the kernel's (an IPv6 address has many).
     const kept = unicast.slice(0, MAX_NODE_IPS).map((ip) => canonicalIp(ip) ?? ip);

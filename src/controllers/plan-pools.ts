@@ -1,5 +1,5 @@
 import { CidrSet } from "../lib/cidr-set.js";
-import { cidrsOverlap, formatCidr, InvalidCidrError, parseCidr, type Cidr, type IpFamily } from "../lib/cidr.js";
+import { cidrContainsIp, cidrsOverlap, formatCidr, InvalidCidrError, parseCidr, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
 import type { ConditionInput } from "../lib/conditions.js";
 import { compareText } from "../lib/order.js";
 
@@ -123,6 +123,15 @@ export function overlappingSets(states: Iterable<PoolState>, cidr: Cidr): CidrSe
   const out: CidrSet[] = [];
   for (const state of states) for (const set of state.families[cidr.family]?.sets ?? []) if (cidrsOverlap(set.range, cidr)) out.push(set);
   return out;
+}
+
+/** Take the slice that holds the address out of circulation, in whichever range has it (a node's own IP). */
+export function occupySliceHolding(states: Iterable<PoolState>, ip: IpAddr): void {
+  for (const state of states) {
+    for (const set of state.families[ip.family]?.sets ?? []) {
+      if (cidrContainsIp(set.range, ip)) set.occupyCovering({ family: ip.family, network: ip.value, prefix: ip.family === 4 ? 32 : 128 });
+    }
+  }
 }
 
 export function poolStatusReports(states: Map<string, PoolState>): PoolStatusReport[] {

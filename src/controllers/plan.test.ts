@@ -286,6 +286,11 @@ describe("planAllocations", () => {
     expect(status("default", "Valid").status).toBe("True");
     expect(status("team-x", "Valid")).toMatchObject({ status: "False", message: "10.244.200.0/24 overlaps 10.244.0.0/16 of pool default, which has nodes allocated from it" });
     expect(status("team-x", "Exhausted").status).toBe("True");
+    // A hand-made record in team-x's range (no status: not an allocation) changes nothing of that.
+    const stray = rec("x", "10.244.200.0/26", { pool: "team-x", phase: undefined });
+    const withStray = planAllocations(input({ nodes, records: [rec("a", "10.244.0.0/24"), stray], pools: [pool(["10.244.0.0/16"]), teamX] }));
+    expect(withStray.actions.filter((a) => a.kind === "retain" || (a.kind === "quarantine" && a.name !== stray.name))).toEqual([]);
+    expect(withStray.poolStatuses.find((p) => p.pool === "default")!.conditions.find((c) => c.type === "Valid")!.status).toBe("True");
     // Both pools in use (or neither): nothing tells which one is meant, so both ranges are refused.
     const both = planAllocations(input({ nodes, records: [rec("a", "10.244.0.0/24"), rec("x", "10.244.200.0/26", { pool: "team-x" })], pools: [pool(["10.244.0.0/16"]), teamX] }));
     expect(both.actions.filter((a) => a.kind === "create")).toEqual([]);

@@ -1,5 +1,5 @@
-import { formatCidr, parseCidr, type Cidr, type IpFamily } from "../lib/cidr.js";
-import { buildPoolStates, findSet, overlappingSets, poolStatusReports, selectPool, type PlannerPool, type PoolState, type PoolStatusReport } from "./plan-pools.js";
+import { formatCidr, parseCidr, parseIp, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
+import { buildPoolStates, findSet, overlappingSets, poolStatusReports, selectPool, occupySliceHolding, type PlannerPool, type PoolState, type PoolStatusReport } from "./plan-pools.js";
 import { compareText } from "../lib/order.js";
 import { sharedNodeIPs, usableNodeIPs } from "./plan-node-ips.js";
 import { podCidrConditionActions, type NodeConditionState } from "./plan-node-condition.js";
@@ -66,7 +66,7 @@ const RETAINED = new Set(["PoolNotFound", "OutsidePool", "WrongSize"]);
  */
 export function planAllocations(input: PlannerInput): AllocationPlan {
   const { config, now } = input;
-  const states = buildPoolStates(input.pools, config.serviceCIDRs, input.records.filter((r) => r.phase !== "Quarantined"));
+  const states = buildPoolStates(input.pools, config.serviceCIDRs, input.records.filter((r) => r.phase === "Allocated" || r.phase === "Released"));
   // A Node with a deletionTimestamp may run pods for minutes yet (a finalizer drains it, as Karpenter's does):
   // its CIDR stays Allocated and routed until the object is gone, so it is neither released nor reused early.
   // It gets no new CIDR, though.
@@ -80,8 +80,9 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   let retained = 0;
 
   // Of two claims alike, the one the Node names in spec.podCIDRs wins: kubelet already hands out its addresses.
-  const namedByNode = (r: PlannerRecord) => (present.get(r.nodeName)?.podCIDRs.includes(r.cidr) ? 0 : 1);
-  for (const r of [...input.records].sort((a, b) => byClaimStrength(a, b) || namedByNode(a) - namedByNode(b) || compareText(a.name, b.name))) {
+  // Ranked once per record, not in each of the sort's comparisons.
+  const ranked = input.records.map((r) => ({ r, rank: CLAIM_ORDER[r.phase ?? "unconfirmed"]! * 2 + (present.get(r.nodeName)?.podCIDRs.includes(r.cidr) ? 0 : 1) }));
+  for (const { r } of ranked.sort((a, b) => a.rank - b.rank || compareText(a.r.name, b.r.name))) {
     const cidr = tryParse(r.cidr);
     if (r.phase === "Released") {
       const due = (r.releasedAt ?? now) + config.cooldownMs;
@@ -130,7 +131,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   // newcomer is handed the lowest free one, whatever the names' order.
   const poolOf = new Map(ordered.map((node) => [node.name, selectPool(node.labels, states)]));
   const adoptions = new Map(ordered.map((node) => [node.name, planFamilies(node, poolOf.get(node.name), states, held, holderOf, "adopt")]));
-  for (const node of present.values()) reserveNodeRanges(node, states, holderOf);
+  for (const node of present.values()) reserveNodeRanges(node, states, held, holderOf);
   for (const node of ordered) actions.push(...planNode(node, poolOf.get(node.name), states, held, holderOf, config, adoptions.get(node.name)!));
   actions.push(...sharedNodeIPs([...nodes.values()]));
   actions.push(...podCidrConditionActions(ordered, actions, now));
@@ -272,17 +273,19 @@ function hold(states: Map<string, PoolState>, cidr: Cidr, node: string, holderOf
  * Nor is a slice that holds a Node's own address (a pool range over the node network, 10.0.0.0/8 say):
  * its pods would take the node's address, and agents refuse to route through an address inside a pod CIDR.
  */
-function reserveNodeRanges(node: PlannerNode, states: Map<string, PoolState>, holderOf: Map<string, string>): void {
+function reserveNodeRanges(node: PlannerNode, states: Map<string, PoolState>, held: Map<string, Held[]>, holderOf: Map<string, string>): void {
+  const mine = held.get(node.name);
   for (const text of node.podCIDRs) {
+    if (mine?.some((h) => h.cidr === text)) continue; // its own record's range: taken already (the usual case)
     let cidr: Cidr;
     try { cidr = parseCidr(text, { allowHostBits: true }); } catch { continue; }
     for (const set of overlappingSets(states.values(), cidr)) set.occupyCovering(cidr);
     if (!holderOf.has(formatCidr(cidr))) holderOf.set(formatCidr(cidr), node.name);
   }
   for (const text of node.internalIPs) {
-    let address: Cidr;
-    try { address = parseCidr(`${text}/${text.includes(":") ? 128 : 32}`); } catch { continue; }
-    for (const set of overlappingSets(states.values(), address)) set.occupyCovering(address);
+    let ip: IpAddr;
+    try { ip = parseIp(text); } catch { continue; }
+    occupySliceHolding(states.values(), ip);
   }
 }
 
@@ -292,7 +295,6 @@ function reserveNodeRanges(node: PlannerNode, states: Map<string, PoolState>, ho
  * for a node) therefore never wins a range over a live allocation just because its name sorts first.
  */
 const CLAIM_ORDER: Record<string, number> = { Allocated: 0, Released: 1, unconfirmed: 2, Quarantined: 3 };
-const byClaimStrength = (a: PlannerRecord, b: PlannerRecord) => CLAIM_ORDER[a.phase ?? "unconfirmed"]! - CLAIM_ORDER[b.phase ?? "unconfirmed"]!;
 
 function tryParse(text: string): Cidr | undefined {
   try { return parseCidr(text); } catch { return undefined; }

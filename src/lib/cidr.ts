@@ -71,8 +71,10 @@ export function isGlobalUnicastIp(text: string): boolean {
 
 /** An address in its one canonical spelling (IPv6 has many), or undefined for text that is not one. */
 export function canonicalIp(text: string): string | undefined {
-  try { return formatIp(parseIp(text)); } catch { return undefined; }
+  try { return canonicalIpOf(text); } catch { return undefined; }
 }
+// Remembered: the controller canonicalises every Node's addresses on each plan.
+const canonicalIpOf = remembered(REMEMBERED, (text: string) => formatIp(parseIp(text)));
 
 export function formatIp(ip: IpAddr): string {
   if (ip.family === 6) return formatIpv6(ip.value.toString(16));
