@@ -16,7 +16,7 @@ import { agentConditions, passLeftWorkUndone, type SyncOutcome } from "./report.
 import { observed, poolRanges, recordProjection, type Pool, type Record_ } from "./records.js";
 import { syncKernelAndFiles } from "./sync.js";
 import { addRoutesEarly, earlyRoutesApply, kernelView, routedDevices } from "./route-sync.js";
-import { watchLinks, type LinkWatch } from "./link-watch.js";
+import { OnLinkSubnets, watchLinks, type LinkWatch } from "./link-watch.js";
 import { removeNftTable } from "./masquerade.js";
 import { flushOwnRoutes } from "./ip-route.js";
 import { warmToolShell } from "./tool-shell.js";
@@ -85,12 +85,13 @@ export class NodeAgent {
     });
     warmToolShell();
     // A device that carries routes changed (carrier lost or back): the kernel may have flushed podnet's
-    // nexthops and routes on it, which only a full pass reads back and repairs. A global address came or went
+    // nexthops and routes on it, which only a full pass reads back and repairs. An on-link subnet came or went
     // (an uplink's address back after its link): which peers are direct neighbours may have changed. Pods'
     // veths bring only link-local addresses, and podnet's own devices are podnet's doing.
+    const subnets = new OnLinkSubnets();
     this.linkWatch = watchLinks(this.opts.netns, (event) => {
       const relevant = event.kind === "link" ? routedDevices(this.opts.netns).has(event.device)
-        : event.scope === "global" && event.device !== BRIDGE_NAME && event.device !== VXLAN_DEVICE;
+        : event.scope === "global" && event.device !== BRIDGE_NAME && event.device !== VXLAN_DEVICE && subnets.changedBy(event);
       if (!relevant) return;
       this.fullDue = true;
       this.markDirty();

@@ -1,17 +1,46 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { formatCidr, parseCidr, type Cidr } from "../lib/cidr.js";
 
-/** A line of `ip -o monitor link address`: a device's link changed, or one of its addresses (with its scope). */
-export type NetEvent = { kind: "link"; device: string } | { kind: "address"; device: string; scope: string };
+/** A line of `ip -o monitor link address`: a device's link changed, or one of its addresses came or went. */
+export type NetEvent = { kind: "link"; device: string } | AddressEvent;
+export interface AddressEvent { kind: "address"; device: string; address: string; scope: string; deleted: boolean }
 
 /**
  * Pure: what an `ip -o monitor link address` line is about ("3: eth0@if7: <…>", "Deleted 5: veth1: …",
  * "2: eth0    inet 192.168.1.5/24 … scope global eth0 …"). undefined for anything else.
  */
 export function netEvent(line: string): NetEvent | undefined {
-  const address = /^(?:Deleted )?\d+: (\S+)\s+inet6? \S+ .*?\bscope (\S+)/.exec(line);
-  if (address) return { kind: "address", device: address[1]!, scope: address[2]! };
+  const address = /^(Deleted )?\d+: (\S+)\s+inet6? (\S+) .*?\bscope (\S+)/.exec(line);
+  if (address) return { kind: "address", device: address[2]!, address: address[3]!, scope: address[4]!, deleted: Boolean(address[1]) };
   const link = /^(?:Deleted )?\d+: ([^:@\s]+)[@:]/.exec(line);
   return link ? { kind: "link", device: link[1]! } : undefined;
+}
+
+/**
+ * The node's on-link subnets, as address events tell them. Which peers are direct neighbours depends on these
+ * alone, so a full pass is due only when one appears or goes. Host addresses (/32, /128: Service IPs kube-proxy's
+ * IPVS mode puts on kube-ipvs0, VIPs, node-local DNS) make no neighbours, and an address seen again (IPv6
+ * lifetimes refreshed by every router advertisement) changes nothing.
+ */
+export class OnLinkSubnets {
+  private readonly addresses = new Map<string, Set<string>>(); // "device subnet" → its addresses
+
+  changedBy(event: AddressEvent): boolean {
+    let cidr: Cidr;
+    try { cidr = parseCidr(event.address, { allowHostBits: true }); } catch { return false; }
+    if (cidr.prefix === (cidr.family === 4 ? 32 : 128)) return false;
+    const key = `${event.device} ${formatCidr(cidr)}`;
+    const known = this.addresses.get(key);
+    if (event.deleted) {
+      known?.delete(event.address);
+      if (known?.size) return false;
+      this.addresses.delete(key);
+      return true;
+    }
+    if (known) { known.add(event.address); return false; }
+    this.addresses.set(key, new Set([event.address]));
+    return true;
+  }
 }
 
 export interface LinkWatch { stop(): void }
