@@ -2,7 +2,7 @@ import type { Server } from "node:http";
 import { join } from "node:path";
 import { rmSync, readFileSync, existsSync } from "node:fs";
 import type { AgentCleanupConfig, AgentConfig } from "../config.js";
-import { Backoff, sleep } from "../lib/backoff.js";
+import { sleep } from "../lib/backoff.js";
 import { EventRecorder } from "../lib/events.js";
 import { startHealthServer } from "../lib/health.js";
 import { Informer, type ListPage } from "../lib/informer.js";
@@ -17,6 +17,7 @@ import { observed, poolRanges, recordProjection, type Pool, type Record_ } from 
 import { syncKernelAndFiles } from "./sync.js";
 import { addRoutesEarly, earlyRoutesApply, kernelView, routedDevices } from "./route-sync.js";
 import { OnLinkSubnets, watchLinks, type LinkWatch } from "./link-watch.js";
+import { PassRetry } from "./pass-retry.js";
 import { removeNftTable } from "./masquerade.js";
 import { flushOwnRoutes } from "./ip-route.js";
 import { warmToolShell } from "./tool-shell.js";
@@ -59,6 +60,7 @@ export class NodeAgent {
   syncs = 0;
 
   constructor(private readonly api: KubeApi, readonly config: AgentConfig, private readonly log: Logger, private readonly opts: AgentOptions = {}) {
+    this.retry = new PassRetry(config["resync-period"]);
     this.records = new Informer<Record_>({
       api, path: "/apis/podnet.io/v1alpha1/nodecidrs", log, onEvent: (event, obj) => this.onRecordEvent(event, obj),
       project: recordProjection(config["node-name"]),
@@ -173,7 +175,7 @@ export class NodeAgent {
   }
 
   private fullDue = true;
-  private readonly retry = new Backoff(1_000, 3_600_000);
+  private readonly retry: PassRetry;
   private statusDueAt?: number;
   private lastFullPassAt = 0;
 
@@ -185,38 +187,36 @@ export class NodeAgent {
   private async loop(): Promise<void> {
     await Promise.race([Promise.all([this.records.synced, this.pools.synced]), this.stopping]);
     while (this.running) {
-      let failed = false;
-      let leftUndone = false;
       if (this.dirty) {
         this.dirty = false;
+        let failed = false;
         const outcome = await this.sync().catch((err: unknown) => {
           failed = true;
           this.metrics.errors.inc({ step: "sync" });
           this.log.error({ node: this.config["node-name"], err: apiMessage(err) }, "sync failed; retrying");
         });
-        leftUndone = outcome !== undefined && passLeftWorkUndone(outcome);
+        this.retry.passed(failed ? "threw" : outcome && passLeftWorkUndone(outcome) ? "undone" : "clean", Date.now());
+        // Events that arrived during the pass are handled at once (after a short coalescing pause).
+        if (this.running && this.dirty && !failed) { await sleep(10); continue; }
       }
-      // Events that arrived during the pass are handled at once (after a short coalescing pause). A pass that
-      // failed, or left work undone (a route batch, the conflist, nft or a sysctl failed: a full /etc/cni/net.d,
-      // a directory the runtime creates later), is retried from 1 s, doubling up to the resync period; a
-      // retry of undone work is a full pass. Otherwise sleep until an event or the periodic resync.
       if (!this.running) break;
-      if (this.dirty && !failed) { await sleep(10); continue; }
-      if (!failed && !leftUndone) this.retry.reset();
-      // A count-only status update held back by its interval is due before the next resync: wake for it,
-      // without making that pass a full one.
-      const resyncMs = failed || leftUndone ? Math.min(this.retry.next(), this.config["resync-period"]) : this.config["resync-period"];
-      const statusMs = this.statusDueAt !== undefined ? Math.max(0, this.statusDueAt - Date.now()) : Infinity;
+      // Sleep until an event, the retry, a count-only status update held back by its interval (that pass is
+      // not a full one), or the periodic resync.
+      const now = Date.now();
+      const resyncMs = this.config["resync-period"];
+      const statusMs = this.statusDueAt !== undefined ? Math.max(0, this.statusDueAt - now) : Infinity;
+      const retryMs = this.retry.dueAt !== undefined ? Math.max(0, this.retry.dueAt - now) : Infinity;
+      const waitMs = Math.min(resyncMs, statusMs, retryMs);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           this.dirty = true;
-          if (resyncMs <= statusMs) this.fullDue = !failed || this.fullDue;
+          if (waitMs === retryMs) this.fullDue ||= this.retry.fired();
+          if (waitMs === resyncMs) this.fullDue = true;
           resolve();
-        }, Math.min(resyncMs, statusMs));
+        }, waitMs);
         this.wake = () => { clearTimeout(timer); resolve(); };
       });
       this.wake = undefined;
-      if (failed || leftUndone) this.dirty = true;
       await sleep(10);
     }
   }
