@@ -7,6 +7,7 @@ import { silentLogger } from "../../src/log.js";
 import { clearNetworkUnavailable } from "../../src/node-agent/node-network-condition.js";
 import { kubeBin } from "../../src/localcluster/kube-bins.js";
 import { putNodeCidr } from "../harness/agent-fixture.js";
+import { waitFor } from "../../src/localcluster/processes.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 
 const fx = useControlPlane();
@@ -46,7 +47,8 @@ describe("helm install onto the real API server", () => {
     expect(out.trim().split("\n")).toHaveLength(7);
     expect(kubectl("get", "clusterrole/podnet-agent", "clusterrole/podnet-controller", "validatingadmissionpolicy/podnet-agent-own-node",
       "validatingadmissionpolicybinding/podnet-agent-own-node", "validatingadmissionpolicy/podnet-agent-own-node-network",
-      "validatingadmissionpolicybinding/podnet-agent-own-node-network", "-o", "name").trim().split("\n")).toHaveLength(6);
+      "validatingadmissionpolicybinding/podnet-agent-own-node-network", "validatingadmissionpolicy/podnet-controller-node-condition",
+      "validatingadmissionpolicybinding/podnet-controller-node-condition", "-o", "name").trim().split("\n")).toHaveLength(8);
   });
 
   it.each([
@@ -131,5 +133,27 @@ describe("helm install onto the real API server", () => {
     }
     const spec = await agent.core.patchNode({ name: "node-a", body: { spec: { unschedulable: true } } }, mergePatch()).then(() => undefined, (e: unknown) => e);
     expect(apiStatus(spec)).toBe(403); // RBAC: nodes themselves are read-only for the agent
+  });
+
+  it("the controller's token may set a Node's PodCIDRConflict condition and change nothing else of its status", async () => {
+    const admin = fx.api();
+    await admin.core.createNode({ body: { metadata: { name: "node-c" } } });
+    const token = await admin.core.createNamespacedServiceAccountToken({ namespace: "kube-system", name: "podnet-controller", body: { spec: { audiences: [], expirationSeconds: 600 } } });
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: "c", server: fx.cp.url, caFile: fx.cp.pki.caCert }],
+      users: [{ name: "controller", token: token.status!.token }],
+      contexts: [{ name: "c", cluster: "c", user: "controller" }], currentContext: "c",
+    });
+    const controller = new KubeApi(kc, "podnet-controller");
+    const condition = (type: string) => ({ status: { conditions: [{ type, status: "True", reason: "Test", message: "test", lastTransitionTime: new Date() }] } });
+    const errorOf = (body: object) => controller.core.patchNodeStatus({ name: "node-c", body }, strategicMergePatch()).then(() => undefined, (e: unknown) => e);
+    // The policy takes effect once the API server has loaded it.
+    const refused = await waitFor("the policy in force", async () => { const err = await errorOf(condition("Ready")); return err ? err : undefined; }, 30_000, 200);
+    expect(apiStatus(refused)).toBe(403);
+    expect(apiMessage(refused)).toContain("podnet-controller may change only the PodCIDRConflict condition of a Node");
+    expect(apiStatus(await errorOf({ status: { addresses: [{ type: "InternalIP", address: "10.0.0.66" }] } }))).toBe(403);
+    expect(await errorOf(condition("PodCIDRConflict"))).toBeUndefined();
+    expect((await admin.core.readNode({ name: "node-c" })).status?.conditions?.map((c) => c.type)).toEqual(["PodCIDRConflict"]);
   });
 });
