@@ -4,7 +4,7 @@ import { nextCondition } from "../lib/conditions.js";
 import type { RetryGate } from "../lib/backoff.js";
 import type { EventRecorder } from "../lib/events.js";
 import type { Informer } from "../lib/informer.js";
-import { apiMessage, applyStatus, forEachLimited, isAlreadyExists, isConflict, isNotFound, mergePatch, podnetResource, strategicMergePatch, type KubeApi } from "../lib/k8s.js";
+import { apiMessage, apiStatus, applyStatus, forEachLimited, isAlreadyExists, isConflict, isNotFound, mergePatch, podnetResource, strategicMergePatch, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 import type { AllocationAction } from "./plan.js";
 import type { ControllerMetrics } from "./metrics.js";
@@ -107,7 +107,7 @@ async function applyOne(ctx: ActContext, action: AllocationAction): Promise<void
       }
       return;
     case "updateNodeIPs": return patchNodeIPs(ctx, action.name, action.nodeIPs);
-    case "setNodePodCIDRs": return patchNodePodCidrs(ctx, action.node, action.cidrs);
+    case "setNodePodCIDRs": return patchNodePodCidrs(ctx, action);
     case "nodeCondition": return patchNodeCondition(ctx, action);
   }
 }
@@ -189,10 +189,20 @@ async function patchNodeIPs(ctx: ActContext, name: string, nodeIPs: string[]): P
   ctx.log.info({ nodecidr: name, nodeIPs }, "node IPs mirrored");
 }
 
-async function patchNodePodCidrs(ctx: ActContext, node: string, cidrs: string[]): Promise<void> {
+async function patchNodePodCidrs(ctx: ActContext, action: Extract<AllocationAction, { kind: "setNodePodCIDRs" }>): Promise<void> {
+  const { node, nodeUID, cidrs } = action;
   ctx.metrics.apiWrites.inc({ action: "setNodePodCIDRs" });
-  const updated = await ctx.api.core.patchNode({ name: node, body: { spec: { podCIDR: cidrs[0], podCIDRs: cidrs } }, fieldManager: ctx.api.fieldManager }, mergePatch());
-  ctx.nodes.assume(updated);
+  // The uid is a precondition: a Node deleted and registered again since the plan gets nothing from this one
+  // (podCIDRs cannot be changed once set, and its predecessor's CIDR is about to be released).
+  const body = { ...(nodeUID ? { metadata: { uid: nodeUID } } : {}), spec: { podCIDR: cidrs[0], podCIDRs: cidrs } };
+  try {
+    ctx.nodes.assume(await ctx.api.core.patchNode({ name: node, body, fieldManager: ctx.api.fieldManager }, mergePatch()));
+  } catch (err) {
+    // The API server answers a patch naming another uid with 422 "metadata.uid: … field is immutable".
+    if (apiStatus(err) !== 422 || !apiMessage(err).includes("metadata.uid")) throw err;
+    ctx.log.info({ node }, "node.spec.podCIDRs not filled: the Node was registered again since the plan");
+    return;
+  }
   ctx.log.info({ node, podCIDRs: cidrs }, "node.spec.podCIDRs filled");
 }
 

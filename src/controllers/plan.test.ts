@@ -66,7 +66,7 @@ describe("planAllocations", () => {
     expect(kinds(plan.actions)).toEqual(["create:10.244.0.0/24", "create:fd00:10:244::/64"]);
     const records = [rec("a", "10.244.0.0/24"), rec("a", "fd00:10:244::/64")];
     const next = planAllocations(input({ nodes: [node("a")], records, pools: [dualStack], config: filling }));
-    expect(next.actions).toEqual([{ kind: "setNodePodCIDRs", node: "a", cidrs: ["10.244.0.0/24", "fd00:10:244::/64"] }]);
+    expect(next.actions).toEqual([{ kind: "setNodePodCIDRs", node: "a", nodeUID: "a", cidrs: ["10.244.0.0/24", "fd00:10:244::/64"] }]);
     // An unconfirmed record (its creator died before the status write) exists too: confirmed and filled together.
     const unconfirmed = planAllocations(input({ nodes: [node("a")], records: records.map((r) => ({ ...r, phase: undefined })), pools: [dualStack], config: filling }));
     expect(kinds(unconfirmed.actions)).toEqual(["confirm:10.244.0.0/24", "confirm:fd00:10:244::/64", "setNodePodCIDRs:a"]);

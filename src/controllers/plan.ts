@@ -32,7 +32,7 @@ export type AllocationAction =
   | { kind: "conflict"; node: string; reason: string; message: string }
   | { kind: "exhausted"; node: string; pool: string; family: IpFamily; reason: "PodCIDRNotAvailable"; message: string }
   | { kind: "updateNodeIPs"; name: string; nodeIPs: string[] }
-  | { kind: "setNodePodCIDRs"; node: string; cidrs: string[] }
+  | { kind: "setNodePodCIDRs"; node: string; nodeUID: string; cidrs: string[] }
   | ({ kind: "nodeCondition"; node: string; lastTransitionTime: string } & Omit<NodeConditionState, "lastTransitionTime">);
 
 export interface AllocationPlan {
@@ -186,7 +186,7 @@ function planNode(node: PlannerNode, state: PoolState | undefined, states: Map<s
   // rejected object), and spec.podCIDRs cannot be changed once set. The next plan, moments later, fills it.
   const created = adoption.created || allocation.created;
   if (config.fillNodePodCIDRs && !created && !adoption.incomplete && !allocation.incomplete && node.podCIDRs.length === 0 && mine.length > 0) {
-    actions.push({ kind: "setNodePodCIDRs", node: node.name, cidrs: [...mine].sort((a, b) => a.family - b.family).map((h) => h.cidr) });
+    actions.push({ kind: "setNodePodCIDRs", node: node.name, nodeUID: node.uid, cidrs: [...mine].sort((a, b) => a.family - b.family).map((h) => h.cidr) });
   }
   return actions;
 }

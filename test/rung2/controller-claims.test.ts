@@ -1,5 +1,10 @@
 import { afterEach, describe, expect, it } from "vitest";
-import type { AllocationController } from "../../src/controllers/controller.js";
+import { AllocationController } from "../../src/controllers/controller.js";
+import { applyActions } from "../../src/controllers/act.js";
+import { controllerConfigSchema } from "../../src/config.js";
+import { RetryGate } from "../../src/lib/backoff.js";
+import { EventRecorder } from "../../src/lib/events.js";
+import { silentLogger } from "../../src/log.js";
 import { mergePatch, podnetResource } from "../../src/lib/k8s.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { useControlPlane } from "../harness/api-fixture.js";
@@ -42,6 +47,22 @@ describe("controller on the real API server: claims on one range", () => {
     const reported = await until("wide reported", async () => (await eventsFor(fx.api(), "Node", "wide")).find((e) => e.reason === "PodCIDROutsidePool"));
     expect(reported.message).toContain("10.244.0.0/23");
     expect(await nodePodCidrViolations(fx.api())).toEqual([]);
+  });
+
+  it("a podCIDRs fill planned for a Node that has been registered again since (another uid) changes nothing", async () => {
+    await createNodes(fx.api(), [{ name: "reborn", ip: "192.168.65.1" }]);
+    const uid = (await fx.api().core.readNode({ name: "reborn" })).metadata!.uid!;
+    // The act shell on its own, with the plan's action: no controller races it here.
+    const api = fx.api("podnet-controller");
+    const shell = new AllocationController(api, controllerConfigSchema.parse({ "metrics-address": "127.0.0.1:0", "leader-elect": "false" }), silentLogger());
+    const ctx = { api, nodes: shell.nodes, records: shell.records, recorder: new EventRecorder(api, "test", silentLogger()), metrics: shell.metrics,
+      log: silentLogger(), leading: () => true, retry: new RetryGate() };
+    const fill = (nodeUID: string) => applyActions(ctx, [{ kind: "setNodePodCIDRs", node: "reborn", nodeUID, cidrs: ["10.244.9.0/24"] }]);
+    await fill("uid-of-the-node-that-was-deleted");
+    expect((await fx.api().core.readNode({ name: "reborn" })).spec?.podCIDRs).toBeUndefined();
+    expect((await shell.metrics.errors.get()).values.reduce((n, v) => n + v.value, 0)).toBe(0); // skipped, not failed
+    await fill(uid);
+    expect((await fx.api().core.readNode({ name: "reborn" })).spec?.podCIDRs).toEqual(["10.244.9.0/24"]);
   });
 
   it("a stray hand-made record covering live ranges is quarantined; the live records stay Allocated and routed", async () => {
