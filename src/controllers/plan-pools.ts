@@ -139,9 +139,11 @@ export function poolStatusReports(states: Map<string, PoolState>): PoolStatusRep
     const usage: PoolStatusReport["usage"] = {};
     const problems: string[] = [];
     let exhausted = 0;
+    let waitingOnInvalid = false;
     for (const family of [4, 6] as const) {
       const fam = families[family];
       if (!fam) continue;
+      waitingOnInvalid ||= fam.exhaustedNodes > 0 && fam.sets.length === 0;
       const size = fam.sets.reduce((n, s) => n + s.size, 0n);
       const allocated = fam.sets.reduce((n, s) => n + s.used, 0);
       usage[family] = { size, allocated, free: size - BigInt(allocated) };
@@ -153,7 +155,8 @@ export function poolStatusReports(states: Map<string, PoolState>): PoolStatusRep
         ? { type: "Valid", status: "False", reason: "InvalidRanges", message: problems.join("; ") }
         : { type: "Valid", status: "True", reason: "RangesValid", message: "all ranges usable" },
       exhausted
-        ? { type: "Exhausted", status: "True", reason: "NoFreeCIDR", message: `${exhausted} node(s) wait for a CIDR; add a range to spec to grow the pool` }
+        ? { type: "Exhausted", status: "True", reason: "NoFreeCIDR", message: `${exhausted} node(s) wait for a CIDR; `
+          + (waitingOnInvalid ? "a family has no valid range: fix what the Valid condition names" : "add a range to spec to grow the pool") }
         : { type: "Exhausted", status: "False", reason: "CapacityAvailable", message: "every selected node has its CIDRs" },
     ];
     return { pool: pool.name, usage, conditions };

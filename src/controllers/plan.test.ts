@@ -285,7 +285,7 @@ describe("planAllocations", () => {
     const status = (name: string, type: string) => plan.poolStatuses.find((p) => p.pool === name)!.conditions.find((c) => c.type === type)!;
     expect(status("default", "Valid").status).toBe("True");
     expect(status("team-x", "Valid")).toMatchObject({ status: "False", message: "10.244.200.0/24 overlaps 10.244.0.0/16 of pool default, which has nodes allocated from it" });
-    expect(status("team-x", "Exhausted").status).toBe("True");
+    expect(status("team-x", "Exhausted")).toMatchObject({ status: "True", message: "1 node(s) wait for a CIDR; a family has no valid range: fix what the Valid condition names" });
     // A hand-made record in team-x's range (no status: not an allocation) changes nothing of that.
     const stray = rec("x", "10.244.200.0/26", { pool: "team-x", phase: undefined });
     const withStray = planAllocations(input({ nodes, records: [rec("a", "10.244.0.0/24"), stray], pools: [pool(["10.244.0.0/16"]), teamX] }));
