@@ -4,7 +4,7 @@ import { nextCondition } from "../lib/conditions.js";
 import type { RetryGate } from "../lib/backoff.js";
 import type { EventRecorder } from "../lib/events.js";
 import type { Informer } from "../lib/informer.js";
-import { apiMessage, apiStatus, applyStatus, forEachLimited, isAlreadyExists, isConflict, isNotFound, mergePatch, podnetResource, strategicMergePatch, type KubeApi } from "../lib/k8s.js";
+import { apiCauseFields, apiMessage, apiStatus, applyStatus, forEachLimited, isAlreadyExists, isConflict, isNotFound, mergePatch, podnetResource, strategicMergePatch, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 import type { AllocationAction } from "./plan.js";
 import type { ControllerMetrics } from "./metrics.js";
@@ -198,8 +198,8 @@ async function patchNodePodCidrs(ctx: ActContext, action: Extract<AllocationActi
   try {
     ctx.nodes.assume(await ctx.api.core.patchNode({ name: node, body, fieldManager: ctx.api.fieldManager }, mergePatch()));
   } catch (err) {
-    // The API server answers a patch naming another uid with 422 "metadata.uid: … field is immutable".
-    if (apiStatus(err) !== 422 || !apiMessage(err).includes("metadata.uid")) throw err;
+    // The API server answers a patch naming another uid with 422, its cause the field metadata.uid (immutable).
+    if (apiStatus(err) !== 422 || !apiCauseFields(err).includes("metadata.uid")) throw err;
     ctx.log.info({ node }, "node.spec.podCIDRs not filled: the Node was registered again since the plan");
     return;
   }

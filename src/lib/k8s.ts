@@ -137,6 +137,18 @@ export function apiMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** The fields a refused write names in Status.details.causes (a 422's reasons), for telling refusals apart. */
+export function apiCauseFields(err: unknown): string[] {
+  if (!err || typeof err !== "object" || !("body" in err)) return [];
+  try {
+    const body = (err as { body: unknown }).body;
+    const parsed = (typeof body === "string" ? JSON.parse(body) : body) as { details?: { causes?: Array<{ field?: string }> } } | undefined;
+    return (parsed?.details?.causes ?? []).flatMap((c) => (c.field ? [c.field] : []));
+  } catch {
+    return [];
+  }
+}
+
 export const isNotFound = (err: unknown) => apiStatus(err) === 404;
 export const isAlreadyExists = (err: unknown) => apiStatus(err) === 409;
 /** 409 from an update or delete: a precondition (uid, resourceVersion) no longer holds. */

@@ -90,10 +90,11 @@ export class NodeAgent {
     // nexthops and routes on it, which only a full pass reads back and repairs. An on-link subnet came or went
     // (an uplink's address back after its link): which peers are direct neighbours may have changed. Pods'
     // veths bring only link-local addresses, and podnet's own devices are podnet's doing.
-    const subnets = new OnLinkSubnets();
+    let subnets = new OnLinkSubnets();
     this.linkWatch = watchLinks(this.opts.netns, (event) => {
-      const relevant = event.kind === "link" ? routedDevices(this.opts.netns).has(event.device)
-        : event.scope === "global" && event.device !== BRIDGE_NAME && event.device !== VXLAN_DEVICE && subnets.changedBy(event);
+      if (event.kind === "restart") subnets = new OnLinkSubnets(); // what it missed is read by the full pass below
+      const relevant = event.kind === "restart" || (event.kind === "link" ? routedDevices(this.opts.netns).has(event.device)
+        : event.scope === "global" && event.device !== BRIDGE_NAME && event.device !== VXLAN_DEVICE && subnets.changedBy(event));
       if (!relevant) return;
       this.fullDue = true;
       this.markDirty();
@@ -186,25 +187,32 @@ export class NodeAgent {
 
   private async loop(): Promise<void> {
     await Promise.race([Promise.all([this.records.synced, this.pools.synced]), this.stopping]);
+    let failed = false;
     while (this.running) {
       if (this.dirty) {
         this.dirty = false;
-        let failed = false;
+        failed = false;
         const outcome = await this.sync().catch((err: unknown) => {
           failed = true;
           this.metrics.errors.inc({ step: "sync" });
           this.log.error({ node: this.config["node-name"], err: apiMessage(err) }, "sync failed; retrying");
         });
         this.retry.passed(failed ? "threw" : outcome && passLeftWorkUndone(outcome) ? "undone" : "clean", Date.now());
-        // Events that arrived during the pass are handled at once (after a short coalescing pause).
-        if (this.running && this.dirty && !failed) { await sleep(10); continue; }
+        // Events that arrived during the pass are handled at once (after a short coalescing pause); a retry
+        // fallen due meanwhile makes that pass a full one, or steady churn would put it off for good.
+        if (this.running && this.dirty && !failed) {
+          if (this.retry.dueAt !== undefined && this.retry.dueAt <= Date.now()) this.fullDue ||= this.retry.fired();
+          await sleep(10);
+          continue;
+        }
       }
       if (!this.running) break;
       // Sleep until an event, the retry, a count-only status update held back by its interval (that pass is
       // not a full one), or the periodic resync.
       const now = Date.now();
       const resyncMs = this.config["resync-period"];
-      const statusMs = this.statusDueAt !== undefined ? Math.max(0, this.statusDueAt - now) : Infinity;
+      // After a pass that threw, the status waits for the retry: a status already due would wake at once, for good.
+      const statusMs = this.statusDueAt !== undefined && !failed ? Math.max(0, this.statusDueAt - now) : Infinity;
       const retryMs = this.retry.dueAt !== undefined ? Math.max(0, this.retry.dueAt - now) : Infinity;
       const waitMs = Math.min(resyncMs, statusMs, retryMs);
       await new Promise<void>((resolve) => {

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { formatCidr, parseCidr, type Cidr } from "../lib/cidr.js";
 
 /** A line of `ip -o monitor link address`: a device's link changed, or one of its addresses came or went. */
-export type NetEvent = { kind: "link"; device: string } | AddressEvent;
+export type NetEvent = { kind: "link"; device: string } | AddressEvent | { kind: "restart" };
 export interface AddressEvent { kind: "address"; device: string; address: string; scope: string; deleted: boolean }
 
 /**
@@ -10,8 +10,12 @@ export interface AddressEvent { kind: "address"; device: string; address: string
  * "2: eth0    inet 192.168.1.5/24 … scope global eth0 …"). undefined for anything else.
  */
 export function netEvent(line: string): NetEvent | undefined {
-  const address = /^(Deleted )?\d+: (\S+)\s+inet6? (\S+) .*?\bscope (\S+)/.exec(line);
-  if (address) return { kind: "address", device: address[2]!, address: address[3]!, scope: address[4]!, deleted: Boolean(address[1]) };
+  // A point-to-point address ("inet 10.1.1.1 peer 10.1.1.2/30") carries its prefix on the peer.
+  const address = /^(Deleted )?\d+: (\S+)\s+inet6? (\S+)(?: peer \S+?(\/\d+))? .*?\bscope (\S+)/.exec(line);
+  if (address) {
+    const text = address[4] && !address[3]!.includes("/") ? `${address[3]}${address[4]}` : address[3]!;
+    return { kind: "address", device: address[2]!, address: text, scope: address[5]!, deleted: Boolean(address[1]) };
+  }
   const link = /^(?:Deleted )?\d+: ([^:@\s]+)[@:]/.exec(line);
   return link ? { kind: "link", device: link[1]! } : undefined;
 }
@@ -27,7 +31,7 @@ export class OnLinkSubnets {
 
   changedBy(event: AddressEvent): boolean {
     let cidr: Cidr;
-    try { cidr = parseCidr(event.address, { allowHostBits: true }); } catch { return false; }
+    try { cidr = parseCidr(event.address, { allowHostBits: true }); } catch { return true; } // unknown form: look again
     if (cidr.prefix === (cidr.family === 4 ? 32 : 128)) return false;
     const key = `${event.device} ${formatCidr(cidr)}`;
     const known = this.addresses.get(key);
@@ -63,7 +67,9 @@ export function watchLinks(netns: string | undefined, onChange: (event: NetEvent
   let child: ChildProcess | undefined;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
+  let restarts = 0;
   const start = () => {
+    if (restarts++ > 0) onChange({ kind: "restart" }); // events may have been missed while it was down
     child = spawn("ip", [...(netns ? ["-n", netns] : []), "-o", "monitor", "link", "address"], { stdio: ["ignore", "pipe", "ignore"] });
     let partial = "";
     child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
