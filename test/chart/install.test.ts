@@ -126,6 +126,7 @@ describe("helm install onto the real API server", () => {
       { status: { conditions: [{ type: "Ready", status: "True", reason: "KubeletReady", message: "", lastTransitionTime: new Date() }] } },
       { status: { addresses: [{ type: "InternalIP", address: "10.0.0.66" }] } },
       { status: { capacity: { pods: "500" } } },
+      { status: { nodeInfo: { kubeletVersion: "v0.0.0-forged" } } },
     ]) {
       const err = await errorOf("node-a", body);
       expect(apiStatus(err)).toBe(403);
@@ -155,6 +156,7 @@ describe("helm install onto the real API server", () => {
     expect(apiStatus(refused)).toBe(403);
     expect(apiMessage(refused)).toContain("podnet-controller may change only the PodCIDRConflict condition of a Node");
     expect(apiStatus(await errorOf({ status: { addresses: [{ type: "InternalIP", address: "10.0.0.66" }] } }))).toBe(403);
+    expect(apiStatus(await errorOf({ status: { nodeInfo: { kubeletVersion: "v0.0.0-forged" } } }))).toBe(403);
     expect(await errorOf(condition("PodCIDRConflict"))).toBeUndefined();
     expect((await admin.core.readNode({ name: "node-c" })).status?.conditions?.map((c) => c.type)).toEqual(["PodCIDRConflict"]);
   });
