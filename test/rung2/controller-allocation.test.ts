@@ -164,7 +164,8 @@ describe("controller on the real API server: allocation basics", () => {
     await fx.api().core.createNode({ body: { metadata: { name: "ll-1" } } });
     await fx.api().core.patchNodeStatus({ name: "ll-1", body: { status: { addresses: [
       { type: "InternalIP", address: "169.254.3.3" }, { type: "InternalIP", address: "192.168.53.1" }] } } }, mergePatch());
-    const [rec] = await until("allocated", async () => { const r = allocated(await recordsOf("ll-1")); return r.length ? r : undefined; });
+    // The Node exists before its addresses (as kubelet registers): it may be allocated first, its IPs mirrored next.
+    const [rec] = await until("allocated, its IPs mirrored", async () => { const r = allocated(await recordsOf("ll-1")); return r[0]?.spec.nodeIPs?.length ? r : undefined; });
     expect(rec!.spec.nodeIPs).toEqual(["192.168.53.1"]);
     expect((await until("warning", async () => (await eventsFor(fx.api(), "Node", "ll-1")).find((e) => e.reason === "UnusableNodeIP"))).message).toContain("169.254.3.3");
   });
