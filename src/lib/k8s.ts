@@ -123,30 +123,28 @@ export function apiStatus(err: unknown): number | undefined {
   return undefined;
 }
 
+/** The Status object a failed call's body carries (client-node's ApiException.body), if any. */
+function statusBody(err: unknown): { message?: unknown; details?: { causes?: Array<{ field?: string }> } } | undefined {
+  if (!err || typeof err !== "object" || !("body" in err)) return undefined;
+  const body = (err as { body: unknown }).body;
+  try {
+    const parsed: unknown = typeof body === "string" ? JSON.parse(body) : body;
+    return parsed && typeof parsed === "object" ? parsed : undefined;
+  } catch {
+    return undefined; // not JSON
+  }
+}
+
 /** The server's explanation of a failed call (Status.message), for conditions and logs. */
 export function apiMessage(err: unknown): string {
-  if (err && typeof err === "object" && "body" in err) {
-    const body = (err as { body: unknown }).body;
-    try {
-      const parsed = typeof body === "string" ? JSON.parse(body) : body;
-      if (parsed && typeof parsed === "object" && "message" in parsed) return String((parsed as { message: unknown }).message);
-    } catch {
-      /* not JSON: fall through */
-    }
-  }
+  const status = statusBody(err);
+  if (status && "message" in status) return String(status.message);
   return err instanceof Error ? err.message : String(err);
 }
 
 /** The fields a refused write names in Status.details.causes (a 422's reasons), for telling refusals apart. */
 export function apiCauseFields(err: unknown): string[] {
-  if (!err || typeof err !== "object" || !("body" in err)) return [];
-  try {
-    const body = (err as { body: unknown }).body;
-    const parsed = (typeof body === "string" ? JSON.parse(body) : body) as { details?: { causes?: Array<{ field?: string }> } } | undefined;
-    return (parsed?.details?.causes ?? []).flatMap((c) => (c.field ? [c.field] : []));
-  } catch {
-    return [];
-  }
+  return (statusBody(err)?.details?.causes ?? []).flatMap((c) => (c.field ? [c.field] : []));
 }
 
 export const isNotFound = (err: unknown) => apiStatus(err) === 404;

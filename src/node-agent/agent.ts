@@ -88,13 +88,11 @@ export class NodeAgent {
     warmToolShell();
     // A device that carries routes changed (carrier lost or back): the kernel may have flushed podnet's
     // nexthops and routes on it, which only a full pass reads back and repairs. An on-link subnet came or went
-    // (an uplink's address back after its link): which peers are direct neighbours may have changed. Pods'
-    // veths bring only link-local addresses, and podnet's own devices are podnet's doing.
-    let subnets = new OnLinkSubnets();
+    // (an uplink's address back after its link): which peers are direct neighbours may have changed.
+    const subnets = new OnLinkSubnets([BRIDGE_NAME, VXLAN_DEVICE]);
     this.linkWatch = watchLinks(this.opts.netns, (event) => {
-      if (event.kind === "restart") subnets = new OnLinkSubnets(); // what it missed is read by the full pass below
-      const relevant = event.kind === "restart" || (event.kind === "link" ? routedDevices(this.opts.netns).has(event.device)
-        : event.scope === "global" && event.device !== BRIDGE_NAME && event.device !== VXLAN_DEVICE && subnets.changedBy(event));
+      if (event.kind === "restart") subnets.forget(); // what it missed is read by the full pass below
+      const relevant = event.kind === "restart" || (event.kind === "link" ? routedDevices(this.opts.netns).has(event.device) : subnets.changedBy(event));
       if (!relevant) return;
       this.fullDue = true;
       this.markDirty();

@@ -29,7 +29,15 @@ export function netEvent(line: string): NetEvent | undefined {
 export class OnLinkSubnets {
   private readonly addresses = new Map<string, Set<string>>(); // "device subnet" → its addresses
 
+  /** `ownDevices`: devices the agent itself addresses (the pod bridge, the overlay), whose changes it made. */
+  constructor(private readonly ownDevices: readonly string[] = []) {}
+
+  /** Forget what was seen (the monitor restarted: events may have been missed; a full pass reads the kernel). */
+  forget(): void { this.addresses.clear(); }
+
   changedBy(event: AddressEvent): boolean {
+    // Pods' veths bring only link-local addresses.
+    if (event.scope !== "global" || this.ownDevices.includes(event.device)) return false;
     let cidr: Cidr;
     try { cidr = parseCidr(event.address, { allowHostBits: true }); } catch { return true; } // unknown form: look again
     if (cidr.prefix === (cidr.family === 4 ? 32 : 128)) return false;

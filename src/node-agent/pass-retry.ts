@@ -14,7 +14,7 @@ export class PassRetry {
   full = false;
   private readonly backoff: Backoff;
 
-  constructor(private readonly maxMs: number, random = Math.random) {
+  constructor(maxMs: number, random = Math.random) {
     this.backoff = new Backoff(1_000, maxMs, random);
   }
 
@@ -27,7 +27,7 @@ export class PassRetry {
       return;
     }
     this.full ||= outcome === "undone";
-    this.dueAt ??= now + Math.min(this.backoff.next(), this.maxMs);
+    this.dueAt ??= now + this.backoff.next();
   }
 
   /** The retry's timer fired: the next shortfall waits longer. Returns whether the pass must be full. */

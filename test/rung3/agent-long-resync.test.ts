@@ -41,6 +41,12 @@ describe("OnLinkSubnets", () => {
     expect(subnets.changedBy(event("fd00::10/128", false, "lo"))).toBe(false);
     expect(subnets.changedBy(event("fd00:1::5/64"))).toBe(true);
     expect(subnets.changedBy(event("10.1.1.1"))).toBe(true); // a form it cannot read: look again rather than miss it
+    const own = new OnLinkSubnets(["podnet0"]);
+    expect(own.changedBy(event("10.244.1.1/24", false, "podnet0"))).toBe(false); // the pod bridge's gateway: podnet's doing
+    expect(own.changedBy({ ...event("fe80::1/64", false, "veth1"), scope: "link" })).toBe(false); // a pod's veth
+    expect(own.changedBy(event("192.168.1.5/24"))).toBe(true);
+    own.forget();
+    expect(own.changedBy(event("192.168.1.5/24"))).toBe(true); // seen afresh after a monitor restart
   });
 });
 
