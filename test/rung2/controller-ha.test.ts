@@ -6,6 +6,7 @@ import { allocated, createNodes, deleteNodes, invariantViolations, listNodeCidrs
 import { startController } from "../harness/controller-fixture.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { microTime } from "../../src/lib/leader.js";
+import { apiStatus } from "../../src/lib/k8s.js";
 import type { AllocationController } from "../../src/controllers/controller.js";
 
 const fx = useControlPlane();
@@ -94,8 +95,12 @@ describe("controller restarts and replicas on the real API server", () => {
     await waitFor("pool figures from the leader", async () => (poolSeries(await metrics()).some((l) => l.includes('pool="lost"')) ? true : undefined), 15_000);
     // Someone else takes the lease (a replica that thinks the lease expired, an operator): this one must step down.
     const leases = { group: "coordination.k8s.io", version: "v1", plural: "leases", ...lease };
-    const held = await fx.api().custom.getNamespacedCustomObject(leases) as { spec: Record<string, unknown> };
-    await fx.api().custom.replaceNamespacedCustomObject({ ...leases, body: { ...held, spec: { ...held.spec, holderIdentity: "intruder", leaseDurationSeconds: 3600, renewTime: microTime(Date.now()) } } });
+    // The holder renews every 200 ms, so a read-then-replace may meet a newer version (409): read again.
+    await waitFor("the lease taken", async () => {
+      const held = await fx.api().custom.getNamespacedCustomObject(leases) as { spec: Record<string, unknown> };
+      return fx.api().custom.replaceNamespacedCustomObject({ ...leases, body: { ...held, spec: { ...held.spec, holderIdentity: "intruder", leaseDurationSeconds: 3600, renewTime: microTime(Date.now()) } } })
+        .then(() => true, (err: unknown) => { if (apiStatus(err) === 409) return undefined; throw err; });
+    }, 10_000, 50);
     await waitFor("stepped down", async () => (c.isLeader ? undefined : true), 15_000);
     const text = await metrics();
     expect(text).toMatch(/^podnet_controller_is_leader 0$/m);
