@@ -1,5 +1,5 @@
 import { CidrSet } from "../lib/cidr-set.js";
-import { cidrContainsIp, cidrsOverlap, formatCidr, InvalidCidrError, parseCidr, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
+import { cidrContainsIp, cidrsOverlap, formatCidr, InvalidCidrError, parseCidr, specialPurposeOverlap, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
 import type { ConditionInput } from "../lib/conditions.js";
 import { compareText } from "../lib/order.js";
 
@@ -92,6 +92,8 @@ function parseRange(text: string, family: IpFamily, prefix: number): Cidr | stri
   if (cidr.family !== family) return `${text} is not IPv${family}`;
   const max = family === 4 ? 32 : 128;
   if (prefix < cidr.prefix || prefix > max) return `node mask /${prefix} does not fit in ${text} (must be /${cidr.prefix}–/${max})`;
+  const special = specialPurposeOverlap(cidr);
+  if (special) return `${text} overlaps ${special}, which pods cannot use`;
   return cidr;
 }
 

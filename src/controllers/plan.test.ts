@@ -269,6 +269,12 @@ describe("planAllocations", () => {
     ["a node mask larger than the range", [pool(["10.244.0.0/24"], {}, 16)], "does not fit"],
     ["a range overlapping the service CIDR", [pool(["10.96.0.0/16"])], "service CIDR"],
     ["host bits in a range", [pool(["10.244.1.0/16"])], "host bits"],
+    ["a loopback range", [pool(["127.0.0.0/16"])], "overlaps 127.0.0.0/8 (loopback), which pods cannot use"],
+    ["a link-local range", [pool(["169.254.0.0/16"])], "169.254.0.0/16 (link-local)"],
+    ["a range around a multicast block", [pool(["192.0.0.0/2"], {}, 8)], "224.0.0.0/4 (multicast)"],
+    // ::/64 would be named "---64", which no API server takes; fe80::/64 is every link's own prefix.
+    ["an IPv6 range at ::", [pool(undefined, { v6: { cidrs: ["::/56"], nodePrefix: 64 } })], "::/8 (reserved"],
+    ["an IPv6 link-local range", [pool(undefined, { v6: { cidrs: ["fe80::/56"], nodePrefix: 64 } })], "fe80::/10 (link-local)"],
   ])("reports %s on the pool and allocates nothing from the bad range", (_case, pools, message) => {
     const plan = planAllocations(input({ nodes: [node("a")], pools }));
     const valid = plan.poolStatuses.find((p) => p.pool === "default")!.conditions.find((c) => c.type === "Valid")!;

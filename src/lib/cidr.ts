@@ -69,6 +69,22 @@ export function isGlobalUnicastIp(text: string): boolean {
   return v !== 0n && v !== 1n && v >> 118n !== 0x3fan && v >> 120n !== 0xffn;
 }
 
+// Ranges a pod network cannot use: the kernel treats these addresses specially (or, for ::/8, IPv6 reserves
+// them: unspecified, loopback, IPv4-mapped); a slice starting at :: would also have no valid object name.
+const SPECIAL_PURPOSE: { text: string; what: string }[] = [
+  { text: "0.0.0.0/8", what: "\"this network\"" }, { text: "127.0.0.0/8", what: "loopback" },
+  { text: "169.254.0.0/16", what: "link-local" }, { text: "224.0.0.0/4", what: "multicast" },
+  { text: "255.255.255.255/32", what: "broadcast" },
+  { text: "::/8", what: "reserved (unspecified, loopback, IPv4-mapped)" }, { text: "fe80::/10", what: "link-local" },
+  { text: "ff00::/8", what: "multicast" },
+];
+
+/** Pure: the special-purpose range `cidr` overlaps, as "127.0.0.0/8 (loopback)", or undefined. */
+export function specialPurposeOverlap(cidr: Cidr): string | undefined {
+  const hit = SPECIAL_PURPOSE.find((r) => cidrsOverlap(parseCidr(r.text), cidr));
+  return hit && `${hit.text} (${hit.what})`;
+}
+
 /** An address in its one canonical spelling (IPv6 has many), or undefined for text that is not one. */
 export function canonicalIp(text: string): string | undefined {
   try { return canonicalIpOf(text); } catch { return undefined; }
