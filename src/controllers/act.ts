@@ -132,12 +132,15 @@ async function createRecord(ctx: ActContext, action: Extract<AllocationAction, {
     ctx.log.info({ node: action.node, cidr: action.cidr }, "CIDR already taken (cache behind); replanning");
     return;
   }
+  const how = action.adopted ? { reason: "Adopted", note: " (adopted from node.spec.podCIDRs)" }
+    : action.restored ? { reason: "Restored", note: `, given back to node ${action.node}: its record was deleted while the node still had it` }
+      : { reason: "Allocated", note: "" };
   await writeStatus(ctx, name, "allocate", { phase: "Allocated" },
-    { type: "Allocated", status: "True", reason: action.adopted ? "Adopted" : "Allocated", message: `${action.cidr} from pool ${action.pool}${action.adopted ? " (adopted from node.spec.podCIDRs)" : ""}` });
+    { type: "Allocated", status: "True", reason: how.reason, message: `${action.cidr} from pool ${action.pool}${how.note}` });
   ctx.metrics.allocations.inc({ pool: action.pool, family: `IPv${action.family}`, adopted: String(Boolean(action.adopted)) });
   const created = ctx.nodes.cache.get(action.node)?.metadata?.creationTimestamp;
   if (created) ctx.metrics.allocationLatency.observe(Math.max(0, (Date.now() - new Date(created).getTime()) / 1000));
-  ctx.log.info({ node: action.node, cidr: action.cidr, pool: action.pool, adopted: Boolean(action.adopted) }, "allocated");
+  ctx.log.info({ node: action.node, cidr: action.cidr, pool: action.pool, adopted: Boolean(action.adopted), restored: Boolean(action.restored) }, "allocated");
 }
 
 /** A label value holds at most 63 characters; a Node name may have 253. */

@@ -9,7 +9,7 @@ import { apiMessage, apiStatus, isAlreadyExists, isConflict, mergePatch, podnetR
 import { LeaderElector } from "../lib/leader.js";
 import type { Logger } from "../log.js";
 import { applyActions } from "./act.js";
-import { planAllocations } from "./plan.js";
+import { planAllocations, type DeletedRecord } from "./plan.js";
 import { controllerMetrics } from "./metrics.js";
 import { CONFIGURED_CIDRS_ANNOTATION, planDefaultPool, type RangeInUse } from "./default-pool.js";
 import { configuredPool, defaultPool, nodeProjection, plannerNode, plannerPool, plannerRecord, type NodeCidrObject, type PoolObject } from "./observe.js";
@@ -41,6 +41,8 @@ export class AllocationController {
   private readonly defaultPoolRetry = new RetryGate();
   /** Per action: what failed waits (1 s doubling to 60 s) instead of being resent on every plan. */
   private readonly retry = new RetryGate();
+  /** Allocated records seen deleted (not by this controller: it deletes Released ones), by name, through one cooldown. */
+  private readonly deleted = new Map<string, DeletedRecord>();
   /** A pass that threw (not one write: the whole pass) waits this before the next. */
   private readonly passBackoff = new Backoff(1_000, 60_000);
   plans = 0;
@@ -48,9 +50,13 @@ export class AllocationController {
   constructor(private readonly api: KubeApi, private readonly config: ControllerConfig, private readonly log: Logger) {
     const onEvent = () => this.markDirty();
     const onError = () => this.metrics.errors.inc({ action: "list-watch" });
+    const onRecordEvent = (event: string, obj: Obj<NodeCidrObject>) => {
+      if (event === "delete") this.noteDeletion(obj);
+      this.markDirty();
+    };
     this.nodes = new Informer<V1Node>({ api, path: "/api/v1/nodes", log, onEvent, onError, project: nodeProjection,
       list: (t) => api.core.listNode({ limit: 500, _continue: t }) as Promise<ListPage<V1Node>> });
-    this.records = new Informer({ api, path: "/apis/podnet.io/v1alpha1/nodecidrs", log, onEvent, onError,
+    this.records = new Informer({ api, path: "/apis/podnet.io/v1alpha1/nodecidrs", log, onEvent: onRecordEvent, onError,
       list: (t) => api.custom.listClusterCustomObject({ ...podnetResource("nodecidrs"), limit: 500, _continue: t }) as Promise<ListPage<Obj<NodeCidrObject>>> });
     this.pools = new Informer({ api, path: "/apis/podnet.io/v1alpha1/podcidrpools", log, onEvent, onError,
       list: (t) => api.custom.listClusterCustomObject({ ...podnetResource("podcidrpools"), limit: 500, _continue: t }) as Promise<ListPage<Obj<PoolObject>>> });
@@ -97,6 +103,22 @@ export class AllocationController {
     // Only the leader describes the pools: a follower's last figures would go stale and split alerts and
     // dashboards between two answers.
     else for (const gauge of [this.metrics.poolSize, this.metrics.poolAllocated, this.metrics.poolFree, this.metrics.retained]) gauge.reset();
+  }
+
+  /**
+   * A record deleted while Allocated: its node's pods and other nodes' routes still use the CIDR. Every
+   * replica keeps it, so a leader that takes over honours the cooldown too.
+   */
+  private noteDeletion(obj: Obj<NodeCidrObject>): void {
+    if (obj.status?.phase !== "Allocated" || !obj.metadata?.name) return;
+    const record = plannerRecord(obj);
+    this.pruneDeleted(); // a follower never plans, so it prunes here
+    this.deleted.set(record.name, { record, deletedAt: Date.now() });
+    this.log.warn({ nodecidr: record.name, node: record.nodeName, cidr: record.cidr }, "allocated NodeCIDR deleted by someone else; its CIDR goes back to its node, or waits out the cooldown");
+  }
+
+  private pruneDeleted(): void {
+    for (const [name, d] of this.deleted) if (d.deletedAt + this.config["release-cooldown"] <= Date.now()) this.deleted.delete(name);
   }
 
   /** Checked before each write: leading, and (with an elector) the lease renewed within the renew deadline by the clock now. */
@@ -151,10 +173,12 @@ export class AllocationController {
   private async reconcile(): Promise<number> {
     await this.ensureDefaultPool();
     const started = performance.now();
+    this.pruneDeleted();
     const plan = planAllocations({
       nodes: [...this.nodes.cache.values()].map(plannerNode),
       records: [...this.records.cache.values()].map(plannerRecord),
       pools: [...this.pools.cache.values()].map(plannerPool),
+      deleted: [...this.deleted.values()],
       config: { cooldownMs: this.config["release-cooldown"], serviceCIDRs: this.config["service-cidr"], fillNodePodCIDRs: this.config["fill-node-podcidrs"] },
       now: Date.now(),
     });

@@ -1,4 +1,5 @@
-import type { AllocationAction, PlannerNode } from "./plan.js";
+import { formatCidr, tryParseCidr } from "../lib/cidr.js";
+import type { AllocationAction, Held, PlannerNode } from "./plan.js";
 
 /**
  * A Node condition for what keeps podnet from using a Node's pod range (the issue's "condition + Event" for a
@@ -35,4 +36,20 @@ export function podCidrConditionActions(nodes: Iterable<PlannerNode>, actions: A
     out.push({ kind: "nodeCondition", node: node.name, ...wanted, lastTransitionTime });
   }
   return out;
+}
+
+/**
+ * A Node whose spec.podCIDRs names another range than the one podnet holds for it in that family: a second
+ * allocator (kube-controller-manager with --allocate-node-cidrs) won a race for a joining Node. kubelet and
+ * kube-proxy follow spec.podCIDRs, podnet's routes follow the NodeCIDR, and the field cannot be changed.
+ */
+export function podCidrMismatches(node: PlannerNode, mine: Held[]): AllocationAction[] {
+  return mine.flatMap((h) => {
+    const preset = node.podCIDRs.find((c) => (c.includes(":") ? 6 : 4) === h.family);
+    const presetCidr = preset === undefined ? undefined : tryParseCidr(preset);
+    if (!presetCidr || formatCidr(presetCidr) === h.cidr) return [];
+    return [{ kind: "conflict" as const, node: node.name, reason: "PodCIDRMismatch", message: `node ${node.name} has spec.podCIDRs ${preset}, but podnet `
+      + `allocated it ${h.cidr}: another allocator set the field (kube-controller-manager --allocate-node-cidrs?). kubelet and kube-proxy use `
+      + `${preset}, podnet's routes ${h.cidr}; turn the other allocator off and delete the Node so it registers again` }];
+  });
 }

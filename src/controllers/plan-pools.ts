@@ -127,6 +127,12 @@ export function overlappingSets(states: Iterable<PoolState>, cidr: Cidr): CidrSe
   return out;
 }
 
+/** Keep a CIDR out of circulation (released in cooldown, quarantined): occupy every slice it touches. */
+export function hold(states: Map<string, PoolState>, cidr: Cidr, node: string, holderOf: Map<string, string>): void {
+  for (const set of overlappingSets(states.values(), cidr)) set.occupyCovering(cidr);
+  holderOf.set(formatCidr(cidr), node);
+}
+
 /** Take the slice that holds the address out of circulation, in whichever range has it (a node's own IP). */
 export function occupySliceHolding(states: Iterable<PoolState>, ip: IpAddr): void {
   for (const state of states) {

@@ -1,20 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { planAllocations, type AllocationAction, type PlannerInput, type PlannerNode, type PlannerRecord } from "./plan.js";
-import type { PlannerPool } from "./plan-pools.js";
-
-// Every node name its own address (two Nodes sharing one is a finding of its own).
-const ips = new Map<string, string>();
-const ipOf = (name: string) => { if (!ips.has(name)) ips.set(name, `192.168.${ips.size >> 8}.${(ips.size & 255) + 1}`); return ips.get(name)!; };
-const node = (name: string, extra: Partial<PlannerNode> = {}): PlannerNode => ({ name, uid: name, labels: {}, podCIDRs: [], internalIPs: [ipOf(name)], deleting: false, ...extra });
-const rec = (nodeName: string, cidr: string, extra: Partial<PlannerRecord> = {}): PlannerRecord => ({
-  name: cidr.replace(/[.:/]/g, "-"), nodeName, cidr, family: cidr.includes(":") ? 6 : 4, pool: "default", nodeIPs: [ipOf(nodeName)], phase: "Allocated", ...extra,
-});
-const pool = (v4?: string[], extra: Partial<PlannerPool> = {}, prefix = 24): PlannerPool => ({ name: "default", nodeSelector: {}, ...(v4 ? { v4: { cidrs: v4, nodePrefix: prefix } } : {}), ...extra });
-const input = (p: Partial<PlannerInput>): PlannerInput => ({
-  nodes: [], records: [], pools: [pool(["10.244.0.0/16"])], now: 1_000_000, ...p,
-  config: { cooldownMs: 60_000, serviceCIDRs: ["10.96.0.0/12"], fillNodePodCIDRs: false, ...p.config },
-});
-const kinds = (actions: AllocationAction[]) => actions.map((a) => `${a.kind}:${"cidr" in a ? a.cidr : "name" in a ? a.name : a.node}`);
+import { planAllocations, type AllocationAction, type PlannerInput, type PlannerNode, type PlannerPool } from "./plan.js";
+import { input, kinds, node, pool, rec } from "./plan-fixtures.js";
 
 describe("planAllocations", () => {
   it("allocates the lowest free /24 per node, in node-name order", () => {

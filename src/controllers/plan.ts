@@ -1,10 +1,11 @@
-import { formatCidr, parseCidr, parseIp, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
-import { buildPoolStates, findSet, overlappingSets, poolStatusReports, selectPool, occupySliceHolding, type PlannerPool, type PoolState, type PoolStatusReport } from "./plan-pools.js";
+import { formatCidr, parseCidr, parseIp, tryParseCidr, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
+import { buildPoolStates, findSet, hold, overlappingSets, poolStatusReports, selectPool, occupySliceHolding, type PlannerPool, type PoolState, type PoolStatusReport } from "./plan-pools.js";
 import { compareText } from "../lib/order.js";
 import { sharedNodeIPs, usableNodeIPs } from "./plan-node-ips.js";
-import { podCidrConditionActions, type NodeConditionState } from "./plan-node-condition.js";
+import { podCidrConditionActions, podCidrMismatches, type NodeConditionState } from "./plan-node-condition.js";
+import { claimsOfDeleted, type DeletedRecord } from "./plan-deleted.js";
 
-export type { PlannerPool, PoolStatusReport };
+export type { DeletedRecord, PlannerPool, PoolStatusReport };
 
 export interface PlannerNode {
   name: string; uid: string; labels: Record<string, string>; podCIDRs: string[]; internalIPs: string[]; deleting: boolean;
@@ -20,10 +21,14 @@ export interface PlannerRecord {
   allocatedReason?: string;
 }
 export interface PlannerConfig { cooldownMs: number; serviceCIDRs: string[]; fillNodePodCIDRs: boolean }
-export interface PlannerInput { nodes: PlannerNode[]; records: PlannerRecord[]; pools: PlannerPool[]; config: PlannerConfig; now: number }
+export interface PlannerInput {
+  nodes: PlannerNode[]; records: PlannerRecord[]; pools: PlannerPool[]; config: PlannerConfig; now: number;
+  /** Allocated records seen deleted (by hand: the controller deletes only Released ones), kept through the cooldown. */
+  deleted?: DeletedRecord[];
+}
 
 export type AllocationAction =
-  | { kind: "create"; node: string; nodeUID: string; cidr: string; family: IpFamily; pool: string; nodeIPs: string[]; adopted: boolean }
+  | { kind: "create"; node: string; nodeUID: string; cidr: string; family: IpFamily; pool: string; nodeIPs: string[]; adopted: boolean; restored?: true }
   | { kind: "confirm"; name: string; node: string; cidr: string; pool: string }
   | { kind: "release"; name: string; nodeName: string }
   | { kind: "delete"; name: string }
@@ -44,7 +49,7 @@ export interface AllocationPlan {
   retained: number;
 }
 
-interface Held { cidr: string; family: IpFamily }
+export interface Held { cidr: string; family: IpFamily }
 
 /**
  * Problems a pool edit can give a record the controller had already allocated: its pool deleted, its range
@@ -83,7 +88,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   // Ranked once per record, not in each of the sort's comparisons.
   const ranked = input.records.map((r) => ({ r, rank: CLAIM_ORDER[r.phase ?? "unconfirmed"]! * 2 + (present.get(r.nodeName)?.podCIDRs.includes(r.cidr) ? 0 : 1) }));
   for (const { r } of ranked.sort((a, b) => a.rank - b.rank || compareText(a.r.name, b.r.name))) {
-    const cidr = tryParse(r.cidr);
+    const cidr = tryParseCidr(r.cidr);
     if (r.phase === "Released") {
       const due = (r.releasedAt ?? now) + config.cooldownMs;
       if (r.releasedAt === undefined) actions.push({ kind: "release", name: r.name, nodeName: r.nodeName });
@@ -126,12 +131,20 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
     if (!sameList(node.internalIPs, r.nodeIPs)) actions.push({ kind: "updateNodeIPs", name: r.name, nodeIPs: node.internalIPs });
   }
 
+  const deleted = claimsOfDeleted(input.deleted ?? [], { nodes, held, states, holderOf, liveCidrs: new Set(input.records.map((r) => r.cidr)), cooldownMs: config.cooldownMs, now });
+  if (deleted.nextCheckAt !== undefined) nextCheckAt = Math.min(nextCheckAt ?? deleted.nextCheckAt, deleted.nextCheckAt);
   const ordered = [...nodes.values()].sort((a, b) => compareText(a.name, b.name));
   // Every Node that already names its range (kubelet and kube-proxy use it) gets that range before any
   // newcomer is handed the lowest free one, whatever the names' order.
   const poolOf = new Map(ordered.map((node) => [node.name, selectPool(node.labels, states)]));
   const adoptions = new Map(ordered.map((node) => [node.name, planFamilies(node, poolOf.get(node.name), states, held, holderOf, "adopt")]));
   for (const node of present.values()) reserveNodeRanges(node, states, held, holderOf);
+  for (const node of ordered.filter((n) => deleted.restore.has(n.name))) {
+    const restoring = planFamilies(node, poolOf.get(node.name), states, held, holderOf, "restore", deleted.restore.get(node.name));
+    const adoption = adoptions.get(node.name)!;
+    adoption.actions.push(...restoring.actions);
+    adoption.created ||= restoring.created;
+  }
   for (const node of ordered) actions.push(...planNode(node, poolOf.get(node.name), states, held, holderOf, config, adoptions.get(node.name)!));
   actions.push(...sharedNodeIPs([...nodes.values()]));
   actions.push(...podCidrConditionActions(ordered, actions, now));
@@ -141,10 +154,10 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
 const familyOf = (a: AllocationAction) => ("family" in a ? a.family : "cidr" in a && a.cidr.includes(":") ? 6 : 4);
 const byFamily = (a: AllocationAction, b: AllocationAction) => familyOf(a) - familyOf(b);
 
-/** One node's family actions from one pass: adoption of preset podCIDRs, or allocation of the rest. */
+/** One node's family actions from one pass: adoption of preset podCIDRs, a hand-deleted record's CIDR given back, or allocation of the rest. */
 interface FamilyPlan { actions: AllocationAction[]; created: boolean; incomplete: boolean }
 
-function planFamilies(node: PlannerNode, state: PoolState | undefined, states: Map<string, PoolState>, held: Map<string, Held[]>, holderOf: Map<string, string>, pass: "adopt" | "allocate"): FamilyPlan {
+function planFamilies(node: PlannerNode, state: PoolState | undefined, states: Map<string, PoolState>, held: Map<string, Held[]>, holderOf: Map<string, string>, pass: "adopt" | "restore" | "allocate", restore: string[] = []): FamilyPlan {
   const plan: FamilyPlan = { actions: [], created: false, incomplete: false };
   if (!state) return plan;
   const mine = held.get(node.name) ?? [];
@@ -159,8 +172,18 @@ function planFamilies(node: PlannerNode, state: PoolState | undefined, states: M
       continue;
     }
     const preset = node.podCIDRs.find((c) => (c.includes(":") ? 6 : 4) === family);
-    if ((preset !== undefined) !== (pass === "adopt")) continue;
-    const action = preset !== undefined ? adopt(node, preset, states, holderOf) : allocate(node, state, family);
+    let action: AllocationAction;
+    if (pass === "restore") {
+      // Its hand-deleted record's CIDR goes back to the node: its pods have addresses from it. Taken meanwhile
+      // (another Node names it, a record made by hand), the node is allocated as any other.
+      const lost = preset === undefined ? restore.find((c) => (c.includes(":") ? 6 : 4) === family) : undefined;
+      const back = lost === undefined ? undefined : adopt(node, lost, states, holderOf);
+      if (back?.kind !== "create") continue;
+      action = { ...back, adopted: false, restored: true };
+    } else {
+      if ((preset !== undefined) !== (pass === "adopt")) continue;
+      action = preset !== undefined ? adopt(node, preset, states, holderOf) : allocate(node, state, family);
+    }
     plan.actions.push(action);
     if (action.kind === "create") {
       mine.push({ cidr: action.cidr, family });
@@ -191,24 +214,8 @@ function planNode(node: PlannerNode, state: PoolState | undefined, states: Map<s
   return actions;
 }
 
-/**
- * A Node whose spec.podCIDRs names another range than the one podnet holds for it in that family: a second
- * allocator (kube-controller-manager with --allocate-node-cidrs) won a race for a joining Node. kubelet and
- * kube-proxy follow spec.podCIDRs, podnet's routes follow the NodeCIDR, and the field cannot be changed.
- */
-function podCidrMismatches(node: PlannerNode, mine: Held[]): AllocationAction[] {
-  return mine.flatMap((h) => {
-    const preset = node.podCIDRs.find((c) => (c.includes(":") ? 6 : 4) === h.family);
-    const presetCidr = preset === undefined ? undefined : tryParse(preset);
-    if (!presetCidr || formatCidr(presetCidr) === h.cidr) return [];
-    return [{ kind: "conflict" as const, node: node.name, reason: "PodCIDRMismatch", message: `node ${node.name} has spec.podCIDRs ${preset}, but podnet `
-      + `allocated it ${h.cidr}: another allocator set the field (kube-controller-manager --allocate-node-cidrs?). kubelet and kube-proxy use `
-      + `${preset}, podnet's routes ${h.cidr}; turn the other allocator off and delete the Node so it registers again` }];
-  });
-}
-
 function adopt(node: PlannerNode, preset: string, states: Map<string, PoolState>, holderOf: Map<string, string>): AllocationAction {
-  const cidr = tryParse(preset);
+  const cidr = tryParseCidr(preset);
   if (!cidr) return { kind: "conflict", node: node.name, reason: "PodCIDRInvalid", message: `node ${node.name} has an invalid spec.podCIDRs entry "${preset}"` };
   const text = formatCidr(cidr);
   const found = findSet(states.values(), cidr);
@@ -260,12 +267,6 @@ function recordProblem(r: PlannerRecord, cidr: Cidr | undefined, states: Map<str
   return undefined;
 }
 
-/** Keep a CIDR out of circulation (released in cooldown, quarantined): occupy every slice it touches. */
-function hold(states: Map<string, PoolState>, cidr: Cidr, node: string, holderOf: Map<string, string>): void {
-  for (const set of overlappingSets(states.values(), cidr)) set.occupyCovering(cidr);
-  holderOf.set(formatCidr(cidr), node);
-}
-
 /**
  * A range a Node names in spec.podCIDRs is in use on that node (kubelet, kube-proxy) whether podnet adopted it
  * or not: in conflict, of another size, with host bits, on a node no pool selects or that is draining. None of
@@ -295,9 +296,5 @@ function reserveNodeRanges(node: PlannerNode, states: Map<string, PoolState>, he
  * for a node) therefore never wins a range over a live allocation just because its name sorts first.
  */
 const CLAIM_ORDER: Record<string, number> = { Allocated: 0, Released: 1, unconfirmed: 2, Quarantined: 3 };
-
-function tryParse(text: string): Cidr | undefined {
-  try { return parseCidr(text); } catch { return undefined; }
-}
 
 const sameList = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);

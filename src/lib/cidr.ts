@@ -105,6 +105,11 @@ export function parseCidr(text: string, opts: { allowHostBits?: boolean } = {}):
   return opts.allowHostBits ? parseCidrMasking(text) : parseCidrStrict(text);
 }
 
+/** A canonical-or-not CIDR without host bits, or undefined for anything else. */
+export function tryParseCidr(text: string): Cidr | undefined {
+  try { return parseCidrStrict(text); } catch { return undefined; }
+}
+
 function parseCidrText(text: string, allowHostBits: boolean): Cidr {
   const slash = text.indexOf("/");
   if (slash < 0) throw new InvalidCidrError(`"${text}" is not a CIDR: missing /prefix`);

@@ -6,9 +6,10 @@ import { RetryGate } from "../../src/lib/backoff.js";
 import { EventRecorder } from "../../src/lib/events.js";
 import { silentLogger } from "../../src/log.js";
 import { mergePatch, podnetResource } from "../../src/lib/k8s.js";
+import { cidrObjectName } from "../../src/lib/cidr.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { useControlPlane } from "../harness/api-fixture.js";
-import { allocated, createNodes, emptyCluster, eventsFor, invariantViolations, listNodeCidrs, nodePodCidrViolations } from "../harness/cluster-objects.js";
+import { allocated, createNodes, deleteNodes, emptyCluster, eventsFor, invariantViolations, listNodeCidrs, nodePodCidrViolations } from "../harness/cluster-objects.js";
 import { startController } from "../harness/controller-fixture.js";
 
 // Who gets a range when claims meet: a Node's own preset podCIDRs, a live allocation, a stray hand-made record.
@@ -94,6 +95,40 @@ describe("controller on the real API server: claims on one range", () => {
     // The selectable field finds it in place of the label.
     const found = (await fx.api().custom.listClusterCustomObject({ ...nodecidrs, fieldSelector: `spec.nodeName=${name}` })) as { items: unknown[] };
     expect(found.items).toHaveLength(1);
+  });
+
+  it("a NodeCIDR deleted by hand goes back to its Node; when its Node goes too, the CIDR waits out the cooldown", async () => {
+    // Two /24s, both taken, and a newcomer whose name sorts first waiting; fill-node-podcidrs off, so no
+    // Node's podCIDRs says which range it had.
+    controller = await startController(fx, { "cluster-cidr": "10.232.0.0/23", "default-pool": "small", "fill-node-podcidrs": "false", "release-cooldown": "4s" });
+    await createNodes(fx.api(), [{ name: "hd-1", ip: "192.168.66.1" }, { name: "hd-2", ip: "192.168.66.2" }]);
+    const first = await until("hd-1 allocated", () => cidrOf("hd-1"));
+    const second = await until("hd-2 allocated", () => cidrOf("hd-2"));
+    await createNodes(fx.api(), [{ name: "hd-0", ip: "192.168.66.3" }]);
+    await until("hd-0 waits", async () => (await eventsFor(fx.api(), "Node", "hd-0")).find((e) => e.reason === "PodCIDRNotAvailable"));
+    const deleteRecord = (cidr: string) => fx.api().custom.deleteClusterCustomObject({ ...nodecidrs, name: cidrObjectName(cidr) });
+
+    await deleteRecord(first);
+    const back = await until("hd-1's record made again", async () => (await listNodeCidrs(fx.api())).find((r) => r.spec.cidr === first && r.status?.phase === "Allocated"));
+    expect(back.spec.nodeName).toBe("hd-1");
+    expect(back.status!.conditions!.find((c) => c.type === "Allocated")!.reason).toBe("Restored");
+    expect(await cidrOf("hd-0")).toBeUndefined();
+
+    // hd-2 drains behind a finalizer; its record is deleted by hand meanwhile; then the Node goes.
+    await fx.api().core.patchNode({ name: "hd-2", body: { metadata: { finalizers: ["podnet.io/test-drain"] } } }, mergePatch());
+    try {
+      await deleteNodes(fx.api(), ["hd-2"]);
+      await until("hd-2 marked for deletion", async () => ((await fx.api().core.readNode({ name: "hd-2" })).metadata?.deletionTimestamp ? true : undefined));
+      const deletedAt = Date.now();
+      await deleteRecord(second);
+      await new Promise((r) => setTimeout(r, 500));
+      await fx.api().core.patchNode({ name: "hd-2", body: { metadata: { finalizers: null } } }, mergePatch());
+      expect(await until("hd-0 allocated", () => cidrOf("hd-0"))).toBe(second);
+      expect(Date.now() - deletedAt).toBeGreaterThanOrEqual(4_000);
+    } finally {
+      await fx.api().core.patchNode({ name: "hd-2", body: { metadata: { finalizers: null } } }, mergePatch()).catch(() => undefined);
+    }
+    expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
   });
 
   it("a settled pool's status is not written again by later plans", async () => {

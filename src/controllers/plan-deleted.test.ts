@@ -1,0 +1,63 @@
+import { describe, expect, it } from "vitest";
+import { planAllocations } from "./plan.js";
+import { input, kinds, node, rec } from "./plan-fixtures.js";
+
+// Node a's record for 10.244.0.0/24, deleted by hand at t = 1,000,000 (cooldown 60 s).
+const gone = (extra: Parameters<typeof rec>[2] = {}) => ({ record: rec("a", "10.244.0.0/24", { nodeUID: "a", ...extra }), deletedAt: 1_000_000 });
+const creates = (p: ReturnType<typeof planAllocations>) => p.actions.filter((a) => a.kind === "create");
+
+describe("records deleted while Allocated", () => {
+  it("gives the CIDR back to its node before any newcomer is served", () => {
+    const plan = planAllocations(input({ nodes: [node("0-first"), node("a")], deleted: [gone()], now: 1_001_000 }));
+    expect(creates(plan)).toEqual([
+      expect.objectContaining({ node: "0-first", cidr: "10.244.1.0/24" }),
+      expect.objectContaining({ node: "a", cidr: "10.244.0.0/24", restored: true, adopted: false }),
+    ]);
+  });
+
+  it("lets the Node's own podCIDRs bring the same CIDR back through adoption", () => {
+    const plan = planAllocations(input({ nodes: [node("a", { podCIDRs: ["10.244.0.0/24"] })], deleted: [gone()], now: 1_001_000 }));
+    expect(creates(plan)).toEqual([expect.objectContaining({ node: "a", cidr: "10.244.0.0/24", adopted: true })]);
+    expect(plan.actions.filter((a) => a.kind === "conflict")).toEqual([]);
+  });
+
+  it.each([
+    ["its Node is gone", [node("n")]],
+    ["its Node was registered again (another uid)", [node("a", { uid: "a-2" }), node("n")]],
+    ["its Node is being deleted", [node("a", { deleting: true }), node("n")]],
+    ["its Node names another range in podCIDRs", [node("a", { podCIDRs: ["10.244.7.0/24"] }), node("n")]],
+  ])("holds the CIDR through the cooldown when %s, then frees it", (_case, nodes) => {
+    const during = planAllocations(input({ nodes, deleted: [gone()], now: 1_001_000 }));
+    expect(creates(during).find((a) => a.node === "n")).toBeDefined();
+    expect(creates(during).map((a) => a.cidr)).not.toContain("10.244.0.0/24");
+    expect(during.nextCheckAt).toBe(1_060_000);
+    const after = planAllocations(input({ nodes, deleted: [gone()], now: 1_060_000 }));
+    expect(creates(after).map((a) => a.cidr)).toContain("10.244.0.0/24");
+    expect(creates(after).some((a) => a.restored)).toBe(false);
+  });
+
+  it("leaves a CIDR a live record names again to that record", () => {
+    const remade = rec("b", "10.244.0.0/24");
+    const plan = planAllocations(input({ nodes: [node("a"), node("b")], records: [remade], deleted: [gone()], now: 1_001_000 }));
+    expect(creates(plan)).toEqual([expect.objectContaining({ node: "a", cidr: "10.244.1.0/24" })]);
+    expect(plan.actions.filter((a) => a.kind === "quarantine")).toEqual([]);
+  });
+
+  it("allocates the node afresh when another Node's podCIDRs took the range meanwhile", () => {
+    const plan = planAllocations(input({ nodes: [node("a"), node("b", { podCIDRs: ["10.244.0.0/24"] })], deleted: [gone()], now: 1_001_000 }));
+    expect(creates(plan)).toEqual([
+      expect.objectContaining({ node: "a", cidr: "10.244.1.0/24", adopted: false }),
+      expect.objectContaining({ node: "b", cidr: "10.244.0.0/24", adopted: true }),
+    ]);
+    expect(creates(plan)[0]).not.toHaveProperty("restored");
+  });
+
+  it("gives back one CIDR per family, and holds a second deleted one of the same family", () => {
+    const second = { record: rec("a", "10.244.5.0/24", { nodeUID: "a" }), deletedAt: 1_000_500 };
+    const plan = planAllocations(input({ nodes: [node("a"), node("n")], deleted: [gone(), second], now: 1_001_000 }));
+    expect(kinds(plan.actions)).toEqual(["create:10.244.0.0/24", "create:10.244.1.0/24"]);
+    expect(creates(plan)[0]).toMatchObject({ node: "a", restored: true });
+    expect(planAllocations(input({ nodes: [node("a"), node("n"), node("m"), node("o"), node("p"), node("q")], deleted: [gone(), second], now: 1_001_000 }))
+      .actions.filter((a) => a.kind === "create").map((a) => a.cidr)).not.toContain("10.244.5.0/24");
+  });
+});

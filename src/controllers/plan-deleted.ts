@@ -1,0 +1,52 @@
+import { tryParseCidr } from "../lib/cidr.js";
+import { hold, type PoolState } from "./plan-pools.js";
+import type { Held, PlannerNode, PlannerRecord } from "./plan.js";
+
+/**
+ * A NodeCIDR the controller saw deleted while it was Allocated. The controller deletes only Released records
+ * (after their cooldown), so this one went by hand (`kubectl delete nodecidr`) or by a tool. Kept in memory
+ * through one cooldown from the deletion; a controller that restarts meanwhile forgets it.
+ */
+export interface DeletedRecord { record: PlannerRecord; deletedAt: number }
+
+interface Context {
+  /** Nodes that may be allocated (present, not being deleted). */
+  nodes: Map<string, PlannerNode>;
+  held: Map<string, Held[]>;
+  states: Map<string, PoolState>;
+  holderOf: Map<string, string>;
+  /** CIDRs some live record names: a deleted record of the same CIDR made again is that record's business. */
+  liveCidrs: Set<string>;
+  cooldownMs: number;
+  now: number;
+}
+
+/**
+ * Pure: what hand-deleted records still claim. Their node's pods keep addresses from the CIDR, and other
+ * agents may still route to it. So a node that is still there, holds no other CIDR of that family and names
+ * none in spec.podCIDRs gets the same CIDR back (`restore`, taken by the adoption pass before any newcomer
+ * is served); with fill-node-podcidrs the Node's own podCIDRs already bring it back through adoption.
+ * Any other such CIDR waits out the cooldown from the deletion, as a released one does.
+ */
+export function claimsOfDeleted(deleted: DeletedRecord[], ctx: Context): { restore: Map<string, string[]>; nextCheckAt?: number } {
+  const restore = new Map<string, string[]>();
+  let nextCheckAt: number | undefined;
+  for (const { record: r, deletedAt } of deleted) {
+    const due = deletedAt + ctx.cooldownMs;
+    if (due <= ctx.now || ctx.liveCidrs.has(r.cidr)) continue;
+    const cidr = tryParseCidr(r.cidr);
+    if (!cidr) continue;
+    const node = ctx.nodes.get(r.nodeName);
+    const sameNode = node !== undefined && (!r.nodeUID || !node.uid || r.nodeUID === node.uid);
+    const named = node?.podCIDRs.find((c) => (c.includes(":") ? 6 : 4) === cidr.family);
+    if (sameNode && named === r.cidr) continue; // adoption gives it back
+    const holdsFamily = (ctx.held.get(r.nodeName) ?? []).some((h) => h.family === cidr.family);
+    if (sameNode && named === undefined && !holdsFamily && !restore.get(r.nodeName)?.some((c) => (c.includes(":") ? 6 : 4) === cidr.family)) {
+      restore.set(r.nodeName, [...(restore.get(r.nodeName) ?? []), r.cidr]);
+      continue;
+    }
+    hold(ctx.states, cidr, r.nodeName, ctx.holderOf);
+    nextCheckAt = Math.min(nextCheckAt ?? due, due);
+  }
+  return { restore, ...(nextCheckAt !== undefined ? { nextCheckAt } : {}) };
+}
