@@ -2,12 +2,17 @@ import { canonicalIp, cidrContainsIp, parseCidr, parseIp, type Cidr } from "../l
 import { run, runOk } from "./exec.js";
 import type { ObservedNexthop } from "./nexthop-plan.js";
 import { normaliseDst, PODNET_PROTO, type ObservedRoute } from "./routes-plan.js";
+import { BRIDGE_NAME } from "./cni-conflist.js";
+import { VXLAN_DEVICE } from "./overlay-plan.js";
 
 /** Thin shell over iproute2: read with `ip -json`, write with one `ip -batch -` process. */
 
 interface JsonRoute { dst: string; gateway?: string; dev?: string; protocol?: string | number; table?: string; nhid?: number }
 interface JsonNexthop { id: number; gateway?: string; dev?: string; protocol?: string | number; flags?: string[] }
-interface JsonAddr { ifname: string; mtu: number; addr_info?: Array<{ family: string; local: string; prefixlen: number; scope: string }> }
+export interface JsonAddr {
+  ifname: string; mtu: number; link_type?: string; linkinfo?: { info_kind?: string };
+  addr_info?: Array<{ family: string; local: string; prefixlen: number; scope: string }>;
+}
 
 const ownProtocol = (p: string | number | undefined) => String(p) === String(PODNET_PROTO) || p === "podnet";
 
@@ -74,14 +79,26 @@ export interface LinkInfo {
 
 /** Local subnets and the MTU of the interface carrying an IP. */
 export async function readLinks(netns?: string): Promise<LinkInfo> {
-  const links = JSON.parse((await runOk("ip", ["-json", "addr", "show"], { netns })) || "[]") as JsonAddr[];
+  return linkInfoOf(JSON.parse((await runOk("ip", ["-details", "-json", "addr", "show"], { netns })) || "[]") as JsonAddr[]);
+}
+
+/**
+ * Pure: LinkInfo from `ip -details -json addr show`. A node IP on the loopback or a dummy device (routing to the
+ * host: the address is announced by BGP, the traffic arrives on the uplinks) takes its MTU from the uplinks,
+ * the smallest of them: lo's 65536 is no packet size, and a dummy device's 1500 is nobody's link.
+ */
+export function linkInfoOf(links: JsonAddr[]): LinkInfo {
   const subnets: Array<{ subnet: Cidr; dev: string }> = [];
-  const mtuByIp = new Map<string, number>(); // this node's own addresses (canonical) → their link's MTU
+  const mtuByIp = new Map<string, number | undefined>(); // this node's own addresses (canonical) → their link's MTU
+  const standIn = (link: JsonAddr) => link.link_type === "loopback" || link.linkinfo?.info_kind === "dummy";
+  const uplinks = links.filter((l) => !standIn(l) && l.ifname !== BRIDGE_NAME && l.ifname !== VXLAN_DEVICE
+    && (l.addr_info ?? []).some((a) => a.scope === "global"));
+  const uplinkMtu = uplinks.length ? Math.min(...uplinks.map((l) => l.mtu)) : undefined;
   for (const link of links) {
     for (const a of link.addr_info ?? []) {
       if (a.scope !== "global" || (a.family !== "inet" && a.family !== "inet6")) continue;
       const own = canonicalIp(a.local);
-      if (own) mtuByIp.set(own, link.mtu);
+      if (own) mtuByIp.set(own, standIn(link) ? uplinkMtu : link.mtu);
       try { subnets.push({ subnet: parseCidr(`${a.local}/${a.prefixlen}`, { allowHostBits: true }), dev: link.ifname }); } catch { /* not an address we route through */ }
     }
   }
@@ -89,5 +106,6 @@ export async function readLinks(netns?: string): Promise<LinkInfo> {
     try { const ip = parseIp(text); return subnets.find((s) => cidrContainsIp(s.subnet, ip))?.dev; } catch { return undefined; }
   };
   const mtuOf = (text: string) => { const ip = canonicalIp(text); return ip === undefined ? undefined : mtuByIp.get(ip); };
-  return { mtuOf, deviceFor, isLocal: (text) => mtuOf(text) !== undefined, devices: new Set(subnets.map((s) => s.dev)) };
+  const isLocal = (text: string) => { const ip = canonicalIp(text); return ip !== undefined && mtuByIp.has(ip); };
+  return { mtuOf, deviceFor, isLocal, devices: new Set(subnets.map((s) => s.dev)) };
 }
