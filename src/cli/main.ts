@@ -42,7 +42,8 @@ async function main(argv: string[]): Promise<void> {
     }
     case "agent": {
       const log = createLogger("agent");
-      const { runAgent, cleanupAgent } = await import("../node-agent/agent.js");
+      const { runAgent } = await import("../node-agent/agent.js");
+      const { cleanupAgent } = await import("../node-agent/cleanup.js");
       if (rest[0] === "cleanup") {
         const config = loadConfig(agentCleanupConfigSchema, rest.slice(1));
         await cleanupAgent(config, log, config.netns);

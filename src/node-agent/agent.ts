@@ -1,7 +1,5 @@
 import type { Server } from "node:http";
-import { join } from "node:path";
-import { rmSync, readFileSync, existsSync } from "node:fs";
-import type { AgentCleanupConfig, AgentConfig } from "../config.js";
+import type { AgentConfig } from "../config.js";
 import { sleep } from "../lib/backoff.js";
 import { EventRecorder } from "../lib/events.js";
 import { startHealthServer } from "../lib/health.js";
@@ -18,11 +16,7 @@ import { syncKernelAndFiles } from "./sync.js";
 import { addRoutesEarly, earlyRoutesApply, kernelView, routedDevices } from "./route-sync.js";
 import { OnLinkSubnets, watchLinks, type LinkWatch } from "./link-watch.js";
 import { PassRetry } from "./pass-retry.js";
-import { removeNftTable } from "./masquerade.js";
-import { flushOwnRoutes } from "./ip-route.js";
 import { warmToolShell } from "./tool-shell.js";
-import { removeVxlan } from "./vxlan.js";
-import { removePodBridge } from "./bridge-addresses.js";
 import { BRIDGE_NAME } from "./cni-conflist.js";
 import { VXLAN_DEVICE } from "./overlay-plan.js";
 
@@ -288,18 +282,4 @@ export async function runAgent(api: KubeApi, config: AgentConfig, log: Logger, o
   await agent.start();
   log.info({ node: config["node-name"], cniConfDir: config["cni-conf-dir"], dryRun: config["dry-run"], metricsPort: agent.metricsPort }, "agent started");
   return agent;
-}
-
-/**
- * `podnet agent cleanup`: remove what the agent created (routes with its protocol, podnet.vxlan, its nft table,
- * its conflist) and the pod bridge its conflist had the bridge plugin make.
- */
-export async function cleanupAgent(config: AgentCleanupConfig, log: Logger, netns?: string): Promise<void> {
-  await flushOwnRoutes(netns);
-  await removeVxlan(netns);
-  await removeNftTable(netns);
-  const bridge = await removePodBridge(netns);
-  const conflist = join(config["cni-conf-dir"], config["conflist-name"]);
-  if (existsSync(conflist) && readFileSync(conflist, "utf8").includes('"name": "podnet"')) rmSync(conflist);
-  log.info({ node: config["node-name"], conflist, bridge: bridge ? BRIDGE_NAME : undefined }, "podnet routes, nft table, pod bridge and conflist removed");
 }

@@ -1,5 +1,5 @@
-import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -89,5 +89,33 @@ describe.skipIf(!isRoot())("node agent on a host missing ip or nft (rung 3)", ()
     expect(agent.child.exitCode).toBeNull();
     expect((await condition("10-244-2-0-24", "RoutesProgrammed")())?.message).toContain("ip not found in PATH");
     expect(ipJson<Array<{ dst: string }>>(n1!.ns, "route", "show", "proto", "249").map((r) => r.dst)).toEqual(["10.244.2.0/24"]);
+  });
+
+  it("cleanup without nft: removes the conflist, routes and bridge all the same, exits non-zero naming the nft table; warns of pods still attached", async () => {
+    const [n1] = bed.nodes;
+    while (agents.length) await stopProcess(agents.pop()!);
+    const confDir = join(dir, n1!.name, "net.d");
+    expect(readdirSync(confDir)).toContain("10-podnet.conflist"); // written by the agents above
+    execFileSync("ip", ["netns", "exec", n1!.ns, "nft", "add", "table", "inet", "podnet"]);
+    // The pod bridge with one pod's host-side veth on it.
+    execFileSync("ip", ["-n", n1!.ns, "link", "add", "podnet0", "type", "bridge"]);
+    execFileSync("ip", ["-n", n1!.ns, "link", "add", "vethpod1", "type", "veth", "peer", "name", "vethpod1p"]);
+    execFileSync("ip", ["-n", n1!.ns, "link", "set", "vethpod1", "master", "podnet0"]);
+    const run = spawnSync(cli[0]!, [...cli.slice(1), "agent", "cleanup", `--netns=${n1!.ns}`, `--cni-conf-dir=${confDir}`],
+      { env: { ...process.env, ...podnetCliEnv(dir), PATH: join(dir, "no-nft") }, encoding: "utf8", timeout: 30_000 });
+    const said = run.stdout + run.stderr;
+    expect(run.status).not.toBe(0);
+    expect(said).toContain("podnet cleanup left: nft table (nft not found in PATH");
+    expect(said).toContain("1 pod interface(s) still on podnet0");
+    expect(readdirSync(confDir)).not.toContain("10-podnet.conflist");
+    const links = ipJson<Array<{ ifname: string }>>(n1!.ns, "link", "show").map((l) => l.ifname);
+    expect(links).not.toContain("podnet0");
+    expect(ipJson(n1!.ns, "route", "show", "proto", "249")).toEqual([]);
+    expect(execFileSync("ip", ["netns", "exec", n1!.ns, "nft", "list", "tables"], { encoding: "utf8" })).toContain("podnet");
+    // With nft back, the rest goes too.
+    const again = spawnSync(cli[0]!, [...cli.slice(1), "agent", "cleanup", `--netns=${n1!.ns}`, `--cni-conf-dir=${confDir}`],
+      { env: { ...process.env, ...podnetCliEnv(dir) }, encoding: "utf8", timeout: 30_000 });
+    expect(again.status).toBe(0);
+    expect(execFileSync("ip", ["netns", "exec", n1!.ns, "nft", "list", "tables"], { encoding: "utf8" })).not.toContain("podnet");
   });
 });
