@@ -5,13 +5,15 @@ import type { Logger } from "../log.js";
 import { removePodBridge } from "./bridge-addresses.js";
 import { BRIDGE_NAME } from "./cni-conflist.js";
 import { run } from "./exec.js";
+import { removeForwardAccepts } from "./forward-accept.js";
 import { flushOwnRoutes } from "./ip-route.js";
 import { removeNftTable } from "./masquerade.js";
 import { removeVxlan } from "./vxlan.js";
 
 /**
  * `podnet agent cleanup`: remove what the agent created (routes with its protocol, podnet.vxlan, its nft table,
- * its conflist) and the pod bridge its conflist had the bridge plugin make. Every step runs even when one
+ * its accepts in the host firewall's FORWARD chains, its conflist) and the pod bridge its conflist had the
+ * bridge plugin make. Every step runs even when one
  * fails (no `nft` on a host that ran without masquerade): one missing tool must not leave the bridge and the
  * conflist behind. Throws at the end, naming what is left, so the command exits non-zero.
  */
@@ -29,6 +31,7 @@ export async function cleanupAgent(config: AgentCleanupConfig, log: Logger, netn
     ["routes", () => flushOwnRoutes(netns)],
     ["vxlan device", () => removeVxlan(netns)],
     ["nft table", () => removeNftTable(netns)],
+    ["firewall FORWARD accepts", () => removeForwardAccepts(netns)],
     ["pod bridge", () => removePodBridge(netns)],
   ];
   const left: string[] = [];

@@ -16,13 +16,17 @@ export interface SyncOutcome {
   /** skipped: not re-checked in this event-driven pass; the last full pass's result stands. */
   masquerade: { enabled: boolean; keepSourceTo?: string[]; error?: string; skipped?: boolean };
   /** error: forwarding (no pod traffic leaves the node); bridgeNetfilterError: same-node Services fail. */
-  sysctls: { error?: string; bridgeNetfilterError?: string; skipped?: boolean };
+  sysctls: {
+    error?: string; bridgeNetfilterError?: string; skipped?: boolean;
+    /** Families whose host FORWARD chain drops by default (podnet accepts the pod network there), or why it could not. */
+    forwardDropPolicy?: Array<4 | 6>; forwardAcceptError?: string;
+  };
   rejected: RejectedRecord[];
 }
 
 /** Pure: did a pass leave this node short of what it should have (the agent then retries with backoff)? */
 export const passLeftWorkUndone = (o: SyncOutcome): boolean =>
-  Boolean(o.routes.error || o.cni.error || o.masquerade.error || o.sysctls.error);
+  Boolean(o.routes.error || o.cni.error || o.masquerade.error || o.sysctls.error || o.sysctls.forwardAcceptError);
 
 const ok = (type: string, reason: string, message: string): ConditionInput => ({ type, status: "True", reason, message });
 const bad = (type: string, reason: string, message: string): ConditionInput => ({ type, status: "False", reason, message });
@@ -44,8 +48,11 @@ export function agentConditions(o: SyncOutcome): ConditionInput[] {
     : o.masquerade.enabled ? ok("MasqueradeReady", "Applied", masqueradeMessage(o.masquerade.keepSourceTo ?? []))
     : ok("MasqueradeReady", "Disabled", "masquerade disabled by configuration");
   const sysctl = o.sysctls.error ? bad("SysctlsReady", "SysctlFailed", o.sysctls.error)
+    : o.sysctls.forwardAcceptError ? bad("SysctlsReady", "ForwardDropped", "the host firewall's FORWARD chain drops by default and podnet "
+      + `could not accept the pod network in it, so forwarded pod traffic is dropped: ${o.sysctls.forwardAcceptError}`)
     : o.sysctls.bridgeNetfilterError ? bad("SysctlsReady", BRIDGE_NETFILTER_OFF, o.sysctls.bridgeNetfilterError)
-    : ok("SysctlsReady", "Set", "forwarding enabled; bridged pod traffic passes netfilter");
+    : ok("SysctlsReady", "Set", "forwarding enabled; bridged pod traffic passes netfilter" + (o.sysctls.forwardDropPolicy?.length
+      ? `; the host firewall's FORWARD chain drops by default (${o.sysctls.forwardDropPolicy.map((f) => `IPv${f}`).join(", ")}): podnet accepts the pod network in it` : ""));
   const shadowed = o.cni.shadowedBy.length
     ? ok("CNIConfigShadowed", "EarlierConfigPresent", `${o.cni.shadowedBy.join(", ")} sorts before ${o.cni.path}`)
     : bad("CNIConfigShadowed", "NotShadowed", "podnet's conflist is the one the runtime picks");

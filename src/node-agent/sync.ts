@@ -8,6 +8,7 @@ import { removeStaleBridgeAddresses } from "./bridge-addresses.js";
 import { MissingToolError } from "./exec.js";
 import { bridgeNetfilterProblem, bridgeNetfilterSysctls, ensureSysctls, forwardingProblem, neededSysctls } from "./forwarding.js";
 import { kernelView, podMtu, syncRoutes } from "./route-sync.js";
+import { syncForwardAccepts } from "./forward-accept.js";
 import { VXLAN_DEVICE, vxlanOverhead } from "./overlay-plan.js";
 import { applyNftTable, listNftTable, type NftTableInput, removeNftTable, renderNftTable, wantsNftTable } from "./masquerade.js";
 import type { SyncOutcome } from "./report.js";
@@ -85,7 +86,10 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
   return outcome;
 }
 
-/** Forwarding (without it no pod traffic leaves the node), then br_netfilter (without it same-node Services fail). */
+/**
+ * Forwarding (without it no pod traffic leaves the node), then br_netfilter (without it same-node Services
+ * fail), then the host firewall's FORWARD policy (a drop there stops all pod traffic: forward-accept.ts).
+ */
 async function syncSysctls(input: SyncInput, families: Array<4 | 6>, result: SyncOutcome["sysctls"]): Promise<void> {
   const forwarding = neededSysctls(families);
   const bridged = bridgeNetfilterSysctls(families);
@@ -95,6 +99,13 @@ async function syncSysctls(input: SyncInput, families: Array<4 | 6>, result: Syn
   }
   try { await ensureSysctls(forwarding, input.netns); } catch (err) { result.error = forwardingProblem(message(err)); }
   try { await ensureSysctls(bridged, input.netns); } catch (err) { result.bridgeNetfilterError = bridgeNetfilterProblem(message(err)); }
+  try {
+    const dropping = await syncForwardAccepts(input.state.podNetwork, { netns: input.netns, dryRun: input.config["dry-run"], log: input.log });
+    if (dropping.length) result.forwardDropPolicy = dropping;
+  } catch (err) {
+    // Without nft there is nothing to read the firewall with; MasqueradeReady names the tool where it is needed.
+    if (!(err instanceof MissingToolError)) result.forwardAcceptError = message(err);
+  }
 }
 
 /** The overlay's MSS clamp is needed where pods keep the link's MTU but some peers are reached through VXLAN. */

@@ -1,0 +1,107 @@
+import { canonicalCidr, parseCidr } from "../lib/cidr.js";
+import type { Logger } from "../log.js";
+import { run, runOk } from "./exec.js";
+
+/**
+ * A host firewall that drops forwarded traffic by default (Docker sets the iptables FORWARD policy to DROP,
+ * ufw's DEFAULT_FORWARD_POLICY is DROP) drops every pod packet a node forwards, between nodes and, with
+ * br_netfilter, between pods of one node. An accept in podnet's own nft table cannot help: a packet must pass
+ * every base chain on the hook. So, as flannel does, podnet accepts the pod network in that firewall's own
+ * FORWARD chain: in the iptables-nft chain (`ip filter FORWARD`, `ip6 filter FORWARD`), only while its
+ * policy is drop, with rules iptables-nft lists as its own (`-s <range> -m comment --comment … -j ACCEPT`).
+ * A host on iptables-legacy is out of nft's sight.
+ */
+export const FORWARD_ACCEPT_COMMENT = "podnet: pod network";
+
+type Direction = "saddr" | "daddr";
+export interface ForwardChain { policy?: string; rules: Array<{ handle: number; comment?: string; direction?: Direction; cidr?: string }> }
+export interface ForwardAcceptPlan { insert: Array<{ direction: Direction; cidr: string }>; deleteHandles: number[] }
+
+interface JsonExpr { match?: { op?: string; left?: { payload?: { field?: string } }; right?: { prefix?: { addr: string; len: number } } | string } }
+interface JsonItem { chain?: { policy?: string }; rule?: { handle: number; comment?: string; expr?: JsonExpr[] } }
+
+/** Pure: `nft -j list chain <family> filter FORWARD` → its policy and rules (with the one address match podnet's rules have). */
+export function parseForwardChain(json: string): ForwardChain {
+  const items = (JSON.parse(json) as { nftables?: JsonItem[] }).nftables ?? [];
+  const chain: ForwardChain = { rules: [] };
+  for (const item of items) {
+    if (item.chain) chain.policy = item.chain.policy;
+    if (!item.rule) continue;
+    const match = item.rule.expr?.find((e) => e.match)?.match;
+    const field = match?.left?.payload?.field;
+    const right = match?.right;
+    const cidr = typeof right === "string" ? right : right?.prefix ? `${right.prefix.addr}/${right.prefix.len}` : undefined;
+    chain.rules.push({
+      handle: item.rule.handle,
+      ...(item.rule.comment !== undefined ? { comment: item.rule.comment } : {}),
+      ...(field === "saddr" || field === "daddr" ? { direction: field } : {}),
+      ...(cidr !== undefined ? { cidr } : {}),
+    });
+  }
+  return chain;
+}
+
+/**
+ * Pure: with a drop policy, an accept from and one to each pod range of the chain's family, at the top; any
+ * other podnet rule (a range gone, a policy back to accept) removed.
+ */
+export function planForwardAccepts(chain: ForwardChain, ranges: string[]): ForwardAcceptPlan {
+  const wanted = chain.policy === "drop" ? ranges.map(canonicalCidr).flatMap((cidr) => (["saddr", "daddr"] as const).map((direction) => ({ direction, cidr }))) : [];
+  const key = (r: { direction?: Direction; cidr?: string }) => `${r.direction}:${r.cidr === undefined ? "" : canonicalOrSelf(r.cidr)}`;
+  const ours = chain.rules.filter((r) => r.comment === FORWARD_ACCEPT_COMMENT);
+  const have = new Set(ours.map(key));
+  const want = new Set(wanted.map(key));
+  return { insert: wanted.filter((w) => !have.has(key(w))), deleteHandles: ours.filter((r) => !want.has(key(r))).map((r) => r.handle) };
+}
+
+function canonicalOrSelf(text: string): string {
+  try { return canonicalCidr(text.includes("/") ? text : `${text}/${text.includes(":") ? 128 : 32}`); } catch { return text; }
+}
+
+/** Pure: the plan as one `nft -f` script for one family's chain. */
+export function forwardAcceptScript(family: 4 | 6, plan: ForwardAcceptPlan): string {
+  const table = family === 4 ? "ip filter" : "ip6 filter";
+  const match = family === 4 ? "ip" : "ip6";
+  return [
+    ...plan.deleteHandles.map((h) => `delete rule ${table} FORWARD handle ${h}`),
+    ...plan.insert.map((r) => `insert rule ${table} FORWARD ${match} ${r.direction} ${r.cidr} counter accept comment "${FORWARD_ACCEPT_COMMENT}"`),
+    "",
+  ].join("\n");
+}
+
+/** The iptables-nft FORWARD chain of a family, or undefined where there is none (no iptables-nft rules ever made). */
+async function readForwardChain(family: 4 | 6, netns?: string): Promise<ForwardChain | undefined> {
+  const r = await run("nft", ["-j", "list", "chain", family === 4 ? "ip" : "ip6", "filter", "FORWARD"], { netns });
+  return r.code === 0 ? parseForwardChain(r.stdout) : undefined;
+}
+
+/**
+ * Shell: make each family's FORWARD chain accept the pod network while its policy drops. Returns the families
+ * whose chain drops by default (podnet's accepts are in place there). Throws what nft refused.
+ */
+export async function syncForwardAccepts(podNetwork: string[], opts: { netns?: string; dryRun: boolean; log: Logger }): Promise<Array<4 | 6>> {
+  const dropping: Array<4 | 6> = [];
+  for (const family of [4, 6] as const) {
+    const chain = await readForwardChain(family, opts.netns);
+    if (!chain) continue;
+    const ranges = podNetwork.filter((c) => parseCidr(c).family === family);
+    if (chain.policy === "drop" && ranges.length) dropping.push(family);
+    const plan = planForwardAccepts(chain, ranges);
+    if (!plan.insert.length && !plan.deleteHandles.length) continue;
+    if (opts.dryRun) { opts.log.info({ family, plan }, "dry-run: would change the host firewall's FORWARD chain"); continue; }
+    await runOk("nft", ["-f", "-"], { netns: opts.netns, input: forwardAcceptScript(family, plan) });
+    opts.log.info({ family, accepted: plan.insert.map((r) => `${r.direction} ${r.cidr}`), removed: plan.deleteHandles.length },
+      "the host firewall's FORWARD chain drops by default: pod network accepted in it");
+  }
+  return dropping;
+}
+
+/** `podnet agent cleanup`: podnet's rules out of both FORWARD chains, nothing else. */
+export async function removeForwardAccepts(netns?: string): Promise<void> {
+  for (const family of [4, 6] as const) {
+    const chain = await readForwardChain(family, netns);
+    if (!chain) continue;
+    const plan = planForwardAccepts({ ...chain, policy: "accept" }, []);
+    if (plan.deleteHandles.length) await runOk("nft", ["-f", "-"], { netns, input: forwardAcceptScript(family, plan) });
+  }
+}

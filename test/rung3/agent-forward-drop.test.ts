@@ -1,0 +1,66 @@
+import { execFileSync } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { addPod, deletePod, type Pod } from "../../src/localcluster/cni-exec.js";
+import { createNetBed, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
+import { waitFor } from "../../src/localcluster/processes.js";
+import { ping } from "../../src/localcluster/udp-probe.js";
+import { agentCleanupConfigSchema } from "../../src/config.js";
+import { silentLogger } from "../../src/log.js";
+import { cleanupAgent } from "../../src/node-agent/cleanup.js";
+import { conditionsOf, putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
+import { useControlPlane } from "../harness/api-fixture.js";
+
+// Nodes whose iptables FORWARD policy is DROP, as Docker and ufw leave it: every forwarded pod packet, between
+// nodes and (through br_netfilter) between pods of one node, is dropped unless something accepts it there.
+const fx = useControlPlane();
+let bed: NetBed;
+const agents: TestAgent[] = [];
+const pods: Pod[] = [];
+const iptables = (ns: string, ...args: string[]) => execFileSync("ip", ["netns", "exec", ns, "iptables-nft", ...args], { encoding: "utf8" });
+
+describe.skipIf(!isRoot())("a host firewall that drops forwarded traffic (rung 3)", () => {
+  beforeAll(async () => {
+    bed = createNetBed("fd", 2, 66);
+    for (const [i, n] of bed.nodes.entries()) {
+      iptables(n.ns, "-P", "FORWARD", "DROP");
+      iptables(n.ns, "-A", "FORWARD", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"); // Docker's, kube-proxy's
+      await putNodeCidr(fx.api(), `fd${i + 1}`, `10.251.${i + 1}.0/24`, [n.ip]);
+    }
+    for (const [i, n] of bed.nodes.entries()) agents.push(await startAgent(fx, n, { "node-name": `fd${i + 1}` }));
+  });
+  afterAll(async () => {
+    for (const p of pods) deletePod(p);
+    for (const a of agents) await a.stop();
+    bed?.destroy();
+  });
+
+  it("accepts the pod network in the host's FORWARD chain: pods reach pods on their node and across nodes; iptables still reads the chain", async () => {
+    const [n1, n2] = bed.nodes;
+    for (const a of agents) await a.agent.syncNow();
+    pods.push(addPod(n1!.ns, agents[0]!.confDir, "fda"), addPod(n1!.ns, agents[0]!.confDir, "fdb"), addPod(n2!.ns, agents[1]!.confDir, "fdc"));
+    const [a, b, c] = pods;
+    expect(ping(a!.ns, c!.ips[0]!)).toBe(true); // across nodes
+    expect(ping(a!.ns, b!.ips[0]!)).toBe(true); // on one node's bridge
+    const rules = iptables(n1!.ns, "-S", "FORWARD");
+    expect(rules).toContain("-P FORWARD DROP");
+    expect(rules).toContain('-s 10.251.1.0/24 -m comment --comment "podnet: pod network" -j ACCEPT');
+    expect(rules).toContain('-d 10.251.2.0/24 -m comment --comment "podnet: pod network" -j ACCEPT');
+    const sysctls = await waitFor("SysctlsReady says so", async () => (await conditionsOf(fx.api(), "10-251-1-0-24")).find((x) => x.type === "SysctlsReady" && x.message.includes("drops by default")), 10_000);
+    expect(sysctls.status).toBe("True");
+    // A second full pass adds nothing more.
+    await agents[0]!.agent.syncNow();
+    expect(iptables(n1!.ns, "-S", "FORWARD").split("\n").filter((l) => l.includes("podnet")).length).toBe(4);
+  });
+
+  it("cleanup takes podnet's rules out and leaves the firewall's own policy and rules", async () => {
+    const [n1] = bed.nodes;
+    for (const p of pods.splice(0)) deletePod(p);
+    await agents[0]!.stop();
+    agents.shift();
+    await cleanupAgent(agentCleanupConfigSchema.parse({ "cni-conf-dir": "/nonexistent-podnet-dir" }), silentLogger(), n1!.ns);
+    const rules = iptables(n1!.ns, "-S", "FORWARD");
+    expect(rules).not.toContain("podnet");
+    expect(rules).toContain("-P FORWARD DROP");
+    expect(rules).toContain("--ctstate RELATED,ESTABLISHED -j ACCEPT");
+  });
+});
