@@ -157,6 +157,27 @@ describe("Helm chart charts/podnet", () => {
     }
   });
 
+  it("the agent uses the node's resolver (cluster DNS needs the network the agent makes), runs as spc_t under SELinux, and rolls 10% of nodes at a time", () => {
+    type PodSpec = { dnsPolicy: string; securityContext: { seLinuxOptions?: { type: string } } };
+    const objs = render();
+    const agent = find(objs, "DaemonSet", "podnet-agent").spec as { updateStrategy: { rollingUpdate: { maxUnavailable: unknown } }; template: { spec: PodSpec } };
+    expect(agent.template.spec.dnsPolicy).toBe("Default");
+    expect(agent.template.spec.securityContext.seLinuxOptions).toEqual({ type: "spc_t", level: "s0" });
+    expect(agent.updateStrategy.rollingUpdate.maxUnavailable).toBe("10%");
+    expect((find(render("agent.maxUnavailable=3"), "DaemonSet", "podnet-agent").spec as typeof agent).updateStrategy.rollingUpdate.maxUnavailable).toBe(3);
+    const cleanup = find(render("cleanup.enabled=true"), "DaemonSet", "podnet-cleanup").spec as { template: { spec: PodSpec } };
+    expect(cleanup.template.spec.securityContext.seLinuxOptions).toEqual({ type: "spc_t", level: "s0" });
+  });
+
+  it.each([
+    ["a misspelt key", "controler.replicas=3", /controler/],
+    ["a key the chart does not have", "agent.tolerations=x", /tolerations/],
+    ["an MTU the agent refuses", "mtu=100", /mtu/],
+    ["a bad maxUnavailable", "agent.maxUnavailable=0", /maxUnavailable/],
+  ])("values: %s is refused when rendering", (_case, set, message) => {
+    expect(() => render(set)).toThrow(message);
+  });
+
   it("apiServer.host points both components at the API server directly (clusters without kube-proxy); unset, in-cluster config is left alone", () => {
     const env = (o: Obj) => (o.spec as { template: { spec: { containers: Array<{ env: Array<{ name: string; value?: string }> }> } } }).template.spec.containers[0]!.env;
     const objs = render("apiServer.host=10.0.0.10", "apiServer.port=8443");
