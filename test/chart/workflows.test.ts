@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { kubeBin } from "../../src/localcluster/kube-bins.js";
 
 const repo = join(import.meta.dirname, "../..");
 
@@ -28,6 +29,14 @@ describe("rung 5 (kind) artefacts: written and linted here, run in GitHub Action
         return { code: r.status, stdout: r.stdout, out: r.status === 0 ? readFileSync(output, "utf8") : "" };
       };
       expect(run(`v${version}`)).toMatchObject({ code: 0, out: `version=${version}\nimage=ghcr.io/podnet/podnet\ncharts=oci://ghcr.io/podnet/charts\n` });
+      // The chart it packages names the image it pushed, not podnet's own default.
+      const chartImage = workflow.jobs.release.steps.find((s) => s.id === "chart-image")!.run!;
+      execFileSync("cp", ["-r", join(repo, "charts"), dir]);
+      const named = spawnSync("bash", ["-e", "-c", chartImage], { cwd: dir, encoding: "utf8", env: { ...process.env, IMAGE: "ghcr.io/a-fork/podnet" } });
+      expect(named.status).toBe(0);
+      const rendered = execFileSync(kubeBin("helm"), ["template", "podnet", join(dir, "charts/podnet"), "-n", "kube-system", "--kube-version", "1.33.0"], { encoding: "utf8" });
+      expect(rendered).toContain(`image: ghcr.io/a-fork/podnet:${version}`);
+      expect(rendered).not.toContain("ghcr.io/podnet/podnet");
       const wrong = run("v9.9.9");
       expect(wrong.code).not.toBe(0);
       expect(wrong.stdout).toContain(`does not match charts/podnet/Chart.yaml (version ${version}, appVersion ${version})`);

@@ -145,11 +145,18 @@ done
 # Masquerade: the kind network's gateway (the runner) has no route back to the pod ranges, so pods reach it
 # only behind their node's address.
 first_client=client-$(head -1 <<<"$node_names")
+probed=""
 for gateway in $(docker network inspect kind -f '{{range .IPAM.Config}}{{.Gateway}} {{end}}'); do
   family=4; case "$gateway" in *:*) family=6;; esac
   [ -n "$(ip_of_family "$(pod_ips "$first_client")" "$family")" ] || continue # no pod IP of that family
+  probed="$probed $family"
   if kubectl exec "$first_client" -- ping -c 2 -W 2 "$gateway" >/dev/null; then pass "$first_client -> $gateway outside the cluster (masqueraded)"
   else fail "$first_client -> $gateway outside the cluster"; fi
+done
+# Every family the pods have is probed: a kind network without that family's gateway proves nothing.
+for family in 4 6; do
+  [ -n "$(ip_of_family "$(pod_ips "$first_client")" "$family")" ] || continue
+  case " $probed " in *" $family "*) ;; *) fail "masquerade: the kind network has no IPv$family gateway to probe";; esac
 done
 
 # hostPort through the portmap plugin in podnet's conflist: a pod on the last node serves on its node's port
