@@ -256,9 +256,12 @@ export class NodeAgent {
     this.metrics.routesDesired.set(outcome.routes.desired);
     this.metrics.routesInstalled.set(outcome.routes.installed);
     this.metrics.rejected.set(outcome.rejected.length);
-    for (const op of ["added", "replaced", "deleted"] as const) if (outcome.routes[op]) this.metrics.routeChanges.inc({ op }, outcome.routes[op]);
-    if (outcome.routes.overlayChanges) this.metrics.routeChanges.inc({ op: "overlay" }, outcome.routes.overlayChanges);
-    for (const [step, failed] of [["routes", outcome.routes.error], ["cni", outcome.cni.error], ["masquerade", outcome.masquerade.error], ["sysctls", outcome.sysctls.error ?? outcome.sysctls.bridgeNetfilterError], ["overlay", outcome.routes.overlayError]] as const) {
+    // A dry run's counts are what it would change: nothing changed.
+    if (!this.config["dry-run"]) {
+      for (const op of ["added", "replaced", "deleted"] as const) if (outcome.routes[op]) this.metrics.routeChanges.inc({ op }, outcome.routes[op]);
+      if (outcome.routes.overlayChanges) this.metrics.routeChanges.inc({ op: "overlay" }, outcome.routes.overlayChanges);
+    }
+    for (const [step, failed] of [["routes", outcome.routes.error], ["cni", outcome.cni.error], ["masquerade", outcome.masquerade.error], ["sysctls", outcome.sysctls.error ?? outcome.sysctls.forwardAcceptError ?? outcome.sysctls.bridgeNetfilterError], ["overlay", outcome.routes.overlayError]] as const) {
       if (failed) this.metrics.errors.inc({ step });
     }
     if (this.config["dry-run"]) return outcome;
