@@ -81,9 +81,30 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
   } else if (input.full) {
     try { await removeLeftoverNftTable(input); } catch (err) { outcome.masquerade.error = message(err); }
   }
-  if (!input.full) outcome.sysctls.skipped = true;
-  else await syncSysctls(input, state.families.length ? state.families : [4], outcome.sysctls);
+  if (input.full) await syncSysctls(input, state.families.length ? state.families : [4], outcome.sysctls);
+  else {
+    outcome.sysctls.skipped = true;
+    // A range added to a pool: its pods must not wait for the next full pass behind a dropping firewall.
+    if (forwardCheckedFor.get(input.netns ?? "") !== state.podNetwork.join(",")) await syncFirewallForward(input, {});
+  }
   return outcome;
+}
+
+/** Per namespace: the pod network the host firewall's FORWARD chain was last made to accept. */
+const forwardCheckedFor = new Map<string, string>();
+
+async function syncFirewallForward(input: SyncInput, result: SyncOutcome["sysctls"]): Promise<void> {
+  try {
+    const dropping = await syncForwardAccepts(input.state.podNetwork, { netns: input.netns, dryRun: input.config["dry-run"], log: input.log });
+    if (dropping.length) result.forwardDropPolicy = dropping;
+    forwardCheckedFor.set(input.netns ?? "", input.state.podNetwork.join(","));
+  } catch (err) {
+    // Without nft there is nothing to read the firewall with; MasqueradeReady names the tool where it is needed.
+    if (!(err instanceof MissingToolError)) {
+      result.forwardAcceptError = message(err);
+      input.log.error({ err: message(err) }, "the host firewall's FORWARD chain drops by default, and the pod network could not be accepted in it");
+    }
+  }
 }
 
 /**
@@ -93,19 +114,12 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
 async function syncSysctls(input: SyncInput, families: Array<4 | 6>, result: SyncOutcome["sysctls"]): Promise<void> {
   const forwarding = neededSysctls(families);
   const bridged = bridgeNetfilterSysctls(families);
-  if (input.config["dry-run"]) {
-    input.log.info({ sysctls: { ...forwarding, ...bridged } }, "dry-run: would ensure sysctls");
-    return;
+  if (input.config["dry-run"]) input.log.info({ sysctls: { ...forwarding, ...bridged } }, "dry-run: would ensure sysctls");
+  else {
+    try { await ensureSysctls(forwarding, input.netns); } catch (err) { result.error = forwardingProblem(message(err)); }
+    try { await ensureSysctls(bridged, input.netns); } catch (err) { result.bridgeNetfilterError = bridgeNetfilterProblem(message(err)); }
   }
-  try { await ensureSysctls(forwarding, input.netns); } catch (err) { result.error = forwardingProblem(message(err)); }
-  try { await ensureSysctls(bridged, input.netns); } catch (err) { result.bridgeNetfilterError = bridgeNetfilterProblem(message(err)); }
-  try {
-    const dropping = await syncForwardAccepts(input.state.podNetwork, { netns: input.netns, dryRun: input.config["dry-run"], log: input.log });
-    if (dropping.length) result.forwardDropPolicy = dropping;
-  } catch (err) {
-    // Without nft there is nothing to read the firewall with; MasqueradeReady names the tool where it is needed.
-    if (!(err instanceof MissingToolError)) result.forwardAcceptError = message(err);
-  }
+  await syncFirewallForward(input, result);
 }
 
 /** The overlay's MSS clamp is needed where pods keep the link's MTU but some peers are reached through VXLAN. */

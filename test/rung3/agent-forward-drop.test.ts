@@ -52,6 +52,15 @@ describe.skipIf(!isRoot())("a host firewall that drops forwarded traffic (rung 3
     expect(iptables(n1!.ns, "-S", "FORWARD").split("\n").filter((l) => l.includes("podnet")).length).toBe(4);
   });
 
+  it("a range that joins the pod network is accepted by the next event pass, not the next resync", async () => {
+    const [, n2] = bed.nodes;
+    await agents[1]!.stop();
+    agents[1] = await startAgent(fx, n2!, { "node-name": "fd2", "resync-period": "1h" });
+    await agents[1].agent.syncNow();
+    await putNodeCidr(fx.api(), "fd3", "10.251.3.0/24", ["192.168.66.99"]);
+    await waitFor("10.251.3.0/24 accepted", async () => (iptables(n2!.ns, "-S", "FORWARD").includes("-d 10.251.3.0/24 -m comment") ? true : undefined), 10_000);
+  });
+
   it("cleanup takes podnet's rules out and leaves the firewall's own policy and rules", async () => {
     const [n1] = bed.nodes;
     for (const p of pods.splice(0)) deletePod(p);
