@@ -13,7 +13,7 @@ const chart = join(import.meta.dirname, "../../charts/podnet");
 type Obj = { kind: string; metadata: { name: string }; spec?: Record<string, unknown> } & Record<string, unknown>;
 
 function render(...sets: string[]): Obj[] {
-  const out = execFileSync(kubeBin("helm"), ["template", "podnet", chart, "--namespace", "kube-system", "--kube-version", "1.30.0", ...sets.flatMap((s) => ["--set", s])], { encoding: "utf8" });
+  const out = execFileSync(kubeBin("helm"), ["template", "podnet", chart, "--namespace", "kube-system", "--kube-version", "1.32.0", ...sets.flatMap((s) => ["--set", s])], { encoding: "utf8" });
   return parseAllDocuments(out).map((d) => d.toJS() as Obj).filter(Boolean);
 }
 const find = (objs: Obj[], kind: string, name: string) => objs.find((o) => o.kind === kind && o.metadata.name === name)!;
@@ -167,6 +167,10 @@ describe("Helm chart charts/podnet", () => {
     expect((find(render("agent.maxUnavailable=3"), "DaemonSet", "podnet-agent").spec as typeof agent).updateStrategy.rollingUpdate.maxUnavailable).toBe(3);
     const cleanup = find(render("cleanup.enabled=true"), "DaemonSet", "podnet-cleanup").spec as { template: { spec: PodSpec } };
     expect(cleanup.template.spec.securityContext.seLinuxOptions).toEqual({ type: "spc_t", level: "s0" });
+  });
+
+  it("refuses clusters older than 1.32, whose API servers refuse the CRDs (measured: 1.30.14, 1.31.14)", () => {
+    expect(() => execFileSync(kubeBin("helm"), ["template", "podnet", chart, "--kube-version", "1.31.14"], { stdio: "pipe" })).toThrow(/kubeVersion/);
   });
 
   it.each([
