@@ -248,7 +248,11 @@ export class NodeAgent {
     this.fullDue = false;
     if (full) this.lastFullPassAt = Date.now();
     const outcome = await syncKernelAndFiles({ config: this.config, state, nodeIP, netns: this.opts.netns, log: this.log, full });
-    if (outcome.sysctls.skipped && this.lastOutcome) outcome.sysctls = this.lastOutcome.sysctls;
+    // An event pass that failed to accept a new range in the host firewall says so: the pass is retried.
+    if (outcome.sysctls.skipped && this.lastOutcome) {
+      const { forwardAcceptError } = outcome.sysctls;
+      outcome.sysctls = { ...this.lastOutcome.sysctls, ...(forwardAcceptError ? { forwardAcceptError } : {}) };
+    }
     if (outcome.masquerade.skipped && this.lastOutcome) outcome.masquerade = this.lastOutcome.masquerade;
     this.lastOutcome = outcome;
     this.syncs++;

@@ -36,6 +36,6 @@ describe("the host firewall's FORWARD chain", () => {
 
   it("writes one nft script per family, in the iptables-nft chain", () => {
     expect(forwardAcceptScript(6, { insert: [{ direction: "saddr", cidr: "fd00:10::/56" }], deleteHandles: [9] })).toBe(
-      `delete rule ip6 filter FORWARD handle 9\ninsert rule ip6 filter FORWARD ip6 saddr fd00:10::/56 counter accept comment "${FORWARD_ACCEPT_COMMENT}"\n`);
+      `delete rule ip6 filter FORWARD handle 9\nadd rule ip6 filter FORWARD ip6 saddr fd00:10::/56 counter accept comment "${FORWARD_ACCEPT_COMMENT}"\n`);
   });
 });

@@ -9,7 +9,8 @@ import { run, runOk } from "./exec.js";
  * every base chain on the hook. So, as flannel does, podnet accepts the pod network in that firewall's own
  * FORWARD chain: in the iptables-nft chain (`ip filter FORWARD`, `ip6 filter FORWARD`), only while its
  * policy is drop, with rules iptables-nft lists as its own (`-s <range> -m comment --comment … -j ACCEPT`).
- * A host on iptables-legacy is out of nft's sight.
+ * Appended, as flannel's are: kube-proxy's jumps (a Service without endpoints is rejected there), Docker's
+ * DOCKER-USER and ufw's chains come first and still see pod traffic. A host on iptables-legacy is out of nft's sight.
  */
 export const FORWARD_ACCEPT_COMMENT = "podnet: pod network";
 
@@ -42,8 +43,8 @@ export function parseForwardChain(json: string): ForwardChain {
 }
 
 /**
- * Pure: with a drop policy, an accept from and one to each pod range of the chain's family, at the top; any
- * other podnet rule (a range gone, a policy back to accept) removed.
+ * Pure: with a drop policy, an accept from and one to each pod range of the chain's family, appended where
+ * missing; any other podnet rule (a range gone, a policy back to accept) removed.
  */
 export function planForwardAccepts(chain: ForwardChain, ranges: string[]): ForwardAcceptPlan {
   const wanted = chain.policy === "drop" ? ranges.map(canonicalCidr).flatMap((cidr) => (["saddr", "daddr"] as const).map((direction) => ({ direction, cidr }))) : [];
@@ -64,15 +65,20 @@ export function forwardAcceptScript(family: 4 | 6, plan: ForwardAcceptPlan): str
   const match = family === 4 ? "ip" : "ip6";
   return [
     ...plan.deleteHandles.map((h) => `delete rule ${table} FORWARD handle ${h}`),
-    ...plan.insert.map((r) => `insert rule ${table} FORWARD ${match} ${r.direction} ${r.cidr} counter accept comment "${FORWARD_ACCEPT_COMMENT}"`),
+    ...plan.insert.map((r) => `add rule ${table} FORWARD ${match} ${r.direction} ${r.cidr} counter accept comment "${FORWARD_ACCEPT_COMMENT}"`),
     "",
   ].join("\n");
 }
 
-/** The iptables-nft FORWARD chain of a family, or undefined where there is none (no iptables-nft rules ever made). */
+/**
+ * The iptables-nft FORWARD chain of a family, or undefined where there is none (no iptables-nft rules ever
+ * made). Any other failure is thrown: a firewall podnet cannot read may be dropping every pod packet.
+ */
 async function readForwardChain(family: 4 | 6, netns?: string): Promise<ForwardChain | undefined> {
   const r = await run("nft", ["-j", "list", "chain", family === 4 ? "ip" : "ip6", "filter", "FORWARD"], { netns });
-  return r.code === 0 ? parseForwardChain(r.stdout) : undefined;
+  if (r.code !== 0 && /No such file or directory/.test(r.stderr)) return undefined;
+  if (r.code !== 0) throw new Error(`nft list chain ${family === 4 ? "ip" : "ip6"} filter FORWARD failed: ${r.stderr.trim()}`);
+  return parseForwardChain(r.stdout);
 }
 
 /**

@@ -85,7 +85,7 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
   else {
     outcome.sysctls.skipped = true;
     // A range added to a pool: its pods must not wait for the next full pass behind a dropping firewall.
-    if (forwardCheckedFor.get(input.netns ?? "") !== state.podNetwork.join(",")) await syncFirewallForward(input, {});
+    if (forwardCheckedFor.get(input.netns ?? "") !== state.podNetwork.join(",")) await syncFirewallForward(input, outcome.sysctls);
   }
   return outcome;
 }

@@ -1,7 +1,7 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addPod, deletePod, type Pod } from "../../src/localcluster/cni-exec.js";
-import { createNetBed, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
+import { createNetBed, ipIn, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { ping } from "../../src/localcluster/udp-probe.js";
 import { agentCleanupConfigSchema } from "../../src/config.js";
@@ -24,6 +24,11 @@ describe.skipIf(!isRoot())("a host firewall that drops forwarded traffic (rung 3
     for (const [i, n] of bed.nodes.entries()) {
       iptables(n.ns, "-P", "FORWARD", "DROP");
       iptables(n.ns, "-A", "FORWARD", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"); // Docker's, kube-proxy's
+      // kube-proxy's answer for a Service without endpoints: rejected in a chain FORWARD jumps to.
+      iptables(n.ns, "-N", "KUBE-SERVICES");
+      iptables(n.ns, "-A", "KUBE-SERVICES", "-d", "10.96.0.50/32", "-p", "tcp", "--dport", "80", "-j", "REJECT");
+      iptables(n.ns, "-A", "FORWARD", "-j", "KUBE-SERVICES");
+      ipIn(n.ns, "route", "add", "10.96.0.0/12", "via", "192.168.66.250"); // nobody there: only the REJECT answers
       await putNodeCidr(fx.api(), `fd${i + 1}`, `10.251.${i + 1}.0/24`, [n.ip]);
     }
     for (const [i, n] of bed.nodes.entries()) agents.push(await startAgent(fx, n, { "node-name": `fd${i + 1}` }));
@@ -41,7 +46,11 @@ describe.skipIf(!isRoot())("a host firewall that drops forwarded traffic (rung 3
     const [a, b, c] = pods;
     expect(ping(a!.ns, c!.ips[0]!)).toBe(true); // across nodes
     expect(ping(a!.ns, b!.ips[0]!)).toBe(true); // on one node's bridge
+    // kube-proxy's rules still see pod traffic: podnet's accepts come after its jump.
+    const connect = spawnSync("ip", ["netns", "exec", a!.ns, "timeout", "5", "bash", "-c", "exec 3<>/dev/tcp/10.96.0.50/80"], { encoding: "utf8" });
+    expect(connect.stderr).toContain("Connection refused");
     const rules = iptables(n1!.ns, "-S", "FORWARD");
+    expect(rules.indexOf("-j KUBE-SERVICES")).toBeLessThan(rules.indexOf("podnet: pod network"));
     expect(rules).toContain("-P FORWARD DROP");
     expect(rules).toContain('-s 10.251.1.0/24 -m comment --comment "podnet: pod network" -j ACCEPT');
     expect(rules).toContain('-d 10.251.2.0/24 -m comment --comment "podnet: pod network" -j ACCEPT');
