@@ -79,26 +79,45 @@ export interface LinkInfo {
 
 /** Local subnets and the MTU of the interface carrying an IP. */
 export async function readLinks(netns?: string): Promise<LinkInfo> {
-  return linkInfoOf(JSON.parse((await runOk("ip", ["-details", "-json", "addr", "show"], { netns })) || "[]") as JsonAddr[]);
+  const links = JSON.parse((await runOk("ip", ["-details", "-json", "addr", "show"], { netns })) || "[]") as JsonAddr[];
+  // Only a node IP on lo or a dummy device needs the default routes' devices: no extra read on other nodes.
+  const standing = links.some((l) => isStandIn(l) && (l.addr_info ?? []).some((a) => a.scope === "global"));
+  return linkInfoOf(links, standing ? await defaultRouteDevices(netns) : []);
 }
+
+async function defaultRouteDevices(netns?: string): Promise<string[]> {
+  const devices = new Set<string>();
+  for (const family of [4, 6] as const) {
+    const r = await run("ip", [`-${family}`, "-json", "route", "show", "default"], { netns });
+    if (r.code !== 0) continue;
+    for (const route of JSON.parse(r.stdout || "[]") as Array<{ dev?: string; nexthops?: Array<{ dev?: string }> }>) {
+      for (const dev of [route.dev, ...(route.nexthops ?? []).map((n) => n.dev)]) if (dev) devices.add(dev);
+    }
+  }
+  return [...devices];
+}
+
+const isStandIn = (link: JsonAddr) => link.link_type === "loopback" || link.linkinfo?.info_kind === "dummy";
 
 /**
  * Pure: LinkInfo from `ip -details -json addr show`. A node IP on the loopback or a dummy device (routing to the
- * host: the address is announced by BGP, the traffic arrives on the uplinks) takes its MTU from the uplinks,
- * the smallest of them: lo's 65536 is no packet size, and a dummy device's 1500 is nobody's link.
+ * host: the address is announced by BGP, the traffic arrives on the uplinks) takes its MTU from the uplinks:
+ * the smallest of the default routes' devices (links with only link-local addresses, as BGP unnumbered has, are
+ * uplinks too), else of the devices with a global address, else the device's own capped at 1500. lo's 65536
+ * is no packet size, and a dummy device's 1500 is nobody's link.
  */
-export function linkInfoOf(links: JsonAddr[]): LinkInfo {
+export function linkInfoOf(links: JsonAddr[], defaultRouteDevices: string[] = []): LinkInfo {
   const subnets: Array<{ subnet: Cidr; dev: string }> = [];
-  const mtuByIp = new Map<string, number | undefined>(); // this node's own addresses (canonical) → their link's MTU
-  const standIn = (link: JsonAddr) => link.link_type === "loopback" || link.linkinfo?.info_kind === "dummy";
-  const uplinks = links.filter((l) => !standIn(l) && l.ifname !== BRIDGE_NAME && l.ifname !== VXLAN_DEVICE
-    && (l.addr_info ?? []).some((a) => a.scope === "global"));
-  const uplinkMtu = uplinks.length ? Math.min(...uplinks.map((l) => l.mtu)) : undefined;
+  const mtuByIp = new Map<string, number>(); // this node's own addresses (canonical) → their link's MTU
+  const candidates = links.filter((l) => !isStandIn(l) && l.ifname !== BRIDGE_NAME && l.ifname !== VXLAN_DEVICE);
+  const smallest = (list: JsonAddr[]) => (list.length ? Math.min(...list.map((l) => l.mtu)) : undefined);
+  const uplinkMtu = smallest(candidates.filter((l) => defaultRouteDevices.includes(l.ifname)))
+    ?? smallest(candidates.filter((l) => (l.addr_info ?? []).some((a) => a.scope === "global")));
   for (const link of links) {
     for (const a of link.addr_info ?? []) {
       if (a.scope !== "global" || (a.family !== "inet" && a.family !== "inet6")) continue;
       const own = canonicalIp(a.local);
-      if (own) mtuByIp.set(own, standIn(link) ? uplinkMtu : link.mtu);
+      if (own) mtuByIp.set(own, isStandIn(link) ? uplinkMtu ?? Math.min(link.mtu, 1500) : link.mtu);
       try { subnets.push({ subnet: parseCidr(`${a.local}/${a.prefixlen}`, { allowHostBits: true }), dev: link.ifname }); } catch { /* not an address we route through */ }
     }
   }
@@ -106,6 +125,5 @@ export function linkInfoOf(links: JsonAddr[]): LinkInfo {
     try { const ip = parseIp(text); return subnets.find((s) => cidrContainsIp(s.subnet, ip))?.dev; } catch { return undefined; }
   };
   const mtuOf = (text: string) => { const ip = canonicalIp(text); return ip === undefined ? undefined : mtuByIp.get(ip); };
-  const isLocal = (text: string) => { const ip = canonicalIp(text); return ip !== undefined && mtuByIp.has(ip); };
-  return { mtuOf, deviceFor, isLocal, devices: new Set(subnets.map((s) => s.dev)) };
+  return { mtuOf, deviceFor, isLocal: (text) => mtuOf(text) !== undefined, devices: new Set(subnets.map((s) => s.dev)) };
 }

@@ -24,11 +24,23 @@ describe("linkInfoOf (ip -details -json addr show)", () => {
     expect(links.isLocal("10.0.0.5")).toBe(true);
   });
 
-  it("knows no MTU for a node IP on the loopback of a host with no uplink address (unnumbered links), but knows the IP is its own", () => {
-    const links = linkInfoOf([lo(addr("10.0.0.5", 32), addr("fd00::5", 128)), { ifname: "eth0", mtu: 1500, link_type: "ether", addr_info: [addr("fe80::1", 64, "link")] }]);
-    expect(links.mtuOf("10.0.0.5")).toBeUndefined();
-    expect(links.isLocal("10.0.0.5")).toBe(true);
+  it("prefers the default routes' devices: another network's bridge or a VPN tunnel is no uplink", () => {
+    const links = linkInfoOf([lo(addr("10.0.0.5", 32)), eth("eth0", 9001, "192.168.1.5"), eth("docker0", 1500, "172.17.0.1"),
+      { ifname: "tailscale0", mtu: 1280, link_type: "none", addr_info: [addr("100.64.0.7", 32)] }], ["eth0"]);
+    expect(links.mtuOf("10.0.0.5")).toBe(9001);
+  });
+
+  it("takes BGP-unnumbered uplinks (link-local addresses only) through the default route", () => {
+    const unnumbered = (ifname: string, mtu: number): JsonAddr => ({ ifname, mtu, link_type: "ether", addr_info: [addr("fe80::1", 64, "link")] });
+    const links = linkInfoOf([lo(addr("10.0.0.5", 32), addr("fd00::5", 128)), unnumbered("eth0", 9000), unnumbered("eth1", 8500)], ["eth0", "eth1"]);
+    expect(links.mtuOf("10.0.0.5")).toBe(8500);
     expect(links.isLocal("fd00:0::5")).toBe(true);
+  });
+
+  it("falls back to the device's own MTU, at most 1500, with no uplink to be found; the IP is still its own", () => {
+    const links = linkInfoOf([lo(addr("10.0.0.5", 32))]);
+    expect(links.mtuOf("10.0.0.5")).toBe(1500);
+    expect(links.isLocal("10.0.0.5")).toBe(true);
     expect(links.isLocal("10.0.0.6")).toBe(false);
   });
 });
