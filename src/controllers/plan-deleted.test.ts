@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { planAllocations } from "./plan.js";
-import { input, kinds, node, rec } from "./plan-fixtures.js";
+import { input, kinds, node, pool, rec } from "./plan-fixtures.js";
 
 // Node a's record for 10.244.0.0/24, deleted by hand at t = 1,000,000 (cooldown 60 s).
 const gone = (extra: Parameters<typeof rec>[2] = {}) => ({ record: rec("a", "10.244.0.0/24", { nodeUID: "a", ...extra }), deletedAt: 1_000_000 });
@@ -60,4 +60,14 @@ describe("records deleted while Allocated", () => {
     expect(planAllocations(input({ nodes: [node("a"), node("n"), node("m"), node("o"), node("p"), node("q")], deleted: [gone(), second], now: 1_001_000 }))
       .actions.filter((a) => a.kind === "create").map((a) => a.cidr)).not.toContain("10.244.5.0/24");
   });
+
+  it.each([
+    ["the pool's node mask changed", { pools: [pool(["10.244.0.0/16"], {}, 25)] }, [node("a"), node("b")]],
+    ["the pool no longer selects the node", { pools: [pool(["10.244.0.0/16"], { nodeSelector: { rack: "1" } })] }, [node("a"), node("b", { labels: { rack: "1" } })]],
+  ])("holds a CIDR it cannot give back (%s) through the cooldown", (_case, extra, nodes) => {
+    const plan = planAllocations(input({ ...extra, nodes, deleted: [gone()], now: 1_001_000 }));
+    expect(creates(plan).some((a) => a.cidr.startsWith("10.244.0."))).toBe(false);
+    expect(plan.nextCheckAt).toBe(1_060_000);
+  });
 });
+

@@ -1,6 +1,6 @@
 import { tryParseCidr } from "../lib/cidr.js";
 import { hold, type PoolState } from "./plan-pools.js";
-import type { Held, PlannerNode, PlannerRecord } from "./plan.js";
+import type { AllocationAction, Held, PlannerNode, PlannerRecord } from "./plan.js";
 
 /**
  * A NodeCIDR the controller saw deleted while it was Allocated. The controller deletes only Released records
@@ -8,6 +8,9 @@ import type { Held, PlannerNode, PlannerRecord } from "./plan.js";
  * through one cooldown from the deletion; a controller that restarts meanwhile forgets it.
  */
 export interface DeletedRecord { record: PlannerRecord; deletedAt: number }
+
+/** A deleted record's CIDR meant to go back to its node, and when its cooldown ends if it does not. */
+export interface Lost { cidr: string; family: 4 | 6; due: number }
 
 interface Context {
   /** Nodes that may be allocated (present, not being deleted). */
@@ -28,8 +31,8 @@ interface Context {
  * is served); with fill-node-podcidrs the Node's own podCIDRs already bring it back through adoption.
  * Any other such CIDR waits out the cooldown from the deletion, as a released one does.
  */
-export function claimsOfDeleted(deleted: DeletedRecord[], ctx: Context): { restore: Map<string, string[]>; nextCheckAt?: number } {
-  const restore = new Map<string, string[]>();
+export function claimsOfDeleted(deleted: DeletedRecord[], ctx: Context): { restore: Map<string, Lost[]>; nextCheckAt?: number } {
+  const restore = new Map<string, Lost[]>();
   let nextCheckAt: number | undefined;
   for (const { record: r, deletedAt } of deleted) {
     const due = deletedAt + ctx.cooldownMs;
@@ -41,12 +44,26 @@ export function claimsOfDeleted(deleted: DeletedRecord[], ctx: Context): { resto
     const named = node?.podCIDRs.find((c) => (c.includes(":") ? 6 : 4) === cidr.family);
     if (sameNode && named === r.cidr) continue; // adoption gives it back
     const holdsFamily = (ctx.held.get(r.nodeName) ?? []).some((h) => h.family === cidr.family);
-    if (sameNode && named === undefined && !holdsFamily && !restore.get(r.nodeName)?.some((c) => (c.includes(":") ? 6 : 4) === cidr.family)) {
-      restore.set(r.nodeName, [...(restore.get(r.nodeName) ?? []), r.cidr]);
+    if (sameNode && named === undefined && !holdsFamily && !restore.get(r.nodeName)?.some((l) => l.family === cidr.family)) {
+      restore.set(r.nodeName, [...(restore.get(r.nodeName) ?? []), { cidr: r.cidr, family: cidr.family, due }]);
       continue;
     }
     hold(ctx.states, cidr, r.nodeName, ctx.holderOf);
     nextCheckAt = Math.min(nextCheckAt ?? due, due);
   }
   return { restore, ...(nextCheckAt !== undefined ? { nextCheckAt } : {}) };
+}
+
+/**
+ * Pure, after the restore pass: a CIDR that did not go back (the pool no longer selects the node, its node
+ * mask changed, another Node names the range) waits out its cooldown as any other. Returns the earliest end.
+ */
+export function holdUnrestored(lost: Lost[], restored: AllocationAction[], node: string, states: Map<string, PoolState>, holderOf: Map<string, string>): number | undefined {
+  let due: number | undefined;
+  for (const l of lost) {
+    if (restored.some((a) => a.kind === "create" && a.cidr === l.cidr)) continue;
+    hold(states, tryParseCidr(l.cidr)!, node, holderOf);
+    due = Math.min(due ?? l.due, l.due);
+  }
+  return due;
 }

@@ -3,7 +3,7 @@ import { buildPoolStates, findSet, hold, overlappingSets, poolStatusReports, sel
 import { compareText } from "../lib/order.js";
 import { sharedNodeIPs, usableNodeIPs } from "./plan-node-ips.js";
 import { podCidrConditionActions, podCidrMismatches, type NodeConditionState } from "./plan-node-condition.js";
-import { claimsOfDeleted, type DeletedRecord } from "./plan-deleted.js";
+import { claimsOfDeleted, holdUnrestored, type DeletedRecord } from "./plan-deleted.js";
 
 export type { DeletedRecord, PlannerPool, PoolStatusReport };
 
@@ -93,7 +93,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
       const due = (r.releasedAt ?? now) + config.cooldownMs;
       if (r.releasedAt === undefined) actions.push({ kind: "release", name: r.name, nodeName: r.nodeName });
       if (due <= now && r.releasedAt !== undefined) { actions.push({ kind: "delete", name: r.name }); continue; }
-      nextCheckAt = Math.min(nextCheckAt ?? due, due);
+      nextCheckAt = sooner(nextCheckAt, due);
       if (cidr) hold(states, cidr, r.nodeName, holderOf);
       continue;
     }
@@ -102,7 +102,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
     const holder = present.get(r.nodeName);
     if (!holder || (r.nodeUID && holder.uid && r.nodeUID !== holder.uid)) {
       actions.push({ kind: "release", name: r.name, nodeName: r.nodeName });
-      nextCheckAt = Math.min(nextCheckAt ?? now + config.cooldownMs, now + config.cooldownMs);
+      nextCheckAt = sooner(nextCheckAt, now + config.cooldownMs);
       if (cidr) hold(states, cidr, r.nodeName, holderOf);
       continue;
     }
@@ -132,7 +132,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   }
 
   const deleted = claimsOfDeleted(input.deleted ?? [], { nodes, held, states, holderOf, liveCidrs: new Set(input.records.map((r) => r.cidr)), cooldownMs: config.cooldownMs, now });
-  if (deleted.nextCheckAt !== undefined) nextCheckAt = Math.min(nextCheckAt ?? deleted.nextCheckAt, deleted.nextCheckAt);
+  nextCheckAt = sooner(nextCheckAt, deleted.nextCheckAt);
   const ordered = [...nodes.values()].sort((a, b) => compareText(a.name, b.name));
   // Every Node that already names its range (kubelet and kube-proxy use it) gets that range before any
   // newcomer is handed the lowest free one, whatever the names' order.
@@ -140,10 +140,12 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   const adoptions = new Map(ordered.map((node) => [node.name, planFamilies(node, poolOf.get(node.name), states, held, holderOf, "adopt")]));
   for (const node of present.values()) reserveNodeRanges(node, states, held, holderOf);
   for (const node of ordered.filter((n) => deleted.restore.has(n.name))) {
-    const restoring = planFamilies(node, poolOf.get(node.name), states, held, holderOf, "restore", deleted.restore.get(node.name));
+    const lost = deleted.restore.get(node.name)!;
+    const restoring = planFamilies(node, poolOf.get(node.name), states, held, holderOf, "restore", lost.map((l) => l.cidr));
     const adoption = adoptions.get(node.name)!;
     adoption.actions.push(...restoring.actions);
     adoption.created ||= restoring.created;
+    nextCheckAt = sooner(nextCheckAt, holdUnrestored(lost, restoring.actions, node.name, states, holderOf));
   }
   for (const node of ordered) actions.push(...planNode(node, poolOf.get(node.name), states, held, holderOf, config, adoptions.get(node.name)!));
   actions.push(...sharedNodeIPs([...nodes.values()]));
@@ -297,4 +299,5 @@ function reserveNodeRanges(node: PlannerNode, states: Map<string, PoolState>, he
  */
 const CLAIM_ORDER: Record<string, number> = { Allocated: 0, Released: 1, unconfirmed: 2, Quarantined: 3 };
 
+const sooner = (a: number | undefined, b: number | undefined) => (a === undefined ? b : b === undefined ? a : Math.min(a, b));
 const sameList = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);

@@ -19,7 +19,7 @@ import { removeVxlan } from "./vxlan.js";
  */
 export async function cleanupAgent(config: AgentCleanupConfig, log: Logger, netns?: string): Promise<void> {
   const node = config["node-name"];
-  const pods = await podInterfacesOnBridge(netns);
+  const pods = await podInterfacesOnBridge(netns).catch(() => []); // no `ip`: the steps that need it say so
   if (pods.length > 0) {
     log.warn({ node, interfaces: pods }, `${pods.length} pod interface(s) still on ${BRIDGE_NAME}: those pods lose their network now, and the runtime `
       + "cannot tear their sandboxes down through a CNI config that is gone; drain the node before cleanup");
