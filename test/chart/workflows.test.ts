@@ -13,6 +13,15 @@ describe("rung 5 (kind) artefacts: written and linted here, run in GitHub Action
     expect(() => execFileSync("bash", [join(repo, "scripts/lint-workflows.sh")], { stdio: "pipe", timeout: 280_000 })).not.toThrow();
   }, 300_000);
 
+  it("the workflows use the Helm and kind versions hack/versions.env pins", () => {
+    const pinned = Object.fromEntries(readFileSync(join(repo, "hack/versions.env"), "utf8").split("\n").filter((l) => /^[A-Z_]+=/.test(l)).map((l) => l.split("=") as [string, string]));
+    type Step = { uses?: string; with?: { version?: string } };
+    const steps = (file: string) => Object.values((parse(readFileSync(join(repo, ".github/workflows", file), "utf8")) as { jobs: Record<string, { steps: Step[] }> }).jobs).flatMap((j) => j.steps);
+    const versionsOf = (prefix: string) => ["kind-e2e.yaml", "release.yaml"].flatMap(steps).filter((s) => s.uses?.startsWith(prefix)).map((s) => s.with?.version);
+    expect(versionsOf("azure/setup-helm@")).toEqual([pinned.HELM_VERSION, pinned.HELM_VERSION]);
+    expect(versionsOf("helm/kind-action@")).toEqual([pinned.KIND_VERSION]);
+  });
+
   it("the kind e2e script parses", () => {
     expect(() => execFileSync("bash", ["-n", join(repo, "test/e2e/kind-e2e.sh")])).not.toThrow();
   });

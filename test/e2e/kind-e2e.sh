@@ -29,7 +29,7 @@ dump() {
 cleanup() { status=$?; [ $status -ne 0 ] && dump; kind delete cluster --name "$cluster" || true; exit $status; }
 trap cleanup EXIT
 
-kind create cluster --name "$cluster" --config "$config" --wait 0s
+kind create cluster --name "$cluster" --config "$config" --wait 0s ${KIND_NODE_IMAGE:+--image "$KIND_NODE_IMAGE"}
 docker build -t "$image" --build-arg VERSION=e2e --build-arg COMMIT="$(git rev-parse --short HEAD)" .
 kind load docker-image "$image" --name "$cluster"
 cidrs=$(yq -r '.networking.podSubnet' "$config")
