@@ -90,6 +90,9 @@ export function createNetBed(tag: string, count: number, segment = 77, segments 
     const ns = createNamespace(`${tag}-${name}`);
     // The bridge's IPv6 gateway address appears with the node's first pod; skip its duplicate detection.
     skipIpv6Dad(ns);
+    // A new namespace copies IPv4 forwarding from the host's (IPv6 starts off): a node starts with it off
+    // here whatever the host runs, so every pod packet between nodes shows the agent turned it on.
+    execFileSync("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=0"]);
     const port = `p${index}`;
     ip("-n", sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns);
     ip("-n", sw, "link", "set", port, "master", "br0", "up");

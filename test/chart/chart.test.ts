@@ -144,6 +144,7 @@ describe("Helm chart charts/podnet", () => {
         inNs("ip", "link", "add", "uplink", "type", "veth", "peer", "name", "quiet");
         inNs("sysctl", "-w", "net.ipv6.conf.quiet.accept_ra=0"); // an owner's choice: no RAs there
         for (const f of ["iptables", "ip6tables"]) inNs("sysctl", "-w", `net.bridge.bridge-nf-call-${f}=0`);
+        inNs("sysctl", "-w", "net.ipv4.ip_forward=0"); // copied from the host's at creation: make the script set it
         inNs("sh", "-c", script(render(...sets)));
         expect(inNs("sysctl", "-n", "net.ipv4.ip_forward")).toBe("1");
         expect(inNs("sysctl", "-n", "net.bridge.bridge-nf-call-iptables")).toBe("1");

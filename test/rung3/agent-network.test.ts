@@ -117,8 +117,8 @@ describe.skipIf(!isRoot())("node agent on real kernel routes and real CNI plugin
     await waitFor("table restored", async () => (nft("list", "tables").includes("inet podnet") ? true : undefined), 10_000);
   });
 
-  it("sets ip_forward inside the node namespace", () => {
-    expect(ipIn(bed.nodes[0]!.ns, "netconf", "show", "dev", "eth0")).toContain("forwarding on");
+  it("sets ip_forward inside the node namespace (the net bed starts each node with it off)", () => {
+    for (const n of bed.nodes) expect(ipIn(n.ns, "netconf", "show", "dev", "eth0")).toContain("forwarding on");
   });
 
   it("restores a hand-deleted route and a hand-edited conflist on the next resync", async () => {
