@@ -49,9 +49,12 @@ describe("controller restarts and replicas on the real API server", () => {
         return live.length === 120 ? live : undefined;
       }, 90_000, 250);
       for (const r of final) if (beforeRestart.has(r.spec.nodeName)) expect(r.spec.cidr).toBe(beforeRestart.get(r.spec.nodeName));
+      // One record per node, none set aside: a second allocation for a node would have been quarantined.
+      const mine = (await listNodeCidrs(fx.api())).filter((r) => nodes.some((n) => n.name === r.spec.nodeName));
+      expect(mine.length).toBe(120);
+      expect(mine.filter((r) => r.status?.phase === "Quarantined")).toEqual([]);
       expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
       expect(await nodePodCidrViolations(fx.api())).toEqual([]);
-    expect(await nodePodCidrViolations(fx.api())).toEqual([]);
     } finally {
       second.kill("SIGTERM");
     }
@@ -81,6 +84,8 @@ describe("controller restarts and replicas on the real API server", () => {
       const live = allocated(await listNodeCidrs(fx.api())).filter((r) => r.spec.pool === "ha");
       return live.length === expected.size && live.every((r) => expected.has(r.spec.nodeName)) ? true : undefined;
     }, 60_000, 250);
+    // Two leaders planning at once would have made a second record for a node, which the planner quarantines.
+    expect((await listNodeCidrs(fx.api())).filter((r) => r.spec.pool === "ha" && r.status?.phase === "Quarantined")).toEqual([]);
     expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
     expect(await nodePodCidrViolations(fx.api())).toEqual([]);
     console.log(`graceful lease handover: follower leading ${failoverMs} ms after the leader stopped`);

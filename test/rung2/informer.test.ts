@@ -210,8 +210,10 @@ describe("API client on the real API server", () => {
       inf.assume(await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: body(20, "second") }) as KubernetesObject);
       events.length = 0;
       proxy.resume();
-      await waitFor("caught up", async () => (events.length > 0 || inf.watches > 1 ? true : undefined), 15_000);
-      await new Promise((r) => setTimeout(r, 500));
+      // A sentinel made after both: events come in resourceVersion order, so once its add is seen the replayed
+      // DELETED (and ADDED) of 10-250-20-0-24 have been handled.
+      await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: body(21, "sentinel") });
+      await waitFor("caught up to the sentinel", async () => (events.some(([e, n]) => e === "add" && n === "10-250-21-0-24") ? true : undefined), 15_000);
       expect(events.filter(([, n]) => n === "10-250-20-0-24")).not.toContainEqual(["delete", "10-250-20-0-24"]);
       expect((inf.cache.get("10-250-20-0-24") as { spec?: { nodeName?: string } } | undefined)?.spec?.nodeName).toBe("second");
     } finally {
