@@ -20,6 +20,10 @@ import { freePort } from "../src/localcluster/processes.js";
 import { putNodeCidr } from "../test/harness/agent-fixture.js";
 
 const N = Number(process.argv[2] ?? 4999);
+// The V8 flags the agent process starts with: the chart's, or others to compare (README's figures without
+// --optimize-for-size: PODNET_BENCH_NODE_FLAGS=--max-semi-space-size=1).
+const NODE_FLAGS = process.env.PODNET_BENCH_NODE_FLAGS === undefined ? AGENT_NODE_FLAGS : process.env.PODNET_BENCH_NODE_FLAGS.split(" ").filter(Boolean);
+console.log(`agent started with node ${NODE_FLAGS.join(" ")}${process.env.PODNET_BENCH_NODE_FLAGS === undefined ? " (the chart's)" : " (PODNET_BENCH_NODE_FLAGS)"}`);
 const remote = Array.from({ length: N }, (_, i) => ({
   node: `n${i}`, cidr: `10.${64 + (i >> 8)}.${i & 255}.0/24`, ip: `172.20.${(i >> 8) & 255}.${(i & 255) + 1}`.replace(/\.256$/, ".255"),
 }));
@@ -120,7 +124,7 @@ async function coldStart(count: number, rounds: number): Promise<{ ms: number; r
       const bed = nodeNamespace(`bcold${round}`);
       const port = await freePort();
       const t0 = performance.now();
-      const agent = spawn(node!, [...AGENT_NODE_FLAGS, ...cli, "agent", `--kubeconfig=${cp.kubeconfig}`, "--node-name=self", `--netns=${bed.ns}`,
+      const agent = spawn(node!, [...NODE_FLAGS, ...cli, "agent", `--kubeconfig=${cp.kubeconfig}`, "--node-name=self", `--netns=${bed.ns}`,
         "--cni-conf-dir=/nonexistent", `--metrics-address=127.0.0.1:${port}`], { stdio: "ignore", env: { ...process.env, ...podnetCliEnv(cp.dir), PODNET_LOG_LEVEL: "warn" } });
       try {
         const ready = () => fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false);
