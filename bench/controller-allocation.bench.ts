@@ -98,8 +98,17 @@ async function run(kind: Scenario, n: number): Promise<Result> {
     const cpu0 = cp.processes.reduce((s, p) => s + cpuSeconds(p.child.pid), 0);
     const ctrl0 = cpuSeconds(controller?.child.pid);
     const t0 = performance.now();
-    await createNodes(api, nodes(n), PARALLELISM);
-    if (kind === "raw-writes") await forEachLimited(nodes(n).map((node, i) => ({ node, i })), PARALLELISM, ({ node, i }) => podnetWrites(api, i, node.name));
+    // raw-writes: the same load shape as podnet's: PARALLELISM creators, and PARALLELISM writers (podnet's act
+    // parallelism is 16 too) issuing each Node's three writes as soon as it exists, while creates go on. (All
+    // creates first and then all writes, or create-then-write in one worker, would measure other shapes.)
+    if (kind === "raw-writes") {
+      const list = nodes(n);
+      const created = list.map(() => { let done!: () => void; const p = new Promise<void>((r) => (done = r)); return { p, done }; });
+      await Promise.all([
+        forEachLimited(list.map((node, i) => ({ node, i })), PARALLELISM, async ({ node, i }) => { await createNodes(api, [node], 1); created[i]!.done(); }),
+        forEachLimited(list.map((node, i) => ({ node, i })), PARALLELISM, async ({ node, i }) => { await created[i]!.p; await podnetWrites(api, i, node.name); }),
+      ]);
+    } else await createNodes(api, nodes(n), PARALLELISM);
     await Promise.race([Promise.all(watches.map((w) => w.all)), new Promise((_, reject) => setTimeout(() => reject(new Error(`${kind} N=${n} not done in 600 s`)), 600_000).unref())]);
     const s = (performance.now() - t0) / 1000;
     const result: Result = {

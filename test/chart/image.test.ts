@@ -38,7 +38,8 @@ describe("the image's single-file CLI", () => {
     const deep = join(work, "deep", "app");
     execFileSync("mkdir", ["-p", deep]);
     copyFileSync(built, join(deep, "podnet.mjs"));
-    spawnSync(process.execPath, [join(deep, "podnet.mjs"), "demo-clean"], { cwd: deep, encoding: "utf8", timeout: 20_000 });
+    const clean = spawnSync(process.execPath, [join(deep, "podnet.mjs"), "demo-clean"], { cwd: deep, encoding: "utf8", timeout: 20_000 });
+    expect(clean.status, clean.stderr).toBe(0); // it ran to the end, not crashed before writing anything
     expect(existsSync(join(work, "charts"))).toBe(false);
     // node-fetch's never-used URL fallback is left out (see bundle.ts), and with it tr46's Unicode tables.
     expect(readFileSync(built, "utf8")).not.toContain("node_modules/tr46");

@@ -188,7 +188,8 @@ helm template podnet charts/podnet --namespace kube-system --set cleanup.enabled
   --set image.repository=podnet --set image.tag=e2e --set image.pullPolicy=Never | kubectl apply -f -
 kubectl -n kube-system rollout status ds/podnet-cleanup --timeout=180s
 for node in $(kind get nodes --name "$cluster"); do
-  left=$(docker exec "$node" sh -c 'ip route show proto 249; ip -6 route show proto 249; nft list table inet podnet 2>/dev/null; ip link show podnet.vxlan 2>/dev/null; ip link show podnet0 2>/dev/null; ls /etc/cni/net.d/10-podnet.conflist 2>/dev/null' || true)
+  # The probe says when it cannot look (no nft in the node image, docker exec failing): empty output means clean.
+  left=$(docker exec "$node" sh -c 'command -v nft >/dev/null || echo "nft missing: cannot check the table"; ip route show proto 249; ip -6 route show proto 249; nft list table inet podnet 2>/dev/null; ip link show podnet.vxlan 2>/dev/null; ip link show podnet0 2>/dev/null; ls /etc/cni/net.d/10-podnet.conflist 2>/dev/null; true' 2>&1) || left="docker exec failed: $left"
   if [ -z "$left" ]; then pass "$node clean after uninstall"; else fail "$node keeps podnet state: $left"; fi
 done
 kubectl -n kube-system delete ds/podnet-cleanup --wait --timeout=120s

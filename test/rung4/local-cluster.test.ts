@@ -31,13 +31,18 @@ describe.skipIf(!isRoot())("local cluster: apiserver + controller + agents in no
   it("routes to a new node everywhere; after it leaves, routes vanish, its CIDR is released and reused after the cooldown", async () => {
     const ns1 = cluster.nodes.get("node-1")!.node.ns;
     const podNetworkSet = () => ipNetnsNft(ns1, "list", "set", "inet", "podnet", "pod_v4");
+    // A table deleted and made again gets a new handle, even with the same content.
+    const tableHandle = () => /table inet podnet \{ # handle (\d+)/.exec(ipNetnsNft(ns1, "-a", "list", "table", "inet", "podnet"))?.[1];
     const setBefore = podNetworkSet();
+    const handleBefore = tableHandle();
+    expect(handleBefore).toBeDefined();
     expect(setBefore).toContain("10.244.0.0/16"); // the pool's range, not a list of node CIDRs
     await cluster.addNode("node-4");
     await cluster.waitReady(60_000);
     const cidr = (await cidrOf("node-4"))!;
     expect(routesEverywhereTo(cidr).sort()).toEqual(["node-1", "node-2", "node-3"]);
-    expect(podNetworkSet()).toBe(setBefore); // a join rewrites no nft table on the other nodes
+    expect(podNetworkSet()).toBe(setBefore);
+    expect(tableHandle()).toBe(handleBefore); // a join rewrites no nft table on the other nodes
     const pod4 = cluster.addPod("node-4", "n4-pod");
     expect(ping(cluster.pods[0]!.ns, pod4.ips[0]!)).toBe(true);
     await cluster.removeNode("node-4");
