@@ -193,18 +193,19 @@ describe("planAllocations", () => {
   });
 
   it.each([
-    ["its range taken out of the pool", [pool(["10.245.0.0/16"])], "OutsidePool"],
-    ["its pool deleted", [], "PoolNotFound"],
-    ["its pool made invalid (a range overlapping the service CIDR)", [pool(["10.0.0.0/8"])], "OutsidePool"],
-    ["the pool's node mask changed", [pool(["10.244.0.0/16"], {}, 23)], "WrongSize"],
-  ] as const)("retains an allocated record after %s: still Allocated, no second CIDR for its node, its CIDR out of circulation", (_case, pools, reason) => {
+    // What b, a newcomer, gets: only where the retained CIDR lies inside a valid range can it be handed out twice.
+    ["its range taken out of the pool", [pool(["10.245.0.0/16"])], "OutsidePool", ["10.245.0.0/24"]],
+    ["its pool deleted", [], "PoolNotFound", []],
+    ["its pool made invalid (a range overlapping the service CIDR)", [pool(["10.0.0.0/8"])], "OutsidePool", []],
+    ["the pool's node mask changed", [pool(["10.244.0.0/16"], {}, 23)], "WrongSize", ["10.244.2.0/23"]],
+  ] as const)("retains an allocated record after %s: still Allocated, no second CIDR for its node, its CIDR out of circulation", (_case, pools, reason, forB) => {
     const live = rec("a", "10.244.0.0/24");
     const plan = planAllocations(input({ nodes: [node("a"), node("b")], records: [live], pools: [...pools] }));
     expect(plan.retained).toBe(1);
     const retain = plan.actions.filter((a) => a.kind === "retain");
     expect(retain).toEqual([expect.objectContaining({ name: "10-244-0-0-24", reason, message: expect.stringContaining("kept for node a") })]);
     expect(plan.actions.some((a) => a.kind === "quarantine" || ("node" in a && a.node === "a"))).toBe(false);
-    for (const a of plan.actions) if (a.kind === "create") expect(a.cidr.startsWith("10.244.0.")).toBe(false);
+    expect(plan.actions.filter((a) => a.kind === "create").map((a) => a.cidr)).toEqual(forB);
     // Written once: the next plan, seeing the reason on the record, has nothing more to say about it.
     const again = planAllocations(input({ nodes: [node("a"), node("b")], records: [{ ...live, allocatedReason: reason }], pools: [...pools] }));
     expect(again.actions.some((a) => "name" in a && a.name === live.name)).toBe(false);
