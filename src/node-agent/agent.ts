@@ -10,7 +10,7 @@ import { agentMetrics } from "./agent-metrics.js";
 import { countsOnlyIntervalMs, reportStatus } from "./agent-status.js";
 import { desiredNodeState, type DesiredNodeState } from "./desired-state.js";
 import { NetworkUnavailableClearer } from "./node-network-condition.js";
-import { agentConditions, passLeftWorkUndone, type SyncOutcome } from "./report.js";
+import { agentConditions, passLeftWorkUndone, sysctlsAfterEventPass, type SyncOutcome } from "./report.js";
 import { observed, poolRanges, recordProjection, type Pool, type Record_ } from "./records.js";
 import { syncKernelAndFiles } from "./sync.js";
 import { addRoutesEarly, earlyRoutesApply, kernelView, routedDevices } from "./route-sync.js";
@@ -248,11 +248,7 @@ export class NodeAgent {
     this.fullDue = false;
     if (full) this.lastFullPassAt = Date.now();
     const outcome = await syncKernelAndFiles({ config: this.config, state, nodeIP, netns: this.opts.netns, log: this.log, full });
-    // An event pass that failed to accept a new range in the host firewall says so: the pass is retried.
-    if (outcome.sysctls.skipped && this.lastOutcome) {
-      const { forwardAcceptError } = outcome.sysctls;
-      outcome.sysctls = { ...this.lastOutcome.sysctls, ...(forwardAcceptError ? { forwardAcceptError } : {}) };
-    }
+    if (outcome.sysctls.skipped && this.lastOutcome) outcome.sysctls = sysctlsAfterEventPass(this.lastOutcome.sysctls, outcome.sysctls);
     if (outcome.masquerade.skipped && this.lastOutcome) outcome.masquerade = this.lastOutcome.masquerade;
     this.lastOutcome = outcome;
     this.syncs++;

@@ -16,10 +16,15 @@ export const FORWARD_ACCEPT_COMMENT = "podnet: pod network";
 
 type Direction = "saddr" | "daddr";
 export interface ForwardChain { policy?: string; rules: Array<{ handle: number; comment?: string; direction?: Direction; cidr?: string }> }
-export interface ForwardAcceptPlan { insert: Array<{ direction: Direction; cidr: string }>; deleteHandles: number[] }
+export interface ForwardAcceptPlan { add: Array<{ direction: Direction; cidr: string }>; deleteHandles: number[] }
 
 interface JsonExpr { match?: { op?: string; left?: { payload?: { field?: string } }; right?: { prefix?: { addr: string; len: number } } | string } }
 interface JsonItem { chain?: { policy?: string }; rule?: { handle: number; comment?: string; expr?: JsonExpr[] } }
+
+/** nft could not list a FORWARD chain for a reason other than its absence: whether it drops is unknown. */
+export class FirewallUnreadableError extends Error {
+  override name = "FirewallUnreadableError";
+}
 
 /** Pure: `nft -j list chain <family> filter FORWARD` → its policy and rules (with the one address match podnet's rules have). */
 export function parseForwardChain(json: string): ForwardChain {
@@ -50,9 +55,14 @@ export function planForwardAccepts(chain: ForwardChain, ranges: string[]): Forwa
   const wanted = chain.policy === "drop" ? ranges.map(canonicalCidr).flatMap((cidr) => (["saddr", "daddr"] as const).map((direction) => ({ direction, cidr }))) : [];
   const key = (r: { direction?: Direction; cidr?: string }) => `${r.direction}:${r.cidr === undefined ? "" : canonicalOrSelf(r.cidr)}`;
   const ours = chain.rules.filter((r) => r.comment === FORWARD_ACCEPT_COMMENT);
+  // Rules an earlier podnet inserted at the top would sit above kube-proxy's and Docker's for good: when the chain
+  // starts with one of podnet's and another rule follows, all of podnet's move to the end, in one transaction.
+  // Tools that prepend push them down, tools that append land after them: either way this then holds.
+  const onTop = chain.rules[0]?.comment === FORWARD_ACCEPT_COMMENT && chain.rules.some((r) => r.comment !== FORWARD_ACCEPT_COMMENT);
+  if (onTop && wanted.length) return { add: wanted, deleteHandles: ours.map((r) => r.handle) };
   const have = new Set(ours.map(key));
   const want = new Set(wanted.map(key));
-  return { insert: wanted.filter((w) => !have.has(key(w))), deleteHandles: ours.filter((r) => !want.has(key(r))).map((r) => r.handle) };
+  return { add: wanted.filter((w) => !have.has(key(w))), deleteHandles: ours.filter((r) => !want.has(key(r))).map((r) => r.handle) };
 }
 
 function canonicalOrSelf(text: string): string {
@@ -65,7 +75,7 @@ export function forwardAcceptScript(family: 4 | 6, plan: ForwardAcceptPlan): str
   const match = family === 4 ? "ip" : "ip6";
   return [
     ...plan.deleteHandles.map((h) => `delete rule ${table} FORWARD handle ${h}`),
-    ...plan.insert.map((r) => `add rule ${table} FORWARD ${match} ${r.direction} ${r.cidr} counter accept comment "${FORWARD_ACCEPT_COMMENT}"`),
+    ...plan.add.map((r) => `add rule ${table} FORWARD ${match} ${r.direction} ${r.cidr} counter accept comment "${FORWARD_ACCEPT_COMMENT}"`),
     "",
   ].join("\n");
 }
@@ -77,7 +87,7 @@ export function forwardAcceptScript(family: 4 | 6, plan: ForwardAcceptPlan): str
 async function readForwardChain(family: 4 | 6, netns?: string): Promise<ForwardChain | undefined> {
   const r = await run("nft", ["-j", "list", "chain", family === 4 ? "ip" : "ip6", "filter", "FORWARD"], { netns });
   if (r.code !== 0 && /No such file or directory/.test(r.stderr)) return undefined;
-  if (r.code !== 0) throw new Error(`nft list chain ${family === 4 ? "ip" : "ip6"} filter FORWARD failed: ${r.stderr.trim()}`);
+  if (r.code !== 0) throw new FirewallUnreadableError(`nft list chain ${family === 4 ? "ip" : "ip6"} filter FORWARD failed: ${r.stderr.trim()}`);
   return parseForwardChain(r.stdout);
 }
 
@@ -93,10 +103,10 @@ export async function syncForwardAccepts(podNetwork: string[], opts: { netns?: s
     const ranges = podNetwork.filter((c) => parseCidr(c).family === family);
     if (chain.policy === "drop" && ranges.length) dropping.push(family);
     const plan = planForwardAccepts(chain, ranges);
-    if (!plan.insert.length && !plan.deleteHandles.length) continue;
+    if (!plan.add.length && !plan.deleteHandles.length) continue;
     if (opts.dryRun) { opts.log.info({ family, plan }, "dry-run: would change the host firewall's FORWARD chain"); continue; }
     await runOk("nft", ["-f", "-"], { netns: opts.netns, input: forwardAcceptScript(family, plan) });
-    opts.log.info({ family, accepted: plan.insert.map((r) => `${r.direction} ${r.cidr}`), removed: plan.deleteHandles.length },
+    opts.log.info({ family, accepted: plan.add.map((r) => `${r.direction} ${r.cidr}`), removed: plan.deleteHandles.length },
       "the host firewall's FORWARD chain drops by default: pod network accepted in it");
   }
   return dropping;

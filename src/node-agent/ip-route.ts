@@ -86,15 +86,29 @@ export async function readLinks(netns?: string): Promise<LinkInfo> {
 }
 
 async function defaultRouteDevices(netns?: string): Promise<string[]> {
-  const devices = new Set<string>();
+  const routes: DefaultRoute[] = [];
   for (const family of [4, 6] as const) {
     const r = await run("ip", [`-${family}`, "-json", "route", "show", "default"], { netns });
-    if (r.code !== 0) continue;
-    for (const route of JSON.parse(r.stdout || "[]") as Array<{ dev?: string; nexthops?: Array<{ dev?: string }> }>) {
-      for (const dev of [route.dev, ...(route.nexthops ?? []).map((n) => n.dev)]) if (dev) devices.add(dev);
-    }
+    if (r.code === 0) routes.push(...(JSON.parse(r.stdout || "[]") as DefaultRoute[]));
   }
-  return [...devices];
+  // With nexthop_compat_mode=0 a route through a nexthop object names only its id.
+  const bare = routes.some((r) => r.nhid !== undefined && !r.dev && !r.nexthops);
+  const nexthops = bare ? JSON.parse((await run("ip", ["-json", "nexthop", "show"], { netns })).stdout || "[]") as JsonNexthopObject[] : [];
+  return devicesOfRoutes(routes, nexthops);
+}
+
+interface DefaultRoute { dev?: string; nhid?: number; nexthops?: Array<{ dev?: string }> }
+interface JsonNexthopObject { id: number; dev?: string; group?: Array<{ id: number }> }
+
+/** Pure: the devices default routes go out of, through nexthop objects and groups where they name only an id. */
+export function devicesOfRoutes(routes: DefaultRoute[], nexthops: JsonNexthopObject[]): string[] {
+  const byId = new Map(nexthops.map((n) => [n.id, n]));
+  const viaObject = (id: number | undefined): Array<string | undefined> => {
+    const n = id === undefined ? undefined : byId.get(id);
+    return n?.group ? n.group.map((m) => byId.get(m.id)?.dev) : [n?.dev];
+  };
+  const devices = routes.flatMap((r) => (r.dev || r.nexthops ? [r.dev, ...(r.nexthops ?? []).map((n) => n.dev)] : viaObject(r.nhid)));
+  return [...new Set(devices.filter((d): d is string => Boolean(d)))];
 }
 
 const isStandIn = (link: JsonAddr) => link.link_type === "loopback" || link.linkinfo?.info_kind === "dummy";

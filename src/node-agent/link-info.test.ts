@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { linkInfoOf, type JsonAddr } from "./ip-route.js";
+import { devicesOfRoutes, linkInfoOf, type JsonAddr } from "./ip-route.js";
 
 const addr = (local: string, prefixlen: number, scope = "global") => ({ family: local.includes(":") ? "inet6" : "inet", local, prefixlen, scope });
 const lo = (...extra: ReturnType<typeof addr>[]): JsonAddr => ({ ifname: "lo", mtu: 65536, link_type: "loopback", addr_info: [addr("127.0.0.1", 8, "host"), ...extra] });
@@ -42,5 +42,14 @@ describe("linkInfoOf (ip -details -json addr show)", () => {
     expect(links.mtuOf("10.0.0.5")).toBe(1500);
     expect(links.isLocal("10.0.0.5")).toBe(true);
     expect(links.isLocal("10.0.0.6")).toBe(false);
+  });
+
+  it.each([
+    ["a plain default route", [{ dev: "eth0" }], [], ["eth0"]],
+    ["ECMP (nexthops)", [{ nexthops: [{ dev: "eth0" }, { dev: "eth1" }] }], [], ["eth0", "eth1"]],
+    ["a nexthop object, compat mode off (id only)", [{ nhid: 10 }], [{ id: 10, dev: "eth2" }], ["eth2"]],
+    ["a nexthop group, compat mode off", [{ nhid: 20 }], [{ id: 20, group: [{ id: 21 }, { id: 22 }] }, { id: 21, dev: "eth0" }, { id: 22, dev: "eth1" }], ["eth0", "eth1"]],
+  ])("finds the default routes' devices: %s", (_case, routes, nexthops, devices) => {
+    expect(devicesOfRoutes(routes, nexthops)).toEqual(devices);
   });
 });

@@ -18,10 +18,26 @@ export interface SyncOutcome {
   /** error: forwarding (no pod traffic leaves the node); bridgeNetfilterError: same-node Services fail. */
   sysctls: {
     error?: string; bridgeNetfilterError?: string; skipped?: boolean;
+    /** The host firewall step ran in this pass (event passes run it when the pod network changed). */
+    firewallChecked?: boolean;
     /** Families whose host FORWARD chain drops by default (podnet accepts the pod network there), or why it could not. */
     forwardDropPolicy?: Array<4 | 6>; forwardAcceptError?: string;
+    /** The chain could not even be read (nft refused the listing): whether it drops is unknown. */
+    forwardChainUnreadable?: boolean;
   };
   rejected: RejectedRecord[];
+}
+
+type Sysctls = SyncOutcome["sysctls"];
+/**
+ * Pure: an event pass's sysctls outcome. It checks no sysctl, so the last full pass's result stands, except for
+ * the host firewall step when it ran: its result, success included, replaces the earlier one.
+ */
+export function sysctlsAfterEventPass(last: Sysctls, now: Sysctls): Sysctls {
+  if (!now.firewallChecked) return last;
+  const { forwardDropPolicy: _policy, forwardAcceptError: _error, forwardChainUnreadable: _unreadable, ...rest } = last;
+  const { forwardDropPolicy, forwardAcceptError, forwardChainUnreadable } = now;
+  return { ...rest, ...(forwardDropPolicy ? { forwardDropPolicy } : {}), ...(forwardAcceptError ? { forwardAcceptError } : {}), ...(forwardChainUnreadable ? { forwardChainUnreadable } : {}) };
 }
 
 /** Pure: did a pass leave this node short of what it should have (the agent then retries with backoff)? */
@@ -48,6 +64,8 @@ export function agentConditions(o: SyncOutcome): ConditionInput[] {
     : o.masquerade.enabled ? ok("MasqueradeReady", "Applied", masqueradeMessage(o.masquerade.keepSourceTo ?? []))
     : ok("MasqueradeReady", "Disabled", "masquerade disabled by configuration");
   const sysctl = o.sysctls.error ? bad("SysctlsReady", "SysctlFailed", o.sysctls.error)
+    : o.sysctls.forwardAcceptError && o.sysctls.forwardChainUnreadable ? bad("SysctlsReady", "FirewallUnreadable", "podnet could not read the host "
+      + `firewall's FORWARD chain, so it cannot tell whether forwarded pod traffic is dropped there: ${o.sysctls.forwardAcceptError}`)
     : o.sysctls.forwardAcceptError ? bad("SysctlsReady", "ForwardDropped", "the host firewall's FORWARD chain drops by default and podnet "
       + `could not accept the pod network in it, so forwarded pod traffic is dropped: ${o.sysctls.forwardAcceptError}`)
     : o.sysctls.bridgeNetfilterError ? bad("SysctlsReady", BRIDGE_NETFILTER_OFF, o.sysctls.bridgeNetfilterError)

@@ -8,7 +8,7 @@ import { removeStaleBridgeAddresses } from "./bridge-addresses.js";
 import { MissingToolError } from "./exec.js";
 import { bridgeNetfilterProblem, bridgeNetfilterSysctls, ensureSysctls, forwardingProblem, neededSysctls } from "./forwarding.js";
 import { kernelView, podMtu, syncRoutes } from "./route-sync.js";
-import { syncForwardAccepts } from "./forward-accept.js";
+import { FirewallUnreadableError, syncForwardAccepts } from "./forward-accept.js";
 import { VXLAN_DEVICE, vxlanOverhead } from "./overlay-plan.js";
 import { applyNftTable, listNftTable, type NftTableInput, removeNftTable, renderNftTable, wantsNftTable } from "./masquerade.js";
 import type { SyncOutcome } from "./report.js";
@@ -94,6 +94,7 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
 const forwardCheckedFor = new Map<string, string>();
 
 async function syncFirewallForward(input: SyncInput, result: SyncOutcome["sysctls"]): Promise<void> {
+  result.firewallChecked = true;
   try {
     const dropping = await syncForwardAccepts(input.state.podNetwork, { netns: input.netns, dryRun: input.config["dry-run"], log: input.log });
     if (dropping.length) result.forwardDropPolicy = dropping;
@@ -102,7 +103,9 @@ async function syncFirewallForward(input: SyncInput, result: SyncOutcome["sysctl
     // Without nft there is nothing to read the firewall with; MasqueradeReady names the tool where it is needed.
     if (!(err instanceof MissingToolError)) {
       result.forwardAcceptError = message(err);
-      input.log.error({ err: message(err) }, "the host firewall's FORWARD chain drops by default, and the pod network could not be accepted in it");
+      if (err instanceof FirewallUnreadableError) result.forwardChainUnreadable = true;
+      input.log.error({ err: message(err) }, err instanceof FirewallUnreadableError ? "the host firewall's FORWARD chain could not be read"
+        : "the host firewall's FORWARD chain drops by default, and the pod network could not be accepted in it");
     }
   }
 }
