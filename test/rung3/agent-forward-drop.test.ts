@@ -29,6 +29,8 @@ describe.skipIf(!isRoot())("a host firewall that drops forwarded traffic (rung 3
       iptables(n.ns, "-A", "KUBE-SERVICES", "-d", "10.96.0.50/32", "-p", "tcp", "--dport", "80", "-j", "REJECT");
       iptables(n.ns, "-A", "FORWARD", "-j", "KUBE-SERVICES");
       ipIn(n.ns, "route", "add", "10.96.0.0/12", "via", "192.168.66.250"); // nobody there: only the REJECT answers
+      // An upgrade from the first version, which inserted its accepts at the top, above kube-proxy's jump.
+      execFileSync("ip", ["netns", "exec", n.ns, "nft", "insert", "rule", "ip", "filter", "FORWARD", "ip", "saddr", "10.251.1.0/24", "counter", "accept", "comment", '"podnet: pod network"']);
       await putNodeCidr(fx.api(), `fd${i + 1}`, `10.251.${i + 1}.0/24`, [n.ip]);
     }
     for (const [i, n] of bed.nodes.entries()) agents.push(await startAgent(fx, n, { "node-name": `fd${i + 1}` }));
