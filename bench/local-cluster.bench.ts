@@ -1,7 +1,9 @@
 // Issue #6 benchmark on the local cluster (real apiserver, controller and one agent process per node namespace):
 //  1. Node object created → route to its pod CIDR present on every other agent's node: p50/p99 for each size
+//     (split into the controller's share, Node created → NodeCIDR Allocated as a watcher sees it, and the agents')
 //     (goal p99 < 1 s at 50 nodes), with controller and agent peak RSS;
-//  2. iperf3 pod→pod across nodes vs node→node, same run: on one segment with the overlay off and on (goal ≥ 0.95),
+//  2. iperf3 pod→pod across nodes vs node→node, same run (PODNET_IPERF_AFFINITY=0,0 puts client and server on
+//     core 0, iperf3's -A, for less placement noise): on one segment with the overlay off and on (goal ≥ 0.95),
 //     and on with the pods' MTU pinned to the tunnel's (podnet's earlier default),
 //     unshaped and with the uplinks limited to a NIC's 10 Gbit/s, and through VXLAN across a router against
 //     the routed underlay.
@@ -10,6 +12,11 @@ import { readFileSync } from "node:fs";
 import { LocalCluster } from "../src/localcluster/cluster.js";
 import { iperf } from "../src/localcluster/iperf.js";
 import { waitFor } from "../src/localcluster/processes.js";
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { Informer, type ListPage } from "../src/lib/informer.js";
+import { podnetResource } from "../src/lib/k8s.js";
+import { silentLogger } from "../src/log.js";
+import type { NodeCidrObject } from "../src/controllers/observe.js";
 
 const JOINS = 5;
 const IPERF_ROUNDS = 5;
@@ -28,11 +35,26 @@ function watchRoutes(cluster: LocalCluster): { arrivals: Map<string, Array<{ lin
   return { arrivals, stop: () => monitors.forEach((m) => m.kill()) };
 }
 
+/** When each node's NodeCIDR is first seen Allocated by a watcher (as agents see it): the controller's share of a join. */
+function watchAllocations(cluster: LocalCluster): { allocatedAt: Map<string, number>; stop: () => void } {
+  const allocatedAt = new Map<string, number>();
+  const informer = new Informer<NodeCidrObject & KubernetesObject>({
+    api: cluster.api, path: "/apis/podnet.io/v1alpha1/nodecidrs", log: silentLogger(),
+    onEvent: (_event, r) => { if (r.status?.phase === "Allocated" && !allocatedAt.has(r.spec.nodeName)) allocatedAt.set(r.spec.nodeName, performance.now()); },
+    list: (t) => cluster.api.custom.listClusterCustomObject({ ...podnetResource("nodecidrs"), limit: 500, _continue: t }) as Promise<ListPage<NodeCidrObject & KubernetesObject>>,
+  });
+  informer.start();
+  return { allocatedAt, stop: () => informer.stop() };
+}
+
 async function joinLatency(size: number): Promise<void> {
   const cluster = await LocalCluster.start({ nodes: size, tag: `b${size}`, segment: 90, resyncPeriod: "30s" });
+  const allocations = watchAllocations(cluster);
   try {
     await cluster.waitReady(300_000);
     const samples: number[] = [];
+    const controllerShare: number[] = [];
+    const agentShare: number[] = [];
     for (let j = 0; j < JOINS; j++) {
       const existing = [...cluster.nodes.keys()];
       const watch = watchRoutes(cluster);
@@ -42,14 +64,25 @@ async function joinLatency(size: number): Promise<void> {
       const t0 = cluster.nodes.get(name)!.registeredAt!; // the Node object's creation, not the namespace set-up before it
       const cidr = await waitFor("NodeCIDR", async () => (await cluster.nodeCidrs()).find((r) => r.spec.nodeName === name && r.status?.phase === "Allocated")?.spec.cidr, 30_000, 20);
       await waitFor("route on every node", async () => (existing.every((n) => watch.arrivals.get(n)!.some((a) => a.line.startsWith(`${cidr} `))) ? true : undefined), 30_000, 20);
-      for (const n of existing) samples.push(watch.arrivals.get(n)!.find((a) => a.line.startsWith(`${cidr} `))!.at - t0);
+      const allocatedAt = await waitFor("allocation seen by the watcher", async () => allocations.allocatedAt.get(name), 30_000, 20);
+      controllerShare.push(allocatedAt - t0);
+      for (const n of existing) {
+        const at = watch.arrivals.get(n)!.find((a) => a.line.startsWith(`${cidr} `))!.at;
+        samples.push(at - t0);
+        agentShare.push(at - allocatedAt);
+      }
       watch.stop();
       await cluster.waitReady(120_000);
     }
     const rss = cluster.peakRssMb();
     const agentsMax = Math.max(...rss.agents);
     console.log(`${String(size).padStart(4)} nodes  p50 ${pct(samples, 50).toFixed(0).padStart(5)} ms  p99 ${pct(samples, 99).toFixed(0).padStart(5)} ms  (${samples.length} samples)  controller RSS ${rss.controller.toFixed(0)} MB  agent RSS max ${agentsMax.toFixed(0)} MB`);
+    // Where the time goes: Node created → its NodeCIDR Allocated as a watcher sees it (the controller, two API
+    // writes and a watch delivery), then → the route in each node's kernel (the agents).
+    console.log(`            controller share p50 ${pct(controllerShare, 50).toFixed(0).padStart(5)} ms  p99 ${pct(controllerShare, 99).toFixed(0).padStart(5)} ms;`
+      + `  agents' share p50 ${pct(agentShare, 50).toFixed(0).padStart(5)} ms  p99 ${pct(agentShare, 99).toFixed(0).padStart(5)} ms`);
   } finally {
+    allocations.stop();
     await cluster.stop();
   }
 }

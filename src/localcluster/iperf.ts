@@ -11,7 +11,8 @@ export function iperf(serverNs: string, serverIp: string, clientNs: string, leng
   try {
     execFileSync("sleep", ["0.5"]);
     const size = "seconds" in length ? ["-t", String(length.seconds)] : ["-n", length.bytes];
-    const out = execFileSync("ip", ["netns", "exec", clientNs, "iperf3", "-c", serverIp, ...size, "-J"], { timeout: 20_000 }).toString();
+    const pin = process.env.PODNET_IPERF_AFFINITY ? ["-A", process.env.PODNET_IPERF_AFFINITY] : [];
+    const out = execFileSync("ip", ["netns", "exec", clientNs, "iperf3", "-c", serverIp, ...size, ...pin, "-J"], { timeout: 20_000 }).toString();
     const parsed = JSON.parse(out) as { start: { tcp_mss_default: number }; end: { sum_received: { bits_per_second: number } } };
     return { gbps: parsed.end.sum_received.bits_per_second / 1e9, mss: parsed.start.tcp_mss_default };
   } finally {
