@@ -100,8 +100,10 @@ async function syncFirewallForward(input: SyncInput, result: SyncOutcome["sysctl
     if (dropping.length) result.forwardDropPolicy = dropping;
     forwardCheckedFor.set(input.netns ?? "", input.state.podNetwork.join(","));
   } catch (err) {
-    // Without nft there is nothing to read the firewall with; MasqueradeReady names the tool where it is needed.
-    if (!(err instanceof MissingToolError)) {
+    // Without nft there is nothing to read the firewall with; MasqueradeReady names the tool where it is needed,
+    // and event passes do not try again (full passes do).
+    if (err instanceof MissingToolError) forwardCheckedFor.set(input.netns ?? "", input.state.podNetwork.join(","));
+    else {
       result.forwardAcceptError = message(err);
       if (err instanceof FirewallUnreadableError) result.forwardChainUnreadable = true;
       input.log.error({ err: message(err) }, err instanceof FirewallUnreadableError ? "the host firewall's FORWARD chain could not be read"
