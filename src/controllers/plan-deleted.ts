@@ -1,4 +1,5 @@
-import { tryParseCidr } from "../lib/cidr.js";
+import { familyOfText, tryParseCidr, type IpFamily } from "../lib/cidr.js";
+import { sooner } from "../lib/order.js";
 import { hold, type PoolState } from "./plan-pools.js";
 import type { AllocationAction, Held, PlannerNode, PlannerRecord } from "./plan.js";
 
@@ -10,7 +11,7 @@ import type { AllocationAction, Held, PlannerNode, PlannerRecord } from "./plan.
 export interface DeletedRecord { record: PlannerRecord; deletedAt: number }
 
 /** A deleted record's CIDR meant to go back to its node, and when its cooldown ends if it does not. */
-export interface Lost { cidr: string; family: 4 | 6; due: number }
+export interface Lost { cidr: string; family: IpFamily; due: number }
 
 interface Context {
   /** Nodes that may be allocated (present, not being deleted). */
@@ -41,7 +42,7 @@ export function claimsOfDeleted(deleted: DeletedRecord[], ctx: Context): { resto
     if (!cidr) continue;
     const node = ctx.nodes.get(r.nodeName);
     const sameNode = node !== undefined && (!r.nodeUID || !node.uid || r.nodeUID === node.uid);
-    const named = node?.podCIDRs.find((c) => (c.includes(":") ? 6 : 4) === cidr.family);
+    const named = node?.podCIDRs.find((c) => familyOfText(c) === cidr.family);
     if (sameNode && named === r.cidr) continue; // adoption gives it back
     const holdsFamily = (ctx.held.get(r.nodeName) ?? []).some((h) => h.family === cidr.family);
     if (sameNode && named === undefined && !holdsFamily && !restore.get(r.nodeName)?.some((l) => l.family === cidr.family)) {
@@ -49,7 +50,7 @@ export function claimsOfDeleted(deleted: DeletedRecord[], ctx: Context): { resto
       continue;
     }
     hold(ctx.states, cidr, r.nodeName, ctx.holderOf);
-    nextCheckAt = Math.min(nextCheckAt ?? due, due);
+    nextCheckAt = sooner(nextCheckAt, due);
   }
   return { restore, ...(nextCheckAt !== undefined ? { nextCheckAt } : {}) };
 }
@@ -63,7 +64,7 @@ export function holdUnrestored(lost: Lost[], restored: AllocationAction[], node:
   for (const l of lost) {
     if (restored.some((a) => a.kind === "create" && a.cidr === l.cidr)) continue;
     hold(states, tryParseCidr(l.cidr)!, node, holderOf);
-    due = Math.min(due ?? l.due, l.due);
+    due = sooner(due, l.due);
   }
   return due;
 }

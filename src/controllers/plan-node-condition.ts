@@ -1,4 +1,4 @@
-import { formatCidr, tryParseCidr } from "../lib/cidr.js";
+import { familyOfText, formatCidr, tryParseCidr } from "../lib/cidr.js";
 import type { AllocationAction, Held, PlannerNode } from "./plan.js";
 
 /**
@@ -45,7 +45,7 @@ export function podCidrConditionActions(nodes: Iterable<PlannerNode>, actions: A
  */
 export function podCidrMismatches(node: PlannerNode, mine: Held[]): AllocationAction[] {
   return mine.flatMap((h) => {
-    const preset = node.podCIDRs.find((c) => (c.includes(":") ? 6 : 4) === h.family);
+    const preset = node.podCIDRs.find((c) => familyOfText(c) === h.family);
     const presetCidr = preset === undefined ? undefined : tryParseCidr(preset);
     if (!presetCidr || formatCidr(presetCidr) === h.cidr) return [];
     return [{ kind: "conflict" as const, node: node.name, reason: "PodCIDRMismatch", message: `node ${node.name} has spec.podCIDRs ${preset}, but podnet `

@@ -1,9 +1,9 @@
-import { formatCidr, parseCidr, parseIp, tryParseCidr, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
+import { familyOfText, formatCidr, parseCidr, parseIp, tryParseCidr, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
 import { buildPoolStates, findSet, hold, overlappingSets, poolStatusReports, selectPool, occupySliceHolding, type PlannerPool, type PoolState, type PoolStatusReport } from "./plan-pools.js";
-import { compareText } from "../lib/order.js";
+import { compareText, sooner } from "../lib/order.js";
 import { sharedNodeIPs, usableNodeIPs } from "./plan-node-ips.js";
 import { podCidrConditionActions, podCidrMismatches, type NodeConditionState } from "./plan-node-condition.js";
-import { claimsOfDeleted, holdUnrestored, type DeletedRecord } from "./plan-deleted.js";
+import { claimsOfDeleted, holdUnrestored, type DeletedRecord, type Lost } from "./plan-deleted.js";
 
 export type { DeletedRecord, PlannerPool, PoolStatusReport };
 
@@ -141,7 +141,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   for (const node of present.values()) reserveNodeRanges(node, states, held, holderOf);
   for (const node of ordered.filter((n) => deleted.restore.has(n.name))) {
     const lost = deleted.restore.get(node.name)!;
-    const restoring = planFamilies(node, poolOf.get(node.name), states, held, holderOf, "restore", lost.map((l) => l.cidr));
+    const restoring = planFamilies(node, poolOf.get(node.name), states, held, holderOf, "restore", lost);
     const adoption = adoptions.get(node.name)!;
     adoption.actions.push(...restoring.actions);
     adoption.created ||= restoring.created;
@@ -153,13 +153,13 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   return { actions, poolStatuses: poolStatusReports(states), retained, ...(nextCheckAt !== undefined ? { nextCheckAt } : {}) };
 }
 
-const familyOf = (a: AllocationAction) => ("family" in a ? a.family : "cidr" in a && a.cidr.includes(":") ? 6 : 4);
+const familyOf = (a: AllocationAction) => ("family" in a ? a.family : "cidr" in a ? familyOfText(a.cidr) : 4);
 const byFamily = (a: AllocationAction, b: AllocationAction) => familyOf(a) - familyOf(b);
 
 /** One node's family actions from one pass: adoption of preset podCIDRs, a hand-deleted record's CIDR given back, or allocation of the rest. */
 interface FamilyPlan { actions: AllocationAction[]; created: boolean; incomplete: boolean }
 
-function planFamilies(node: PlannerNode, state: PoolState | undefined, states: Map<string, PoolState>, held: Map<string, Held[]>, holderOf: Map<string, string>, pass: "adopt" | "restore" | "allocate", restore: string[] = []): FamilyPlan {
+function planFamilies(node: PlannerNode, state: PoolState | undefined, states: Map<string, PoolState>, held: Map<string, Held[]>, holderOf: Map<string, string>, pass: "adopt" | "restore" | "allocate", restore: Lost[] = []): FamilyPlan {
   const plan: FamilyPlan = { actions: [], created: false, incomplete: false };
   if (!state) return plan;
   const mine = held.get(node.name) ?? [];
@@ -173,12 +173,12 @@ function planFamilies(node: PlannerNode, state: PoolState | undefined, states: M
       if (pass === "allocate") plan.actions.push(noValidRange(node, state, family));
       continue;
     }
-    const preset = node.podCIDRs.find((c) => (c.includes(":") ? 6 : 4) === family);
+    const preset = node.podCIDRs.find((c) => familyOfText(c) === family);
     let action: AllocationAction;
     if (pass === "restore") {
       // Its hand-deleted record's CIDR goes back to the node: its pods have addresses from it. Taken meanwhile
       // (another Node names it, a record made by hand), the node is allocated as any other.
-      const lost = preset === undefined ? restore.find((c) => (c.includes(":") ? 6 : 4) === family) : undefined;
+      const lost = preset === undefined ? restore.find((l) => l.family === family)?.cidr : undefined;
       const back = lost === undefined ? undefined : adopt(node, lost, states, holderOf);
       if (back?.kind !== "create") continue;
       action = { ...back, adopted: false, restored: true };
@@ -299,5 +299,4 @@ function reserveNodeRanges(node: PlannerNode, states: Map<string, PoolState>, he
  */
 const CLAIM_ORDER: Record<string, number> = { Allocated: 0, Released: 1, unconfirmed: 2, Quarantined: 3 };
 
-const sooner = (a: number | undefined, b: number | undefined) => (a === undefined ? b : b === undefined ? a : Math.min(a, b));
 const sameList = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);

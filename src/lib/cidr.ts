@@ -181,3 +181,5 @@ export function cidrObjectName(c: Cidr | string): string {
 }
 
 export const familyName = (f: IpFamily): "IPv4" | "IPv6" => (f === 4 ? "IPv4" : "IPv6");
+/** The family an address or CIDR is written in, without parsing it (spec.podCIDRs entries may be malformed). */
+export const familyOfText = (text: string): IpFamily => (text.includes(":") ? 6 : 4);

@@ -37,8 +37,9 @@ export async function cleanupAgent(config: AgentCleanupConfig, log: Logger, netn
   const left: string[] = [];
   for (const [what, step] of steps) {
     try { await step(); } catch (err) {
-      left.push(`${what} (${err instanceof Error ? err.message : String(err)})`);
-      log.error({ node, step: what, err: err instanceof Error ? err.message : String(err) }, `cleanup: ${what} not removed; going on with the rest`);
+      const why = err instanceof Error ? err.message : String(err);
+      left.push(`${what} (${why})`);
+      log.error({ node, step: what, err: why }, `cleanup: ${what} not removed; going on with the rest`);
     }
   }
   if (left.length > 0) throw new Error(`podnet cleanup left: ${left.join("; ")}`);
