@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # One image for both components: `podnet controller` (runs as non-root) and `podnet agent` (DaemonSet,
-# hostNetwork, NET_ADMIN), plus the standard CNI plugins the agent's init container installs on nodes.
+# hostNetwork, NET_ADMIN and NET_RAW), plus the standard CNI plugins the agent's init container installs on nodes.
 # Multi-arch (docker buildx --platform linux/amd64,linux/arm64): the bundle is plain JavaScript and the plugins
 # are cross-compiled, so only the last stage runs on the target platform (emulated, for the apt install and the
 # compile-cache warm-up).
@@ -29,10 +29,10 @@ ARG COMMIT=unknown
 LABEL org.opencontainers.image.title="podnet" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${COMMIT}"
-# iproute2 + nftables for the agent; procps for sysctl; kmod to load br_netfilter (init container); the CNI
-# plugins are copied to nodes on demand.
+# iproute2 + nftables for the agent; iptables for hosts whose firewall is on iptables-legacy; procps for sysctl;
+# kmod to load br_netfilter (init container); the CNI plugins are copied to nodes on demand.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iproute2 nftables procps kmod \
+ && apt-get install -y --no-install-recommends iproute2 nftables iptables procps kmod \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=cni /out/ /opt/cni/bin-src/
 WORKDIR /app

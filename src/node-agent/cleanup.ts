@@ -5,7 +5,7 @@ import type { Logger } from "../log.js";
 import { removePodBridge } from "./bridge-addresses.js";
 import { BRIDGE_NAME } from "./cni-conflist.js";
 import { run } from "./exec.js";
-import { removeForwardAccepts } from "./forward-accept.js";
+import { removeForwardAccepts } from "./forward-accept-sync.js";
 import { flushOwnRoutes } from "./ip-route.js";
 import { removeNftTable } from "./masquerade.js";
 import { removeVxlan } from "./vxlan.js";

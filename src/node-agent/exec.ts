@@ -27,8 +27,9 @@ export async function run(command: string, args: string[], opts: { netns?: strin
 }
 
 const shellAvailable = existsSync("/bin/sh");
-// iproute2 ships ip and bridge; procps ships sysctl.
-const installHint: Record<string, string> = { nft: "nftables", ip: "iproute2", bridge: "iproute2", sysctl: "procps" };
+// iproute2 ships ip and bridge; procps ships sysctl; iptables the legacy tools.
+const installHint: Record<string, string> = { nft: "nftables", ip: "iproute2", bridge: "iproute2", sysctl: "procps",
+  ...Object.fromEntries(["iptables-legacy", "ip6tables-legacy", "iptables-legacy-restore", "ip6tables-legacy-restore"].map((t) => [t, "iptables"])) };
 const missingTool = (tool: string) => new MissingToolError(`${tool} not found in PATH; install ${installHint[tool] ?? tool}`);
 
 /** Start the tool directly: only where the image has no /bin/sh. */

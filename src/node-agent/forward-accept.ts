@@ -1,5 +1,4 @@
-import { canonicalCidr, parseCidr } from "../lib/cidr.js";
-import type { Logger } from "../log.js";
+import { canonicalCidr } from "../lib/cidr.js";
 import { run, runOk } from "./exec.js";
 
 /**
@@ -10,12 +9,14 @@ import { run, runOk } from "./exec.js";
  * FORWARD chain: in the iptables-nft chain (`ip filter FORWARD`, `ip6 filter FORWARD`), only while its
  * policy is drop, with rules iptables-nft lists as its own (`-s <range> -m comment --comment … -j ACCEPT`).
  * Appended, as flannel's are: kube-proxy's jumps (a Service without endpoints is rejected there), Docker's
- * DOCKER-USER and ufw's chains come first and still see pod traffic. A host on iptables-legacy is out of nft's sight.
+ * DOCKER-USER and ufw's chains come first and still see pod traffic. The same for iptables-legacy:
+ * forward-accept-legacy.ts.
  */
 export const FORWARD_ACCEPT_COMMENT = "podnet: pod network";
 
 type Direction = "saddr" | "daddr";
-export interface ForwardChain { policy?: string; rules: Array<{ handle: number; comment?: string; direction?: Direction; cidr?: string }> }
+/** A rule's handle is nft's, or its position for iptables-legacy, which deletes by `spec`, the rule's text. */
+export interface ForwardChain { policy?: string; rules: Array<{ handle: number; spec?: string; comment?: string; direction?: Direction; cidr?: string }> }
 export interface ForwardAcceptPlan { add: Array<{ direction: Direction; cidr: string }>; deleteHandles: number[] }
 
 interface JsonExpr { match?: { op?: string; left?: { payload?: { field?: string } }; right?: { prefix?: { addr: string; len: number } } | string } }
@@ -80,44 +81,25 @@ export function forwardAcceptScript(family: 4 | 6, plan: ForwardAcceptPlan): str
   ].join("\n");
 }
 
-/**
- * The iptables-nft FORWARD chain of a family, or undefined where there is none (no iptables-nft rules ever
- * made). Any other failure is thrown: a firewall podnet cannot read may be dropping every pod packet.
- */
-async function readForwardChain(family: 4 | 6, netns?: string): Promise<ForwardChain | undefined> {
-  const r = await run("nft", ["-j", "list", "chain", family === 4 ? "ip" : "ip6", "filter", "FORWARD"], { netns });
-  if (r.code !== 0 && /No such file or directory/.test(r.stderr)) return undefined;
-  if (r.code !== 0) throw new FirewallUnreadableError(`nft list chain ${family === 4 ? "ip" : "ip6"} filter FORWARD failed: ${r.stderr.trim()}`);
-  return parseForwardChain(r.stdout);
+/** A firewall whose FORWARD chains podnet may have to open: iptables-nft here, iptables-legacy beside it. */
+export interface FirewallBackend {
+  name: string;
+  /** The family's FORWARD chain, or undefined where this firewall has none; throws FirewallUnreadableError otherwise. */
+  read(family: 4 | 6, netns?: string): Promise<ForwardChain | undefined>;
+  apply(family: 4 | 6, chain: ForwardChain, plan: ForwardAcceptPlan, netns?: string): Promise<void>;
 }
 
-/**
- * Shell: make each family's FORWARD chain accept the pod network while its policy drops. Returns the families
- * whose chain drops by default (podnet's accepts are in place there). Throws what nft refused.
- */
-export async function syncForwardAccepts(podNetwork: string[], opts: { netns?: string; dryRun: boolean; log: Logger }): Promise<Array<4 | 6>> {
-  const dropping: Array<4 | 6> = [];
-  for (const family of [4, 6] as const) {
-    const chain = await readForwardChain(family, opts.netns);
-    if (!chain) continue;
-    const ranges = podNetwork.filter((c) => parseCidr(c).family === family);
-    if (chain.policy === "drop" && ranges.length) dropping.push(family);
-    const plan = planForwardAccepts(chain, ranges);
-    if (!plan.add.length && !plan.deleteHandles.length) continue;
-    if (opts.dryRun) { opts.log.info({ family, plan }, "dry-run: would change the host firewall's FORWARD chain"); continue; }
-    await runOk("nft", ["-f", "-"], { netns: opts.netns, input: forwardAcceptScript(family, plan) });
-    opts.log.info({ family, accepted: plan.add.map((r) => `${r.direction} ${r.cidr}`), removed: plan.deleteHandles.length },
-      "the host firewall's FORWARD chain drops by default: pod network accepted in it");
-  }
-  return dropping;
-}
-
-/** `podnet agent cleanup`: podnet's rules out of both FORWARD chains, nothing else. */
-export async function removeForwardAccepts(netns?: string): Promise<void> {
-  for (const family of [4, 6] as const) {
-    const chain = await readForwardChain(family, netns);
-    if (!chain) continue;
-    const plan = planForwardAccepts({ ...chain, policy: "accept" }, []);
-    if (plan.deleteHandles.length) await runOk("nft", ["-f", "-"], { netns, input: forwardAcceptScript(family, plan) });
-  }
-}
+export const iptablesNft: FirewallBackend = {
+  name: "iptables-nft",
+  async read(family, netns) {
+    // "No such file": no iptables-nft rules were ever made. Any other failure is thrown: a firewall podnet
+    // cannot read may be dropping every pod packet.
+    const r = await run("nft", ["-j", "list", "chain", family === 4 ? "ip" : "ip6", "filter", "FORWARD"], { netns });
+    if (r.code !== 0 && /No such file or directory/.test(r.stderr)) return undefined;
+    if (r.code !== 0) throw new FirewallUnreadableError(`nft list chain ${family === 4 ? "ip" : "ip6"} filter FORWARD failed: ${r.stderr.trim()}`);
+    return parseForwardChain(r.stdout);
+  },
+  async apply(family, _chain, plan, netns) {
+    await runOk("nft", ["-f", "-"], { netns, input: forwardAcceptScript(family, plan) });
+  },
+};

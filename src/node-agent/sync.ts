@@ -8,7 +8,8 @@ import { removeStaleBridgeAddresses } from "./bridge-addresses.js";
 import { MissingToolError } from "./exec.js";
 import { bridgeNetfilterProblem, bridgeNetfilterSysctls, ensureSysctls, forwardingProblem, neededSysctls } from "./forwarding.js";
 import { kernelView, podMtu, syncRoutes } from "./route-sync.js";
-import { FirewallUnreadableError, syncForwardAccepts } from "./forward-accept.js";
+import { FirewallUnreadableError } from "./forward-accept.js";
+import { syncForwardAccepts } from "./forward-accept-sync.js";
 import { VXLAN_DEVICE, vxlanOverhead } from "./overlay-plan.js";
 import { applyNftTable, listNftTable, type NftTableInput, removeNftTable, renderNftTable, wantsNftTable } from "./masquerade.js";
 import type { SyncOutcome } from "./report.js";
@@ -100,21 +101,16 @@ async function syncFirewallForward(input: SyncInput, result: SyncOutcome["sysctl
     if (dropping.length) result.forwardDropPolicy = dropping;
     forwardCheckedFor.set(input.netns ?? "", input.state.podNetwork.join(","));
   } catch (err) {
-    // Without nft there is nothing to read the firewall with; MasqueradeReady names the tool where it is needed,
-    // and event passes do not try again (full passes do).
-    if (err instanceof MissingToolError) forwardCheckedFor.set(input.netns ?? "", input.state.podNetwork.join(","));
-    else {
-      result.forwardAcceptError = message(err);
-      if (err instanceof FirewallUnreadableError) result.forwardChainUnreadable = true;
-      input.log.error({ err: message(err) }, err instanceof FirewallUnreadableError ? "the host firewall's FORWARD chain could not be read"
-        : "the host firewall's FORWARD chain drops by default, and the pod network could not be accepted in it");
-    }
+    result.forwardAcceptError = message(err);
+    if (err instanceof FirewallUnreadableError) result.forwardChainUnreadable = true;
+    input.log.error({ err: message(err) }, err instanceof FirewallUnreadableError ? "the host firewall's FORWARD chain could not be read"
+      : "the host firewall's FORWARD chain drops by default, and the pod network could not be accepted in it");
   }
 }
 
 /**
  * Forwarding (without it no pod traffic leaves the node), then br_netfilter (without it same-node Services
- * fail), then the host firewall's FORWARD policy (a drop there stops all pod traffic: forward-accept.ts).
+ * fail), then the host firewall's FORWARD policy (a drop there stops all pod traffic: forward-accept-sync.ts).
  */
 async function syncSysctls(input: SyncInput, families: Array<4 | 6>, result: SyncOutcome["sysctls"]): Promise<void> {
   const forwarding = neededSysctls(families);

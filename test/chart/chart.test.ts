@@ -24,7 +24,7 @@ describe("Helm chart charts/podnet", () => {
     expect(execFileSync(kubeBin("helm"), ["lint", chart], { encoding: "utf8" })).toContain("0 chart(s) failed");
   });
 
-  it("renders the controller (2 replicas, leader election, non-root, read-only root) and the agent (hostNetwork, NET_ADMIN only)", () => {
+  it("renders the controller (2 replicas, leader election, non-root, read-only root) and the agent (hostNetwork, NET_ADMIN and NET_RAW only, the xtables lock shared)", () => {
     const objs = render();
     const controller = find(objs, "Deployment", "podnet-controller");
     expect((controller.spec as { replicas: number }).replicas).toBe(2);
@@ -38,7 +38,9 @@ describe("Helm chart charts/podnet", () => {
     expect(aspec.hostNetwork).toBe(true);
     expect(aspec.tolerations).toEqual([{ operator: "Exists" }]);
     expect(aspec.priorityClassName).toBe("system-node-critical");
-    expect(aspec.containers[0]!.securityContext.capabilities.add).toEqual(["NET_ADMIN"]);
+    expect(aspec.containers[0]!.securityContext.capabilities.add).toEqual(["NET_ADMIN", "NET_RAW"]);
+    const lock = (agent.spec as { template: { spec: { volumes: Array<{ name: string; hostPath?: { path: string; type?: string } }> } } }).template.spec.volumes.find((v) => v.name === "xtables-lock");
+    expect(lock?.hostPath).toEqual({ path: "/run/xtables.lock", type: "FileOrCreate" });
     // The V8 flags the benchmarks and the local cluster measured are the ones the chart starts podnet with.
     const command = (o: Obj) => (o.spec as { template: { spec: { containers: Array<{ command: string[] }> } } }).template.spec.containers[0]!.command;
     expect(command(controller)).toEqual(["node", ...CONTROLLER_NODE_FLAGS, "/app/podnet.mjs"]);
@@ -240,7 +242,8 @@ describe("chart: cleanup.enabled", () => {
     expect(config).toMatchObject({ "cni-conf-dir": "/host/cni/net.d", "conflist-name": "05-podnet.conflist" });
     const mount = cleanup!.volumeMounts!.find((m) => m.mountPath === config["cni-conf-dir"])!;
     expect(spec.volumes.find((v) => v.name === mount.name)!.hostPath.path).toBe("/var/lib/cni/conf");
-    expect(cleanup!.securityContext.capabilities.add).toEqual(["NET_ADMIN"]);
+    expect(cleanup!.securityContext.capabilities.add).toEqual(["NET_ADMIN", "NET_RAW"]);
+    expect(cleanup!.volumeMounts!.map((m) => m.mountPath)).toContain("/run/xtables.lock");
     expect(spec.containers[0]!.securityContext.capabilities.add).toBeUndefined(); // the container that stays only waits
   });
 

@@ -9,18 +9,27 @@ import { silentLogger } from "../../src/log.js";
 import { cleanupAgent } from "../../src/node-agent/cleanup.js";
 import { conditionsOf, putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
 import { useControlPlane } from "../harness/api-fixture.js";
+import { emptyCluster } from "../harness/cluster-objects.js";
 
 // Nodes whose iptables FORWARD policy is DROP, as Docker and ufw leave it: every forwarded pod packet, between
 // nodes and (through br_netfilter) between pods of one node, is dropped unless something accepts it there.
+// Twice: a host on iptables-nft, and one whose firewall is on iptables-legacy while iptables-nft drops too (Docker
+// on legacy beside an nft kube-proxy): a packet must pass both.
 const fx = useControlPlane();
-let bed: NetBed;
-const agents: TestAgent[] = [];
-const pods: Pod[] = [];
-const iptables = (ns: string, ...args: string[]) => execFileSync("ip", ["netns", "exec", ns, "iptables-nft", ...args], { encoding: "utf8" });
+const variants = [
+  { firewall: "iptables-nft", tag: "fd", octet: 251, alsoNftDrop: false },
+  { firewall: "iptables-legacy", tag: "fl", octet: 252, alsoNftDrop: true },
+] as const;
 
-describe.skipIf(!isRoot())("a host firewall that drops forwarded traffic (rung 3)", () => {
+describe.skipIf(!isRoot()).each(variants)("a host firewall that drops forwarded traffic, on $firewall (rung 3)", ({ firewall, tag, octet, alsoNftDrop }) => {
+  let bed: NetBed;
+  const agents: TestAgent[] = [];
+  const pods: Pod[] = [];
+  const iptables = (ns: string, ...args: string[]) => execFileSync("ip", ["netns", "exec", ns, firewall, ...args], { encoding: "utf8" });
+  const podRange = (i: number) => `10.${octet}.${i}.0/24`;
+
   beforeAll(async () => {
-    bed = createNetBed("fd", 2, 66);
+    bed = createNetBed(tag, 2, octet - 185);
     for (const [i, n] of bed.nodes.entries()) {
       iptables(n.ns, "-P", "FORWARD", "DROP");
       iptables(n.ns, "-A", "FORWARD", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"); // Docker's, kube-proxy's
@@ -28,23 +37,26 @@ describe.skipIf(!isRoot())("a host firewall that drops forwarded traffic (rung 3
       iptables(n.ns, "-N", "KUBE-SERVICES");
       iptables(n.ns, "-A", "KUBE-SERVICES", "-d", "10.96.0.50/32", "-p", "tcp", "--dport", "80", "-j", "REJECT");
       iptables(n.ns, "-A", "FORWARD", "-j", "KUBE-SERVICES");
-      ipIn(n.ns, "route", "add", "10.96.0.0/12", "via", "192.168.66.250"); // nobody there: only the REJECT answers
+      ipIn(n.ns, "route", "add", "10.96.0.0/12", "via", `192.168.${octet - 185}.250`); // nobody there: only the REJECT answers
       // An upgrade from the first version, which inserted its accepts at the top, above kube-proxy's jump.
-      execFileSync("ip", ["netns", "exec", n.ns, "nft", "insert", "rule", "ip", "filter", "FORWARD", "ip", "saddr", "10.251.1.0/24", "counter", "accept", "comment", '"podnet: pod network"']);
-      await putNodeCidr(fx.api(), `fd${i + 1}`, `10.251.${i + 1}.0/24`, [n.ip]);
+      if (firewall === "iptables-nft") execFileSync("ip", ["netns", "exec", n.ns, "nft", "insert", "rule", "ip", "filter", "FORWARD", "ip", "saddr", podRange(1), "counter", "accept", "comment", '"podnet: pod network"']);
+      else iptables(n.ns, "-I", "FORWARD", "1", "-s", podRange(1), "-m", "comment", "--comment", "podnet: pod network", "-j", "ACCEPT");
+      if (alsoNftDrop) execFileSync("ip", ["netns", "exec", n.ns, "iptables-nft", "-P", "FORWARD", "DROP"]);
+      await putNodeCidr(fx.api(), `${tag}${i + 1}`, podRange(i + 1), [n.ip]);
     }
-    for (const [i, n] of bed.nodes.entries()) agents.push(await startAgent(fx, n, { "node-name": `fd${i + 1}` }));
+    for (const [i, n] of bed.nodes.entries()) agents.push(await startAgent(fx, n, { "node-name": `${tag}${i + 1}` }));
   });
   afterAll(async () => {
     for (const p of pods) deletePod(p);
     for (const a of agents) await a.stop();
     bed?.destroy();
+    await emptyCluster(fx.api()); // the next variant's agents must not see this one's pod ranges
   });
 
   it("accepts the pod network in the host's FORWARD chain: pods reach pods on their node and across nodes; iptables still reads the chain", async () => {
     const [n1, n2] = bed.nodes;
     for (const a of agents) await a.agent.syncNow();
-    pods.push(addPod(n1!.ns, agents[0]!.confDir, "fda"), addPod(n1!.ns, agents[0]!.confDir, "fdb"), addPod(n2!.ns, agents[1]!.confDir, "fdc"));
+    pods.push(addPod(n1!.ns, agents[0]!.confDir, `${tag}a`), addPod(n1!.ns, agents[0]!.confDir, `${tag}b`), addPod(n2!.ns, agents[1]!.confDir, `${tag}c`));
     const [a, b, c] = pods;
     expect(ping(a!.ns, c!.ips[0]!)).toBe(true); // across nodes
     expect(ping(a!.ns, b!.ips[0]!)).toBe(true); // on one node's bridge
@@ -54,9 +66,10 @@ describe.skipIf(!isRoot())("a host firewall that drops forwarded traffic (rung 3
     const rules = iptables(n1!.ns, "-S", "FORWARD");
     expect(rules.indexOf("-j KUBE-SERVICES")).toBeLessThan(rules.indexOf("podnet: pod network"));
     expect(rules).toContain("-P FORWARD DROP");
-    expect(rules).toContain('-s 10.251.1.0/24 -m comment --comment "podnet: pod network" -j ACCEPT');
-    expect(rules).toContain('-d 10.251.2.0/24 -m comment --comment "podnet: pod network" -j ACCEPT');
-    const sysctls = await waitFor("SysctlsReady says so", async () => (await conditionsOf(fx.api(), "10-251-1-0-24")).find((x) => x.type === "SysctlsReady" && x.message.includes("drops by default")), 10_000);
+    expect(rules).toContain(`-s ${podRange(1)} -m comment --comment "podnet: pod network" -j ACCEPT`);
+    expect(rules).toContain(`-d ${podRange(2)} -m comment --comment "podnet: pod network" -j ACCEPT`);
+    if (alsoNftDrop) expect(execFileSync("ip", ["netns", "exec", n1!.ns, "iptables-nft", "-S", "FORWARD"], { encoding: "utf8" })).toContain(`-d ${podRange(2)} -m comment`);
+    const sysctls = await waitFor("SysctlsReady says so", async () => (await conditionsOf(fx.api(), `10-${octet}-1-0-24`)).find((x) => x.type === "SysctlsReady" && x.message.includes("drops by default")), 10_000);
     expect(sysctls.status).toBe("True");
     // A second full pass adds nothing more.
     await agents[0]!.agent.syncNow();
@@ -66,10 +79,10 @@ describe.skipIf(!isRoot())("a host firewall that drops forwarded traffic (rung 3
   it("a range that joins the pod network is accepted by the next event pass, not the next resync", async () => {
     const [, n2] = bed.nodes;
     await agents[1]!.stop();
-    agents[1] = await startAgent(fx, n2!, { "node-name": "fd2", "resync-period": "1h" });
+    agents[1] = await startAgent(fx, n2!, { "node-name": `${tag}2`, "resync-period": "1h" });
     await agents[1].agent.syncNow();
-    await putNodeCidr(fx.api(), "fd3", "10.251.3.0/24", ["192.168.66.99"]);
-    await waitFor("10.251.3.0/24 accepted", async () => (iptables(n2!.ns, "-S", "FORWARD").includes("-d 10.251.3.0/24 -m comment") ? true : undefined), 10_000);
+    await putNodeCidr(fx.api(), `${tag}3`, podRange(3), [`192.168.${octet - 185}.99`]);
+    await waitFor(`${podRange(3)} accepted`, async () => (iptables(n2!.ns, "-S", "FORWARD").includes(`-d ${podRange(3)} -m comment`) ? true : undefined), 10_000);
   });
 
   it("cleanup takes podnet's rules out and leaves the firewall's own policy and rules", async () => {
@@ -82,5 +95,6 @@ describe.skipIf(!isRoot())("a host firewall that drops forwarded traffic (rung 3
     expect(rules).not.toContain("podnet");
     expect(rules).toContain("-P FORWARD DROP");
     expect(rules).toContain("--ctstate RELATED,ESTABLISHED -j ACCEPT");
+    if (alsoNftDrop) expect(execFileSync("ip", ["netns", "exec", n1!.ns, "iptables-nft", "-S", "FORWARD"], { encoding: "utf8" })).not.toContain("podnet");
   });
 });

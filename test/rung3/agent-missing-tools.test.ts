@@ -78,6 +78,15 @@ describe.skipIf(!isRoot())("node agent on a host missing ip or nft (rung 3)", ()
     expect(tailFile(agent.logFile)).toContain("nft is missing: TCP into the overlay is not MSS-clamped");
   });
 
+  it("a firewall on iptables-legacy without iptables-legacy to read it: SysctlsReady=False, FirewallUnreadable, naming the tool", async () => {
+    const [n1] = bed.nodes;
+    // The agent of the case above (no nft, masquerade off) keeps running; the node's firewall now drops forwarding.
+    execFileSync("ip", ["netns", "exec", n1!.ns, "iptables-legacy", "-P", "FORWARD", "DROP"]);
+    const sysctls = await waitFor("SysctlsReady=False", async () => { const c = await condition("10-244-1-0-24", "SysctlsReady")(); return c?.status === "False" ? c : undefined; }, 30_000);
+    expect(sysctls.reason).toBe("FirewallUnreadable");
+    expect(sysctls.message).toContain("iptables-legacy not found in PATH; install iptables");
+  });
+
   it("without ip: RoutesProgrammed names the missing tool, the process keeps running, the other node's routes stay", async () => {
     const [n1, n2] = bed.nodes;
     const agent = await startAgentProcess(n2!, pathWith("no-ip", ["nft", "sysctl"]));

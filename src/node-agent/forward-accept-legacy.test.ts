@@ -1,0 +1,38 @@
+import { describe, expect, it } from "vitest";
+import { legacyForwardAcceptScript, parseLegacyForwardChain } from "./forward-accept-legacy.js";
+import { FORWARD_ACCEPT_COMMENT, planForwardAccepts } from "./forward-accept.js";
+
+// `iptables-legacy -S FORWARD` on a host where Docker (on iptables-legacy) set the policy, with kube-proxy's jump.
+const listing = (policy: string, ...rules: string[]) => [`-P FORWARD ${policy}`, ...rules.map((r) => `-A FORWARD ${r}`), ""].join("\n");
+const ours = (flag: "-s" | "-d", cidr: string) => `${flag} ${cidr} -m comment --comment "${FORWARD_ACCEPT_COMMENT}" -j ACCEPT`;
+const docker = "-j DOCKER-USER";
+const kubeProxy = '-m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD';
+
+describe("the host firewall's FORWARD chain on iptables-legacy", () => {
+  it("reads the policy, each rule's position and text, and the one address of podnet's rules", () => {
+    const chain = parseLegacyForwardChain(listing("DROP", docker, ours("-d", "10.244.0.0/16"), kubeProxy, "! -s 10.244.0.0/16 -j ACCEPT"));
+    expect(chain.policy).toBe("drop");
+    expect(chain.rules).toEqual([
+      { handle: 1, spec: docker },
+      { handle: 2, spec: ours("-d", "10.244.0.0/16"), comment: FORWARD_ACCEPT_COMMENT, direction: "daddr", cidr: "10.244.0.0/16" },
+      { handle: 3, spec: kubeProxy, comment: "kubernetes forwarding rules" },
+      { handle: 4, spec: "! -s 10.244.0.0/16 -j ACCEPT" }, // a negated source is no accept of the range
+    ]);
+    expect(parseLegacyForwardChain("-P INPUT DROP\n-P FORWARD ACCEPT\n-A INPUT -j DROP\n")).toEqual({ policy: "accept", rules: [] });
+  });
+
+  it.each([
+    ["a drop policy: accepts appended", listing("DROP", docker), ["10.244.0.0/16"],
+      `*filter\n-A FORWARD ${ours("-s", "10.244.0.0/16")}\n-A FORWARD ${ours("-d", "10.244.0.0/16")}\nCOMMIT\n`],
+    ["already in place: the same plan as nft's, nothing to do", listing("DROP", docker, ours("-s", "10.244.0.0/16"), ours("-d", "10.244.0.0/16")), ["10.244.0.0/16"], undefined],
+    ["a range gone: its rules deleted by their text, not their number", listing("DROP", docker, ours("-s", "10.99.0.0/16"), ours("-s", "10.244.0.0/16"), ours("-d", "10.244.0.0/16")), ["10.244.0.0/16"],
+      `*filter\n-D FORWARD ${ours("-s", "10.99.0.0/16")}\nCOMMIT\n`],
+    ["on top of kube-proxy's jump: moved below it", listing("DROP", ours("-s", "fd00:10::/56"), ours("-d", "fd00:10::/56"), kubeProxy), ["fd00:10::/56"],
+      `*filter\n-D FORWARD ${ours("-s", "fd00:10::/56")}\n-D FORWARD ${ours("-d", "fd00:10::/56")}\n-A FORWARD ${ours("-s", "fd00:10::/56")}\n-A FORWARD ${ours("-d", "fd00:10::/56")}\nCOMMIT\n`],
+    ["an accept policy: podnet's rules go", listing("ACCEPT", ours("-d", "10.244.0.0/16")), ["10.244.0.0/16"], `*filter\n-D FORWARD ${ours("-d", "10.244.0.0/16")}\nCOMMIT\n`],
+  ])("%s", (_case, text, ranges, script) => {
+    const chain = parseLegacyForwardChain(text);
+    const plan = planForwardAccepts(chain, ranges);
+    expect(plan.add.length || plan.deleteHandles.length ? legacyForwardAcceptScript(chain, plan) : undefined).toBe(script);
+  });
+});

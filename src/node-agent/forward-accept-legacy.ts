@@ -1,0 +1,75 @@
+import { readFile } from "node:fs/promises";
+import { run, runOk } from "./exec.js";
+import { FirewallUnreadableError, FORWARD_ACCEPT_COMMENT, type FirewallBackend, type ForwardAcceptPlan, type ForwardChain } from "./forward-accept.js";
+
+/**
+ * The same accepts for a host whose firewall is on iptables-legacy (Ubuntu 20.04's default, or a host switched
+ * to it with update-alternatives): its x_tables rules are out of nft's sight, so Docker's DROP policy there
+ * would go unseen. Read with `iptables-legacy -S FORWARD`, changed with one `iptables-legacy-restore --noflush`
+ * (the kernel swaps the whole table at COMMIT, so a refused line changes nothing). Deletes name the rule by
+ * its text, not its number: another tool may insert a rule between the listing and the change.
+ */
+const tool = (family: 4 | 6) => (family === 4 ? "iptables-legacy" : "ip6tables-legacy");
+
+/** Pure: `iptables-legacy -S FORWARD` → its policy and rules; a rule's handle is its position, its spec the line. */
+export function parseLegacyForwardChain(listing: string): ForwardChain {
+  const chain: ForwardChain = { rules: [] };
+  for (const line of listing.split("\n")) {
+    const words: string[] = line.match(/"(?:[^"\\]|\\.)*"|\S+/g) ?? [];
+    if (words[0] === "-P" && words[1] === "FORWARD") chain.policy = words[2]?.toLowerCase();
+    if (words[0] !== "-A" || words[1] !== "FORWARD") continue;
+    const after = (flag: string) => { const i = words.indexOf(flag); return i > 0 && words[i - 1] !== "!" ? words[i + 1] : undefined; };
+    const comment = after("--comment")?.replace(/^"(.*)"$/, "$1").replace(/\\(.)/g, "$1");
+    const source = after("-s");
+    const destination = after("-d");
+    const direction = source !== undefined && destination === undefined ? "saddr" : destination !== undefined && source === undefined ? "daddr" : undefined;
+    const cidr = direction === "saddr" ? source : direction === "daddr" ? destination : undefined;
+    chain.rules.push({
+      handle: chain.rules.length + 1,
+      spec: words.slice(2).join(" "),
+      ...(comment !== undefined ? { comment } : {}),
+      ...(direction !== undefined ? { direction } : {}),
+      ...(cidr !== undefined ? { cidr } : {}),
+    });
+  }
+  return chain;
+}
+
+/** Pure: the plan as one `iptables-legacy-restore --noflush` script; deletions by rule text. */
+export function legacyForwardAcceptScript(chain: ForwardChain, plan: ForwardAcceptPlan): string {
+  const specOf = new Map(chain.rules.map((r) => [r.handle, r.spec]));
+  return [
+    "*filter",
+    ...plan.deleteHandles.map((h) => `-D FORWARD ${specOf.get(h)}`),
+    ...plan.add.map((r) => `-A FORWARD ${r.direction === "saddr" ? "-s" : "-d"} ${r.cidr} -m comment --comment "${FORWARD_ACCEPT_COMMENT}" -j ACCEPT`),
+    "COMMIT",
+    "",
+  ].join("\n");
+}
+
+/**
+ * The kernel lists the x_tables tables a namespace has in use. Only where `filter` is among them is there a
+ * legacy FORWARD chain: listing it with iptables-legacy would otherwise create the table, so nothing runs.
+ */
+async function hasLegacyFilterTable(family: 4 | 6, netns?: string): Promise<boolean> {
+  const path = `/proc/net/${family === 4 ? "ip" : "ip6"}_tables_names`;
+  // By absolute path: only tests and the local cluster name a namespace, and they may hide tools from PATH.
+  const names = netns ? (await run("/bin/cat", [path], { netns })).stdout : await readFile(path, "utf8").catch(() => "");
+  return names.split("\n").includes("filter");
+}
+
+export const iptablesLegacy: FirewallBackend = {
+  name: "iptables-legacy",
+  async read(family, netns) {
+    if (!(await hasLegacyFilterTable(family, netns))) return undefined;
+    // -w: wait for the xtables lock kube-proxy and Docker take, instead of failing while they hold it.
+    const listed = await run(tool(family), ["-w", "5", "-S", "FORWARD"], { netns }).catch((err: unknown) => {
+      throw new FirewallUnreadableError(`the host has an iptables-legacy filter table, and ${tool(family)} could not list it: ${err instanceof Error ? err.message : String(err)}`);
+    });
+    if (listed.code !== 0) throw new FirewallUnreadableError(`${tool(family)} -S FORWARD failed: ${listed.stderr.trim()}`);
+    return parseLegacyForwardChain(listed.stdout);
+  },
+  async apply(family, chain, plan, netns) {
+    await runOk(`${tool(family)}-restore`, ["-w", "5", "--noflush"], { netns, input: legacyForwardAcceptScript(chain, plan) });
+  },
+};

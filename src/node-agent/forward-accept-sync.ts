@@ -1,0 +1,59 @@
+import { parseCidr } from "../lib/cidr.js";
+import type { Logger } from "../log.js";
+import { MissingToolError } from "./exec.js";
+import { iptablesLegacy } from "./forward-accept-legacy.js";
+import { iptablesNft, planForwardAccepts, type FirewallBackend } from "./forward-accept.js";
+
+// Both, on every pass: a host may keep Docker's rules in one and kube-proxy's in the other, and a packet must
+// pass the FORWARD hook of each.
+const backends: FirewallBackend[] = [iptablesNft, iptablesLegacy];
+
+/**
+ * Shell: make each family's FORWARD chain, in each firewall the host uses, accept the pod network while its
+ * policy drops. Returns the families whose chain drops by default somewhere (podnet's accepts are in place
+ * there). Every firewall is tried; the first failure is thrown after the rest. A host without nft skips that
+ * firewall: MasqueradeReady already names the missing tool.
+ */
+export async function syncForwardAccepts(podNetwork: string[], opts: { netns?: string; dryRun: boolean; log: Logger }): Promise<Array<4 | 6>> {
+  const dropping = new Set<4 | 6>();
+  let failure: unknown;
+  for (const backend of backends) {
+    for (const family of [4, 6] as const) {
+      try {
+        const chain = await backend.read(family, opts.netns);
+        if (!chain) continue;
+        const ranges = podNetwork.filter((c) => parseCidr(c).family === family);
+        if (chain.policy === "drop" && ranges.length) dropping.add(family);
+        const plan = planForwardAccepts(chain, ranges);
+        if (!plan.add.length && !plan.deleteHandles.length) continue;
+        if (opts.dryRun) { opts.log.info({ firewall: backend.name, family, plan }, "dry-run: would change the host firewall's FORWARD chain"); continue; }
+        await backend.apply(family, chain, plan, opts.netns);
+        opts.log.info({ firewall: backend.name, family, accepted: plan.add.map((r) => `${r.direction} ${r.cidr}`), removed: plan.deleteHandles.length },
+          "the host firewall's FORWARD chain drops by default: pod network accepted in it");
+      } catch (err) {
+        if (err instanceof MissingToolError && backend === iptablesNft) break;
+        failure ??= err;
+      }
+    }
+  }
+  if (failure !== undefined) throw failure;
+  return [...dropping].sort();
+}
+
+/** `podnet agent cleanup`: podnet's rules out of every FORWARD chain, nothing else. */
+export async function removeForwardAccepts(netns?: string): Promise<void> {
+  let failure: unknown;
+  for (const backend of backends) {
+    for (const family of [4, 6] as const) {
+      try {
+        const chain = await backend.read(family, netns);
+        if (!chain) continue;
+        const plan = planForwardAccepts({ ...chain, policy: "accept" }, []);
+        if (plan.deleteHandles.length) await backend.apply(family, chain, plan, netns);
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+  }
+  if (failure !== undefined) throw failure;
+}
