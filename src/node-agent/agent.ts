@@ -18,7 +18,7 @@ import { OnLinkSubnets, watchLinks, type LinkWatch } from "./link-watch.js";
 import { PassRetry } from "./pass-retry.js";
 import { warmToolShell } from "./tool-shell.js";
 import { BRIDGE_NAME } from "./cni-conflist.js";
-import { VXLAN_DEVICE } from "./overlay-plan.js";
+import { underlayIpOf, VXLAN_DEVICE } from "./overlay-plan.js";
 
 /**
  * NodeCIDRs per page of the first list. Early route passes overlap the pages still to come, but each page costs
@@ -226,9 +226,7 @@ export class NodeAgent {
     const me = this.config["node-name"];
     const state = desiredNodeState(all.map(observed), me, poolRanges(this.pools.cache.values()));
     const own = all.filter((r) => r.spec.nodeName === me && r.status?.phase === "Allocated");
-    // The overlay's underlay address: IPv4 when the node has one (the common underlay), else its first IP.
-    const ips = own.flatMap((r) => r.spec.nodeIPs ?? []);
-    return { state, ownNames: own.map((r) => r.metadata!.name!), nodeIP: ips.find((ip) => !ip.includes(":")) ?? ips[0] };
+    return { state, ownNames: own.map((r) => r.metadata!.name!), nodeIP: underlayIpOf(own.flatMap((r) => observed(r).nodeIPs)) };
   }
 
   /** One pass at a time: two passes planning against the same kernel view would both add the same routes. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { cidrContainsIp, parseCidr, parseIp } from "../lib/cidr.js";
-import { splitRoutes, vtepMac, type OverlayMode } from "./overlay-plan.js";
+import { splitRoutes, underlayIpOf, vtepMac, type OverlayMode } from "./overlay-plan.js";
 import type { DesiredRoute } from "./desired-state.js";
 
 const route = (dst: string, via: string, nodeName: string, nodeIPs = [via]): DesiredRoute => ({ dst, via, nodeName, nodeIPs });
@@ -43,10 +43,14 @@ describe("splitRoutes", () => {
 
   it.each([
     ["this node has no node IP yet", undefined, far, "no node IP to send VXLAN from"],
-    ["the far node has no IP of the underlay family", "fd00:1::1", route("10.244.3.0/24", "192.168.9.3", "far"), "no IPv6 node IP"],
+    ["this node is IPv6-only and the far node IPv4-only", "fd00:1::1", route("10.244.3.0/24", "192.168.9.3", "far"), "node far sends VXLAN from its IPv4 node IP 192.168.9.3, and this node has none"],
+    // The far node's device listens on its IPv4 address: frames to its IPv6 address would be dropped unseen.
+    ["this node is IPv6-only and the far node dual-stack", "fd00:1::1", farV6, "node far sends VXLAN from its IPv4 node IP 192.168.9.3, and this node has none (its VXLAN endpoint is fd00:1::1)"],
+    ["this node is IPv4 and the far node IPv6-only", "192.168.1.1", route("fd00:10:244:3::/64", "fd00:9::3", "far"), "node far has no IPv4 node IP for the VXLAN underlay"],
   ])("reports unreachable when %s", (_what, self, r, reason) => {
     const split = splitRoutes([r], deviceFor, "auto", self);
     expect(split.kernel).toEqual([]);
+    expect(split.peers).toEqual([]);
     expect(split.unreachable[0]!.reason).toContain(reason);
   });
 
@@ -61,6 +65,14 @@ describe("splitRoutes", () => {
     expect(split.peers.map((p) => p.nodeName)).toEqual(mode === "vxlan" ? ["near"] : []);
     expect(split.unreachable).toEqual([expect.objectContaining({ dst: stale.dst, reason: expect.stringContaining("192.168.1.1 is an address of this node") })]);
   });
+});
+
+describe("underlayIpOf", () => {
+  it.each<[string[], string | undefined]>([
+    [["fd00::5", "10.0.0.5"], "10.0.0.5"], // IPv4 whatever the order: every agent must pick the same endpoint
+    [["fd00::5", "fd00::6"], "fd00::5"],
+    [[], undefined],
+  ])("%j → %s", (ips, want) => expect(underlayIpOf(ips)).toBe(want));
 });
 
 describe("vtepMac", () => {

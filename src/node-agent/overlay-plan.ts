@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { formatIp, parseCidr, parseIp, type IpFamily } from "../lib/cidr.js";
+import { familyOfText, formatIp, parseCidr, parseIp, type IpFamily } from "../lib/cidr.js";
 import type { DesiredRoute } from "./desired-state.js";
 
 /**
@@ -19,6 +19,14 @@ export interface KernelRoute { dst: string; via: string; nodeName: string; dev?:
 export interface OverlayPeer { nodeName: string; underlayIp: string; mac: string; gateways: Array<{ dst: string; gw: string }> }
 export interface Unreachable { dst: string; via?: string; nodeName: string; reason: string }
 export interface RouteSplit { kernel: KernelRoute[]; peers: OverlayPeer[]; unreachable: Unreachable[] }
+
+/**
+ * The address a node sends and receives VXLAN on: its IPv4 node IP when it has one (the common underlay), else
+ * its first. A VXLAN device listens on one family only, so every agent must pick a peer's endpoint by this same
+ * rule: a dual-stack peer picked by its IPv6 address from an IPv6-only node would be sent frames it never
+ * receives, under a MAC that is not its device's.
+ */
+export const underlayIpOf = (nodeIPs: string[]): string | undefined => nodeIPs.find((ip) => familyOfText(ip) === 4) ?? nodeIPs[0];
 
 /**
  * The VTEP MAC of a node, derived from its underlay IP so every agent computes its peers' MACs without an
@@ -54,11 +62,14 @@ export function splitRoutes(routes: DesiredRoute[], deviceFor: (ip: string) => s
       continue;
     }
     if (mode !== "vxlan" && route.via && deviceFor(route.via)) { split.kernel.push({ dst: route.dst, via: route.via, nodeName: route.nodeName }); continue; }
-    const peerIp = route.nodeIPs.find((ip) => underlayFamily !== undefined && parseIp(ip).family === underlayFamily);
+    const peerIp = underlayIpOf(route.nodeIPs);
+    const peerFamily = peerIp === undefined ? undefined : familyOfText(peerIp);
     const reason = mode === "none"
       ? (route.via ? `${route.via} is not on a local subnet` : `node ${route.nodeName} has no IPv${parseCidr(route.dst).family} node IP to route through`) + " and the overlay is off (--overlay=none)"
       : !selfUnderlay ? "this node has no node IP to send VXLAN from yet"
-        : !peerIp ? `node ${route.nodeName} has no IPv${underlayFamily} node IP for the VXLAN underlay` : undefined;
+        : peerFamily === underlayFamily ? undefined
+          : peerFamily === 6 ? `node ${route.nodeName} has no IPv${underlayFamily} node IP for the VXLAN underlay`
+            : `node ${route.nodeName} sends VXLAN from its IPv4 node IP ${peerIp}, and this node has none (its VXLAN endpoint is ${selfUnderlay})`;
     if (reason) { split.unreachable.push({ dst: route.dst, ...via(route), nodeName: route.nodeName, reason }); continue; }
     const gw = overlayGateway(route.dst);
     split.kernel.push({ dst: route.dst, via: gw, nodeName: route.nodeName, dev: VXLAN_DEVICE });

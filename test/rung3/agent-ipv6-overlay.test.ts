@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cidrObjectName } from "../../src/lib/cidr.js";
 import { addPod, deletePod, type Pod } from "../../src/localcluster/cni-exec.js";
 import { createNetBed, ipJson, isRoot, type BedNode, type NetBed } from "../../src/localcluster/netbed.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { ping, sourceSeenBy } from "../../src/localcluster/udp-probe.js";
-import { putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
+import { conditionsOf, putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 
 // IPv6-only nodes on two subnets behind a router: VXLAN over an IPv6 underlay (the device's source is local6).
@@ -14,6 +15,7 @@ const pods: Pod[] = [];
 const cidr = (i: number) => `fd00:10:247:${i}::/64`;
 const node = (name: string): BedNode => bed.nodes.find((n) => n.name === name)!;
 const overlayRoutes = (ns: string) => ipJson<Array<{ dst: string; dev: string }>>(ns, "-6", "route", "show", "proto", "249").filter((r) => r.dev === "podnet.vxlan").map((r) => r.dst);
+const routesProgrammed = async (name: string) => (await conditionsOf(fx.api(), name)).find((c) => c.type === "RoutesProgrammed");
 const deviceIndex = (ns: string) => ipJson<Array<{ ifindex: number }>>(ns, "link", "show", "podnet.vxlan")[0]?.ifindex;
 
 describe.skipIf(!isRoot())("node agent overlay over an IPv6 underlay (rung 3)", () => {
@@ -61,6 +63,29 @@ describe.skipIf(!isRoot())("node agent overlay over an IPv6 underlay (rung 3)", 
     await waitFor("first pass", async () => (restarted.agent.syncs > 0 ? true : undefined), 10_000);
     expect(deviceIndex(node("n1").ns)).not.toBe(index);
     expect(overlayRoutes(node("n1").ns)).toEqual([cidr(2)]);
+  });
+
+  it("a dual-stack node behind the router is reported unreachable from both ends, not routed to an endpoint it never listens on", async () => {
+    // n3 sends and receives VXLAN on its IPv4 address; n1 has none. n1 used to route n3's pods through n3's IPv6
+    // address, under a MAC n3's device does not have: a black hole while every condition said True.
+    const n3 = bed.addNode("n3", 1);
+    const n3Record = await putNodeCidr(fx.api(), "n3", cidr(3), [n3.ip, n3.ip6]);
+    agents.push(await startAgent(fx, n3));
+    const n1Routes = await waitFor("n1 reports n3", async () => {
+      const c = await routesProgrammed(cidrObjectName(cidr(1)));
+      return c?.message.includes("n3") ? c : undefined;
+    }, 15_000);
+    expect(n1Routes).toMatchObject({ status: "False", reason: "NodeUnreachable" });
+    expect(n1Routes.message).toContain(`node n3 sends VXLAN from its IPv4 node IP ${n3.ip}, and this node has none`);
+    const n3Routes = await waitFor("n3 reports n1", async () => {
+      const c = await routesProgrammed(n3Record);
+      return c?.reason === "NodeUnreachable" ? c : undefined;
+    }, 15_000);
+    expect(n3Routes.message).toContain("node n1 has no IPv4 node IP for the VXLAN underlay");
+    expect(overlayRoutes(node("n1").ns)).toEqual([cidr(2)]);
+    // n2 shares n3's segment: routed directly, whatever the underlay families.
+    const n3Kernel = ipJson<Array<{ dst: string; gateway?: string; dev: string }>>(n3.ns, "-6", "route", "show", "proto", "249");
+    expect(n3Kernel.map((r) => `${r.dst} via ${r.gateway} dev ${r.dev}`)).toEqual([`${cidr(2)} via ${node("n2").ip6} dev eth0`]);
   });
 });
 
