@@ -10,7 +10,7 @@ import { agentMetrics } from "./agent-metrics.js";
 import { countsOnlyIntervalMs, reportStatus } from "./agent-status.js";
 import { desiredNodeState, type DesiredNodeState } from "./desired-state.js";
 import { NetworkUnavailableClearer } from "./node-network-condition.js";
-import { agentConditions, passLeftWorkUndone, sysctlsAfterEventPass, type SyncOutcome } from "./report.js";
+import { agentConditions, passLeftWorkUndone, sysctlsAfterPass, type SyncOutcome } from "./report.js";
 import { observed, poolRanges, recordProjection, type Pool, type Record_ } from "./records.js";
 import { syncKernelAndFiles } from "./sync.js";
 import { addRoutesEarly, earlyRoutesApply, kernelView, routedDevices } from "./route-sync.js";
@@ -246,7 +246,7 @@ export class NodeAgent {
     this.fullDue = false;
     if (full) this.lastFullPassAt = Date.now();
     const outcome = await syncKernelAndFiles({ config: this.config, state, nodeIP, netns: this.opts.netns, log: this.log, full });
-    if (outcome.sysctls.skipped && this.lastOutcome) outcome.sysctls = sysctlsAfterEventPass(this.lastOutcome.sysctls, outcome.sysctls);
+    outcome.sysctls = sysctlsAfterPass(this.lastOutcome?.sysctls, outcome.sysctls);
     if (outcome.masquerade.skipped && this.lastOutcome) outcome.masquerade = this.lastOutcome.masquerade;
     this.lastOutcome = outcome;
     this.syncs++;

@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
-import { run, runOk } from "./exec.js";
-import { FirewallUnreadableError, FORWARD_ACCEPT_COMMENT, type FirewallBackend, type ForwardAcceptPlan, type ForwardChain } from "./forward-accept.js";
+import { run, type ExecResult } from "./exec.js";
+import { FirewallBusyError, FirewallUnreadableError, FORWARD_ACCEPT_COMMENT, type FirewallBackend, type ForwardAcceptPlan, type ForwardChain } from "./forward-accept.js";
 
 /**
  * The same accepts for a host whose firewall is on iptables-legacy (Ubuntu 20.04's default, or a host switched
@@ -53,23 +53,44 @@ export function legacyForwardAcceptScript(chain: ForwardChain, plan: ForwardAcce
  */
 async function hasLegacyFilterTable(family: 4 | 6, netns?: string): Promise<boolean> {
   const path = `/proc/net/${family === 4 ? "ip" : "ip6"}_tables_names`;
-  // By absolute path: only tests and the local cluster name a namespace, and they may hide tools from PATH.
-  const names = netns ? (await run("/bin/cat", [path], { netns })).stdout : await readFile(path, "utf8").catch(() => "");
+  // Absent: the kernel has no x_tables for the family (module not loaded), so no legacy rules. Any other failure
+  // is no answer: a legacy chain that drops pod traffic must not pass for none.
+  const unreadable = (why: string) => new FirewallUnreadableError(`could not read ${path} to find an iptables-legacy filter table: ${why}`);
+  let names: string;
+  if (netns) {
+    // By absolute path: only tests and the local cluster name a namespace, and they may hide tools from PATH.
+    const r = await run("/bin/cat", [path], { netns });
+    if (r.code !== 0 && !r.stderr.includes("No such file")) throw unreadable(r.stderr.trim());
+    names = r.code === 0 ? r.stdout : "";
+  } else {
+    names = await readFile(path, "utf8").catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") return "";
+      throw unreadable(err.message);
+    });
+  }
   return names.split("\n").includes("filter");
 }
+
+/** iptables-legacy's words when the xtables lock stayed taken for all of `-w`. */
+const lockHeld = (r: ExecResult) => r.code !== 0 && r.stderr.includes("holding the xtables lock");
+const LOCK_WAIT_S = "5";
 
 export const iptablesLegacy: FirewallBackend = {
   name: "iptables-legacy",
   async read(family, netns) {
     if (!(await hasLegacyFilterTable(family, netns))) return undefined;
     // -w: wait for the xtables lock kube-proxy and Docker take, instead of failing while they hold it.
-    const listed = await run(tool(family), ["-w", "5", "-S", "FORWARD"], { netns }).catch((err: unknown) => {
+    const listed = await run(tool(family), ["-w", LOCK_WAIT_S, "-S", "FORWARD"], { netns }).catch((err: unknown) => {
       throw new FirewallUnreadableError(`the host has an iptables-legacy filter table, and ${tool(family)} could not list it: ${err instanceof Error ? err.message : String(err)}`);
     });
+    if (lockHeld(listed)) throw new FirewallBusyError(`${tool(family)} -S FORWARD: ${listed.stderr.trim()}`, true);
     if (listed.code !== 0) throw new FirewallUnreadableError(`${tool(family)} -S FORWARD failed: ${listed.stderr.trim()}`);
     return parseLegacyForwardChain(listed.stdout);
   },
   async apply(family, chain, plan, netns) {
-    await runOk(`${tool(family)}-restore`, ["-w", "5", "--noflush"], { netns, input: legacyForwardAcceptScript(chain, plan) });
+    const restore = `${tool(family)}-restore`;
+    const r = await run(restore, ["-w", LOCK_WAIT_S, "--noflush"], { netns, input: legacyForwardAcceptScript(chain, plan) });
+    if (lockHeld(r)) throw new FirewallBusyError(`${restore}: ${r.stderr.trim()}`, false);
+    if (r.code !== 0) throw new Error(`${restore} --noflush failed (${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
   },
 };

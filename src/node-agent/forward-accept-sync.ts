@@ -2,7 +2,7 @@ import { parseCidr } from "../lib/cidr.js";
 import type { Logger } from "../log.js";
 import { MissingToolError } from "./exec.js";
 import { iptablesLegacy } from "./forward-accept-legacy.js";
-import { iptablesNft, planForwardAccepts, type FirewallBackend } from "./forward-accept.js";
+import { FirewallBusyError, iptablesNft, planForwardAccepts, type FirewallBackend } from "./forward-accept.js";
 
 // Both, on every pass: a host may keep Docker's rules in one and kube-proxy's in the other, and a packet must
 // pass the FORWARD hook of each.
@@ -32,13 +32,17 @@ export async function syncForwardAccepts(podNetwork: string[], opts: { netns?: s
           "the host firewall's FORWARD chain drops by default: pod network accepted in it");
       } catch (err) {
         if (err instanceof MissingToolError && backend === iptablesNft) break;
-        failure ??= err;
+        failure = firstRealFailure(failure, err);
       }
     }
   }
   if (failure !== undefined) throw failure;
   return [...dropping].sort();
 }
+
+/** The first failure, unless it is only a held lock and a real one came after: that one says more. */
+const firstRealFailure = (first: unknown, next: unknown): unknown =>
+  first === undefined || (first instanceof FirewallBusyError && !(next instanceof FirewallBusyError)) ? next : first;
 
 /** `podnet agent cleanup`: podnet's rules out of every FORWARD chain, nothing else. */
 export async function removeForwardAccepts(netns?: string): Promise<void> {
@@ -51,7 +55,7 @@ export async function removeForwardAccepts(netns?: string): Promise<void> {
         const plan = planForwardAccepts({ ...chain, policy: "accept" }, []);
         if (plan.deleteHandles.length) await backend.apply(family, chain, plan, netns);
       } catch (err) {
-        failure ??= err;
+        failure = firstRealFailure(failure, err);
       }
     }
   }

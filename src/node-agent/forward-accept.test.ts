@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { FORWARD_ACCEPT_COMMENT, forwardAcceptScript, parseForwardChain, planForwardAccepts } from "./forward-accept.js";
-import { agentConditions, sysctlsAfterEventPass, type SyncOutcome } from "./report.js";
+import { agentConditions, passLeftWorkUndone, sysctlsAfterPass, type SyncOutcome } from "./report.js";
 
 // `nft -j list chain ip filter FORWARD` on a host where Docker set the policy (abridged from a real listing).
 const listing = (policy: string, rules: object[]) => JSON.stringify({ nftables: [
@@ -46,11 +46,12 @@ describe("the host firewall's FORWARD chain", () => {
 });
 
 describe("the firewall step's outcome", () => {
-  const reason = (sysctls: SyncOutcome["sysctls"]) => agentConditions({
+  const outcome = (sysctls: SyncOutcome["sysctls"]): SyncOutcome => ({
     routes: { desired: 0, installed: 0, overlay: 0, overlayChanges: 0, added: 0, replaced: 0, deleted: 0, conflicts: [], unreachable: [] },
     cni: { path: "/etc/cni/net.d/10-podnet.conflist", changed: false, shadowedBy: [], missingPlugins: [] },
     masquerade: { enabled: true }, sysctls, rejected: [],
-  }).find((c) => c.type === "SysctlsReady")!;
+  });
+  const reason = (sysctls: SyncOutcome["sysctls"]) => agentConditions(outcome(sysctls)).find((c) => c.type === "SysctlsReady")!;
 
   it.each([
     ["accepts in place", { forwardDropPolicy: [4] as Array<4 | 6> }, "True", "Set"],
@@ -62,8 +63,23 @@ describe("the firewall step's outcome", () => {
 
   it("an event pass that ran the firewall step replaces its earlier result, a success included; one that did not keeps it", () => {
     const failed = { forwardAcceptError: "nft: busy", bridgeNetfilterError: "br_netfilter off" };
-    expect(sysctlsAfterEventPass(failed, { skipped: true, firewallChecked: true, forwardDropPolicy: [4] })).toEqual({ bridgeNetfilterError: "br_netfilter off", forwardDropPolicy: [4] });
-    expect(sysctlsAfterEventPass(failed, { skipped: true })).toBe(failed);
-    expect(sysctlsAfterEventPass({ forwardDropPolicy: [4] }, { skipped: true, firewallChecked: true, forwardAcceptError: "nft: busy" })).toEqual({ forwardAcceptError: "nft: busy" });
+    expect(sysctlsAfterPass(failed, { skipped: true, firewallChecked: true, forwardDropPolicy: [4] })).toEqual({ bridgeNetfilterError: "br_netfilter off", forwardDropPolicy: [4] });
+    expect(sysctlsAfterPass(failed, { skipped: true })).toBe(failed);
+    expect(sysctlsAfterPass({ forwardDropPolicy: [4] }, { skipped: true, firewallChecked: true, forwardAcceptError: "nft: busy" })).toEqual({ forwardAcceptError: "nft: busy" });
+  });
+
+  it("a full pass stands on its own, unless its firewall step met a held xtables lock: that step's last result stands, and the pass is retried", () => {
+    const accepted = { forwardDropPolicy: [4] as Array<4 | 6> };
+    const full = { bridgeNetfilterError: "br_netfilter off", firewallChecked: true, forwardAcceptError: "nft: refused" };
+    expect(sysctlsAfterPass(accepted, full)).toBe(full);
+    expect(sysctlsAfterPass(undefined, full)).toBe(full);
+    const held = "iptables-legacy -S FORWARD: Another app is currently holding the xtables lock. Stopped waiting after 5s.";
+    const busyFull = sysctlsAfterPass(accepted, { error: "forwarding off", firewallChecked: true, firewallBusy: held });
+    expect(busyFull).toEqual({ error: "forwarding off", firewallChecked: true, forwardDropPolicy: [4], firewallBusy: held });
+    expect(reason(busyFull).reason).not.toBe("FirewallUnreadable");
+    const busyEvent = sysctlsAfterPass({ bridgeNetfilterError: "br_netfilter off", forwardAcceptError: "nft: refused", firewallBusy: "earlier" }, { skipped: true, firewallChecked: true, firewallBusy: held });
+    expect(busyEvent).toEqual({ bridgeNetfilterError: "br_netfilter off", forwardAcceptError: "nft: refused", firewallBusy: held });
+    expect(passLeftWorkUndone(outcome({ ...accepted, firewallBusy: held }))).toBe(true);
+    expect(passLeftWorkUndone(outcome(accepted))).toBe(false);
   });
 });

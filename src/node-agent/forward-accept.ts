@@ -27,6 +27,15 @@ export class FirewallUnreadableError extends Error {
   override name = "FirewallUnreadableError";
 }
 
+/**
+ * Another program (kube-proxy, Docker) held the xtables lock past podnet's wait: nothing was read or changed.
+ * Passing, as a lock is: the pass is retried, and only a lock held pass after pass is reported.
+ */
+export class FirewallBusyError extends Error {
+  override name = "FirewallBusyError";
+  constructor(message: string, readonly reading: boolean) { super(message); }
+}
+
 /** Pure: `nft -j list chain <family> filter FORWARD` → its policy and rules (with the one address match podnet's rules have). */
 export function parseForwardChain(json: string): ForwardChain {
   const items = (JSON.parse(json) as { nftables?: JsonItem[] }).nftables ?? [];

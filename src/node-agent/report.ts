@@ -24,25 +24,33 @@ export interface SyncOutcome {
     forwardDropPolicy?: Array<4 | 6>; forwardAcceptError?: string;
     /** The chain could not even be read (nft refused the listing): whether it drops is unknown. */
     forwardChainUnreadable?: boolean;
+    /** The firewall step met a held xtables lock and decided nothing: the last result stands, the pass is retried. */
+    firewallBusy?: string;
   };
   rejected: RejectedRecord[];
 }
 
 type Sysctls = SyncOutcome["sysctls"];
+const firewallResult = ({ forwardDropPolicy, forwardAcceptError, forwardChainUnreadable }: Sysctls): Sysctls =>
+  ({ ...(forwardDropPolicy ? { forwardDropPolicy } : {}), ...(forwardAcceptError ? { forwardAcceptError } : {}), ...(forwardChainUnreadable ? { forwardChainUnreadable } : {}) });
+
 /**
- * Pure: an event pass's sysctls outcome. It checks no sysctl, so the last full pass's result stands, except for
- * the host firewall step when it ran: its result, success included, replaces the earlier one.
+ * Pure: a pass's sysctls outcome against the last one. An event pass checks no sysctl, so the last full pass's
+ * result stands; the host firewall step's result, success included, replaces the earlier one when the step ran
+ * and decided something (not when it met a held xtables lock).
  */
-export function sysctlsAfterEventPass(last: Sysctls, now: Sysctls): Sysctls {
-  if (!now.firewallChecked) return last;
-  const { forwardDropPolicy: _policy, forwardAcceptError: _error, forwardChainUnreadable: _unreadable, ...rest } = last;
-  const { forwardDropPolicy, forwardAcceptError, forwardChainUnreadable } = now;
-  return { ...rest, ...(forwardDropPolicy ? { forwardDropPolicy } : {}), ...(forwardAcceptError ? { forwardAcceptError } : {}), ...(forwardChainUnreadable ? { forwardChainUnreadable } : {}) };
+export function sysctlsAfterPass(last: Sysctls | undefined, now: Sysctls): Sysctls {
+  if (!last) return now;
+  const decided = now.firewallChecked && !now.firewallBusy;
+  if (!now.skipped && decided) return now;
+  if (now.skipped && !now.firewallChecked) return last;
+  const { forwardDropPolicy: _policy, forwardAcceptError: _error, forwardChainUnreadable: _unreadable, firewallBusy: _busy, ...rest } = now.skipped ? last : now;
+  return { ...rest, ...firewallResult(decided ? now : last), ...(now.firewallBusy ? { firewallBusy: now.firewallBusy } : {}) };
 }
 
 /** Pure: did a pass leave this node short of what it should have (the agent then retries with backoff)? */
 export const passLeftWorkUndone = (o: SyncOutcome): boolean =>
-  Boolean(o.routes.error || o.cni.error || o.masquerade.error || o.sysctls.error || o.sysctls.forwardAcceptError);
+  Boolean(o.routes.error || o.cni.error || o.masquerade.error || o.sysctls.error || o.sysctls.forwardAcceptError || o.sysctls.firewallBusy);
 
 const ok = (type: string, reason: string, message: string): ConditionInput => ({ type, status: "True", reason, message });
 const bad = (type: string, reason: string, message: string): ConditionInput => ({ type, status: "False", reason, message });

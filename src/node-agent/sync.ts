@@ -8,7 +8,7 @@ import { removeStaleBridgeAddresses } from "./bridge-addresses.js";
 import { MissingToolError } from "./exec.js";
 import { bridgeNetfilterProblem, bridgeNetfilterSysctls, ensureSysctls, forwardingProblem, neededSysctls } from "./forwarding.js";
 import { kernelView, podMtu, syncRoutes } from "./route-sync.js";
-import { FirewallUnreadableError } from "./forward-accept.js";
+import { FirewallBusyError, FirewallUnreadableError } from "./forward-accept.js";
 import { syncForwardAccepts } from "./forward-accept-sync.js";
 import { VXLAN_DEVICE, vxlanOverhead } from "./overlay-plan.js";
 import { applyNftTable, listNftTable, type NftTableInput, removeNftTable, renderNftTable, wantsNftTable } from "./masquerade.js";
@@ -93,16 +93,29 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
 
 /** Per namespace: the pod network the host firewall's FORWARD chain was last made to accept. */
 const forwardCheckedFor = new Map<string, string>();
+/** Per namespace: firewall steps in a row that met a held xtables lock. */
+const lockHeldSteps = new Map<string, number>();
+/** kube-proxy holds the lock for seconds on a large cluster; held across this many steps (≈25 s), it is reported. */
+const LOCK_HELD_STEPS_REPORTED = 3;
 
 async function syncFirewallForward(input: SyncInput, result: SyncOutcome["sysctls"]): Promise<void> {
   result.firewallChecked = true;
+  const key = input.netns ?? "";
   try {
     const dropping = await syncForwardAccepts(input.state.podNetwork, { netns: input.netns, dryRun: input.config["dry-run"], log: input.log });
     if (dropping.length) result.forwardDropPolicy = dropping;
-    forwardCheckedFor.set(input.netns ?? "", input.state.podNetwork.join(","));
+    forwardCheckedFor.set(key, input.state.podNetwork.join(","));
+    lockHeldSteps.delete(key);
   } catch (err) {
+    const held = err instanceof FirewallBusyError ? (lockHeldSteps.get(key) ?? 0) + 1 : 0;
+    if (held) lockHeldSteps.set(key, held); else lockHeldSteps.delete(key);
+    if (held && held < LOCK_HELD_STEPS_REPORTED) {
+      result.firewallBusy = message(err);
+      input.log.warn({ err: message(err) }, "the xtables lock was held by another program: the host firewall step is retried, its last result stands");
+      return;
+    }
     result.forwardAcceptError = message(err);
-    if (err instanceof FirewallUnreadableError) result.forwardChainUnreadable = true;
+    if (err instanceof FirewallUnreadableError || (err instanceof FirewallBusyError && err.reading)) result.forwardChainUnreadable = true;
     input.log.error({ err: message(err) }, err instanceof FirewallUnreadableError ? "the host firewall's FORWARD chain could not be read"
       : "the host firewall's FORWARD chain drops by default, and the pod network could not be accepted in it");
   }

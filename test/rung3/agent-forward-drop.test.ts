@@ -1,4 +1,7 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addPod, deletePod, type Pod } from "../../src/localcluster/cni-exec.js";
 import { createNetBed, ipIn, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
@@ -16,6 +19,12 @@ import { emptyCluster } from "../harness/cluster-objects.js";
 // Twice: a host on iptables-nft, and one whose firewall is on iptables-legacy while iptables-nft drops too (Docker
 // on legacy beside an nft kube-proxy): a packet must pass both.
 const fx = useControlPlane();
+// A lock file of this run's own (iptables reads XTABLES_LOCKFILE; the agent's tools inherit it): the test holds
+// it without making the host's iptables users wait.
+const lockDir = mkdtempSync(join(tmpdir(), "podnet-xtables-"));
+const lockFile = join(lockDir, "xtables.lock");
+process.env.XTABLES_LOCKFILE = lockFile;
+afterAll(() => rmSync(lockDir, { recursive: true, force: true }));
 const variants = [
   { firewall: "iptables-nft", tag: "fd", octet: 251, alsoNftDrop: false },
   { firewall: "iptables-legacy", tag: "fl", octet: 252, alsoNftDrop: true },
@@ -83,6 +92,37 @@ describe.skipIf(!isRoot()).each(variants)("a host firewall that drops forwarded 
     await agents[1].agent.syncNow();
     await putNodeCidr(fx.api(), `${tag}3`, podRange(3), [`192.168.${octet - 185}.99`]);
     await waitFor(`${podRange(3)} accepted`, async () => (iptables(n2!.ns, "-S", "FORWARD").includes(`-d ${podRange(3)} -m comment`) ? true : undefined), 10_000);
+  });
+
+  // iptables-nft takes no lock.
+  if (firewall === "iptables-legacy") it("an xtables lock held for seconds leaves SysctlsReady as it was while the step is retried; held on, it is reported; once free, the range is accepted", async () => {
+    const [, n2] = bed.nodes;
+    const sysctlsReady = async () => (await conditionsOf(fx.api(), `10-${octet}-2-0-24`)).find((x) => x.type === "SysctlsReady");
+    expect(await sysctlsReady()).toMatchObject({ status: "True" });
+    // kube-proxy's iptables-restore on a large cluster, then one stuck: the agent's 5 s wait runs out pass after pass.
+    const holder = spawn("flock", [lockFile, "sleep", "60"], { stdio: "ignore", detached: true });
+    try {
+      await waitFor("the lock held", async () => (spawnSync("flock", ["--nonblock", lockFile, "true"]).status !== 0 ? true : undefined), 5_000);
+      await putNodeCidr(fx.api(), `${tag}4`, podRange(4), [`192.168.${octet - 185}.98`]);
+      const seen = new Set<string>();
+      for (const until = Date.now() + 8_000; Date.now() < until;) { // the first wait ran out at 5 s, the retry waits again
+        const c = await sysctlsReady();
+        seen.add(`${c?.status} ${c?.reason}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      expect([...seen]).toEqual([`True ${(await sysctlsReady())!.reason}`]);
+      const reported = await waitFor("a lock held pass after pass reported", async () => {
+        const c = await sysctlsReady();
+        return c?.status === "False" ? c : undefined;
+      }, 25_000);
+      expect(reported.reason).toBe("FirewallUnreadable");
+      expect(reported.message).toContain("holding the xtables lock");
+    } finally {
+      try { process.kill(-holder.pid!, "SIGKILL"); } catch { /* already gone */ }
+    }
+    // The agent's resync is an hour away: only the retries can accept the range.
+    await waitFor(`${podRange(4)} accepted`, async () => (iptables(n2!.ns, "-w", "5", "-S", "FORWARD").includes(`-d ${podRange(4)} -m comment`) ? true : undefined), 20_000);
+    await waitFor("SysctlsReady True again", async () => ((await sysctlsReady())?.status === "True" ? true : undefined), 10_000);
   });
 
   it("cleanup takes podnet's rules out and leaves the firewall's own policy and rules", async () => {
