@@ -31,9 +31,12 @@ const leases = { group: "coordination.k8s.io", version: "v1", plural: "leases" }
 
 /**
  * Lease-based leader election (client-node 1.4.0 has none). Like client-go, expiry is judged by when *we*
- * last saw the lease change, on our own clock, so skew between nodes does not matter. A leader that cannot
- * renew within renewDeadline stops acting before any other replica may take over (leaseDuration).
+ * last saw the lease change, on our own monotonic clock, so skew between nodes and a stepped wall clock do not
+ * matter (the wall clock only stamps the lease's times). A leader that cannot renew within renewDeadline stops
+ * acting before any other replica may take over (leaseDuration).
  */
+const monotonicMs = () => performance.now();
+
 export class LeaderElector {
   readonly identity: string;
   private leading = false;
@@ -42,6 +45,8 @@ export class LeaderElector {
   private readonly stopSignal = new AbortController();
   private observed?: { record: string; at: number };
   private lastRenew = 0;
+  /** This round read the lease held, unexpired, by another replica. */
+  private heldByAnother = false;
   transitions = 0;
 
   constructor(private readonly o: LeaderElectionOptions) {
@@ -56,7 +61,7 @@ export class LeaderElector {
    * Leading, and renewed within the renew deadline by the clock now. The loop notices a missed deadline only
    * at its next round; a process that was frozen (CPU throttling, a paused VM) must not write on before that.
    */
-  holdsLease(now = Date.now()): boolean {
+  holdsLease(now = monotonicMs()): boolean {
     return this.leading && now - this.lastRenew < this.renewDeadlineMs;
   }
 
@@ -68,16 +73,28 @@ export class LeaderElector {
   private async rounds(): Promise<void> {
     this.running = true;
     while (this.running) {
+      // A renewal counts from before its request went out: the server cannot have stamped it earlier, so however
+      // late the answer (or this process) is, the write window ends before any follower may take over.
+      const roundStart = monotonicMs();
+      this.heldByAnother = false;
       const ok = await this.withinDeadline(this.tryAcquireOrRenew()).catch((err: unknown) => {
         this.o.log.warn({ lease: this.o.name, err: apiMessage(err) }, "lease update failed");
         return false;
       });
       // stop() came during the round: it releases the lease once this round is over, and nobody leads here.
       if (!this.running) break;
-      const now = Date.now();
-      if (ok) this.lastRenew = now;
+      const now = monotonicMs();
+      // Leading, but the deadline passed since the last renewal (a round failed just before it, or the process
+      // was frozen): writes were refused meanwhile, so the leader must plan again once it holds the lease.
+      const lapsed = this.leading && !this.holdsLease(now);
+      if (ok) this.lastRenew = roundStart;
       if (ok && !this.leading) this.setLeading(true);
-      if (!ok && this.leading && now - this.lastRenew > this.renewDeadlineMs) this.setLeading(false);
+      else if (ok && lapsed) {
+        this.o.log.info({ lease: this.o.name, identity: this.identity }, "lease renewed after its renew deadline had passed");
+        this.o.onStartedLeading();
+      }
+      // Another holder seen: step down at once, not at the renew deadline (client-go's IsLeader turns false then too).
+      if (!ok && this.leading && (this.heldByAnother || now - this.lastRenew > this.renewDeadlineMs)) this.setLeading(false);
       await sleep(this.o.retryPeriodMs ?? 2_000, this.stopSignal.signal);
     }
   }
@@ -88,7 +105,7 @@ export class LeaderElector {
    */
   private withinDeadline<T>(attempt: Promise<T>): Promise<T> {
     const deadlineMs = this.renewDeadlineMs;
-    const leftMs = this.leading ? Math.max(100, this.lastRenew + deadlineMs - Date.now()) : deadlineMs;
+    const leftMs = this.leading ? Math.max(100, this.lastRenew + deadlineMs - monotonicMs()) : deadlineMs;
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<T>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer from the API server within ${leftMs} ms`)), leftMs);
@@ -125,17 +142,18 @@ export class LeaderElector {
     const lease = await this.read();
     // The clock is read once the answer is in, as client-go does: a slow read must not count its own latency
     // as time the holder failed to renew.
-    const now = Date.now();
-    const mine: LeaseSpec = { holderIdentity: this.identity, leaseDurationSeconds: Math.ceil(this.durationMs / 1000), renewTime: microTime(now) };
-    if (!lease) return this.create({ ...mine, acquireTime: microTime(now), leaseTransitions: 0 });
+    const now = monotonicMs();
+    const stamp = microTime(Date.now());
+    const mine: LeaseSpec = { holderIdentity: this.identity, leaseDurationSeconds: Math.ceil(this.durationMs / 1000), renewTime: stamp };
+    if (!lease) return this.create({ ...mine, acquireTime: stamp, leaseTransitions: 0 });
     const record = JSON.stringify(lease.spec);
     if (this.observed?.record !== record) this.observed = { record, at: now };
     const holder = lease.spec.holderIdentity;
     const expired = !holder || now - this.observed.at > (lease.spec.leaseDurationSeconds ?? 0) * 1000;
-    if (holder !== this.identity && !expired) return false;
+    if (holder !== this.identity && !expired) { this.heldByAnother = true; return false; }
     const takingOver = holder !== this.identity;
     lease.spec = takingOver
-      ? { ...mine, acquireTime: microTime(now), leaseTransitions: (lease.spec.leaseTransitions ?? 0) + 1 }
+      ? { ...mine, acquireTime: stamp, leaseTransitions: (lease.spec.leaseTransitions ?? 0) + 1 }
       : { ...lease.spec, ...mine };
     await this.write(lease);
     if (takingOver) this.transitions++;

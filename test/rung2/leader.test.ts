@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync, writeFileSync } from "node:fs";
-import { LeaderElector } from "../../src/lib/leader.js";
+import { LeaderElector, microTime } from "../../src/lib/leader.js";
 import { KubeApi } from "../../src/lib/k8s.js";
 import { silentLogger } from "../../src/log.js";
 import { waitFor } from "../../src/localcluster/processes.js";
@@ -9,11 +9,11 @@ import { startTcpProxy } from "../harness/tcp-proxy.js";
 
 const fx = useControlPlane();
 
-function elector(id: string, leaseName: string, api = fx.api("podnet-controller")) {
+function elector(id: string, leaseName: string, api = fx.api("podnet-controller"), timing = { leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 200 }) {
   const state = { leading: false, overlaps: 0, startedAt: 0, stoppedAt: 0 };
   const e = new LeaderElector({
     api, namespace: "default", name: leaseName, identity: id, log: silentLogger(),
-    leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 200,
+    ...timing,
     onStartedLeading: () => { state.leading = true; state.startedAt = performance.now(); },
     onStoppedLeading: () => { state.leading = false; state.stoppedAt = performance.now(); },
   });
@@ -117,10 +117,62 @@ describe("Lease leader election on the real API server", () => {
       await waitFor("a leads", async () => (a.state.leading ? true : undefined), 10_000);
       expect(a.e.holdsLease()).toBe(true);
       // A process frozen for longer than the renew deadline resumes with its flag still set: not a writer.
-      expect(a.e.holdsLease(Date.now() + 2_500)).toBe(false);
+      expect(a.e.holdsLease(performance.now() + 2_500)).toBe(false);
       expect(a.e.isLeader).toBe(true);
     } finally {
       await a.e.stop();
+    }
+  });
+
+  it("a renewal counts from when its request went out: a late answer does not stretch the write window past a follower's takeover", async () => {
+    const api = fx.api("podnet-controller");
+    const a = elector("late", "podnet-test-late-answer", api);
+    void a.e.run();
+    try {
+      await waitFor("a leads", async () => (a.state.leading ? true : undefined), 10_000);
+      // One renewal's answer arrives 700 ms after the server took it; every later one never arrives.
+      const replace = api.custom.replaceNamespacedCustomObject.bind(api.custom);
+      let sentAt: number | undefined;
+      let answered = false;
+      api.custom.replaceNamespacedCustomObject = (async (...args: Parameters<typeof replace>) => {
+        if (sentAt !== undefined) return new Promise(() => undefined);
+        const t = performance.now();
+        sentAt = t;
+        const out = await replace(...args);
+        await new Promise((r) => setTimeout(r, 700));
+        answered = true;
+        return out;
+      }) as typeof replace;
+      await waitFor("the late answer taken", async () => (answered ? true : undefined), 5_000, 10);
+      await new Promise((r) => setTimeout(r, 50));
+      // The server stamped the renewal after sentAt: a follower may take over from sentAt + the lease duration on.
+      expect(a.e.holdsLease(sentAt! + 2_000 + 1)).toBe(false);
+      expect(a.e.holdsLease(sentAt! + 2_000 - 50)).toBe(true);
+    } finally {
+      await a.e.stop().catch(() => undefined);
+    }
+  });
+
+  it("a leader that reads the lease held by another replica steps down at once, not at its renew deadline", async () => {
+    const api = fx.api("podnet-controller");
+    // A long renew deadline: only seeing the other holder can end this leader's term within the test.
+    const a = elector("overtaken", "podnet-test-overtaken", api, { leaseDurationMs: 40_000, renewDeadlineMs: 30_000, retryPeriodMs: 200 });
+    void a.e.run();
+    try {
+      await waitFor("a leads", async () => (a.state.leading ? true : undefined), 10_000);
+      // Another replica's write (an operator forcing a handover, or a replica whose clock judged the lease expired).
+      for (let attempt = 0; ; attempt++) {
+        const ref = { group: "coordination.k8s.io", version: "v1", plural: "leases", namespace: "default", name: "podnet-test-overtaken" };
+        const lease = (await fx.api().custom.getNamespacedCustomObject(ref)) as { spec: Record<string, unknown> };
+        lease.spec = { ...lease.spec, holderIdentity: "intruder", renewTime: microTime(Date.now()) };
+        try { await fx.api().custom.replaceNamespacedCustomObject({ ...ref, body: lease }); break; } catch (err) {
+          if (attempt > 20) throw err; // a's renewal raced this write (409): read again
+        }
+      }
+      await waitFor("a steps down", async () => (!a.state.leading ? true : undefined), 5_000, 20);
+      expect(a.e.holdsLease()).toBe(false);
+    } finally {
+      await a.e.stop().catch(() => undefined);
     }
   });
 });
