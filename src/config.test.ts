@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { controllerConfigSchema } from "./config.js";
+import { agentConfigSchema, controllerConfigSchema, loadConfig } from "./config.js";
 
 describe("controller flags: leader election timing", () => {
   it("accepts the defaults and a lease whose renew deadline sits between the retry period and the lease duration", () => {
@@ -19,5 +19,34 @@ describe("controller flags: leader election timing", () => {
 
   it("does not judge lease timing with leader election off", () => {
     expect(controllerConfigSchema.safeParse({ "leader-elect": "false", "renew-deadline": "30s" }).success).toBe(true);
+  });
+});
+
+describe("durations and the cluster range", () => {
+  it.each([
+    ["controller", controllerConfigSchema, { "resync-period": "0s" }, "--resync-period: must be at least 1s"],
+    ["controller", controllerConfigSchema, { "retry-period": "0", "renew-deadline": "1s", "lease-duration": "2s" }, "--retry-period: must be at least 100ms"],
+    ["controller", controllerConfigSchema, { "release-cooldown": "720h" }, "--release-cooldown: must be below 596h"],
+    ["agent", agentConfigSchema, { "node-name": "n1", "resync-period": "0ms" }, "--resync-period: must be at least 1s"],
+    ["agent", agentConfigSchema, { "node-name": "n1", "resync-period": "600h" }, "--resync-period: must be below 596h"],
+  ])("%s: refuses a loop period of %j (a busy loop)", (_who, schema, flags, message) => {
+    expect(() => loadConfig(schema, [], Object.fromEntries(Object.entries(flags).map(([k, v]) => [`PODNET_${k.toUpperCase().replaceAll("-", "_")}`, v])))).toThrow(message);
+  });
+
+  it("takes a release cooldown of 0 (reuse at once) and the longest timer", () => {
+    expect(controllerConfigSchema.parse({ "release-cooldown": "0s" })["release-cooldown"]).toBe(0);
+    expect(controllerConfigSchema.parse({ "resync-period": "596h" })["resync-period"]).toBe(596 * 3_600_000);
+  });
+
+  it.each([
+    [{ "cluster-cidr": "" }, "--cluster-cidr: at least one range is required"],
+    [{ "cluster-cidr": "10.0.0.0/26" }, "--cluster-cidr: 10.0.0.0/26 is smaller than one node's slice (--node-mask-v4=24)"],
+    [{ "cluster-cidr": "10.244.0.0/16,fd00::/120" }, "--cluster-cidr: fd00::/120 is smaller than one node's slice (--node-mask-v6=64)"],
+  ])("refuses a cluster range no default pool can be made of: %j", (flags, message) => {
+    expect(() => loadConfig(controllerConfigSchema, [], Object.fromEntries(Object.entries(flags).map(([k, v]) => [`PODNET_${k.toUpperCase().replaceAll("-", "_")}`, v])))).toThrow(message);
+  });
+
+  it("takes a range exactly one slice wide", () => {
+    expect(controllerConfigSchema.parse({ "cluster-cidr": "10.0.0.0/24" })["cluster-cidr"]).toEqual(["10.0.0.0/24"]);
   });
 });

@@ -13,6 +13,14 @@ export function parseDuration(text: string): number {
 const duration = z.string().transform((text, ctx) => {
   try { return parseDuration(text); } catch (err) { ctx.addIssue({ code: "custom", message: (err as Error).message }); return z.NEVER; }
 });
+/**
+ * Bounded: 0 would make a resync or retry loop spin, and past 2^31−1 ms Node fires a timer after 1 ms (with a
+ * warning in the JSON logs), which spins just the same.
+ */
+const MAX_TIMER_MS = 2_147_483_647;
+const formatMs = (ms: number) => (ms % 1000 ? `${ms}ms` : `${ms / 1000}s`);
+const durationWithin = (minMs: number, maxMs = MAX_TIMER_MS) => duration.pipe(z.number()
+  .min(minMs, `must be at least ${formatMs(minMs)}`).max(maxMs, "must be below 596h (Node's longest timer)"));
 const boolean = z.enum(["true", "false"]).transform((v) => v === "true");
 const cidrList = z.string().transform((text, ctx) => {
   const items = text.split(",").map((s) => s.trim()).filter(Boolean);
@@ -29,18 +37,27 @@ export const controllerConfigSchema = z.object({
   "node-mask-v4": int(8, 32).prefault(24),
   "node-mask-v6": int(16, 128).prefault(64),
   "service-cidr": cidrList.prefault("10.96.0.0/12"),
-  "release-cooldown": duration.prefault("60s"),
+  "release-cooldown": durationWithin(0).prefault("60s"),
   "fill-node-podcidrs": boolean.prefault("true"),
   "leader-elect": boolean.prefault("true"),
   "lease-namespace": z.string().prefault("kube-system"),
   "lease-name": z.string().prefault("podnet-controller"),
-  "lease-duration": duration.prefault("15s"),
-  "renew-deadline": duration.prefault("10s"),
-  "retry-period": duration.prefault("2s"),
-  "resync-period": duration.prefault("60s"),
+  "lease-duration": durationWithin(1_000).prefault("15s"),
+  "renew-deadline": durationWithin(100).prefault("10s"),
+  "retry-period": durationWithin(100).prefault("2s"),
+  "resync-period": durationWithin(1_000).prefault("60s"),
   "metrics-address": z.string().prefault(":9090"),
   "default-pool": z.string().prefault("default"),
 }).superRefine((c, ctx) => {
+  // The default pool is made from these: one the API server refuses leaves the controller Ready and no Node served.
+  if (c["cluster-cidr"].length === 0) ctx.addIssue({ code: "custom", path: ["cluster-cidr"], message: "at least one range is required" });
+  for (const range of c["cluster-cidr"]) {
+    const v6 = range.includes(":");
+    const mask = v6 ? c["node-mask-v6"] : c["node-mask-v4"];
+    if (Number(range.split("/")[1]) > mask) {
+      ctx.addIssue({ code: "custom", path: ["cluster-cidr"], message: `${range} is smaller than one node's slice (--node-mask-${v6 ? "v6" : "v4"}=${mask})` });
+    }
+  }
   // As client-go requires: a leader must give up (renew deadline) before others may take over (lease
   // duration), and get more than one try at renewing before that.
   if (c["leader-elect"] && !(c["lease-duration"] > c["renew-deadline"] && c["renew-deadline"] > 1.2 * c["retry-period"])) {
@@ -68,7 +85,7 @@ export const agentConfigSchema = z.object({
   overlay: z.enum(["auto", "vxlan", "none"]).prefault("auto"),
   "vxlan-id": int(1, 16_777_215).prefault(1),
   "vxlan-port": int(1, 65_535).prefault(8472),
-  "resync-period": duration.prefault("30s"),
+  "resync-period": durationWithin(1_000).prefault("30s"),
   "metrics-address": z.string().prefault(":9091"),
   "dry-run": boolean.prefault("false"),
   // Clear the Node's NetworkUnavailable condition (and so the network-unavailable taint) once this node

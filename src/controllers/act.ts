@@ -84,12 +84,12 @@ async function applyOne(ctx: ActContext, action: AllocationAction): Promise<void
     case "quarantine": {
       await writeStatus(ctx, action.name, "quarantine", { phase: "Quarantined" },
         { type: "Allocated", status: "False", reason: action.reason, message: action.message }, () => ctx.metrics.quarantined.inc());
-      await ctx.recorder.emit({ kind: "NodeCIDR", name: action.name }, "Warning", action.reason, action.message);
+      await ctx.recorder.emit({ kind: "NodeCIDR", name: action.name, uid: ctx.records.cache.get(action.name)?.metadata?.uid }, "Warning", action.reason, action.message);
       return;
     }
     case "retain": {
       await writeStatus(ctx, action.name, "retain", { phase: "Allocated" }, { type: "Allocated", status: "True", reason: action.reason, message: action.message });
-      await ctx.recorder.emit({ kind: "NodeCIDR", name: action.name }, "Warning", action.reason, action.message);
+      await ctx.recorder.emit({ kind: "NodeCIDR", name: action.name, uid: ctx.records.cache.get(action.name)?.metadata?.uid }, "Warning", action.reason, action.message);
       return;
     }
     // Every plan finds a lasting conflict again: the log says it when its Event goes out (once per interval),
@@ -138,7 +138,8 @@ async function createRecord(ctx: ActContext, action: Extract<AllocationAction, {
   await writeStatus(ctx, name, "allocate", { phase: "Allocated" },
     { type: "Allocated", status: "True", reason: how.reason, message: `${action.cidr} from pool ${action.pool}${how.note}` });
   ctx.metrics.allocations.inc({ pool: action.pool, family: `IPv${action.family}`, adopted: String(Boolean(action.adopted)) });
-  const created = ctx.nodes.cache.get(action.node)?.metadata?.creationTimestamp;
+  // From Node creation to a CIDR: an adopted or restored one is the Node's age, not the time it waited.
+  const created = action.adopted || action.restored ? undefined : ctx.nodes.cache.get(action.node)?.metadata?.creationTimestamp;
   if (created) ctx.metrics.allocationLatency.observe(Math.max(0, (Date.now() - new Date(created).getTime()) / 1000));
   ctx.log.info({ node: action.node, cidr: action.cidr, pool: action.pool, adopted: Boolean(action.adopted), restored: Boolean(action.restored) }, "allocated");
 }

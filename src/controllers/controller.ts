@@ -33,6 +33,8 @@ export class AllocationController {
   private looping?: Promise<void>;
   private stopRequested!: () => void;
   private readonly stopping = new Promise<void>((resolve) => (this.stopRequested = resolve));
+  /** Ends a backoff sleep at stop(): its timer (up to a minute) must not keep an embedding process alive. */
+  private readonly stopSignal = new AbortController();
   private running = false;
   private wake?: () => void;
   private server?: Server;
@@ -88,6 +90,7 @@ export class AllocationController {
   async stop(): Promise<void> {
     this.running = false;
     this.stopRequested();
+    this.stopSignal.abort();
     this.wake?.();
     // The lease goes only after the last writes: a successor must not plan while this replica still acts.
     await this.looping;
@@ -123,7 +126,9 @@ export class AllocationController {
 
   /** Checked before each write: leading, and (with an elector) the lease renewed within the renew deadline by the clock now. */
   private mayWrite(): boolean {
-    return this.leading && (this.elector?.holdsLease() ?? true);
+    // Not after stop(): the writes in flight finish, the rest of the pass is left to the successor, and the
+    // lease is released within the pod's grace period.
+    return this.running && this.leading && (this.elector?.holdsLease() ?? true);
   }
 
   private markDirty(): void {
@@ -145,7 +150,7 @@ export class AllocationController {
           this.log.error({ err: apiMessage(err), retryInMs: waitMs }, "reconcile failed; retrying");
           this.dirty = true;
           // Not cut short by watch events: on a busy cluster they would make this a hot loop.
-          await Promise.race([sleep(waitMs), this.stopping]);
+          await sleep(waitMs, this.stopSignal.signal);
           continue;
         }
         await this.idle(nextWakeMs);

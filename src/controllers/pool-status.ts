@@ -26,6 +26,7 @@ const sameUsage = (a: FamilyUsage | undefined, b: FamilyUsage | undefined) =>
 
 /** Mirror each pool's usage into metrics and, when it changed, into the pool's status. */
 export async function writePoolStatuses(ctx: PoolStatusContext, reports: PoolStatusReport[]): Promise<void> {
+  await forgetGonePools(ctx.metrics, reports);
   for (const report of reports) {
     if (!ctx.leading()) return;
     const pool = ctx.pools.cache.get(report.pool);
@@ -56,6 +57,19 @@ export async function writePoolStatuses(ctx: PoolStatusContext, reports: PoolSta
     } catch (err) {
       ctx.metrics.errors.inc({ action: "poolStatus" });
       ctx.log.error({ pool: report.pool, err: apiMessage(err) }, "could not write pool status");
+    }
+  }
+}
+
+/**
+ * A deleted pool (or a family a pool no longer has) leaves no report: its last figures would stay exported,
+ * and an alert on a nearly full pool would fire on for a pool that no longer exists.
+ */
+async function forgetGonePools(metrics: PoolStatusContext["metrics"], reports: PoolStatusReport[]): Promise<void> {
+  const live = new Set(reports.flatMap((r) => ([4, 6] as const).filter((f) => r.usage[f]).map((f) => `${r.pool}/IPv${f}`)));
+  for (const gauge of [metrics.poolSize, metrics.poolAllocated, metrics.poolFree]) {
+    for (const { labels } of (await gauge.get()).values) {
+      if (!live.has(`${labels.pool}/${labels.family}`)) gauge.remove(labels);
     }
   }
 }

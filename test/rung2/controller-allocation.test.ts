@@ -68,6 +68,9 @@ describe("controller on the real API server: allocation basics", () => {
     await createNodes(fx.api(), [{ name: "adopt-a", ip: "192.168.51.1", podCIDRs: ["10.244.77.0/24"] }]);
     const [rec] = await until("adopted", async () => { const r = allocated(await recordsOf("adopt-a")); return r.length ? r : undefined; });
     expect(rec!.spec).toMatchObject({ cidr: "10.244.77.0/24", adopted: true });
+    // An adopted CIDR did not wait on podnet: the Node's age is no allocation latency.
+    const latencyCount = async () => (await controller!.metrics.allocationLatency.get()).values.find((v) => v.metricName === "podnet_allocation_latency_seconds_count")?.value ?? 0;
+    expect(await latencyCount()).toBe(0);
     await createNodes(fx.api(), [
       { name: "adopt-b", ip: "192.168.51.2", podCIDRs: ["10.244.77.0/24"], kubeletStatus: true },
       { name: "adopt-c", ip: "192.168.51.3", podCIDRs: ["172.16.0.0/24"] },
@@ -256,6 +259,8 @@ describe("controller on the real API server: allocation basics", () => {
     };
     const cidrOf = (node: string) => before.find((r) => r.spec.nodeName === node)!.spec.cidr;
     expect(cidrOf("pe-1")).toMatch(/^10\.212\./); // from pe: no pool of an earlier test is left to select it
+    const poolsExported = async () => new Set((await controller!.metrics.poolFree.get()).values.map((v) => v.labels.pool));
+    await until("pe-zone's gauges exported", async () => ((await poolsExported()).has("pe-zone") ? true : undefined));
 
     // A typo: a new pool over the range pe-1's CIDR came from. The range in use keeps serving; the new one is
     // refused (before, both were, and no new node of the cluster got a CIDR). Then pe-2's pool is deleted.
@@ -275,6 +280,9 @@ describe("controller on the real API server: allocation basics", () => {
     const [warning] = await eventsFor(fx.api(), "NodeCIDR", before.find((r) => r.spec.nodeName === "pe-2")!.metadata!.name);
     expect(warning).toMatchObject({ type: "Warning", reason: "PoolNotFound" });
     expect(warning!.message).toContain("kept for node pe-2");
+    expect(warning!.involvedObject.uid).toBe(before.find((r) => r.spec.nodeName === "pe-2")!.metadata!.uid); // what kubectl describe matches on
+    // The deleted pool's figures are no longer exported (an alert on them would fire for a pool that is gone).
+    expect(await until("pe-zone's gauges gone", async () => { const p = await poolsExported(); return p.has("pe-zone") ? undefined : p; })).toContain("pe");
     expect((await controller!.metrics.retained.get()).values[0]?.value).toBe(1); // podnet_nodecidrs_retained, for alerting
     // Nodes keep exactly their one CIDR each; a new node still gets one from pe's range in use.
     await createNodes(fx.api(), [{ name: "pe-3", ip: "192.168.55.3" }]);
