@@ -35,6 +35,7 @@ export class AllocationController {
   private readonly stopping = new Promise<void>((resolve) => (this.stopRequested = resolve));
   /** Ends a backoff sleep at stop(): its timer (up to a minute) must not keep an embedding process alive. */
   private readonly stopSignal = new AbortController();
+  private catchUpBeforePlan = false;
   private running = false;
   private wake?: () => void;
   private server?: Server;
@@ -100,6 +101,8 @@ export class AllocationController {
   }
 
   private setLeading(value: boolean): void {
+    // A successor's watches may lag its predecessor's last writes: planning on them would allocate again.
+    if (value && !this.leading && this.elector) this.catchUpBeforePlan = true;
     this.leading = value;
     this.metrics.isLeader.set(value ? 1 : 0);
     if (value) this.markDirty();
@@ -143,6 +146,10 @@ export class AllocationController {
         this.dirty = false;
         let nextWakeMs: number;
         try {
+          if (this.catchUpBeforePlan) {
+            await Promise.all([this.nodes, this.records, this.pools].map((informer) => informer.catchUp()));
+            this.catchUpBeforePlan = false;
+          }
           nextWakeMs = await this.reconcile();
           this.passBackoff.reset();
         } catch (err) {

@@ -37,6 +37,10 @@ function slim<T extends KubernetesObject>(obj: T): T {
   return obj;
 }
 
+/** Not the cached version nor an older one; versions that cannot be compared count as later, as a relist would. */
+const isLaterThanCached = (obj: KubernetesObject, cached: KubernetesObject) =>
+  obj.metadata?.resourceVersion !== cached.metadata?.resourceVersion && !isNewerVersion(cached.metadata?.resourceVersion, obj.metadata?.resourceVersion);
+
 /** Equal apart from resourceVersion: JSON of projections made by one function keeps one key order. */
 function sameProjection(a: KubernetesObject, b: KubernetesObject): boolean {
   const bare = (o: KubernetesObject) => JSON.stringify({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
@@ -140,17 +144,48 @@ export class Informer<T extends KubernetesObject> {
     }
   }
 
-  private async relist(): Promise<string> {
+  /** Every page of a list: the objects (kept as the cache keeps them) and the list's resourceVersion. */
+  private async listAll(onPage?: (items: T[]) => void): Promise<{ fresh: Map<string, T>; resourceVersion: string }> {
     const fresh = new Map<string, T>();
     let token: string | undefined;
     let resourceVersion = "";
     do {
       const page = await this.opts.list(token);
       for (const item of page.items) fresh.set(item.metadata!.name!, this.keep(item));
-      if (!this.hasSynced) this.opts.onInitialPage?.(page.items);
+      onPage?.(page.items);
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
       token = page.metadata?._continue ?? page.metadata?.continue ?? undefined;
     } while (token);
+    return { fresh, resourceVersion };
+  }
+
+  /**
+   * A fresh list merged into the cache while the watch runs on: once this resolves, the cache holds at least
+   * what the API server held when it began, even if the watch lags (a leader taking over must not plan on a
+   * cache behind its predecessor's last writes). A copy the watch brought meanwhile is newer and stays; an
+   * object the list lacks goes only if cached from before the list, and one the watch deleted since stays gone.
+   */
+  async catchUp(): Promise<void> {
+    const { fresh, resourceVersion } = await this.listAll();
+    for (const [name, old] of this.cache) {
+      if (fresh.has(name) || !isNewerVersion(resourceVersion, old.metadata?.resourceVersion)) continue;
+      this.cache.delete(name);
+      this.bury(name, resourceVersion);
+      this.opts.onEvent("delete", old);
+    }
+    for (const [name, item] of fresh) {
+      const cached = this.cache.get(name);
+      const buried = cached ? undefined : this.tombstones.get(name);
+      if (cached ? !isLaterThanCached(item, cached) : buried && !isNewerVersion(item.metadata?.resourceVersion, buried.rv)) continue;
+      this.tombstones.delete(name);
+      this.cache.set(name, item);
+      if (!cached) this.opts.onEvent("add", item);
+      else if (this.changed(cached, item)) this.opts.onEvent("update", item);
+    }
+  }
+
+  private async relist(): Promise<string> {
+    const { fresh, resourceVersion } = await this.listAll(this.hasSynced ? undefined : (items) => this.opts.onInitialPage?.(items));
     this.relists++;
     for (const [name, old] of this.cache) if (!fresh.has(name)) { this.cache.delete(name); this.bury(name, resourceVersion); this.opts.onEvent("delete", old); }
     for (const [name, item] of fresh) {
@@ -239,15 +274,16 @@ export class Informer<T extends KubernetesObject> {
       // the cache (a delete and re-create by name): the successor stays, or its CIDR would look free.
       const cached = this.cache.get(name);
       if (cached && (cached.metadata?.uid !== obj.metadata?.uid || isNewerVersion(cached.metadata?.resourceVersion, obj.metadata?.resourceVersion))) return;
-      this.cache.delete(name);
       this.bury(name, obj.metadata?.resourceVersion);
-      this.opts.onEvent("delete", obj);
+      // Not cached: catchUp() already took it out and said so.
+      if (this.cache.delete(name)) this.opts.onEvent("delete", obj);
       return;
     }
     this.tombstones.delete(name);
     const cached = this.cache.get(name);
-    // An assumed write can be ahead of the watch; its own event follows, so an older one changes nothing.
-    if (cached && isNewerVersion(cached.metadata?.resourceVersion, obj.metadata?.resourceVersion)) return;
+    // An assumed write or catchUp() can be ahead of the watch; its own event follows, so an older one (or the
+    // same version again) changes nothing.
+    if (cached && !isLaterThanCached(obj, cached)) return;
     this.cache.set(name, obj);
     if (!cached) this.opts.onEvent("add", obj);
     else if (this.changed(cached, obj)) this.opts.onEvent("update", obj);

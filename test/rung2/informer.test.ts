@@ -18,8 +18,9 @@ const body = (third: number, node: string) => ({
   spec: { nodeName: node, cidr: `10.250.${third}.0/24`, family: "IPv4", pool: "default" },
 });
 
-function informer(opts: { failFirstLists?: number; stallTimeoutMs?: number; project?: (o: KubernetesObject) => KubernetesObject; api?: KubeApi } = {}) {
+function informer(opts: { failFirstLists?: number; stallTimeoutMs?: number; project?: (o: KubernetesObject) => KubernetesObject; api?: KubeApi; listApi?: KubeApi } = {}) {
   const api = opts.api ?? fx.api();
+  const listApi = opts.listApi ?? api;
   const events: Array<[InformerEvent, string]> = [];
   let failures = opts.failFirstLists ?? 0;
   const inf = new Informer<KubernetesObject>({
@@ -27,7 +28,7 @@ function informer(opts: { failFirstLists?: number; stallTimeoutMs?: number; proj
     list: async (token) => {
       // The one fake here: a 500 from the API server cannot be produced on demand by a healthy apiserver.
       if (failures-- > 0) throw Object.assign(new Error("HTTP 500 Internal Server Error"), { code: 500 });
-      return (await api.custom.listClusterCustomObject({ ...nodecidrs, limit: 2, _continue: token })) as ListPage<KubernetesObject>;
+      return (await listApi.custom.listClusterCustomObject({ ...nodecidrs, limit: 2, _continue: token })) as ListPage<KubernetesObject>;
     },
     onEvent: (event, obj) => events.push([event, obj.metadata!.name!]),
   });
@@ -216,6 +217,41 @@ describe("API client on the real API server", () => {
       await waitFor("caught up to the sentinel", async () => (events.some(([e, n]) => e === "add" && n === "10-250-21-0-24") ? true : undefined), 15_000);
       expect(events.filter(([, n]) => n === "10-250-20-0-24")).not.toContainEqual(["delete", "10-250-20-0-24"]);
       expect((inf.cache.get("10-250-20-0-24") as { spec?: { nodeName?: string } } | undefined)?.spec?.nodeName).toBe("second");
+    } finally {
+      inf.stop();
+      await proxy.close();
+    }
+  }, 60_000);
+
+  it("catchUp() brings a cache whose watch lags up to the API server's state, and keeps what the watch brought since", async () => {
+    const proxy = await startTcpProxy(Number(new URL(fx.cp.url).port));
+    const kubeconfig = `${fx.cp.dir}/kubeconfig-proxied-3`;
+    writeFileSync(kubeconfig, readFileSync(fx.cp.kubeconfig, "utf8").replace(fx.cp.url, `https://127.0.0.1:${proxy.port}`));
+    await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: body(30, "before") });
+    await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: body(31, "before") });
+    // The watch goes through the proxy; catchUp's list goes straight to the API server.
+    const { inf, events } = informer({ api: KubeApi.fromKubeconfig(kubeconfig, "podnet-cli"), listApi: fx.api() });
+    try {
+      inf.start();
+      await inf.synced;
+      await waitFor("watch open", async () => (proxy.accepted >= 1 ? true : undefined), 10_000);
+      proxy.pause(); // a lagging watch: the predecessor's last writes have not arrived
+      await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: body(32, "meanwhile") });
+      await fx.api().custom.deleteClusterCustomObject({ ...nodecidrs, name: "10-250-30-0-24" });
+      await fx.api().custom.patchClusterCustomObject({ ...nodecidrs, name: "10-250-31-0-24", body: { spec: { nodeIPs: ["192.168.1.31"] } } }, mergePatch());
+      expect(inf.cache.has("10-250-32-0-24")).toBe(false);
+      await inf.catchUp();
+      expect(inf.cache.has("10-250-32-0-24")).toBe(true);
+      expect(inf.cache.has("10-250-30-0-24")).toBe(false);
+      expect((inf.cache.get("10-250-31-0-24") as { spec?: { nodeIPs?: string[] } }).spec?.nodeIPs).toEqual(["192.168.1.31"]);
+      expect(events).toEqual(expect.arrayContaining([["add", "10-250-32-0-24"], ["delete", "10-250-30-0-24"], ["update", "10-250-31-0-24"]]));
+      // The watch then replays the same changes: nothing comes back, nothing is announced twice.
+      events.length = 0;
+      proxy.resume();
+      await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: body(33, "sentinel") });
+      await waitFor("caught up to the sentinel", async () => (events.some(([e, n]) => e === "add" && n === "10-250-33-0-24") ? true : undefined), 15_000);
+      expect(events).toEqual([["add", "10-250-33-0-24"]]);
+      expect(inf.cache.has("10-250-30-0-24")).toBe(false);
     } finally {
       inf.stop();
       await proxy.close();
