@@ -281,9 +281,8 @@ export class Informer<T extends KubernetesObject> {
     }
     this.tombstones.delete(name);
     const cached = this.cache.get(name);
-    // An assumed write or catchUp() can be ahead of the watch; its own event follows, so an older one (or the
-    // same version again) changes nothing.
-    if (cached && !isLaterThanCached(obj, cached)) return;
+    // An assumed write or catchUp() can be ahead of the watch; its own event follows, so an older one changes nothing.
+    if (cached && isNewerVersion(cached.metadata?.resourceVersion, obj.metadata?.resourceVersion)) return;
     this.cache.set(name, obj);
     if (!cached) this.opts.onEvent("add", obj);
     else if (this.changed(cached, obj)) this.opts.onEvent("update", obj);
