@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { Agent as HttpsAgent, type AgentOptions } from "node:https";
+import { Socket } from "node:net";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import type { Duplex } from "node:stream";
@@ -36,20 +37,41 @@ type OnSocket = (err: Error | null, socket: Duplex) => void;
  * of an agent at 4,999 NodeCIDRs held a 2 MB list page and its chunks that way). The callback passed on here
  * lets go once the socket exists; Agent.createSocket calls its own for a socket returned at once.
  */
+const SILENCE_TIMEOUT_MS = 60_000;
+
 export class PooledAgent extends HttpsAgent {
   opened = 0;
+  /**
+   * A connection silent this long is closed, failing the call on it. client-node 1.4.0 sets no deadline: a call
+   * on a connection to an API server that died without a reset (power loss, a killed VM behind a load balancer)
+   * waited for the kernel to give up, about 15 minutes, and the controller's pass with it. Watches do not use
+   * this agent, and an idle pooled connection closed this way is simply opened again. Passed as the agent's
+   * `timeout` too: Node resets a socket's timeout to that whenever it goes back to the pool.
+   */
+  readonly silenceTimeoutMs: number;
+  constructor(options: AgentOptions = {}, silenceTimeoutMs = SILENCE_TIMEOUT_MS) {
+    super({ ...options, timeout: silenceTimeoutMs });
+    this.silenceTimeoutMs = silenceTimeoutMs;
+  }
   override createConnection(options: Parameters<HttpsAgent["createConnection"]>[0], onSocket?: OnSocket): Duplex | null | undefined {
     this.opened++;
     let pending = onSocket;
+    const bound = (socket: Duplex) => {
+      if (!(socket instanceof Socket)) return;
+      socket.setTimeout(this.silenceTimeoutMs);
+      socket.on("timeout", () => socket.destroy(new Error(`no answer from the API server for ${this.silenceTimeoutMs / 1000} s; connection closed`)));
+    };
     const socket = super.createConnection(options, (err: Error | null, created: Duplex) => {
       const callback = pending;
       pending = undefined;
+      if (created) bound(created);
       callback?.(err, created);
     });
-    if (socket) pending = undefined;
+    if (socket) { pending = undefined; bound(socket); }
     return socket;
   }
 }
+
 
 /**
  * client-node 1.4.0 builds a fresh https.Agent for every request, so each call pays a TLS handshake on both
@@ -61,7 +83,7 @@ class PooledConnectionAuth implements SecurityAuthentication {
   private agent?: PooledAgent;
   private tlsKey = "";
   private retiredOpened = 0;
-  constructor(private readonly kc: KubeConfig) {}
+  constructor(private readonly kc: KubeConfig, private readonly silenceTimeoutMs?: number) {}
 
   get opened(): number { return this.retiredOpened + (this.agent?.opened ?? 0); }
   getName(): string { return "podnet-pooled-connections"; }
@@ -75,7 +97,7 @@ class PooledConnectionAuth implements SecurityAuthentication {
     if (!this.agent || tlsKey !== this.tlsKey) {
       this.retiredOpened = this.opened;
       this.agent?.destroy();
-      this.agent = new PooledAgent({ ...o, keepAlive: true, maxSockets: 32 });
+      this.agent = new PooledAgent({ ...o, keepAlive: true, maxSockets: 32 }, this.silenceTimeoutMs);
       this.tlsKey = tlsKey;
     }
     context.setAgent(this.agent);
@@ -91,8 +113,9 @@ export class KubeApi {
   readonly coordination: CoordinationV1Api;
   private readonly auth: PooledConnectionAuth;
 
-  constructor(readonly kc: KubeConfig, readonly fieldManager: FieldManager) {
-    this.auth = new PooledConnectionAuth(kc);
+  /** silenceTimeoutMs: see PooledAgent (tests shorten it). */
+  constructor(readonly kc: KubeConfig, readonly fieldManager: FieldManager, opts: { silenceTimeoutMs?: number } = {}) {
+    this.auth = new PooledConnectionAuth(kc, opts.silenceTimeoutMs);
     const server = kc.getCurrentCluster()?.server;
     if (!server) throw new Error("kubeconfig has no current cluster");
     const config = createConfiguration({ baseServer: new ServerConfiguration(server, {}), authMethods: { default: this.auth } });
@@ -105,8 +128,8 @@ export class KubeApi {
   /** TLS connections opened to the API server so far (request/response calls; watches have their own). */
   get connectionsOpened(): number { return this.auth.opened; }
 
-  static fromKubeconfig(path: string | undefined, fieldManager: FieldManager): KubeApi {
-    return new KubeApi(loadKubeConfig(path), fieldManager);
+  static fromKubeconfig(path: string | undefined, fieldManager: FieldManager, opts: { silenceTimeoutMs?: number } = {}): KubeApi {
+    return new KubeApi(loadKubeConfig(path), fieldManager, opts);
   }
 }
 
