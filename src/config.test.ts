@@ -50,3 +50,23 @@ describe("durations and the cluster range", () => {
     expect(controllerConfigSchema.parse({ "cluster-cidr": "10.0.0.0/24" })["cluster-cidr"]).toEqual(["10.0.0.0/24"]);
   });
 });
+
+describe("whole-number flags", () => {
+  it.each([
+    [{ "node-name": "n1", "vxlan-port": "0x1F" }, "--vxlan-port: must be a whole number"],
+    [{ "node-name": "n1", mtu: "" }, "--mtu: must be a whole number"],
+    [{ "node-name": "n1", mtu: "500" }, "--mtu: must be 0 (the node's own) or 576 to 65535"],
+  ])("refuses %j", (flags, message) => {
+    expect(() => loadConfig(agentConfigSchema, [], Object.fromEntries(Object.entries(flags).map(([k, v]) => [`PODNET_${k.toUpperCase().replaceAll("-", "_")}`, v])))).toThrow(message);
+  });
+
+  it("takes decimal values and the defaults", () => {
+    expect(agentConfigSchema.parse({ "node-name": "n1", mtu: "1450", "vxlan-port": "4789" })).toMatchObject({ mtu: 1450, "vxlan-port": 4789, "vxlan-id": 1 });
+    expect(agentConfigSchema.parse({ "node-name": "n1" })).toMatchObject({ mtu: 0, "vxlan-port": 8472 });
+  });
+});
+
+it("takes a VXLAN ID as Helm prints a large number", () => {
+  expect(agentConfigSchema.parse({ "node-name": "n1", "vxlan-id": "1.6777215e+07" })["vxlan-id"]).toBe(16_777_215);
+  expect(agentConfigSchema.safeParse({ "node-name": "n1", "vxlan-id": "1.5" }).success).toBe(false);
+});

@@ -29,7 +29,10 @@ const cidrList = z.string().transform((text, ctx) => {
     return z.NEVER;
   }
 });
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+// Decimal only: z.coerce.number read "0x1F" as 31 and an empty "--mtu=" as 0. Helm prints a value of a million
+// or more as 1.6777215e+07, so that form is taken (and must still be whole).
+const int = (min: number, max: number) => z.union([z.number(), z.string().regex(/^\d+(\.\d+)?(e\+?\d+)?$/i, "must be a whole number")])
+  .transform(Number).pipe(z.number().int().min(min).max(max));
 
 export const controllerConfigSchema = z.object({
   kubeconfig: z.string().optional(),
@@ -75,7 +78,7 @@ export const agentConfigSchema = z.object({
   // host-local's lease files (one per pod address). On tmpfs, as kindnet keeps them: a reboot ends every pod
   // without a CNI DEL, and leases kept on disk would then fill the node's range for good.
   "ipam-data-dir": z.string().prefault("/run/cni-ipam-state"),
-  mtu: int(0, 65535).prefault(0),
+  mtu: int(0, 65535).refine((v) => v === 0 || v >= 576, "must be 0 (the node's own) or 576 to 65535").prefault(0),
   masquerade: boolean.prefault("true"),
   // Destinations pods reach with their own address although they lie outside the pod network (a peered or
   // on-premises range that routes the pod ranges back), as ip-masq-agent's nonMasqueradeCIDRs.
