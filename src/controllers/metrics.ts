@@ -17,7 +17,7 @@ export function controllerMetrics() {
     quarantined: new Counter({ name: "podnet_quarantined_total", help: "NodeCIDRs quarantined as bad records", registers: [registry] }),
     exhausted: new Counter({ name: "podnet_exhausted_total", help: "Allocation attempts that found the pool exhausted", labelNames: ["pool", "family"], registers: [registry] }),
     conflicts: new Counter({ name: "podnet_conflicts_total", help: "Nodes whose preset podCIDR conflicts or lies outside every pool", registers: [registry] }),
-    errors: new Counter({ name: "podnet_controller_errors_total", help: "API writes that failed", labelNames: ["action"], registers: [registry] }),
+    errors: new Counter({ name: "podnet_controller_errors_total", help: "API calls that failed, by action: writes, and list-watch for the caches' lists and watches", labelNames: ["action"], registers: [registry] }),
     apiWrites: new Counter({ name: "podnet_controller_api_writes_total", help: "API writes issued", labelNames: ["action"], registers: [registry] }),
     allocationLatency: new Histogram({
       name: "podnet_allocation_latency_seconds", help: "Node creation to its NodeCIDR marked Allocated",
