@@ -22,6 +22,10 @@ describe("controller flags: leader election timing", () => {
   });
 });
 
+/** The flags as a command line: loadConfig names the flag in each problem. */
+const withFlags = (schema: typeof controllerConfigSchema | typeof agentConfigSchema, flags: Record<string, string>) =>
+  loadConfig(schema, Object.entries(flags).map(([k, v]) => `--${k}=${v}`), {});
+
 describe("durations and the cluster range", () => {
   it.each([
     ["controller", controllerConfigSchema, { "resync-period": "0s" }, "--resync-period: must be at least 1s"],
@@ -30,7 +34,7 @@ describe("durations and the cluster range", () => {
     ["agent", agentConfigSchema, { "node-name": "n1", "resync-period": "0ms" }, "--resync-period: must be at least 1s"],
     ["agent", agentConfigSchema, { "node-name": "n1", "resync-period": "600h" }, "--resync-period: must be below 596h"],
   ])("%s: refuses a loop period of %j (a busy loop)", (_who, schema, flags, message) => {
-    expect(() => loadConfig(schema, [], Object.fromEntries(Object.entries(flags).map(([k, v]) => [`PODNET_${k.toUpperCase().replaceAll("-", "_")}`, v])))).toThrow(message);
+    expect(() => withFlags(schema, flags)).toThrow(message);
   });
 
   it("takes a release cooldown of 0 (reuse at once) and the longest timer", () => {
@@ -43,7 +47,7 @@ describe("durations and the cluster range", () => {
     [{ "cluster-cidr": "10.0.0.0/26" }, "--cluster-cidr: 10.0.0.0/26 is smaller than one node's slice (--node-mask-v4=24)"],
     [{ "cluster-cidr": "10.244.0.0/16,fd00::/120" }, "--cluster-cidr: fd00::/120 is smaller than one node's slice (--node-mask-v6=64)"],
   ])("refuses a cluster range no default pool can be made of: %j", (flags, message) => {
-    expect(() => loadConfig(controllerConfigSchema, [], Object.fromEntries(Object.entries(flags).map(([k, v]) => [`PODNET_${k.toUpperCase().replaceAll("-", "_")}`, v])))).toThrow(message);
+    expect(() => withFlags(controllerConfigSchema, flags)).toThrow(message);
   });
 
   it("takes a range exactly one slice wide", () => {
@@ -57,16 +61,16 @@ describe("whole-number flags", () => {
     [{ "node-name": "n1", mtu: "" }, "--mtu: must be a whole number"],
     [{ "node-name": "n1", mtu: "500" }, "--mtu: must be 0 (the node's own) or 576 to 65535"],
   ])("refuses %j", (flags, message) => {
-    expect(() => loadConfig(agentConfigSchema, [], Object.fromEntries(Object.entries(flags).map(([k, v]) => [`PODNET_${k.toUpperCase().replaceAll("-", "_")}`, v])))).toThrow(message);
+    expect(() => withFlags(agentConfigSchema, flags)).toThrow(message);
   });
 
   it("takes decimal values and the defaults", () => {
     expect(agentConfigSchema.parse({ "node-name": "n1", mtu: "1450", "vxlan-port": "4789" })).toMatchObject({ mtu: 1450, "vxlan-port": 4789, "vxlan-id": 1 });
     expect(agentConfigSchema.parse({ "node-name": "n1" })).toMatchObject({ mtu: 0, "vxlan-port": 8472 });
   });
-});
 
-it("takes a VXLAN ID as Helm prints a large number", () => {
-  expect(agentConfigSchema.parse({ "node-name": "n1", "vxlan-id": "1.6777215e+07" })["vxlan-id"]).toBe(16_777_215);
-  expect(agentConfigSchema.safeParse({ "node-name": "n1", "vxlan-id": "1.5" }).success).toBe(false);
+  it("takes a VXLAN ID as Helm prints a large number", () => {
+    expect(agentConfigSchema.parse({ "node-name": "n1", "vxlan-id": "1.6777215e+07" })["vxlan-id"]).toBe(16_777_215);
+    expect(agentConfigSchema.safeParse({ "node-name": "n1", "vxlan-id": "1.5" }).success).toBe(false);
+  });
 });

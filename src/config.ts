@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { z } from "zod";
-import { canonicalCidr, InvalidCidrError } from "./lib/cidr.js";
+import { canonicalCidr, InvalidCidrError, parseCidr } from "./lib/cidr.js";
 
 /** "500ms", "30s", "2m", "1h" or a bare number of seconds → milliseconds. */
 export function parseDuration(text: string): number {
@@ -55,11 +55,9 @@ export const controllerConfigSchema = z.object({
   // The default pool is made from these: one the API server refuses leaves the controller Ready and no Node served.
   if (c["cluster-cidr"].length === 0) ctx.addIssue({ code: "custom", path: ["cluster-cidr"], message: "at least one range is required" });
   for (const range of c["cluster-cidr"]) {
-    const v6 = range.includes(":");
-    const mask = v6 ? c["node-mask-v6"] : c["node-mask-v4"];
-    if (Number(range.split("/")[1]) > mask) {
-      ctx.addIssue({ code: "custom", path: ["cluster-cidr"], message: `${range} is smaller than one node's slice (--node-mask-${v6 ? "v6" : "v4"}=${mask})` });
-    }
+    const { family, prefix } = parseCidr(range);
+    const mask = c[`node-mask-v${family}`];
+    if (prefix > mask) ctx.addIssue({ code: "custom", path: ["cluster-cidr"], message: `${range} is smaller than one node's slice (--node-mask-v${family}=${mask})` });
   }
   // As client-go requires: a leader must give up (renew deadline) before others may take over (lease
   // duration), and get more than one try at renewing before that.

@@ -28,6 +28,7 @@ export function loadKubeConfig(path?: string): KubeConfig {
 }
 
 type OnSocket = (err: Error | null, socket: Duplex) => void;
+const SILENCE_TIMEOUT_MS = 60_000;
 
 /**
  * A keep-alive agent that counts the connections it opens and does not keep the request that opened each one.
@@ -37,16 +38,14 @@ type OnSocket = (err: Error | null, socket: Duplex) => void;
  * of an agent at 4,999 NodeCIDRs held a 2 MB list page and its chunks that way). The callback passed on here
  * lets go once the socket exists; Agent.createSocket calls its own for a socket returned at once.
  */
-const SILENCE_TIMEOUT_MS = 60_000;
-
 export class PooledAgent extends HttpsAgent {
   opened = 0;
   /**
    * A connection silent this long is closed, failing the call on it. client-node 1.4.0 sets no deadline: a call
    * on a connection to an API server that died without a reset (power loss, a killed VM behind a load balancer)
    * waited for the kernel to give up, about 15 minutes, and the controller's pass with it. Watches do not use
-   * this agent, and an idle pooled connection closed this way is simply opened again. Passed as the agent's
-   * `timeout` too: Node resets a socket's timeout to that whenever it goes back to the pool.
+   * this agent, and an idle pooled connection closed this way is simply opened again. Given as the agent's
+   * `timeout`, which Node sets on each socket it creates and again whenever one goes back to the pool.
    */
   readonly silenceTimeoutMs: number;
   constructor(options: AgentOptions = {}, silenceTimeoutMs = SILENCE_TIMEOUT_MS) {
@@ -58,7 +57,6 @@ export class PooledAgent extends HttpsAgent {
     let pending = onSocket;
     const bound = (socket: Duplex) => {
       if (!(socket instanceof Socket)) return;
-      socket.setTimeout(this.silenceTimeoutMs);
       socket.on("timeout", () => socket.destroy(new Error(`no answer from the API server for ${this.silenceTimeoutMs / 1000} s; connection closed`)));
     };
     const socket = super.createConnection(options, (err: Error | null, created: Duplex) => {
@@ -71,7 +69,6 @@ export class PooledAgent extends HttpsAgent {
     return socket;
   }
 }
-
 
 /**
  * client-node 1.4.0 builds a fresh https.Agent for every request, so each call pays a TLS handshake on both

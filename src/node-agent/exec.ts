@@ -54,9 +54,13 @@ function spawnDirect(argv: string[], opts: { input?: string; timeoutMs?: number;
   });
 }
 
+/** The error for a command that exited non-zero: the command and its stderr. */
+export const commandFailed = (command: string, args: string[], r: ExecResult) =>
+  new Error(`${command} ${args.join(" ")} failed (${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
+
 /** Like run, but a non-zero exit becomes an error naming the command and its stderr. */
 export async function runOk(command: string, args: string[], opts: Parameters<typeof run>[2] = {}): Promise<string> {
   const r = await run(command, args, opts);
-  if (r.code !== 0) throw new Error(`${command} ${args.join(" ")} failed (${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
+  if (r.code !== 0) throw commandFailed(command, args, r);
   return r.stdout;
 }

@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { run, type ExecResult } from "./exec.js";
+import { commandFailed, run, type ExecResult } from "./exec.js";
 import { FirewallBusyError, FirewallUnreadableError, FORWARD_ACCEPT_COMMENT, type FirewallBackend, type ForwardAcceptPlan, type ForwardChain } from "./forward-accept.js";
 
 /**
@@ -89,8 +89,9 @@ export const iptablesLegacy: FirewallBackend = {
   },
   async apply(family, chain, plan, netns) {
     const restore = `${tool(family)}-restore`;
-    const r = await run(restore, ["-w", LOCK_WAIT_S, "--noflush"], { netns, input: legacyForwardAcceptScript(chain, plan) });
+    const args = ["-w", LOCK_WAIT_S, "--noflush"];
+    const r = await run(restore, args, { netns, input: legacyForwardAcceptScript(chain, plan) });
     if (lockHeld(r)) throw new FirewallBusyError(`${restore}: ${r.stderr.trim()}`, false);
-    if (r.code !== 0) throw new Error(`${restore} --noflush failed (${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
+    if (r.code !== 0) throw commandFailed(restore, args, r);
   },
 };

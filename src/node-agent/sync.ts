@@ -115,8 +115,9 @@ async function syncFirewallForward(input: SyncInput, result: SyncOutcome["sysctl
       return;
     }
     result.forwardAcceptError = message(err);
-    if (err instanceof FirewallUnreadableError || (err instanceof FirewallBusyError && err.reading)) result.forwardChainUnreadable = true;
-    input.log.error({ err: message(err) }, err instanceof FirewallUnreadableError ? "the host firewall's FORWARD chain could not be read"
+    const unreadable = err instanceof FirewallUnreadableError || (err instanceof FirewallBusyError && err.reading);
+    if (unreadable) result.forwardChainUnreadable = true;
+    input.log.error({ err: message(err) }, unreadable ? "the host firewall's FORWARD chain could not be read"
       : "the host firewall's FORWARD chain drops by default, and the pod network could not be accepted in it");
   }
 }
