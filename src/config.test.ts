@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { agentConfigSchema, controllerConfigSchema, loadConfig } from "./config.js";
+import { agentConfigSchema, ConfigError, controllerConfigSchema, loadConfig } from "./config.js";
+import { logLevelFrom } from "./log.js";
 
 describe("controller flags: leader election timing", () => {
   it("accepts the defaults and a lease whose renew deadline sits between the retry period and the lease duration", () => {
@@ -72,5 +73,14 @@ describe("whole-number flags", () => {
   it("takes a VXLAN ID as Helm prints a large number", () => {
     expect(agentConfigSchema.parse({ "node-name": "n1", "vxlan-id": "1.6777215e+07" })["vxlan-id"]).toBe(16_777_215);
     expect(agentConfigSchema.safeParse({ "node-name": "n1", "vxlan-id": "1.5" }).success).toBe(false);
+  });
+});
+
+describe("log level from the environment", () => {
+  it.each([[undefined, "info"], ["", "info"], [" Debug ", "debug"], ["silent", "silent"]])("PODNET_LOG_LEVEL=%j → %s", (value, level) => {
+    expect(logLevelFrom({ PODNET_LOG_LEVEL: value })).toBe(level);
+  });
+  it("refuses an unknown level by name", () => {
+    expect(() => logLevelFrom({ PODNET_LOG_LEVEL: "verbose" })).toThrow(ConfigError);
   });
 });

@@ -106,23 +106,46 @@ export const agentCleanupConfigSchema = agentConfigSchema.pick({ "cni-conf-dir":
   .extend({ "node-name": z.string().optional() });
 export type AgentCleanupConfig = z.infer<typeof agentCleanupConfigSchema>;
 
+/** A command line or environment the program cannot run with: the CLI prints it and exits 2, as for a usage error. */
+export class ConfigError extends Error {}
+/** A ConfigError about the command line's flags, which `--help` lists. */
+export class FlagError extends ConfigError {}
+
+const envName = (key: string) => `PODNET_${key.toUpperCase().replaceAll("-", "_")}`;
+
 /**
  * Flags (--name=value or --name value) override env vars (PODNET_NAME, NODE_NAME for node-name);
  * zod reports every bad value with the flag's name.
  */
 export function loadConfig<S extends z.ZodObject>(schema: S, argv: string[], env: NodeJS.ProcessEnv = process.env): z.infer<S> {
   const keys = Object.keys(schema.shape);
-  const { values } = parseArgs({ args: argv, options: Object.fromEntries(keys.map((k) => [k, { type: "string" as const }])), strict: true, allowPositionals: false });
+  let values: Record<string, string | undefined>;
+  try {
+    values = parseArgs({ args: argv, options: Object.fromEntries(keys.map((k) => [k, { type: "string" as const }])), strict: true, allowPositionals: false }).values as typeof values;
+  } catch (err) {
+    throw new FlagError((err as Error).message); // node names the unknown flag or stray argument
+  }
   const raw: Record<string, string> = {};
   for (const key of keys) {
-    const fromEnv = env[`PODNET_${key.toUpperCase().replaceAll("-", "_")}`] ?? (key === "node-name" ? env.NODE_NAME : undefined);
-    const value = (values as Record<string, string | undefined>)[key] ?? fromEnv;
+    const fromEnv = env[envName(key)] ?? (key === "node-name" ? env.NODE_NAME : undefined);
+    const value = values[key] ?? fromEnv;
     if (value !== undefined) raw[key] = value;
   }
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `--${i.path.join(".")}: ${i.message}`).join("; ");
-    throw new Error(`invalid configuration: ${problems}`);
+    throw new FlagError(`invalid configuration: ${problems}`);
   }
   return parsed.data;
+}
+
+/** One line per flag for `podnet <command> --help`: its env var and the default it gets when unset. */
+export function describeFlags(schema: z.ZodObject): string {
+  const width = Math.max(...Object.keys(schema.shape).map((k) => k.length));
+  return Object.entries(schema.shape).map(([key, field]) => {
+    const def = (field as z.ZodType)._zod.def as { type: string; defaultValue?: unknown };
+    const fallback = def.type === "prefault" ? ` (default ${def.defaultValue === "" ? "empty" : String(def.defaultValue)})` : "";
+    const env = key === "node-name" ? `${envName(key)} or NODE_NAME` : envName(key);
+    return `  --${key.padEnd(width)}  env ${env}${fallback}`;
+  }).join("\n");
 }

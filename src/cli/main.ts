@@ -4,7 +4,7 @@
 // would put plain-text lines into podnet's JSON logs.
 process.noDeprecation = true;
 
-import { agentCleanupConfigSchema, agentConfigSchema, controllerConfigSchema, loadConfig } from "../config.js";
+import { agentCleanupConfigSchema, agentConfigSchema, ConfigError, controllerConfigSchema, describeFlags, FlagError, loadConfig } from "../config.js";
 import { KubeApi } from "../lib/k8s.js";
 import { createLogger } from "../log.js";
 
@@ -14,7 +14,15 @@ const usage = `usage: podnet <command> [--flag=value ...]
   agent cleanup    remove every route, nft table, device and file podnet created on this node, nothing else
   demo             local cluster in network namespaces: allocation, routes, cross-node pod pings
   demo-clean       remove leftovers of a killed demo run
-Flags: see src/config.ts (also env PODNET_<FLAG>, NODE_NAME).`;
+Flags: podnet <command> --help (each also from env PODNET_<FLAG>); logs: PODNET_LOG_LEVEL (default info).`;
+
+/** The schema whose flags a command takes, for its --help. */
+function flagsOf(argv: string[]): typeof controllerConfigSchema | typeof agentConfigSchema | typeof agentCleanupConfigSchema | undefined {
+  if (argv[0] === "controller") return controllerConfigSchema;
+  if (argv[0] === "agent") return argv[1] === "cleanup" ? agentCleanupConfigSchema : agentConfigSchema;
+  return undefined;
+}
+const wantsHelp = (argv: string[]) => argv.some((a) => a === "--help" || a === "-h");
 
 function onSignals(stop: () => Promise<void>): void {
   let stopping = false;
@@ -29,6 +37,11 @@ function onSignals(stop: () => Promise<void>): void {
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
+  const schema = flagsOf(argv);
+  if (schema && wantsHelp(rest)) {
+    console.log(`usage: podnet ${argv[0]}${schema === agentCleanupConfigSchema ? " cleanup" : ""} [--flag=value ...]\n${describeFlags(schema)}`);
+    return;
+  }
   switch (command) {
     case "controller": {
       const config = loadConfig(controllerConfigSchema, rest);
@@ -60,13 +73,18 @@ async function main(argv: string[]): Promise<void> {
       await (command === "demo" ? runDemo(rest) : cleanDemo());
       return;
     }
+    case undefined: case "help": case "--help": case "-h":
+      console.log(usage);
+      return;
     default:
-      console.error(usage);
-      process.exitCode = command === undefined || command === "help" || command === "--help" ? 0 : 2;
+      console.error(`podnet: unknown command "${command}"\n${usage}`);
+      process.exitCode = 2;
   }
 }
 
+// 2 for a command line or environment podnet cannot run with (as for an unknown command), 1 for a failure.
 main(process.argv.slice(2)).catch((err: unknown) => {
-  console.error(`podnet: ${err instanceof Error ? err.message : String(err)}`);
-  process.exit(1);
+  const usageHint = err instanceof FlagError ? ` (podnet ${process.argv[2] ?? ""} --help lists the flags)` : "";
+  console.error(`podnet: ${err instanceof Error ? err.message : String(err)}${usageHint}`);
+  process.exit(err instanceof ConfigError ? 2 : 1);
 });

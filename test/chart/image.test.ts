@@ -19,7 +19,9 @@ describe("the image's single-file CLI", () => {
     copyFileSync(built, join(alone, "podnet.mjs"));
     const help = spawnSync(process.execPath, [join(alone, "podnet.mjs"), "help"], { cwd: alone, encoding: "utf8" });
     expect(help.status).toBe(0);
-    expect(help.stderr).toContain("usage: podnet");
+    expect(help.stdout).toContain("usage: podnet");
+    const flags = spawnSync(process.execPath, [join(alone, "podnet.mjs"), "agent", "--help"], { cwd: alone, encoding: "utf8" });
+    expect([flags.status, flags.stdout]).toEqual([0, expect.stringMatching(/--vxlan-port\s+env PODNET_VXLAN_PORT \(default 8472\)/)]);
     const bad = spawnSync(process.execPath, [join(alone, "podnet.mjs"), "agent", "--node-name=n1", "--kubeconfig=/nonexistent/kubeconfig"], { cwd: alone, encoding: "utf8", timeout: 20_000 });
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/podnet: .*nonexistent/);
@@ -30,7 +32,7 @@ describe("the image's single-file CLI", () => {
     expect(none.status).toBe(1);
     expect(none.stderr).toContain("podnet: no kubeconfig: pass --kubeconfig");
     const noNode = spawnSync(process.execPath, [join(alone, "podnet.mjs"), "agent"], { cwd: alone, encoding: "utf8", timeout: 20_000, env: noConfigEnv });
-    expect(noNode.status).toBe(1);
+    expect(noNode.status).toBe(2); // a usage error, as an unknown command
     expect(noNode.stderr).toContain("--node-name: node name is required (--node-name or NODE_NAME)");
     // Every module is in the one file, the CRD writer too: loading it (as demo-clean does) must write nothing
     // next to the bundle (in the image that would be /charts on a read-only root).
