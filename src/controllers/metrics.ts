@@ -1,9 +1,10 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { registerProcessMetrics } from "../lib/process-metrics.js";
 
 /** The controller's Prometheus metrics, on a registry of its own (tests run several controllers at once). */
 export function controllerMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "podnet_controller_" });
+  registerProcessMetrics(registry, "podnet_controller_");
   const labels = ["pool", "family"] as const;
   return {
     registry,

@@ -1,8 +1,9 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { registerProcessMetrics } from "../lib/process-metrics.js";
 
 export function agentMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "podnet_agent_" });
+  registerProcessMetrics(registry, "podnet_agent_");
   return {
     registry,
     routesDesired: new Gauge({ name: "podnet_agent_routes_desired", help: "Routes to other nodes' pod CIDRs this node should have", registers: [registry] }),
