@@ -10,11 +10,11 @@ import { startTcpProxy } from "../harness/tcp-proxy.js";
 const fx = useControlPlane();
 
 function elector(id: string, leaseName: string, api = fx.api("podnet-controller"), timing = { leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 200 }) {
-  const state = { leading: false, overlaps: 0, startedAt: 0, stoppedAt: 0 };
+  const state = { leading: false, overlaps: 0, startedAt: 0, stoppedAt: 0, starts: 0 };
   const e = new LeaderElector({
     api, namespace: "default", name: leaseName, identity: id, log: silentLogger(),
     ...timing,
-    onStartedLeading: () => { state.leading = true; state.startedAt = performance.now(); },
+    onStartedLeading: () => { state.leading = true; state.startedAt = performance.now(); state.starts++; },
     onStoppedLeading: () => { state.leading = false; state.stoppedAt = performance.now(); },
   });
   return { e, state };
@@ -171,6 +171,25 @@ describe("Lease leader election on the real API server", () => {
       }
       await waitFor("a steps down", async () => (!a.state.leading ? true : undefined), 5_000, 20);
       expect(a.e.holdsLease()).toBe(false);
+    } finally {
+      await a.e.stop().catch(() => undefined);
+    }
+  });
+
+  it("a leader frozen past its renew deadline refuses writes on waking and plans again once it has renewed", async () => {
+    const a = elector("frozen", "podnet-test-frozen");
+    void a.e.run();
+    try {
+      await waitFor("a leads", async () => (a.state.leading ? true : undefined), 10_000);
+      expect(a.state.starts).toBe(1);
+      // The whole process stops for 2.3 s (a paused VM, CPU throttling): past the 2 s renew deadline, inside the
+      // 3 s lease, so nobody else could have taken over; the plan it had is stale all the same.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2_300);
+      expect(a.e.holdsLease()).toBe(false);
+      // Planning again from what it sees now: either through the renewal that notices the lapse, or, when that
+      // round misses its last 100 ms, by stepping down and taking the lease again.
+      await waitFor("a plans again", async () => (a.state.starts >= 2 ? true : undefined), 5_000, 10);
+      expect(a.e.holdsLease()).toBe(true);
     } finally {
       await a.e.stop().catch(() => undefined);
     }
