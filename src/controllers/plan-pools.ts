@@ -25,7 +25,7 @@ export interface PoolState {
 
 export interface PoolStatusReport {
   pool: string;
-  usage: Partial<Record<IpFamily, { size: bigint; allocated: number; free: bigint }>>;
+  usage: Partial<Record<IpFamily, { size: bigint; allocated: bigint; free: bigint }>>;
   conditions: ConditionInput[];
 }
 
@@ -153,8 +153,8 @@ export function poolStatusReports(states: Map<string, PoolState>): PoolStatusRep
       if (!fam) continue;
       waitingOnInvalid ||= fam.exhaustedNodes > 0 && fam.sets.length === 0;
       const size = fam.sets.reduce((n, s) => n + s.size, 0n);
-      const allocated = fam.sets.reduce((n, s) => n + s.used, 0);
-      usage[family] = { size, allocated, free: size - BigInt(allocated) };
+      const allocated = fam.sets.reduce((n, s) => n + s.used, 0n);
+      usage[family] = { size, allocated, free: size - allocated };
       problems.push(...fam.problems);
       exhausted += fam.exhaustedNodes;
     }

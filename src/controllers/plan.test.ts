@@ -101,7 +101,7 @@ describe("planAllocations", () => {
     const small = planAllocations(input({ nodes, pools: [pool(["10.200.0.0/22"])] }));
     expect(small.actions.filter((a) => a.kind === "exhausted").map((a) => "node" in a && a.node)).toEqual(["n5", "n6"]);
     expect(small.poolStatuses[0]!.conditions.find((c) => c.type === "Exhausted")!.status).toBe("True");
-    expect(small.poolStatuses[0]!.usage[4]).toEqual({ size: 4n, allocated: 4, free: 0n });
+    expect(small.poolStatuses[0]!.usage[4]).toEqual({ size: 4n, allocated: 4n, free: 0n });
     const grown = planAllocations(input({ nodes, pools: [pool(["10.200.0.0/22", "10.200.8.0/23"])] }));
     expect(grown.actions.filter((a) => a.kind === "create")).toHaveLength(6);
   });

@@ -14,7 +14,7 @@ describe("writePoolStatuses", () => {
     const touched: string[] = [];
     const pools = { cache: { get: (name: string) => (touched.push(name), { metadata: { name, generation: 1 } }) } } as unknown as Informer<PoolObject & KubernetesObject>;
     await writePoolStatuses({ api: {} as KubeApi, pools, metrics, log: silentLogger(), leading: () => false }, [
-      { pool: "default", usage: { 4: { size: 256n, allocated: 3, free: 253n } }, conditions: [] },
+      { pool: "default", usage: { 4: { size: 256n, allocated: 3n, free: 253n } }, conditions: [] },
     ]);
     expect(touched).toEqual([]);
     expect((await metrics.poolSize.get()).values).toEqual([]);

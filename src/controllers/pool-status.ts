@@ -37,7 +37,9 @@ export async function writePoolStatuses(ctx: PoolStatusContext, reports: PoolSta
     for (const [family, key] of [[4, "ipv4"], [6, "ipv6"]] as const) {
       const u = report.usage[family];
       if (!u) continue;
-      usage[key] = { size: String(u.size), allocated: Number(u.allocated), free: String(u.free) };
+      // A wide record blocking 2^64 slices must not make the status write fail (the field is an int64).
+      const allocated = u.allocated > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(u.allocated);
+      usage[key] = { size: String(u.size), allocated, free: String(u.free) };
       const labels = { pool: report.pool, family: `IPv${family}` };
       ctx.metrics.poolSize.set(labels, Number(u.size));
       ctx.metrics.poolAllocated.set(labels, Number(u.allocated));

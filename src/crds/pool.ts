@@ -62,7 +62,7 @@ export const poolSpecSchema = z
 
 const familyUsageSchema = z.object({
   size: z.string().max(40).meta({ description: "Node slices in the valid ranges (decimal; IPv6 counts exceed 2^53)." }),
-  allocated: z.number().int().min(0),
+  allocated: z.number().int().min(0).meta({ description: "Node slices not free: allocated, released in cooldown, quarantined, holding a node's IP, or inside a wider CIDR a node holds (capped at 2^53-1)." }),
   free: z.string().max(40),
 });
 

@@ -1,6 +1,7 @@
 import type { CoreV1Event, V1Node } from "@kubernetes/client-node";
 import { forEachLimited, mergePatch, podnetResource, type KubeApi } from "../../src/lib/k8s.js";
 import type { NodeCidrObject } from "../../src/controllers/observe.js";
+import { tryParseCidr } from "../../src/lib/cidr.js";
 
 /** Test helpers that create and read cluster objects the way a user or kubelet would. */
 
@@ -110,10 +111,17 @@ export function invariantViolations(records: NodeCidrObject[]): string[] {
     if (other) problems.push(`${key} holds ${other} and ${r.spec.cidr}`);
     perNodeFamily.set(key, r.spec.cidr);
   }
-  const seen = new Set<string>();
-  for (const r of live) {
-    if (seen.has(r.spec.cidr)) problems.push(`${r.spec.cidr} held twice`);
-    seen.add(r.spec.cidr);
+  // Not only the same text twice: a slice inside another record's range is as bad (a mask changed, a wide one kept).
+  // Sorted by network, a CIDR overlaps an earlier one exactly when it starts before the furthest end seen so far.
+  const parsed = live.flatMap((r) => { const c = tryParseCidr(r.spec.cidr); return c ? [{ cidr: c, text: r.spec.cidr }] : []; })
+    .sort((a, b) => a.cidr.family - b.cidr.family || (a.cidr.network < b.cidr.network ? -1 : a.cidr.network > b.cidr.network ? 1 : b.cidr.prefix - a.cidr.prefix));
+  let widest: { end: bigint; family: number; text: string } | undefined;
+  for (const { cidr, text } of parsed) {
+    const end = cidr.network + (1n << BigInt((cidr.family === 4 ? 32 : 128) - cidr.prefix));
+    if (widest && widest.family === cidr.family && cidr.network < widest.end) {
+      problems.push(text === widest.text ? `${text} held twice` : `${text} overlaps ${widest.text}`);
+    }
+    if (!widest || widest.family !== cidr.family || end > widest.end) widest = { end, family: cidr.family, text };
   }
   return problems;
 }

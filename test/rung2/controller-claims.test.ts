@@ -50,6 +50,16 @@ describe("controller on the real API server: claims on one range", () => {
     expect(await nodePodCidrViolations(fx.api())).toEqual([]);
   });
 
+  it("a Node's own /64 in a pool of /96 slices (2^32 of them) keeps every one of them from other Nodes", async () => {
+    // kube-controller-manager's IPv6 default is a /64 per node; a pool cut finer must route around all of it.
+    await createNodes(fx.api(), [{ name: "k-1", ip: "fd00:1::1", podCIDRs: ["fd00:10:244::/64"] }]);
+    controller = await startController(fx, { "cluster-cidr": "fd00:10:244::/56", "node-mask-v6": "96", "service-cidr": "fd00:96::/112" });
+    await createNodes(fx.api(), [{ name: "k-2", ip: "fd00:1::2" }]);
+    expect(await until("k-2 allocated", () => cidrOf("k-2"))).toBe("fd00:10:244:1::/96");
+    expect(await nodePodCidrViolations(fx.api())).toEqual([]);
+    expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
+  });
+
   it("a podCIDRs fill planned for a Node that has been registered again since (another uid) changes nothing", async () => {
     await createNodes(fx.api(), [{ name: "reborn", ip: "192.168.65.1" }]);
     const uid = (await fx.api().core.readNode({ name: "reborn" })).metadata!.uid!;
