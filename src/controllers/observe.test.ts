@@ -30,3 +30,13 @@ describe("nodeProjection", () => {
     expect(nodeProjection(heartbeat)).toEqual(nodeProjection(node));
   });
 });
+
+describe("plannerNode: the Node's podCIDRs as the records spell them", () => {
+  it.each([
+    [["FD00:10:244:1::/64"], ["fd00:10:244:1::/64"]],
+    [["fd00:10:244:1:0::/64", "10.244.1.0/24"], ["fd00:10:244:1::/64", "10.244.1.0/24"]],
+    [["10.244.1.7/24", "not-a-cidr"], ["10.244.1.7/24", "not-a-cidr"]], // left as written for the planner to report
+  ])("%j → %j", (written, planned) => {
+    expect(plannerNode(kubeletNode({ spec: { podCIDRs: written } })).podCIDRs).toEqual(planned);
+  });
+});

@@ -11,6 +11,7 @@ import { waitFor } from "../../src/localcluster/processes.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 import { allocated, createNodes, deleteNodes, emptyCluster, eventsFor, invariantViolations, listNodeCidrs, nodePodCidrViolations } from "../harness/cluster-objects.js";
 import { startController } from "../harness/controller-fixture.js";
+import { POD_CIDR_CONDITION } from "../../src/controllers/plan-node-condition.js";
 
 // Who gets a range when claims meet: a Node's own preset podCIDRs, a live allocation, a stray hand-made record.
 const fx = useControlPlane();
@@ -105,6 +106,19 @@ describe("controller on the real API server: claims on one range", () => {
     // The selectable field finds it in place of the label.
     const found = (await fx.api().custom.listClusterCustomObject({ ...nodecidrs, fieldSelector: `spec.nodeName=${name}` })) as { items: unknown[] };
     expect(found.items).toHaveLength(1);
+  });
+
+  it("a Node's podCIDRs spelt otherwise than canonical are its own: adopted, and given back at once after a hand deletion", async () => {
+    // The API server keeps podCIDRs as written; the records hold the canonical text.
+    controller = await startController(fx, { "cluster-cidr": "fd00:10:244::/56", "service-cidr": "fd00:96::/112", "release-cooldown": "30s" });
+    await createNodes(fx.api(), [{ name: "nc-1", ip: "fd00:1::1", podCIDRs: ["FD00:10:244:1:0::/64"] }]);
+    expect(await until("nc-1 adopted", () => cidrOf("nc-1"))).toBe("fd00:10:244:1::/64");
+    await fx.api().custom.deleteClusterCustomObject({ ...nodecidrs, name: cidrObjectName("fd00:10:244:1::/64") });
+    await until("nc-1's record gone", async () => ((await cidrOf("nc-1")) ? undefined : true), 5_000);
+    expect(await until("nc-1's record back, well before the 30 s cooldown", () => cidrOf("nc-1"), 5_000)).toBe("fd00:10:244:1::/64");
+    const node = await fx.api().core.readNode({ name: "nc-1" });
+    expect(node.status?.conditions?.find((c) => c.type === POD_CIDR_CONDITION)?.status).not.toBe("True");
+    expect((await eventsFor(fx.api(), "Node", "nc-1")).filter((e) => e.reason === "PodCIDRConflict")).toEqual([]);
   });
 
   it("a NodeCIDR deleted by hand goes back to its Node; when its Node goes too, the CIDR waits out the cooldown", async () => {
