@@ -5,14 +5,14 @@ import { Backoff, RetryGate, sleep } from "../lib/backoff.js";
 import { EventRecorder } from "../lib/events.js";
 import { startHealthServer } from "../lib/health.js";
 import { Informer, type ListPage } from "../lib/informer.js";
-import { apiMessage, apiStatus, isAlreadyExists, isConflict, mergePatch, podnetResource, type KubeApi } from "../lib/k8s.js";
+import { apiMessage, podnetResource, type KubeApi } from "../lib/k8s.js";
 import { LeaderElector } from "../lib/leader.js";
 import type { Logger } from "../log.js";
 import { applyActions } from "./act.js";
 import { planAllocations, type DeletedRecord } from "./plan.js";
 import { controllerMetrics } from "./metrics.js";
-import { CONFIGURED_CIDRS_ANNOTATION, planDefaultPool, type RangeInUse } from "./default-pool.js";
-import { configuredPool, defaultPool, nodeProjection, plannerNode, plannerPool, plannerRecord, type NodeCidrObject, type PoolObject } from "./observe.js";
+import { DefaultPoolKeeper } from "./default-pool-keeper.js";
+import { nodeProjection, plannerNode, plannerPool, plannerRecord, type NodeCidrObject, type PoolObject } from "./observe.js";
 import { writePoolStatuses } from "./pool-status.js";
 
 type Obj<T> = T & KubernetesObject;
@@ -28,6 +28,8 @@ export class AllocationController {
   readonly pools: Informer<Obj<PoolObject>>;
   readonly elector?: LeaderElector;
   private readonly recorder: EventRecorder;
+  /** Creates the default pool from the flags, and grows it with them. */
+  private readonly defaultPool: DefaultPoolKeeper;
   private leading = false;
   private dirty = false;
   private looping?: Promise<void>;
@@ -39,9 +41,6 @@ export class AllocationController {
   private running = false;
   private wake?: () => void;
   private server?: Server;
-  private defaultPoolAligned = false;
-  /** The default pool's own create or update, retried like an action (a gate of its own: plans prune the actions' gate). */
-  private readonly defaultPoolRetry = new RetryGate();
   /** Per action: what failed waits (1 s doubling to 60 s) instead of being resent on every plan. */
   private readonly retry = new RetryGate();
   /** Allocated records seen deleted (not by this controller: it deletes Released ones), by name, through one cooldown. */
@@ -64,6 +63,7 @@ export class AllocationController {
     this.pools = new Informer({ api, path: "/apis/podnet.io/v1alpha1/podcidrpools", log, onEvent, onError,
       list: (t) => api.custom.listClusterCustomObject({ ...podnetResource("podcidrpools"), limit: 500, _continue: t }) as Promise<ListPage<Obj<PoolObject>>> });
     this.recorder = new EventRecorder(api, "podnet-controller", log);
+    this.defaultPool = new DefaultPoolKeeper({ api, pools: this.pools, config, log, recorder: this.recorder, metrics: this.metrics, mayWrite: () => this.mayWrite() });
     if (config["leader-elect"]) {
       this.elector = new LeaderElector({
         api, namespace: config["lease-namespace"], name: config["lease-name"], log,
@@ -183,7 +183,7 @@ export class AllocationController {
 
   /** One plan + act pass. Returns when the next pass is due even without events (cooldown expiry). */
   private async reconcile(): Promise<number> {
-    await this.ensureDefaultPool();
+    await this.defaultPool.ensure();
     const started = performance.now();
     this.pruneDeleted();
     const plan = planAllocations({
@@ -203,88 +203,7 @@ export class AllocationController {
     // A create or delete that went through may unblock more work now. One waiting out its backoff must not
     // (it stays in every plan until it succeeds): its retry time below wakes the loop instead of a hot replan.
     if (unblocking > 0) this.dirty = true;
-    const dueAt = [plan.nextCheckAt, this.retry.nextRetryAt(), this.defaultPoolRetry.nextRetryAt()].filter((t): t is number => t !== undefined);
+    const dueAt = [plan.nextCheckAt, this.retry.nextRetryAt(), this.defaultPool.nextRetryAt()].filter((t): t is number => t !== undefined);
     return dueAt.length ? Math.max(50, Math.min(...dueAt) - Date.now()) : this.config["resync-period"];
-  }
-
-  /**
-   * The default pool exists and follows its configuration. A failure here is logged and retried with backoff
-   * (`defaultPoolRetry`), never thrown: nodes of every pool that exists are still allocated meanwhile.
-   */
-  private async ensureDefaultPool(): Promise<void> {
-    const name = this.config["default-pool"];
-    if (this.defaultPoolRetry.waiting(name, Date.now())) return;
-    try {
-      const existing = this.pools.cache.get(name);
-      if (existing) {
-        if (!this.defaultPoolAligned) this.defaultPoolAligned = await this.alignDefaultPool(existing);
-      } else {
-        await this.createDefaultPool(name);
-      }
-      this.defaultPoolRetry.succeeded(name);
-    } catch (err) {
-      this.defaultPoolRetry.failed(name, Date.now());
-      this.metrics.errors.inc({ action: "defaultPool" });
-      this.log.error({ pool: name, err: apiMessage(err), retryAt: new Date(this.defaultPoolRetry.nextRetryAt()!).toISOString() }, "default pool not created or updated; retrying");
-    }
-  }
-
-  private async createDefaultPool(name: string): Promise<void> {
-    if (!this.mayWrite()) return;
-    try {
-      const created = await this.api.custom.createClusterCustomObject({ ...podnetResource("podcidrpools"), body: defaultPool(this.config), fieldManager: this.api.fieldManager });
-      this.pools.assume(created as Obj<PoolObject>);
-      this.defaultPoolAligned = true;
-      this.log.info({ pool: name, cidrs: this.config["cluster-cidr"] }, "default pool created from configuration");
-    } catch (err) {
-      if (!isAlreadyExists(err)) throw err;
-    }
-  }
-
-  /**
-   * Once per process: an existing default pool grows by the ranges its configuration gained since (a `helm
-   * upgrade` with a range added to the values); what cannot be applied is logged and put on the pool as a
-   * Warning Event (default-pool.ts). False when the write lost a race with another edit: the next pass retries.
-   * Throws what may pass (5xx, 429, no answer): the caller retries with backoff.
-   */
-  private async alignDefaultPool(pool: Obj<PoolObject>): Promise<boolean> {
-    const name = pool.metadata!.name!;
-    const previously = pool.metadata?.annotations?.[CONFIGURED_CIDRS_ANNOTATION];
-    const inUse: RangeInUse[] = [
-      ...[...this.pools.cache.values()].filter((p) => p.metadata?.name !== name)
-        .flatMap((p) => [...(p.spec?.ipv4?.cidrs ?? []), ...(p.spec?.ipv6?.cidrs ?? [])].map((cidr) => ({ cidr, by: `pool ${p.metadata?.name}` }))),
-      ...this.config["service-cidr"].map((cidr) => ({ cidr, by: "the service CIDR" })),
-    ];
-    const plan = planDefaultPool(name, configuredPool(this.config), pool.spec, previously, inUse);
-    const target = { kind: "PodCIDRPool" as const, name, uid: pool.metadata?.uid };
-    if (!this.mayWrite()) return false; // a replica that lost the lease says and writes nothing
-    for (const note of plan.notes) {
-      this.log.warn({ pool: name, reason: note.reason }, note.message);
-      await this.recorder.emit(target, "Warning", note.reason, note.message);
-    }
-    if (!plan.spec && (plan.configuredCidrs === undefined || previously === plan.configuredCidrs)) return true;
-    if (!this.mayWrite()) return false;
-    // resourceVersion makes the patch conditional: an edit made in between (kubectl adding a range) is not lost.
-    const annotations = plan.configuredCidrs === undefined ? {} : { annotations: { [CONFIGURED_CIDRS_ANNOTATION]: plan.configuredCidrs } };
-    const body = { metadata: { resourceVersion: pool.metadata?.resourceVersion, ...annotations }, ...(plan.spec ? { spec: plan.spec } : {}) };
-    this.metrics.apiWrites.inc({ action: "alignDefaultPool" });
-    try {
-      const updated = await this.api.custom.patchClusterCustomObject({ ...podnetResource("podcidrpools"), name, body, fieldManager: this.api.fieldManager }, mergePatch());
-      this.pools.assume(updated as Obj<PoolObject>);
-    } catch (err) {
-      if (isConflict(err)) return false;
-      const status = apiStatus(err);
-      if (status === undefined || status >= 500 || status === 429) throw err; // may pass: retried with backoff
-      const message = `pool ${name} was not updated to --cluster-cidr ${this.config["cluster-cidr"].join(",")}: ${apiMessage(err)}`;
-      this.log.error({ pool: name }, message);
-      await this.recorder.emit(target, "Warning", "ConfigurationNotApplied", message);
-      return true;
-    }
-    if (plan.added.length) {
-      const message = `pool ${name} grew by ${plan.added.join(", ")} from --cluster-cidr`;
-      this.log.info({ pool: name, added: plan.added }, message);
-      await this.recorder.emit(target, "Normal", "RangesAdded", message);
-    }
-    return true;
   }
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { PoolSpec } from "../crds/pool.js";
 import { controllerConfigSchema } from "../config.js";
-import { CONFIGURED_CIDRS_ANNOTATION, planDefaultPool, type ConfiguredPool, type RangeInUse } from "./default-pool.js";
+import { CONFIGURED_CIDRS_ANNOTATION, planDefaultPool, planNewDefaultPool, type ConfiguredPool, type RangeInUse } from "./default-pool.js";
 import { configuredPool, defaultPool } from "./observe.js";
 
 const config = (cidrs: string[], maskV4 = 24, maskV6 = 64): ConfiguredPool => ({
@@ -81,5 +81,22 @@ describe("the default pool as created", () => {
     const created = defaultPool(config);
     const plan = planDefaultPool("default", configuredPool(config), created.spec, created.metadata?.annotations?.[CONFIGURED_CIDRS_ANNOTATION]);
     expect(plan).toEqual({ added: [], notes: [], configuredCidrs: created.metadata?.annotations?.[CONFIGURED_CIDRS_ANNOTATION] });
+  });
+});
+
+describe("planNewDefaultPool: the default pool created where other pools exist", () => {
+  const team: RangeInUse = { cidr: "10.244.0.0/16", by: "pool team", pool: "team" };
+  it.each<[string, ConfiguredPool, RangeInUse[], PoolSpec | undefined, string[]]>([
+    ["no other pool: every configured range", config(["10.244.0.0/16", "fd00:10:244::/56"]), [], { ...v4(["10.244.0.0/16"]), ipv6: { cidrs: ["fd00:10:244::/56"], nodeMaskSize: 64 } }, []],
+    ["a range another pool holds is left out, the rest created", config(["10.244.0.0/16", "10.245.0.0/16"]), [team], v4(["10.245.0.0/16"]), ["team"]],
+    ["a range inside another pool's counts as held", config(["10.244.128.0/17"]), [team], undefined, ["team"]],
+    ["every range held: nothing created", config(["10.244.0.0/16"]), [team, { cidr: "10.96.0.0/12", by: "the service CIDR" }], undefined, ["team"]],
+    ["a family left with no range is left out", config(["10.244.0.0/16", "fd00:10:244::/56"]), [team], { ipv6: { cidrs: ["fd00:10:244::/56"], nodeMaskSize: 64 } }, ["team"]],
+  ])("%s", (_name, configured, others, spec, clashing) => {
+    const plan = planNewDefaultPool("default", configured, others);
+    expect(plan.spec).toEqual(spec);
+    expect(plan.clashingPools).toEqual(clashing);
+    expect(plan.notes.map((n) => n.reason)).toEqual(clashing.length ? ["ConfiguredRangeOverlaps"] : []);
+    if (clashing.length) expect(plan.notes[0]!.message).toMatch(/^--cluster-cidr 10\.244\.\S+ overlaps 10\.244\.0\.0\/16 of pool team and is left out of pool default/);
   });
 });

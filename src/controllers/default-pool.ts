@@ -27,8 +27,8 @@ export interface DefaultPoolPlan {
   configuredCidrs?: string;
 }
 
-/** A range the default pool must not overlap: another pool's, or a service CIDR. */
-export interface RangeInUse { cidr: string; by: string }
+/** A range the default pool must not overlap: another pool's (named in `pool`), or a service CIDR. */
+export interface RangeInUse { cidr: string; by: string; pool?: string }
 
 /** The schema admits only canonical CIDRs; anything else is compared as written and overlaps nothing. */
 const canonical = (cidr: string) => { try { return canonicalCidr(cidr); } catch { return cidr; } };
@@ -86,4 +86,38 @@ export function planDefaultPool(name: string, configured: ConfiguredPool, spec: 
     notes.push({ reason: "RangeNotConfigured", message: `pool ${name} keeps ${dropped.join(", ")}, no longer in --cluster-cidr: a pool's ranges cannot be removed while nodes may hold CIDRs from them` });
   }
   return { ...(added.length ? { spec: next } : {}), added, notes, ...(grows ? { configuredCidrs: configuredAll.join(",") } : {}) };
+}
+
+export interface NewDefaultPoolPlan {
+  /** The spec to create; undefined when every configured range is another pool's. */
+  spec?: PoolSpec;
+  /** Each configured range left out (ConfiguredRangeOverlaps). */
+  notes: DefaultPoolNote[];
+  /** The pools whose ranges were left out, to tell when nothing is created. */
+  clashingPools: string[];
+}
+
+/**
+ * Pure: the default pool to create from the configuration, without the ranges other pools hold (a pool
+ * applied before the controller first came up). Created over them, both pools' ranges would be refused and no
+ * Node of either served. The service CIDR is not checked here: the pool's Valid condition reports that
+ * overlap, and it stops no other pool.
+ */
+export function planNewDefaultPool(name: string, configured: ConfiguredPool, otherPools: RangeInUse[]): NewDefaultPoolPlan {
+  const notes: DefaultPoolNote[] = [];
+  const clashingPools = new Set<string>();
+  const keep = (cidrs: string[]) => cidrs.filter((cidr) => {
+    const clash = otherPools.find((u) => overlaps(u.cidr, cidr));
+    if (!clash) return true;
+    if (clash.pool) clashingPools.add(clash.pool);
+    notes.push({ reason: "ConfiguredRangeOverlaps", message: `--cluster-cidr ${canonical(cidr)} overlaps ${clash.cidr} of ${clash.by} and is left out of pool ${name}: configure ranges no other pool uses` });
+    return false;
+  });
+  const v4 = keep(configured.v4);
+  const v6 = keep(configured.v6);
+  const spec: PoolSpec = {
+    ...(v4.length ? { ipv4: { cidrs: v4, nodeMaskSize: configured.maskV4 } } : {}),
+    ...(v6.length ? { ipv6: { cidrs: v6, nodeMaskSize: configured.maskV6 } } : {}),
+  };
+  return { ...(v4.length || v6.length ? { spec } : {}), notes, clashingPools: [...clashingPools].sort() };
 }

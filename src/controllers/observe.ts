@@ -110,14 +110,17 @@ export function configuredPool(config: ControllerConfig): ConfiguredPool {
   };
 }
 
-/** The PodCIDRPool the controller creates from its flags when none of that name exists. */
-export function defaultPool(config: ControllerConfig): PoolObject {
+/**
+ * The PodCIDRPool the controller creates from its flags when none of that name exists: `spec` as planned
+ * (without ranges other pools hold), the annotation naming every configured range.
+ */
+export function defaultPool(config: ControllerConfig, spec?: PoolSpec): PoolObject {
   const { v4, v6 } = configuredPool(config);
   return {
     apiVersion: "podnet.io/v1alpha1",
     kind: "PodCIDRPool",
     metadata: { name: config["default-pool"], annotations: { [CONFIGURED_CIDRS_ANNOTATION]: [...v4, ...v6].join(",") } },
-    spec: {
+    spec: spec ?? {
       ...(v4.length ? { ipv4: { cidrs: v4, nodeMaskSize: config["node-mask-v4"] } } : {}),
       ...(v6.length ? { ipv6: { cidrs: v6, nodeMaskSize: config["node-mask-v6"] } } : {}),
     },

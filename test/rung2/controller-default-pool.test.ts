@@ -96,4 +96,40 @@ describe("controller on the real API server: the default pool follows its config
     ]);
     expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
   });
+
+  it("is not created over a pool that exists before the controller's first start; with a range of its own, it is, without the other's", async () => {
+    // A pool applied from Git before podnet's controller first came up, on the range the flags also name.
+    await fx.api().custom.createClusterCustomObject({ ...pools, body: { apiVersion: "podnet.io/v1alpha1", kind: "PodCIDRPool", metadata: { name: "team" },
+      spec: { ipv4: { cidrs: ["10.228.0.0/16"], nodeMaskSize: 24 }, nodeSelector: { team: "a" } } } });
+    await createNodes(fx.api(), [{ name: "t-1", ip: "192.168.75.1", labels: { team: "a" } }, { name: "t-2", ip: "192.168.75.2" }]);
+    await withController({ "cluster-cidr": "10.228.0.0/16" }, async (controller) => {
+      expect(await until("t-1 allocated by team", async () => { const c = await cidrsOf("t-1"); return c.length ? c : undefined; })).toEqual(["10.228.0.0/24"]);
+      const said = await until("DefaultPoolNotCreated", async () => {
+        const e = (await eventsFor(fx.api(), "PodCIDRPool", "team")).filter((x) => x.reason === "DefaultPoolNotCreated");
+        return e.length ? e.map((x) => x.message) : undefined;
+      });
+      expect(said).toEqual(["default pool upg not created: --cluster-cidr 10.228.0.0/16 overlaps 10.228.0.0/16 of pool team and is left out of pool upg: configure ranges no other pool uses"]);
+      // Later passes (another team Node joining) do not say it again.
+      const plans = controller.plans;
+      await createNodes(fx.api(), [{ name: "t-3", ip: "192.168.75.3", labels: { team: "a" } }]);
+      await until("t-3 allocated by team", async () => ((await cidrsOf("t-3")).length ? true : undefined));
+      expect(controller.plans).toBeGreaterThan(plans);
+      expect((await eventsFor(fx.api(), "PodCIDRPool", "team")).filter((x) => x.reason === "DefaultPoolNotCreated").map((x) => x.count ?? 1)).toEqual([1]);
+      const team = (await fx.api().custom.getClusterCustomObject({ ...pools, name: "team" })) as { status?: { conditions?: Array<{ type: string; status: string }> } };
+      expect(team.status?.conditions?.find((c) => c.type === "Valid")?.status).toBe("True");
+    });
+    await fx.api().custom.getClusterCustomObject({ ...pools, name: "upg" }).then(() => { throw new Error("upg was created"); }, () => undefined);
+
+    // Values with a range of the default pool's own as well: created with it alone, and the clash said on it.
+    await withController({ "cluster-cidr": "10.228.0.0/16,10.229.0.0/24" }, async () => {
+      expect(await until("t-2 allocated by upg", async () => { const c = await cidrsOf("t-2"); return c.length ? c : undefined; })).toEqual(["10.229.0.0/24"]);
+      // (The file's earlier test left Events of its own on a pool of this name.)
+      expect(await until("ConfiguredRangeOverlaps", async () => { const e = (await poolEvents("ConfiguredRangeOverlaps")).filter((m) => m.includes("team")); return e.length ? e : undefined; }))
+        .toEqual(["--cluster-cidr 10.228.0.0/16 overlaps 10.228.0.0/16 of pool team and is left out of pool upg: configure ranges no other pool uses"]);
+    });
+    const upg = await readPool();
+    expect(upg.spec.ipv4?.cidrs).toEqual(["10.229.0.0/24"]);
+    expect(upg.metadata?.annotations?.[CONFIGURED_CIDRS_ANNOTATION]).toBe("10.228.0.0/16,10.229.0.0/24");
+    expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
+  });
 });
