@@ -37,8 +37,9 @@ const int = (min: number, max: number) => z.union([z.number(), z.string().regex(
 export const controllerConfigSchema = z.object({
   kubeconfig: z.string().optional(),
   "cluster-cidr": cidrList.prefault("10.244.0.0/16"),
-  "node-mask-v4": int(8, 32).prefault(24),
-  "node-mask-v6": int(16, 128).prefault(64),
+  // As the pool's schema: a node's bridge takes one address of its slice, and its pods need more.
+  "node-mask-v4": int(8, 30).prefault(24),
+  "node-mask-v6": int(16, 126).prefault(64),
   "service-cidr": cidrList.prefault("10.96.0.0/12"),
   "release-cooldown": durationWithin(0).prefault("60s"),
   "fill-node-podcidrs": boolean.prefault("true"),

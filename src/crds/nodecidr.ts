@@ -14,7 +14,7 @@ export const nodeCidrSpecSchema = z
       description: "Node this CIDR is allocated to.",
       ...cel({ rule: "self == oldSelf", message: "nodeName is immutable" }),
     }),
-    cidr: z.string().min(9).max(49).meta({
+    cidr: z.string().min(4).max(49).meta({
       description: "Canonical pod CIDR of the node (no host bits).",
       ...cel({ rule: "self == oldSelf", message: "cidr is immutable" }, ...canonicalCidrRules),
     }),

@@ -9,12 +9,12 @@ const familyPoolSchema = (maxPrefix: number, defaultPrefix: number) =>
   z
     .object({
       cidrs: z
-        .array(z.string().min(9).max(49).meta(cel(...canonicalCidrRules)))
+        .array(z.string().min(4).max(49).meta(cel(...canonicalCidrRules))) // fd00::/8 is 8 characters
         .min(1)
         .max(16)
         .meta({ description: "Ranges to allocate from; append to grow the pool.", "x-kubernetes-list-type": "set" }),
       nodeMaskSize: z.number().int().min(1).max(maxPrefix).meta({
-        description: `Prefix length of each node's CIDR (default ${defaultPrefix}).`,
+        description: `Prefix length of each node's CIDR (default ${defaultPrefix}); at most /${maxPrefix}: the node's bridge takes one address and its pods need more.`,
       }),
     })
     .meta(
@@ -27,8 +27,8 @@ const familyPoolSchema = (maxPrefix: number, defaultPrefix: number) =>
 
 export const poolSpecSchema = z
   .object({
-    ipv4: familyPoolSchema(32, 24).optional(),
-    ipv6: familyPoolSchema(128, 64).optional(),
+    ipv4: familyPoolSchema(30, 24).optional(),
+    ipv6: familyPoolSchema(126, 64).optional(),
     nodeSelector: z
       .record(z.string().max(317), z.string().max(63))
       .optional()

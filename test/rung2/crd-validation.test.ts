@@ -86,11 +86,18 @@ describe("PodCIDRPool validation on the real API server", () => {
     expect(apiMessage(err)).toContain("can be added but not removed");
   });
 
+  it("accepts the short IPv6 ranges (fd00::/8, fc00::/7 is 8 characters) the flags take", async () => {
+    const created = await fx.api().custom.createClusterCustomObject({ ...pools, body: pool("short", { ipv6: { cidrs: ["fd00::/8"], nodeMaskSize: 64 } }) });
+    expect(created.spec.ipv6.cidrs).toEqual(["fd00::/8"]);
+  });
+
   it.each([
     ["node slice larger than its range", { ipv4: { cidrs: ["10.244.0.0/16"], nodeMaskSize: 8 } }, "nodeMaskSize must be at least"],
     ["IPv6 range under ipv4", { ipv4: { cidrs: ["fd00::/56"], nodeMaskSize: 24 } }, "ipv4.cidrs must all be IPv4"],
     ["no family at all", { nodeSelector: { zone: "a" } }, "a pool needs ipv4 or ipv6"],
     ["host bits in a range", { ipv4: { cidrs: ["10.244.1.0/16"], nodeMaskSize: 24 } }, "must not have host bits"],
+    ["IPv4 slices of one address (no room for pods next to the bridge)", { ipv4: { cidrs: ["10.244.0.0/16"], nodeMaskSize: 32 } }, "should be less than or equal to 30"],
+    ["IPv6 slices of one address", { ipv6: { cidrs: ["fd00::/112"], nodeMaskSize: 128 } }, "should be less than or equal to 126"],
   ])("rejects a pool with %s", async (_case, spec, message) => {
     expect(await createRejection(pools, pool(`bad-${Math.random().toString(36).slice(2, 8)}`, spec))).toContain(message);
   });
