@@ -9,7 +9,7 @@ import type { AllocationAction, Held, PlannerNode } from "./plan.js";
 export const POD_CIDR_CONDITION = "PodCIDRConflict";
 
 /** Reasons of the planner's `conflict` actions that concern the Node's pod range (not its addresses). */
-const POD_CIDR_REASONS = new Set(["PodCIDRConflict", "PodCIDROutsidePool", "PodCIDRInvalid", "PodCIDRMismatch", "NoPodCIDRPool"]);
+const POD_CIDR_REASONS = new Set(["PodCIDRConflict", "PodCIDROutsidePool", "PodCIDRInvalid", "PodCIDRMismatch", "PodCIDRFamilyMissing", "NoPodCIDRPool"]);
 
 export interface NodeConditionState { status: "True" | "False"; reason: string; message: string; lastTransitionTime?: string }
 
@@ -43,9 +43,16 @@ export function podCidrConditionActions(nodes: Iterable<PlannerNode>, actions: A
  * allocator (kube-controller-manager with --allocate-node-cidrs) won a race for a joining Node. kubelet and
  * kube-proxy follow spec.podCIDRs, podnet's routes follow the NodeCIDR, and the field cannot be changed.
  */
-export function podCidrMismatches(node: PlannerNode, mine: Held[]): AllocationAction[] {
+export function podCidrMismatches(node: PlannerNode, mine: Held[], filling: boolean): AllocationAction[] {
   return mine.flatMap((h) => {
     const preset = node.podCIDRs.find((c) => familyOfText(c) === h.family);
+    // A family added to the pool (or a pool of two families taking over) after the field was set: it cannot be
+    // set again. Said only where podnet fills the field; otherwise another component owns it.
+    if (preset === undefined && filling && node.podCIDRs.length > 0) {
+      return [{ kind: "conflict" as const, node: node.name, reason: "PodCIDRFamilyMissing", message: `node ${node.name} holds ${h.cidr}, but its `
+        + `spec.podCIDRs (${node.podCIDRs.join(", ")}) was set before and cannot be changed: pods get ${h.cidr} from podnet's CNI config, while `
+        + `kube-proxy (--detect-local-mode=NodeCIDR) and other readers of the field see no IPv${h.family} range; delete the Node so it registers again` }];
+    }
     const presetCidr = preset === undefined ? undefined : tryParseCidr(preset);
     if (!presetCidr || formatCidr(presetCidr) === h.cidr) return [];
     return [{ kind: "conflict" as const, node: node.name, reason: "PodCIDRMismatch", message: `node ${node.name} has spec.podCIDRs ${preset}, but podnet `

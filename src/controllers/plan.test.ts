@@ -227,6 +227,18 @@ describe("planAllocations", () => {
     ]);
   });
 
+  it("reports a Node holding a family its spec.podCIDRs (set before, unchangeable) lacks, where podnet fills the field", () => {
+    const dual = [pool(["10.244.0.0/16"], { v6: { cidrs: ["fd00:10:244::/56"], nodePrefix: 64 } })];
+    const held = { nodes: [node("a", { podCIDRs: ["10.244.0.0/24"] })], records: [rec("a", "10.244.0.0/24"), rec("a", "fd00:10:244::/64")], pools: dual };
+    const filling = planAllocations(input({ ...held, config: { cooldownMs: 60_000, serviceCIDRs: ["10.96.0.0/12"], fillNodePodCIDRs: true } }));
+    expect(filling.actions).toEqual([expect.objectContaining({ kind: "conflict", node: "a", reason: "PodCIDRFamilyMissing",
+      message: expect.stringContaining("holds fd00:10:244::/64, but its spec.podCIDRs (10.244.0.0/24) was set before and cannot be changed") }),
+    expect.objectContaining({ kind: "nodeCondition", node: "a", status: "True", reason: "PodCIDRFamilyMissing" })]);
+    // Not podnet's field to judge when it does not fill it; a Node whose field names both is complete.
+    expect(planAllocations(input(held)).actions).toEqual([]);
+    expect(planAllocations(input({ ...held, nodes: [node("a", { podCIDRs: ["10.244.0.0/24", "fd00:10:244::/64"] })], config: { cooldownMs: 60_000, serviceCIDRs: ["10.96.0.0/12"], fillNodePodCIDRs: true } })).actions).toEqual([]);
+  });
+
   it("reports a Node whose spec.podCIDRs another allocator set to a range other than podnet's, and changes nothing", () => {
     const raced = planAllocations(input({ nodes: [node("a", { podCIDRs: ["10.244.7.0/24"] })], records: [rec("a", "10.244.0.0/24")] }));
     expect(raced.actions).toEqual([expect.objectContaining({ kind: "conflict", node: "a", reason: "PodCIDRMismatch",

@@ -202,7 +202,7 @@ function planNode(node: PlannerNode, state: PoolState | undefined, states: Map<s
   if (!state && (held.get(node.name) ?? []).length > 0) return [];
   if (!state) return [{ kind: "conflict", node: node.name, reason: "NoPodCIDRPool", message: `no PodCIDRPool selects node ${node.name} (labels ${JSON.stringify(node.labels)})` }];
   const heldBefore = held.get(node.name) ?? [];
-  const mismatches = podCidrMismatches(node, adoption.created ? heldBefore.filter((h) => !adoption.actions.some((a) => a.kind === "create" && a.cidr === h.cidr)) : heldBefore);
+  const mismatches = podCidrMismatches(node, adoption.created ? heldBefore.filter((h) => !adoption.actions.some((a) => a.kind === "create" && a.cidr === h.cidr)) : heldBefore, config.fillNodePodCIDRs);
   const allocation = planFamilies(node, state, states, held, holderOf, "allocate");
   const familyActions = adoption.actions.length && allocation.actions.length ? [...adoption.actions, ...allocation.actions].sort(byFamily) : adoption.actions.length ? adoption.actions : allocation.actions;
   const actions = mismatches.length ? [...mismatches, ...familyActions] : familyActions;

@@ -53,6 +53,13 @@ describe("controller on the real API server: the default pool follows its config
       expect(kept).toEqual(["pool upg keeps 10.220.0.0/24, no longer in --cluster-cidr: a pool's ranges cannot be removed while nodes may hold CIDRs from them"]);
       expect(await poolEvents("NodeMaskSizeKept")).toHaveLength(1);
       await until("a plan after the check", async () => (controller.plans > 1 ? true : undefined));
+      // u-1's podCIDRs were filled with IPv4 alone before the pool grew, and cannot be set again: said on the
+      // Node. u-2 got both families at once, and its field names both.
+      const condition = async (node: string) => (await fx.api().core.readNode({ name: node })).status?.conditions?.find((c) => c.type === "PodCIDRConflict");
+      const u1 = await until("u-1's missing family said", async () => { const c = await condition("u-1"); return c?.status === "True" ? c : undefined; });
+      expect([u1.reason, u1.message]).toEqual(["PodCIDRFamilyMissing", expect.stringMatching(/^node u-1 holds fd00:10:220:[0-9a-f:]*\/64, but its spec\.podCIDRs \(10\.220\.0\.0\/24\) was set before/)]);
+      await until("u-2's podCIDRs filled", async () => ((await fx.api().core.readNode({ name: "u-2" })).spec?.podCIDRs?.length === 2 ? true : undefined));
+      expect((await condition("u-2"))?.status ?? "False").toBe("False");
     });
     const after = await readPool();
     expect(after.spec.ipv4).toEqual({ cidrs: ["10.220.0.0/24", "10.221.0.0/24", "10.222.0.0/24"], nodeMaskSize: 24 });
@@ -124,7 +131,7 @@ describe("controller on the real API server: the default pool follows its config
     await withController({ "cluster-cidr": "10.228.0.0/16,10.229.0.0/24" }, async () => {
       expect(await until("t-2 allocated by upg", async () => { const c = await cidrsOf("t-2"); return c.length ? c : undefined; })).toEqual(["10.229.0.0/24"]);
       // (The file's earlier test left Events of its own on a pool of this name.)
-      expect(await until("ConfiguredRangeOverlaps", async () => { const e = (await poolEvents("ConfiguredRangeOverlaps")).filter((m) => m.includes("team")); return e.length ? e : undefined; }))
+      expect(await until("ConfiguredRangeOverlaps", async () => { const e = (await poolEvents("ConfiguredRangeOverlaps")).filter((m) => m?.includes("team")); return e.length ? e : undefined; }))
         .toEqual(["--cluster-cidr 10.228.0.0/16 overlaps 10.228.0.0/16 of pool team and is left out of pool upg: configure ranges no other pool uses"]);
     });
     const upg = await readPool();
