@@ -34,7 +34,7 @@ export interface ActContext {
 // On a busy API server writes are the bottleneck: hand out CIDRs first, then the follow-up writes
 // (node.spec.podCIDRs, mirrored IPs, events) that nothing waits on.
 const PRIORITY: Record<AllocationAction["kind"], number> = {
-  create: 0, confirm: 0, release: 0, quarantine: 1, retain: 1, delete: 1, updateNodeIPs: 2, setNodePodCIDRs: 3, conflict: 4, exhausted: 4, nodeCondition: 4,
+  create: 0, confirm: 0, release: 0, quarantine: 1, retain: 1, rehome: 1, delete: 1, updateNodeIPs: 2, setNodePodCIDRs: 3, conflict: 4, exhausted: 4, nodeCondition: 4,
 };
 
 /**
@@ -106,6 +106,7 @@ async function applyOne(ctx: ActContext, action: AllocationAction): Promise<void
         ctx.log.warn({ node: action.node, pool: action.pool, family: action.family }, action.message);
       }
       return;
+    case "rehome": return rehomeRecord(ctx, action);
     case "updateNodeIPs": return patchNodeIPs(ctx, action.name, action.nodeIPs);
     case "setNodePodCIDRs": return patchNodePodCidrs(ctx, action);
     case "nodeCondition": return patchNodeCondition(ctx, action);
@@ -184,6 +185,16 @@ async function deleteRecord(ctx: ActContext, name: string): Promise<void> {
   ctx.records.cache.delete(name);
   ctx.metrics.deletions.inc();
   ctx.log.info({ nodecidr: name }, "released CIDR deleted after cooldown; free to hand out again");
+}
+
+/** spec.pool (and its label) follows the pool that now holds the record's range; its status says so at once (confirm). */
+async function rehomeRecord(ctx: ActContext, action: Extract<AllocationAction, { kind: "rehome" }>): Promise<void> {
+  ctx.metrics.apiWrites.inc({ action: "rehome" });
+  const body = { metadata: { labels: recordLabels(action.node, action.pool) }, spec: { pool: action.pool } };
+  ctx.records.assume(await ctx.api.custom.patchClusterCustomObject({ ...nodecidrs, name: action.name, body, fieldManager: ctx.api.fieldManager }, mergePatch()) as NodeCidrObject & KubernetesObject);
+  const message = `pool ${action.from} is gone and ${action.cidr} is a slice of pool ${action.pool}: now counted as that pool's`;
+  await ctx.recorder.emit({ kind: "NodeCIDR", name: action.name, uid: ctx.records.cache.get(action.name)?.metadata?.uid }, "Normal", "PoolChanged", message);
+  ctx.log.info({ nodecidr: action.name, from: action.from, pool: action.pool }, message);
 }
 
 async function patchNodeIPs(ctx: ActContext, name: string, nodeIPs: string[]): Promise<void> {

@@ -44,8 +44,10 @@ export interface PoolClaim { pool: string; cidr: string }
  */
 export function buildPoolStates(pools: PlannerPool[], serviceCIDRs: string[], claims: PoolClaim[] = []): Map<string, PoolState> {
   const services = serviceCIDRs.flatMap((s) => { try { return [parseCidr(s)]; } catch { return []; } });
+  const names = new Set(pools.map((p) => p.name));
+  // A claim whose pool is gone counts for the pool whose range holds it: the planner re-homes an allocation there.
   const inUse = (c: Candidate) => claims.some((k) => {
-    if (k.pool !== c.pool) return false;
+    if (k.pool !== c.pool && names.has(k.pool)) return false;
     try { return cidrsOverlap(parseCidr(k.cidr), c.cidr); } catch { return false; }
   });
   const states = new Map<string, PoolState>();

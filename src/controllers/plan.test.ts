@@ -211,6 +211,25 @@ describe("planAllocations", () => {
     expect(again.actions.some((a) => "name" in a && a.name === live.name)).toBe(false);
   });
 
+  it("hands an allocation whose pool was deleted to the pool whose range now holds it (a pool replaced under another name)", () => {
+    const replaced = [pool(["10.50.0.0/16"], { name: "new", nodeSelector: { grp: "x" } })];
+    for (const live of [rec("a", "10.50.0.0/24", { pool: "old" }), rec("a", "10.50.0.0/24", { pool: "old", allocatedReason: "PoolNotFound" })]) {
+      const plan = planAllocations(input({ nodes: [node("a", { labels: { grp: "x" } }), node("b", { labels: { grp: "x" } })], records: [live], pools: replaced }));
+      expect(plan.retained).toBe(0);
+      expect(plan.actions.filter((a) => "name" in a && a.name === live.name)).toEqual([
+        { kind: "rehome", name: live.name, node: "a", cidr: "10.50.0.0/24", from: "old", pool: "new" },
+        { kind: "confirm", name: live.name, node: "a", cidr: "10.50.0.0/24", pool: "new" },
+      ]);
+      expect(plan.actions.filter((a) => a.kind === "create").map((a) => a.cidr)).toEqual(["10.50.1.0/24"]);
+      expect(plan.poolStatuses[0]!.usage[4]!.allocated).toBe(2n);
+    }
+    // It counts as the new pool's when a third pool overlaps: the pool in use keeps serving, the newcomer is refused.
+    const third = [...replaced, pool(["10.50.128.0/17"], { name: "third", nodeSelector: { grp: "y" } })];
+    const plan = planAllocations(input({ nodes: [node("a", { labels: { grp: "x" } }), node("b", { labels: { grp: "x" } })], records: [rec("a", "10.50.0.0/24", { pool: "old" })], pools: third }));
+    expect(plan.actions.filter((a) => a.kind === "create").map((a) => `${a.node} ${a.cidr} ${a.pool}`)).toEqual(["b 10.50.1.0/24 new"]);
+    expect(plan.poolStatuses.find((p) => p.pool === "third")!.conditions[0]).toMatchObject({ status: "False", message: expect.stringContaining("which has nodes allocated from it") });
+  });
+
   it("confirms a retained record again once its pool covers it, and still mirrors its node's IPs meanwhile", () => {
     const retained = rec("a", "10.244.0.0/24", { allocatedReason: "OutsidePool" });
     expect(kinds(planAllocations(input({ nodes: [node("a")], records: [retained] })).actions)).toEqual(["confirm:10.244.0.0/24"]);

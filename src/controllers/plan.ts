@@ -34,6 +34,7 @@ export type AllocationAction =
   | { kind: "delete"; name: string }
   | { kind: "quarantine"; name: string; reason: string; message: string }
   | { kind: "retain"; name: string; reason: string; message: string }
+  | { kind: "rehome"; name: string; node: string; cidr: string; from: string; pool: string }
   | { kind: "conflict"; node: string; reason: string; message: string }
   | { kind: "exhausted"; node: string; pool: string; family: IpFamily; reason: "PodCIDRNotAvailable"; message: string }
   | { kind: "updateNodeIPs"; name: string; nodeIPs: string[] }
@@ -87,7 +88,8 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   // Of two claims alike, the one the Node names in spec.podCIDRs wins: kubelet already hands out its addresses.
   // Ranked once per record, not in each of the sort's comparisons.
   const ranked = input.records.map((r) => ({ r, rank: CLAIM_ORDER[r.phase ?? "unconfirmed"]! * 2 + (present.get(r.nodeName)?.podCIDRs.includes(r.cidr) ? 0 : 1) }));
-  for (const { r } of ranked.sort((a, b) => a.rank - b.rank || compareText(a.r.name, b.r.name))) {
+  for (const claim of ranked.sort((a, b) => a.rank - b.rank || compareText(a.r.name, b.r.name))) {
+    let r = claim.r;
     const cidr = tryParseCidr(r.cidr);
     if (r.phase === "Released") {
       const due = (r.releasedAt ?? now) + config.cooldownMs;
@@ -107,7 +109,14 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
       continue;
     }
     if (r.phase === "Quarantined") { if (cidr) hold(states, cidr, r.nodeName, holderOf); continue; }
+    // An allocation whose pool was deleted, its CIDR a slice of another pool's range (a pool replaced under
+    // another name): that pool's now, rather than retained outside every pool for as long as its Node lives.
+    // (A hand-made record naming no pool that exists is still quarantined.)
+    const home = cidr && r.phase === "Allocated" && !states.has(r.pool) ? findSet(states.values(), cidr)?.state.pool.name : undefined;
+    const from = r.pool;
+    if (home) r = { ...r, pool: home };
     const problem = recordProblem(r, cidr, states, held);
+    if (home && !problem) actions.push({ kind: "rehome", name: r.name, node: r.nodeName, cidr: r.cidr, from, pool: home });
     const retain = problem && r.phase === "Allocated" && RETAINED.has(problem.reason);
     if (problem && !retain) {
       actions.push({ kind: "quarantine", name: r.name, reason: problem.reason, message: problem.message });
@@ -124,7 +133,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
       findSet([states.get(r.pool)!], cidr!)!.set.occupy(cidr!);
       holderOf.set(r.cidr, r.nodeName);
       // Unconfirmed (its creator died before the status write), or retained and now covered by its pool again.
-      if (r.phase === undefined || RETAINED.has(r.allocatedReason ?? "")) actions.push({ kind: "confirm", name: r.name, node: r.nodeName, cidr: r.cidr, pool: r.pool });
+      if (r.phase === undefined || home || RETAINED.has(r.allocatedReason ?? "")) actions.push({ kind: "confirm", name: r.name, node: r.nodeName, cidr: r.cidr, pool: r.pool });
     }
     held.set(r.nodeName, [...(held.get(r.nodeName) ?? []), { cidr: r.cidr, family: r.family }]);
     const node = present.get(r.nodeName)!;

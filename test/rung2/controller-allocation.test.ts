@@ -297,6 +297,17 @@ describe("controller on the real API server: allocation basics", () => {
     await until("pe-2 confirmed again", async () => { lastSeen = await reasonOf("pe-2"); return lastSeen === `${cidrOf("pe-2")} Allocated Allocated` || undefined; }).catch((err: Error) => {
       throw new Error(`${err.message}; pe-2's record: ${lastSeen}; pools the controller sees: ${[...controller!.pools.cache.keys()].join(", ")}`);
     });
+
+    // The zone replaced by a pool of another name, the only way to restructure one: pe-2's CIDR becomes the new
+    // pool's, rather than retained outside every pool (and alerted on) for as long as pe-2 lives.
+    await fx.api().custom.deleteClusterCustomObject({ ...pools, name: "pe-zone" });
+    await fx.api().custom.createClusterCustomObject({ ...pools, body: { ...zone, metadata: { name: "pe-zone-b" } } });
+    const rehomed = await until("pe-2 re-homed", async () => { const [r] = await recordsOf("pe-2"); return r?.spec.pool === "pe-zone-b" ? r : undefined; });
+    expect(rehomed.metadata?.labels?.["podnet.io/pool"]).toBe("pe-zone-b");
+    expect(await until("confirmed from the new pool", async () => ((await reasonOf("pe-2")) === `${cidrOf("pe-2")} Allocated Allocated` ? true : undefined))).toBe(true);
+    const events = await eventsFor(fx.api(), "NodeCIDR", rehomed.metadata!.name!);
+    expect(events.find((e) => e.reason === "PoolChanged")?.message).toBe(`pool pe-zone is gone and ${cidrOf("pe-2")} is a slice of pool pe-zone-b: now counted as that pool's`);
+    expect((await controller!.metrics.retained.get()).values[0]?.value ?? 0).toBe(0);
   });
 
   it("warns both Nodes that share an InternalIP and still allocates to both; the log says it once, not on every plan", async () => {
