@@ -1,6 +1,7 @@
 import { CidrSet } from "../lib/cidr-set.js";
 import { cidrContainsIp, cidrsOverlap, formatCidr, InvalidCidrError, parseCidr, specialPurposeOverlap, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
 import type { ConditionInput } from "../lib/conditions.js";
+import type { Held, PlannerRecord } from "./plan.js";
 import { compareText } from "../lib/order.js";
 
 export interface PlannerPool {
@@ -171,4 +172,24 @@ export function poolStatusReports(states: Map<string, PoolState>): PoolStatusRep
     ];
     return { pool: pool.name, usage, conditions };
   });
+}
+
+/** What keeps a record from counting as its pool's: its pool gone, outside its ranges, another size, taken, a second of its family. */
+export function recordProblem(r: PlannerRecord, cidr: Cidr | undefined, states: Map<string, PoolState>, held: Map<string, Held[]>): { reason: string; message: string } | undefined {
+  if (!cidr) return { reason: "InvalidCIDR", message: `${r.cidr} is not a valid canonical CIDR` };
+  const state = states.get(r.pool);
+  if (!state) return { reason: "PoolNotFound", message: `${r.cidr} names pool ${r.pool}, which does not exist` };
+  const fam = state.families[cidr.family];
+  const found = findSet([state], cidr);
+  if (!fam || !found) {
+    const inRange = overlappingSets([state], cidr).length > 0;
+    return inRange
+      ? { reason: "WrongSize", message: `${r.cidr} is not a /${fam?.prefix ?? "?"} slice of pool ${r.pool}` }
+      : { reason: "OutsidePool", message: `${r.cidr} lies outside every valid range of pool ${r.pool}` };
+  }
+  if (found.set.isOccupied(cidr)) return { reason: "Overlapping", message: `${r.cidr} overlaps a CIDR already held by another record` };
+  if ((held.get(r.nodeName) ?? []).some((h) => h.family === cidr.family)) {
+    return { reason: "DuplicateForNode", message: `node ${r.nodeName} already holds an IPv${cidr.family} CIDR; ${r.cidr} is a second one` };
+  }
+  return undefined;
 }

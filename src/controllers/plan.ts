@@ -1,5 +1,5 @@
 import { familyOfText, formatCidr, parseCidr, parseIp, tryParseCidr, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
-import { buildPoolStates, findSet, hold, overlappingSets, poolStatusReports, selectPool, occupySliceHolding, type PlannerPool, type PoolState, type PoolStatusReport } from "./plan-pools.js";
+import { buildPoolStates, findSet, hold, overlappingSets, poolStatusReports, recordProblem, selectPool, occupySliceHolding, type PlannerPool, type PoolState, type PoolStatusReport } from "./plan-pools.js";
 import { compareText, sooner } from "../lib/order.js";
 import { sharedNodeIPs, usableNodeIPs } from "./plan-node-ips.js";
 import { podCidrConditionActions, podCidrMismatches, type NodeConditionState } from "./plan-node-condition.js";
@@ -257,25 +257,6 @@ function noValidRange(node: PlannerNode, state: PoolState, family: IpFamily): Al
   state.families[family]!.exhaustedNodes++;
   return { kind: "exhausted", node: node.name, pool: state.pool.name, family, reason: "PodCIDRNotAvailable",
     message: `pool ${state.pool.name} has no valid IPv${family} range for node ${node.name}; its Valid condition says why` };
-}
-
-function recordProblem(r: PlannerRecord, cidr: Cidr | undefined, states: Map<string, PoolState>, held: Map<string, Held[]>): { reason: string; message: string } | undefined {
-  if (!cidr) return { reason: "InvalidCIDR", message: `${r.cidr} is not a valid canonical CIDR` };
-  const state = states.get(r.pool);
-  if (!state) return { reason: "PoolNotFound", message: `${r.cidr} names pool ${r.pool}, which does not exist` };
-  const fam = state.families[cidr.family];
-  const found = findSet([state], cidr);
-  if (!fam || !found) {
-    const inRange = overlappingSets([state], cidr).length > 0;
-    return inRange
-      ? { reason: "WrongSize", message: `${r.cidr} is not a /${fam?.prefix ?? "?"} slice of pool ${r.pool}` }
-      : { reason: "OutsidePool", message: `${r.cidr} lies outside every valid range of pool ${r.pool}` };
-  }
-  if (found.set.isOccupied(cidr)) return { reason: "Overlapping", message: `${r.cidr} overlaps a CIDR already held by another record` };
-  if ((held.get(r.nodeName) ?? []).some((h) => h.family === cidr.family)) {
-    return { reason: "DuplicateForNode", message: `node ${r.nodeName} already holds an IPv${cidr.family} CIDR; ${r.cidr} is a second one` };
-  }
-  return undefined;
 }
 
 /**
