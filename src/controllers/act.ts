@@ -190,7 +190,8 @@ async function deleteRecord(ctx: ActContext, name: string): Promise<void> {
 /** spec.pool (and its label) follows the pool that now holds the record's range; its status says so at once (confirm). */
 async function rehomeRecord(ctx: ActContext, action: Extract<AllocationAction, { kind: "rehome" }>): Promise<void> {
   ctx.metrics.apiWrites.inc({ action: "rehome" });
-  const body = { metadata: { labels: recordLabels(action.node, action.pool) }, spec: { pool: action.pool } };
+  // null drops the old pool's label where the new name is too long for a label value.
+  const body = { metadata: { labels: { "podnet.io/pool": null, ...recordLabels(action.node, action.pool) } }, spec: { pool: action.pool } };
   ctx.records.assume(await ctx.api.custom.patchClusterCustomObject({ ...nodecidrs, name: action.name, body, fieldManager: ctx.api.fieldManager }, mergePatch()) as NodeCidrObject & KubernetesObject);
   const message = `pool ${action.from} is gone and ${action.cidr} is a slice of pool ${action.pool}: now counted as that pool's`;
   await ctx.recorder.emit({ kind: "NodeCIDR", name: action.name, uid: ctx.records.cache.get(action.name)?.metadata?.uid }, "Normal", "PoolChanged", message);
