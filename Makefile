@@ -75,11 +75,13 @@ coverage: npm-deps
 bench: deps
 	@bash scripts/bench.sh
 
+# node --import tsx, not the tsx wrapper: the wrapper relays Ctrl-C to the demo twice and then kills it, which
+# cut its teardown short and left namespaces behind.
 demo: deps
-	@tsx src/cli/main.ts demo $(ARGS)
+	@node --import tsx src/cli/main.ts demo $(ARGS)
 
 demo-clean: npm-deps
-	@tsx src/cli/main.ts demo-clean
+	@node --import tsx src/cli/main.ts demo-clean
 
 dev-up: deps
 	@tsx test/harness/dev.ts up

@@ -69,6 +69,10 @@ async function main(argv: string[]): Promise<void> {
     }
     case "demo":
     case "demo-clean": {
+      if (command === "demo-clean" && rest.length) {
+        if (wantsHelp(rest)) { console.log("usage: podnet demo-clean\n  removes the namespaces and run dirs of demo or test runs whose process is gone"); return; }
+        throw new FlagError(`demo-clean takes no flags, got ${rest.join(" ")}`);
+      }
       const { runDemo, cleanDemo } = await import("../demo/demo.js");
       await (command === "demo" ? runDemo(rest) : cleanDemo());
       return;

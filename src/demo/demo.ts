@@ -1,5 +1,7 @@
 import { parseArgs } from "node:util";
+import { FlagError } from "../config.js";
 import { LocalCluster } from "../localcluster/cluster.js";
+import { kubeBin } from "../localcluster/kube-bins.js";
 import { sweepStaleNamespaces } from "../localcluster/netbed.js";
 import { sweepStaleRunDirs } from "../localcluster/control-plane.js";
 import { waitFor } from "../localcluster/processes.js";
@@ -13,21 +15,36 @@ const indent = (text: string) => text.trimEnd().split("\n").map((l) => `        
 
 /** `make demo`: the local cluster comes up, shows allocation, routes and pods pinging across nodes, tears down. */
 export async function runDemo(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: {
-    nodes: { type: "string", default: "3" }, segments: { type: "string", default: "2" }, "dual-stack": { type: "boolean", default: false }, keep: { type: "boolean", default: false },
-  } });
-  const nodeCount = Number(values.nodes);
-  const segments = Number(values.segments);
-  if (!Number.isInteger(nodeCount) || nodeCount < 2 || nodeCount > 50) throw new Error(`--nodes must be 2..50, got ${values.nodes}`);
-  if (!Number.isInteger(segments) || segments < 1 || segments > 4) throw new Error(`--segments must be 1..4, got ${values.segments}`);
+  const { values } = usageErrors(() => parseArgs({ args: argv, options: {
+    nodes: { type: "string", default: "3" }, segments: { type: "string", default: "2" }, "dual-stack": { type: "boolean", default: false },
+    keep: { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false },
+  } }));
+  if (values.help) { console.log(DEMO_USAGE); return; }
+  const nodeCount = wholeNumber("--nodes", values.nodes, 2, 50);
+  const segments = wholeNumber("--segments", values.segments, 1, 4);
   if (process.getuid?.() !== 0) throw new Error("the demo creates network namespaces: run it as root");
+  // Handlers first, and kept (not once): Ctrl-C while the cluster comes up, or a second one (tsx and make relay
+  // it, a person presses it twice), must still end in the teardown rather than in Node's default exit.
+  const live: { cluster?: LocalCluster } = {};
+  let stopping: Promise<void> | undefined;
+  let interrupted = false;
+  const stop = () => (stopping ??= (async () => {
+    if (!live.cluster) return;
+    step("tearing down");
+    await live.cluster.stop();
+    step("done: no namespaces, processes or files left behind");
+  })());
+  const onSignal = (code: number) => {
+    interrupted = true;
+    if (live.cluster) void stop().finally(() => process.exit(code));
+    else if (!stopping) step("interrupted: tearing down as soon as the half-started cluster can be stopped");
+  };
+  process.on("SIGINT", () => onSignal(130));
+  process.on("SIGTERM", () => onSignal(143));
   step(`podnet demo: ${nodeCount} nodes${values["dual-stack"] ? ", dual-stack" : ""} (a real kube-apiserver, the podnet controller, one agent per node)`);
   if (segments > 1) step(`nodes sit on ${segments} subnets behind a router: neighbours get direct routes, the others VXLAN (podnet.vxlan)`);
-  const cluster = await LocalCluster.start({ nodes: nodeCount, segments, dualStack: values["dual-stack"], tag: "demo", progress: (l) => step(l), releaseCooldown: "3s" });
-  let stopping = false;
-  const stop = async () => { if (stopping) return; stopping = true; step("tearing down"); await cluster.stop(); step("done: no namespaces, processes or files left behind"); };
-  process.once("SIGINT", () => void stop().finally(() => process.exit(130)));
-  process.once("SIGTERM", () => void stop().finally(() => process.exit(143)));
+  const cluster = live.cluster = await LocalCluster.start({ nodes: nodeCount, segments, dualStack: values["dual-stack"], tag: "demo", progress: (l) => step(l), releaseCooldown: "3s" });
+  if (interrupted) { await stop(); process.exit(130); }
   try {
     await cluster.waitReady(90_000);
     step("every node has its pod CIDR, routes to every other node and a CNI config:");
@@ -44,20 +61,40 @@ export async function runDemo(argv: string[]): Promise<void> {
     step("all-pairs connectivity by pod IP; the source each receiver sees must be the sender's pod IP (no NAT):");
     const matrix = await connectivityMatrix(cluster.pods);
     console.log(indent(formatMatrix(matrix)));
+    const failures = matrix.cells.filter((c) => !c.ok).length;
+    if (failures) throw new Error(`${failures} pod pairs could not reach each other`);
     await showHostPort(cluster);
     await showJoinAndLeave(cluster, nodeCount + 1);
     if (values.keep) {
-      step(`cluster kept running: export KUBECONFIG=${cluster.kubeconfig}; Ctrl-C tears it down`);
+      step(`cluster kept running; Ctrl-C tears it down. In another shell:\n        export KUBECONFIG=${cluster.kubeconfig}\n        alias kubectl=${kubeBin("kubectl")}`);
       await new Promise(() => undefined);
     }
-    const failures = matrix.cells.filter((c) => !c.ok).length;
-    if (failures) throw new Error(`${failures} pod pairs could not reach each other`);
   } catch (err) {
-    console.error(`${stamp()} demo failed: ${err instanceof Error ? err.message : String(err)}\n${cluster.logs()}`);
-    process.exitCode = 1;
+    if (!stopping) {
+      console.error(`${stamp()} demo failed: ${err instanceof Error ? err.message : String(err)}\n${cluster.logs()}`);
+      process.exitCode = 1;
+    }
   } finally {
     await stop();
   }
+}
+
+const DEMO_USAGE = `usage: podnet demo [--nodes=N] [--segments=N] [--dual-stack] [--keep]
+  --nodes=N      node namespaces, 2 to 50 (default 3)
+  --segments=N   subnets the nodes sit on, behind a router, 1 to 4 (default 2): nodes on one subnet get direct
+                 routes, the others VXLAN
+  --dual-stack   IPv4 and IPv6 pod CIDRs, routes and pods
+  --keep         keep the cluster running after the show, for kubectl; Ctrl-C tears it down`;
+
+/** node:util's own words for an unknown or malformed flag, as a usage error (exit 2). */
+function usageErrors<T>(parse: () => T): T {
+  try { return parse(); } catch (err) { throw new FlagError((err as Error).message); }
+}
+
+function wholeNumber(flag: string, text: string, min: number, max: number): number {
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!(n >= min && n <= max)) throw new FlagError(`${flag} must be a whole number from ${min} to ${max}, got ${text}`);
+  return n;
 }
 
 /** A hostPort as kubelet asks for one: the runtime hands it to portmap, the last plugin of podnet's conflist. */

@@ -55,6 +55,8 @@ export class LocalCluster {
   readonly nodes = new Map<string, LocalNode>();
   readonly pods: Pod[] = [];
   controller?: ManagedProcess;
+  /** Processes stopped on purpose: their exit is no failure. */
+  private readonly stopped = new WeakSet<ManagedProcess>();
   private joined = 0;
   private constructor(readonly cp: ControlPlane, readonly api: KubeApi, readonly bed: NetBed, readonly dir: string,
     private readonly cli: string[], private readonly opts: LocalClusterOptions) {}
@@ -106,7 +108,7 @@ export class LocalCluster {
   }
 
   async restartController(): Promise<void> {
-    if (this.controller) await stopProcess(this.controller);
+    if (this.controller) await this.stopAsked(this.controller);
     this.startController();
   }
 
@@ -156,7 +158,12 @@ export class LocalCluster {
 
   async stopAgent(name: string): Promise<void> {
     const n = this.nodes.get(name);
-    if (n?.agent) await stopProcess(n.agent);
+    if (n?.agent) await this.stopAsked(n.agent);
+  }
+
+  private async stopAsked(p: ManagedProcess): Promise<void> {
+    this.stopped.add(p);
+    await stopProcess(p);
   }
 
   async removeNode(name: string): Promise<void> {
@@ -197,14 +204,18 @@ export class LocalCluster {
    */
   async waitReady(timeoutMs = 60_000): Promise<void> {
     let missing = "";
+    let dead: string | undefined;
     try {
       await waitFor("all NodeCIDRs Ready and routes in place", async () => {
+        dead = this.exitedUnasked(); // no use waiting out the timeout for a process that is gone
+        if (dead) return true;
         missing = await this.notReady();
         return missing ? undefined : true;
       }, timeoutMs, 200);
     } catch (err) {
       throw new Error(`${(err as Error).message}; still missing: ${missing}`, { cause: err });
     }
+    if (dead) throw new Error(dead);
   }
 
   /** What keeps the cluster from being ready, in words; "" when it is ready. */
@@ -237,8 +248,18 @@ export class LocalCluster {
     return execFileSync(kubeBin("kubectl"), [`--kubeconfig=${this.kubeconfig}`, ...args], { encoding: "utf8" });
   }
 
+  /** On a failure: the control plane's logs, then podnet's own (the controller's tail, each agent's last lines). */
   logs(): string {
-    return this.cp.logs();
+    const agents = [...this.nodes.entries()].filter(([, n]) => n.agent).map(([name, n]) => `--- agent of ${name} (${n.agent!.logFile}):\n${tailFile(n.agent!.logFile, 8)}`);
+    const controller = this.controller ? [`--- podnet controller (${this.controller.logFile}):\n${tailFile(this.controller.logFile, 30)}`] : [];
+    return [this.cp.logs(), ...controller, ...agents].join("\n");
+  }
+
+  /** A podnet process that ended without being asked to (a bad flag, a crash): its name, exit and last lines. */
+  private exitedUnasked(): string | undefined {
+    const all = [...(this.controller ? [this.controller] : []), ...[...this.nodes.values()].flatMap((n) => (n.agent ? [n.agent] : []))];
+    const dead = all.find((p) => !this.stopped.has(p) && (p.child.exitCode !== null || p.child.signalCode !== null));
+    return dead && `${dead.name} exited ${dead.child.exitCode ?? dead.child.signalCode}:\n${tailFile(dead.logFile, 15)}`;
   }
 
   /** Everything goes, even when a step fails (a pod's CNI DEL): the first failure is reported afterwards. */
@@ -246,8 +267,8 @@ export class LocalCluster {
     const failures: unknown[] = [];
     const attempt = async (step: () => unknown) => { try { await step(); } catch (err) { failures.push(err); } };
     for (const pod of [...this.pods]) await attempt(() => this.deletePod(pod));
-    for (const n of this.nodes.values()) if (n.agent) await attempt(() => stopProcess(n.agent!));
-    if (this.controller) await attempt(() => stopProcess(this.controller!));
+    for (const n of this.nodes.values()) if (n.agent) await attempt(() => this.stopAsked(n.agent!));
+    if (this.controller) await attempt(() => this.stopAsked(this.controller!));
     await attempt(() => this.bed.destroy());
     await attempt(() => this.cp.stop());
     if (failures.length) throw new Error(`local cluster stopped with ${failures.length} failed step(s)`, { cause: failures[0] });

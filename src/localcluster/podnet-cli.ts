@@ -39,9 +39,14 @@ export async function podnetCliArgv(dir: string): Promise<string[]> {
 /**
  * Environment for podnet processes: V8's compile cache (NODE_COMPILE_CACHE) next to the bundle, so a
  * process loads compiled code instead of parsing 3.3 MB of JavaScript (≈45 ms of each start here). The image
- * bakes the same cache in (Dockerfile).
+ * bakes the same cache in (Dockerfile). The caller's own PODNET_* settings are left out (undefined: not passed):
+ * each process gets its flags from the local cluster, and a PODNET_CLEAR_NETWORK_UNAVAILABLE=false left in a
+ * shell must not change what the demo shows.
  */
-export const podnetCliEnv = (dir: string): Record<string, string> => ({ NODE_COMPILE_CACHE: join(dir, "compile-cache") });
+export const podnetCliEnv = (dir: string): Record<string, string | undefined> => ({
+  ...Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith("PODNET_")).map((k) => [k, undefined])),
+  NODE_COMPILE_CACHE: join(dir, "compile-cache"),
+});
 
 /** CPU seconds (user + system) a process has used so far, from /proc. */
 export function cpuSeconds(pid: number | undefined): number {

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
 import { formatCidr, parseCidr, type Cidr } from "../lib/cidr.js";
 
 /** A line of `ip -o monitor link address`: a device's link changed, or one of its addresses came or went. */
@@ -71,6 +72,13 @@ export interface LinkWatch { stop(): void }
  * ends with the agent: stop() kills it, a pod's processes end with its first one, and in a node namespace the
  * local cluster's teardown ends every process there.
  */
+/**
+ * An agent killed outright (OOM, SIGKILL) would leave `ip monitor` behind until its next event hit the closed
+ * pipe, holding its network namespace open. setpriv (util-linux, in every Debian image) has the kernel kill it
+ * with the agent; in a pod the PID namespace does the same, but not for an agent run as a plain process.
+ */
+const SETPRIV = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));
+
 export function watchLinks(netns: string | undefined, onChange: (event: NetEvent) => void, restartMs = 5_000): LinkWatch {
   let child: ChildProcess | undefined;
   let stopped = false;
@@ -78,7 +86,8 @@ export function watchLinks(netns: string | undefined, onChange: (event: NetEvent
   let restarts = 0;
   const start = () => {
     if (restarts++ > 0) onChange({ kind: "restart" }); // events may have been missed while it was down
-    child = spawn("ip", [...(netns ? ["-n", netns] : []), "-o", "monitor", "link", "address"], { stdio: ["ignore", "pipe", "ignore"] });
+    const argv = ["ip", ...(netns ? ["-n", netns] : []), "-o", "monitor", "link", "address"];
+    child = spawn(SETPRIV ? SETPRIV : argv[0]!, SETPRIV ? ["--pdeathsig", "SIGKILL", "--", ...argv] : argv.slice(1), { stdio: ["ignore", "pipe", "ignore"] });
     let partial = "";
     child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
       const lines = (partial + chunk).split("\n");

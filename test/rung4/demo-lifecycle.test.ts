@@ -5,6 +5,7 @@ import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isRoot, runNamespaces } from "../../src/localcluster/netbed.js";
 import { startProcess, stopProcess, tailFile, waitFor, type ManagedProcess } from "../../src/localcluster/processes.js";
+import { controlPlaneBaseDir } from "../../src/localcluster/control-plane.js";
 
 /**
  * `podnet demo` as a user runs it, stopped the two ways a user stops it: Ctrl-C tears everything down itself;
@@ -16,10 +17,19 @@ let dir: string;
 const started: ManagedProcess[] = [];
 
 const namespacesOf = (pid: number) => runNamespaces().filter((n) => n.pid === pid).map((n) => n.name);
-/** Processes whose command line names the run dir: the apiserver, etcd, the controller and the agents. */
-const processesUsing = (runDir: string) => readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
-  try { return readFileSync(`/proc/${p}/cmdline`, "utf8").includes(runDir); } catch { return false; }
+/**
+ * Processes whose command line names the run dir or one of the run's namespaces: the apiserver, etcd, the
+ * controller, the agents and each agent's `ip -n <node> monitor`.
+ */
+const processesUsing = (runDir: string, namespaces: string[] = []) => readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
+  try {
+    const cmdline = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
+    return cmdline.some((arg) => arg.includes(runDir) || namespaces.includes(arg));
+  } catch { return false; }
 });
+/** The control plane's run dirs this process owns (written before its first server starts). */
+const runDirsOf = (pid: number) => readdirSync(controlPlaneBaseDir()).filter((n) => n.startsWith("podnet-cp-")).map((n) => join(controlPlaneBaseDir(), n))
+  .filter((d) => { try { return readFileSync(join(d, "owner.pid"), "utf8").startsWith(`${pid}.`); } catch { return false; } });
 
 /** A demo kept running on 2 nodes, and its control plane's run dir (from the KUBECONFIG it prints). */
 async function keptDemo(name: string): Promise<{ demo: ManagedProcess; runDir: string }> {
@@ -28,7 +38,7 @@ async function keptDemo(name: string): Promise<{ demo: ManagedProcess; runDir: s
   started.push(demo);
   const kubeconfig = await waitFor("the demo to keep running", async () => {
     if (demo.child.exitCode !== null) throw new Error(`demo exited ${demo.child.exitCode}:\n${tailFile(demo.logFile)}`);
-    return /export KUBECONFIG=(\S+);/.exec(readFileSync(demo.logFile, "utf8"))?.[1];
+    return /export KUBECONFIG=(\S+)/.exec(readFileSync(demo.logFile, "utf8"))?.[1];
   }, 120_000, 200);
   return { demo, runDir: dirname(kubeconfig) };
 }
@@ -42,23 +52,43 @@ describe.skipIf(!isRoot())("make demo stopped by Ctrl-C or killed (rung 4)", () 
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it("Ctrl-C tears it down: no namespace, process or run dir left", async () => {
+  it("Ctrl-C tears it down, also when it comes twice (a wrapper relaying it): no namespace, process or run dir left", async () => {
     const { demo, runDir } = await keptDemo("demo-int");
     const pid = demo.child.pid!;
-    expect(namespacesOf(pid).length).toBeGreaterThan(0);
+    const namespaces = namespacesOf(pid);
+    expect(namespaces.length).toBeGreaterThan(0);
+    demo.child.kill("SIGINT");
+    await new Promise((r) => setTimeout(r, 20));
     demo.child.kill("SIGINT");
     expect(await demo.exited).toBe(130);
+    expect(readFileSync(demo.logFile, "utf8")).toMatch(/done: no namespaces, processes or files left behind/);
+    expect(processesUsing(runDir, namespaces)).toEqual([]);
     expect(namespacesOf(pid)).toEqual([]);
     expect(existsSync(runDir)).toBe(false);
     expect(processesUsing(runDir)).toEqual([]);
   });
 
-  it("after a SIGKILL its servers and agents die with it, and demo-clean removes its namespaces and run dir", async () => {
+  it("Ctrl-C while the cluster comes up tears down what was started", async () => {
+    const demo = startProcess("demo-early", process.execPath, ["--import", "tsx", join(repo, "src/cli/main.ts"), "demo", "--nodes=2", "--segments=1"], join(dir, "demo-early.log"));
+    started.push(demo);
+    const pid = demo.child.pid!;
+    await waitFor("the control plane up", async () => (/control plane up/.test(readFileSync(demo.logFile, "utf8")) ? true : undefined), 120_000, 50);
+    const runDirs = runDirsOf(pid);
+    expect(runDirs).toHaveLength(1);
+    demo.child.kill("SIGINT");
+    expect(await demo.exited).toBe(130);
+    expect(namespacesOf(pid)).toEqual([]);
+    expect(existsSync(runDirs[0]!)).toBe(false);
+    expect(processesUsing(runDirs[0]!)).toEqual([]);
+  });
+
+  it("after a SIGKILL its servers, agents and their ip monitors die with it, and demo-clean removes its namespaces and run dir", async () => {
     const { demo, runDir } = await keptDemo("demo-kill");
     const pid = demo.child.pid!;
+    const namespaces = namespacesOf(pid);
     demo.child.kill("SIGKILL");
     await demo.exited;
-    await waitFor("servers and agents gone with the demo", async () => (processesUsing(runDir).length === 0 ? true : undefined), 15_000);
+    await waitFor("servers and agents gone with the demo", async () => (processesUsing(runDir, namespaces).length === 0 ? true : undefined), 15_000);
     const leftovers = namespacesOf(pid);
     expect(leftovers.length).toBeGreaterThan(0); // what demo-clean is for
     expect(existsSync(runDir)).toBe(true);
