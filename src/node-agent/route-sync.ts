@@ -105,9 +105,11 @@ export async function syncRoutes(input: RouteSyncInput, view: KernelView | Error
       findings = findingsOf(plan); // a foreign route found only now is a conflict now, not at the next full pass
       if (plan.actions.length) error = [error, ...result.errors.slice(0, 3)].filter(Boolean).join("; ");
     }
-    if (counts.added + counts.replaced + counts.deleted) input.log.info({ ...counts, installed: plan.installed, overlay: findings.overlay, desired: base.desired }, "routes synced");
     const outcome = { ...base, ...counts, ...findings, overlayChanges: overlay.changes, installed: plan.installed - (result.errors.length ? plan.actions.filter((a) => a.kind !== "delete").length : 0),
       ...(error ? { error } : {}), ...(overlayError ? { overlayError } : {}) };
+    // The planned counts only when the batch went through: a refused one said "synced" while nothing changed.
+    if (result.errors.length) input.log.warn({ planned: counts, installed: outcome.installed, desired: base.desired, errors: result.errors.slice(0, 3) }, "route batch partly refused; will retry");
+    else if (counts.added + counts.replaced + counts.deleted) input.log.info({ ...counts, installed: plan.installed, overlay: findings.overlay, desired: base.desired }, "routes synced");
     // Kept for event passes to reuse only when the batch went through as planned.
     view.planned = error || result.errors.length ? undefined : planned;
     view.outcome = outcome;

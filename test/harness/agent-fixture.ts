@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { agentConfigSchema } from "../../src/config.js";
 import { cidrObjectName } from "../../src/lib/cidr.js";
 import { applyStatus, podnetResource, type KubeApi } from "../../src/lib/k8s.js";
-import { createLogger, silentLogger } from "../../src/log.js";
+import { createLogger, silentLogger, type Logger } from "../../src/log.js";
 import { NodeAgent, type AgentOptions } from "../../src/node-agent/agent.js";
 import type { ApiFixture } from "./api-fixture.js";
 import { CNI_BIN_DIR } from "../../src/localcluster/cni-exec.js";
@@ -13,7 +13,7 @@ import type { BedNode } from "../../src/localcluster/netbed.js";
 export interface TestAgent { agent: NodeAgent; confDir: string; dir: string; stop(): Promise<void> }
 
 /** A node agent in-process, programming the given node namespace, with its own conf and IPAM dirs. */
-export async function startAgent(fx: ApiFixture, node: BedNode, flags: Record<string, string> = {}, opts: Omit<AgentOptions, "netns"> = {}): Promise<TestAgent> {
+export async function startAgent(fx: ApiFixture, node: BedNode, flags: Record<string, string> = {}, opts: Omit<AgentOptions, "netns"> = {}, logger?: Logger): Promise<TestAgent> {
   const dir = mkdtempSync(join(tmpdir(), `podnet-agent-${node.name}-`));
   const confDir = join(dir, "net.d");
   mkdirSync(confDir);
@@ -21,7 +21,7 @@ export async function startAgent(fx: ApiFixture, node: BedNode, flags: Record<st
     "node-name": node.name, "cni-conf-dir": confDir, "cni-bin-dir": CNI_BIN_DIR, "ipam-data-dir": join(dir, "ipam"),
     "metrics-address": "127.0.0.1:0", "resync-period": "1s", ...flags,
   });
-  const log = process.env.PODNET_TEST_LOGS ? createLogger(`agent-${node.name}`, "debug") : silentLogger();
+  const log = logger ?? (process.env.PODNET_TEST_LOGS ? createLogger(`agent-${node.name}`, "debug") : silentLogger());
   const agent = new NodeAgent(fx.api("podnet-agent"), config, log, { netns: node.ns, ...opts });
   try {
     await agent.start();
