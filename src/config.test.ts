@@ -47,6 +47,11 @@ describe("durations and the cluster range", () => {
     [{ "cluster-cidr": "" }, "--cluster-cidr: at least one range is required"],
     [{ "cluster-cidr": "10.0.0.0/26" }, "--cluster-cidr: 10.0.0.0/26 is smaller than one node's slice (--node-mask-v4=24)"],
     [{ "cluster-cidr": "10.244.0.0/16,fd00::/120" }, "--cluster-cidr: fd00::/120 is smaller than one node's slice (--node-mask-v6=64)"],
+    [{ "cluster-cidr": "10.96.0.0/12" }, "--cluster-cidr: 10.96.0.0/12 overlaps --service-cidr 10.96.0.0/12"],
+    [{ "cluster-cidr": "10.0.0.0/8" }, "--cluster-cidr: 10.0.0.0/8 overlaps --service-cidr 10.96.0.0/12"],
+    [{ "cluster-cidr": "127.0.0.0/16" }, "--cluster-cidr: 127.0.0.0/16 overlaps 127.0.0.0/8 (loopback), which pods cannot use"],
+    [{ "cluster-cidr": "fe80::/56" }, "--cluster-cidr: fe80::/56 overlaps fe80::/10 (link-local), which pods cannot use"],
+    [{ "default-pool": "Bad_Name" }, "--default-pool: must be a Kubernetes object name"],
   ])("refuses a cluster range no default pool can be made of: %j", (flags, message) => {
     expect(() => withFlags(controllerConfigSchema, flags)).toThrow(message);
   });

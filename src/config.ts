@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { z } from "zod";
-import { canonicalCidr, InvalidCidrError, parseCidr } from "./lib/cidr.js";
+import { canonicalCidr, cidrsOverlap, InvalidCidrError, parseCidr, specialPurposeOverlap } from "./lib/cidr.js";
 
 /** "500ms", "30s", "2m", "1h" or a bare number of seconds → milliseconds. */
 export function parseDuration(text: string): number {
@@ -51,14 +51,19 @@ export const controllerConfigSchema = z.object({
   "retry-period": durationWithin(100).prefault("2s"),
   "resync-period": durationWithin(1_000).prefault("60s"),
   "metrics-address": z.string().prefault(":9090"),
-  "default-pool": z.string().prefault("default"),
+  "default-pool": z.string().regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, "must be a Kubernetes object name (lower-case letters, digits, '-' and '.')").prefault("default"),
 }).superRefine((c, ctx) => {
   // The default pool is made from these: one the API server refuses leaves the controller Ready and no Node served.
   if (c["cluster-cidr"].length === 0) ctx.addIssue({ code: "custom", path: ["cluster-cidr"], message: "at least one range is required" });
   for (const range of c["cluster-cidr"]) {
-    const { family, prefix } = parseCidr(range);
-    const mask = c[`node-mask-v${family}`];
-    if (prefix > mask) ctx.addIssue({ code: "custom", path: ["cluster-cidr"], message: `${range} is smaller than one node's slice (--node-mask-v${family}=${mask})` });
+    const cidr = parseCidr(range);
+    const mask = c[`node-mask-v${cidr.family}`];
+    if (cidr.prefix > mask) ctx.addIssue({ code: "custom", path: ["cluster-cidr"], message: `${range} is smaller than one node's slice (--node-mask-v${cidr.family}=${mask})` });
+    // What the pool would refuse for good: a pool's range cannot be removed once created, so say it now.
+    const service = c["service-cidr"].find((s) => cidrsOverlap(parseCidr(s), cidr));
+    if (service) ctx.addIssue({ code: "custom", path: ["cluster-cidr"], message: `${range} overlaps --service-cidr ${service}` });
+    const special = specialPurposeOverlap(cidr);
+    if (special) ctx.addIssue({ code: "custom", path: ["cluster-cidr"], message: `${range} overlaps ${special}, which pods cannot use` });
   }
   // As client-go requires: a leader must give up (renew deadline) before others may take over (lease
   // duration), and get more than one try at renewing before that.
