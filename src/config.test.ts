@@ -89,3 +89,14 @@ describe("log level from the environment", () => {
     expect(() => logLevelFrom({ PODNET_LOG_LEVEL: "verbose" })).toThrow(ConfigError);
   });
 });
+
+describe("flags from the environment", () => {
+  it("names the variable a bad value came from", () => {
+    expect(() => loadConfig(agentConfigSchema, [], { NODE_NAME: "n1", PODNET_MTU: "12" })).toThrow("PODNET_MTU: must be 0 (the node's own) or 576 to 65535");
+    expect(() => loadConfig(agentConfigSchema, ["--mtu=12"], { NODE_NAME: "n1" })).toThrow("--mtu: must be 0");
+  });
+  it("takes an empty variable as unset: it hides neither NODE_NAME nor a default", () => {
+    const config = loadConfig(agentConfigSchema, [], { PODNET_NODE_NAME: "", NODE_NAME: "n1", PODNET_MTU: "", PODNET_RESYNC_PERIOD: "" });
+    expect([config["node-name"], config.mtu, config["resync-period"]]).toEqual(["n1", 0, 30_000]);
+  });
+});

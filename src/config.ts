@@ -132,14 +132,18 @@ export function loadConfig<S extends z.ZodObject>(schema: S, argv: string[], env
     throw new FlagError((err as Error).message); // node names the unknown flag or stray argument
   }
   const raw: Record<string, string> = {};
+  const named = new Map<string, string>(); // where a value came from, for the error: the flag or the env var
+  // An empty variable counts as unset (a manifest's `value: ""`): it must not hide NODE_NAME or a default.
+  const set = (v: string | undefined) => (v === "" ? undefined : v);
   for (const key of keys) {
-    const fromEnv = env[envName(key)] ?? (key === "node-name" ? env.NODE_NAME : undefined);
-    const value = values[key] ?? fromEnv;
-    if (value !== undefined) raw[key] = value;
+    const [value, from] = values[key] !== undefined ? [values[key], `--${key}`]
+      : set(env[envName(key)]) !== undefined ? [env[envName(key)], envName(key)]
+        : key === "node-name" && set(env.NODE_NAME) !== undefined ? [env.NODE_NAME, "NODE_NAME"] : [undefined, ""];
+    if (value !== undefined) { raw[key] = value; named.set(key, from); }
   }
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `--${i.path.join(".")}: ${i.message}`).join("; ");
+    const problems = parsed.error.issues.map((i) => { const key = i.path.join("."); return `${named.get(key) ?? `--${key}`}: ${i.message}`; }).join("; ");
     throw new FlagError(`invalid configuration: ${problems}`);
   }
   return parsed.data;
