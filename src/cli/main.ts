@@ -6,7 +6,7 @@ process.noDeprecation = true;
 
 import { agentCleanupConfigSchema, agentConfigSchema, ConfigError, controllerConfigSchema, describeFlags, FlagError, loadConfig } from "../config.js";
 import { KubeApi } from "../lib/k8s.js";
-import { createLogger } from "../log.js";
+import { createLogger, type Logger } from "../log.js";
 
 const usage = `usage: podnet <command> [--flag=value ...]
   controller       allocate pod CIDRs to nodes (NodeCIDR objects); leader-elected
@@ -24,11 +24,12 @@ function flagsOf(argv: string[]): typeof controllerConfigSchema | typeof agentCo
 }
 const wantsHelp = (argv: string[]) => argv.some((a) => a === "--help" || a === "-h");
 
-function onSignals(stop: () => Promise<void>): void {
+function onSignals(stop: () => Promise<void>, log: Logger): void {
   let stopping = false;
   const handler = (signal: string) => {
     if (stopping) process.exit(1);
     stopping = true;
+    log.info({ signal }, "stopping");
     void stop().finally(() => process.exit(signal === "SIGTERM" ? 0 : 130));
   };
   process.on("SIGINT", () => handler("SIGINT"));
@@ -48,9 +49,9 @@ async function main(argv: string[]): Promise<void> {
       const log = createLogger("controller");
       const { AllocationController } = await import("../controllers/controller.js");
       const controller = new AllocationController(KubeApi.fromKubeconfig(config.kubeconfig, "podnet-controller"), config, log);
-      onSignals(() => controller.stop());
+      onSignals(() => controller.stop(), log);
       await controller.start();
-      log.info({ clusterCIDRs: config["cluster-cidr"], metrics: config["metrics-address"] }, "controller started");
+      log.info({ clusterCIDRs: config["cluster-cidr"], metrics: config["metrics-address"], metricsPort: controller.metricsPort }, "controller started");
       return;
     }
     case "agent": {
@@ -64,7 +65,7 @@ async function main(argv: string[]): Promise<void> {
       }
       const config = loadConfig(agentConfigSchema, rest);
       const agent = await runAgent(KubeApi.fromKubeconfig(config.kubeconfig, "podnet-agent"), config, log, { netns: config.netns });
-      onSignals(() => agent.stop());
+      onSignals(() => agent.stop(), log);
       return;
     }
     case "demo":
