@@ -79,7 +79,10 @@ async function applyOne(ctx: ActContext, action: AllocationAction): Promise<void
         { type: "Allocated", status: "True", reason: "Allocated", message: `${action.cidr} from pool ${action.pool}` });
     case "release": return writeStatus(ctx, action.name, "release", {
       phase: "Released", releasedAt: new Date().toISOString(), // milliseconds kept: truncating would shorten the cooldown
-    }, { type: "Allocated", status: "False", reason: "NodeDeleted", message: `node ${action.nodeName} is gone; CIDR held through the release cooldown` }, () => ctx.metrics.releases.inc());
+    }, [{ type: "Allocated", status: "False", reason: "NodeDeleted", message: `node ${action.nodeName} is gone; CIDR held through the release cooldown` },
+      // The departed agent's last Ready=True would otherwise stand in `kubectl get nodecidrs` until the record goes.
+      { type: "Ready", status: "False", reason: "NodeDeleted", message: `node ${action.nodeName} is gone; agents drop their routes to this CIDR` }],
+    () => ctx.metrics.releases.inc());
     case "delete": return deleteRecord(ctx, action.name);
     case "quarantine": {
       await writeStatus(ctx, action.name, "quarantine", { phase: "Quarantined" },
@@ -157,12 +160,16 @@ export function recordLabels(node: string, pool: string): Record<string, string>
   return Object.fromEntries(Object.entries({ "podnet.io/node": node, "podnet.io/pool": pool }).filter(([, v]) => LABEL_VALUE.test(v)));
 }
 
-async function writeStatus(ctx: ActContext, name: string, what: string, fields: object, condition: Parameters<typeof nextCondition>[1], onDone?: () => void): Promise<void> {
+type ConditionInput = Parameters<typeof nextCondition>[1];
+
+async function writeStatus(ctx: ActContext, name: string, what: string, fields: object, conditions: ConditionInput | ConditionInput[], onDone?: () => void): Promise<void> {
   const current = ctx.records.cache.get(name);
+  const list = Array.isArray(conditions) ? conditions : [conditions];
+  const condition = list[0]!;
   const status = {
     ...fields,
     observedGeneration: current?.metadata?.generation,
-    conditions: [nextCondition(current?.status?.conditions, condition, current?.metadata?.generation, new Date())],
+    conditions: list.map((c) => nextCondition(current?.status?.conditions, c, current?.metadata?.generation, new Date())),
   };
   ctx.metrics.apiWrites.inc({ action: what });
   const updated = (await applyStatus(ctx.api, "nodecidrs", name, "NodeCIDR", status)) as NodeCidrObject & KubernetesObject;

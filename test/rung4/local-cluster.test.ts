@@ -49,6 +49,8 @@ describe.skipIf(!isRoot())("local cluster: apiserver + controller + agents in no
     await waitFor("routes gone", async () => (routesEverywhereTo(cidr).length === 0 ? true : undefined), 20_000);
     const released = (await cluster.nodeCidrs()).find((r) => r.spec.cidr === cidr);
     expect(released?.status?.phase).toBe("Released");
+    // The departed agent's Ready=True does not stand in `kubectl get nodecidrs` through the cooldown.
+    expect(released?.status?.conditions?.find((c) => c.type === "Ready")).toMatchObject({ status: "False", reason: "NodeDeleted" });
     await waitFor("released CIDR deleted after cooldown", async () => ((await cluster.nodeCidrs()).some((r) => r.spec.cidr === cidr) ? undefined : true), 20_000);
     await cluster.addNode("node-5");
     await cluster.waitReady(60_000);
