@@ -92,8 +92,15 @@ describe("Helm chart charts/podnet", () => {
     ["a conflist name without .conflist", "cni.conflistName=podnet.json"],
     ["an unknown overlay mode", "overlay.mode=gre"],
     ["a no-masquerade entry that is not a CIDR", "nonMasqueradeCIDRs={192.168.0.0/16,intranet}"],
+    ["a resync period under a second (the agent would refuse it)", "resyncPeriod=500ms"],
+    ["a resync period of 0", "resyncPeriod=0s"],
   ])("values.schema.json rejects %s", (_case, set) => {
     expect(() => render(set)).toThrow(/values don't meet the specifications|schema/i);
+  });
+
+  it("refuses one metrics port for agent and controller: both are in the host network", () => {
+    expect(() => render("agent.metricsPort=9092")).toThrow(/agent\.metricsPort and controller\.metricsPort are both 9092/);
+    expect(render("resyncPeriod=1500ms").length).toBeGreaterThan(0);
   });
 
   it("every flag the chart gives the agent and the controller is one podnet accepts; the overlay values reach the agent", () => {
