@@ -100,3 +100,14 @@ describe("flags from the environment", () => {
     expect([config["node-name"], config.mtu, config["resync-period"]]).toEqual(["n1", 0, 30_000]);
   });
 });
+
+describe("switches", () => {
+  it.each([
+    [["--dry-run"], true], [["--dry-run=true"], true], [["--dry-run", "false"], false], [["--dry-run=false"], false], [["--dry-run", "--mtu=1400"], true], [[], false],
+  ])("%j → dry-run %s", (argv, dryRun) => {
+    expect(loadConfig(agentConfigSchema, [...argv], { NODE_NAME: "n1" })["dry-run"]).toBe(dryRun);
+  });
+  it("still wants a value for a flag that is no switch", () => {
+    expect(() => loadConfig(agentConfigSchema, ["--mtu"], { NODE_NAME: "n1" })).toThrow(/argument missing/);
+  });
+});

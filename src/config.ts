@@ -127,6 +127,7 @@ export function loadConfig<S extends z.ZodObject>(schema: S, argv: string[], env
   const keys = Object.keys(schema.shape);
   let values: Record<string, string | undefined>;
   try {
+    argv = withBareSwitches(schema, argv);
     values = parseArgs({ args: argv, options: Object.fromEntries(keys.map((k) => [k, { type: "string" as const }])), strict: true, allowPositionals: false }).values as typeof values;
   } catch (err) {
     throw new FlagError((err as Error).message); // node names the unknown flag or stray argument
@@ -147,6 +148,20 @@ export function loadConfig<S extends z.ZodObject>(schema: S, argv: string[], env
     throw new FlagError(`invalid configuration: ${problems}`);
   }
   return parsed.data;
+}
+
+/** A flag that takes exactly true or false. */
+const isSwitch = (field: z.ZodType) => field.safeParse("true").success && field.safeParse("false").success && !field.safeParse("maybe").success;
+
+/** `--dry-run` alone means `--dry-run=true`, as for most CLIs; `--dry-run false` and `--dry-run=false` still work. */
+function withBareSwitches(schema: z.ZodObject, argv: string[]): string[] {
+  return argv.map((arg, i) => {
+    const key = /^--([a-z0-9-]+)$/.exec(arg)?.[1];
+    const field = key === undefined ? undefined : (schema.shape[key] as z.ZodType | undefined);
+    if (!field || !isSwitch(field)) return arg;
+    const next = argv[i + 1];
+    return next === "true" || next === "false" ? arg : `${arg}=true`;
+  });
 }
 
 /** One line per flag for `podnet <command> --help`: its env var and the default it gets when unset. */
