@@ -19,6 +19,8 @@ import { removeVxlan } from "./vxlan.js";
  */
 export async function cleanupAgent(config: AgentCleanupConfig, log: Logger, netns?: string): Promise<void> {
   const node = config["node-name"];
+  // Otherwise every step reads "No such file" as "nothing there" and the cleanup claims a success it never had.
+  if (netns && !existsSync(join("/run/netns", netns))) throw new Error(`network namespace ${netns} does not exist`);
   const pods = await podInterfacesOnBridge(netns).catch(() => []); // no `ip`: the steps that need it say so
   if (pods.length > 0) {
     log.warn({ node, interfaces: pods }, `${pods.length} pod interface(s) still on ${BRIDGE_NAME}: those pods lose their network now, and the runtime `
@@ -43,7 +45,7 @@ export async function cleanupAgent(config: AgentCleanupConfig, log: Logger, netn
     }
   }
   if (left.length > 0) throw new Error(`podnet cleanup left: ${left.join("; ")}`);
-  log.info({ node, conflist, bridge: BRIDGE_NAME }, "podnet routes, nft table, pod bridge and conflist removed");
+  log.info({ node, conflist, bridge: BRIDGE_NAME }, `nothing of podnet's left: ${steps.map(([what]) => what).join(", ")} removed where present`);
 }
 
 /** Ports of the pod bridge: each one is a pod's veth. */

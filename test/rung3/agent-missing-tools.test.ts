@@ -125,6 +125,11 @@ describe.skipIf(!isRoot())("node agent on a host missing ip or nft (rung 3)", ()
     const again = spawnSync(cli[0]!, [...cli.slice(1), "agent", "cleanup", `--netns=${n1!.ns}`, `--cni-conf-dir=${confDir}`],
       { env: { ...process.env, ...podnetCliEnv(dir) }, encoding: "utf8", timeout: 30_000 });
     expect(again.status).toBe(0);
+    expect(again.stdout).toContain("nothing of podnet's left: conflist, routes, vxlan device, nft table, firewall FORWARD accepts, pod bridge removed where present");
     expect(execFileSync("ip", ["netns", "exec", n1!.ns, "nft", "list", "tables"], { encoding: "utf8" })).not.toContain("podnet");
+    // A namespace that is not there is said so, not cleaned "successfully".
+    const nowhere = spawnSync(cli[0]!, [...cli.slice(1), "agent", "cleanup", `--netns=${n1!.ns}-gone`, `--cni-conf-dir=${confDir}`],
+      { env: { ...process.env, ...podnetCliEnv(dir) }, encoding: "utf8", timeout: 30_000 });
+    expect([nowhere.status, nowhere.stderr.trim()]).toEqual([1, `podnet: network namespace ${n1!.ns}-gone does not exist`]);
   });
 });
