@@ -49,7 +49,7 @@ export async function runDemo(argv: string[]): Promise<void> {
     await cluster.waitReady(90_000);
     step("every node has its pod CIDR, routes to every other node and a CNI config:");
     console.log(indent(cluster.kubectl("get", "nodecidrs", "-o", "wide")));
-    for (const name of cluster.nodes.keys()) console.log(indent(`${name} routes (proto 249): ${cluster.ownRoutes(name).join(", ")}`));
+    for (const name of cluster.nodes.keys()) console.log(indent(`${name} routes (proto 249): ${shortList(cluster.ownRoutes(name))}`));
     step("each agent has cleared its Node's NetworkUnavailable condition (registered True, as on a cloud with a route controller):");
     console.log(indent(cluster.kubectl("get", "nodes", "-o",
       'custom-columns=NAME:.metadata.name,NETWORK-UNAVAILABLE:.status.conditions[?(@.type=="NetworkUnavailable")].status,REASON:.status.conditions[?(@.type=="NetworkUnavailable")].reason')));
@@ -78,6 +78,9 @@ export async function runDemo(argv: string[]): Promise<void> {
     await stop();
   }
 }
+
+/** Up to 4 items, then how many more: 30 nodes' routes would be a 1,100-character line each. */
+const shortList = (items: string[]) => (items.length <= 4 ? items.join(", ") : `${items.slice(0, 3).join(", ")}, … (${items.length} in all)`);
 
 const DEMO_USAGE = `usage: podnet demo [--nodes=N] [--segments=N] [--dual-stack] [--keep]
   --nodes=N      node namespaces, 2 to 50 (default 3)

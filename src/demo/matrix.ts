@@ -75,14 +75,20 @@ export async function connectivityMatrix(pods: Pod[]): Promise<Matrix> {
   return { pods: pods.map((p) => p.name), cells, families: Math.max(...pods.map((p) => p.ips.length)) };
 }
 
-export function formatMatrix(m: Matrix): string {
+/** The grid up to 12 pods (6 nodes); beyond, it would not fit a terminal: the failing pairs alone, then the count. */
+export function formatMatrix(m: Matrix, maxGrid = 12): string {
+  const ok = m.cells.filter((c) => c.ok).length;
+  const over = m.families > 1 ? " over IPv4 and IPv6" : "";
+  const summary = `${ok}/${m.cells.length} cross-node pairs reached${over}, each receiver saw the sender's own pod IP`;
+  if (m.pods.length > maxGrid) {
+    const failed = m.cells.filter((c) => !c.ok).map((c) => `FAIL ${c.from} → ${c.to}`);
+    return [...failed, summary].join("\n");
+  }
   const width = Math.max(...m.pods.map((p) => p.length)) + 1;
   const header = `${"from \\ to".padEnd(width)} ${m.pods.map((p) => p.padEnd(width)).join(" ")}`;
   const rows = m.pods.map((from) => `${from.padEnd(width)} ${m.pods.map((to) => {
     const cell = m.cells.find((c) => c.from === from && c.to === to);
     return (cell ? (cell.ok ? "ok" : "FAIL") : "·").padEnd(width);
   }).join(" ")}`);
-  const ok = m.cells.filter((c) => c.ok).length;
-  const over = m.families > 1 ? " over IPv4 and IPv6" : "";
-  return [header, ...rows, `${ok}/${m.cells.length} cross-node pairs reached${over}, each receiver saw the sender's own pod IP`].join("\n");
+  return [header, ...rows, summary].join("\n");
 }
