@@ -7,8 +7,11 @@ const repoRoot = resolve(fileURLToPath(import.meta.url), "../../..");
 
 /** Directory holding the Go-built kube binaries (hack/build-kube.sh decides it from hack/versions.env). */
 export function kubeBinDir(): string {
-  const dir = process.env.PODNET_KUBE_BIN ?? execFileSync("bash", [join(repoRoot, "hack/build-kube.sh"), "--print"], { encoding: "utf8" }).trim();
-  return dir;
+  if (process.env.PODNET_KUBE_BIN) return process.env.PODNET_KUBE_BIN;
+  const script = join(repoRoot, "hack/build-kube.sh");
+  // The single-file bundle (the image's podnet.mjs) has no hack/ beside it: say what to do, not bash's error.
+  if (!existsSync(script)) throw new Error("no kube-apiserver and etcd found: run the demo from a checkout (make demo), or set PODNET_KUBE_BIN to a directory holding kube-apiserver, etcd and kubectl");
+  return execFileSync("bash", [script, "--print"], { encoding: "utf8" }).trim();
 }
 
 export function kubeBin(name: "kube-apiserver" | "etcd" | "kubectl" | "kube-controller-manager" | "helm"): string {
