@@ -46,11 +46,11 @@ export interface PoolClaim { pool: string; cidr: string }
 export function buildPoolStates(pools: PlannerPool[], serviceCIDRs: string[], claims: PoolClaim[] = []): Map<string, PoolState> {
   const services = serviceCIDRs.flatMap((s) => { try { return [parseCidr(s)]; } catch { return []; } });
   const names = new Set(pools.map((p) => p.name));
-  // A claim whose pool is gone counts for the pool whose range holds it: the planner re-homes an allocation there.
-  const inUse = (c: Candidate) => claims.some((k) => {
-    if (k.pool !== c.pool && names.has(k.pool)) return false;
-    try { return cidrsOverlap(parseCidr(k.cidr), c.cidr); } catch { return false; }
-  });
+  const overlapsRange = (k: PoolClaim, c: Candidate) => { try { return cidrsOverlap(parseCidr(k.cidr), c.cidr); } catch { return false; } };
+  // How much a range is in use: 2 with its own pool's allocations, 1 with only those of a pool that is gone (the
+  // planner re-homes them to it), 0 with none. Of two overlapping ranges, the one in more use keeps serving.
+  const use = (c: Candidate) => (claims.some((k) => k.pool === c.pool && overlapsRange(k, c)) ? 2
+    : claims.some((k) => !names.has(k.pool) && overlapsRange(k, c)) ? 1 : 0);
   const states = new Map<string, PoolState>();
   const candidates: Candidate[] = [];
   for (const pool of [...pools].sort((a, b) => compareText(a.name, b.name))) {
@@ -72,8 +72,8 @@ export function buildPoolStates(pools: PlannerPool[], serviceCIDRs: string[], cl
   for (const [i, a] of candidates.entries()) {
     for (const b of candidates.slice(i + 1)) {
       if (a.family !== b.family || !cidrsOverlap(a.cidr, b.cidr)) continue;
-      const keepA = a.pool !== b.pool && inUse(a) && !inUse(b);
-      const keepB = a.pool !== b.pool && inUse(b) && !inUse(a);
+      const keepA = a.pool !== b.pool && use(a) > use(b);
+      const keepB = a.pool !== b.pool && use(b) > use(a);
       const refuse = (loser: Candidate, winner: Candidate, winnerKept: boolean) => states.get(loser.pool)!.families[loser.family]!.problems.push(
         `${formatCidr(loser.cidr)} overlaps ${formatCidr(winner.cidr)} of pool ${winner.pool}${winnerKept ? ", which has nodes allocated from it" : ""}`);
       if (!keepA) { rejected.add(a); refuse(a, b, keepB); }

@@ -112,11 +112,12 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
     // An allocation whose pool was deleted, its CIDR a slice of another pool's range (a pool replaced under
     // another name): that pool's now, rather than retained outside every pool for as long as its Node lives.
     // (A hand-made record naming no pool that exists is still quarantined.)
+    // Only where it fits there: one that would meet a problem in its new pool stays retained as PoolNotFound.
     const home = cidr && r.phase === "Allocated" && !states.has(r.pool) ? findSet(states.values(), cidr)?.state.pool.name : undefined;
-    const from = r.pool;
-    if (home) r = { ...r, pool: home };
+    const rehomed = home && !recordProblem({ ...r, pool: home }, cidr, states, held) ? { ...r, pool: home } : undefined;
+    if (rehomed) actions.push({ kind: "rehome", name: r.name, node: r.nodeName, cidr: r.cidr, from: r.pool, pool: rehomed.pool });
+    r = rehomed ?? r;
     const problem = recordProblem(r, cidr, states, held);
-    if (home && !problem) actions.push({ kind: "rehome", name: r.name, node: r.nodeName, cidr: r.cidr, from, pool: home });
     const retain = problem && r.phase === "Allocated" && RETAINED.has(problem.reason);
     if (problem && !retain) {
       actions.push({ kind: "quarantine", name: r.name, reason: problem.reason, message: problem.message });
@@ -133,7 +134,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
       findSet([states.get(r.pool)!], cidr!)!.set.occupy(cidr!);
       holderOf.set(r.cidr, r.nodeName);
       // Unconfirmed (its creator died before the status write), or retained and now covered by its pool again.
-      if (r.phase === undefined || home || RETAINED.has(r.allocatedReason ?? "")) actions.push({ kind: "confirm", name: r.name, node: r.nodeName, cidr: r.cidr, pool: r.pool });
+      if (r.phase === undefined || rehomed || RETAINED.has(r.allocatedReason ?? "")) actions.push({ kind: "confirm", name: r.name, node: r.nodeName, cidr: r.cidr, pool: r.pool });
     }
     held.set(r.nodeName, [...(held.get(r.nodeName) ?? []), { cidr: r.cidr, family: r.family }]);
     const node = present.get(r.nodeName)!;

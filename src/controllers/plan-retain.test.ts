@@ -1,0 +1,119 @@
+import { describe, expect, it } from "vitest";
+import { planAllocations, type PlannerPool } from "./plan.js";
+import { input, kinds, node, pool, rec } from "./plan-fixtures.js";
+
+// Pool edits and bad records: what stays routed (retained), what is set aside (quarantined), which of two
+// overlapping ranges serves, and where an allocation goes when its pool is replaced.
+describe("planAllocations: pool edits and bad records", () => {
+  it.each([
+    ["outside every pool range", rec("a", "172.16.0.0/24", { phase: undefined }), "OutsidePool"],
+    ["wrong slice size", rec("a", "10.244.0.0/23", { phase: undefined }), "WrongSize"],
+    ["an unknown pool", rec("a", "10.244.0.0/24", { pool: "nope", phase: undefined }), "PoolNotFound"],
+  ])("quarantines a hand-made record with %s and still serves its node", (_case, bad, reason) => {
+    const plan = planAllocations(input({ nodes: [node("a")], records: [bad] }));
+    expect(plan.actions[0]).toMatchObject({ kind: "quarantine", reason });
+    expect(plan.actions.some((a) => a.kind === "create" && a.node === "a")).toBe(true);
+  });
+
+  it.each([
+    // What b, a newcomer, gets: only where the retained CIDR lies inside a valid range can it be handed out twice.
+    ["its range taken out of the pool", [pool(["10.245.0.0/16"])], "OutsidePool", ["10.245.0.0/24"]],
+    ["its pool deleted", [], "PoolNotFound", []],
+    ["its pool made invalid (a range overlapping the service CIDR)", [pool(["10.0.0.0/8"])], "OutsidePool", []],
+    ["the pool's node mask changed", [pool(["10.244.0.0/16"], {}, 23)], "WrongSize", ["10.244.2.0/23"]],
+  ] as const)("retains an allocated record after %s: still Allocated, no second CIDR for its node, its CIDR out of circulation", (_case, pools, reason, forB) => {
+    const live = rec("a", "10.244.0.0/24");
+    const plan = planAllocations(input({ nodes: [node("a"), node("b")], records: [live], pools: [...pools] }));
+    expect(plan.retained).toBe(1);
+    const retain = plan.actions.filter((a) => a.kind === "retain");
+    expect(retain).toEqual([expect.objectContaining({ name: "10-244-0-0-24", reason, message: expect.stringContaining("kept for node a") })]);
+    expect(plan.actions.some((a) => a.kind === "quarantine" || ("node" in a && a.node === "a"))).toBe(false);
+    expect(plan.actions.filter((a) => a.kind === "create").map((a) => a.cidr)).toEqual(forB);
+    // Written once: the next plan, seeing the reason on the record, has nothing more to say about it.
+    const again = planAllocations(input({ nodes: [node("a"), node("b")], records: [{ ...live, allocatedReason: reason }], pools: [...pools] }));
+    expect(again.actions.some((a) => "name" in a && a.name === live.name)).toBe(false);
+  });
+
+  it("hands an allocation whose pool was deleted to the pool whose range now holds it (a pool replaced under another name)", () => {
+    const replaced = [pool(["10.50.0.0/16"], { name: "new", nodeSelector: { grp: "x" } })];
+    for (const live of [rec("a", "10.50.0.0/24", { pool: "old" }), rec("a", "10.50.0.0/24", { pool: "old", allocatedReason: "PoolNotFound" })]) {
+      const plan = planAllocations(input({ nodes: [node("a", { labels: { grp: "x" } }), node("b", { labels: { grp: "x" } })], records: [live], pools: replaced }));
+      expect(plan.retained).toBe(0);
+      expect(plan.actions.filter((a) => "name" in a && a.name === live.name)).toEqual([
+        { kind: "rehome", name: live.name, node: "a", cidr: "10.50.0.0/24", from: "old", pool: "new" },
+        { kind: "confirm", name: live.name, node: "a", cidr: "10.50.0.0/24", pool: "new" },
+      ]);
+      expect(plan.actions.filter((a) => a.kind === "create").map((a) => a.cidr)).toEqual(["10.50.1.0/24"]);
+      expect(plan.poolStatuses[0]!.usage[4]!.allocated).toBe(2n);
+    }
+    // It counts as the new pool's when a third pool overlaps: the pool in use keeps serving, the newcomer is refused.
+    const third = [...replaced, pool(["10.50.128.0/17"], { name: "third", nodeSelector: { grp: "y" } })];
+    const plan = planAllocations(input({ nodes: [node("a", { labels: { grp: "x" } }), node("b", { labels: { grp: "x" } })], records: [rec("a", "10.50.0.0/24", { pool: "old" })], pools: third }));
+    expect(plan.actions.filter((a) => a.kind === "create").map((a) => `${a.node} ${a.cidr} ${a.pool}`)).toEqual(["b 10.50.1.0/24 new"]);
+    expect(plan.poolStatuses.find((p) => p.pool === "third")!.conditions[0]).toMatchObject({ status: "False", message: expect.stringContaining("which has nodes allocated from it") });
+  });
+
+  it("confirms a retained record again once its pool covers it, and still mirrors its node's IPs meanwhile", () => {
+    const retained = rec("a", "10.244.0.0/24", { allocatedReason: "OutsidePool" });
+    expect(kinds(planAllocations(input({ nodes: [node("a")], records: [retained] })).actions)).toEqual(["confirm:10.244.0.0/24"]);
+    const moved = planAllocations(input({ nodes: [node("a", { internalIPs: ["192.168.9.9"] })], records: [{ ...retained, allocatedReason: "PoolNotFound" }], pools: [] }));
+    expect(moved.actions).toEqual([expect.objectContaining({ kind: "updateNodeIPs", name: "10-244-0-0-24", nodeIPs: ["192.168.9.9"] })]);
+  });
+
+  it.each([
+    ["overlapping pools", [pool(["10.244.0.0/16"]), { ...pool(["10.244.128.0/17"]), name: "other" }], "overlaps"],
+    ["a node mask larger than the range", [pool(["10.244.0.0/24"], {}, 16)], "does not fit"],
+    ["a range overlapping the service CIDR", [pool(["10.96.0.0/16"])], "service CIDR"],
+    ["host bits in a range", [pool(["10.244.1.0/16"])], "host bits"],
+    ["a loopback range", [pool(["127.0.0.0/16"])], "overlaps 127.0.0.0/8 (loopback), which pods cannot use"],
+    ["a link-local range", [pool(["169.254.0.0/16"])], "169.254.0.0/16 (link-local)"],
+    ["a range around a multicast block", [pool(["192.0.0.0/2"], {}, 8)], "224.0.0.0/4 (multicast)"],
+    // ::/64 would be named "---64", which no API server takes; fe80::/64 is every link's own prefix.
+    ["an IPv6 range at ::", [pool(undefined, { v6: { cidrs: ["::/56"], nodePrefix: 64 } })], "::/8 (reserved"],
+    ["an IPv6 link-local range", [pool(undefined, { v6: { cidrs: ["fe80::/56"], nodePrefix: 64 } })], "fe80::/10 (link-local)"],
+  ])("reports %s on the pool and allocates nothing from the bad range", (_case, pools, message) => {
+    const plan = planAllocations(input({ nodes: [node("a")], pools }));
+    const valid = plan.poolStatuses.find((p) => p.pool === "default")!.conditions.find((c) => c.type === "Valid")!;
+    expect(valid.status).toBe("False");
+    expect(valid.message).toContain(message);
+    expect(plan.actions.some((a) => a.kind === "create" && a.pool === "default")).toBe(false);
+  });
+
+  it("keeps a range in use serving when a new pool overlaps it, and refuses the new pool's range", () => {
+    const teamX: PlannerPool = { name: "team-x", nodeSelector: { team: "x" }, v4: { cidrs: ["10.244.200.0/24"], nodePrefix: 26 } };
+    const nodes = [node("a"), node("n"), node("x", { labels: { team: "x" } })];
+    const plan = planAllocations(input({ nodes, records: [rec("a", "10.244.0.0/24")], pools: [pool(["10.244.0.0/16"]), teamX] }));
+    expect(kinds(plan.actions)).toEqual(["create:10.244.1.0/24", "exhausted:x"]);
+    const status = (name: string, type: string) => plan.poolStatuses.find((p) => p.pool === name)!.conditions.find((c) => c.type === type)!;
+    expect(status("default", "Valid").status).toBe("True");
+    expect(status("team-x", "Valid")).toMatchObject({ status: "False", message: "10.244.200.0/24 overlaps 10.244.0.0/16 of pool default, which has nodes allocated from it" });
+    expect(status("team-x", "Exhausted")).toMatchObject({ status: "True", message: "1 node(s) wait for a CIDR; a family has no valid range: fix what the Valid condition names" });
+    // A hand-made record in team-x's range (no status: not an allocation) changes nothing of that.
+    const stray = rec("x", "10.244.200.0/26", { pool: "team-x", phase: undefined });
+    const withStray = planAllocations(input({ nodes, records: [rec("a", "10.244.0.0/24"), stray], pools: [pool(["10.244.0.0/16"]), teamX] }));
+    expect(withStray.actions.filter((a) => a.kind === "retain" || (a.kind === "quarantine" && a.name !== stray.name))).toEqual([]);
+    expect(withStray.poolStatuses.find((p) => p.pool === "default")!.conditions.find((c) => c.type === "Valid")!.status).toBe("True");
+    // Both pools in use (or neither): nothing tells which one is meant, so both ranges are refused.
+    const both = planAllocations(input({ nodes, records: [rec("a", "10.244.0.0/24"), rec("x", "10.244.200.0/26", { pool: "team-x" })], pools: [pool(["10.244.0.0/16"]), teamX] }));
+    expect(both.actions.filter((a) => a.kind === "create")).toEqual([]);
+    expect(both.poolStatuses.map((p) => p.conditions.find((c) => c.type === "Valid")!.status)).toEqual(["False", "False"]);
+  });
+
+  it("keeps a pool in use serving when a new pool covers it and a gone pool's leftover allocation (one of its own beats one re-homed)", () => {
+    const x: PlannerPool = { name: "x", nodeSelector: {}, v4: { cidrs: ["10.0.0.0/16"], nodePrefix: 24 } };
+    const wide: PlannerPool = { name: "new", nodeSelector: { grp: "w" }, v4: { cidrs: ["10.0.0.0/15"], nodePrefix: 24 } };
+    const records = [rec("a", "10.0.0.0/24", { pool: "x" }), rec("b", "10.1.0.0/24", { pool: "old" })];
+    const plan = planAllocations(input({ nodes: [node("a"), node("b"), node("c")], records, pools: [x, wide] }));
+    expect(plan.poolStatuses.find((p) => p.pool === "x")!.conditions[0]).toMatchObject({ status: "True" });
+    expect(plan.actions.filter((a) => a.kind === "create").map((a) => `${a.node} ${a.cidr}`)).toEqual(["c 10.0.1.0/24"]);
+    expect(plan.actions.filter((a) => a.kind === "retain").map((a) => `${a.name} ${a.reason}`)).toEqual(["10-1-0-0-24 PoolNotFound"]);
+  });
+
+  it("leaves a gone pool's allocation retained where the pool holding its range would refuse it (a wider record kept there)", () => {
+    const replaced = [pool(["10.50.0.0/16"], { name: "new" })];
+    const records = [rec("w", "10.50.0.0/23", { pool: "new", allocatedReason: "WrongSize" }), rec("a", "10.50.0.0/24", { pool: "old" })];
+    const plan = planAllocations(input({ nodes: [node("a"), node("w")], records, pools: replaced }));
+    expect(plan.actions.filter((a) => a.kind === "quarantine" || a.kind === "rehome")).toEqual([]);
+    expect(plan.actions.filter((a) => a.kind === "retain").map((a) => `${a.name} ${a.reason}`)).toEqual(["10-50-0-0-24 PoolNotFound"]);
+  });
+});
