@@ -65,7 +65,8 @@ export class DefaultPoolKeeper {
 
   /**
    * Created without the configured ranges another pool holds (a pool applied from Git before the controller
-   * came up): created over them, both pools' ranges would be refused and no Node of either served.
+   * came up): created over them, both pools' ranges would be refused and no Node of either served. Not created
+   * while a whole family is held; each pass looks again, so it comes once the other pool goes.
    */
   private async create(): Promise<void> {
     const { ctx, name } = this;

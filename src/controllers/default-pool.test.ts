@@ -91,7 +91,8 @@ describe("planNewDefaultPool: the default pool created where other pools exist",
     ["a range another pool holds is left out, the rest created", config(["10.244.0.0/16", "10.245.0.0/16"]), [team], v4(["10.245.0.0/16"]), ["team"]],
     ["a range inside another pool's counts as held", config(["10.244.128.0/17"]), [team], undefined, ["team"]],
     ["every range held: nothing created", config(["10.244.0.0/16"]), [team, { cidr: "10.96.0.0/12", by: "the service CIDR" }], undefined, ["team"]],
-    ["a family left with no range is left out", config(["10.244.0.0/16", "fd00:10:244::/56"]), [team], { ipv6: { cidrs: ["fd00:10:244::/56"], nodeMaskSize: 64 } }, ["team"]],
+    // Created IPv6-only, its Nodes' podCIDRs would be filled without IPv4 for good.
+    ["a family left with no range: nothing created", config(["10.244.0.0/16", "fd00:10:244::/56"]), [team], undefined, ["team"]],
   ])("%s", (_name, configured, others, spec, clashing) => {
     const plan = planNewDefaultPool("default", configured, others);
     expect(plan.spec).toEqual(spec);

@@ -89,7 +89,7 @@ export function planDefaultPool(name: string, configured: ConfiguredPool, spec: 
 }
 
 export interface NewDefaultPoolPlan {
-  /** The spec to create; undefined when every configured range is another pool's. */
+  /** The spec to create; undefined when every configured range of a family is another pool's. */
   spec?: PoolSpec;
   /** Each configured range left out (ConfiguredRangeOverlaps). */
   notes: DefaultPoolNote[];
@@ -115,9 +115,12 @@ export function planNewDefaultPool(name: string, configured: ConfiguredPool, oth
   });
   const v4 = keep(configured.v4);
   const v6 = keep(configured.v6);
+  // A configured family left with no range: not created at all. Created with the other family alone, its Nodes'
+  // podCIDRs would be filled with that one, and the field can never take the second once the range is free.
+  const familyLost = (configured.v4.length > 0 && v4.length === 0) || (configured.v6.length > 0 && v6.length === 0);
   const spec: PoolSpec = {
     ...(v4.length ? { ipv4: { cidrs: v4, nodeMaskSize: configured.maskV4 } } : {}),
     ...(v6.length ? { ipv6: { cidrs: v6, nodeMaskSize: configured.maskV6 } } : {}),
   };
-  return { ...(v4.length || v6.length ? { spec } : {}), notes, clashingPools: [...clashingPools].sort() };
+  return { ...(familyLost ? {} : { spec }), notes, clashingPools: [...clashingPools].sort() };
 }
