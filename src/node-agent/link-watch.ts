@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { formatCidr, parseCidr, type Cidr } from "../lib/cidr.js";
 
 /** A line of `ip -o monitor link address`: a device's link changed, or one of its addresses came or went. */
@@ -78,6 +79,7 @@ export interface LinkWatch { stop(): void }
  * with the agent; in a pod the PID namespace does the same, but not for an agent run as a plain process.
  */
 const SETPRIV = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));
+const onPath = (tool: string) => (process.env.PATH ?? "").split(":").some((dir) => dir !== "" && existsSync(join(dir, tool)));
 
 export function watchLinks(netns: string | undefined, onChange: (event: NetEvent) => void, restartMs = 5_000): LinkWatch {
   let child: ChildProcess | undefined;
@@ -87,7 +89,10 @@ export function watchLinks(netns: string | undefined, onChange: (event: NetEvent
   const start = () => {
     if (restarts++ > 0) onChange({ kind: "restart" }); // events may have been missed while it was down
     const argv = ["ip", ...(netns ? ["-n", netns] : []), "-o", "monitor", "link", "address"];
-    child = spawn(SETPRIV ? SETPRIV : argv[0]!, SETPRIV ? ["--pdeathsig", "SIGKILL", "--", ...argv] : argv.slice(1), { stdio: ["ignore", "pipe", "ignore"] });
+    // Wrapped only when `ip` is there: setpriv would turn a missing one into an exit every restartMs, each a
+    // full pass, where spawning it alone fails once (and RoutesProgrammed says why).
+    const wrap = SETPRIV !== undefined && onPath("ip");
+    child = spawn(wrap ? SETPRIV : argv[0]!, wrap ? ["--pdeathsig", "SIGKILL", "--", ...argv] : argv.slice(1), { stdio: ["ignore", "pipe", "ignore"] });
     let partial = "";
     child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
       const lines = (partial + chunk).split("\n");
