@@ -27,7 +27,6 @@ export async function runDemo(argv: string[]): Promise<void> {
   // it, a person presses it twice), must still end in the teardown rather than in Node's default exit.
   const live: { cluster?: LocalCluster } = {};
   let stopping: Promise<void> | undefined;
-  let interrupted = false;
   const stop = () => (stopping ??= (async () => {
     if (!live.cluster) return;
     step("tearing down");
@@ -35,16 +34,17 @@ export async function runDemo(argv: string[]): Promise<void> {
     step("done: no namespaces, processes or files left behind");
   })());
   const onSignal = (code: number) => {
-    interrupted = true;
-    if (live.cluster) void stop().finally(() => process.exit(code));
-    else if (!stopping) step("interrupted: tearing down as soon as the half-started cluster can be stopped");
+    if (live.cluster) { void stop().finally(() => process.exit(code)); return; }
+    // Still coming up: leaving now takes it all along (namespaces and run dir on exit, servers and agents by
+    // their parent-death signal), where waiting for the start would wait out its timeouts on dead servers.
+    step("interrupted while the cluster came up: its namespaces, processes and files go with this process");
+    process.exit(code);
   };
   process.on("SIGINT", () => onSignal(130));
   process.on("SIGTERM", () => onSignal(143));
   step(`podnet demo: ${nodeCount} nodes${values["dual-stack"] ? ", dual-stack" : ""} (a real kube-apiserver, the podnet controller, one agent per node)`);
   if (segments > 1) step(`nodes sit on ${segments} subnets behind a router: neighbours get direct routes, the others VXLAN (podnet.vxlan)`);
   const cluster = live.cluster = await LocalCluster.start({ nodes: nodeCount, segments, dualStack: values["dual-stack"], tag: "demo", progress: (l) => step(l), releaseCooldown: "3s" });
-  if (interrupted) { await stop(); process.exit(130); }
   try {
     await cluster.waitReady(90_000);
     step("every node has its pod CIDR, routes to every other node and a CNI config:");

@@ -36,6 +36,9 @@ interface LocalNode {
   registeredAt?: number;
 }
 
+/** PODNET_LOG_LEVEL=debug or trace reaches the cluster's podnet processes (to look into a run); else info. */
+const podnetLogLevel = () => (["debug", "trace"].includes(process.env.PODNET_LOG_LEVEL ?? "") ? process.env.PODNET_LOG_LEVEL! : "info");
+
 /** The metrics port an agent logged in its "agent started" line, written after byte `from` of its log. */
 function loggedMetricsPort(logFile: string, from: number): number | undefined {
   if (!existsSync(logFile)) return undefined;
@@ -104,7 +107,7 @@ export class LocalCluster {
     this.controller = startProcess("podnet-controller", this.cli[0]!, [...CONTROLLER_NODE_FLAGS, ...this.cli.slice(1), "controller",
       `--kubeconfig=${this.kubeconfig}`, `--cluster-cidr=${cidrs}`, "--leader-elect=false", "--metrics-address=127.0.0.1:0",
       `--release-cooldown=${this.opts.releaseCooldown ?? "5s"}`, "--resync-period=10s"], join(this.cp.dir, "controller.log"),
-      { env: podnetCliEnv(this.dir) });
+      { env: { ...podnetCliEnv(this.dir), PODNET_LOG_LEVEL: podnetLogLevel() } });
   }
 
   async restartController(): Promise<void> {
@@ -145,7 +148,7 @@ export class LocalCluster {
       `--cni-bin-dir=${CNI_BIN_DIR}`, `--ipam-data-dir=${join(n.dir, "ipam")}`, "--metrics-address=127.0.0.1:0",
       `--resync-period=${this.opts.resyncPeriod ?? "5s"}`, `--overlay=${this.opts.overlay ?? "auto"}`,
       ...(this.opts.podMtu ? [`--mtu=${this.opts.podMtu}`] : [])], logFile,
-      { env: { ...podnetCliEnv(this.dir), PODNET_LOG_LEVEL: ["debug", "trace"].includes(process.env.PODNET_LOG_LEVEL ?? "") ? process.env.PODNET_LOG_LEVEL! : "info" } });
+      { env: { ...podnetCliEnv(this.dir), PODNET_LOG_LEVEL: podnetLogLevel() } });
     const agent = n.agent;
     let port: number | undefined;
     await waitFor(`agent of ${name} ready`, async () => {

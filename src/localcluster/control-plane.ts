@@ -111,12 +111,21 @@ export function sweepStaleRunDirs(base = controlPlaneBaseDir()): string[] {
   return swept;
 }
 
+/**
+ * Run dirs of this process's control planes, removed when it exits however it exits short of a kill (an
+ * interrupted start, an exception): its servers die with it (parent-death signal), and nothing should wait for
+ * `make demo-clean`. A detached plane (make dev-up) outlives us and is not listed.
+ */
+const ownRunDirs = new Set<string>();
+process.on("exit", () => { for (const dir of ownRunDirs) rmSync(dir, { recursive: true, force: true, maxRetries: 3 }); });
+
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const base = opts.baseDir ?? controlPlaneBaseDir();
   mkdirSync(base, { recursive: true });
   sweepStaleRunDirs(base);
   const dir = mkdtempSync(join(base, "podnet-cp-"));
   writeFileSync(join(dir, "owner.pid"), ownerToken(process.pid));
+  if (!opts.detached) ownRunDirs.add(dir);
   const started = performance.now();
   const pki = generatePki(dir);
   // A port found free can be taken before the server binds it (parallel test files start servers and agents
@@ -128,6 +137,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     } catch (err) {
       if (!(err instanceof PortTakenError) || attempt === 3) {
         rmSync(dir, { recursive: true, force: true });
+        ownRunDirs.delete(dir);
         throw err;
       }
     }
@@ -152,6 +162,7 @@ async function startServers(dir: string, pki: Pki, opts: ControlPlaneOptions): P
   const stop = async () => {
     await stopServers();
     rmSync(dir, { recursive: true, force: true });
+    ownRunDirs.delete(dir);
   };
   const waitReady = async () => {
     const deadline = Date.now() + 60_000;

@@ -68,14 +68,15 @@ describe.skipIf(!isRoot())("make demo stopped by Ctrl-C or killed (rung 4)", () 
     expect(processesUsing(runDir)).toEqual([]);
   });
 
-  it("Ctrl-C while the cluster comes up tears down what was started", async () => {
-    const demo = startProcess("demo-early", process.execPath, ["--import", "tsx", join(repo, "src/cli/main.ts"), "demo", "--nodes=2", "--segments=1"], join(dir, "demo-early.log"));
+  it("Ctrl-C while the cluster comes up (to the whole process group, as a terminal sends it) tears down what was started", async () => {
+    // Its own process group, as a shell gives a job: the servers and agents get the Ctrl-C too.
+    const demo = startProcess("demo-early", process.execPath, ["--import", "tsx", join(repo, "src/cli/main.ts"), "demo", "--nodes=2", "--segments=1"], join(dir, "demo-early.log"), { detached: true });
     started.push(demo);
     const pid = demo.child.pid!;
     await waitFor("the control plane up", async () => (/control plane up/.test(readFileSync(demo.logFile, "utf8")) ? true : undefined), 120_000, 50);
     const runDirs = runDirsOf(pid);
     expect(runDirs).toHaveLength(1);
-    demo.child.kill("SIGINT");
+    process.kill(-pid, "SIGINT");
     expect(await demo.exited).toBe(130);
     expect(namespacesOf(pid)).toEqual([]);
     expect(existsSync(runDirs[0]!)).toBe(false);
