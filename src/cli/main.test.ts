@@ -28,6 +28,7 @@ describe("podnet CLI: help and usage errors", () => {
   it.each([
     ["an unknown command", ["frob"], {}, /unknown command "frob"/],
     ["an unknown flag", ["controller", "--bogus=1"], {}, /Unknown option '--bogus' \(podnet controller --help lists the flags\)/],
+    ["a flag agent cleanup does not take", ["agent", "cleanup", "--overlay=vxlan"], {}, /Unknown option '--overlay' \(podnet agent cleanup --help lists the flags\)/],
     ["a bad value", ["agent", "--node-name=n", "--mtu=12"], {}, /--mtu: must be 0 \(the node's own\) or 576 to 65535/],
     ["an unknown log level", ["controller"], { PODNET_LOG_LEVEL: "loud" }, /PODNET_LOG_LEVEL: must be one of trace, .*not "loud"/],
   ])("exits 2 with one line on stderr for %s", async (_what, args, env, message) => {

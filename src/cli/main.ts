@@ -89,7 +89,8 @@ async function main(argv: string[]): Promise<void> {
 
 // 2 for a command line or environment podnet cannot run with (as for an unknown command), 1 for a failure.
 main(process.argv.slice(2)).catch((err: unknown) => {
-  const usageHint = err instanceof FlagError ? ` (podnet ${process.argv[2] ?? ""} --help lists the flags)` : "";
+  const command = process.argv[2] === "agent" && process.argv[3] === "cleanup" ? "agent cleanup" : process.argv[2] ?? "";
+  const usageHint = err instanceof FlagError ? ` (podnet ${command} --help lists the flags)` : "";
   console.error(`podnet: ${err instanceof Error ? err.message : String(err)}${usageHint}`);
   process.exit(err instanceof ConfigError ? 2 : 1);
 });

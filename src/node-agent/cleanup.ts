@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import type { AgentCleanupConfig } from "../config.js";
+import { ConfigError, type AgentCleanupConfig } from "../config.js";
 import type { Logger } from "../log.js";
 import { removePodBridge } from "./bridge-addresses.js";
 import { BRIDGE_NAME } from "./cni-conflist.js";
@@ -20,7 +20,7 @@ import { removeVxlan } from "./vxlan.js";
 export async function cleanupAgent(config: AgentCleanupConfig, log: Logger, netns?: string): Promise<void> {
   const node = config["node-name"];
   // Otherwise every step reads "No such file" as "nothing there" and the cleanup claims a success it never had.
-  if (netns && !existsSync(join("/run/netns", netns))) throw new Error(`network namespace ${netns} does not exist`);
+  if (netns && !existsSync(join("/run/netns", netns))) throw new ConfigError(`network namespace ${netns} does not exist`);
   const pods = await podInterfacesOnBridge(netns).catch(() => []); // no `ip`: the steps that need it say so
   if (pods.length > 0) {
     log.warn({ node, interfaces: pods }, `${pods.length} pod interface(s) still on ${BRIDGE_NAME}: those pods lose their network now, and the runtime `

@@ -108,7 +108,8 @@ export async function syncRoutes(input: RouteSyncInput, view: KernelView | Error
     const outcome = { ...base, ...counts, ...findings, overlayChanges: overlay.changes, installed: plan.installed - (result.errors.length ? plan.actions.filter((a) => a.kind !== "delete").length : 0),
       ...(error ? { error } : {}), ...(overlayError ? { overlayError } : {}) };
     // The planned counts only when the batch went through: a refused one said "synced" while nothing changed.
-    if (result.errors.length) input.log.warn({ planned: counts, installed: outcome.installed, desired: base.desired, errors: result.errors.slice(0, 3) }, "route batch partly refused; will retry");
+    // (A refusal the re-read shows was only a stale view, "File exists" say, leaves nothing to do: no warning.)
+    if (result.errors.length && plan.actions.length) input.log.warn({ planned: counts, installed: outcome.installed, desired: base.desired, errors: result.errors.slice(0, 3) }, "route batch partly refused; will retry");
     else if (counts.added + counts.replaced + counts.deleted) input.log.info({ ...counts, installed: plan.installed, overlay: findings.overlay, desired: base.desired }, "routes synced");
     // Kept for event passes to reuse only when the batch went through as planned.
     view.planned = error || result.errors.length ? undefined : planned;

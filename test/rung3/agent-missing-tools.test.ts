@@ -130,6 +130,6 @@ describe.skipIf(!isRoot())("node agent on a host missing ip or nft (rung 3)", ()
     // A namespace that is not there is said so, not cleaned "successfully".
     const nowhere = spawnSync(cli[0]!, [...cli.slice(1), "agent", "cleanup", `--netns=${n1!.ns}-gone`, `--cni-conf-dir=${confDir}`],
       { env: { ...process.env, ...podnetCliEnv(dir) }, encoding: "utf8", timeout: 30_000 });
-    expect([nowhere.status, nowhere.stderr.trim()]).toEqual([1, `podnet: network namespace ${n1!.ns}-gone does not exist`]);
+    expect([nowhere.status, nowhere.stderr.trim()]).toEqual([2, `podnet: network namespace ${n1!.ns}-gone does not exist`]);
   });
 });
