@@ -1,27 +1,18 @@
 import { pino } from "pino";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { mergePatch, podnetResource } from "../../src/lib/k8s.js";
 import type { AllocationController } from "../../src/controllers/controller.js";
 import { useControlPlane } from "../harness/api-fixture.js";
-import { allocated, createNodes, deleteNodes, emptyCluster, eventsFor, invariantViolations, kubeletReportedStatus, listNodeCidrs } from "../harness/cluster-objects.js";
-import { startController } from "../harness/controller-fixture.js";
-import { waitFor } from "../../src/localcluster/processes.js";
+import { allocated, createNodes, deleteNodes, eventsFor, invariantViolations, kubeletReportedStatus, listNodeCidrs } from "../harness/cluster-objects.js";
+import { recordsOfNode, startController, stopAndEmptyAfterEach, until } from "../harness/controller-fixture.js";
 
 const fx = useControlPlane();
 const pools = podnetResource("podcidrpools");
 const nodecidrs = podnetResource("nodecidrs");
 let controller: AllocationController | undefined;
-// Every test starts from an empty cluster. Cleaning up inside a test raced its own controller, which
-// recreates its default pool as soon as it sees it deleted: a catch-all pool left behind then served the
-// next test's nodes (seen under load).
-afterEach(async () => {
-  await controller?.stop();
-  controller = undefined;
-  await emptyCluster(fx.api());
-});
+stopAndEmptyAfterEach(fx, () => controller, () => { controller = undefined; });
 
-const recordsOf = async (node: string) => (await listNodeCidrs(fx.api())).filter((r) => r.spec.nodeName === node);
-const until = <T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000) => waitFor(what, probe, ms, 100);
+const recordsOf = (node: string) => recordsOfNode(fx, node);
 
 describe("controller on the real API server: allocation basics", () => {
   it("allocates one CIDR per family from a dual-stack default pool, mirrors node IPs and fills node.spec.podCIDRs (IPv4 first)", async () => {

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AllocationController } from "../../src/controllers/controller.js";
 import { applyActions } from "../../src/controllers/act.js";
 import { controllerConfigSchema } from "../../src/config.js";
@@ -7,23 +7,17 @@ import { EventRecorder } from "../../src/lib/events.js";
 import { silentLogger } from "../../src/log.js";
 import { mergePatch, podnetResource } from "../../src/lib/k8s.js";
 import { cidrObjectName } from "../../src/lib/cidr.js";
-import { waitFor } from "../../src/localcluster/processes.js";
 import { useControlPlane } from "../harness/api-fixture.js";
-import { allocated, createNodes, deleteNodes, emptyCluster, eventsFor, invariantViolations, listNodeCidrs, nodePodCidrViolations } from "../harness/cluster-objects.js";
-import { startController } from "../harness/controller-fixture.js";
+import { allocated, createNodes, deleteNodes, eventsFor, invariantViolations, listNodeCidrs, nodePodCidrViolations } from "../harness/cluster-objects.js";
+import { startController, stopAndEmptyAfterEach, until } from "../harness/controller-fixture.js";
 import { POD_CIDR_CONDITION } from "../../src/controllers/plan-node-condition.js";
 
 // Who gets a range when claims meet: a Node's own preset podCIDRs, a live allocation, a stray hand-made record.
 const fx = useControlPlane();
 const nodecidrs = podnetResource("nodecidrs");
 let controller: AllocationController | undefined;
-afterEach(async () => {
-  await controller?.stop();
-  controller = undefined;
-  await emptyCluster(fx.api());
-});
+stopAndEmptyAfterEach(fx, () => controller, () => { controller = undefined; });
 
-const until = <T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000) => waitFor(what, probe, ms, 100);
 const podCidrsOf = async (node: string) => (await fx.api().core.readNode({ name: node })).spec?.podCIDRs ?? [];
 const cidrOf = async (node: string) => allocated(await listNodeCidrs(fx.api())).find((r) => r.spec.nodeName === node)?.spec.cidr;
 

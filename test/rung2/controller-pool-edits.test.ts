@@ -1,25 +1,19 @@
 import { execFileSync } from "node:child_process";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { kubeBin } from "../../src/localcluster/kube-bins.js";
 import { podnetResource } from "../../src/lib/k8s.js";
 import type { AllocationController } from "../../src/controllers/controller.js";
 import { useControlPlane } from "../harness/api-fixture.js";
-import { allocated, createNodes, emptyCluster, eventsFor, invariantViolations, listNodeCidrs } from "../harness/cluster-objects.js";
-import { startController } from "../harness/controller-fixture.js";
-import { waitFor } from "../../src/localcluster/processes.js";
+import { allocated, createNodes, eventsFor, invariantViolations, listNodeCidrs } from "../harness/cluster-objects.js";
+import { recordsOfNode, startController, stopAndEmptyAfterEach, until } from "../harness/controller-fixture.js";
 
 // Pools edited under live allocations: a typo over a range in use, a pool deleted, one replaced under a new name.
 const fx = useControlPlane();
 const pools = podnetResource("podcidrpools");
 let controller: AllocationController | undefined;
-afterEach(async () => {
-  await controller?.stop();
-  controller = undefined;
-  await emptyCluster(fx.api());
-});
+stopAndEmptyAfterEach(fx, () => controller, () => { controller = undefined; });
 
-const recordsOf = async (node: string) => (await listNodeCidrs(fx.api())).filter((r) => r.spec.nodeName === node);
-const until = <T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000) => waitFor(what, probe, ms, 100);
+const recordsOf = (node: string) => recordsOfNode(fx, node);
 
 describe("controller on the real API server: pool edits under live allocations", () => {
   it("a bad pool edit (a new pool overlapping a used range, a pool deleted) never takes a node's CIDR away; undoing it clears the warning", async () => {
