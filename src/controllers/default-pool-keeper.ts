@@ -73,7 +73,8 @@ export class DefaultPoolKeeper {
     if (!ctx.mayWrite()) return;
     const plan = planNewDefaultPool(name, configuredPool(ctx.config), this.otherPoolsRanges());
     if (!plan.spec) {
-      const clash = plan.notes.map((n) => n.message).join("; ");
+      const clash = `no ${plan.lostFamilies.join(" or ")} range is left for it, so none of its ranges is used until ${plan.clashingPools.join(", ")} gives it up (`
+        + `${plan.notes.map((n) => n.message).join("; ")})`;
       if (clash === this.reportedClash) return;
       this.reportedClash = clash;
       ctx.log.error({ pool: name }, `default pool not created: ${clash}`);

@@ -97,6 +97,7 @@ describe("planNewDefaultPool: the default pool created where other pools exist",
     const plan = planNewDefaultPool("default", configured, others);
     expect(plan.spec).toEqual(spec);
     expect(plan.clashingPools).toEqual(clashing);
+    expect(plan.lostFamilies).toEqual(spec || !clashing.length ? [] : ["IPv4"]);
     expect(plan.notes.map((n) => n.reason)).toEqual(clashing.length ? ["ConfiguredRangeOverlaps"] : []);
     if (clashing.length) expect(plan.notes[0]!.message).toMatch(/^--cluster-cidr 10\.244\.\S+ overlaps 10\.244\.0\.0\/16 of pool team and is left out of pool default/);
   });

@@ -95,6 +95,8 @@ export interface NewDefaultPoolPlan {
   notes: DefaultPoolNote[];
   /** The pools whose ranges were left out, to tell when nothing is created. */
   clashingPools: string[];
+  /** Configured families with no range left (then nothing is created, the free family's ranges neither). */
+  lostFamilies: string[];
 }
 
 /**
@@ -122,5 +124,6 @@ export function planNewDefaultPool(name: string, configured: ConfiguredPool, oth
     ...(v4.length ? { ipv4: { cidrs: v4, nodeMaskSize: configured.maskV4 } } : {}),
     ...(v6.length ? { ipv6: { cidrs: v6, nodeMaskSize: configured.maskV6 } } : {}),
   };
-  return { ...(familyLost ? {} : { spec }), notes, clashingPools: [...clashingPools].sort() };
+  const lost = [configured.v4.length > 0 && v4.length === 0 ? "IPv4" : "", configured.v6.length > 0 && v6.length === 0 ? "IPv6" : ""].filter(Boolean);
+  return { ...(familyLost ? {} : { spec }), notes, clashingPools: [...clashingPools].sort(), lostFamilies: lost };
 }

@@ -47,8 +47,9 @@ export function buildPoolStates(pools: PlannerPool[], serviceCIDRs: string[], cl
   const services = serviceCIDRs.flatMap((s) => { try { return [parseCidr(s)]; } catch { return []; } });
   const names = new Set(pools.map((p) => p.name));
   const overlapsRange = (k: PoolClaim, c: Candidate) => { try { return cidrsOverlap(parseCidr(k.cidr), c.cidr); } catch { return false; } };
-  // How much a range is in use: 2 with its own pool's allocations, 1 with only those of a pool that is gone (the
-  // planner re-homes them to it), 0 with none. Of two overlapping ranges, the one in more use keeps serving.
+  // How much a range is in use: 2 with its own pool's CIDRs (allocated, or released in cooldown), 1 with only
+  // those of a pool that is gone (the planner re-homes the allocated ones to it), 0 with none. Of two overlapping
+  // ranges, the one in more use keeps serving.
   const use = (c: Candidate) => (claims.some((k) => k.pool === c.pool && overlapsRange(k, c)) ? 2
     : claims.some((k) => !names.has(k.pool) && overlapsRange(k, c)) ? 1 : 0);
   const states = new Map<string, PoolState>();

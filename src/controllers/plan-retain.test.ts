@@ -116,4 +116,11 @@ describe("planAllocations: pool edits and bad records", () => {
     expect(plan.actions.filter((a) => a.kind === "quarantine" || a.kind === "rehome")).toEqual([]);
     expect(plan.actions.filter((a) => a.kind === "retain").map((a) => `${a.name} ${a.reason}`)).toEqual(["10-50-0-0-24 PoolNotFound"]);
   });
+
+  it("re-homes a gone pool's second CIDR of a family for a Node, and quarantines it there as any second one", () => {
+    const records = [rec("a", "10.50.0.0/24", { pool: "new" }), rec("a", "10.50.1.0/24", { pool: "old" })];
+    const plan = planAllocations(input({ nodes: [node("a")], records, pools: [pool(["10.50.0.0/16"], { name: "new" })], config: { cooldownMs: 60_000, serviceCIDRs: [], fillNodePodCIDRs: true } }));
+    expect(plan.actions.filter((a) => "name" in a && a.name === "10-50-1-0-24").map((a) => `${a.kind} ${"reason" in a ? a.reason : ""}`)).toEqual(["rehome ", "quarantine DuplicateForNode"]);
+    expect(plan.actions.filter((a) => a.kind === "setNodePodCIDRs")).toEqual([expect.objectContaining({ cidrs: ["10.50.0.0/24"] })]);
+  });
 });

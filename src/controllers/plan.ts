@@ -112,9 +112,10 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
     // An allocation whose pool was deleted, its CIDR a slice of another pool's range (a pool replaced under
     // another name): that pool's now, rather than retained outside every pool for as long as its Node lives.
     // (A hand-made record naming no pool that exists is still quarantined.)
-    // Only where it fits there: one that would meet a problem in its new pool stays retained as PoolNotFound.
+    // Not where a record there holds its range already (a wider one kept): it stays retained as PoolNotFound. A
+    // second CIDR of its family for the Node is re-homed all the same, and quarantined there as before.
     const home = cidr && r.phase === "Allocated" && !states.has(r.pool) ? findSet(states.values(), cidr)?.state.pool.name : undefined;
-    const rehomed = home && !recordProblem({ ...r, pool: home }, cidr, states, held) ? { ...r, pool: home } : undefined;
+    const rehomed = home && recordProblem({ ...r, pool: home }, cidr, states, held)?.reason !== "Overlapping" ? { ...r, pool: home } : undefined;
     if (rehomed) actions.push({ kind: "rehome", name: r.name, node: r.nodeName, cidr: r.cidr, from: r.pool, pool: rehomed.pool });
     r = rehomed ?? r;
     const problem = recordProblem(r, cidr, states, held);

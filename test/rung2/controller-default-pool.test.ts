@@ -115,7 +115,7 @@ describe("controller on the real API server: the default pool follows its config
         const e = (await eventsFor(fx.api(), "PodCIDRPool", "team")).filter((x) => x.reason === "DefaultPoolNotCreated");
         return e.length ? e.map((x) => x.message) : undefined;
       });
-      expect(said).toEqual(["default pool upg not created: --cluster-cidr 10.228.0.0/16 overlaps 10.228.0.0/16 of pool team and is left out of pool upg: configure ranges no other pool uses"]);
+      expect(said).toEqual(["default pool upg not created: no IPv4 range is left for it, so none of its ranges is used until team gives it up (--cluster-cidr 10.228.0.0/16 overlaps 10.228.0.0/16 of pool team and is left out of pool upg: configure ranges no other pool uses)"]);
       // Later passes (another team Node joining) do not say it again.
       const plans = controller.plans;
       await createNodes(fx.api(), [{ name: "t-3", ip: "192.168.75.3", labels: { team: "a" } }]);
