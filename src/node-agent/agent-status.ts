@@ -24,10 +24,14 @@ interface StatusContext {
 // Every agent watches every NodeCIDR, so each status write here reaches all N agents: a join that changed
 // every agent's route count would cost N writes × N deliveries at once. Conditions that flip are written at
 // once; count-only changes (ROUTES in `kubectl get nodecidrs -o wide`) wait out an interval that grows with
-// the cluster (N × 200 ms, at least 2 s), so all agents together write at most ~5 such updates a second.
+// the cluster (N × 200 ms, at least 2 s) since this record's last write, and also a random part of one such
+// interval from when the change was first seen: after a quiet spell every agent is past its interval, and a
+// join would otherwise have all N write in the same second. Together they write ~5 such updates a second.
 // Kubernetes moved node heartbeats off the Node object for the same reason.
 export const countsOnlyIntervalMs = (records: number) => Math.max(2_000, records * 200);
 const lastWrite = new Map<string, number>();
+/** When a count-only change waiting per record is due; fixed when first seen, so passes do not redraw it. */
+const countsDue = new Map<string, number>();
 
 /** True conditions that still deserve a Warning: another config shadows podnet's, or the IPAM directory change waits. */
 const warnsWhileTrue = (c: Pick<Condition, "type" | "status" | "reason">) => c.status === "True"
@@ -45,14 +49,21 @@ export async function reportStatus(ctx: StatusContext, ownNames: string[], input
     const sameReport = previous !== undefined && Object.entries(report).every(([k, v]) => (previous as Record<string, unknown>)[k] === v);
     if (conditionsEqual(existing, conditions) && sameReport) continue;
     const flipped = conditions.some((c) => { const e = existing?.find((x) => x.type === c.type); return !e || e.status !== c.status || e.reason !== c.reason; });
-    const nextCountsWrite = (lastWrite.get(name) ?? 0) + countsIntervalMs;
-    if (!flipped && Date.now() < nextCountsWrite) { dueAt = Math.min(dueAt ?? nextCountsWrite, nextCountsWrite); continue; }
+    if (!flipped) {
+      let due = countsDue.get(name);
+      if (due === undefined) {
+        due = Math.max((lastWrite.get(name) ?? 0) + countsIntervalMs, Date.now() + Math.random() * countsIntervalMs);
+        countsDue.set(name, due);
+      }
+      if (Date.now() < due) { dueAt = Math.min(dueAt ?? due, due); continue; }
+    }
     try {
       const updated = await applyStatus(ctx.api, "nodecidrs", name, "NodeCIDR", {
         conditions, agent: { ...report, lastSyncTime: kubeTime(new Date()) },
       });
       ctx.records.assume(updated as NodeCidrObject & KubernetesObject);
       lastWrite.set(name, Date.now());
+      countsDue.delete(name); // written, counts included: the next count-only change draws its own time
     } catch (err) {
       ctx.log.error({ nodecidr: name, err: apiMessage(err) }, "could not write NodeCIDR status");
       continue;

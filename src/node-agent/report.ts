@@ -113,7 +113,9 @@ function cniCondition(o: SyncOutcome): ConditionInput {
   if (c.bridgeError) return bad("CNIConfigured", "StaleBridgeAddress", `an old pod-CIDR gateway stays on the pod bridge, so new pods will not start: ${c.bridgeError}`);
   if (c.missingPlugins.length) return bad("CNIConfigured", "PluginsMissing", `CNI plugins missing: ${c.missingPlugins.join(", ")}`);
   if (c.shadowedBy.length) return bad("CNIConfigured", "CNIConfigShadowed", `${c.shadowedBy.join(", ")} sorts before ${c.path}; the container runtime will use it instead of podnet's config`);
-  const written = `${c.path} ${c.changed ? "written" : "up to date"}`;
+  // The same words whether this pass wrote the file or found it current: "written" then "up to date" cost every
+  // agent a second status write after each start.
+  const written = `${c.path} in place`;
   if (c.ipamDataDirKept) {
     const { dataDir, configured } = c.ipamDataDirKept;
     return ok("CNIConfigured", IPAM_DATA_DIR_KEPT, `${written}; host-local state stays in ${dataDir}, not the configured ${configured}: pods on this node hold `
