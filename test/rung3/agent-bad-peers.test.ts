@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createNetBed, ipJson, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
 import { conditionsOf, putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
 import { useControlPlane } from "../harness/api-fixture.js";
+import { eventsFor } from "../harness/cluster-objects.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 
 const fx = useControlPlane();
@@ -39,6 +40,11 @@ describe.skipIf(!isRoot())("bad peers and leftovers: a peer whose node IP is thi
     expect(failures).toBe(0);
     const routes = await waitFor("RoutesProgrammed", async () => (await conditionsOf(fx.api(), "10-249-1-0-24")).find((c) => c.type === "RoutesProgrammed"), 10_000);
     expect(routes).toMatchObject({ status: "False", reason: "NodeUnreachable" });
+    // One Warning, from RoutesProgrammed: Ready, which only gathers the others, says it on the record, not again as an Event.
+    const events = await waitFor("the Warning", async () => { const e = await eventsFor(fx.api(), "NodeCIDR", "10-249-1-0-24"); return e.length ? e : undefined; }, 10_000);
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await eventsFor(fx.api(), "NodeCIDR", "10-249-1-0-24")).map((e) => `${e.type} ${e.reason} ${e.message?.split(":")[0]}`)).toEqual(["Warning NodeUnreachable RoutesProgrammed"]);
+    expect(events).toHaveLength(1);
   });
 
   // Moving from flannel, whose flannel.1 uses the same VNI (1) and port (8472): the kernel refuses a second
