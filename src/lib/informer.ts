@@ -29,6 +29,11 @@ export interface InformerOptions<T extends KubernetesObject> {
    * projection equals the cached one refreshes the cache silently: no event for changes nobody reads.
    */
   project?: (obj: T) => T;
+  /**
+   * After a 410 Gone every watcher of the resource hears it at once (an API server restart): the relist waits a
+   * random part of this. 1 s by default; the agents, one per node, spread theirs with the cluster's size.
+   */
+  relistSpreadMs?: () => number;
 }
 
 /** managedFields are most of an object's bytes and no podnet loop reads them: keep caches small. */
@@ -132,7 +137,7 @@ export class Informer<T extends KubernetesObject> {
         if (gone || (err instanceof WatchEnded && err.reason === "error")) resourceVersion = undefined;
         if (gone) {
           // Every agent hears the same 410 at once after a control-plane restart: spread their relists over a second.
-          await sleep(Math.random() * 1_000, this.abort.signal);
+          await sleep(Math.random() * (this.opts.relistSpreadMs?.() ?? 1_000), this.abort.signal);
           continue;
         }
         this.opts.onError?.(err);
@@ -217,7 +222,8 @@ export class Informer<T extends KubernetesObject> {
       }, Math.min(5_000, stallMs / 2));
       this.abort.signal.addEventListener("abort", onAbort, { once: true });
       const query = {
-        resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds: this.opts.watchTimeoutSeconds ?? 300,
+        // 5 to 10 minutes, as client-go draws it: watchers that started together must not all end together.
+        resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds: this.opts.watchTimeoutSeconds ?? 300 + Math.floor(Math.random() * 300),
         ...(this.opts.fieldSelector ? { fieldSelector: this.opts.fieldSelector } : {}),
       };
       new Watch(this.opts.api.kc).watch(this.opts.path, query, (phase, obj: T & { code?: number; message?: string }) => {
