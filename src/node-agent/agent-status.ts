@@ -47,7 +47,9 @@ export async function reportStatus(ctx: StatusContext, ownNames: string[], input
     const conditions: Condition[] = inputs.map((c) => nextCondition(existing, c, current.metadata?.generation, new Date()));
     const previous = current.status?.agent;
     const sameReport = previous !== undefined && Object.entries(report).every(([k, v]) => (previous as Record<string, unknown>)[k] === v);
-    if (conditionsEqual(existing, conditions) && sameReport) continue;
+    // Back to what is written (a join and its leave within one interval): nothing is due any more, and a stale due
+    // time in the past would have the next change written at once by every agent together.
+    if (conditionsEqual(existing, conditions) && sameReport) { countsDue.delete(name); continue; }
     const flipped = conditions.some((c) => { const e = existing?.find((x) => x.type === c.type); return !e || e.status !== c.status || e.reason !== c.reason; });
     if (!flipped) {
       let due = countsDue.get(name);
