@@ -136,7 +136,7 @@ export class Informer<T extends KubernetesObject> {
         const gone = (err instanceof WatchEnded && err.reason === "gone") || (err as { statusCode?: number }).statusCode === 410;
         if (gone || (err instanceof WatchEnded && err.reason === "error")) resourceVersion = undefined;
         if (gone) {
-          // Every agent hears the same 410 at once after a control-plane restart: spread their relists over a second.
+          // Every agent hears the same 410 at once after a control-plane restart: spread their relists (relistSpreadMs).
           await sleep(Math.random() * (this.opts.relistSpreadMs?.() ?? 1_000), this.abort.signal);
           continue;
         }

@@ -14,6 +14,16 @@ interface StatusContext {
   records: Informer<NodeCidrObject & KubernetesObject>;
   recorder: EventRecorder;
   log: Logger;
+  pacing: StatusPacing;
+}
+
+/** One agent's record of its status writes (its own: tests run several agents, and restart them, in one process). */
+export class StatusPacing {
+  readonly lastWrite = new Map<string, number>();
+  /** When a count-only change waiting per record is due; fixed when first seen, so passes do not redraw it. */
+  readonly countsDue = new Map<string, number>();
+  /** A draw in [0, 1) for the random part of a count-only update's wait (tests pass a fixed one). */
+  constructor(readonly random: () => number = Math.random) {}
 }
 
 /**
@@ -29,9 +39,6 @@ interface StatusContext {
 // join would otherwise have all N write in the same second. Together they write ~5 such updates a second.
 // Kubernetes moved node heartbeats off the Node object for the same reason.
 export const countsOnlyIntervalMs = (records: number) => Math.max(2_000, records * 200);
-const lastWrite = new Map<string, number>();
-/** When a count-only change waiting per record is due; fixed when first seen, so passes do not redraw it. */
-const countsDue = new Map<string, number>();
 
 /** True conditions that still deserve a Warning: another config shadows podnet's, or the IPAM directory change waits. */
 const warnsWhileTrue = (c: Pick<Condition, "type" | "status" | "reason">) => c.status === "True"
@@ -40,6 +47,7 @@ const warnsWhileTrue = (c: Pick<Condition, "type" | "status" | "reason">) => c.s
 /** Writes what changed; returns when a suppressed count-only update is due (the caller syncs again then). */
 export async function reportStatus(ctx: StatusContext, ownNames: string[], inputs: ConditionInput[], report: Omit<AgentReport, "lastSyncTime">, countsIntervalMs: number): Promise<number | undefined> {
   let dueAt: number | undefined;
+  const { lastWrite, countsDue, random } = ctx.pacing;
   for (const name of ownNames) {
     const current = ctx.records.cache.get(name);
     if (!current) continue;
@@ -54,7 +62,7 @@ export async function reportStatus(ctx: StatusContext, ownNames: string[], input
     if (!flipped) {
       let due = countsDue.get(name);
       if (due === undefined) {
-        due = Math.max((lastWrite.get(name) ?? 0) + countsIntervalMs, Date.now() + Math.random() * countsIntervalMs);
+        due = Math.max((lastWrite.get(name) ?? 0) + countsIntervalMs, Date.now() + random() * countsIntervalMs);
         countsDue.set(name, due);
       }
       if (Date.now() < due) { dueAt = Math.min(dueAt ?? due, due); continue; }
@@ -72,7 +80,8 @@ export async function reportStatus(ctx: StatusContext, ownNames: string[], input
     }
     // Not for Ready: it only gathers the others, whose own Event says the same (two Events per agent, 10,000 at
     // 5,000 nodes, for one unreachable peer).
-    for (const c of conditions.filter((c) => c.status === "False" && c.type !== "CNIConfigShadowed" && c.type !== "Ready")) {
+    // Nor for CNIConfigured=False when the reason is shadowing: CNIConfigShadowed's own Warning says it.
+    for (const c of conditions.filter((c) => c.status === "False" && c.type !== "CNIConfigShadowed" && c.type !== "Ready" && c.reason !== "CNIConfigShadowed")) {
       const before = existing?.find((e) => e.type === c.type);
       if (before?.status === "False" && before.reason === c.reason) continue;
       ctx.log.warn({ nodecidr: name, condition: c.type, reason: c.reason }, c.message);

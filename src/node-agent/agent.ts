@@ -7,7 +7,7 @@ import { Informer, type ListPage } from "../lib/informer.js";
 import { apiMessage, podnetResource, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 import { agentMetrics } from "./agent-metrics.js";
-import { countsOnlyIntervalMs, reportStatus } from "./agent-status.js";
+import { countsOnlyIntervalMs, reportStatus, StatusPacing } from "./agent-status.js";
 import { desiredNodeState, type DesiredNodeState } from "./desired-state.js";
 import { NetworkUnavailableClearer } from "./node-network-condition.js";
 import { agentConditions, passLeftWorkUndone, sysctlsAfterPass, type SyncOutcome } from "./report.js";
@@ -34,6 +34,8 @@ export interface AgentOptions {
   netns?: string;
   /** NodeCIDRs per list page (tests use tiny pages to see the first list arrive in parts). */
   listPageSize?: number;
+  /** The draw for the random part of a count-only status update's wait (tests fix it). */
+  statusRandom?: () => number;
 }
 
 /** The node agent: NodeCIDRs in, kernel routes + CNI config + masquerade + sysctls out, status back. */
@@ -42,6 +44,7 @@ export class NodeAgent {
   readonly records: Informer<Record_>;
   readonly pools: Informer<Pool>;
   private readonly recorder: EventRecorder;
+  private readonly statusPacing: StatusPacing;
   /** Clears the Node's NetworkUnavailable condition once this node can network pods. */
   readonly networkCondition: NetworkUnavailableClearer;
   private running = false;
@@ -72,6 +75,7 @@ export class NodeAgent {
       list: (t) => api.custom.listClusterCustomObject({ ...podnetResource("podcidrpools"), limit: 500, _continue: t }) as Promise<ListPage<Pool>>,
     });
     this.recorder = new EventRecorder(api, "podnet-agent", log);
+    this.statusPacing = new StatusPacing(opts.statusRandom);
     this.networkCondition = new NetworkUnavailableClearer(api, config["node-name"], log, config["resync-period"], () => this.metrics.errors.inc({ step: "node-condition" }));
   }
 
@@ -268,7 +272,7 @@ export class NodeAgent {
     }
     if (this.config["dry-run"]) return outcome;
     const conditions = agentConditions(outcome);
-    this.statusDueAt = await reportStatus({ api: this.api, records: this.records, recorder: this.recorder, log: this.log }, ownNames, conditions, {
+    this.statusDueAt = await reportStatus({ api: this.api, records: this.records, recorder: this.recorder, log: this.log, pacing: this.statusPacing }, ownNames, conditions, {
       routesDesired: outcome.routes.desired, routesInstalled: outcome.routes.installed, routeConflicts: outcome.routes.conflicts.length,
       unreachableNodes: outcome.routes.unreachable.length, overlayRoutes: outcome.routes.overlay, cniConfigPath: outcome.cni.path,
     }, countsOnlyIntervalMs(this.records.cache.size));

@@ -31,7 +31,8 @@ describe.skipIf(!isRoot())("node agents' status writes (rung 3)", () => {
       onEvent: (event, obj) => { if (event === "update" && owners.has(obj.metadata!.name!)) writes.push({ at: performance.now(), name: obj.metadata!.name! }); } });
     watcher.start();
     await watcher.synced;
-    for (const n of bed.nodes) agents.push(await startAgent(fx, n, { "resync-period": "1s" }));
+    // Fixed draws for the random part of a count-only update's wait: agent i waits i/4 of the interval.
+    for (const [i, n] of bed.nodes.entries()) agents.push(await startAgent(fx, n, { "resync-period": "1s" }, { statusRandom: () => i / 4 }));
   });
   afterAll(async () => {
     watcher?.stop();
@@ -49,12 +50,13 @@ describe.skipIf(!isRoot())("node agents' status writes (rung 3)", () => {
     await new Promise((r) => setTimeout(r, 4_000));
     expect(writes).toEqual([]);
     // A fifth node's record (no agent of its own): each agent's route count changes, nothing else does.
+    const joinedAt = performance.now();
     await putNodeCidr(fx.api(), "sw-peer", "10.244.69.0/24", [bed.nodes[0]!.ip.replace(/\.\d+$/, ".99")]);
     await waitFor("every agent reported 4 routes", async () => ([...owners.keys()].every((n) => routed(watcher.cache.get(n)!) === 4) ? true : undefined), 30_000);
-    const times = writes.map((w) => w.at);
     expect(writes.map((w) => w.name).sort()).toEqual([...owners.keys()].sort()); // one write each
-    // Drawn over the 2 s count interval: four at once would be as likely as four dice landing within 1/40 of each other.
-    expect(Math.max(...times) - Math.min(...times)).toBeGreaterThan(50);
+    // Agent i writes no sooner than i/4 of the 2 s interval after the join: spread, where all had written at once.
+    const delays = bed.nodes.map((n) => writes.find((w) => owners.get(w.name) === n.name)!.at - joinedAt);
+    delays.forEach((ms, i) => expect(ms).toBeGreaterThanOrEqual(i * 500));
     expect(atStart).toEqual(new Map([...owners.keys()].map((n) => [n, 1])));
   });
 });
