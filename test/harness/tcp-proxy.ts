@@ -1,4 +1,6 @@
+import { readFileSync, writeFileSync } from "node:fs";
 import { createServer, connect, type Socket } from "node:net";
+import type { ApiFixture } from "./api-fixture.js";
 
 /**
  * A TCP relay on loopback in front of a real server, whose connections the test can cut: what a load
@@ -11,6 +13,11 @@ export interface TcpProxy {
   resume(): void;
   /** Stop relaying in both directions and leave every connection, old and new, open and silent: a black hole. */
   blackhole(): void;
+  /**
+   * Stop relaying on the connections open now and leave them open and silent; new ones are relayed: a watch
+   * stuck behind a load balancer while the client's fresh requests get through.
+   */
+  stallOpen(): void;
   /** Connections accepted so far. */
   readonly accepted: number;
   close(): Promise<void>;
@@ -41,7 +48,16 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     pause() { paused = true; for (const s of open) s.resetAndDestroy(); },
     resume() { paused = false; },
     blackhole() { silent = true; for (const s of open) { s.unpipe(); s.pause(); } },
+    stallOpen() { for (const s of open) { s.unpipe(); s.pause(); } },
     get accepted() { return accepted; },
     close: () => new Promise<void>((resolve) => { for (const s of open) s.destroy(); server.close(() => resolve()); }),
   };
+}
+
+/** A kubeconfig for the fixture's API server reached through a TCP proxy the test can cut, silence or stall. */
+export async function proxiedKubeconfig(fx: ApiFixture, tag: string): Promise<{ proxy: TcpProxy; kubeconfig: string }> {
+  const proxy = await startTcpProxy(Number(new URL(fx.cp.url).port));
+  const kubeconfig = `${fx.cp.dir}/kubeconfig-proxied-${tag}`;
+  writeFileSync(kubeconfig, readFileSync(fx.cp.kubeconfig, "utf8").replace(fx.cp.url, `https://127.0.0.1:${proxy.port}`));
+  return { proxy, kubeconfig };
 }

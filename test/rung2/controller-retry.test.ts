@@ -1,4 +1,3 @@
-import { AdmissionregistrationV1Api } from "@kubernetes/client-node";
 import { afterEach, describe, expect, it } from "vitest";
 import { controllerConfigSchema } from "../../src/config.js";
 import { AllocationController } from "../../src/controllers/controller.js";
@@ -8,7 +7,7 @@ import { silentLogger } from "../../src/log.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 import { allocated, createNodes, emptyCluster, eventsFor, listNodeCidrs } from "../harness/cluster-objects.js";
-import { startController } from "../harness/controller-fixture.js";
+import { allowNodeCidrs, denyNodeCidrsFor, startController } from "../harness/controller-fixture.js";
 
 // Failures the controller must ride out without hammering the API server or stalling other nodes.
 const fx = useControlPlane();
@@ -17,9 +16,7 @@ let controller: AllocationController | undefined;
 afterEach(async () => {
   await controller?.stop();
   controller = undefined;
-  const admission = fx.api().kc.makeApiClient(AdmissionregistrationV1Api);
-  await admission.deleteValidatingAdmissionPolicyBinding({ name: "deny-hot" }).catch(() => undefined);
-  await admission.deleteValidatingAdmissionPolicy({ name: "deny-hot" }).catch(() => undefined);
+  await allowNodeCidrs(fx);
   await emptyCluster(fx.api());
 });
 
@@ -28,29 +25,9 @@ const cidrsOf = async (node: string) => allocated(await listNodeCidrs(fx.api()))
 const counter = async (c: AllocationController, metric: "errors" | "apiWrites", action: string) =>
   (await c.metrics[metric].get()).values.filter((v) => v.labels.action === action).reduce((n, v) => n + v.value, 0);
 
-/** The API server itself refuses NodeCIDRs for one node: a policy, as an admission rule of a hardened cluster would. */
-async function denyNodeCidrsFor(node: string): Promise<void> {
-  const admission = fx.api().kc.makeApiClient(AdmissionregistrationV1Api);
-  await admission.createValidatingAdmissionPolicy({ body: { metadata: { name: "deny-hot" }, spec: {
-    failurePolicy: "Fail",
-    matchConstraints: { resourceRules: [{ apiGroups: ["podnet.io"], apiVersions: ["*"], operations: ["CREATE"], resources: ["nodecidrs"] }] },
-    validations: [{ expression: `object.spec.nodeName != '${node}'`, message: `no NodeCIDR for ${node} (test policy)` }],
-  } } });
-  await admission.createValidatingAdmissionPolicyBinding({ body: { metadata: { name: "deny-hot" }, spec: { policyName: "deny-hot", validationActions: ["Deny"] } } });
-  // The policy takes effect once the API server has loaded it: wait until a probe create is refused.
-  const probe = { apiVersion: "podnet.io/v1alpha1", kind: "NodeCIDR", metadata: { name: "probe" }, spec: { nodeName: node, cidr: "10.99.0.0/24", family: "IPv4", pool: "x", nodeIPs: [] } };
-  await until("the policy in force", async () => {
-    try {
-      await fx.api().custom.createClusterCustomObject({ ...podnetResource("nodecidrs"), body: probe });
-      await fx.api().custom.deleteClusterCustomObject({ ...podnetResource("nodecidrs"), name: "probe" });
-      return undefined;
-    } catch (err) { return (err as { code?: number }).code === 422 ? true : undefined; }
-  }, 30_000);
-}
-
 describe("controller on the real API server: failures are retried with backoff", () => {
   it("a create the API server keeps refusing is retried with backoff, and other nodes are allocated meanwhile", async () => {
-    await denyNodeCidrsFor("hot");
+    await denyNodeCidrsFor(fx, "hot");
     controller = await startController(fx, { "cluster-cidr": "10.230.0.0/16", "resync-period": "60s" });
     await createNodes(fx.api(), [{ name: "hot", ip: "192.168.72.1" }]);
     await until("the first refusal", async () => ((await counter(controller!, "errors", "create")) > 0 ? true : undefined));

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { Agent as HttpsAgent, request } from "node:https";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
@@ -9,7 +9,7 @@ import { KubeApi, mergePatch, podnetResource, PooledAgent } from "../../src/lib/
 import { silentLogger } from "../../src/log.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { useControlPlane } from "../harness/api-fixture.js";
-import { startTcpProxy, type TcpProxy } from "../harness/tcp-proxy.js";
+import { proxiedKubeconfig } from "../harness/tcp-proxy.js";
 
 const fx = useControlPlane();
 const nodecidrs = podnetResource("nodecidrs");
@@ -33,14 +33,6 @@ function informer(opts: { failFirstLists?: number; stallTimeoutMs?: number; proj
     onEvent: (event, obj) => events.push([event, obj.metadata!.name!]),
   });
   return { inf, events };
-}
-
-/** A kubeconfig for this file's API server reached through a TCP proxy the test can cut or silence. */
-async function proxiedKubeconfig(tag: string): Promise<{ proxy: TcpProxy; kubeconfig: string }> {
-  const proxy = await startTcpProxy(Number(new URL(fx.cp.url).port));
-  const kubeconfig = `${fx.cp.dir}/kubeconfig-proxied-${tag}`;
-  writeFileSync(kubeconfig, readFileSync(fx.cp.kubeconfig, "utf8").replace(fx.cp.url, `https://127.0.0.1:${proxy.port}`));
-  return { proxy, kubeconfig };
 }
 
 describe("Informer on the real API server", () => {
@@ -181,7 +173,7 @@ describe("API client on the real API server", () => {
   });
 
   it("resumes its watch where it left off after its connection is cut: changes made meanwhile arrive, nothing is listed again", async () => {
-    const { proxy, kubeconfig } = await proxiedKubeconfig("1");
+    const { proxy, kubeconfig } = await proxiedKubeconfig(fx, "1");
     const { inf, events } = informer({ api: KubeApi.fromKubeconfig(kubeconfig, "podnet-cli") });
     try {
       inf.start();
@@ -203,7 +195,7 @@ describe("API client on the real API server", () => {
   }, 60_000);
 
   it("a late DELETED of an earlier incarnation does not drop the re-created object our own write already recorded", async () => {
-    const { proxy, kubeconfig } = await proxiedKubeconfig("2");
+    const { proxy, kubeconfig } = await proxiedKubeconfig(fx, "2");
     await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: body(20, "first") });
     const { inf, events } = informer({ api: KubeApi.fromKubeconfig(kubeconfig, "podnet-cli") });
     try {
@@ -228,7 +220,7 @@ describe("API client on the real API server", () => {
   }, 60_000);
 
   it("catchUp() brings a cache whose watch lags up to the API server's state, and keeps what the watch brought since", async () => {
-    const { proxy, kubeconfig } = await proxiedKubeconfig("3");
+    const { proxy, kubeconfig } = await proxiedKubeconfig(fx, "3");
     await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: body(30, "before") });
     await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: body(31, "before") });
     // The watch goes through the proxy; catchUp's list goes straight to the API server.
@@ -262,7 +254,7 @@ describe("API client on the real API server", () => {
   }, 60_000);
 
   it("a call on a connection that went silent fails after the silence timeout instead of hanging until the kernel gives up", async () => {
-    const { proxy, kubeconfig } = await proxiedKubeconfig("4");
+    const { proxy, kubeconfig } = await proxiedKubeconfig(fx, "4");
     const api = KubeApi.fromKubeconfig(kubeconfig, "podnet-cli", { silenceTimeoutMs: 1_000 });
     try {
       await api.custom.listClusterCustomObject({ ...nodecidrs }); // a pooled connection, then an API server that dies without a reset

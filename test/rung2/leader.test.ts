@@ -1,11 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { readFileSync, writeFileSync } from "node:fs";
 import { LeaderElector, microTime } from "../../src/lib/leader.js";
 import { KubeApi } from "../../src/lib/k8s.js";
 import { silentLogger } from "../../src/log.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { useControlPlane } from "../harness/api-fixture.js";
-import { startTcpProxy } from "../harness/tcp-proxy.js";
+import { proxiedKubeconfig } from "../harness/tcp-proxy.js";
 
 const fx = useControlPlane();
 
@@ -59,9 +58,7 @@ describe("Lease leader election on the real API server", () => {
   });
 
   it("a leader whose API connection goes silent steps down within its renew deadline, before the lease can pass to another", async () => {
-    const proxy = await startTcpProxy(Number(new URL(fx.cp.url).port));
-    const kubeconfig = `${fx.cp.dir}/kubeconfig-leader-proxied`;
-    writeFileSync(kubeconfig, readFileSync(fx.cp.kubeconfig, "utf8").replace(fx.cp.url, `https://127.0.0.1:${proxy.port}`));
+    const { proxy, kubeconfig } = await proxiedKubeconfig(fx, "leader");
     const a = elector("silenced", "podnet-test-blackhole", KubeApi.fromKubeconfig(kubeconfig, "podnet-controller"));
     void a.e.run();
     try {
