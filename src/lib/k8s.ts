@@ -216,8 +216,12 @@ export async function forEachLimited<T>(items: T[], limit: number, work: (item: 
 }
 
 /** Server-side apply of a podnet object's status under this client's field manager. */
-export async function applyStatus(api: KubeApi, plural: string, name: string, kind: string, status: object): Promise<object> {
-  const body = { apiVersion: `${GROUP}/${VERSION}`, kind, metadata: { name }, status };
+/**
+ * Server-side apply of a podnet object's status. With `resourceVersion` the write is conditional: it fails with
+ * 409 when the object changed since that version (another writer's status, a release), rather than undo it.
+ */
+export async function applyStatus(api: KubeApi, plural: string, name: string, kind: string, status: object, resourceVersion?: string): Promise<object> {
+  const body = { apiVersion: `${GROUP}/${VERSION}`, kind, metadata: { name, ...(resourceVersion ? { resourceVersion } : {}) }, status };
   return api.custom.patchClusterCustomObjectStatus(
     { ...podnetResource(plural), name, body, fieldManager: api.fieldManager, force: true }, applyPatch(),
   ) as Promise<object>;

@@ -4,7 +4,7 @@ import type { AgentReport } from "../crds/nodecidr.js";
 import { conditionsEqual, kubeTime, nextCondition, type ConditionInput } from "../lib/conditions.js";
 import type { EventRecorder } from "../lib/events.js";
 import type { Informer } from "../lib/informer.js";
-import { apiMessage, applyStatus, type KubeApi } from "../lib/k8s.js";
+import { apiMessage, applyStatus, isConflict, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 import type { NodeCidrObject } from "../controllers/observe.js";
 import { IPAM_DATA_DIR_KEPT } from "./report.js";
@@ -68,14 +68,18 @@ export async function reportStatus(ctx: StatusContext, ownNames: string[], input
       if (Date.now() < due) { dueAt = Math.min(dueAt ?? due, due); continue; }
     }
     try {
+      // On the version this pass planned from: a release (or any write) since wins, and its watch event brings
+      // the next pass. Unconditional, a write in flight when the Node was deleted put Ready=True back on the
+      // Released record.
       const updated = await applyStatus(ctx.api, "nodecidrs", name, "NodeCIDR", {
         conditions, agent: { ...report, lastSyncTime: kubeTime(new Date()) },
-      });
+      }, current.metadata?.resourceVersion);
       ctx.records.assume(updated as NodeCidrObject & KubernetesObject);
       lastWrite.set(name, Date.now());
       countsDue.delete(name); // written, counts included: the next count-only change draws its own time
     } catch (err) {
-      ctx.log.error({ nodecidr: name, err: apiMessage(err) }, "could not write NodeCIDR status");
+      if (isConflict(err)) ctx.log.debug({ nodecidr: name }, "NodeCIDR changed since this pass read it; the next pass reports");
+      else ctx.log.error({ nodecidr: name, err: apiMessage(err) }, "could not write NodeCIDR status");
       continue;
     }
     // Not for Ready: it only gathers the others, whose own Event says the same (two Events per agent, 10,000 at

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { podnetResource, apiMessage, apiStatus } from "../../src/lib/k8s.js";
+import { podnetResource, apiMessage, apiStatus, applyStatus } from "../../src/lib/k8s.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 
 const fx = useControlPlane();
@@ -44,6 +44,14 @@ describe("NodeCIDR validation on the real API server", () => {
     ["unparsable node IP", nodeCidr("10.244.6.0/24", { nodeIPs: ["node-a"] }), "must be an IP address"],
   ])("rejects %s with a clear message", async (_case, body, message) => {
     expect(await createRejection(nodecidrs, body)).toContain(message);
+  });
+
+  it("refuses a status write made on a version that changed since (how an agent's late write cannot undo a release)", async () => {
+    const created = (await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: nodeCidr("10.244.31.0/24") })) as { metadata: { resourceVersion: string } };
+    const seen = created.metadata.resourceVersion;
+    await applyStatus(fx.api("podnet-controller"), "nodecidrs", "10-244-31-0-24", "NodeCIDR", { phase: "Released" });
+    const late = await applyStatus(fx.api("podnet-agent"), "nodecidrs", "10-244-31-0-24", "NodeCIDR", { conditions: [] }, seen).then(() => undefined, (e: unknown) => e);
+    expect(apiStatus(late)).toBe(409);
   });
 
   it("refuses a second holder of the same CIDR: the object name is the CIDR", async () => {
