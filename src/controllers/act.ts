@@ -1,6 +1,6 @@
 import type { KubernetesObject, V1Node } from "@kubernetes/client-node";
 import { cidrObjectName } from "../lib/cidr.js";
-import { nextCondition } from "../lib/conditions.js";
+import { nextCondition, type ConditionInput } from "../lib/conditions.js";
 import type { RetryGate } from "../lib/backoff.js";
 import type { EventRecorder } from "../lib/events.js";
 import type { Informer } from "../lib/informer.js";
@@ -159,8 +159,6 @@ const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
 export function recordLabels(node: string, pool: string): Record<string, string> {
   return Object.fromEntries(Object.entries({ "podnet.io/node": node, "podnet.io/pool": pool }).filter(([, v]) => LABEL_VALUE.test(v)));
 }
-
-type ConditionInput = Parameters<typeof nextCondition>[1];
 
 async function writeStatus(ctx: ActContext, name: string, what: string, fields: object, conditions: ConditionInput | ConditionInput[], onDone?: () => void): Promise<void> {
   const current = ctx.records.cache.get(name);

@@ -1,5 +1,5 @@
 import type { PoolSpec } from "../crds/pool.js";
-import { canonicalCidr, cidrsOverlap, parseCidr } from "../lib/cidr.js";
+import { canonicalCidrOrText, cidrsOverlap, parseCidr } from "../lib/cidr.js";
 
 /** The default pool as the controller's flags describe it (--cluster-cidr, --node-mask-v4/-v6). */
 export interface ConfiguredPool {
@@ -31,7 +31,7 @@ export interface DefaultPoolPlan {
 export interface RangeInUse { cidr: string; by: string; pool?: string }
 
 /** The schema admits only canonical CIDRs; anything else is compared as written and overlaps nothing. */
-const canonical = (cidr: string) => { try { return canonicalCidr(cidr); } catch { return cidr; } };
+const canonical = canonicalCidrOrText;
 const overlaps = (a: string, b: string) => { try { return cidrsOverlap(parseCidr(a), parseCidr(b)); } catch { return false; } };
 const list = (text: string) => text.split(",").filter(Boolean).map(canonical);
 
@@ -119,11 +119,14 @@ export function planNewDefaultPool(name: string, configured: ConfiguredPool, oth
   const v6 = keep(configured.v6);
   // A configured family left with no range: not created at all. Created with the other family alone, its Nodes'
   // podCIDRs would be filled with that one, and the field can never take the second once the range is free.
-  const familyLost = (configured.v4.length > 0 && v4.length === 0) || (configured.v6.length > 0 && v6.length === 0);
-  const spec: PoolSpec = {
+  const lostFamilies = [configured.v4.length && !v4.length ? "IPv4" : "", configured.v6.length && !v6.length ? "IPv6" : ""].filter(Boolean);
+  return { ...(lostFamilies.length ? {} : { spec: configuredSpec(configured, v4, v6) }), notes, clashingPools: [...clashingPools].sort(), lostFamilies };
+}
+
+/** A pool spec of the configured masks over these ranges (by default all the configured ones). */
+export function configuredSpec(configured: ConfiguredPool, v4 = configured.v4, v6 = configured.v6): PoolSpec {
+  return {
     ...(v4.length ? { ipv4: { cidrs: v4, nodeMaskSize: configured.maskV4 } } : {}),
     ...(v6.length ? { ipv6: { cidrs: v6, nodeMaskSize: configured.maskV6 } } : {}),
   };
-  const lost = [configured.v4.length > 0 && v4.length === 0 ? "IPv4" : "", configured.v6.length > 0 && v6.length === 0 ? "IPv6" : ""].filter(Boolean);
-  return { ...(familyLost ? {} : { spec }), notes, clashingPools: [...clashingPools].sort(), lostFamilies: lost };
 }

@@ -3,9 +3,9 @@ import type { NodeCidrSpec, NodeCidrStatus } from "../crds/nodecidr.js";
 import type { PoolSpec } from "../crds/pool.js";
 import type { ControllerConfig } from "../config.js";
 import type { PlannerNode, PlannerPool, PlannerRecord } from "./plan.js";
-import { CONFIGURED_CIDRS_ANNOTATION, type ConfiguredPool } from "./default-pool.js";
+import { CONFIGURED_CIDRS_ANNOTATION, configuredSpec, type ConfiguredPool } from "./default-pool.js";
 import { POD_CIDR_CONDITION } from "./plan-node-condition.js";
-import { canonicalCidr } from "../lib/cidr.js";
+import { canonicalCidrOrText } from "../lib/cidr.js";
 
 /** Pure mappings from API objects to the planner's inputs. */
 
@@ -47,27 +47,13 @@ export function plannerNode(node: V1Node): PlannerNode {
     name: node.metadata!.name!,
     uid: node.metadata?.uid ?? "",
     labels: node.metadata?.labels ?? {},
-    podCIDRs: (node.spec?.podCIDRs ?? (node.spec?.podCIDR ? [node.spec.podCIDR] : [])).map(canonicalSpelling),
+    // The API server keeps them as written ("FD00:10:244:1::/64") and records hold the canonical text: compared
+    // as written, a Node's own range looked held by someone else. Unparsable ones stay for the planner to report.
+    podCIDRs: (node.spec?.podCIDRs ?? (node.spec?.podCIDR ? [node.spec.podCIDR] : [])).map(canonicalCidrOrText),
     internalIPs: (node.status?.addresses ?? []).filter((a) => a.type === "InternalIP").map((a) => a.address),
     deleting: Boolean(node.metadata?.deletionTimestamp),
     ...podCidrConditionOf(node),
   };
-}
-
-/**
- * The API server keeps a Node's podCIDRs as written ("FD00:10:244:1::/64", "fd00:10:244:1:0::/64"), while
- * records hold the canonical text: compared as written, a Node's own range looked held by someone else.
- * Remembered, as every plan maps every Node; anything unparsable stays as written for the planner to report.
- */
-const spellings = new Map<string, string>();
-function canonicalSpelling(text: string): string {
-  let canonical = spellings.get(text);
-  if (canonical === undefined) {
-    try { canonical = canonicalCidr(text); } catch { canonical = text; }
-    if (spellings.size >= 100_000) spellings.clear(); // a bound, not a policy: one entry per range ever seen
-    spellings.set(text, canonical);
-  }
-  return canonical;
 }
 
 function podCidrConditionOf(node: V1Node): Pick<PlannerNode, "podCidrCondition"> {
@@ -120,9 +106,6 @@ export function defaultPool(config: ControllerConfig, spec?: PoolSpec): PoolObje
     apiVersion: "podnet.io/v1alpha1",
     kind: "PodCIDRPool",
     metadata: { name: config["default-pool"], annotations: { [CONFIGURED_CIDRS_ANNOTATION]: [...v4, ...v6].join(",") } },
-    spec: spec ?? {
-      ...(v4.length ? { ipv4: { cidrs: v4, nodeMaskSize: config["node-mask-v4"] } } : {}),
-      ...(v6.length ? { ipv6: { cidrs: v6, nodeMaskSize: config["node-mask-v6"] } } : {}),
-    },
+    spec: spec ?? configuredSpec(configuredPool(config)),
   };
 }

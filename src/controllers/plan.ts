@@ -115,10 +115,11 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
     // Not where a record there holds its range already (a wider one kept): it stays retained as PoolNotFound. A
     // second CIDR of its family for the Node is re-homed all the same, and quarantined there as before.
     const home = cidr && r.phase === "Allocated" && !states.has(r.pool) ? findSet(states.values(), cidr)?.state.pool.name : undefined;
-    const rehomed = home && recordProblem({ ...r, pool: home }, cidr, states, held)?.reason !== "Overlapping" ? { ...r, pool: home } : undefined;
+    const problemThere = home ? recordProblem({ ...r, pool: home }, cidr, states, held) : undefined;
+    const rehomed = home && problemThere?.reason !== "Overlapping" ? { ...r, pool: home } : undefined;
     if (rehomed) actions.push({ kind: "rehome", name: r.name, node: r.nodeName, cidr: r.cidr, from: r.pool, pool: rehomed.pool });
     r = rehomed ?? r;
-    const problem = recordProblem(r, cidr, states, held);
+    const problem = rehomed ? problemThere : recordProblem(r, cidr, states, held);
     const retain = problem && r.phase === "Allocated" && RETAINED.has(problem.reason);
     if (problem && !retain) {
       actions.push({ kind: "quarantine", name: r.name, reason: problem.reason, message: problem.message });

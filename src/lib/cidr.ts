@@ -141,6 +141,9 @@ export function formatCidr(c: Cidr): string {
 export const cidrLast = (c: Cidr): bigint => c.network + (1n << BigInt(bits(c.family) - c.prefix)) - 1n;
 export const canonicalCidr = (text: string) => formatCidr(parseCidr(text));
 
+/** The canonical spelling of a CIDR, or the text as written when it is none (for the caller to report). */
+export const canonicalCidrOrText = remembered(REMEMBERED, (text: string) => { try { return canonicalCidr(text); } catch { return text; } });
+
 export function isCanonicalCidr(text: string): boolean {
   try { return canonicalCidr(text) === text; } catch { return false; }
 }

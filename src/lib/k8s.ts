@@ -215,9 +215,8 @@ export async function forEachLimited<T>(items: T[], limit: number, work: (item: 
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
-/** Server-side apply of a podnet object's status under this client's field manager. */
 /**
- * Server-side apply of a podnet object's status. With `resourceVersion` the write is conditional: it fails with
+ * Server-side apply of a podnet object's status under this client's field manager. With `resourceVersion` the write is conditional: it fails with
  * 409 when the object changed since that version (another writer's status, a release), rather than undo it.
  */
 export async function applyStatus(api: KubeApi, plural: string, name: string, kind: string, status: object, resourceVersion?: string): Promise<object> {

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { diesWithParent } from "../lib/parent-death.js";
 
 /** A child process whose output goes to a log file; killed with the test process (parent-death signal). */
 export interface ManagedProcess {
@@ -26,7 +27,7 @@ export function startProcess(name: string, command: string, args: string[], logF
   if (opts.netns) argv = ["ip", "netns", "exec", opts.netns, ...argv];
   // setpriv --pdeathsig: if the test runner dies (crash, SIGKILL), the kernel kills the server too, so no
   // etcd or apiserver outlives a broken test run.
-  if (!opts.detached && existsSync("/usr/bin/setpriv")) argv = ["/usr/bin/setpriv", "--pdeathsig", "SIGKILL", "--", ...argv];
+  if (!opts.detached) argv = diesWithParent(argv);
   const child = spawn(argv[0]!, argv.slice(1), {
     stdio: ["ignore", logFd, logFd],
     env: { ...process.env, ...opts.env },

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { formatCidr, parseCidr, type Cidr } from "../lib/cidr.js";
+import { diesWithParent } from "../lib/parent-death.js";
 
 /** A line of `ip -o monitor link address`: a device's link changed, or one of its addresses came or went. */
 export type NetEvent = { kind: "link"; device: string } | AddressEvent | { kind: "restart" };
@@ -57,6 +58,8 @@ export class OnLinkSubnets {
   }
 }
 
+const onPath = (tool: string) => (process.env.PATH ?? "").split(":").some((dir) => dir !== "" && existsSync(join(dir, tool)));
+
 export interface LinkWatch { stop(): void }
 
 /**
@@ -73,14 +76,6 @@ export interface LinkWatch { stop(): void }
  * ends with the agent: stop() kills it, a pod's processes end with its first one, and in a node namespace the
  * local cluster's teardown ends every process there.
  */
-/**
- * An agent killed outright (OOM, SIGKILL) would leave `ip monitor` behind until its next event hit the closed
- * pipe, holding its network namespace open. setpriv (util-linux, in every Debian image) has the kernel kill it
- * with the agent; in a pod the PID namespace does the same, but not for an agent run as a plain process.
- */
-const SETPRIV = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));
-const onPath = (tool: string) => (process.env.PATH ?? "").split(":").some((dir) => dir !== "" && existsSync(join(dir, tool)));
-
 export function watchLinks(netns: string | undefined, onChange: (event: NetEvent) => void, restartMs = 5_000): LinkWatch {
   let child: ChildProcess | undefined;
   let stopped = false;
@@ -88,11 +83,13 @@ export function watchLinks(netns: string | undefined, onChange: (event: NetEvent
   let restarts = 0;
   const start = () => {
     if (restarts++ > 0) onChange({ kind: "restart" }); // events may have been missed while it was down
-    const argv = ["ip", ...(netns ? ["-n", netns] : []), "-o", "monitor", "link", "address"];
-    // Wrapped only when `ip` is there: setpriv would turn a missing one into an exit every restartMs, each a
-    // full pass, where spawning it alone fails once (and RoutesProgrammed says why).
-    const wrap = SETPRIV !== undefined && onPath("ip");
-    child = spawn(wrap ? SETPRIV : argv[0]!, wrap ? ["--pdeathsig", "SIGKILL", "--", ...argv] : argv.slice(1), { stdio: ["ignore", "pipe", "ignore"] });
+    const monitor = ["ip", ...(netns ? ["-n", netns] : []), "-o", "monitor", "link", "address"];
+    // Dies with the agent: killed outright (OOM, SIGKILL), it would leave `ip monitor` holding its network
+    // namespace open until the next event hit the closed pipe (a pod's PID namespace does this for a DaemonSet,
+    // not for an agent run as a plain process). Only when `ip` is there: the wrapper would turn a missing one
+    // into an exit every restartMs, each a full pass, where spawning it alone fails once.
+    const argv = onPath("ip") ? diesWithParent(monitor) : monitor;
+    child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "ignore"] });
     let partial = "";
     child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
       const lines = (partial + chunk).split("\n");
