@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { renderNftTable, wantsNftTable } from "./masquerade.js";
+import { renderNftTable, senderChanges, wantsNftTable } from "./masquerade.js";
 
 const masqueradeOnly = (podCidrs: string[], keepSourceTo: string[] = []) => renderNftTable({ podCidrs, keepSourceTo, masquerade: true });
 
@@ -53,5 +53,34 @@ describe("renderNftTable: which pod traffic is masqueraded", () => {
     [true, undefined, true], [false, "podnet.vxlan", true], [true, "podnet.vxlan", true], [false, undefined, false],
   ] as const)("masquerade %s, clamp out of %s: table wanted %s", (masquerade, clampMssOut, wanted) => {
     expect(wantsNftTable({ masquerade, ...(clampMssOut ? { clampMssOut } : {}) })).toBe(wanted);
+  });
+
+  it("takes VXLAN only from other nodes' IPs, per family, and drops pods' own VXLAN to nodes; alone it still wants the table", () => {
+    const vxlan = { port: 8472, senders: ["192.168.1.12", "192.168.1.13", "fd00::12"] };
+    expect(wantsNftTable({ masquerade: false, vxlan })).toBe(true);
+    const lines = renderNftTable({ podCidrs: ["10.244.0.0/16"], masquerade: false, vxlan }).split("\n");
+    expect(lines).toContain("    elements = { 192.168.1.12, 192.168.1.13 }");
+    expect(lines).toContain("    elements = { fd00::12 }");
+    expect(lines.filter((l) => l.includes("drop"))).toEqual([
+      "    udp dport 8472 ip saddr != @vxlan_senders_v4 counter drop",
+      "    udp dport 8472 ip6 saddr != @vxlan_senders_v6 counter drop",
+      '    iifname "podnet0" udp dport 8472 ip daddr @vxlan_senders_v4 counter drop',
+      '    iifname "podnet0" udp dport 8472 ip6 daddr @vxlan_senders_v6 counter drop',
+    ]);
+    expect(lines).toContain("    type filter hook input priority filter; policy accept;");
+    // No senders yet (a first node): every VXLAN datagram is dropped, and the empty sets still parse.
+    const alone = renderNftTable({ podCidrs: [], masquerade: false, vxlan: { port: 4789, senders: [] } });
+    expect(alone).not.toContain("elements");
+    expect(alone).toContain("udp dport 4789 ip saddr != @vxlan_senders_v4 counter drop");
+  });
+
+  it.each([
+    ["same senders", ["10.0.0.1"], ["10.0.0.1"], undefined],
+    ["a join", ["10.0.0.1"], ["10.0.0.1", "10.0.0.2"], "add element inet podnet vxlan_senders_v4 { 10.0.0.2 }\n"],
+    ["a leave, both families", ["10.0.0.1", "fd00::1", "fd00::2"], ["10.0.0.1"], "delete element inet podnet vxlan_senders_v6 { fd00::1, fd00::2 }\n"],
+    ["a node re-addressed", ["10.0.0.1", "10.0.0.2"], ["10.0.0.1", "10.0.0.3"],
+      "add element inet podnet vxlan_senders_v4 { 10.0.0.3 }\ndelete element inet podnet vxlan_senders_v4 { 10.0.0.2 }\n"],
+  ])("senderChanges on %s: only the elements that differ, in one script", (_what, before, after, script) => {
+    expect(senderChanges(before, after)).toBe(script);
   });
 });

@@ -1,4 +1,5 @@
-import { parseCidr } from "../lib/cidr.js";
+import { familyOfText, parseCidr } from "../lib/cidr.js";
+import { BRIDGE_NAME } from "./cni-conflist.js";
 import { run, runOk } from "./exec.js";
 
 export const NFT_TABLE = "podnet";
@@ -10,10 +11,17 @@ export interface NftTableInput {
   masquerade: boolean;
   /** The overlay device: TCP handshakes leaving through it get their MSS lowered to its route's MTU. */
   clampMssOut?: string;
+  /** The overlay is on: VXLAN on this UDP port is taken only from `senders`, the other nodes' IPs. */
+  vxlan?: VxlanSenders;
 }
 
+export interface VxlanSenders { port: number; senders: string[] }
+
 /** Whether podnet needs its nft table at all. */
-export const wantsNftTable = (input: Pick<NftTableInput, "masquerade" | "clampMssOut">) => input.masquerade || input.clampMssOut !== undefined;
+export const wantsNftTable = (input: Pick<NftTableInput, "masquerade" | "clampMssOut" | "vxlan">) =>
+  input.masquerade || input.clampMssOut !== undefined || input.vxlan !== undefined;
+
+const senderSet = (family: 4 | 6) => `vxlan_senders_v${family}`;
 
 /**
  * Pure: the whole `inet podnet` table.
@@ -28,6 +36,12 @@ export const wantsNftTable = (input: Pick<NftTableInput, "masquerade" | "clampMs
  * handshake forwarded into the overlay gets the MSS the smaller VXLAN MTU allows, so the connection never sends
  * a segment the tunnel would have to refuse. (Other packets too big for it get an ICMP "fragmentation needed"
  * from this node, their first hop.) The kernel only ever lowers an MSS this way.
+ *
+ * VXLAN senders: the kernel hands every UDP datagram on the VXLAN port to podnet.vxlan, whatever its source;
+ * `nolearning` only keeps the device from learning peers. Without a filter anyone who reaches the port injects
+ * frames with any inner source address into the pod network (past source-based NetworkPolicy). So VXLAN is
+ * taken only from other nodes' IPs, and a pod's own VXLAN to a node, which leaves masqueraded as this node's
+ * IP, is dropped before it goes.
  *
  * The script first creates then deletes the table, so applying it replaces our table atomically and never
  * touches anyone else's.
@@ -53,15 +67,56 @@ export function renderNftTable(input: NftTableInput): string {
     `    oifname "${input.clampMssOut}" tcp flags syn / syn,rst counter tcp option maxseg size set rt mtu`,
     "  }",
   ] : [];
+  const vxlan = input.vxlan ? vxlanFilter(input.vxlan) : [];
   return [
     `table inet ${NFT_TABLE} {}`,
     `delete table inet ${NFT_TABLE}`,
     `table inet ${NFT_TABLE} {`,
     ...masquerade,
     ...clamp,
+    ...vxlan,
     "}",
     "",
   ].join("\n");
+}
+
+function vxlanFilter({ port, senders }: VxlanSenders): string[] {
+  // Plain sets, no intervals: a join or a leave then adds or deletes exactly one element (senderChanges).
+  const sets = ([4, 6] as const).map((f) => {
+    const items = senders.filter((ip) => familyOfText(ip) === f);
+    return `  set ${senderSet(f)} {\n    type ipv${f}_addr;\n${items.length ? `    elements = { ${items.join(", ")} }\n` : ""}  }`;
+  });
+  return [
+    ...sets,
+    "  chain vxlan_in {",
+    "    type filter hook input priority filter; policy accept;",
+    `    udp dport ${port} ip saddr != @${senderSet(4)} counter drop`,
+    `    udp dport ${port} ip6 saddr != @${senderSet(6)} counter drop`,
+    "  }",
+    "  chain vxlan_from_pods {",
+    "    type filter hook forward priority filter; policy accept;",
+    `    iifname "${BRIDGE_NAME}" udp dport ${port} ip daddr @${senderSet(4)} counter drop`,
+    `    iifname "${BRIDGE_NAME}" udp dport ${port} ip6 daddr @${senderSet(6)} counter drop`,
+    "  }",
+  ];
+}
+
+/**
+ * Pure: the nft script that turns the sender sets from `before` into `after` in one transaction, or undefined
+ * when they are the same. A join costs every node this one element, not a rebuild of the table.
+ */
+export function senderChanges(before: string[], after: string[]): string | undefined {
+  if (before === after) return undefined;
+  const had = new Set(before);
+  const want = new Set(after);
+  const lines: string[] = [];
+  for (const [verb, items] of [["add", after.filter((ip) => !had.has(ip))], ["delete", before.filter((ip) => !want.has(ip))]] as const) {
+    for (const f of [4, 6] as const) {
+      const ofFamily = items.filter((ip) => familyOfText(ip) === f);
+      if (ofFamily.length) lines.push(`${verb} element inet ${NFT_TABLE} ${senderSet(f)} { ${ofFamily.join(", ")} }`);
+    }
+  }
+  return lines.length ? `${lines.join("\n")}\n` : undefined;
 }
 
 export async function applyNftTable(ruleset: string, netns?: string): Promise<void> {
@@ -78,8 +133,8 @@ export async function listNftTable(netns?: string): Promise<string | undefined> 
   return r.code === 0 ? r.stdout.replace(/counter packets \d+ bytes \d+/g, "counter") : undefined;
 }
 
-/** Packets counted by the rules of one chain of podnet's table: masqueraded (postrouting), MSS-clamped (forward). */
-export async function nftChainCount(netns?: string, chain: "postrouting" | "forward" = "postrouting"): Promise<number> {
+/** Packets counted by the rules of one chain of podnet's table: masqueraded (postrouting), MSS-clamped (forward), VXLAN dropped (vxlan_*). */
+export async function nftChainCount(netns?: string, chain: "postrouting" | "forward" | "vxlan_in" | "vxlan_from_pods" = "postrouting"): Promise<number> {
   const out = await runOk("nft", ["-j", "list", "chain", "inet", NFT_TABLE, chain], { netns });
   const items = (JSON.parse(out) as { nftables: Array<{ rule?: { expr: Array<{ counter?: { packets: number } }> } }> }).nftables;
   return items.flatMap((i) => i.rule?.expr ?? []).reduce((n, e) => n + (e.counter?.packets ?? 0), 0);

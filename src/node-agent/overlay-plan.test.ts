@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { cidrContainsIp, parseCidr, parseIp } from "../lib/cidr.js";
-import { splitRoutes, underlayIpOf, vtepMac, type OverlayMode } from "./overlay-plan.js";
+import { splitRoutes, underlayIpOf, vtepMac, vxlanSenders, type OverlayMode } from "./overlay-plan.js";
 import type { DesiredRoute } from "./desired-state.js";
 
 const route = (dst: string, via: string, nodeName: string, nodeIPs = [via]): DesiredRoute => ({ dst, via, nodeName, nodeIPs });
@@ -64,6 +64,18 @@ describe("splitRoutes", () => {
     expect(split.kernel.map((k) => k.dst)).toEqual(["10.244.2.0/24"]);
     expect(split.peers.map((p) => p.nodeName)).toEqual(mode === "vxlan" ? ["near"] : []);
     expect(split.unreachable).toEqual([expect.objectContaining({ dst: stale.dst, reason: expect.stringContaining("192.168.1.1 is an address of this node") })]);
+  });
+});
+
+describe("vxlanSenders", () => {
+  it("is every IP of every routed node, canonical, once, sorted; text that is no address is left out", () => {
+    const routes: DesiredRoute[] = [
+      { dst: "10.244.2.0/24", via: "192.168.1.12", nodeName: "b", nodeIPs: ["192.168.1.12", "FD00:0::12"] },
+      { dst: "fd00:10:244:2::/64", via: "fd00::12", nodeName: "b", nodeIPs: ["192.168.1.12", "FD00:0::12"] },
+      { dst: "10.244.3.0/24", nodeName: "c", nodeIPs: ["10.0.0.3", "not-an-ip; drop"] },
+    ];
+    expect(vxlanSenders(routes)).toEqual(["10.0.0.3", "192.168.1.12", "fd00::12"]);
+    expect(vxlanSenders([])).toEqual([]);
   });
 });
 

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { familyOfText, formatIp, parseCidr, parseIp, type IpFamily } from "../lib/cidr.js";
+import { canonicalIp, familyOfText, formatIp, parseCidr, parseIp, type IpFamily } from "../lib/cidr.js";
 import type { DesiredRoute } from "./desired-state.js";
 
 /**
@@ -38,6 +38,34 @@ export function vtepMac(underlayIp: string): string {
     ? ip.value.toString(16).padStart(8, "0")
     : createHash("sha256").update(formatIp(ip)).digest("hex").slice(0, 8);
   return `0e:50:${tail.match(/../g)!.join(":")}`;
+}
+
+/**
+ * Pure: the addresses VXLAN is taken from: every IP of every other routed node, canonical and sorted. Not only
+ * the peers this node tunnels to: a peer may count this node off-link where this node counts it on-link (a
+ * /32 on its side), and then its traffic arrives encapsulated. Text that does not parse never reaches nft.
+ */
+export function vxlanSenders(routes: DesiredRoute[]): string[] {
+  // Every pass asks, and the planner hands back the same route objects while their records are unchanged:
+  // comparing those is ~100× cheaper than rebuilding the set at thousands of nodes.
+  if (lastSenders && sameItems(lastSenders.routes, routes)) return lastSenders.senders;
+  const senders = new Set<string>();
+  for (const route of routes) for (const ip of canonicalIps(route.nodeIPs)) senders.add(ip);
+  lastSenders = { routes: routes.slice(), senders: [...senders].sort() };
+  return lastSenders.senders;
+}
+let lastSenders: { routes: DesiredRoute[]; senders: string[] } | undefined;
+const sameItems = <T>(a: T[], b: T[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** A record's node IPs arrive as the same array while it is unchanged: parsed once, not on every pass. */
+const canonicalOf = new WeakMap<string[], string[]>();
+function canonicalIps(nodeIPs: string[]): string[] {
+  let ips = canonicalOf.get(nodeIPs);
+  if (!ips) {
+    ips = nodeIPs.flatMap((text) => { const ip = canonicalIp(text); return ip === undefined ? [] : [ip]; });
+    canonicalOf.set(nodeIPs, ips);
+  }
+  return ips;
 }
 
 /** The first address of a pod CIDR: the overlay gateway (it lives on the remote node's podnet.vxlan). */

@@ -10,14 +10,14 @@ import { bridgeNetfilterProblem, bridgeNetfilterSysctls, ensureSysctls, forwardi
 import { kernelView, podMtu, syncRoutes } from "./route-sync.js";
 import { FirewallBusyError, FirewallUnreadableError } from "./forward-accept.js";
 import { syncForwardAccepts } from "./forward-accept-sync.js";
-import { VXLAN_DEVICE, vxlanOverhead } from "./overlay-plan.js";
-import { applyNftTable, listNftTable, type NftTableInput, removeNftTable, renderNftTable, wantsNftTable } from "./masquerade.js";
+import { vxlanOverhead } from "./overlay-plan.js";
+import { syncNft } from "./nft-sync.js";
 import type { SyncOutcome } from "./report.js";
 
 export const CNI_PLUGINS = ["bridge", "host-local", "portmap", "loopback"];
 const versionCache = new Map<string, string>();
 
-interface SyncInput {
+export interface SyncInput {
   config: AgentConfig; state: DesiredNodeState; netns?: string; log: Logger;
   /** This node's IP (IPv4 preferred): the overlay's underlay address and the link whose MTU pods inherit. */
   nodeIP?: string;
@@ -27,8 +27,6 @@ interface SyncInput {
    */
   full: boolean;
 }
-/** Per namespace: the nft script podnet last applied, and its table as listed right after. */
-const appliedNftTable = new Map<string, { ruleset: string; listing?: string }>();
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
@@ -71,17 +69,7 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
   };
   outcome.cni.removedBridgeAddresses = bridge.removed;
   if (bridge.error) outcome.cni.bridgeError = bridge.error;
-  const table = nftTableInput(input);
-  if (wantsNftTable(table)) {
-    try {
-      if (!(await syncNftTable(input, table))) outcome.masquerade.skipped = true;
-    } catch (err) {
-      if (table.masquerade || !(err instanceof MissingToolError)) outcome.masquerade.error = message(err);
-      else noClampWithoutNft(input, table);
-    }
-  } else if (input.full) {
-    try { await removeLeftoverNftTable(input); } catch (err) { outcome.masquerade.error = message(err); }
-  }
+  await syncNft(input, outcome);
   if (input.full) await syncSysctls(input, state.families.length ? state.families : [4], outcome.sysctls);
   else {
     outcome.sysctls.skipped = true;
@@ -137,65 +125,8 @@ async function syncSysctls(input: SyncInput, families: Array<4 | 6>, result: Syn
   await syncFirewallForward(input, result);
 }
 
-/** The overlay's MSS clamp is needed where pods keep the link's MTU but some peers are reached through VXLAN. */
-const nftTableInput = (input: SyncInput): NftTableInput => ({
-  podCidrs: input.state.podNetwork, keepSourceTo: input.config["no-masquerade-cidrs"], masquerade: input.config.masquerade,
-  ...(input.config.overlay === "auto" ? { clampMssOut: VXLAN_DEVICE } : {}),
-});
-
-/**
- * Masquerade off and no nft on the host: the table would only clamp the overlay's MSS, and TCP still finds the
- * tunnel's MTU through path MTU discovery, answered by this node itself. Said on full passes; event passes
- * do not retry.
- */
-function noClampWithoutNft(input: SyncInput, table: NftTableInput): void {
-  const ns = input.netns ?? "";
-  if (input.full || !appliedNftTable.has(ns)) {
-    input.log.warn({ node: input.config["node-name"] }, "nft is missing: TCP into the overlay is not MSS-clamped and relies on path MTU discovery");
-  }
-  appliedNftTable.set(ns, { ruleset: renderNftTable(table) });
-}
-
-/**
- * Apply the nft table when the pod network changed; on a full pass also when the kernel's table no longer
- * matches what podnet applied (edited or deleted by hand). Whether it looked at the table at all.
- */
-async function syncNftTable(input: SyncInput, table: NftTableInput): Promise<boolean> {
-  const ns = input.netns ?? "";
-  const ruleset = renderNftTable(table);
-  const applied = appliedNftTable.get(ns);
-  const changed = applied?.ruleset !== ruleset;
-  if (!changed && !input.full) return false;
-  if (input.config["dry-run"]) {
-    input.log.info({ ruleset }, "dry-run: would apply nft table inet podnet");
-    return true;
-  }
-  if (!changed) {
-    // A missing table is always rewritten, even if it was already gone when podnet listed its own apply.
-    const current = await listNftTable(input.netns);
-    if (current !== undefined && current === applied?.listing) return true;
-  }
-  await applyNftTable(ruleset, input.netns);
-  appliedNftTable.set(ns, { ruleset, listing: await listNftTable(input.netns) });
-  return true;
-}
-
 /** With no link to read it from: a common Ethernet MTU, less VXLAN's headers (over IPv4) when everything is encapsulated. */
 const fallbackMtu = (config: AgentConfig) => (config.overlay === "vxlan" ? 1500 - vxlanOverhead(4) : 1500);
-
-/**
- * Masquerade turned off after it was on (and no MSS clamp wanted): the table an earlier run left would go on
- * NATing pod traffic.
- */
-async function removeLeftoverNftTable(input: SyncInput): Promise<void> {
-  appliedNftTable.delete(input.netns ?? "");
-  // No nft on the host: then there is no table either, and masquerade off needs none.
-  const listing = await listNftTable(input.netns).catch((err: unknown) => { if (err instanceof MissingToolError) return undefined; throw err; });
-  if (listing === undefined) return;
-  if (input.config["dry-run"]) { input.log.info("dry-run: would remove nft table inet podnet (masquerade and the MSS clamp are off)"); return; }
-  await removeNftTable(input.netns);
-  input.log.info({ node: input.config["node-name"] }, "masquerade and the MSS clamp are off: nft table inet podnet from an earlier run removed");
-}
 
 async function syncCni(input: SyncInput, linkMtu: number | undefined): Promise<SyncOutcome["cni"]> {
   const { config } = input;

@@ -1,0 +1,102 @@
+import type { SyncOutcome } from "./report.js";
+import type { SyncInput } from "./sync.js";
+import { MissingToolError } from "./exec.js";
+import { VXLAN_DEVICE, vxlanSenders } from "./overlay-plan.js";
+import { applyNftTable, listNftTable, type NftTableInput, removeNftTable, renderNftTable, senderChanges, wantsNftTable } from "./masquerade.js";
+
+/**
+ * Per namespace: what podnet last applied: the table apart from the VXLAN senders (`frame`), the senders, and
+ * the table as listed right after.
+ */
+const appliedNftTable = new Map<string, { frame: string; senders: string[]; listing?: string }>();
+
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/**
+ * The overlay's MSS clamp is needed where pods keep the link's MTU but some peers are reached through VXLAN;
+ * the VXLAN sender filter wherever podnet.vxlan may exist.
+ */
+export const nftTableInput = (input: SyncInput): NftTableInput => ({
+  podCidrs: input.state.podNetwork, keepSourceTo: input.config["no-masquerade-cidrs"], masquerade: input.config.masquerade,
+  ...(input.config.overlay === "auto" ? { clampMssOut: VXLAN_DEVICE } : {}),
+  ...(input.config.overlay === "none" ? {} : { vxlan: { port: input.config["vxlan-port"], senders: vxlanSenders(input.state.routes) } }),
+});
+
+/** The nft step of a pass: podnet's table in place (or removed when nothing needs it), into `outcome`. */
+export async function syncNft(input: SyncInput, outcome: SyncOutcome): Promise<void> {
+  const table = nftTableInput(input);
+  if (wantsNftTable(table)) {
+    try {
+      if (!(await syncNftTable(input, table))) outcome.masquerade.skipped = true;
+    } catch (err) {
+      if (table.masquerade || !(err instanceof MissingToolError)) outcome.masquerade.error = message(err);
+      else overlayWithoutNft(input, table);
+    }
+  } else if (input.full) {
+    try { await removeLeftoverNftTable(input); } catch (err) { outcome.masquerade.error = message(err); }
+  }
+}
+
+const frameOf = (table: NftTableInput) => renderNftTable(table.vxlan ? { ...table, vxlan: { ...table.vxlan, senders: [] } } : table);
+
+/**
+ * Masquerade off and no nft on the host: the table would only clamp the overlay's MSS (TCP still finds the
+ * tunnel's MTU through path MTU discovery, answered by this node itself) and filter VXLAN senders. Said on
+ * full passes; event passes do not retry.
+ */
+function overlayWithoutNft(input: SyncInput, table: NftTableInput): void {
+  const ns = input.netns ?? "";
+  if (input.full || !appliedNftTable.has(ns)) {
+    input.log.warn({ node: input.config["node-name"] }, "nft is missing: TCP into the overlay is not MSS-clamped (it relies on path MTU discovery), and VXLAN is taken from any sender, not only from nodes");
+  }
+  appliedNftTable.set(ns, { frame: frameOf(table), senders: table.vxlan?.senders ?? [] });
+}
+
+/**
+ * Apply the nft table when the pod network changed; on a full pass also when the kernel's table no longer
+ * matches what podnet applied (edited or deleted by hand). A node joining or leaving changes only the VXLAN
+ * senders: those elements alone are added or deleted. Whether it looked at the table at all.
+ */
+async function syncNftTable(input: SyncInput, table: NftTableInput): Promise<boolean> {
+  const ns = input.netns ?? "";
+  const frame = frameOf(table);
+  const senders = table.vxlan?.senders ?? [];
+  const applied = appliedNftTable.get(ns);
+  const sameFrame = applied?.frame === frame;
+  const changes = applied && sameFrame ? senderChanges(applied.senders, senders) : undefined;
+  if (sameFrame && !changes && !input.full) return false;
+  if (input.config["dry-run"]) {
+    input.log.info({ ruleset: changes ?? renderNftTable(table) }, "dry-run: would apply nft table inet podnet");
+    return true;
+  }
+  if (sameFrame && applied.listing !== undefined) {
+    if (changes) {
+      // Fails on a table edited by hand (an element already gone): then the whole table is written below.
+      if (await applyNftTable(changes, input.netns).then(() => true, () => false)) {
+        appliedNftTable.set(ns, { frame, senders, listing: await listNftTable(input.netns) });
+        return true;
+      }
+    } else {
+      // A missing table is always rewritten, even if it was already gone when podnet listed its own apply.
+      const current = await listNftTable(input.netns);
+      if (current !== undefined && current === applied.listing) return true;
+    }
+  }
+  await applyNftTable(renderNftTable(table), input.netns);
+  appliedNftTable.set(ns, { frame, senders, listing: await listNftTable(input.netns) });
+  return true;
+}
+
+/**
+ * Masquerade turned off after it was on, and no overlay: the table an earlier run left would go on NATing pod
+ * traffic.
+ */
+async function removeLeftoverNftTable(input: SyncInput): Promise<void> {
+  appliedNftTable.delete(input.netns ?? "");
+  // No nft on the host: then there is no table either, and masquerade off needs none.
+  const listing = await listNftTable(input.netns).catch((err: unknown) => { if (err instanceof MissingToolError) return undefined; throw err; });
+  if (listing === undefined) return;
+  if (input.config["dry-run"]) { input.log.info("dry-run: would remove nft table inet podnet (masquerade and the overlay are off)"); return; }
+  await removeNftTable(input.netns);
+  input.log.info({ node: input.config["node-name"] }, "masquerade and the overlay are off: nft table inet podnet from an earlier run removed");
+}
