@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { run } from "./exec.js";
@@ -16,9 +17,14 @@ export function writeFileAtomic(dir: string, name: string, content: string, know
   if (!existsSync(dir)) throw new CniConfigError(`CNI config directory ${dir} does not exist`);
   // `known`: the caller just read the file (undefined: it did not exist), so it is not read twice.
   if ((known ? known.current : readIfPresent(target)) === content) return false;
-  const tmp = join(dir, `.${name}.tmp-${process.pid}`);
+  // A fresh name, created exclusively: the agent runs as root in a directory other programs write too, and a
+  // name known in advance (the pid is 1 in a container) could be planted as a symlink to write through.
+  // Temp files a killed agent left are removed first (a symlink among them goes, not its target).
+  const prefix = `.${name}.tmp-`;
+  for (const leftover of readdirSync(dir).filter((f) => f.startsWith(prefix))) rmSync(join(dir, leftover), { force: true });
+  const tmp = join(dir, `${prefix}${randomBytes(6).toString("hex")}`);
   try {
-    const fd = openSync(tmp, "w", 0o644);
+    const fd = openSync(tmp, "wx", 0o644);
     try {
       writeSync(fd, content);
       fsyncSync(fd);
