@@ -1,7 +1,26 @@
 import { z } from "zod";
+import { maxNodeCidrPrefix, specialPurposeRanges } from "../lib/cidr.js";
 import {
   cel, canonicalCidrRules, clusterCrd, conditionsSchema, ipFamilySchema, nodeIpRules, resourceSchema, type CrdSource,
 } from "./common.js";
+
+/**
+ * What every agent would route: never a range the kernel treats specially (a node's "pod CIDR" over the
+ * cloud's metadata address would take every node's traffic to it), nor a slice too small for a bridge and a pod.
+ */
+function nodeCidrRangeRules() {
+  const list = (family: 4 | 6) => `[${specialPurposeRanges(family).map((r) => `'${r}'`).join(", ")}]`;
+  return [
+    {
+      rule: `!isCIDR(self) || cidr(self).prefixLength() <= (cidr(self).ip().family() == 4 ? ${maxNodeCidrPrefix(4)} : ${maxNodeCidrPrefix(6)})`,
+      message: `must be at most /${maxNodeCidrPrefix(4)} (IPv4) or /${maxNodeCidrPrefix(6)} (IPv6): the node's bridge takes one address and its pods need more`,
+    },
+    {
+      rule: `!isCIDR(self) || !(cidr(self).ip().family() == 4 ? ${list(4)} : ${list(6)}).exists(r, cidr(r).containsCIDR(cidr(self)) || cidr(self).containsCIDR(cidr(r)))`,
+      message: `must not overlap a special-purpose range (${[...specialPurposeRanges(4), ...specialPurposeRanges(6)].join(", ")})`,
+    },
+  ];
+}
 
 /**
  * NodeCIDR: one object per pod CIDR handed to a node. The object's name is derived from the CIDR
@@ -16,7 +35,7 @@ export const nodeCidrSpecSchema = z
     }),
     cidr: z.string().min(4).max(49).meta({
       description: "Canonical pod CIDR of the node (no host bits).",
-      ...cel({ rule: "self == oldSelf", message: "cidr is immutable" }, ...canonicalCidrRules),
+      ...cel({ rule: "self == oldSelf", message: "cidr is immutable" }, ...canonicalCidrRules, ...nodeCidrRangeRules()),
     }),
     family: ipFamilySchema.meta({
       description: "IP family of cidr.",

@@ -79,6 +79,12 @@ const SPECIAL_PURPOSE: { text: string; what: string }[] = [
   { text: "ff00::/8", what: "multicast" },
 ];
 
+/** The special-purpose ranges per family, for rules written elsewhere (the NodeCIDR schema's CEL). */
+export const specialPurposeRanges = (family: IpFamily): string[] => SPECIAL_PURPOSE.map((r) => r.text).filter((t) => familyOfText(t) === family);
+
+/** The longest prefix a node's pod CIDR may have: its bridge takes one address, and its pods need more. */
+export const maxNodeCidrPrefix = (family: IpFamily) => (family === 4 ? 30 : 126);
+
 /** Pure: the special-purpose range `cidr` overlaps, as "127.0.0.0/8 (loopback)", or undefined. */
 export function specialPurposeOverlap(cidr: Cidr): string | undefined {
   const hit = SPECIAL_PURPOSE.find((r) => cidrsOverlap(parseCidr(r.text), cidr));

@@ -38,6 +38,17 @@ describe("desiredNodeState", () => {
     expect(s.routes.map((r) => r.nodeName)).toEqual(["c", "x"]);
   });
 
+  it.each([
+    ["the cloud's metadata range", "169.254.169.0/24", "overlaps the special-purpose range 169.254.0.0/16 (link-local)"],
+    ["a host route to another node's address", "192.168.1.3/32", "is narrower than a node's pod CIDR can be (/30)"],
+    ["the whole IPv6 space", "::/0", "overlaps the special-purpose range ::/8 (reserved (unspecified, loopback, IPv4-mapped))"],
+  ])("routes no record over %s (written before the schema refused it), and still routes to healthy nodes", (_case, cidr, message) => {
+    const s = desiredNodeState([rec("b", cidr, ["192.168.1.2", "fd00::2"]), rec("c", "10.244.3.0/24", ["192.168.1.3"])], "a");
+    expect(s.rejected).toEqual([{ name: rec("b", cidr, []).name, nodeName: "b", reason: "InvalidCIDR", message: `${cidr} of node b ${message}; no route is installed for it` }]);
+    expect(s.routes.map((r) => r.dst)).toEqual(["10.244.3.0/24"]);
+    expect(s.podNetwork).toEqual(["10.244.3.0/24"]);
+  });
+
   it("routes a CIDR whose node has no IP of its family without a gateway: only the overlay can carry it", () => {
     const s = desiredNodeState([rec("b", "fd00:10:244:2::/64", ["192.168.1.2"]), rec("c", "10.244.3.0/24", ["192.168.1.3", "fd00::3"])], "a");
     expect(s.rejected).toEqual([]);

@@ -1,4 +1,6 @@
-import { cidrContains, cidrContainsIp, cidrLast, formatCidr, InvalidCidrError, parseCidr, parseIp, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
+import {
+  cidrContains, cidrContainsIp, cidrLast, formatCidr, InvalidCidrError, maxNodeCidrPrefix, parseCidr, parseIp, specialPurposeOverlap, type Cidr, type IpAddr, type IpFamily,
+} from "../lib/cidr.js";
 
 /** What the agent reads from one NodeCIDR (the controller mirrors node IPs into it). */
 export interface ObservedNodeCidr {
@@ -96,6 +98,8 @@ function factsOf(r: ObservedNodeCidr): Parsed | { invalid: string } {
   if (!facts) {
     try {
       const c = parseCidr(r.cidr);
+      const unroutable = unroutableRange(c);
+      if (unroutable) throw new InvalidCidrError(`${r.cidr} of node ${r.nodeName} ${unroutable}; no route is installed for it`);
       // Every field from the start (route too), so all facts share one shape in V8.
       facts = { r, c, dst: formatCidr(c), ips: r.nodeIPs.map(nodeIpFact), route: undefined, last: cidrLast(c), order: networkOrder(c) };
     } catch (err) {
@@ -104,6 +108,17 @@ function factsOf(r: ObservedNodeCidr): Parsed | { invalid: string } {
     recordFacts.set(r, facts);
   }
   return facts;
+}
+
+/**
+ * The API server refuses these (the NodeCIDR schema), but a record written before that rule, or under an edited
+ * CRD, must still not make every node route a special range (the cloud's metadata address) to one node.
+ */
+function unroutableRange(c: Cidr): string | undefined {
+  const special = specialPurposeOverlap(c);
+  if (special) return `overlaps the special-purpose range ${special}`;
+  if (c.prefix > maxNodeCidrPrefix(c.family)) return `is narrower than a node's pod CIDR can be (/${maxNodeCidrPrefix(c.family)})`;
+  return undefined;
 }
 
 function nodeIpFact(text: string): NodeIpFact {
