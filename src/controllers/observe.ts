@@ -6,6 +6,7 @@ import type { PlannerNode, PlannerPool, PlannerRecord } from "./plan.js";
 import { CONFIGURED_CIDRS_ANNOTATION, configuredSpec, type ConfiguredPool } from "./default-pool.js";
 import { POD_CIDR_CONDITION } from "./plan-node-condition.js";
 import { canonicalCidrOrText } from "../lib/cidr.js";
+import { nodeHostIPs } from "./plan-node-ips.js";
 
 /** Pure mappings from API objects to the planner's inputs. */
 
@@ -35,7 +36,7 @@ export function nodeProjection(node: V1Node): V1Node {
     metadata: { name, uid, resourceVersion, labels, creationTimestamp, deletionTimestamp },
     spec: { podCIDR: node.spec?.podCIDR, podCIDRs: node.spec?.podCIDRs },
     status: {
-      addresses: (node.status?.addresses ?? []).filter((a) => a.type === "InternalIP"),
+      addresses: (node.status?.addresses ?? []).filter((a) => a.type === "InternalIP" || a.type === "ExternalIP"),
       // podnet's own condition only: kubelet's change with every heartbeat.
       ...(node.status?.conditions?.some((c) => c.type === POD_CIDR_CONDITION) ? { conditions: node.status.conditions.filter((c) => c.type === POD_CIDR_CONDITION) } : {}),
     },
@@ -50,7 +51,7 @@ export function plannerNode(node: V1Node): PlannerNode {
     // The API server keeps them as written ("FD00:10:244:1::/64") and records hold the canonical text: compared
     // as written, a Node's own range looked held by someone else. Unparsable ones stay for the planner to report.
     podCIDRs: (node.spec?.podCIDRs ?? (node.spec?.podCIDR ? [node.spec.podCIDR] : [])).map(canonicalCidrOrText),
-    internalIPs: (node.status?.addresses ?? []).filter((a) => a.type === "InternalIP").map((a) => a.address),
+    nodeIPs: nodeHostIPs(node.status?.addresses ?? []),
     deleting: Boolean(node.metadata?.deletionTimestamp),
     ...podCidrConditionOf(node),
   };

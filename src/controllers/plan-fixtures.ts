@@ -4,7 +4,7 @@ import type { AllocationAction, PlannerInput, PlannerNode, PlannerPool, PlannerR
 // Every node name its own address (two Nodes sharing one is a finding of its own).
 const ips = new Map<string, string>();
 const ipOf = (name: string) => { if (!ips.has(name)) ips.set(name, `192.168.${ips.size >> 8}.${(ips.size & 255) + 1}`); return ips.get(name)!; };
-export const node = (name: string, extra: Partial<PlannerNode> = {}): PlannerNode => ({ name, uid: name, labels: {}, podCIDRs: [], internalIPs: [ipOf(name)], deleting: false, ...extra });
+export const node = (name: string, extra: Partial<PlannerNode> = {}): PlannerNode => ({ name, uid: name, labels: {}, podCIDRs: [], nodeIPs: [ipOf(name)], deleting: false, ...extra });
 export const rec = (nodeName: string, cidr: string, extra: Partial<PlannerRecord> = {}): PlannerRecord => ({
   name: cidr.replace(/[.:/]/g, "-"), nodeName, cidr, family: cidr.includes(":") ? 6 : 4, pool: "default", nodeIPs: [ipOf(nodeName)], phase: "Allocated", ...extra,
 });

@@ -56,7 +56,7 @@ describe("planAllocations: pool edits and bad records", () => {
   it("confirms a retained record again once its pool covers it, and still mirrors its node's IPs meanwhile", () => {
     const retained = rec("a", "10.244.0.0/24", { allocatedReason: "OutsidePool" });
     expect(kinds(planAllocations(input({ nodes: [node("a")], records: [retained] })).actions)).toEqual(["confirm:10.244.0.0/24"]);
-    const moved = planAllocations(input({ nodes: [node("a", { internalIPs: ["192.168.9.9"] })], records: [{ ...retained, allocatedReason: "PoolNotFound" }], pools: [] }));
+    const moved = planAllocations(input({ nodes: [node("a", { nodeIPs: ["192.168.9.9"] })], records: [{ ...retained, allocatedReason: "PoolNotFound" }], pools: [] }));
     expect(moved.actions).toEqual([expect.objectContaining({ kind: "updateNodeIPs", name: "10-244-0-0-24", nodeIPs: ["192.168.9.9"] })]);
   });
 

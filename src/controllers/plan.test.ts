@@ -22,15 +22,15 @@ describe("planAllocations", () => {
   });
 
   it("leaves out InternalIPs the NodeCIDR schema would refuse (so the create succeeds) and warns the Node", () => {
-    const plan = planAllocations(input({ nodes: [node("a", { internalIPs: ["169.254.3.3", "192.168.7.7", "fe80::1"] })] }));
+    const plan = planAllocations(input({ nodes: [node("a", { nodeIPs: ["169.254.3.3", "192.168.7.7", "fe80::1"] })] }));
     expect(plan.actions).toEqual([
-      expect.objectContaining({ kind: "conflict", node: "a", reason: "UnusableNodeIP", message: expect.stringContaining("InternalIP 169.254.3.3, fe80::1 left out") }),
+      expect.objectContaining({ kind: "conflict", node: "a", reason: "UnusableNodeIP", message: expect.stringContaining("node IP 169.254.3.3, fe80::1 left out") }),
       expect.objectContaining({ kind: "create", node: "a", nodeIPs: ["192.168.7.7"] }),
     ]);
     const many = Array.from({ length: 10 }, (_, i) => `192.168.8.${i + 1}`);
-    expect(planAllocations(input({ nodes: [node("b", { internalIPs: many })] })).actions.find((a) => a.kind === "create")).toMatchObject({ nodeIPs: many.slice(0, 8) });
+    expect(planAllocations(input({ nodes: [node("b", { nodeIPs: many })] })).actions.find((a) => a.kind === "create")).toMatchObject({ nodeIPs: many.slice(0, 8) });
     // Mirrored in the spelling the kernel prints (agents compare the two), without a warning.
-    expect(planAllocations(input({ nodes: [node("c", { internalIPs: ["FD00:82:0::50"] })] })).actions).toEqual([expect.objectContaining({ kind: "create", nodeIPs: ["fd00:82::50"] })]);
+    expect(planAllocations(input({ nodes: [node("c", { nodeIPs: ["FD00:82:0::50"] })] })).actions).toEqual([expect.objectContaining({ kind: "create", nodeIPs: ["fd00:82::50"] })]);
   });
 
   it("keeps existing allocations and allocates around them", () => {
@@ -156,7 +156,7 @@ describe("planAllocations", () => {
     const v6 = { name: "v6", nodeSelector: { stack: "v6" }, v6: { cidrs: ["fd00::/56"], nodePrefix: 64 } };
     expect(created([node("a", { podCIDRs: ["fd00::/64"] }), node("b", { labels: { stack: "v6" } })], { pools: [pool(["10.244.0.0/16"]), v6] })).toEqual(["10.244.0.0/24", "fd00:0:0:1::/64"]);
     // A slice holding a Node's own address (a pool over the node network) goes to nobody.
-    expect(created([node("a", { internalIPs: ["10.244.0.7"] }), node("b", { internalIPs: ["10.244.1.9"] }), ...newcomers])).toEqual(["10.244.2.0/24", "10.244.3.0/24", "10.244.4.0/24", "10.244.5.0/24"]);
+    expect(created([node("a", { nodeIPs: ["10.244.0.7"] }), node("b", { nodeIPs: ["10.244.1.9"] }), ...newcomers])).toEqual(["10.244.2.0/24", "10.244.3.0/24", "10.244.4.0/24", "10.244.5.0/24"]);
     // Adoption is unchanged: a range a Node may take is taken, not merely kept from others.
     expect(kinds(planAllocations(input({ nodes: [node("a", { podCIDRs: ["10.244.9.0/24"] })] })).actions)).toEqual(["create:10.244.9.0/24"]);
   });
@@ -183,10 +183,10 @@ describe("planAllocations", () => {
   });
 
   it("warns both Nodes that share an InternalIP, and still allocates to both", () => {
-    const plan = planAllocations(input({ nodes: [node("old", { internalIPs: ["192.168.0.7"] }), node("new", { internalIPs: ["192.168.0.7"] }), node("c")] }));
+    const plan = planAllocations(input({ nodes: [node("old", { nodeIPs: ["192.168.0.7"] }), node("new", { nodeIPs: ["192.168.0.7"] }), node("c")] }));
     expect(plan.actions.filter((a) => a.kind === "create")).toHaveLength(3);
     expect(plan.actions.filter((a) => a.kind === "conflict")).toEqual([
-      expect.objectContaining({ node: "new", reason: "DuplicateNodeIP", message: expect.stringContaining("shares InternalIP 192.168.0.7 with node old") }),
+      expect.objectContaining({ node: "new", reason: "DuplicateNodeIP", message: expect.stringContaining("shares node IP 192.168.0.7 with node old") }),
       expect.objectContaining({ node: "old", reason: "DuplicateNodeIP", message: expect.stringContaining("with node new") }),
     ]);
   });
@@ -239,8 +239,13 @@ describe("planAllocations", () => {
   });
 
   it("mirrors changed node IPs and confirms a record whose status was never written", () => {
-    const plan = planAllocations(input({ nodes: [node("a", { internalIPs: ["192.168.9.9"] })], records: [rec("a", "10.244.0.0/24", { phase: undefined })] }));
+    const plan = planAllocations(input({ nodes: [node("a", { nodeIPs: ["192.168.9.9"] })], records: [rec("a", "10.244.0.0/24", { phase: undefined })] }));
     expect(kinds(plan.actions)).toEqual(["confirm:10.244.0.0/24", "updateNodeIPs:10-244-0-0-24"]);
+  });
+
+  it("keeps a record's node IPs when its Node lists none any more: emptied, every agent would drop the routes to its pods", () => {
+    const plan = planAllocations(input({ nodes: [node("a", { nodeIPs: [] })], records: [rec("a", "10.244.0.0/24")] }));
+    expect(plan.actions.filter((a) => a.kind === "updateNodeIPs")).toEqual([]);
   });
 
   it("never plans one CIDR for two holders (random churn, seeded)", () => {

@@ -8,7 +8,7 @@ import { claimsOfDeleted, holdUnrestored, type DeletedRecord, type Lost } from "
 export type { DeletedRecord, PlannerPool, PoolStatusReport };
 
 export interface PlannerNode {
-  name: string; uid: string; labels: Record<string, string>; podCIDRs: string[]; internalIPs: string[]; deleting: boolean;
+  name: string; uid: string; labels: Record<string, string>; podCIDRs: string[]; nodeIPs: string[]; deleting: boolean;
   /** podnet's own Node condition (POD_CIDR_CONDITION), when the Node has one. */
   podCidrCondition?: NodeConditionState;
 }
@@ -140,7 +140,9 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
     }
     held.set(r.nodeName, [...(held.get(r.nodeName) ?? []), { cidr: r.cidr, family: r.family }]);
     const node = present.get(r.nodeName)!;
-    if (!sameList(node.internalIPs, r.nodeIPs)) actions.push({ kind: "updateNodeIPs", name: r.name, nodeIPs: node.internalIPs });
+    // A Node that lists no address any more (its status rewritten by hand or by a broken cloud controller) keeps
+    // the ones its record has: emptied, every agent would drop its routes to the node's pods at once.
+    if (node.nodeIPs.length && !sameList(node.nodeIPs, r.nodeIPs)) actions.push({ kind: "updateNodeIPs", name: r.name, nodeIPs: node.nodeIPs });
   }
 
   const deleted = claimsOfDeleted(input.deleted ?? [], { nodes, held, states, holderOf, liveCidrs: new Set(input.records.map((r) => r.cidr)), cooldownMs: config.cooldownMs, now });
@@ -239,14 +241,14 @@ function adopt(node: PlannerNode, preset: string, states: Map<string, PoolState>
     return { kind: "conflict", node: node.name, reason: "PodCIDRConflict", message: `node ${node.name} has podCIDR ${text}, already held by ${holder ? `node ${holder}` : "another record"}; not overwritten` };
   }
   found.set.occupy(cidr);
-  return { kind: "create", node: node.name, nodeUID: node.uid, cidr: text, family: cidr.family, pool: found.state.pool.name, nodeIPs: node.internalIPs, adopted: true };
+  return { kind: "create", node: node.name, nodeUID: node.uid, cidr: text, family: cidr.family, pool: found.state.pool.name, nodeIPs: node.nodeIPs, adopted: true };
 }
 
 function allocate(node: PlannerNode, state: PoolState, family: IpFamily): AllocationAction {
   const fam = state.families[family]!;
   for (const set of fam.sets) {
     const cidr = set.allocateNext();
-    if (cidr) return { kind: "create", node: node.name, nodeUID: node.uid, cidr: formatCidr(cidr), family, pool: state.pool.name, nodeIPs: node.internalIPs, adopted: false };
+    if (cidr) return { kind: "create", node: node.name, nodeUID: node.uid, cidr: formatCidr(cidr), family, pool: state.pool.name, nodeIPs: node.nodeIPs, adopted: false };
   }
   fam.exhaustedNodes++;
   return {
@@ -278,7 +280,7 @@ function reserveNodeRanges(node: PlannerNode, states: Map<string, PoolState>, he
     for (const set of overlappingSets(states.values(), cidr)) set.occupyCovering(cidr);
     if (!holderOf.has(formatCidr(cidr))) holderOf.set(formatCidr(cidr), node.name);
   }
-  for (const text of node.internalIPs) {
+  for (const text of node.nodeIPs) {
     let ip: IpAddr;
     try { ip = parseIp(text); } catch { continue; }
     occupySliceHolding(states.values(), ip);

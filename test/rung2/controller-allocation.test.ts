@@ -162,6 +162,22 @@ describe("controller on the real API server: allocation basics", () => {
     expect((await until("warning", async () => (await eventsFor(fx.api(), "Node", "ll-1")).find((e) => e.reason === "UnusableNodeIP"))).message).toContain("169.254.3.3");
   });
 
+  it("a Node with ExternalIPs only is routed via them (kubelet's rule for node IPs); a Node whose addresses are all cleared keeps its mirrored ones", async () => {
+    controller = await startController(fx, { "cluster-cidr": "10.244.0.0/16", "default-pool": "ext" });
+    await fx.api().core.createNode({ body: { metadata: { name: "ext-1" } } });
+    const addresses = (list: Array<[string, string]>) => fx.api().core.patchNodeStatus({ name: "ext-1", body: { status: { addresses: list.map(([type, address]) => ({ type, address })) } } }, mergePatch());
+    const nodeIPs = async () => allocated(await recordsOf("ext-1"))[0]?.spec.nodeIPs?.join(",");
+    await addresses([["Hostname", "ext-1"], ["ExternalIP", "203.0.113.7"]]);
+    await until("ExternalIP mirrored", async () => ((await nodeIPs()) === "203.0.113.7" || undefined));
+    await addresses([["ExternalIP", "203.0.113.7"], ["InternalIP", "192.168.52.1"], ["ExternalIP", "2001:db8::7"]]);
+    await until("InternalIP preferred, ExternalIP for the family without one", async () => ((await nodeIPs()) === "192.168.52.1,2001:db8::7" || undefined));
+    const plans = controller.plans;
+    await addresses([]);
+    await until("a plan after the addresses went", async () => (controller!.plans > plans || undefined));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await nodeIPs()).toBe("192.168.52.1,2001:db8::7");
+  });
+
   it("a Node held by a finalizer while it drains keeps its CIDR Allocated past the cooldown; released once the object is gone", async () => {
     controller = await startController(fx, { "cluster-cidr": "10.244.0.0/16", "default-pool": "drain" }); // cooldown 2 s
     await fx.api().core.createNode({ body: { metadata: { name: "drain-1", finalizers: ["podnet.test/drain"] } } });
@@ -242,7 +258,7 @@ describe("controller on the real API server: allocation basics", () => {
         const e = (await eventsFor(fx.api(), "Node", node)).filter((x) => x.reason === "DuplicateNodeIP");
         return e.length ? e : undefined;
       });
-      expect(warning!.message).toContain(`shares InternalIP 192.168.56.9 with node ${other}`);
+      expect(warning!.message).toContain(`shares node IP 192.168.56.9 with node ${other}`);
       expect(allocated(await recordsOf(node))).toHaveLength(1);
     }
     // More plans, each finding the shared address again.
@@ -250,6 +266,6 @@ describe("controller on the real API server: allocation basics", () => {
     await createNodes(fx.api(), Array.from({ length: 5 }, (_, i) => ({ name: `dup-more-${i}`, ip: `192.168.57.${i + 1}` })));
     await until("the newcomers allocated", async () => (allocated(await listNodeCidrs(fx.api())).length === 7 ? true : undefined));
     expect(controller.plans).toBeGreaterThan(plansBefore);
-    expect(lines.filter((l) => l.includes("shares InternalIP 192.168.56.9"))).toHaveLength(2);
+    expect(lines.filter((l) => l.includes("shares node IP 192.168.56.9"))).toHaveLength(2);
   });
 });
