@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { KubeConfig } from "@kubernetes/client-node";
 import { apiMessage, apiStatus, applyStatus, KubeApi, mergePatch, strategicMergePatch } from "../../src/lib/k8s.js";
+import { LeaderElector } from "../../src/lib/leader.js";
 import { silentLogger } from "../../src/log.js";
 import { clearNetworkUnavailable } from "../../src/node-agent/node-network-condition.js";
 import { kubeBin } from "../../src/localcluster/kube-bins.js";
@@ -13,10 +14,12 @@ import { useControlPlane } from "../harness/api-fixture.js";
 const fx = useControlPlane();
 const chart = join(import.meta.dirname, "../../charts/podnet");
 const kubectl = (...args: string[]) => execFileSync(kubeBin("kubectl"), [`--kubeconfig=${fx.cp.kubeconfig}`, ...args], { encoding: "utf8" });
+/** resource: plural.group, with /subresource or (after a space) one object's name. */
 const canI = (sa: string, verb: string, resource: string, ns?: string) => {
   try {
-    const [res, sub] = resource.split("/");
-    return kubectl("auth", "can-i", verb, res!, ...(sub ? [`--subresource=${sub}`] : []), `--as=system:serviceaccount:kube-system:${sa}`, ...(ns ? ["-n", ns] : [])).trim() === "yes";
+    const [type, name] = resource.split(" ");
+    const [res, sub] = type!.split("/");
+    return kubectl("auth", "can-i", verb, name ? `${res}/${name}` : res!, ...(sub ? [`--subresource=${sub}`] : []), `--as=system:serviceaccount:kube-system:${sa}`, ...(ns ? ["-n", ns] : [])).trim() === "yes";
   } catch (err) {
     // `can-i` exits 1 and prints "no" for a refusal; anything else (a bad kubeconfig, a typo) must not pass as "no".
     const { status, stdout } = err as { status?: number; stdout?: string | Buffer };
@@ -71,13 +74,28 @@ describe("helm install onto the real API server", () => {
     ["podnet-controller", "patch", "podcidrpools.podnet.io", true],
     ["podnet-controller", "delete", "podcidrpools.podnet.io", false],
     ["podnet-controller", "get", "secrets", false],
-    ["podnet-controller", "update", "leases.coordination.k8s.io", true, "kube-system"],
-    ["podnet-controller", "update", "leases.coordination.k8s.io", false, "default"],
+    ["podnet-controller", "update", "leases.coordination.k8s.io podnet-controller", true, "kube-system"],
+    ["podnet-controller", "update", "leases.coordination.k8s.io kube-scheduler", false, "kube-system"],
+    ["podnet-controller", "create", "leases.coordination.k8s.io", true, "kube-system"],
+    ["podnet-controller", "update", "leases.coordination.k8s.io podnet-controller", false, "default"],
   ] as const)("RBAC: %s can %s %s → %s", (sa, verb, resource, expected, ns?: string) => {
     expect(canI(sa, verb, resource, ns)).toBe(expected);
   });
 
-  /** The API as podnet-agent on node-a: a service-account token bound to a Pod scheduled there, as the DaemonSet's pods get. */
+  /** The API with a token of one of the chart's service accounts (bound to a Pod when given, as the DaemonSet's pods get). */
+  const tokenApi = async (sa: "podnet-agent" | "podnet-controller", pod?: { name: string; uid: string }) => {
+    const token = await fx.api().core.createNamespacedServiceAccountToken({ namespace: "kube-system", name: sa, body: {
+      spec: { audiences: [], expirationSeconds: 600, ...(pod ? { boundObjectRef: { kind: "Pod", apiVersion: "v1", ...pod } } : {}) },
+    } });
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: "c", server: fx.cp.url, caFile: fx.cp.pki.caCert }],
+      users: [{ name: sa, token: token.status!.token }],
+      contexts: [{ name: "c", cluster: "c", user: sa }], currentContext: "c",
+    });
+    return new KubeApi(kc, sa);
+  };
+  /** The API as podnet-agent on node-a: a service-account token bound to a Pod scheduled there. */
   let agentOnNodeA: Promise<KubeApi> | undefined;
   const agentApi = () => (agentOnNodeA ??= (async () => {
     const admin = fx.api();
@@ -86,17 +104,10 @@ describe("helm install onto the real API server", () => {
       metadata: { name: "podnet-agent-node-a" },
       spec: { serviceAccountName: "podnet-agent", nodeName: "node-a", containers: [{ name: "agent", image: "podnet:test" }] },
     } });
-    const token = await admin.core.createNamespacedServiceAccountToken({ namespace: "kube-system", name: "podnet-agent", body: {
-      spec: { audiences: [], expirationSeconds: 600, boundObjectRef: { kind: "Pod", apiVersion: "v1", name: pod.metadata!.name!, uid: pod.metadata!.uid! } },
-    } });
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: "c", server: fx.cp.url, caFile: fx.cp.pki.caCert }],
-      users: [{ name: "agent", token: token.status!.token }],
-      contexts: [{ name: "c", cluster: "c", user: "agent" }], currentContext: "c",
-    });
-    return new KubeApi(kc, "podnet-agent");
+    return tokenApi("podnet-agent", { name: pod.metadata!.name!, uid: pod.metadata!.uid! });
   })());
+  let controllerToken: Promise<KubeApi> | undefined;
+  const controllerApi = () => (controllerToken ??= tokenApi("podnet-controller"));
 
   it("an agent token bound to a pod on node-a may write node-a's NodeCIDR status and not node-b's", async () => {
     const admin = fx.api();
@@ -139,14 +150,7 @@ describe("helm install onto the real API server", () => {
   it("the controller's token may set a Node's PodCIDRConflict condition and change nothing else of its status", async () => {
     const admin = fx.api();
     for (const name of ["node-c", "node-probe"]) await admin.core.createNode({ body: { metadata: { name } } });
-    const token = await admin.core.createNamespacedServiceAccountToken({ namespace: "kube-system", name: "podnet-controller", body: { spec: { audiences: [], expirationSeconds: 600 } } });
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: "c", server: fx.cp.url, caFile: fx.cp.pki.caCert }],
-      users: [{ name: "controller", token: token.status!.token }],
-      contexts: [{ name: "c", cluster: "c", user: "controller" }], currentContext: "c",
-    });
-    const controller = new KubeApi(kc, "podnet-controller");
+    const controller = await controllerApi();
     const condition = (type: string) => ({ status: { conditions: [{ type, status: "True", reason: "Test", message: "test", lastTransitionTime: new Date() }] } });
     const errorOf = (body: object, name = "node-c") => controller.core.patchNodeStatus({ name, body }, strategicMergePatch()).then(() => undefined, (e: unknown) => e);
     // The policy takes effect once the API server has loaded it: probe on a Node of its own, which an early
@@ -159,5 +163,34 @@ describe("helm install onto the real API server", () => {
     expect(apiStatus(await errorOf({ status: { nodeInfo: { kubeletVersion: "v0.0.0-forged" } } }))).toBe(403);
     expect(await errorOf(condition("PodCIDRConflict"))).toBeUndefined();
     expect((await admin.core.readNode({ name: "node-c" })).status?.conditions?.map((c) => c.type)).toEqual(["PodCIDRConflict"]);
+  });
+
+  it("the controller's token may take, renew and release its own Lease and write no other Lease of its namespace", async () => {
+    const admin = fx.api();
+    const controller = await controllerApi();
+    const lease = (name: string) => admin.coordination.readNamespacedLease({ name, namespace: "kube-system" });
+    // The leader code itself (create, then get and update each round, update on release).
+    const elector = new LeaderElector({ api: controller, namespace: "kube-system", name: "podnet-controller", identity: "replica-1", log: silentLogger(),
+      leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 100, onStartedLeading: () => undefined, onStoppedLeading: () => undefined });
+    void elector.run();
+    try {
+      await waitFor("the controller leads", async () => (elector.isLeader ? true : undefined), 10_000, 50);
+      const taken = (await lease("podnet-controller")).metadata!.resourceVersion;
+      await waitFor("a renewal", async () => ((await lease("podnet-controller")).metadata!.resourceVersion !== taken ? true : undefined), 10_000, 50);
+    } finally {
+      await elector.stop();
+    }
+    expect((await lease("podnet-controller")).spec?.holderIdentity).toBe("");
+
+    // kube-scheduler's Lease beside it: neither read nor rewritten with the controller's token.
+    const scheduler = await admin.coordination.createNamespacedLease({ namespace: "kube-system", body: {
+      metadata: { name: "kube-scheduler" }, spec: { holderIdentity: "scheduler-1", leaseDurationSeconds: 15 } } });
+    const errorOf = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e);
+    expect(apiStatus(await errorOf(controller.coordination.readNamespacedLease({ name: "kube-scheduler", namespace: "kube-system" })))).toBe(403);
+    const taken = { ...scheduler, spec: { ...scheduler.spec, holderIdentity: "podnet-controller" } };
+    expect(apiStatus(await errorOf(controller.coordination.replaceNamespacedLease({ name: "kube-scheduler", namespace: "kube-system", body: taken })))).toBe(403);
+    expect(apiStatus(await errorOf(controller.coordination.patchNamespacedLease({ name: "kube-scheduler", namespace: "kube-system",
+      body: { spec: { holderIdentity: "podnet-controller" } } }, mergePatch())))).toBe(403);
+    expect((await lease("kube-scheduler")).spec?.holderIdentity).toBe("scheduler-1");
   });
 });

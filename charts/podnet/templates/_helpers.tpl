@@ -7,6 +7,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "podnet.image" -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
+{{/* The controller's Lease: passed as --lease-name, and the one Lease its Role may read and write. */}}
+{{- define "podnet.leaseName" -}}
+podnet-controller
+{{- end -}}
 {{- define "podnet.agentSA" -}}
 system:serviceaccount:{{ .Release.Namespace }}:podnet-agent
 {{- end -}}
