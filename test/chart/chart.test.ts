@@ -212,6 +212,18 @@ describe("Helm chart charts/podnet", () => {
     expect(find(off, "ValidatingAdmissionPolicy", "podnet-agent-own-node-network")).toBeUndefined();
   });
 
+  it("fillNodePodCIDRs=false takes the flag, the nodes patch permission and its admission policy away", () => {
+    const nodePatch = (objs: Obj[]) => (find(objs, "ClusterRole", "podnet-controller") as unknown as { rules: Array<{ resources: string[]; verbs: string[] }> }).rules
+      .some((r) => r.resources.includes("nodes") && r.verbs.includes("patch"));
+    const on = render();
+    expect(nodePatch(on)).toBe(true);
+    expect(find(on, "ValidatingAdmissionPolicy", "podnet-controller-node-podcidrs")).toBeDefined();
+    const off = render("fillNodePodCIDRs=false");
+    expect(loadConfig(controllerConfigSchema, args(find(off, "Deployment", "podnet-controller")).slice(1), {})["fill-node-podcidrs"]).toBe(false);
+    expect(nodePatch(off)).toBe(false);
+    expect(find(off, "ValidatingAdmissionPolicy", "podnet-controller-node-podcidrs")).toBeUndefined();
+  });
+
   it("deploy/podnet.yaml and podnet-cleanup.yaml are the chart rendered (run scripts/render-manifest.sh)", () => {
     const dir = mkdtempSync(join(tmpdir(), "podnet-manifest-"));
     try {

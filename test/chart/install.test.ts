@@ -4,6 +4,11 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { KubeConfig } from "@kubernetes/client-node";
 import { apiMessage, apiStatus, applyStatus, KubeApi, mergePatch, strategicMergePatch } from "../../src/lib/k8s.js";
 import { LeaderElector } from "../../src/lib/leader.js";
+import { AllocationController } from "../../src/controllers/controller.js";
+import { applyActions } from "../../src/controllers/act.js";
+import { controllerConfigSchema } from "../../src/config.js";
+import { RetryGate } from "../../src/lib/backoff.js";
+import { EventRecorder } from "../../src/lib/events.js";
 import { silentLogger } from "../../src/log.js";
 import { clearNetworkUnavailable } from "../../src/node-agent/node-network-condition.js";
 import { kubeBin } from "../../src/localcluster/kube-bins.js";
@@ -51,7 +56,8 @@ describe("helm install onto the real API server", () => {
     expect(kubectl("get", "clusterrole/podnet-agent", "clusterrole/podnet-controller", "validatingadmissionpolicy/podnet-agent-own-node",
       "validatingadmissionpolicybinding/podnet-agent-own-node", "validatingadmissionpolicy/podnet-agent-own-node-network",
       "validatingadmissionpolicybinding/podnet-agent-own-node-network", "validatingadmissionpolicy/podnet-controller-node-condition",
-      "validatingadmissionpolicybinding/podnet-controller-node-condition", "-o", "name").trim().split("\n")).toHaveLength(8);
+      "validatingadmissionpolicybinding/podnet-controller-node-condition", "validatingadmissionpolicy/podnet-controller-node-podcidrs",
+      "validatingadmissionpolicybinding/podnet-controller-node-podcidrs", "-o", "name").trim().split("\n")).toHaveLength(10);
   });
 
   it.each([
@@ -192,5 +198,40 @@ describe("helm install onto the real API server", () => {
     expect(apiStatus(await errorOf(controller.coordination.patchNamespacedLease({ name: "kube-scheduler", namespace: "kube-system",
       body: { spec: { holderIdentity: "podnet-controller" } } }, mergePatch())))).toBe(403);
     expect((await lease("kube-scheduler")).spec?.holderIdentity).toBe("scheduler-1");
+  });
+
+  it("the controller's token may fill a Node's podCIDRs (the act code's own write) and change nothing else of a Node", async () => {
+    const admin = fx.api();
+    const controller = await controllerApi();
+    for (const name of ["node-fill", "node-spec-probe"]) await admin.core.createNode({ body: { metadata: { name, labels: { "kubernetes.io/os": "linux" } } } });
+    const errorOf = (body: object, name = "node-fill") => controller.core.patchNode({ name, body }, mergePatch()).then(() => undefined, (e: unknown) => e);
+    // A new label each time: a probe that went through before the policy took effect would make the next a no-op.
+    let probe = 0;
+    await waitFor("the policy in force", async () => ((await errorOf({ metadata: { labels: { probe: String(++probe) } } }, "node-spec-probe")) ? true : undefined), 30_000, 200);
+
+    // act.ts's setNodePodCIDRs, as the leader runs it, with the controller's token.
+    const shell = new AllocationController(controller, controllerConfigSchema.parse({ "metrics-address": "127.0.0.1:0", "leader-elect": "false" }), silentLogger());
+    const ctx = { api: controller, nodes: shell.nodes, records: shell.records, recorder: new EventRecorder(controller, "test", silentLogger()), metrics: shell.metrics,
+      log: silentLogger(), leading: () => true, retry: new RetryGate() };
+    const uid = (await admin.core.readNode({ name: "node-fill" })).metadata!.uid!;
+    await applyActions(ctx, [{ kind: "setNodePodCIDRs", node: "node-fill", nodeUID: uid, cidrs: ["10.244.7.0/24"] }]);
+    expect((await shell.metrics.errors.get()).values.reduce((n, v) => n + v.value, 0)).toBe(0);
+    const filled = await admin.core.readNode({ name: "node-fill" });
+    expect(filled.spec?.podCIDRs).toEqual(["10.244.7.0/24"]);
+
+    for (const body of [
+      { metadata: { labels: { "node-role.kubernetes.io/control-plane": "" } } },
+      { metadata: { labels: { "kubernetes.io/os": null } } },
+      { metadata: { annotations: { "node.alpha.kubernetes.io/ttl": "0" } } },
+      { metadata: { finalizers: ["example.com/hold"] } },
+      { spec: { taints: [{ key: "example.com/evict", effect: "NoExecute" }] } },
+      { spec: { unschedulable: true } },
+      { spec: { providerID: "forged://node-fill" } },
+    ]) {
+      const err = await errorOf(body);
+      expect(apiStatus(err), JSON.stringify(body)).toBe(403);
+      expect(apiMessage(err)).toContain("podnet-controller may change only spec.podCIDR and spec.podCIDRs of a Node");
+    }
+    expect((await admin.core.readNode({ name: "node-fill" })).metadata?.resourceVersion).toBe(filled.metadata?.resourceVersion);
   });
 });
