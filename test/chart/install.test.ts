@@ -1,14 +1,18 @@
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { KubeConfig } from "@kubernetes/client-node";
-import { apiMessage, apiStatus, applyStatus, KubeApi, mergePatch, strategicMergePatch } from "../../src/lib/k8s.js";
+import { KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
+import { apiMessage, apiStatus, applyStatus, KubeApi, mergePatch, podnetResource, strategicMergePatch } from "../../src/lib/k8s.js";
 import { LeaderElector } from "../../src/lib/leader.js";
 import { AllocationController } from "../../src/controllers/controller.js";
 import { applyActions } from "../../src/controllers/act.js";
 import { controllerConfigSchema } from "../../src/config.js";
 import { RetryGate } from "../../src/lib/backoff.js";
 import { EventRecorder } from "../../src/lib/events.js";
+import type { Informer } from "../../src/lib/informer.js";
+import { kubeTime } from "../../src/lib/conditions.js";
+import type { NodeCidrObject } from "../../src/controllers/observe.js";
+import { reportStatus, StatusPacing } from "../../src/node-agent/agent-status.js";
 import { silentLogger } from "../../src/log.js";
 import { clearNetworkUnavailable } from "../../src/node-agent/node-network-condition.js";
 import { kubeBin } from "../../src/localcluster/kube-bins.js";
@@ -233,5 +237,48 @@ describe("helm install onto the real API server", () => {
       expect(apiMessage(err)).toContain("podnet-controller may change only spec.podCIDR and spec.podCIDRs of a Node");
     }
     expect((await admin.core.readNode({ name: "node-fill" })).metadata?.resourceVersion).toBe(filled.metadata?.resourceVersion);
+  });
+
+  it("the agent's token writes its own conditions and report on its node's NodeCIDR (the agent's status code) and nothing the controller owns there", async () => {
+    const asController = fx.api("podnet-controller");
+    const agent = await agentApi();
+    const nodecidrs = podnetResource("nodecidrs");
+    const allocatedBy = (cidr: string) => ({ phase: "Allocated", observedGeneration: 1, conditions: [
+      { type: "Allocated", status: "True", reason: "Allocated", message: `${cidr} from pool default`, observedGeneration: 1, lastTransitionTime: kubeTime(new Date()) }] });
+    const name = await putNodeCidr(fx.api(), "node-a", "10.244.3.0/24", ["192.168.1.1"]);
+    const probeName = await putNodeCidr(fx.api(), "node-a", "10.244.4.0/24", ["192.168.1.1"]);
+    for (const [n, cidr] of [[name, "10.244.3.0/24"], [probeName, "10.244.4.0/24"]] as const) await applyStatus(asController, "nodecidrs", n, "NodeCIDR", allocatedBy(cidr));
+    const errorOf = (status: object, target = name) => applyStatus(agent, "nodecidrs", target, "NodeCIDR", status).then(() => undefined, (e: unknown) => e);
+    let probe = 0;
+    await waitFor("the policy in force", async () => ((await errorOf({ releasedAt: new Date(Date.UTC(2020, 0, 1, 0, 0, ++probe)).toISOString() }, probeName)) ? true : undefined), 30_000, 200);
+
+    // reportStatus as the agent runs it, on the record as the agent's informer holds it.
+    type Obj = NodeCidrObject & KubernetesObject;
+    const cache = new Map([[name, (await agent.custom.getClusterCustomObject({ ...nodecidrs, name })) as Obj]]);
+    const records = { cache, assume: (o: Obj) => { cache.set(o.metadata!.name!, o); } } as unknown as Informer<Obj>;
+    await reportStatus({ api: agent, records, recorder: new EventRecorder(agent, "podnet-agent", silentLogger()), log: silentLogger(), pacing: new StatusPacing() }, [name],
+      [{ type: "RoutesProgrammed", status: "True", reason: "Programmed", message: "1 route" }, { type: "Ready", status: "True", reason: "NodeNetworkReady", message: "ready" }],
+      { routesDesired: 1, routesInstalled: 1 }, 0);
+    const written = (await fx.api().custom.getClusterCustomObject({ ...nodecidrs, name })) as Obj;
+    expect(written.status?.agent?.routesInstalled).toBe(1);
+    expect(written.status?.conditions?.map((c) => `${c.type}=${c.status}`)).toEqual(["Allocated=True", "RoutesProgrammed=True", "Ready=True"]);
+
+    const conditions = written.status!.conditions!;
+    for (const status of [
+      { phase: "Released" },
+      { releasedAt: new Date().toISOString() },
+      { observedGeneration: 7 },
+      { conditions: [{ ...conditions[0]!, status: "False", reason: "NodeDeleted" }] },
+      { conditions: [{ ...conditions[0]!, message: "10.244.3.0/24 from pool forged" }] },
+    ]) {
+      const err = await errorOf(status);
+      expect(apiStatus(err), JSON.stringify(status)).toBe(403);
+      expect(apiMessage(err)).toContain("podnet-agent may not change a NodeCIDR's phase, releasedAt, observedGeneration or the controller's conditions (Allocated)");
+    }
+    // A merge patch replaces the whole list: the controller's condition dropped.
+    const dropped = await agent.custom.patchClusterCustomObjectStatus({ ...nodecidrs, name, body: { status: { conditions: conditions.slice(1) } } }, mergePatch())
+      .then(() => undefined, (e: unknown) => e);
+    expect(apiStatus(dropped)).toBe(403);
+    expect(((await fx.api().custom.getClusterCustomObject({ ...nodecidrs, name })) as Obj).metadata?.resourceVersion).toBe(written.metadata?.resourceVersion);
   });
 });
