@@ -17,6 +17,7 @@ import { silentLogger } from "../../src/log.js";
 import { clearNetworkUnavailable } from "../../src/node-agent/node-network-condition.js";
 import { kubeBin } from "../../src/localcluster/kube-bins.js";
 import { putNodeCidr } from "../harness/agent-fixture.js";
+import { kubeletReportedStatus } from "../harness/cluster-objects.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 
@@ -92,6 +93,18 @@ describe("helm install onto the real API server", () => {
     expect(canI(sa, verb, resource, ns)).toBe(expected);
   });
 
+  /** Node status fields past the ones a policy could list when it was written (1.30 and later). */
+  const kubeletRuntimeStatus = {
+    runtimeHandlers: [{ name: "runc", features: { recursiveReadOnlyMounts: true, userNamespaces: true } }],
+    features: { supplementalGroupsPolicy: true },
+  };
+  /** Each status field other than conditions changed, added or taken away. */
+  const statusForgeries = [
+    { status: { runtimeHandlers: [{ name: "runc", features: { recursiveReadOnlyMounts: true, userNamespaces: true } }, { name: "forged", features: { userNamespaces: true } }] } },
+    { status: { runtimeHandlers: null } },
+    { status: { features: { supplementalGroupsPolicy: false } } },
+    { status: { features: null } },
+  ]; // (status.config, the old dynamic kubelet config's, the API server drops on every write)
   /** The API with a token of one of the chart's service accounts (bound to a Pod when given, as the DaemonSet's pods get). */
   const tokenApi = async (sa: "podnet-agent" | "podnet-controller", pod?: { name: string; uid: string }) => {
     const token = await fx.api().core.createNamespacedServiceAccountToken({ namespace: "kube-system", name: sa, body: {
@@ -134,7 +147,11 @@ describe("helm install onto the real API server", () => {
     const admin = fx.api();
     const agent = await agentApi();
     const marked = (status: string, reason: string) => ({ status: { conditions: [{ type: "NetworkUnavailable", status, reason, message: reason, lastTransitionTime: new Date() }] } });
-    for (const name of ["node-a", "node-b"]) await admin.core.patchNodeStatus({ name, body: marked("True", "NoRouteCreated") }, strategicMergePatch());
+    // All a kubelet reports, runtime handlers and features included: clearing the condition leaves each as it is.
+    for (const name of ["node-a", "node-b"]) {
+      await admin.core.patchNodeStatus({ name, body: { status: { ...kubeletReportedStatus(name), ...kubeletRuntimeStatus } } }, mergePatch());
+      await admin.core.patchNodeStatus({ name, body: marked("True", "NoRouteCreated") }, strategicMergePatch());
+    }
     const errorOf = (name: string, body: object) => agent.core.patchNodeStatus({ name, body }, strategicMergePatch()).then(() => undefined, (e: unknown) => e);
 
     expect(await clearNetworkUnavailable(agent, "node-a", silentLogger())).toBe("cleared");
@@ -148,9 +165,10 @@ describe("helm install onto the real API server", () => {
       { status: { addresses: [{ type: "InternalIP", address: "10.0.0.66" }] } },
       { status: { capacity: { pods: "500" } } },
       { status: { nodeInfo: { kubeletVersion: "v0.0.0-forged" } } },
+      ...statusForgeries,
     ]) {
       const err = await errorOf("node-a", body);
-      expect(apiStatus(err)).toBe(403);
+      expect(apiStatus(err), JSON.stringify(body)).toBe(403);
       expect(apiMessage(err)).toContain("podnet-agent may change only the NetworkUnavailable condition of its Node");
     }
     const spec = await agent.core.patchNode({ name: "node-a", body: { spec: { unschedulable: true } } }, mergePatch()).then(() => undefined, (e: unknown) => e);
@@ -159,7 +177,10 @@ describe("helm install onto the real API server", () => {
 
   it("the controller's token may set a Node's PodCIDRConflict condition and change nothing else of its status", async () => {
     const admin = fx.api();
-    for (const name of ["node-c", "node-probe"]) await admin.core.createNode({ body: { metadata: { name } } });
+    for (const name of ["node-c", "node-probe"]) {
+      await admin.core.createNode({ body: { metadata: { name } } });
+      await admin.core.patchNodeStatus({ name, body: { status: kubeletRuntimeStatus } }, mergePatch());
+    }
     const controller = await controllerApi();
     const condition = (type: string) => ({ status: { conditions: [{ type, status: "True", reason: "Test", message: "test", lastTransitionTime: new Date() }] } });
     const errorOf = (body: object, name = "node-c") => controller.core.patchNodeStatus({ name, body }, strategicMergePatch()).then(() => undefined, (e: unknown) => e);
@@ -171,6 +192,11 @@ describe("helm install onto the real API server", () => {
     expect(apiMessage(refused)).toContain("podnet-controller may change only the PodCIDRConflict condition of a Node");
     expect(apiStatus(await errorOf({ status: { addresses: [{ type: "InternalIP", address: "10.0.0.66" }] } }))).toBe(403);
     expect(apiStatus(await errorOf({ status: { nodeInfo: { kubeletVersion: "v0.0.0-forged" } } }))).toBe(403);
+    for (const body of statusForgeries) {
+      const err = await errorOf(body);
+      expect(apiStatus(err), JSON.stringify(body)).toBe(403);
+      expect(apiMessage(err)).toContain("podnet-controller may change only the PodCIDRConflict condition of a Node");
+    }
     expect(await errorOf(condition("PodCIDRConflict"))).toBeUndefined();
     expect((await admin.core.readNode({ name: "node-c" })).status?.conditions?.map((c) => c.type)).toEqual(["PodCIDRConflict"]);
   });
