@@ -6,12 +6,13 @@ import { apiMessage, apiStatus, applyStatus, KubeApi, mergePatch, podnetResource
 import { LeaderElector } from "../../src/lib/leader.js";
 import { AllocationController } from "../../src/controllers/controller.js";
 import { applyActions } from "../../src/controllers/act.js";
+import { DefaultPoolKeeper } from "../../src/controllers/default-pool-keeper.js";
 import { controllerConfigSchema } from "../../src/config.js";
 import { RetryGate } from "../../src/lib/backoff.js";
 import { EventRecorder } from "../../src/lib/events.js";
 import type { Informer } from "../../src/lib/informer.js";
 import { kubeTime } from "../../src/lib/conditions.js";
-import type { NodeCidrObject } from "../../src/controllers/observe.js";
+import type { NodeCidrObject, PoolObject } from "../../src/controllers/observe.js";
 import { reportStatus, StatusPacing } from "../../src/node-agent/agent-status.js";
 import { silentLogger } from "../../src/log.js";
 import { clearNetworkUnavailable } from "../../src/node-agent/node-network-condition.js";
@@ -58,6 +59,7 @@ describe("helm install onto the real API server", () => {
     const out = kubectl("get", "deploy/podnet-controller", "ds/podnet-agent", "sa/podnet-agent", "sa/podnet-controller", "pdb/podnet-controller",
       "role/podnet-controller-lease", "rolebinding/podnet-controller-lease", "-n", "kube-system", "-o", "name");
     expect(out.trim().split("\n")).toHaveLength(7);
+    expect(kubectl("get", "role/podnet-events", "rolebinding/podnet-events", "-n", "default", "-o", "name").trim().split("\n")).toHaveLength(2);
     expect(kubectl("get", "clusterrole/podnet-agent", "clusterrole/podnet-controller", "validatingadmissionpolicy/podnet-agent-own-node",
       "validatingadmissionpolicybinding/podnet-agent-own-node", "validatingadmissionpolicy/podnet-agent-own-node-network",
       "validatingadmissionpolicybinding/podnet-agent-own-node-network", "validatingadmissionpolicy/podnet-controller-node-condition",
@@ -82,7 +84,13 @@ describe("helm install onto the real API server", () => {
     ["podnet-controller", "delete", "nodes", false],
     ["podnet-controller", "patch", "nodes/status", true],
     ["podnet-controller", "update", "nodes/status", false],
-    ["podnet-controller", "patch", "podcidrpools.podnet.io", true],
+    ["podnet-controller", "patch", "podcidrpools.podnet.io default", true],
+    ["podnet-controller", "patch", "podcidrpools.podnet.io team-a", false],
+    ["podnet-controller", "patch", "podcidrpools.podnet.io/status", true],
+    ["podnet-controller", "create", "events", true, "default"],
+    ["podnet-controller", "create", "events", false, "kube-system"],
+    ["podnet-agent", "create", "events", true, "default"],
+    ["podnet-agent", "create", "events", false, "kube-system"],
     ["podnet-controller", "delete", "podcidrpools.podnet.io", false],
     ["podnet-controller", "get", "secrets", false],
     ["podnet-controller", "update", "leases.coordination.k8s.io podnet-controller", true, "kube-system"],
@@ -306,5 +314,41 @@ describe("helm install onto the real API server", () => {
       .then(() => undefined, (e: unknown) => e);
     expect(apiStatus(dropped)).toBe(403);
     expect(((await fx.api().custom.getClusterCustomObject({ ...nodecidrs, name })) as Obj).metadata?.resourceVersion).toBe(written.metadata?.resourceVersion);
+  });
+
+  it("both tokens write Events in namespace default only; the controller's edits the default pool's spec and no other pool's, and every pool's status", async () => {
+    const admin = fx.api();
+    const controller = await controllerApi();
+    const agent = await agentApi();
+    const target = { kind: "Node" as const, name: "node-a" };
+    for (const [api, component] of [[controller, "podnet-controller"], [agent, "podnet-agent"]] as const) {
+      const inDefault = new EventRecorder(api, component, silentLogger());
+      expect(await inDefault.emit(target, "Normal", "Test", "in default")).toBe(true);
+      expect(inDefault.written, component).toBe(1);
+      // Events of cluster-scoped objects (all podnet writes) go to default; one about a Pod may go to its namespace.
+      const elsewhere = await api.core.createNamespacedEvent({ namespace: "kube-system", body: { metadata: { generateName: "forged." },
+        involvedObject: { kind: "Pod", apiVersion: "v1", namespace: "kube-system", name: "kube-apiserver-node-a" }, reason: "Forged", message: "forged", type: "Warning" } })
+        .then(() => undefined, (e: unknown) => e);
+      expect(apiStatus(elsewhere), component).toBe(403);
+    }
+
+    // The default pool's keeper with the controller's token: created from the flags, then grown by an upgrade's range.
+    const shell = new AllocationController(controller, controllerConfigSchema.parse({ "metrics-address": "127.0.0.1:0", "leader-elect": "false" }), silentLogger());
+    const keeper = (clusterCidr: string, recorder = new EventRecorder(controller, "podnet-controller", silentLogger())) => new DefaultPoolKeeper({ api: controller, pools: shell.pools,
+      config: controllerConfigSchema.parse({ "cluster-cidr": clusterCidr, "leader-elect": "false" }), log: silentLogger(), recorder, metrics: shell.metrics, mayWrite: () => true });
+    await keeper("10.244.0.0/16").ensure();
+    const recorder = new EventRecorder(controller, "podnet-controller", silentLogger());
+    await keeper("10.244.0.0/16,10.245.0.0/16", recorder).ensure();
+    expect((await shell.metrics.errors.get()).values.reduce((n, v) => n + v.value, 0)).toBe(0);
+    const pools = podnetResource("podcidrpools");
+    expect(((await admin.custom.getClusterCustomObject({ ...pools, name: "default" })) as PoolObject).spec?.ipv4?.cidrs).toEqual(["10.244.0.0/16", "10.245.0.0/16"]);
+    expect(recorder.written).toBe(1); // RangesAdded
+
+    await admin.custom.createClusterCustomObject({ ...pools, body: { apiVersion: "podnet.io/v1alpha1", kind: "PodCIDRPool", metadata: { name: "team-a" },
+      spec: { ipv4: { cidrs: ["10.246.0.0/16"], nodeMaskSize: 24 } } } });
+    const grow = await controller.custom.patchClusterCustomObject({ ...pools, name: "team-a", body: { spec: { ipv4: { cidrs: ["10.246.0.0/16", "10.247.0.0/16"] } } } }, mergePatch())
+      .then(() => undefined, (e: unknown) => e);
+    expect(apiStatus(grow)).toBe(403);
+    await applyStatus(controller, "podcidrpools", "team-a", "PodCIDRPool", { observedGeneration: 1 }); // pool-status.ts's write
   });
 });

@@ -11,6 +11,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "podnet.leaseName" -}}
 podnet-controller
 {{- end -}}
+{{/* The pool the controller makes from the values: passed as --default-pool, and the one pool whose spec it may patch. */}}
+{{- define "podnet.defaultPool" -}}
+default
+{{- end -}}
 {{- define "podnet.agentSA" -}}
 system:serviceaccount:{{ .Release.Namespace }}:podnet-agent
 {{- end -}}
