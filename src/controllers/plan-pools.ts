@@ -1,5 +1,5 @@
 import { CidrSet } from "../lib/cidr-set.js";
-import { cidrContainsIp, cidrsOverlap, formatCidr, InvalidCidrError, parseCidr, specialPurposeOverlap, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
+import { cidrContainsIp, cidrsOverlap, formatCidr, InvalidCidrError, maxNodeCidrPrefix, parseCidr, specialPurposeOverlap, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
 import type { ConditionInput } from "../lib/conditions.js";
 import type { Held, PlannerRecord } from "./plan.js";
 import { compareText } from "../lib/order.js";
@@ -94,8 +94,10 @@ function parseRange(text: string, family: IpFamily, prefix: number): Cidr | stri
   let cidr: Cidr;
   try { cidr = parseCidr(text); } catch (err) { return err instanceof InvalidCidrError ? err.message : `${text}: ${String(err)}`; }
   if (cidr.family !== family) return `${text} is not IPv${family}`;
-  const max = family === 4 ? 32 : 128;
-  if (prefix < cidr.prefix || prefix > max) return `node mask /${prefix} does not fit in ${text} (must be /${cidr.prefix}–/${max})`;
+  // Not past /30 (/126), as the pool schema says now: a pool written before that rule would hand out slices with no
+  // address for pods, which the NodeCIDR schema refuses, and every refused create is planned again a second later.
+  const max = maxNodeCidrPrefix(family);
+  if (prefix < cidr.prefix || prefix > max) return `node mask /${prefix} does not fit in ${text} (must be /${cidr.prefix}–/${max}: a node's bridge takes one address and its pods need more)`;
   const special = specialPurposeOverlap(cidr);
   if (special) return `${text} overlaps ${special}, which pods cannot use`;
   return cidr;

@@ -63,6 +63,8 @@ describe("planAllocations: pool edits and bad records", () => {
   it.each([
     ["overlapping pools", [pool(["10.244.0.0/16"]), { ...pool(["10.244.128.0/17"]), name: "other" }], "overlaps"],
     ["a node mask larger than the range", [pool(["10.244.0.0/24"], {}, 16)], "does not fit"],
+    ["a /32 node mask from before the schema refused it (no address left for pods)", [pool(["10.244.0.0/24"], {}, 32)], "must be /24–/30: a node's bridge takes one address"],
+    ["a /127 node mask", [pool(undefined, { v6: { cidrs: ["fd00:10::/64"], nodePrefix: 127 } })], "must be /64–/126"],
     ["a range overlapping the service CIDR", [pool(["10.96.0.0/16"])], "service CIDR"],
     ["host bits in a range", [pool(["10.244.1.0/16"])], "host bits"],
     ["a loopback range", [pool(["127.0.0.0/16"])], "overlaps 127.0.0.0/8 (loopback), which pods cannot use"],
