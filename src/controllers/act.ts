@@ -131,8 +131,14 @@ async function createRecord(ctx: ActContext, action: Extract<AllocationAction, {
   } catch (err) {
     if (!isAlreadyExists(err)) throw err;
     // Our cache was behind: someone holds this CIDR already. Learn it; the next plan picks another.
-    const existing = await ctx.api.custom.getClusterCustomObject({ ...nodecidrs, name });
-    ctx.records.assume(existing as NodeCidrObject & KubernetesObject);
+    const existing = (await ctx.api.custom.getClusterCustomObject({ ...nodecidrs, name })) as NodeCidrObject & KubernetesObject;
+    if (!ctx.records.assume(existing)) {
+      // The server holds a version older than one this controller saw: resourceVersions went back, as after an
+      // etcd restore without --bump-revision, and the watch will not bring it. Planned again at once, the same
+      // create would meet the same object as fast as the API server answers; as a failure it backs off.
+      throw new Error(`${name} exists at resourceVersion ${existing.metadata?.resourceVersion ?? "?"}, older than this controller has seen of it: `
+        + "the API server's resourceVersions went back (etcd restored without --bump-revision?); restart the controller to list afresh", { cause: err });
+    }
     ctx.log.info({ node: action.node, cidr: action.cidr }, "CIDR already taken (cache behind); replanning");
     return;
   }

@@ -246,14 +246,16 @@ export class Informer<T extends KubernetesObject> {
    * Record the server's answer to one of our own writes before the watch delivers it, so a plan made in
    * between sees it. Only if it is newer than the cached copy: the watch may already have delivered a later
    * change (kubelet's address update after our podCIDRs patch), and the late response must not undo it.
+   * Whether the cache took it.
    */
-  assume(obj: T): void {
+  assume(obj: T): boolean {
     const name = obj.metadata!.name!;
     const cached = this.cache.get(name);
-    if (cached && !isNewerVersion(obj.metadata?.resourceVersion, cached.metadata?.resourceVersion)) return;
+    if (cached && !isNewerVersion(obj.metadata?.resourceVersion, cached.metadata?.resourceVersion)) return false;
     const buried = cached ? undefined : this.tombstones.get(name);
-    if (buried && Date.now() - buried.at < TOMBSTONE_MS && !isNewerVersion(obj.metadata?.resourceVersion, buried.rv)) return;
+    if (buried && Date.now() - buried.at < TOMBSTONE_MS && !isNewerVersion(obj.metadata?.resourceVersion, buried.rv)) return false;
     this.cache.set(name, this.keep(obj));
+    return true;
   }
 
   /**

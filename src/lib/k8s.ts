@@ -203,6 +203,20 @@ export async function installCrds(api: KubeApi, crdYamls: string[], timeoutMs = 
       if (Date.now() > deadline) throw new Error(`CRD ${name} not Established after ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 100));
     }
+    // Established is not served yet: the first requests meet 429 "storage is (re)initializing" while the new
+    // resource's watch cache fills, and a controller started at once would begin with failures.
+    const { group, scope, names, versions } = crd.spec!;
+    const version = versions.find((v) => v.storage)?.name ?? versions[0]!.name;
+    if (scope !== "Cluster") continue;
+    for (;;) {
+      try {
+        await api.custom.listClusterCustomObject({ group, version, plural: names.plural, limit: 1 });
+        break;
+      } catch (err) {
+        if (apiStatus(err) !== 429 || Date.now() > deadline) throw new Error(`CRD ${name} not served: ${apiMessage(err)}`, { cause: err });
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
   }
 }
 
