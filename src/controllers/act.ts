@@ -34,7 +34,7 @@ export interface ActContext {
 // On a busy API server writes are the bottleneck: hand out CIDRs first, then the follow-up writes
 // (node.spec.podCIDRs, mirrored IPs, events) that nothing waits on.
 const PRIORITY: Record<AllocationAction["kind"], number> = {
-  create: 0, confirm: 0, release: 0, quarantine: 1, retain: 1, rehome: 1, delete: 1, updateNodeIPs: 2, setNodePodCIDRs: 3, conflict: 4, exhausted: 4, nodeCondition: 4,
+  create: 0, confirm: 0, release: 0, quarantine: 1, retain: 1, rehome: 1, delete: 1, updateNodeIPs: 2, stampNodeUID: 2, setNodePodCIDRs: 3, conflict: 4, exhausted: 4, nodeCondition: 4,
 };
 
 /**
@@ -110,7 +110,8 @@ async function applyOne(ctx: ActContext, action: AllocationAction): Promise<void
       }
       return;
     case "rehome": return rehomeRecord(ctx, action);
-    case "updateNodeIPs": return patchNodeIPs(ctx, action.name, action.nodeIPs);
+    case "updateNodeIPs": return patchRecordSpec(ctx, action.name, "updateNodeIPs", { nodeIPs: action.nodeIPs }, "node IPs mirrored");
+    case "stampNodeUID": return patchRecordSpec(ctx, action.name, "stampNodeUID", { nodeUID: action.nodeUID }, "node uid recorded");
     case "setNodePodCIDRs": return patchNodePodCidrs(ctx, action);
     case "nodeCondition": return patchNodeCondition(ctx, action);
   }
@@ -209,11 +210,11 @@ async function rehomeRecord(ctx: ActContext, action: Extract<AllocationAction, {
   ctx.log.info({ nodecidr: action.name, from: action.from, pool: action.pool }, message);
 }
 
-async function patchNodeIPs(ctx: ActContext, name: string, nodeIPs: string[]): Promise<void> {
-  ctx.metrics.apiWrites.inc({ action: "updateNodeIPs" });
-  const updated = await ctx.api.custom.patchClusterCustomObject({ ...nodecidrs, name, body: { spec: { nodeIPs } }, fieldManager: ctx.api.fieldManager }, mergePatch());
+async function patchRecordSpec(ctx: ActContext, name: string, action: "updateNodeIPs" | "stampNodeUID", spec: Partial<NodeCidrObject["spec"]>, said: string): Promise<void> {
+  ctx.metrics.apiWrites.inc({ action });
+  const updated = await ctx.api.custom.patchClusterCustomObject({ ...nodecidrs, name, body: { spec }, fieldManager: ctx.api.fieldManager }, mergePatch());
   ctx.records.assume(updated as NodeCidrObject & KubernetesObject);
-  ctx.log.info({ nodecidr: name, nodeIPs }, "node IPs mirrored");
+  ctx.log.info({ nodecidr: name, ...spec }, said);
 }
 
 async function patchNodePodCidrs(ctx: ActContext, action: Extract<AllocationAction, { kind: "setNodePodCIDRs" }>): Promise<void> {

@@ -53,6 +53,7 @@ export function plannerNode(node: V1Node): PlannerNode {
     podCIDRs: (node.spec?.podCIDRs ?? (node.spec?.podCIDR ? [node.spec.podCIDR] : [])).map(canonicalCidrOrText),
     nodeIPs: nodeHostIPs(node.status?.addresses ?? []),
     deleting: Boolean(node.metadata?.deletionTimestamp),
+    ...createdAt(node.metadata?.creationTimestamp),
     ...podCidrConditionOf(node),
   };
 }
@@ -74,6 +75,7 @@ export function plannerRecord(obj: NodeCidrObject): PlannerRecord {
     pool: obj.spec.pool,
     nodeIPs: obj.spec.nodeIPs ?? [],
     ...(obj.spec.nodeUID ? { nodeUID: obj.spec.nodeUID } : {}),
+    ...createdAt(obj.metadata?.creationTimestamp),
     phase: obj.status?.phase,
     allocatedReason: obj.status?.conditions?.find((c) => c.type === "Allocated")?.reason,
     ...(releasedAt !== undefined && !Number.isNaN(releasedAt) ? { releasedAt } : {}),
@@ -109,4 +111,10 @@ export function defaultPool(config: ControllerConfig, spec?: PoolSpec): PoolObje
     metadata: { name: config["default-pool"], annotations: { [CONFIGURED_CIDRS_ANNOTATION]: [...v4, ...v6].join(",") } },
     spec: spec ?? configuredSpec(configuredPool(config)),
   };
+}
+
+/** A creationTimestamp as it arrives (a Date from the client, a string from a watch) in ms, if it parses. */
+function createdAt(stamp: Date | string | undefined): { createdAt?: number } {
+  const ms = stamp === undefined ? NaN : new Date(stamp).getTime();
+  return Number.isNaN(ms) ? {} : { createdAt: ms };
 }

@@ -6,7 +6,7 @@ const ips = new Map<string, string>();
 const ipOf = (name: string) => { if (!ips.has(name)) ips.set(name, `192.168.${ips.size >> 8}.${(ips.size & 255) + 1}`); return ips.get(name)!; };
 export const node = (name: string, extra: Partial<PlannerNode> = {}): PlannerNode => ({ name, uid: name, labels: {}, podCIDRs: [], nodeIPs: [ipOf(name)], deleting: false, ...extra });
 export const rec = (nodeName: string, cidr: string, extra: Partial<PlannerRecord> = {}): PlannerRecord => ({
-  name: cidr.replace(/[.:/]/g, "-"), nodeName, cidr, family: cidr.includes(":") ? 6 : 4, pool: "default", nodeIPs: [ipOf(nodeName)], phase: "Allocated", ...extra,
+  name: cidr.replace(/[.:/]/g, "-"), nodeName, nodeUID: nodeName, cidr, family: cidr.includes(":") ? 6 : 4, pool: "default", nodeIPs: [ipOf(nodeName)], phase: "Allocated", ...extra,
 });
 export const pool = (v4?: string[], extra: Partial<PlannerPool> = {}, prefix = 24): PlannerPool => ({ name: "default", nodeSelector: {}, ...(v4 ? { v4: { cidrs: v4, nodePrefix: prefix } } : {}), ...extra });
 export const input = (p: Partial<PlannerInput>): PlannerInput => ({

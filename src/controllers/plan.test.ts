@@ -166,9 +166,18 @@ describe("planAllocations", () => {
     const again = planAllocations(input({ nodes: [node("a", { uid: "uid-2" })], records: [old] }));
     expect(kinds(again.actions)).toEqual(["release:10-244-0-0-24", "create:10.244.1.0/24"]);
     expect(again.actions[1]).toMatchObject({ node: "a", nodeUID: "uid-2" });
-    // The same Node, and a record made before podnet kept uids, are left as they are.
+    // The same Node is left as it is.
     expect(planAllocations(input({ nodes: [node("a", { uid: "uid-1" })], records: [old] })).actions).toEqual([]);
-    expect(planAllocations(input({ nodes: [node("a", { uid: "uid-2" })], records: [rec("a", "10.244.0.0/24")] })).actions).toEqual([]);
+  });
+
+  it("a record made before podnet kept uids learns its Node's, unless that Node object is younger than the record (registered again since)", () => {
+    const legacy = rec("a", "10.244.0.0/24", { nodeUID: undefined, createdAt: 500_000 });
+    for (const createdAt of [400_000, 500_000, undefined]) {
+      expect(planAllocations(input({ nodes: [node("a", { uid: "uid-2", ...(createdAt === undefined ? {} : { createdAt }) })], records: [legacy] })).actions)
+        .toEqual([{ kind: "stampNodeUID", name: "10-244-0-0-24", nodeUID: "uid-2" }]);
+    }
+    const reborn = planAllocations(input({ nodes: [node("a", { uid: "uid-3", createdAt: 600_000 })], records: [legacy] }));
+    expect(kinds(reborn.actions)).toEqual(["release:10-244-0-0-24", "create:10.244.1.0/24"]);
   });
 
   it("releases a deleted node's CIDR, keeps it out of circulation during the cooldown, deletes it after", () => {

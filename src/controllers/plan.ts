@@ -9,6 +9,8 @@ export type { DeletedRecord, PlannerPool, PoolStatusReport };
 
 export interface PlannerNode {
   name: string; uid: string; labels: Record<string, string>; podCIDRs: string[]; nodeIPs: string[]; deleting: boolean;
+  /** When the object was created (ms): tells whether a record without a nodeUID was made for it. */
+  createdAt?: number;
   /** podnet's own Node condition (POD_CIDR_CONDITION), when the Node has one. */
   podCidrCondition?: NodeConditionState;
 }
@@ -16,6 +18,7 @@ export interface PlannerRecord {
   name: string; nodeName: string; cidr: string; family: IpFamily; pool: string; nodeIPs: string[];
   /** The Node object it was made for (records from before podnet kept it have none: any Node of that name). */
   nodeUID?: string;
+  createdAt?: number;
   phase: "Allocated" | "Released" | "Quarantined" | undefined; releasedAt?: number;
   /** Reason of the controller's Allocated condition: tells a retained record (see RETAINED) from a plain one. */
   allocatedReason?: string;
@@ -38,6 +41,7 @@ export type AllocationAction =
   | { kind: "conflict"; node: string; reason: string; message: string }
   | { kind: "exhausted"; node: string; pool: string; family: IpFamily; reason: "PodCIDRNotAvailable"; message: string }
   | { kind: "updateNodeIPs"; name: string; nodeIPs: string[] }
+  | { kind: "stampNodeUID"; name: string; nodeUID: string }
   | { kind: "setNodePodCIDRs"; node: string; nodeUID: string; cidrs: string[] }
   | ({ kind: "nodeCondition"; node: string; lastTransitionTime: string } & Omit<NodeConditionState, "lastTransitionTime">);
 
@@ -102,13 +106,15 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
     // A Node deleted and registered again under its name while the controller was away is another holder: its
     // predecessor's CIDR goes through release and cooldown, as when the deletion is seen.
     const holder = present.get(r.nodeName);
-    if (!holder || (r.nodeUID && holder.uid && r.nodeUID !== holder.uid)) {
+    if (!holder || (r.nodeUID ? holder.uid && r.nodeUID !== holder.uid : registeredSince(holder, r))) {
       actions.push({ kind: "release", name: r.name, nodeName: r.nodeName });
       nextCheckAt = sooner(nextCheckAt, now + config.cooldownMs);
       if (cidr) hold(states, cidr, r.nodeName, holderOf);
       continue;
     }
     if (r.phase === "Quarantined") { if (cidr) hold(states, cidr, r.nodeName, holderOf); continue; }
+    // A record from before podnet kept the uid learns it, so a later re-registration is told apart.
+    if (!r.nodeUID && holder.uid) actions.push({ kind: "stampNodeUID", name: r.name, nodeUID: holder.uid });
     // An allocation whose pool was deleted, its CIDR a slice of another pool's range (a pool replaced under
     // another name): that pool's now, rather than retained outside every pool for as long as its Node lives.
     // (A hand-made record naming no pool that exists is still quarantined.)
@@ -295,3 +301,6 @@ function reserveNodeRanges(node: PlannerNode, states: Map<string, PoolState>, he
 const CLAIM_ORDER: Record<string, number> = { Allocated: 0, Released: 1, unconfirmed: 2, Quarantined: 3 };
 
 const sameList = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** A record without a nodeUID older than its Node's object was made for an earlier Node of that name. */
+const registeredSince = (node: PlannerNode, r: PlannerRecord) => node.createdAt !== undefined && r.createdAt !== undefined && node.createdAt > r.createdAt;

@@ -11,6 +11,7 @@ import { useControlPlane } from "../harness/api-fixture.js";
 import { allocated, createNodes, deleteNodes, eventsFor, invariantViolations, listNodeCidrs, nodePodCidrViolations } from "../harness/cluster-objects.js";
 import { startController, stopAndEmptyAfterEach, until } from "../harness/controller-fixture.js";
 import { POD_CIDR_CONDITION } from "../../src/controllers/plan-node-condition.js";
+import { putNodeCidr } from "../harness/agent-fixture.js";
 
 // Who gets a range when claims meet: a Node's own preset podCIDRs, a live allocation, a stray hand-made record.
 const fx = useControlPlane();
@@ -92,6 +93,23 @@ describe("controller on the real API server: claims on one range", () => {
     expect(await count(shell.metrics.errors)).toBe(1);
     await create(); // the next plan, a moment later: waiting its backoff, not sent again
     expect(await count(shell.metrics.apiWrites)).toBe(1);
+  });
+
+  it("records from before podnet kept a Node's uid learn it; one older than its Node object (registered again since) is released", async () => {
+    await createNodes(fx.api(), [{ name: "legacy-1", ip: "192.168.67.1" }, { name: "legacy-2", ip: "192.168.67.2" }]);
+    // As a podnet of before 75247ec left them: no spec.nodeUID.
+    await putNodeCidr(fx.api(), "legacy-1", "10.244.5.0/24", ["192.168.67.1"]);
+    await putNodeCidr(fx.api(), "legacy-2", "10.244.6.0/24", ["192.168.67.2"]);
+    await new Promise((r) => setTimeout(r, 1_100)); // creationTimestamps have whole seconds
+    await deleteNodes(fx.api(), ["legacy-2"]);
+    await createNodes(fx.api(), [{ name: "legacy-2", ip: "192.168.67.2" }]); // while no controller ran
+    controller = await startController(fx);
+    const uid = (await fx.api().core.readNode({ name: "legacy-1" })).metadata!.uid!;
+    const record = async (name: string) => (await listNodeCidrs(fx.api())).find((r) => r.metadata!.name === name);
+    expect(await until("legacy-1's uid recorded", async () => (await record("10-244-5-0-24"))?.spec.nodeUID)).toBe(uid);
+    expect((await record("10-244-5-0-24"))!.status?.phase).toBe("Allocated");
+    await until("legacy-2's old record released", async () => ((await record("10-244-6-0-24"))?.status?.phase === "Released" || undefined));
+    expect(await until("legacy-2 given another CIDR", () => cidrOf("legacy-2"))).not.toBe("10.244.6.0/24");
   });
 
   it("a stray hand-made record covering live ranges is quarantined; the live records stay Allocated and routed", async () => {
