@@ -118,7 +118,7 @@ export function planRouteBatch(actions: RouteAction[], observedRoutes: RouteTabl
   const lines: string[] = [];
   for (const a of actions) {
     use(routes.ours.get(a.dst)?.nhid, -1);
-    const dev = a.kind === "delete" ? undefined : a.dev ?? deviceFor(a.via);
+    const dev = a.kind === "delete" ? undefined : a.dev ?? a.linkDev ?? deviceFor(a.via);
     if (a.kind === "delete" || !dev) {
       lines.push(routeBatch([a]).trimEnd());
       continue;

@@ -34,6 +34,10 @@ describe("splitRoutes", () => {
     expect(split.unreachable.map((u) => u.reason)).toEqual(unreachable);
   });
 
+  it("keeps the interface it found a neighbour's subnet on, so the route can follow it when the address moves", () => {
+    expect(splitRoutes([near], deviceFor, "auto", "192.168.1.1").kernel).toEqual([{ dst: "10.244.2.0/24", via: "192.168.1.2", nodeName: "near", linkDev: "eth0" }]);
+  });
+
   it("carries a far node's IPv6 pod CIDR over the IPv4 underlay: one peer, two gateways", () => {
     const split = splitRoutes([far, farV6], deviceFor, "auto", "192.168.1.1");
     expect(split.peers).toEqual([{ nodeName: "far", underlayIp: "192.168.9.3", mac: "0e:50:c0:a8:09:03", gateways: [

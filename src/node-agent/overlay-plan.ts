@@ -13,8 +13,12 @@ export const VXLAN_DEVICE = "podnet.vxlan";
 /** Outer IP + UDP + VXLAN + inner Ethernet headers. */
 export const vxlanOverhead = (underlay: IpFamily) => (underlay === 4 ? 50 : 70);
 
-/** A route as the kernel should hold it; `dev` set for overlay routes (`via <gw> dev podnet.vxlan onlink`). */
-export interface KernelRoute { dst: string; via: string; nodeName: string; dev?: string }
+/**
+ * A route as the kernel should hold it; `dev` set for overlay routes (`via <gw> dev podnet.vxlan onlink`).
+ * `linkDev`, on direct routes: the interface whose subnet holds the gateway. Kept so a route follows the node's
+ * address to another interface (eth0 bridged into br0): the kernel leaves a nexthop on the old one.
+ */
+export interface KernelRoute { dst: string; via: string; nodeName: string; dev?: string; linkDev?: string }
 
 export interface OverlayPeer { nodeName: string; underlayIp: string; mac: string; gateways: Array<{ dst: string; gw: string }> }
 export interface Unreachable { dst: string; via?: string; nodeName: string; reason: string }
@@ -89,7 +93,8 @@ export function splitRoutes(routes: DesiredRoute[], deviceFor: (ip: string) => s
       split.unreachable.push({ dst: route.dst, ...via(route), nodeName: route.nodeName, reason: `${ownAddress} is an address of this node, not of node ${route.nodeName} (two Nodes claim it?)` });
       continue;
     }
-    if (mode !== "vxlan" && route.via && deviceFor(route.via)) { split.kernel.push({ dst: route.dst, via: route.via, nodeName: route.nodeName }); continue; }
+    const linkDev = mode !== "vxlan" && route.via ? deviceFor(route.via) : undefined;
+    if (linkDev) { split.kernel.push({ dst: route.dst, via: route.via!, nodeName: route.nodeName, linkDev }); continue; }
     const peerIp = underlayIpOf(route.nodeIPs);
     const peerFamily = peerIp === undefined ? undefined : familyOfText(peerIp);
     const reason = mode === "none"

@@ -128,7 +128,7 @@ const plannedFor = (split: RouteSplit, vxlan: VxlanDesired | "keep" | undefined)
 /** Compared field by field: serialising thousands of routes on every pass cost more than planning them. */
 function samePlanInputs(a: PlannedFor, b: PlannedFor): boolean {
   if (a.rest !== b.rest || a.kernel.length !== b.kernel.length) return false;
-  return a.kernel.every((r, i) => { const o = b.kernel[i]!; return r.dst === o.dst && r.via === o.via && r.dev === o.dev && r.nodeName === o.nodeName; });
+  return a.kernel.every((r, i) => { const o = b.kernel[i]!; return r.dst === o.dst && r.via === o.via && r.dev === o.dev && r.linkDev === o.linkDev && r.nodeName === o.nodeName; });
 }
 
 /**

@@ -6,9 +6,10 @@ export const PODNET_PROTO = 249;
 
 export interface ObservedRoute { dst: string; gateway?: string; dev?: string; ours: boolean; nhid?: number }
 
+/** `dev`: the overlay device (the route is onlink); `linkDev`: the interface a direct route's gateway is on. */
 export type RouteAction =
-  | { kind: "add"; dst: string; via: string; dev?: string }
-  | { kind: "replace"; dst: string; via: string; dev?: string; was?: string }
+  | { kind: "add"; dst: string; via: string; dev?: string; linkDev?: string }
+  | { kind: "replace"; dst: string; via: string; dev?: string; linkDev?: string; was?: string }
   | { kind: "delete"; dst: string };
 
 /**
@@ -30,7 +31,8 @@ export class RouteTable {
     for (const a of actions) {
       if (a.kind === "delete") { this.ours.delete(a.dst); continue; }
       const nhid = nhidOf.get(a.dst);
-      this.ours.set(a.dst, { dst: a.dst, gateway: a.via, ...(a.dev ? { dev: a.dev } : {}), ours: true, ...(nhid !== undefined ? { nhid } : {}) });
+      const dev = a.dev ?? a.linkDev;
+      this.ours.set(a.dst, { dst: a.dst, gateway: a.via, ...(dev ? { dev } : {}), ours: true, ...(nhid !== undefined ? { nhid } : {}) });
     }
   }
 }
@@ -63,8 +65,9 @@ export function planRoutes(desired: KernelRoute[], observed: RouteTable | Observ
     const mine = ours.get(route.dst);
     if (!mine) { plan.actions.push({ kind: "add", ...target(route) }); continue; }
     kept++;
-    // A direct route names no device; one that moved off the overlay device must be rewritten too.
-    const moved = route.dev ? mine.dev !== route.dev : mine.dev === VXLAN_DEVICE;
+    // Rewritten when its device is not the one planned: onto or off the overlay, or after the node's address
+    // moved to another interface (the kernel keeps an IPv6 route, and a nexthop object, on the old one).
+    const moved = route.dev ? mine.dev !== route.dev : route.linkDev ? mine.dev !== route.linkDev : mine.dev === VXLAN_DEVICE;
     if (mine.gateway !== route.via || moved) plan.actions.push({ kind: "replace", ...target(route), ...(mine.gateway ? { was: mine.gateway } : {}) });
   }
   // Every podnet route is still wanted when each was matched once (prefixes are unique): nothing to delete.
@@ -75,13 +78,13 @@ export function planRoutes(desired: KernelRoute[], observed: RouteTable | Observ
   return plan;
 }
 
-const target = (route: KernelRoute) => ({ dst: route.dst, via: route.via, ...(route.dev ? { dev: route.dev } : {}) });
+const target = (route: KernelRoute) => ({ dst: route.dst, via: route.via, ...(route.dev ? { dev: route.dev } : route.linkDev ? { linkDev: route.linkDev } : {}) });
 
 /** `ip -batch` lines for the actions; every route carries podnet's protocol. */
 export function routeBatch(actions: RouteAction[]): string {
   return actions.map((a) => a.kind === "delete"
     ? `route del ${a.dst} proto ${PODNET_PROTO}`
-    : `route ${a.kind} ${a.dst} via ${a.via}${a.dev ? ` dev ${a.dev} onlink` : ""} proto ${PODNET_PROTO}`).join("\n") + "\n";
+    : `route ${a.kind} ${a.dst} via ${a.via}${a.dev ? ` dev ${a.dev} onlink` : a.linkDev ? ` dev ${a.linkDev}` : ""} proto ${PODNET_PROTO}`).join("\n") + "\n";
 }
 
 /** Kernel JSON dst ("default", "10.0.0.1", "10.244.1.0/24") → canonical CIDR text, or undefined. */
