@@ -66,8 +66,8 @@ export async function flushOwnRoutes(netns?: string): Promise<void> {
 export interface LinkInfo {
   mtuOf: (ip: string) => number | undefined;
   /**
-   * The interface whose subnet holds this IP, if any: whether a node is a direct neighbour, and the device a
-   * nexthop object must name.
+   * The interface whose subnet holds this IP (the longest prefix), if any: whether a node is a direct neighbour,
+   * and the device its route and nexthop object name.
    */
   deviceFor: (ip: string) => string | undefined;
   /** Whether an IP is one of this node's own addresses (a peer must never be routed through it). */
@@ -135,6 +135,8 @@ export function linkInfoOf(links: JsonAddr[], defaultRouteDevices: string[] = []
       try { subnets.push({ subnet: parseCidr(`${a.local}/${a.prefixlen}`, { allowHostBits: true }), dev: link.ifname }); } catch { /* not an address we route through */ }
     }
   }
+  // Longest prefix first, as the kernel picks: with eth0 on 10.0.0.5/8 and eth1 on 10.1.2.5/24, 10.1.2.9 is on eth1.
+  subnets.sort((a, b) => b.subnet.prefix - a.subnet.prefix);
   const deviceFor = (text: string) => {
     try { const ip = parseIp(text); return subnets.find((s) => cidrContainsIp(s.subnet, ip))?.dev; } catch { return undefined; }
   };

@@ -4,12 +4,23 @@ import { devicesOfRoutes, linkInfoOf, type JsonAddr } from "./ip-route.js";
 const addr = (local: string, prefixlen: number, scope = "global") => ({ family: local.includes(":") ? "inet6" : "inet", local, prefixlen, scope });
 const lo = (...extra: ReturnType<typeof addr>[]): JsonAddr => ({ ifname: "lo", mtu: 65536, link_type: "loopback", addr_info: [addr("127.0.0.1", 8, "host"), ...extra] });
 const eth = (ifname: string, mtu: number, ip: string): JsonAddr => ({ ifname, mtu, link_type: "ether", addr_info: [addr(ip, 24)] });
+const on = (ifname: string, ip: string, prefixlen: number): JsonAddr => ({ ifname, mtu: 1500, link_type: "ether", addr_info: [addr(ip, prefixlen)] });
 
 describe("linkInfoOf (ip -details -json addr show)", () => {
   it("gives the node IP's own link MTU", () => {
     const links = linkInfoOf([lo(), eth("eth0", 1450, "192.168.1.5")]);
     expect(links.mtuOf("192.168.1.5")).toBe(1450);
     expect(links.deviceFor("192.168.1.9")).toBe("eth0");
+  });
+
+  it.each<[string, JsonAddr[], string, string | undefined]>([
+    ["the longer prefix, listed second", [on("eth0", "10.0.0.5", 8), on("eth1", "10.1.2.5", 24)], "10.1.2.9", "eth1"],
+    ["the longer prefix, listed first", [on("eth1", "10.1.2.5", 24), on("eth0", "10.0.0.5", 8)], "10.1.2.9", "eth1"],
+    ["the shorter prefix where only it holds the IP", [on("eth0", "10.0.0.5", 8), on("eth1", "10.1.2.5", 24)], "10.7.0.1", "eth0"],
+    ["IPv6", [on("eth0", "fd00::5", 16), on("eth1", "fd00:1:2::5", 64)], "fd00:1:2::9", "eth1"],
+    ["no subnet holds it", [on("eth0", "192.168.1.5", 24)], "192.168.2.9", undefined],
+  ])("deviceFor takes the longest matching prefix, as the kernel does: %s", (_case, links, ip, dev) => {
+    expect(linkInfoOf(links).deviceFor(ip)).toBe(dev);
   });
 
   it.each([
