@@ -13,8 +13,9 @@ export interface ObservedNodeCidr {
 
 /**
  * A route to another node's pod CIDR via its same-family node IP; all its node IPs for the overlay underlay.
- * No `via` when the node has no IP of the CIDR's family (IPv6 pods on an IPv4-only node): only the overlay,
- * which carries both pod families over one underlay, can reach that CIDR.
+ * `via` is the first of the CIDR's family; splitRoutes goes through another of that family where only that one
+ * is on a local subnet. No `via` when the node has no IP of the CIDR's family (IPv6 pods on an IPv4-only node):
+ * only the overlay, which carries both pod families over one underlay, can reach that CIDR.
  */
 export interface DesiredRoute { dst: string; via?: string; nodeName: string; nodeIPs: string[] }
 
@@ -176,7 +177,8 @@ const rejection = (r: ObservedNodeCidr, reason: RejectedRecord["reason"], messag
 
 /**
  * The node IP a record's route goes through: its first IP of the CIDR's family, or none (overlay only) when it
- * has IPs of the other family alone. Those then become the tunnel's underlay, so they are checked too.
+ * has IPs of the other family alone. Those then become the tunnel's underlay, so they are checked too. Every IP
+ * of the family is checked: a direct route may take a later one (the first one on a local subnet).
  */
 function gatewayFor({ r, c, ips }: Parsed, podRangeOf: (ip: IpAddr) => Cidr | undefined): { ip?: string } | RejectedRecord {
   let sameFamily: string | undefined;

@@ -38,6 +38,28 @@ describe("splitRoutes", () => {
     expect(splitRoutes([near], deviceFor, "auto", "192.168.1.1").kernel).toEqual([{ dst: "10.244.2.0/24", via: "192.168.1.2", nodeName: "near", linkDev: "eth0" }]);
   });
 
+  // The first node IP is on a network this node does not share (storage, management), a later one on its own subnet.
+  const multi = route("10.244.5.0/24", "10.0.5.2", "multi", ["10.0.5.2", "192.168.1.2", "fd00:9::2", "fd00:1::2"]);
+  const multiV6: DesiredRoute = { ...multi, dst: "fd00:10:244:5::/64", via: "fd00:9::2" };
+  it.each<[OverlayMode, string[], string[], string[]]>([
+    ["auto", ["10.244.5.0/24 via 192.168.1.2 on eth0", "fd00:10:244:5::/64 via fd00:1::2 on eth0"], [], []],
+    ["none", ["10.244.5.0/24 via 192.168.1.2 on eth0", "fd00:10:244:5::/64 via fd00:1::2 on eth0"], [], []],
+    // The endpoint is the first IPv4 node IP on every agent, on-link or not: the peer's device listens there alone.
+    ["vxlan", ["10.244.5.0/24 via 10.244.5.0 dev podnet.vxlan", "fd00:10:244:5::/64 via fd00:10:244:5:: dev podnet.vxlan"], ["10.0.5.2"], []],
+  ])("%s: a node with several node IPs of a family is routed directly via the one on a local subnet", (mode, kernel, underlay, unreachable) => {
+    const split = splitRoutes([multi, multiV6], deviceFor, mode, "192.168.1.1");
+    expect(split.kernel.map((k) => `${k.dst} via ${k.via}${k.dev ? ` dev ${k.dev}` : ""}${k.linkDev ? ` on ${k.linkDev}` : ""}`)).toEqual(kernel);
+    expect(split.peers.map((p) => p.underlayIp)).toEqual(underlay);
+    expect(split.unreachable.map((u) => u.reason)).toEqual(unreachable);
+  });
+
+  it("names every node IP of the family when none is on a local subnet (overlay off)", () => {
+    const far2 = route("10.244.6.0/24", "10.0.6.2", "far2", ["10.0.6.2", "10.9.6.2"]);
+    expect(splitRoutes([far2], deviceFor, "none", "192.168.1.1").unreachable.map((u) => u.reason))
+      .toEqual(["none of 10.0.6.2, 10.9.6.2 is on a local subnet and the overlay is off (--overlay=none)"]);
+    expect(splitRoutes([far2], deviceFor, "auto", "192.168.1.1").peers.map((p) => p.underlayIp)).toEqual(["10.0.6.2"]);
+  });
+
   it("carries a far node's IPv6 pod CIDR over the IPv4 underlay: one peer, two gateways", () => {
     const split = splitRoutes([far, farV6], deviceFor, "auto", "192.168.1.1");
     expect(split.peers).toEqual([{ nodeName: "far", underlayIp: "192.168.9.3", mac: "0e:50:c0:a8:09:03", gateways: [

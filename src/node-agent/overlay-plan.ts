@@ -28,7 +28,9 @@ export interface RouteSplit { kernel: KernelRoute[]; peers: OverlayPeer[]; unrea
  * The address a node sends and receives VXLAN on: its IPv4 node IP when it has one (the common underlay), else
  * its first. A VXLAN device listens on one family only, so every agent must pick a peer's endpoint by this same
  * rule: a dual-stack peer picked by its IPv6 address from an IPv6-only node would be sent frames it never
- * receives, under a MAC that is not its device's.
+ * receives, under a MAC that is not its device's. For the same reason it is the first IPv4 one even where a later
+ * one is on-link (as a direct route prefers, `directGateway`): what is on-link differs from node to node, and the
+ * peer's device listens on this address alone.
  */
 export const underlayIpOf = (nodeIPs: string[]): string | undefined => nodeIPs.find((ip) => familyOfText(ip) === 4) ?? nodeIPs[0];
 
@@ -78,6 +80,32 @@ export const overlayGateway = (cidr: string) => { const c = parseCidr(cidr); ret
 const via = (route: DesiredRoute) => (route.via === undefined ? {} : { via: route.via });
 
 /**
+ * The node IP a direct route goes through: its first of the CIDR's family (`via`) when that is on a local
+ * subnet, else the first other one of that family that is (a node with an address on a storage or management
+ * network listed before its shared one).
+ */
+function directGateway(route: DesiredRoute, deviceFor: (ip: string) => string | undefined): { via: string; linkDev: string } | undefined {
+  if (route.via === undefined) return undefined;
+  const first = deviceFor(route.via);
+  if (first) return { via: route.via, linkDev: first };
+  const family = familyOfText(route.via);
+  for (const ip of route.nodeIPs) {
+    if (ip === route.via || familyOfText(ip) !== family) continue;
+    const linkDev = deviceFor(ip);
+    if (linkDev) return { via: ip, linkDev };
+  }
+  return undefined;
+}
+
+/** Why a node with no on-link node IP of the CIDR's family gets no direct route. */
+function notOnLink(route: DesiredRoute): string {
+  if (route.via === undefined) return `node ${route.nodeName} has no IPv${parseCidr(route.dst).family} node IP to route through`;
+  const family = familyOfText(route.via);
+  const all = route.nodeIPs.filter((ip) => familyOfText(ip) === family);
+  return all.length > 1 ? `none of ${all.join(", ")} is on a local subnet` : `${route.via} is not on a local subnet`;
+}
+
+/**
  * `deviceFor`: the local interface whose subnet holds an IP, if any (a node there is a direct neighbour).
  * `isLocal`: whether an IP is this node's own. A peer naming one as its node IP (a recycled address while the
  * old Node lingers) is unreachable: the kernel would take a route through our own address and drop the traffic.
@@ -93,12 +121,12 @@ export function splitRoutes(routes: DesiredRoute[], deviceFor: (ip: string) => s
       split.unreachable.push({ dst: route.dst, ...via(route), nodeName: route.nodeName, reason: `${ownAddress} is an address of this node, not of node ${route.nodeName} (two Nodes claim it?)` });
       continue;
     }
-    const linkDev = mode !== "vxlan" && route.via ? deviceFor(route.via) : undefined;
-    if (linkDev) { split.kernel.push({ dst: route.dst, via: route.via!, nodeName: route.nodeName, linkDev }); continue; }
+    const direct = mode === "vxlan" ? undefined : directGateway(route, deviceFor);
+    if (direct) { split.kernel.push({ dst: route.dst, via: direct.via, nodeName: route.nodeName, linkDev: direct.linkDev }); continue; }
     const peerIp = underlayIpOf(route.nodeIPs);
     const peerFamily = peerIp === undefined ? undefined : familyOfText(peerIp);
     const reason = mode === "none"
-      ? (route.via ? `${route.via} is not on a local subnet` : `node ${route.nodeName} has no IPv${parseCidr(route.dst).family} node IP to route through`) + " and the overlay is off (--overlay=none)"
+      ? `${notOnLink(route)} and the overlay is off (--overlay=none)`
       : !selfUnderlay ? "this node has no node IP to send VXLAN from yet"
         : peerFamily === underlayFamily ? undefined
           : peerFamily === 6 ? `node ${route.nodeName} has no IPv${underlayFamily} node IP for the VXLAN underlay`
