@@ -8,7 +8,7 @@ import { splitRoutes, vxlanOverhead, VXLAN_DEVICE, type KernelRoute, type RouteS
 import type { SyncOutcome } from "./report.js";
 import { planRoutes, RouteTable, type RouteAction } from "./routes-plan.js";
 import { applyVxlan, readVxlan } from "./vxlan.js";
-import { overlayAddresses, planVxlan, replacesDevice, type VxlanDesired, type VxlanObserved } from "./vxlan-plan.js";
+import { overlayAddresses, planVxlan, replacesDevice, vxlanChanges, type VxlanDesired, type VxlanLines, type VxlanObserved } from "./vxlan-plan.js";
 
 export interface RouteSyncInput {
   config: AgentConfig; state: DesiredNodeState; log: Logger; netns?: string; full: boolean;
@@ -92,6 +92,7 @@ export async function syncRoutes(input: RouteSyncInput, view: KernelView | Error
     }
     const batch = planRouteBatch(plan.actions, view.routes, view.nexthops, view.links.deviceFor);
     const result = await applyBatch(batch.text, input.netns);
+    await finishOverlay(input, view, overlay);
     // The device serves only peers behind a router: with none, its failure (another VXLAN device holding the
     // VNI and port, flannel.1 left behind say) is reported but does not fail the direct routes.
     const overlayError = overlay.error && split.peers.length === 0 ? overlay.error : undefined;
@@ -168,21 +169,33 @@ export async function addRoutesEarly(input: { config: AgentConfig; netns?: strin
   return result.errors.length ? 0 : adds.length;
 }
 
-/** Bring podnet.vxlan, its neighbours and fdb entries in line; how many changes that took, and any error. */
-async function syncOverlay(input: RouteSyncInput, view: KernelView, desired: VxlanDesired | "keep" | undefined): Promise<{ changes: number; error?: string; replacedDevice?: boolean }> {
+interface OverlayStep { changes: number; error?: string; replacedDevice?: boolean; after?: VxlanLines }
+
+/**
+ * Bring podnet.vxlan, its neighbours and fdb entries in line, except the removals `finishOverlay` makes after
+ * the route batch; how many changes that takes, and any error.
+ */
+async function syncOverlay(input: RouteSyncInput, view: KernelView, desired: VxlanDesired | "keep" | undefined): Promise<OverlayStep> {
   if (!view.vxlan) return { changes: 0 };
   if (desired === "keep") return { changes: 0, error: `node IP ${input.underlayIp} is not an address of this node; ${VXLAN_DEVICE} left as it is` };
   const plan = planVxlan(desired, view.vxlan);
-  const changes = plan.ip.length + plan.bridge.length;
+  const changes = vxlanChanges(plan);
   if (changes === 0) return { changes };
   if (input.config["dry-run"]) {
-    input.log.info({ ip: plan.ip, bridge: plan.bridge }, `dry-run: would change ${VXLAN_DEVICE}`);
+    input.log.info({ ip: [...plan.ip, ...plan.after.ip], bridge: [...plan.bridge, ...plan.after.bridge] }, `dry-run: would change ${VXLAN_DEVICE}`);
     return { changes };
   }
   const errors = await applyVxlan(plan, input.netns);
-  view.vxlan = await readVxlan(input.netns);
   input.log.info({ device: VXLAN_DEVICE, changes, peers: desired?.peers.length ?? 0 }, "overlay synced");
-  return { changes, replacedDevice: replacesDevice(plan), ...(errors.length ? { error: `${VXLAN_DEVICE}: ${errors.join("; ")}` } : {}) };
+  return { changes, replacedDevice: replacesDevice(plan), after: plan.after, ...(errors.length ? { error: `${VXLAN_DEVICE}: ${errors.join("; ")}` } : {}) };
+}
+
+/** After the route batch: entries of peers that left the overlay go, then the device is read back. */
+async function finishOverlay(input: RouteSyncInput, view: KernelView, step: OverlayStep): Promise<void> {
+  if (!step.after) return;
+  const errors = await applyVxlan(step.after, input.netns);
+  view.vxlan = await readVxlan(input.netns);
+  if (errors.length) step.error = [step.error, `${VXLAN_DEVICE}: ${errors.join("; ")}`].filter(Boolean).join("; ");
 }
 
 async function readRouteTables(netns?: string): Promise<{ routes: RouteTable; nexthops?: NexthopTable }> {

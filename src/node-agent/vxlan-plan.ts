@@ -16,9 +16,18 @@ export interface VxlanDesired {
 
 export interface VxlanDevice { kind: string; vni?: number; port?: number; local?: string; mac: string; mtu: number; up: boolean; addresses: string[] }
 export interface VxlanObserved { device?: VxlanDevice; fdb: Array<{ mac: string; dst: string }>; neighbors: Array<{ ip: string; mac: string }> }
-export interface VxlanPlan { ip: string[]; bridge: string[] }
+export interface VxlanLines { ip: string[]; bridge: string[] }
+/**
+ * `after`: neighbour and fdb entries no live peer needs, removed only after the route batch. A peer that became
+ * a neighbour still has its route through the device until that batch replaces it, and without its entries
+ * the route's traffic would be dropped meanwhile.
+ */
+export interface VxlanPlan extends VxlanLines { after: VxlanLines }
 
 const dev = VXLAN_DEVICE;
+
+/** How many changes a plan makes, its deferred removals included. */
+export const vxlanChanges = (plan: VxlanPlan) => plan.ip.length + plan.bridge.length + plan.after.ip.length + plan.after.bridge.length;
 
 /**
  * Whether a plan deletes the device (to remove or re-create it): the kernel then drops every nexthop and
@@ -27,7 +36,7 @@ const dev = VXLAN_DEVICE;
 export const replacesDevice = (plan: VxlanPlan) => plan.ip.some((line) => line.startsWith("link del "));
 
 export function planVxlan(desired: VxlanDesired | undefined, observed: VxlanObserved): VxlanPlan {
-  const plan: VxlanPlan = { ip: [], bridge: [] };
+  const plan: VxlanPlan = { ip: [], bridge: [], after: { ip: [], bridge: [] } };
   const current = observed.device;
   if (!desired) {
     if (current) plan.ip.push(`link del ${dev}`);
@@ -54,14 +63,14 @@ function planNeighbors(peers: OverlayPeer[], have: VxlanObserved["neighbors"], p
   const want = new Map(peers.flatMap((p) => p.gateways.map((g) => [g.gw, p.mac] as const)));
   const haveMap = new Map(have.map((n) => [n.ip, n.mac]));
   for (const [ip, mac] of want) if (haveMap.get(ip) !== mac) plan.ip.push(`neigh replace ${ip} lladdr ${mac} dev ${dev} nud permanent`);
-  for (const ip of haveMap.keys()) if (!want.has(ip)) plan.ip.push(`neigh del ${ip} dev ${dev}`);
+  for (const ip of haveMap.keys()) if (!want.has(ip)) plan.after.ip.push(`neigh del ${ip} dev ${dev}`);
 }
 
 function planFdb(peers: OverlayPeer[], have: VxlanObserved["fdb"], plan: VxlanPlan): void {
   const want = new Map(peers.map((p) => [p.mac, p.underlayIp]));
   const haveMap = new Map(have.map((f) => [f.mac, f.dst]));
   for (const [mac, dst] of want) if (haveMap.get(mac) !== dst) plan.bridge.push(`fdb replace ${mac} dev ${dev} dst ${dst} self permanent`);
-  for (const [mac, dst] of haveMap) if (!want.has(mac)) plan.bridge.push(`fdb del ${mac} dev ${dev} dst ${dst} self`);
+  for (const [mac, dst] of haveMap) if (!want.has(mac)) plan.after.bridge.push(`fdb del ${mac} dev ${dev} dst ${dst} self`);
 }
 
 /** This node's overlay addresses: the first address of each own pod CIDR, as a host route. */

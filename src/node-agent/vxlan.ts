@@ -1,7 +1,7 @@
 import { formatCidr, parseCidr } from "../lib/cidr.js";
 import { run } from "./exec.js";
 import { VXLAN_DEVICE } from "./overlay-plan.js";
-import type { VxlanObserved, VxlanPlan } from "./vxlan-plan.js";
+import type { VxlanLines, VxlanObserved } from "./vxlan-plan.js";
 
 /** Thin shell over iproute2 for podnet.vxlan: one `ip -batch` read, one `bridge` read; batched writes. */
 
@@ -39,7 +39,7 @@ export async function readVxlan(netns?: string): Promise<VxlanObserved> {
 }
 
 /** Device and neighbours first (routes through the device need it up), then the forwarding entries. */
-export async function applyVxlan(plan: VxlanPlan, netns?: string): Promise<string[]> {
+export async function applyVxlan(plan: VxlanLines, netns?: string): Promise<string[]> {
   const errors: string[] = [];
   for (const [tool, lines] of [["ip", plan.ip], ["bridge", plan.bridge]] as const) {
     if (lines.length === 0) continue;
