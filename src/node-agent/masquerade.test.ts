@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { renderNftTable, senderChanges, wantsNftTable } from "./masquerade.js";
+import { renderNftTable, senderChanges, splitSenderElements, wantsNftTable } from "./masquerade.js";
 
 const masqueradeOnly = (podCidrs: string[], keepSourceTo: string[] = []) => renderNftTable({ podCidrs, keepSourceTo, masquerade: true });
 
@@ -82,5 +82,17 @@ describe("renderNftTable: which pod traffic is masqueraded", () => {
       "add element inet podnet vxlan_senders_v4 { 10.0.0.3 }\ndelete element inet podnet vxlan_senders_v4 { 10.0.0.2 }\n"],
   ])("senderChanges on %s: only the elements that differ, in one script", (_what, before, after, script) => {
     expect(senderChanges(before, after)).toBe(script);
+  });
+
+  it("splitSenderElements: the listing without the senders' elements, and the elements as nft prints them, sorted", () => {
+    const listing = [
+      "table inet podnet {", "\tset vxlan_senders_v4 {", "\t\ttype ipv4_addr", "\t\telements = { 192.168.0.3, 192.168.0.1,", "\t\t\t     192.168.0.2 }", "\t}",
+      "\tset vxlan_senders_v6 {", "\t\ttype ipv6_addr", "\t}", "\tset pod_v4 {", "\t\ttype ipv4_addr", "\t\tflags interval", "\t\telements = { 10.244.0.0/16 }", "\t}", "}",
+    ].join("\n");
+    const { frame, senders } = splitSenderElements(listing);
+    expect(senders).toEqual(["192.168.0.1", "192.168.0.2", "192.168.0.3"]);
+    expect(frame).not.toContain("192.168");
+    expect(frame).toContain("elements = { 10.244.0.0/16 }"); // only the senders' sets lose theirs
+    expect(splitSenderElements(listing.replace("192.168.0.2", "192.168.0.9")).frame).toBe(frame);
   });
 });

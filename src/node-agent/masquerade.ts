@@ -119,6 +119,22 @@ export function senderChanges(before: string[], after: string[]): string | undef
   return lines.length ? `${lines.join("\n")}\n` : undefined;
 }
 
+const SENDER_ELEMENTS = /(set vxlan_senders_v[46] \{[^}]*?)\s*elements = \{([^}]*)\}/g;
+
+/**
+ * Pure: a listing of podnet's table as the table without the VXLAN senders' elements, and those elements,
+ * sorted. A join changes only the elements, so the rest is compared with what podnet applied, and the
+ * elements with the senders it wants, without listing the table again after every join.
+ */
+export function splitSenderElements(listing: string): { frame: string; senders: string[] } {
+  const senders: string[] = [];
+  const frame = listing.replace(SENDER_ELEMENTS, (_all, head: string, items: string) => {
+    senders.push(...items.split(/[\s,]+/).filter(Boolean));
+    return head;
+  });
+  return { frame, senders: senders.sort() };
+}
+
 export async function applyNftTable(ruleset: string, netns?: string): Promise<void> {
   await runOk("nft", ["-f", "-"], { netns, input: ruleset });
 }

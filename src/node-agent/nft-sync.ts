@@ -2,13 +2,14 @@ import type { SyncOutcome } from "./report.js";
 import type { SyncInput } from "./sync.js";
 import { MissingToolError } from "./exec.js";
 import { VXLAN_DEVICE, vxlanSenders } from "./overlay-plan.js";
-import { applyNftTable, listNftTable, type NftTableInput, removeNftTable, renderNftTable, senderChanges, wantsNftTable } from "./masquerade.js";
+import { applyNftTable, listNftTable, type NftTableInput, removeNftTable, renderNftTable, senderChanges, splitSenderElements, wantsNftTable } from "./masquerade.js";
 
 /**
  * Per namespace: what podnet last applied: the table apart from the VXLAN senders (`frame`), the senders, and
- * the table as listed right after.
+ * the table as listed right after, without the senders' elements (see splitSenderElements).
  */
 const appliedNftTable = new Map<string, { frame: string; senders: string[]; listing?: string }>();
+const sameList = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
@@ -73,17 +74,19 @@ async function syncNftTable(input: SyncInput, table: NftTableInput): Promise<boo
     if (changes) {
       // Fails on a table edited by hand (an element already gone): then the whole table is written below.
       if (await applyNftTable(changes, input.netns).then(() => true, () => false)) {
-        appliedNftTable.set(ns, { frame, senders, listing: await listNftTable(input.netns) });
+        appliedNftTable.set(ns, { ...applied, senders });
         return true;
       }
     } else {
       // A missing table is always rewritten, even if it was already gone when podnet listed its own apply.
       const current = await listNftTable(input.netns);
-      if (current !== undefined && current === applied.listing) return true;
+      const seen = current === undefined ? undefined : splitSenderElements(current);
+      if (seen && seen.frame === applied.listing && sameList(seen.senders, senders)) return true;
     }
   }
   await applyNftTable(renderNftTable(table), input.netns);
-  appliedNftTable.set(ns, { frame, senders, listing: await listNftTable(input.netns) });
+  const listed = await listNftTable(input.netns);
+  appliedNftTable.set(ns, { frame, senders, ...(listed === undefined ? {} : { listing: splitSenderElements(listed).frame }) });
   return true;
 }
 
