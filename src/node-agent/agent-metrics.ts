@@ -11,6 +11,10 @@ export function agentMetrics() {
     routeChanges: new Counter({ name: "podnet_agent_route_changes_total", help: "Routes added, replaced or deleted; early-add: added while the first list was still arriving", labelNames: ["op"], registers: [registry] }),
     syncDuration: new Histogram({ name: "podnet_agent_sync_duration_seconds", help: "One full sync pass", buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5], registers: [registry] }),
     errors: new Counter({ name: "podnet_agent_errors_total", help: "Failed sync steps", labelNames: ["step"], registers: [registry] }),
+    vxlanDropped: new Gauge({
+      name: "podnet_agent_vxlan_dropped_packets", labelNames: ["chain"], registers: [registry],
+      help: "VXLAN datagrams podnet's nft table dropped: arriving from no node or to no address of this node's underlay (chain=vxlan_in), or sent by a pod on this node to a node (chain=vxlan_from_pods); nft's counts, read every resync, reset when podnet rewrites its table",
+    }),
     rejected: new Gauge({ name: "podnet_agent_rejected_records", help: "NodeCIDRs the agent refuses to route (bad node IP, overlap)", registers: [registry] }),
   };
 }

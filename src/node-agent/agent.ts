@@ -262,6 +262,8 @@ export class NodeAgent {
     this.metrics.routesDesired.set(outcome.routes.desired);
     this.metrics.routesInstalled.set(outcome.routes.installed);
     this.metrics.rejected.set(outcome.rejected.length);
+    const drops = outcome.masquerade.vxlanDrops;
+    if (drops) { this.metrics.vxlanDropped.set({ chain: "vxlan_in" }, drops.in); this.metrics.vxlanDropped.set({ chain: "vxlan_from_pods" }, drops.fromPods); }
     // A dry run's counts are what it would change: nothing changed.
     if (!this.config["dry-run"]) {
       for (const op of ["added", "replaced", "deleted"] as const) if (outcome.routes[op]) this.metrics.routeChanges.inc({ op }, outcome.routes[op]);

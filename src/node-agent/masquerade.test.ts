@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { renderNftTable, senderChanges, splitSenderElements, wantsNftTable } from "./masquerade.js";
+import { chainPackets, renderNftTable, senderChanges, splitSenderElements, wantsNftTable } from "./masquerade.js";
 
 const masqueradeOnly = (podCidrs: string[], keepSourceTo: string[] = []) => renderNftTable({ podCidrs, keepSourceTo, masquerade: true });
 
@@ -94,5 +94,22 @@ describe("renderNftTable: which pod traffic is masqueraded", () => {
     expect(frame).not.toContain("192.168");
     expect(frame).toContain("elements = { 10.244.0.0/16 }"); // only the senders' sets lose theirs
     expect(splitSenderElements(listing.replace("192.168.0.2", "192.168.0.9")).frame).toBe(frame);
+  });
+
+  it.each([
+    ["192.168.1.11", ["    udp dport 8472 ip daddr != 192.168.1.11 counter drop", "    meta nfproto ipv6 udp dport 8472 counter drop"]],
+    ["fd00::11", ["    udp dport 8472 ip6 daddr != fd00::11 counter drop", "    meta nfproto ipv4 udp dport 8472 counter drop"]],
+  ])("takes VXLAN only at this node's underlay address %s (peers send nowhere else; a pod could aim at a peer's VIP)", (local, rules) => {
+    const lines = renderNftTable({ podCidrs: [], masquerade: false, vxlan: { port: 8472, senders: ["192.168.1.12"], local } }).split("\n");
+    const chain = lines.slice(lines.indexOf("  chain vxlan_in {"), lines.indexOf("  chain vxlan_from_pods {"));
+    expect(chain.slice(-3, -1)).toEqual(rules);
+  });
+
+  it("chainPackets sums one chain's counters from an nft listing", () => {
+    const listing = "table inet podnet {\n\tchain vxlan_in {\n\t\tudp dport 8472 ip saddr != @s counter packets 3 bytes 300 drop\n\t\tudp dport 8472 ip daddr != 1.2.3.4 counter packets 2 bytes 9 drop\n\t}\n"
+      + "\tchain vxlan_from_pods {\n\t\tiifname \"podnet0\" counter packets 7 bytes 1 drop\n\t}\n}\n";
+    expect(chainPackets(listing, "vxlan_in")).toBe(5);
+    expect(chainPackets(listing, "vxlan_from_pods")).toBe(7);
+    expect(chainPackets(listing, "postrouting")).toBe(0);
   });
 });

@@ -15,7 +15,12 @@ export interface NftTableInput {
   vxlan?: VxlanSenders;
 }
 
-export interface VxlanSenders { port: number; senders: string[] }
+/**
+ * `local`: this node's underlay address, the only one peers send to (their fdb entries name it). The kernel's
+ * VXLAN socket listens on every address of the node, so without it a pod could reach a peer through another
+ * of the peer's addresses (a VIP), which this node's forward rule does not know.
+ */
+export interface VxlanSenders { port: number; senders: string[]; local?: string }
 
 /** Whether podnet needs its nft table at all. */
 export const wantsNftTable = (input: Pick<NftTableInput, "masquerade" | "clampMssOut" | "vxlan">) =>
@@ -80,7 +85,7 @@ export function renderNftTable(input: NftTableInput): string {
   ].join("\n");
 }
 
-function vxlanFilter({ port, senders }: VxlanSenders): string[] {
+function vxlanFilter({ port, senders, local }: VxlanSenders): string[] {
   // Plain sets, no intervals: a join or a leave then adds or deletes exactly one element (senderChanges).
   const sets = ([4, 6] as const).map((f) => {
     const items = senders.filter((ip) => familyOfText(ip) === f);
@@ -92,6 +97,9 @@ function vxlanFilter({ port, senders }: VxlanSenders): string[] {
     "    type filter hook input priority filter; policy accept;",
     `    udp dport ${port} ip saddr != @${senderSet(4)} counter drop`,
     `    udp dport ${port} ip6 saddr != @${senderSet(6)} counter drop`,
+    ...(local === undefined ? [] : familyOfText(local) === 4
+      ? [`    udp dport ${port} ip daddr != ${local} counter drop`, `    meta nfproto ipv6 udp dport ${port} counter drop`]
+      : [`    udp dport ${port} ip6 daddr != ${local} counter drop`, `    meta nfproto ipv4 udp dport ${port} counter drop`]),
     "  }",
     "  chain vxlan_from_pods {",
     "    type filter hook forward priority filter; policy accept;",
@@ -145,8 +153,20 @@ export async function applyNftTable(ruleset: string, netns?: string): Promise<vo
  * masquerade counters every resync, so only a table that was changed by hand (or removed) is rewritten.
  */
 export async function listNftTable(netns?: string): Promise<string | undefined> {
+  return (await listNftTableCounted(netns))?.listing;
+}
+
+/** The same, and the packets the VXLAN filter's two chains dropped since podnet last wrote the table. */
+export async function listNftTableCounted(netns?: string): Promise<{ listing: string; vxlanDrops: { in: number; fromPods: number } } | undefined> {
   const r = await run("nft", ["list", "table", "inet", NFT_TABLE], { netns });
-  return r.code === 0 ? r.stdout.replace(/counter packets \d+ bytes \d+/g, "counter") : undefined;
+  if (r.code !== 0) return undefined;
+  return { listing: r.stdout.replace(/counter packets \d+ bytes \d+/g, "counter"), vxlanDrops: { in: chainPackets(r.stdout, "vxlan_in"), fromPods: chainPackets(r.stdout, "vxlan_from_pods") } };
+}
+
+/** Pure: the packets counted by the rules of one chain in an `nft list` text. */
+export function chainPackets(listing: string, chain: string): number {
+  const body = new RegExp(`chain ${chain} \\{([^}]*)\\}`).exec(listing)?.[1] ?? "";
+  return [...body.matchAll(/counter packets (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
 }
 
 /** Packets counted by the rules of one chain of podnet's table: masqueraded (postrouting), MSS-clamped (forward), VXLAN dropped (vxlan_*). */

@@ -2,14 +2,15 @@ import type { SyncOutcome } from "./report.js";
 import type { SyncInput } from "./sync.js";
 import { MissingToolError } from "./exec.js";
 import { VXLAN_DEVICE, vxlanSenders } from "./overlay-plan.js";
-import { applyNftTable, listNftTable, type NftTableInput, removeNftTable, renderNftTable, senderChanges, splitSenderElements, wantsNftTable } from "./masquerade.js";
+import {
+  applyNftTable, listNftTable, listNftTableCounted, type NftTableInput, removeNftTable, renderNftTable, senderChanges, splitSenderElements, wantsNftTable,
+} from "./masquerade.js";
 
 /**
  * Per namespace: what podnet last applied: the table apart from the VXLAN senders (`frame`), the senders, and
  * the table as listed right after, without the senders' elements (see splitSenderElements).
  */
 const appliedNftTable = new Map<string, { frame: string; senders: string[]; listing?: string }>();
-const sameList = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
@@ -20,7 +21,7 @@ const message = (err: unknown) => (err instanceof Error ? err.message : String(e
 export const nftTableInput = (input: SyncInput): NftTableInput => ({
   podCidrs: input.state.podNetwork, keepSourceTo: input.config["no-masquerade-cidrs"], masquerade: input.config.masquerade,
   ...(input.config.overlay === "auto" ? { clampMssOut: VXLAN_DEVICE } : {}),
-  ...(input.config.overlay === "none" ? {} : { vxlan: { port: input.config["vxlan-port"], senders: vxlanSenders(input.state.routes) } }),
+  ...(input.config.overlay === "none" ? {} : { vxlan: { port: input.config["vxlan-port"], senders: vxlanSenders(input.state.routes), ...(input.nodeIP ? { local: input.nodeIP } : {}) } }),
 });
 
 /** The nft step of a pass: podnet's table in place (or removed when nothing needs it), into `outcome`. */
@@ -28,7 +29,7 @@ export async function syncNft(input: SyncInput, outcome: SyncOutcome): Promise<v
   const table = nftTableInput(input);
   if (wantsNftTable(table)) {
     try {
-      if (!(await syncNftTable(input, table))) outcome.masquerade.skipped = true;
+      if (!(await syncNftTable(input, table, outcome))) outcome.masquerade.skipped = true;
     } catch (err) {
       if (table.masquerade || !(err instanceof MissingToolError)) outcome.masquerade.error = message(err);
       else overlayWithoutNft(input, table);
@@ -56,32 +57,31 @@ function overlayWithoutNft(input: SyncInput, table: NftTableInput): void {
 /**
  * Apply the nft table when the pod network changed; on a full pass also when the kernel's table no longer
  * matches what podnet applied (edited or deleted by hand). A node joining or leaving changes only the VXLAN
- * senders: those elements alone are added or deleted. Whether it looked at the table at all.
+ * senders: those elements alone are added or deleted, on a full pass against what the kernel holds. Whether it
+ * looked at the table at all; a full pass also reports what the VXLAN filter dropped.
  */
-async function syncNftTable(input: SyncInput, table: NftTableInput): Promise<boolean> {
+async function syncNftTable(input: SyncInput, table: NftTableInput, outcome: SyncOutcome): Promise<boolean> {
   const ns = input.netns ?? "";
   const frame = frameOf(table);
   const senders = table.vxlan?.senders ?? [];
   const applied = appliedNftTable.get(ns);
   const sameFrame = applied?.frame === frame;
-  const changes = applied && sameFrame ? senderChanges(applied.senders, senders) : undefined;
+  let changes = applied && sameFrame ? senderChanges(applied.senders, senders) : undefined;
   if (sameFrame && !changes && !input.full) return false;
   if (input.config["dry-run"]) {
     input.log.info({ ruleset: changes ?? renderNftTable(table) }, "dry-run: would apply nft table inet podnet");
     return true;
   }
   if (sameFrame && applied.listing !== undefined) {
-    if (changes) {
-      // Fails on a table edited by hand (an element already gone): then the whole table is written below.
-      if (await applyNftTable(changes, input.netns).then(() => true, () => false)) {
-        appliedNftTable.set(ns, { ...applied, senders });
-        return true;
-      }
-    } else {
-      // A missing table is always rewritten, even if it was already gone when podnet listed its own apply.
-      const current = await listNftTable(input.netns);
-      const seen = current === undefined ? undefined : splitSenderElements(current);
-      if (seen && seen.frame === applied.listing && sameList(seen.senders, senders)) return true;
+    // A missing table is always rewritten, even if it was already gone when podnet listed its own apply.
+    const current = input.full ? await listNftTableCounted(input.netns) : undefined;
+    const seen = current && splitSenderElements(current.listing);
+    if (current && table.vxlan) outcome.masquerade.vxlanDrops = current.vxlanDrops;
+    if (input.full) changes = seen?.frame === applied.listing ? senderChanges(seen.senders, senders) ?? "" : undefined;
+    // Fails on a table edited by hand (an element already gone): then the whole table is written below.
+    if (changes === "" || (changes !== undefined && await applyNftTable(changes, input.netns).then(() => true, () => false))) {
+      appliedNftTable.set(ns, { ...applied, senders });
+      return true;
     }
   }
   await applyNftTable(renderNftTable(table), input.netns);

@@ -30,7 +30,7 @@ export interface RouteSplit { kernel: KernelRoute[]; peers: OverlayPeer[]; unrea
  * rule: a dual-stack peer picked by its IPv6 address from an IPv6-only node would be sent frames it never
  * receives, under a MAC that is not its device's. For the same reason it is the first IPv4 one even where a later
  * one is on-link (as a direct route prefers, `directGateway`): what is on-link differs from node to node, and the
- * peer's device listens on this address alone.
+ * peer's nft table takes VXLAN at this address alone (masquerade.ts).
  */
 export const underlayIpOf = (nodeIPs: string[]): string | undefined => nodeIPs.find((ip) => familyOfText(ip) === 4) ?? nodeIPs[0];
 

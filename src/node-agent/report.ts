@@ -14,7 +14,9 @@ export interface SyncOutcome {
     /** host-local's state stays in `dataDir` although `configured` names another (see ipamDataDirInEffect). */
     ipamDataDirKept?: { dataDir: string; configured: string } };
   /** skipped: not re-checked in this event-driven pass; the last full pass's result stands. */
-  masquerade: { enabled: boolean; keepSourceTo?: string[]; error?: string; skipped?: boolean };
+  masquerade: { enabled: boolean; keepSourceTo?: string[]; error?: string; skipped?: boolean;
+    /** Packets the VXLAN filter dropped (from non-nodes / pods' own), as read on a full pass. */
+    vxlanDrops?: { in: number; fromPods: number } };
   /** error: forwarding (no pod traffic leaves the node); bridgeNetfilterError: same-node Services fail. */
   sysctls: {
     error?: string; bridgeNetfilterError?: string; skipped?: boolean;

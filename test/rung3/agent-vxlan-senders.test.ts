@@ -92,6 +92,21 @@ describe.skipIf(!isRoot())("node agent: VXLAN is taken only from nodes (rung 3)"
     expect(rxPackets(node("n2").ns)).toBe(rxBefore);
   });
 
+  it("drops VXLAN a pod sends to another address of a node (a VIP): VXLAN is taken only at the node's underlay address", async () => {
+    const [, b] = pods as [Pod, Pod];
+    const evil = pods.find((p) => p.name === "vsevil")!;
+    ipIn(node("n2").ns, "addr", "add", "192.168.62.250/24", "dev", "eth0");
+    ipIn(evil.ns, "link", "del", "vx0");
+    vxlanInto(evil.ns, evil.ips[0]!, "192.168.62.250", "10.244.1.78", "10.244.2.0/24", "10.244.2.0");
+    const rxBefore = rxPackets(node("n2").ns);
+    await expect(sourceSeenBy(b.ns, b.ips[0]!, evil.ns, 7724)).rejects.toThrow(/no datagram reached/);
+    expect(rxPackets(node("n2").ns)).toBe(rxBefore);
+    // Operators see it: the agent reads nft's counts on its full passes.
+    await agents.get("n2")!.agent.syncNow();
+    const dropped = (await agents.get("n2")!.agent.metrics.vxlanDropped.get()).values.find((v) => v.labels.chain === "vxlan_in")?.value;
+    expect(dropped).toBeGreaterThan(0);
+  });
+
   it("a joining node is added to the senders in place (the drop counter survives), a leaving one removed; a hand-deleted sender comes back", async () => {
     const n1 = node("n1");
     const drops = await nftChainCount(n1.ns, "vxlan_in");
