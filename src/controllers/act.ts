@@ -133,7 +133,8 @@ async function createRecord(ctx: ActContext, action: Extract<AllocationAction, {
     if (!isAlreadyExists(err)) throw err;
     // Our cache was behind: someone holds this CIDR already. Learn it; the next plan picks another.
     const existing = (await ctx.api.custom.getClusterCustomObject({ ...nodecidrs, name })) as NodeCidrObject & KubernetesObject;
-    if (!ctx.records.assume(existing)) {
+    // "known": the watch brought it between the plan and this GET, as it does.
+    if (ctx.records.assume(existing) === "older") {
       // The server holds a version older than one this controller saw: resourceVersions went back, as after an
       // etcd restore without --bump-revision, and the watch will not bring it. Planned again at once, the same
       // create would meet the same object as fast as the API server answers; as a failure it backs off.

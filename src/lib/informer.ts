@@ -246,16 +246,17 @@ export class Informer<T extends KubernetesObject> {
    * Record the server's answer to one of our own writes before the watch delivers it, so a plan made in
    * between sees it. Only if it is newer than the cached copy: the watch may already have delivered a later
    * change (kubelet's address update after our podCIDRs patch), and the late response must not undo it.
-   * Whether the cache took it.
+   * Whether the cache took it, had that version already ("known"), or has seen a later one ("older").
    */
-  assume(obj: T): boolean {
+  assume(obj: T): "taken" | "known" | "older" {
     const name = obj.metadata!.name!;
+    const rv = obj.metadata?.resourceVersion;
     const cached = this.cache.get(name);
-    if (cached && !isNewerVersion(obj.metadata?.resourceVersion, cached.metadata?.resourceVersion)) return false;
+    if (cached && !isNewerVersion(rv, cached.metadata?.resourceVersion)) return isNewerVersion(cached.metadata?.resourceVersion, rv) ? "older" : "known";
     const buried = cached ? undefined : this.tombstones.get(name);
-    if (buried && Date.now() - buried.at < TOMBSTONE_MS && !isNewerVersion(obj.metadata?.resourceVersion, buried.rv)) return false;
+    if (buried && Date.now() - buried.at < TOMBSTONE_MS && !isNewerVersion(rv, buried.rv)) return isNewerVersion(buried.rv, rv) ? "older" : "known";
     this.cache.set(name, this.keep(obj));
-    return true;
+    return "taken";
   }
 
   /**

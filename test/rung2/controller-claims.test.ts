@@ -87,12 +87,20 @@ describe("controller on the real API server: claims on one range", () => {
     // tombstone, set by hand: restoring etcd under a running test costs more than it shows.)
     const later = String(Number(existing.metadata.resourceVersion) + 1_000_000);
     (shell.records as unknown as { bury(name: string, rv: string): void }).bury("10-244-7-0-24", later);
-    const create = () => applyActions(ctx, [{ kind: "create", node: "rewound", nodeUID: "u", cidr: "10.244.7.0/24", family: 4, pool: "default", nodeIPs: [], adopted: false }]);
+    const create = (cidr = "10.244.7.0/24") => applyActions(ctx, [{ kind: "create", node: "rewound", nodeUID: "u", cidr, family: 4, pool: "default", nodeIPs: [], adopted: false }]);
     const count = async (metric: typeof shell.metrics.errors) => (await metric.get()).values.reduce((n, v) => n + v.value, 0);
+    // The common case first: the watch brought the holder between the plan and the GET. Not an error.
+    const held = await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: {
+      apiVersion: "podnet.io/v1alpha1", kind: "NodeCIDR", metadata: { name: "10-244-8-0-24" },
+      spec: { nodeName: "other", cidr: "10.244.8.0/24", family: "IPv4", pool: "default", nodeIPs: [] },
+    } });
+    shell.records.assume(held as never);
+    await create("10.244.8.0/24");
+    expect(await count(shell.metrics.errors)).toBe(0);
     await create();
     expect(await count(shell.metrics.errors)).toBe(1);
     await create(); // the next plan, a moment later: waiting its backoff, not sent again
-    expect(await count(shell.metrics.apiWrites)).toBe(1);
+    expect(await count(shell.metrics.apiWrites)).toBe(2);
   });
 
   it("records from before podnet kept a Node's uid learn it; one older than its Node object (registered again since) is released", async () => {
