@@ -41,12 +41,13 @@ describe("plannerNode: the Node's podCIDRs as the records spell them", () => {
   });
 });
 
-describe("plannerNode: the node IPs agents route via (kubelet's rule)", () => {
+describe("plannerNode: the node IPs agents route via", () => {
   const withAddresses = (list: Array<[string, string]>) => plannerNode(kubeletNode({ status: { addresses: list.map(([type, address]) => ({ type, address })) } })).nodeIPs;
   it.each([
     ["InternalIPs", [["InternalIP", "172.18.0.3"], ["ExternalIP", "203.0.113.3"], ["Hostname", "worker-1"]], ["172.18.0.3"]],
     ["ExternalIPs when there is no InternalIP (a cloud registering public addresses only)", [["Hostname", "worker-1"], ["ExternalIP", "203.0.113.3"]], ["203.0.113.3"]],
-    ["an ExternalIP of the family with no InternalIP", [["ExternalIP", "2001:db8::3"], ["InternalIP", "172.18.0.3"], ["ExternalIP", "203.0.113.3"]], ["172.18.0.3", "2001:db8::3"]],
+    ["no ExternalIP beside an InternalIP, even of the other family (it could become the tunnel's endpoint)", [["ExternalIP", "203.0.113.3"], ["InternalIP", "fd00::3"]], ["fd00::3"]],
+    ["all ExternalIPs of a Node with no InternalIP", [["ExternalIP", "2001:db8::3"], ["ExternalIP", "203.0.113.3"]], ["2001:db8::3", "203.0.113.3"]],
     ["none from a Hostname", [["Hostname", "worker-1"]], []],
   ] as Array<[string, Array<[string, string]>, string[]]>)("%s", (_case, addresses, ips) => {
     expect(withAddresses(addresses)).toEqual(ips);

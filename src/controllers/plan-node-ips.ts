@@ -1,17 +1,17 @@
-import { canonicalIp, familyOfText, isGlobalUnicastIp } from "../lib/cidr.js";
+import { canonicalIp, isGlobalUnicastIp } from "../lib/cidr.js";
 import { compareText } from "../lib/order.js";
 import type { AllocationAction, PlannerNode } from "./plan.js";
 
 /**
- * Pure: the addresses agents route a Node's pods via, by kubelet's own rule for a node's IPs: its InternalIPs,
- * and for a family it has none of, its ExternalIPs. A Node that a cloud provider registers with public
- * addresses only was otherwise routed to by no agent, and no one said so.
+ * Pure: the addresses agents route a Node's pods via: its InternalIPs, or its ExternalIPs when it has no
+ * InternalIP at all. A Node that a cloud provider registers with public addresses only was otherwise routed to
+ * by no agent, and no one said so. Not an ExternalIP beside an InternalIP of the other family (kubelet's own
+ * rule would take it): it could become the VXLAN endpoint (the first IPv4 node IP) and move the tunnel from
+ * the internal network onto a public or NATed path.
  */
 export function nodeHostIPs(addresses: Array<{ type: string; address: string }>): string[] {
   const internal = addresses.filter((a) => a.type === "InternalIP").map((a) => a.address);
-  const families = new Set(internal.map(familyOfText));
-  const external = addresses.filter((a) => a.type === "ExternalIP" && !families.has(familyOfText(a.address))).map((a) => a.address);
-  return [...internal, ...external];
+  return internal.length ? internal : addresses.filter((a) => a.type === "ExternalIP").map((a) => a.address);
 }
 
 /** The NodeCIDR schema holds at most this many node IPs. */
