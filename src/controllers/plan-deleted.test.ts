@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { planAllocations } from "./plan.js";
 import { input, kinds, node, pool, rec } from "./plan-fixtures.js";
+import type { PlannerNode, PlannerRecord } from "./plan.js";
 
 // Node a's record for 10.244.0.0/24, deleted by hand at t = 1,000,000 (cooldown 60 s).
 const gone = (extra: Parameters<typeof rec>[2] = {}) => ({ record: rec("a", "10.244.0.0/24", { nodeUID: "a", ...extra }), deletedAt: 1_000_000 });
@@ -26,7 +27,10 @@ describe("records deleted while Allocated", () => {
     ["its Node was registered again (another uid)", [node("a", { uid: "a-2" }), node("n")]],
     ["its Node is being deleted", [node("a", { deleting: true }), node("n")]],
     ["its Node names another range in podCIDRs", [node("a", { podCIDRs: ["10.244.7.0/24"] }), node("n")]],
-  ])("holds the CIDR through the cooldown when %s, then frees it", (_case, nodes) => {
+    // A record from before podnet kept uids, older than its Node object: made for an earlier Node of the name.
+    ["its Node registered after the record, which has no uid", [node("a", { createdAt: 900_000 }), node("n")], { nodeUID: undefined, createdAt: 800_000 }],
+  ] as Array<[string, PlannerNode[], Partial<PlannerRecord>?]>)("holds the CIDR through the cooldown when %s, then frees it", (_case, nodes, extra) => {
+    const gone = () => ({ record: rec("a", "10.244.0.0/24", { nodeUID: "a", ...extra }), deletedAt: 1_000_000 });
     const during = planAllocations(input({ nodes, deleted: [gone()], now: 1_001_000 }));
     expect(creates(during).find((a) => a.node === "n")).toBeDefined();
     expect(creates(during).map((a) => a.cidr)).not.toContain("10.244.0.0/24");

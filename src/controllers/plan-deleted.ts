@@ -10,6 +10,17 @@ import type { AllocationAction, Held, PlannerNode, PlannerRecord } from "./plan.
  */
 export interface DeletedRecord { record: PlannerRecord; deletedAt: number }
 
+/**
+ * Pure: whether a record was made for this Node object, not for an earlier Node of its name: by its nodeUID,
+ * or, for a record from before podnet kept it, by age: a record older than its Node object (by more than the
+ * clock skew HA API servers may have) was made before that Node registered.
+ */
+export function recordOfThisNode(node: PlannerNode, r: PlannerRecord): boolean {
+  if (r.nodeUID) return !node.uid || r.nodeUID === node.uid;
+  return node.createdAt === undefined || r.createdAt === undefined || node.createdAt <= r.createdAt + REGISTRATION_SKEW_MS;
+}
+const REGISTRATION_SKEW_MS = 2_000;
+
 /** A deleted record's CIDR meant to go back to its node, and when its cooldown ends if it does not. */
 export interface Lost { cidr: string; family: IpFamily; due: number }
 
@@ -41,7 +52,7 @@ export function claimsOfDeleted(deleted: DeletedRecord[], ctx: Context): { resto
     const cidr = tryParseCidr(r.cidr);
     if (!cidr) continue;
     const node = ctx.nodes.get(r.nodeName);
-    const sameNode = node !== undefined && (!r.nodeUID || !node.uid || r.nodeUID === node.uid);
+    const sameNode = node !== undefined && recordOfThisNode(node, r);
     const named = node?.podCIDRs.find((c) => familyOfText(c) === cidr.family);
     if (sameNode && named === r.cidr) continue; // adoption gives it back
     const holdsFamily = (ctx.held.get(r.nodeName) ?? []).some((h) => h.family === cidr.family);

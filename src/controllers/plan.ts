@@ -3,7 +3,7 @@ import { buildPoolStates, findSet, hold, overlappingSets, poolStatusReports, rec
 import { compareText, sooner } from "../lib/order.js";
 import { sharedNodeIPs, usableNodeIPs } from "./plan-node-ips.js";
 import { podCidrConditionActions, podCidrMismatches, type NodeConditionState } from "./plan-node-condition.js";
-import { claimsOfDeleted, holdUnrestored, type DeletedRecord, type Lost } from "./plan-deleted.js";
+import { claimsOfDeleted, holdUnrestored, recordOfThisNode, type DeletedRecord, type Lost } from "./plan-deleted.js";
 
 export type { DeletedRecord, PlannerPool, PoolStatusReport };
 
@@ -106,7 +106,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
     // A Node deleted and registered again under its name while the controller was away is another holder: its
     // predecessor's CIDR goes through release and cooldown, as when the deletion is seen.
     const holder = present.get(r.nodeName);
-    if (!holder || (r.nodeUID ? holder.uid && r.nodeUID !== holder.uid : registeredSince(holder, r))) {
+    if (!holder || !recordOfThisNode(holder, r)) {
       actions.push({ kind: "release", name: r.name, nodeName: r.nodeName });
       nextCheckAt = sooner(nextCheckAt, now + config.cooldownMs);
       if (cidr) hold(states, cidr, r.nodeName, holderOf);
@@ -301,6 +301,3 @@ function reserveNodeRanges(node: PlannerNode, states: Map<string, PoolState>, he
 const CLAIM_ORDER: Record<string, number> = { Allocated: 0, Released: 1, unconfirmed: 2, Quarantined: 3 };
 
 const sameList = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
-
-/** A record without a nodeUID older than its Node's object was made for an earlier Node of that name. */
-const registeredSince = (node: PlannerNode, r: PlannerRecord) => node.createdAt !== undefined && r.createdAt !== undefined && node.createdAt > r.createdAt;

@@ -108,7 +108,7 @@ describe("controller on the real API server: claims on one range", () => {
     // As a podnet of before 75247ec left them: no spec.nodeUID.
     await putNodeCidr(fx.api(), "legacy-1", "10.244.5.0/24", ["192.168.67.1"]);
     await putNodeCidr(fx.api(), "legacy-2", "10.244.6.0/24", ["192.168.67.2"]);
-    await new Promise((r) => setTimeout(r, 1_100)); // creationTimestamps have whole seconds
+    await new Promise((r) => setTimeout(r, 3_100)); // past the 2 s allowed for clock skew, in whole seconds
     await deleteNodes(fx.api(), ["legacy-2"]);
     await createNodes(fx.api(), [{ name: "legacy-2", ip: "192.168.67.2" }]); // while no controller ran
     controller = await startController(fx);
