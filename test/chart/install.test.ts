@@ -236,6 +236,11 @@ describe("helm install onto the real API server", () => {
     expect(apiStatus(await errorOf(controller.coordination.patchNamespacedLease({ name: "kube-scheduler", namespace: "kube-system",
       body: { spec: { holderIdentity: "podnet-controller" } } }, mergePatch())))).toBe(403);
     expect((await lease("kube-scheduler")).spec?.holderIdentity).toBe("scheduler-1");
+    // Nor made before its component makes it (RBAC lets create through by any name; the policy does not).
+    const squat = controller.coordination.createNamespacedLease({ namespace: "kube-system", body: { metadata: { name: "kube-controller-manager" }, spec: { holderIdentity: "podnet-controller" } } });
+    const refused = await errorOf(squat);
+    expect(apiStatus(refused)).toBe(403);
+    expect(apiMessage(refused)).toContain("podnet-controller may create only its own Lease, podnet-controller");
   });
 
   it("the controller's token may fill a Node's podCIDRs (the act code's own write) and change nothing else of a Node", async () => {
