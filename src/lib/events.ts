@@ -1,6 +1,6 @@
 import type { CoreV1Event } from "@kubernetes/client-node";
 import type { Logger } from "../log.js";
-import { apiMessage, type KubeApi } from "./k8s.js";
+import { apiMessage, withSignal, type KubeApi } from "./k8s.js";
 
 export interface EventTarget {
   kind: "Node" | "NodeCIDR" | "PodCIDRPool";
@@ -26,8 +26,11 @@ export class EventRecorder {
     private readonly namespace = "default",
   ) {}
 
-  /** False when the same complaint went out within the interval (callers log only what they report anew). */
-  async emit(target: EventTarget, type: "Normal" | "Warning", reason: string, message: string): Promise<boolean> {
+  /**
+   * False when the same complaint went out within the interval (callers log only what they report anew).
+   * `signal` ends the write early (a caller's deadline); the complaint then counts as sent, like any failed write.
+   */
+  async emit(target: EventTarget, type: "Normal" | "Warning", reason: string, message: string, signal?: AbortSignal): Promise<boolean> {
     const key = `${target.kind}/${target.name}/${reason}/${message}`;
     const now = Date.now();
     if (now - (this.lastWritten.get(key) ?? -Infinity) < this.intervalMs) return false;
@@ -44,7 +47,7 @@ export class EventRecorder {
       firstTimestamp: time, lastTimestamp: time, count: 1,
     };
     try {
-      await this.api.core.createNamespacedEvent({ namespace: this.namespace, body });
+      await this.api.core.createNamespacedEvent({ namespace: this.namespace, body }, withSignal(signal));
       this.written++;
     } catch (err) {
       this.log.warn({ kind: target.kind, name: target.name, reason, err: apiMessage(err) }, "could not write event");

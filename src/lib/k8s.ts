@@ -5,7 +5,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import {
-  ServerConfiguration, createConfiguration, type RequestContext, type SecurityAuthentication,
+  ServerConfiguration, createConfiguration, Observable, type ConfigurationOptions, type ObservableMiddleware, type RequestContext, type SecurityAuthentication,
   ApiextensionsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, loadYaml, setHeaderOptions,
   type V1CustomResourceDefinition,
 } from "@kubernetes/client-node";
@@ -130,10 +130,25 @@ export class KubeApi {
   }
 }
 
+type CallOptions = ConfigurationOptions<ObservableMiddleware>;
+
 // client-node 1.4.0 defaults PATCH to json-patch; every patch here names its content type explicitly.
-export const mergePatch = () => setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
-export const applyPatch = () => setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply);
-export const strategicMergePatch = () => setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch);
+export const mergePatch = (opt?: CallOptions) => setHeaderOptions("Content-Type", PatchStrategy.MergePatch, opt);
+export const applyPatch = (opt?: CallOptions) => setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply, opt);
+export const strategicMergePatch = (opt?: CallOptions) => setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch, opt);
+
+/**
+ * Call options that end the request when `signal` aborts (client-node hands the request context's signal to
+ * its fetch): a deadline of the caller's own, shorter than the connection-silence timeout, or a stop.
+ */
+export function withSignal(signal: AbortSignal | undefined, opt?: CallOptions): CallOptions | undefined {
+  if (!signal) return opt;
+  const middleware: ObservableMiddleware = {
+    pre: (ctx) => { ctx.setSignal(signal); return new Observable(Promise.resolve(ctx)); },
+    post: (res) => new Observable(Promise.resolve(res)),
+  };
+  return { ...opt, middleware: [...(opt?.middleware ?? []), middleware], middlewareMergeStrategy: "append" };
+}
 
 /** HTTP status of a failed API call (client-node throws ApiException with .code), or undefined. */
 export function apiStatus(err: unknown): number | undefined {
@@ -157,6 +172,8 @@ function statusBody(err: unknown): { message?: unknown; details?: { causes?: Arr
 
 /** The server's explanation of a failed call (Status.message), for conditions and logs. */
 export function apiMessage(err: unknown): string {
+  // node-fetch's own words ("The user aborted a request.") name no cause: only a caller's signal aborts a call.
+  if (err instanceof Error && err.name === "AbortError") return "request cut off: no answer within its deadline, or stopping";
   const status = statusBody(err);
   if (status && "message" in status) return String(status.message);
   return err instanceof Error ? err.message : String(err);
@@ -233,9 +250,9 @@ export async function forEachLimited<T>(items: T[], limit: number, work: (item: 
  * Server-side apply of a podnet object's status under this client's field manager. With `resourceVersion` the write is conditional: it fails with
  * 409 when the object changed since that version (another writer's status, a release), rather than undo it.
  */
-export async function applyStatus(api: KubeApi, plural: string, name: string, kind: string, status: object, resourceVersion?: string): Promise<object> {
+export async function applyStatus(api: KubeApi, plural: string, name: string, kind: string, status: object, resourceVersion?: string, signal?: AbortSignal): Promise<object> {
   const body = { apiVersion: `${GROUP}/${VERSION}`, kind, metadata: { name, ...(resourceVersion ? { resourceVersion } : {}) }, status };
   return api.custom.patchClusterCustomObjectStatus(
-    { ...podnetResource(plural), name, body, fieldManager: api.fieldManager, force: true }, applyPatch(),
+    { ...podnetResource(plural), name, body, fieldManager: api.fieldManager, force: true }, applyPatch(withSignal(signal)),
   ) as Promise<object>;
 }

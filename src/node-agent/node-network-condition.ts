@@ -1,6 +1,6 @@
 import type { V1NodeCondition } from "@kubernetes/client-node";
 import { kubeTime, type ConditionInput } from "../lib/conditions.js";
-import { apiMessage, isNotFound, strategicMergePatch, type KubeApi } from "../lib/k8s.js";
+import { apiMessage, isNotFound, strategicMergePatch, withSignal, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 import { BRIDGE_NETFILTER_OFF } from "./report.js";
 
@@ -61,10 +61,10 @@ export class NetworkUnavailableClearer {
   constructor(private readonly api: KubeApi, private readonly nodeName: string, private readonly log: Logger,
     private readonly retryMs: number, private readonly onError: () => void) {}
 
-  /** After a pass: `conditions` are the agent's conditions from it. */
-  async afterPass(conditions: ConditionInput[]): Promise<void> {
+  /** After a pass: `conditions` are the agent's conditions from it; `signal` gives each API call its deadline. */
+  async afterPass(conditions: ConditionInput[], signal?: () => AbortSignal): Promise<void> {
     if (Date.now() < this.checkAt || !nodeNetworkReady(conditions)) return;
-    const result = await clearNetworkUnavailable(this.api, this.nodeName, this.log);
+    const result = await clearNetworkUnavailable(this.api, this.nodeName, this.log, signal);
     this.cleared = result === "cleared" || result === "already-clear";
     this.checkAt = Date.now() + this.retryMs * (this.cleared ? RECHECK_RESYNCS : 1);
     if (result === "failed") this.onError();
@@ -72,12 +72,12 @@ export class NetworkUnavailableClearer {
 }
 
 /** Shell: read this node's Node and clear NetworkUnavailable if needed. Never throws: the result says what happened. */
-export async function clearNetworkUnavailable(api: KubeApi, nodeName: string, log: Logger): Promise<ClearResult> {
+export async function clearNetworkUnavailable(api: KubeApi, nodeName: string, log: Logger, signal?: () => AbortSignal): Promise<ClearResult> {
   try {
-    const node = await api.core.readNode({ name: nodeName });
+    const node = await api.core.readNode({ name: nodeName }, withSignal(signal?.()));
     const patch = clearNetworkUnavailablePatch(node.status?.conditions, new Date());
     if (!patch) return "already-clear";
-    await api.core.patchNodeStatus({ name: nodeName, body: patch, fieldManager: api.fieldManager }, strategicMergePatch());
+    await api.core.patchNodeStatus({ name: nodeName, body: patch, fieldManager: api.fieldManager }, strategicMergePatch(withSignal(signal?.())));
     log.info({ node: nodeName, condition: NETWORK_UNAVAILABLE, reason: PODNET_IS_UP }, "node network is up: NetworkUnavailable=False");
     return "cleared";
   } catch (err) {
