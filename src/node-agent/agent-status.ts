@@ -9,12 +9,16 @@ import type { Logger } from "../log.js";
 import type { NodeCidrObject } from "../controllers/observe.js";
 import { IPAM_DATA_DIR_KEPT } from "./report.js";
 
-interface StatusContext {
+export interface StatusContext {
   api: KubeApi;
   records: Informer<NodeCidrObject & KubernetesObject>;
   recorder: EventRecorder;
   log: Logger;
   pacing: StatusPacing;
+  /** A fresh signal per API call: each gets its own deadline, and all end at a stop. */
+  signal?: () => AbortSignal;
+  /** A write that failed other than by a conflict (metrics). */
+  onError?: () => void;
 }
 
 /** One agent's record of its status writes (its own: tests run several agents, and restart them, in one process). */
@@ -68,18 +72,18 @@ export async function reportStatus(ctx: StatusContext, ownNames: string[], input
       if (Date.now() < due) { dueAt = Math.min(dueAt ?? due, due); continue; }
     }
     try {
-      // On the version this pass planned from: a release (or any write) since wins, and its watch event brings
-      // the next pass. Unconditional, a write in flight when the Node was deleted put Ready=True back on the
-      // Released record.
+      // On the version these conditions were computed from: a release (or any write) since wins, and its watch
+      // event brings the next pass. Unconditional, a write in flight when the Node was deleted put Ready=True
+      // back on the Released record.
       const updated = await applyStatus(ctx.api, "nodecidrs", name, "NodeCIDR", {
         conditions, agent: { ...report, lastSyncTime: kubeTime(new Date()) },
-      }, current.metadata?.resourceVersion);
+      }, current.metadata?.resourceVersion, ctx.signal?.());
       ctx.records.assume(updated as NodeCidrObject & KubernetesObject);
       lastWrite.set(name, Date.now());
       countsDue.delete(name); // written, counts included: the next count-only change draws its own time
     } catch (err) {
       if (isConflict(err)) ctx.log.debug({ nodecidr: name }, "NodeCIDR changed since this pass read it; the next pass reports");
-      else ctx.log.error({ nodecidr: name, err: apiMessage(err) }, "could not write NodeCIDR status");
+      else { ctx.log.error({ nodecidr: name, err: apiMessage(err) }, "could not write NodeCIDR status"); ctx.onError?.(); }
       continue;
     }
     // Not for Ready: it only gathers the others, whose own Event says the same (two Events per agent, 10,000 at
@@ -89,13 +93,13 @@ export async function reportStatus(ctx: StatusContext, ownNames: string[], input
       const before = existing?.find((e) => e.type === c.type);
       if (before?.status === "False" && before.reason === c.reason) continue;
       ctx.log.warn({ nodecidr: name, condition: c.type, reason: c.reason }, c.message);
-      await ctx.recorder.emit({ kind: "NodeCIDR", name, uid: current.metadata?.uid }, "Warning", c.reason, `${c.type}: ${c.message}`);
+      await ctx.recorder.emit({ kind: "NodeCIDR", name, uid: current.metadata?.uid }, "Warning", c.reason, `${c.type}: ${c.message}`, ctx.signal?.());
     }
     for (const c of conditions.filter(warnsWhileTrue)) {
       const before = existing?.find((e) => e.type === c.type);
       if (before && warnsWhileTrue(before) && before.reason === c.reason) continue;
       ctx.log.warn({ nodecidr: name, condition: c.type, reason: c.reason }, c.message);
-      await ctx.recorder.emit({ kind: "NodeCIDR", name, uid: current.metadata?.uid }, "Warning", c.type === "CNIConfigShadowed" ? c.type : c.reason, c.message);
+      await ctx.recorder.emit({ kind: "NodeCIDR", name, uid: current.metadata?.uid }, "Warning", c.type === "CNIConfigShadowed" ? c.type : c.reason, c.message, ctx.signal?.());
     }
   }
   return dueAt;

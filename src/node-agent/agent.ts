@@ -7,7 +7,7 @@ import { Informer, type ListPage } from "../lib/informer.js";
 import { apiMessage, podnetResource, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 import { agentMetrics } from "./agent-metrics.js";
-import { countsOnlyIntervalMs, reportStatus, StatusPacing } from "./agent-status.js";
+import { countsOnlyIntervalMs, StatusPacing } from "./agent-status.js";
 import { desiredNodeState, type DesiredNodeState } from "./desired-state.js";
 import { NetworkUnavailableClearer } from "./node-network-condition.js";
 import { agentConditions, passLeftWorkUndone, sysctlsAfterPass, type SyncOutcome } from "./report.js";
@@ -16,6 +16,7 @@ import { syncKernelAndFiles } from "./sync.js";
 import { addRoutesEarly, earlyRoutesApply, kernelView, routedDevices } from "./route-sync.js";
 import { OnLinkSubnets, watchLinks, type LinkWatch } from "./link-watch.js";
 import { PassRetry } from "./pass-retry.js";
+import { StatusWriter } from "./status-writer.js";
 import { warmToolShell } from "./tool-shell.js";
 import { BRIDGE_NAME } from "./cni-conflist.js";
 import { underlayIpOf, VXLAN_DEVICE } from "./overlay-plan.js";
@@ -43,10 +44,10 @@ export class NodeAgent {
   readonly metrics = agentMetrics();
   readonly records: Informer<Record_>;
   readonly pools: Informer<Pool>;
-  private readonly recorder: EventRecorder;
-  private readonly statusPacing: StatusPacing;
   /** Clears the Node's NetworkUnavailable condition once this node can network pods. */
   readonly networkCondition: NetworkUnavailableClearer;
+  /** Status, Events and the Node condition, written beside the passes: no pass waits on the API server. */
+  readonly statusWriter: StatusWriter;
   private running = false;
   private dirty = true;
   private wake?: () => void;
@@ -58,7 +59,7 @@ export class NodeAgent {
   lastOutcome?: SyncOutcome;
   syncs = 0;
 
-  constructor(private readonly api: KubeApi, readonly config: AgentConfig, private readonly log: Logger, private readonly opts: AgentOptions = {}) {
+  constructor(api: KubeApi, readonly config: AgentConfig, private readonly log: Logger, private readonly opts: AgentOptions = {}) {
     this.retry = new PassRetry(config["resync-period"]);
     this.records = new Informer<Record_>({
       api, path: "/apis/podnet.io/v1alpha1/nodecidrs", log, onEvent: (event, obj) => this.onRecordEvent(event, obj),
@@ -74,9 +75,11 @@ export class NodeAgent {
       relistSpreadMs: () => relistSpreadMs(this.records.cache.size),
       list: (t) => api.custom.listClusterCustomObject({ ...podnetResource("podcidrpools"), limit: 500, _continue: t }) as Promise<ListPage<Pool>>,
     });
-    this.recorder = new EventRecorder(api, "podnet-agent", log);
-    this.statusPacing = new StatusPacing(opts.statusRandom);
     this.networkCondition = new NetworkUnavailableClearer(api, config["node-name"], log, config["resync-period"], () => this.metrics.errors.inc({ step: "node-condition" }));
+    this.statusWriter = new StatusWriter({
+      api, records: this.records, recorder: new EventRecorder(api, "podnet-agent", log), log, pacing: new StatusPacing(opts.statusRandom),
+      onError: () => this.metrics.errors.inc({ step: "status" }),
+    }, this.networkCondition);
   }
 
   get metricsPort(): number | undefined { const a = this.server?.address(); return typeof a === "object" && a ? a.port : undefined; }
@@ -113,8 +116,9 @@ export class NodeAgent {
     this.wake?.();
     this.records.stop();
     this.pools.stop();
-    // A pass under way finishes (it may be mid-batch); no wait starts after it.
-    await this.looping;
+    // A pass under way finishes (it may be mid-batch); no wait starts after it. A status write under way is cut
+    // off: the next agent writes the status afresh, and a stop must fit in the pod's termination grace period.
+    await Promise.all([this.looping, this.statusWriter.stop()]);
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
@@ -177,7 +181,6 @@ export class NodeAgent {
 
   private fullDue = true;
   private readonly retry: PassRetry;
-  private statusDueAt?: number;
   private lastFullPassAt = 0;
 
   private markDirty(): void {
@@ -187,11 +190,10 @@ export class NodeAgent {
 
   private async loop(): Promise<void> {
     await Promise.race([Promise.all([this.records.synced, this.pools.synced]), this.stopping]);
-    let failed = false;
     while (this.running) {
       if (this.dirty) {
         this.dirty = false;
-        failed = false;
+        let failed = false;
         const outcome = await this.sync().catch((err: unknown) => {
           failed = true;
           this.metrics.errors.inc({ step: "sync" });
@@ -207,14 +209,11 @@ export class NodeAgent {
         }
       }
       if (!this.running) break;
-      // Sleep until an event, the retry, a count-only status update held back by its interval (that pass is
-      // not a full one), or the periodic resync.
-      const now = Date.now();
+      // Sleep until an event, the retry or the periodic resync (a count-only status update held back by its
+      // interval is the status writer's to send).
       const resyncMs = this.config["resync-period"];
-      // After a pass that threw, the status waits for the retry: a status already due would wake at once, for good.
-      const statusMs = this.statusDueAt !== undefined && !failed ? Math.max(0, this.statusDueAt - now) : Infinity;
-      const retryMs = this.retry.dueAt !== undefined ? Math.max(0, this.retry.dueAt - now) : Infinity;
-      const waitMs = Math.min(resyncMs, statusMs, retryMs);
+      const retryMs = this.retry.dueAt !== undefined ? Math.max(0, this.retry.dueAt - Date.now()) : Infinity;
+      const waitMs = Math.min(resyncMs, retryMs);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           this.dirty = true;
@@ -273,17 +272,17 @@ export class NodeAgent {
       if (failed) this.metrics.errors.inc({ step });
     }
     if (this.config["dry-run"]) return outcome;
+    // Handed over, not awaited: a status write on an API server gone silent held every later pass (a hand-deleted
+    // route stayed away for a minute and more).
     const conditions = agentConditions(outcome);
-    this.statusDueAt = await reportStatus({ api: this.api, records: this.records, recorder: this.recorder, log: this.log, pacing: this.statusPacing }, ownNames, conditions, {
-      routesDesired: outcome.routes.desired, routesInstalled: outcome.routes.installed, routeConflicts: outcome.routes.conflicts.length,
-      unreachableNodes: outcome.routes.unreachable.length, overlayRoutes: outcome.routes.overlay, cniConfigPath: outcome.cni.path,
-    }, countsOnlyIntervalMs(this.records.cache.size));
     const removed = outcome.cni.removedBridgeAddresses ?? [];
-    if (removed.length) {
-      for (const name of ownNames) await this.recorder.emit({ kind: "NodeCIDR", name, uid: this.records.cache.get(name)?.metadata?.uid }, "Warning", "StaleBridgeAddressRemoved",
-        `removed ${removed.join(", ")} from the pod bridge: this node's pod CIDRs are now ${state.ownCidrs.join(", ")}; pods still holding addresses from the old range have no network and must be recreated`);
-    }
-    if (ownNames.length > 0 && this.config["clear-network-unavailable"]) await this.networkCondition.afterPass(conditions);
+    this.statusWriter.offer({
+      ownNames, conditions, countsIntervalMs: countsOnlyIntervalMs(this.records.cache.size),
+      report: { routesDesired: outcome.routes.desired, routesInstalled: outcome.routes.installed, routeConflicts: outcome.routes.conflicts.length,
+        unreachableNodes: outcome.routes.unreachable.length, overlayRoutes: outcome.routes.overlay, cniConfigPath: outcome.cni.path },
+      clearNetworkUnavailable: ownNames.length > 0 && this.config["clear-network-unavailable"],
+    }, removed.length === 0 ? [] : ownNames.map((name) => ({ target: { kind: "NodeCIDR", name, uid: this.records.cache.get(name)?.metadata?.uid }, reason: "StaleBridgeAddressRemoved",
+      message: `removed ${removed.join(", ")} from the pod bridge: this node's pod CIDRs are now ${state.ownCidrs.join(", ")}; pods still holding addresses from the old range have no network and must be recreated` })));
     return outcome;
   }
 }

@@ -12,8 +12,11 @@ import type { BedNode } from "../../src/localcluster/netbed.js";
 
 export interface TestAgent { agent: NodeAgent; confDir: string; dir: string; stop(): Promise<void> }
 
-/** A node agent in-process, programming the given node namespace, with its own conf and IPAM dirs. */
-export async function startAgent(fx: ApiFixture, node: BedNode, flags: Record<string, string> = {}, opts: Omit<AgentOptions, "netns"> = {}, logger?: Logger): Promise<TestAgent> {
+/**
+ * A node agent in-process, programming the given node namespace, with its own conf and IPAM dirs; `opts.api`
+ * replaces its client (one through a proxy the test can cut).
+ */
+export async function startAgent(fx: ApiFixture, node: BedNode, flags: Record<string, string> = {}, opts: Omit<AgentOptions, "netns"> & { api?: KubeApi } = {}, logger?: Logger): Promise<TestAgent> {
   const dir = mkdtempSync(join(tmpdir(), `podnet-agent-${node.name}-`));
   const confDir = join(dir, "net.d");
   mkdirSync(confDir);
@@ -22,7 +25,8 @@ export async function startAgent(fx: ApiFixture, node: BedNode, flags: Record<st
     "metrics-address": "127.0.0.1:0", "resync-period": "1s", ...flags,
   });
   const log = logger ?? (process.env.PODNET_TEST_LOGS ? createLogger(`agent-${node.name}`, "debug") : silentLogger());
-  const agent = new NodeAgent(fx.api("podnet-agent"), config, log, { netns: node.ns, ...opts });
+  const { api, ...agentOpts } = opts;
+  const agent = new NodeAgent(api ?? fx.api("podnet-agent"), config, log, { netns: node.ns, ...agentOpts });
   try {
     await agent.start();
   } catch (err) {

@@ -10,6 +10,7 @@ export interface TcpProxy {
   port: number;
   /** Drop every open connection and refuse new ones (reset) until `resume`. */
   pause(): void;
+  /** New connections are relayed again (after `pause` or `blackhole`); those a black hole silenced stay silent. */
   resume(): void;
   /** Stop relaying in both directions and leave every connection, old and new, open and silent: a black hole. */
   blackhole(): void;
@@ -46,7 +47,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   return {
     port: address.port,
     pause() { paused = true; for (const s of open) s.resetAndDestroy(); },
-    resume() { paused = false; },
+    resume() { paused = false; silent = false; },
     blackhole() { silent = true; for (const s of open) { s.unpipe(); s.pause(); } },
     stallOpen() { for (const s of open) { s.unpipe(); s.pause(); } },
     get accepted() { return accepted; },

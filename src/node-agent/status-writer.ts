@@ -1,0 +1,132 @@
+import type { AgentReport } from "../crds/nodecidr.js";
+import type { ConditionInput } from "../lib/conditions.js";
+import type { EventTarget } from "../lib/events.js";
+import { apiMessage } from "../lib/k8s.js";
+import { reportStatus, type StatusContext } from "./agent-status.js";
+import type { NetworkUnavailableClearer } from "./node-network-condition.js";
+
+/**
+ * Each status, Event or Node call's own deadline. A small write answers in milliseconds; without one, a call on
+ * a connection gone silent waits out the 60 s silence timeout (k8s.ts), and the newest outcome behind it.
+ */
+export const STATUS_CALL_TIMEOUT_MS = 10_000;
+
+/**
+ * Runs `work` on the newest job offered, one at a time: an offer while one runs waits, and a newer offer replaces
+ * it (no queue of stale ones). `stop` drops what waits and resolves once the running job is over.
+ */
+export class LatestOnly<T> {
+  private pending?: { job: T };
+  private busy = false;
+  private stopped = false;
+  private done: Promise<void> = Promise.resolve();
+  constructor(private readonly work: (job: T) => Promise<void>, private readonly onError: (err: unknown) => void) {}
+
+  offer(job: T): void {
+    if (this.stopped) return;
+    this.pending = { job };
+    if (this.busy) return;
+    this.busy = true;
+    this.done = this.drain();
+  }
+
+  /** Whether a job runs now. */
+  get running(): boolean { return this.busy; }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.pending = undefined;
+    await this.done;
+  }
+
+  private async drain(): Promise<void> {
+    // busy is cleared in the same turn the loop sees nothing pending: an offer can never find it set with no loop left.
+    while (this.pending && !this.stopped) {
+      const { job } = this.pending;
+      this.pending = undefined;
+      try { await this.work(job); } catch (err) { this.onError(err); }
+    }
+    this.busy = false;
+  }
+}
+
+/** What one pass leaves to tell the API server. */
+export interface StatusJob {
+  ownNames: string[];
+  conditions: ConditionInput[];
+  report: Omit<AgentReport, "lastSyncTime">;
+  countsIntervalMs: number;
+  /** Clear the Node's NetworkUnavailable if these conditions allow it. */
+  clearNetworkUnavailable: boolean;
+}
+
+/** A one-off Event from a pass (something it did, not a state): kept until sent, not replaced by newer jobs. */
+export interface PassEvent { target: EventTarget; reason: string; message: string }
+/** Bound on one-off Events waiting through an outage (they are rare: a pod CIDR change). */
+const MAX_PASS_EVENTS = 20;
+
+/**
+ * The agent's API writes, off the pass chain: a pass hands over its outcome and goes on, so the kernel is
+ * repaired while the API server is slow or unreachable. The newest outcome is written (reportStatus writes
+ * only what differs from the record), one write at a time, each call with its own deadline; a count-only
+ * update held back by its interval is written from the newest outcome when due.
+ */
+export class StatusWriter {
+  private stopped = false;
+  private readonly runner: LatestOnly<StatusJob>;
+  private latest?: StatusJob;
+  private dueTimer?: NodeJS.Timeout;
+  private readonly events: PassEvent[] = [];
+
+  constructor(private readonly ctx: Omit<StatusContext, "signal">, private readonly networkCondition: NetworkUnavailableClearer,
+    private readonly callTimeoutMs = STATUS_CALL_TIMEOUT_MS) {
+    this.runner = new LatestOnly((job) => this.write(job), (err) => ctx.log.error({ err: apiMessage(err) }, "status write failed"));
+  }
+
+  /** A pass's outcome; `events` are sent once, even if a newer outcome replaces this one before it is written. */
+  offer(job: StatusJob, events: PassEvent[] = []): void {
+    this.events.push(...events);
+    this.events.splice(0, Math.max(0, this.events.length - MAX_PASS_EVENTS));
+    this.latest = job;
+    this.runner.offer(job);
+  }
+
+  /** Whether a write is under way (tests). */
+  get writing(): boolean { return this.runner.running; }
+
+  /** Ends any call in flight at once and drops what waits. */
+  async stop(): Promise<void> {
+    clearTimeout(this.dueTimer);
+    this.stopped = true;
+    for (const call of this.calls) call.abort();
+    await this.runner.stop();
+  }
+
+  /**
+   * A signal for one call, aborted at its deadline or at a stop: the timer holds its controller until the
+   * deadline and then lets it go, and a stop aborts those still held (nothing hangs on one long-lived signal).
+   */
+  private readonly calls = new Set<AbortController>();
+  private readonly signal = (): AbortSignal => {
+    const call = new AbortController();
+    if (this.stopped) { call.abort(); return call.signal; }
+    this.calls.add(call);
+    setTimeout(() => { this.calls.delete(call); call.abort(); }, this.callTimeoutMs).unref();
+    return call.signal;
+  };
+
+  private async write(job: StatusJob): Promise<void> {
+    // A call a stop cut off is no failure to count.
+    const onError = () => { if (!this.stopped) this.ctx.onError?.(); };
+    const dueAt = await reportStatus({ ...this.ctx, signal: this.signal, onError }, job.ownNames, job.conditions, job.report, job.countsIntervalMs);
+    clearTimeout(this.dueTimer);
+    if (dueAt !== undefined && !this.stopped) {
+      this.dueTimer = setTimeout(() => { if (this.latest) this.runner.offer(this.latest); }, Math.max(0, dueAt - Date.now()));
+    }
+    for (const e of this.events.splice(0)) {
+      if (this.stopped) return;
+      await this.ctx.recorder.emit(e.target, "Warning", e.reason, e.message, this.signal());
+    }
+    if (job.clearNetworkUnavailable && !this.stopped) await this.networkCondition.afterPass(job.conditions, this.signal);
+  }
+}
