@@ -175,8 +175,18 @@ export function apiMessage(err: unknown): string {
   // node-fetch's own words ("The user aborted a request.") name no cause: only a caller's signal aborts a call.
   if (err instanceof Error && err.name === "AbortError") return "request cut off: no answer within its deadline, or stopping";
   const status = statusBody(err);
-  if (status && "message" in status) return String(status.message);
+  if (status && "message" in status) return withCrdHint(String(status.message));
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Server-side apply refuses a field the installed CRD does not declare, whatever fieldValidation says. Meeting
+ * it, podnet is newer than the CRDs on the cluster (`helm upgrade` never updates a chart's CRDs): say what to do.
+ */
+function withCrdHint(message: string): string {
+  return /field not declared in schema/.test(message) && message.includes(GROUP)
+    ? `${message} (the podnet CRDs on this cluster are older than this podnet: apply charts/podnet/crds, as README's Upgrade says; helm upgrade does not update CRDs)`
+    : message;
 }
 
 /** The fields a refused write names in Status.details.causes (a 422's reasons), for telling refusals apart. */

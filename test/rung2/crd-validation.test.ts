@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { podnetResource, apiMessage, apiStatus, applyStatus } from "../../src/lib/k8s.js";
+import { parse, stringify } from "yaml";
+import { podnetResource, apiMessage, apiStatus, applyStatus, installCrds } from "../../src/lib/k8s.js";
+import { renderCrdYaml } from "../../src/crds/generate.js";
+import { nodeCidrCrd } from "../../src/crds/nodecidr.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 
 const fx = useControlPlane();
@@ -113,5 +116,22 @@ describe("PodCIDRPool validation on the real API server", () => {
     ["IPv6 slices of one address", { ipv6: { cidrs: ["fd00::/112"], nodeMaskSize: 128 } }, "should be less than or equal to 126"],
   ])("rejects a pool with %s", async (_case, spec, message) => {
     expect(await createRejection(pools, pool(`bad-${Math.random().toString(36).slice(2, 8)}`, spec))).toContain(message);
+  });
+});
+
+describe("a podnet newer than the CRDs on the cluster (helm upgrade does not update them)", () => {
+  it("a status write with a field the installed CRD lacks is refused, and the message says to apply the new CRDs", async () => {
+    const older = parse(renderCrdYaml(nodeCidrCrd)) as { spec: { versions: Array<{ schema: { openAPIV3Schema: { properties: { status: { properties: { agent: { properties: Record<string, unknown> } } } } } } }> } };
+    delete older.spec.versions[0]!.schema.openAPIV3Schema.properties.status.properties.agent.properties.overlayRoutes; // as before 5f2a0ac
+    const admin = fx.api();
+    await installCrds(admin, [stringify(older)]);
+    try {
+      await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: nodeCidr("10.244.60.0/24") });
+      const err = await applyStatus(fx.api("podnet-agent"), "nodecidrs", "10-244-60-0-24", "NodeCIDR", { agent: { overlayRoutes: 1 } }).then(() => undefined, (e: unknown) => e);
+      expect(apiStatus(err)).toBe(500);
+      expect(apiMessage(err)).toMatch(/field not declared in schema .*apply charts\/podnet\/crds/);
+    } finally {
+      await installCrds(admin, [renderCrdYaml(nodeCidrCrd)]);
+    }
   });
 });
