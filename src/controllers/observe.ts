@@ -37,6 +37,8 @@ export function nodeProjection(node: V1Node): V1Node {
     spec: { podCIDR: node.spec?.podCIDR, podCIDRs: node.spec?.podCIDRs },
     status: {
       addresses: (node.status?.addresses ?? []).filter((a) => a.type === "InternalIP" || a.type === "ExternalIP"),
+      // How many pods kubelet admits (--max-pods): a slice with fewer addresses strands the rest.
+      ...(node.status?.capacity?.pods ? { capacity: { pods: node.status.capacity.pods } } : {}),
       // podnet's own condition only: kubelet's change with every heartbeat.
       ...(node.status?.conditions?.some((c) => c.type === POD_CIDR_CONDITION) ? { conditions: node.status.conditions.filter((c) => c.type === POD_CIDR_CONDITION) } : {}),
     },
@@ -53,6 +55,7 @@ export function plannerNode(node: V1Node): PlannerNode {
     podCIDRs: (node.spec?.podCIDRs ?? (node.spec?.podCIDR ? [node.spec.podCIDR] : [])).map(canonicalCidrOrText),
     nodeIPs: nodeHostIPs(node.status?.addresses ?? []),
     deleting: Boolean(node.metadata?.deletionTimestamp),
+    ...maxPodsOf(node.status?.capacity?.pods),
     ...createdAt(node.metadata?.creationTimestamp),
     ...podCidrConditionOf(node),
   };
@@ -117,4 +120,9 @@ export function defaultPool(config: ControllerConfig, spec?: PoolSpec): PoolObje
 function createdAt(stamp: Date | string | undefined): { createdAt?: number } {
   const ms = stamp === undefined ? NaN : new Date(stamp).getTime();
   return Number.isNaN(ms) ? {} : { createdAt: ms };
+}
+
+/** Node capacity "pods" ("110"), if it is a plain count. */
+function maxPodsOf(pods: string | undefined): { maxPods?: number } {
+  return pods !== undefined && /^\d+$/.test(pods) ? { maxPods: Number(pods) } : {};
 }

@@ -1,7 +1,7 @@
 import { CidrSet } from "../lib/cidr-set.js";
 import { cidrContainsIp, cidrsOverlap, formatCidr, InvalidCidrError, maxNodeCidrPrefix, parseCidr, specialPurposeOverlap, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
 import type { ConditionInput } from "../lib/conditions.js";
-import type { Held, PlannerRecord } from "./plan.js";
+import type { Held, PlannerNode, PlannerRecord } from "./plan.js";
 import { compareText } from "../lib/order.js";
 
 export interface PlannerPool {
@@ -22,6 +22,41 @@ export interface PoolFamilyState {
 export interface PoolState {
   pool: PlannerPool;
   families: Partial<Record<IpFamily, PoolFamilyState>>;
+  /** The most pods any Node it selects admits, and that Node. */
+  maxPods?: { pods: number; node: string };
+}
+
+/** Pure: per pool, the largest pod capacity among the Nodes it selects (for its PodAddresses condition). */
+export function notePodCapacity(nodes: PlannerNode[], poolOf: Map<string, PoolState | undefined>): void {
+  for (const node of nodes) {
+    const state = poolOf.get(node.name);
+    if (state && node.maxPods !== undefined && node.maxPods > (state.maxPods?.pods ?? -1)) state.maxPods = { pods: node.maxPods, node: node.name };
+  }
+}
+
+/**
+ * Pod addresses in one node slice: host-local hands out all but the network address, the bridge's gateway and,
+ * for IPv4, the broadcast address.
+ */
+const podAddresses = (family: IpFamily, prefix: number) => 2 ** ((family === 4 ? 32 : 128) - prefix) - (family === 4 ? 3 : 2);
+
+/**
+ * Whether each node's slices hold as many addresses as its Nodes admit pods (kubelet's --max-pods, 110 by
+ * default: a /26 holds 61). Past that, pods on a full node fail with "no IP addresses available".
+ */
+function podAddressesCondition(state: PoolState): ConditionInput {
+  const fits = ([4, 6] as const).flatMap((f) => {
+    const fam = state.families[f];
+    return fam?.sets.length ? [{ family: f, pods: podAddresses(f, fam.prefix), prefix: fam.prefix }] : [];
+  });
+  const smallest = fits.sort((a, b) => a.pods - b.pods)[0];
+  const max = state.maxPods;
+  if (!smallest || !max) return { type: "PodAddresses", status: "True", reason: "NoNodeCapacityKnown", message: "no selected Node reports its pod capacity yet" };
+  if (smallest.pods >= max.pods) {
+    return { type: "PodAddresses", status: "True", reason: "SliceFitsMaxPods", message: `each node's /${smallest.prefix} holds ${smallest.pods} pod addresses; its Nodes admit at most ${max.pods} pods` };
+  }
+  return { type: "PodAddresses", status: "False", reason: "SliceSmallerThanMaxPods",
+    message: `each node's IPv${smallest.family} /${smallest.prefix} holds ${smallest.pods} pod addresses, but node ${max.node} admits ${max.pods} pods (kubelet --max-pods): pods past ${smallest.pods} on a node fail with "no IP addresses available"; use a shorter nodeMaskSize or lower --max-pods` };
 }
 
 export interface PoolStatusReport {
@@ -172,6 +207,7 @@ export function poolStatusReports(states: Map<string, PoolState>): PoolStatusRep
         ? { type: "Exhausted", status: "True", reason: "NoFreeCIDR", message: `${exhausted} node(s) wait for a CIDR; `
           + (waitingOnInvalid ? "a family has no valid range: fix what the Valid condition names" : "add a range to spec to grow the pool") }
         : { type: "Exhausted", status: "False", reason: "CapacityAvailable", message: "every selected node has its CIDRs" },
+      podAddressesCondition(states.get(pool.name)!),
     ];
     return { pool: pool.name, usage, conditions };
   });

@@ -126,3 +126,22 @@ describe("planAllocations: pool edits and bad records", () => {
     expect(plan.actions.filter((a) => a.kind === "setNodePodCIDRs")).toEqual([expect.objectContaining({ cidrs: ["10.50.0.0/24"] })]);
   });
 });
+
+describe("pool condition PodAddresses: do the node slices hold as many addresses as Nodes admit pods?", () => {
+  const podAddresses = (pools: Parameters<typeof input>[0]["pools"], maxPods?: number) =>
+    planAllocations(input({ nodes: [node("a", maxPods === undefined ? {} : { maxPods }), node("b", { maxPods: 30 })], pools })).poolStatuses[0]!.conditions.find((c) => c.type === "PodAddresses")!;
+  it.each([
+    ["a /24 for 110 pods", [pool(["10.244.0.0/16"])], 110, "True", "each node's /24 holds 253 pod addresses; its Nodes admit at most 110 pods"],
+    ["a /26 for 110 pods (kubelet's default)", [pool(["10.244.0.0/16"], {}, 26)], 110, "False", "each node's IPv4 /26 holds 61 pod addresses, but node a admits 110 pods"],
+    ["a /26 for Nodes of 30 pods", [pool(["10.244.0.0/16"], {}, 26)], undefined, "True", "/26 holds 61 pod addresses; its Nodes admit at most 30 pods"],
+    ["IPv6 /120 beside IPv4 /24, 300 pods", [pool(["10.244.0.0/16"], { v6: { cidrs: ["fd00:10::/112"], nodePrefix: 120 } })], 300, "False", "IPv4 /24 holds 253 pod addresses, but node a admits 300 pods"],
+  ] as const)("%s", (_case, pools, maxPods, status, message) => {
+    const c = podAddresses([...pools], maxPods);
+    expect(c.status).toBe(status);
+    expect(c.message).toContain(message);
+  });
+  it("says nothing is known before a selected Node reports its capacity", () => {
+    const c = planAllocations(input({ nodes: [node("a")] })).poolStatuses[0]!.conditions.find((x) => x.type === "PodAddresses")!;
+    expect(c).toMatchObject({ status: "True", reason: "NoNodeCapacityKnown" });
+  });
+});

@@ -1,5 +1,7 @@
 import { familyOfText, formatCidr, parseCidr, parseIp, tryParseCidr, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
-import { buildPoolStates, findSet, hold, overlappingSets, poolStatusReports, recordProblem, selectPool, occupySliceHolding, type PlannerPool, type PoolState, type PoolStatusReport } from "./plan-pools.js";
+import {
+  buildPoolStates, findSet, hold, notePodCapacity, overlappingSets, poolStatusReports, recordProblem, selectPool, occupySliceHolding, type PlannerPool, type PoolState, type PoolStatusReport,
+} from "./plan-pools.js";
 import { compareText, sooner } from "../lib/order.js";
 import { sharedNodeIPs, usableNodeIPs } from "./plan-node-ips.js";
 import { podCidrConditionActions, podCidrMismatches, type NodeConditionState } from "./plan-node-condition.js";
@@ -11,6 +13,8 @@ export interface PlannerNode {
   name: string; uid: string; labels: Record<string, string>; podCIDRs: string[]; nodeIPs: string[]; deleting: boolean;
   /** When the object was created (ms): tells whether a record without a nodeUID was made for it. */
   createdAt?: number;
+  /** Pods kubelet admits on it (status.capacity.pods). */
+  maxPods?: number;
   /** podnet's own Node condition (POD_CIDR_CONDITION), when the Node has one. */
   podCidrCondition?: NodeConditionState;
 }
@@ -157,6 +161,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   // Every Node that already names its range (kubelet and kube-proxy use it) gets that range before any
   // newcomer is handed the lowest free one, whatever the names' order.
   const poolOf = new Map(ordered.map((node) => [node.name, selectPool(node.labels, states)]));
+  notePodCapacity(ordered, poolOf);
   const adoptions = new Map(ordered.map((node) => [node.name, planFamilies(node, poolOf.get(node.name), states, held, holderOf, "adopt")]));
   for (const node of present.values()) reserveNodeRanges(node, states, held, holderOf);
   for (const node of ordered.filter((n) => deleted.restore.has(n.name))) {

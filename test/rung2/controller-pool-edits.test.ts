@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { kubeBin } from "../../src/localcluster/kube-bins.js";
-import { podnetResource } from "../../src/lib/k8s.js";
+import { mergePatch, podnetResource } from "../../src/lib/k8s.js";
 import type { AllocationController } from "../../src/controllers/controller.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 import { allocated, createNodes, eventsFor, invariantViolations, listNodeCidrs } from "../harness/cluster-objects.js";
@@ -81,5 +81,18 @@ describe("controller on the real API server: pool edits under live allocations",
     const events = await eventsFor(fx.api(), "NodeCIDR", rehomed.metadata!.name!);
     expect(events.find((e) => e.reason === "PoolChanged")?.message).toBe(`pool pe-zone is gone and ${cidrOf("pe-2")} is a slice of pool pe-zone-b: now counted as that pool's`);
     expect((await controller!.metrics.retained.get()).values[0]?.value ?? 0).toBe(0);
+  });
+
+  it("a pool whose node slices hold fewer addresses than its Nodes admit pods says so (PodAddresses=False), and True once they fit", async () => {
+    controller = await startController(fx, { "cluster-cidr": "10.214.0.0/16", "default-pool": "pa", "node-mask-v4": "26" });
+    await createNodes(fx.api(), [{ name: "pa-1", ip: "192.168.57.1", kubeletStatus: true }]); // capacity: 110 pods, as kubelet's default
+    const condition = async (pool: string) => ((await fx.api().custom.getClusterCustomObject({ ...pools, name: pool })) as { status?: { conditions?: Array<{ type: string; status: string; message: string }> } })
+      .status?.conditions?.find((c) => c.type === "PodAddresses");
+    const short = await until("pa says its slices are short", async () => ((await condition("pa"))?.status === "False" ? condition("pa") : undefined));
+    expect(short!.message).toContain("each node's IPv4 /26 holds 61 pod addresses, but node pa-1 admits 110 pods");
+    await fx.api().custom.createClusterCustomObject({ ...pools, body: { apiVersion: "podnet.io/v1alpha1", kind: "PodCIDRPool", metadata: { name: "pa-wide" },
+      spec: { ipv4: { cidrs: ["10.215.0.0/16"], nodeMaskSize: 24 }, nodeSelector: { "podnet.io/zone": "wide" } } } });
+    await fx.api().core.patchNode({ name: "pa-1", body: { metadata: { labels: { "podnet.io/zone": "wide" } } } }, mergePatch());
+    expect(await until("pa-wide fits", async () => ((await condition("pa-wide"))?.status === "True" ? condition("pa-wide") : undefined))).toMatchObject({ message: expect.stringContaining("/24 holds 253 pod addresses") });
   });
 });
