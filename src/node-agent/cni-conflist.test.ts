@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { conflistText, ipamDataDirInEffect, readPodnetConflist, renderConflist } from "./cni-conflist.js";
+import { conflistText, ipamDataDirInEffect, rangesHeldByOthers, readPodnetConflist, renderConflist } from "./cni-conflist.js";
 import { agentConditions, IPAM_DATA_DIR_KEPT, type SyncOutcome } from "./report.js";
 
 const podnetConflist = (dataDir?: string) => conflistText(renderConflist({ cniVersion: "1.0.0", podCidrs: ["10.244.1.0/24"], mtu: 1500, ...(dataDir ? { ipamDataDir: dataDir } : {}) }));
@@ -47,5 +47,24 @@ describe("CNIConfigured with a kept IPAM directory", () => {
 
   it("says Written when nothing is kept", () => {
     expect(cni(outcome()).reason).toBe("Written");
+  });
+});
+
+describe("rangesHeldByOthers: a node without a pod CIDR whose conflist hands out another node's range", () => {
+  const dualStack = conflistText(renderConflist({ cniVersion: "1.0.0", podCidrs: ["10.244.1.0/24", "fd00:10:244:1::/64"], mtu: 1500 }));
+  const route = (dst: string, nodeName = "n2") => ({ dst, nodeName });
+  it.each([
+    ["nobody holds the range (Released, in its cooldown)", dualStack, [route("10.244.2.0/24")], []],
+    ["another node holds the same range", dualStack, [route("10.244.2.0/24"), route("10.244.1.0/24", "n9")],
+      [{ subnet: "10.244.1.0/24", heldAs: "10.244.1.0/24", nodeName: "n9" }]],
+    ["another node holds a slice of it (the pool's mask changed)", dualStack, [route("10.244.1.128/25", "n9")],
+      [{ subnet: "10.244.1.0/24", heldAs: "10.244.1.128/25", nodeName: "n9" }]],
+    ["another node holds a range around it", dualStack, [route("10.244.0.0/23", "n9")], [{ subnet: "10.244.1.0/24", heldAs: "10.244.0.0/23", nodeName: "n9" }]],
+    ["the IPv6 range, spelled otherwise", dualStack, [route("fd00:10:244:1:0::/64", "n9")], [{ subnet: "fd00:10:244:1::/64", heldAs: "fd00:10:244:1:0::/64", nodeName: "n9" }]],
+    ["a foreign network's file", JSON.stringify({ name: "other", plugins: [{ ipam: { type: "host-local", ranges: [[{ subnet: "10.244.1.0/24" }]] } }] }), [route("10.244.1.0/24")], []],
+    ["broken JSON", '{"name": "podnet", "plugins": [', [route("10.244.1.0/24")], []],
+    ["podnet's name, ranges not as host-local writes them", JSON.stringify({ name: "podnet", plugins: [{ ipam: { type: "host-local", ranges: [{ subnet: "10.244.1.0/24" }, [{ subnet: 7 }]] } }] }), [route("10.244.1.0/24")], []],
+  ])("%s", (_name, text, routes, expected) => {
+    expect(rangesHeldByOthers(text, routes)).toEqual(expected);
   });
 });

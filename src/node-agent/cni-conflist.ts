@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { parseCidr } from "../lib/cidr.js";
+import { cidrsOverlap, parseCidr, tryParseCidr } from "../lib/cidr.js";
 import { compareText } from "../lib/order.js";
 
 export interface ConflistInput {
@@ -106,4 +106,32 @@ export function readPodnetConflist(text: string, networkName = "podnet"): Podnet
   if (!plugin?.ipam) return undefined;
   const dataDir = typeof plugin.ipam.dataDir === "string" && plugin.ipam.dataDir !== "" ? plugin.ipam.dataDir : HOST_LOCAL_DEFAULT_DATA_DIR;
   return { dataDir, ...(typeof plugin.mtu === "number" ? { mtu: plugin.mtu } : {}) };
+}
+
+/** A subnet the podnet conflist on disk hands out, now inside (or around) another node's live pod CIDR. */
+export interface RangeHeldByOther { subnet: string; heldAs: string; nodeName: string }
+
+/**
+ * Pure: the host-local subnets (ranges[][].subnet) of the podnet conflist `text` that overlap another node's live
+ * pod CIDR (`routes`: other nodes' Allocated CIDRs, as desiredNodeState routes them). Empty for any other file.
+ */
+export function rangesHeldByOthers(text: string, routes: ReadonlyArray<{ dst: string; nodeName: string }>, networkName = "podnet"): RangeHeldByOther[] {
+  let parsed: unknown;
+  try { parsed = JSON.parse(text); } catch { return []; }
+  const list = parsed as { name?: unknown; plugins?: Array<{ ipam?: { type?: unknown; ranges?: unknown } }> };
+  if (list?.name !== networkName || !Array.isArray(list.plugins)) return [];
+  const subnets = list.plugins.flatMap((p) => (p?.ipam?.type === "host-local" && Array.isArray(p.ipam.ranges) ? p.ipam.ranges : []))
+    .flatMap((set: unknown) => (Array.isArray(set) ? set : []))
+    .flatMap((r: { subnet?: unknown }) => (typeof r?.subnet === "string" ? [r.subnet] : []));
+  const held: RangeHeldByOther[] = [];
+  for (const subnet of subnets) {
+    // host-local takes a subnet with host bits set (it masks them), so this reads it the same way.
+    let mine;
+    try { mine = parseCidr(subnet, { allowHostBits: true }); } catch { continue; }
+    for (const r of routes) {
+      const theirs = tryParseCidr(r.dst);
+      if (theirs && cidrsOverlap(mine, theirs)) held.push({ subnet, heldAs: r.dst, nodeName: r.nodeName });
+    }
+  }
+  return held;
 }

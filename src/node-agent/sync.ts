@@ -1,7 +1,8 @@
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { AgentConfig } from "../config.js";
 import type { Logger } from "../log.js";
-import { commonCniVersion, conflistText, ipamDataDirInEffect, readPodnetConflist, renderConflist } from "./cni-conflist.js";
+import { commonCniVersion, conflistText, ipamDataDirInEffect, rangesHeldByOthers, readPodnetConflist, renderConflist } from "./cni-conflist.js";
 import { missingPlugins, pluginVersions, readIfPresent, shadowingConfigs, writeFileAtomic } from "./cni-files.js";
 import type { DesiredNodeState } from "./desired-state.js";
 import { removeStaleBridgeAddresses } from "./bridge-addresses.js";
@@ -137,7 +138,7 @@ async function syncCni(input: SyncInput, linkMtu: number | undefined): Promise<S
   try {
     result.missingPlugins = missingPlugins(config["cni-bin-dir"], CNI_PLUGINS);
     result.shadowedBy = shadowingConfigs(dir, name);
-    if (input.state.ownCidrs.length === 0) return { ...result, skipped: "no NodeCIDR is allocated to this node yet" };
+    if (input.state.ownCidrs.length === 0) return withoutPodCidr(input, path, result);
     const binDir = config["cni-bin-dir"];
     let version = versionCache.get(binDir);
     if (!version && result.missingPlugins.length === 0) {
@@ -162,4 +163,24 @@ async function syncCni(input: SyncInput, linkMtu: number | undefined): Promise<S
   } catch (err) {
     return { ...result, error: message(err) };
   }
+}
+
+/**
+ * This node has no pod CIDR. Its conflist stays while the range it names is free (Released, in its cooldown):
+ * running pods keep their DEL, and a node that gets its range back loses nothing. Once another node holds that
+ * range, the conflist goes: the runtime would hand out the other node's pod addresses (duplicate IPs, pods
+ * routed to the wrong node). Without a config the runtime reports the network not ready and starts no pod;
+ * running pods' DEL waits until a new CIDR brings the conflist back, the lesser harm.
+ */
+function withoutPodCidr(input: SyncInput, path: string, result: SyncOutcome["cni"]): SyncOutcome["cni"] {
+  const current = readIfPresent(path);
+  const held = current === undefined ? [] : rangesHeldByOthers(current, input.state.routes);
+  if (held.length === 0) return { ...result, skipped: "no NodeCIDR is allocated to this node yet" };
+  const ranges = held.map((h) => `${h.subnet} (now node ${h.nodeName}'s ${h.heldAs})`).join(", ");
+  const dryRun = input.config["dry-run"];
+  if (!dryRun) rmSync(path, { force: true });
+  const error = `${dryRun ? "dry-run: would remove" : "removed"} ${path}: this node has no pod CIDR and the conflist handed out ${ranges}; `
+    + "no pod starts here until this node gets a CIDR (running pods' CNI DEL waits for it too)";
+  input.log.error({ path, ranges: held }, error);
+  return { ...result, error };
 }

@@ -1,0 +1,54 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { applyStatus, podnetResource } from "../../src/lib/k8s.js";
+import { deletePod, type Pod } from "../../src/localcluster/cni-exec.js";
+import { createNetBed, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
+import { waitFor } from "../../src/localcluster/processes.js";
+import { putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
+import { useControlPlane } from "../harness/api-fixture.js";
+
+const fx = useControlPlane();
+const nodecidrs = podnetResource("nodecidrs");
+let bed: NetBed;
+let agent: TestAgent;
+const pods: Pod[] = [];
+const conflistPath = () => join(agent.confDir, "10-podnet.conflist");
+const cniErrors = async () => (await agent.agent.metrics.errors.get()).values.find((v) => v.labels.step === "cni")?.value ?? 0;
+
+// What the agent does with the conflist on disk: one agent, on n1; n2 only holds records.
+describe.skipIf(!isRoot())("the podnet conflist on a node (rung 3: real agent and API server)", () => {
+  beforeAll(async () => {
+    bed = createNetBed("cf", 2, 60);
+    await putNodeCidr(fx.api(), "n1", "10.248.1.0/24", [bed.nodes[0]!.ip]);
+    await putNodeCidr(fx.api(), "n2", "10.248.2.0/24", [bed.nodes[1]!.ip]);
+    agent = await startAgent(fx, bed.nodes[0]!);
+    await waitFor("conflist", async () => (existsSync(conflistPath()) ? true : undefined), 15_000);
+  });
+  afterAll(async () => {
+    for (const p of pods) deletePod(p);
+    await agent?.stop();
+    bed?.destroy();
+  });
+
+  // Last: it takes n1's CIDR away.
+  it("is kept while the node's old range is only Released, and removed once another node holds that range", async () => {
+    expect(readFileSync(conflistPath(), "utf8")).toContain("10.248.1.0/24");
+    await applyStatus(fx.api(), "nodecidrs", "10-248-1-0-24", "NodeCIDR", { phase: "Released" });
+    await waitFor("Released seen", async () => (agent.agent.records.cache.get("10-248-1-0-24")?.status?.phase === "Released" ? true : undefined), 10_000);
+    await agent.agent.syncNow();
+    expect(agent.agent.lastOutcome!.cni.skipped).toBeDefined();
+    expect(existsSync(conflistPath())).toBe(true);
+
+    const errorsBefore = await cniErrors();
+    await fx.api().custom.deleteClusterCustomObject({ ...nodecidrs, name: "10-248-1-0-24" });
+    await putNodeCidr(fx.api(), "n9", "10.248.1.0/24", [bed.nodes[1]!.ip]);
+    await waitFor("conflist removed", async () => (existsSync(conflistPath()) ? undefined : true), 10_000);
+    // Counted when the pass ends (nft and sysctls come after the conflist).
+    await waitFor("the cni step counted as failed", async () => ((await cniErrors()) > errorsBefore ? true : undefined), 5_000);
+    // Gone, it stays gone without another error: the node has no CIDR and no conflist.
+    await agent.agent.syncNow();
+    expect(agent.agent.lastOutcome!.cni).toMatchObject({ skipped: "no NodeCIDR is allocated to this node yet" });
+    expect(agent.agent.lastOutcome!.cni.error).toBeUndefined();
+  });
+});
