@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { conflistText, ipamDataDirInEffect, rangesHeldByOthers, readPodnetConflist, renderConflist } from "./cni-conflist.js";
+import {
+  chainedPlugins, conflistMatches, conflistText, ipamDataDirInEffect, rangesHeldByOthers, readPodnetConflist, renderConflist, withChainedPlugins,
+} from "./cni-conflist.js";
 import { agentConditions, IPAM_DATA_DIR_KEPT, type SyncOutcome } from "./report.js";
 
 const podnetConflist = (dataDir?: string) => conflistText(renderConflist({ cniVersion: "1.0.0", podCidrs: ["10.244.1.0/24"], mtu: 1500, ...(dataDir ? { ipamDataDir: dataDir } : {}) }));
@@ -66,5 +68,42 @@ describe("rangesHeldByOthers: a node without a pod CIDR whose conflist hands out
     ["podnet's name, ranges not as host-local writes them", JSON.stringify({ name: "podnet", plugins: [{ ipam: { type: "host-local", ranges: [{ subnet: "10.244.1.0/24" }, [{ subnet: 7 }]] } }] }), [route("10.244.1.0/24")], []],
   ])("%s", (_name, text, routes, expected) => {
     expect(rangesHeldByOthers(text, routes)).toEqual(expected);
+  });
+});
+
+describe("chainedPlugins / withChainedPlugins / conflistMatches: plugins chained after podnet's stay, podnet's own entries are restored", () => {
+  const ours = renderConflist({ cniVersion: "1.0.0", podCidrs: ["10.244.1.0/24"], mtu: 1500 });
+  const istio = { type: "istio-cni", log_level: "info", kubernetes: { kubeconfig: "/etc/cni/net.d/ZZZ-istio-cni-kubeconfig", cni_bin_dir: "/opt/cni/bin" } };
+  const linkerd = { name: "linkerd-cni", type: "linkerd-cni", policy: { type: "k8s" } };
+  const onDisk = (plugins: unknown[], extra: object = {}) => JSON.stringify({ ...ours, ...extra, plugins });
+  it.each([
+    ["no file", undefined, []],
+    ["podnet's own file", conflistText(ours), []],
+    ["Istio appended its plugin", onDisk([...ours.plugins, istio]), [istio]],
+    ["Linkerd, then Istio", onDisk([...ours.plugins, linkerd, istio]), [linkerd, istio]],
+    ["a hand edit to podnet's entries with Istio's after them", onDisk([{ ...ours.plugins[0], mtu: 9000 }, istio]), [istio]],
+    ["a second portmap or a stray loopback (podnet's types: not kept)", onDisk([...ours.plugins, { type: "portmap" }, { type: "loopback" }, istio]), [istio]],
+    ["a plugin before podnet's bridge (not chained after it)", onDisk([istio, ...ours.plugins]), []],
+    ["entries that are no plugin", onDisk([...ours.plugins, "x", null, [], { type: "" }, { name: "no-type" }]), []],
+    ["another network's file", onDisk([...ours.plugins, istio], { name: "k8s-pod-network" }), []],
+    ["broken JSON", '{"name": "podnet", "plugins": [', []],
+  ])("%s", (_name, text, expected) => {
+    expect(chainedPlugins(text)).toEqual(expected);
+  });
+
+  it("puts them after podnet's own plugins; the file then matches however its keys are ordered or indented", () => {
+    const desired = withChainedPlugins(ours, [istio]);
+    expect(desired.plugins.map((p) => p.type)).toEqual(["bridge", "portmap", "istio-cni"]);
+    expect(withChainedPlugins(ours, [])).toBe(ours);
+    // As Go's encoder writes it back: keys sorted, its own indentation.
+    const sortKeys = (v: unknown): unknown => (Array.isArray(v) ? v.map(sortKeys)
+      : v && typeof v === "object" ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, x]) => [k, sortKeys(x)])) : v);
+    const rewritten = JSON.stringify(sortKeys(desired), null, 4);
+    expect(rewritten).not.toBe(conflistText(desired));
+    expect(conflistMatches(rewritten, desired)).toBe(true);
+    expect(conflistMatches(conflistText(ours), desired)).toBe(false);
+    expect(conflistMatches(onDisk([{ ...ours.plugins[0], hairpinMode: false }, ours.plugins[1], istio]), desired)).toBe(false);
+    expect(conflistMatches(undefined, desired)).toBe(false);
+    expect(conflistMatches("{", desired)).toBe(false);
   });
 });

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from "node:util";
 import { z } from "zod";
 import { cidrsOverlap, parseCidr, tryParseCidr } from "../lib/cidr.js";
 import { compareText } from "../lib/order.js";
@@ -59,7 +60,51 @@ export function renderConflist(input: ConflistInput): Conflist {
   return conflistSchema.parse(conflist);
 }
 
-export const conflistText = (c: Conflist) => `${JSON.stringify(c, null, 2)}\n`;
+/** What goes on disk: podnet's conflist with the plugins others chained after it (see chainedPlugins). */
+export type ConflistOnDisk = Omit<Conflist, "plugins"> & { plugins: Array<Conflist["plugins"][number] | ChainedPlugin> };
+
+export const conflistText = (c: ConflistOnDisk) => `${JSON.stringify(c, null, 2)}\n`;
+
+/** A plugin another installer put in podnet's list, kept as it wrote it. */
+export type ChainedPlugin = { type: string } & Record<string, unknown>;
+
+/** Types renderConflist writes, host-local (bridge's IPAM) and loopback (the runtime's own): never anyone else's plugin. */
+const PODNET_PLUGIN_TYPES = new Set(["bridge", "portmap", "host-local", "loopback"]);
+
+/**
+ * Pure: the plugins another installer chained after podnet's in the podnet conflist on disk, in their order.
+ * Istio CNI (chained mode) and Linkerd CNI append their plugin to the primary network's list and put it back
+ * whenever it goes; rewriting the file without it would have the runtime reload on every round, and pods
+ * created in between would miss the mesh. A plugin of a type podnet writes, or one placed before podnet's
+ * bridge, is not kept: podnet's own entries are podnet's to restore.
+ */
+export function chainedPlugins(existingText: string | undefined, networkName = "podnet"): ChainedPlugin[] {
+  if (existingText === undefined) return [];
+  let parsed: unknown;
+  try { parsed = JSON.parse(existingText); } catch { return []; }
+  const list = parsed as { name?: unknown; plugins?: unknown };
+  if (list?.name !== networkName || !Array.isArray(list.plugins)) return [];
+  const plugins = list.plugins as unknown[];
+  const bridge = plugins.findIndex((p) => (p as { type?: unknown })?.type === "bridge");
+  if (bridge < 0) return [];
+  return plugins.slice(bridge + 1).filter((p): p is ChainedPlugin => {
+    const type = (p as { type?: unknown })?.type;
+    return typeof p === "object" && p !== null && !Array.isArray(p) && typeof type === "string" && type !== "" && !PODNET_PLUGIN_TYPES.has(type);
+  });
+}
+
+/** Pure: podnet's conflist with the chained plugins after its own. */
+export const withChainedPlugins = (c: Conflist, chained: ChainedPlugin[]): ConflistOnDisk =>
+  (chained.length ? { ...c, plugins: [...c.plugins, ...chained] } : c);
+
+/**
+ * Pure: does the file's text already say `desired`? Compared as JSON, not as text: an installer that rewrites
+ * the file (Go's encoder sorts keys) must not make every pass rewrite it back and the runtime reload.
+ */
+export function conflistMatches(text: string | undefined, desired: ConflistOnDisk): boolean {
+  if (text === undefined) return false;
+  try { return isDeepStrictEqual(JSON.parse(text), JSON.parse(JSON.stringify(desired))); } catch { return false; }
+}
 
 /** Highest CNI spec version every plugin supports (each answers CNI_COMMAND=VERSION), capped at `max`. */
 export function commonCniVersion(supported: string[][], max = "1.0.0"): string | undefined {

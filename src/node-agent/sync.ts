@@ -2,7 +2,10 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { AgentConfig } from "../config.js";
 import type { Logger } from "../log.js";
-import { commonCniVersion, conflistText, ipamDataDirInEffect, rangesHeldByOthers, readPodnetConflist, renderConflist } from "./cni-conflist.js";
+import {
+  chainedPlugins, commonCniVersion, conflistMatches, conflistText, ipamDataDirInEffect, rangesHeldByOthers, readPodnetConflist, renderConflist, withChainedPlugins,
+  type ChainedPlugin,
+} from "./cni-conflist.js";
 import { missingPlugins, pluginVersions, readIfPresent, shadowingConfigs, writeFileAtomic } from "./cni-files.js";
 import type { DesiredNodeState } from "./desired-state.js";
 import { removeStaleBridgeAddresses } from "./bridge-addresses.js";
@@ -152,17 +155,29 @@ async function syncCni(input: SyncInput, linkMtu: number | undefined): Promise<S
     const mtu = config.mtu || linkMtu || existing?.mtu || fallbackMtu(config);
     const ipam = ipamDataDirInEffect(existing, config["ipam-data-dir"]);
     if (ipam.keptInsteadOf !== undefined) result.ipamDataDirKept = { dataDir: ipam.dataDir, configured: ipam.keptInsteadOf };
-    const text = conflistText(renderConflist({ cniVersion: version ?? "1.0.0", podCidrs: input.state.ownCidrs, mtu, ipamDataDir: ipam.dataDir }));
+    const chained = chainedPlugins(current);
+    logChainedOnce(input, path, chained);
+    const desired = withChainedPlugins(renderConflist({ cniVersion: version ?? "1.0.0", podCidrs: input.state.ownCidrs, mtu, ipamDataDir: ipam.dataDir }), chained);
+    const unchanged = conflistMatches(current, desired);
     if (config["dry-run"]) {
-      input.log.info({ path, changed: current !== text }, "dry-run: would write CNI conflist");
+      input.log.info({ path, changed: !unchanged }, "dry-run: would write CNI conflist");
       return result;
     }
-    result.changed = writeFileAtomic(dir, name, text, { current });
+    result.changed = !unchanged && writeFileAtomic(dir, name, conflistText(desired), { current });
     if (result.changed) input.log.info({ path, podCidrs: input.state.ownCidrs, mtu, cniVersion: version }, "CNI conflist written");
     return result;
   } catch (err) {
     return { ...result, error: message(err) };
   }
+}
+
+/** Per conflist path: the chained plugin types last logged, so the log says it once, not every pass. */
+const chainedLogged = new Map<string, string>();
+function logChainedOnce(input: SyncInput, path: string, chained: ChainedPlugin[]): void {
+  const types = chained.map((p) => p.type).join(",");
+  if (chainedLogged.get(path) === types) return;
+  chainedLogged.set(path, types);
+  if (types) input.log.info({ path, plugins: chained.map((p) => p.type) }, "keeping plugins another installer chained after podnet's in the CNI conflist");
 }
 
 /**

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyStatus, podnetResource } from "../../src/lib/k8s.js";
@@ -14,6 +14,14 @@ let bed: NetBed;
 let agent: TestAgent;
 const pods: Pod[] = [];
 const conflistPath = () => join(agent.confDir, "10-podnet.conflist");
+type Plugin = { type: string; hairpinMode?: boolean };
+const readConflist = () => JSON.parse(readFileSync(conflistPath(), "utf8")) as { plugins: Plugin[] };
+/** As an installer writes it: another file in the directory, renamed over the conflist. */
+function installerWrites(conflist: object): void {
+  const tmp = join(agent.confDir, ".installer-tmp");
+  writeFileSync(tmp, JSON.stringify(conflist, null, 4));
+  renameSync(tmp, conflistPath());
+}
 const cniErrors = async () => (await agent.agent.metrics.errors.get()).values.find((v) => v.labels.step === "cni")?.value ?? 0;
 
 // What the agent does with the conflist on disk: one agent, on n1; n2 only holds records.
@@ -29,6 +37,33 @@ describe.skipIf(!isRoot())("the podnet conflist on a node (rung 3: real agent an
     for (const p of pods) deletePod(p);
     await agent?.stop();
     bed?.destroy();
+  });
+
+  it("keeps a plugin Istio chained after podnet's: the file stays as Istio wrote it; a hand edit to podnet's entries is still restored", async () => {
+    const podnetOnly = readConflist();
+    const istio = { type: "istio-cni", log_level: "info", kubernetes: { kubeconfig: "/etc/cni/net.d/ZZZ-istio-cni-kubeconfig", cni_bin_dir: "/opt/cni/bin" } };
+    installerWrites({ ...podnetOnly, plugins: [...podnetOnly.plugins, istio] });
+    const written = readFileSync(conflistPath(), "utf8");
+    const { mtimeMs, ino } = statSync(conflistPath());
+    await agent.agent.syncNow();
+    await agent.agent.syncNow();
+    expect(agent.agent.lastOutcome!.cni).toMatchObject({ changed: false });
+    expect(readFileSync(conflistPath(), "utf8")).toBe(written);
+    expect(statSync(conflistPath())).toMatchObject({ mtimeMs, ino });
+
+    const edited = readConflist();
+    edited.plugins[0]!.hairpinMode = false;
+    installerWrites(edited);
+    await agent.agent.syncNow();
+    const restored = readConflist();
+    expect(restored.plugins.map((p) => p.type)).toEqual(["bridge", "portmap", "istio-cni"]);
+    expect(restored.plugins[0]!.hairpinMode).toBe(true);
+    expect(restored.plugins[2]).toEqual(istio);
+
+    // The mesh uninstalled (its plugin taken out): podnet's own file, untouched by the agent.
+    installerWrites(podnetOnly);
+    await agent.agent.syncNow();
+    expect(agent.agent.lastOutcome!.cni).toMatchObject({ changed: false });
   });
 
   // Last: it takes n1's CIDR away.
