@@ -2,9 +2,10 @@ import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, s
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { runtimeConfigFiles, shadowingConfigs, writeFileAtomic } from "./cni-files.js";
+import { conflistText, renderConflist } from "./cni-conflist.js";
+import { configPrecedence, delegatesToPodnet, runtimeConfigFiles, writeFileAtomic } from "./cni-files.js";
 
-describe("runtimeConfigFiles / shadowingConfigs", () => {
+describe("runtimeConfigFiles / configPrecedence", () => {
   const dir = mkdtempSync(join(tmpdir(), "podnet-cni-files-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -13,8 +14,54 @@ describe("runtimeConfigFiles / shadowingConfigs", () => {
     mkdirSync(join(dir, "00-dir.conf"));
     expect(runtimeConfigFiles(dir)).toEqual([".hidden.conflist", "05-x.conf", "10-podnet.conflist", "99-z.json"]);
     // A hidden file sorts before every digit: containerd and CRI-O would load it instead of podnet's.
-    expect(shadowingConfigs(dir, "10-podnet.conflist")).toEqual([".hidden.conflist", "05-x.conf"]);
+    expect(configPrecedence(dir, "10-podnet.conflist")).toEqual({ shadowedBy: [".hidden.conflist", "05-x.conf"] });
     expect(runtimeConfigFiles(join(dir, "missing"))).toEqual([]);
+  });
+});
+
+const podnet = JSON.parse(conflistText(renderConflist({ cniVersion: "1.0.0", podCidrs: ["10.244.1.0/24"], mtu: 1500 }))) as object;
+// As Multus writes them (its docs and generated files): the thick plugin's shim config, the thin plugin's
+// auto-generated config with the primary conflist copied in, the thin one naming the primary network.
+const thickMultus = (clusterNetwork: string) => ({ capabilities: { portMappings: true }, cniVersion: "0.3.1", logLevel: "verbose", logToStderr: true,
+  name: "multus-cni-network", clusterNetwork, type: "multus-shim" });
+const thinMultus = (delegates: object[], extra: object = {}) => ({ cniVersion: "0.3.1", name: "multus-cni-network", type: "multus",
+  capabilities: { portMappings: true }, kubeconfig: "/etc/cni/net.d/multus.d/multus.kubeconfig", delegates, ...extra });
+const flannel = { cniVersion: "0.3.1", name: "cbr0", plugins: [{ type: "flannel", delegate: { hairpinMode: true, isDefaultGateway: true } }, { type: "portmap", capabilities: { portMappings: true } }] };
+const cilium = { cniVersion: "0.3.1", name: "cilium", plugins: [{ type: "cilium-cni", "enable-debug": false, "log-file": "/var/run/cilium/cilium-cni.log" }] };
+
+describe("delegatesToPodnet: a config that sorts first but hands pods to podnet's network does not shadow it", () => {
+  it.each([
+    ["thick Multus naming podnet's conflist as its container sees it", thickMultus("/host/etc/cni/net.d/10-podnet.conflist"), true],
+    ["thick Multus on OpenShift's auto-config path", thickMultus("/host/run/multus/cni/net.d/10-podnet.conflist"), true],
+    ["thin Multus with podnet's conflist copied in as the first delegate", thinMultus([podnet]), true],
+    ["thin Multus renamed after the primary network (--rename-conf)", thinMultus([podnet], { name: "podnet" }), true],
+    ["thin Multus naming podnet's network in clusterNetwork", thinMultus([], { clusterNetwork: "podnet" }), true],
+    ["Multus as a conflist", { cniVersion: "0.3.1", name: "multus-cni-network", plugins: [{ ...thickMultus("/etc/cni/net.d/10-podnet.conflist"), name: undefined }] }, true],
+    ["thick Multus delegating to another primary", thickMultus("/host/etc/cni/net.d/10-calico.conflist"), false],
+    ["thin Multus with podnet as a second delegate only", thinMultus([flannel, podnet]), false],
+    ["thin Multus whose clusterNetwork names another network (it wins over delegates)", thinMultus([podnet], { clusterNetwork: "/etc/cni/net.d/05-cilium.conflist" }), false],
+    ["a foreign primary network's conflist", cilium, false],
+    ["flannel's conflist", flannel, false],
+  ])("%s → %s", (_name, conf, expected) => {
+    expect(delegatesToPodnet(JSON.stringify(conf), "podnet", "10-podnet.conflist")).toBe(expected);
+  });
+
+  it("reads nothing into broken or odd JSON", () => {
+    for (const text of ["{", "null", "[1]", '"podnet"', '{"delegates": "podnet"}', '{"delegates": [null]}']) expect(delegatesToPodnet(text, "podnet", "10-podnet.conflist")).toBe(false);
+  });
+
+  it("the runtime's pick decides: Multus first is podnet used through it; a foreign config first shadows, a later Multus or not", () => {
+    const dir = mkdtempSync(join(tmpdir(), "podnet-cni-multus-"));
+    try {
+      writeFileSync(join(dir, "10-podnet.conflist"), JSON.stringify(podnet));
+      writeFileSync(join(dir, "00-multus.conf"), JSON.stringify(thickMultus("/host/etc/cni/net.d/10-podnet.conflist")));
+      writeFileSync(join(dir, "05-cilium.conflist"), JSON.stringify(cilium));
+      expect(configPrecedence(dir, "10-podnet.conflist")).toEqual({ shadowedBy: [], usedThrough: "00-multus.conf" });
+      writeFileSync(join(dir, "00-cilium.conflist"), JSON.stringify(cilium));
+      expect(configPrecedence(dir, "10-podnet.conflist")).toEqual({ shadowedBy: ["00-cilium.conflist", "00-multus.conf", "05-cilium.conflist"] });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { run } from "./exec.js";
 
 export class CniConfigError extends Error {
@@ -62,9 +62,41 @@ export function runtimeConfigFiles(dir: string): string[] {
     .sort();
 }
 
-/** Config files the runtime would pick before ours: it takes the alphabetically first one. */
-export function shadowingConfigs(dir: string, ourName: string): string[] {
-  return runtimeConfigFiles(dir).filter((f) => f < ourName);
+/**
+ * Which config the runtime picks (the alphabetically first) against ours. `usedThrough`: the one it picks sorts
+ * first but hands pods to podnet's network (Multus); `shadowedBy`: files sorting first that do not.
+ */
+export interface ConfigPrecedence { shadowedBy: string[]; usedThrough?: string }
+
+export function configPrecedence(dir: string, ourName: string, networkName = "podnet"): ConfigPrecedence {
+  const earlier = runtimeConfigFiles(dir).filter((f) => f < ourName);
+  if (earlier.length === 0) return { shadowedBy: [] };
+  let first: string | undefined;
+  try { first = readIfPresent(join(dir, earlier[0]!)); } catch { first = undefined; } // unreadable: the runtime cannot use it as ours either
+  if (first !== undefined && delegatesToPodnet(first, networkName, ourName)) return { shadowedBy: [], usedThrough: earlier[0]! };
+  return { shadowedBy: earlier };
+}
+
+/**
+ * Pure: does this config hand pods' default network to podnet's? Multus writes 00-multus.conf to sort first
+ * and delegates: the thick plugin (type multus-shim) names the primary conflist's path as its container sees it
+ * in `clusterNetwork` ("/host/etc/cni/net.d/10-podnet.conflist"); the thin one (type multus) copies the primary
+ * conflist into `delegates`, whose first entry is the default network, or names it in `clusterNetwork` (a path,
+ * or a network name), which then wins over `delegates`. A conflist form (the same keys in a plugin) counts too.
+ */
+export function delegatesToPodnet(text: string, networkName: string, conflistName: string): boolean {
+  let parsed: unknown;
+  try { parsed = JSON.parse(text); } catch { return false; }
+  if (!parsed || typeof parsed !== "object") return false;
+  const top = parsed as { plugins?: unknown };
+  const confs = [top, ...(Array.isArray(top.plugins) ? top.plugins : [])] as Array<{ clusterNetwork?: unknown; delegates?: unknown } | null>;
+  return confs.some((c) => {
+    if (typeof c?.clusterNetwork === "string" && c.clusterNetwork !== "") {
+      return c.clusterNetwork === networkName || basename(c.clusterNetwork) === conflistName;
+    }
+    const primary = Array.isArray(c?.delegates) ? (c.delegates[0] as { name?: unknown } | undefined) : undefined;
+    return primary?.name === networkName;
+  });
 }
 
 export function missingPlugins(binDir: string, plugins: string[]): string[] {

@@ -21,6 +21,7 @@ describe("nodeNetworkReady: whether this node can network pods", () => {
     ["conflist not written", with_((o) => (o.cni.error = "/etc/cni/net.d does not exist")), false],
     ["CNI plugins missing", with_((o) => o.cni.missingPlugins.push("bridge")), false],
     ["another conflist sorts first", with_((o) => o.cni.shadowedBy.push("00-other.conflist")), false],
+    ["Multus's config sorts first and hands pods to podnet's network", with_((o) => (o.cni.usedThrough = "00-multus.conf")), true],
     ["an old gateway that could not be taken off the bridge", with_((o) => (o.cni.bridgeError = "RTNETLINK answers: Operation not permitted")), false],
     ["forwarding off", with_((o) => (o.sysctls.error = "net.ipv4.ip_forward stays 0")), false],
     ["br_netfilter off (pods network; same-node Services do not, and that is reported)", with_((o) => (o.sysctls.bridgeNetfilterError = "the br_netfilter module is not loaded")), true],
@@ -29,6 +30,13 @@ describe("nodeNetworkReady: whether this node can network pods", () => {
   ] as const)("%s → %s", (_label, conditions, ready) => {
     expect(nodeNetworkReady([...conditions])).toBe(ready);
   });
+});
+
+it("podnet used through Multus's config is CNIConfigured=True, naming the file, and not CNIConfigShadowed", () => {
+  const conditions = with_((o) => (o.cni.usedThrough = "00-multus.conf"));
+  expect(conditions.find((c) => c.type === "CNIConfigured")).toMatchObject({ status: "True", reason: "Written", message: "/etc/cni/net.d/10-podnet.conflist in place, used through 00-multus.conf" });
+  expect(conditions.find((c) => c.type === "CNIConfigShadowed")).toMatchObject({ status: "False", reason: "UsedThrough" });
+  expect(conditions.find((c) => c.type === "Ready")!.status).toBe("True");
 });
 
 it("an old gateway stuck on the bridge is reported as CNIConfigured=False, StaleBridgeAddress", () => {

@@ -11,6 +11,8 @@ export interface SyncOutcome {
    * could not be taken off (see bridge-addresses.ts).
    */
   cni: { path: string; changed: boolean; shadowedBy: string[]; missingPlugins: string[]; removedBridgeAddresses?: string[]; bridgeError?: string; error?: string; skipped?: string;
+    /** The config the runtime picks sorts before podnet's but delegates to podnet's network (Multus's 00-multus.conf). */
+    usedThrough?: string;
     /** host-local's state stays in `dataDir` although `configured` names another (see ipamDataDirInEffect). */
     ipamDataDirKept?: { dataDir: string; configured: string } };
   /** skipped: not re-checked in this event-driven pass; the last full pass's result stands. */
@@ -83,6 +85,7 @@ export function agentConditions(o: SyncOutcome): ConditionInput[] {
       ? `; the host firewall's FORWARD chain drops by default (${o.sysctls.forwardDropPolicy.map((f) => `IPv${f}`).join(", ")}): podnet accepts the pod network in it` : ""));
   const shadowed = o.cni.shadowedBy.length
     ? ok("CNIConfigShadowed", "EarlierConfigPresent", `${o.cni.shadowedBy.join(", ")} sorts before ${o.cni.path}`)
+    : o.cni.usedThrough ? bad("CNIConfigShadowed", "UsedThrough", `the runtime picks ${o.cni.usedThrough}, which hands pods to podnet's network`)
     : bad("CNIConfigShadowed", "NotShadowed", "podnet's conflist is the one the runtime picks");
   const parts = [routes, cni, masq, sysctl];
   const failing = parts.filter((c) => c.status !== "True");
@@ -117,7 +120,7 @@ function cniCondition(o: SyncOutcome): ConditionInput {
   if (c.shadowedBy.length) return bad("CNIConfigured", "CNIConfigShadowed", `${c.shadowedBy.join(", ")} sorts before ${c.path}; the container runtime will use it instead of podnet's config`);
   // The same words whether this pass wrote the file or found it current: "written" then "up to date" cost every
   // agent a second status write after each start.
-  const written = `${c.path} in place`;
+  const written = `${c.path} in place${c.usedThrough ? `, used through ${c.usedThrough}` : ""}`;
   if (c.ipamDataDirKept) {
     const { dataDir, configured } = c.ipamDataDirKept;
     return ok("CNIConfigured", IPAM_DATA_DIR_KEPT, `${written}; host-local state stays in ${dataDir}, not the configured ${configured}: pods on this node hold `

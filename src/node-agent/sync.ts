@@ -6,7 +6,7 @@ import {
   chainedPlugins, commonCniVersion, conflistMatches, conflistText, ipamDataDirInEffect, rangesHeldByOthers, readPodnetConflist, renderConflist, withChainedPlugins,
   type ChainedPlugin,
 } from "./cni-conflist.js";
-import { missingPlugins, pluginVersions, readIfPresent, shadowingConfigs, writeFileAtomic } from "./cni-files.js";
+import { configPrecedence, missingPlugins, pluginVersions, readIfPresent, writeFileAtomic } from "./cni-files.js";
 import type { DesiredNodeState } from "./desired-state.js";
 import { removeStaleBridgeAddresses } from "./bridge-addresses.js";
 import { MissingToolError } from "./exec.js";
@@ -140,7 +140,9 @@ async function syncCni(input: SyncInput, linkMtu: number | undefined): Promise<S
   const result: SyncOutcome["cni"] = { path, changed: false, shadowedBy: [], missingPlugins: [] };
   try {
     result.missingPlugins = missingPlugins(config["cni-bin-dir"], CNI_PLUGINS);
-    result.shadowedBy = shadowingConfigs(dir, name);
+    const precedence = configPrecedence(dir, name);
+    result.shadowedBy = precedence.shadowedBy;
+    if (precedence.usedThrough) result.usedThrough = precedence.usedThrough;
     if (input.state.ownCidrs.length === 0) return withoutPodCidr(input, path, result);
     const binDir = config["cni-bin-dir"];
     let version = versionCache.get(binDir);

@@ -1,11 +1,11 @@
-import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyStatus, podnetResource } from "../../src/lib/k8s.js";
 import { deletePod, type Pod } from "../../src/localcluster/cni-exec.js";
 import { createNetBed, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
 import { waitFor } from "../../src/localcluster/processes.js";
-import { putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
+import { conditionsOf, putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 
 const fx = useControlPlane();
@@ -64,6 +64,23 @@ describe.skipIf(!isRoot())("the podnet conflist on a node (rung 3: real agent an
     installerWrites(podnetOnly);
     await agent.agent.syncNow();
     expect(agent.agent.lastOutcome!.cni).toMatchObject({ changed: false });
+  });
+
+  it("counts as configured when Multus's 00-multus.conf sorts first and hands pods to podnet's network; a foreign config first still shadows it", async () => {
+    const cniConfigured = async () => (await conditionsOf(fx.api(), "10-248-1-0-24")).find((c) => c.type === "CNIConfigured");
+    const multus = join(agent.confDir, "00-multus.conf");
+    const cilium = join(agent.confDir, "00-cilium.conflist");
+    try {
+      writeFileSync(multus, JSON.stringify({ cniVersion: "0.3.1", name: "multus-cni-network", type: "multus-shim", clusterNetwork: "/host/etc/cni/net.d/10-podnet.conflist" }));
+      const used = await waitFor("used through Multus", async () => ((await cniConfigured())?.message.includes("used through 00-multus.conf") ? cniConfigured() : undefined), 10_000);
+      expect(used).toMatchObject({ status: "True", reason: "Written" });
+      writeFileSync(cilium, JSON.stringify({ cniVersion: "0.3.1", name: "cilium", plugins: [{ type: "cilium-cni" }] }));
+      await waitFor("shadowed", async () => ((await cniConfigured())?.reason === "CNIConfigShadowed" ? true : undefined), 10_000);
+    } finally {
+      rmSync(multus, { force: true });
+      rmSync(cilium, { force: true });
+    }
+    await waitFor("in place again", async () => ((await cniConfigured())?.message === `${conflistPath()} in place` ? true : undefined), 10_000);
   });
 
   // Last: it takes n1's CIDR away.
