@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
-  chainedPlugins, conflistMatches, conflistText, ipamDataDirInEffect, rangesHeldByOthers, readPodnetConflist, renderConflist, withChainedPlugins,
+  chainedPlugins, cniVersionInEffect, conflistMatches, conflistText, ipamDataDirInEffect, rangesHeldByOthers, readPodnetConflist, renderConflist, withChainedPlugins,
 } from "./cni-conflist.js";
 import { agentConditions, IPAM_DATA_DIR_KEPT, type SyncOutcome } from "./report.js";
 
@@ -24,7 +24,8 @@ describe("ipamDataDirInEffect: a node's host-local state directory never changes
 
 describe("readPodnetConflist", () => {
   it("reads back the directory and the MTU pods get from podnet's own conflist only", () => {
-    expect(readPodnetConflist(podnetConflist("/run/x"))).toEqual({ dataDir: "/run/x", mtu: 1500 });
+    expect(readPodnetConflist(podnetConflist("/run/x"))).toEqual({ dataDir: "/run/x", mtu: 1500, cniVersion: "1.0.0" });
+    expect(readPodnetConflist(JSON.stringify({ name: "podnet", cniVersion: "1.0", plugins: [{ ipam: { type: "host-local" } }] }))).toEqual({ dataDir: "/var/lib/cni/networks" });
     expect(readPodnetConflist(JSON.stringify({ name: "other", plugins: [{ mtu: 9000, ipam: { type: "host-local" } }] }))).toBeUndefined();
     expect(readPodnetConflist("not json")).toBeUndefined();
   });
@@ -105,5 +106,17 @@ describe("chainedPlugins / withChainedPlugins / conflistMatches: plugins chained
     expect(conflistMatches(onDisk([{ ...ours.plugins[0], hairpinMode: false }, ours.plugins[1], istio]), desired)).toBe(false);
     expect(conflistMatches(undefined, desired)).toBe(false);
     expect(conflistMatches("{", desired)).toBe(false);
+  });
+});
+
+describe("cniVersionInEffect: a failed VERSION probe never flips a working conflist's version", () => {
+  const onDisk = (cniVersion: string) => readPodnetConflist(conflistText(renderConflist({ cniVersion, podCidrs: ["10.244.1.0/24"], mtu: 1500 })))?.cniVersion;
+  it.each([
+    ["the probe found one: it wins over the file's", "1.0.0", onDisk("0.4.0"), { version: "1.0.0" }],
+    ["the probe found an older one", "0.4.0", onDisk("1.0.0"), { version: "0.4.0" }],
+    ["no common version, the file says 0.4.0 (plugins older than 1.0): kept", undefined, onDisk("0.4.0"), { version: "0.4.0", fallback: "kept" }],
+    ["no common version and no file: 1.0.0, as before", undefined, undefined, { version: "1.0.0", fallback: "default" }],
+  ])("%s", (_name, probed, existing, expected) => {
+    expect(cniVersionInEffect(probed, existing)).toEqual(expected);
   });
 });

@@ -113,6 +113,20 @@ export function commonCniVersion(supported: string[][], max = "1.0.0"): string |
   return common.filter((v) => key(v) <= key(max)).sort((a, b) => compareText(key(b), key(a)))[0];
 }
 
+/** The conflist's cniVersion; `fallback` when the plugins named none in common (kept: the file's own, default: 1.0.0). */
+export interface CniVersionChoice { version: string; fallback?: "kept" | "default" }
+
+/**
+ * Pure: the version the probe found; without one (a plugin missing, its VERSION call failed or timed out), the
+ * podnet conflist's own, else 1.0.0. Writing 1.0.0 over a file that says 0.4.0 for plugins older than 1.0 would
+ * break a working node on a failed probe.
+ */
+export function cniVersionInEffect(probed: string | undefined, existing: string | undefined): CniVersionChoice {
+  if (probed) return { version: probed };
+  if (existing) return { version: existing, fallback: "kept" };
+  return { version: "1.0.0", fallback: "default" };
+}
+
 /** host-local's own default, in effect for a conflist that names no dataDir. */
 const HOST_LOCAL_DEFAULT_DATA_DIR = "/var/lib/cni/networks";
 
@@ -137,20 +151,21 @@ export function ipamDataDirInEffect(existing: PodnetConflistFacts | undefined, c
 }
 
 /**
- * What a podnet conflist on disk says: its host-local dataDir (host-local's default when it names none) and the
- * MTU it gives pods. Undefined for anything else (another network's file, broken JSON).
+ * What a podnet conflist on disk says: its host-local dataDir (host-local's default when it names none), the
+ * MTU it gives pods and its cniVersion. Undefined for anything else (another network's file, broken JSON).
  */
-export interface PodnetConflistFacts { dataDir: string; mtu?: number }
+export interface PodnetConflistFacts { dataDir: string; mtu?: number; cniVersion?: string }
 
 export function readPodnetConflist(text: string, networkName = "podnet"): PodnetConflistFacts | undefined {
   let parsed: unknown;
   try { parsed = JSON.parse(text); } catch { return undefined; }
-  const list = parsed as { name?: unknown; plugins?: Array<{ mtu?: unknown; ipam?: { type?: unknown; dataDir?: unknown } }> };
+  const list = parsed as { name?: unknown; cniVersion?: unknown; plugins?: Array<{ mtu?: unknown; ipam?: { type?: unknown; dataDir?: unknown } }> };
   if (list?.name !== networkName || !Array.isArray(list.plugins)) return undefined;
   const plugin = list.plugins.find((p) => p?.ipam?.type === "host-local");
   if (!plugin?.ipam) return undefined;
   const dataDir = typeof plugin.ipam.dataDir === "string" && plugin.ipam.dataDir !== "" ? plugin.ipam.dataDir : HOST_LOCAL_DEFAULT_DATA_DIR;
-  return { dataDir, ...(typeof plugin.mtu === "number" ? { mtu: plugin.mtu } : {}) };
+  const cniVersion = typeof list.cniVersion === "string" && /^\d+\.\d+\.\d+$/.test(list.cniVersion) ? list.cniVersion : undefined;
+  return { dataDir, ...(typeof plugin.mtu === "number" ? { mtu: plugin.mtu } : {}), ...(cniVersion ? { cniVersion } : {}) };
 }
 
 /** A subnet the podnet conflist on disk hands out, now inside (or around) another node's live pod CIDR. */

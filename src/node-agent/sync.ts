@@ -3,8 +3,8 @@ import { join } from "node:path";
 import type { AgentConfig } from "../config.js";
 import type { Logger } from "../log.js";
 import {
-  chainedPlugins, commonCniVersion, conflistMatches, conflistText, ipamDataDirInEffect, rangesHeldByOthers, readPodnetConflist, renderConflist, withChainedPlugins,
-  type ChainedPlugin,
+  chainedPlugins, cniVersionInEffect, commonCniVersion, conflistMatches, conflistText, ipamDataDirInEffect, rangesHeldByOthers, readPodnetConflist, renderConflist, withChainedPlugins,
+  type ChainedPlugin, type CniVersionChoice,
 } from "./cni-conflist.js";
 import { configPrecedence, missingPlugins, pluginVersions, readIfPresent, writeFileAtomic } from "./cni-files.js";
 import type { DesiredNodeState } from "./desired-state.js";
@@ -20,6 +20,8 @@ import type { SyncOutcome } from "./report.js";
 
 export const CNI_PLUGINS = ["bridge", "host-local", "portmap", "loopback"];
 const versionCache = new Map<string, string>();
+/** Bin dirs whose VERSION probe found no common version: probed again on full passes only (a hung plugin costs 5 s). */
+const versionProbeFailed = new Set<string>();
 
 export interface SyncInput {
   config: AgentConfig; state: DesiredNodeState; netns?: string; log: Logger;
@@ -144,33 +146,53 @@ async function syncCni(input: SyncInput, linkMtu: number | undefined): Promise<S
     result.shadowedBy = precedence.shadowedBy;
     if (precedence.usedThrough) result.usedThrough = precedence.usedThrough;
     if (input.state.ownCidrs.length === 0) return withoutPodCidr(input, path, result);
-    const binDir = config["cni-bin-dir"];
-    let version = versionCache.get(binDir);
-    if (!version && result.missingPlugins.length === 0) {
-      version = commonCniVersion(await pluginVersions(binDir, ["bridge", "host-local", "portmap"]));
-      if (version) versionCache.set(binDir, version);
-    }
     const current = readIfPresent(path);
+    // A first conflist while plugins are missing would have the runtime report the network ready and every ADD
+    // fail; without one it reports the network not ready (PluginsMissing says why). An existing one is kept up to date.
+    if (current === undefined && result.missingPlugins.length) return result;
     // The link carrying the node IP not found (the address just changed, its NodeCIDR not yet mirrored): keep
     // the MTU pods already get. A pod started meanwhile with a larger one would keep it for its whole life.
     const existing = current === undefined ? undefined : readPodnetConflist(current);
+    const cniVersion = cniVersionInEffect(await probedCniVersion(input, result.missingPlugins), existing?.cniVersion);
+    logVersionFallbackOnce(input, path, cniVersion);
     const mtu = config.mtu || linkMtu || existing?.mtu || fallbackMtu(config);
     const ipam = ipamDataDirInEffect(existing, config["ipam-data-dir"]);
     if (ipam.keptInsteadOf !== undefined) result.ipamDataDirKept = { dataDir: ipam.dataDir, configured: ipam.keptInsteadOf };
     const chained = chainedPlugins(current);
     logChainedOnce(input, path, chained);
-    const desired = withChainedPlugins(renderConflist({ cniVersion: version ?? "1.0.0", podCidrs: input.state.ownCidrs, mtu, ipamDataDir: ipam.dataDir }), chained);
+    const desired = withChainedPlugins(renderConflist({ cniVersion: cniVersion.version, podCidrs: input.state.ownCidrs, mtu, ipamDataDir: ipam.dataDir }), chained);
     const unchanged = conflistMatches(current, desired);
     if (config["dry-run"]) {
       input.log.info({ path, changed: !unchanged }, "dry-run: would write CNI conflist");
       return result;
     }
     result.changed = !unchanged && writeFileAtomic(dir, name, conflistText(desired), { current });
-    if (result.changed) input.log.info({ path, podCidrs: input.state.ownCidrs, mtu, cniVersion: version }, "CNI conflist written");
+    if (result.changed) input.log.info({ path, podCidrs: input.state.ownCidrs, mtu, cniVersion: cniVersion.version }, "CNI conflist written");
     return result;
   } catch (err) {
     return { ...result, error: message(err) };
   }
+}
+
+/** The CNI version every plugin speaks, once known for this bin dir; undefined while a plugin is missing or the probe fails. */
+async function probedCniVersion(input: SyncInput, missing: string[]): Promise<string | undefined> {
+  const binDir = input.config["cni-bin-dir"];
+  const known = versionCache.get(binDir);
+  if (known || missing.length || (versionProbeFailed.has(binDir) && !input.full)) return known;
+  const version = commonCniVersion(await pluginVersions(binDir, ["bridge", "host-local", "portmap"]));
+  if (version) { versionCache.set(binDir, version); versionProbeFailed.delete(binDir); } else versionProbeFailed.add(binDir);
+  return version;
+}
+
+/** Per conflist path: the version fallback last logged. */
+const versionFallbackLogged = new Map<string, string>();
+function logVersionFallbackOnce(input: SyncInput, path: string, choice: CniVersionChoice): void {
+  const key = choice.fallback ? `${choice.fallback}:${choice.version}` : "";
+  if (versionFallbackLogged.get(path) === key) return;
+  versionFallbackLogged.set(path, key);
+  if (choice.fallback) input.log.warn({ path, cniVersion: choice.version, binDir: input.config["cni-bin-dir"] }, choice.fallback === "kept"
+    ? "the CNI plugins reported no common CNI version (missing, or their VERSION call failed): the conflist keeps its cniVersion"
+    : "the CNI plugins reported no common CNI version (missing, or their VERSION call failed): the conflist says 1.0.0");
 }
 
 /** Per conflist path: the chained plugin types last logged, so the log says it once, not every pass. */

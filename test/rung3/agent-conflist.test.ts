@@ -1,10 +1,12 @@
-import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyStatus, podnetResource } from "../../src/lib/k8s.js";
-import { deletePod, type Pod } from "../../src/localcluster/cni-exec.js";
+import { CNI_BIN_DIR, deletePod, type Pod } from "../../src/localcluster/cni-exec.js";
 import { createNetBed, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
 import { waitFor } from "../../src/localcluster/processes.js";
+import { conflistText, renderConflist } from "../../src/node-agent/cni-conflist.js";
 import { conditionsOf, putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 
@@ -81,6 +83,36 @@ describe.skipIf(!isRoot())("the podnet conflist on a node (rung 3: real agent an
       rmSync(cilium, { force: true });
     }
     await waitFor("in place again", async () => ((await cniConfigured())?.message === `${conflistPath()} in place` ? true : undefined), 10_000);
+  });
+
+  it("writes no first conflist while a plugin is missing, and keeps an existing conflist's cniVersion when a VERSION probe fails", async () => {
+    const binDir = mkdtempSync(join(tmpdir(), "podnet-cni-bin-"));
+    let n2: TestAgent | undefined;
+    try {
+      for (const p of ["bridge", "host-local", "loopback"]) symlinkSync(join(CNI_BIN_DIR, p), join(binDir, p));
+      n2 = await startAgent(fx, bed.nodes[1]!, { "cni-bin-dir": binDir });
+      const n2Conflist = join(n2.confDir, "10-podnet.conflist");
+      await n2.agent.syncNow();
+      expect(n2.agent.lastOutcome!.cni.missingPlugins).toEqual(["portmap"]);
+      expect(existsSync(n2Conflist)).toBe(false);
+
+      // A portmap whose VERSION call fails, beside the conflist an agent wrote for plugins older than CNI 1.0.
+      writeFileSync(join(binDir, "portmap"), "#!/bin/sh\nexit 1\n");
+      chmodSync(join(binDir, "portmap"), 0o755);
+      writeFileSync(n2Conflist, conflistText(renderConflist({ cniVersion: "0.4.0", podCidrs: ["10.248.2.0/24"], mtu: 1500, ipamDataDir: join(n2.dir, "ipam") })));
+      await n2.agent.syncNow();
+      expect(n2.agent.lastOutcome!.cni.missingPlugins).toEqual([]);
+      expect(JSON.parse(readFileSync(n2Conflist, "utf8"))).toMatchObject({ cniVersion: "0.4.0" });
+
+      // The real portmap back: the next full pass probes again and takes what all three speak.
+      rmSync(join(binDir, "portmap"));
+      symlinkSync(join(CNI_BIN_DIR, "portmap"), join(binDir, "portmap"));
+      await n2.agent.syncNow();
+      expect(JSON.parse(readFileSync(n2Conflist, "utf8"))).toMatchObject({ cniVersion: "1.0.0" });
+    } finally {
+      await n2?.stop();
+      rmSync(binDir, { recursive: true, force: true });
+    }
   });
 
   // Last: it takes n1's CIDR away.
