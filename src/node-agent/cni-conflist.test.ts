@@ -120,3 +120,10 @@ describe("cniVersionInEffect: a failed VERSION probe never flips a working confl
     expect(cniVersionInEffect(probed, existing)).toEqual(expected);
   });
 });
+
+describe("renderConflist", () => {
+  it("refuses two pod CIDRs of one family: each range's default route goes into the pod, and every ADD would fail", () => {
+    expect(() => renderConflist({ cniVersion: "1.0.0", podCidrs: ["10.244.1.0/24", "10.244.2.0/24"], mtu: 1500 })).toThrow("one pod CIDR per family");
+    expect(renderConflist({ cniVersion: "1.0.0", podCidrs: ["10.244.1.0/24", "fd00:10:244:1::/64"], mtu: 1500 }).plugins[0].ipam.routes).toEqual([{ dst: "0.0.0.0/0" }, { dst: "::/0" }]);
+  });
+});

@@ -41,6 +41,8 @@ export type Conflist = z.infer<typeof conflistSchema>;
  */
 export function renderConflist(input: ConflistInput): Conflist {
   const families = input.podCidrs.map((c) => parseCidr(c).family);
+  // Each range's default route goes into the pod: two of one family, and every ADD fails ("file exists").
+  if (new Set(families).size !== families.length) throw new Error(`one pod CIDR per family, not ${input.podCidrs.join(", ")}`);
   const conflist: Conflist = {
     cniVersion: input.cniVersion,
     name: input.networkName ?? "podnet",

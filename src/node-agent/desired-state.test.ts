@@ -110,3 +110,21 @@ describe("desiredNodeState: the pod network that is never masqueraded", () => {
     expect(s.routes.map((r) => r.dst)).toEqual(["10.244.9.0/24", "10.244.10.0/24", "fd00:10:244:1::/64", "fd00:10:244:2::/64"]);
   });
 });
+
+describe("desiredNodeState: one pod CIDR per family for this node", () => {
+  const own = (cidr: string, created?: number): ObservedNodeCidr => ({ ...rec("a", cidr, ["192.168.1.1"]), ...(created === undefined ? {} : { created }) });
+  it.each([
+    ["one per family: nothing unused", [own("10.244.1.0/24"), own("fd00:10:244:1::/64")], ["10.244.1.0/24", "fd00:10:244:1::/64"], []],
+    ["a later second IPv4 record sorting first by name: the older one stays", [own("10.244.9.0/24", 1_000), own("10.244.0.0/24", 2_000)], ["10.244.9.0/24"], ["10.244.0.0/24"]],
+    ["the same, listed the other way round", [own("10.244.0.0/24", 2_000), own("10.244.9.0/24", 1_000)], ["10.244.9.0/24"], ["10.244.0.0/24"]],
+    ["created in the same second: the first by name", [own("10.244.9.0/24", 1_000), own("10.244.0.0/24", 1_000)], ["10.244.0.0/24"], ["10.244.9.0/24"]],
+    ["two of each family", [own("fd00:10:244:2::/64", 2), own("10.244.2.0/24", 2), own("fd00:10:244:1::/64", 1), own("10.244.1.0/24", 1)],
+      ["10.244.1.0/24", "fd00:10:244:1::/64"], ["10.244.2.0/24", "fd00:10:244:2::/64"]],
+  ])("%s", (_name, records, ownCidrs, unused) => {
+    const s = desiredNodeState([...records, rec("b", "10.244.5.0/24", ["192.168.1.2"])], "a");
+    expect(s.ownCidrs).toEqual(ownCidrs);
+    expect(s.unusedOwnCidrs).toEqual(unused);
+    expect(s.rejected).toEqual([]);
+    expect(s.routes.map((r) => r.dst)).toEqual(["10.244.5.0/24"]);
+  });
+});

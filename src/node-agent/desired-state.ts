@@ -1,6 +1,7 @@
 import {
   cidrContains, cidrContainsIp, cidrLast, formatCidr, InvalidCidrError, maxNodeCidrPrefix, parseCidr, parseIp, specialPurposeOverlap, type Cidr, type IpAddr, type IpFamily,
 } from "../lib/cidr.js";
+import { compareText } from "../lib/order.js";
 
 /** What the agent reads from one NodeCIDR (the controller mirrors node IPs into it). */
 export interface ObservedNodeCidr {
@@ -9,6 +10,8 @@ export interface ObservedNodeCidr {
   cidr: string;
   nodeIPs: string[];
   phase?: string;
+  /** creationTimestamp in ms, where the record still has it (this node's own records do). */
+  created?: number;
 }
 
 /**
@@ -23,8 +26,10 @@ export interface DesiredRoute { dst: string; via?: string; nodeName: string; nod
 export interface RejectedRecord { name: string; nodeName: string; reason: "InvalidNodeIP" | "OverlappingCIDR" | "InvalidCIDR"; message: string }
 
 export interface DesiredNodeState {
-  /** This node's pod CIDRs, IPv4 first (what the CNI config hands out). */
+  /** This node's pod CIDRs, one per family, IPv4 first (what the CNI config hands out). */
   ownCidrs: string[];
+  /** Further live CIDRs of a family this node already has one of: not handed out (see desiredNodeState). */
+  unusedOwnCidrs: string[];
   /**
    * The cluster pod network for "pod traffic stays un-NATed inside it": the pools' ranges plus any live CIDR
    * outside them. It does not change when a node joins, so nodes never masquerade traffic to a new node's pods
@@ -68,10 +73,16 @@ export function desiredNodeState(records: ObservedNodeCidr[], self: string, pool
     if ("reason" in via) rejected.push(via);
     else routes.push(routeOf(p, via.ip));
   }
-  // In the records' order within a family, as the CNI config has always listed them.
-  const own = parsed.filter((p) => p.r.nodeName === self && !overlapping.has(p.r.name)).sort((a, b) => a.c.family - b.c.family);
+  // One CIDR per family: host-local gives pods a default route for each range, and two of one family make every
+  // ADD fail ("file exists"). The oldest record's, then the first by name: the range pods already hold, as the
+  // controller keeps the one the Node's podCIDRs name (quarantining a later second one); not the informer's
+  // order, which a restart's list would change under running pods.
+  const ownAll = parsed.filter((p) => p.r.nodeName === self && !overlapping.has(p.r.name))
+    .sort((a, b) => a.c.family - b.c.family || (a.r.created ?? Infinity) - (b.r.created ?? Infinity) || compareText(a.r.name, b.r.name));
+  const own = ownAll.filter((p, i) => i === 0 || ownAll[i - 1]!.c.family !== p.c.family);
   return {
     ownCidrs: own.map((p) => p.dst),
+    unusedOwnCidrs: ownAll.filter((p) => !own.includes(p)).map((p) => p.dst),
     podNetwork: podNetwork(poolRanges, usable.map((p) => p.c)),
     routes,
     rejected,

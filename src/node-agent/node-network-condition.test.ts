@@ -39,6 +39,12 @@ it("podnet used through Multus's config is CNIConfigured=True, naming the file, 
   expect(conditions.find((c) => c.type === "Ready")!.status).toBe("True");
 });
 
+it("a second pod CIDR of one family is named in CNIConfigured, which stays True (pods network from the first)", () => {
+  const cni = with_((o) => (o.cni.unusedCidrs = ["10.244.9.0/24"])).find((c) => c.type === "CNIConfigured")!;
+  expect(cni).toMatchObject({ status: "True", reason: "Written" });
+  expect(cni.message).toContain("10.244.9.0/24 not handed out: a second pod CIDR of its family for this node");
+});
+
 it("an old gateway stuck on the bridge is reported as CNIConfigured=False, StaleBridgeAddress", () => {
   const cni = with_((o) => (o.cni.bridgeError = "RTNETLINK answers: Operation not permitted")).find((c) => c.type === "CNIConfigured")!;
   expect(cni).toMatchObject({ status: "False", reason: "StaleBridgeAddress" });

@@ -33,4 +33,10 @@ describe("observed", () => {
     const canonical = record("other");
     expect(observed(canonical).nodeIPs).toBe(canonical.spec.nodeIPs); // no copy when nothing changes
   });
+
+  it("reads this node's record's creation time (which of two CIDRs of one family it keeps); another node's has none", () => {
+    const own = { ...record("me"), metadata: { ...record("me").metadata, creationTimestamp: "2026-01-01T00:00:05Z" as unknown as Date } };
+    expect(observed(recordProjection("me")(own)).created).toBe(Date.parse("2026-01-01T00:00:05Z"));
+    expect(observed(recordProjection("me")({ ...own, spec: { ...own.spec, nodeName: "other" } }))).not.toHaveProperty("created");
+  });
 });

@@ -22,7 +22,10 @@ const observedOf = new WeakMap<Record_, ObservedNodeCidr>();
 export const observed = (r: Record_): ObservedNodeCidr => {
   let view = observedOf.get(r);
   if (!view) {
-    view = { name: r.metadata!.name!, nodeName: r.spec.nodeName, cidr: r.spec.cidr, nodeIPs: canonicalIps(r.spec.nodeIPs ?? []), phase: r.status?.phase };
+    // A string off the wire, whatever client-node's type says; another node's record has none (recordProjection).
+    const created = r.metadata?.creationTimestamp === undefined ? NaN : new Date(r.metadata.creationTimestamp).getTime();
+    view = { name: r.metadata!.name!, nodeName: r.spec.nodeName, cidr: r.spec.cidr, nodeIPs: canonicalIps(r.spec.nodeIPs ?? []), phase: r.status?.phase,
+      ...(Number.isNaN(created) ? {} : { created }) };
     observedOf.set(r, view);
   }
   return view;

@@ -11,6 +11,8 @@ export interface SyncOutcome {
    * could not be taken off (see bridge-addresses.ts).
    */
   cni: { path: string; changed: boolean; shadowedBy: string[]; missingPlugins: string[]; removedBridgeAddresses?: string[]; bridgeError?: string; error?: string; skipped?: string;
+    /** This node's further CIDRs of a family it already has one of: not in the conflist (one per family). */
+    unusedCidrs?: string[];
     /** The config the runtime picks sorts before podnet's but delegates to podnet's network (Multus's 00-multus.conf). */
     usedThrough?: string;
     /** host-local's state stays in `dataDir` although `configured` names another (see ipamDataDirInEffect). */
@@ -120,7 +122,8 @@ function cniCondition(o: SyncOutcome): ConditionInput {
   if (c.shadowedBy.length) return bad("CNIConfigured", "CNIConfigShadowed", `${c.shadowedBy.join(", ")} sorts before ${c.path}; the container runtime will use it instead of podnet's config`);
   // The same words whether this pass wrote the file or found it current: "written" then "up to date" cost every
   // agent a second status write after each start.
-  const written = `${c.path} in place${c.usedThrough ? `, used through ${c.usedThrough}` : ""}`;
+  const written = `${c.path} in place${c.usedThrough ? `, used through ${c.usedThrough}` : ""}${c.unusedCidrs?.length
+    ? `; ${c.unusedCidrs.join(", ")} not handed out: a second pod CIDR of its family for this node (pods get one per family)` : ""}`;
   if (c.ipamDataDirKept) {
     const { dataDir, configured } = c.ipamDataDirKept;
     return ok("CNIConfigured", IPAM_DATA_DIR_KEPT, `${written}; host-local state stays in ${dataDir}, not the configured ${configured}: pods on this node hold `

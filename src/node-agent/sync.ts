@@ -146,6 +146,8 @@ async function syncCni(input: SyncInput, linkMtu: number | undefined): Promise<S
     result.shadowedBy = precedence.shadowedBy;
     if (precedence.usedThrough) result.usedThrough = precedence.usedThrough;
     if (input.state.ownCidrs.length === 0) return withoutPodCidr(input, path, result);
+    logUnusedOnce(input, path);
+    if (input.state.unusedOwnCidrs.length) result.unusedCidrs = input.state.unusedOwnCidrs;
     const current = readIfPresent(path);
     // A first conflist while plugins are missing would have the runtime report the network ready and every ADD
     // fail; without one it reports the network not ready (PluginsMissing says why). An existing one is kept up to date.
@@ -184,24 +186,30 @@ async function probedCniVersion(input: SyncInput, missing: string[]): Promise<st
   return version;
 }
 
-/** Per conflist path: the version fallback last logged. */
-const versionFallbackLogged = new Map<string, string>();
-function logVersionFallbackOnce(input: SyncInput, path: string, choice: CniVersionChoice): void {
-  const key = choice.fallback ? `${choice.fallback}:${choice.version}` : "";
-  if (versionFallbackLogged.get(path) === key) return;
-  versionFallbackLogged.set(path, key);
-  if (choice.fallback) input.log.warn({ path, cniVersion: choice.version, binDir: input.config["cni-bin-dir"] }, choice.fallback === "kept"
-    ? "the CNI plugins reported no common CNI version (missing, or their VERSION call failed): the conflist keeps its cniVersion"
-    : "the CNI plugins reported no common CNI version (missing, or their VERSION call failed): the conflist says 1.0.0");
+/** Per conflist path and topic: the state last logged, so a state is logged once, not on every pass. */
+const loggedOnce = new Map<string, string>();
+function logOnce(key: string, state: string, log: () => void): void {
+  if (loggedOnce.get(key) === state) return;
+  loggedOnce.set(key, state);
+  if (state) log();
 }
 
-/** Per conflist path: the chained plugin types last logged, so the log says it once, not every pass. */
-const chainedLogged = new Map<string, string>();
+function logVersionFallbackOnce(input: SyncInput, path: string, choice: CniVersionChoice): void {
+  logOnce(`${path}:version`, choice.fallback ? `${choice.fallback}:${choice.version}` : "", () => input.log.warn(
+    { path, cniVersion: choice.version, binDir: input.config["cni-bin-dir"] }, choice.fallback === "kept"
+      ? "the CNI plugins reported no common CNI version (missing, or their VERSION call failed): the conflist keeps its cniVersion"
+      : "the CNI plugins reported no common CNI version (missing, or their VERSION call failed): the conflist says 1.0.0"));
+}
+
 function logChainedOnce(input: SyncInput, path: string, chained: ChainedPlugin[]): void {
-  const types = chained.map((p) => p.type).join(",");
-  if (chainedLogged.get(path) === types) return;
-  chainedLogged.set(path, types);
-  if (types) input.log.info({ path, plugins: chained.map((p) => p.type) }, "keeping plugins another installer chained after podnet's in the CNI conflist");
+  logOnce(`${path}:chained`, chained.map((p) => p.type).join(","), () =>
+    input.log.info({ path, plugins: chained.map((p) => p.type) }, "keeping plugins another installer chained after podnet's in the CNI conflist"));
+}
+
+function logUnusedOnce(input: SyncInput, path: string): void {
+  const { ownCidrs, unusedOwnCidrs } = input.state;
+  logOnce(`${path}:unused`, unusedOwnCidrs.join(","), () => input.log.warn({ path, podCidrs: ownCidrs, unused: unusedOwnCidrs },
+    "this node has a second pod CIDR of one family: the conflist hands out one per family (two would give pods two default routes and fail every ADD)"));
 }
 
 /**

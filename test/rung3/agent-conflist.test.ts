@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyStatus, podnetResource } from "../../src/lib/k8s.js";
-import { CNI_BIN_DIR, deletePod, type Pod } from "../../src/localcluster/cni-exec.js";
+import { addPod, CNI_BIN_DIR, deletePod, type Pod } from "../../src/localcluster/cni-exec.js";
 import { createNetBed, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { conflistText, renderConflist } from "../../src/node-agent/cni-conflist.js";
@@ -113,6 +113,23 @@ describe.skipIf(!isRoot())("the podnet conflist on a node (rung 3: real agent an
       await n2?.stop();
       rmSync(binDir, { recursive: true, force: true });
     }
+  });
+
+  it("hands out one pod CIDR per family: a second IPv4 record for n1 is left out, and the real plugins still add pods", async () => {
+    // Made later, sorting first by name: the older record's range, which pods hold, stays.
+    await putNodeCidr(fx.api(), "n1", "10.248.0.0/24", [bed.nodes[0]!.ip]);
+    try {
+      await waitFor("second CIDR seen", async () => (agent.agent.lastOutcome?.cni.unusedCidrs?.includes("10.248.0.0/24") ? true : undefined), 10_000);
+      expect(readConflist().plugins[0]).toMatchObject({ ipam: { ranges: [[{ subnet: "10.248.1.0/24" }]], routes: [{ dst: "0.0.0.0/0" }] } });
+      const pod = addPod(bed.nodes[0]!.ns, agent.confDir, "cf-one-range");
+      pods.push(pod);
+      expect(pod.ips).toEqual([expect.stringMatching(/^10\.248\.1\./)]);
+      const cni = await waitFor("named in CNIConfigured", async () => (await conditionsOf(fx.api(), "10-248-1-0-24")).find((c) => c.type === "CNIConfigured" && c.message.includes("10.248.0.0/24")), 10_000);
+      expect(cni.status).toBe("True");
+    } finally {
+      await fx.api().custom.deleteClusterCustomObject({ ...nodecidrs, name: "10-248-0-0-24" });
+    }
+    deletePod(pods.pop()!);
   });
 
   // Last: it takes n1's CIDR away.
