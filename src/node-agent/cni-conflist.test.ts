@@ -122,6 +122,12 @@ describe("cniVersionInEffect: a failed VERSION probe never flips a working confl
 });
 
 describe("renderConflist", () => {
+  it("tells libcni to run only the plugins it lists (no <conf dir>/podnet/*.conf appended to the chain)", () => {
+    const c = renderConflist({ cniVersion: "1.0.0", podCidrs: ["10.244.1.0/24"], mtu: 1500 });
+    expect(JSON.parse(conflistText(c))).toMatchObject({ cniVersion: "1.0.0", name: "podnet", loadOnlyInlinedPlugins: true });
+    expect(c.plugins.some((p) => "loadOnlyInlinedPlugins" in p)).toBe(false);
+  });
+
   it("refuses two pod CIDRs of one family: each range's default route goes into the pod, and every ADD would fail", () => {
     expect(() => renderConflist({ cniVersion: "1.0.0", podCidrs: ["10.244.1.0/24", "10.244.2.0/24"], mtu: 1500 })).toThrow("one pod CIDR per family");
     expect(renderConflist({ cniVersion: "1.0.0", podCidrs: ["10.244.1.0/24", "fd00:10:244:1::/64"], mtu: 1500 }).plugins[0].ipam.routes).toEqual([{ dst: "0.0.0.0/0" }, { dst: "::/0" }]);

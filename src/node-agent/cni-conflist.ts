@@ -19,6 +19,7 @@ export const BRIDGE_NAME = "podnet0";
 const conflistSchema = z.object({
   cniVersion: z.string().regex(/^\d+\.\d+\.\d+$/),
   name: z.string().min(1),
+  loadOnlyInlinedPlugins: z.literal(true),
   plugins: z.tuple([
     z.object({
       type: z.literal("bridge"), bridge: z.string().min(1).max(15), isGateway: z.literal(true), ipMasq: z.literal(false),
@@ -46,6 +47,9 @@ export function renderConflist(input: ConflistInput): Conflist {
   const conflist: Conflist = {
     cniVersion: input.cniVersion,
     name: input.networkName ?? "podnet",
+    // libcni ≥ 1.3 (CNI spec 1.1) otherwise appends any <conf dir>/<network name>/*.conf to the chain, plugins
+    // podnet never sees; older libcni ignores the key.
+    loadOnlyInlinedPlugins: true,
     plugins: [
       {
         type: "bridge", bridge: input.bridgeName ?? BRIDGE_NAME, isGateway: true, ipMasq: false, hairpinMode: true, mtu: input.mtu,

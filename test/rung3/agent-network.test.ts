@@ -58,6 +58,7 @@ describe.skipIf(!isRoot())("node agent on real kernel routes and real CNI plugin
     const [n1, n2] = bed.nodes;
     const conflist = JSON.parse(readFileSync(join(agents[0]!.confDir, "10-podnet.conflist"), "utf8"));
     expect(conflist.plugins.map((p: { type: string }) => p.type)).toEqual(["bridge", "portmap"]);
+    expect(conflist.loadOnlyInlinedPlugins).toBe(true);
     expect(conflist.plugins[0].ipam.ranges).toEqual([[{ subnet: "10.244.1.0/24" }]]);
     const a = addPod(n1!.ns, agents[0]!.confDir, "a");
     const b = addPod(n2!.ns, agents[1]!.confDir, "b");
