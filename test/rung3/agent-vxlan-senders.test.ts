@@ -41,6 +41,17 @@ function vxlanInto(ns: string, local: string, remote: string, spoofed: string, t
   ipIn(ns, "route", "add", targetCidr, "via", targetGw, "dev", "vx0", "onlink");
 }
 
+/**
+ * A datagram sent to a pod's IP through the sender's own VXLAN device must not arrive: the chain of podnet's
+ * table that should drop it counts it, and the receiving podnet.vxlan never sees it.
+ */
+async function expectDropped(probe: { to: Pod; from: string; port: number }, where: { dropsAt: string; chain: "vxlan_in" | "vxlan_from_pods"; deviceOf: string }) {
+  const [dropsBefore, rxBefore] = [await nftChainCount(where.dropsAt, where.chain), rxPackets(where.deviceOf)];
+  await expect(sourceSeenBy(probe.to.ns, probe.to.ips[0]!, probe.from, probe.port)).rejects.toThrow(/no datagram reached/);
+  expect(await nftChainCount(where.dropsAt, where.chain)).toBeGreaterThan(dropsBefore);
+  expect(rxPackets(where.deviceOf)).toBe(rxBefore);
+}
+
 describe.skipIf(!isRoot())("node agent: VXLAN is taken only from nodes (rung 3)", () => {
   beforeAll(async () => {
     bed = createNetBed("vs", 0, 61, 2);
@@ -74,10 +85,7 @@ describe.skipIf(!isRoot())("node agent: VXLAN is taken only from nodes (rung 3)"
     const [a] = pods as [Pod];
     const x = node("x");
     vxlanInto(x.ns, x.ip, node("n1").ip, "10.244.2.200", "10.244.1.0/24", "10.244.1.0");
-    const [dropsBefore, rxBefore] = [await nftChainCount(node("n1").ns, "vxlan_in"), rxPackets(node("n1").ns)];
-    await expect(sourceSeenBy(a.ns, a.ips[0]!, x.ns, 7722)).rejects.toThrow(/no datagram reached/);
-    expect(await nftChainCount(node("n1").ns, "vxlan_in")).toBeGreaterThan(dropsBefore);
-    expect(rxPackets(node("n1").ns)).toBe(rxBefore);
+    await expectDropped({ to: a, from: x.ns, port: 7722 }, { dropsAt: node("n1").ns, chain: "vxlan_in", deviceOf: node("n1").ns });
   });
 
   it("drops a pod's own VXLAN to another node on its way out (it would leave as its node's IP, a sender the peer takes)", async () => {
@@ -86,10 +94,7 @@ describe.skipIf(!isRoot())("node agent: VXLAN is taken only from nodes (rung 3)"
     pods.push(evil);
     // Posing as another pod of its own node: the receiver's reverse-path check would pass it.
     vxlanInto(evil.ns, evil.ips[0]!, node("n2").ip, "10.244.1.77", "10.244.2.0/24", "10.244.2.0");
-    const [dropsBefore, rxBefore] = [await nftChainCount(node("n1").ns, "vxlan_from_pods"), rxPackets(node("n2").ns)];
-    await expect(sourceSeenBy(b.ns, b.ips[0]!, evil.ns, 7723)).rejects.toThrow(/no datagram reached/);
-    expect(await nftChainCount(node("n1").ns, "vxlan_from_pods")).toBeGreaterThan(dropsBefore);
-    expect(rxPackets(node("n2").ns)).toBe(rxBefore);
+    await expectDropped({ to: b, from: evil.ns, port: 7723 }, { dropsAt: node("n1").ns, chain: "vxlan_from_pods", deviceOf: node("n2").ns });
   });
 
   it("drops VXLAN a pod sends to another address of a node (a VIP): VXLAN is taken only at the node's underlay address", async () => {
@@ -98,9 +103,7 @@ describe.skipIf(!isRoot())("node agent: VXLAN is taken only from nodes (rung 3)"
     ipIn(node("n2").ns, "addr", "add", "192.168.62.250/24", "dev", "eth0");
     ipIn(evil.ns, "link", "del", "vx0");
     vxlanInto(evil.ns, evil.ips[0]!, "192.168.62.250", "10.244.1.78", "10.244.2.0/24", "10.244.2.0");
-    const rxBefore = rxPackets(node("n2").ns);
-    await expect(sourceSeenBy(b.ns, b.ips[0]!, evil.ns, 7724)).rejects.toThrow(/no datagram reached/);
-    expect(rxPackets(node("n2").ns)).toBe(rxBefore);
+    await expectDropped({ to: b, from: evil.ns, port: 7724 }, { dropsAt: node("n2").ns, chain: "vxlan_in", deviceOf: node("n2").ns });
     // Operators see it: the agent reads nft's counts on its full passes.
     await agents.get("n2")!.agent.syncNow();
     const dropped = (await agents.get("n2")!.agent.metrics.vxlanDropped.get()).values.find((v) => v.labels.chain === "vxlan_in")?.value;
