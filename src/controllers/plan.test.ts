@@ -170,6 +170,13 @@ describe("planAllocations", () => {
     expect(planAllocations(input({ nodes: [node("a", { uid: "uid-1" })], records: [old] })).actions).toEqual([]);
   });
 
+  it("of two live records of one family for a Node that names neither, the older keeps its range, as agents' CNI config does; the other is quarantined", () => {
+    const older = rec("a", "10.244.1.0/24", { createdAt: 100_000 });
+    const later = rec("a", "10.244.0.0/24", { createdAt: 200_000 }); // sorts first by name
+    const quarantined = planAllocations(input({ nodes: [node("a")], records: [later, older] })).actions.filter((x) => x.kind === "quarantine");
+    expect(quarantined).toEqual([expect.objectContaining({ name: "10-244-0-0-24", reason: "DuplicateForNode" })]);
+  });
+
   it("a record made before podnet kept uids learns its Node's, unless that Node object is younger than the record (registered again since)", () => {
     const legacy = rec("a", "10.244.0.0/24", { nodeUID: undefined, createdAt: 500_000 });
     for (const createdAt of [400_000, 500_000, undefined]) {

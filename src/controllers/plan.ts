@@ -94,9 +94,11 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   let retained = 0;
 
   // Of two claims alike, the one the Node names in spec.podCIDRs wins: kubelet already hands out its addresses.
+  // Then the older record (agents keep the older of two ranges of one family in their CNI config), then the name.
   // Ranked once per record, not in each of the sort's comparisons.
   const ranked = input.records.map((r) => ({ r, rank: CLAIM_ORDER[r.phase ?? "unconfirmed"]! * 2 + (present.get(r.nodeName)?.podCIDRs.includes(r.cidr) ? 0 : 1) }));
-  for (const claim of ranked.sort((a, b) => a.rank - b.rank || compareText(a.r.name, b.r.name))) {
+  const age = (r: PlannerRecord) => r.createdAt ?? Number.MAX_SAFE_INTEGER;
+  for (const claim of ranked.sort((a, b) => a.rank - b.rank || age(a.r) - age(b.r) || compareText(a.r.name, b.r.name))) {
     let r = claim.r;
     const cidr = tryParseCidr(r.cidr);
     if (r.phase === "Released") {
