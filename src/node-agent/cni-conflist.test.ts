@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
-  chainedPlugins, cniVersionInEffect, conflistMatches, conflistText, ipamDataDirInEffect, rangesHeldByOthers, readPodnetConflist, renderConflist, withChainedPlugins,
+  chainedPlugins, cniVersionInEffect, conflistMatches, conflistText, ipamDataDirInEffect, rangesHeldByOthers, readPodnetConflist, renderConflist, runnableChained, withChainedPlugins,
 } from "./cni-conflist.js";
 import { agentConditions, IPAM_DATA_DIR_KEPT, type SyncOutcome } from "./report.js";
 
@@ -90,6 +90,15 @@ describe("chainedPlugins / withChainedPlugins / conflistMatches: plugins chained
     ["broken JSON", '{"name": "podnet", "plugins": [', []],
   ])("%s", (_name, text, expected) => {
     expect(chainedPlugins(text)).toEqual(expected);
+  });
+
+  it.each([
+    ["every binary there: all kept, in order", [linkerd, istio], [], { kept: [linkerd, istio], dropped: [] }],
+    ["Istio's binary gone (its installer killed before its cleanup): dropped, Linkerd's kept", [linkerd, istio], ["istio-cni"], { kept: [linkerd], dropped: [istio] }],
+    ["all gone", [linkerd, istio], ["linkerd-cni", "istio-cni"], { kept: [], dropped: [linkerd, istio] }],
+    ["nothing chained", [], ["istio-cni"], { kept: [], dropped: [] }],
+  ])("runnableChained: %s", (_name, chained, missing, expected) => {
+    expect(runnableChained(chained, missing)).toEqual(expected);
   });
 
   it("puts them after podnet's own plugins; the file then matches however its keys are ordered or indented", () => {

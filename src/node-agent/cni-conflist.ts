@@ -99,6 +99,17 @@ export function chainedPlugins(existingText: string | undefined, networkName = "
   });
 }
 
+/**
+ * Pure: of the chained plugins, those the runtime can run (`kept`) and those it cannot (`dropped`): `missing`
+ * names the types whose binary the CNI bin dir lacks. libcni fails every ADD on a plugin it cannot find, and an
+ * installer gone without its cleanup (SIGKILL, a reboot) or a hand edit leaves such an entry for good: kept, no
+ * pod would start while podnet says it is configured. A dropped plugin's installer, when back, puts it back.
+ */
+export function runnableChained(chained: ChainedPlugin[], missing: readonly string[]): { kept: ChainedPlugin[]; dropped: ChainedPlugin[] } {
+  const gone = new Set(missing);
+  return { kept: chained.filter((p) => !gone.has(p.type)), dropped: chained.filter((p) => gone.has(p.type)) };
+}
+
 /** Pure: podnet's conflist with the chained plugins after its own. */
 export const withChainedPlugins = (c: Conflist, chained: ChainedPlugin[]): ConflistOnDisk =>
   (chained.length ? { ...c, plugins: [...c.plugins, ...chained] } : c);

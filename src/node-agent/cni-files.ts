@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { basename, join } from "node:path";
 import { run } from "./exec.js";
 
@@ -99,8 +99,16 @@ export function delegatesToPodnet(text: string, networkName: string, conflistNam
   });
 }
 
+/**
+ * The plugins libcni would not find in `binDir`, as its FindInPath looks: a name with a path separator is
+ * refused, and only a regular file (a symlink to one included) counts.
+ */
 export function missingPlugins(binDir: string, plugins: string[]): string[] {
-  return plugins.filter((p) => !existsSync(join(binDir, p)));
+  return plugins.filter((p) => p.includes("/") || !isRegularFile(join(binDir, p)));
+}
+
+function isRegularFile(path: string): boolean {
+  try { return statSync(path).isFile(); } catch { return false; }
 }
 
 /** Ask each plugin which CNI spec versions it speaks. */

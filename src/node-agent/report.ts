@@ -13,6 +13,8 @@ export interface SyncOutcome {
   cni: { path: string; changed: boolean; shadowedBy: string[]; missingPlugins: string[]; removedBridgeAddresses?: string[]; bridgeError?: string; error?: string; skipped?: string;
     /** This node's further CIDRs of a family it already has one of: not in the conflist (one per family). */
     unusedCidrs?: string[];
+    /** Plugins chained after podnet's that were dropped from the conflist: no binary in `binDir` (while it stays missing). */
+    droppedChained?: { plugins: string[]; binDir: string };
     /** The config the runtime picks sorts before podnet's but delegates to podnet's network (Multus's 00-multus.conf). */
     usedThrough?: string;
     /** host-local's state stays in `dataDir` although `configured` names another (see ipamDataDirInEffect). */
@@ -123,7 +125,8 @@ function cniCondition(o: SyncOutcome): ConditionInput {
   // The same words whether this pass wrote the file or found it current: "written" then "up to date" cost every
   // agent a second status write after each start.
   const written = `${c.path} in place${c.usedThrough ? `, used through ${c.usedThrough}` : ""}${c.unusedCidrs?.length
-    ? `; ${c.unusedCidrs.join(", ")} not handed out: a second pod CIDR of its family for this node (pods get one per family)` : ""}`;
+    ? `; ${c.unusedCidrs.join(", ")} not handed out: a second pod CIDR of its family for this node (pods get one per family)` : ""}${c.droppedChained
+    ? `; ${c.droppedChained.plugins.join(", ")} dropped from the plugins chained after podnet's: not in ${c.droppedChained.binDir}, so every pod's CNI ADD would fail on it` : ""}`;
   if (c.ipamDataDirKept) {
     const { dataDir, configured } = c.ipamDataDirKept;
     return ok("CNIConfigured", IPAM_DATA_DIR_KEPT, `${written}; host-local state stays in ${dataDir}, not the configured ${configured}: pods on this node hold `

@@ -3,7 +3,8 @@ import { join } from "node:path";
 import type { AgentConfig } from "../config.js";
 import type { Logger } from "../log.js";
 import {
-  chainedPlugins, cniVersionInEffect, commonCniVersion, conflistMatches, conflistText, ipamDataDirInEffect, rangesHeldByOthers, readPodnetConflist, renderConflist, withChainedPlugins,
+  chainedPlugins, cniVersionInEffect, commonCniVersion, conflistMatches, conflistText, ipamDataDirInEffect, rangesHeldByOthers, readPodnetConflist, renderConflist, runnableChained,
+  withChainedPlugins,
   type ChainedPlugin, type CniVersionChoice,
 } from "./cni-conflist.js";
 import { configPrecedence, missingPlugins, pluginVersions, readIfPresent, writeFileAtomic } from "./cni-files.js";
@@ -134,7 +135,8 @@ async function syncSysctls(input: SyncInput, families: Array<4 | 6>, result: Syn
 /** With no link to read it from: a common Ethernet MTU, less VXLAN's headers (over IPv4) when everything is encapsulated. */
 const fallbackMtu = (config: AgentConfig) => (config.overlay === "vxlan" ? 1500 - vxlanOverhead(4) : 1500);
 
-async function syncCni(input: SyncInput, linkMtu: number | undefined): Promise<SyncOutcome["cni"]> {
+/** The conflist step: files only (conf and bin dirs), so tests run it on temp dirs. */
+export async function syncCni(input: SyncInput, linkMtu: number | undefined): Promise<SyncOutcome["cni"]> {
   const { config } = input;
   const dir = config["cni-conf-dir"];
   const name = config["conflist-name"];
@@ -160,16 +162,19 @@ async function syncCni(input: SyncInput, linkMtu: number | undefined): Promise<S
     const mtu = config.mtu || linkMtu || existing?.mtu || fallbackMtu(config);
     const ipam = ipamDataDirInEffect(existing, config["ipam-data-dir"]);
     if (ipam.keptInsteadOf !== undefined) result.ipamDataDirKept = { dataDir: ipam.dataDir, configured: ipam.keptInsteadOf };
-    const chained = chainedPlugins(current);
-    logChainedOnce(input, path, chained);
-    const desired = withChainedPlugins(renderConflist({ cniVersion: cniVersion.version, podCidrs: input.state.ownCidrs, mtu, ipamDataDir: ipam.dataDir }), chained);
+    // Chained plugins are looked up as podnet's own are: one whose binary is gone would fail every ADD.
+    const found = chainedPlugins(current);
+    const chained = runnableChained(found, missingPlugins(config["cni-bin-dir"], found.map((p) => p.type)));
+    logChainedOnce(input, path, chained.kept);
+    const desired = withChainedPlugins(renderConflist({ cniVersion: cniVersion.version, podCidrs: input.state.ownCidrs, mtu, ipamDataDir: ipam.dataDir }), chained.kept);
     const unchanged = conflistMatches(current, desired);
     if (config["dry-run"]) {
-      input.log.info({ path, changed: !unchanged }, "dry-run: would write CNI conflist");
+      input.log.info({ path, changed: !unchanged, ...(chained.dropped.length ? { wouldDrop: chained.dropped.map((p) => p.type) } : {}) }, "dry-run: would write CNI conflist");
       return result;
     }
     result.changed = !unchanged && writeFileAtomic(dir, name, conflistText(desired), { current });
     if (result.changed) input.log.info({ path, podCidrs: input.state.ownCidrs, mtu, cniVersion: cniVersion.version }, "CNI conflist written");
+    noteDroppedChained(input, path, chained.dropped, result);
     return result;
   } catch (err) {
     return { ...result, error: message(err) };
@@ -204,6 +209,18 @@ function logVersionFallbackOnce(input: SyncInput, path: string, choice: CniVersi
 function logChainedOnce(input: SyncInput, path: string, chained: ChainedPlugin[]): void {
   logOnce(`${path}:chained`, chained.map((p) => p.type).join(","), () =>
     input.log.info({ path, plugins: chained.map((p) => p.type) }, "keeping plugins another installer chained after podnet's in the CNI conflist"));
+}
+
+/** Per conflist path: chained plugins dropped for a missing binary; CNIConfigured names them while it stays missing. */
+const droppedChained = new Map<string, string[]>();
+function noteDroppedChained(input: SyncInput, path: string, dropped: ChainedPlugin[], result: SyncOutcome["cni"]): void {
+  const binDir = input.config["cni-bin-dir"];
+  const types = dropped.map((p) => p.type);
+  if (types.length) input.log.warn({ path, plugins: types, binDir }, "dropped plugins chained after podnet's in the CNI conflist: their binaries "
+    + "are not in the CNI bin dir (an installer gone without its cleanup, or a hand edit), and every pod's CNI ADD would fail on them");
+  const still = missingPlugins(binDir, [...new Set([...(droppedChained.get(path) ?? []), ...types])]);
+  if (still.length) droppedChained.set(path, still); else droppedChained.delete(path);
+  if (still.length) result.droppedChained = { plugins: still, binDir };
 }
 
 function logUnusedOnce(input: SyncInput, path: string): void {

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +15,8 @@ const fx = useControlPlane();
 const nodecidrs = podnetResource("nodecidrs");
 let bed: NetBed;
 let agent: TestAgent;
+/** n1's CNI bin dir: the real plugins, and Istio's under its name (a chained plugin is kept only while its binary is there). */
+let n1Bin: string;
 const pods: Pod[] = [];
 const conflistPath = () => join(agent.confDir, "10-podnet.conflist");
 type Plugin = { type: string; hairpinMode?: boolean };
@@ -32,13 +35,17 @@ describe.skipIf(!isRoot())("the podnet conflist on a node (rung 3: real agent an
     bed = createNetBed("cf", 2, 60);
     await putNodeCidr(fx.api(), "n1", "10.248.1.0/24", [bed.nodes[0]!.ip]);
     await putNodeCidr(fx.api(), "n2", "10.248.2.0/24", [bed.nodes[1]!.ip]);
-    agent = await startAgent(fx, bed.nodes[0]!);
+    n1Bin = mkdtempSync(join(tmpdir(), "podnet-cni-bin-n1-"));
+    for (const p of ["bridge", "host-local", "portmap", "loopback"]) symlinkSync(join(CNI_BIN_DIR, p), join(n1Bin, p));
+    symlinkSync(join(CNI_BIN_DIR, "tuning"), join(n1Bin, "istio-cni"));
+    agent = await startAgent(fx, bed.nodes[0]!, { "cni-bin-dir": n1Bin });
     await waitFor("conflist", async () => (existsSync(conflistPath()) ? true : undefined), 15_000);
   });
   afterAll(async () => {
     for (const p of pods) deletePod(p);
     await agent?.stop();
     bed?.destroy();
+    if (n1Bin) rmSync(n1Bin, { recursive: true, force: true });
   });
 
   it("keeps a plugin Istio chained after podnet's: the file stays as Istio wrote it; a hand edit to podnet's entries is still restored", async () => {
@@ -110,6 +117,36 @@ describe.skipIf(!isRoot())("the podnet conflist on a node (rung 3: real agent an
       await n2.agent.syncNow();
       expect(JSON.parse(readFileSync(n2Conflist, "utf8"))).toMatchObject({ cniVersion: "1.0.0" });
     } finally {
+      await n2?.stop();
+      rmSync(binDir, { recursive: true, force: true });
+    }
+  });
+
+  it("drops a plugin chained after podnet's whose binary is gone, keeps one whose binary is there, and the real plugins add a pod through it", async () => {
+    const binDir = mkdtempSync(join(tmpdir(), "podnet-cni-bin-"));
+    let n2: TestAgent | undefined;
+    let pod: Pod | undefined;
+    try {
+      for (const p of ["bridge", "host-local", "portmap", "loopback"]) symlinkSync(join(CNI_BIN_DIR, p), join(binDir, p));
+      // A mesh plugin under its own name: the real tuning plugin, which passes the result on and sets a sysctl in the pod.
+      symlinkSync(join(CNI_BIN_DIR, "tuning"), join(binDir, "mesh-tuning"));
+      n2 = await startAgent(fx, bed.nodes[1]!, { "cni-bin-dir": binDir });
+      const n2Conflist = join(n2.confDir, "10-podnet.conflist");
+      await waitFor("n2's conflist", async () => (existsSync(n2Conflist) ? true : undefined), 15_000);
+      const ours = JSON.parse(readFileSync(n2Conflist, "utf8")) as { plugins: Plugin[] };
+      // Istio's entry, its installer killed before its cleanup took it out with its binary; the mesh plugin after it.
+      const mesh = { type: "mesh-tuning", sysctl: { "net.ipv4.conf.eth0.log_martians": "1" } };
+      writeFileSync(n2Conflist, JSON.stringify({ ...ours, plugins: [...ours.plugins, { type: "istio-cni", log_level: "info" }, mesh] }));
+      await n2.agent.syncNow();
+      expect((JSON.parse(readFileSync(n2Conflist, "utf8")) as { plugins: Plugin[] }).plugins).toEqual([...ours.plugins, mesh]);
+      expect(n2.agent.lastOutcome!.cni.droppedChained).toEqual({ plugins: ["istio-cni"], binDir });
+      pod = addPod(bed.nodes[1]!.ns, n2.confDir, "cf-chained", [], binDir);
+      expect(pod.ips).toEqual([expect.stringMatching(/^10\.248\.2\./)]);
+      expect(execFileSync("ip", ["netns", "exec", pod.ns, "cat", "/proc/sys/net/ipv4/conf/eth0/log_martians"]).toString().trim()).toBe("1");
+      const cni = await waitFor("named in CNIConfigured", async () => (await conditionsOf(fx.api(), "10-248-2-0-24")).find((c) => c.type === "CNIConfigured" && c.message.includes("istio-cni dropped")), 10_000);
+      expect(cni.status).toBe("True");
+    } finally {
+      if (pod) deletePod(pod);
       await n2?.stop();
       rmSync(binDir, { recursive: true, force: true });
     }

@@ -1,0 +1,77 @@
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { afterAll, describe, expect, it } from "vitest";
+import { agentConfigSchema } from "../config.js";
+import type { DesiredNodeState } from "./desired-state.js";
+import { agentConditions, type SyncOutcome } from "./report.js";
+import { CNI_PLUGINS, syncCni } from "./sync.js";
+
+// syncCni on temp dirs: stub plugins that answer VERSION, no kernel and no namespace.
+const root = mkdtempSync(join(tmpdir(), "podnet-sync-cni-"));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+function stubPlugin(binDir: string, type: string): void {
+  writeFileSync(join(binDir, type), `#!/bin/sh\necho '{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}'\n`);
+  chmodSync(join(binDir, type), 0o755);
+}
+
+function node(name: string) {
+  const dir = join(root, name);
+  const confDir = join(dir, "net.d");
+  const binDir = join(dir, "bin");
+  mkdirSync(confDir, { recursive: true });
+  mkdirSync(binDir);
+  for (const p of CNI_PLUGINS) stubPlugin(binDir, p);
+  const logs: Array<{ level: number; msg: string } & Record<string, unknown>> = [];
+  const log = pino({ level: "info" }, { write: (line: string) => { logs.push(JSON.parse(line) as (typeof logs)[number]); } });
+  const config = agentConfigSchema.parse({ "node-name": name, "cni-conf-dir": confDir, "cni-bin-dir": binDir, "ipam-data-dir": join(dir, "ipam") });
+  const state: DesiredNodeState = { ownCidrs: ["10.244.1.0/24"], unusedOwnCidrs: [], podNetwork: ["10.244.0.0/16"], routes: [], rejected: [], families: [4] };
+  const path = join(confDir, "10-podnet.conflist");
+  return {
+    binDir, path, logs,
+    sync: () => syncCni({ config, state, log, full: true }, 1500),
+    plugins: () => (JSON.parse(readFileSync(path, "utf8")) as { plugins: Array<{ type: string }> }).plugins.map((p) => p.type),
+  };
+}
+
+const cniConfigured = (cni: SyncOutcome["cni"]) => agentConditions({
+  routes: { desired: 0, installed: 0, overlay: 0, overlayChanges: 0, added: 0, replaced: 0, deleted: 0, conflicts: [], unreachable: [] },
+  cni, masquerade: { enabled: true }, sysctls: {}, rejected: [],
+}).find((c) => c.type === "CNIConfigured")!;
+
+describe("syncCni: plugins chained after podnet's are kept only while the runtime can run them", () => {
+  it("drops one whose binary is not in the CNI bin dir, names it while it stays missing, and keeps one whose binary is there", async () => {
+    const n = node("chained");
+    await n.sync();
+    const ours = JSON.parse(readFileSync(n.path, "utf8")) as { plugins: object[] };
+    stubPlugin(n.binDir, "mesh-ok");
+    // Istio's plugin, its installer killed before its cleanup took out its binary and its entry; a hand-added one whose binary is there.
+    const istio = { type: "istio-cni", log_level: "info" };
+    writeFileSync(n.path, JSON.stringify({ ...ours, plugins: [...ours.plugins, istio, { type: "mesh-ok" }] }));
+
+    const first = await n.sync();
+    expect(n.plugins()).toEqual(["bridge", "portmap", "mesh-ok"]);
+    expect(first).toMatchObject({ changed: true, droppedChained: { plugins: ["istio-cni"], binDir: n.binDir } });
+    expect(n.logs.find((l) => l.level === 40 && l.msg.startsWith("dropped plugins chained"))).toMatchObject({ plugins: ["istio-cni"], binDir: n.binDir });
+    expect(cniConfigured(first)).toMatchObject({ status: "True", reason: "Written" });
+    expect(cniConfigured(first).message).toContain(`istio-cni dropped from the plugins chained after podnet's: not in ${n.binDir}, so every pod's CNI ADD would fail on it`);
+
+    // The file no longer names it; the condition still does while the binary is missing, then no longer.
+    const again = await n.sync();
+    expect(again).toMatchObject({ changed: false, droppedChained: { plugins: ["istio-cni"] } });
+    stubPlugin(n.binDir, "istio-cni");
+    expect((await n.sync()).droppedChained).toBeUndefined();
+  });
+
+  it("drops a type libcni would refuse or not find: a path, a directory", async () => {
+    const n = node("odd-types");
+    await n.sync();
+    const ours = JSON.parse(readFileSync(n.path, "utf8")) as { plugins: object[] };
+    mkdirSync(join(n.binDir, "a-dir"));
+    writeFileSync(n.path, JSON.stringify({ ...ours, plugins: [...ours.plugins, { type: "../bin/bridge" }, { type: "a-dir" }] }));
+    expect((await n.sync()).droppedChained?.plugins).toEqual(["../bin/bridge", "a-dir"]);
+    expect(n.plugins()).toEqual(["bridge", "portmap"]);
+  });
+});
