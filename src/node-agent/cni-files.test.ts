@@ -30,24 +30,26 @@ const flannel = { cniVersion: "0.3.1", name: "cbr0", plugins: [{ type: "flannel"
 const cilium = { cniVersion: "0.3.1", name: "cilium", plugins: [{ type: "cilium-cni", "enable-debug": false, "log-file": "/var/run/cilium/cilium-cni.log" }] };
 
 describe("delegatesToPodnet: a config that sorts first but hands pods to podnet's network does not shadow it", () => {
+  // reference: Multus reads podnet's file (or network) at each ADD; copy: podnet's changes wait for Multus to rewrite its file.
   it.each([
-    ["thick Multus naming podnet's conflist as its container sees it", thickMultus("/host/etc/cni/net.d/10-podnet.conflist"), true],
-    ["thick Multus on OpenShift's auto-config path", thickMultus("/host/run/multus/cni/net.d/10-podnet.conflist"), true],
-    ["thin Multus with podnet's conflist copied in as the first delegate", thinMultus([podnet]), true],
-    ["thin Multus renamed after the primary network (--rename-conf)", thinMultus([podnet], { name: "podnet" }), true],
-    ["thin Multus naming podnet's network in clusterNetwork", thinMultus([], { clusterNetwork: "podnet" }), true],
-    ["Multus as a conflist", { cniVersion: "0.3.1", name: "multus-cni-network", plugins: [{ ...thickMultus("/etc/cni/net.d/10-podnet.conflist"), name: undefined }] }, true],
-    ["thick Multus delegating to another primary", thickMultus("/host/etc/cni/net.d/10-calico.conflist"), false],
-    ["thin Multus with podnet as a second delegate only", thinMultus([flannel, podnet]), false],
-    ["thin Multus whose clusterNetwork names another network (it wins over delegates)", thinMultus([podnet], { clusterNetwork: "/etc/cni/net.d/05-cilium.conflist" }), false],
-    ["a foreign primary network's conflist", cilium, false],
-    ["flannel's conflist", flannel, false],
+    ["thick Multus naming podnet's conflist as its container sees it", thickMultus("/host/etc/cni/net.d/10-podnet.conflist"), "reference"],
+    ["thick Multus on OpenShift's auto-config path", thickMultus("/host/run/multus/cni/net.d/10-podnet.conflist"), "reference"],
+    ["thin Multus with podnet's conflist copied in as the first delegate", thinMultus([podnet]), "copy"],
+    ["thin Multus renamed after the primary network (--rename-conf)", thinMultus([podnet], { name: "podnet" }), "copy"],
+    ["thin Multus naming podnet's network in clusterNetwork", thinMultus([], { clusterNetwork: "podnet" }), "reference"],
+    ["thin Multus naming podnet's conflist in clusterNetwork beside a stale copy (clusterNetwork wins)", thinMultus([podnet], { clusterNetwork: "/etc/cni/net.d/10-podnet.conflist" }), "reference"],
+    ["Multus as a conflist", { cniVersion: "0.3.1", name: "multus-cni-network", plugins: [{ ...thickMultus("/etc/cni/net.d/10-podnet.conflist"), name: undefined }] }, "reference"],
+    ["thick Multus delegating to another primary", thickMultus("/host/etc/cni/net.d/10-calico.conflist"), undefined],
+    ["thin Multus with podnet as a second delegate only", thinMultus([flannel, podnet]), undefined],
+    ["thin Multus whose clusterNetwork names another network (it wins over delegates)", thinMultus([podnet], { clusterNetwork: "/etc/cni/net.d/05-cilium.conflist" }), undefined],
+    ["a foreign primary network's conflist", cilium, undefined],
+    ["flannel's conflist", flannel, undefined],
   ])("%s → %s", (_name, conf, expected) => {
     expect(delegatesToPodnet(JSON.stringify(conf), "podnet", "10-podnet.conflist")).toBe(expected);
   });
 
   it("reads nothing into broken or odd JSON", () => {
-    for (const text of ["{", "null", "[1]", '"podnet"', '{"delegates": "podnet"}', '{"delegates": [null]}']) expect(delegatesToPodnet(text, "podnet", "10-podnet.conflist")).toBe(false);
+    for (const text of ["{", "null", "[1]", '"podnet"', '{"delegates": "podnet"}', '{"delegates": [null]}']) expect(delegatesToPodnet(text, "podnet", "10-podnet.conflist")).toBeUndefined();
   });
 
   it("the runtime's pick decides: Multus first is podnet used through it; a foreign config first shadows, a later Multus or not", () => {
@@ -57,6 +59,8 @@ describe("delegatesToPodnet: a config that sorts first but hands pods to podnet'
       writeFileSync(join(dir, "00-multus.conf"), JSON.stringify(thickMultus("/host/etc/cni/net.d/10-podnet.conflist")));
       writeFileSync(join(dir, "05-cilium.conflist"), JSON.stringify(cilium));
       expect(configPrecedence(dir, "10-podnet.conflist")).toEqual({ shadowedBy: [], usedThrough: "00-multus.conf" });
+      writeFileSync(join(dir, "00-multus.conf"), JSON.stringify(thinMultus([podnet])));
+      expect(configPrecedence(dir, "10-podnet.conflist")).toEqual({ shadowedBy: [], usedThrough: "00-multus.conf", usedThroughCopy: true });
       writeFileSync(join(dir, "00-cilium.conflist"), JSON.stringify(cilium));
       expect(configPrecedence(dir, "10-podnet.conflist")).toEqual({ shadowedBy: ["00-cilium.conflist", "00-multus.conf", "05-cilium.conflist"] });
     } finally {

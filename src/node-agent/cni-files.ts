@@ -64,39 +64,49 @@ export function runtimeConfigFiles(dir: string): string[] {
 
 /**
  * Which config the runtime picks (the alphabetically first) against ours. `usedThrough`: the one it picks sorts
- * first but hands pods to podnet's network (Multus); `shadowedBy`: files sorting first that do not.
+ * first but hands pods to podnet's network (Multus), `usedThroughCopy` when it does so with its own copy of
+ * podnet's conflist; `shadowedBy`: files sorting first that do not.
  */
-export interface ConfigPrecedence { shadowedBy: string[]; usedThrough?: string }
+export interface ConfigPrecedence { shadowedBy: string[]; usedThrough?: string; usedThroughCopy?: boolean }
 
 export function configPrecedence(dir: string, ourName: string, networkName = "podnet"): ConfigPrecedence {
   const earlier = runtimeConfigFiles(dir).filter((f) => f < ourName);
   if (earlier.length === 0) return { shadowedBy: [] };
   let first: string | undefined;
   try { first = readIfPresent(join(dir, earlier[0]!)); } catch { first = undefined; } // unreadable: the runtime cannot use it as ours either
-  if (first !== undefined && delegatesToPodnet(first, networkName, ourName)) return { shadowedBy: [], usedThrough: earlier[0]! };
+  const delegation = first === undefined ? undefined : delegatesToPodnet(first, networkName, ourName);
+  if (delegation) return { shadowedBy: [], usedThrough: earlier[0]!, ...(delegation === "copy" ? { usedThroughCopy: true } : {}) };
   return { shadowedBy: earlier };
 }
 
 /**
- * Pure: does this config hand pods' default network to podnet's? Multus writes 00-multus.conf to sort first
- * and delegates: the thick plugin (type multus-shim) names the primary conflist's path as its container sees it
- * in `clusterNetwork` ("/host/etc/cni/net.d/10-podnet.conflist"); the thin one (type multus) copies the primary
- * conflist into `delegates`, whose first entry is the default network, or names it in `clusterNetwork` (a path,
- * or a network name), which then wins over `delegates`. A conflist form (the same keys in a plugin) counts too.
+ * How a config hands pods to podnet's network: `reference`, naming podnet's conflist or network (Multus reads it
+ * at each ADD), or `copy`, holding a copy of the conflist (podnet's changes reach pods only when Multus rewrites it).
  */
-export function delegatesToPodnet(text: string, networkName: string, conflistName: string): boolean {
+export type PodnetDelegation = "reference" | "copy";
+
+/**
+ * Pure: does this config hand pods' default network to podnet's, and how? Multus writes 00-multus.conf to sort
+ * first and delegates: the thick plugin (type multus-shim) names the primary conflist's path as its container
+ * sees it in `clusterNetwork` ("/host/etc/cni/net.d/10-podnet.conflist"); the thin one (type multus) copies the
+ * primary conflist into `delegates`, whose first entry is the default network, or names it in `clusterNetwork`
+ * (a path, or a network name), which then wins over `delegates`. A conflist form (the same keys in a plugin) counts too.
+ */
+export function delegatesToPodnet(text: string, networkName: string, conflistName: string): PodnetDelegation | undefined {
   let parsed: unknown;
-  try { parsed = JSON.parse(text); } catch { return false; }
-  if (!parsed || typeof parsed !== "object") return false;
+  try { parsed = JSON.parse(text); } catch { return undefined; }
+  if (!parsed || typeof parsed !== "object") return undefined;
   const top = parsed as { plugins?: unknown };
   const confs = [top, ...(Array.isArray(top.plugins) ? top.plugins : [])] as Array<{ clusterNetwork?: unknown; delegates?: unknown } | null>;
-  return confs.some((c) => {
+  for (const c of confs) {
     if (typeof c?.clusterNetwork === "string" && c.clusterNetwork !== "") {
-      return c.clusterNetwork === networkName || basename(c.clusterNetwork) === conflistName;
+      if (c.clusterNetwork === networkName || basename(c.clusterNetwork) === conflistName) return "reference";
+      continue;
     }
     const primary = Array.isArray(c?.delegates) ? (c.delegates[0] as { name?: unknown } | undefined) : undefined;
-    return primary?.name === networkName;
-  });
+    if (primary?.name === networkName) return "copy";
+  }
+  return undefined;
 }
 
 /**

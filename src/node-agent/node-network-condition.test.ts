@@ -39,6 +39,16 @@ it("podnet used through Multus's config is CNIConfigured=True, naming the file, 
   expect(conditions.find((c) => c.type === "Ready")!.status).toBe("True");
 });
 
+it("podnet used through a thin Multus config holding its own copy says that podnet's changes wait for Multus, with a pod CIDR or without", () => {
+  const cni = with_((o) => { o.cni.usedThrough = "00-multus.conf"; o.cni.usedThroughCopy = true; }).find((c) => c.type === "CNIConfigured")!;
+  expect(cni).toMatchObject({ status: "True", reason: "Written",
+    message: "/etc/cni/net.d/10-podnet.conflist in place, used through 00-multus.conf, which holds its own copy: changes reach pods only when Multus rewrites it" });
+  const noCidr = with_((o) => { o.cni.usedThrough = "00-multus.conf"; o.cni.usedThroughCopy = true; o.cni.skipped = "no NodeCIDR is allocated to this node yet"; })
+    .find((c) => c.type === "CNIConfigured")!;
+  expect(noCidr).toMatchObject({ status: "False", reason: "NoPodCIDR",
+    message: "no NodeCIDR is allocated to this node yet; 00-multus.conf holds its own copy of podnet's conflist, which the runtime goes on using until Multus rewrites it" });
+});
+
 it("a second pod CIDR of one family is named in CNIConfigured, which stays True (pods network from the first)", () => {
   const cni = with_((o) => (o.cni.unusedCidrs = ["10.244.9.0/24"])).find((c) => c.type === "CNIConfigured")!;
   expect(cni).toMatchObject({ status: "True", reason: "Written" });

@@ -17,6 +17,8 @@ export interface SyncOutcome {
     droppedChained?: { plugins: string[]; binDir: string };
     /** The config the runtime picks sorts before podnet's but delegates to podnet's network (Multus's 00-multus.conf). */
     usedThrough?: string;
+    /** That config holds its own copy of podnet's conflist (Multus's thin plugin): podnet's changes wait for Multus to rewrite it. */
+    usedThroughCopy?: boolean;
     /** host-local's state stays in `dataDir` although `configured` names another (see ipamDataDirInEffect). */
     ipamDataDirKept?: { dataDir: string; configured: string } };
   /** skipped: not re-checked in this event-driven pass; the last full pass's result stands. */
@@ -118,13 +120,16 @@ function routesCondition(o: SyncOutcome): ConditionInput {
 function cniCondition(o: SyncOutcome): ConditionInput {
   const c = o.cni;
   if (c.error) return bad("CNIConfigured", "WriteFailed", c.error);
-  if (c.skipped) return bad("CNIConfigured", "NoPodCIDR", c.skipped);
+  // Multus's thin plugin goes on handing out what its copy says, whatever podnet's own file says or whether it exists.
+  if (c.skipped) return bad("CNIConfigured", "NoPodCIDR", `${c.skipped}${c.usedThroughCopy ? `; ${c.usedThrough} holds its own copy of podnet's conflist, `
+    + "which the runtime goes on using until Multus rewrites it" : ""}`);
   if (c.bridgeError) return bad("CNIConfigured", "StaleBridgeAddress", `an old pod-CIDR gateway stays on the pod bridge, so new pods will not start: ${c.bridgeError}`);
   if (c.missingPlugins.length) return bad("CNIConfigured", "PluginsMissing", `CNI plugins missing: ${c.missingPlugins.join(", ")}`);
   if (c.shadowedBy.length) return bad("CNIConfigured", "CNIConfigShadowed", `${c.shadowedBy.join(", ")} sorts before ${c.path}; the container runtime will use it instead of podnet's config`);
   // The same words whether this pass wrote the file or found it current: "written" then "up to date" cost every
   // agent a second status write after each start.
-  const written = `${c.path} in place${c.usedThrough ? `, used through ${c.usedThrough}` : ""}${c.unusedCidrs?.length
+  const written = `${c.path} in place${c.usedThrough ? `, used through ${c.usedThrough}` : ""}${c.usedThroughCopy
+    ? ", which holds its own copy: changes reach pods only when Multus rewrites it" : ""}${c.unusedCidrs?.length
     ? `; ${c.unusedCidrs.join(", ")} not handed out: a second pod CIDR of its family for this node (pods get one per family)` : ""}${c.droppedChained
     ? `; ${c.droppedChained.plugins.join(", ")} dropped from the plugins chained after podnet's: not in ${c.droppedChained.binDir}, so every pod's CNI ADD would fail on it` : ""}`;
   if (c.ipamDataDirKept) {

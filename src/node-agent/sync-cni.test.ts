@@ -1,9 +1,10 @@
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { agentConfigSchema } from "../config.js";
+import { conflistText, renderConflist } from "./cni-conflist.js";
 import type { DesiredNodeState } from "./desired-state.js";
 import { agentConditions, type SyncOutcome } from "./report.js";
 import { CNI_PLUGINS, syncCni } from "./sync.js";
@@ -17,7 +18,9 @@ function stubPlugin(binDir: string, type: string): void {
   chmodSync(join(binDir, type), 0o755);
 }
 
-function node(name: string) {
+const withCidr: DesiredNodeState = { ownCidrs: ["10.244.1.0/24"], unusedOwnCidrs: [], podNetwork: ["10.244.0.0/16"], routes: [], rejected: [], families: [4] };
+
+function node(name: string, state = withCidr) {
   const dir = join(root, name);
   const confDir = join(dir, "net.d");
   const binDir = join(dir, "bin");
@@ -27,10 +30,9 @@ function node(name: string) {
   const logs: Array<{ level: number; msg: string } & Record<string, unknown>> = [];
   const log = pino({ level: "info" }, { write: (line: string) => { logs.push(JSON.parse(line) as (typeof logs)[number]); } });
   const config = agentConfigSchema.parse({ "node-name": name, "cni-conf-dir": confDir, "cni-bin-dir": binDir, "ipam-data-dir": join(dir, "ipam") });
-  const state: DesiredNodeState = { ownCidrs: ["10.244.1.0/24"], unusedOwnCidrs: [], podNetwork: ["10.244.0.0/16"], routes: [], rejected: [], families: [4] };
   const path = join(confDir, "10-podnet.conflist");
   return {
-    binDir, path, logs,
+    binDir, confDir, path, logs,
     sync: () => syncCni({ config, state, log, full: true }, 1500),
     plugins: () => (JSON.parse(readFileSync(path, "utf8")) as { plugins: Array<{ type: string }> }).plugins.map((p) => p.type),
   };
@@ -73,5 +75,20 @@ describe("syncCni: plugins chained after podnet's are kept only while the runtim
     writeFileSync(n.path, JSON.stringify({ ...ours, plugins: [...ours.plugins, { type: "../bin/bridge" }, { type: "a-dir" }] }));
     expect((await n.sync()).droppedChained?.plugins).toEqual(["../bin/bridge", "a-dir"]);
     expect(n.plugins()).toEqual(["bridge", "portmap"]);
+  });
+});
+
+describe("syncCni on a node without a pod CIDR whose range another node holds", () => {
+  const n9Holds: DesiredNodeState = { ...withCidr, ownCidrs: [], families: [], routes: [{ dst: "10.244.1.0/24", via: "192.168.1.9", nodeName: "n9", nodeIPs: ["192.168.1.9"] }] };
+
+  it("says that a thin Multus config's own copy of the conflist goes on handing out the range", async () => {
+    const n = node("multus-copy", n9Holds);
+    const ours = renderConflist({ cniVersion: "1.0.0", podCidrs: ["10.244.1.0/24"], mtu: 1500 });
+    writeFileSync(n.path, conflistText(ours));
+    writeFileSync(join(n.confDir, "00-multus.conf"), JSON.stringify({ cniVersion: "0.3.1", name: "multus-cni-network", type: "multus", delegates: [ours] }));
+    const cni = await n.sync();
+    expect(existsSync(n.path)).toBe(false);
+    expect(cni).toMatchObject({ usedThrough: "00-multus.conf", usedThroughCopy: true });
+    expect(cni.error).toContain("but 00-multus.conf holds its own copy of it, which the runtime goes on using until Multus rewrites it");
   });
 });

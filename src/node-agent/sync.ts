@@ -147,6 +147,7 @@ export async function syncCni(input: SyncInput, linkMtu: number | undefined): Pr
     const precedence = configPrecedence(dir, name);
     result.shadowedBy = precedence.shadowedBy;
     if (precedence.usedThrough) result.usedThrough = precedence.usedThrough;
+    if (precedence.usedThroughCopy) result.usedThroughCopy = true;
     if (input.state.ownCidrs.length === 0) return withoutPodCidr(input, path, result);
     logUnusedOnce(input, path);
     if (input.state.unusedOwnCidrs.length) result.unusedCidrs = input.state.unusedOwnCidrs;
@@ -234,7 +235,8 @@ function logUnusedOnce(input: SyncInput, path: string): void {
  * running pods keep their DEL, and a node that gets its range back loses nothing. Once another node holds that
  * range, the conflist goes: the runtime would hand out the other node's pod addresses (duplicate IPs, pods
  * routed to the wrong node). Without a config the runtime reports the network not ready and starts no pod;
- * running pods' DEL waits until a new CIDR brings the conflist back, the lesser harm.
+ * running pods' DEL waits until a new CIDR brings the conflist back, the lesser harm. A thin Multus config holding
+ * a copy of the conflist is Multus's file: the runtime goes on using it, and the message says so.
  */
 function withoutPodCidr(input: SyncInput, path: string, result: SyncOutcome["cni"]): SyncOutcome["cni"] {
   const current = readIfPresent(path);
@@ -244,7 +246,8 @@ function withoutPodCidr(input: SyncInput, path: string, result: SyncOutcome["cni
   const dryRun = input.config["dry-run"];
   if (!dryRun) rmSync(path, { force: true });
   const error = `${dryRun ? "dry-run: would remove" : "removed"} ${path}: this node has no pod CIDR and the conflist handed out ${ranges}; `
-    + "no pod starts here until this node gets a CIDR (running pods' CNI DEL waits for it too)";
+    + (result.usedThroughCopy ? `but ${result.usedThrough} holds its own copy of it, which the runtime goes on using until Multus rewrites it`
+      : "no pod starts here until this node gets a CIDR (running pods' CNI DEL waits for it too)");
   input.log.error({ path, ranges: held }, error);
   return { ...result, error };
 }

@@ -75,7 +75,7 @@ describe.skipIf(!isRoot())("the podnet conflist on a node (rung 3: real agent an
     expect(agent.agent.lastOutcome!.cni).toMatchObject({ changed: false });
   });
 
-  it("counts as configured when Multus's 00-multus.conf sorts first and hands pods to podnet's network; a foreign config first still shadows it", async () => {
+  it("counts as configured when Multus's 00-multus.conf sorts first and hands pods to podnet's network (saying when it holds a copy); a foreign config first still shadows it", async () => {
     const cniConfigured = async () => (await conditionsOf(fx.api(), "10-248-1-0-24")).find((c) => c.type === "CNIConfigured");
     const multus = join(agent.confDir, "00-multus.conf");
     const cilium = join(agent.confDir, "00-cilium.conflist");
@@ -83,6 +83,12 @@ describe.skipIf(!isRoot())("the podnet conflist on a node (rung 3: real agent an
       writeFileSync(multus, JSON.stringify({ cniVersion: "0.3.1", name: "multus-cni-network", type: "multus-shim", clusterNetwork: "/host/etc/cni/net.d/10-podnet.conflist" }));
       const used = await waitFor("used through Multus", async () => ((await cniConfigured())?.message.includes("used through 00-multus.conf") ? cniConfigured() : undefined), 10_000);
       expect(used).toMatchObject({ status: "True", reason: "Written" });
+      expect(used!.message).not.toContain("copy");
+      // Multus's thin plugin, its auto-generated config holding a copy of podnet's conflist: podnet's changes wait for Multus.
+      writeFileSync(multus, JSON.stringify({ cniVersion: "0.3.1", name: "multus-cni-network", type: "multus", kubeconfig: "/etc/cni/net.d/multus.d/multus.kubeconfig", delegates: [readConflist()] }));
+      const copy = await waitFor("used through Multus's copy", async () => ((await cniConfigured())?.message.includes("holds its own copy") ? cniConfigured() : undefined), 10_000);
+      expect(copy).toMatchObject({ status: "True", reason: "Written",
+        message: `${conflistPath()} in place, used through 00-multus.conf, which holds its own copy: changes reach pods only when Multus rewrites it` });
       writeFileSync(cilium, JSON.stringify({ cniVersion: "0.3.1", name: "cilium", plugins: [{ type: "cilium-cni" }] }));
       await waitFor("shadowed", async () => ((await cniConfigured())?.reason === "CNIConfigShadowed" ? true : undefined), 10_000);
     } finally {
