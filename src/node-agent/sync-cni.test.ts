@@ -20,7 +20,7 @@ function stubPlugin(binDir: string, type: string): void {
 
 const withCidr: DesiredNodeState = { ownCidrs: ["10.244.1.0/24"], unusedOwnCidrs: [], podNetwork: ["10.244.0.0/16"], routes: [], rejected: [], families: [4] };
 
-function node(name: string, state = withCidr) {
+function node(name: string, state = withCidr, flags: Record<string, string> = {}) {
   const dir = join(root, name);
   const confDir = join(dir, "net.d");
   const binDir = join(dir, "bin");
@@ -29,7 +29,7 @@ function node(name: string, state = withCidr) {
   for (const p of CNI_PLUGINS) stubPlugin(binDir, p);
   const logs: Array<{ level: number; msg: string } & Record<string, unknown>> = [];
   const log = pino({ level: "info" }, { write: (line: string) => { logs.push(JSON.parse(line) as (typeof logs)[number]); } });
-  const config = agentConfigSchema.parse({ "node-name": name, "cni-conf-dir": confDir, "cni-bin-dir": binDir, "ipam-data-dir": join(dir, "ipam") });
+  const config = agentConfigSchema.parse({ "node-name": name, "cni-conf-dir": confDir, "cni-bin-dir": binDir, "ipam-data-dir": join(dir, "ipam"), ...flags });
   const path = join(confDir, "10-podnet.conflist");
   return {
     binDir, confDir, path, logs,
@@ -80,6 +80,22 @@ describe("syncCni: plugins chained after podnet's are kept only while the runtim
 
 describe("syncCni on a node without a pod CIDR whose range another node holds", () => {
   const n9Holds: DesiredNodeState = { ...withCidr, ownCidrs: [], families: [], routes: [{ dst: "10.244.1.0/24", via: "192.168.1.9", nodeName: "n9", nodeIPs: ["192.168.1.9"] }] };
+
+  it("in a dry run, keeps the file and logs at info what it would remove: no error, so nothing counted in podnet_agent_errors_total", async () => {
+    const n = node("dry-run", n9Holds, { "dry-run": "true" });
+    writeFileSync(n.path, conflistText(renderConflist({ cniVersion: "1.0.0", podCidrs: ["10.244.1.0/24"], mtu: 1500 })));
+    for (let pass = 0; pass < 2; pass++) {
+      const cni = await n.sync();
+      expect(cni.error).toBeUndefined();
+      expect(cni.skipped).toBe("no NodeCIDR is allocated to this node yet");
+    }
+    expect(existsSync(n.path)).toBe(true);
+    expect(n.logs.filter((l) => l.level >= 50)).toEqual([]);
+    expect(n.logs.filter((l) => l.msg.startsWith("dry-run: would remove"))).toEqual([
+      expect.objectContaining({ level: 30, msg: expect.stringContaining("hands out 10.244.1.0/24 (now node n9's 10.244.1.0/24)") }),
+      expect.objectContaining({ level: 30 }),
+    ]);
+  });
 
   it("says that a thin Multus config's own copy of the conflist goes on handing out the range", async () => {
     const n = node("multus-copy", n9Holds);

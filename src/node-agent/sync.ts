@@ -243,9 +243,13 @@ function withoutPodCidr(input: SyncInput, path: string, result: SyncOutcome["cni
   const held = current === undefined ? [] : rangesHeldByOthers(current, input.state.routes);
   if (held.length === 0) return { ...result, skipped: "no NodeCIDR is allocated to this node yet" };
   const ranges = held.map((h) => `${h.subnet} (now node ${h.nodeName}'s ${h.heldAs})`).join(", ");
-  const dryRun = input.config["dry-run"];
-  if (!dryRun) rmSync(path, { force: true });
-  const error = `${dryRun ? "dry-run: would remove" : "removed"} ${path}: this node has no pod CIDR and the conflist handed out ${ranges}; `
+  // A dry run changes nothing, so nothing failed: an info line, no error counted, no retry with backoff.
+  if (input.config["dry-run"]) {
+    input.log.info({ path, ranges: held }, `dry-run: would remove ${path}: this node has no pod CIDR and the conflist hands out ${ranges}`);
+    return { ...result, skipped: "no NodeCIDR is allocated to this node yet" };
+  }
+  rmSync(path, { force: true });
+  const error = `removed ${path}: this node has no pod CIDR and the conflist handed out ${ranges}; `
     + (result.usedThroughCopy ? `but ${result.usedThrough} holds its own copy of it, which the runtime goes on using until Multus rewrites it`
       : "no pod starts here until this node gets a CIDR (running pods' CNI DEL waits for it too)");
   input.log.error({ path, ranges: held }, error);
