@@ -190,9 +190,9 @@ export interface RangeHeldByOther { subnet: string; heldAs: string; nodeName: st
 
 /**
  * Pure: the host-local subnets (ranges[][].subnet) of the podnet conflist `text` that overlap another node's live
- * pod CIDR (`routes`: other nodes' Allocated CIDRs, as desiredNodeState routes them). Empty for any other file.
+ * pod CIDR (`others`: other nodes' Allocated CIDRs, routed or not: desiredNodeState's othersLive). Empty for any other file.
  */
-export function rangesHeldByOthers(text: string, routes: ReadonlyArray<{ dst: string; nodeName: string }>, networkName = "podnet"): RangeHeldByOther[] {
+export function rangesHeldByOthers(text: string, others: ReadonlyArray<{ dst: string; nodeName: string }>, networkName = "podnet"): RangeHeldByOther[] {
   let parsed: unknown;
   try { parsed = JSON.parse(text); } catch { return []; }
   const list = parsed as { name?: unknown; plugins?: Array<{ ipam?: { type?: unknown; ranges?: unknown } }> };
@@ -205,7 +205,7 @@ export function rangesHeldByOthers(text: string, routes: ReadonlyArray<{ dst: st
     // host-local takes a subnet with host bits set (it masks them), so this reads it the same way.
     let mine;
     try { mine = parseCidr(subnet, { allowHostBits: true }); } catch { continue; }
-    for (const r of routes) {
+    for (const r of others) {
       const theirs = tryParseCidr(r.dst);
       if (theirs && cidrsOverlap(mine, theirs)) held.push({ subnet, heldAs: r.dst, nodeName: r.nodeName });
     }

@@ -128,3 +128,18 @@ describe("desiredNodeState: one pod CIDR per family for this node", () => {
     expect(s.routes.map((r) => r.dst)).toEqual(["10.244.5.0/24"]);
   });
 });
+
+describe("desiredNodeState: othersLive, who holds a range, for a node without a record of its own", () => {
+  const n9 = (nodeIPs: string[]) => rec("n9", "10.244.1.0/24", nodeIPs);
+  it.each([
+    ["routed", [n9(["192.168.1.9"])], "a", [{ dst: "10.244.1.0/24", nodeName: "n9" }]],
+    ["node IPs not mirrored yet (no route, no rejection)", [n9([])], "a", [{ dst: "10.244.1.0/24", nodeName: "n9" }]],
+    ["refused for its node IP (InvalidNodeIP)", [n9(["127.0.0.1"])], "a", [{ dst: "10.244.1.0/24", nodeName: "n9" }]],
+    ["two overlapping records, both withheld", [n9(["192.168.1.9"]), rec("n8", "10.244.0.0/23", ["192.168.1.8"])], "a",
+      [{ dst: "10.244.0.0/23", nodeName: "n8" }, { dst: "10.244.1.0/24", nodeName: "n9" }]],
+    ["Released or Quarantined: nobody holds it", [rec("n9", "10.244.1.0/24", [], "Released"), rec("n8", "10.244.2.0/24", [], "Quarantined")], "a", []],
+    ["this node has a record: not listed at all", [rec("a", "10.244.5.0/24", ["192.168.1.1"]), n9([])], "a", []],
+  ])("%s", (_name, records, self, expected) => {
+    expect(desiredNodeState(records, self).othersLive).toEqual(expected);
+  });
+});

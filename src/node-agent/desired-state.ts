@@ -37,6 +37,11 @@ export interface DesiredNodeState {
    */
   podNetwork: string[];
   routes: DesiredRoute[];
+  /**
+   * Other nodes' live CIDRs, routed or not (node IPs not mirrored yet, or refused): who holds a range. Listed
+   * only while this node has no live record of its own, for the conflist it may still have (see withoutPodCidr).
+   */
+  othersLive: Array<{ dst: string; nodeName: string }>;
   rejected: RejectedRecord[];
   families: IpFamily[];
 }
@@ -77,7 +82,8 @@ export function desiredNodeState(records: ObservedNodeCidr[], self: string, pool
   // ADD fail ("file exists"). The oldest record's, then the first by name: the range pods already hold, as the
   // controller keeps the one the Node's podCIDRs name (quarantining a later second one); not the informer's
   // order, which a restart's list would change under running pods.
-  const ownAll = parsed.filter((p) => p.r.nodeName === self && !overlapping.has(p.r.name))
+  const ownParsed = parsed.filter((p) => p.r.nodeName === self);
+  const ownAll = ownParsed.filter((p) => !overlapping.has(p.r.name))
     .sort((a, b) => a.c.family - b.c.family || (a.r.created ?? Infinity) - (b.r.created ?? Infinity) || compareText(a.r.name, b.r.name));
   const own = ownAll.filter((p, i) => i === 0 || ownAll[i - 1]!.c.family !== p.c.family);
   return {
@@ -85,6 +91,8 @@ export function desiredNodeState(records: ObservedNodeCidr[], self: string, pool
     unusedOwnCidrs: ownAll.filter((p) => !own.includes(p)).map((p) => p.dst),
     podNetwork: podNetwork(poolRanges, usable.map((p) => p.c)),
     routes,
+    // Only then: a node with its own record pays nothing for it at thousands of records.
+    othersLive: ownParsed.length ? [] : sorted.flatMap((p) => (p.r.nodeName === self ? [] : [{ dst: p.dst, nodeName: p.r.nodeName }])),
     rejected,
     families: [...new Set(own.map((p) => p.c.family))].sort(),
   };

@@ -18,7 +18,7 @@ function stubPlugin(binDir: string, type: string): void {
   chmodSync(join(binDir, type), 0o755);
 }
 
-const withCidr: DesiredNodeState = { ownCidrs: ["10.244.1.0/24"], unusedOwnCidrs: [], podNetwork: ["10.244.0.0/16"], routes: [], rejected: [], families: [4] };
+const withCidr: DesiredNodeState = { ownCidrs: ["10.244.1.0/24"], unusedOwnCidrs: [], podNetwork: ["10.244.0.0/16"], routes: [], othersLive: [], rejected: [], families: [4] };
 
 function node(name: string, state = withCidr, flags: Record<string, string> = {}) {
   const dir = join(root, name);
@@ -79,7 +79,7 @@ describe("syncCni: plugins chained after podnet's are kept only while the runtim
 });
 
 describe("syncCni on a node without a pod CIDR whose range another node holds", () => {
-  const n9Holds: DesiredNodeState = { ...withCidr, ownCidrs: [], families: [], routes: [{ dst: "10.244.1.0/24", via: "192.168.1.9", nodeName: "n9", nodeIPs: ["192.168.1.9"] }] };
+  const n9Holds: DesiredNodeState = { ...withCidr, ownCidrs: [], families: [], othersLive: [{ dst: "10.244.1.0/24", nodeName: "n9" }] };
 
   it("in a dry run, keeps the file and logs at info what it would remove: no error, so nothing counted in podnet_agent_errors_total", async () => {
     const n = node("dry-run", n9Holds, { "dry-run": "true" });

@@ -240,7 +240,7 @@ function logUnusedOnce(input: SyncInput, path: string): void {
  */
 function withoutPodCidr(input: SyncInput, path: string, result: SyncOutcome["cni"]): SyncOutcome["cni"] {
   const current = readIfPresent(path);
-  const held = current === undefined ? [] : rangesHeldByOthers(current, input.state.routes);
+  const held = current === undefined ? [] : rangesHeldByOthers(current, input.state.othersLive);
   if (held.length === 0) return { ...result, skipped: "no NodeCIDR is allocated to this node yet" };
   const ranges = held.map((h) => `${h.subnet} (now node ${h.nodeName}'s ${h.heldAs})`).join(", ");
   // A dry run changes nothing, so nothing failed: an info line, no error counted, no retry with backoff.

@@ -176,7 +176,7 @@ describe.skipIf(!isRoot())("the podnet conflist on a node (rung 3: real agent an
   });
 
   // Last: it takes n1's CIDR away.
-  it("is kept while the node's old range is only Released, and removed once another node holds that range", async () => {
+  it("is kept while the node's old range is only Released, and removed once another node holds that range (not yet routed)", async () => {
     expect(readFileSync(conflistPath(), "utf8")).toContain("10.248.1.0/24");
     await applyStatus(fx.api(), "nodecidrs", "10-248-1-0-24", "NodeCIDR", { phase: "Released" });
     await waitFor("Released seen", async () => (agent.agent.records.cache.get("10-248-1-0-24")?.status?.phase === "Released" ? true : undefined), 10_000);
@@ -186,7 +186,8 @@ describe.skipIf(!isRoot())("the podnet conflist on a node (rung 3: real agent an
 
     const errorsBefore = await cniErrors();
     await fx.api().custom.deleteClusterCustomObject({ ...nodecidrs, name: "10-248-1-0-24" });
-    await putNodeCidr(fx.api(), "n9", "10.248.1.0/24", [bed.nodes[1]!.ip]);
+    // n9's node IPs not mirrored yet: no route to it, and it holds the range all the same.
+    await putNodeCidr(fx.api(), "n9", "10.248.1.0/24", []);
     await waitFor("conflist removed", async () => (existsSync(conflistPath()) ? undefined : true), 10_000);
     // Counted when the pass ends (nft and sysctls come after the conflist).
     await waitFor("the cni step counted as failed", async () => ((await cniErrors()) > errorsBefore ? true : undefined), 5_000);
