@@ -36,9 +36,9 @@ export function notePodCapacity(nodes: PlannerNode[], poolOf: Map<string, PoolSt
 
 /**
  * Pod addresses in one node slice: host-local hands out all but the network address, the bridge's gateway and,
- * for IPv4, the broadcast address.
+ * for IPv4, the broadcast address. A BigInt: an IPv6 /64's 2^64 − 2 is past a float's exact integers.
  */
-const podAddresses = (family: IpFamily, prefix: number) => 2 ** ((family === 4 ? 32 : 128) - prefix) - (family === 4 ? 3 : 2);
+const podAddresses = (family: IpFamily, prefix: number) => (1n << BigInt((family === 4 ? 32 : 128) - prefix)) - (family === 4 ? 3n : 2n);
 
 /**
  * Whether each node's slices hold as many addresses as its Nodes admit pods (kubelet's --max-pods, 110 by
@@ -49,9 +49,12 @@ function podAddressesCondition(state: PoolState): ConditionInput {
     const fam = state.families[f];
     return fam?.sets.length ? [{ family: f, pods: podAddresses(f, fam.prefix), prefix: fam.prefix }] : [];
   });
-  const smallest = fits.sort((a, b) => a.pods - b.pods)[0];
+  const smallest = fits.sort((a, b) => (a.pods < b.pods ? -1 : a.pods > b.pods ? 1 : 0))[0];
   const max = state.maxPods;
-  if (!smallest || !max) return { type: "PodAddresses", status: "True", reason: "NoNodeCapacityKnown", message: "no selected Node reports its pod capacity yet" };
+  // Nothing to size: Valid=False names the ranges; whether Nodes report their capacity does not matter yet.
+  if (!smallest) return { type: "PodAddresses", status: "Unknown", reason: "NoValidRange", message: "no valid range to size: fix what the Valid condition names" };
+  if (!max) return { type: "PodAddresses", status: "True", reason: "NoNodeCapacityKnown", message: "no selected Node reports its pod capacity yet" };
+  // bigint against number: compared exactly.
   if (smallest.pods >= max.pods) {
     return { type: "PodAddresses", status: "True", reason: "SliceFitsMaxPods", message: `each node's /${smallest.prefix} holds ${smallest.pods} pod addresses; its Nodes admit at most ${max.pods} pods` };
   }

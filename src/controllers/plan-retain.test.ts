@@ -135,6 +135,10 @@ describe("pool condition PodAddresses: do the node slices hold as many addresses
     ["a /26 for 110 pods (kubelet's default)", [pool(["10.244.0.0/16"], {}, 26)], 110, "False", "each node's IPv4 /26 holds 61 pod addresses, but node a admits 110 pods"],
     ["a /26 for Nodes of 30 pods", [pool(["10.244.0.0/16"], {}, 26)], undefined, "True", "/26 holds 61 pod addresses; its Nodes admit at most 30 pods"],
     ["IPv6 /120 beside IPv4 /24, 300 pods", [pool(["10.244.0.0/16"], { v6: { cidrs: ["fd00:10::/112"], nodePrefix: 120 } })], 300, "False", "IPv4 /24 holds 253 pod addresses, but node a admits 300 pods"],
+    // 2^64 − 2 exactly, not the float 18446744073709552000.
+    ["IPv6-only /64 slices", [pool(undefined, { v6: { cidrs: ["fd00:10::/56"], nodePrefix: 64 } })], 110, "True", "each node's /64 holds 18446744073709551614 pod addresses; its Nodes admit at most 110 pods"],
+    ["IPv6 /64 beside IPv4 /26, 110 pods: the IPv4 slice is the smaller", [pool(["10.244.0.0/16"], { v6: { cidrs: ["fd00:10::/56"], nodePrefix: 64 } }, 26)], 110, "False",
+      "each node's IPv4 /26 holds 61 pod addresses, but node a admits 110 pods"],
   ] as const)("%s", (_case, pools, maxPods, status, message) => {
     const c = podAddresses([...pools], maxPods);
     expect(c.status).toBe(status);
@@ -143,5 +147,11 @@ describe("pool condition PodAddresses: do the node slices hold as many addresses
   it("says nothing is known before a selected Node reports its capacity", () => {
     const c = planAllocations(input({ nodes: [node("a")] })).poolStatuses[0]!.conditions.find((x) => x.type === "PodAddresses")!;
     expect(c).toMatchObject({ status: "True", reason: "NoNodeCapacityKnown" });
+  });
+  it.each([
+    ["its only range overlaps the service CIDR", [pool(["10.96.0.0/16"])]],
+    ["both families invalid", [pool(["10.96.0.0/16"], { v6: { cidrs: ["fe80::/56"], nodePrefix: 64 } })]],
+  ])("says there is no valid range to size when %s, though its Nodes report their capacity", (_case, pools) => {
+    expect(podAddresses([...pools], 110)).toMatchObject({ status: "Unknown", reason: "NoValidRange", message: "no valid range to size: fix what the Valid condition names" });
   });
 });
