@@ -24,6 +24,8 @@ export interface StatusContext {
 /** One agent's record of its status writes (its own: tests run several agents, and restart them, in one process). */
 export class StatusPacing {
   readonly lastWrite = new Map<string, number>();
+  /** Per record, the version this agent's last status write produced and those it stands for (see writeVersion). */
+  readonly ownWrites = new Map<string, OwnWrite>();
   /** When a count-only change waiting per record is due; fixed when first seen, so passes do not redraw it. */
   readonly countsDue = new Map<string, number>();
   /** A draw in [0, 1) for the random part of a count-only update's wait (tests pass a fixed one). */
@@ -48,13 +50,37 @@ export const countsOnlyIntervalMs = (records: number) => Math.max(2_000, records
 const warnsWhileTrue = (c: Pick<Condition, "type" | "status" | "reason">) => c.status === "True"
   && (c.type === "CNIConfigShadowed" || (c.type === "CNIConfigured" && c.reason === IPAM_DATA_DIR_KEPT));
 
+/** The records a pass computed from: this node's Allocated NodeCIDRs by name, each with the resourceVersion read. */
+export type ReadVersions = Record<string, string>;
+
+/** A status write of this agent's: the version it produced, and the versions it was (transitively) made over. */
+export interface OwnWrite { version: string; over: string[] }
+const OWN_WRITES_KEPT = 4;
+
+/**
+ * Pure: the version to write a pass's outcome at. The one the pass read, or, if this agent's own status writes
+ * went on top of it since, the version they produced: they changed only the agent's conditions and counts,
+ * nothing the pass computed from. Any other change since (a release, a CIDR change) makes the write a 409.
+ * Without this, an outcome that waited behind the previous one's write would always meet a 409.
+ */
+export function writeVersion(read: string, own: OwnWrite | undefined): string {
+  return own?.over.includes(read) ? own.version : read;
+}
+
+/** Pure: after a write at `at` produced `version`. */
+export function afterOwnWrite(previous: OwnWrite | undefined, at: string, version: string): OwnWrite {
+  return { version, over: [...(previous?.version === at ? previous.over : []), at].slice(-OWN_WRITES_KEPT) };
+}
+
 /** Writes what changed; returns when a suppressed count-only update is due (the caller syncs again then). */
-export async function reportStatus(ctx: StatusContext, ownNames: string[], inputs: ConditionInput[], report: Omit<AgentReport, "lastSyncTime">, countsIntervalMs: number): Promise<number | undefined> {
+export async function reportStatus(ctx: StatusContext, own: ReadVersions, inputs: ConditionInput[], report: Omit<AgentReport, "lastSyncTime">, countsIntervalMs: number): Promise<number | undefined> {
   let dueAt: number | undefined;
-  const { lastWrite, countsDue, random } = ctx.pacing;
-  for (const name of ownNames) {
+  const { lastWrite, countsDue, random, ownWrites } = ctx.pacing;
+  for (const [name, read] of Object.entries(own)) {
     const current = ctx.records.cache.get(name);
-    if (!current) continue;
+    // Released (or quarantined) since the pass read it: that pass's outcome is not this record's any more. (A
+    // record without a version never comes from the API server; unconditional is what a write without one is.)
+    if (current?.status?.phase !== "Allocated" || !read) continue;
     const existing = current.status?.conditions;
     const conditions: Condition[] = inputs.map((c) => nextCondition(existing, c, current.metadata?.generation, new Date()));
     const previous = current.status?.agent;
@@ -71,14 +97,15 @@ export async function reportStatus(ctx: StatusContext, ownNames: string[], input
       }
       if (Date.now() < due) { dueAt = Math.min(dueAt ?? due, due); continue; }
     }
+    const at = writeVersion(read, ownWrites.get(name));
     try {
-      // On the version these conditions were computed from: a release (or any write) since wins, and its watch
-      // event brings the next pass. Unconditional, a write in flight when the Node was deleted put Ready=True
-      // back on the Released record.
+      // On the version the pass read (not the cache's now: a release since would be written over, Ready=True on
+      // a Released record): any other write since wins with a 409, and the next pass reports afresh.
       const updated = await applyStatus(ctx.api, "nodecidrs", name, "NodeCIDR", {
         conditions, agent: { ...report, lastSyncTime: kubeTime(new Date()) },
-      }, current.metadata?.resourceVersion, ctx.signal?.());
-      ctx.records.assume(updated as NodeCidrObject & KubernetesObject);
+      }, at, ctx.signal?.()) as NodeCidrObject & KubernetesObject;
+      ctx.records.assume(updated);
+      if (updated.metadata?.resourceVersion) ownWrites.set(name, afterOwnWrite(ownWrites.get(name), at, updated.metadata.resourceVersion));
       lastWrite.set(name, Date.now());
       countsDue.delete(name); // written, counts included: the next count-only change draws its own time
     } catch (err) {

@@ -7,7 +7,7 @@ import { Informer, type ListPage } from "../lib/informer.js";
 import { apiMessage, podnetResource, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 import { agentMetrics } from "./agent-metrics.js";
-import { countsOnlyIntervalMs, StatusPacing } from "./agent-status.js";
+import { countsOnlyIntervalMs, StatusPacing, type ReadVersions } from "./agent-status.js";
 import { desiredNodeState, type DesiredNodeState } from "./desired-state.js";
 import { NetworkUnavailableClearer } from "./node-network-condition.js";
 import { agentConditions, passLeftWorkUndone, sysctlsAfterPass, type SyncOutcome } from "./report.js";
@@ -228,12 +228,13 @@ export class NodeAgent {
     }
   }
 
-  private desired(): { state: DesiredNodeState; ownNames: string[]; nodeIP?: string } {
+  private desired(): { state: DesiredNodeState; own: ReadVersions; nodeIP?: string } {
     const all = [...this.records.cache.values()];
     const me = this.config["node-name"];
     const state = desiredNodeState(all.map(observed), me, poolRanges(this.pools.cache.values()));
     const own = all.filter((r) => r.spec.nodeName === me && r.status?.phase === "Allocated");
-    return { state, ownNames: own.map((r) => r.metadata!.name!), nodeIP: underlayIpOf(own.flatMap((r) => observed(r).nodeIPs)) };
+    // The versions read here go with the pass's outcome: its status is written at them, not over a later change.
+    return { state, own: Object.fromEntries(own.map((r) => [r.metadata!.name!, r.metadata!.resourceVersion ?? ""])), nodeIP: underlayIpOf(own.flatMap((r) => observed(r).nodeIPs)) };
   }
 
   /** One pass at a time: two passes planning against the same kernel view would both add the same routes. */
@@ -246,7 +247,7 @@ export class NodeAgent {
 
   private async syncPass(): Promise<SyncOutcome> {
     const started = performance.now();
-    const { state, ownNames, nodeIP } = this.desired();
+    const { state, own, nodeIP } = this.desired();
     // Due by time too: in a busy cluster events wake the agent before any resync timer fires, and the full
     // pass is what repairs drift (a hand-deleted route, an edited nft table).
     const full = this.fullDue || Date.now() - this.lastFullPassAt >= this.config["resync-period"];
@@ -276,8 +277,9 @@ export class NodeAgent {
     // route stayed away for a minute and more).
     const conditions = agentConditions(outcome);
     const removed = outcome.cni.removedBridgeAddresses ?? [];
+    const ownNames = Object.keys(own);
     this.statusWriter.offer({
-      ownNames, conditions, countsIntervalMs: countsOnlyIntervalMs(this.records.cache.size),
+      own, conditions, countsIntervalMs: countsOnlyIntervalMs(this.records.cache.size),
       report: { routesDesired: outcome.routes.desired, routesInstalled: outcome.routes.installed, routeConflicts: outcome.routes.conflicts.length,
         unreachableNodes: outcome.routes.unreachable.length, overlayRoutes: outcome.routes.overlay, cniConfigPath: outcome.cni.path },
       clearNetworkUnavailable: ownNames.length > 0 && this.config["clear-network-unavailable"],

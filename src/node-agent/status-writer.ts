@@ -2,7 +2,7 @@ import type { AgentReport } from "../crds/nodecidr.js";
 import type { ConditionInput } from "../lib/conditions.js";
 import type { EventTarget } from "../lib/events.js";
 import { apiMessage } from "../lib/k8s.js";
-import { reportStatus, type StatusContext } from "./agent-status.js";
+import { reportStatus, type ReadVersions, type StatusContext } from "./agent-status.js";
 import type { NetworkUnavailableClearer } from "./node-network-condition.js";
 
 /**
@@ -52,7 +52,8 @@ export class LatestOnly<T> {
 
 /** What one pass leaves to tell the API server. */
 export interface StatusJob {
-  ownNames: string[];
+  /** This node's Allocated records the pass computed from, with the versions it read: written at those only. */
+  own: ReadVersions;
   conditions: ConditionInput[];
   report: Omit<AgentReport, "lastSyncTime">;
   countsIntervalMs: number;
@@ -118,7 +119,7 @@ export class StatusWriter {
   private async write(job: StatusJob): Promise<void> {
     // A call a stop cut off is no failure to count.
     const onError = () => { if (!this.stopped) this.ctx.onError?.(); };
-    const dueAt = await reportStatus({ ...this.ctx, signal: this.signal, onError }, job.ownNames, job.conditions, job.report, job.countsIntervalMs);
+    const dueAt = await reportStatus({ ...this.ctx, signal: this.signal, onError }, job.own, job.conditions, job.report, job.countsIntervalMs);
     clearTimeout(this.dueTimer);
     if (dueAt !== undefined && !this.stopped) {
       this.dueTimer = setTimeout(() => { if (this.latest) this.runner.offer(this.latest); }, Math.max(0, dueAt - Date.now()));

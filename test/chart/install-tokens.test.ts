@@ -208,7 +208,7 @@ describe("helm install onto the real API server", () => {
     type Obj = NodeCidrObject & KubernetesObject;
     const cache = new Map([[name, (await agent.custom.getClusterCustomObject({ ...nodecidrs, name })) as Obj]]);
     const records = { cache, assume: (o: Obj) => { cache.set(o.metadata!.name!, o); } } as unknown as Informer<Obj>;
-    await reportStatus({ api: agent, records, recorder: new EventRecorder(agent, "podnet-agent", silentLogger()), log: silentLogger(), pacing: new StatusPacing() }, [name],
+    await reportStatus({ api: agent, records, recorder: new EventRecorder(agent, "podnet-agent", silentLogger()), log: silentLogger(), pacing: new StatusPacing() }, { [name]: cache.get(name)!.metadata!.resourceVersion! },
       [{ type: "RoutesProgrammed", status: "True", reason: "Programmed", message: "1 route" }, { type: "Ready", status: "True", reason: "NodeNetworkReady", message: "ready" }],
       { routesDesired: 1, routesInstalled: 1 }, 0);
     const written = (await fx.api().custom.getClusterCustomObject({ ...nodecidrs, name })) as Obj;
