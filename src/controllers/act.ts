@@ -99,13 +99,13 @@ async function applyOne(ctx: ActContext, action: AllocationAction): Promise<void
     // not on every plan of a busy cluster.
     case "conflict":
       ctx.metrics.conflicts.inc();
-      if (await ctx.recorder.emit({ kind: "Node", name: action.node, uid: ctx.nodes.cache.get(action.node)?.metadata?.uid }, "Warning", action.reason, action.message)) {
+      if (await ctx.recorder.emit({ kind: "Node", name: action.node, uid: ctx.nodes.cache.get(action.node)?.metadata?.uid }, "Warning", action.reason, action.message) !== "duplicate") {
         ctx.log.warn({ node: action.node, reason: action.reason }, action.message);
       }
       return;
     case "exhausted":
       ctx.metrics.exhausted.inc({ pool: action.pool, family: `IPv${action.family}` });
-      if (await ctx.recorder.emit({ kind: "Node", name: action.node, uid: ctx.nodes.cache.get(action.node)?.metadata?.uid }, "Warning", action.reason, action.message)) {
+      if (await ctx.recorder.emit({ kind: "Node", name: action.node, uid: ctx.nodes.cache.get(action.node)?.metadata?.uid }, "Warning", action.reason, action.message) !== "duplicate") {
         ctx.log.warn({ node: action.node, pool: action.pool, family: action.family }, action.message);
       }
       return;

@@ -13,13 +13,25 @@ describe("EventRecorder", () => {
     vi.useFakeTimers({ now: 0 });
     const { sent, api } = sink();
     const recorder = new EventRecorder(api, "test", silentLogger(), 60_000);
-    expect(await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m")).toBe(true);
-    expect(await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m")).toBe(false);
+    expect(await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m")).toBe("sent");
+    expect(await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m")).toBe("duplicate");
     for (let i = 0; i < 100; i++) await recorder.emit({ kind: "Node", name: `churn-${i}` }, "Warning", "PodCIDRNotAvailable", "wait");
     expect(recorder.remembered).toBe(101);
     vi.setSystemTime(61_000);
-    expect(await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m")).toBe(true); // due again
+    expect(await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m")).toBe("sent"); // due again
     expect(recorder.remembered).toBe(1); // the 100 churned nodes' complaints are gone
     expect(sent).toHaveLength(102);
+  });
+
+  it("tells a failed write apart; it counts as sent for the interval unless the caller keeps the complaint to send again", async () => {
+    let failing = true;
+    const api = { core: { createNamespacedEvent: async ({ body }: { body: object }) => { if (failing) throw new Error("unavailable"); return body; } } } as unknown as KubeApi;
+    const recorder = new EventRecorder(api, "test", silentLogger(), 60_000);
+    expect(await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m")).toBe("failed");
+    expect(await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m")).toBe("duplicate");
+    expect(await recorder.emit({ kind: "Node", name: "b" }, "Warning", "X", "m", undefined, { forgetIfFailed: true })).toBe("failed");
+    failing = false;
+    expect(await recorder.emit({ kind: "Node", name: "b" }, "Warning", "X", "m", undefined, { forgetIfFailed: true })).toBe("sent");
+    expect(recorder.written).toBe(1);
   });
 });

@@ -9,6 +9,8 @@ export interface EventTarget {
   apiVersion?: string;
 }
 
+export type EmitResult = "sent" | "duplicate" | "failed";
+
 /**
  * Writes core/v1 Events (what `kubectl describe` and `kubectl get events` show). The same
  * (object, reason, message) is written at most once per interval: a level-based loop replans often and
@@ -27,13 +29,16 @@ export class EventRecorder {
   ) {}
 
   /**
-   * False when the same complaint went out within the interval (callers log only what they report anew).
-   * `signal` ends the write early (a caller's deadline); the complaint then counts as sent, like any failed write.
+   * "duplicate" when the same complaint went out within the interval (callers log only what they report anew),
+   * "failed" when the write did not go through (cut off by `signal`, a caller's deadline, or refused). A failed
+   * complaint counts as sent for the interval, so a level-based caller does not retry it on every plan; a caller
+   * that keeps it to send again (`forgetIfFailed`) has it free to go at once.
    */
-  async emit(target: EventTarget, type: "Normal" | "Warning", reason: string, message: string, signal?: AbortSignal): Promise<boolean> {
+  async emit(target: EventTarget, type: "Normal" | "Warning", reason: string, message: string, signal?: AbortSignal,
+    opts: { forgetIfFailed?: boolean } = {}): Promise<EmitResult> {
     const key = `${target.kind}/${target.name}/${reason}/${message}`;
     const now = Date.now();
-    if (now - (this.lastWritten.get(key) ?? -Infinity) < this.intervalMs) return false;
+    if (now - (this.lastWritten.get(key) ?? -Infinity) < this.intervalMs) return "duplicate";
     this.lastWritten.delete(key); // re-inserted last: the map stays in time order for pruning
     this.lastWritten.set(key, now);
     this.prune(now);
@@ -49,10 +54,12 @@ export class EventRecorder {
     try {
       await this.api.core.createNamespacedEvent({ namespace: this.namespace, body }, withSignal(signal));
       this.written++;
+      return "sent";
     } catch (err) {
+      if (opts.forgetIfFailed) this.lastWritten.delete(key);
       this.log.warn({ kind: target.kind, name: target.name, reason, err: apiMessage(err) }, "could not write event");
+      return "failed";
     }
-    return true;
   }
 
   /** Complaints older than the interval may go out again anyway: drop them, or churn grows the map for good. */

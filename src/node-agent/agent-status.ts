@@ -72,9 +72,17 @@ export function afterOwnWrite(previous: OwnWrite | undefined, at: string, versio
   return { version, over: [...(previous?.version === at ? previous.over : []), at].slice(-OWN_WRITES_KEPT) };
 }
 
-/** Writes what changed; returns when a suppressed count-only update is due (the caller syncs again then). */
-export async function reportStatus(ctx: StatusContext, own: ReadVersions, inputs: ConditionInput[], report: Omit<AgentReport, "lastSyncTime">, countsIntervalMs: number): Promise<number | undefined> {
+export interface StatusResult {
+  /** When a suppressed count-only update is due (the caller writes again then). */
+  dueAt?: number;
+  /** A write failed or met a changed record (409): what this outcome says is not on the record. */
+  unwritten: boolean;
+}
+
+/** Writes what changed. */
+export async function reportStatus(ctx: StatusContext, own: ReadVersions, inputs: ConditionInput[], report: Omit<AgentReport, "lastSyncTime">, countsIntervalMs: number): Promise<StatusResult> {
   let dueAt: number | undefined;
+  let unwritten = false;
   const { lastWrite, countsDue, random, ownWrites } = ctx.pacing;
   for (const [name, read] of Object.entries(own)) {
     const current = ctx.records.cache.get(name);
@@ -109,6 +117,7 @@ export async function reportStatus(ctx: StatusContext, own: ReadVersions, inputs
       lastWrite.set(name, Date.now());
       countsDue.delete(name); // written, counts included: the next count-only change draws its own time
     } catch (err) {
+      unwritten = true;
       if (isConflict(err)) ctx.log.debug({ nodecidr: name }, "NodeCIDR changed since this pass read it; the next pass reports");
       else { ctx.log.error({ nodecidr: name, err: apiMessage(err) }, "could not write NodeCIDR status"); ctx.onError?.(); }
       continue;
@@ -129,5 +138,5 @@ export async function reportStatus(ctx: StatusContext, own: ReadVersions, inputs
       await ctx.recorder.emit({ kind: "NodeCIDR", name, uid: current.metadata?.uid }, "Warning", c.type === "CNIConfigShadowed" ? c.type : c.reason, c.message, ctx.signal?.());
     }
   }
-  return dueAt;
+  return { dueAt, unwritten };
 }

@@ -1,5 +1,13 @@
-import { describe, expect, it } from "vitest";
-import { LatestOnly } from "./status-writer.js";
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { describe, expect, it, vi } from "vitest";
+import type { NodeCidrObject } from "../controllers/observe.js";
+import { EventRecorder } from "../lib/events.js";
+import type { Informer } from "../lib/informer.js";
+import type { KubeApi } from "../lib/k8s.js";
+import { silentLogger } from "../log.js";
+import { StatusPacing } from "./agent-status.js";
+import { NetworkUnavailableClearer } from "./node-network-condition.js";
+import { LatestOnly, StatusWriter, type PassEvent, type StatusJob } from "./status-writer.js";
 
 /** A job that runs until the test lets it finish. */
 function gatedRunner() {
@@ -61,5 +69,85 @@ describe("LatestOnly: the newest job, one at a time", () => {
     runner.offer(3);
     expect(ran).toEqual([1]);
     expect(runner.running).toBe(false);
+  });
+});
+
+type Obj = NodeCidrObject & KubernetesObject;
+const apiError = (code: number) => Object.assign(new Error(`HTTP ${code}`), { code });
+
+/**
+ * A StatusWriter on a stand-in API server holding one record: status writes are conditional on its version (a
+ * 409 otherwise), and the test makes the next writes fail. The writer's own logic is under test, not the API.
+ */
+function fakeWriter() {
+  let rv = 1;
+  const cache = new Map<string, Obj>([["r1", { metadata: { name: "r1", uid: "u1", resourceVersion: "1", generation: 1 },
+    spec: { nodeName: "n1", cidr: "10.244.1.0/24", family: "IPv4", pool: "default" }, status: { phase: "Allocated" } } as Obj]]);
+  const records = { cache, assume: (o: Obj) => { cache.set(o.metadata!.name!, o); } } as unknown as Informer<Obj>;
+  const fail = { status: 0, events: 0 };
+  const sent: string[] = [];
+  const api = {
+    fieldManager: "podnet-agent",
+    custom: { patchClusterCustomObjectStatus: async ({ name, body }: { name: string; body: { metadata: { resourceVersion?: string }; status: object } }) => {
+      if (fail.status > 0) { fail.status--; throw apiError(503); }
+      const current = cache.get(name)!;
+      if (body.metadata.resourceVersion !== current.metadata!.resourceVersion) throw apiError(409);
+      return { ...current, metadata: { ...current.metadata, resourceVersion: String(++rv) }, status: { ...current.status, ...body.status } };
+    } },
+    core: { createNamespacedEvent: async ({ body }: { body: { reason: string } }) => {
+      if (fail.events > 0) { fail.events--; throw apiError(503); }
+      sent.push(body.reason);
+      return body;
+    } },
+  } as unknown as KubeApi;
+  const log = silentLogger();
+  const writer = new StatusWriter({ api, records, recorder: new EventRecorder(api, "podnet-agent", log), log, pacing: new StatusPacing(() => 0) },
+    new NetworkUnavailableClearer(api, "n1", log, 30_000, () => undefined));
+  /** A pass's outcome, read from the record as the cache holds it now. */
+  const job = (ready: boolean): StatusJob => ({ own: { r1: cache.get("r1")!.metadata!.resourceVersion! }, countsIntervalMs: 0, clearNetworkUnavailable: false,
+    conditions: [{ type: "Ready", status: ready ? "True" : "False", reason: ready ? "NodeNetworkReady" : "RoutesFailing", message: "m" }],
+    report: { routesDesired: 1, routesInstalled: 1 } });
+  const ready = () => cache.get("r1")!.status?.conditions?.find((c) => c.type === "Ready")?.status;
+  const settled = () => vi.waitFor(() => { if (writer.writing) throw new Error("writing"); });
+  /** Another manager's write (the controller's): the record's version moves on, as the watch brings it. */
+  const foreignWrite = () => { const r = cache.get("r1")!; cache.set("r1", { ...r, metadata: { ...r.metadata, resourceVersion: String(++rv) } }); };
+  return { writer, job, ready, settled, fail, sent, foreignWrite };
+}
+
+describe("StatusWriter: a pass's one-off Events", () => {
+  const event: PassEvent = { target: { kind: "NodeCIDR", name: "r1" }, reason: "StaleBridgeAddressRemoved", message: "removed 10.244.9.1/24" };
+
+  it("go out only after a status write that went through, and are kept through failed writes of their own", async () => {
+    const { writer, job, ready, settled, fail, sent } = fakeWriter();
+    fail.status = 1;
+    writer.offer(job(true), [event]);
+    await settled();
+    expect(ready()).toBeUndefined();
+    expect(sent).toEqual([]); // the status did not go through: nor does the Event
+    expect(writer.eventsWaiting).toBe(1);
+
+    fail.events = 1;
+    writer.offer(job(true));
+    await settled();
+    expect(ready()).toBe("True");
+    expect(sent).toEqual([]); // its own write failed: kept
+    expect(writer.eventsWaiting).toBe(1);
+
+    writer.offer(job(true));
+    await settled();
+    expect(sent).toEqual(["StaleBridgeAddressRemoved"]);
+    expect(writer.eventsWaiting).toBe(0);
+    await writer.stop();
+  });
+
+  it("are not sent after a write that met a changed record (409)", async () => {
+    const { writer, job, settled, sent, foreignWrite } = fakeWriter();
+    const stale = job(true);
+    foreignWrite();
+    writer.offer(stale, [event]);
+    await settled();
+    expect(sent).toEqual([]);
+    expect(writer.eventsWaiting).toBe(1);
+    await writer.stop();
   });
 });

@@ -61,7 +61,10 @@ export interface StatusJob {
   clearNetworkUnavailable: boolean;
 }
 
-/** A one-off Event from a pass (something it did, not a state): kept until sent, not replaced by newer jobs. */
+/**
+ * A one-off Event from a pass (something it did, not a state): kept until sent, not replaced by newer jobs. It
+ * goes out after a status write that went through, and one whose write failed is kept for the next.
+ */
 export interface PassEvent { target: EventTarget; reason: string; message: string }
 /** Bound on one-off Events waiting through an outage (they are rare: a pod CIDR change). */
 const MAX_PASS_EVENTS = 20;
@@ -86,11 +89,13 @@ export class StatusWriter {
 
   /** A pass's outcome; `events` are sent once, even if a newer outcome replaces this one before it is written. */
   offer(job: StatusJob, events: PassEvent[] = []): void {
-    this.events.push(...events);
-    this.events.splice(0, Math.max(0, this.events.length - MAX_PASS_EVENTS));
+    this.keepEvents(events);
     this.latest = job;
     this.runner.offer(job);
   }
+
+  /** One-off Events waiting to be sent (tests). */
+  get eventsWaiting(): number { return this.events.length; }
 
   /** Whether a write is under way (tests). */
   get writing(): boolean { return this.runner.running; }
@@ -116,18 +121,33 @@ export class StatusWriter {
     return call.signal;
   };
 
+  /** Adds Events to those waiting (`first`: back in front, older than any offered meanwhile); the oldest go past the bound. */
+  private keepEvents(events: PassEvent[], first = false): void {
+    if (first) this.events.unshift(...events); else this.events.push(...events);
+    this.events.splice(0, Math.max(0, this.events.length - MAX_PASS_EVENTS));
+  }
+
+  /** Sends the Events waiting; those whose write failed (or that a stop left) are kept. */
+  private async sendEvents(): Promise<void> {
+    const unsent: PassEvent[] = [];
+    for (const e of this.events.splice(0)) {
+      // A failed write must leave the complaint free to go again: the recorder counts failures as sent otherwise.
+      if (this.stopped || await this.ctx.recorder.emit(e.target, "Warning", e.reason, e.message, this.signal(), { forgetIfFailed: true }) === "failed") unsent.push(e);
+    }
+    this.keepEvents(unsent, true);
+  }
+
   private async write(job: StatusJob): Promise<void> {
     // A call a stop cut off is no failure to count.
     const onError = () => { if (!this.stopped) this.ctx.onError?.(); };
-    const dueAt = await reportStatus({ ...this.ctx, signal: this.signal, onError }, job.own, job.conditions, job.report, job.countsIntervalMs);
+    const { dueAt, unwritten } = await reportStatus({ ...this.ctx, signal: this.signal, onError }, job.own, job.conditions, job.report, job.countsIntervalMs);
     clearTimeout(this.dueTimer);
     if (dueAt !== undefined && !this.stopped) {
       this.dueTimer = setTimeout(() => { if (this.latest) this.runner.offer(this.latest); }, Math.max(0, dueAt - Date.now()));
     }
-    for (const e of this.events.splice(0)) {
-      if (this.stopped) return;
-      await this.ctx.recorder.emit(e.target, "Warning", e.reason, e.message, this.signal());
-    }
+    // Not while the status does not go through: the Event would tell of a pass whose outcome is not written (and
+    // on an API server that refuses writes, it would fail too).
+    if (!unwritten) await this.sendEvents();
     if (job.clearNetworkUnavailable && !this.stopped) await this.networkCondition.afterPass(job.conditions, this.signal);
   }
 }

@@ -241,7 +241,7 @@ describe("helm install onto the real API server", () => {
     const target = { kind: "Node" as const, name: "node-a" };
     for (const [api, component] of [[controller, "podnet-controller"], [agent, "podnet-agent"]] as const) {
       const inDefault = new EventRecorder(api, component, silentLogger());
-      expect(await inDefault.emit(target, "Normal", "Test", "in default")).toBe(true);
+      expect(await inDefault.emit(target, "Normal", "Test", "in default")).toBe("sent");
       expect(inDefault.written, component).toBe(1);
       // Events of cluster-scoped objects (all podnet writes) go to default; one about a Pod may go to its namespace.
       const elsewhere = await api.core.createNamespacedEvent({ namespace: "kube-system", body: { metadata: { generateName: "forged." },
