@@ -79,7 +79,7 @@ export class NodeAgent {
     this.statusWriter = new StatusWriter({
       api, records: this.records, recorder: new EventRecorder(api, "podnet-agent", log), log, pacing: new StatusPacing(opts.statusRandom),
       onError: () => this.metrics.errors.inc({ step: "status" }),
-    }, this.networkCondition);
+    }, this.networkCondition, { requestPass: () => this.markDirty(), maxMs: config["resync-period"] });
   }
 
   get metricsPort(): number | undefined { const a = this.server?.address(); return typeof a === "object" && a ? a.port : undefined; }
@@ -133,7 +133,8 @@ export class NodeAgent {
    * Other agents write their status on their own NodeCIDRs all the time, and a joining node's record passes
    * through states no route depends on (created, Allocated without node IPs). Only a change
    * in what this agent derives from a record (its CIDR once Allocated, with node and IPs) wakes it, or N
-   * agents would keep each other busy on 2 cores.
+   * agents would keep each other busy on 2 cores. (Its own status write that did not go through wakes it too:
+   * the status writer asks for a fresh pass.)
    */
   private readonly routingInputs = new Map<string, string>();
   private onRecordEvent(event: string, obj: Record_): void {

@@ -101,8 +101,9 @@ function fakeWriter() {
     } },
   } as unknown as KubeApi;
   const log = silentLogger();
+  const passesAsked: number[] = [];
   const writer = new StatusWriter({ api, records, recorder: new EventRecorder(api, "podnet-agent", log), log, pacing: new StatusPacing(() => 0) },
-    new NetworkUnavailableClearer(api, "n1", log, 30_000, () => undefined));
+    new NetworkUnavailableClearer(api, "n1", log, 30_000, () => undefined), { requestPass: () => passesAsked.push(performance.now()), baseMs: 40, maxMs: 160 });
   /** A pass's outcome, read from the record as the cache holds it now. */
   const job = (ready: boolean): StatusJob => ({ own: { r1: cache.get("r1")!.metadata!.resourceVersion! }, countsIntervalMs: 0, clearNetworkUnavailable: false,
     conditions: [{ type: "Ready", status: ready ? "True" : "False", reason: ready ? "NodeNetworkReady" : "RoutesFailing", message: "m" }],
@@ -111,7 +112,7 @@ function fakeWriter() {
   const settled = () => vi.waitFor(() => { if (writer.writing) throw new Error("writing"); });
   /** Another manager's write (the controller's): the record's version moves on, as the watch brings it. */
   const foreignWrite = () => { const r = cache.get("r1")!; cache.set("r1", { ...r, metadata: { ...r.metadata, resourceVersion: String(++rv) } }); };
-  return { writer, job, ready, settled, fail, sent, foreignWrite };
+  return { writer, job, ready, settled, fail, sent, foreignWrite, passesAsked };
 }
 
 describe("StatusWriter: a pass's one-off Events", () => {
@@ -149,5 +150,52 @@ describe("StatusWriter: a pass's one-off Events", () => {
     expect(sent).toEqual([]);
     expect(writer.eventsWaiting).toBe(1);
     await writer.stop();
+  });
+});
+
+describe("StatusWriter: a write that did not go through brings a fresh pass", () => {
+  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it("after a failure, sooner than the resync, backing off while the writes keep failing; a write that goes through ends it", async () => {
+    const { writer, job, ready, settled, fail, passesAsked } = fakeWriter();
+    fail.status = 3;
+    const started = performance.now();
+    writer.offer(job(true));
+    // Each fresh pass offers a new outcome, as the agent's passes do.
+    for (let i = 1; i <= 3; i++) {
+      await vi.waitFor(() => expect(passesAsked).toHaveLength(i), { timeout: 2_000, interval: 5 });
+      writer.offer(job(true));
+      await settled();
+    }
+    expect(ready()).toBe("True");
+    // Backoff with jitter from 40 ms, doubling: 20–40, then 40–80, then 80–160 ms after each failure.
+    const gaps = passesAsked.map((at, i) => at - (passesAsked[i - 1] ?? started));
+    expect(gaps[0]).toBeGreaterThanOrEqual(15);
+    expect(gaps[2]).toBeGreaterThanOrEqual(75);
+    await pause(400);
+    expect(passesAsked).toHaveLength(3); // went through: no more
+    await writer.stop();
+  });
+
+  it("after a 409: a fresh pass reads the record again", async () => {
+    const { writer, job, ready, settled, foreignWrite, passesAsked } = fakeWriter();
+    const stale = job(true);
+    foreignWrite();
+    writer.offer(stale);
+    await vi.waitFor(() => expect(passesAsked).toHaveLength(1), { timeout: 2_000, interval: 5 });
+    writer.offer(job(true));
+    await settled();
+    expect(ready()).toBe("True");
+    await writer.stop();
+  });
+
+  it("no fresh pass after a stop", async () => {
+    const { writer, job, fail, passesAsked } = fakeWriter();
+    fail.status = 1;
+    writer.offer(job(true));
+    await vi.waitFor(() => expect(writer.writing).toBe(false), { interval: 1 }); // the retry waits 20–40 ms
+    await writer.stop();
+    await pause(200);
+    expect(passesAsked).toEqual([]);
   });
 });

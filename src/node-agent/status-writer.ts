@@ -1,5 +1,6 @@
 import type { AgentReport } from "../crds/nodecidr.js";
 import type { ConditionInput } from "../lib/conditions.js";
+import { Backoff } from "../lib/backoff.js";
 import type { EventTarget } from "../lib/events.js";
 import { apiMessage } from "../lib/k8s.js";
 import { reportStatus, type ReadVersions, type StatusContext } from "./agent-status.js";
@@ -70,10 +71,19 @@ export interface PassEvent { target: EventTarget; reason: string; message: strin
 const MAX_PASS_EVENTS = 20;
 
 /**
+ * After a status write that did not go through (failed, or a 409), the writer asks for a fresh pass: from
+ * `baseMs`, doubling (with jitter) up to `maxMs` (the resync period); a write that goes through ends it.
+ * A fresh pass, not the same job again: after a 409 its versions are stale. Without it, the agent wakes only
+ * for a routing input or the resync (30 s by default), and the status stayed stale that long after an outage.
+ */
+export interface WriteRetry { requestPass: () => void; maxMs: number; baseMs?: number }
+
+/**
  * The agent's API writes, off the pass chain: a pass hands over its outcome and goes on, so the kernel is
  * repaired while the API server is slow or unreachable. The newest outcome is written (reportStatus writes
  * only what differs from the record), one write at a time, each call with its own deadline; a count-only
- * update held back by its interval is written from the newest outcome when due.
+ * update held back by its interval is written from the newest outcome when due; a write that did not go
+ * through brings a fresh pass (WriteRetry).
  */
 export class StatusWriter {
   private stopped = false;
@@ -81,10 +91,13 @@ export class StatusWriter {
   private latest?: StatusJob;
   private dueTimer?: NodeJS.Timeout;
   private readonly events: PassEvent[] = [];
+  private readonly retryBackoff: Backoff;
+  private retryTimer?: NodeJS.Timeout;
 
   constructor(private readonly ctx: Omit<StatusContext, "signal">, private readonly networkCondition: NetworkUnavailableClearer,
-    private readonly callTimeoutMs = STATUS_CALL_TIMEOUT_MS) {
-    this.runner = new LatestOnly((job) => this.write(job), (err) => ctx.log.error({ err: apiMessage(err) }, "status write failed"));
+    private readonly retry: WriteRetry, private readonly callTimeoutMs = STATUS_CALL_TIMEOUT_MS) {
+    this.runner = new LatestOnly((job) => this.write(job), (err) => { ctx.log.error({ err: apiMessage(err) }, "status write failed"); this.retryLater(); });
+    this.retryBackoff = new Backoff(retry.baseMs ?? 1_000, retry.maxMs);
   }
 
   /** A pass's outcome; `events` are sent once, even if a newer outcome replaces this one before it is written. */
@@ -103,6 +116,7 @@ export class StatusWriter {
   /** Ends any call in flight at once and drops what waits. */
   async stop(): Promise<void> {
     clearTimeout(this.dueTimer);
+    clearTimeout(this.retryTimer);
     this.stopped = true;
     for (const call of this.calls) call.abort();
     await this.runner.stop();
@@ -137,6 +151,22 @@ export class StatusWriter {
     this.keepEvents(unsent, true);
   }
 
+  /**
+   * A fresh pass after the backoff. One retry waits at a time: passes failing meanwhile (events, the resync) do
+   * not grow the backoff, only a retry that fails again does.
+   */
+  private retryLater(): void {
+    if (this.stopped || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => { this.retryTimer = undefined; if (!this.stopped) this.retry.requestPass(); }, this.retryBackoff.next());
+    this.retryTimer.unref();
+  }
+
+  private wentThrough(): void {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.retryBackoff.reset();
+  }
+
   private async write(job: StatusJob): Promise<void> {
     // A call a stop cut off is no failure to count.
     const onError = () => { if (!this.stopped) this.ctx.onError?.(); };
@@ -147,7 +177,7 @@ export class StatusWriter {
     }
     // Not while the status does not go through: the Event would tell of a pass whose outcome is not written (and
     // on an API server that refuses writes, it would fail too).
-    if (!unwritten) await this.sendEvents();
+    if (unwritten) this.retryLater(); else { this.wentThrough(); await this.sendEvents(); }
     if (job.clearNetworkUnavailable && !this.stopped) await this.networkCondition.afterPass(job.conditions, this.signal);
   }
 }

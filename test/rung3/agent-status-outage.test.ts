@@ -18,10 +18,13 @@ const fx = useControlPlane();
 let bed: NetBed;
 let proxy: TcpProxy | undefined;
 let agent: TestAgent | undefined;
+let retryProxy: TcpProxy | undefined;
+let retryAgent: TestAgent | undefined;
 const OWN = "10-244-110-0-24";
+const PEER = "10-244-111-0-24";
 const PEER_CIDR = "10.244.111.0/24";
 const routes = (ns: string) => ipJson<Array<{ dst: string }>>(ns, "route", "show", "proto", "249").map((r) => r.dst);
-const cniConfigured = async () => (await conditionsOf(fx.api(), OWN)).find((c) => c.type === "CNIConfigured");
+const cniConfigured = async (name = OWN) => (await conditionsOf(fx.api(), name)).find((c) => c.type === "CNIConfigured");
 const networkUnavailable = async (name: string) => (await fx.api().core.readNodeStatus({ name })).status?.conditions?.find((c) => c.type === "NetworkUnavailable");
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -48,8 +51,11 @@ describe.skipIf(!isRoot())("node agent with its API server gone silent (rung 3)"
   });
   afterAll(async () => {
     proxy?.resume();
+    retryProxy?.resume();
     await agent?.stop();
+    await retryAgent?.stop();
     await proxy?.close();
+    await retryProxy?.close();
     bed?.destroy();
   });
 
@@ -90,4 +96,26 @@ describe.skipIf(!isRoot())("node agent with its API server gone silent (rung 3)"
     agent = undefined;
     expect(performance.now() - stopping).toBeLessThan(3_000);
   }, 120_000);
+
+  it("tries a failed status write again within seconds of the API answering, not at the next resync", async () => {
+    // n2's agent, on its own proxy, with the default-ish 30 s resync: nothing but the writer's retry wakes it.
+    const retried = await proxiedKubeconfig(fx, "status-retry");
+    retryProxy = retried.proxy;
+    const a = retryAgent = await startAgent(fx, bed.nodes[1]!, { "resync-period": "30s" }, { api: KubeApi.fromKubeconfig(retried.kubeconfig, "podnet-agent") });
+    await waitFor("Ready written", async () => ((await conditionsOf(fx.api(), PEER)).some((c) => c.type === "Ready" && c.status === "True") ? true : undefined), 20_000);
+
+    // The API refuses connections; a condition flips and its write fails (a pass forced: the conf dir wakes nobody).
+    retryProxy.pause();
+    writeFileSync(join(a.confDir, "00-other.conflist"), JSON.stringify({ cniVersion: "1.0.0", name: "other", plugins: [{ type: "bridge" }] }));
+    await a.agent.syncNow();
+    await pause(3_000); // failed writes, each bringing a fresh pass after 1, 2 … s
+    expect(await cniConfigured(PEER)).toMatchObject({ status: "True" });
+
+    // Back: the newest status lands within the backoff (here at most ~4 s), where it waited for the resync (30 s).
+    retryProxy.resume();
+    const back = performance.now();
+    const c = await waitFor("CNIConfigured=False written", async () => { const x = await cniConfigured(PEER); return x?.status === "False" ? x : undefined; }, 10_000, 100);
+    expect(c.reason).toBe("CNIConfigShadowed");
+    expect(performance.now() - back).toBeLessThan(8_000);
+  }, 60_000);
 });
