@@ -1,6 +1,6 @@
 import type { CoreV1Event } from "@kubernetes/client-node";
 import type { Logger } from "../log.js";
-import { apiMessage, withSignal, type KubeApi } from "./k8s.js";
+import { apiMessage, cutOffByStop, withSignal, type KubeApi } from "./k8s.js";
 
 export interface EventTarget {
   kind: "Node" | "NodeCIDR" | "PodCIDRPool";
@@ -57,7 +57,7 @@ export class EventRecorder {
       return "sent";
     } catch (err) {
       if (opts.forgetIfFailed) this.lastWritten.delete(key);
-      this.log.warn({ kind: target.kind, name: target.name, reason, err: apiMessage(err) }, "could not write event");
+      this.log[cutOffByStop(signal) ? "debug" : "warn"]({ kind: target.kind, name: target.name, reason, err: apiMessage(err) }, "could not write event");
       return "failed";
     }
   }

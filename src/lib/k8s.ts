@@ -137,6 +137,11 @@ export const mergePatch = (opt?: CallOptions) => setHeaderOptions("Content-Type"
 export const applyPatch = (opt?: CallOptions) => setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply, opt);
 export const strategicMergePatch = (opt?: CallOptions) => setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch, opt);
 
+/** The abort reason of a call cut off because its component stops (not at a deadline): no failure to report. */
+export const STOPPING = new DOMException("the component is stopping", "AbortError");
+/** Whether the call given `signal` was cut off by a stop (see STOPPING). */
+export const cutOffByStop = (signal: AbortSignal | undefined): boolean => signal?.aborted === true && signal.reason === STOPPING;
+
 /**
  * Call options that end the request when `signal` aborts (client-node hands the request context's signal to
  * its fetch): a deadline of the caller's own, shorter than the connection-silence timeout, or a stop.

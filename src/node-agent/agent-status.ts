@@ -4,7 +4,7 @@ import type { AgentReport } from "../crds/nodecidr.js";
 import { conditionsEqual, kubeTime, nextCondition, type ConditionInput } from "../lib/conditions.js";
 import type { EventRecorder } from "../lib/events.js";
 import type { Informer } from "../lib/informer.js";
-import { apiMessage, applyStatus, isConflict, type KubeApi } from "../lib/k8s.js";
+import { apiMessage, applyStatus, cutOffByStop, isConflict, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 import type { NodeCidrObject } from "../controllers/observe.js";
 import { IPAM_DATA_DIR_KEPT } from "./report.js";
@@ -17,7 +17,7 @@ export interface StatusContext {
   pacing: StatusPacing;
   /** A fresh signal per API call: each gets its own deadline, and all end at a stop. */
   signal?: () => AbortSignal;
-  /** A write that failed other than by a conflict (metrics). */
+  /** A write that failed other than by a conflict or a stop (metrics). */
   onError?: () => void;
 }
 
@@ -106,12 +106,13 @@ export async function reportStatus(ctx: StatusContext, own: ReadVersions, inputs
       if (Date.now() < due) { dueAt = Math.min(dueAt ?? due, due); continue; }
     }
     const at = writeVersion(read, ownWrites.get(name));
+    const signal = ctx.signal?.();
     try {
       // On the version the pass read (not the cache's now: a release since would be written over, Ready=True on
       // a Released record): any other write since wins with a 409, and the next pass reports afresh.
       const updated = await applyStatus(ctx.api, "nodecidrs", name, "NodeCIDR", {
         conditions, agent: { ...report, lastSyncTime: kubeTime(new Date()) },
-      }, at, ctx.signal?.()) as NodeCidrObject & KubernetesObject;
+      }, at, signal) as NodeCidrObject & KubernetesObject;
       ctx.records.assume(updated);
       if (updated.metadata?.resourceVersion) ownWrites.set(name, afterOwnWrite(ownWrites.get(name), at, updated.metadata.resourceVersion));
       lastWrite.set(name, Date.now());
@@ -119,6 +120,7 @@ export async function reportStatus(ctx: StatusContext, own: ReadVersions, inputs
     } catch (err) {
       unwritten = true;
       if (isConflict(err)) ctx.log.debug({ nodecidr: name }, "NodeCIDR changed since this pass read it; the next pass reports");
+      else if (cutOffByStop(signal)) ctx.log.debug({ nodecidr: name }, "NodeCIDR status write cut off by the agent's stop");
       else { ctx.log.error({ nodecidr: name, err: apiMessage(err) }, "could not write NodeCIDR status"); ctx.onError?.(); }
       continue;
     }

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { clearNetworkUnavailablePatch, nodeNetworkReady } from "./node-network-condition.js";
+import { STOPPING, type KubeApi } from "../lib/k8s.js";
+import { silentLogger } from "../log.js";
+import { clearNetworkUnavailablePatch, NetworkUnavailableClearer, nodeNetworkReady } from "./node-network-condition.js";
 import { agentConditions, type SyncOutcome } from "./report.js";
 
 const healthy = (): SyncOutcome => ({
@@ -86,5 +88,21 @@ describe("clearNetworkUnavailablePatch", () => {
     expect(clearNetworkUnavailablePatch([cond("False", "RouteCreated")], now)).toBeUndefined();
     expect(clearNetworkUnavailablePatch([{ type: "Ready", status: "False", lastTransitionTime: new Date(0) }, cond("False", "PodnetIsUp")], now)).toBeUndefined();
     expect(clearNetworkUnavailablePatch([{ type: "Ready", status: "False", lastTransitionTime: new Date(0) }], now)).toBeDefined();
+  });
+});
+
+describe("NetworkUnavailableClearer: a call cut off", () => {
+  // The Node read fails as client-node's fetch does when the call's signal aborts.
+  const api = { core: { readNode: async () => { throw new DOMException("The operation was aborted.", "AbortError"); } } } as unknown as KubeApi;
+  const ready = with_(() => {});
+  const aborted = (reason?: unknown) => () => { const c = new AbortController(); c.abort(reason); return c.signal; };
+
+  it("by the agent's stop is no failure to count; at its deadline it is", async () => {
+    let errors = 0;
+    const clearer = new NetworkUnavailableClearer(api, "n1", silentLogger(), 30_000, () => errors++);
+    await clearer.afterPass(ready, aborted(STOPPING));
+    expect(errors).toBe(0);
+    await clearer.afterPass(ready, aborted());
+    expect(errors).toBe(1);
   });
 });

@@ -1,6 +1,6 @@
 import type { V1NodeCondition } from "@kubernetes/client-node";
 import { kubeTime, type ConditionInput } from "../lib/conditions.js";
-import { apiMessage, isNotFound, strategicMergePatch, withSignal, type KubeApi } from "../lib/k8s.js";
+import { apiMessage, cutOffByStop, isNotFound, strategicMergePatch, withSignal, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 import { BRIDGE_NETFILTER_OFF } from "./report.js";
 
@@ -43,7 +43,8 @@ export function clearNetworkUnavailablePatch(current: V1NodeCondition[] | undefi
   }] } };
 }
 
-export type ClearResult = "cleared" | "already-clear" | "node-not-found" | "failed";
+/** "cut-off": a stop ended the call (no failure: the next agent clears it). */
+export type ClearResult = "cleared" | "already-clear" | "node-not-found" | "failed" | "cut-off";
 
 /** After a clear, the Node is looked at again this many resync periods later (5 min at the default 30 s). */
 export const RECHECK_RESYNCS = 10;
@@ -65,6 +66,7 @@ export class NetworkUnavailableClearer {
   async afterPass(conditions: ConditionInput[], signal?: () => AbortSignal): Promise<void> {
     if (Date.now() < this.checkAt || !nodeNetworkReady(conditions)) return;
     const result = await clearNetworkUnavailable(this.api, this.nodeName, this.log, signal);
+    if (result === "cut-off") return;
     this.cleared = result === "cleared" || result === "already-clear";
     this.checkAt = Date.now() + this.retryMs * (this.cleared ? RECHECK_RESYNCS : 1);
     if (result === "failed") this.onError();
@@ -73,15 +75,18 @@ export class NetworkUnavailableClearer {
 
 /** Shell: read this node's Node and clear NetworkUnavailable if needed. Never throws: the result says what happened. */
 export async function clearNetworkUnavailable(api: KubeApi, nodeName: string, log: Logger, signal?: () => AbortSignal): Promise<ClearResult> {
+  let call: AbortSignal | undefined;
+  const next = () => (call = signal?.());
   try {
-    const node = await api.core.readNode({ name: nodeName }, withSignal(signal?.()));
+    const node = await api.core.readNode({ name: nodeName }, withSignal(next()));
     const patch = clearNetworkUnavailablePatch(node.status?.conditions, new Date());
     if (!patch) return "already-clear";
-    await api.core.patchNodeStatus({ name: nodeName, body: patch, fieldManager: api.fieldManager }, strategicMergePatch(withSignal(signal?.())));
+    await api.core.patchNodeStatus({ name: nodeName, body: patch, fieldManager: api.fieldManager }, strategicMergePatch(withSignal(next())));
     log.info({ node: nodeName, condition: NETWORK_UNAVAILABLE, reason: PODNET_IS_UP }, "node network is up: NetworkUnavailable=False");
     return "cleared";
   } catch (err) {
     if (isNotFound(err)) return "node-not-found";
+    if (cutOffByStop(call)) { log.debug({ node: nodeName }, "clearing the Node's NetworkUnavailable condition cut off by the agent's stop"); return "cut-off"; }
     log.warn({ node: nodeName, err: apiMessage(err) }, "could not clear the Node's NetworkUnavailable condition; retrying at the next resync");
     return "failed";
   }

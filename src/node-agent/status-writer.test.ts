@@ -4,7 +4,7 @@ import type { NodeCidrObject } from "../controllers/observe.js";
 import { EventRecorder } from "../lib/events.js";
 import type { Informer } from "../lib/informer.js";
 import type { KubeApi } from "../lib/k8s.js";
-import { silentLogger } from "../log.js";
+import { pino } from "pino";
 import { StatusPacing } from "./agent-status.js";
 import { NetworkUnavailableClearer } from "./node-network-condition.js";
 import { LatestOnly, StatusWriter, type PassEvent, type StatusJob } from "./status-writer.js";
@@ -74,21 +74,29 @@ describe("LatestOnly: the newest job, one at a time", () => {
 
 type Obj = NodeCidrObject & KubernetesObject;
 const apiError = (code: number) => Object.assign(new Error(`HTTP ${code}`), { code });
+/** The signal a call was given (client-node hands it to its fetch through the request context). */
+type Middleware = { pre: (ctx: object) => unknown };
+const signalOf = (opts?: { middleware?: Middleware[] }) => {
+  let signal: AbortSignal | undefined;
+  for (const m of opts?.middleware ?? []) m.pre({ setSignal: (s: AbortSignal) => { signal = s; }, setHeaderParam: () => undefined });
+  return signal;
+};
 
 /**
  * A StatusWriter on a stand-in API server holding one record: status writes are conditional on its version (a
  * 409 otherwise), and the test makes the next writes fail. The writer's own logic is under test, not the API.
  */
-function fakeWriter() {
+function fakeWriter(callTimeoutMs?: number) {
   let rv = 1;
   const cache = new Map<string, Obj>([["r1", { metadata: { name: "r1", uid: "u1", resourceVersion: "1", generation: 1 },
     spec: { nodeName: "n1", cidr: "10.244.1.0/24", family: "IPv4", pool: "default" }, status: { phase: "Allocated" } } as Obj]]);
   const records = { cache, assume: (o: Obj) => { cache.set(o.metadata!.name!, o); } } as unknown as Informer<Obj>;
-  const fail = { status: 0, events: 0 };
+  const fail = { status: 0, events: 0, hang: false };
   const sent: string[] = [];
   const api = {
     fieldManager: "podnet-agent",
-    custom: { patchClusterCustomObjectStatus: async ({ name, body }: { name: string; body: { metadata: { resourceVersion?: string }; status: object } }) => {
+    custom: { patchClusterCustomObjectStatus: async ({ name, body }: { name: string; body: { metadata: { resourceVersion?: string }; status: object } }, opts?: { middleware?: Middleware[] }) => {
+      if (fail.hang) await new Promise((_, reject) => signalOf(opts)!.addEventListener("abort", () => reject(new DOMException("aborted", "AbortError"))));
       if (fail.status > 0) { fail.status--; throw apiError(503); }
       const current = cache.get(name)!;
       if (body.metadata.resourceVersion !== current.metadata!.resourceVersion) throw apiError(409);
@@ -100,10 +108,12 @@ function fakeWriter() {
       return body;
     } },
   } as unknown as KubeApi;
-  const log = silentLogger();
+  const logged: Array<{ level: number; msg: string }> = [];
+  const log = pino({ level: "debug" }, { write: (line: string) => { logged.push(JSON.parse(line) as { level: number; msg: string }); } });
   const passesAsked: number[] = [];
-  const writer = new StatusWriter({ api, records, recorder: new EventRecorder(api, "podnet-agent", log), log, pacing: new StatusPacing(() => 0) },
-    new NetworkUnavailableClearer(api, "n1", log, 30_000, () => undefined), { requestPass: () => passesAsked.push(performance.now()), baseMs: 40, maxMs: 160 });
+  const counted = { errors: 0 };
+  const writer = new StatusWriter({ api, records, recorder: new EventRecorder(api, "podnet-agent", log), log, pacing: new StatusPacing(() => 0), onError: () => counted.errors++ },
+    new NetworkUnavailableClearer(api, "n1", log, 30_000, () => undefined), { requestPass: () => passesAsked.push(performance.now()), baseMs: 40, maxMs: 160 }, callTimeoutMs);
   /** A pass's outcome, read from the record as the cache holds it now. */
   const job = (ready: boolean): StatusJob => ({ own: { r1: cache.get("r1")!.metadata!.resourceVersion! }, countsIntervalMs: 0, clearNetworkUnavailable: false,
     conditions: [{ type: "Ready", status: ready ? "True" : "False", reason: ready ? "NodeNetworkReady" : "RoutesFailing", message: "m" }],
@@ -112,7 +122,7 @@ function fakeWriter() {
   const settled = () => vi.waitFor(() => { if (writer.writing) throw new Error("writing"); });
   /** Another manager's write (the controller's): the record's version moves on, as the watch brings it. */
   const foreignWrite = () => { const r = cache.get("r1")!; cache.set("r1", { ...r, metadata: { ...r.metadata, resourceVersion: String(++rv) } }); };
-  return { writer, job, ready, settled, fail, sent, foreignWrite, passesAsked };
+  return { writer, job, ready, settled, fail, sent, foreignWrite, passesAsked, logged, counted };
 }
 
 describe("StatusWriter: a pass's one-off Events", () => {
@@ -197,5 +207,27 @@ describe("StatusWriter: a write that did not go through brings a fresh pass", ()
     await writer.stop();
     await pause(200);
     expect(passesAsked).toEqual([]);
+  });
+});
+
+describe("StatusWriter: a write cut off by a stop", () => {
+  it("is no failure: not counted, logged at debug level only", async () => {
+    const { writer, job, fail, logged, counted } = fakeWriter();
+    fail.hang = true;
+    writer.offer(job(true), [{ target: { kind: "NodeCIDR", name: "r1" }, reason: "StaleBridgeAddressRemoved", message: "m" }]);
+    await vi.waitFor(() => expect(writer.writing).toBe(true));
+    await writer.stop();
+    expect(counted.errors).toBe(0);
+    expect(logged.filter((l) => l.level > 20).map((l) => l.msg)).toEqual([]); // above debug (pino: 20)
+    expect(logged.map((l) => l.msg)).toContain("NodeCIDR status write cut off by the agent's stop");
+  });
+
+  it("a write cut off at its deadline is a failure: counted and logged as an error", async () => {
+    const { writer, job, fail, logged, counted } = fakeWriter(50);
+    fail.hang = true;
+    writer.offer(job(true));
+    await vi.waitFor(() => expect(counted.errors).toBe(1));
+    expect(logged.filter((l) => l.level >= 50).map((l) => l.msg)).toEqual(["could not write NodeCIDR status"]);
+    await writer.stop();
   });
 });

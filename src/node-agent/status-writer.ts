@@ -2,7 +2,7 @@ import type { AgentReport } from "../crds/nodecidr.js";
 import type { ConditionInput } from "../lib/conditions.js";
 import { Backoff } from "../lib/backoff.js";
 import type { EventTarget } from "../lib/events.js";
-import { apiMessage } from "../lib/k8s.js";
+import { apiMessage, STOPPING } from "../lib/k8s.js";
 import { reportStatus, type ReadVersions, type StatusContext } from "./agent-status.js";
 import type { NetworkUnavailableClearer } from "./node-network-condition.js";
 
@@ -118,18 +118,19 @@ export class StatusWriter {
     clearTimeout(this.dueTimer);
     clearTimeout(this.retryTimer);
     this.stopped = true;
-    for (const call of this.calls) call.abort();
+    for (const call of this.calls) call.abort(STOPPING);
     await this.runner.stop();
   }
 
   /**
    * A signal for one call, aborted at its deadline or at a stop: the timer holds its controller until the
    * deadline and then lets it go, and a stop aborts those still held (nothing hangs on one long-lived signal).
+   * A stop's abort says so (STOPPING): the call is no failure to log as an error or count.
    */
   private readonly calls = new Set<AbortController>();
   private readonly signal = (): AbortSignal => {
     const call = new AbortController();
-    if (this.stopped) { call.abort(); return call.signal; }
+    if (this.stopped) { call.abort(STOPPING); return call.signal; }
     this.calls.add(call);
     setTimeout(() => { this.calls.delete(call); call.abort(); }, this.callTimeoutMs).unref();
     return call.signal;
@@ -168,9 +169,7 @@ export class StatusWriter {
   }
 
   private async write(job: StatusJob): Promise<void> {
-    // A call a stop cut off is no failure to count.
-    const onError = () => { if (!this.stopped) this.ctx.onError?.(); };
-    const { dueAt, unwritten } = await reportStatus({ ...this.ctx, signal: this.signal, onError }, job.own, job.conditions, job.report, job.countsIntervalMs);
+    const { dueAt, unwritten } = await reportStatus({ ...this.ctx, signal: this.signal }, job.own, job.conditions, job.report, job.countsIntervalMs);
     clearTimeout(this.dueTimer);
     if (dueAt !== undefined && !this.stopped) {
       this.dueTimer = setTimeout(() => { if (this.latest) this.runner.offer(this.latest); }, Math.max(0, dueAt - Date.now()));
