@@ -131,11 +131,20 @@ function cniCondition(o: SyncOutcome): ConditionInput {
   const written = `${c.path} in place${c.usedThrough ? `, used through ${c.usedThrough}` : ""}${c.usedThroughCopy
     ? ", which holds its own copy: changes reach pods only when Multus rewrites it" : ""}${c.unusedCidrs?.length
     ? `; ${c.unusedCidrs.join(", ")} not handed out: a second pod CIDR of its family for this node (pods get one per family)` : ""}${c.droppedChained
-    ? `; ${c.droppedChained.plugins.join(", ")} dropped from the plugins chained after podnet's: not in ${c.droppedChained.binDir}, so every pod's CNI ADD would fail on it` : ""}`;
+    ? `; ${namesCapped(c.droppedChained.plugins)} dropped from the plugins chained after podnet's: not in ${c.droppedChained.binDir}, so every pod's CNI ADD would fail on it` : ""}`;
   if (c.ipamDataDirKept) {
     const { dataDir, configured } = c.ipamDataDirKept;
     return ok("CNIConfigured", IPAM_DATA_DIR_KEPT, `${written}; host-local state stays in ${dataDir}, not the configured ${configured}: pods on this node hold `
       + `leases there, and an empty directory would lease their addresses again. To switch, drain the node and delete ${c.path}`);
   }
   return ok("CNIConfigured", "Written", written);
+}
+
+/**
+ * At most five names of at most 64 characters: plugin types come from a file anyone with the directory writes,
+ * and a condition message past the CRD's limit would have every status write of the record refused.
+ */
+export function namesCapped(names: string[]): string {
+  const shown = names.slice(0, 5).map((n) => (n.length > 64 ? `${n.slice(0, 61)}...` : n));
+  return `${shown.join(", ")}${names.length > 5 ? ` (+${names.length - 5} more)` : ""}`;
 }
