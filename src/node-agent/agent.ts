@@ -137,12 +137,18 @@ export class NodeAgent {
    * the status writer asks for a fresh pass.)
    */
   private readonly routingInputs = new Map<string, string>();
+  private holdsLiveRecord(): boolean {
+    for (const r of this.records.cache.values()) if (r.spec.nodeName === this.config["node-name"] && r.status?.phase === "Allocated") return true;
+    return false;
+  }
   private onRecordEvent(event: string, obj: Record_): void {
     const name = obj.metadata!.name!;
     const mine = obj.spec.nodeName === this.config["node-name"];
     // Another node's record matters once it is Allocated and has a node IP to route through; until then it
     // changes nothing here (its CIDR lies inside the pool ranges, so not even the masquerade set).
-    const live = event !== "delete" && obj.status?.phase === "Allocated" && (mine || (obj.spec.nodeIPs ?? []).length > 0);
+    // A node with no record of its own checks every live record against the range its conflist still names,
+    // routed or not (sync.ts): a new holder must not wait for the resync while pods here take its addresses.
+    const live = event !== "delete" && obj.status?.phase === "Allocated" && (mine || (obj.spec.nodeIPs ?? []).length > 0 || !this.holdsLiveRecord());
     const fingerprint = live ? JSON.stringify([obj.spec.cidr, obj.spec.nodeName, obj.spec.nodeIPs ?? []]) : undefined;
     if (fingerprint === this.routingInputs.get(name)) return;
     if (fingerprint === undefined) this.routingInputs.delete(name);
