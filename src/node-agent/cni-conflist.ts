@@ -85,12 +85,8 @@ const PODNET_PLUGIN_TYPES = new Set(["bridge", "portmap", "host-local", "loopbac
  * bridge, is not kept: podnet's own entries are podnet's to restore.
  */
 export function chainedPlugins(existingText: string | undefined, networkName = "podnet"): ChainedPlugin[] {
-  if (existingText === undefined) return [];
-  let parsed: unknown;
-  try { parsed = JSON.parse(existingText); } catch { return []; }
-  const list = parsed as { name?: unknown; plugins?: unknown };
-  if (list?.name !== networkName || !Array.isArray(list.plugins)) return [];
-  const plugins = list.plugins as unknown[];
+  const plugins = existingText === undefined ? undefined : podnetList(existingText, networkName)?.plugins;
+  if (!plugins) return [];
   const bridge = plugins.findIndex((p) => (p as { type?: unknown })?.type === "bridge");
   if (bridge < 0) return [];
   return plugins.slice(bridge + 1).filter((p): p is ChainedPlugin => {
@@ -174,10 +170,8 @@ export function ipamDataDirInEffect(existing: PodnetConflistFacts | undefined, c
 export interface PodnetConflistFacts { dataDir: string; mtu?: number; cniVersion?: string }
 
 export function readPodnetConflist(text: string, networkName = "podnet"): PodnetConflistFacts | undefined {
-  let parsed: unknown;
-  try { parsed = JSON.parse(text); } catch { return undefined; }
-  const list = parsed as { name?: unknown; cniVersion?: unknown; plugins?: Array<{ mtu?: unknown; ipam?: { type?: unknown; dataDir?: unknown } }> };
-  if (list?.name !== networkName || !Array.isArray(list.plugins)) return undefined;
+  const list = podnetList(text, networkName) as { cniVersion?: unknown; plugins: Array<{ mtu?: unknown; ipam?: { type?: unknown; dataDir?: unknown } } | null> } | undefined;
+  if (!list) return undefined;
   const plugin = list.plugins.find((p) => p?.ipam?.type === "host-local");
   if (!plugin?.ipam) return undefined;
   const dataDir = typeof plugin.ipam.dataDir === "string" && plugin.ipam.dataDir !== "" ? plugin.ipam.dataDir : HOST_LOCAL_DEFAULT_DATA_DIR;
@@ -193,10 +187,8 @@ export interface RangeHeldByOther { subnet: string; heldAs: string; nodeName: st
  * pod CIDR (`others`: other nodes' Allocated CIDRs, routed or not: desiredNodeState's othersLive). Empty for any other file.
  */
 export function rangesHeldByOthers(text: string, others: ReadonlyArray<{ dst: string; nodeName: string }>, networkName = "podnet"): RangeHeldByOther[] {
-  let parsed: unknown;
-  try { parsed = JSON.parse(text); } catch { return []; }
-  const list = parsed as { name?: unknown; plugins?: Array<{ ipam?: { type?: unknown; ranges?: unknown } }> };
-  if (list?.name !== networkName || !Array.isArray(list.plugins)) return [];
+  const list = podnetList(text, networkName) as { plugins: Array<{ ipam?: { type?: unknown; ranges?: unknown } } | null> } | undefined;
+  if (!list) return [];
   const subnets = list.plugins.flatMap((p) => (p?.ipam?.type === "host-local" && Array.isArray(p.ipam.ranges) ? p.ipam.ranges : []))
     .flatMap((set: unknown) => (Array.isArray(set) ? set : []))
     .flatMap((r: { subnet?: unknown }) => (typeof r?.subnet === "string" ? [r.subnet] : []));
@@ -211,4 +203,12 @@ export function rangesHeldByOthers(text: string, others: ReadonlyArray<{ dst: st
     }
   }
   return held;
+}
+
+/** Pure: a conflist's text as podnet's network list (its name and a plugin array), undefined for anything else. */
+function podnetList(text: string, networkName: string): { plugins: unknown[] } & Record<string, unknown> | undefined {
+  let parsed: unknown;
+  try { parsed = JSON.parse(text); } catch { return undefined; }
+  const list = parsed as { name?: unknown; plugins?: unknown } | null;
+  return list?.name === networkName && Array.isArray(list.plugins) ? (list as { plugins: unknown[] } & Record<string, unknown>) : undefined;
 }
