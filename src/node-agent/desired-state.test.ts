@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { desiredNodeState, type ObservedNodeCidr } from "./desired-state.js";
+import { desiredNodeState, noPodCidrReason, type ObservedNodeCidr } from "./desired-state.js";
 
 const rec = (nodeName: string, cidr: string, nodeIPs: string[], phase = "Allocated"): ObservedNodeCidr =>
   ({ name: cidr.replace(/[.:/]/g, "-"), nodeName, cidr, nodeIPs, phase });
@@ -62,6 +62,16 @@ describe("desiredNodeState", () => {
     const s = desiredNodeState([rec("b", "10.244.2.0/24", ["192.168.1.2"]), rec("c", "10.244.2.0/23", ["192.168.1.3"]), rec("d", "10.244.4.0/24", ["192.168.1.4"])], "a");
     expect(s.rejected.map((r) => [r.nodeName, r.reason]).sort()).toEqual([["b", "OverlappingCIDR"], ["c", "OverlappingCIDR"]]);
     expect(s.routes.map((r) => r.dst)).toEqual(["10.244.4.0/24"]);
+  });
+
+  it("names this node's own refused records, so it says why it has no pod CIDR instead of \"none yet\"", () => {
+    const s = desiredNodeState([rec("a", "10.244.2.0/24", ["192.168.1.1"]), rec("c", "10.244.2.0/23", ["192.168.1.3"]), rec("d", "10.244.4.0/24", ["192.168.1.4"])], "a");
+    expect(s.ownCidrs).toEqual([]);
+    expect(s.ownWithheld).toEqual([expect.objectContaining({ nodeName: "a", reason: "OverlappingCIDR", message: expect.stringContaining("10.244.2.0/24 of node a overlaps") })]);
+    expect(noPodCidrReason(s)).toMatch(/^this node's NodeCIDRs are not used: 10-244-2-0-24: OverlappingCIDR: 10\.244\.2\.0\/24 of node a overlaps/);
+    const fine = desiredNodeState([rec("d", "10.244.4.0/24", ["192.168.1.4"])], "a");
+    expect(fine.ownWithheld).toEqual([]);
+    expect(noPodCidrReason(fine)).toBe("no NodeCIDR is allocated to this node yet");
   });
 
   it("finds an overlap hidden behind a large range that contains two disjoint ones", () => {

@@ -43,6 +43,8 @@ export interface DesiredNodeState {
    */
   othersLive: Array<{ dst: string; nodeName: string }>;
   rejected: RejectedRecord[];
+  /** This node's own live records that are rejected: why it has no pod CIDR though the controller gave it one. */
+  ownWithheld: RejectedRecord[];
   families: IpFamily[];
 }
 
@@ -94,8 +96,15 @@ export function desiredNodeState(records: ObservedNodeCidr[], self: string, pool
     // Only then: a node with its own record pays nothing for it at thousands of records.
     othersLive: ownParsed.length ? [] : sorted.flatMap((p) => (p.r.nodeName === self ? [] : [{ dst: p.dst, nodeName: p.r.nodeName }])),
     rejected,
+    ownWithheld: rejected.filter((x) => x.nodeName === self),
     families: [...new Set(own.map((p) => p.c.family))].sort(),
   };
+}
+
+/** A record the controller allocated but the agent refuses (hand-made overlap, bad CIDR) is not "none yet". */
+export function noPodCidrReason(state: DesiredNodeState): string {
+  if (state.ownWithheld.length === 0) return "no NodeCIDR is allocated to this node yet";
+  return `this node's NodeCIDRs are not used: ${state.ownWithheld.map((x) => `${x.name}: ${x.reason}: ${x.message}`).join("; ")}`;
 }
 
 /** A node IP as one record's route sees it, before the other records are considered. */

@@ -18,7 +18,7 @@ function stubPlugin(binDir: string, type: string): void {
   chmodSync(join(binDir, type), 0o755);
 }
 
-const withCidr: DesiredNodeState = { ownCidrs: ["10.244.1.0/24"], unusedOwnCidrs: [], podNetwork: ["10.244.0.0/16"], routes: [], othersLive: [], rejected: [], families: [4] };
+const withCidr: DesiredNodeState = { ownCidrs: ["10.244.1.0/24"], unusedOwnCidrs: [], podNetwork: ["10.244.0.0/16"], routes: [], othersLive: [], rejected: [], ownWithheld: [], families: [4] };
 
 function node(name: string, state = withCidr, flags: Record<string, string> = {}) {
   const dir = join(root, name);

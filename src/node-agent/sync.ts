@@ -8,7 +8,7 @@ import {
   type ChainedPlugin, type CniVersionChoice,
 } from "./cni-conflist.js";
 import { configPrecedence, missingPlugins, pluginVersions, readIfPresent, writeFileAtomic } from "./cni-files.js";
-import type { DesiredNodeState } from "./desired-state.js";
+import { noPodCidrReason, type DesiredNodeState } from "./desired-state.js";
 import { removeStaleBridgeAddresses } from "./bridge-addresses.js";
 import { MissingToolError } from "./exec.js";
 import { bridgeNetfilterProblem, bridgeNetfilterSysctls, ensureSysctls, forwardingProblem, neededSysctls } from "./forwarding.js";
@@ -241,12 +241,13 @@ function logUnusedOnce(input: SyncInput, path: string): void {
 function withoutPodCidr(input: SyncInput, path: string, result: SyncOutcome["cni"]): SyncOutcome["cni"] {
   const current = readIfPresent(path);
   const held = current === undefined ? [] : rangesHeldByOthers(current, input.state.othersLive);
-  if (held.length === 0) return { ...result, skipped: "no NodeCIDR is allocated to this node yet" };
+  const skipped = noPodCidrReason(input.state);
+  if (held.length === 0) return { ...result, skipped };
   const ranges = held.map((h) => `${h.subnet} (now node ${h.nodeName}'s ${h.heldAs})`).join(", ");
   // A dry run changes nothing, so nothing failed: an info line, no error counted, no retry with backoff.
   if (input.config["dry-run"]) {
     input.log.info({ path, ranges: held }, `dry-run: would remove ${path}: this node has no pod CIDR and the conflist hands out ${ranges}`);
-    return { ...result, skipped: "no NodeCIDR is allocated to this node yet" };
+    return { ...result, skipped };
   }
   rmSync(path, { force: true });
   const error = `removed ${path}: this node has no pod CIDR and the conflist handed out ${ranges}; `
