@@ -2,7 +2,7 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Condition } from "../crds/common.js";
 import type { AgentReport } from "../crds/nodecidr.js";
 import { conditionsEqual, kubeTime, nextCondition, type ConditionInput } from "../lib/conditions.js";
-import type { EventRecorder } from "../lib/events.js";
+import type { EventRecorder, EventTarget } from "../lib/events.js";
 import type { Informer } from "../lib/informer.js";
 import { apiMessage, applyStatus, cutOffByStop, isConflict, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
@@ -72,17 +72,30 @@ export function afterOwnWrite(previous: OwnWrite | undefined, at: string, versio
   return { version, over: [...(previous?.version === at ? previous.over : []), at].slice(-OWN_WRITES_KEPT) };
 }
 
+/**
+ * A one-off Warning Event: kept until sent, not replaced by newer outcomes. A pass's own (something it did),
+ * or a condition's turn to False whose Event failed: the next pass sees the condition False already and would
+ * not tell it again.
+ */
+export interface PassEvent { target: EventTarget; reason: string; message: string }
+
 export interface StatusResult {
   /** When a suppressed count-only update is due (the caller writes again then). */
   dueAt?: number;
   /** A write failed or met a changed record (409): what this outcome says is not on the record. */
   unwritten: boolean;
+  /** Warnings for conditions this write changed whose Event did not go through: the caller sends them later. */
+  unsentEvents: PassEvent[];
 }
 
 /** Writes what changed. */
 export async function reportStatus(ctx: StatusContext, own: ReadVersions, inputs: ConditionInput[], report: Omit<AgentReport, "lastSyncTime">, countsIntervalMs: number): Promise<StatusResult> {
   let dueAt: number | undefined;
   let unwritten = false;
+  const unsentEvents: PassEvent[] = [];
+  const warn = async (target: EventTarget, reason: string, message: string) => {
+    if (await ctx.recorder.emit(target, "Warning", reason, message, ctx.signal?.(), { forgetIfFailed: true }) === "failed") unsentEvents.push({ target, reason, message });
+  };
   const { lastWrite, countsDue, random, ownWrites } = ctx.pacing;
   for (const [name, read] of Object.entries(own)) {
     const current = ctx.records.cache.get(name);
@@ -131,14 +144,14 @@ export async function reportStatus(ctx: StatusContext, own: ReadVersions, inputs
       const before = existing?.find((e) => e.type === c.type);
       if (before?.status === "False" && before.reason === c.reason) continue;
       ctx.log.warn({ nodecidr: name, condition: c.type, reason: c.reason }, c.message);
-      await ctx.recorder.emit({ kind: "NodeCIDR", name, uid: current.metadata?.uid }, "Warning", c.reason, `${c.type}: ${c.message}`, ctx.signal?.());
+      await warn({ kind: "NodeCIDR", name, uid: current.metadata?.uid }, c.reason, `${c.type}: ${c.message}`);
     }
     for (const c of conditions.filter(warnsWhileTrue)) {
       const before = existing?.find((e) => e.type === c.type);
       if (before && warnsWhileTrue(before) && before.reason === c.reason) continue;
       ctx.log.warn({ nodecidr: name, condition: c.type, reason: c.reason }, c.message);
-      await ctx.recorder.emit({ kind: "NodeCIDR", name, uid: current.metadata?.uid }, "Warning", c.type === "CNIConfigShadowed" ? c.type : c.reason, c.message, ctx.signal?.());
+      await warn({ kind: "NodeCIDR", name, uid: current.metadata?.uid }, c.type === "CNIConfigShadowed" ? c.type : c.reason, c.message);
     }
   }
-  return { dueAt, unwritten };
+  return { dueAt, unwritten, unsentEvents };
 }

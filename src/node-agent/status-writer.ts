@@ -1,9 +1,8 @@
 import type { AgentReport } from "../crds/nodecidr.js";
 import type { ConditionInput } from "../lib/conditions.js";
 import { Backoff } from "../lib/backoff.js";
-import type { EventTarget } from "../lib/events.js";
 import { apiMessage, STOPPING } from "../lib/k8s.js";
-import { reportStatus, type ReadVersions, type StatusContext } from "./agent-status.js";
+import { reportStatus, type PassEvent, type ReadVersions, type StatusContext } from "./agent-status.js";
 import type { NetworkUnavailableClearer } from "./node-network-condition.js";
 
 /**
@@ -62,11 +61,8 @@ export interface StatusJob {
   clearNetworkUnavailable: boolean;
 }
 
-/**
- * A one-off Event from a pass (something it did, not a state): kept until sent, not replaced by newer jobs. It
- * goes out after a status write that went through, and one whose write failed is kept for the next.
- */
-export interface PassEvent { target: EventTarget; reason: string; message: string }
+/** One-off Events go out after a status write that went through; one whose write failed is kept for the next. */
+export type { PassEvent };
 /** Bound on one-off Events waiting through an outage (they are rare: a pod CIDR change). */
 const MAX_PASS_EVENTS = 20;
 
@@ -169,7 +165,7 @@ export class StatusWriter {
   }
 
   private async write(job: StatusJob): Promise<void> {
-    const { dueAt, unwritten } = await reportStatus({ ...this.ctx, signal: this.signal }, job.own, job.conditions, job.report, job.countsIntervalMs);
+    const { dueAt, unwritten, unsentEvents } = await reportStatus({ ...this.ctx, signal: this.signal }, job.own, job.conditions, job.report, job.countsIntervalMs);
     clearTimeout(this.dueTimer);
     if (dueAt !== undefined && !this.stopped) {
       this.dueTimer = setTimeout(() => { if (this.latest) this.runner.offer(this.latest); }, Math.max(0, dueAt - Date.now()));
@@ -177,6 +173,7 @@ export class StatusWriter {
     // Not while the status does not go through: the Event would tell of a pass whose outcome is not written (and
     // on an API server that refuses writes, it would fail too).
     if (unwritten) this.retryLater(); else { this.wentThrough(); await this.sendEvents(); }
+    this.keepEvents(unsentEvents); // after sendEvents: tried again with the next outcome, not at once
     if (job.clearNetworkUnavailable && !this.stopped) await this.networkCondition.afterPass(job.conditions, this.signal);
   }
 }
