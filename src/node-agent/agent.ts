@@ -14,7 +14,7 @@ import { agentConditions, passLeftWorkUndone, sysctlsAfterPass, type SyncOutcome
 import { observed, poolRanges, recordProjection, type Pool, type Record_ } from "./records.js";
 import { syncKernelAndFiles } from "./sync.js";
 import { addRoutesEarly, earlyRoutesApply, kernelView, routedDevices } from "./route-sync.js";
-import { OnLinkSubnets, watchLinks, type LinkWatch } from "./link-watch.js";
+import { ExpectedRoutes, OnLinkSubnets, watchLinks, type LinkWatch } from "./link-watch.js";
 import { PassRetry } from "./pass-retry.js";
 import { StatusWriter } from "./status-writer.js";
 import { warmToolShell } from "./tool-shell.js";
@@ -94,10 +94,12 @@ export class NodeAgent {
     // A device that carries routes changed (carrier lost or back): the kernel may have flushed podnet's
     // nexthops and routes on it, which only a full pass reads back and repairs. An on-link subnet came or went
     // (an uplink's address back after its link): which peers are direct neighbours may have changed.
+    // A route of podnet's deleted by someone else (systemd-networkd's flush of foreign routes): put back now.
     const subnets = new OnLinkSubnets([BRIDGE_NAME, VXLAN_DEVICE]);
     this.linkWatch = watchLinks(this.opts.netns, (event) => {
       if (event.kind === "restart") subnets.forget(); // what it missed is read by the full pass below
-      const relevant = event.kind === "restart" || (event.kind === "link" ? routedDevices(this.opts.netns).has(event.device) : subnets.changedBy(event));
+      const relevant = event.kind === "restart" || (event.kind === "link" ? routedDevices(this.opts.netns).has(event.device)
+        : event.kind === "address" ? subnets.changedBy(event) : this.expectedRoutes.wanted(event));
       if (!relevant) return;
       this.fullDue = true;
       this.markDirty();
@@ -187,6 +189,7 @@ export class NodeAgent {
   }
 
   private fullDue = true;
+  private readonly expectedRoutes = new ExpectedRoutes();
   private readonly retry: PassRetry;
   private lastFullPassAt = 0;
 
@@ -255,6 +258,7 @@ export class NodeAgent {
   private async syncPass(): Promise<SyncOutcome> {
     const started = performance.now();
     const { state, own, nodeIP } = this.desired();
+    this.expectedRoutes.expect(state.routes); // before the pass's own deletions: those are of routes it no longer wants
     // Due by time too: in a busy cluster events wake the agent before any resync timer fires, and the full
     // pass is what repairs drift (a hand-deleted route, an edited nft table).
     const full = this.fullDue || Date.now() - this.lastFullPassAt >= this.config["resync-period"];

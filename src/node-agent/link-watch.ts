@@ -3,16 +3,28 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { formatCidr, parseCidr, type Cidr } from "../lib/cidr.js";
 import { diesWithParent } from "../lib/parent-death.js";
+import { normaliseDst } from "./routes-plan.js";
 
-/** A line of `ip -o monitor link address`: a device's link changed, or one of its addresses came or went. */
-export type NetEvent = { kind: "link"; device: string } | AddressEvent | { kind: "restart" };
+/**
+ * A line of `ip -o monitor link address route nexthop`: a device's link changed, one of its addresses came or
+ * went, or something removed one of podnet's routes or nexthops.
+ */
+export type NetEvent = { kind: "link"; device: string } | AddressEvent | PodnetRouteGone | { kind: "restart" };
 export interface AddressEvent { kind: "address"; device: string; address: string; scope: string; deleted: boolean }
+/** A route (`dst`) or nexthop object (`via`, its gateway, if it has one) of podnet's protocol deleted. */
+export type PodnetRouteGone = { kind: "route-gone"; dst: string } | { kind: "nexthop-gone"; via?: string };
 
 /**
  * Pure: what an `ip -o monitor link address` line is about ("3: eth0@if7: <…>", "Deleted 5: veth1: …",
  * "2: eth0    inet 192.168.1.5/24 … scope global eth0 …"). undefined for anything else.
  */
 export function netEvent(line: string): NetEvent | undefined {
+  if (line.startsWith("Deleted ") && / proto (?:249|podnet)\b/.test(line)) {
+    const nexthop = /^Deleted id \d+(?: via (\S+))?/.exec(line);
+    if (nexthop) return { kind: "nexthop-gone", ...(nexthop[1] ? { via: nexthop[1] } : {}) };
+    const route = /^Deleted (?:unicast |blackhole |unreachable |prohibit )?(\S+) /.exec(line);
+    if (route) return { kind: "route-gone", dst: route[1]! };
+  }
   // A point-to-point address ("inet 10.1.1.1 peer 10.1.1.2/30") carries its prefix on the peer.
   const address = /^(Deleted )?\d+: (\S+)\s+inet6? (\S+)(?: peer \S+?(\/\d+))? .*?\bscope (\S+)/.exec(line);
   if (address) {
@@ -58,13 +70,37 @@ export class OnLinkSubnets {
   }
 }
 
+/**
+ * Whether a deletion of podnet's was someone else's: a route this node should have, or a nexthop one of them goes
+ * through. systemd-networkd (ManageForeignRoutes, on by default) flushes routes of protocols it does not know on a
+ * restart or reconfigure, and a nexthop's flush takes its routes along without a notice for each. The agent's own
+ * deletions are of routes it no longer wants, so they wake nothing.
+ */
+export class ExpectedRoutes {
+  private dsts = new Set<string>();
+  private gateways = new Set<string>();
+
+  /** After a pass: the routes it left wanted. */
+  expect(routes: ReadonlyArray<{ dst: string; via?: string }>): void {
+    this.dsts = new Set(routes.map((r) => r.dst));
+    this.gateways = new Set(routes.flatMap((r) => (r.via ? [r.via] : [])));
+  }
+
+  wanted(event: PodnetRouteGone): boolean {
+    if (event.kind === "nexthop-gone") return event.via === undefined || this.gateways.has(event.via);
+    const family = event.dst.includes(":") ? 6 : 4;
+    const dst = normaliseDst(event.dst, family);
+    return dst === undefined || this.dsts.has(dst);
+  }
+}
+
 const onPath = (tool: string) => (process.env.PATH ?? "").split(":").some((dir) => dir !== "" && existsSync(join(dir, tool)));
 
 export interface LinkWatch { stop(): void }
 
 /**
- * Calls `onChange(event)` for every link event the kernel reports (carrier, state, flags, MTU, a device gone)
- * and every address added or removed.
+ * Calls `onChange(event)` for every link event the kernel reports (carrier, state, flags, MTU, a device gone),
+ * every address added or removed, and every deletion of a podnet route or nexthop.
  *
  * Why links: the kernel flushes nexthop objects, and every route through them, from a device that loses its
  * carrier (a switch reboot, a NIC reset), and does not bring them back with the carrier; classic routes only go
@@ -83,7 +119,7 @@ export function watchLinks(netns: string | undefined, onChange: (event: NetEvent
   let restarts = 0;
   const start = () => {
     if (restarts++ > 0) onChange({ kind: "restart" }); // events may have been missed while it was down
-    const monitor = ["ip", ...(netns ? ["-n", netns] : []), "-o", "monitor", "link", "address"];
+    const monitor = ["ip", ...(netns ? ["-n", netns] : []), "-o", "monitor", "link", "address", "route", "nexthop"];
     // Dies with the agent: killed outright (OOM, SIGKILL), it would leave `ip monitor` holding its network
     // namespace open until the next event hit the closed pipe (a pod's PID namespace does this for a DaemonSet,
     // not for an agent run as a plain process). Only when `ip` is there: the wrapper would turn a missing one

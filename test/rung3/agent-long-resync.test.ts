@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createNetBed, ipIn, ipJson, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
 import { waitFor } from "../../src/localcluster/processes.js";
-import { netEvent, OnLinkSubnets, type AddressEvent } from "../../src/node-agent/link-watch.js";
+import { ExpectedRoutes, netEvent, OnLinkSubnets, type AddressEvent } from "../../src/node-agent/link-watch.js";
 import { putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 import { podnetResource } from "../../src/lib/k8s.js";
@@ -25,6 +25,13 @@ describe("netEvent", () => {
     ["12: kube-ipvs0    inet 10.96.0.10/32 scope global kube-ipvs0\\       valid_lft forever", { kind: "address", device: "kube-ipvs0", address: "10.96.0.10/32", scope: "global", deleted: false }],
     ["7: wg0    inet 10.1.1.1 peer 10.1.1.2/30 scope global wg0\\       valid_lft forever", { kind: "address", device: "wg0", address: "10.1.1.1/30", scope: "global", deleted: false }],
     ["    link/ether 9e:12:1d:49:b5:46 brd ff:ff:ff:ff:ff:ff", undefined],
+    ["Deleted 10.244.3.0/24 via 192.168.50.3 dev eth0 proto 249 ", { kind: "route-gone", dst: "10.244.3.0/24" }],
+    ["Deleted fd00:10:244:2::/64 nhid 9 via fd00:50::2 dev eth0 proto 249 metric 1024 pref medium", { kind: "route-gone", dst: "fd00:10:244:2::/64" }],
+    ["Deleted id 7 via 192.168.50.2 dev eth0 scope link proto 249 ", { kind: "nexthop-gone", via: "192.168.50.2" }],
+    ["Deleted id 8 group 7/9 proto podnet ", { kind: "nexthop-gone" }],
+    ["10.244.3.0/24 via 192.168.50.3 dev eth0 proto 249 ", undefined], // added: podnet's own doing or harmless
+    ["Deleted 10.244.3.0/24 via 192.168.50.3 dev eth0 proto static ", undefined], // not podnet's
+    ["Deleted local 10.244.3.1 dev podnet0 table local proto kernel scope host src 10.244.3.1 ", undefined],
   ])("%s → %o", (line, event) => expect(netEvent(line)).toEqual(event));
 });
 
@@ -47,6 +54,22 @@ describe("OnLinkSubnets", () => {
     expect(own.changedBy(event("192.168.1.5/24"))).toBe(true);
     own.forget();
     expect(own.changedBy(event("192.168.1.5/24"))).toBe(true); // seen afresh after a monitor restart
+  });
+});
+
+describe("ExpectedRoutes", () => {
+  it("calls a deletion someone else's only for a route still wanted or a nexthop one goes through", () => {
+    const expected = new ExpectedRoutes();
+    expected.expect([{ dst: "10.244.2.0/24", via: "192.168.1.2" }, { dst: "fd00:10:244:2::/64" }]);
+    expect(expected.wanted({ kind: "route-gone", dst: "10.244.2.0/24" })).toBe(true);
+    expect(expected.wanted({ kind: "route-gone", dst: "fd00:10:244:2:0::/64" })).toBe(true); // the kernel's spelling
+    expect(expected.wanted({ kind: "route-gone", dst: "10.244.9.0/24" })).toBe(false); // a departed node's: the agent's own
+    expect(expected.wanted({ kind: "nexthop-gone", via: "192.168.1.2" })).toBe(true);
+    expect(expected.wanted({ kind: "nexthop-gone", via: "192.168.1.9" })).toBe(false);
+    expect(expected.wanted({ kind: "nexthop-gone" })).toBe(true); // a group or one it cannot place: look again
+    expect(expected.wanted({ kind: "route-gone", dst: "not-a-prefix" })).toBe(true);
+    expected.expect([]);
+    expect(expected.wanted({ kind: "route-gone", dst: "10.244.2.0/24" })).toBe(false);
   });
 });
 
@@ -106,6 +129,19 @@ describe.skipIf(!isRoot())("node agent with a resync of an hour: woken by events
       return route && (route.gateway === n2!.ip || nh?.gateway === n2!.ip) && (route.dev ?? nh?.dev) === "eth0" ? true : undefined;
     }, 5_000);
     expect(routes(n1!.ns)).toEqual(["10.244.91.0/24"]);
+  });
+
+  it("puts routes back at once that another program flushed (systemd-networkd's foreign routes), routes or nexthops", async () => {
+    const [n1] = bed.nodes;
+    const before = routes(n1!.ns);
+    expect(before).toEqual(["10.244.91.0/24"]);
+    // networkd removes each route it does not know, one by one (`ip route flush` refuses routes through nexthop
+    // objects); removing a nexthop object takes its routes along without a notice for each.
+    ipIn(n1!.ns, "route", "del", before[0]!, "proto", "249");
+    await waitFor("route back after a route flush", async () => (routes(n1!.ns).length === 1 ? true : undefined), 5_000);
+    ipIn(n1!.ns, "nexthop", "flush", "proto", "249");
+    await waitFor("route back after a nexthop flush", async () => (routes(n1!.ns).length === 1 ? true : undefined), 5_000);
+    expect(routes(n1!.ns)).toEqual(before);
   });
 
   it("reports a foreign route that only a failed batch revealed at once, not at the next full pass", async () => {
