@@ -7,7 +7,7 @@ import { NexthopTable, planRouteBatch, type ObservedNexthop, type RouteBatch } f
 import { splitRoutes, vxlanOverhead, VXLAN_DEVICE, type KernelRoute, type RouteSplit } from "./overlay-plan.js";
 import type { SyncOutcome } from "./report.js";
 import { planRoutes, RouteTable, type RouteAction } from "./routes-plan.js";
-import { applyVxlan, readVxlan } from "./vxlan.js";
+import { applyVxlan, explainVxlanErrors, readVxlan } from "./vxlan.js";
 import { overlayAddresses, planVxlan, replacesDevice, vxlanChanges, type VxlanDesired, type VxlanLines, type VxlanObserved } from "./vxlan-plan.js";
 
 export interface RouteSyncInput {
@@ -185,7 +185,7 @@ async function syncOverlay(input: RouteSyncInput, view: KernelView, desired: Vxl
     input.log.info({ ip: [...plan.ip, ...plan.after.ip], bridge: [...plan.bridge, ...plan.after.bridge] }, `dry-run: would change ${VXLAN_DEVICE}`);
     return { changes };
   }
-  const errors = await applyVxlan(plan, input.netns);
+  const errors = await explainVxlanErrors(await applyVxlan(plan, input.netns), { port: input.config["vxlan-port"], vni: input.config["vxlan-id"] }, input.netns);
   input.log.info({ device: VXLAN_DEVICE, changes, peers: desired?.peers.length ?? 0 }, "overlay synced");
   return { changes, replacedDevice: replacesDevice(plan), after: plan.after, ...(errors.length ? { error: `${VXLAN_DEVICE}: ${errors.join("; ")}` } : {}) };
 }

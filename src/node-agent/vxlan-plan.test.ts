@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { overlayAddresses, planVxlan, type VxlanDesired, type VxlanObserved } from "./vxlan-plan.js";
+import { overlayAddresses, planVxlan, type VxlanDesired, type VxlanObserved, vxlanClash } from "./vxlan-plan.js";
 
 const peer = { nodeName: "far", underlayIp: "192.168.9.3", mac: "0e:50:c0:a8:09:03", gateways: [{ dst: "10.244.3.0/24", gw: "10.244.3.0" }] };
 const desired: VxlanDesired = { vni: 1, port: 8472, local: "192.168.1.1", mtu: 1450, addresses: ["10.244.1.0/32"], peers: [peer] };
@@ -53,4 +53,17 @@ describe("planVxlan", () => {
   it("gives the device the first address of each own pod CIDR as a host address", () => {
     expect(overlayAddresses(["10.244.1.0/24", "fd00:10:244:1::/64"])).toEqual(["10.244.1.0/32", "fd00:10:244:1::/128"]);
   });
+});
+
+describe("vxlanClash", () => {
+  const want = { port: 8472, vni: 1 };
+  it.each([
+    ["flannel.1 on the port and VNI", ["RTNETLINK answers: A VXLAN device with the specified VNI already exists."], [{ name: "flannel.1", vni: 1, port: 8472 }],
+      "VNI 1 on UDP port 8472 is taken by flannel.1 (VNI 1): delete that device if it is a former CNI's, or give the agent another --vxlan-id (the same on every node)"],
+    ["a socket on the port", ["RTNETLINK answers: Address already in use"], [],
+      "UDP port 8472 is taken by another socket (`ss -ulpn sport = :8472` names it): stop it, or give the agent another --vxlan-port (the same on every node)"],
+    ["a device on another port", ["RTNETLINK answers: Address already in use"], [{ name: "vx9", vni: 1, port: 4789 }],
+      "UDP port 8472 is taken by another socket (`ss -ulpn sport = :8472` names it): stop it, or give the agent another --vxlan-port (the same on every node)"],
+    ["another failure", ["Error: Nexthop device is not up."], [{ name: "flannel.1", vni: 1, port: 8472 }], undefined],
+  ])("%s", (_case, errors, others, message) => expect(vxlanClash(errors, want, others)).toBe(message));
 });

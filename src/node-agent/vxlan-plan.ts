@@ -80,3 +80,23 @@ export function overlayAddresses(ownCidrs: string[]): string[] {
     return `${c.split("/")[0]}/${cidr.family === 4 ? 32 : 128}`;
   });
 }
+
+/** Another VXLAN device on this node, as `ip -d link show type vxlan` tells it. */
+export interface OtherVxlan { name: string; vni?: number; port?: number }
+
+/**
+ * Pure: what to tell the user when the kernel refused podnet.vxlan because its UDP port or VNI is taken (by a
+ * former CNI's device, flannel.1 on 8472 and VNI 1, or another socket on the port). iproute2 says only "Address
+ * already in use" or "A VXLAN device with the specified VNI already exists", naming neither.
+ */
+export function vxlanClash(errors: readonly string[], want: { port: number; vni: number }, others: readonly OtherVxlan[]): string | undefined {
+  const text = errors.join("\n");
+  const portTaken = /Address already in use/i.test(text);
+  const vniTaken = /VNI already exists/i.test(text);
+  if (!portTaken && !vniTaken) return undefined;
+  const onPort = others.filter((o) => o.port === want.port);
+  const flag = vniTaken ? `--vxlan-id` : `--vxlan-port`;
+  const what = vniTaken ? `VNI ${want.vni} on UDP port ${want.port}` : `UDP port ${want.port}`;
+  if (onPort.length === 0) return `${what} is taken by another socket (\`ss -ulpn sport = :${want.port}\` names it): stop it, or give the agent another ${flag} (the same on every node)`;
+  return `${what} is taken by ${onPort.map((o) => `${o.name} (VNI ${o.vni ?? "?"})`).join(", ")}: delete that device if it is a former CNI's, or give the agent another ${flag} (the same on every node)`;
+}

@@ -1,7 +1,7 @@
 import { formatCidr, parseCidr } from "../lib/cidr.js";
 import { run } from "./exec.js";
 import { VXLAN_DEVICE } from "./overlay-plan.js";
-import type { VxlanLines, VxlanObserved } from "./vxlan-plan.js";
+import { vxlanClash, type OtherVxlan, type VxlanLines, type VxlanObserved } from "./vxlan-plan.js";
 
 /** Thin shell over iproute2 for podnet.vxlan: one `ip -batch` read, one `bridge` read; batched writes. */
 
@@ -47,6 +47,18 @@ export async function applyVxlan(plan: VxlanLines, netns?: string): Promise<stri
     if (r.code !== 0) errors.push(...(r.stderr.split("\n").map((l) => l.trim()).filter(Boolean).slice(0, 3)), ...(r.stderr.trim() ? [] : [`${tool} -batch exited ${r.code}`]));
   }
   return errors;
+}
+
+/** The refusal's errors, led by what holds the port or VNI when that is the cause. */
+export async function explainVxlanErrors(errors: string[], want: { port: number; vni: number }, netns?: string): Promise<string[]> {
+  if (!vxlanClash(errors, want, [])) return errors;
+  const r = await run("ip", ["-d", "-json", "link", "show", "type", "vxlan"], { netns });
+  let others: OtherVxlan[] = [];
+  try {
+    others = (JSON.parse(r.stdout || "[]") as Array<JsonLink & { ifname: string }>).filter((l) => l.ifname !== VXLAN_DEVICE)
+      .map((l) => ({ name: l.ifname, vni: l.linkinfo?.info_data?.id, port: l.linkinfo?.info_data?.port }));
+  } catch { /* unreadable: name no device */ }
+  return [vxlanClash(errors, want, others)!, ...errors];
 }
 
 /** `podnet agent cleanup`: the device goes, and with it its addresses, neighbours, fdb entries and routes. */
