@@ -86,4 +86,12 @@ describe("writeFileAtomic", () => {
     expect(readdirSync(conf)).toEqual(["10-podnet.conflist"]);
     expect(writeFileAtomic(conf, "10-podnet.conflist", "{}\n")).toBe(false);
   });
+
+  it("says the same when the directory refuses the write again: the message, not the temp file's random name", () => {
+    // sysfs creates no files, for root either (a read-only mount or SELinux refuses the same way).
+    const refused = () => { try { writeFileAtomic("/sys/kernel", "10-podnet.conflist", "{}\n"); return "written"; } catch (err) { return (err as Error).message; } };
+    const first = refused();
+    expect(first).toMatch(/^cannot write \/sys\/kernel\/10-podnet\.conflist: E[A-Z]+: .*'\/sys\/kernel\/\.10-podnet\.conflist\.tmp-\*'$/);
+    expect(refused()).toBe(first);
+  });
 });

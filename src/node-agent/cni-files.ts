@@ -37,7 +37,9 @@ export function writeFileAtomic(dir: string, name: string, content: string, know
     return true;
   } catch (err) {
     rmSync(tmp, { force: true });
-    throw new CniConfigError(`cannot write ${target}: ${(err as Error).message}`);
+    // Without the random part: the message goes into CNIConfigured, and one that changed every pass would be a
+    // status write every pass, delivered to every agent, for as long as the directory refuses writes.
+    throw new CniConfigError(`cannot write ${target}: ${(err as Error).message.replaceAll(tmp, join(dir, `${prefix}*`))}`);
   }
 }
 
