@@ -7,7 +7,8 @@ import { FirewallBusyError, FirewallUnreadableError, FORWARD_ACCEPT_COMMENT, typ
  * to it with update-alternatives): its x_tables rules are out of nft's sight, so Docker's DROP policy there
  * would go unseen. Read with `iptables-legacy -S FORWARD`, changed with one `iptables-legacy-restore --noflush`
  * (the kernel swaps the whole table at COMMIT, so a refused line changes nothing). Deletes name the rule by
- * its text, not its number: another tool may insert a rule between the listing and the change.
+ * its text, not its number: another tool may insert a rule between the listing and the change. Accepts that
+ * go in front of a final drop rule can only be inserted by number (see `misplaced` for a number gone stale).
  */
 const tool = (family: 4 | 6) => (family === 4 ? "iptables-legacy" : "ip6tables-legacy");
 
@@ -30,18 +31,32 @@ export function parseLegacyForwardChain(listing: string): ForwardChain {
       ...(comment !== undefined ? { comment } : {}),
       ...(direction !== undefined ? { direction } : {}),
       ...(cidr !== undefined ? { cidr } : {}),
+      ...(dropsEverything(words.slice(2)) ? { dropsAll: true } : {}),
     });
   }
   return chain;
 }
 
-/** Pure: the plan as one `iptables-legacy-restore --noflush` script; deletions by rule text. */
+/** `-j DROP`, or `-j REJECT` with its `--reject-with`, and at most a comment besides. */
+function dropsEverything(words: string[]): boolean {
+  const commentAt = words.indexOf("--comment");
+  const rest = commentAt > 1 && words[commentAt - 2] === "-m" && words[commentAt - 1] === "comment" ? words.toSpliced(commentAt - 2, 4) : words;
+  if (rest[0] !== "-j") return false;
+  if (rest[1] === "DROP") return rest.length === 2;
+  return rest[1] === "REJECT" && (rest.length === 2 || (rest.length === 4 && rest[2] === "--reject-with"));
+}
+
+/**
+ * Pure: the plan as one `iptables-legacy-restore --noflush` script; deletions by rule text, accepts appended
+ * or inserted at the final drop rule's place, counted after podnet's deletions above it.
+ */
 export function legacyForwardAcceptScript(chain: ForwardChain, plan: ForwardAcceptPlan): string {
   const specOf = new Map(chain.rules.map((r) => [r.handle, r.spec]));
+  const at = plan.before === undefined ? undefined : plan.before - plan.deleteHandles.filter((h) => h < plan.before!).length;
   return [
     "*filter",
     ...plan.deleteHandles.map((h) => `-D FORWARD ${specOf.get(h)}`),
-    ...plan.add.map((r) => `-A FORWARD ${r.direction === "saddr" ? "-s" : "-d"} ${r.cidr} -m comment --comment "${FORWARD_ACCEPT_COMMENT}" -j ACCEPT`),
+    ...plan.add.map((r, i) => `${at === undefined ? "-A FORWARD" : `-I FORWARD ${at + i}`} ${r.direction === "saddr" ? "-s" : "-d"} ${r.cidr} -m comment --comment "${FORWARD_ACCEPT_COMMENT}" -j ACCEPT`),
     "COMMIT",
     "",
   ].join("\n");

@@ -2,17 +2,17 @@ import { parseCidr } from "../lib/cidr.js";
 import type { Logger } from "../log.js";
 import { MissingToolError } from "./exec.js";
 import { iptablesLegacy } from "./forward-accept-legacy.js";
-import { FirewallBusyError, iptablesNft, planForwardAccepts, type FirewallBackend } from "./forward-accept.js";
+import { dropsByDefault, FirewallBusyError, iptablesNft, planForwardAccepts, type FirewallBackend } from "./forward-accept.js";
 
 // Both, on every pass: a host may keep Docker's rules in one and kube-proxy's in the other, and a packet must
 // pass the FORWARD hook of each.
 const backends: FirewallBackend[] = [iptablesNft, iptablesLegacy];
 
 /**
- * Shell: make each family's FORWARD chain, in each firewall the host uses, accept the pod network while its
- * policy drops. Returns the families whose chain drops by default somewhere (podnet's accepts are in place
- * there). Every firewall is tried; the first failure is thrown after the rest. A host without nft skips that
- * firewall: MasqueradeReady already names the missing tool.
+ * Shell: make each family's FORWARD chain, in each firewall the host uses, accept the pod network while it
+ * drops by default (its policy, or a final rule). Returns the families whose chain drops by default somewhere
+ * (podnet's accepts are in place there). Every firewall is tried; the first failure is thrown after the rest.
+ * A host without nft skips that firewall: MasqueradeReady already names the missing tool.
  */
 export async function syncForwardAccepts(podNetwork: string[], opts: { netns?: string; dryRun: boolean; log: Logger }): Promise<Array<4 | 6>> {
   const dropping = new Set<4 | 6>();
@@ -23,7 +23,7 @@ export async function syncForwardAccepts(podNetwork: string[], opts: { netns?: s
         const chain = await backend.read(family, opts.netns);
         if (!chain) continue;
         const ranges = podNetwork.filter((c) => parseCidr(c).family === family);
-        if (chain.policy === "drop" && ranges.length) dropping.add(family);
+        if (dropsByDefault(chain) && ranges.length) dropping.add(family);
         const plan = planForwardAccepts(chain, ranges);
         if (!plan.add.length && !plan.deleteHandles.length) continue;
         if (opts.dryRun) { opts.log.info({ firewall: backend.name, family, plan }, "dry-run: would change the host firewall's FORWARD chain"); continue; }

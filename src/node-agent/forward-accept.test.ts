@@ -11,6 +11,10 @@ const listing = (policy: string, rules: object[]) => JSON.stringify({ nftables: 
 const ours = (handle: number, field: string, addr: string, len: number) => ({ handle, comment: FORWARD_ACCEPT_COMMENT,
   expr: [{ match: { op: "==", left: { payload: { protocol: "ip", field } }, right: { prefix: { addr, len } } } }, { counter: { packets: 0, bytes: 0 } }, { accept: null }] });
 const docker = { handle: 2, expr: [{ xt: { type: "match", name: "conntrack" } }, { counter: { packets: 0, bytes: 0 } }, { accept: null }] };
+// RHEL's iptables-services: `-A FORWARD -j REJECT --reject-with icmp-host-prohibited`, as iptables-nft stores it.
+const reject = (handle: number, ...before: object[]) => ({ handle, expr: [...before, { counter: { packets: 0, bytes: 0 } }, { xt: { type: "target", name: "REJECT" } }] });
+const drop = (handle: number) => ({ handle, expr: [{ counter: { packets: 0, bytes: 0 } }, { drop: null }] });
+const kubeProxy = { handle: 3, expr: [{ xt: { type: "match", name: "comment" } }, { counter: { packets: 0, bytes: 0 } }, { jump: { target: "KUBE-FORWARD" } }] };
 
 describe("the host firewall's FORWARD chain", () => {
   it("reads the policy and podnet's own rules", () => {
@@ -34,6 +38,36 @@ describe("the host firewall's FORWARD chain", () => {
     expect(plan.deleteHandles).toEqual(deleteHandles);
   });
 
+  it.each([
+    ["RHEL's final REJECT, policy accept: accepts in front of it", [kubeProxy, reject(9)], ["10.244.0.0/16"], [["saddr", "10.244.0.0/16"], ["daddr", "10.244.0.0/16"]], [], 9],
+    ["a final DROP", [docker, drop(9)], ["10.244.0.0/16"], [["saddr", "10.244.0.0/16"], ["daddr", "10.244.0.0/16"]], [], 9],
+    ["a REJECT with only a comment match is final too", [reject(9, { xt: { type: "match", name: "comment" } })], ["10.244.0.0/16"], [["saddr", "10.244.0.0/16"], ["daddr", "10.244.0.0/16"]], [], 9],
+    ["already in front of it: nothing", [kubeProxy, ours(4, "saddr", "10.244.0.0", 16), ours(5, "daddr", "10.244.0.0", 16), reject(9)], ["10.244.0.0/16"], [], [], undefined],
+    // Appended behind it (an earlier podnet, policy drop and a final REJECT): never reached, so moved.
+    ["behind it: moved in front", [kubeProxy, reject(9), ours(4, "saddr", "10.244.0.0", 16), ours(5, "daddr", "10.244.0.0", 16)], ["10.244.0.0/16"],
+      [["saddr", "10.244.0.0/16"], ["daddr", "10.244.0.0/16"]], [4, 5], 9],
+    ["one in front, one behind: both moved", [ours(4, "saddr", "10.244.0.0", 16), reject(9), ours(5, "daddr", "10.244.0.0", 16)], ["10.244.0.0/16"],
+      [["saddr", "10.244.0.0/16"], ["daddr", "10.244.0.0/16"]], [4, 5], 9],
+    // Above kube-proxy's jump (a rule prepended while podnet inserted by number): moved down to the REJECT.
+    ["above another's rule in front of it: moved down", [ours(4, "saddr", "10.244.0.0", 16), ours(5, "daddr", "10.244.0.0", 16), kubeProxy, reject(9)], ["10.244.0.0/16"],
+      [["saddr", "10.244.0.0/16"], ["daddr", "10.244.0.0/16"]], [4, 5], 9],
+    ["a second range: only its accepts, in front of it", [kubeProxy, ours(4, "saddr", "10.244.0.0", 16), ours(5, "daddr", "10.244.0.0", 16), reject(9)], ["10.244.0.0/16", "10.8.0.0/16"],
+      [["saddr", "10.8.0.0/16"], ["daddr", "10.8.0.0/16"]], [], 9],
+    ["a range gone: only deletes", [ours(4, "saddr", "10.99.0.0", 16), ours(5, "daddr", "10.99.0.0", 16), reject(9)], [], [], [4, 5], undefined],
+    // The first of two final rules ends the chain: in front of the second, the accepts would never be reached.
+    ["two: in front of the first", [reject(8), drop(9)], ["10.244.0.0/16"], [["saddr", "10.244.0.0/16"], ["daddr", "10.244.0.0/16"]], [], 8],
+    ["a REJECT that matches something is no final rule", [reject(9, { match: { op: "==", left: { payload: { protocol: "ip", field: "saddr" } }, right: { prefix: { addr: "10.1.0.0", len: 16 } } } })], ["10.244.0.0/16"], [], [], undefined],
+  ])("a chain that ends in a rule dropping everything, policy accept: %s", (_case, rules, ranges, insert, deleteHandles, before) => {
+    const plan = planForwardAccepts(parseForwardChain(listing("accept", rules)), ranges);
+    expect(plan.add.map((r) => [r.direction, r.cidr])).toEqual(insert);
+    expect(plan.deleteHandles).toEqual(deleteHandles);
+    expect(plan.before).toBe(before);
+  });
+
+  it("with a final rule as well as a drop policy, the accepts go in front of the rule", () => {
+    expect(planForwardAccepts(parseForwardChain(listing("drop", [docker, reject(9)])), ["10.244.0.0/16"]).before).toBe(9);
+  });
+
   it("leaves a rule that is not podnet's alone even when it matches a pod range", () => {
     const theirs = { ...ours(7, "saddr", "10.244.0.0", 16), comment: "by hand" };
     expect(planForwardAccepts(parseForwardChain(listing("accept", [theirs])), ["10.244.0.0/16"])).toEqual({ add: [], deleteHandles: [] });
@@ -42,6 +76,13 @@ describe("the host firewall's FORWARD chain", () => {
   it("writes one nft script per family, in the iptables-nft chain", () => {
     expect(forwardAcceptScript(6, { add: [{ direction: "saddr", cidr: "fd00:10::/56" }], deleteHandles: [9] })).toBe(
       `delete rule ip6 filter FORWARD handle 9\nadd rule ip6 filter FORWARD ip6 saddr fd00:10::/56 counter accept comment "${FORWARD_ACCEPT_COMMENT}"\n`);
+  });
+
+  it("inserts in front of a final rule by its handle, each right in front of it so they keep their order", () => {
+    expect(forwardAcceptScript(4, { add: [{ direction: "saddr", cidr: "10.244.0.0/16" }, { direction: "daddr", cidr: "10.244.0.0/16" }], deleteHandles: [4], before: 9 })).toBe([
+      "delete rule ip filter FORWARD handle 4",
+      `insert rule ip filter FORWARD position 9 ip saddr 10.244.0.0/16 counter accept comment "${FORWARD_ACCEPT_COMMENT}"`,
+      `insert rule ip filter FORWARD position 9 ip daddr 10.244.0.0/16 counter accept comment "${FORWARD_ACCEPT_COMMENT}"`, ""].join("\n"));
   });
 });
 
