@@ -1,6 +1,7 @@
 import { parseCidr } from "../lib/cidr.js";
 import type { Logger } from "../log.js";
 import { MissingToolError } from "./exec.js";
+import { findForeignForwardDrops, type ForeignForwardDrop } from "./foreign-forward.js";
 import { iptablesLegacy } from "./forward-accept-legacy.js";
 import { dropsByDefault, FirewallBusyError, iptablesNft, planForwardAccepts, type FirewallBackend } from "./forward-accept.js";
 
@@ -8,13 +9,16 @@ import { dropsByDefault, FirewallBusyError, iptablesNft, planForwardAccepts, typ
 // pass the FORWARD hook of each.
 const backends: FirewallBackend[] = [iptablesNft, iptablesLegacy];
 
+/** dropping: families whose FORWARD chain drops by default somewhere (podnet's accepts are in place there); foreign: other tables' judged chains. */
+export interface ForwardAcceptResult { dropping: Array<4 | 6>; foreign: ForeignForwardDrop[] }
+
 /**
  * Shell: make each family's FORWARD chain, in each firewall the host uses, accept the pod network while it
- * drops by default (its policy, or a final rule). Returns the families whose chain drops by default somewhere
- * (podnet's accepts are in place there). Every firewall is tried; the first failure is thrown after the rest.
- * A host without nft skips that firewall: MasqueradeReady already names the missing tool.
+ * drops by default (its policy, or a final rule), then judge other tables' chains on the hook. Every firewall is
+ * tried; the first failure is thrown after the rest. A host without nft skips what needs it: MasqueradeReady
+ * already names the missing tool.
  */
-export async function syncForwardAccepts(podNetwork: string[], opts: { netns?: string; dryRun: boolean; log: Logger }): Promise<Array<4 | 6>> {
+export async function syncForwardAccepts(podNetwork: string[], opts: { netns?: string; dryRun: boolean; log: Logger }): Promise<ForwardAcceptResult> {
   const dropping = new Set<4 | 6>();
   let failure: unknown;
   for (const backend of backends) {
@@ -36,8 +40,12 @@ export async function syncForwardAccepts(podNetwork: string[], opts: { netns?: s
       }
     }
   }
+  const foreign = await findForeignForwardDrops(podNetwork, opts.netns).catch((err: unknown) => {
+    if (!(err instanceof MissingToolError)) failure = firstRealFailure(failure, err);
+    return [];
+  });
   if (failure !== undefined) throw failure;
-  return [...dropping].sort();
+  return { dropping: [...dropping].sort(), foreign };
 }
 
 /** The first failure, unless it is only a held lock and a real one came after: that one says more. */

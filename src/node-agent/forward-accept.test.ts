@@ -102,11 +102,28 @@ describe("the firewall step's outcome", () => {
     expect(reason(sysctls)).toMatchObject({ status, reason: why });
   });
 
+  const firewalld = { family: "inet" as const, table: "firewalld", chain: "filter_FORWARD", ranges: ["10.244.0.0/16"] };
+  it("another table's chain that drops pod traffic: SysctlsReady False, naming it and what lets the pod network through; one that only may: True, saying so", () => {
+    const dropped = reason({ forwardDroppedElsewhere: [{ ...firewalld, dropped: ["IPv4 between pods of this node"], mayDrop: ["IPv4 from this node's pods to other nodes"] }] });
+    expect(dropped).toMatchObject({ status: "False", reason: "ForwardDroppedByOtherTable" });
+    expect(dropped.message).toContain("nft table inet firewalld, chain filter_FORWARD (forward hook) drops by default and drops IPv4 between pods of this node; it may drop IPv4 from this node's pods to other nodes");
+    expect(dropped.message).toContain("firewall-cmd --permanent --zone=trusted --add-interface=podnet0 --add-source=10.244.0.0/16");
+    const mayDrop = reason({ forwardDroppedElsewhere: [{ ...firewalld, dropped: [], mayDrop: ["IPv4 from other nodes to this node's pods"] }] });
+    expect(mayDrop).toMatchObject({ status: "True", reason: "ForwardMayBeDropped" });
+    expect(mayDrop.message).toMatch(/^forwarding enabled; .*may drop IPv4 from other nodes to this node's pods/);
+    // A failure podnet can act on comes first; br_netfilter comes after: the pods would not talk at all.
+    expect(reason({ forwardAcceptError: "nft: refused", forwardDroppedElsewhere: [{ ...firewalld, dropped: ["x"], mayDrop: [] }] }).reason).toBe("ForwardDropped");
+    expect(reason({ bridgeNetfilterError: "off", forwardDroppedElsewhere: [{ ...firewalld, dropped: ["x"], mayDrop: [] }] }).reason).toBe("ForwardDroppedByOtherTable");
+  });
+
   it("an event pass that ran the firewall step replaces its earlier result, a success included; one that did not keeps it", () => {
     const failed = { forwardAcceptError: "nft: busy", bridgeNetfilterError: "br_netfilter off" };
     expect(sysctlsAfterPass(failed, { skipped: true, firewallChecked: true, forwardDropPolicy: [4] })).toEqual({ bridgeNetfilterError: "br_netfilter off", forwardDropPolicy: [4] });
     expect(sysctlsAfterPass(failed, { skipped: true })).toBe(failed);
     expect(sysctlsAfterPass({ forwardDropPolicy: [4] }, { skipped: true, firewallChecked: true, forwardAcceptError: "nft: busy" })).toEqual({ forwardAcceptError: "nft: busy" });
+    const elsewhere = [{ ...firewalld, dropped: ["x"], mayDrop: [] }];
+    expect(sysctlsAfterPass({ forwardDroppedElsewhere: elsewhere }, { skipped: true })).toEqual({ forwardDroppedElsewhere: elsewhere });
+    expect(sysctlsAfterPass({ forwardDroppedElsewhere: elsewhere }, { skipped: true, firewallChecked: true })).toEqual({});
   });
 
   it("a full pass stands on its own, unless its firewall step met a held xtables lock: that step's last result stands, and the pass is retried", () => {

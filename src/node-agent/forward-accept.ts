@@ -11,7 +11,8 @@ import { run, runOk } from "./exec.js";
  * lists as its own (`-s <range> -m comment --comment … -j ACCEPT`). Appended, as flannel's are: kube-proxy's
  * jumps (a Service without endpoints is rejected there), Docker's DOCKER-USER and ufw's chains come first and
  * still see pod traffic. Where a final rule drops everything, they go right in front of it instead: after it
- * nothing is reached. The same for iptables-legacy: forward-accept-legacy.ts.
+ * nothing is reached. The same for iptables-legacy: forward-accept-legacy.ts. Other tables' chains on the
+ * forward hook (firewalld's) are only judged: foreign-forward.ts.
  */
 export const FORWARD_ACCEPT_COMMENT = "podnet: pod network";
 

@@ -1,5 +1,7 @@
 import type { ConditionInput } from "../lib/conditions.js";
 import type { RejectedRecord } from "./desired-state.js";
+import { chainName, type ForeignForwardDrop } from "./foreign-forward.js";
+import { BRIDGE_NAME } from "./cni-conflist.js";
 
 /** What one sync pass did, gathered from the shells; turned into conditions by `agentConditions`. */
 export interface SyncOutcome {
@@ -34,6 +36,8 @@ export interface SyncOutcome {
     forwardDropPolicy?: Array<4 | 6>; forwardAcceptError?: string;
     /** The chain could not even be read (nft refused the listing): whether it drops is unknown. */
     forwardChainUnreadable?: boolean;
+    /** Other tables' chains on the forward hook that drop by default and drop, or may drop, pod traffic. */
+    forwardDroppedElsewhere?: ForeignForwardDrop[];
     /** The firewall step met a held xtables lock and decided nothing: the last result stands, the pass is retried. */
     firewallBusy?: string;
   };
@@ -41,8 +45,9 @@ export interface SyncOutcome {
 }
 
 type Sysctls = SyncOutcome["sysctls"];
-const firewallResult = ({ forwardDropPolicy, forwardAcceptError, forwardChainUnreadable }: Sysctls): Sysctls =>
-  ({ ...(forwardDropPolicy ? { forwardDropPolicy } : {}), ...(forwardAcceptError ? { forwardAcceptError } : {}), ...(forwardChainUnreadable ? { forwardChainUnreadable } : {}) });
+const firewallResult = ({ forwardDropPolicy, forwardAcceptError, forwardChainUnreadable, forwardDroppedElsewhere }: Sysctls): Sysctls =>
+  ({ ...(forwardDropPolicy ? { forwardDropPolicy } : {}), ...(forwardAcceptError ? { forwardAcceptError } : {}), ...(forwardChainUnreadable ? { forwardChainUnreadable } : {}),
+    ...(forwardDroppedElsewhere ? { forwardDroppedElsewhere } : {}) });
 
 /**
  * Pure: a pass's sysctls outcome against the last one. An event pass checks no sysctl, so the last full pass's
@@ -54,7 +59,7 @@ export function sysctlsAfterPass(last: Sysctls | undefined, now: Sysctls): Sysct
   const decided = now.firewallChecked && !now.firewallBusy;
   if (!now.skipped && decided) return now;
   if (now.skipped && !now.firewallChecked) return last;
-  const { forwardDropPolicy: _policy, forwardAcceptError: _error, forwardChainUnreadable: _unreadable, firewallBusy: _busy, ...rest } = now.skipped ? last : now;
+  const { forwardDropPolicy: _policy, forwardAcceptError: _error, forwardChainUnreadable: _unreadable, forwardDroppedElsewhere: _elsewhere, firewallBusy: _busy, ...rest } = now.skipped ? last : now;
   return { ...rest, ...firewallResult(decided ? now : last), ...(now.firewallBusy ? { firewallBusy: now.firewallBusy } : {}) };
 }
 
@@ -67,6 +72,10 @@ const bad = (type: string, reason: string, message: string): ConditionInput => (
 
 /** SysctlsReady=False for br_netfilter alone: pods still network (the Node is not held back), Services on the node do not. */
 export const BRIDGE_NETFILTER_OFF = "BridgeNetfilterOff";
+/** SysctlsReady=False: another table's forward-hook chain drops pod traffic on every way its rules allow. */
+export const FORWARD_DROPPED_BY_OTHER_TABLE = "ForwardDroppedByOtherTable";
+/** SysctlsReady=True: such a chain may drop some pod traffic, depending on what podnet cannot tell from its rules. */
+export const FORWARD_MAY_BE_DROPPED = "ForwardMayBeDropped";
 /** CNIConfigured=True: pods network, but a configured IPAM directory change waits for the node to be drained. */
 export const IPAM_DATA_DIR_KEPT = "IPAMDataDirKept";
 
@@ -81,14 +90,17 @@ export function agentConditions(o: SyncOutcome): ConditionInput[] {
     ? bad("MasqueradeReady", "NftablesFailed", o.masquerade.error)
     : o.masquerade.enabled ? ok("MasqueradeReady", "Applied", masqueradeMessage(o.masquerade.keepSourceTo ?? []))
     : ok("MasqueradeReady", "Disabled", "masquerade disabled by configuration");
+  const elsewhere = o.sysctls.forwardDroppedElsewhere ?? [];
   const sysctl = o.sysctls.error ? bad("SysctlsReady", "SysctlFailed", o.sysctls.error)
     : o.sysctls.forwardAcceptError && o.sysctls.forwardChainUnreadable ? bad("SysctlsReady", "FirewallUnreadable", "podnet could not read the host "
       + `firewall's FORWARD chain, so it cannot tell whether forwarded pod traffic is dropped there: ${o.sysctls.forwardAcceptError}`)
     : o.sysctls.forwardAcceptError ? bad("SysctlsReady", "ForwardDropped", "the host firewall's FORWARD chain drops by default and podnet "
       + `could not accept the pod network in it, so forwarded pod traffic is dropped: ${o.sysctls.forwardAcceptError}`)
+    : elsewhere.some((f) => f.dropped.length) ? bad("SysctlsReady", FORWARD_DROPPED_BY_OTHER_TABLE, droppedElsewhereMessage(elsewhere))
     : o.sysctls.bridgeNetfilterError ? bad("SysctlsReady", BRIDGE_NETFILTER_OFF, o.sysctls.bridgeNetfilterError)
-    : ok("SysctlsReady", "Set", "forwarding enabled; bridged pod traffic passes netfilter" + (o.sysctls.forwardDropPolicy?.length
-      ? `; the host firewall's FORWARD chain drops by default (${o.sysctls.forwardDropPolicy.map((f) => `IPv${f}`).join(", ")}): podnet accepts the pod network in it` : ""));
+    : ok("SysctlsReady", elsewhere.length ? FORWARD_MAY_BE_DROPPED : "Set", "forwarding enabled; bridged pod traffic passes netfilter" + (o.sysctls.forwardDropPolicy?.length
+      ? `; the host firewall's FORWARD chain drops by default (${o.sysctls.forwardDropPolicy.map((f) => `IPv${f}`).join(", ")}): podnet accepts the pod network in it` : "")
+      + (elsewhere.length ? `; ${droppedElsewhereMessage(elsewhere)}` : ""));
   const shadowed = o.cni.shadowedBy.length
     ? ok("CNIConfigShadowed", "EarlierConfigPresent", `${o.cni.shadowedBy.join(", ")} sorts before ${o.cni.path}`)
     : o.cni.usedThrough ? bad("CNIConfigShadowed", "UsedThrough", `the runtime picks ${o.cni.usedThrough}, which hands pods to podnet's network`)
@@ -99,6 +111,21 @@ export function agentConditions(o: SyncOutcome): ConditionInput[] {
     ? ok("Ready", "NodeNetworkReady", "routes, CNI config, masquerade and sysctls are in place")
     : bad("Ready", failing[0]!.reason, failing.map((c) => `${c.type}: ${c.message}`).join("; "));
   return [...parts, shadowed, ready];
+}
+
+/**
+ * Which chains drop, or may drop, which pod traffic, and what lets it through: podnet cannot accept it in another
+ * program's table, and a packet must be accepted by every chain on the hook.
+ */
+function droppedElsewhereMessage(chains: ForeignForwardDrop[]): string {
+  const shown = chains.slice(0, 3).map((c) => `${chainName(c)} (forward hook) drops by default and ${[
+    ...(c.dropped.length ? [`drops ${c.dropped.join(", ")}`] : []),
+    ...(c.mayDrop.length ? [`may drop ${c.mayDrop.join(", ")} (its rules match on what podnet cannot tell: another interface's name, ports, marks)`] : []),
+  ].join("; it ")}`);
+  const ranges = [...new Set(chains.flatMap((c) => c.ranges))];
+  return `${shown.join("; ")}${chains.length > 3 ? ` (+${chains.length - 3} more)` : ""}. podnet cannot accept pod traffic in another program's table, `
+    + `and a packet must pass every table's chain on the forward hook: let ${BRIDGE_NAME} and the pod network (${ranges.join(", ")}) through there `
+    + `(firewalld: firewall-cmd --permanent --zone=trusted --add-interface=${BRIDGE_NAME}${ranges.map((r) => ` --add-source=${r}`).join("")}, then firewall-cmd --reload)`;
 }
 
 function routesCondition(o: SyncOutcome): ConditionInput {

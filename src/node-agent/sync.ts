@@ -88,6 +88,8 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
 
 /** Per namespace: the pod network the host firewall's FORWARD chain was last made to accept. */
 const forwardCheckedFor = new Map<string, string>();
+/** Per namespace: other tables' forward-hook chains as last judged (logged when that changes). */
+const foreignJudged = new Map<string, string>();
 /** Per namespace: firewall steps in a row that met a held xtables lock. */
 const lockHeldSteps = new Map<string, number>();
 /** kube-proxy holds the lock for seconds on a large cluster; held across this many steps (≈25 s), it is reported. */
@@ -97,8 +99,12 @@ async function syncFirewallForward(input: SyncInput, result: SyncOutcome["sysctl
   result.firewallChecked = true;
   const key = input.netns ?? "";
   try {
-    const dropping = await syncForwardAccepts(input.state.podNetwork, { netns: input.netns, dryRun: input.config["dry-run"], log: input.log });
+    const { dropping, foreign } = await syncForwardAccepts(input.state.podNetwork, { netns: input.netns, dryRun: input.config["dry-run"], log: input.log });
     if (dropping.length) result.forwardDropPolicy = dropping;
+    if (foreign.length) result.forwardDroppedElsewhere = foreign;
+    const judged = JSON.stringify(foreign);
+    if (judged !== foreignJudged.get(key) && foreign.length) input.log.warn({ chains: foreign }, "another table's chain on the forward hook drops by default, and podnet cannot accept pod traffic there");
+    foreignJudged.set(key, judged);
     forwardCheckedFor.set(key, input.state.podNetwork.join(","));
     lockHeldSteps.delete(key);
   } catch (err) {
