@@ -1,6 +1,7 @@
 import { canonicalIp, cidrContainsIp, parseCidr, parseIp, type Cidr } from "../lib/cidr.js";
 import { run, runOk } from "./exec.js";
 import type { ObservedNexthop } from "./nexthop-plan.js";
+import type { HostAddress } from "./pod-cidr-holders.js";
 import { normaliseDst, PODNET_PROTO, type ObservedRoute } from "./routes-plan.js";
 import { BRIDGE_NAME } from "./cni-conflist.js";
 import { VXLAN_DEVICE } from "./overlay-plan.js";
@@ -74,6 +75,8 @@ export interface LinkInfo {
   isLocal: (ip: string) => boolean;
   /** Devices holding a global address: the ones routes and nexthops go out of. */
   devices: ReadonlySet<string>;
+  /** Every global address, with its device (another plugin's bridge holding this node's pod gateway, say). */
+  addresses: readonly HostAddress[];
 }
 
 
@@ -123,6 +126,7 @@ const isStandIn = (link: JsonAddr) => link.link_type === "loopback" || link.link
 export function linkInfoOf(links: JsonAddr[], defaultRouteDevices: string[] = []): LinkInfo {
   const subnets: Array<{ subnet: Cidr; dev: string }> = [];
   const mtuByIp = new Map<string, number>(); // this node's own addresses (canonical) → their link's MTU
+  const addresses: HostAddress[] = [];
   const candidates = links.filter((l) => !isStandIn(l) && l.ifname !== BRIDGE_NAME && l.ifname !== VXLAN_DEVICE);
   const smallest = (list: JsonAddr[]) => (list.length ? Math.min(...list.map((l) => l.mtu)) : undefined);
   const uplinkMtu = smallest(candidates.filter((l) => defaultRouteDevices.includes(l.ifname)))
@@ -132,6 +136,7 @@ export function linkInfoOf(links: JsonAddr[], defaultRouteDevices: string[] = []
       if (a.scope !== "global" || (a.family !== "inet" && a.family !== "inet6")) continue;
       const own = canonicalIp(a.local);
       if (own) mtuByIp.set(own, isStandIn(link) ? uplinkMtu ?? Math.min(link.mtu, 1500) : link.mtu);
+      addresses.push({ dev: link.ifname, local: a.local, prefixlen: a.prefixlen, ...(link.linkinfo?.info_kind ? { kind: link.linkinfo.info_kind } : {}) });
       try { subnets.push({ subnet: parseCidr(`${a.local}/${a.prefixlen}`, { allowHostBits: true }), dev: link.ifname }); } catch { /* not an address we route through */ }
     }
   }
@@ -141,5 +146,5 @@ export function linkInfoOf(links: JsonAddr[], defaultRouteDevices: string[] = []
     try { const ip = parseIp(text); return subnets.find((s) => cidrContainsIp(s.subnet, ip))?.dev; } catch { return undefined; }
   };
   const mtuOf = (text: string) => { const ip = canonicalIp(text); return ip === undefined ? undefined : mtuByIp.get(ip); };
-  return { mtuOf, deviceFor, isLocal: (text) => mtuOf(text) !== undefined, devices: new Set(subnets.map((s) => s.dev)) };
+  return { mtuOf, deviceFor, isLocal: (text) => mtuOf(text) !== undefined, devices: new Set(subnets.map((s) => s.dev)), addresses };
 }

@@ -55,6 +55,12 @@ describe("linkInfoOf (ip -details -json addr show)", () => {
     expect(links.isLocal("10.0.0.6")).toBe(false);
   });
 
+  it("lists every global address with its device and link kind (another plugin's bridge holding the pod gateway, say)", () => {
+    const links = linkInfoOf([lo(), eth("eth0", 1500, "192.168.1.5"),
+      { ifname: "cni0", mtu: 1450, link_type: "ether", linkinfo: { info_kind: "bridge" }, addr_info: [addr("10.244.1.1", 24), addr("fe80::1", 64, "link")] }]);
+    expect(links.addresses).toEqual([{ dev: "eth0", local: "192.168.1.5", prefixlen: 24 }, { dev: "cni0", local: "10.244.1.1", prefixlen: 24, kind: "bridge" }]);
+  });
+
   it.each([
     ["a plain default route", [{ dev: "eth0" }], [], ["eth0"]],
     ["ECMP (nexthops)", [{ nexthops: [{ dev: "eth0" }, { dev: "eth1" }] }], [], ["eth0", "eth1"]],

@@ -25,6 +25,7 @@ describe("nodeNetworkReady: whether this node can network pods", () => {
     ["another conflist sorts first", with_((o) => o.cni.shadowedBy.push("00-other.conflist")), false],
     ["Multus's config sorts first and hands pods to podnet's network", with_((o) => (o.cni.usedThrough = "00-multus.conf")), true],
     ["an old gateway that could not be taken off the bridge", with_((o) => (o.cni.bridgeError = "RTNETLINK answers: Operation not permitted")), false],
+    ["another plugin's bridge holding this node's pod CIDR", with_((o) => (o.cni.podCidrHeldBy = { podCidrs: ["10.244.1.0/24"], holders: [{ device: "cni0", routes: [{ dst: "10.244.1.0/24" }], addresses: [] }] })), false],
     ["forwarding off", with_((o) => (o.sysctls.error = "net.ipv4.ip_forward stays 0")), false],
     ["br_netfilter off (pods network; same-node Services do not, and that is reported)", with_((o) => (o.sysctls.bridgeNetfilterError = "the br_netfilter module is not loaded")), true],
     ["forwarding and br_netfilter both off", with_((o) => { o.sysctls.error = "net.ipv4.ip_forward stays 0"; o.sysctls.bridgeNetfilterError = "not loaded"; }), false],
@@ -61,6 +62,15 @@ it("an old gateway stuck on the bridge is reported as CNIConfigured=False, Stale
   const cni = with_((o) => (o.cni.bridgeError = "RTNETLINK answers: Operation not permitted")).find((c) => c.type === "CNIConfigured")!;
   expect(cni).toMatchObject({ status: "False", reason: "StaleBridgeAddress" });
   expect(cni.message).toContain("new pods will not start");
+});
+
+it("another plugin's bridge holding this node's pod CIDR is CNIConfigured=False, PodCIDRHeldByDevice, naming the device; Ready gives that reason", () => {
+  const conditions = with_((o) => (o.cni.podCidrHeldBy = { podCidrs: ["10.244.1.0/24"], holders: [{ device: "cni0", kind: "bridge", routes: [{ dst: "10.244.1.0/24" }], addresses: ["10.244.1.1/24"] }] }));
+  const cni = conditions.find((c) => c.type === "CNIConfigured")!;
+  expect(cni).toMatchObject({ status: "False", reason: "PodCIDRHeldByDevice" });
+  expect(cni.message).toContain("by cni0 (route 10.244.1.0/24, address 10.244.1.1/24)");
+  expect(cni.message).toContain("ip link delete cni0");
+  expect(conditions.find((c) => c.type === "Ready")).toMatchObject({ status: "False", reason: "PodCIDRHeldByDevice" });
 });
 
 it("br_netfilter off is SysctlsReady=False, BridgeNetfilterOff, and keeps the NodeCIDR from Ready", () => {

@@ -2,6 +2,7 @@ import type { ConditionInput } from "../lib/conditions.js";
 import type { RejectedRecord } from "./desired-state.js";
 import { chainName, type ForeignForwardDrop } from "./foreign-forward.js";
 import { BRIDGE_NAME } from "./cni-conflist.js";
+import { podCidrHeldMessage, type PodCidrHolder } from "./pod-cidr-holders.js";
 
 /** What one sync pass did, gathered from the shells; turned into conditions by `agentConditions`. */
 export interface SyncOutcome {
@@ -13,6 +14,8 @@ export interface SyncOutcome {
    * could not be taken off (see bridge-addresses.ts).
    */
   cni: { path: string; changed: boolean; shadowedBy: string[]; missingPlugins: string[]; removedBridgeAddresses?: string[]; bridgeError?: string; error?: string; skipped?: string;
+    /** Devices other than podnet's bridge holding routes or addresses in this node's pod CIDRs (another plugin's cni0). */
+    podCidrHeldBy?: { podCidrs: string[]; holders: PodCidrHolder[] };
     /** This node's further CIDRs of a family it already has one of: not in the conflist (one per family). */
     unusedCidrs?: string[];
     /** Plugins chained after podnet's that were dropped from the conflist: no binary in `binDir` (while it stays missing). */
@@ -76,6 +79,8 @@ export const BRIDGE_NETFILTER_OFF = "BridgeNetfilterOff";
 export const FORWARD_DROPPED_BY_OTHER_TABLE = "ForwardDroppedByOtherTable";
 /** SysctlsReady=True: such a chain may drop some pod traffic, depending on what podnet cannot tell from its rules. */
 export const FORWARD_MAY_BE_DROPPED = "ForwardMayBeDropped";
+/** CNIConfigured=False: another device (a plugin's leftover bridge) holds this node's pod CIDR; the kernel routes pods there. */
+export const POD_CIDR_HELD_BY_DEVICE = "PodCIDRHeldByDevice";
 /** CNIConfigured=True: pods network, but a configured IPAM directory change waits for the node to be drained. */
 export const IPAM_DATA_DIR_KEPT = "IPAMDataDirKept";
 
@@ -151,6 +156,7 @@ function cniCondition(o: SyncOutcome): ConditionInput {
   if (c.skipped) return bad("CNIConfigured", "NoPodCIDR", `${c.skipped}${c.usedThroughCopy ? `; ${c.usedThrough} holds its own copy of podnet's conflist, `
     + "which the runtime goes on using until Multus rewrites it" : ""}`);
   if (c.bridgeError) return bad("CNIConfigured", "StaleBridgeAddress", `an old pod-CIDR gateway stays on the pod bridge, so new pods will not start: ${c.bridgeError}`);
+  if (c.podCidrHeldBy) return bad("CNIConfigured", POD_CIDR_HELD_BY_DEVICE, podCidrHeldMessage(c.podCidrHeldBy.podCidrs, c.podCidrHeldBy.holders));
   if (c.missingPlugins.length) return bad("CNIConfigured", "PluginsMissing", `CNI plugins missing: ${c.missingPlugins.join(", ")}`);
   if (c.shadowedBy.length) return bad("CNIConfigured", "CNIConfigShadowed", `${c.shadowedBy.join(", ")} sorts before ${c.path}; the container runtime will use it instead of podnet's config`);
   // The same words whether this pass wrote the file or found it current: "written" then "up to date" cost every

@@ -20,8 +20,13 @@ export type RouteAction =
 export class RouteTable {
   readonly ours = new Map<string, ObservedRoute>();
   readonly foreign = new Map<string, ObservedRoute>();
+  /** Every foreign route as read: two devices may hold one prefix (a leftover bridge's connected route and podnet0's). */
+  readonly foreignListed: ObservedRoute[] = [];
   constructor(observed: Iterable<ObservedRoute>) {
-    for (const r of observed) (r.ours ? this.ours : this.foreign).set(r.dst, r);
+    for (const r of observed) {
+      (r.ours ? this.ours : this.foreign).set(r.dst, r);
+      if (!r.ours) this.foreignListed.push(r);
+    }
   }
   static of(observed: RouteTable | ObservedRoute[]): RouteTable {
     return observed instanceof RouteTable ? observed : new RouteTable(observed);

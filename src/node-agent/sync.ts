@@ -10,9 +10,10 @@ import {
 import { configPrecedence, missingPlugins, pluginVersions, readIfPresent, writeFileAtomic } from "./cni-files.js";
 import { noPodCidrReason, type DesiredNodeState } from "./desired-state.js";
 import { removeStaleBridgeAddresses } from "./bridge-addresses.js";
+import { podCidrHolders, type PodCidrHolder } from "./pod-cidr-holders.js";
 import { MissingToolError } from "./exec.js";
 import { bridgeNetfilterProblem, bridgeNetfilterSysctls, ensureSysctls, forwardingProblem, neededSysctls } from "./forwarding.js";
-import { kernelView, podMtu, syncRoutes } from "./route-sync.js";
+import { kernelView, podMtu, syncRoutes, type KernelView } from "./route-sync.js";
 import { FirewallBusyError, FirewallUnreadableError } from "./forward-accept.js";
 import { syncForwardAccepts } from "./forward-accept-sync.js";
 import { vxlanOverhead } from "./overlay-plan.js";
@@ -60,6 +61,24 @@ async function syncBridgeAddresses(input: SyncInput): Promise<{ removed: string[
   }
 }
 
+/** Per namespace: the pod CIDRs other devices were last checked against, and the holders found then. */
+const holdersCheckedFor = new Map<string, { key: string; holders: PodCidrHolder[] }>();
+
+/**
+ * Devices other than podnet's own that hold this node's pod CIDRs (pod-cidr-holders.ts), on full passes and
+ * when those CIDRs change; between them the last finding stands (a device deleted or addressed wakes a full pass
+ * through the link watch). Planned from the kernel view the routes were planned from: no extra read.
+ */
+function podCidrHoldersIn(input: SyncInput, view: KernelView | Error): PodCidrHolder[] {
+  const ns = input.netns ?? "";
+  const key = input.state.ownCidrs.join(",");
+  const last = holdersCheckedFor.get(ns);
+  if (view instanceof Error || (!input.full && last?.key === key)) return last?.holders ?? [];
+  const holders = podCidrHolders(input.state.ownCidrs, view.routes.foreignListed, view.links.addresses);
+  holdersCheckedFor.set(ns, { key, holders });
+  return holders;
+}
+
 /** One pass of "make this node match": each step fails on its own and is reported, never thrown. */
 export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome> {
   const { state } = input;
@@ -76,6 +95,8 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
   };
   outcome.cni.removedBridgeAddresses = bridge.removed;
   if (bridge.error) outcome.cni.bridgeError = bridge.error;
+  const holders = podCidrHoldersIn(input, view);
+  if (holders.length) outcome.cni.podCidrHeldBy = { podCidrs: state.ownCidrs, holders };
   await syncNft(input, outcome);
   if (input.full) await syncSysctls(input, state.families.length ? state.families : [4], outcome.sysctls);
   else {
