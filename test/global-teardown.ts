@@ -1,14 +1,15 @@
 import { pathToFileURL } from "node:url";
 import { sweepStaleRunDirs } from "../src/localcluster/control-plane.js";
 import { isRoot, sweepStaleNamespaces } from "../src/localcluster/netbed.js";
+import { sweepStaleAgentDirs } from "./harness/agent-fixture.js";
 
 /**
- * After the whole run: namespaces and control-plane run dirs of workers
+ * After the whole run: namespaces, control-plane run dirs and in-process agents' dirs of workers
  * that died without their exit handlers (a crash, an OOM kill) are removed now rather than at the next run.
  */
 export function teardown(): void {
   if (!isRoot()) return;
-  const swept = [...sweepStaleNamespaces(), ...sweepStaleRunDirs()];
+  const swept = [...sweepStaleNamespaces(), ...sweepStaleRunDirs(), ...sweepStaleAgentDirs()];
   if (swept.length) console.warn(`[teardown] removed what crashed test workers left: ${swept.join(", ")}`);
 }
 

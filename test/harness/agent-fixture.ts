@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { agentConfigSchema } from "../../src/config.js";
@@ -8,7 +8,26 @@ import { createLogger, silentLogger, type Logger } from "../../src/log.js";
 import { NodeAgent, type AgentOptions } from "../../src/node-agent/agent.js";
 import type { ApiFixture } from "./api-fixture.js";
 import { CNI_BIN_DIR } from "../../src/localcluster/cni-exec.js";
-import type { BedNode } from "../../src/localcluster/netbed.js";
+import { RUN_PREFIX, type BedNode } from "../../src/localcluster/netbed.js";
+import { ownerAlive } from "../../src/localcluster/run-owner.js";
+
+/**
+ * Agents' dirs carry the run's owner token: a CNI DEL after an agent's stop (a test's teardown of its pods)
+ * makes host-local create its data dir there again, and a crashed worker leaves them all. The worker's exit
+ * removes its own; the global teardown sweeps those of runs that are gone.
+ */
+const AGENT_DIR_PREFIX = `podnet-agent-${RUN_PREFIX}-`;
+const agentDirs = new Set<string>();
+process.on("exit", () => { for (const dir of agentDirs) rmSync(dir, { recursive: true, force: true }); });
+
+export function sweepStaleAgentDirs(): string[] {
+  const swept: string[] = [];
+  for (const name of readdirSync(tmpdir())) {
+    const owner = /^podnet-agent-pnt-(\d+\.[0-9a-z]+)-/.exec(name)?.[1];
+    if (owner && !ownerAlive(owner)) { rmSync(join(tmpdir(), name), { recursive: true, force: true }); swept.push(name); }
+  }
+  return swept;
+}
 
 export interface TestAgent { agent: NodeAgent; confDir: string; dir: string; stop(): Promise<void> }
 
@@ -17,7 +36,8 @@ export interface TestAgent { agent: NodeAgent; confDir: string; dir: string; sto
  * replaces its client (one through a proxy the test can cut).
  */
 export async function startAgent(fx: ApiFixture, node: BedNode, flags: Record<string, string> = {}, opts: Omit<AgentOptions, "netns"> & { api?: KubeApi } = {}, logger?: Logger): Promise<TestAgent> {
-  const dir = mkdtempSync(join(tmpdir(), `podnet-agent-${node.name}-`));
+  const dir = mkdtempSync(join(tmpdir(), `${AGENT_DIR_PREFIX}${node.name}-`));
+  agentDirs.add(dir);
   const confDir = join(dir, "net.d");
   mkdirSync(confDir);
   const config = agentConfigSchema.parse({
