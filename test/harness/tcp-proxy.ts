@@ -1,5 +1,6 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer, connect, type Socket } from "node:net";
+import { Transform } from "node:stream";
 import type { ApiFixture } from "./api-fixture.js";
 
 /**
@@ -19,6 +20,13 @@ export interface TcpProxy {
    * stuck behind a load balancer while the client's fresh requests get through.
    */
   stallOpen(): void;
+  /**
+   * Keep what clients send (every connection, new ones too) while the server's answers and watch events still
+   * flow: an asymmetric partition, the requests a client sent waiting in the network.
+   */
+  holdRequests(): void;
+  /** Deliver the requests held since `holdRequests`, in order, and relay again: the partition heals and TCP delivers late. Returns the bytes held. */
+  deliverHeld(): number;
   /** Connections accepted so far. */
   readonly accepted: number;
   close(): Promise<void>;
@@ -29,16 +37,22 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   let paused = false;
   let silent = false;
   let accepted = 0;
+  let holding = false;
+  const gates = new Set<{ held: Buffer[]; gate: Transform }>();
   const server = createServer((client) => {
     if (paused) { client.resetAndDestroy(); return; }
     if (silent) { open.add(client); client.on("error", () => undefined); return; }
     accepted++;
     const upstream = connect(targetPort, "127.0.0.1");
+    // Client to server through a gate that keeps the bytes while requests are held.
+    const entry = { held: [] as Buffer[], gate: new Transform({ transform(chunk: Buffer, _enc, done) { if (holding) entry.held.push(chunk); else this.push(chunk); done(); } }) };
+    gates.add(entry);
+    entry.gate.pipe(upstream);
     for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
       open.add(a);
-      a.on("close", () => { open.delete(a); b.destroy(); });
+      a.on("close", () => { open.delete(a); gates.delete(entry); b.destroy(); });
       a.on("error", () => b.destroy());
-      a.pipe(b);
+      a.pipe(a === client ? entry.gate : b);
     }
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -50,6 +64,13 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     resume() { paused = false; silent = false; },
     blackhole() { silent = true; for (const s of open) { s.unpipe(); s.pause(); } },
     stallOpen() { for (const s of open) { s.unpipe(); s.pause(); } },
+    holdRequests() { holding = true; },
+    deliverHeld() {
+      holding = false;
+      let bytes = 0;
+      for (const { held, gate } of gates) for (const chunk of held.splice(0)) { bytes += chunk.length; gate.push(chunk); }
+      return bytes;
+    },
     get accepted() { return accepted; },
     close: () => new Promise<void>((resolve) => { for (const s of open) s.destroy(); server.close(() => resolve()); }),
   };
