@@ -38,6 +38,11 @@ export class AllocationController {
   /** Ends a backoff sleep at stop(): its timer (up to a minute) must not keep an embedding process alive. */
   private readonly stopSignal = new AbortController();
   private catchUpBeforePlan = false;
+  /**
+   * Counts starts and ends of leading. A pass writes only in the term it planned in: after a lapse and a renewal
+   * (a frozen process) the lease is this replica's again, but a plan from before is not to be acted on.
+   */
+  private term = 0;
   private running = false;
   private wake?: () => void;
   private server?: Server;
@@ -101,8 +106,10 @@ export class AllocationController {
   }
 
   private setLeading(value: boolean): void {
-    // A successor's watches may lag its predecessor's last writes: planning on them would allocate again.
-    if (value && !this.leading && this.elector) this.catchUpBeforePlan = true;
+    this.term++;
+    // A successor's watches may lag its predecessor's last writes: planning on them would allocate again. So
+    // may a leader's whose lease lapsed (the process frozen) before it took it back: another may have led meanwhile.
+    if (value && this.elector) this.catchUpBeforePlan = true;
     this.leading = value;
     this.metrics.isLeader.set(value ? 1 : 0);
     if (value) this.markDirty();
@@ -127,11 +134,14 @@ export class AllocationController {
     for (const [name, d] of this.deleted) if (d.deletedAt + this.config["release-cooldown"] <= Date.now()) this.deleted.delete(name);
   }
 
-  /** Checked before each write: leading, and (with an elector) the lease renewed within the renew deadline by the clock now. */
-  private mayWrite(): boolean {
+  /**
+   * Checked before each write: leading (in the pass's term, when given), and (with an elector) the lease renewed
+   * within the renew deadline by the clock now.
+   */
+  private mayWrite(term?: number): boolean {
     // Not after stop(): the writes in flight finish, the rest of the pass is left to the successor, and the
     // lease is released within the pod's grace period.
-    return this.running && this.leading && (this.elector?.holdsLease() ?? true);
+    return this.running && this.leading && (term === undefined || term === this.term) && (this.elector?.holdsLease() ?? true);
   }
 
   private markDirty(): void {
@@ -145,12 +155,15 @@ export class AllocationController {
       if (this.dirty && this.leading) {
         this.dirty = false;
         let nextWakeMs: number;
+        // Taken before the catch-up: a term begun during it orders another, and this pass writes nothing.
+        const term = this.term;
         try {
           if (this.catchUpBeforePlan) {
-            await Promise.all([this.nodes, this.records, this.pools].map((informer) => informer.catchUp()));
             this.catchUpBeforePlan = false;
+            await Promise.all([this.nodes, this.records, this.pools].map((informer) => informer.catchUp()))
+              .catch((err: unknown) => { this.catchUpBeforePlan = true; throw err; });
           }
-          nextWakeMs = await this.reconcile();
+          nextWakeMs = await this.reconcile(term);
           this.passBackoff.reset();
         } catch (err) {
           const waitMs = this.passBackoff.next();
@@ -182,7 +195,7 @@ export class AllocationController {
   }
 
   /** One plan + act pass. Returns when the next pass is due even without events (cooldown expiry). */
-  private async reconcile(): Promise<number> {
+  private async reconcile(term: number): Promise<number> {
     await this.defaultPool.ensure();
     const started = performance.now();
     this.pruneDeleted();
@@ -198,8 +211,8 @@ export class AllocationController {
     this.metrics.retained.set(plan.retained);
     this.plans++;
     const unblocking = await applyActions({ api: this.api, nodes: this.nodes, records: this.records, recorder: this.recorder, metrics: this.metrics, log: this.log,
-      leading: () => this.mayWrite(), retry: this.retry }, plan.actions);
-    await writePoolStatuses({ api: this.api, pools: this.pools, metrics: this.metrics, log: this.log, leading: () => this.mayWrite() }, plan.poolStatuses);
+      leading: () => this.mayWrite(term), retry: this.retry }, plan.actions);
+    await writePoolStatuses({ api: this.api, pools: this.pools, metrics: this.metrics, log: this.log, leading: () => this.mayWrite(term) }, plan.poolStatuses);
     // A create or delete that went through may unblock more work now. One waiting out its backoff must not
     // (it stays in every plan until it succeeds): its retry time below wakes the loop instead of a hot replan.
     if (unblocking > 0) this.dirty = true;

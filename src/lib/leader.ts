@@ -12,6 +12,7 @@ export interface LeaderElectionOptions {
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
   log: Logger;
+  /** Called again, with no onStoppedLeading between, when a leader renews after its renew deadline passed: its writes were refused meanwhile, and another replica may have led. */
   onStartedLeading: () => void;
   onStoppedLeading: () => void;
 }
