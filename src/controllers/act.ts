@@ -12,15 +12,22 @@ import type { NodeCidrObject } from "./observe.js";
 import { POD_CIDR_CONDITION } from "./plan-node-condition.js";
 
 const nodecidrs = podnetResource("nodecidrs");
+type RecordObject = NodeCidrObject & KubernetesObject;
 
 export interface ActContext {
   api: KubeApi;
   nodes: Informer<V1Node>;
-  records: Informer<NodeCidrObject & KubernetesObject>;
+  records: Informer<RecordObject>;
+  /**
+   * The records as the plan read them. Every write to one names the resourceVersion it had then: a write from a
+   * stale plan (a former leader's, sent before a handover and delivered after it) meets 409 instead of undoing
+   * what was written since.
+   */
+  planned: ReadonlyMap<string, RecordObject>;
   recorder: EventRecorder;
   metrics: ControllerMetrics;
   log: Logger;
-  /** Checked before every write: a replica that lost the lease mid-plan must not go on acting on it. */
+  /** Checked before every write, the second of an action too: a replica that lost the lease mid-plan must not go on acting on it. */
   leading: () => boolean;
   /** Actions that failed wait their turn here instead of being resent on every plan. */
   retry: RetryGate;
@@ -55,6 +62,12 @@ export async function applyActions(ctx: ActContext, actions: AllocationAction[],
       ctx.retry.succeeded(key);
       if (action.kind === "create" || action.kind === "delete") unblocking++;
     } catch (err) {
+      // Changed since the plan read it: its watch event brings the change and a plan from it, at once and
+      // without backoff (nothing failed). A refused write needs no retry of its own.
+      if (isConflict(err)) {
+        ctx.log.info({ action: action.kind, target: targetOf(action) }, "not written: the object changed since the plan read it; planning again");
+        return;
+      }
       ctx.retry.failed(key, Date.now());
       ctx.metrics.errors.inc({ action: action.kind });
       ctx.log.error({ action: action.kind, target: targetOf(action), err: apiMessage(err) }, "action failed; will retry with backoff");
@@ -75,9 +88,10 @@ async function applyOne(ctx: ActContext, action: AllocationAction): Promise<void
   switch (action.kind) {
     case "create": return createRecord(ctx, action);
     case "confirm": // created by a controller that died before writing the status
-      return writeStatus(ctx, action.name, "allocate", { phase: "Allocated" },
+      return writeStatus(ctx, planned(ctx, action.name), "allocate", { phase: "Allocated" },
         { type: "Allocated", status: "True", reason: "Allocated", message: `${action.cidr} from pool ${action.pool}` });
-    case "release": return writeStatus(ctx, action.name, "release", {
+    // Stamped as the write goes out; it lands only on the version the plan read (see ActContext.planned).
+    case "release": return writeStatus(ctx, planned(ctx, action.name), "release", {
       phase: "Released", releasedAt: new Date().toISOString(), // milliseconds kept: truncating would shorten the cooldown
     }, [{ type: "Allocated", status: "False", reason: "NodeDeleted", message: `node ${action.nodeName} is gone; CIDR held through the release cooldown` },
       // The departed agent's last Ready=True would otherwise stand in `kubectl get nodecidrs` until the record goes.
@@ -85,13 +99,15 @@ async function applyOne(ctx: ActContext, action: AllocationAction): Promise<void
     () => ctx.metrics.releases.inc());
     case "delete": return deleteRecord(ctx, action.name);
     case "quarantine": {
-      await writeStatus(ctx, action.name, "quarantine", { phase: "Quarantined" },
+      await writeStatus(ctx, planned(ctx, action.name), "quarantine", { phase: "Quarantined" },
         { type: "Allocated", status: "False", reason: action.reason, message: action.message }, () => ctx.metrics.quarantined.inc());
+      if (!ctx.leading()) return;
       await ctx.recorder.emit({ kind: "NodeCIDR", name: action.name, uid: ctx.records.cache.get(action.name)?.metadata?.uid }, "Warning", action.reason, action.message);
       return;
     }
     case "retain": {
-      await writeStatus(ctx, action.name, "retain", { phase: "Allocated" }, { type: "Allocated", status: "True", reason: action.reason, message: action.message });
+      await writeStatus(ctx, planned(ctx, action.name), "retain", { phase: "Allocated" }, { type: "Allocated", status: "True", reason: action.reason, message: action.message });
+      if (!ctx.leading()) return;
       await ctx.recorder.emit({ kind: "NodeCIDR", name: action.name, uid: ctx.records.cache.get(action.name)?.metadata?.uid }, "Warning", action.reason, action.message);
       return;
     }
@@ -126,13 +142,14 @@ async function createRecord(ctx: ActContext, action: Extract<AllocationAction, {
       ...(action.adopted ? { adopted: true } : {}), ...(action.nodeUID ? { nodeUID: action.nodeUID } : {}) },
   };
   ctx.metrics.apiWrites.inc({ action: "create" });
+  let created: RecordObject;
   try {
-    const created = (await ctx.api.custom.createClusterCustomObject({ ...nodecidrs, body, fieldManager: ctx.api.fieldManager })) as NodeCidrObject & KubernetesObject;
+    created = (await ctx.api.custom.createClusterCustomObject({ ...nodecidrs, body, fieldManager: ctx.api.fieldManager })) as RecordObject;
     ctx.records.assume(created);
   } catch (err) {
     if (!isAlreadyExists(err)) throw err;
     // Our cache was behind: someone holds this CIDR already. Learn it; the next plan picks another.
-    const existing = (await ctx.api.custom.getClusterCustomObject({ ...nodecidrs, name })) as NodeCidrObject & KubernetesObject;
+    const existing = (await ctx.api.custom.getClusterCustomObject({ ...nodecidrs, name })) as RecordObject;
     // "known": the watch brought it between the plan and this GET, as it does.
     if (ctx.records.assume(existing) === "older") {
       // The server holds a version older than one this controller saw: resourceVersions went back, as after an
@@ -144,15 +161,21 @@ async function createRecord(ctx: ActContext, action: Extract<AllocationAction, {
     ctx.log.info({ node: action.node, cidr: action.cidr }, "CIDR already taken (cache behind); replanning");
     return;
   }
+  // The answer may come after the lease is gone (this process frozen, its connection slow): the successor
+  // confirms the record if it still stands, or releases it, and this status must not undo that.
+  if (!ctx.leading()) {
+    ctx.log.info({ node: action.node, cidr: action.cidr }, "NodeCIDR created, but the lease was lost meanwhile: its status is left to the leader");
+    return;
+  }
   const how = action.adopted ? { reason: "Adopted", note: " (adopted from node.spec.podCIDRs)" }
     : action.restored ? { reason: "Restored", note: `, given back to node ${action.node}: its record was deleted while the node still had it` }
       : { reason: "Allocated", note: "" };
-  await writeStatus(ctx, name, "allocate", { phase: "Allocated" },
+  await writeStatus(ctx, created, "allocate", { phase: "Allocated" },
     { type: "Allocated", status: "True", reason: how.reason, message: `${action.cidr} from pool ${action.pool}${how.note}` });
   ctx.metrics.allocations.inc({ pool: action.pool, family: `IPv${action.family}`, adopted: String(Boolean(action.adopted)) });
   // From Node creation to a CIDR: an adopted or restored one is the Node's age, not the time it waited.
-  const created = action.adopted || action.restored ? undefined : ctx.nodes.cache.get(action.node)?.metadata?.creationTimestamp;
-  if (created) ctx.metrics.allocationLatency.observe(Math.max(0, (Date.now() - new Date(created).getTime()) / 1000));
+  const nodeCreated = action.adopted || action.restored ? undefined : ctx.nodes.cache.get(action.node)?.metadata?.creationTimestamp;
+  if (nodeCreated) ctx.metrics.allocationLatency.observe(Math.max(0, (Date.now() - new Date(nodeCreated).getTime()) / 1000));
   ctx.log.info({ node: action.node, cidr: action.cidr, pool: action.pool, adopted: Boolean(action.adopted), restored: Boolean(action.restored) }, "allocated");
 }
 
@@ -168,17 +191,32 @@ export function recordLabels(node: string, pool: string): Record<string, string>
   return Object.fromEntries(Object.entries({ "podnet.io/node": node, "podnet.io/pool": pool }).filter(([, v]) => LABEL_VALUE.test(v)));
 }
 
-async function writeStatus(ctx: ActContext, name: string, what: string, fields: object, conditions: ConditionInput | ConditionInput[], onDone?: () => void): Promise<void> {
-  const current = ctx.records.cache.get(name);
+/** The record as the plan read it: each action names a record of the plan's input. */
+function planned(ctx: ActContext, name: string): RecordObject {
+  const record = ctx.planned.get(name);
+  if (!record) throw new Error(`NodeCIDR ${name} is not among the records the plan read`);
+  return record;
+}
+
+function versionOf(record: RecordObject): string {
+  const version = record.metadata?.resourceVersion;
+  // Never from the API server: written without one, the write would be unconditional.
+  if (!version) throw new Error(`NodeCIDR ${record.metadata?.name ?? "?"} has no resourceVersion to write on`);
+  return version;
+}
+
+/** The status written on `current`'s resourceVersion: 409 (see applyActions) when the record changed since. */
+async function writeStatus(ctx: ActContext, current: RecordObject, what: string, fields: object, conditions: ConditionInput | ConditionInput[], onDone?: () => void): Promise<void> {
+  const name = current.metadata!.name!;
   const list = Array.isArray(conditions) ? conditions : [conditions];
   const condition = list[0]!;
   const status = {
     ...fields,
-    observedGeneration: current?.metadata?.generation,
-    conditions: list.map((c) => nextCondition(current?.status?.conditions, c, current?.metadata?.generation, new Date())),
+    observedGeneration: current.metadata?.generation,
+    conditions: list.map((c) => nextCondition(current.status?.conditions, c, current.metadata?.generation, new Date())),
   };
   ctx.metrics.apiWrites.inc({ action: what });
-  const updated = (await applyStatus(ctx.api, "nodecidrs", name, "NodeCIDR", status)) as NodeCidrObject & KubernetesObject;
+  const updated = (await applyStatus(ctx.api, "nodecidrs", name, "NodeCIDR", status, versionOf(current))) as RecordObject;
   ctx.records.assume(updated);
   onDone?.();
   ctx.log.info({ nodecidr: name, phase: (fields as { phase?: string }).phase, reason: condition.reason }, `nodecidr ${what}`);
@@ -186,13 +224,13 @@ async function writeStatus(ctx: ActContext, name: string, what: string, fields: 
 
 async function deleteRecord(ctx: ActContext, name: string): Promise<void> {
   ctx.metrics.apiWrites.inc({ action: "delete" });
-  // Only the incarnation the plan saw: a record of that name made since (for another node) must survive a
-  // stale plan, a former leader's say. The server answers 409 then, and the next plan sees the new one.
-  const uid = ctx.records.cache.get(name)?.metadata?.uid;
+  // Only the record as the plan saw it: one of that name made since (for another node), or released again (its
+  // cooldown begun anew), must survive a stale plan, a former leader's say. The server answers 409 then.
+  const { uid, resourceVersion } = planned(ctx, name).metadata ?? {};
   try {
-    await ctx.api.custom.deleteClusterCustomObject({ ...nodecidrs, name, ...(uid ? { body: { preconditions: { uid } } } : {}) });
+    await ctx.api.custom.deleteClusterCustomObject({ ...nodecidrs, name, body: { preconditions: { uid, resourceVersion } } });
   } catch (err) {
-    if (isConflict(err)) { ctx.log.info({ nodecidr: name }, "not deleted: the record was made again since the plan"); return; }
+    if (isConflict(err)) { ctx.log.info({ nodecidr: name }, "not deleted: the record changed since the plan read it"); return; }
     if (!isNotFound(err)) throw err;
   }
   ctx.records.cache.delete(name);
@@ -204,8 +242,10 @@ async function deleteRecord(ctx: ActContext, name: string): Promise<void> {
 async function rehomeRecord(ctx: ActContext, action: Extract<AllocationAction, { kind: "rehome" }>): Promise<void> {
   ctx.metrics.apiWrites.inc({ action: "rehome" });
   // null drops the old pool's label where the new name is too long for a label value.
-  const body = { metadata: { labels: { "podnet.io/pool": null, ...recordLabels(action.node, action.pool) } }, spec: { pool: action.pool } };
-  ctx.records.assume(await ctx.api.custom.patchClusterCustomObject({ ...nodecidrs, name: action.name, body, fieldManager: ctx.api.fieldManager }, mergePatch()) as NodeCidrObject & KubernetesObject);
+  const labels = { "podnet.io/pool": null, ...recordLabels(action.node, action.pool) };
+  const body = { metadata: { labels, resourceVersion: versionOf(planned(ctx, action.name)) }, spec: { pool: action.pool } };
+  ctx.records.assume(await ctx.api.custom.patchClusterCustomObject({ ...nodecidrs, name: action.name, body, fieldManager: ctx.api.fieldManager }, mergePatch()) as RecordObject);
+  if (!ctx.leading()) return;
   const message = `pool ${action.from} is gone and ${action.cidr} is a slice of pool ${action.pool}: now counted as that pool's`;
   await ctx.recorder.emit({ kind: "NodeCIDR", name: action.name, uid: ctx.records.cache.get(action.name)?.metadata?.uid }, "Normal", "PoolChanged", message);
   ctx.log.info({ nodecidr: action.name, from: action.from, pool: action.pool }, message);
@@ -213,8 +253,10 @@ async function rehomeRecord(ctx: ActContext, action: Extract<AllocationAction, {
 
 async function patchRecordSpec(ctx: ActContext, name: string, action: "updateNodeIPs" | "stampNodeUID", spec: Partial<NodeCidrObject["spec"]>, said: string): Promise<void> {
   ctx.metrics.apiWrites.inc({ action });
-  const updated = await ctx.api.custom.patchClusterCustomObject({ ...nodecidrs, name, body: { spec }, fieldManager: ctx.api.fieldManager }, mergePatch());
-  ctx.records.assume(updated as NodeCidrObject & KubernetesObject);
+  // A resourceVersion in a merge patch is a precondition, as in an update.
+  const body = { metadata: { resourceVersion: versionOf(planned(ctx, name)) }, spec };
+  const updated = await ctx.api.custom.patchClusterCustomObject({ ...nodecidrs, name, body, fieldManager: ctx.api.fieldManager }, mergePatch());
+  ctx.records.assume(updated as RecordObject);
   ctx.log.info({ nodecidr: name, ...spec }, said);
 }
 

@@ -199,9 +199,10 @@ export class AllocationController {
     await this.defaultPool.ensure();
     const started = performance.now();
     this.pruneDeleted();
+    const records = [...this.records.cache.values()];
     const plan = planAllocations({
       nodes: [...this.nodes.cache.values()].map(plannerNode),
-      records: [...this.records.cache.values()].map(plannerRecord),
+      records: records.map(plannerRecord),
       pools: [...this.pools.cache.values()].map(plannerPool),
       deleted: [...this.deleted.values()],
       config: { cooldownMs: this.config["release-cooldown"], serviceCIDRs: this.config["service-cidr"], fillNodePodCIDRs: this.config["fill-node-podcidrs"] },
@@ -211,7 +212,7 @@ export class AllocationController {
     this.metrics.retained.set(plan.retained);
     this.plans++;
     const unblocking = await applyActions({ api: this.api, nodes: this.nodes, records: this.records, recorder: this.recorder, metrics: this.metrics, log: this.log,
-      leading: () => this.mayWrite(term), retry: this.retry }, plan.actions);
+      planned: new Map(records.map((r) => [r.metadata!.name!, r])), leading: () => this.mayWrite(term), retry: this.retry }, plan.actions);
     await writePoolStatuses({ api: this.api, pools: this.pools, metrics: this.metrics, log: this.log, leading: () => this.mayWrite(term) }, plan.poolStatuses);
     // A create or delete that went through may unblock more work now. One waiting out its backoff must not
     // (it stays in every plan until it succeeds): its retry time below wakes the loop instead of a hot replan.

@@ -168,7 +168,7 @@ describe("helm install onto the real API server", () => {
     // act.ts's setNodePodCIDRs, as the leader runs it, with the controller's token.
     const shell = new AllocationController(controller, controllerConfigSchema.parse({ "metrics-address": "127.0.0.1:0", "leader-elect": "false" }), silentLogger());
     const ctx = { api: controller, nodes: shell.nodes, records: shell.records, recorder: new EventRecorder(controller, "test", silentLogger()), metrics: shell.metrics,
-      log: silentLogger(), leading: () => true, retry: new RetryGate() };
+      log: silentLogger(), planned: new Map(), leading: () => true, retry: new RetryGate() };
     const uid = (await admin.core.readNode({ name: "node-fill" })).metadata!.uid!;
     await applyActions(ctx, [{ kind: "setNodePodCIDRs", node: "node-fill", nodeUID: uid, cidrs: ["10.244.7.0/24"] }]);
     expect((await shell.metrics.errors.get()).values.reduce((n, v) => n + v.value, 0)).toBe(0);

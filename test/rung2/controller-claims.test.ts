@@ -63,7 +63,7 @@ describe("controller on the real API server: claims on one range", () => {
     const api = fx.api("podnet-controller");
     const shell = new AllocationController(api, controllerConfigSchema.parse({ "metrics-address": "127.0.0.1:0", "leader-elect": "false" }), silentLogger());
     const ctx = { api, nodes: shell.nodes, records: shell.records, recorder: new EventRecorder(api, "test", silentLogger()), metrics: shell.metrics,
-      log: silentLogger(), leading: () => true, retry: new RetryGate() };
+      log: silentLogger(), planned: new Map(), leading: () => true, retry: new RetryGate() };
     const fill = (nodeUID: string) => applyActions(ctx, [{ kind: "setNodePodCIDRs", node: "reborn", nodeUID, cidrs: ["10.244.9.0/24"] }]);
     await fill("uid-of-the-node-that-was-deleted");
     expect((await fx.api().core.readNode({ name: "reborn" })).spec?.podCIDRs).toBeUndefined();
@@ -81,7 +81,7 @@ describe("controller on the real API server: claims on one range", () => {
     const api = fx.api("podnet-controller");
     const shell = new AllocationController(api, controllerConfigSchema.parse({ "metrics-address": "127.0.0.1:0", "leader-elect": "false" }), silentLogger());
     const ctx = { api, nodes: shell.nodes, records: shell.records, recorder: new EventRecorder(api, "test", silentLogger()), metrics: shell.metrics,
-      log: silentLogger(), leading: () => true, retry: new RetryGate() };
+      log: silentLogger(), planned: new Map(), leading: () => true, retry: new RetryGate() };
     // What a controller holds after etcd went back to a snapshot: it saw this name deleted at a later version,
     // and its watch, resumed at a version the server has not reached, brings nothing. (The informer's own
     // tombstone, set by hand: restoring etcd under a running test costs more than it shows.)

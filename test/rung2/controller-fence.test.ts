@@ -1,12 +1,15 @@
-import { Watch } from "@kubernetes/client-node";
+import { Watch, type KubernetesObject } from "@kubernetes/client-node";
 import { afterEach, describe, expect, it } from "vitest";
 import { controllerConfigSchema } from "../../src/config.js";
+import { applyActions } from "../../src/controllers/act.js";
 import { AllocationController } from "../../src/controllers/controller.js";
 import type { NodeCidrObject } from "../../src/controllers/observe.js";
-import { KubeApi } from "../../src/lib/k8s.js";
+import { RetryGate } from "../../src/lib/backoff.js";
+import { EventRecorder } from "../../src/lib/events.js";
+import { applyStatus, KubeApi, podnetResource } from "../../src/lib/k8s.js";
 import { createLogger, silentLogger } from "../../src/log.js";
 import { useControlPlane } from "../harness/api-fixture.js";
-import { allocated, createNodes, emptyCluster, listNodeCidrs } from "../harness/cluster-objects.js";
+import { allocated, createNodes, deleteNodes, emptyCluster, listNodeCidrs } from "../harness/cluster-objects.js";
 import { allowNodeCidrs, denyNodeCidrsFor, until } from "../harness/controller-fixture.js";
 import { killControllerProcesses, spawnController } from "../harness/controller-process.js";
 import { proxiedKubeconfig, type TcpProxy } from "../harness/tcp-proxy.js";
@@ -107,4 +110,107 @@ describe("controller on the real API server: a former leader's writes are fenced
     expect((await recordsOf("x-1")).map((r) => `${r.spec.cidr} ${r.status?.phase}`), said).toEqual([`${xCidr} Allocated`]);
     expect([...history.byUid.values()].flatMap((h) => h.events), said).not.toContain("MODIFIED/Released");
   }, 120_000);
+
+  it("a release the former leader sent into a partition, delivered after the handover, leaves the live Node that holds the name since alone", async () => {
+    const flags = flagsFor("fence-held", "10.230.0.0/16", "3s");
+    // l1's requests can be held in the proxy (an asymmetric partition) while its watches still hear everything.
+    const { proxy, kubeconfig } = await proxiedKubeconfig(fx, "held");
+    proxies.push(proxy);
+    const l1 = await replica(KubeApi.fromKubeconfig(kubeconfig, "podnet-controller"), flags);
+    await until("l1 leads", async () => (l1.isLeader ? true : undefined));
+    const l2 = await replica(fx.api("podnet-controller"), flags);
+    await createNodes(fx.api(), [{ name: "x-1", ip: "192.168.97.1" }]);
+    const [xCidr] = await until("x-1 allocated", () => cidrsOf("x-1"));
+    const releasesSent = async () => (await l1.metrics.apiWrites.get()).values.find((v) => v.labels.action === "release")?.value ?? 0;
+    proxy.holdRequests();
+    await deleteNodes(fx.api(), ["x-1"]);
+    await until("l1 sent x-1's release (held)", async () => (await releasesSent() > 0 ? true : undefined));
+    await until("l2 takes over", async () => (l2.isLeader ? true : undefined));
+    // l2 releases x-1's record itself, deletes it after the 3 s cooldown, and hands its range to y-1.
+    await until("x-1's record deleted", async () => ((await listNodeCidrs(fx.api())).some((r) => r.spec.cidr === xCidr) ? undefined : true));
+    await createNodes(fx.api(), [{ name: "y-1", ip: "192.168.97.2" }]);
+    const [yCidr] = await until("y-1 allocated", () => cidrsOf("y-1"));
+    expect(yCidr).toBe(xCidr); // the same record name: the held release is addressed to it
+    const [before] = await recordsOf("y-1");
+
+    const history = await recordHistory();
+    expect(proxy.deliverHeld()).toBeGreaterThan(0);
+    await sleep(3_000);
+    // Applied without a version, the release marked y-1's record Released with x-1's old releasedAt, past the
+    // cooldown: l2 deleted the live Node's record at once.
+    const seen = [...history.byUid.values()].map((h) => `${h.name} (${h.node}): ${h.events.join(" ")}`);
+    expect(seen.filter((s) => /Released|DELETED/.test(s))).toEqual([]);
+    expect((await recordsOf("y-1")).map((r) => `${r.metadata!.uid} ${r.status?.phase}`)).toEqual([`${before!.metadata!.uid} Allocated`]);
+  }, 120_000);
+
+  it("a leader frozen with its creates in flight writes no status after waking: the successor's releases stand", async () => {
+    const flags = flagsFor("fence-stop", "10.231.0.0/16", "30s");
+    const { proxy, kubeconfig } = await proxiedKubeconfig(fx, "stop");
+    proxies.push(proxy);
+    const l1 = spawnController(cliArgs({ ...flags, kubeconfig }));
+    await until("l1 leads", async () => (l1.holds(await holder("fence-stop")) ? true : undefined));
+    const l2 = await replica(fx.api("podnet-controller"), flags);
+    await until("l2 synced", async () => (l2.synced ? true : undefined));
+    // A first batch leaves l1 with open pooled connections: the creates below need no new TLS handshake.
+    const warm = Array.from({ length: 8 }, (_, i) => ({ name: `w-${i}`, ip: `192.168.98.${i + 1}` }));
+    await createNodes(fx.api(), warm);
+    await until("first batch allocated", async () => (allocated(await listNodeCidrs(fx.api())).length === 8 ? true : undefined));
+    // l1 done with them (podCIDRs, conditions, pool status): a pass left waiting on a held write would send no create.
+    const writes = () => l1.metric("podnet_controller_api_writes_total");
+    await until("l1 idle", async () => { const before = await writes(); await sleep(700); return await writes() === before ? true : undefined; });
+    const history = await recordHistory();
+
+    // Nodes join: l1's creates for them are held in the proxy, l1 is frozen, then the creates land. Their answers
+    // wait in l1's sockets while it sleeps. (Its first pass waits on its held writes: those Nodes it saw by then.)
+    const burst = Array.from({ length: 4 }, (_, i) => ({ name: `b-${i}`, ip: `192.168.99.${i + 1}` }));
+    const createsSent = () => l1.metric("podnet_controller_api_writes_total", 'action="create"');
+    const sentBefore = await createsSent();
+    proxy.holdRequests();
+    await createNodes(fx.api(), burst);
+    const held = await until("l1 sent its creates (held)", async () => {
+      const sent = await createsSent() - sentBefore;
+      await sleep(300);
+      return sent > 0 && await createsSent() - sentBefore === sent ? sent : undefined;
+    }, 5_000);
+    l1.child.kill("SIGSTOP");
+    proxy.deliverHeld();
+    await until("l1's creates landed", async () => ((await listNodeCidrs(fx.api())).filter((r) => r.spec.nodeName.startsWith("b-")).length === held ? true : undefined), 5_000);
+    expect(l2.isLeader).toBe(false); // they are l1's, not l2's
+    // l2 takes over, confirms them and allocates to the rest; then the Nodes leave again and l2 releases their CIDRs.
+    await until("l2 takes over", async () => (l2.isLeader ? true : undefined));
+    await until("burst confirmed", async () => (allocated(await listNodeCidrs(fx.api())).filter((r) => r.spec.nodeName.startsWith("b-")).length === 4 ? true : undefined));
+    await deleteNodes(fx.api(), burst.map((n) => n.name));
+    await until("burst released", async () => ((await listNodeCidrs(fx.api())).filter((r) => r.spec.nodeName.startsWith("b-") && r.status?.phase === "Released").length === 4 ? true : undefined));
+
+    const contAt = Date.now();
+    l1.child.kill("SIGCONT");
+    await sleep(3_000);
+    // Without a check after the create and a version on the status write, l1 wrote Allocated over each release.
+    expect(history.undone(), `l1 after SIGCONT:\n${l1.logSince(contAt).join("\n")}`).toEqual([]);
+    expect((await listNodeCidrs(fx.api())).filter((r) => r.spec.nodeName.startsWith("b-")).map((r) => r.status?.phase)).toEqual(["Released", "Released", "Released", "Released"]);
+  }, 120_000);
+
+  it("writes planned on a version of a record older than the server's are refused, neither failed nor backed off", async () => {
+    // The act shell on its own, given a plan made before the record last changed: a former leader's.
+    const api = fx.api("podnet-controller");
+    const shell = new AllocationController(api, controllerConfigSchema.parse({ "metrics-address": "127.0.0.1:0", "leader-elect": "false" }), silentLogger());
+    const name = "10-232-0-0-24";
+    type Rec = NodeCidrObject & KubernetesObject;
+    const read = await api.custom.createClusterCustomObject({ ...podnetResource("nodecidrs"), body: { apiVersion: "podnet.io/v1alpha1", kind: "NodeCIDR", metadata: { name },
+      spec: { nodeName: "gone", cidr: "10.232.0.0/24", family: "IPv4", pool: "p", nodeIPs: ["192.168.96.1"] } } }) as Rec;
+    // Written since the plan read it (as the successor's confirm would).
+    const now = await applyStatus(api, "nodecidrs", name, "NodeCIDR", { phase: "Allocated" }) as Rec;
+    const retry = new RetryGate();
+    const ctx = (planned: Rec) => ({ api, nodes: shell.nodes, records: shell.records, recorder: new EventRecorder(api, "test", silentLogger()),
+      metrics: shell.metrics, log: silentLogger(), planned: new Map([[name, planned]]), leading: () => true, retry });
+    await applyActions(ctx(read), [{ kind: "release", name, nodeName: "gone" }, { kind: "updateNodeIPs", name, nodeIPs: ["192.168.96.9"] }, { kind: "delete", name }]);
+    const after = await api.custom.getClusterCustomObject({ ...podnetResource("nodecidrs"), name }) as NodeCidrObject;
+    expect({ version: after.metadata!.resourceVersion, phase: after.status?.phase, nodeIPs: after.spec.nodeIPs })
+      .toEqual({ version: now.metadata!.resourceVersion, phase: "Allocated", nodeIPs: ["192.168.96.1"] });
+    expect((await shell.metrics.errors.get()).values.reduce((n, v) => n + v.value, 0)).toBe(0);
+    expect(["release", "updateNodeIPs", "delete"].filter((kind) => retry.waiting(`${kind}:${name}`, Date.now()))).toEqual([]);
+    // Planned on the version the server has, the release goes through.
+    await applyActions(ctx(now), [{ kind: "release", name, nodeName: "gone" }]);
+    expect((await api.custom.getClusterCustomObject({ ...podnetResource("nodecidrs"), name }) as NodeCidrObject).status?.phase).toBe("Released");
+  });
 });
