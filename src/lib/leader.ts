@@ -48,6 +48,7 @@ export class LeaderElector {
   private lastRenew = 0;
   /** This round read the lease held, unexpired, by another replica. */
   private heldByAnother = false;
+  private otherHolder?: string;
   transitions = 0;
 
   constructor(private readonly o: LeaderElectionOptions) {
@@ -95,7 +96,10 @@ export class LeaderElector {
         this.o.onStartedLeading();
       }
       // Another holder seen: step down at once, not at the renew deadline (client-go's IsLeader turns false then too).
-      if (!ok && this.leading && (this.heldByAnother || now - this.lastRenew > this.renewDeadlineMs)) this.setLeading(false);
+      if (!ok && this.leading && (this.heldByAnother || now - this.lastRenew > this.renewDeadlineMs)) {
+        this.setLeading(false, this.heldByAnother ? `the lease is held by ${this.otherHolder ?? "another replica"}`
+          : `not renewed within the renew deadline (${this.renewDeadlineMs} ms; the API server did not answer or refused)`);
+      }
       await sleep(this.o.retryPeriodMs ?? 2_000, this.stopSignal.signal);
     }
   }
@@ -124,7 +128,7 @@ export class LeaderElector {
     this.running = false;
     this.stopSignal.abort();
     await this.loop;
-    if (this.leading) this.setLeading(false);
+    if (this.leading) this.setLeading(false, "shutting down");
     // Read even as a follower: the last round may have taken the lease just before stop() came.
     const lease = await this.withinDeadline(this.read()).catch(() => undefined);
     if (lease?.spec.holderIdentity !== this.identity) return;
@@ -132,9 +136,11 @@ export class LeaderElector {
     await this.withinDeadline(this.write(lease)).catch(() => undefined);
   }
 
-  private setLeading(value: boolean): void {
+  /** On-call reads why a leader stepped down (another holder, or an API server that did not answer) from this line. */
+  private setLeading(value: boolean, why = ""): void {
     this.leading = value;
-    this.o.log.info({ lease: this.o.name, identity: this.identity }, value ? "became leader" : "stopped leading");
+    if (value) this.o.log.info({ lease: this.o.name, identity: this.identity }, "became leader");
+    else this.o.log[why === "shutting down" ? "info" : "warn"]({ lease: this.o.name, identity: this.identity, reason: why }, `stopped leading: ${why}`);
     if (value) this.o.onStartedLeading();
     else this.o.onStoppedLeading();
   }
@@ -151,7 +157,7 @@ export class LeaderElector {
     if (this.observed?.record !== record) this.observed = { record, at: now };
     const holder = lease.spec.holderIdentity;
     const expired = !holder || now - this.observed.at > (lease.spec.leaseDurationSeconds ?? 0) * 1000;
-    if (holder !== this.identity && !expired) { this.heldByAnother = true; return false; }
+    if (holder !== this.identity && !expired) { this.heldByAnother = true; this.otherHolder = holder; return false; }
     const takingOver = holder !== this.identity;
     lease.spec = takingOver
       ? { ...mine, acquireTime: stamp, leaseTransitions: (lease.spec.leaseTransitions ?? 0) + 1 }

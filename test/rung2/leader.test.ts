@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { LeaderElector, microTime } from "../../src/lib/leader.js";
 import { KubeApi } from "../../src/lib/k8s.js";
-import { silentLogger } from "../../src/log.js";
+import { pino } from "pino";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 import { proxiedKubeconfig } from "../harness/tcp-proxy.js";
@@ -10,13 +10,17 @@ const fx = useControlPlane();
 
 function elector(id: string, leaseName: string, api = fx.api("podnet-controller"), timing = { leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 200 }) {
   const state = { leading: false, overlaps: 0, startedAt: 0, stoppedAt: 0, starts: 0 };
+  const logs: Array<{ level: number; msg: string }> = [];
+  const log = pino({ level: "info" }, { write: (line: string) => { logs.push(JSON.parse(line) as (typeof logs)[number]); } });
   const e = new LeaderElector({
-    api, namespace: "default", name: leaseName, identity: id, log: silentLogger(),
+    api, namespace: "default", name: leaseName, identity: id, log,
     ...timing,
     onStartedLeading: () => { state.leading = true; state.startedAt = performance.now(); state.starts++; },
     onStoppedLeading: () => { state.leading = false; state.stoppedAt = performance.now(); },
   });
-  return { e, state };
+  /** The step-down lines on-call reads: level and message. */
+  const stepDowns = () => logs.filter((l) => l.msg.startsWith("stopped leading")).map((l) => [l.level, l.msg]);
+  return { e, state, stepDowns };
 }
 
 describe("Lease leader election on the real API server", () => {
@@ -72,6 +76,7 @@ describe("Lease leader election on the real API server", () => {
         expect(a.state.leading).toBe(false);
         expect(a.state.stoppedAt).toBeGreaterThan(0);
         expect(a.state.stoppedAt).toBeLessThan(b.state.startedAt);
+        expect(a.stepDowns()).toEqual([[40, "stopped leading: not renewed within the renew deadline (2000 ms; the API server did not answer or refused)"]]);
       } finally {
         await b.e.stop();
       }
@@ -168,6 +173,7 @@ describe("Lease leader election on the real API server", () => {
       }
       await waitFor("a steps down", async () => (!a.state.leading ? true : undefined), 5_000, 20);
       expect(a.e.holdsLease()).toBe(false);
+      expect(a.stepDowns()).toEqual([[40, "stopped leading: the lease is held by intruder"]]);
     } finally {
       await a.e.stop().catch(() => undefined);
     }
