@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
-  canonicalCidr, cidrContains, cidrContainsIp, cidrObjectName, cidrsOverlap, formatCidr, isCanonicalCidr, isGlobalUnicastIp, nthSubnet, parseCidr, parseIp,
+  canonicalCidr, cidrContains, cidrContainsIp, cidrObjectName, cidrsOverlap, formatCidr, isCanonicalCidr, isGlobalUnicastIp, mergeCidrs, nthSubnet, parseCidr, parseIp,
   subnetCount, subnetIndex,
 } from "./cidr.js";
 
@@ -88,5 +88,29 @@ describe("isGlobalUnicastIp (the NodeCIDR schema's node-IP rule)", () => {
     ["not-an-ip", false], ["10.0.0.1/24", false], ["fe80::1%eth0", false],
   ])("%s → %s", (text, usable) => {
     expect(isGlobalUnicastIp(text)).toBe(usable);
+  });
+});
+
+describe("mergeCidrs: the fewest CIDRs covering the same addresses", () => {
+  const merged = (texts: string[]) => mergeCidrs(texts.map((t) => parseCidr(t))).map(formatCidr);
+  it.each([
+    ["nothing", [], []],
+    ["one stays", ["10.244.0.0/16"], ["10.244.0.0/16"]],
+    ["two halves join", ["10.0.1.0/24", "10.0.0.0/24"], ["10.0.0.0/23"]],
+    ["four adjacent /24s join into a /22, in any order", ["10.0.3.0/24", "10.0.1.0/24", "10.0.0.0/24", "10.0.2.0/24"], ["10.0.0.0/22"]],
+    ["adjacent but not one aligned CIDR: two", ["10.0.1.0/24", "10.0.2.0/24"], ["10.0.1.0/24", "10.0.2.0/24"]],
+    ["three of four: a /23 and a /24", ["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24"], ["10.0.0.0/23", "10.0.2.0/24"]],
+    ["a nested range is dropped, either order", ["10.244.7.0/24", "10.244.0.0/16", "10.244.0.0/24"], ["10.244.0.0/16"]],
+    ["duplicates count once", ["10.0.0.0/24", "10.0.0.0/24"], ["10.0.0.0/24"]],
+    ["a join that makes the wider half of a bigger join", ["10.0.0.0/23", "10.0.2.0/24", "10.0.3.0/24"], ["10.0.0.0/22"]],
+    ["a range inside a join of two others is dropped", ["10.0.0.0/25", "10.0.0.128/25", "10.0.0.64/26"], ["10.0.0.0/24"]],
+    ["families are never joined; IPv4 first", ["fd00:0:1::/48", "fd00::/48", "0.0.0.0/1", "128.0.0.0/1"], ["0.0.0.0/0", "fd00::/47"]],
+    ["IPv6 halves of ::/0", ["::/1", "8000::/1"], ["::/0"]],
+    ["disjoint ranges come out sorted by network", ["10.99.0.0/24", "10.244.0.0/16"], ["10.99.0.0/24", "10.244.0.0/16"]],
+  ])("%s", (_what, input, expected) => expect(merged(input)).toEqual(expected));
+
+  it("a pool made of 1,920 adjacent /24s is four CIDRs", () => {
+    const ranges = Array.from({ length: 1920 }, (_, i) => `100.${64 + (i >> 8)}.${i & 255}.0/24`).reverse();
+    expect(merged(ranges)).toEqual(["100.64.0.0/14", "100.68.0.0/15", "100.70.0.0/16", "100.71.0.0/17"]);
   });
 });

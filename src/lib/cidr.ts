@@ -161,6 +161,35 @@ export const cidrContains = (outer: Cidr, inner: Cidr) =>
 
 export const cidrsOverlap = (a: Cidr, b: Cidr) => cidrContains(a, b) || cidrContains(b, a);
 
+/** IPv4 before IPv6, then by network, the wider of two CIDRs at one network first. */
+export const compareCidrs = (a: Cidr, b: Cidr): number =>
+  a.family - b.family || (a.network < b.network ? -1 : a.network > b.network ? 1 : a.prefix - b.prefix);
+
+/**
+ * Pure: the fewest CIDRs that cover exactly the addresses of `cidrs`, sorted by compareCidrs: nested ones
+ * dropped, two halves of one CIDR joined into it, again and again (four adjacent /24s → one /22). Adjacent
+ * ranges that do not make up one aligned CIDR (10.0.1.0/24 and 10.0.2.0/24) stay two.
+ */
+export function mergeCidrs(cidrs: readonly Cidr[]): Cidr[] {
+  const out: Cidr[] = [];
+  for (const c of [...cidrs].sort(compareCidrs)) {
+    const top = out.at(-1);
+    if (top && cidrContains(top, c)) continue;
+    let merged = c;
+    for (let below = out.at(-1); below && siblings(below, merged); below = out.at(-1)) {
+      out.pop();
+      merged = { family: merged.family, network: below.network, prefix: merged.prefix - 1 };
+    }
+    out.push(merged);
+  }
+  return out;
+}
+
+/** The two halves of one CIDR, `a` the lower. */
+const siblings = (a: Cidr, b: Cidr) =>
+  a.family === b.family && a.prefix === b.prefix && a.prefix > 0 && (a.network & mask(a.family, a.prefix - 1)) === a.network
+  && b.network === a.network + (1n << BigInt(bits(a.family) - a.prefix));
+
 function checkSubnetPrefix(range: Cidr, prefix: number): void {
   if (!Number.isInteger(prefix) || prefix < range.prefix || prefix > bits(range.family)) {
     throw new InvalidCidrError(`a /${prefix} subnet cannot be cut from ${formatCidr(range)}`);

@@ -83,13 +83,27 @@ describe("desiredNodeState", () => {
 describe("desiredNodeState: the pod network that is never masqueraded", () => {
   it.each([
     ["pool ranges cover the node CIDRs: just the ranges", ["10.244.0.0/16"], ["10.244.1.0/24", "10.244.2.0/24"], ["10.244.0.0/16"]],
-    ["a live CIDR outside every pool is added", ["10.244.0.0/16"], ["10.244.1.0/24", "10.99.0.0/24"], ["10.244.0.0/16", "10.99.0.0/24"]],
+    ["a live CIDR outside every pool is added (in network order)", ["10.244.0.0/16"], ["10.244.1.0/24", "10.99.0.0/24"], ["10.99.0.0/24", "10.244.0.0/16"]],
+    ["adjacent pool ranges are merged", ["10.244.1.0/24", "10.244.0.0/24", "10.244.2.0/23"], ["10.244.1.0/24"], ["10.244.0.0/22"]],
+    ["a nested pool range counts once", ["10.244.0.0/16", "10.244.8.0/21"], ["10.244.9.0/24"], ["10.244.0.0/16"]],
+    ["a live CIDR outside the pools merges with the range it adjoins", ["10.244.0.0/24"], ["10.244.1.0/24"], ["10.244.0.0/23"]],
+    ["a live CIDR wider than the pool range holding its network is outside it", ["10.244.0.0/25"], ["10.244.0.0/24"], ["10.244.0.0/24"]],
     ["no pools known (pools not readable yet): the node CIDRs", [], ["10.244.2.0/24", "10.244.1.0/24"], ["10.244.1.0/24", "10.244.2.0/24"]],
     ["both families", ["10.244.0.0/16", "fd00:10:244::/56"], ["10.244.1.0/24", "fd00:10:244:1::/64"], ["10.244.0.0/16", "fd00:10:244::/56"]],
     ["an unparsable pool range is skipped", ["not-a-cidr", "10.244.0.0/16"], ["10.244.1.0/24"], ["10.244.0.0/16"]],
   ])("%s", (_what, pools, nodeCidrs, expected) => {
     const records = nodeCidrs.map((c, i) => rec(`n${i}`, c, [`192.168.1.${i + 1}`]));
     expect(desiredNodeState(records, "n0", pools).podNetwork).toEqual(expected);
+  });
+
+  it("finds node CIDRs inside or outside thousands of scattered pool ranges, and follows a change of the ranges", () => {
+    const pools = Array.from({ length: 2000 }, (_, i) => `10.${i >> 6}.${(i & 63) * 4}.0/24`); // every fourth /24: nothing merges
+    const records = [rec("a", "10.17.8.0/24", ["192.168.1.1"]), rec("b", "10.17.9.0/24", ["192.168.1.2"]), rec("c", "10.31.252.0/24", ["192.168.1.3"])];
+    const s = desiredNodeState(records, "a", pools).podNetwork;
+    expect(s).toHaveLength(2001);
+    expect(s.filter((c) => c.startsWith("10.17.") && Number(c.split(".")[2]) >= 8 && Number(c.split(".")[2]) < 12)).toEqual(["10.17.8.0/23"]);
+    expect(s.at(-1)).toBe("10.31.252.0/24");
+    expect(desiredNodeState(records, "a", ["10.0.0.0/8"]).podNetwork).toEqual(["10.0.0.0/8"]);
   });
 
   it("does not change when a node joins inside a pool range", () => {

@@ -1,5 +1,5 @@
 import {
-  cidrContains, cidrContainsIp, cidrLast, formatCidr, InvalidCidrError, maxNodeCidrPrefix, parseCidr, parseIp, specialPurposeOverlap, type Cidr, type IpAddr, type IpFamily,
+  cidrContains, cidrContainsIp, cidrLast, formatCidr, InvalidCidrError, maxNodeCidrPrefix, mergeCidrs, parseCidr, parseIp, specialPurposeOverlap, type Cidr, type IpAddr, type IpFamily,
 } from "../lib/cidr.js";
 import { compareText } from "../lib/order.js";
 
@@ -32,8 +32,8 @@ export interface DesiredNodeState {
   unusedOwnCidrs: string[];
   /**
    * The cluster pod network for "pod traffic stays un-NATed inside it": the pools' ranges plus any live CIDR
-   * outside them. It does not change when a node joins, so nodes never masquerade traffic to a new node's pods
-   * while their nft set catches up, and a join costs no nft run on every node.
+   * outside them, merged into the fewest CIDRs. It does not change when a node joins, so nodes never masquerade
+   * traffic to a new node's pods while their nft set catches up, and a join costs no nft run on every node.
    */
   podNetwork: string[];
   routes: DesiredRoute[];
@@ -163,11 +163,25 @@ function routeOf(p: Parsed, via: string | undefined): DesiredRoute {
   return p.route;
 }
 
-/** Pool ranges (unparsable ones skipped) plus every node CIDR not inside one of them, canonical and sorted. */
+/**
+ * Pool ranges (unparsable ones skipped) plus every node CIDR not inside one of them, merged into the fewest
+ * CIDRs (mergeCidrs' order). Merged because each becomes two rules that every forwarded packet walks, where the
+ * host's FORWARD chain drops (forward-accept.ts), and pools grown range by range may hold thousands of adjacent
+ * ones. A node CIDR is looked up in the merged pools by binary search, not against every range.
+ */
 function podNetwork(poolRanges: string[], nodeCidrs: Cidr[]): string[] {
-  const ranges = poolRanges.flatMap((text) => { try { return [parseCidr(text)]; } catch { return []; } });
-  const outside = nodeCidrs.filter((c) => !ranges.some((r) => cidrContains(r, c)));
-  return [...new Set([...ranges, ...outside].map(formatCidr))].sort();
+  const pools = mergedPoolRanges(poolRanges);
+  const outside = nodeCidrs.filter((c) => { const r = pools.holding({ family: c.family, value: c.network }); return !r || !cidrContains(r, c); });
+  return outside.length ? mergeCidrs([...pools.cidrs, ...outside]).map(formatCidr) : [...pools.texts];
+}
+
+/** The pools' ranges change rarely: merged again only when they do, not on every node join. */
+let lastPools: { ranges: string[]; cidrs: Cidr[]; texts: string[]; holding: (ip: IpAddr) => Cidr | undefined } | undefined;
+function mergedPoolRanges(ranges: string[]): NonNullable<typeof lastPools> {
+  if (lastPools && lastPools.ranges.length === ranges.length && lastPools.ranges.every((r, i) => r === ranges[i])) return lastPools;
+  const cidrs = mergeCidrs(ranges.flatMap((text) => { try { return [parseCidr(text)]; } catch { return []; } }));
+  lastPools = { ranges: [...ranges], cidrs, texts: cidrs.map(formatCidr), holding: rangeIndex(cidrs) };
+  return lastPools;
 }
 
 // IPv4 networks exactly, IPv6 ones by their top 53 bits above every IPv4 one: sorting thousands of records by
@@ -177,8 +191,8 @@ const sortByNetwork = (list: Parsed[]) =>
   [...list].sort((a, b) => a.order - b.order || (a.c.network < b.c.network ? -1 : a.c.network > b.c.network ? 1 : 0));
 
 /**
- * Usable pod ranges are disjoint (overlaps were withheld), so "which range holds this IP?" is a binary
- * search over ranges sorted by network: O(log n) per node IP instead of a scan of every range.
+ * Usable pod ranges are disjoint (overlaps were withheld), and so are merged pool ranges, so "which range holds
+ * this IP?" is a binary search over ranges sorted by network: O(log n) per lookup instead of a scan of every range.
  */
 function rangeIndex(sortedRanges: Cidr[]): (ip: IpAddr) => Cidr | undefined {
   const byFamily = new Map<number, Cidr[]>();

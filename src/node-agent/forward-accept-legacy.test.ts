@@ -40,6 +40,10 @@ describe("the host firewall's FORWARD chain on iptables-legacy", () => {
       `*filter\n-D FORWARD ${ours("-s", "10.244.0.0/16")}\n-D FORWARD ${ours("-d", "10.244.0.0/16")}\n-I FORWARD 2 ${ours("-s", "10.244.0.0/16")}\n-I FORWARD 3 ${ours("-d", "10.244.0.0/16")}\nCOMMIT\n`],
     ["behind it (policy drop as well): moved in front", listing("DROP", docker, '-m comment --comment "reject the rest" -j REJECT', ours("-s", "10.244.0.0/16"), ours("-d", "10.244.0.0/16")), ["10.244.0.0/16"],
       `*filter\n-D FORWARD ${ours("-s", "10.244.0.0/16")}\n-D FORWARD ${ours("-d", "10.244.0.0/16")}\n-I FORWARD 2 ${ours("-s", "10.244.0.0/16")}\n-I FORWARD 3 ${ours("-d", "10.244.0.0/16")}\nCOMMIT\n`],
+    ["an older agent's accepts per unmerged range: deleted by text, the merged range's inserted at the REJECT's place after the deletions",
+      listing("ACCEPT", kubeProxy, ours("-s", "10.244.0.0/24"), ours("-d", "10.244.0.0/24"), ours("-s", "10.244.1.0/24"), ours("-d", "10.244.1.0/24"), rhelReject), ["10.244.0.0/23"],
+      `*filter\n${["0", "1"].flatMap((n) => [`-D FORWARD ${ours("-s", `10.244.${n}.0/24`)}\n`, `-D FORWARD ${ours("-d", `10.244.${n}.0/24`)}\n`]).join("")}`
+      + `-I FORWARD 2 ${ours("-s", "10.244.0.0/23")}\n-I FORWARD 3 ${ours("-d", "10.244.0.0/23")}\nCOMMIT\n`],
     ["a REJECT that matches something is no final rule", listing("ACCEPT", "-p tcp -j REJECT --reject-with tcp-reset", "-i eth1 -j DROP"), ["10.244.0.0/16"], undefined],
   ])("%s", (_case, text, ranges, script) => {
     const chain = parseLegacyForwardChain(text);

@@ -54,6 +54,10 @@ describe("the host firewall's FORWARD chain", () => {
     ["a second range: only its accepts, in front of it", [kubeProxy, ours(4, "saddr", "10.244.0.0", 16), ours(5, "daddr", "10.244.0.0", 16), reject(9)], ["10.244.0.0/16", "10.8.0.0/16"],
       [["saddr", "10.8.0.0/16"], ["daddr", "10.8.0.0/16"]], [], 9],
     ["a range gone: only deletes", [ours(4, "saddr", "10.99.0.0", 16), ours(5, "daddr", "10.99.0.0", 16), reject(9)], [], [], [4, 5], undefined],
+    // An older agent accepted each pool range; the pod network now comes merged (desiredNodeState).
+    ["an older agent's accepts per unmerged range: replaced by the merged range's, in front of it",
+      [kubeProxy, ours(4, "saddr", "10.244.0.0", 24), ours(5, "daddr", "10.244.0.0", 24), ours(6, "saddr", "10.244.1.0", 24), ours(7, "daddr", "10.244.1.0", 24), reject(9)], ["10.244.0.0/23"],
+      [["saddr", "10.244.0.0/23"], ["daddr", "10.244.0.0/23"]], [4, 5, 6, 7], 9],
     // The first of two final rules ends the chain: in front of the second, the accepts would never be reached.
     ["two: in front of the first", [reject(8), drop(9)], ["10.244.0.0/16"], [["saddr", "10.244.0.0/16"], ["daddr", "10.244.0.0/16"]], [], 8],
     ["a REJECT that matches something is no final rule", [reject(9, { match: { op: "==", left: { payload: { protocol: "ip", field: "saddr" } }, right: { prefix: { addr: "10.1.0.0", len: 16 } } } })], ["10.244.0.0/16"], [], [], undefined],
