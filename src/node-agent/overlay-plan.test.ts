@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { cidrContainsIp, parseCidr, parseIp } from "../lib/cidr.js";
-import { splitRoutes, underlayIpOf, vtepMac, vxlanSenders, type OverlayMode } from "./overlay-plan.js";
+import { splitRoutes, underlayIpOf, vtepMac, vxlanSenders, type OverlayMode, type RouteSplit } from "./overlay-plan.js";
+import { planVxlan } from "./vxlan-plan.js";
 import type { DesiredRoute } from "./desired-state.js";
 
 const route = (dst: string, via: string, nodeName: string, nodeIPs = [via]): DesiredRoute => ({ dst, via, nodeName, nodeIPs });
@@ -121,5 +122,60 @@ describe("vtepMac", () => {
     expect(vtepMac("fd00:77::11")).toMatch(/^0e:50(:[0-9a-f]{2}){4}$/);
     expect(vtepMac("fd00:77:0::11")).toBe(vtepMac("fd00:77::11"));
     expect(vtepMac("fd00:77::12")).not.toBe(vtepMac("fd00:77::11"));
+  });
+});
+
+describe("splitRoutes: peers that share a VTEP MAC", () => {
+  // Found by hashing fd00:77::1, ::2, …: the 50,022nd address shares its 4 bytes with an earlier one.
+  const [low, high] = ["fd00:77::3828", "fd00:77::c366"];
+  const self = "fd00:99::1";
+  const p1 = { dst: "fd00:10::/64", via: low, nodeName: "p1", nodeIPs: [low] };
+  const p2 = { dst: "fd00:10:0:1::/64", via: high, nodeName: "p2", nodeIPs: [high] };
+  const p3 = { dst: "fd00:10:0:2::/64", via: "fd00:77::5", nodeName: "p3", nodeIPs: ["fd00:77::5"] };
+  const overlay = (s: RouteSplit) => s.kernel.filter((k) => k.dev).map((k) => k.nodeName);
+
+  it("the two addresses do collide", () => expect(vtepMac(low)).toBe("0e:50:bc:e8:32:e0"));
+  it("the two addresses do collide, either spelling", () => expect(vtepMac("fd00:77::0:c366")).toBe(vtepMac(low)));
+
+  it("keeps the lower address's peer, leaves the other out and says why, naming both nodes and addresses; others are untouched", () => {
+    const split = splitRoutes([p2, p3, p1], () => undefined, "vxlan", self);
+    expect(overlay(split)).toEqual(["p3", "p1"]);
+    expect(split.peers.map((p) => p.nodeName)).toEqual(["p3", "p1"]);
+    expect(split.unreachable).toEqual([{ dst: p2.dst, nodeName: "p2", reason: expect.stringContaining(
+      `its VXLAN MAC 0e:50:bc:e8:32:e0 (derived from ${high}) is also node p1's (from ${low}), which keeps the tunnel: one forwarding entry cannot reach both; give one of the two nodes another first node IP`) }]);
+    // One forwarding entry for the MAC, to the peer that keeps it; no neighbour entry for the other's gateway.
+    const plan = planVxlan({ vni: 1, port: 8472, local: self, mtu: 1430, addresses: [], peers: split.peers }, { fdb: [], neighbors: [] });
+    expect(plan.bridge.filter((l) => l.includes("0e:50:bc:e8:32:e0"))).toEqual([`fdb replace 0e:50:bc:e8:32:e0 dev podnet.vxlan dst ${low} self permanent`]);
+    expect(plan.ip.some((l) => l.includes("fd00:10:0:1::"))).toBe(false);
+  });
+
+  it("the peer the kernel already sends the MAC to keeps it: a node joining takes no working node's tunnel away", () => {
+    const split = splitRoutes([p1, p2], () => undefined, "vxlan", self, () => false, [{ mac: "0e:50:bc:e8:32:e0", dst: "fd00:77:0::c366" }]);
+    expect(overlay(split)).toEqual(["p2"]);
+    expect(split.unreachable.map((u) => [u.nodeName, u.reason])).toEqual([["p1", expect.stringContaining(`its VXLAN MAC 0e:50:bc:e8:32:e0 (derived from ${low}) is also node p2's (from ${high}), which keeps the tunnel`)]]);
+  });
+
+  it("a peer with this node's own MAC is left out (its device would drop our frames as its own), whatever the fdb says", () => {
+    const split = splitRoutes([p2, p3], () => undefined, "vxlan", low, () => false, [{ mac: "0e:50:bc:e8:32:e0", dst: high }]);
+    expect(overlay(split)).toEqual(["p3"]);
+    expect(split.unreachable.map((u) => u.reason)).toEqual([expect.stringContaining(`its VXLAN MAC 0e:50:bc:e8:32:e0 (derived from ${high}) is also this node's (from ${low})`)]);
+  });
+
+  it("only the overlay routes go: a route of the peer to a neighbour address stays", () => {
+    // p2's IPv6 pods are routed directly through its second address on this node's subnet; its IPv4 pods need the tunnel.
+    const mixed = [{ ...p2, nodeIPs: [high, "fd00:1::5"] }, { dst: "10.244.2.0/24", nodeName: "p2", nodeIPs: [high, "fd00:1::5"] }];
+    const split = splitRoutes([p1, ...mixed], deviceFor, "auto", "fd00:1::1");
+    expect(split.kernel.map((k) => `${k.nodeName} ${k.dst} ${k.dev ?? "direct"}`)).toEqual(["p1 fd00:10::/64 podnet.vxlan", "p2 fd00:10:0:1::/64 direct"]);
+    expect(split.unreachable.map((u) => `${u.nodeName} ${u.dst}`)).toEqual(["p2 10.244.2.0/24"]);
+  });
+
+  it("two peers with one endpoint address (two Nodes claim it): the second is left out, said so", () => {
+    const twin = { ...p3, dst: "fd00:10:0:3::/64", nodeName: "twin" };
+    const split = splitRoutes([p3, twin], () => undefined, "vxlan", self);
+    expect(split.unreachable.map((u) => [u.nodeName, u.reason])).toEqual([["twin", "its VXLAN endpoint fd00:77::5 is also node p3's (two Nodes claim the address?), which keeps the tunnel"]]);
+  });
+
+  it("no shared MAC: the split is handed back as it is", () => {
+    expect(splitRoutes([p1, p3], () => undefined, "vxlan", self).unreachable).toEqual([]);
   });
 });

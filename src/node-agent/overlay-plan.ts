@@ -109,9 +109,10 @@ function notOnLink(route: DesiredRoute): string {
  * `deviceFor`: the local interface whose subnet holds an IP, if any (a node there is a direct neighbour).
  * `isLocal`: whether an IP is this node's own. A peer naming one as its node IP (a recycled address while the
  * old Node lingers) is unreachable: the kernel would take a route through our own address and drop the traffic.
+ * `fdb`: podnet.vxlan's forwarding entries as the kernel holds them (see withoutSharedMacs).
  */
 export function splitRoutes(routes: DesiredRoute[], deviceFor: (ip: string) => string | undefined, mode: OverlayMode, selfUnderlay: string | undefined,
-  isLocal: (ip: string) => boolean = () => false): RouteSplit {
+  isLocal: (ip: string) => boolean = () => false, fdb: ReadonlyArray<{ mac: string; dst: string }> = []): RouteSplit {
   const underlayFamily = selfUnderlay ? parseIp(selfUnderlay).family : undefined;
   const split: RouteSplit = { kernel: [], peers: [], unreachable: [] };
   const peers = new Map<string, OverlayPeer>();
@@ -139,5 +140,49 @@ export function splitRoutes(routes: DesiredRoute[], deviceFor: (ip: string) => s
     peers.set(route.nodeName, peer);
   }
   split.peers = [...peers.values()];
-  return split;
+  return withoutSharedMacs(split, selfUnderlay, fdb);
 }
+
+/**
+ * Pure: the split without overlay peers whose VTEP MAC another peer or this node has too. vtepMac gives IPv4
+ * addresses MACs of their own, but an IPv6 address only 4 bytes of a hash: among thousands of IPv6 underlay
+ * addresses two may share one (about 0.3% of clusters at 5,000 nodes). A MAC has one forwarding entry, so one
+ * of the two would get the other's pod traffic, silently; left out, they are reported. Of peers that share a
+ * MAC, the one the kernel's entry already sends it to keeps the tunnel, so a joining node never takes a
+ * working node's overlay away; else the lowest address. A peer with this node's own MAC is left out: its device
+ * drops frames that carry its own MAC as their source (the kernel takes them for a loop).
+ */
+function withoutSharedMacs(split: RouteSplit, selfUnderlay: string | undefined, fdb: ReadonlyArray<{ mac: string; dst: string }>): RouteSplit {
+  const ownMac = selfUnderlay === undefined ? undefined : vtepMac(selfUnderlay);
+  const seen = new Set<string>();
+  const shared = new Set<string>();
+  for (const p of split.peers) {
+    if (seen.has(p.mac) || p.mac === ownMac) shared.add(p.mac);
+    seen.add(p.mac);
+  }
+  if (shared.size === 0) return split;
+  const out = new Map<string, string>(); // node name → why
+  for (const mac of shared) {
+    const sharing = split.peers.filter((p) => p.mac === mac);
+    if (mac === ownMac) {
+      for (const p of sharing) out.set(p.nodeName, `its VXLAN MAC ${mac} (derived from ${p.underlayIp}) is also this node's (from ${selfUnderlay}); ${WAY_OUT}`);
+      continue;
+    }
+    const held = fdb.find((f) => f.mac === mac);
+    const keeper = sharing.find((p) => held !== undefined && p.underlayIp === canonicalIp(held.dst))
+      ?? sharing.reduce((low, p) => (parseIp(p.underlayIp).value < parseIp(low.underlayIp).value ? p : low));
+    for (const p of sharing.filter((x) => x !== keeper)) {
+      out.set(p.nodeName, p.underlayIp === keeper.underlayIp
+        ? `its VXLAN endpoint ${p.underlayIp} is also node ${keeper.nodeName}'s (two Nodes claim the address?), which keeps the tunnel`
+        : `its VXLAN MAC ${mac} (derived from ${p.underlayIp}) is also node ${keeper.nodeName}'s (from ${keeper.underlayIp}), which keeps the tunnel: `
+          + `one forwarding entry cannot reach both; ${WAY_OUT}`);
+    }
+  }
+  const left = split.peers.filter((p) => out.has(p.nodeName));
+  return {
+    kernel: split.kernel.filter((k) => !k.dev || !out.has(k.nodeName)),
+    peers: split.peers.filter((p) => !out.has(p.nodeName)),
+    unreachable: [...split.unreachable, ...left.flatMap((p) => p.gateways.map((g) => ({ dst: g.dst, nodeName: p.nodeName, reason: out.get(p.nodeName)! })))],
+  };
+}
+const WAY_OUT = "give one of the two nodes another first node IP (its VXLAN endpoint), or give the nodes IPv4 node IPs (IPv4 endpoints never share a MAC)";

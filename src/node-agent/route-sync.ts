@@ -69,7 +69,8 @@ const message = (err: unknown) => (err instanceof Error ? err.message : String(e
 export async function syncRoutes(input: RouteSyncInput, view: KernelView | Error): Promise<SyncOutcome["routes"]> {
   const base = { desired: input.state.routes.length, installed: 0, overlay: 0, overlayChanges: 0, added: 0, replaced: 0, deleted: 0, conflicts: [] as string[], unreachable: [] as string[] };
   if (view instanceof Error) return { ...base, error: view.message };
-  const split = splitRoutes(input.state.routes, view.links.deviceFor, input.config.overlay, input.underlayIp, view.links.isLocal);
+  // The kernel's fdb too: of two peers that share a VTEP MAC, the one it already sends to keeps the tunnel.
+  const split = splitRoutes(input.state.routes, view.links.deviceFor, input.config.overlay, input.underlayIp, view.links.isLocal, view.vxlan?.fdb);
   const vxlan = vxlanDesired(input, view, split);
   const planned = plannedFor(split, vxlan);
   if (!input.full && view.planned && samePlanInputs(view.planned, planned) && view.outcome) return { ...view.outcome, added: 0, replaced: 0, deleted: 0, overlayChanges: 0 };
