@@ -11,6 +11,7 @@ import type { Logger } from "../log.js";
 import { applyActions } from "./act.js";
 import { planAllocations, type DeletedRecord } from "./plan.js";
 import { controllerMetrics } from "./metrics.js";
+import { nodesInConflict } from "./node-conflicts.js";
 import { DefaultPoolKeeper } from "./default-pool-keeper.js";
 import { nodeProjection, plannerNode, plannerPool, plannerRecord, type NodeCidrObject, type PoolObject } from "./observe.js";
 import { writePoolStatuses } from "./pool-status.js";
@@ -113,9 +114,9 @@ export class AllocationController {
     this.leading = value;
     this.metrics.isLeader.set(value ? 1 : 0);
     if (value) this.markDirty();
-    // Only the leader describes the pools: a follower's last figures would go stale and split alerts and
-    // dashboards between two answers.
-    else for (const gauge of [this.metrics.poolSize, this.metrics.poolAllocated, this.metrics.poolFree, this.metrics.retained]) gauge.reset();
+    // Only the leader describes the pools and the Nodes in conflict: a follower's last figures would go stale and
+    // split alerts and dashboards between two answers.
+    else for (const gauge of [this.metrics.poolSize, this.metrics.poolAllocated, this.metrics.poolFree, this.metrics.retained, this.metrics.nodesInConflict]) gauge.reset();
   }
 
   /**
@@ -210,6 +211,7 @@ export class AllocationController {
     });
     this.metrics.planDuration.observe((performance.now() - started) / 1000);
     this.metrics.retained.set(plan.retained);
+    for (const [reason, count] of Object.entries(nodesInConflict(plan.actions))) this.metrics.nodesInConflict.set({ reason }, count);
     this.plans++;
     const unblocking = await applyActions({ api: this.api, nodes: this.nodes, records: this.records, recorder: this.recorder, metrics: this.metrics, log: this.log,
       planned: new Map(records.map((r) => [r.metadata!.name!, r])), leading: () => this.mayWrite(term), retry: this.retry }, plan.actions);

@@ -17,7 +17,12 @@ export function controllerMetrics() {
     retained: new Gauge({ name: "podnet_nodecidrs_retained", help: "Allocated NodeCIDRs kept although no valid pool range covers them (pool deleted or made invalid)", registers: [registry] }),
     quarantined: new Counter({ name: "podnet_quarantined_total", help: "NodeCIDRs quarantined as bad records", registers: [registry] }),
     exhausted: new Counter({ name: "podnet_exhausted_total", help: "Allocation attempts that found the pool exhausted", labelNames: ["pool", "family"], registers: [registry] }),
-    conflicts: new Counter({ name: "podnet_conflicts_total", help: "Nodes whose preset podCIDR conflicts or lies outside every pool", registers: [registry] }),
+    // Kept for dashboards that read it; podnet_nodes_in_conflict is the one to alert on.
+    conflicts: new Counter({ name: "podnet_conflicts_total", help: "Conflict findings summed over plans: a lasting conflict counts again in every plan, so this grows with the plan rate (deprecated: see podnet_nodes_in_conflict)", registers: [registry] }),
+    nodesInConflict: new Gauge({
+      name: "podnet_nodes_in_conflict", labelNames: ["reason"], registers: [registry],
+      help: "Nodes the leader's last plan found in conflict, by reason (0 for each reason without); PodCIDRConflict, PodCIDROutsidePool, PodCIDRInvalid and NoPodCIDRPool leave a Node without a pod CIDR",
+    }),
     errors: new Counter({ name: "podnet_controller_errors_total", help: "API calls that failed, by action: writes, and list-watch for the caches' lists and watches", labelNames: ["action"], registers: [registry] }),
     apiWrites: new Counter({ name: "podnet_controller_api_writes_total", help: "API writes issued", labelNames: ["action"], registers: [registry] }),
     allocationLatency: new Histogram({

@@ -44,7 +44,7 @@ export function podCidrConditionActions(nodes: Iterable<PlannerNode>, actions: A
  * kube-proxy follow spec.podCIDRs, podnet's routes follow the NodeCIDR, and the field cannot be changed.
  */
 export function podCidrMismatches(node: PlannerNode, mine: Held[], filling: boolean): AllocationAction[] {
-  return mine.flatMap((h) => {
+  return mine.flatMap((h): AllocationAction[] => {
     const preset = node.podCIDRs.find((c) => familyOfText(c) === h.family);
     // A family added to the pool (or a pool of two families taking over) after the field was set: it cannot be
     // set again. Said only where podnet fills the field; otherwise another component owns it.

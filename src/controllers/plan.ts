@@ -5,6 +5,7 @@ import {
 import { compareText, sooner } from "../lib/order.js";
 import { sharedNodeIPs, usableNodeIPs } from "./plan-node-ips.js";
 import { podCidrConditionActions, podCidrMismatches, type NodeConditionState } from "./plan-node-condition.js";
+import type { NodeConflictReason } from "./node-conflicts.js";
 import { claimsOfDeleted, holdUnrestored, recordOfThisNode, type DeletedRecord, type Lost } from "./plan-deleted.js";
 
 export type { DeletedRecord, PlannerPool, PoolStatusReport };
@@ -42,7 +43,7 @@ export type AllocationAction =
   | { kind: "quarantine"; name: string; reason: string; message: string }
   | { kind: "retain"; name: string; reason: string; message: string }
   | { kind: "rehome"; name: string; node: string; cidr: string; from: string; pool: string }
-  | { kind: "conflict"; node: string; reason: string; message: string }
+  | { kind: "conflict"; node: string; reason: NodeConflictReason; message: string }
   | { kind: "exhausted"; node: string; pool: string; family: IpFamily; reason: "PodCIDRNotAvailable"; message: string }
   | { kind: "updateNodeIPs"; name: string; nodeIPs: string[] }
   | { kind: "stampNodeUID"; name: string; nodeUID: string }
