@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { ConditionInput } from "../lib/conditions.js";
 import { registerProcessMetrics } from "../lib/process-metrics.js";
 
 export function agentMetrics() {
@@ -16,6 +17,19 @@ export function agentMetrics() {
       help: "VXLAN datagrams podnet's nft table dropped: arriving from no node or to no address of this node's underlay (chain=vxlan_in), or sent by a pod on this node to a node (chain=vxlan_from_pods); nft's counts, read every resync, reset when podnet rewrites its table",
     }),
     rejected: new Gauge({ name: "podnet_agent_rejected_records", help: "NodeCIDRs the agent refuses to route (bad node IP, overlap)", registers: [registry] }),
+    conditions: new Gauge({
+      name: "podnet_agent_condition", labelNames: ["type", "status", "reason"], registers: [registry],
+      help: "The agent's conditions from its last pass, one series per type (value 1) with the status and reason it has now, as on its node's NodeCIDRs; also where the node has none (CNIConfigured NoPodCIDR). None before the first pass",
+    }),
   };
 }
 export type AgentMetrics = ReturnType<typeof agentMetrics>;
+
+/**
+ * A pass's conditions into the gauge, replacing the last pass's: one series per condition type, so a reason
+ * that changed leaves no series behind (reasons are a closed set: per agent, six series at a time).
+ */
+export function exportConditions(gauge: AgentMetrics["conditions"], conditions: readonly ConditionInput[]): void {
+  gauge.reset();
+  for (const c of conditions) gauge.set({ type: c.type, status: c.status, reason: c.reason }, 1);
+}

@@ -6,7 +6,7 @@ import { startHealthServer } from "../lib/health.js";
 import { Informer, type ListPage } from "../lib/informer.js";
 import { apiMessage, podnetResource, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
-import { agentMetrics } from "./agent-metrics.js";
+import { agentMetrics, exportConditions } from "./agent-metrics.js";
 import { countsOnlyIntervalMs, StatusPacing, type ReadVersions } from "./agent-status.js";
 import { desiredNodeState, type DesiredNodeState } from "./desired-state.js";
 import { NetworkUnavailableClearer } from "./node-network-condition.js";
@@ -287,6 +287,7 @@ export class NodeAgent {
     // Handed over, not awaited: a status write on an API server gone silent held every later pass (a hand-deleted
     // route stayed away for a minute and more).
     const conditions = agentConditions(outcome);
+    exportConditions(this.metrics.conditions, conditions); // the only report of a node without a NodeCIDR to write them on
     const removed = outcome.cni.removedBridgeAddresses ?? [];
     const ownNames = Object.keys(own);
     this.statusWriter.offer({
