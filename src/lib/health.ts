@@ -2,7 +2,10 @@ import { createServer, type Server } from "node:http";
 import type { Registry } from "prom-client";
 
 export interface HealthChecks {
-  /** Process is alive and its loops are not wedged. */
+  /**
+   * The process runs, and where the component can tell, its loop is not wedged: the agent's pass loop (see
+   * PassLiveness). The controller's passes wait on the API server, so a stuck one cannot be told from an outage.
+   */
   healthy: () => boolean;
   /** Caches synced and the component can do its job (a follower controller is ready too). */
   ready: () => boolean;

@@ -16,6 +16,7 @@ import { syncKernelAndFiles } from "./sync.js";
 import { addRoutesEarly, earlyRoutesApply, kernelView, routedDevices } from "./route-sync.js";
 import { ExpectedRoutes, OnLinkSubnets, watchLinks, type LinkWatch } from "./link-watch.js";
 import { PassRetry } from "./pass-retry.js";
+import { livenessLimits, PassLiveness } from "./pass-liveness.js";
 import { StatusWriter } from "./status-writer.js";
 import { warmToolShell } from "./tool-shell.js";
 import { BRIDGE_NAME } from "./cni-conflist.js";
@@ -37,6 +38,8 @@ export interface AgentOptions {
   listPageSize?: number;
   /** The draw for the random part of a count-only status update's wait (tests fix it). */
   statusRandom?: () => number;
+  /** A pass running longer makes /healthz fail (10 minutes; tests shorten it). */
+  stuckPassMs?: number;
 }
 
 /** The node agent: NodeCIDRs in, kernel routes + CNI config + masquerade + sysctls out, status back. */
@@ -61,6 +64,7 @@ export class NodeAgent {
 
   constructor(api: KubeApi, readonly config: AgentConfig, private readonly log: Logger, private readonly opts: AgentOptions = {}) {
     this.retry = new PassRetry(config["resync-period"]);
+    this.liveness = new PassLiveness(livenessLimits(config["resync-period"], opts.stuckPassMs));
     this.records = new Informer<Record_>({
       api, path: "/apis/podnet.io/v1alpha1/nodecidrs", log, onEvent: (event, obj) => this.onRecordEvent(event, obj),
       project: recordProjection(config["node-name"]),
@@ -87,7 +91,7 @@ export class NodeAgent {
   async start(): Promise<void> {
     this.running = true;
     this.server = await startHealthServer(this.config["metrics-address"], this.metrics.registry, {
-      healthy: () => this.running,
+      healthy: () => this.running && this.liveness.alive(Date.now(), (why) => this.log.error({ node: this.config["node-name"] }, `${why}: /healthz fails, for kubelet to restart the agent`)),
       ready: () => this.records.isSynced && this.pools.isSynced && this.syncs > 0,
     });
     warmToolShell();
@@ -192,6 +196,7 @@ export class NodeAgent {
   private readonly expectedRoutes = new ExpectedRoutes();
   private readonly retry: PassRetry;
   private lastFullPassAt = 0;
+  private readonly liveness: PassLiveness;
 
   private markDirty(): void {
     this.dirty = true;
@@ -204,11 +209,13 @@ export class NodeAgent {
       if (this.dirty) {
         this.dirty = false;
         let failed = false;
+        this.liveness.started(Date.now());
         const outcome = await this.sync().catch((err: unknown) => {
           failed = true;
           this.metrics.errors.inc({ step: "sync" });
           this.log.error({ node: this.config["node-name"], err: apiMessage(err) }, "sync failed; retrying");
         });
+        this.liveness.ended(Date.now());
         this.retry.passed(failed ? "threw" : outcome && passLeftWorkUndone(outcome) ? "undone" : "clean", Date.now());
         // Events that arrived during the pass are handled at once (after a short coalescing pause); a retry
         // fallen due meanwhile makes that pass a full one, or steady churn would put it off for good.
