@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 tsc -p tsconfig.build.json
 echo "== controller allocation (issue 4): podnet vs kube-controller-manager nodeipam vs raw Node creates"
 tsx bench/controller-allocation.bench.ts ${CONTROLLER_SIZES:-100 1000 5000}
+echo "== controller plan against the pools' shape: 1 pool vs 100 pools copying its ranges vs 120 pools × 32 ranges"
+tsx bench/plan-pools.bench.ts ${PLAN_NODES:-5000}
 echo "== controller failover (issue 4): two replicas, leader stopped or killed"
 tsx bench/controller-failover.bench.ts ${FAILOVER_ROUNDS:-3}
 echo "== agent routes (issue 5): agent sync vs raw ip -batch; process cold start; RSS"

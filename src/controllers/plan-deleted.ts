@@ -1,6 +1,7 @@
 import { familyOfText, tryParseCidr, type IpFamily } from "../lib/cidr.js";
 import { sooner } from "../lib/order.js";
-import { hold, type PoolState } from "./plan-pools.js";
+import { hold } from "./plan-pools.js";
+import type { PoolStates } from "./pool-states.js";
 import type { AllocationAction, Held, PlannerNode, PlannerRecord } from "./plan.js";
 
 /**
@@ -28,7 +29,7 @@ interface Context {
   /** Nodes that may be allocated (present, not being deleted). */
   nodes: Map<string, PlannerNode>;
   held: Map<string, Held[]>;
-  states: Map<string, PoolState>;
+  states: PoolStates;
   holderOf: Map<string, string>;
   /** CIDRs some live record names: a deleted record of the same CIDR made again is that record's business. */
   liveCidrs: Set<string>;
@@ -70,7 +71,7 @@ export function claimsOfDeleted(deleted: DeletedRecord[], ctx: Context): { resto
  * Pure, after the restore pass: a CIDR that did not go back (the pool no longer selects the node, its node
  * mask changed, another Node names the range) waits out its cooldown as any other. Returns the earliest end.
  */
-export function holdUnrestored(lost: Lost[], restored: AllocationAction[], node: string, states: Map<string, PoolState>, holderOf: Map<string, string>): number | undefined {
+export function holdUnrestored(lost: Lost[], restored: AllocationAction[], node: string, states: PoolStates, holderOf: Map<string, string>): number | undefined {
   let due: number | undefined;
   for (const l of lost) {
     if (restored.some((a) => a.kind === "create" && a.cidr === l.cidr)) continue;

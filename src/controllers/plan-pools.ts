@@ -1,7 +1,9 @@
 import { CidrSet } from "../lib/cidr-set.js";
-import { cidrContainsIp, cidrsOverlap, formatCidr, InvalidCidrError, maxNodeCidrPrefix, parseCidr, specialPurposeOverlap, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
-import type { ConditionInput } from "../lib/conditions.js";
+import { cidrsOverlap, formatCidr, InvalidCidrError, maxNodeCidrPrefix, parseCidr, specialPurposeOverlap, tryParseCidr, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
+import { CidrIndex, overlapsAfter } from "../lib/cidr-index.js";
+import { MAX_CONDITION_MESSAGE, type ConditionInput } from "../lib/conditions.js";
 import type { Held, PlannerNode, PlannerRecord } from "./plan.js";
+import { PoolStates, type PoolRange } from "./pool-states.js";
 import { compareText } from "../lib/order.js";
 
 export interface PlannerPool {
@@ -68,7 +70,8 @@ export interface PoolStatusReport {
   conditions: ConditionInput[];
 }
 
-interface Candidate { pool: string; family: IpFamily; cidr: Cidr; prefix: number }
+/** A range that parsed, with the pool family it belongs to; refused when it overlaps another or the services. */
+interface Candidate { pool: string; family: IpFamily; cidr: Cidr; prefix: number; fam: PoolFamilyState; refused: boolean }
 
 /** A CIDR a pool has handed out (an Allocated or Released record): the range that holds it is in use. */
 export interface PoolClaim { pool: string; cidr: string }
@@ -81,15 +84,8 @@ export interface PoolClaim { pool: string; cidr: string }
  * holds none (a pool added, or a range appended, over one in use): otherwise a new pool overlapping the
  * default's range would stop every new node of the cluster. When both or neither are in use, both are refused.
  */
-export function buildPoolStates(pools: PlannerPool[], serviceCIDRs: string[], claims: PoolClaim[] = []): Map<string, PoolState> {
+export function buildPoolStates(pools: PlannerPool[], serviceCIDRs: string[], claims: PoolClaim[] = []): PoolStates {
   const services = serviceCIDRs.flatMap((s) => { try { return [parseCidr(s)]; } catch { return []; } });
-  const names = new Set(pools.map((p) => p.name));
-  const overlapsRange = (k: PoolClaim, c: Candidate) => { try { return cidrsOverlap(parseCidr(k.cidr), c.cidr); } catch { return false; } };
-  // How much a range is in use: 2 with its own pool's CIDRs (allocated, or released in cooldown), 1 with only
-  // those of a pool that is gone (the planner re-homes the allocated ones to it), 0 with none. Of two overlapping
-  // ranges, the one in more use keeps serving.
-  const use = (c: Candidate) => (claims.some((k) => k.pool === c.pool && overlapsRange(k, c)) ? 2
-    : claims.some((k) => !names.has(k.pool) && overlapsRange(k, c)) ? 1 : 0);
   const states = new Map<string, PoolState>();
   const candidates: Candidate[] = [];
   for (const pool of [...pools].sort((a, b) => compareText(a.name, b.name))) {
@@ -103,29 +99,80 @@ export function buildPoolStates(pools: PlannerPool[], serviceCIDRs: string[], cl
       for (const text of spec.cidrs) {
         const parsed = parseRange(text, family, spec.nodePrefix);
         if (typeof parsed === "string") fam.problems.push(parsed);
-        else candidates.push({ pool: pool.name, family, cidr: parsed, prefix: spec.nodePrefix });
+        else candidates.push({ pool: pool.name, family, cidr: parsed, prefix: spec.nodePrefix, fam, refused: false });
       }
     }
   }
-  const rejected = new Set<Candidate>();
-  for (const [i, a] of candidates.entries()) {
-    for (const b of candidates.slice(i + 1)) {
-      if (a.family !== b.family || !cidrsOverlap(a.cidr, b.cidr)) continue;
-      const keepA = a.pool !== b.pool && use(a) > use(b);
-      const keepB = a.pool !== b.pool && use(b) > use(a);
-      const refuse = (loser: Candidate, winner: Candidate, winnerKept: boolean) => states.get(loser.pool)!.families[loser.family]!.problems.push(
-        `${formatCidr(loser.cidr)} overlaps ${formatCidr(winner.cidr)} of pool ${winner.pool}${winnerKept ? ", which has nodes allocated from it" : ""}`);
-      if (!keepA) { rejected.add(a); refuse(a, b, keepB); }
-      if (!keepB) { rejected.add(b); if (a.pool !== b.pool) refuse(b, a, keepA); } // one report for a pool's own two ranges
+  const useOf = rangeUse(claims, new Set(pools.map((p) => p.name)));
+  const uses: number[] = [];
+  const use = (i: number) => (uses[i] ??= useOf(candidates[i]!));
+  const problems = problemList();
+  const report = (loser: Candidate, winner: Candidate, winnerKept: boolean) => {
+    if (!problems.full(loser.fam)) problems.add(loser.fam, `${formatCidr(loser.cidr)} overlaps ${formatCidr(winner.cidr)} of pool ${winner.pool}${winnerKept ? ", which has nodes allocated from it" : ""}`);
+  };
+  // Pairs in the order a loop over every pair meets them, so each pool's problems read as they always did.
+  for (const [i, later] of overlapsAfter(candidates.map((c) => c.cidr)).entries()) {
+    const a = candidates[i]!;
+    for (const j of later) {
+      const b = candidates[j]!;
+      const keepA = a.pool !== b.pool && use(i) > use(j);
+      const keepB = a.pool !== b.pool && use(j) > use(i);
+      if (!keepA) { a.refused = true; report(a, b, keepB); }
+      if (!keepB) { b.refused = true; if (a.pool !== b.pool) report(b, a, keepA); } // one report for a pool's own two ranges
     }
     const service = services.find((s) => cidrsOverlap(s, a.cidr));
     if (service) {
-      rejected.add(a);
-      states.get(a.pool)!.families[a.family]!.problems.push(`${formatCidr(a.cidr)} overlaps the service CIDR ${formatCidr(service)}`);
+      a.refused = true;
+      if (!problems.full(a.fam)) problems.add(a.fam, `${formatCidr(a.cidr)} overlaps the service CIDR ${formatCidr(service)}`);
     }
   }
-  for (const c of candidates) if (!rejected.has(c)) states.get(c.pool)!.families[c.family]!.sets.push(new CidrSet(c.cidr, c.prefix));
-  return states;
+  for (const c of candidates) if (!c.refused) c.fam.sets.push(new CidrSet(c.cidr, c.prefix));
+  return new PoolStates([...states.values()]);
+}
+
+/**
+ * Problems of a pool family, written until they fill a condition message (nextCondition cuts the rest, after the
+ * family's earlier problems): a hundred pools naming the same 16 ranges make 80,000 overlapping pairs, and
+ * their texts, never read, were most of such a plan's time and memory.
+ */
+function problemList(): { full: (fam: PoolFamilyState) => boolean; add: (fam: PoolFamilyState, text: string) => void } {
+  // The length of the family's problems joined as the message joins them; past the limit, the message is cut.
+  const joined = new Map<PoolFamilyState, number>();
+  const length = (fam: PoolFamilyState) => joined.get(fam) ?? fam.problems.join("; ").length;
+  return {
+    full: (fam) => length(fam) > MAX_CONDITION_MESSAGE,
+    add: (fam, text) => {
+      joined.set(fam, length(fam) + (fam.problems.length ? 2 : 0) + text.length);
+      fam.problems.push(text);
+    },
+  };
+}
+
+/**
+ * How much a range is in use: 2 with its own pool's CIDRs (allocated, or released in cooldown), 1 with only
+ * those of a pool that is gone (the planner re-homes the allocated ones to it), 0 with none. Of two overlapping
+ * ranges, the one in more use keeps serving. The claims are read once, at the first overlap between pools, into
+ * an index per pool: scanning them for every overlapping pair made a plan cost pools² × records where many
+ * pools name the same ranges.
+ */
+function rangeUse(claims: PoolClaim[], poolNames: Set<string>): (c: Candidate) => number {
+  let index: { own: Map<string, CidrIndex<null>>; gone: CidrIndex<null> } | undefined;
+  const build = () => {
+    const byPool = new Map<string, Array<{ cidr: Cidr; value: null }>>();
+    const ofGonePools: Array<{ cidr: Cidr; value: null }> = [];
+    for (const k of claims) {
+      const cidr = tryParseCidr(k.cidr);
+      if (!cidr) continue;
+      const pool = k.pool;
+      const list = poolNames.has(pool) ? byPool.get(pool) ?? byPool.set(pool, []).get(pool)! : ofGonePools;
+      list.push({ cidr, value: null });
+    }
+    return { own: new Map([...byPool].map(([pool, list]) => [pool, new CidrIndex(list)])), gone: new CidrIndex(ofGonePools) };
+  };
+  return (c) => {
+    index ??= build();
+    return index.own.get(c.pool)?.overlapsAny(c.cidr) ? 2 : index.gone.overlapsAny(c.cidr) ? 1 : 0;
+  };
 }
 
 function parseRange(text: string, family: IpFamily, prefix: number): Cidr | string {
@@ -141,49 +188,25 @@ function parseRange(text: string, family: IpFamily, prefix: number): Cidr | stri
   return cidr;
 }
 
-/** Pools whose selector matches; specific selectors beat the catch-all, ties by name. */
-export function selectPool(labels: Record<string, string>, states: Map<string, PoolState>): PoolState | undefined {
-  let best: PoolState | undefined;
-  for (const state of states.values()) {
-    const selector = Object.entries(state.pool.nodeSelector);
-    if (!selector.every(([k, v]) => labels[k] === v)) continue;
-    const specific = selector.length > 0;
-    const bestSpecific = best ? Object.keys(best.pool.nodeSelector).length > 0 : false;
-    if (!best || (specific && !bestSpecific)) best = state; // states are in name order, so the first wins ties
-  }
-  return best;
+/** The valid range that has a CIDR as one of its slices, in any pool or in `only` (adoption, record validation). */
+export function findSet(states: PoolStates, cidr: Cidr, only?: PoolState): PoolRange | undefined {
+  return states.ranges.overlapping(cidr).find((r) => r.set.nodePrefix === cidr.prefix && (!only || r.state === only));
 }
 
-/** Find which pool family set holds a CIDR of the right size (adoption, record validation). */
-export function findSet(states: Iterable<PoolState>, cidr: Cidr): { state: PoolState; set: CidrSet } | undefined {
-  for (const state of states) {
-    for (const set of state.families[cidr.family]?.sets ?? []) {
-      if (set.nodePrefix === cidr.prefix && cidrsOverlap(set.range, cidr)) return { state, set };
-    }
-  }
-  return undefined;
-}
-
-/** Any set whose range overlaps the CIDR, whatever the slice size (for quarantined records). */
-export function overlappingSets(states: Iterable<PoolState>, cidr: Cidr): CidrSet[] {
-  const out: CidrSet[] = [];
-  for (const state of states) for (const set of state.families[cidr.family]?.sets ?? []) if (cidrsOverlap(set.range, cidr)) out.push(set);
-  return out;
+/** Any valid range that overlaps the CIDR, whatever the slice size (for quarantined records), in any pool or in `only`. */
+export function overlappingSets(states: PoolStates, cidr: Cidr, only?: PoolState): CidrSet[] {
+  return states.ranges.overlapping(cidr).flatMap((r) => (!only || r.state === only ? [r.set] : []));
 }
 
 /** Keep a CIDR out of circulation (released in cooldown, quarantined): occupy every slice it touches. */
-export function hold(states: Map<string, PoolState>, cidr: Cidr, node: string, holderOf: Map<string, string>): void {
-  for (const set of overlappingSets(states.values(), cidr)) set.occupyCovering(cidr);
+export function hold(states: PoolStates, cidr: Cidr, node: string, holderOf: Map<string, string>): void {
+  for (const set of overlappingSets(states, cidr)) set.occupyCovering(cidr);
   holderOf.set(formatCidr(cidr), node);
 }
 
 /** Take the slice that holds the address out of circulation, in whichever range has it (a node's own IP). */
-export function occupySliceHolding(states: Iterable<PoolState>, ip: IpAddr): void {
-  for (const state of states) {
-    for (const set of state.families[ip.family]?.sets ?? []) {
-      if (cidrContainsIp(set.range, ip)) set.occupyCovering({ family: ip.family, network: ip.value, prefix: ip.family === 4 ? 32 : 128 });
-    }
-  }
+export function occupySliceHolding(states: PoolStates, ip: IpAddr): void {
+  for (const { set } of states.ranges.holding(ip)) set.occupyCovering({ family: ip.family, network: ip.value, prefix: ip.family === 4 ? 32 : 128 });
 }
 
 export function poolStatusReports(states: Map<string, PoolState>): PoolStatusReport[] {
@@ -217,14 +240,14 @@ export function poolStatusReports(states: Map<string, PoolState>): PoolStatusRep
 }
 
 /** What keeps a record from counting as its pool's: its pool gone, outside its ranges, another size, taken, a second of its family. */
-export function recordProblem(r: PlannerRecord, cidr: Cidr | undefined, states: Map<string, PoolState>, held: Map<string, Held[]>): { reason: string; message: string } | undefined {
+export function recordProblem(r: PlannerRecord, cidr: Cidr | undefined, states: PoolStates, held: Map<string, Held[]>): { reason: string; message: string } | undefined {
   if (!cidr) return { reason: "InvalidCIDR", message: `${r.cidr} is not a valid canonical CIDR` };
   const state = states.get(r.pool);
   if (!state) return { reason: "PoolNotFound", message: `${r.cidr} names pool ${r.pool}, which does not exist` };
   const fam = state.families[cidr.family];
-  const found = findSet([state], cidr);
+  const found = findSet(states, cidr, state);
   if (!fam || !found) {
-    const inRange = overlappingSets([state], cidr).length > 0;
+    const inRange = overlappingSets(states, cidr, state).length > 0;
     return inRange
       ? { reason: "WrongSize", message: `${r.cidr} is not a /${fam?.prefix ?? "?"} slice of pool ${r.pool}` }
       : { reason: "OutsidePool", message: `${r.cidr} lies outside every valid range of pool ${r.pool}` };

@@ -1,7 +1,8 @@
 import { familyOfText, formatCidr, parseCidr, parseIp, tryParseCidr, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
 import {
-  buildPoolStates, findSet, hold, notePodCapacity, overlappingSets, poolStatusReports, recordProblem, selectPool, occupySliceHolding, type PlannerPool, type PoolState, type PoolStatusReport,
+  buildPoolStates, findSet, hold, notePodCapacity, overlappingSets, poolStatusReports, recordProblem, occupySliceHolding, type PlannerPool, type PoolState, type PoolStatusReport,
 } from "./plan-pools.js";
+import type { PoolStates } from "./pool-states.js";
 import { compareText, sooner } from "../lib/order.js";
 import { sharedNodeIPs, usableNodeIPs } from "./plan-node-ips.js";
 import { podCidrConditionActions, podCidrMismatches, type NodeConditionState } from "./plan-node-condition.js";
@@ -127,7 +128,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
     // (A hand-made record naming no pool that exists is still quarantined.)
     // Not where a record there holds its range already (a wider one kept): it stays retained as PoolNotFound. A
     // second CIDR of its family for the Node is re-homed all the same, and quarantined there as before.
-    const home = cidr && r.phase === "Allocated" && !states.has(r.pool) ? findSet(states.values(), cidr)?.state.pool.name : undefined;
+    const home = cidr && r.phase === "Allocated" && !states.has(r.pool) ? findSet(states, cidr)?.state.pool.name : undefined;
     const problemThere = home ? recordProblem({ ...r, pool: home }, cidr, states, held) : undefined;
     const rehomed = home && problemThere?.reason !== "Overlapping" ? { ...r, pool: home } : undefined;
     if (rehomed) actions.push({ kind: "rehome", name: r.name, node: r.nodeName, cidr: r.cidr, from: r.pool, pool: rehomed.pool });
@@ -146,7 +147,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
         actions.push({ kind: "retain", name: r.name, reason: problem.reason, message: `${problem.message}; kept for node ${r.nodeName}, which still uses it, until that node goes` });
       }
     } else {
-      findSet([states.get(r.pool)!], cidr!)!.set.occupy(cidr!);
+      findSet(states, cidr!, states.get(r.pool))!.set.occupy(cidr!);
       holderOf.set(r.cidr, r.nodeName);
       // Unconfirmed (its creator died before the status write), or retained and now covered by its pool again.
       if (r.phase === undefined || rehomed || RETAINED.has(r.allocatedReason ?? "")) actions.push({ kind: "confirm", name: r.name, node: r.nodeName, cidr: r.cidr, pool: r.pool });
@@ -163,7 +164,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   const ordered = [...nodes.values()].sort((a, b) => compareText(a.name, b.name));
   // Every Node that already names its range (kubelet and kube-proxy use it) gets that range before any
   // newcomer is handed the lowest free one, whatever the names' order.
-  const poolOf = new Map(ordered.map((node) => [node.name, selectPool(node.labels, states)]));
+  const poolOf = new Map(ordered.map((node) => [node.name, states.selectPool(node.labels)]));
   notePodCapacity(ordered, poolOf);
   const adoptions = new Map(ordered.map((node) => [node.name, planFamilies(node, poolOf.get(node.name), states, held, holderOf, "adopt")]));
   for (const node of present.values()) reserveNodeRanges(node, states, held, holderOf);
@@ -187,7 +188,7 @@ const byFamily = (a: AllocationAction, b: AllocationAction) => familyOf(a) - fam
 /** One node's family actions from one pass: adoption of preset podCIDRs, a hand-deleted record's CIDR given back, or allocation of the rest. */
 interface FamilyPlan { actions: AllocationAction[]; created: boolean; incomplete: boolean }
 
-function planFamilies(node: PlannerNode, state: PoolState | undefined, states: Map<string, PoolState>, held: Map<string, Held[]>, holderOf: Map<string, string>, pass: "adopt" | "restore" | "allocate", restore: Lost[] = []): FamilyPlan {
+function planFamilies(node: PlannerNode, state: PoolState | undefined, states: PoolStates, held: Map<string, Held[]>, holderOf: Map<string, string>, pass: "adopt" | "restore" | "allocate", restore: Lost[] = []): FamilyPlan {
   const plan: FamilyPlan = { actions: [], created: false, incomplete: false };
   if (!state) return plan;
   const mine = held.get(node.name) ?? [];
@@ -225,7 +226,7 @@ function planFamilies(node: PlannerNode, state: PoolState | undefined, states: M
   return plan;
 }
 
-function planNode(node: PlannerNode, state: PoolState | undefined, states: Map<string, PoolState>, held: Map<string, Held[]>, holderOf: Map<string, string>, config: PlannerConfig, adoption: FamilyPlan): AllocationAction[] {
+function planNode(node: PlannerNode, state: PoolState | undefined, states: PoolStates, held: Map<string, Held[]>, holderOf: Map<string, string>, config: PlannerConfig, adoption: FamilyPlan): AllocationAction[] {
   // A node that holds its CIDRs (retained after its pool went) needs nothing from a pool.
   if (!state && (held.get(node.name) ?? []).length > 0) return [];
   if (!state) return [{ kind: "conflict", node: node.name, reason: "NoPodCIDRPool", message: `no PodCIDRPool selects node ${node.name} (labels ${JSON.stringify(node.labels)})` }];
@@ -244,11 +245,11 @@ function planNode(node: PlannerNode, state: PoolState | undefined, states: Map<s
   return actions;
 }
 
-function adopt(node: PlannerNode, preset: string, states: Map<string, PoolState>, holderOf: Map<string, string>): AllocationAction {
+function adopt(node: PlannerNode, preset: string, states: PoolStates, holderOf: Map<string, string>): AllocationAction {
   const cidr = tryParseCidr(preset);
   if (!cidr) return { kind: "conflict", node: node.name, reason: "PodCIDRInvalid", message: `node ${node.name} has an invalid spec.podCIDRs entry "${preset}"` };
   const text = formatCidr(cidr);
-  const found = findSet(states.values(), cidr);
+  const found = findSet(states, cidr);
   if (!found) return { kind: "conflict", node: node.name, reason: "PodCIDROutsidePool", message: `node ${node.name} has podCIDR ${text}, which is not a node-sized slice of any PodCIDRPool range; not adopted` };
   if (found.set.isOccupied(cidr)) {
     const holder = holderOf.get(text);
@@ -285,19 +286,19 @@ function noValidRange(node: PlannerNode, state: PoolState, family: IpFamily): Al
  * Nor is a slice that holds a Node's own address (a pool range over the node network, 10.0.0.0/8 say):
  * its pods would take the node's address, and agents refuse to route through an address inside a pod CIDR.
  */
-function reserveNodeRanges(node: PlannerNode, states: Map<string, PoolState>, held: Map<string, Held[]>, holderOf: Map<string, string>): void {
+function reserveNodeRanges(node: PlannerNode, states: PoolStates, held: Map<string, Held[]>, holderOf: Map<string, string>): void {
   const mine = held.get(node.name);
   for (const text of node.podCIDRs) {
     if (mine?.some((h) => h.cidr === text)) continue; // its own record's range: taken already (the usual case)
     let cidr: Cidr;
     try { cidr = parseCidr(text, { allowHostBits: true }); } catch { continue; }
-    for (const set of overlappingSets(states.values(), cidr)) set.occupyCovering(cidr);
+    for (const set of overlappingSets(states, cidr)) set.occupyCovering(cidr);
     if (!holderOf.has(formatCidr(cidr))) holderOf.set(formatCidr(cidr), node.name);
   }
   for (const text of node.nodeIPs) {
     let ip: IpAddr;
     try { ip = parseIp(text); } catch { continue; }
-    occupySliceHolding(states.values(), ip);
+    occupySliceHolding(states, ip);
   }
 }
 

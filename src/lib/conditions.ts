@@ -18,10 +18,10 @@ export function nextCondition(existing: Condition[] | undefined, input: Conditio
   const previous = existing?.find((c) => c.type === input.type);
   const lastTransitionTime = previous && previous.status === input.status ? previous.lastTransitionTime : kubeTime(now);
   // The schema's limit (metav1.Condition's): a longer message would have the whole status write refused.
-  const message = input.message.length > MAX_MESSAGE ? `${input.message.slice(0, MAX_MESSAGE - 3)}...` : input.message;
+  const message = input.message.length > MAX_CONDITION_MESSAGE ? `${input.message.slice(0, MAX_CONDITION_MESSAGE - 3)}...` : input.message;
   return { ...input, message, ...(generation !== undefined ? { observedGeneration: generation } : {}), lastTransitionTime };
 }
-const MAX_MESSAGE = 32_768;
+export const MAX_CONDITION_MESSAGE = 32_768;
 
 /** True when writing `wanted` would change nothing that matters (ignores lastTransitionTime). */
 export function conditionsEqual(existing: Condition[] | undefined, wanted: Condition[]): boolean {
