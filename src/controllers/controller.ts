@@ -49,6 +49,8 @@ export class AllocationController {
   private server?: Server;
   /** Per action: what failed waits (1 s doubling to 60 s) instead of being resent on every plan. */
   private readonly retry = new RetryGate();
+  /** Per pool: a refused status write waits the same way. */
+  private readonly poolStatusRetry = new RetryGate();
   /** Allocated records seen deleted (not by this controller: it deletes Released ones), by name, through one cooldown. */
   private readonly deleted = new Map<string, DeletedRecord>();
   /** A pass that threw (not one write: the whole pass) waits this before the next. */
@@ -215,11 +217,11 @@ export class AllocationController {
     this.plans++;
     const unblocking = await applyActions({ api: this.api, nodes: this.nodes, records: this.records, recorder: this.recorder, metrics: this.metrics, log: this.log,
       planned: new Map(records.map((r) => [r.metadata!.name!, r])), leading: () => this.mayWrite(term), retry: this.retry }, plan.actions);
-    await writePoolStatuses({ api: this.api, pools: this.pools, metrics: this.metrics, log: this.log, leading: () => this.mayWrite(term) }, plan.poolStatuses);
+    await writePoolStatuses({ api: this.api, pools: this.pools, metrics: this.metrics, log: this.log, leading: () => this.mayWrite(term), retry: this.poolStatusRetry }, plan.poolStatuses);
     // A create or delete that went through may unblock more work now. One waiting out its backoff must not
     // (it stays in every plan until it succeeds): its retry time below wakes the loop instead of a hot replan.
     if (unblocking > 0) this.dirty = true;
-    const dueAt = [plan.nextCheckAt, this.retry.nextRetryAt(), this.defaultPool.nextRetryAt()].filter((t): t is number => t !== undefined);
+    const dueAt = [plan.nextCheckAt, this.retry.nextRetryAt(), this.poolStatusRetry.nextRetryAt(), this.defaultPool.nextRetryAt()].filter((t): t is number => t !== undefined);
     return dueAt.length ? Math.max(50, Math.min(...dueAt) - Date.now()) : this.config["resync-period"];
   }
 }

@@ -1,4 +1,5 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
+import type { RetryGate } from "../lib/backoff.js";
 import { conditionsEqual, nextCondition } from "../lib/conditions.js";
 import type { Informer } from "../lib/informer.js";
 import { apiMessage, applyStatus, type KubeApi } from "../lib/k8s.js";
@@ -15,7 +16,11 @@ interface PoolStatusContext {
   log: Logger;
   /** A replica that lost the lease mid-plan neither writes the pools nor reports their figures. */
   leading: () => boolean;
+  /** A status write the API server refused waits its turn, as a refused action does, instead of going out on every plan. */
+  retry: RetryGate;
 }
+
+const retryKey = (pool: string) => `poolStatus:${pool}`;
 
 interface FamilyUsage { size: string; allocated: number; free: string }
 interface WrittenPoolStatus { observedGeneration?: number; ipv4?: FamilyUsage; ipv6?: FamilyUsage; conditions?: Condition[] }
@@ -27,6 +32,7 @@ const sameUsage = (a: FamilyUsage | undefined, b: FamilyUsage | undefined) =>
 /** Mirror each pool's usage into metrics and, when it changed, into the pool's status. */
 export async function writePoolStatuses(ctx: PoolStatusContext, reports: PoolStatusReport[]): Promise<void> {
   await forgetGonePools(ctx.metrics, reports);
+  ctx.retry.keepOnly(reports.map((r) => retryKey(r.pool)));
   for (const report of reports) {
     if (!ctx.leading()) return;
     const pool = ctx.pools.cache.get(report.pool);
@@ -48,17 +54,21 @@ export async function writePoolStatuses(ctx: PoolStatusContext, reports: PoolSta
     const conditions = report.conditions.map((c) => nextCondition(current?.conditions, c, generation, new Date()));
     const unchanged = current?.observedGeneration === generation && conditionsEqual(current?.conditions, conditions)
       && sameUsage(current?.ipv4, usage.ipv4) && sameUsage(current?.ipv6, usage.ipv6);
-    if (unchanged) continue;
+    const key = retryKey(report.pool);
+    if (unchanged) { ctx.retry.succeeded(key); continue; }
+    if (ctx.retry.waiting(key, Date.now())) continue;
     try {
       ctx.metrics.apiWrites.inc({ action: "poolStatus" });
       const updated = await applyStatus(ctx.api, "podcidrpools", report.pool, "PodCIDRPool", { observedGeneration: generation, ...usage, conditions });
       ctx.pools.assume(updated as PoolObject & KubernetesObject);
+      ctx.retry.succeeded(key);
       for (const c of conditions.filter((c) => c.status === "True" ? c.type === "Exhausted" : c.type === "Valid")) {
         ctx.log.warn({ pool: report.pool, condition: c.type, reason: c.reason }, c.message);
       }
     } catch (err) {
+      ctx.retry.failed(key, Date.now());
       ctx.metrics.errors.inc({ action: "poolStatus" });
-      ctx.log.error({ pool: report.pool, err: apiMessage(err) }, "could not write pool status");
+      ctx.log.error({ pool: report.pool, err: apiMessage(err) }, "could not write pool status; will retry with backoff");
     }
   }
 }

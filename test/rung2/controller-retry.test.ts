@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { controllerConfigSchema } from "../../src/config.js";
 import { AllocationController } from "../../src/controllers/controller.js";
 import type { PoolObject } from "../../src/controllers/observe.js";
-import { podnetResource, type KubeApi } from "../../src/lib/k8s.js";
+import { AdmissionregistrationV1Api } from "@kubernetes/client-node";
+import { apiMessage, mergePatch, podnetResource, type KubeApi } from "../../src/lib/k8s.js";
 import { silentLogger } from "../../src/log.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { useControlPlane } from "../harness/api-fixture.js";
@@ -17,6 +18,7 @@ afterEach(async () => {
   await controller?.stop();
   controller = undefined;
   await allowNodeCidrs(fx);
+  await allowPoolStatus();
   await emptyCluster(fx.api());
 });
 
@@ -46,6 +48,29 @@ describe("controller on the real API server: failures are retried with backoff",
     // Nor may the create waiting for its retry make every plan call for another: that replanned every 5 ms
     // (≈180 plans a second). A few plans per Node event and per retry remain.
     expect(controller.plans - plansBefore).toBeLessThan(100);
+  });
+
+  it("a pool status write the API server keeps refusing is retried with backoff, not on every plan, and written once allowed", async () => {
+    controller = await startController(fx, { "cluster-cidr": "10.234.0.0/16", "resync-period": "60s" });
+    await until("the default pool's status written", async () => (((await fx.api().custom.getClusterCustomObject({ ...pools, name: "default" })) as PoolObject).status ? true : undefined));
+    await denyPoolStatus("default");
+    // Each Node changes the pool's figures, so every plan has a status to write, and each new Node plans again.
+    for (let i = 1; i <= 5; i++) {
+      await createNodes(fx.api(), [{ name: `s-${i}`, ip: `192.168.74.${i}` }]);
+      expect(await until(`s-${i} allocated`, async () => ((await cidrsOf(`s-${i}`)).length ? cidrsOf(`s-${i}`) : undefined), 5_000)).toHaveLength(1);
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+    // About 5 s of refusals: at 1, 2, 4 s backoff that is 3-4 writes; resent on every plan, it was one per plan.
+    const attempts = await counter(controller, "errors", "poolStatus");
+    expect(attempts).toBeGreaterThanOrEqual(2);
+    expect(attempts).toBeLessThanOrEqual(5);
+    // Allowed again, the write waiting out its backoff goes through at its retry time, with no event to wake it.
+    await allowPoolStatus();
+    const status = await until("the status counts the five Nodes", async () => {
+      const pool = (await fx.api().custom.getClusterCustomObject({ ...pools, name: "default" })) as PoolObject & { status?: { ipv4?: { allocated: number } } };
+      return pool.status?.ipv4?.allocated === 5 ? pool.status : undefined;
+    }, 40_000);
+    expect(status.ipv4).toMatchObject({ allocated: 5 });
   });
 
   it("stop() during a pass returns when the pass ends, not after the resync period", async () => {
@@ -117,4 +142,30 @@ function withFailingPoolPatch(api: KubeApi): { attempts: number; heal: () => voi
     return original(...args);
   }) as typeof original;
   return state;
+}
+
+/**
+ * The API server refuses the controller's status writes to one pool: a policy, as an admission rule of a
+ * hardened cluster would. In force once a probe write of that status (changing nothing) is refused by it.
+ */
+async function denyPoolStatus(pool: string): Promise<void> {
+  const admission = fx.api().kc.makeApiClient(AdmissionregistrationV1Api);
+  await admission.createValidatingAdmissionPolicy({ body: { metadata: { name: "deny-pool-status" }, spec: {
+    failurePolicy: "Fail",
+    matchConstraints: { resourceRules: [{ apiGroups: ["podnet.io"], apiVersions: ["*"], operations: ["UPDATE"], resources: ["podcidrpools/status"] }] },
+    validations: [{ expression: `object.metadata.name != '${pool}'`, message: `no status for pool ${pool} (test policy)` }],
+  } } });
+  await admission.createValidatingAdmissionPolicyBinding({ body: { metadata: { name: "deny-pool-status" }, spec: { policyName: "deny-pool-status", validationActions: ["Deny"] } } });
+  await until("the policy in force", async () => {
+    try {
+      await fx.api().custom.patchClusterCustomObjectStatus({ ...pools, name: pool, body: { status: {} } }, mergePatch());
+      return undefined;
+    } catch (err) { return apiMessage(err).includes("(test policy)") ? true : undefined; }
+  }, 30_000);
+}
+
+async function allowPoolStatus(): Promise<void> {
+  const admission = fx.api().kc.makeApiClient(AdmissionregistrationV1Api);
+  await admission.deleteValidatingAdmissionPolicyBinding({ name: "deny-pool-status" }).catch(() => undefined);
+  await admission.deleteValidatingAdmissionPolicy({ name: "deny-pool-status" }).catch(() => undefined);
 }
