@@ -36,6 +36,7 @@ describe.skipIf(!isRoot())("peers whose IPv6 underlay addresses give one VTEP MA
     await putNodeCidr(fx.api(), "n3", cidr(3), [HIGH]);
     for (const name of ["n1", "n3"]) agents.push(await startAgent(fx, node(name), { overlay: "vxlan" }));
     await waitFor("n1 and n3 tunnelled", async () => (overlayRoutes(node("n1").ns).length === 1 && overlayRoutes(node("n3").ns).length === 1) || undefined, 20_000);
+    for (const a of agents) await a.agent.syncNow(); // the conflist too: a pass writes it after the routes
     pods.push(addPod(node("n1").ns, agents[0]!.confDir, "mca"), addPod(node("n3").ns, agents[1]!.confDir, "mcc"));
   });
   afterAll(async () => {

@@ -66,6 +66,7 @@ describe.skipIf(!isRoot())("node agent: VXLAN is taken only from nodes (rung 3)"
     await putNodeCidr(fx.api(), "n2", "10.244.2.0/24", [node("n2").ip, node("n2").ip6]);
     for (const name of ["n1", "n2"]) agents.set(name, await startAgent(fx, node(name)));
     await waitFor("overlay routes on both nodes", async () => ["n1", "n2"].every((n) => podnetRoutes(node(n).ns).length === 1) || undefined, 20_000);
+    for (const a of agents.values()) await a.agent.syncNow(); // the conflist too: a pass writes it after the routes
     pods.push(addPod(node("n1").ns, agents.get("n1")!.confDir, "vsa"), addPod(node("n2").ns, agents.get("n2")!.confDir, "vsb"));
   });
   afterAll(async () => {
