@@ -92,6 +92,9 @@ export const agentConfigSchema = z.object({
   overlay: z.enum(["auto", "vxlan", "none"]).prefault("auto"),
   "vxlan-id": int(1, 16_777_215).prefault(1),
   "vxlan-port": int(1, 65_535).prefault(8472),
+  // Where the node's per-device IPv4 settings are (reverse-path filtering, reverse-path.ts): the chart mounts
+  // the host's here, since a container's /proc/sys is read-only.
+  "ipv4-conf-dir": z.string().prefault("/proc/sys/net/ipv4/conf"),
   "resync-period": durationWithin(1_000).prefault("30s"),
   "metrics-address": z.string().prefault(":9091"),
   "dry-run": boolean.prefault("false"),

@@ -28,6 +28,8 @@ describe("nodeNetworkReady: whether this node can network pods", () => {
     ["another plugin's bridge holding this node's pod CIDR", with_((o) => (o.cni.podCidrHeldBy = { podCidrs: ["10.244.1.0/24"], holders: [{ device: "cni0", routes: [{ dst: "10.244.1.0/24" }], addresses: [] }] })), false],
     ["forwarding off", with_((o) => (o.sysctls.error = "net.ipv4.ip_forward stays 0")), false],
     ["br_netfilter off (pods network; same-node Services do not, and that is reported)", with_((o) => (o.sysctls.bridgeNetfilterError = "the br_netfilter module is not loaded")), true],
+    ["strict reverse-path filtering left (only pods of nodes that see this one differently are cut off)", with_((o) => (o.sysctls.reversePathError = "reverse-path filtering is strict on podnet.vxlan")), true],
+    ["forwarding off and reverse-path filtering strict", with_((o) => { o.sysctls.error = "net.ipv4.ip_forward stays 0"; o.sysctls.reversePathError = "strict"; }), false],
     ["forwarding and br_netfilter both off", with_((o) => { o.sysctls.error = "net.ipv4.ip_forward stays 0"; o.sysctls.bridgeNetfilterError = "not loaded"; }), false],
     ["no conditions at all", [], false],
   ] as const)("%s → %s", (_label, conditions, ready) => {
@@ -77,6 +79,14 @@ it("br_netfilter off is SysctlsReady=False, BridgeNetfilterOff, and keeps the No
   const conditions = with_((o) => (o.sysctls.bridgeNetfilterError = "the br_netfilter module is not loaded"));
   expect(conditions.find((c) => c.type === "SysctlsReady")).toMatchObject({ status: "False", reason: "BridgeNetfilterOff" });
   expect(conditions.find((c) => c.type === "Ready")).toMatchObject({ status: "False", reason: "BridgeNetfilterOff" });
+});
+
+it("reverse-path filtering left strict is SysctlsReady=False, ReversePathFilterStrict, with its message; br_netfilter off is named first", () => {
+  const conditions = with_((o) => (o.sysctls.reversePathError = "reverse-path filtering is strict on podnet.vxlan and could not be made loose"));
+  expect(conditions.find((c) => c.type === "SysctlsReady")).toMatchObject({ status: "False", reason: "ReversePathFilterStrict", message: "reverse-path filtering is strict on podnet.vxlan and could not be made loose" });
+  expect(conditions.find((c) => c.type === "Ready")).toMatchObject({ status: "False", reason: "ReversePathFilterStrict" });
+  const both = with_((o) => { o.sysctls.reversePathError = "strict"; o.sysctls.bridgeNetfilterError = "not loaded"; });
+  expect(both.find((c) => c.type === "SysctlsReady")).toMatchObject({ reason: "BridgeNetfilterOff" });
 });
 
 describe("clearNetworkUnavailablePatch", () => {

@@ -2,7 +2,7 @@ import type { V1NodeCondition } from "@kubernetes/client-node";
 import { kubeTime, type ConditionInput } from "../lib/conditions.js";
 import { apiMessage, cutOffByStop, isNotFound, strategicMergePatch, withSignal, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
-import { BRIDGE_NETFILTER_OFF } from "./report.js";
+import { BRIDGE_NETFILTER_OFF, REVERSE_PATH_STRICT } from "./report.js";
 
 /**
  * The Node condition `NetworkUnavailable` is the network plugin's to clear. Clouds with a route controller
@@ -18,13 +18,14 @@ export const PODNET_IS_UP = "PodnetIsUp";
 /**
  * Pure: whether this node can network pods, from the agent's own conditions. The CNI config must be podnet's
  * and in place, forwarding on and the route sync working; a conflict or an unreachable peer affects only
- * those peers' pods, not this node's, and br_netfilter being off only same-node Services (reported, not held
- * against the node: a NoSchedule taint would be worse).
+ * those peers' pods, not this node's, br_netfilter being off only same-node Services, and strict reverse-path
+ * filtering only pods of nodes that see this one differently (reported, not held against the node: a NoSchedule
+ * taint would be worse).
  */
 export function nodeNetworkReady(conditions: ConditionInput[]): boolean {
   const of = (type: string) => conditions.find((c) => c.type === type);
   const sysctls = of("SysctlsReady");
-  return of("CNIConfigured")?.status === "True" && (sysctls?.status === "True" || sysctls?.reason === BRIDGE_NETFILTER_OFF)
+  return of("CNIConfigured")?.status === "True" && (sysctls?.status === "True" || sysctls?.reason === BRIDGE_NETFILTER_OFF || sysctls?.reason === REVERSE_PATH_STRICT)
     && of("RoutesProgrammed") !== undefined && of("RoutesProgrammed")!.reason !== "RouteSyncFailed";
 }
 

@@ -30,9 +30,12 @@ export interface SyncOutcome {
   masquerade: { enabled: boolean; keepSourceTo?: string[]; error?: string; skipped?: boolean;
     /** Packets the VXLAN filter dropped (from non-nodes / pods' own), as read on a full pass. */
     vxlanDrops?: { in: number; fromPods: number } };
-  /** error: forwarding (no pod traffic leaves the node); bridgeNetfilterError: same-node Services fail. */
+  /**
+   * error: forwarding (no pod traffic leaves the node); bridgeNetfilterError: same-node Services fail;
+   * reversePathError: strict reverse-path filtering left in place (pods of nodes that see this one differently).
+   */
   sysctls: {
-    error?: string; bridgeNetfilterError?: string; skipped?: boolean;
+    error?: string; bridgeNetfilterError?: string; reversePathError?: string; skipped?: boolean;
     /** The host firewall step ran in this pass (event passes run it when the pod network changed). */
     firewallChecked?: boolean;
     /** Families whose host FORWARD chain drops by default (podnet accepts the pod network there), or why it could not. */
@@ -75,6 +78,8 @@ const bad = (type: string, reason: string, message: string): ConditionInput => (
 
 /** SysctlsReady=False for br_netfilter alone: pods still network (the Node is not held back), Services on the node do not. */
 export const BRIDGE_NETFILTER_OFF = "BridgeNetfilterOff";
+/** SysctlsReady=False, not held against the Node either: only pods of nodes that see this one differently are cut off. */
+export const REVERSE_PATH_STRICT = "ReversePathFilterStrict";
 /** SysctlsReady=False: another table's forward-hook chain drops pod traffic on every way its rules allow. */
 export const FORWARD_DROPPED_BY_OTHER_TABLE = "ForwardDroppedByOtherTable";
 /** SysctlsReady=True: such a chain may drop some pod traffic, depending on what podnet cannot tell from its rules. */
@@ -103,6 +108,7 @@ export function agentConditions(o: SyncOutcome): ConditionInput[] {
       + `could not accept the pod network in it, so forwarded pod traffic is dropped: ${o.sysctls.forwardAcceptError}`)
     : elsewhere.some((f) => f.dropped.length) ? bad("SysctlsReady", FORWARD_DROPPED_BY_OTHER_TABLE, droppedElsewhereMessage(elsewhere))
     : o.sysctls.bridgeNetfilterError ? bad("SysctlsReady", BRIDGE_NETFILTER_OFF, o.sysctls.bridgeNetfilterError)
+    : o.sysctls.reversePathError ? bad("SysctlsReady", REVERSE_PATH_STRICT, o.sysctls.reversePathError)
     : ok("SysctlsReady", elsewhere.length ? FORWARD_MAY_BE_DROPPED : "Set", "forwarding enabled; bridged pod traffic passes netfilter" + (o.sysctls.forwardDropPolicy?.length
       ? `; the host firewall's FORWARD chain drops by default (${o.sysctls.forwardDropPolicy.map((f) => `IPv${f}`).join(", ")}): podnet accepts the pod network in it` : "")
       + (elsewhere.length ? `; ${droppedElsewhereMessage(elsewhere)}` : ""));

@@ -17,6 +17,7 @@ import { kernelView, podMtu, syncRoutes, type KernelView } from "./route-sync.js
 import { FirewallBusyError, FirewallUnreadableError } from "./forward-accept.js";
 import { syncForwardAccepts } from "./forward-accept-sync.js";
 import { vxlanOverhead } from "./overlay-plan.js";
+import { syncReversePath } from "./reverse-path.js";
 import { syncNft } from "./nft-sync.js";
 import type { SyncOutcome } from "./report.js";
 
@@ -97,6 +98,8 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
   if (bridge.error) outcome.cni.bridgeError = bridge.error;
   const holders = podCidrHoldersIn(input, view);
   if (holders.length) outcome.cni.podCidrHeldBy = { podCidrs: state.ownCidrs, holders };
+  // Right after the routes: a tunnel just made filters strictly until this runs.
+  if (!(view instanceof Error)) await syncReversePath(input, view, outcome);
   await syncNft(input, outcome);
   if (input.full) await syncSysctls(input, state.families.length ? state.families : [4], outcome.sysctls);
   else {

@@ -41,6 +41,12 @@ describe("Helm chart charts/podnet", () => {
     expect(aspec.containers[0]!.securityContext.capabilities.add).toEqual(["NET_ADMIN", "NET_RAW"]);
     const lock = (agent.spec as { template: { spec: { volumes: Array<{ name: string; hostPath?: { path: string; type?: string } }> } } }).template.spec.volumes.find((v) => v.name === "xtables-lock");
     expect(lock?.hostPath).toEqual({ path: "/run/xtables.lock", type: "FileOrCreate" });
+    // Its /proc/sys is read-only: reverse-path filters are written where the host's per-device settings are mounted.
+    const agentPod = (agent.spec as { template: { spec: { volumes: Array<{ name: string; hostPath?: { path: string; type?: string } }>; containers: Array<{ volumeMounts: Array<{ name: string; mountPath: string; readOnly?: boolean }> }> } } }).template.spec;
+    const confDir = loadConfig(agentConfigSchema, args(agent).slice(1), { NODE_NAME: "n" })["ipv4-conf-dir"];
+    const confMount = agentPod.containers[0]!.volumeMounts.find((m) => m.mountPath === confDir);
+    expect(confMount?.readOnly).toBeUndefined();
+    expect(agentPod.volumes.find((v) => v.name === confMount?.name)?.hostPath).toEqual({ path: "/proc/sys/net/ipv4/conf", type: "Directory" });
     // The V8 flags the benchmarks and the local cluster measured are the ones the chart starts podnet with.
     const command = (o: Obj) => (o.spec as { template: { spec: { containers: Array<{ command: string[] }> } } }).template.spec.containers[0]!.command;
     expect(command(controller)).toEqual(["node", ...CONTROLLER_NODE_FLAGS, "/app/podnet.mjs"]);
