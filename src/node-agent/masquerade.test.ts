@@ -49,6 +49,15 @@ describe("renderNftTable: which pod traffic is masqueraded", () => {
     expect(masqueradeOnly(["10.244.0.0/16"])).not.toContain("maxseg");
   });
 
+  it("also clamps handshakes forwarded in from a sender routed back through the tunnel, to its MTU's MSS per family, never raising one", () => {
+    const lines = renderNftTable({ podCidrs: ["10.244.0.0/16"], masquerade: false, clampMssOut: "podnet.vxlan", tunnelMtu: 1450 }).split("\n");
+    expect(lines).toContain('    meta nfproto ipv4 tcp flags syn / syn,rst tcp option maxseg size > 1410 fib saddr oifname "podnet.vxlan" counter tcp option maxseg size set 1410');
+    expect(lines).toContain('    meta nfproto ipv6 tcp flags syn / syn,rst tcp option maxseg size > 1390 fib saddr oifname "podnet.vxlan" counter tcp option maxseg size set 1390');
+    // The MTU not known yet (the uplink not read): only the rule that needs none.
+    expect(renderNftTable({ podCidrs: ["10.244.0.0/16"], masquerade: false, clampMssOut: "podnet.vxlan" })).not.toContain("fib saddr");
+    expect(renderNftTable({ podCidrs: ["10.244.0.0/16"], masquerade: true, tunnelMtu: 1450 })).not.toContain("maxseg");
+  });
+
   it.each([
     [true, undefined, true], [false, "podnet.vxlan", true], [true, "podnet.vxlan", true], [false, undefined, false],
   ] as const)("masquerade %s, clamp out of %s: table wanted %s", (masquerade, clampMssOut, wanted) => {

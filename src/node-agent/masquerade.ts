@@ -11,6 +11,11 @@ export interface NftTableInput {
   masquerade: boolean;
   /** The overlay device: TCP handshakes leaving through it get their MSS lowered to its route's MTU. */
   clampMssOut?: string;
+  /**
+   * That device's MTU: handshakes forwarded from a sender whose way back goes out through it get at most the MSS
+   * it carries (a peer that counts this node on-link sends directly, unclamped, and gets the tunnel back).
+   */
+  tunnelMtu?: number;
   /** The overlay is on: VXLAN on this UDP port is taken only from `senders`, the other nodes' IPs. */
   vxlan?: VxlanSenders;
 }
@@ -41,6 +46,11 @@ const senderSet = (family: 4 | 6) => `vxlan_senders_v${family}`;
  * handshake forwarded into the overlay gets the MSS the smaller VXLAN MTU allows, so the connection never sends
  * a segment the tunnel would have to refuse. (Other packets too big for it get an ICMP "fragmentation needed"
  * from this node, their first hop.) The kernel only ever lowers an MSS this way.
+ * Nodes can see each other differently (reverse-path.ts): a peer that counts this node on-link sends its
+ * handshakes directly, unclamped, while this node answers through the tunnel, and this node's pods would send
+ * segments the tunnel refuses. So a handshake forwarded here whose sender's route goes out through the tunnel
+ * (`fib saddr`) gets the tunnel's MSS too, fixed from its MTU (`rt mtu` is the route towards the pod) and only
+ * where it is larger.
  *
  * VXLAN senders: the kernel hands every UDP datagram on the VXLAN port to podnet.vxlan, whatever its source;
  * `nolearning` only keeps the device from learning peers. Without a filter anyone who reaches the port injects
@@ -70,6 +80,10 @@ export function renderNftTable(input: NftTableInput): string {
     "  chain forward {",
     "    type filter hook forward priority mangle; policy accept;",
     `    oifname "${input.clampMssOut}" tcp flags syn / syn,rst counter tcp option maxseg size set rt mtu`,
+    ...(input.tunnelMtu ? ([[4, 40], [6, 60]] as const).map(([f, headers]) => {
+      const mss = input.tunnelMtu! - headers;
+      return `    meta nfproto ipv${f} tcp flags syn / syn,rst tcp option maxseg size > ${mss} fib saddr oifname "${input.clampMssOut}" counter tcp option maxseg size set ${mss}`;
+    }) : []),
     "  }",
   ] : [];
   const vxlan = input.vxlan ? vxlanFilter(input.vxlan) : [];

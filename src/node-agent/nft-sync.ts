@@ -18,15 +18,18 @@ const message = (err: unknown) => (err instanceof Error ? err.message : String(e
  * The overlay's MSS clamp is needed where pods keep the link's MTU but some peers are reached through VXLAN;
  * the VXLAN sender filter wherever podnet.vxlan may exist.
  */
-export const nftTableInput = (input: SyncInput): NftTableInput => ({
+export const nftTableInput = (input: SyncInput, tunnelMtu?: number): NftTableInput => ({
   podCidrs: input.state.podNetwork, keepSourceTo: input.config["no-masquerade-cidrs"], masquerade: input.config.masquerade,
-  ...(input.config.overlay === "auto" ? { clampMssOut: VXLAN_DEVICE } : {}),
+  ...(input.config.overlay === "auto" ? { clampMssOut: VXLAN_DEVICE, ...(tunnelMtu ? { tunnelMtu } : {}) } : {}),
   ...(input.config.overlay === "none" ? {} : { vxlan: { port: input.config["vxlan-port"], senders: vxlanSenders(input.state.routes), ...(input.nodeIP ? { local: input.nodeIP } : {}) } }),
 });
 
-/** The nft step of a pass: podnet's table in place (or removed when nothing needs it), into `outcome`. */
-export async function syncNft(input: SyncInput, outcome: SyncOutcome): Promise<void> {
-  const table = nftTableInput(input);
+/**
+ * The nft step of a pass: podnet's table in place (or removed when nothing needs it), into `outcome`.
+ * `tunnelMtu`: podnet.vxlan's, when known.
+ */
+export async function syncNft(input: SyncInput, outcome: SyncOutcome, tunnelMtu?: number): Promise<void> {
+  const table = nftTableInput(input, tunnelMtu);
   if (wantsNftTable(table)) {
     try {
       if (!(await syncNftTable(input, table, outcome))) outcome.masquerade.skipped = true;

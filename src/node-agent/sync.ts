@@ -13,7 +13,7 @@ import { removeStaleBridgeAddresses } from "./bridge-addresses.js";
 import { podCidrHolders, type PodCidrHolder } from "./pod-cidr-holders.js";
 import { MissingToolError } from "./exec.js";
 import { bridgeNetfilterProblem, bridgeNetfilterSysctls, ensureSysctls, forwardingProblem, neededSysctls } from "./forwarding.js";
-import { kernelView, podMtu, syncRoutes, type KernelView } from "./route-sync.js";
+import { kernelView, overlayMtu, podMtu, syncRoutes, type KernelView } from "./route-sync.js";
 import { FirewallBusyError, FirewallUnreadableError } from "./forward-accept.js";
 import { syncForwardAccepts } from "./forward-accept-sync.js";
 import { vxlanOverhead } from "./overlay-plan.js";
@@ -100,7 +100,7 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
   if (holders.length) outcome.cni.podCidrHeldBy = { podCidrs: state.ownCidrs, holders };
   // Right after the routes: a tunnel just made filters strictly until this runs.
   if (!(view instanceof Error)) await syncReversePath(input, view, outcome);
-  await syncNft(input, outcome);
+  await syncNft(input, outcome, links && overlayMtu(input.config, links, input.nodeIP));
   if (input.full) await syncSysctls(input, state.families.length ? state.families : [4], outcome.sysctls);
   else {
     outcome.sysctls.skipped = true;

@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addPod, deletePod, type Pod } from "../../src/localcluster/cni-exec.js";
+import { iperf } from "../../src/localcluster/iperf.js";
 import { createNetBed, ipIn, ipJson, isRoot, type BedNode, type NetBed } from "../../src/localcluster/netbed.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { ping, sourceSeenBy } from "../../src/localcluster/udp-probe.js";
@@ -58,6 +59,18 @@ describe.skipIf(!isRoot())("node agent: strict reverse-path filtering between no
     expect(await sourceSeenBy(d.ns, d.ips[0]!, a.ns, 7731)).toBe(a.ips[0]);
     expect(await sourceSeenBy(a.ns, a.ips[0]!, d.ns, 7732)).toBe(d.ips[0]);
     expect(droppedByRpFilter(node("n1").ns) + droppedByRpFilter(node("n4").ns)).toBe(dropsBefore);
+  });
+
+  it("TCP from the tunnelling node's pod gets the tunnel's MSS although the answer comes back directly, unclamped", () => {
+    const [a, d] = pods as [Pod, Pod];
+    ipIn(d.ns, "route", "flush", "cache"); // no path MTU learned from earlier traffic
+    // d's handshake leaves n4 through the tunnel (clamped on its way out); a's answer reaches n4 directly with
+    // a's full MSS, and n4 clamps it on its way in: else d would send 1448-byte segments into a 1450 tunnel and
+    // learn the tunnel's MTU only from n4's "fragmentation needed", after a retransmission.
+    const fromD = iperf(a.ns, a.ips[0]!, d.ns, { bytes: "1M" });
+    expect(fromD.mss).toBe(1450 - 20 - 20 - 12);
+    const fromA = iperf(d.ns, d.ips[0]!, a.ns, { bytes: "1M" });
+    expect(fromA.mss).toBe(1450 - 20 - 20 - 12); // d's answer left n4 through the tunnel, clamped
   });
 
   it("loosens only the tunnel, and the uplink of the node that tunnels; conf.all stays strict", () => {
