@@ -17,6 +17,7 @@ import { addRoutesEarly, earlyRoutesApply, kernelView, routedDevices } from "./r
 import { ExpectedRoutes, OnLinkSubnets, watchLinks, type LinkWatch } from "./link-watch.js";
 import { PassRetry } from "./pass-retry.js";
 import { livenessLimits, PassLiveness } from "./pass-liveness.js";
+import { takeNodeLock, type NodeLock } from "./node-lock.js";
 import { StatusWriter } from "./status-writer.js";
 import { warmToolShell } from "./tool-shell.js";
 import { BRIDGE_NAME } from "./cni-conflist.js";
@@ -58,6 +59,7 @@ export class NodeAgent {
   private stopRequested!: () => void;
   private readonly stopping = new Promise<void>((resolve) => (this.stopRequested = resolve));
   private server?: Server;
+  private nodeLock?: NodeLock;
   private linkWatch?: LinkWatch;
   lastOutcome?: SyncOutcome;
   syncs = 0;
@@ -89,6 +91,9 @@ export class NodeAgent {
   get metricsPort(): number | undefined { const a = this.server?.address(); return typeof a === "object" && a ? a.port : undefined; }
 
   async start(): Promise<void> {
+    // First, before a port is bound or anything read or written: a second agent for this node throws here. A dry
+    // run changes nothing, so it may run beside the agent, and must not keep the agent out.
+    if (!this.config["dry-run"]) this.nodeLock = await takeNodeLock(this.opts.netns, { role: "agent", node: this.config["node-name"] });
     this.running = true;
     this.server = await startHealthServer(this.config["metrics-address"], this.metrics.registry, {
       healthy: () => this.running && this.liveness.alive(Date.now(), (why) => this.log.error({ node: this.config["node-name"] }, `${why}: /healthz fails, for kubelet to restart the agent`)),
@@ -126,6 +131,8 @@ export class NodeAgent {
     // off: the next agent writes the status afresh, and a stop must fit in the pod's termination grace period.
     await Promise.all([this.looping, this.statusWriter.stop()]);
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await this.nodeLock?.release(); // last: a successor starts once this agent's last pass is over
+    this.nodeLock = undefined;
   }
 
   /** Force a sync now (tests, resync); resolves with what it did. */

@@ -1,0 +1,108 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CNI_BIN_DIR } from "../../src/localcluster/cni-exec.js";
+import { createNetBed, ipJson, isRoot, type BedNode, type NetBed } from "../../src/localcluster/netbed.js";
+import { AGENT_NODE_FLAGS, podnetCliArgv, podnetCliEnv } from "../../src/localcluster/podnet-cli.js";
+import { freePort, startProcess, stopProcess, tailFile, waitFor, type ManagedProcess } from "../../src/localcluster/processes.js";
+import { putNodeCidr } from "../harness/agent-fixture.js";
+import { useControlPlane } from "../harness/api-fixture.js";
+
+/**
+ * One agent per node, and no cleanup beside one (rung 3: the bundle as production runs it, agent processes
+ * programming a node namespace). Without the node lock, a second agent on another metrics port ran beside the
+ * first and rewrote its work, and `podnet agent cleanup` said "nothing of podnet's left" while the running
+ * agent put everything back within a second.
+ */
+const fx = useControlPlane();
+let bed: NetBed;
+let dir: string;
+let cli: string[];
+const agents: ManagedProcess[] = [];
+
+async function startAgentProcess(node: BedNode, name: string, extra: string[] = []): Promise<ManagedProcess & { port: number }> {
+  const port = await freePort();
+  const agent = startProcess(name, cli[0]!, [...AGENT_NODE_FLAGS, ...cli.slice(1), "agent", `--kubeconfig=${fx.cp.kubeconfig}`,
+    `--node-name=${node.name}`, `--netns=${node.ns}`, `--cni-conf-dir=${join(dir, "net.d")}`, `--cni-bin-dir=${CNI_BIN_DIR}`,
+    `--ipam-data-dir=${join(dir, "ipam")}`, `--metrics-address=127.0.0.1:${port}`, "--resync-period=2s", ...extra],
+  join(dir, `${name}.log`), { env: podnetCliEnv(dir) });
+  agents.push(agent);
+  return { ...agent, port };
+}
+
+/** podnet's marks on the node, in a line a failed expectation prints whole. */
+function state(node: BedNode): string {
+  const routes = ipJson<unknown[]>(node.ns, "route", "show", "proto", "249").length;
+  const nexthops = ipJson<unknown[]>(node.ns, "nexthop", "show", "proto", "249").length;
+  const links = ipJson<Array<{ ifname: string }>>(node.ns, "link", "show").map((l) => l.ifname);
+  const nft = spawnSync("ip", ["netns", "exec", node.ns, "nft", "list", "table", "inet", "podnet"]).status === 0;
+  return `routes=${routes} nexthops=${nexthops} vxlan=${links.includes("podnet.vxlan")} bridge=${links.includes("podnet0")} nft=${nft} conflist=${existsSync(join(dir, "net.d", "10-podnet.conflist"))}`;
+}
+const programmed = "routes=2 nexthops=2 vxlan=true bridge=false nft=true conflist=true";
+
+/** Everything the kernel says changed in the node's namespace (routes, nexthops, links, nft) while it runs. */
+function watchNode(node: BedNode): { lines: string[]; stop(): void } {
+  const lines: string[] = [];
+  const watchers: ChildProcess[] = [
+    spawn("ip", ["-n", node.ns, "monitor", "route", "nexthop", "link"], { stdio: ["ignore", "pipe", "ignore"] }),
+    spawn("ip", ["netns", "exec", node.ns, "nft", "monitor"], { stdio: ["ignore", "pipe", "ignore"] }),
+  ];
+  for (const w of watchers) w.stdout!.setEncoding("utf8").on("data", (d: string) => lines.push(...d.split("\n").filter(Boolean)));
+  return { lines, stop: () => { for (const w of watchers) w.kill(); } };
+}
+
+const ready = (port: number) => fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false);
+
+describe.skipIf(!isRoot())("one agent per node (rung 3)", () => {
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "podnet-node-lock-"));
+    mkdirSync(join(dir, "net.d"));
+    cli = await podnetCliArgv(dir);
+    // n1, and n2 on another segment behind a router (through the tunnel, podnet.vxlan); a third node's route is direct.
+    bed = createNetBed("lk", 1, 84, 2);
+    const n2 = bed.addNode("n2", 1);
+    await putNodeCidr(fx.api(), bed.nodes[0]!.name, "10.184.1.0/24", [bed.nodes[0]!.ip]);
+    await putNodeCidr(fx.api(), "lk-far", "10.184.2.0/24", [n2.ip]);
+    await putNodeCidr(fx.api(), "lk-near", "10.184.3.0/24", ["192.168.84.99"]);
+  }, 120_000);
+  afterAll(async () => {
+    for (const a of agents) await stopProcess(a);
+    bed?.destroy();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  let first: ManagedProcess & { port: number };
+
+  it("a second agent for the same node, on another port and with other flags, refuses to start and touches nothing", async () => {
+    const [n1] = bed.nodes;
+    first = await startAgentProcess(n1!, "agent-a");
+    await waitFor("first agent ready and programmed", async () => ((await ready(first.port)) && state(n1!) === programmed ? true : undefined), 30_000)
+      .catch((err: unknown) => { throw new Error(`${String(err)}: ${state(n1!)}\n${tailFile(first.logFile)}`); });
+    const conflist = statSync(join(dir, "net.d", "10-podnet.conflist"));
+    const watch = watchNode(n1!);
+    await new Promise((r) => setTimeout(r, 500)); // the watchers are listening
+    // Flags that would change the node: another MTU rewrites the conflist, --overlay=none removes the tunnel.
+    const second = await startAgentProcess(n1!, "agent-b", ["--mtu=1400", "--overlay=none"]);
+    const code = await Promise.race([second.exited, new Promise<string>((r) => setTimeout(() => r("still running"), 15_000))]);
+    await new Promise((r) => setTimeout(r, 500));
+    watch.stop();
+    expect(code, `second agent; meanwhile ${watch.lines.length} changes on the node, ${state(n1!)}\n${tailFile(second.logFile, 5)}`).toBe(1);
+    expect(tailFile(second.logFile)).toMatch(/podnet: another podnet agent runs for this node \(lock @podnet-agent:\S+ held by podnet agent pid \d+ for node n1, since [^)]+\); refusing to start a second one/);
+    expect(watch.lines).toEqual([]);
+    expect(statSync(join(dir, "net.d", "10-podnet.conflist")).mtimeMs).toBe(conflist.mtimeMs);
+    expect(state(n1!)).toBe(programmed);
+    expect(await ready(second.port)).toBe(false); // its metrics port never opened
+    expect(first.child.exitCode).toBeNull();
+  });
+
+  it("a dry run takes no lock: it runs beside the agent (it changes nothing), and so can never keep an agent out", async () => {
+    const [n1] = bed.nodes;
+    const dry = await startAgentProcess(n1!, "agent-dry", ["--dry-run=true"]);
+    await waitFor("dry run ready", async () => ((await ready(dry.port)) ? true : undefined), 30_000)
+      .catch((err: unknown) => { throw new Error(`${String(err)}\n${tailFile(dry.logFile)}`); });
+    await stopProcess(dry);
+    expect(state(n1!)).toBe(programmed);
+  });
+});
