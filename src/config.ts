@@ -112,7 +112,12 @@ export type AgentConfig = z.infer<typeof agentConfigSchema>;
  * table names, the conflist's network name), not by the node's name, so cleanup needs none.
  */
 export const agentCleanupConfigSchema = agentConfigSchema.pick({ "cni-conf-dir": true, "conflist-name": true, netns: true })
-  .extend({ "node-name": z.string().optional() });
+  .extend({
+    "node-name": z.string().optional(),
+    // How long to wait for an agent still running on the node to stop (a pod of a DaemonSet being deleted)
+    // before giving up with an error; 0: give up at once.
+    "wait-for-agent": durationWithin(0).prefault("60s"),
+  });
 export type AgentCleanupConfig = z.infer<typeof agentCleanupConfigSchema>;
 
 /** A command line or environment the program cannot run with: the CLI prints it and exits 2, as for a usage error. */

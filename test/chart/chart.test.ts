@@ -259,7 +259,7 @@ describe("chart: cleanup.enabled", () => {
     const objs = render("cleanup.enabled=true", "cni.confDir=/var/lib/cni/conf", "cni.conflistName=05-podnet.conflist");
     expect(daemonSets(objs)).toEqual(["podnet-cleanup"]); // an agent left running would put everything back
     const spec = (find(objs, "DaemonSet", "podnet-cleanup").spec as { template: { spec: CleanupPodSpec } }).template.spec;
-    expect(spec.hostNetwork).toBe(true); // the node's own routes, nft tables and devices
+    expect(spec.hostNetwork).toBe(true); // the node's own routes, nft tables and devices, and the agents' node lock (an abstract socket of the host network)
     expect(spec.tolerations).toEqual([{ operator: "Exists" }]);
     const [cleanup] = spec.initContainers;
     expect(cleanup!.command).toEqual(["node", "/app/podnet.mjs", "agent", "cleanup"]);

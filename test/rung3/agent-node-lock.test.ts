@@ -1,10 +1,10 @@
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CNI_BIN_DIR } from "../../src/localcluster/cni-exec.js";
-import { createNetBed, ipJson, isRoot, type BedNode, type NetBed } from "../../src/localcluster/netbed.js";
+import { createNetBed, ipIn, ipJson, isRoot, type BedNode, type NetBed } from "../../src/localcluster/netbed.js";
 import { AGENT_NODE_FLAGS, podnetCliArgv, podnetCliEnv } from "../../src/localcluster/podnet-cli.js";
 import { freePort, startProcess, stopProcess, tailFile, waitFor, type ManagedProcess } from "../../src/localcluster/processes.js";
 import { putNodeCidr } from "../harness/agent-fixture.js";
@@ -32,6 +32,12 @@ async function startAgentProcess(node: BedNode, name: string, extra: string[] = 
   return { ...agent, port };
 }
 
+const cleanupArgs = (node: BedNode, ...extra: string[]) => [...cli.slice(1), "agent", "cleanup", `--netns=${node.ns}`, `--cni-conf-dir=${join(dir, "net.d")}`, ...extra];
+function cleanup(node: BedNode, extra: string[] = [], env: Record<string, string> = {}) {
+  const r = spawnSync(cli[0]!, cleanupArgs(node, ...extra), { env: { ...process.env, ...podnetCliEnv(dir), ...env }, encoding: "utf8", timeout: 60_000 });
+  return { code: r.status, said: r.stdout + r.stderr };
+}
+
 /** podnet's marks on the node, in a line a failed expectation prints whole. */
 function state(node: BedNode): string {
   const routes = ipJson<unknown[]>(node.ns, "route", "show", "proto", "249").length;
@@ -41,6 +47,7 @@ function state(node: BedNode): string {
   return `routes=${routes} nexthops=${nexthops} vxlan=${links.includes("podnet.vxlan")} bridge=${links.includes("podnet0")} nft=${nft} conflist=${existsSync(join(dir, "net.d", "10-podnet.conflist"))}`;
 }
 const programmed = "routes=2 nexthops=2 vxlan=true bridge=false nft=true conflist=true";
+const clean = "routes=0 nexthops=0 vxlan=false bridge=false nft=false conflist=false";
 
 /** Everything the kernel says changed in the node's namespace (routes, nexthops, links, nft) while it runs. */
 function watchNode(node: BedNode): { lines: string[]; stop(): void } {
@@ -55,7 +62,7 @@ function watchNode(node: BedNode): { lines: string[]; stop(): void } {
 
 const ready = (port: number) => fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false);
 
-describe.skipIf(!isRoot())("one agent per node (rung 3)", () => {
+describe.skipIf(!isRoot())("one agent per node; cleanup only without one (rung 3)", () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "podnet-node-lock-"));
     mkdirSync(join(dir, "net.d"));
@@ -104,5 +111,54 @@ describe.skipIf(!isRoot())("one agent per node (rung 3)", () => {
       .catch((err: unknown) => { throw new Error(`${String(err)}\n${tailFile(dry.logFile)}`); });
     await stopProcess(dry);
     expect(state(n1!)).toBe(programmed);
+  });
+
+  it("cleanup refuses while the agent runs and leaves the node as it is; waiting, it cleans the node fully once the agent stopped", async () => {
+    const [n1] = bed.nodes;
+    const refused = cleanup(n1!, ["--wait-for-agent=0s"]);
+    expect(refused.code, refused.said).toBe(1);
+    expect(refused.said).toMatch(/podnet: a podnet agent runs on this node \(lock @podnet-agent:\S+ held by podnet agent pid \d+ for node n1, since [^)]+\): a cleanup beside it would be undone/);
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(state(n1!)).toBe(programmed);
+
+    // As the cleanup DaemonSet after `helm uninstall` without --wait: the agent is still on its way out.
+    const waiting = spawn(cli[0]!, cleanupArgs(n1!, "--wait-for-agent=30s"), { env: { ...process.env, ...podnetCliEnv(dir) }, stdio: ["ignore", "pipe", "pipe"] });
+    let said = "";
+    waiting.stdout.setEncoding("utf8").on("data", (d: string) => (said += d));
+    waiting.stderr.setEncoding("utf8").on("data", (d: string) => (said += d));
+    const exited = new Promise<number | null>((r) => waiting.once("exit", r));
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(state(n1!), said).toBe(programmed); // nothing removed while the agent runs
+    expect(waiting.exitCode, said).toBeNull();
+    await stopProcess(first);
+    expect(await exited, said).toBe(0);
+    expect(said).toContain("waiting up to 30 s for it to stop");
+    expect(said).toContain("none found when the node was read again");
+    expect(state(n1!)).toBe(clean);
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(state(n1!)).toBe(clean);
+    expect(readdirSync(join(dir, "net.d"))).toEqual([]);
+  });
+
+  it("cleanup reads the node again at the end and names what is still there, instead of claiming it clean", async () => {
+    const [n1] = bed.nodes;
+    const agent = await startAgentProcess(n1!, "agent-c");
+    await waitFor("agent programmed", async () => (state(n1!) === programmed ? true : undefined), 30_000);
+    await stopProcess(agent); // an agent's stop leaves its work in place
+    ipIn(n1!.ns, "link", "add", "podnet0", "type", "bridge");
+    // An `ip` that says yes to `link del` and does nothing: every step succeeds, the devices stay.
+    const fakeBin = join(dir, "fake-ip");
+    mkdirSync(fakeBin);
+    const realIp = execFileSync("sh", ["-c", "command -v ip"], { encoding: "utf8" }).trim();
+    writeFileSync(join(fakeBin, "ip"), `#!/bin/sh\ncase " $* " in *" link del "*) exit 0;; esac\nexec ${realIp} "$@"\n`);
+    chmodSync(join(fakeBin, "ip"), 0o755);
+    const r = cleanup(n1!, [], { PATH: `${fakeBin}:${process.env.PATH}` });
+    expect(r.code, r.said).toBe(1);
+    expect(r.said).toContain("podnet: podnet cleanup left: vxlan device (still there: podnet.vxlan); pod bridge (still there: podnet0)");
+    expect(r.said).not.toContain("nothing of podnet's left");
+    expect(state(n1!)).toBe("routes=0 nexthops=0 vxlan=true bridge=true nft=false conflist=false");
+    const again = cleanup(n1!);
+    expect(again.code, again.said).toBe(0);
+    expect(state(n1!)).toBe(clean);
   });
 });
