@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { formatCidr, parseCidr, type Cidr } from "../lib/cidr.js";
+import { canonicalIp, formatCidr, parseCidr, type Cidr } from "../lib/cidr.js";
 import { diesWithParent } from "../lib/parent-death.js";
+import { overlayGateway } from "./overlay-plan.js";
 import { normaliseDst } from "./routes-plan.js";
 
 /**
@@ -71,26 +72,32 @@ export class OnLinkSubnets {
 }
 
 /**
- * Whether a deletion of podnet's was someone else's: a route this node should have, or a nexthop one of them goes
- * through. systemd-networkd (ManageForeignRoutes, on by default) flushes routes of protocols it does not know on a
- * restart or reconfigure, and a nexthop's flush takes its routes along without a notice for each. The agent's own
- * deletions are of routes it no longer wants, so they wake nothing.
+ * Whether a deletion of podnet's was someone else's: a route this node should have, or a nexthop one of them may
+ * go through. systemd-networkd (ManageForeignRoutes, on by default) flushes routes of protocols it does not know
+ * on a restart or reconfigure, and a nexthop's flush takes its routes along without a notice for each. The
+ * agent's own deletions are of routes it no longer wants, so they wake nothing. A route's nexthop may go through
+ * any of its node's IPs, or, through the tunnel, the first address of its pod CIDR: all count. The sets are
+ * built on the first deletion after a pass, not on every pass (thousands of routes, a pass per join).
  */
 export class ExpectedRoutes {
-  private dsts = new Set<string>();
-  private gateways = new Set<string>();
+  private routes: ReadonlyArray<{ dst: string; via?: string; nodeIPs?: readonly string[] }> = [];
+  private sets?: { dsts: Set<string>; gateways: Set<string> };
 
-  /** After a pass: the routes it left wanted. */
-  expect(routes: ReadonlyArray<{ dst: string; via?: string }>): void {
-    this.dsts = new Set(routes.map((r) => r.dst));
-    this.gateways = new Set(routes.flatMap((r) => (r.via ? [r.via] : [])));
+  /** At a pass's start: the routes it wants (its own deletions, of routes it no longer wants, come after). */
+  expect(routes: ReadonlyArray<{ dst: string; via?: string; nodeIPs?: readonly string[] }>): void {
+    this.routes = routes;
+    this.sets = undefined;
   }
 
   wanted(event: PodnetRouteGone): boolean {
-    if (event.kind === "nexthop-gone") return event.via === undefined || this.gateways.has(event.via);
+    const { dsts, gateways } = this.sets ??= {
+      dsts: new Set(this.routes.map((r) => r.dst)),
+      gateways: new Set(this.routes.flatMap((r) => [...(r.via ? [r.via] : []), ...(r.nodeIPs ?? []), overlayGateway(r.dst)]).map((ip) => canonicalIp(ip) ?? ip)),
+    };
+    if (event.kind === "nexthop-gone") return event.via === undefined || gateways.has(canonicalIp(event.via) ?? event.via);
     const family = event.dst.includes(":") ? 6 : 4;
     const dst = normaliseDst(event.dst, family);
-    return dst === undefined || this.dsts.has(dst);
+    return dst === undefined || dsts.has(dst);
   }
 }
 

@@ -60,12 +60,15 @@ describe("OnLinkSubnets", () => {
 describe("ExpectedRoutes", () => {
   it("calls a deletion someone else's only for a route still wanted or a nexthop one goes through", () => {
     const expected = new ExpectedRoutes();
-    expected.expect([{ dst: "10.244.2.0/24", via: "192.168.1.2" }, { dst: "fd00:10:244:2::/64" }]);
+    expected.expect([{ dst: "10.244.2.0/24", via: "192.168.1.2", nodeIPs: ["192.168.1.2", "192.168.2.2"] }, { dst: "fd00:10:244:2::/64" }]);
     expect(expected.wanted({ kind: "route-gone", dst: "10.244.2.0/24" })).toBe(true);
     expect(expected.wanted({ kind: "route-gone", dst: "fd00:10:244:2:0::/64" })).toBe(true); // the kernel's spelling
     expect(expected.wanted({ kind: "route-gone", dst: "10.244.9.0/24" })).toBe(false); // a departed node's: the agent's own
     expect(expected.wanted({ kind: "nexthop-gone", via: "192.168.1.2" })).toBe(true);
     expect(expected.wanted({ kind: "nexthop-gone", via: "192.168.1.9" })).toBe(false);
+    expect(expected.wanted({ kind: "nexthop-gone", via: "10.244.2.0" })).toBe(true); // through the tunnel: the CIDR's first address
+    expect(expected.wanted({ kind: "nexthop-gone", via: "fd00:10:244:2::" })).toBe(true);
+    expect(expected.wanted({ kind: "nexthop-gone", via: "192.168.2.2" })).toBe(true); // another of the node's IPs
     expect(expected.wanted({ kind: "nexthop-gone" })).toBe(true); // a group or one it cannot place: look again
     expect(expected.wanted({ kind: "route-gone", dst: "not-a-prefix" })).toBe(true);
     expected.expect([]);
@@ -142,6 +145,19 @@ describe.skipIf(!isRoot())("node agent with a resync of an hour: woken by events
     ipIn(n1!.ns, "nexthop", "flush", "proto", "249");
     await waitFor("route back after a nexthop flush", async () => (routes(n1!.ns).length === 1 ? true : undefined), 5_000);
     expect(routes(n1!.ns)).toEqual(before);
+
+    // Through the tunnel, a route's nexthop goes via the first address of the peer's pod CIDR, not its node IP.
+    await agents[0]!.stop();
+    agents[0] = await startAgent(fx, n1!, { "resync-period": "1h", overlay: "vxlan" });
+    try {
+      const tunnelled = () => ipJson<Array<{ dst: string; dev?: string }>>(n1!.ns, "nexthop", "show").some((n) => n.dev === "podnet.vxlan") && routes(n1!.ns).length === 1;
+      await waitFor("route through the tunnel", async () => (tunnelled() ? true : undefined), 10_000);
+      ipIn(n1!.ns, "nexthop", "flush", "proto", "249");
+      await waitFor("tunnel route back after a nexthop flush", async () => (tunnelled() ? true : undefined), 5_000);
+    } finally {
+      await agents[0]!.stop();
+      agents[0] = await startAgent(fx, n1!, { "resync-period": "1h" });
+    }
   });
 
   it("reports a foreign route that only a failed batch revealed at once, not at the next full pass", async () => {
