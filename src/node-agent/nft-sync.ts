@@ -20,7 +20,7 @@ const message = (err: unknown) => (err instanceof Error ? err.message : String(e
  */
 export const nftTableInput = (input: SyncInput, tunnelMtu?: number): NftTableInput => ({
   podCidrs: input.state.podNetwork, keepSourceTo: input.config["no-masquerade-cidrs"], masquerade: input.config.masquerade,
-  ...(input.config.overlay === "auto" ? { clampMssOut: VXLAN_DEVICE, ...(tunnelMtu ? { tunnelMtu } : {}) } : {}),
+  ...(input.config.overlay === "auto" ? { clampMssOut: VXLAN_DEVICE, ...(tunnelMtu && !noFib.has(input.netns ?? "") ? { tunnelMtu } : {}) } : {}),
   ...(input.config.overlay === "none" ? {} : { vxlan: { port: input.config["vxlan-port"], senders: vxlanSenders(input.state.routes), ...(input.nodeIP ? { local: input.nodeIP } : {}) } }),
 });
 
@@ -32,13 +32,34 @@ export async function syncNft(input: SyncInput, outcome: SyncOutcome, tunnelMtu?
   const table = nftTableInput(input, tunnelMtu);
   if (wantsNftTable(table)) {
     try {
-      if (!(await syncNftTable(input, table, outcome))) outcome.masquerade.skipped = true;
+      if (!(await syncNftTableOrWithoutFib(input, table, outcome))) outcome.masquerade.skipped = true;
     } catch (err) {
       if (table.masquerade || !(err instanceof MissingToolError)) outcome.masquerade.error = message(err);
       else overlayWithoutNft(input, table);
     }
   } else if (input.full) {
     try { await removeLeftoverNftTable(input); } catch (err) { outcome.masquerade.error = message(err); }
+  }
+}
+
+/**
+ * Namespaces whose kernel refused the table with the clamp for senders routed back through the tunnel: that rule
+ * needs `nft_fib` (a kernel built without it, or module loading disabled). The table goes on without it, not
+ * without masquerade and the VXLAN filter; such a connection finds the tunnel's MTU by path MTU discovery.
+ */
+const noFib = new Set<string>();
+
+async function syncNftTableOrWithoutFib(input: SyncInput, table: NftTableInput, outcome: SyncOutcome): Promise<boolean> {
+  try {
+    return await syncNftTable(input, table, outcome);
+  } catch (err) {
+    if (table.tunnelMtu === undefined || err instanceof MissingToolError) throw err;
+    const { tunnelMtu: _dropped, ...withoutFib } = table;
+    const result = await syncNftTable(input, withoutFib, outcome); // throws again if the clamp was not the cause
+    noFib.add(input.netns ?? "");
+    input.log.warn({ node: input.config["node-name"], err: message(err) }, "the kernel refused podnet's nft table with its MSS clamp for connections whose "
+      + "route back goes through the tunnel (the rule needs nft_fib): applied without it; such connections find the tunnel's MTU by path MTU discovery");
+    return result;
   }
 }
 

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -98,6 +98,29 @@ describe.skipIf(!isRoot())("node agent on a host missing ip or nft (rung 3)", ()
     expect(agent.child.exitCode).toBeNull();
     expect((await condition("10-244-2-0-24", "RoutesProgrammed")())?.message).toContain("ip not found in PATH");
     expect(ipJson<Array<{ dst: string }>>(n1!.ns, "route", "show", "proto", "249").map((r) => r.dst)).toEqual(["10.244.2.0/24"]);
+  });
+
+  it("on a kernel that refuses nft's fib expression (no nft_fib): the table goes in without the one clamp that needs it, masquerade and all", async () => {
+    const [, n2] = bed.nodes;
+    while (agents.length) await stopProcess(agents.pop()!);
+    // This kernel has nft_fib built in: an nft that answers as such a kernel does stands in for it (nothing else can).
+    const bin = pathWith("no-fib", ["ip", "bridge", "sysctl", "iptables", "iptables-legacy", "iptables-nft"]);
+    const real = execFileSync("sh", ["-c", "command -v nft"], { encoding: "utf8" }).trim();
+    writeFileSync(join(bin, "nft"), `#!/bin/sh\nif [ "$1" = "-f" ] && [ "$2" = "-" ]; then\n  input=$(/bin/cat)\n  case "$input" in *"fib saddr"*) echo "Error: Could not process rule: No such file or directory" >&2; exit 1;; esac\n`
+      + `  printf '%s\\n' "$input" | exec ${real} -f -\nfi\nexec ${real} "$@"\n`, { mode: 0o755 });
+    spawnSync("ip", ["netns", "exec", n2!.ns, "nft", "delete", "table", "inet", "podnet"]); // an earlier agent's, if it made one
+    const agent = await startAgentProcess(n2!, bin);
+    await waitFor("applied without the fib clamp", async () => (tailFile(agent.logFile, 200).includes("applied without it") ? true : undefined), 30_000)
+      .catch((err: unknown) => { throw new Error(`${String(err)}\n${tailFile(agent.logFile)}`); });
+    const table = execFileSync("ip", ["netns", "exec", n2!.ns, "nft", "list", "table", "inet", "podnet"], { encoding: "utf8" });
+    expect(table).toContain("masquerade");
+    expect(table).toContain("maxseg size set rt mtu"); // the clamp that needs no fib stays
+    expect(table).not.toContain("fib saddr");
+    await waitFor("MasqueradeReady", async () => ((await condition("10-244-2-0-24", "MasqueradeReady")())?.status === "True" ? true : undefined), 10_000);
+    await new Promise((r) => setTimeout(r, 4_500)); // full passes (2 s) keep it so, without trying the refused rule again
+    expect(execFileSync("ip", ["netns", "exec", n2!.ns, "nft", "list", "table", "inet", "podnet"], { encoding: "utf8" })).not.toContain("fib saddr");
+    expect((await condition("10-244-2-0-24", "MasqueradeReady")())?.status).toBe("True");
+    expect(tailFile(agent.logFile, 400).split("applied without it").length - 1).toBe(1);
   });
 
   it("cleanup without nft: removes the conflist, routes and bridge all the same, exits non-zero naming the nft table; warns of pods still attached", async () => {
