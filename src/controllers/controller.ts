@@ -212,8 +212,12 @@ export class AllocationController {
       now: Date.now(),
     });
     this.metrics.planDuration.observe((performance.now() - started) / 1000);
-    this.metrics.retained.set(plan.retained);
-    for (const [reason, count] of Object.entries(nodesInConflict(plan.actions))) this.metrics.nodesInConflict.set({ reason }, count);
+    // Only the leader's figures: a replica that lost the lease during this pass's awaits (the catch-up lists) would
+    // set them as a follower, and never plan again to correct them (an alert on their max would never clear).
+    if (this.mayWrite(term)) {
+      this.metrics.retained.set(plan.retained);
+      for (const [reason, count] of Object.entries(nodesInConflict(plan.actions))) this.metrics.nodesInConflict.set({ reason }, count);
+    }
     this.plans++;
     const unblocking = await applyActions({ api: this.api, nodes: this.nodes, records: this.records, recorder: this.recorder, metrics: this.metrics, log: this.log,
       planned: new Map(records.map((r) => [r.metadata!.name!, r])), leading: () => this.mayWrite(term), retry: this.retry }, plan.actions);

@@ -3,6 +3,7 @@ import type { AllocationController } from "../../src/controllers/controller.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 import { allocated, createNodes, deleteNodes } from "../harness/cluster-objects.js";
 import { recordsOfNode, startController, stopAndEmptyAfterEach, until } from "../harness/controller-fixture.js";
+import { microTime } from "../../src/lib/leader.js";
 
 const fx = useControlPlane();
 let controller: AllocationController | undefined;
@@ -36,5 +37,51 @@ describe("controller on the real API server: a Node podnet cannot serve shows in
     await deleteNodes(fx.api(), ["cm-a"]);
     await until("cm-b adopted", async () => (allocated(await recordsOfNode(fx, "cm-b")).length ? true : undefined), 30_000);
     expect(await until("PodCIDRConflict 0", async () => ((await inConflict(c, "PodCIDRConflict")) === 0 ? true : undefined))).toBe(true);
+  });
+
+  it("a replica that loses the lease while its new term's catch-up lists run sets no figures as a follower", async () => {
+    const lease = "cm-gauge";
+    controller = await startController(fx, { "leader-elect": "true", "lease-name": lease, "lease-duration": "3s", "renew-deadline": "2s", "retry-period": "200ms",
+      "cluster-cidr": "10.246.0.0/16", "default-pool": "cm-gauge", "resync-period": "60s" });
+    const c = controller;
+    const steal = async (holder: string) => {
+      const ref = { group: "coordination.k8s.io", version: "v1", plural: "leases", namespace: "default", name: lease };
+      for (let attempt = 0; ; attempt++) {
+        const body = await fx.api().custom.getNamespacedCustomObject(ref) as { spec: Record<string, unknown> };
+        body.spec = { ...body.spec, holderIdentity: holder, renewTime: microTime(Date.now()), leaseDurationSeconds: 3 };
+        try { await fx.api().custom.replaceNamespacedCustomObject({ ...ref, body }); return; } catch (err) {
+          if (attempt > 20) throw err; // the replica's renewal raced this write (409): read again
+        }
+      }
+    };
+    await until("leads", async () => (c.isLeader ? true : undefined));
+    await createNodes(fx.api(), [{ name: "cm-out", ip: "192.168.72.1", podCIDRs: ["10.99.0.0/24"] }]);
+    await until("PodCIDROutsidePool 1", async () => ((await inConflict(c, "PodCIDROutsidePool")) === 1 ? true : undefined));
+    // The next term's catch-up waits on a gate: a list slow enough for the lease to go meanwhile (an API server
+    // under load, when leases flap), which a test cannot make the real one do on cue.
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => { open = resolve; });
+    const records = (c as unknown as { records: { catchUp: () => Promise<void> } }).records;
+    const catchUp = records.catchUp.bind(records);
+    let catchUps = 0;
+    records.catchUp = async () => { catchUps++; await gate; return catchUp(); };
+    await steal("intruder-1");
+    await until("stepped down", async () => (!c.isLeader ? true : undefined));
+    await until("leads again", async () => (c.isLeader ? true : undefined), 20_000);
+    await until("its catch-up under way", async () => (catchUps > 0 ? true : undefined));
+    await steal("intruder-2");
+    await until("stepped down again", async () => (!c.isLeader ? true : undefined));
+    const keep = setInterval(() => { void steal("intruder-2").catch(() => undefined); }, 500);
+    try {
+      open();
+      const plans = c.plans;
+      await until("the pass planned after its catch-up", async () => (c.plans > plans ? true : undefined));
+      const m = await scrape(c);
+      expect(m.get("podnet_controller_is_leader")).toBe(0);
+      expect(m.get('podnet_nodes_in_conflict{reason="PodCIDROutsidePool"}')).toBeUndefined();
+      expect(m.get("podnet_nodecidrs_retained")).toBe(0); // a gauge without labels reads 0 once reset
+    } finally {
+      clearInterval(keep);
+    }
   });
 });
