@@ -16,7 +16,11 @@ import { fatesIn, parseNftTable, type NftTable, type PodPacket } from "./nft-for
  */
 export interface ForwardHookChain { family: "ip" | "ip6" | "inet"; table: string; chain: string }
 /** dropped / mayDrop: the pod packets (as `podPackets` names them) the chain drops on every way / on some; ranges: the pod ranges judged. */
-export interface ForeignForwardDrop extends ForwardHookChain { dropped: string[]; mayDrop: string[]; ranges: string[] }
+export interface ForeignForwardDrop extends ForwardHookChain {
+  dropped: string[]; mayDrop: string[]; ranges: string[];
+  /** nft's listing of it failed or made no sense: all its pod packets may be dropped, none surely is. */
+  unreadable?: string;
+}
 
 interface JsonChain { family?: string; table?: string; name?: string; hook?: string }
 
@@ -70,12 +74,19 @@ export async function findForeignForwardDrops(podNetwork: string[], netns?: stri
   for (const hook of chains === undefined ? [] : readable("chains", () => foreignForwardHookChains(chains))) {
     const ranges = podNetwork.filter((r) => familyFits(hook.family, r));
     if (!ranges.length) continue;
-    // The chain alone first: kube-proxy's nftables table, listed whole, holds every Service.
-    const chain = await nftJson(["list", "chain", hook.family, hook.table, hook.chain], netns);
-    if (chain === undefined || !readable(chainName(hook), () => dropsByDefault(parseForwardChain(chain)))) continue;
-    const table = await nftJson(["list", "table", hook.family, hook.table], netns);
-    const judged = table === undefined ? undefined : readable(chainName(hook), () => judgeForwardChain(hook, parseNftTable(table), ranges));
-    if (judged) found.push(judged);
+    try {
+      // The chain alone first: kube-proxy's nftables table, listed whole, holds every Service.
+      const chain = await nftJson(["list", "chain", hook.family, hook.table, hook.chain], netns);
+      if (chain === undefined || !readable(chainName(hook), () => dropsByDefault(parseForwardChain(chain)))) continue;
+      const table = await nftJson(["list", "table", hook.family, hook.table], netns);
+      const judged = table === undefined ? undefined : readable(chainName(hook), () => judgeForwardChain(hook, parseNftTable(table), ranges));
+      if (judged) found.push(judged);
+    } catch (err) {
+      // Another program's table podnet cannot read (an nft older than the one that wrote it) may drop pod traffic;
+      // it does not make a node whose own firewall podnet handled not ready.
+      if (!(err instanceof FirewallUnreadableError)) throw err;
+      found.push({ ...hook, dropped: [], mayDrop: podPackets(ranges).map((p) => p.name), ranges, unreadable: err.message });
+    }
   }
   return found;
 }

@@ -115,6 +115,10 @@ describe("the firewall step's outcome", () => {
     const mayDrop = reason({ forwardDroppedElsewhere: [{ ...firewalld, dropped: [], mayDrop: ["IPv4 from other nodes to this node's pods"] }] });
     expect(mayDrop).toMatchObject({ status: "True", reason: "ForwardMayBeDropped" });
     expect(mayDrop.message).toMatch(/^forwarding enabled; .*may drop IPv4 from other nodes to this node's pods/);
+    // A table podnet cannot read (an nft older than the one that wrote it) may drop: said, the node not held back.
+    const unreadable = reason({ forwardDroppedElsewhere: [{ ...firewalld, dropped: [], mayDrop: ["IPv4 between pods of this node"], unreadable: "nft -j list table inet firewalld failed: unknown expression" }] });
+    expect(unreadable).toMatchObject({ status: "True", reason: "ForwardMayBeDropped" });
+    expect(unreadable.message).toContain("nft table inet firewalld, chain filter_FORWARD (forward hook) may drop pod traffic: podnet cannot read it (nft -j list table inet firewalld failed: unknown expression)");
     // A failure podnet can act on comes first; br_netfilter comes after: the pods would not talk at all.
     expect(reason({ forwardAcceptError: "nft: refused", forwardDroppedElsewhere: [{ ...firewalld, dropped: ["x"], mayDrop: [] }] }).reason).toBe("ForwardDropped");
     expect(reason({ bridgeNetfilterError: "off", forwardDroppedElsewhere: [{ ...firewalld, dropped: ["x"], mayDrop: [] }] }).reason).toBe("ForwardDroppedByOtherTable");

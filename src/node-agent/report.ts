@@ -129,7 +129,7 @@ export function agentConditions(o: SyncOutcome): ConditionInput[] {
  * program's table, and a packet must be accepted by every chain on the hook.
  */
 function droppedElsewhereMessage(chains: ForeignForwardDrop[]): string {
-  const shown = chains.slice(0, 3).map((c) => `${chainName(c)} (forward hook) drops by default and ${[
+  const shown = chains.slice(0, 3).map((c) => c.unreadable ? `${chainName(c)} (forward hook) may drop pod traffic: podnet cannot read it (${c.unreadable})` : `${chainName(c)} (forward hook) drops by default and ${[
     ...(c.dropped.length ? [`drops ${c.dropped.join(", ")}`] : []),
     ...(c.mayDrop.length ? [`may drop ${c.mayDrop.join(", ")} (its rules match on what podnet cannot tell: another interface's name, ports, marks)`] : []),
   ].join("; it ")}`);
