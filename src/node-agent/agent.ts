@@ -14,7 +14,7 @@ import { agentConditions, passLeftWorkUndone, sysctlsAfterPass, type SyncOutcome
 import { observed, poolRanges, recordProjection, type Pool, type Record_ } from "./records.js";
 import { syncKernelAndFiles } from "./sync.js";
 import { addRoutesEarly, earlyRoutesApply, kernelView, routedDevices } from "./route-sync.js";
-import { ExpectedRoutes, OnLinkSubnets, watchLinks, type LinkWatch } from "./link-watch.js";
+import { ExpectedRoutes, OnLinkSubnets, removesHolder, watchLinks, type LinkWatch } from "./link-watch.js";
 import { PassRetry } from "./pass-retry.js";
 import { livenessLimits, PassLiveness } from "./pass-liveness.js";
 import { takeNodeLock, type NodeLock } from "./node-lock.js";
@@ -108,7 +108,8 @@ export class NodeAgent {
     this.linkWatch = watchLinks(this.opts.netns, (event) => {
       if (event.kind === "restart") subnets.forget(); // what it missed is read by the full pass below
       const relevant = event.kind === "restart" || (event.kind === "link" ? routedDevices(this.opts.netns).has(event.device)
-        : event.kind === "address" ? subnets.changedBy(event) : this.expectedRoutes.wanted(event));
+        : event.kind === "address" ? subnets.changedBy(event)
+          : event.kind === "foreign-route-gone" ? removesHolder(event, this.lastOutcome?.cni.podCidrHeldBy?.holders) : this.expectedRoutes.wanted(event));
       if (!relevant) return;
       this.fullDue = true;
       this.markDirty();

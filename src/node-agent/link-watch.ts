@@ -10,7 +10,9 @@ import { normaliseDst } from "./routes-plan.js";
  * A line of `ip -o monitor link address route nexthop`: a device's link changed, one of its addresses came or
  * went, or something removed one of podnet's routes or nexthops.
  */
-export type NetEvent = { kind: "link"; device: string } | AddressEvent | PodnetRouteGone | { kind: "restart" };
+export type NetEvent = { kind: "link"; device: string } | AddressEvent | PodnetRouteGone | ForeignRouteGone | { kind: "restart" };
+/** A main-table route of another owner deleted (a leftover holding this node's pod CIDR, removed as told). */
+export interface ForeignRouteGone { kind: "foreign-route-gone"; dst: string }
 export interface AddressEvent { kind: "address"; device: string; address: string; scope: string; deleted: boolean }
 /** A route (`dst`) or nexthop object (`via`, its gateway, if it has one) of podnet's protocol deleted. */
 export type PodnetRouteGone = { kind: "route-gone"; dst: string } | { kind: "nexthop-gone"; via?: string };
@@ -26,6 +28,8 @@ export function netEvent(line: string): NetEvent | undefined {
     const route = /^Deleted (?:unicast |blackhole |unreachable |prohibit )?(\S+) /.exec(line);
     if (route) return { kind: "route-gone", dst: route[1]! };
   }
+  const foreign = /^Deleted (?:unicast |blackhole |unreachable |prohibit )?([0-9a-f.:]+(?:\/\d+)?) (?!.*\btable )/.exec(line);
+  if (foreign && !/^Deleted \d+: /.test(line)) return { kind: "foreign-route-gone", dst: foreign[1]! };
   // A point-to-point address ("inet 10.1.1.1 peer 10.1.1.2/30") carries its prefix on the peer.
   const address = /^(Deleted )?\d+: (\S+)\s+inet6? (\S+)(?: peer \S+?(\/\d+))? .*?\bscope (\S+)/.exec(line);
   if (address) {
@@ -150,4 +154,11 @@ export function watchLinks(netns: string | undefined, onChange: (event: NetEvent
       child?.kill();
     },
   };
+}
+
+/** Pure: whether a foreign route's deletion removes one of the holders reported on this node's pod CIDR. */
+export function removesHolder(event: ForeignRouteGone, holders: ReadonlyArray<{ routes: ReadonlyArray<{ dst: string }> }> | undefined): boolean {
+  if (!holders?.length) return false;
+  const dst = normaliseDst(event.dst, event.dst.includes(":") ? 6 : 4);
+  return holders.some((h) => h.routes.some((r) => normaliseDst(r.dst, r.dst.includes(":") ? 6 : 4) === dst));
 }

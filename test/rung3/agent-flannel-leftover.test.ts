@@ -80,4 +80,16 @@ describe.skipIf(!isRoot())("a node with another plugin's bridge holding its pod 
     expect(ping(p1.ns, p2.ips[0]!)).toBe(true);
     expect(ping(n1!.ns, p1.ips[0]!)).toBe(true);
   });
+
+  it("clears at once when a holding route is deleted as told, not at the resync an hour away", async () => {
+    const [n1] = bed.nodes;
+    // Another plugin's per-pod route inside n1's range (Calico's shape), found by the full pass a restart makes.
+    ipIn(n1!.ns, "route", "add", "10.232.1.77/32", "dev", "eth0");
+    await agents[0]!.stop();
+    agents[0] = await startAgent(fx, n1!, { "resync-period": "1h" });
+    const held = await waitFor("CNIConfigured=False", async () => { const c = await condition("CNIConfigured"); return c?.status === "False" ? c : undefined; }, 15_000);
+    expect(held).toMatchObject({ reason: "PodCIDRHeldByDevice", message: expect.stringContaining("10.232.1.77") });
+    ipIn(n1!.ns, "route", "del", "10.232.1.77/32", "dev", "eth0");
+    await waitFor("CNIConfigured=True again", async () => ((await condition("CNIConfigured"))?.status === "True" || undefined), 5_000);
+  });
 });

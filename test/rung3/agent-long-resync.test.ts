@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createNetBed, ipIn, ipJson, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
 import { waitFor } from "../../src/localcluster/processes.js";
-import { ExpectedRoutes, netEvent, OnLinkSubnets, type AddressEvent } from "../../src/node-agent/link-watch.js";
+import { ExpectedRoutes, netEvent, OnLinkSubnets, removesHolder, type AddressEvent } from "../../src/node-agent/link-watch.js";
 import { putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 import { podnetResource } from "../../src/lib/k8s.js";
@@ -30,7 +30,9 @@ describe("netEvent", () => {
     ["Deleted id 7 via 192.168.50.2 dev eth0 scope link proto 249 ", { kind: "nexthop-gone", via: "192.168.50.2" }],
     ["Deleted id 8 group 7/9 proto podnet ", { kind: "nexthop-gone" }],
     ["10.244.3.0/24 via 192.168.50.3 dev eth0 proto 249 ", undefined], // added: podnet's own doing or harmless
-    ["Deleted 10.244.3.0/24 via 192.168.50.3 dev eth0 proto static ", undefined], // not podnet's
+    ["Deleted 10.244.3.0/24 via 192.168.50.3 dev eth0 proto static ", { kind: "foreign-route-gone", dst: "10.244.3.0/24" }], // not podnet's
+    ["Deleted 10.244.1.5 dev cali12ab scope link ", { kind: "foreign-route-gone", dst: "10.244.1.5" }],
+    ["Deleted broadcast 10.244.1.255 dev cni0 table local proto kernel scope link src 10.244.1.1 ", undefined],
     ["Deleted local 10.244.3.1 dev podnet0 table local proto kernel scope host src 10.244.3.1 ", undefined],
   ])("%s → %o", (line, event) => expect(netEvent(line)).toEqual(event));
 });
@@ -54,6 +56,16 @@ describe("OnLinkSubnets", () => {
     expect(own.changedBy(event("192.168.1.5/24"))).toBe(true);
     own.forget();
     expect(own.changedBy(event("192.168.1.5/24"))).toBe(true); // seen afresh after a monitor restart
+  });
+});
+
+describe("removesHolder", () => {
+  it("wakes a pass only for a route of a reported holder", () => {
+    const holders = [{ routes: [{ dst: "10.244.1.5/32" }, { dst: "10.244.1.0/24" }] }];
+    expect(removesHolder({ kind: "foreign-route-gone", dst: "10.244.1.5" }, holders)).toBe(true);
+    expect(removesHolder({ kind: "foreign-route-gone", dst: "10.244.1.0/24" }, holders)).toBe(true);
+    expect(removesHolder({ kind: "foreign-route-gone", dst: "10.244.9.0/24" }, holders)).toBe(false);
+    expect(removesHolder({ kind: "foreign-route-gone", dst: "10.244.1.5" }, undefined)).toBe(false); // nothing reported: kube-proxy's churn wakes nothing
   });
 });
 
