@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { ConditionInput } from "../lib/conditions.js";
+import type { SyncOutcome } from "./report.js";
 import { registerProcessMetrics } from "../lib/process-metrics.js";
 
 export function agentMetrics() {
@@ -32,4 +33,24 @@ export type AgentMetrics = ReturnType<typeof agentMetrics>;
 export function exportConditions(gauge: AgentMetrics["conditions"], conditions: readonly ConditionInput[]): void {
   gauge.reset();
   for (const c of conditions) gauge.set({ type: c.type, status: c.status, reason: c.reason }, 1);
+}
+
+/** One pass's figures: its duration, route counts, rejected records, VXLAN drops, changes made and failed steps. */
+export function recordPass(metrics: AgentMetrics, outcome: SyncOutcome, seconds: number, dryRun: boolean): void {
+  metrics.syncDuration.observe(seconds);
+  metrics.routesDesired.set(outcome.routes.desired);
+  metrics.routesInstalled.set(outcome.routes.installed);
+  metrics.rejected.set(outcome.rejected.length);
+  const drops = outcome.masquerade.vxlanDrops;
+  if (drops) { metrics.vxlanDropped.set({ chain: "vxlan_in" }, drops.in); metrics.vxlanDropped.set({ chain: "vxlan_from_pods" }, drops.fromPods); }
+  // A dry run's counts are what it would change: nothing changed.
+  if (!dryRun) {
+    for (const op of ["added", "replaced", "deleted"] as const) if (outcome.routes[op]) metrics.routeChanges.inc({ op }, outcome.routes[op]);
+    if (outcome.routes.overlayChanges) metrics.routeChanges.inc({ op: "overlay" }, outcome.routes.overlayChanges);
+  }
+  const { routes, cni, masquerade, sysctls } = outcome;
+  for (const [step, failed] of [["routes", routes.error], ["cni", cni.error], ["masquerade", masquerade.error],
+    ["sysctls", sysctls.error ?? sysctls.forwardAcceptError ?? sysctls.bridgeNetfilterError], ["overlay", routes.overlayError]] as const) {
+    if (failed) metrics.errors.inc({ step });
+  }
 }

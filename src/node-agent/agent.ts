@@ -6,7 +6,7 @@ import { startHealthServer } from "../lib/health.js";
 import { Informer, type ListPage } from "../lib/informer.js";
 import { apiMessage, podnetResource, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
-import { agentMetrics, exportConditions } from "./agent-metrics.js";
+import { agentMetrics, exportConditions, recordPass } from "./agent-metrics.js";
 import { countsOnlyIntervalMs, StatusPacing, type ReadVersions } from "./agent-status.js";
 import { desiredNodeState, type DesiredNodeState } from "./desired-state.js";
 import { NetworkUnavailableClearer } from "./node-network-condition.js";
@@ -14,7 +14,7 @@ import { agentConditions, passLeftWorkUndone, sysctlsAfterPass, type SyncOutcome
 import { observed, poolRanges, recordProjection, type Pool, type Record_ } from "./records.js";
 import { syncKernelAndFiles } from "./sync.js";
 import { addRoutesEarly, earlyRoutesApply, kernelView, routedDevices } from "./route-sync.js";
-import { ExpectedRoutes, OnLinkSubnets, removesHolder, watchLinks, type LinkWatch } from "./link-watch.js";
+import { ExpectedRoutes, fullPassTrigger, watchLinks, type LinkWatch } from "./link-watch.js";
 import { PassRetry } from "./pass-retry.js";
 import { livenessLimits, PassLiveness } from "./pass-liveness.js";
 import { takeNodeLock, type NodeLock } from "./node-lock.js";
@@ -100,17 +100,10 @@ export class NodeAgent {
       ready: () => this.records.isSynced && this.pools.isSynced && this.syncs > 0,
     });
     warmToolShell();
-    // A device that carries routes changed (carrier lost or back): the kernel may have flushed podnet's
-    // nexthops and routes on it, which only a full pass reads back and repairs. An on-link subnet came or went
-    // (an uplink's address back after its link): which peers are direct neighbours may have changed.
-    // A route of podnet's deleted by someone else (systemd-networkd's flush of foreign routes): put back now.
-    const subnets = new OnLinkSubnets([BRIDGE_NAME, VXLAN_DEVICE]);
+    const needsFullPass = fullPassTrigger({ ownDevices: [BRIDGE_NAME, VXLAN_DEVICE], routedDevices: () => routedDevices(this.opts.netns),
+      expected: this.expectedRoutes, holders: () => this.lastOutcome?.cni.podCidrHeldBy?.holders });
     this.linkWatch = watchLinks(this.opts.netns, (event) => {
-      if (event.kind === "restart") subnets.forget(); // what it missed is read by the full pass below
-      const relevant = event.kind === "restart" || (event.kind === "link" ? routedDevices(this.opts.netns).has(event.device)
-        : event.kind === "address" ? subnets.changedBy(event)
-          : event.kind === "foreign-route-gone" ? removesHolder(event, this.lastOutcome?.cni.podCidrHeldBy?.holders) : this.expectedRoutes.wanted(event));
-      if (!relevant) return;
+      if (!needsFullPass(event)) return;
       this.fullDue = true;
       this.markDirty();
     });
@@ -284,20 +277,7 @@ export class NodeAgent {
     if (outcome.masquerade.skipped && this.lastOutcome) outcome.masquerade = this.lastOutcome.masquerade;
     this.lastOutcome = outcome;
     this.syncs++;
-    this.metrics.syncDuration.observe((performance.now() - started) / 1000);
-    this.metrics.routesDesired.set(outcome.routes.desired);
-    this.metrics.routesInstalled.set(outcome.routes.installed);
-    this.metrics.rejected.set(outcome.rejected.length);
-    const drops = outcome.masquerade.vxlanDrops;
-    if (drops) { this.metrics.vxlanDropped.set({ chain: "vxlan_in" }, drops.in); this.metrics.vxlanDropped.set({ chain: "vxlan_from_pods" }, drops.fromPods); }
-    // A dry run's counts are what it would change: nothing changed.
-    if (!this.config["dry-run"]) {
-      for (const op of ["added", "replaced", "deleted"] as const) if (outcome.routes[op]) this.metrics.routeChanges.inc({ op }, outcome.routes[op]);
-      if (outcome.routes.overlayChanges) this.metrics.routeChanges.inc({ op: "overlay" }, outcome.routes.overlayChanges);
-    }
-    for (const [step, failed] of [["routes", outcome.routes.error], ["cni", outcome.cni.error], ["masquerade", outcome.masquerade.error], ["sysctls", outcome.sysctls.error ?? outcome.sysctls.forwardAcceptError ?? outcome.sysctls.bridgeNetfilterError], ["overlay", outcome.routes.overlayError]] as const) {
-      if (failed) this.metrics.errors.inc({ step });
-    }
+    recordPass(this.metrics, outcome, (performance.now() - started) / 1000, this.config["dry-run"]);
     if (this.config["dry-run"]) return outcome;
     // Handed over, not awaited: a status write on an API server gone silent held every later pass (a hand-deleted
     // route stayed away for a minute and more).

@@ -162,3 +162,26 @@ export function removesHolder(event: ForeignRouteGone, holders: ReadonlyArray<{ 
   const dst = normaliseDst(event.dst, event.dst.includes(":") ? 6 : 4);
   return holders.some((h) => h.routes.some((r) => normaliseDst(r.dst, r.dst.includes(":") ? 6 : 4) === dst));
 }
+
+/**
+ * Which events call for a full pass. A device that carries routes changed (carrier lost or back): the kernel may
+ * have flushed podnet's nexthops and routes on it, which only a full pass reads back and repairs. An on-link
+ * subnet came or went (an uplink's address back after its link): which peers are direct neighbours may have
+ * changed. A route of podnet's deleted by someone else (systemd-networkd's flush of foreign routes): put back
+ * now. A route PodCIDRHeldByDevice named deleted: the condition clears now. A monitor restart: events missed.
+ */
+export function fullPassTrigger(ctx: {
+  ownDevices: readonly string[]; routedDevices: () => ReadonlySet<string>; expected: ExpectedRoutes;
+  holders: () => ReadonlyArray<{ routes: ReadonlyArray<{ dst: string }> }> | undefined;
+}): (event: NetEvent) => boolean {
+  const subnets = new OnLinkSubnets(ctx.ownDevices);
+  return (event) => {
+    switch (event.kind) {
+      case "restart": subnets.forget(); return true; // what it missed is read by the full pass
+      case "link": return ctx.routedDevices().has(event.device);
+      case "address": return subnets.changedBy(event);
+      case "foreign-route-gone": return removesHolder(event, ctx.holders());
+      default: return ctx.expected.wanted(event);
+    }
+  };
+}
