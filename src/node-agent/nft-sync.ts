@@ -1,6 +1,6 @@
 import type { SyncOutcome } from "./report.js";
 import type { SyncInput } from "./sync.js";
-import { MissingToolError } from "./exec.js";
+import { MissingToolError, run } from "./exec.js";
 import { VXLAN_DEVICE, vxlanSenders } from "./overlay-plan.js";
 import {
   applyNftTable, listNftTable, listNftTableCounted, type NftTableInput, removeNftTable, renderNftTable, senderChanges, splitSenderElements, wantsNftTable,
@@ -29,6 +29,7 @@ export const nftTableInput = (input: SyncInput, tunnelMtu?: number): NftTableInp
  * `tunnelMtu`: podnet.vxlan's, when known.
  */
 export async function syncNft(input: SyncInput, outcome: SyncOutcome, tunnelMtu?: number): Promise<void> {
+  if (tunnelMtu !== undefined) await recheckFib(input).catch(() => undefined);
   const table = nftTableInput(input, tunnelMtu);
   if (wantsNftTable(table)) {
     try {
@@ -43,24 +44,38 @@ export async function syncNft(input: SyncInput, outcome: SyncOutcome, tunnelMtu?
 }
 
 /**
- * Namespaces whose kernel refused the table with the clamp for senders routed back through the tunnel: that rule
- * needs `nft_fib` (a kernel built without it, or module loading disabled). The table goes on without it, not
- * without masquerade and the VXLAN filter; such a connection finds the tunnel's MTU by path MTU discovery.
+ * Namespaces whose kernel refuses nft's `fib` expression, which the MSS clamp for senders routed back through the
+ * tunnel needs (a kernel built without nft_fib, or module loading disabled). Their table goes on without that
+ * rule, not without masquerade and the VXLAN filter; such a connection finds the tunnel's MTU by path MTU
+ * discovery. Only a probe of `fib` alone puts a namespace here (another failure of the apply is no reason to
+ * drop the rule), and each full pass probes again: a module loaded since brings the rule back.
  */
 const noFib = new Set<string>();
+const FIB_PROBE = "table inet podnet_fib_probe {\n  chain c {\n    type filter hook forward priority 0; policy accept;\n"
+  + "    meta nfproto ipv4 fib saddr oifname \"lo\" accept\n  }\n}\n";
+const kernelTakesFib = async (netns?: string) => (await run("nft", ["-c", "-f", "-"], { netns, input: FIB_PROBE })).code === 0;
 
 async function syncNftTableOrWithoutFib(input: SyncInput, table: NftTableInput, outcome: SyncOutcome): Promise<boolean> {
+  const ns = input.netns ?? "";
   try {
     return await syncNftTable(input, table, outcome);
   } catch (err) {
-    if (table.tunnelMtu === undefined || err instanceof MissingToolError) throw err;
+    if (table.tunnelMtu === undefined || err instanceof MissingToolError || await kernelTakesFib(input.netns)) throw err;
     const { tunnelMtu: _dropped, ...withoutFib } = table;
-    const result = await syncNftTable(input, withoutFib, outcome); // throws again if the clamp was not the cause
-    noFib.add(input.netns ?? "");
-    input.log.warn({ node: input.config["node-name"], err: message(err) }, "the kernel refused podnet's nft table with its MSS clamp for connections whose "
-      + "route back goes through the tunnel (the rule needs nft_fib): applied without it; such connections find the tunnel's MTU by path MTU discovery");
+    const result = await syncNftTable(input, withoutFib, outcome);
+    noFib.add(ns);
+    input.log.warn({ node: input.config["node-name"], err: message(err) }, "the kernel refuses nft's fib expression, which podnet's MSS clamp for connections whose "
+      + "route back goes through the tunnel needs (nft_fib): the table is applied without that rule; such connections find the tunnel's MTU by path MTU discovery");
     return result;
   }
+}
+
+/** On a full pass: whether a namespace whose kernel refused `fib` takes it now (nft_fib loaded since). */
+async function recheckFib(input: SyncInput): Promise<void> {
+  const ns = input.netns ?? "";
+  if (!input.full || !noFib.has(ns) || !(await kernelTakesFib(input.netns))) return;
+  noFib.delete(ns);
+  input.log.info({ node: input.config["node-name"] }, "the kernel takes nft's fib expression now: the MSS clamp for connections routed back through the tunnel is applied again");
 }
 
 const frameOf = (table: NftTableInput) => renderNftTable(table.vxlan ? { ...table, vxlan: { ...table.vxlan, senders: [] } } : table);

@@ -100,27 +100,56 @@ describe.skipIf(!isRoot())("node agent on a host missing ip or nft (rung 3)", ()
     expect(ipJson<Array<{ dst: string }>>(n1!.ns, "route", "show", "proto", "249").map((r) => r.dst)).toEqual(["10.244.2.0/24"]);
   });
 
-  it("on a kernel that refuses nft's fib expression (no nft_fib): the table goes in without the one clamp that needs it, masquerade and all", async () => {
+  it("on a kernel that refuses nft's fib expression (no nft_fib): the table goes in without the one clamp that needs it, and gets it once fib works", async () => {
     const [, n2] = bed.nodes;
     while (agents.length) await stopProcess(agents.pop()!);
-    // This kernel has nft_fib built in: an nft that answers as such a kernel does stands in for it (nothing else can).
+    // This kernel has nft_fib built in: an nft that answers as a kernel without it does stands in (nothing else can).
+    // `mode`: refuse (no nft_fib), once-busy (one unrelated failure of an apply, then fine), real.
     const bin = pathWith("no-fib", ["ip", "bridge", "sysctl", "iptables", "iptables-legacy", "iptables-nft"]);
     const real = execFileSync("sh", ["-c", "command -v nft"], { encoding: "utf8" }).trim();
-    writeFileSync(join(bin, "nft"), `#!/bin/sh\nif [ "$1" = "-f" ] && [ "$2" = "-" ]; then\n  input=$(/bin/cat)\n  case "$input" in *"fib saddr"*) echo "Error: Could not process rule: No such file or directory" >&2; exit 1;; esac\n`
-      + `  printf '%s\\n' "$input" | exec ${real} -f -\nfi\nexec ${real} "$@"\n`, { mode: 0o755 });
+    const mode = join(bin, "mode");
+    writeFileSync(mode, "refuse");
+    writeFileSync(join(bin, "nft"), [
+      "#!/bin/sh",
+      `mode=$(/bin/cat ${mode})`,
+      'case " $* " in *" -f - "*)',
+      "  input=$(/bin/cat)",
+      '  case "$input" in *"fib saddr"*)',
+      '    if [ "$mode" = refuse ]; then echo "Error: Could not process rule: No such file or directory" >&2; exit 1; fi',
+      `    if [ "$mode" = once-busy ]; then echo real > ${mode}; echo "Error: Could not process rule: Device or resource busy" >&2; exit 1; fi;;`,
+      "  esac",
+      `  printf '%s\\n' "$input" | exec ${real} "$@";;`,
+      "esac",
+      `exec ${real} "$@"`, "",
+    ].join("\n"), { mode: 0o755 });
+    const table = () => execFileSync("ip", ["netns", "exec", n2!.ns, "nft", "list", "table", "inet", "podnet"], { encoding: "utf8" });
+    const withoutRule = (log: string) => log.split("applied without that rule").length - 1;
     spawnSync("ip", ["netns", "exec", n2!.ns, "nft", "delete", "table", "inet", "podnet"]); // an earlier agent's, if it made one
-    const agent = await startAgentProcess(n2!, bin);
-    await waitFor("applied without the fib clamp", async () => (tailFile(agent.logFile, 200).includes("applied without it") ? true : undefined), 30_000)
+    let agent = await startAgentProcess(n2!, bin);
+    await waitFor("applied without the fib clamp", async () => (withoutRule(tailFile(agent.logFile, 200)) ? true : undefined), 30_000)
       .catch((err: unknown) => { throw new Error(`${String(err)}\n${tailFile(agent.logFile)}`); });
-    const table = execFileSync("ip", ["netns", "exec", n2!.ns, "nft", "list", "table", "inet", "podnet"], { encoding: "utf8" });
-    expect(table).toContain("masquerade");
-    expect(table).toContain("maxseg size set rt mtu"); // the clamp that needs no fib stays
-    expect(table).not.toContain("fib saddr");
+    expect(table()).toContain("masquerade");
+    expect(table()).toContain("maxseg size set rt mtu"); // the clamp that needs no fib stays
+    expect(table()).not.toContain("fib saddr");
     await waitFor("MasqueradeReady", async () => ((await condition("10-244-2-0-24", "MasqueradeReady")())?.status === "True" ? true : undefined), 10_000);
-    await new Promise((r) => setTimeout(r, 4_500)); // full passes (2 s) keep it so, without trying the refused rule again
-    expect(execFileSync("ip", ["netns", "exec", n2!.ns, "nft", "list", "table", "inet", "podnet"], { encoding: "utf8" })).not.toContain("fib saddr");
-    expect((await condition("10-244-2-0-24", "MasqueradeReady")())?.status).toBe("True");
-    expect(tailFile(agent.logFile, 400).split("applied without it").length - 1).toBe(1);
+    await new Promise((r) => setTimeout(r, 4_500)); // full passes (2 s) keep it so
+    expect(table()).not.toContain("fib saddr");
+    expect(withoutRule(tailFile(agent.logFile, 400))).toBe(1);
+
+    // nft_fib loaded since: a full pass's probe finds it, and the rule is back.
+    writeFileSync(mode, "real");
+    await waitFor("the fib clamp back", async () => (table().includes("fib saddr") ? true : undefined), 15_000);
+    expect(tailFile(agent.logFile, 400)).toContain("the kernel takes nft's fib expression now");
+
+    // One failure that is not about fib (a busy kernel) does not drop the rule: the probe passes, the pass is retried.
+    await stopProcess(agents.pop()!);
+    spawnSync("ip", ["netns", "exec", n2!.ns, "nft", "delete", "table", "inet", "podnet"]);
+    writeFileSync(mode, "once-busy");
+    const logBefore = withoutRule(tailFile(agent.logFile, 1000));
+    agent = await startAgentProcess(n2!, bin);
+    await waitFor("the table with the fib clamp", async () => (spawnSync("ip", ["netns", "exec", n2!.ns, "nft", "list", "table", "inet", "podnet"], { encoding: "utf8" }).stdout.includes("fib saddr") ? true : undefined), 30_000)
+      .catch((err: unknown) => { throw new Error(`${String(err)}\n${tailFile(agent.logFile)}`); });
+    expect(withoutRule(tailFile(agent.logFile, 1000))).toBe(logBefore);
   });
 
   it("cleanup without nft: removes the conflist, routes and bridge all the same, exits non-zero naming the nft table; warns of pods still attached", async () => {
