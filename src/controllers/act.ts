@@ -31,6 +31,8 @@ export interface ActContext {
   leading: () => boolean;
   /** Actions that failed wait their turn here instead of being resent on every plan. */
   retry: RetryGate;
+  /** A record this plan wrote, as the API server answered: the next write to it in the plan goes on that version. */
+  wrote?: (record: RecordObject) => void;
 }
 
 /**
@@ -49,7 +51,19 @@ const PRIORITY: Record<AllocationAction["kind"], number> = {
  * one node is retried with backoff while the others go ahead. Returns how many creates and deletes went
  * through: those may unblock more work at once, while a waiting or failed one is due only at its retry time.
  */
-export async function applyActions(ctx: ActContext, actions: AllocationAction[], parallelism = 16): Promise<number> {
+export async function applyActions(planCtx: ActContext, actions: AllocationAction[], parallelism = 16): Promise<number> {
+  // A record's own writes in this plan go one after the other, each on the version the one before produced (re-home
+  // and confirm, a uid stamp and node IPs): all on the version the plan read, all but the first met a 409 and
+  // waited for another plan. Anyone else's write between them still makes the next one a 409.
+  const planned = new Map(planCtx.planned);
+  const ctx: ActContext = { ...planCtx, planned, wrote: (record) => { if (record.metadata?.name) planned.set(record.metadata.name, record); } };
+  const perRecord = new Map<string, Promise<unknown>>();
+  const inTurn = (action: AllocationAction, write: () => Promise<void>): Promise<void> => {
+    if (!("name" in action)) return write();
+    const next = (perRecord.get(action.name) ?? Promise.resolve()).then(write);
+    perRecord.set(action.name, next.catch(() => undefined));
+    return next;
+  };
   let unblocking = 0;
   const now = Date.now();
   ctx.retry.keepOnly(actions.map(actionKey));
@@ -58,7 +72,7 @@ export async function applyActions(ctx: ActContext, actions: AllocationAction[],
     if (!ctx.leading()) return; // the new leader plans again from what it sees
     const key = actionKey(action);
     try {
-      await applyOne(ctx, action);
+      await inTurn(action, () => applyOne(ctx, action));
       ctx.retry.succeeded(key);
       if (action.kind === "create" || action.kind === "delete") unblocking++;
     } catch (err) {
@@ -218,6 +232,7 @@ async function writeStatus(ctx: ActContext, current: RecordObject, what: string,
   ctx.metrics.apiWrites.inc({ action: what });
   const updated = (await applyStatus(ctx.api, "nodecidrs", name, "NodeCIDR", status, versionOf(current))) as RecordObject;
   ctx.records.assume(updated);
+  ctx.wrote?.(updated);
   onDone?.();
   ctx.log.info({ nodecidr: name, phase: (fields as { phase?: string }).phase, reason: condition.reason }, `nodecidr ${what}`);
 }
@@ -244,7 +259,9 @@ async function rehomeRecord(ctx: ActContext, action: Extract<AllocationAction, {
   // null drops the old pool's label where the new name is too long for a label value.
   const labels = { "podnet.io/pool": null, ...recordLabels(action.node, action.pool) };
   const body = { metadata: { labels, resourceVersion: versionOf(planned(ctx, action.name)) }, spec: { pool: action.pool } };
-  ctx.records.assume(await ctx.api.custom.patchClusterCustomObject({ ...nodecidrs, name: action.name, body, fieldManager: ctx.api.fieldManager }, mergePatch()) as RecordObject);
+  const updated = await ctx.api.custom.patchClusterCustomObject({ ...nodecidrs, name: action.name, body, fieldManager: ctx.api.fieldManager }, mergePatch()) as RecordObject;
+  ctx.records.assume(updated);
+  ctx.wrote?.(updated);
   if (!ctx.leading()) return;
   const message = `pool ${action.from} is gone and ${action.cidr} is a slice of pool ${action.pool}: now counted as that pool's`;
   await ctx.recorder.emit({ kind: "NodeCIDR", name: action.name, uid: ctx.records.cache.get(action.name)?.metadata?.uid }, "Normal", "PoolChanged", message);
@@ -255,8 +272,9 @@ async function patchRecordSpec(ctx: ActContext, name: string, action: "updateNod
   ctx.metrics.apiWrites.inc({ action });
   // A resourceVersion in a merge patch is a precondition, as in an update.
   const body = { metadata: { resourceVersion: versionOf(planned(ctx, name)) }, spec };
-  const updated = await ctx.api.custom.patchClusterCustomObject({ ...nodecidrs, name, body, fieldManager: ctx.api.fieldManager }, mergePatch());
-  ctx.records.assume(updated as RecordObject);
+  const updated = await ctx.api.custom.patchClusterCustomObject({ ...nodecidrs, name, body, fieldManager: ctx.api.fieldManager }, mergePatch()) as RecordObject;
+  ctx.records.assume(updated);
+  ctx.wrote?.(updated);
   ctx.log.info({ nodecidr: name, ...spec }, said);
 }
 
