@@ -1,6 +1,5 @@
 import { familyName, parseCidr } from "../lib/cidr.js";
-import { run } from "./exec.js";
-import { dropsByDefault, FirewallUnreadableError, parseForwardChain } from "./forward-accept.js";
+import { dropsByDefault, FirewallUnreadableError, nftJson, parseForwardChain } from "./forward-accept.js";
 import { NFT_TABLE } from "./masquerade.js";
 import { fatesIn, parseNftTable, type NftTable, type PodPacket } from "./nft-forward-path.js";
 
@@ -94,12 +93,4 @@ export async function findForeignForwardDrops(podNetwork: string[], netns?: stri
 /** A listing podnet cannot make sense of says nothing about what it drops: unreadable, not "nothing there". */
 function readable<T>(what: string, read: () => T): T {
   try { return read(); } catch (err) { throw new FirewallUnreadableError(`could not read nft's listing of ${what}: ${err instanceof Error ? err.message : String(err)}`); }
-}
-
-/** `nft -j <args>`'s output; undefined for a table or chain gone since it was listed. */
-async function nftJson(args: string[], netns?: string): Promise<string | undefined> {
-  const r = await run("nft", ["-j", ...args], { netns });
-  if (r.code !== 0 && /No such file or directory/.test(r.stderr)) return undefined;
-  if (r.code !== 0) throw new FirewallUnreadableError(`nft ${args.join(" ")} failed: ${r.stderr.trim()}`);
-  return r.stdout;
 }

@@ -146,15 +146,21 @@ export interface FirewallBackend {
   apply(family: 4 | 6, chain: ForwardChain, plan: ForwardAcceptPlan, netns?: string): Promise<void>;
 }
 
+/** `nft -j <args>`'s output; undefined for a table or chain that is not there; any other failure is FirewallUnreadableError. */
+export async function nftJson(args: string[], netns?: string): Promise<string | undefined> {
+  const r = await run("nft", ["-j", ...args], { netns });
+  if (r.code !== 0 && /No such file or directory/.test(r.stderr)) return undefined;
+  if (r.code !== 0) throw new FirewallUnreadableError(`nft ${args.join(" ")} failed: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
 export const iptablesNft: FirewallBackend = {
   name: "iptables-nft",
   async read(family, netns) {
     // "No such file": no iptables-nft rules were ever made. Any other failure is thrown: a firewall podnet
     // cannot read may be dropping every pod packet.
-    const r = await run("nft", ["-j", "list", "chain", family === 4 ? "ip" : "ip6", "filter", "FORWARD"], { netns });
-    if (r.code !== 0 && /No such file or directory/.test(r.stderr)) return undefined;
-    if (r.code !== 0) throw new FirewallUnreadableError(`nft list chain ${family === 4 ? "ip" : "ip6"} filter FORWARD failed: ${r.stderr.trim()}`);
-    return parseForwardChain(r.stdout);
+    const json = await nftJson(["list", "chain", family === 4 ? "ip" : "ip6", "filter", "FORWARD"], netns);
+    return json === undefined ? undefined : parseForwardChain(json);
   },
   async apply(family, _chain, plan, netns) {
     await runOk("nft", ["-f", "-"], { netns, input: forwardAcceptScript(family, plan) });

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { canonicalIp, formatCidr, parseCidr, type Cidr } from "../lib/cidr.js";
+import { canonicalIp, familyOfText, formatCidr, parseCidr, type Cidr } from "../lib/cidr.js";
 import { diesWithParent } from "../lib/parent-death.js";
 import { overlayGateway } from "./overlay-plan.js";
 import { normaliseDst } from "./routes-plan.js";
@@ -99,8 +99,7 @@ export class ExpectedRoutes {
       gateways: new Set(this.routes.flatMap((r) => [...(r.via ? [r.via] : []), ...(r.nodeIPs ?? []), overlayGateway(r.dst)]).map((ip) => canonicalIp(ip) ?? ip)),
     };
     if (event.kind === "nexthop-gone") return event.via === undefined || gateways.has(canonicalIp(event.via) ?? event.via);
-    const family = event.dst.includes(":") ? 6 : 4;
-    const dst = normaliseDst(event.dst, family);
+    const dst = normaliseDst(event.dst, familyOfText(event.dst));
     return dst === undefined || dsts.has(dst);
   }
 }
@@ -159,8 +158,8 @@ export function watchLinks(netns: string | undefined, onChange: (event: NetEvent
 /** Pure: whether a foreign route's deletion removes one of the holders reported on this node's pod CIDR. */
 export function removesHolder(event: ForeignRouteGone, holders: ReadonlyArray<{ routes: ReadonlyArray<{ dst: string }> }> | undefined): boolean {
   if (!holders?.length) return false;
-  const dst = normaliseDst(event.dst, event.dst.includes(":") ? 6 : 4);
-  return holders.some((h) => h.routes.some((r) => normaliseDst(r.dst, r.dst.includes(":") ? 6 : 4) === dst));
+  const dst = normaliseDst(event.dst, familyOfText(event.dst));
+  return holders.some((h) => h.routes.some((r) => normaliseDst(r.dst, familyOfText(r.dst)) === dst));
 }
 
 /**
