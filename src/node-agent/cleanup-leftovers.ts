@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { BRIDGE_NAME } from "./cni-conflist.js";
+import { BRIDGE_NAME, isPodnetConflistText } from "./cni-conflist.js";
 import { MissingToolError, run, runOk } from "./exec.js";
 import { iptablesLegacy } from "./forward-accept-legacy.js";
 import { iptablesNft, planForwardAccepts } from "./forward-accept.js";
@@ -37,7 +37,7 @@ export function leftoversOf(v: NodeLeftoverView): Array<[CleanupItem, string]> {
 }
 
 /** podnet's conflist: the file by that name, if it is podnet's network (another network's file is left alone). */
-export const isPodnetConflist = (path: string) => existsSync(path) && readFileSync(path, "utf8").includes('"name": "podnet"');
+export const isPodnetConflist = (path: string) => existsSync(path) && isPodnetConflistText(readFileSync(path, "utf8"));
 
 /** Shell: read every mark of podnet's on the node (routes of its protocol, its devices, table, rules, conflist). */
 export async function readLeftovers(netns: string | undefined, conflist: string): Promise<NodeLeftoverView> {

@@ -205,6 +205,9 @@ export function rangesHeldByOthers(text: string, others: ReadonlyArray<{ dst: st
   return held;
 }
 
+/** Pure: whether a conflist's text is podnet's network list (parsed: spacing and plugin names do not count). */
+export const isPodnetConflistText = (text: string, networkName = "podnet") => podnetList(text, networkName) !== undefined;
+
 /** Pure: a conflist's text as podnet's network list (its name and a plugin array), undefined for anything else. */
 function podnetList(text: string, networkName: string): { plugins: unknown[] } & Record<string, unknown> | undefined {
   let parsed: unknown;
