@@ -152,6 +152,37 @@ describe.skipIf(!isRoot())("node agent on a host missing ip or nft (rung 3)", ()
     expect(withoutRule(tailFile(agent.logFile, 1000))).toBe(logBefore);
   });
 
+  it("with an nft that cannot read another program's forward-hook table: SysctlsReady says that table may drop pod traffic, the node stays Ready", async () => {
+    const [n1] = bed.nodes;
+    while (agents.length) await stopProcess(agents.pop()!);
+    // A table written by a newer nft than the host's (an expression it cannot decode) fails every listing of it. This
+    // host's nft reads whatever it wrote, so an nft that fails that way for the one table stands in.
+    const bin = pathWith("old-nft", ["ip", "bridge", "sysctl", "iptables", "iptables-legacy", "iptables-nft"]);
+    const real = execFileSync("sh", ["-c", "command -v nft"], { encoding: "utf8" }).trim();
+    writeFileSync(join(bin, "nft"), [
+      "#!/bin/sh",
+      'case " $* " in *" inet othertool "*) echo "Error: unknown expression type \'newexpr\'" >&2; exit 1;; esac',
+      `exec ${real} "$@"`, "",
+    ].join("\n"), { mode: 0o755 });
+    execFileSync("ip", ["netns", "exec", n1!.ns, "iptables-legacy", "-P", "FORWARD", "ACCEPT"]); // left by the case above: not this one's point
+    execFileSync("ip", ["netns", "exec", n1!.ns, "nft", "-f", "-"], { input: "table inet othertool {\n chain forward {\n  type filter hook forward priority 0; policy drop;\n }\n}\n" });
+    try {
+      await startAgentProcess(n1!, bin);
+      const sysctls = await waitFor("SysctlsReady ForwardMayBeDropped", async () => {
+        const c = await condition("10-244-1-0-24", "SysctlsReady")();
+        return c?.reason === "ForwardMayBeDropped" ? c : undefined;
+      }, 30_000).catch(async (err: unknown) => {
+        throw new Error(`${String(err)}: ${JSON.stringify(await condition("10-244-1-0-24", "SysctlsReady")())}`);
+      });
+      expect(sysctls.status).toBe("True");
+      expect(sysctls.message).toContain("nft table inet othertool, chain forward (forward hook) may drop pod traffic: podnet cannot read it (");
+      expect(sysctls.message).toContain("unknown expression type 'newexpr'");
+      expect(await condition("10-244-1-0-24", "Ready")()).toMatchObject({ status: "True" });
+    } finally {
+      execFileSync("ip", ["netns", "exec", n1!.ns, "nft", "delete", "table", "inet", "othertool"]);
+    }
+  });
+
   it("cleanup without nft: removes the conflist, routes and bridge all the same, exits non-zero naming the nft table; warns of pods still attached", async () => {
     const [n1] = bed.nodes;
     while (agents.length) await stopProcess(agents.pop()!);
