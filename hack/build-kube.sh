@@ -6,6 +6,7 @@
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
+use_go
 bin="$cache/bin/kube-$KUBE_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION"
 [ "${1:-}" = "--print" ] && { echo "$bin"; exit 0; }
 mkdir -p "$bin"

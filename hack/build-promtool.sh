@@ -6,6 +6,7 @@
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
+use_go
 out="$cache/bin/promtool-$PROMETHEUS_VERSION/promtool"
 [ "${1:-}" = "--print" ] && { echo "$out"; exit 0; }
 if [ ! -x "$out" ]; then
