@@ -196,7 +196,11 @@ export class NodeAgent {
   private fullDue = true;
   private readonly expectedRoutes = new ExpectedRoutes();
   private readonly retry: PassRetry;
-  private lastFullPassAt = 0;
+  /**
+   * Monotonic (performance.now()), as every time measured within the agent: the wall clock steps (NTP, a VM
+   * resumed), and a step back of an hour had a node woken by events skip its drift-repair passes for the hour.
+   */
+  private lastFullPassAt = -Infinity;
   private readonly liveness: PassLiveness;
 
   private markDirty(): void {
@@ -269,9 +273,9 @@ export class NodeAgent {
     this.expectedRoutes.expect(state.routes); // before the pass's own deletions: those are of routes it no longer wants
     // Due by time too: in a busy cluster events wake the agent before any resync timer fires, and the full
     // pass is what repairs drift (a hand-deleted route, an edited nft table).
-    const full = this.fullDue || Date.now() - this.lastFullPassAt >= this.config["resync-period"];
+    const full = this.fullDue || performance.now() - this.lastFullPassAt >= this.config["resync-period"];
     this.fullDue = false;
-    if (full) this.lastFullPassAt = Date.now();
+    if (full) this.lastFullPassAt = performance.now();
     const outcome = await syncKernelAndFiles({ config: this.config, state, nodeIP, netns: this.opts.netns, log: this.log, full });
     outcome.sysctls = sysctlsAfterPass(this.lastOutcome?.sysctls, outcome.sysctls);
     if (outcome.masquerade.skipped && this.lastOutcome) outcome.masquerade = this.lastOutcome.masquerade;
