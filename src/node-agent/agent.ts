@@ -96,7 +96,7 @@ export class NodeAgent {
     if (!this.config["dry-run"]) this.nodeLock = await takeNodeLock(this.opts.netns, { role: "agent", node: this.config["node-name"] });
     this.running = true;
     this.server = await startHealthServer(this.config["metrics-address"], this.metrics.registry, {
-      healthy: () => this.running && this.liveness.alive(Date.now(), (why) => this.log.error({ node: this.config["node-name"] }, `${why}: /healthz fails, for kubelet to restart the agent`)),
+      healthy: () => this.running && this.liveness.alive(performance.now(), (why) => this.log.error({ node: this.config["node-name"] }, `${why}: /healthz fails, for kubelet to restart the agent`)),
       ready: () => this.records.isSynced && this.pools.isSynced && this.syncs > 0,
     });
     warmToolShell();
@@ -214,13 +214,13 @@ export class NodeAgent {
       if (this.dirty) {
         this.dirty = false;
         let failed = false;
-        this.liveness.started(Date.now());
+        this.liveness.started(performance.now());
         const outcome = await this.sync().catch((err: unknown) => {
           failed = true;
           this.metrics.errors.inc({ step: "sync" });
           this.log.error({ node: this.config["node-name"], err: apiMessage(err) }, "sync failed; retrying");
         });
-        this.liveness.ended(Date.now());
+        this.liveness.ended(performance.now());
         this.retry.passed(failed ? "threw" : outcome && passLeftWorkUndone(outcome) ? "undone" : "clean", Date.now());
         // Events that arrived during the pass are handled at once (after a short coalescing pause); a retry
         // fallen due meanwhile makes that pass a full one, or steady churn would put it off for good.

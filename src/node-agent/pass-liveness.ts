@@ -6,6 +6,10 @@
  * Passes read only the agent's cache and the node's kernel and files, never the API server: they go on through
  * an API outage (the resync timer starts them), so an outage cannot make the loop look stuck. Before the first
  * pass (the caches wait for the API server) nothing is judged.
+ *
+ * Times are monotonic (performance.now()): judged on Date.now(), an NTP step forward past the idle limit failed
+ * /healthz until the next pass (kubelet restarting agents on every node the step reached), and a step back
+ * hid a stuck loop for as long as the step.
  */
 export class PassLiveness {
   private begun = false;

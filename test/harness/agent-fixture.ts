@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { agentConfigSchema } from "../../src/config.js";
@@ -72,4 +72,10 @@ export async function putNodeCidr(api: KubeApi, nodeName: string, cidr: string, 
 export async function conditionsOf(api: KubeApi, name: string): Promise<Array<{ type: string; status: string; reason: string; message: string }>> {
   const obj = (await api.custom.getClusterCustomObject({ ...podnetResource("nodecidrs"), name })) as { status?: { conditions?: Array<{ type: string; status: string; reason: string; message: string }> } };
   return obj.status?.conditions ?? [];
+}
+
+/** The tool shells this process started for its agents' ip/nft calls (see tool-shell.ts): SIGSTOP one to hang a pass. */
+export function toolShells(): number[] {
+  const children = readdirSync(`/proc/${process.pid}/task`).flatMap((t) => readFileSync(`/proc/${process.pid}/task/${t}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number));
+  return children.filter((pid) => { try { return readFileSync(`/proc/${pid}/cmdline`, "utf8") === "/bin/sh\0"; } catch { return false; } });
 }

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cidrObjectName } from "../../src/lib/cidr.js";
 import { podnetResource } from "../../src/lib/k8s.js";
 import { createNetBed, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
-import { putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
+import { putNodeCidr, startAgent, toolShells, type TestAgent } from "../harness/agent-fixture.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 
 /**
@@ -26,6 +26,12 @@ let bed: NetBed;
 let agent: TestAgent;
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ipForward = (ns: string) => execFileSync("ip", ["netns", "exec", ns, "sysctl", "-n", "net.ipv4.ip_forward"], { encoding: "utf8" }).trim();
+const healthz = async () => (await fetch(`http://127.0.0.1:${agent.agent.metricsPort}/healthz`)).status;
+/** Resolves as a pass ends: the loop's idle time starts from here. */
+async function passEnded(): Promise<void> {
+  const seen = agent.agent.syncs;
+  while (agent.agent.syncs === seen) await pause(50);
+}
 const turnForwardingOff = (ns: string) => execFileSync("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=0"]);
 
 /** A peer's NodeCIDR created and deleted every `ms`, as joins and leaves in a busy cluster: each wakes the agent. */
@@ -58,10 +64,12 @@ describe.skipIf(!isRoot())("node agent under a stepped wall clock (rung 3)", () 
     globalThis.Date = SteppedDate as DateConstructor;
     bed = createNetBed("clk", 2, 59);
     await putNodeCidr(fx.api(), bed.nodes[0]!.name, "10.244.59.0/24", [bed.nodes[0]!.ip]);
-    agent = await startAgent(fx, bed.nodes[0]!, { "resync-period": "10s" });
+    // /healthz's limits here: idle 3 resyncs + 30 s (60 s), a pass 5 s (10 minutes by default).
+    agent = await startAgent(fx, bed.nodes[0]!, { "resync-period": "10s" }, { stuckPassMs: 5_000 });
     expect(await forwardingBackWithin(bed.nodes[0]!.ns, 20_000)).toBeDefined();
   }, 120_000);
   afterAll(async () => {
+    for (const pid of toolShells()) try { process.kill(pid, "SIGCONT"); } catch { /* gone */ }
     wallClockStep = 0;
     globalThis.Date = RealDate;
     await agent?.stop();
@@ -88,4 +96,39 @@ describe.skipIf(!isRoot())("node agent under a stepped wall clock (rung 3)", () 
     expect(clockRight ?? Infinity).toBeLessThan(15);
     expect(steppedBack ?? Infinity).toBeLessThan(15);
   }, 120_000);
+
+  it("/healthz stays 200 when the clock steps forward 10 minutes between passes", async () => {
+    await passEnded();
+    wallClockStep = 10 * 60_000;
+    const statuses: number[] = [];
+    try {
+      // Past the next resync's pass: until then the loop is as idle as it was.
+      for (const t0 = performance.now(); performance.now() - t0 < 12_000; await pause(500)) statuses.push(await healthz());
+    } finally { wallClockStep = 0; }
+    console.log(`/healthz every 0.5 s after a +10 min step: ${statuses.join(" ")}`);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+  }, 60_000);
+
+  it("/healthz fails for a hung pass although the clock stepped back an hour while it ran", async () => {
+    await passEnded();
+    const shells = toolShells();
+    expect(shells.length).toBeGreaterThan(0);
+    for (const pid of shells) process.kill(pid, "SIGSTOP");
+    const passes = agent.agent.syncs;
+    let answered: number | undefined;
+    try {
+      await putNodeCidr(fx.api(), "peer2", "10.244.62.0/24", [bed.nodes[1]!.ip]); // a routing input: a pass starts and hangs on its ip call
+      await pause(1_500);
+      wallClockStep = -3_600_000;
+      const t0 = performance.now();
+      while (performance.now() - t0 < 15_000 && answered === undefined) { if (await healthz() === 503) answered = (performance.now() - t0) / 1000; else await pause(200); }
+    } finally {
+      wallClockStep = 0;
+      for (const pid of shells) try { process.kill(pid, "SIGCONT"); } catch { /* gone */ }
+    }
+    console.log(`/healthz with a pass hung and the clock stepped back 1 h: ${answered === undefined ? "200 throughout 15 s" : `503 after ${answered.toFixed(1)} s`} (pass limit 5 s)`);
+    expect(agent.agent.syncs).toBe(passes); // the pass was hung, not done
+    expect(answered).toBeDefined();
+    for (const t0 = performance.now(); await healthz() !== 200; await pause(200)) expect(performance.now() - t0).toBeLessThan(10_000);
+  }, 60_000);
 });

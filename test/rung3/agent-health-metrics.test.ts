@@ -1,10 +1,10 @@
-import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KubeApi } from "../../src/lib/k8s.js";
 import { createNetBed, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
 import { waitFor } from "../../src/localcluster/processes.js";
-import { putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
+import { putNodeCidr, startAgent, toolShells, type TestAgent } from "../harness/agent-fixture.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 import { proxiedKubeconfig, type TcpProxy } from "../harness/tcp-proxy.js";
 
@@ -29,12 +29,6 @@ const showing = (a: TestAgent, wanted: string[], absent: string[] = []) => async
   const now = await conditions(a);
   return wanted.every((w) => now.includes(w)) && absent.every((x) => !now.includes(x)) ? now : undefined;
 };
-
-/** The tool shells this process started for its agents' ip/nft calls (see tool-shell.ts). */
-function toolShells(): number[] {
-  const children = readdirSync(`/proc/${process.pid}/task`).flatMap((t) => readFileSync(`/proc/${process.pid}/task/${t}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number));
-  return children.filter((pid) => { try { return readFileSync(`/proc/${pid}/cmdline`, "utf8") === "/bin/sh\0"; } catch { return false; } });
-}
 
 describe.skipIf(!isRoot())("node agent's /metrics conditions and /healthz (rung 3)", () => {
   beforeAll(async () => {
