@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { afterOwnWrite, writeVersion, type OwnWrite } from "./agent-status.js";
+import { afterOwnWrite, countsOnlyDueAt, writeVersion, type OwnWrite } from "./agent-status.js";
 
 describe("writeVersion: a pass's outcome is written at the version it read, or at this agent's own writes over it", () => {
   it.each<[string, string, OwnWrite | undefined, string]>([
@@ -23,5 +23,18 @@ describe("writeVersion: a pass's outcome is written at the version it read, or a
     let chain: OwnWrite | undefined;
     for (let v = 1; v < 20; v++) chain = afterOwnWrite(chain, String(v), String(v + 1));
     expect(chain!.over.length).toBeLessThanOrEqual(4);
+  });
+});
+
+describe("countsOnlyDueAt: a count-only change waits an interval after the record's last write, and a random part of one", () => {
+  it.each<[string, number | undefined, number, number, number]>([
+    // Times are performance.now()'s, which starts near 0 with the process: no write is not a write at 0.
+    ["never written by this agent, just after its start: only the random part", undefined, 500, 0.25, 1_000],
+    ["never written, a draw of 0: at once", undefined, 500, 0, 500],
+    ["written long ago: only the random part", 1_000, 60_000, 0.5, 61_000],
+    ["written just now: the interval after the write", 59_000, 60_000, 0, 61_000],
+    ["written just now, a large draw: the random part is later", 59_000, 60_000, 0.9, 61_800],
+  ])("%s", (_, lastWriteAt, now, draw, expected) => {
+    expect(countsOnlyDueAt(lastWriteAt, now, 2_000, draw)).toBe(expected);
   });
 });

@@ -23,6 +23,7 @@ export interface StatusContext {
 
 /** One agent's record of its status writes (its own: tests run several agents, and restart them, in one process). */
 export class StatusPacing {
+  /** Times here are monotonic (performance.now()): on the wall clock, a step back held count-only updates for the step. */
   readonly lastWrite = new Map<string, number>();
   /** Per record, the version this agent's last status write produced and those it stands for (see writeVersion). */
   readonly ownWrites = new Map<string, OwnWrite>();
@@ -45,6 +46,10 @@ export class StatusPacing {
 // join would otherwise have all N write in the same second. Together they write ~5 such updates a second.
 // Kubernetes moved node heartbeats off the Node object for the same reason.
 export const countsOnlyIntervalMs = (records: number) => Math.max(2_000, records * 200);
+
+/** Pure: when a count-only change first seen at `now` is due; `draw` in [0, 1) picks the random part. */
+export const countsOnlyDueAt = (lastWriteAt: number | undefined, now: number, intervalMs: number, draw: number) =>
+  Math.max((lastWriteAt ?? -Infinity) + intervalMs, now + draw * intervalMs);
 
 /** True conditions that still deserve a Warning: another config shadows podnet's, or the IPAM directory change waits. */
 const warnsWhileTrue = (c: Pick<Condition, "type" | "status" | "reason">) => c.status === "True"
@@ -80,7 +85,7 @@ export function afterOwnWrite(previous: OwnWrite | undefined, at: string, versio
 export interface PassEvent { target: EventTarget; reason: string; message: string }
 
 export interface StatusResult {
-  /** When a suppressed count-only update is due (the caller writes again then). */
+  /** When a suppressed count-only update is due, on performance.now()'s clock (the caller writes again then). */
   dueAt?: number;
   /** A write failed or met a changed record (409): what this outcome says is not on the record. */
   unwritten: boolean;
@@ -113,10 +118,10 @@ export async function reportStatus(ctx: StatusContext, own: ReadVersions, inputs
     if (!flipped) {
       let due = countsDue.get(name);
       if (due === undefined) {
-        due = Math.max((lastWrite.get(name) ?? 0) + countsIntervalMs, Date.now() + random() * countsIntervalMs);
+        due = countsOnlyDueAt(lastWrite.get(name), performance.now(), countsIntervalMs, random());
         countsDue.set(name, due);
       }
-      if (Date.now() < due) { dueAt = Math.min(dueAt ?? due, due); continue; }
+      if (performance.now() < due) { dueAt = Math.min(dueAt ?? due, due); continue; }
     }
     const at = writeVersion(read, ownWrites.get(name));
     const signal = ctx.signal?.();
@@ -128,7 +133,7 @@ export async function reportStatus(ctx: StatusContext, own: ReadVersions, inputs
       }, at, signal) as NodeCidrObject & KubernetesObject;
       ctx.records.assume(updated);
       if (updated.metadata?.resourceVersion) ownWrites.set(name, afterOwnWrite(ownWrites.get(name), at, updated.metadata.resourceVersion));
-      lastWrite.set(name, Date.now());
+      lastWrite.set(name, performance.now());
       countsDue.delete(name); // written, counts included: the next count-only change draws its own time
     } catch (err) {
       unwritten = true;

@@ -221,11 +221,11 @@ export class NodeAgent {
           this.log.error({ node: this.config["node-name"], err: apiMessage(err) }, "sync failed; retrying");
         });
         this.liveness.ended(performance.now());
-        this.retry.passed(failed ? "threw" : outcome && passLeftWorkUndone(outcome) ? "undone" : "clean", Date.now());
+        this.retry.passed(failed ? "threw" : outcome && passLeftWorkUndone(outcome) ? "undone" : "clean", performance.now());
         // Events that arrived during the pass are handled at once (after a short coalescing pause); a retry
         // fallen due meanwhile makes that pass a full one, or steady churn would put it off for good.
         if (this.running && this.dirty && !failed) {
-          if (this.retry.dueAt !== undefined && this.retry.dueAt <= Date.now()) this.fullDue ||= this.retry.fired();
+          if (this.retry.dueAt !== undefined && this.retry.dueAt <= performance.now()) this.fullDue ||= this.retry.fired();
           await sleep(10);
           continue;
         }
@@ -234,7 +234,7 @@ export class NodeAgent {
       // Sleep until an event, the retry or the periodic resync (a count-only status update held back by its
       // interval is the status writer's to send).
       const resyncMs = this.config["resync-period"];
-      const retryMs = this.retry.dueAt !== undefined ? Math.max(0, this.retry.dueAt - Date.now()) : Infinity;
+      const retryMs = this.retry.dueAt !== undefined ? Math.max(0, this.retry.dueAt - performance.now()) : Infinity;
       const waitMs = Math.min(resyncMs, retryMs);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {

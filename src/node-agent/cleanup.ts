@@ -35,13 +35,13 @@ export async function cleanupAgent(config: AgentCleanupConfig, log: Logger, netn
 
 /** The node lock, waiting up to `waitMs` for its holder to go; past that, the refusal naming the holder. */
 async function lockOutAgents(netns: string | undefined, waitMs: number, log: Logger): Promise<NodeLock> {
-  const deadline = Date.now() + waitMs;
+  const deadline = performance.now() + waitMs;
   for (let said = false; ; said = true) {
     try {
       return await takeNodeLock(netns, { role: "cleanup" });
     } catch (err) {
       if (!(err instanceof NodeLockHeldError)) throw err;
-      if (Date.now() >= deadline) throw new Error(waitMs ? `${err.message} (waited ${waitMs / 1000} s for it to stop)` : err.message, { cause: err });
+      if (performance.now() >= deadline) throw new Error(waitMs ? `${err.message} (waited ${waitMs / 1000} s for it to stop)` : err.message, { cause: err });
       if (!said) log.warn({ holder: err.holder }, `${err.message}; waiting up to ${waitMs / 1000} s for it to stop`);
       await sleep(250);
     }

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { STOPPING, type KubeApi } from "../lib/k8s.js";
 import { silentLogger } from "../log.js";
 import { clearNetworkUnavailablePatch, NetworkUnavailableClearer, nodeNetworkReady } from "./node-network-condition.js";
@@ -124,5 +124,24 @@ describe("NetworkUnavailableClearer: a call cut off", () => {
     expect(errors).toBe(0);
     await clearer.afterPass(ready, aborted());
     expect(errors).toBe(1);
+  });
+});
+
+describe("NetworkUnavailableClearer: the look after a failed one", () => {
+  it("comes a retry period later, although the wall clock stepped back an hour meanwhile", async () => {
+    let reads = 0;
+    const api = { core: { readNode: async () => { reads++; throw Object.assign(new Error("HTTP 503"), { code: 503 }); } } } as unknown as KubeApi;
+    const clearer = new NetworkUnavailableClearer(api, "n1", silentLogger(), 50, () => undefined);
+    const ready = with_(() => {});
+    await clearer.afterPass(ready);
+    const realNow = Date.now.bind(Date);
+    const stepped = vi.spyOn(Date, "now").mockImplementation(() => realNow() - 3_600_000);
+    try {
+      await clearer.afterPass(ready);
+      expect(reads).toBe(1); // within the retry period
+      await new Promise((r) => setTimeout(r, 80));
+      await clearer.afterPass(ready);
+      expect(reads).toBe(2);
+    } finally { stepped.mockRestore(); }
   });
 });

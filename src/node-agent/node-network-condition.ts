@@ -59,17 +59,18 @@ export const RECHECK_RESYNCS = 10;
  */
 export class NetworkUnavailableClearer {
   cleared = false;
-  private checkAt = 0;
+  /** Monotonic (performance.now()): a wall clock stepped back would put the next look off by the step. */
+  private checkAt = -Infinity;
   constructor(private readonly api: KubeApi, private readonly nodeName: string, private readonly log: Logger,
     private readonly retryMs: number, private readonly onError: () => void) {}
 
   /** After a pass: `conditions` are the agent's conditions from it; `signal` gives each API call its deadline. */
   async afterPass(conditions: ConditionInput[], signal?: () => AbortSignal): Promise<void> {
-    if (Date.now() < this.checkAt || !nodeNetworkReady(conditions)) return;
+    if (performance.now() < this.checkAt || !nodeNetworkReady(conditions)) return;
     const result = await clearNetworkUnavailable(this.api, this.nodeName, this.log, signal);
     if (result === "cut-off") return;
     this.cleared = result === "cleared" || result === "already-clear";
-    this.checkAt = Date.now() + this.retryMs * (this.cleared ? RECHECK_RESYNCS : 1);
+    this.checkAt = performance.now() + this.retryMs * (this.cleared ? RECHECK_RESYNCS : 1);
     if (result === "failed") this.onError();
   }
 }

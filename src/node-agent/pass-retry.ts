@@ -8,7 +8,7 @@ import { Backoff } from "../lib/backoff.js";
  * a clean pass ends it.
  */
 export class PassRetry {
-  /** Epoch ms of the retry, or undefined when none is due. */
+  /** When the retry is due, on the caller's monotonic clock (performance.now()); undefined when none is. */
   dueAt?: number;
   /** Whether the retry must be a full pass. */
   full = false;

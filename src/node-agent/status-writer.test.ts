@@ -122,7 +122,8 @@ function fakeWriter(callTimeoutMs?: number) {
   const settled = () => vi.waitFor(() => { if (writer.writing) throw new Error("writing"); });
   /** Another manager's write (the controller's): the record's version moves on, as the watch brings it. */
   const foreignWrite = () => { const r = cache.get("r1")!; cache.set("r1", { ...r, metadata: { ...r.metadata, resourceVersion: String(++rv) } }); };
-  return { writer, job, ready, settled, fail, sent, foreignWrite, passesAsked, logged, counted };
+  const routesInstalled = () => cache.get("r1")!.status?.agent?.routesInstalled;
+  return { writer, job, ready, routesInstalled, settled, fail, sent, foreignWrite, passesAsked, logged, counted };
 }
 
 describe("StatusWriter: a pass's one-off Events", () => {
@@ -160,6 +161,25 @@ describe("StatusWriter: a pass's one-off Events", () => {
     expect(sent).toEqual([]);
     expect(writer.eventsWaiting).toBe(1);
     await writer.stop();
+  });
+});
+
+describe("StatusWriter: a count-only update held back by its interval", () => {
+  it("is written when due although the wall clock stepped back an hour meanwhile", async () => {
+    const { writer, job, routesInstalled, settled } = fakeWriter();
+    writer.offer(job(true));
+    await settled();
+    writer.offer({ ...job(true), countsIntervalMs: 300, report: { routesDesired: 2, routesInstalled: 2 } });
+    await settled();
+    expect(routesInstalled()).toBe(1); // held: the record was written less than an interval ago
+    const realNow = Date.now.bind(Date);
+    const stepped = vi.spyOn(Date, "now").mockImplementation(() => realNow() - 3_600_000);
+    try {
+      await vi.waitFor(() => expect(routesInstalled()).toBe(2), { timeout: 2_000, interval: 50 });
+    } finally {
+      stepped.mockRestore();
+      await writer.stop();
+    }
   });
 });
 

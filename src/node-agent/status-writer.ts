@@ -168,7 +168,7 @@ export class StatusWriter {
     const { dueAt, unwritten, unsentEvents } = await reportStatus({ ...this.ctx, signal: this.signal }, job.own, job.conditions, job.report, job.countsIntervalMs);
     clearTimeout(this.dueTimer);
     if (dueAt !== undefined && !this.stopped) {
-      this.dueTimer = setTimeout(() => { if (this.latest) this.runner.offer(this.latest); }, Math.max(0, dueAt - Date.now()));
+      this.dueTimer = setTimeout(() => { if (this.latest) this.runner.offer(this.latest); }, Math.max(0, dueAt - performance.now()));
     }
     // Not while the status does not go through: the Event would tell of a pass whose outcome is not written (and
     // on an API server that refuses writes, it would fail too).
