@@ -1,6 +1,7 @@
 import { canonicalIp, isGlobalUnicastIp } from "../lib/cidr.js";
 import { compareText } from "../lib/order.js";
-import type { AllocationAction, PlannerNode } from "./plan.js";
+import { recordOfThisNode } from "./plan-deleted.js";
+import type { AllocationAction, PlannerNode, PlannerRecord } from "./plan.js";
 
 /**
  * Pure: the addresses agents route a Node's pods via: its InternalIPs, or its ExternalIPs when it has no
@@ -62,3 +63,52 @@ export function sharedNodeIPs(nodes: PlannerNode[]): AllocationAction[] {
   }
   return actions;
 }
+
+/**
+ * Pure: each Node with the node IPs its records are to hold, one list for all of them (agents take a node's
+ * VXLAN endpoint from it, so two records of one node must not disagree on its order), and warnings.
+ * - The order is the records': an IP still listed keeps its place, a new one is appended. Providers reorder a
+ *   Node's addresses (kubelet and a cloud controller rewriting them in turn); mirrored, a new first IPv4 address
+ *   moved the node's VXLAN endpoint, and every peer rewrote its tunnel entries, losing packets each time.
+ * - A Node that lists no address any more (its status rewritten by hand or by a broken cloud controller) keeps
+ *   the ones its records have: emptied, every agent would drop its routes to the node's pods at once.
+ */
+export function mirroredNodeIPs(nodes: PlannerNode[], records: PlannerRecord[]): { mirrored: PlannerNode[]; warnings: AllocationAction[] } {
+  const reference = referenceRecords(nodes, records);
+  const warnings: AllocationAction[] = [];
+  const mirrored = nodes.map((n): PlannerNode => {
+    const r = reference.get(n.name);
+    if (!r || sameList(n.nodeIPs, r.nodeIPs)) return n; // as nearly every Node, every plan
+    if (!n.nodeIPs.length) return { ...n, nodeIPs: r.nodeIPs };
+    const ips = inRecordOrder(r.nodeIPs, n.nodeIPs);
+    return ips === n.nodeIPs ? n : { ...n, nodeIPs: ips };
+  });
+  return { mirrored, warnings };
+}
+
+/**
+ * Per Node, the record its node IPs are read against: an allocated one before one whose status is not yet
+ * written, then the oldest. Not a released record or one of an earlier Node of its name.
+ */
+function referenceRecords(nodes: PlannerNode[], records: PlannerRecord[]): Map<string, PlannerRecord> {
+  const byName = new Map(nodes.map((n) => [n.name, n]));
+  const reference = new Map<string, PlannerRecord>();
+  const unconfirmed = (r: PlannerRecord) => (r.phase === "Allocated" ? 0 : 1);
+  const earlier = (x: PlannerRecord, y: PlannerRecord) => unconfirmed(x) - unconfirmed(y)
+    || (x.createdAt ?? Number.MAX_SAFE_INTEGER) - (y.createdAt ?? Number.MAX_SAFE_INTEGER) || compareText(x.name, y.name);
+  for (const r of records) {
+    const node = byName.get(r.nodeName);
+    if (!node || !r.nodeIPs.length || (r.phase !== "Allocated" && r.phase !== undefined) || !recordOfThisNode(node, r)) continue;
+    const best = reference.get(r.nodeName);
+    if (!best || earlier(r, best) < 0) reference.set(r.nodeName, r);
+  }
+  return reference;
+}
+
+/** The recorded order for IPs still listed, then the listed ones that are new, in the Node's order. */
+function inRecordOrder(recorded: string[], listed: string[]): string[] {
+  const merged = [...recorded.filter((ip) => listed.includes(ip)), ...listed.filter((ip) => !recorded.includes(ip))];
+  return sameList(merged, listed) ? listed : merged;
+}
+
+export const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);

@@ -4,7 +4,7 @@ import {
 } from "./plan-pools.js";
 import type { PoolStates } from "./pool-states.js";
 import { compareText, sooner } from "../lib/order.js";
-import { sharedNodeIPs, usableNodeIPs } from "./plan-node-ips.js";
+import { mirroredNodeIPs, sameList, sharedNodeIPs, usableNodeIPs } from "./plan-node-ips.js";
 import { podCidrConditionActions, podCidrMismatches, type NodeConditionState } from "./plan-node-condition.js";
 import type { NodeConflictReason } from "./node-conflicts.js";
 import { claimsOfDeleted, holdUnrestored, recordOfThisNode, type DeletedRecord, type Lost } from "./plan-deleted.js";
@@ -87,9 +87,10 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   // its CIDR stays Allocated and routed until the object is gone, so it is neither released nor reused early.
   // It gets no new CIDR, though.
   const { usable, warnings } = usableNodeIPs(input.nodes);
-  const present = new Map(usable.map((n) => [n.name, n]));
-  const nodes = new Map(usable.filter((n) => !n.deleting).map((n) => [n.name, n]));
-  const actions: AllocationAction[] = [...warnings];
+  const { mirrored, warnings: mirrorWarnings } = mirroredNodeIPs(usable, input.records);
+  const present = new Map(mirrored.map((n) => [n.name, n]));
+  const nodes = new Map(mirrored.filter((n) => !n.deleting).map((n) => [n.name, n]));
+  const actions: AllocationAction[] = [...warnings, ...mirrorWarnings];
   const held = new Map<string, Held[]>(); // node → kept live records
   const holderOf = new Map<string, string>(); // cidr → node, for conflict messages
   let nextCheckAt: number | undefined;
@@ -153,10 +154,8 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
       if (r.phase === undefined || rehomed || RETAINED.has(r.allocatedReason ?? "")) actions.push({ kind: "confirm", name: r.name, node: r.nodeName, cidr: r.cidr, pool: r.pool });
     }
     held.set(r.nodeName, [...(held.get(r.nodeName) ?? []), { cidr: r.cidr, family: r.family }]);
-    const node = present.get(r.nodeName)!;
-    // A Node that lists no address any more (its status rewritten by hand or by a broken cloud controller) keeps
-    // the ones its record has: emptied, every agent would drop its routes to the node's pods at once.
-    if (node.nodeIPs.length && !sameList(node.nodeIPs, r.nodeIPs)) actions.push({ kind: "updateNodeIPs", name: r.name, nodeIPs: node.nodeIPs });
+    const { nodeIPs } = present.get(r.nodeName)!; // as mirroredNodeIPs has them
+    if (nodeIPs.length && !sameList(nodeIPs, r.nodeIPs)) actions.push({ kind: "updateNodeIPs", name: r.name, nodeIPs });
   }
 
   const deleted = claimsOfDeleted(input.deleted ?? [], { nodes, held, states, holderOf, liveCidrs: new Set(input.records.map((r) => r.cidr)), cooldownMs: config.cooldownMs, now });
@@ -308,5 +307,3 @@ function reserveNodeRanges(node: PlannerNode, states: PoolStates, held: Map<stri
  * for a node) therefore never wins a range over a live allocation just because its name sorts first.
  */
 const CLAIM_ORDER: Record<string, number> = { Allocated: 0, Released: 1, unconfirmed: 2, Quarantined: 3 };
-
-const sameList = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
