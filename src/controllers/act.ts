@@ -140,7 +140,7 @@ async function applyOne(ctx: ActContext, action: AllocationAction): Promise<void
       }
       return;
     case "rehome": return rehomeRecord(ctx, action);
-    case "updateNodeIPs": return patchRecordSpec(ctx, action.name, "updateNodeIPs", { nodeIPs: action.nodeIPs }, "node IPs mirrored");
+    case "updateNodeIPs": return patchRecordSpec(ctx, action.name, "updateNodeIPs", { nodeIPs: action.nodeIPs, nodeIPsFrom: action.nodeIPsFrom }, "node IPs mirrored");
     case "stampNodeUID": return patchRecordSpec(ctx, action.name, "stampNodeUID", { nodeUID: action.nodeUID }, "node uid recorded");
     case "setNodePodCIDRs": return patchNodePodCidrs(ctx, action);
     case "nodeCondition": return patchNodeCondition(ctx, action);
@@ -153,7 +153,7 @@ async function createRecord(ctx: ActContext, action: Extract<AllocationAction, {
     apiVersion: "podnet.io/v1alpha1", kind: "NodeCIDR",
     metadata: { name, labels: recordLabels(action.node, action.pool) },
     spec: { nodeName: action.node, cidr: action.cidr, family: action.family === 6 ? "IPv6" : "IPv4", pool: action.pool, nodeIPs: action.nodeIPs,
-      ...(action.adopted ? { adopted: true } : {}), ...(action.nodeUID ? { nodeUID: action.nodeUID } : {}) },
+      ...(action.nodeIPsFrom ? { nodeIPsFrom: action.nodeIPsFrom } : {}), ...(action.adopted ? { adopted: true } : {}), ...(action.nodeUID ? { nodeUID: action.nodeUID } : {}) },
   };
   ctx.metrics.apiWrites.inc({ action: "create" });
   let created: RecordObject;

@@ -7,7 +7,7 @@ import type { AllocationAction } from "./plan.js";
  */
 export const NODE_CONFLICT_REASONS = [
   "PodCIDRConflict", "PodCIDROutsidePool", "PodCIDRInvalid", "NoPodCIDRPool",
-  "PodCIDRMismatch", "PodCIDRFamilyMissing", "DuplicateNodeIP", "UnusableNodeIP",
+  "PodCIDRMismatch", "PodCIDRFamilyMissing", "DuplicateNodeIP", "UnusableNodeIP", "NodeInternalIPsGone",
 ] as const;
 export type NodeConflictReason = (typeof NODE_CONFLICT_REASONS)[number];
 

@@ -42,15 +42,18 @@ describe("plannerNode: the Node's podCIDRs as the records spell them", () => {
 });
 
 describe("plannerNode: the node IPs agents route via", () => {
-  const withAddresses = (list: Array<[string, string]>) => plannerNode(kubeletNode({ status: { addresses: list.map(([type, address]) => ({ type, address })) } })).nodeIPs;
+  const withAddresses = (list: Array<[string, string]>) => {
+    const { nodeIPs, nodeIPsFrom } = plannerNode(kubeletNode({ status: { addresses: list.map(([type, address]) => ({ type, address })) } }));
+    return [nodeIPs, nodeIPsFrom];
+  };
   it.each([
-    ["InternalIPs", [["InternalIP", "172.18.0.3"], ["ExternalIP", "203.0.113.3"], ["Hostname", "worker-1"]], ["172.18.0.3"]],
-    ["ExternalIPs when there is no InternalIP (a cloud registering public addresses only)", [["Hostname", "worker-1"], ["ExternalIP", "203.0.113.3"]], ["203.0.113.3"]],
-    ["no ExternalIP beside an InternalIP, even of the other family (it could become the tunnel's endpoint)", [["ExternalIP", "203.0.113.3"], ["InternalIP", "fd00::3"]], ["fd00::3"]],
-    ["all ExternalIPs of a Node with no InternalIP", [["ExternalIP", "2001:db8::3"], ["ExternalIP", "203.0.113.3"]], ["2001:db8::3", "203.0.113.3"]],
-    ["none from a Hostname", [["Hostname", "worker-1"]], []],
-  ] as Array<[string, Array<[string, string]>, string[]]>)("%s", (_case, addresses, ips) => {
-    expect(withAddresses(addresses)).toEqual(ips);
+    ["InternalIPs", [["InternalIP", "172.18.0.3"], ["ExternalIP", "203.0.113.3"], ["Hostname", "worker-1"]], ["172.18.0.3"], "InternalIP"],
+    ["ExternalIPs when there is no InternalIP (a cloud registering public addresses only)", [["Hostname", "worker-1"], ["ExternalIP", "203.0.113.3"]], ["203.0.113.3"], "ExternalIP"],
+    ["no ExternalIP beside an InternalIP, even of the other family (it could become the tunnel's endpoint)", [["ExternalIP", "203.0.113.3"], ["InternalIP", "fd00::3"]], ["fd00::3"], "InternalIP"],
+    ["all ExternalIPs of a Node with no InternalIP", [["ExternalIP", "2001:db8::3"], ["ExternalIP", "203.0.113.3"]], ["2001:db8::3", "203.0.113.3"], "ExternalIP"],
+    ["none from a Hostname", [["Hostname", "worker-1"]], [], undefined],
+  ] as Array<[string, Array<[string, string]>, string[], string | undefined]>)("%s", (_case, addresses, ips, from) => {
+    expect(withAddresses(addresses)).toEqual([ips, from]);
     // The cache keeps what this needs.
     expect(plannerNode(nodeProjection(kubeletNode({ status: { addresses: addresses.map(([type, address]) => ({ type, address })) } }))).nodeIPs).toEqual(ips);
   });

@@ -53,7 +53,7 @@ export function plannerNode(node: V1Node): PlannerNode {
     // The API server keeps them as written ("FD00:10:244:1::/64") and records hold the canonical text: compared
     // as written, a Node's own range looked held by someone else. Unparsable ones stay for the planner to report.
     podCIDRs: (node.spec?.podCIDRs ?? (node.spec?.podCIDR ? [node.spec.podCIDR] : [])).map(canonicalCidrOrText),
-    nodeIPs: nodeHostIPs(node.status?.addresses ?? []),
+    ...nodeHostIPs(node.status?.addresses ?? []),
     deleting: Boolean(node.metadata?.deletionTimestamp),
     ...maxPodsOf(node.status?.capacity?.pods),
     ...createdAt(node.metadata?.creationTimestamp),
@@ -77,6 +77,7 @@ export function plannerRecord(obj: NodeCidrObject): PlannerRecord {
     family: obj.spec.family === "IPv6" ? 6 : 4,
     pool: obj.spec.pool,
     nodeIPs: obj.spec.nodeIPs ?? [],
+    ...(obj.spec.nodeIPsFrom ? { nodeIPsFrom: obj.spec.nodeIPsFrom } : {}),
     ...(obj.spec.nodeUID ? { nodeUID: obj.spec.nodeUID } : {}),
     ...createdAt(obj.metadata?.creationTimestamp),
     phase: obj.status?.phase,

@@ -5,14 +5,17 @@ import type { AllocationAction, PlannerNode, PlannerRecord } from "./plan.js";
 
 /**
  * Pure: the addresses agents route a Node's pods via: its InternalIPs, or its ExternalIPs when it has no
- * InternalIP at all. A Node that a cloud provider registers with public addresses only was otherwise routed to
- * by no agent, and no one said so. Not an ExternalIP beside an InternalIP of the other family (kubelet's own
- * rule would take it): it could become the VXLAN endpoint (the first IPv4 node IP) and move the tunnel from
- * the internal network onto a public or NATed path.
+ * InternalIP at all, and which of the two they are. A Node that a cloud provider registers with public addresses
+ * only was otherwise routed to by no agent, and no one said so. Not an ExternalIP beside an InternalIP of the
+ * other family (kubelet's own rule would take it): it could become the VXLAN endpoint (the first IPv4 node IP)
+ * and move the tunnel from the internal network onto a public or NATed path.
  */
-export function nodeHostIPs(addresses: Array<{ type: string; address: string }>): string[] {
-  const internal = addresses.filter((a) => a.type === "InternalIP").map((a) => a.address);
-  return internal.length ? internal : addresses.filter((a) => a.type === "ExternalIP").map((a) => a.address);
+export function nodeHostIPs(addresses: Array<{ type: string; address: string }>): Pick<PlannerNode, "nodeIPs" | "nodeIPsFrom"> {
+  for (const type of ["InternalIP", "ExternalIP"] as const) {
+    const ips = addresses.filter((a) => a.type === type).map((a) => a.address);
+    if (ips.length) return { nodeIPs: ips, nodeIPsFrom: type };
+  }
+  return { nodeIPs: [] };
 }
 
 /** The NodeCIDR schema holds at most this many node IPs. */
@@ -72,14 +75,24 @@ export function sharedNodeIPs(nodes: PlannerNode[]): AllocationAction[] {
  *   moved the node's VXLAN endpoint, and every peer rewrote its tunnel entries, losing packets each time.
  * - A Node that lists no address any more (its status rewritten by hand or by a broken cloud controller) keeps
  *   the ones its records have: emptied, every agent would drop its routes to the node's pods at once.
+ * - A Node that lists no InternalIP any more but an ExternalIP (a cloud controller or kubelet rewriting the list,
+ *   a provider upgrade) keeps InternalIP-sourced records' IPs, with a warning: followed, every peer would route its
+ *   pods to a public or NATed address they rarely reach. A Node with ExternalIPs only from the start (records
+ *   sourced from them, or from before the source was kept) follows them as they change.
  */
 export function mirroredNodeIPs(nodes: PlannerNode[], records: PlannerRecord[]): { mirrored: PlannerNode[]; warnings: AllocationAction[] } {
   const reference = referenceRecords(nodes, records);
   const warnings: AllocationAction[] = [];
   const mirrored = nodes.map((n): PlannerNode => {
     const r = reference.get(n.name);
-    if (!r || sameList(n.nodeIPs, r.nodeIPs)) return n; // as nearly every Node, every plan
-    if (!n.nodeIPs.length) return { ...n, nodeIPs: r.nodeIPs };
+    if (!r || (n.nodeIPsFrom === r.nodeIPsFrom && sameList(n.nodeIPs, r.nodeIPs))) return n; // as nearly every Node, every plan
+    if (!n.nodeIPs.length) return { ...n, nodeIPs: r.nodeIPs, ...(r.nodeIPsFrom ? { nodeIPsFrom: r.nodeIPsFrom } : {}) };
+    if (n.nodeIPsFrom === "ExternalIP" && r.nodeIPsFrom === "InternalIP") {
+      warnings.push({ kind: "conflict", node: n.name, reason: "NodeInternalIPsGone", message: `node ${n.name} lists no InternalIP any more: agents keep `
+        + `routing its pods via ${r.nodeIPs.join(", ")}, its last InternalIPs, not its ExternalIPs ${n.nodeIPs.join(", ")} (to route via those, remove `
+        + "spec.nodeIPsFrom from its NodeCIDRs)" });
+      return { ...n, nodeIPs: r.nodeIPs, nodeIPsFrom: "InternalIP" };
+    }
     const ips = inRecordOrder(r.nodeIPs, n.nodeIPs);
     return ips === n.nodeIPs ? n : { ...n, nodeIPs: ips };
   });

@@ -7,12 +7,15 @@ import { compareText, sooner } from "../lib/order.js";
 import { mirroredNodeIPs, sameList, sharedNodeIPs, usableNodeIPs } from "./plan-node-ips.js";
 import { podCidrConditionActions, podCidrMismatches, type NodeConditionState } from "./plan-node-condition.js";
 import type { NodeConflictReason } from "./node-conflicts.js";
+import type { NodeIPSource } from "../crds/nodecidr.js";
 import { claimsOfDeleted, holdUnrestored, recordOfThisNode, type DeletedRecord, type Lost } from "./plan-deleted.js";
 
 export type { DeletedRecord, PlannerPool, PoolStatusReport };
 
 export interface PlannerNode {
   name: string; uid: string; labels: Record<string, string>; podCIDRs: string[]; nodeIPs: string[]; deleting: boolean;
+  /** The address type nodeIPs are (none when it lists neither). */
+  nodeIPsFrom?: NodeIPSource;
   /** When the object was created (ms): tells whether a record without a nodeUID was made for it. */
   createdAt?: number;
   /** Pods kubelet admits on it (status.capacity.pods). */
@@ -22,6 +25,8 @@ export interface PlannerNode {
 }
 export interface PlannerRecord {
   name: string; nodeName: string; cidr: string; family: IpFamily; pool: string; nodeIPs: string[];
+  /** The Node address type nodeIPs were mirrored from (records written before it was kept have none). */
+  nodeIPsFrom?: NodeIPSource;
   /** The Node object it was made for (records from before podnet kept it have none: any Node of that name). */
   nodeUID?: string;
   createdAt?: number;
@@ -37,7 +42,7 @@ export interface PlannerInput {
 }
 
 export type AllocationAction =
-  | { kind: "create"; node: string; nodeUID: string; cidr: string; family: IpFamily; pool: string; nodeIPs: string[]; adopted: boolean; restored?: true }
+  | { kind: "create"; node: string; nodeUID: string; cidr: string; family: IpFamily; pool: string; nodeIPs: string[]; nodeIPsFrom?: NodeIPSource; adopted: boolean; restored?: true }
   | { kind: "confirm"; name: string; node: string; cidr: string; pool: string }
   | { kind: "release"; name: string; nodeName: string }
   | { kind: "delete"; name: string }
@@ -46,7 +51,7 @@ export type AllocationAction =
   | { kind: "rehome"; name: string; node: string; cidr: string; from: string; pool: string }
   | { kind: "conflict"; node: string; reason: NodeConflictReason; message: string }
   | { kind: "exhausted"; node: string; pool: string; family: IpFamily; reason: "PodCIDRNotAvailable"; message: string }
-  | { kind: "updateNodeIPs"; name: string; nodeIPs: string[] }
+  | { kind: "updateNodeIPs"; name: string; nodeIPs: string[]; nodeIPsFrom?: NodeIPSource }
   | { kind: "stampNodeUID"; name: string; nodeUID: string }
   | { kind: "setNodePodCIDRs"; node: string; nodeUID: string; cidrs: string[] }
   | ({ kind: "nodeCondition"; node: string; lastTransitionTime: string } & Omit<NodeConditionState, "lastTransitionTime">);
@@ -154,8 +159,11 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
       if (r.phase === undefined || rehomed || RETAINED.has(r.allocatedReason ?? "")) actions.push({ kind: "confirm", name: r.name, node: r.nodeName, cidr: r.cidr, pool: r.pool });
     }
     held.set(r.nodeName, [...(held.get(r.nodeName) ?? []), { cidr: r.cidr, family: r.family }]);
-    const { nodeIPs } = present.get(r.nodeName)!; // as mirroredNodeIPs has them
-    if (nodeIPs.length && !sameList(nodeIPs, r.nodeIPs)) actions.push({ kind: "updateNodeIPs", name: r.name, nodeIPs });
+    // As mirroredNodeIPs has them; a record from before nodeIPsFrom learns it with one write.
+    const { nodeIPs, nodeIPsFrom } = present.get(r.nodeName)!;
+    if (nodeIPs.length && (!sameList(nodeIPs, r.nodeIPs) || (nodeIPsFrom && nodeIPsFrom !== r.nodeIPsFrom))) {
+      actions.push({ kind: "updateNodeIPs", name: r.name, nodeIPs, ...(nodeIPsFrom ? { nodeIPsFrom } : {}) });
+    }
   }
 
   const deleted = claimsOfDeleted(input.deleted ?? [], { nodes, held, states, holderOf, liveCidrs: new Set(input.records.map((r) => r.cidr)), cooldownMs: config.cooldownMs, now });
@@ -244,6 +252,9 @@ function planNode(node: PlannerNode, state: PoolState | undefined, states: PoolS
   return actions;
 }
 
+/** A new record's node IPs, and where they came from. */
+const mirroredOf = (node: PlannerNode) => ({ nodeIPs: node.nodeIPs, ...(node.nodeIPs.length && node.nodeIPsFrom ? { nodeIPsFrom: node.nodeIPsFrom } : {}) });
+
 function adopt(node: PlannerNode, preset: string, states: PoolStates, holderOf: Map<string, string>): AllocationAction {
   const cidr = tryParseCidr(preset);
   if (!cidr) return { kind: "conflict", node: node.name, reason: "PodCIDRInvalid", message: `node ${node.name} has an invalid spec.podCIDRs entry "${preset}"` };
@@ -255,14 +266,14 @@ function adopt(node: PlannerNode, preset: string, states: PoolStates, holderOf: 
     return { kind: "conflict", node: node.name, reason: "PodCIDRConflict", message: `node ${node.name} has podCIDR ${text}, already held by ${holder ? `node ${holder}` : "another record"}; not overwritten` };
   }
   found.set.occupy(cidr);
-  return { kind: "create", node: node.name, nodeUID: node.uid, cidr: text, family: cidr.family, pool: found.state.pool.name, nodeIPs: node.nodeIPs, adopted: true };
+  return { kind: "create", node: node.name, nodeUID: node.uid, cidr: text, family: cidr.family, pool: found.state.pool.name, ...mirroredOf(node), adopted: true };
 }
 
 function allocate(node: PlannerNode, state: PoolState, family: IpFamily): AllocationAction {
   const fam = state.families[family]!;
   for (const set of fam.sets) {
     const cidr = set.allocateNext();
-    if (cidr) return { kind: "create", node: node.name, nodeUID: node.uid, cidr: formatCidr(cidr), family, pool: state.pool.name, nodeIPs: node.nodeIPs, adopted: false };
+    if (cidr) return { kind: "create", node: node.name, nodeUID: node.uid, cidr: formatCidr(cidr), family, pool: state.pool.name, ...mirroredOf(node), adopted: false };
   }
   fam.exhaustedNodes++;
   return {

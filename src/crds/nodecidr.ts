@@ -22,6 +22,10 @@ function nodeCidrRangeRules() {
   ];
 }
 
+/** The Node address type a record's node IPs were mirrored from. */
+export const nodeIPSourceSchema = z.enum(["InternalIP", "ExternalIP"]);
+export type NodeIPSource = z.infer<typeof nodeIPSourceSchema>;
+
 /**
  * NodeCIDR: one object per pod CIDR handed to a node. The object's name is derived from the CIDR
  * (10.244.1.0/24 → 10-244-1-0-24), so the API server itself refuses a second holder of the same CIDR.
@@ -46,7 +50,12 @@ export const nodeCidrSpecSchema = z
       .array(z.string().min(2).max(45).meta(cel(...nodeIpRules)))
       .max(8)
       .optional()
-      .meta({ description: "InternalIP(s) of the node, mirrored by the controller so agents watch only NodeCIDRs." }),
+      .meta({ description: "The node's InternalIPs, or its ExternalIPs when it has none, mirrored by the controller so agents watch only NodeCIDRs." }),
+    nodeIPsFrom: nodeIPSourceSchema.optional().meta({
+      description: "Which of the node's address types nodeIPs came from, written with them. A Node that stops listing InternalIPs keeps "
+        + "InternalIP-sourced nodeIPs (a warning on the Node) instead of having its pods routed via its ExternalIPs. Absent on records "
+        + "written before the field: the controller adds it once.",
+    }),
     adopted: z.boolean().optional().meta({ description: "True when the CIDR came from node.spec.podCIDRs." }),
     nodeUID: z.string().min(1).max(64).optional().meta({
       description: "UID of the Node object it was allocated to: a Node registered again under the same name is another holder.",
