@@ -154,7 +154,7 @@ describe.skipIf(!isRoot())("node agent overlay: VXLAN to nodes behind a router, 
     expect(fdbDestinations(node("n3").ns)).toEqual(["192.168.71.11"]);
   });
 
-  it("a node whose own IP changes keeps its overlay: device moved to the new source, routes in place, pods' MTU unchanged", async () => {
+  it("a node whose own IP changes keeps its overlay: device moved to the new source, routes in place, pods' MTU unchanged, pods reach each other", async () => {
     // The resync an hour away: only the event pass that follows the NodeCIDR change may act.
     await agents.get("n1")!.stop();
     const n1 = await startAgent(fx, node("n1"), { "resync-period": "1h" });
@@ -164,6 +164,8 @@ describe.skipIf(!isRoot())("node agent overlay: VXLAN to nodes behind a router, 
     // Old address out first: deleting a subnet's primary IPv4 address takes its secondaries along.
     ipIn(node("n1").ns, "addr", "del", "192.168.71.11/24", "dev", "eth0");
     ipIn(node("n1").ns, "addr", "add", "192.168.71.21/24", "dev", "eth0");
+    // The default route went with the old address; a DHCP client puts it back with the new lease.
+    ipIn(node("n1").ns, "route", "replace", "default", "via", "192.168.71.1");
     for (const c of cidrs(1)) {
       await fx.api().custom.patchClusterCustomObject({ ...podnetResource("nodecidrs"), name: c.replace(/[.:/]/g, "-"), body: { spec: { nodeIPs: ["192.168.71.21", node("n1").ip6] } } }, mergePatch());
     }
@@ -173,6 +175,14 @@ describe.skipIf(!isRoot())("node agent overlay: VXLAN to nodes behind a router, 
     await waitFor("the device moved by an event pass, its routes back", async () =>
       (n1.agent.syncs > passes && local() === "192.168.71.21" && JSON.stringify(podnetRoutes(node("n1").ns)) === JSON.stringify(overlayRoutes) ? true : undefined), 10_000);
     expect(JSON.parse(readFileSync(join(n1.confDir, "10-podnet.conflist"), "utf8")).plugins[0].mtu).toBe(1500);
+    // The tunnel peer sends to the new address once it has read n1's NodeCIDRs: pods across it reach each other, both ways.
+    await waitFor("n3 tunnels to n1's new address", async () => (fdbDestinations(node("n3").ns).includes("192.168.71.21") ? true : undefined), 10_000);
+    const [a, c] = ["ova", "ovc"].map((name) => pods.find((p) => p.name === name)!) as [Pod, Pod];
+    for (const [from, to] of [[a, c], [c, a]] as const) {
+      expect(ping(from.ns, to.ips[0]!)).toBe(true);
+      expect(ping(from.ns, to.ips[1]!)).toBe(true);
+      expect(await sourceSeenBy(to.ns, to.ips[0]!, from.ns, 7714)).toBe(from.ips[0]);
+    }
     // A NodeCIDR naming an address the node does not have (mirrored before the address moved): the overlay and
     // the pods' MTU stay as they are, and the sync says why instead of tearing the device down.
     await fx.api().custom.patchClusterCustomObject({ ...podnetResource("nodecidrs"), name: "10-244-1-0-24", body: { spec: { nodeIPs: ["192.168.71.99", node("n1").ip6] } } }, mergePatch());
