@@ -25,14 +25,35 @@ const familyPoolSchema = (maxPrefix: number, defaultPrefix: number) =>
       }),
     );
 
+// A key or value no Node can carry would leave the pool selecting nothing, silently. The syntax of Kubernetes label
+// keys (optional DNS-subdomain prefix up to 253 characters, then a name of up to 63) and values (a name, or empty).
+// Character classes rather than escapes keep the rule readable in YAML. maxProperties bounds the map for the API
+// server's CEL cost estimate (per key, times the keys): without it, 1.32.13's CRD validation prices these rules at
+// 35× and 1.4× the budget and refuses the CRD; with 32 it takes them (checked against apiextensions-apiserver v0.32.13).
+const LABEL_NAME = "[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?";
+const DNS_SUBDOMAIN = "[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+// The message cannot name the key: a messageExpression joining keys of unbounded length is priced past the budget.
+const labelKeyRule = {
+  rule: `self.all(k, k.matches('^(${DNS_SUBDOMAIN}/)?${LABEL_NAME}$') && k.indexOf('/') <= 253)`,
+  message: "keys must be label keys: an optional DNS subdomain prefix (lower-case, at most 253 characters) and '/', then a name of 1-63 letters, digits, '-', '_' or '.' that begins and ends with a letter or digit; no node can carry another key",
+};
+const labelValueRule = {
+  rule: `self.matches('^(${LABEL_NAME})?$')`,
+  message: "must be a label value: empty, or at most 63 letters, digits, '-', '_' or '.' that begin and end with a letter or digit; no node can carry another value",
+};
+
 export const poolSpecSchema = z
   .object({
     ipv4: familyPoolSchema(30, 24).optional(),
     ipv6: familyPoolSchema(126, 64).optional(),
     nodeSelector: z
-      .record(z.string().max(317), z.string().max(63))
+      .record(z.string().max(317), z.string().max(63).meta(cel(labelValueRule)))
       .optional()
-      .meta({ description: "Labels a node must carry to use this pool; empty selects every node not claimed by a more specific pool." }),
+      .meta({
+        description: "Labels a node must carry to use this pool. Without one, the pool serves every node no other pool's selector matches; of several pools without one, only the oldest that has a valid range in each of its families does (the others say so in their Valid condition). At most 32 labels.",
+        maxProperties: 32,
+        ...cel(labelKeyRule),
+      }),
   })
   .meta(
     cel(

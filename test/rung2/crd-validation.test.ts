@@ -118,6 +118,28 @@ describe("PodCIDRPool validation on the real API server", () => {
   ])("rejects a pool with %s", async (_case, spec, message) => {
     expect(await createRejection(pools, pool(`bad-${Math.random().toString(36).slice(2, 8)}`, spec))).toContain(message);
   });
+
+  // A selector no Node can match left the pool Valid and serving nothing, silently (the key "bad key!" was accepted).
+  const v4 = { cidrs: ["10.244.0.0/16"], nodeMaskSize: 24 };
+  it("accepts every label key and value syntax a Node can carry", async () => {
+    const nodeSelector = { "topology.kubernetes.io/zone": "eu-1a", "node.example.com/role": "", "a": "b", [`${"p".repeat(253)}/${"n".repeat(63)}`]: "v".repeat(63), "x_y.z-1": "A_b.c-9" };
+    const created = await fx.api().custom.createClusterCustomObject({ ...pools, body: pool("labels", { ipv4: v4, nodeSelector }) });
+    expect(created.spec.nodeSelector).toEqual(nodeSelector);
+  });
+
+  it.each([
+    ["a key with a space and a '!'", { "bad key!": "r1", "rack": "r1" }, "spec.nodeSelector: Invalid value: keys must be label keys"],
+    ["a key with an upper-case prefix", { "Example.com/zone": "a" }, "keys must be label keys"],
+    ["a key of two slashes", { "a/b/c": "a" }, "keys must be label keys"],
+    ["a key whose name is 64 characters", { ["n".repeat(64)]: "a" }, "keys must be label keys"],
+    ["a key whose prefix is 254 characters", { [`${"p".repeat(254)}/zone`]: "a" }, "keys must be label keys"],
+    ["an empty key", { "": "a" }, "keys must be label keys"],
+    ["a value with a space", { rack: "r 1" }, 'spec.nodeSelector[rack]: Invalid value: "r 1": must be a label value'],
+    ["a value ending in '-'", { rack: "r1-" }, "must be a label value"],
+    ["33 labels (the bound that keeps the rules' cost within the API server's budget)", Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, "v"])), "must have at most 32 items"],
+  ])("rejects a nodeSelector with %s", async (_case, nodeSelector, message) => {
+    expect(await createRejection(pools, pool(`sel-${Math.random().toString(36).slice(2, 8)}`, { ipv4: v4, nodeSelector }))).toContain(message);
+  });
 });
 
 describe("a podnet newer than the CRDs on the cluster (helm upgrade does not update them)", () => {
