@@ -55,7 +55,8 @@ function podAddressesCondition(state: PoolState): ConditionInput {
   const max = state.maxPods;
   // Nothing to size: Valid=False names the ranges; whether Nodes report their capacity does not matter yet.
   if (!smallest) return { type: "PodAddresses", status: "Unknown", reason: "NoValidRange", message: "no valid range to size: fix what the Valid condition names" };
-  if (!max) return { type: "PodAddresses", status: "True", reason: "NoNodeCapacityKnown", message: "no selected Node reports its pod capacity yet" };
+  // Nothing to compare the slices with: not known to fit (a True here read as a check that passed).
+  if (!max) return { type: "PodAddresses", status: "Unknown", reason: "NoNodeCapacityKnown", message: "no selected Node reports its pod capacity yet" };
   // bigint against number: compared exactly.
   if (smallest.pods >= max.pods) {
     return { type: "PodAddresses", status: "True", reason: "SliceFitsMaxPods", message: `each node's /${smallest.prefix} holds ${smallest.pods} pod addresses; its Nodes admit at most ${max.pods} pods` };

@@ -144,9 +144,12 @@ describe("pool condition PodAddresses: do the node slices hold as many addresses
     expect(c.status).toBe(status);
     expect(c.message).toContain(message);
   });
-  it("says nothing is known before a selected Node reports its capacity", () => {
-    const c = planAllocations(input({ nodes: [node("a")] })).poolStatuses[0]!.conditions.find((x) => x.type === "PodAddresses")!;
-    expect(c).toMatchObject({ status: "True", reason: "NoNodeCapacityKnown" });
+  it.each([
+    ["before a selected Node reports its capacity", [node("a")]],
+    ["while it selects no Node", []],
+  ])("says it does not know (Unknown, not True) %s", (_case, nodes) => {
+    const c = planAllocations(input({ nodes })).poolStatuses[0]!.conditions.find((x) => x.type === "PodAddresses")!;
+    expect(c).toMatchObject({ status: "Unknown", reason: "NoNodeCapacityKnown", message: "no selected Node reports its pod capacity yet" });
   });
   it.each([
     ["its only range overlaps the service CIDR", [pool(["10.96.0.0/16"])]],

@@ -99,8 +99,10 @@ describe("controller on the real API server: pool edits under live allocations",
     expect(short!.message).toContain("each node's IPv4 /26 holds 61 pod addresses, but node pa-1 admits 110 pods");
     await fx.api().custom.createClusterCustomObject({ ...pools, body: { apiVersion: "podnet.io/v1alpha1", kind: "PodCIDRPool", metadata: { name: "pa-wide" },
       spec: { ipv4: { cidrs: ["10.215.0.0/16"], nodeMaskSize: 24 }, nodeSelector: { "podnet.io/zone": "wide" } } } });
+    // Unknown from its creation (no Node selected yet: no capacity to size against), then naming the Node's capacity once pa-1 moves over.
+    const unknown = await until("pa-wide sized", async () => condition("pa-wide"));
+    expect(unknown).toMatchObject({ status: "Unknown", reason: "NoNodeCapacityKnown" });
     await fx.api().core.patchNode({ name: "pa-1", body: { metadata: { labels: { "podnet.io/zone": "wide" } } } }, mergePatch());
-    // True from its creation (no Node selected yet), then naming the Node's capacity once pa-1 moves over.
     const fits = await until("pa-wide fits pa-1", async () => ((await condition("pa-wide"))?.message.includes("at most 110 pods") ? condition("pa-wide") : undefined));
     expect(fits).toMatchObject({ status: "True", message: "each node's /24 holds 253 pod addresses; its Nodes admit at most 110 pods" });
   });
