@@ -1,10 +1,13 @@
 import { CidrSet } from "../lib/cidr-set.js";
 import { cidrsOverlap, formatCidr, InvalidCidrError, maxNodeCidrPrefix, parseCidr, specialPurposeOverlap, tryParseCidr, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
 import { CidrIndex, overlapsAfter } from "../lib/cidr-index.js";
-import { MAX_CONDITION_MESSAGE, type ConditionInput } from "../lib/conditions.js";
+import { MAX_CONDITION_MESSAGE } from "../lib/conditions.js";
 import type { Held, PlannerNode, PlannerRecord } from "./plan.js";
 import { PoolStates, type PoolRange } from "./pool-states.js";
 import { compareText } from "../lib/order.js";
+
+// The conditions pools report are worked out in pool-conditions.ts; the planner takes them from here.
+export { poolStatusReports, type PoolStatusReport } from "./pool-conditions.js";
 
 export interface PlannerPool {
   name: string;
@@ -34,41 +37,6 @@ export function notePodCapacity(nodes: PlannerNode[], poolOf: Map<string, PoolSt
     const state = poolOf.get(node.name);
     if (state && node.maxPods !== undefined && node.maxPods > (state.maxPods?.pods ?? -1)) state.maxPods = { pods: node.maxPods, node: node.name };
   }
-}
-
-/**
- * Pod addresses in one node slice: host-local hands out all but the network address, the bridge's gateway and,
- * for IPv4, the broadcast address. A BigInt: an IPv6 /64's 2^64 − 2 is past a float's exact integers.
- */
-const podAddresses = (family: IpFamily, prefix: number) => (1n << BigInt((family === 4 ? 32 : 128) - prefix)) - (family === 4 ? 3n : 2n);
-
-/**
- * Whether each node's slices hold as many addresses as its Nodes admit pods (kubelet's --max-pods, 110 by
- * default: a /26 holds 61). Past that, pods on a full node fail with "no IP addresses available".
- */
-function podAddressesCondition(state: PoolState): ConditionInput {
-  const fits = ([4, 6] as const).flatMap((f) => {
-    const fam = state.families[f];
-    return fam?.sets.length ? [{ family: f, pods: podAddresses(f, fam.prefix), prefix: fam.prefix }] : [];
-  });
-  const smallest = fits.sort((a, b) => (a.pods < b.pods ? -1 : a.pods > b.pods ? 1 : 0))[0];
-  const max = state.maxPods;
-  // Nothing to size: Valid=False names the ranges; whether Nodes report their capacity does not matter yet.
-  if (!smallest) return { type: "PodAddresses", status: "Unknown", reason: "NoValidRange", message: "no valid range to size: fix what the Valid condition names" };
-  // Nothing to compare the slices with: not known to fit (a True here read as a check that passed).
-  if (!max) return { type: "PodAddresses", status: "Unknown", reason: "NoNodeCapacityKnown", message: "no selected Node reports its pod capacity yet" };
-  // bigint against number: compared exactly.
-  if (smallest.pods >= max.pods) {
-    return { type: "PodAddresses", status: "True", reason: "SliceFitsMaxPods", message: `each node's /${smallest.prefix} holds ${smallest.pods} pod addresses; its Nodes admit at most ${max.pods} pods` };
-  }
-  return { type: "PodAddresses", status: "False", reason: "SliceSmallerThanMaxPods",
-    message: `each node's IPv${smallest.family} /${smallest.prefix} holds ${smallest.pods} pod addresses, but node ${max.node} admits ${max.pods} pods (kubelet --max-pods): pods past ${smallest.pods} on a node fail with "no IP addresses available"; use a shorter nodeMaskSize or lower --max-pods` };
-}
-
-export interface PoolStatusReport {
-  pool: string;
-  usage: Partial<Record<IpFamily, { size: bigint; allocated: bigint; free: bigint }>>;
-  conditions: ConditionInput[];
 }
 
 /** A range that parsed, with the pool family it belongs to; refused when it overlaps another or the services. */
@@ -208,36 +176,6 @@ export function hold(states: PoolStates, cidr: Cidr, node: string, holderOf: Map
 /** Take the slice that holds the address out of circulation, in whichever range has it (a node's own IP). */
 export function occupySliceHolding(states: PoolStates, ip: IpAddr): void {
   for (const { set } of states.ranges.holding(ip)) set.occupyCovering({ family: ip.family, network: ip.value, prefix: ip.family === 4 ? 32 : 128 });
-}
-
-export function poolStatusReports(states: Map<string, PoolState>): PoolStatusReport[] {
-  return [...states.values()].map(({ pool, families }) => {
-    const usage: PoolStatusReport["usage"] = {};
-    const problems: string[] = [];
-    let exhausted = 0;
-    let waitingOnInvalid = false;
-    for (const family of [4, 6] as const) {
-      const fam = families[family];
-      if (!fam) continue;
-      waitingOnInvalid ||= fam.exhaustedNodes > 0 && fam.sets.length === 0;
-      const size = fam.sets.reduce((n, s) => n + s.size, 0n);
-      const allocated = fam.sets.reduce((n, s) => n + s.used, 0n);
-      usage[family] = { size, allocated, free: size - allocated };
-      problems.push(...fam.problems);
-      exhausted += fam.exhaustedNodes;
-    }
-    const conditions: ConditionInput[] = [
-      problems.length
-        ? { type: "Valid", status: "False", reason: "InvalidRanges", message: problems.join("; ") }
-        : { type: "Valid", status: "True", reason: "RangesValid", message: "all ranges usable" },
-      exhausted
-        ? { type: "Exhausted", status: "True", reason: "NoFreeCIDR", message: `${exhausted} node(s) wait for a CIDR; `
-          + (waitingOnInvalid ? "a family has no valid range: fix what the Valid condition names" : "add a range to spec to grow the pool") }
-        : { type: "Exhausted", status: "False", reason: "CapacityAvailable", message: "every selected node has its CIDRs" },
-      podAddressesCondition(states.get(pool.name)!),
-    ];
-    return { pool: pool.name, usage, conditions };
-  });
 }
 
 /** What keeps a record from counting as its pool's: its pool gone, outside its ranges, another size, taken, a second of its family. */

@@ -50,7 +50,7 @@ describe("planAllocations: pool edits and bad records", () => {
     const third = [...replaced, pool(["10.50.128.0/17"], { name: "third", nodeSelector: { grp: "y" } })];
     const plan = planAllocations(input({ nodes: [node("a", { labels: { grp: "x" } }), node("b", { labels: { grp: "x" } })], records: [rec("a", "10.50.0.0/24", { pool: "old" })], pools: third }));
     expect(plan.actions.filter((a) => a.kind === "create").map((a) => `${a.node} ${a.cidr} ${a.pool}`)).toEqual(["b 10.50.1.0/24 new"]);
-    expect(plan.poolStatuses.find((p) => p.pool === "third")!.conditions[0]).toMatchObject({ status: "False", message: expect.stringContaining("which has nodes allocated from it") });
+    expect(plan.poolStatuses.find((p) => p.pool === "third")!.conditions.find((c) => c.type === "Valid")).toMatchObject({ status: "False", message: expect.stringContaining("which has nodes allocated from it") });
   });
 
   it("confirms a retained record again once its pool covers it, and still mirrors its node's IPs meanwhile", () => {
@@ -106,7 +106,7 @@ describe("planAllocations: pool edits and bad records", () => {
     const wide: PlannerPool = { name: "new", nodeSelector: { grp: "w" }, v4: { cidrs: ["10.0.0.0/15"], nodePrefix: 24 } };
     const records = [rec("a", "10.0.0.0/24", { pool: "x" }), rec("b", "10.1.0.0/24", { pool: "old" })];
     const plan = planAllocations(input({ nodes: [node("a"), node("b"), node("c")], records, pools: [x, wide] }));
-    expect(plan.poolStatuses.find((p) => p.pool === "x")!.conditions[0]).toMatchObject({ status: "True" });
+    expect(plan.poolStatuses.find((p) => p.pool === "x")!.conditions.find((c) => c.type === "Valid")).toMatchObject({ status: "True" });
     expect(plan.actions.filter((a) => a.kind === "create").map((a) => `${a.node} ${a.cidr}`)).toEqual(["c 10.0.1.0/24"]);
     expect(plan.actions.filter((a) => a.kind === "retain").map((a) => `${a.name} ${a.reason}`)).toEqual(["10-1-0-0-24 PoolNotFound"]);
   });

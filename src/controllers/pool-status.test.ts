@@ -8,8 +8,11 @@ import type { Informer } from "../lib/informer.js";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { PoolObject } from "./observe.js";
 import type { PoolStatusReport } from "./plan-pools.js";
+import type { EventRecorder } from "../lib/events.js";
+import type { ConditionInput } from "../lib/conditions.js";
 
 const report = (pool: string, allocated: bigint): PoolStatusReport => ({ pool, usage: { 4: { size: 256n, allocated, free: 256n - allocated } }, conditions: [] });
+const noEvents = { emit: () => Promise.resolve("sent") } as unknown as EventRecorder;
 const poolCache = (names: string[]) => ({ cache: { get: (name: string) => (names.includes(name) ? { metadata: { name, generation: 1 } } : undefined) }, assume: () => "newer" }) as unknown as Informer<PoolObject & KubernetesObject>;
 
 describe("writePoolStatuses", () => {
@@ -20,7 +23,7 @@ describe("writePoolStatuses", () => {
     const metrics = controllerMetrics();
     const touched: string[] = [];
     const pools = { cache: { get: (name: string) => (touched.push(name), { metadata: { name, generation: 1 } }) } } as unknown as Informer<PoolObject & KubernetesObject>;
-    await writePoolStatuses({ api: {} as KubeApi, pools, metrics, log: silentLogger(), leading: () => false, retry: new RetryGate() }, [report("default", 3n)]);
+    await writePoolStatuses({ api: {} as KubeApi, pools, metrics, log: silentLogger(), recorder: noEvents, leading: () => false, retry: new RetryGate() }, [report("default", 3n)]);
     expect(touched).toEqual([]);
     expect((await metrics.poolSize.get()).values).toEqual([]);
   });
@@ -34,7 +37,7 @@ describe("writePoolStatuses", () => {
       return req.name === "refused" ? Promise.reject(new Error("HTTP-Code: 422 Message: denied by policy")) : Promise.resolve({ metadata: { name: req.name } });
     } }, fieldManager: "podnet-controller" } as unknown as KubeApi;
     const metrics = controllerMetrics();
-    const ctx = { api, pools: poolCache(["refused", "fine"]), metrics, log: silentLogger(), leading: () => true, retry: new RetryGate() };
+    const ctx = { api, pools: poolCache(["refused", "fine"]), metrics, log: silentLogger(), recorder: noEvents, leading: () => true, retry: new RetryGate() };
     // A plan every 200 ms, each with a new figure (as nodes join): the cached status never matches it.
     const plan = async (at: number) => { vi.setSystemTime(at); await writePoolStatuses(ctx, [report("refused", BigInt(at / 100)), report("fine", BigInt(at / 100))]); };
     for (let at = 0; at <= 3_800; at += 200) await plan(at);
@@ -47,5 +50,31 @@ describe("writePoolStatuses", () => {
     attempts.length = 0;
     await writePoolStatuses(ctx, [report("refused", 1n)]);
     expect(attempts).toEqual(["refused"]);
+  });
+
+  it("warns with an Event when Valid turns False or changes its reason, not on every write while it stays so", async () => {
+    let status: { conditions?: unknown[] } | undefined;
+    const pools = { cache: { get: (name: string) => ({ metadata: { name, uid: "u-1", generation: 1 }, status }) }, assume: () => "newer" } as unknown as Informer<PoolObject & KubernetesObject>;
+    const api = { custom: { patchClusterCustomObjectStatus: (req: { name: string; body: { status: typeof status } }) => {
+      status = req.body.status;
+      return Promise.resolve({ metadata: { name: req.name }, status });
+    } }, fieldManager: "podnet-controller" } as unknown as KubeApi;
+    const events: string[] = [];
+    const recorder = { emit: (target: { name: string; uid: string }, type: string, reason: string) => { events.push(`${target.name}/${target.uid} ${type} ${reason}`); return Promise.resolve("sent"); } } as unknown as EventRecorder;
+    const ctx = { api, pools, metrics: controllerMetrics(), log: silentLogger(), recorder, leading: () => true, retry: new RetryGate() };
+    const valid = (status: ConditionInput["status"], reason: string): ConditionInput => ({ type: "Valid", status, reason, message: reason });
+    const steps: Array<[ConditionInput, bigint, string[]]> = [
+      [valid("True", "RangesValid"), 1n, []],
+      [valid("False", "InvalidRanges"), 1n, ["p/u-1 Warning InvalidRanges"]],
+      [valid("False", "InvalidRanges"), 2n, []], // written again (usage), still False for that reason
+      [valid("False", "AnotherCatchAllPool"), 2n, ["p/u-1 Warning AnotherCatchAllPool"]],
+      [valid("True", "RangesValid"), 2n, []],
+      [valid("False", "AnotherCatchAllPool"), 2n, ["p/u-1 Warning AnotherCatchAllPool"]],
+    ];
+    for (const [condition, allocated, expected] of steps) {
+      events.length = 0;
+      await writePoolStatuses(ctx, [{ ...report("p", allocated), conditions: [condition] }]);
+      expect(events).toEqual(expected);
+    }
   });
 });

@@ -1,6 +1,7 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { RetryGate } from "../lib/backoff.js";
 import { conditionsEqual, nextCondition } from "../lib/conditions.js";
+import type { EventRecorder } from "../lib/events.js";
 import type { Informer } from "../lib/informer.js";
 import { apiMessage, applyStatus, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
@@ -14,6 +15,7 @@ interface PoolStatusContext {
   pools: Informer<PoolObject & KubernetesObject>;
   metrics: ControllerMetrics;
   log: Logger;
+  recorder: EventRecorder;
   /** A replica that lost the lease mid-plan neither writes the pools nor reports their figures. */
   leading: () => boolean;
   /** A status write the API server refused waits its turn, as a refused action does, instead of going out on every plan. */
@@ -64,6 +66,14 @@ export async function writePoolStatuses(ctx: PoolStatusContext, reports: PoolSta
       ctx.retry.succeeded(key);
       for (const c of conditions.filter((c) => c.status === "True" ? c.type === "Exhausted" : c.type === "Valid")) {
         ctx.log.warn({ pool: report.pool, condition: c.type, reason: c.reason }, c.message);
+      }
+      // A Warning when Valid turns False (or False for another reason), as the agents do for their conditions: once
+      // on the change, not on every status write. Not for Ready, which only gathers it; Exhaustion warns on each
+      // waiting Node. Lost if its create fails, as a quarantine's is: the condition stays.
+      const valid = conditions.find((c) => c.type === "Valid");
+      const before = current?.conditions?.find((c) => c.type === "Valid");
+      if (valid?.status === "False" && (before?.status !== "False" || before.reason !== valid.reason) && ctx.leading()) {
+        await ctx.recorder.emit({ kind: "PodCIDRPool", name: report.pool, uid: pool.metadata?.uid }, "Warning", valid.reason, valid.message);
       }
     } catch (err) {
       ctx.retry.failed(key, Date.now());
