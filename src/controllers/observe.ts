@@ -21,7 +21,7 @@ export interface NodeCidrObject {
 export interface PoolObject {
   apiVersion?: string;
   kind?: string;
-  metadata?: { name?: string; uid?: string; generation?: number; resourceVersion?: string; annotations?: Record<string, string> };
+  metadata?: { name?: string; uid?: string; generation?: number; resourceVersion?: string; creationTimestamp?: string | Date; annotations?: Record<string, string> };
   spec: PoolSpec;
   status?: Record<string, unknown>;
 }
@@ -90,6 +90,7 @@ export function plannerPool(obj: PoolObject): PlannerPool {
   return {
     name: obj.metadata!.name!,
     nodeSelector: obj.spec.nodeSelector ?? {},
+    ...createdAt(obj.metadata?.creationTimestamp),
     ...(obj.spec.ipv4 ? { v4: { cidrs: obj.spec.ipv4.cidrs, nodePrefix: obj.spec.ipv4.nodeMaskSize } } : {}),
     ...(obj.spec.ipv6 ? { v6: { cidrs: obj.spec.ipv6.cidrs, nodePrefix: obj.spec.ipv6.nodeMaskSize } } : {}),
   };

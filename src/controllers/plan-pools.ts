@@ -12,6 +12,8 @@ export { poolStatusReports, type PoolStatusReport } from "./pool-conditions.js";
 export interface PlannerPool {
   name: string;
   nodeSelector: Record<string, string>;
+  /** When the object was created (ms): of the pools without a selector, the oldest serves. */
+  createdAt?: number;
   v4?: { cidrs: string[]; nodePrefix: number };
   v6?: { cidrs: string[]; nodePrefix: number };
 }

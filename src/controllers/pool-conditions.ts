@@ -26,7 +26,7 @@ export function poolStatusReports(states: PoolStates): PoolStatusReport[] {
       problems.push(...fam.problems);
       exhausted += fam.exhaustedNodes;
     }
-    const valid = validCondition(problems);
+    const valid = validCondition(state, problems, states);
     const exhaustion: ConditionInput = exhausted
       ? { type: "Exhausted", status: "True", reason: "NoFreeCIDR", message: `${exhausted} node(s) wait for a CIDR; `
         + (waitingOnInvalid ? "a family has no valid range: fix what the Valid condition names" : "add a range to spec to grow the pool") }
@@ -35,10 +35,32 @@ export function poolStatusReports(states: PoolStates): PoolStatusReport[] {
   });
 }
 
-function validCondition(problems: string[]): ConditionInput {
-  return problems.length
-    ? { type: "Valid", status: "False", reason: "InvalidRanges", message: problems.join("; ") }
-    : { type: "Valid", status: "True", reason: "RangesValid", message: "all ranges usable" };
+const UNSELECTED = "the Nodes no pool's nodeSelector matches";
+
+/**
+ * Valid: every range usable, and, for a pool without a nodeSelector, whether it is the one that serves the Nodes
+ * no selector matches (chooseCatchAll). Another such pool serves none, which its author must hear of: by name
+ * order it used to take every new Node over, or never serve, without a word.
+ */
+function validCondition(state: PoolState, problems: string[], states: PoolStates): ConditionInput {
+  const serving = states.catchAll;
+  const ranges = problems.join("; ");
+  if (serving && serving !== state && states.withoutSelector.includes(state)) {
+    // Older than the one serving: passed over for a family without a valid range, which its problems name.
+    if (states.withoutSelector.indexOf(state) < states.withoutSelector.indexOf(serving)) {
+      return { type: "Valid", status: "False", reason: "InvalidRanges", message: `${ranges || "a family has no range"}; until each of its families has a valid range, pool ${serving.pool.name} serves ${UNSELECTED}` };
+    }
+    return { type: "Valid", status: "False", reason: "AnotherCatchAllPool",
+      message: `pool ${serving.pool.name} serves ${UNSELECTED}, being the oldest pool without a nodeSelector${serving === states.withoutSelector[0] ? "" : " that has a valid range in each of its families"}; `
+        + `this pool has none either and serves no Node (those that hold a CIDR from it keep it): give it a nodeSelector, or delete it${ranges ? `. Its ranges: ${ranges}` : ""}` };
+  }
+  const passedOver = serving === state ? states.withoutSelector.slice(0, states.withoutSelector.indexOf(state)).map((s) => s.pool.name) : [];
+  const standingIn = passedOver.length
+    ? `; serves ${UNSELECTED} in place of older pool${passedOver.length > 1 ? "s" : ""} ${passedOver.join(", ")}, which lack${passedOver.length > 1 ? "" : "s"} a valid range in a family`
+    : "";
+  return ranges
+    ? { type: "Valid", status: "False", reason: "InvalidRanges", message: `${ranges}${standingIn}` }
+    : { type: "Valid", status: "True", reason: "RangesValid", message: `all ranges usable${standingIn}` };
 }
 
 /**
