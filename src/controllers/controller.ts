@@ -11,6 +11,7 @@ import type { Logger } from "../log.js";
 import { applyActions } from "./act.js";
 import { planAllocations, type DeletedRecord } from "./plan.js";
 import { controllerMetrics } from "./metrics.js";
+import { nextPassInMs } from "./next-pass.js";
 import { nodesInConflict } from "./node-conflicts.js";
 import { DefaultPoolKeeper } from "./default-pool-keeper.js";
 import { nodeProjection, plannerNode, plannerPool, plannerRecord, type NodeCidrObject, type PoolObject } from "./observe.js";
@@ -225,7 +226,8 @@ export class AllocationController {
     // A create or delete that went through may unblock more work now. One waiting out its backoff must not
     // (it stays in every plan until it succeeds): its retry time below wakes the loop instead of a hot replan.
     if (unblocking > 0) this.dirty = true;
-    const dueAt = [plan.nextCheckAt, this.retry.nextRetryAt(), this.poolStatusRetry.nextRetryAt(), this.defaultPool.nextRetryAt()].filter((t): t is number => t !== undefined);
-    return dueAt.length ? Math.max(50, Math.min(...dueAt) - Date.now()) : this.config["resync-period"];
+    const now = Date.now();
+    const dueAt = [plan.nextCheckAt, this.retry.nextRetryAt(), this.poolStatusRetry.nextRetryAt(), this.defaultPool.nextRetryAt()];
+    return nextPassInMs(dueAt.map((t) => (t === undefined ? undefined : t - now)), this.config["resync-period"]);
   }
 }

@@ -19,14 +19,24 @@ export interface ControllerProcess {
 const repo = join(import.meta.dirname, "../..");
 const running: ChildProcess[] = [];
 
+/** A wall clock off by `offsetMs`, or by the number in `file` (read again on SIGUSR2: a clock stepped while running). */
+export type WallClock = { offsetMs: number } | { file: string };
+
 /**
  * The controller in a process of its own (test/harness/controller-main.ts), logging at info into memory. setpriv
- * has the kernel kill it should the test runner die first.
+ * has the kernel kill it should the test runner die first. With `wallClock`, its Date is off
+ * (wall-clock-offset.mjs) while its monotonic clock and timers run true, as on a host with a skewed clock.
  */
-export function spawnController(args: string[], opts: { silenceTimeoutMs?: number } = {}): ControllerProcess {
-  const child = spawn("setpriv", ["--pdeathsig", "KILL", "--", process.execPath, "--import", "tsx", join(repo, "test/harness/controller-main.ts"), ...args], {
+export function spawnController(args: string[], opts: { silenceTimeoutMs?: number; wallClock?: WallClock } = {}): ControllerProcess {
+  const clock = opts.wallClock;
+  const preload = clock ? ["--import", join(repo, "test/harness/wall-clock-offset.mjs")] : [];
+  const child = spawn("setpriv", ["--pdeathsig", "KILL", "--", process.execPath, ...preload, "--import", "tsx", join(repo, "test/harness/controller-main.ts"), ...args], {
     cwd: repo, stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, PODNET_LOG_LEVEL: "info", ...(opts.silenceTimeoutMs ? { PODNET_TEST_SILENCE_MS: String(opts.silenceTimeoutMs) } : {}) },
+    env: {
+      ...process.env, PODNET_LOG_LEVEL: "info", ...(opts.silenceTimeoutMs ? { PODNET_TEST_SILENCE_MS: String(opts.silenceTimeoutMs) } : {}),
+      ...(clock && "offsetMs" in clock ? { WALL_CLOCK_OFFSET_MS: String(clock.offsetMs) } : {}),
+      ...(clock && "file" in clock ? { WALL_CLOCK_OFFSET_FILE: clock.file } : {}),
+    },
   });
   running.push(child);
   const log: LogLine[] = [];
