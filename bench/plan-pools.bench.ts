@@ -23,7 +23,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 function onePool(): PlannerInput {
   const nodes = Array.from({ length: N }, (_, i) => nodeAt(i));
   const records = nodes.map((n, i) => recordOf(n, slice("10.128.0.0/9", 24, i), "default"));
-  return { nodes: [...nodes, nodeAt(N)], records, pools: [{ name: "default", nodeSelector: {}, v4: { cidrs: ["10.128.0.0/9"], nodePrefix: 24 } }], config, now: 1e12 };
+  return { nodes: [...nodes, nodeAt(N)], records, pools: [{ name: "default", nodeSelector: {}, v4: { cidrs: ["10.128.0.0/9"], nodePrefix: 24 } }], config, now: 1e12, monotonicNow: 1e6 };
 }
 
 function copied(copies = 100): PlannerInput {
@@ -32,7 +32,7 @@ function copied(copies = 100): PlannerInput {
     ...Array.from({ length: copies }, (_, p) => ({ name: `copy-${p}`, nodeSelector: { rack: `r${p}` }, v4: { cidrs: ranges, nodePrefix: 24 } }))];
   const nodes = Array.from({ length: N }, (_, i) => nodeAt(i));
   const records = nodes.map((n, i) => recordOf(n, slice(ranges[i >> 9]!, 24, i & 511), "default"));
-  return { nodes: [...nodes, nodeAt(N)], records, pools, config, now: 1e12 };
+  return { nodes: [...nodes, nodeAt(N)], records, pools, config, now: 1e12, monotonicNow: 1e6 };
 }
 
 function disjoint(P = 120): PlannerInput {
@@ -47,7 +47,7 @@ function disjoint(P = 120): PlannerInput {
     const j = Math.floor(i / P);
     return [recordOf(n, slice(p.v4!.cidrs[j >> 4]!, 28, j & 15), p.name), recordOf(n, slice(p.v6!.cidrs[0]!, 64, j), p.name)];
   });
-  return { nodes: [...nodes, nodeAt(N, { rack: "r0" })], records, pools, config, now: 1e12 };
+  return { nodes: [...nodes, nodeAt(N, { rack: "r0" })], records, pools, config, now: 1e12, monotonicNow: 1e6 };
 }
 
 function planMs(input: PlannerInput): number {

@@ -3,6 +3,7 @@ import type { KubernetesObject, V1Node } from "@kubernetes/client-node";
 import type { ControllerConfig } from "../config.js";
 import { Backoff, RetryGate, sleep } from "../lib/backoff.js";
 import { EventRecorder } from "../lib/events.js";
+import { FirstSeen } from "../lib/first-seen.js";
 import { startHealthServer } from "../lib/health.js";
 import { Informer, type ListPage } from "../lib/informer.js";
 import { apiMessage, podnetResource, type KubeApi } from "../lib/k8s.js";
@@ -14,7 +15,7 @@ import { controllerMetrics } from "./metrics.js";
 import { nextPassInMs } from "./next-pass.js";
 import { nodesInConflict } from "./node-conflicts.js";
 import { DefaultPoolKeeper } from "./default-pool-keeper.js";
-import { nodeProjection, plannerNode, plannerPool, plannerRecord, type NodeCidrObject, type PoolObject } from "./observe.js";
+import { nodeProjection, plannerNode, plannerPool, plannerRecord, releaseState, type NodeCidrObject, type PoolObject } from "./observe.js";
 import { writePoolStatuses } from "./pool-status.js";
 
 type Obj<T> = T & KubernetesObject;
@@ -54,6 +55,12 @@ export class AllocationController {
   private readonly poolStatusRetry = new RetryGate();
   /** Allocated records seen deleted (not by this controller: it deletes Released ones), by name, through one cooldown. */
   private readonly deleted = new Map<string, DeletedRecord>();
+  /**
+   * When this replica first saw each release, on its monotonic clock: a cooldown runs from there. Every replica
+   * keeps it, so a successor counts from when it saw the release as a follower; one started after the release
+   * counts from its start (a cooldown ends at most two cooldowns after the release, never before one).
+   */
+  private readonly releasesSeen = new FirstSeen();
   /** A pass that threw (not one write: the whole pass) waits this before the next. */
   private readonly passBackoff = new Backoff(1_000, 60_000);
   plans = 0;
@@ -62,7 +69,10 @@ export class AllocationController {
     const onEvent = () => this.markDirty();
     const onError = () => this.metrics.errors.inc({ action: "list-watch" });
     const onRecordEvent = (event: string, obj: Obj<NodeCidrObject>) => {
-      if (event === "delete") this.noteDeletion(obj);
+      if (event === "delete") {
+        this.releasesSeen.forget(obj.metadata!.name!);
+        this.noteDeletion(obj);
+      } else this.releasesSeen.note(obj.metadata!.name!, releaseState(obj));
       this.markDirty();
     };
     this.nodes = new Informer<V1Node>({ api, path: "/api/v1/nodes", log, onEvent, onError, project: nodeProjection,
@@ -130,12 +140,26 @@ export class AllocationController {
     if (obj.status?.phase !== "Allocated" || !obj.metadata?.name) return;
     const record = plannerRecord(obj);
     this.pruneDeleted(); // a follower never plans, so it prunes here
-    this.deleted.set(record.name, { record, deletedAt: Date.now() });
+    this.deleted.set(record.name, { record, deletedAt: performance.now() });
     this.log.warn({ nodecidr: record.name, node: record.nodeName, cidr: record.cidr }, "allocated NodeCIDR deleted by someone else; its CIDR goes back to its node, or waits out the cooldown");
   }
 
   private pruneDeleted(): void {
-    for (const [name, d] of this.deleted) if (d.deletedAt + this.config["release-cooldown"] <= Date.now()) this.deleted.delete(name);
+    for (const [name, d] of this.deleted) if (d.deletedAt + this.config["release-cooldown"] <= performance.now()) this.deleted.delete(name);
+  }
+
+  /**
+   * The releases in the cache noted: also those this replica wrote itself (its own writes reach the cache without
+   * an event), right after it wrote them. Names no longer cached are forgotten.
+   */
+  private noteReleases(): void {
+    for (const [name, record] of this.records.cache) this.releasesSeen.note(name, releaseState(record));
+    this.releasesSeen.keepOnly(new Set(this.records.cache.keys()));
+  }
+
+  private releaseSeenAt(record: NodeCidrObject): number | undefined {
+    const state = releaseState(record);
+    return state === undefined ? undefined : this.releasesSeen.at(record.metadata!.name!, state);
   }
 
   /**
@@ -203,14 +227,16 @@ export class AllocationController {
     await this.defaultPool.ensure();
     const started = performance.now();
     this.pruneDeleted();
+    this.noteReleases();
     const records = [...this.records.cache.values()];
     const plan = planAllocations({
       nodes: [...this.nodes.cache.values()].map(plannerNode),
-      records: records.map(plannerRecord),
+      records: records.map((r) => plannerRecord(r, this.releaseSeenAt(r))),
       pools: [...this.pools.cache.values()].map(plannerPool),
       deleted: [...this.deleted.values()],
       config: { cooldownMs: this.config["release-cooldown"], serviceCIDRs: this.config["service-cidr"], fillNodePodCIDRs: this.config["fill-node-podcidrs"] },
       now: Date.now(),
+      monotonicNow: performance.now(),
     });
     this.metrics.planDuration.observe((performance.now() - started) / 1000);
     // Only the leader's figures: a replica that lost the lease during this pass's awaits (the catch-up lists) would
@@ -222,12 +248,14 @@ export class AllocationController {
     this.plans++;
     const unblocking = await applyActions({ api: this.api, nodes: this.nodes, records: this.records, recorder: this.recorder, metrics: this.metrics, log: this.log,
       planned: new Map(records.map((r) => [r.metadata!.name!, r])), leading: () => this.mayWrite(term), retry: this.retry }, plan.actions);
+    this.noteReleases();
     await writePoolStatuses({ api: this.api, pools: this.pools, metrics: this.metrics, log: this.log, recorder: this.recorder, leading: () => this.mayWrite(term), retry: this.poolStatusRetry }, plan.poolStatuses);
     // A create or delete that went through may unblock more work now. One waiting out its backoff must not
     // (it stays in every plan until it succeeds): its retry time below wakes the loop instead of a hot replan.
     if (unblocking > 0) this.dirty = true;
     const now = Date.now();
-    const dueAt = [plan.nextCheckAt, this.retry.nextRetryAt(), this.poolStatusRetry.nextRetryAt(), this.defaultPool.nextRetryAt()];
-    return nextPassInMs(dueAt.map((t) => (t === undefined ? undefined : t - now)), this.config["resync-period"]);
+    const retryAt = [this.retry.nextRetryAt(), this.poolStatusRetry.nextRetryAt(), this.defaultPool.nextRetryAt()];
+    const cooldownEnd = plan.nextCheckAt === undefined ? undefined : plan.nextCheckAt - performance.now();
+    return nextPassInMs([cooldownEnd, ...retryAt.map((t) => (t === undefined ? undefined : t - now))], this.config["resync-period"]);
   }
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { V1Node } from "@kubernetes/client-node";
-import { nodeProjection, plannerNode } from "./observe.js";
+import { nodeProjection, plannerNode, releaseState, type NodeCidrObject } from "./observe.js";
 
 // A Node as kubelet registers it: most of its bytes are status the controller never reads.
 const kubeletNode = (extra: Partial<V1Node> = {}): V1Node => ({
@@ -56,5 +56,19 @@ describe("plannerNode: the node IPs agents route via", () => {
     expect(withAddresses(addresses)).toEqual([ips, from]);
     // The cache keeps what this needs.
     expect(plannerNode(nodeProjection(kubeletNode({ status: { addresses: addresses.map(([type, address]) => ({ type, address })) } }))).nodeIPs).toEqual(ips);
+  });
+});
+
+describe("releaseState", () => {
+  const record = (uid: string, status: NodeCidrObject["status"]): NodeCidrObject =>
+    ({ metadata: { name: "10-244-0-0-24", uid }, spec: { nodeName: "a", cidr: "10.244.0.0/24", family: "IPv4", pool: "default" }, status });
+  const released = (uid: string, releasedAt: string, extra = {}) => releaseState(record(uid, { phase: "Released", releasedAt, ...extra }));
+
+  it("names one release: the same through other status writes, another when stamped again or for a record made anew", () => {
+    expect(released("u1", "2026-01-01T00:00:00.000Z", { conditions: [{ type: "Ready", status: "False", reason: "NodeDeleted", message: "" }] }))
+      .toBe(released("u1", "2026-01-01T00:00:00.000Z"));
+    expect(released("u1", "2026-01-01T00:00:05.000Z")).not.toBe(released("u1", "2026-01-01T00:00:00.000Z"));
+    expect(released("u2", "2026-01-01T00:00:00.000Z")).not.toBe(released("u1", "2026-01-01T00:00:00.000Z"));
+    expect(releaseState(record("u1", { phase: "Allocated" }))).toBeUndefined();
   });
 });

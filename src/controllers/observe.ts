@@ -68,7 +68,11 @@ function podCidrConditionOf(node: V1Node): Pick<PlannerNode, "podCidrCondition">
   return { podCidrCondition: { status: c.status, reason: c.reason ?? "", message: c.message ?? "", ...(lastTransitionTime ? { lastTransitionTime } : {}) } };
 }
 
-export function plannerRecord(obj: NodeCidrObject): PlannerRecord {
+/**
+ * A record as the planner reads it. `releaseSeenAt`: when this replica first saw its release (see releaseState),
+ * on its monotonic clock.
+ */
+export function plannerRecord(obj: NodeCidrObject, releaseSeenAt?: number): PlannerRecord {
   const releasedAt = obj.status?.releasedAt ? Date.parse(obj.status.releasedAt) : undefined;
   return {
     name: obj.metadata!.name!,
@@ -83,7 +87,16 @@ export function plannerRecord(obj: NodeCidrObject): PlannerRecord {
     phase: obj.status?.phase,
     allocatedReason: obj.status?.conditions?.find((c) => c.type === "Allocated")?.reason,
     ...(releasedAt !== undefined && !Number.isNaN(releasedAt) ? { releasedAt } : {}),
+    ...(releaseSeenAt !== undefined ? { releaseSeenAt } : {}),
   };
+}
+
+/**
+ * Which release a Released record is in: its uid and releasedAt (a release stamped again, or a record of that
+ * name made anew, is another). A status write on the record, an agent's condition, leaves it the same.
+ */
+export function releaseState(obj: NodeCidrObject): string | undefined {
+  return obj.status?.phase === "Released" ? `${obj.metadata?.uid ?? ""}@${obj.status.releasedAt ?? ""}` : undefined;
 }
 
 export function plannerPool(obj: PoolObject): PlannerPool {

@@ -3,13 +3,13 @@ import { planAllocations } from "./plan.js";
 import { input, kinds, node, pool, rec } from "./plan-fixtures.js";
 import type { PlannerNode, PlannerRecord } from "./plan.js";
 
-// Node a's record for 10.244.0.0/24, deleted by hand at t = 1,000,000 (cooldown 60 s).
+// Node a's record for 10.244.0.0/24, seen deleted by hand at t = 1,000,000 on the monotonic clock (cooldown 60 s).
 const gone = (extra: Parameters<typeof rec>[2] = {}) => ({ record: rec("a", "10.244.0.0/24", { nodeUID: "a", ...extra }), deletedAt: 1_000_000 });
 const creates = (p: ReturnType<typeof planAllocations>) => p.actions.filter((a) => a.kind === "create");
 
 describe("records deleted while Allocated", () => {
   it("gives the CIDR back to its node before any newcomer is served", () => {
-    const plan = planAllocations(input({ nodes: [node("0-first"), node("a")], deleted: [gone()], now: 1_001_000 }));
+    const plan = planAllocations(input({ nodes: [node("0-first"), node("a")], deleted: [gone()], monotonicNow: 1_001_000 }));
     expect(creates(plan)).toEqual([
       expect.objectContaining({ node: "0-first", cidr: "10.244.1.0/24" }),
       expect.objectContaining({ node: "a", cidr: "10.244.0.0/24", restored: true, adopted: false }),
@@ -17,7 +17,7 @@ describe("records deleted while Allocated", () => {
   });
 
   it("lets the Node's own podCIDRs bring the same CIDR back through adoption", () => {
-    const plan = planAllocations(input({ nodes: [node("a", { podCIDRs: ["10.244.0.0/24"] })], deleted: [gone()], now: 1_001_000 }));
+    const plan = planAllocations(input({ nodes: [node("a", { podCIDRs: ["10.244.0.0/24"] })], deleted: [gone()], monotonicNow: 1_001_000 }));
     expect(creates(plan)).toEqual([expect.objectContaining({ node: "a", cidr: "10.244.0.0/24", adopted: true })]);
     expect(plan.actions.filter((a) => a.kind === "conflict")).toEqual([]);
   });
@@ -31,24 +31,24 @@ describe("records deleted while Allocated", () => {
     ["its Node registered after the record, which has no uid", [node("a", { createdAt: 900_000 }), node("n")], { nodeUID: undefined, createdAt: 800_000 }],
   ] as Array<[string, PlannerNode[], Partial<PlannerRecord>?]>)("holds the CIDR through the cooldown when %s, then frees it", (_case, nodes, extra) => {
     const gone = () => ({ record: rec("a", "10.244.0.0/24", { nodeUID: "a", ...extra }), deletedAt: 1_000_000 });
-    const during = planAllocations(input({ nodes, deleted: [gone()], now: 1_001_000 }));
+    const during = planAllocations(input({ nodes, deleted: [gone()], monotonicNow: 1_001_000 }));
     expect(creates(during).find((a) => a.node === "n")).toBeDefined();
     expect(creates(during).map((a) => a.cidr)).not.toContain("10.244.0.0/24");
     expect(during.nextCheckAt).toBe(1_060_000);
-    const after = planAllocations(input({ nodes, deleted: [gone()], now: 1_060_000 }));
+    const after = planAllocations(input({ nodes, deleted: [gone()], monotonicNow: 1_060_000 }));
     expect(creates(after).map((a) => a.cidr)).toContain("10.244.0.0/24");
     expect(creates(after).some((a) => a.restored)).toBe(false);
   });
 
   it("leaves a CIDR a live record names again to that record", () => {
     const remade = rec("b", "10.244.0.0/24");
-    const plan = planAllocations(input({ nodes: [node("a"), node("b")], records: [remade], deleted: [gone()], now: 1_001_000 }));
+    const plan = planAllocations(input({ nodes: [node("a"), node("b")], records: [remade], deleted: [gone()], monotonicNow: 1_001_000 }));
     expect(creates(plan)).toEqual([expect.objectContaining({ node: "a", cidr: "10.244.1.0/24" })]);
     expect(plan.actions.filter((a) => a.kind === "quarantine")).toEqual([]);
   });
 
   it("allocates the node afresh when another Node's podCIDRs took the range meanwhile", () => {
-    const plan = planAllocations(input({ nodes: [node("a"), node("b", { podCIDRs: ["10.244.0.0/24"] })], deleted: [gone()], now: 1_001_000 }));
+    const plan = planAllocations(input({ nodes: [node("a"), node("b", { podCIDRs: ["10.244.0.0/24"] })], deleted: [gone()], monotonicNow: 1_001_000 }));
     expect(creates(plan)).toEqual([
       expect.objectContaining({ node: "a", cidr: "10.244.1.0/24", adopted: false }),
       expect.objectContaining({ node: "b", cidr: "10.244.0.0/24", adopted: true }),
@@ -58,10 +58,10 @@ describe("records deleted while Allocated", () => {
 
   it("gives back one CIDR per family, and holds a second deleted one of the same family", () => {
     const second = { record: rec("a", "10.244.5.0/24", { nodeUID: "a" }), deletedAt: 1_000_500 };
-    const plan = planAllocations(input({ nodes: [node("a"), node("n")], deleted: [gone(), second], now: 1_001_000 }));
+    const plan = planAllocations(input({ nodes: [node("a"), node("n")], deleted: [gone(), second], monotonicNow: 1_001_000 }));
     expect(kinds(plan.actions)).toEqual(["create:10.244.0.0/24", "create:10.244.1.0/24"]);
     expect(creates(plan)[0]).toMatchObject({ node: "a", restored: true });
-    expect(planAllocations(input({ nodes: [node("a"), node("n"), node("m"), node("o"), node("p"), node("q")], deleted: [gone(), second], now: 1_001_000 }))
+    expect(planAllocations(input({ nodes: [node("a"), node("n"), node("m"), node("o"), node("p"), node("q")], deleted: [gone(), second], monotonicNow: 1_001_000 }))
       .actions.filter((a) => a.kind === "create").map((a) => a.cidr)).not.toContain("10.244.5.0/24");
   });
 
@@ -69,7 +69,7 @@ describe("records deleted while Allocated", () => {
     ["the pool's node mask changed", { pools: [pool(["10.244.0.0/16"], {}, 25)] }, [node("a"), node("b")]],
     ["the pool no longer selects the node", { pools: [pool(["10.244.0.0/16"], { nodeSelector: { rack: "1" } })] }, [node("a"), node("b", { labels: { rack: "1" } })]],
   ])("holds a CIDR it cannot give back (%s) through the cooldown", (_case, extra, nodes) => {
-    const plan = planAllocations(input({ ...extra, nodes, deleted: [gone()], now: 1_001_000 }));
+    const plan = planAllocations(input({ ...extra, nodes, deleted: [gone()], monotonicNow: 1_001_000 }));
     expect(creates(plan).some((a) => a.cidr.startsWith("10.244.0."))).toBe(false);
     expect(plan.nextCheckAt).toBe(1_060_000);
   });

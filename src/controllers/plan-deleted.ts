@@ -9,7 +9,11 @@ import type { AllocationAction, Held, PlannerNode, PlannerRecord } from "./plan.
  * (after their cooldown), so this one went by hand (`kubectl delete nodecidr`) or by a tool. Kept in memory
  * through one cooldown from the deletion; a controller that restarts meanwhile forgets it.
  */
-export interface DeletedRecord { record: PlannerRecord; deletedAt: number }
+export interface DeletedRecord {
+  record: PlannerRecord;
+  /** When this replica saw the deletion, on its monotonic clock (PlannerInput.monotonicNow's). */
+  deletedAt: number;
+}
 
 /**
  * Pure: whether a record was made for this Node object, not for an earlier Node of its name: by its nodeUID,
@@ -22,7 +26,7 @@ export function recordOfThisNode(node: PlannerNode, r: PlannerRecord): boolean {
 }
 const REGISTRATION_SKEW_MS = 2_000;
 
-/** A deleted record's CIDR meant to go back to its node, and when its cooldown ends if it does not. */
+/** A deleted record's CIDR meant to go back to its node, and when (monotonic clock) its cooldown ends if it does not. */
 export interface Lost { cidr: string; family: IpFamily; due: number }
 
 interface Context {
@@ -34,7 +38,8 @@ interface Context {
   /** CIDRs some live record names: a deleted record of the same CIDR made again is that record's business. */
   liveCidrs: Set<string>;
   cooldownMs: number;
-  now: number;
+  /** This replica's monotonic clock, as deletedAt. */
+  monotonicNow: number;
 }
 
 /**
@@ -49,7 +54,7 @@ export function claimsOfDeleted(deleted: DeletedRecord[], ctx: Context): { resto
   let nextCheckAt: number | undefined;
   for (const { record: r, deletedAt } of deleted) {
     const due = deletedAt + ctx.cooldownMs;
-    if (due <= ctx.now || ctx.liveCidrs.has(r.cidr)) continue;
+    if (due <= ctx.monotonicNow || ctx.liveCidrs.has(r.cidr)) continue;
     const cidr = tryParseCidr(r.cidr);
     if (!cidr) continue;
     const node = ctx.nodes.get(r.nodeName);

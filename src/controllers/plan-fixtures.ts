@@ -10,7 +10,7 @@ export const rec = (nodeName: string, cidr: string, extra: Partial<PlannerRecord
 });
 export const pool = (v4?: string[], extra: Partial<PlannerPool> = {}, prefix = 24): PlannerPool => ({ name: "default", nodeSelector: {}, ...(v4 ? { v4: { cidrs: v4, nodePrefix: prefix } } : {}), ...extra });
 export const input = (p: Partial<PlannerInput>): PlannerInput => ({
-  nodes: [], records: [], pools: [pool(["10.244.0.0/16"])], now: 1_000_000, ...p,
+  nodes: [], records: [], pools: [pool(["10.244.0.0/16"])], now: 1_000_000, monotonicNow: 1_000_000, ...p,
   config: { cooldownMs: 60_000, serviceCIDRs: ["10.96.0.0/12"], fillNodePodCIDRs: false, ...p.config },
 });
 export const kinds = (actions: AllocationAction[]) => actions.map((a) => `${a.kind}:${"cidr" in a ? a.cidr : "name" in a ? a.name : a.node}`);

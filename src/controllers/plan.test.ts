@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { planAllocations, type AllocationAction, type PlannerInput, type PlannerNode, type PlannerPool } from "./plan.js";
+import { planAllocations, type AllocationAction, type PlannerInput, type PlannerNode, type PlannerPool, type PlannerRecord } from "./plan.js";
 import { input, kinds, node, pool, rec } from "./plan-fixtures.js";
 
 describe("planAllocations", () => {
@@ -190,14 +190,33 @@ describe("planAllocations", () => {
   });
 
   it("releases a deleted node's CIDR, keeps it out of circulation during the cooldown, deletes it after", () => {
-    const released = rec("gone", "10.244.0.0/24", { phase: "Released", releasedAt: 990_000 });
+    const released = rec("gone", "10.244.0.0/24", { phase: "Released", releasedAt: 990_000, releaseSeenAt: 990_000 });
     const during = planAllocations(input({ nodes: [node("new")], records: [released] }));
     expect(kinds(during.actions)).toEqual(["create:10.244.1.0/24"]);
     expect(during.nextCheckAt).toBe(1_050_000);
-    const after = planAllocations(input({ nodes: [node("new")], records: [released], now: 1_050_000 }));
+    const after = planAllocations(input({ nodes: [node("new")], records: [released], monotonicNow: 1_050_000 }));
     expect(kinds(after.actions)).toEqual(["delete:10-244-0-0-24", "create:10.244.0.0/24"]);
     const justGone = planAllocations(input({ records: [rec("gone", "10.244.0.0/24")] }));
     expect(kinds(justGone.actions)).toEqual(["release:10-244-0-0-24"]);
+  });
+
+  // The cooldown runs from when this replica saw the release, on its monotonic clock (monotonicNow 1,000,000 here,
+  // cooldown 60 s); releasedAt, stamped on whichever replica's wall clock released it, times nothing.
+  it.each([
+    ["seen 10 s ago: held 50 s more", { releaseSeenAt: 990_000 }, ["create:10.244.1.0/24"], 1_050_000],
+    ["seen a full cooldown ago: deleted and handed out", { releaseSeenAt: 940_000 }, ["delete:10-244-0-0-24", "create:10.244.0.0/24"], undefined],
+    ["not seen before (a replica started since): held a full cooldown from now", {}, ["create:10.244.1.0/24"], 1_060_000],
+    // A successor whose wall clock is 2 min ahead of its predecessor's read this release as long past.
+    ["stamped 2 min before on the wall clock, seen just now: held", { releasedAt: Date.UTC(2026, 0, 1), releaseSeenAt: 1_000_000 }, ["create:10.244.1.0/24"], 1_060_000],
+    // Stamped by a clock ahead, or edited: 30 days ahead on a lagging successor's clock held the CIDR for as long.
+    ["stamped 30 days ahead, seen a full cooldown ago: deleted", { releasedAt: 1_000_000 + 30 * 86_400_000, releaseSeenAt: 940_000 }, ["delete:10-244-0-0-24", "create:10.244.0.0/24"], undefined],
+    // Released with no time (a hand edit, a controller from before the field): stamped, and held from its next sight.
+    ["without releasedAt, seen long ago: stamped, and held from now", { releasedAt: undefined, releaseSeenAt: 0 }, ["release:10-244-0-0-24", "create:10.244.1.0/24"], 1_060_000],
+  ] as Array<[string, Partial<PlannerRecord>, string[], number | undefined]>)("a released CIDR's cooldown: %s", (_case, times, expected, nextCheckAt) => {
+    const released = rec("gone", "10.244.0.0/24", { phase: "Released", releasedAt: 990_000, ...times });
+    const plan = planAllocations(input({ nodes: [node("new")], records: [released], now: Date.UTC(2026, 0, 1, 0, 2) }));
+    expect(kinds(plan.actions)).toEqual(expected);
+    expect(plan.nextCheckAt).toBe(nextCheckAt);
   });
 
   it("warns both Nodes that share an InternalIP, and still allocates to both", () => {

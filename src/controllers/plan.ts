@@ -30,13 +30,27 @@ export interface PlannerRecord {
   /** The Node object it was made for (records from before podnet kept it have none: any Node of that name). */
   nodeUID?: string;
   createdAt?: number;
+  /** When the release was stamped, on the wall clock of the replica that released it: shown, not timed by. */
   phase: "Allocated" | "Released" | "Quarantined" | undefined; releasedAt?: number;
+  /**
+   * Released: when this replica first saw this release, on its monotonic clock (PlannerInput.monotonicNow's).
+   * Undefined: seen only now. The cooldown runs from here, never from releasedAt.
+   */
+  releaseSeenAt?: number;
   /** Reason of the controller's Allocated condition: tells a retained record (see RETAINED) from a plain one. */
   allocatedReason?: string;
 }
 export interface PlannerConfig { cooldownMs: number; serviceCIDRs: string[]; fillNodePodCIDRs: boolean }
 export interface PlannerInput {
-  nodes: PlannerNode[]; records: PlannerRecord[]; pools: PlannerPool[]; config: PlannerConfig; now: number;
+  nodes: PlannerNode[]; records: PlannerRecord[]; pools: PlannerPool[]; config: PlannerConfig;
+  /** Wall clock (ms since the epoch): only stamps times the plan writes into objects (a condition's lastTransitionTime). */
+  now: number;
+  /**
+   * This replica's monotonic clock (ms; performance.now()), on which every wait is timed: cooldowns from when this
+   * replica saw the release or the deletion. Wall clocks differ between replicas and step (NTP, an operator);
+   * a successor's clock ahead of its predecessor's ended a cooldown the moment it took over. nextCheckAt is on it.
+   */
+  monotonicNow: number;
   /** Allocated records seen deleted (by hand: the controller deletes only Released ones), kept through the cooldown. */
   deleted?: DeletedRecord[];
 }
@@ -59,7 +73,7 @@ export type AllocationAction =
 export interface AllocationPlan {
   actions: AllocationAction[];
   poolStatuses: PoolStatusReport[];
-  /** Earliest time a released CIDR's cooldown ends: replan then even if nothing else happens. */
+  /** Earliest time (PlannerInput.monotonicNow's clock) a released CIDR's cooldown ends: replan then even if nothing else happens. */
   nextCheckAt?: number;
   /** Allocated records kept although no valid pool range covers them any more (see RETAINED). */
   retained: number;
@@ -82,11 +96,11 @@ const RETAINED = new Set(["PoolNotFound", "OutsidePool", "WrongSize"]);
  * so two consecutive plans over the same state agree, and a CIDR is never planned for two holders.
  *
  * Record rules: a record whose Node object is gone (not merely marked for deletion) is Released (agents drop
- * routes to it) and deleted once the cooldown has passed — this also covers quarantined orphans. Until then
- * its CIDR stays taken.
+ * routes to it) and deleted once the cooldown has passed since this replica saw the release — this also covers
+ * quarantined orphans. Until then its CIDR stays taken.
  */
 export function planAllocations(input: PlannerInput): AllocationPlan {
-  const { config, now } = input;
+  const { config, now, monotonicNow } = input;
   const states = buildPoolStates(input.pools, config.serviceCIDRs, input.records.filter((r) => r.phase === "Allocated" || r.phase === "Released"));
   // A Node with a deletionTimestamp may run pods for minutes yet (a finalizer drains it, as Karpenter's does):
   // its CIDR stays Allocated and routed until the object is gone, so it is neither released nor reused early.
@@ -110,9 +124,10 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
     let r = claim.r;
     const cidr = tryParseCidr(r.cidr);
     if (r.phase === "Released") {
-      const due = (r.releasedAt ?? now) + config.cooldownMs;
+      // Released with no time (a hand edit): stamped, and its cooldown starts once the stamped release is seen.
       if (r.releasedAt === undefined) actions.push({ kind: "release", name: r.name, nodeName: r.nodeName });
-      if (due <= now && r.releasedAt !== undefined) { actions.push({ kind: "delete", name: r.name }); continue; }
+      const due = (r.releasedAt === undefined ? monotonicNow : r.releaseSeenAt ?? monotonicNow) + config.cooldownMs;
+      if (due <= monotonicNow) { actions.push({ kind: "delete", name: r.name }); continue; }
       nextCheckAt = sooner(nextCheckAt, due);
       if (cidr) hold(states, cidr, r.nodeName, holderOf);
       continue;
@@ -122,7 +137,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
     const holder = present.get(r.nodeName);
     if (!holder || !recordOfThisNode(holder, r)) {
       actions.push({ kind: "release", name: r.name, nodeName: r.nodeName });
-      nextCheckAt = sooner(nextCheckAt, now + config.cooldownMs);
+      nextCheckAt = sooner(nextCheckAt, monotonicNow + config.cooldownMs);
       if (cidr) hold(states, cidr, r.nodeName, holderOf);
       continue;
     }
@@ -166,7 +181,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
     }
   }
 
-  const deleted = claimsOfDeleted(input.deleted ?? [], { nodes, held, states, holderOf, liveCidrs: new Set(input.records.map((r) => r.cidr)), cooldownMs: config.cooldownMs, now });
+  const deleted = claimsOfDeleted(input.deleted ?? [], { nodes, held, states, holderOf, liveCidrs: new Set(input.records.map((r) => r.cidr)), cooldownMs: config.cooldownMs, monotonicNow });
   nextCheckAt = sooner(nextCheckAt, deleted.nextCheckAt);
   const ordered = [...nodes.values()].sort((a, b) => compareText(a.name, b.name));
   // Every Node that already names its range (kubelet and kube-proxy use it) gets that range before any

@@ -1,4 +1,9 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { cidrObjectName } from "../../src/lib/cidr.js";
+import { mergePatch, podnetResource } from "../../src/lib/k8s.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 import { allocated, createNodes, deleteNodes, emptyCluster, eventsFor, listNodeCidrs } from "../harness/cluster-objects.js";
 import { allowNodeCidrs, until } from "../harness/controller-fixture.js";
@@ -9,13 +14,16 @@ import { killControllerProcesses, spawnController, type ControllerProcess, type 
  * hosts without NTP, or where NTP or an operator steps the clock. Every wait is on each process's monotonic clock.
  */
 const fx = useControlPlane();
+const clockDir = mkdtempSync(join(tmpdir(), "podnet-clocks-"));
 afterEach(async () => {
   killControllerProcesses();
   await allowNodeCidrs(fx);
   await emptyCluster(fx.api());
 });
+afterAll(() => rmSync(clockDir, { recursive: true, force: true }));
 
 const COOLDOWN_MS = 8_000;
+const MINUTES_2 = 120_000;
 const DAYS_30 = 30 * 86_400_000;
 
 /** A controller process on the test's API server; `name` names its lease and its default pool. */
@@ -34,6 +42,13 @@ const cidrOf = async (node: string) => allocated(await listNodeCidrs(fx.api())).
 const releaseOf = (cidr: string) => until(`${cidr} released`, async () => (await listNodeCidrs(fx.api())).find((r) => r.spec.cidr === cidr && r.status?.phase === "Released"));
 const waiting = (node: string) => until(`${node} waits`, async () => (await eventsFor(fx.api(), "Node", node)).find((e) => e.reason === "PodCIDRNotAvailable"));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A clock file for WallClock.file, stepped by `step`: the process reads it again on SIGUSR2. */
+function steppableClock(name: string) {
+  const file = join(clockDir, name);
+  writeFileSync(file, "0");
+  return { file, step: (c: ControllerProcess, offsetMs: number) => { writeFileSync(file, String(offsetMs)); c.child.kill("SIGUSR2"); } };
+}
+
 /**
  * A pool of two node slices (a /23 of /24s), both taken, and a third Node waiting: it gets the first one freed,
  * so when it gets it tells when that CIDR went back into circulation.
@@ -47,20 +62,77 @@ async function fullPoolWithOneWaiting(prefix: string, ipBase: number): Promise<{
   return { freed, kept };
 }
 
-describe("controller on the real API server: the loop's waits", () => {
-  it("a successor whose wall clock is 30 days behind does not replan in a hot loop", async () => {
+describe("controller on the real API server: a release cooldown is timed on the monotonic clock of the replica that ends it", () => {
+  it("a successor whose wall clock is 2 min ahead holds a released CIDR a full cooldown from when it saw the release", async () => {
+    const a = controller("ahead", "10.230.0.0/23");
+    await started(a); await leads(a, "ahead");
+    const b = controller("ahead", "10.230.0.0/23", { offsetMs: MINUTES_2 });
+    await started(b);
+    const { freed } = await fullPoolWithOneWaiting("ah", 91);
+    await deleteNodes(fx.api(), ["ah-1"]);
+    const releasedAt = Date.parse((await releaseOf(freed)).status!.releasedAt!); // a's clock is true
+    await sleep(COOLDOWN_MS / 2);
+    a.child.kill("SIGTERM"); // gives the lease up: b leads within a retry period
+    await leads(b, "ahead");
+    expect(await until("ah-0 gets the freed CIDR", () => cidrOf("ah-0"))).toBe(freed);
+    const reusedAfterMs = Date.now() - releasedAt;
+    // Before: b's first plan read releasedAt + cooldown as long past on its clock and freed the CIDR at once (4.6 s).
+    expect(reusedAfterMs).toBeGreaterThanOrEqual(COOLDOWN_MS);
+    // b saw the release as a follower: its count began then, not at its takeover (that would be 12 s and more).
+    expect(reusedAfterMs).toBeLessThan(COOLDOWN_MS * 1.4);
+  }, 90_000);
+
+  it("a leader whose wall clock steps 2 min forward after a release holds the CIDR a full cooldown", async () => {
+    const clock = steppableClock("step-forward");
+    const a = controller("forward", "10.231.0.0/23", { file: clock.file });
+    await started(a); await leads(a, "forward");
+    const { freed } = await fullPoolWithOneWaiting("fw", 92);
+    await deleteNodes(fx.api(), ["fw-1"]);
+    const releasedAt = Date.parse((await releaseOf(freed)).status!.releasedAt!); // stamped before the step
+    clock.step(a, MINUTES_2);
+    await createNodes(fx.api(), [{ name: "fw-3", ip: "192.168.92.4" }]); // a plan after the step
+    await waiting("fw-3");
+    expect(await until("fw-0 gets the freed CIDR", () => cidrOf("fw-0"))).toBe(freed);
+    expect(Date.now() - releasedAt).toBeGreaterThanOrEqual(COOLDOWN_MS);
+  }, 90_000);
+
+  it("a leader whose wall clock steps 2 min forward holds a hand-deleted NodeCIDR's CIDR a full cooldown from the deletion", async () => {
+    const clock = steppableClock("hand-deleted");
+    const a = controller("hand", "10.232.0.0/23", { file: clock.file });
+    await started(a); await leads(a, "hand");
+    const { kept } = await fullPoolWithOneWaiting("hd", 93);
+    // hd-2 drains behind a finalizer; its record is deleted by hand meanwhile: its CIDR waits out the cooldown.
+    await fx.api().core.patchNode({ name: "hd-2", body: { metadata: { finalizers: ["podnet.io/test-drain"] } } }, mergePatch());
+    try {
+      await deleteNodes(fx.api(), ["hd-2"]);
+      await until("hd-2 marked for deletion", async () => ((await fx.api().core.readNode({ name: "hd-2" })).metadata?.deletionTimestamp ? true : undefined));
+      const deletedAt = Date.now();
+      await fx.api().custom.deleteClusterCustomObject({ ...podnetResource("nodecidrs"), name: cidrObjectName(kept) });
+      await until("the deletion seen", async () => (a.log.some((l) => l.msg.startsWith("allocated NodeCIDR deleted by someone else")) ? true : undefined));
+      clock.step(a, MINUTES_2);
+      await fx.api().core.patchNode({ name: "hd-2", body: { metadata: { finalizers: null } } }, mergePatch()); // hd-2 goes: a plan
+      expect(await until("hd-0 gets the CIDR", () => cidrOf("hd-0"))).toBe(kept);
+      expect(Date.now() - deletedAt).toBeGreaterThanOrEqual(COOLDOWN_MS);
+    } finally {
+      await fx.api().core.patchNode({ name: "hd-2", body: { metadata: { finalizers: null } } }, mergePatch()).catch(() => undefined);
+    }
+  }, 90_000);
+
+  it("a successor whose wall clock is 30 days behind neither replans in a hot loop nor holds a released CIDR for 30 days", async () => {
     const a = controller("behind", "10.233.0.0/23");
     await started(a); await leads(a, "behind");
     const b = controller("behind", "10.233.0.0/23", { offsetMs: -DAYS_30 });
     await started(b);
     const { freed } = await fullPoolWithOneWaiting("bh", 94);
     await deleteNodes(fx.api(), ["bh-1"]);
-    await releaseOf(freed);
+    const releasedAt = Date.parse((await releaseOf(freed)).status!.releasedAt!);
     a.child.kill("SIGTERM");
     await leads(b, "behind");
     const plans0 = await b.metric("podnet_plan_duration_seconds_count");
     await sleep(3_000);
     // Before: the wait until releasedAt + cooldown, 30 days on b's clock, overflowed setTimeout to 1 ms (≈800 plans in 5 s).
     expect(await b.metric("podnet_plan_duration_seconds_count") - plans0).toBeLessThan(10);
+    expect(await until("bh-0 gets the freed CIDR", () => cidrOf("bh-0"))).toBe(freed);
+    expect(Date.now() - releasedAt).toBeGreaterThanOrEqual(COOLDOWN_MS);
   }, 90_000);
 });
