@@ -65,7 +65,7 @@ export async function applyActions(planCtx: ActContext, actions: AllocationActio
     return next;
   };
   let unblocking = 0;
-  const now = Date.now();
+  const now = performance.now();
   ctx.retry.keepOnly(actions.map(actionKey));
   const ordered = actions.filter((a) => !ctx.retry.waiting(actionKey(a), now)).sort((a, b) => PRIORITY[a.kind] - PRIORITY[b.kind]);
   await forEachLimited(ordered, parallelism, async (action) => {
@@ -82,7 +82,7 @@ export async function applyActions(planCtx: ActContext, actions: AllocationActio
         ctx.log.info({ action: action.kind, target: targetOf(action) }, "not written: the object changed since the plan read it; planning again");
         return;
       }
-      ctx.retry.failed(key, Date.now());
+      ctx.retry.failed(key);
       ctx.metrics.errors.inc({ action: action.kind });
       ctx.log.error({ action: action.kind, target: targetOf(action), err: apiMessage(err) }, "action failed; will retry with backoff");
     }
@@ -106,7 +106,7 @@ async function applyOne(ctx: ActContext, action: AllocationAction): Promise<void
         { type: "Allocated", status: "True", reason: "Allocated", message: `${action.cidr} from pool ${action.pool}` });
     // Stamped as the write goes out; it lands only on the version the plan read (see ActContext.planned).
     case "release": return writeStatus(ctx, planned(ctx, action.name), "release", {
-      phase: "Released", releasedAt: new Date().toISOString(), // milliseconds kept: truncating would shorten the cooldown
+      phase: "Released", releasedAt: new Date().toISOString(), // for people: each replica times the cooldown from when it sees this
     }, [{ type: "Allocated", status: "False", reason: "NodeDeleted", message: `node ${action.nodeName} is gone; CIDR held through the release cooldown` },
       // The departed agent's last Ready=True would otherwise stand in `kubectl get nodecidrs` until the record goes.
       { type: "Ready", status: "False", reason: "NodeDeleted", message: `node ${action.nodeName} is gone; agents drop their routes to this CIDR` }],

@@ -253,9 +253,9 @@ export class AllocationController {
     // A create or delete that went through may unblock more work now. One waiting out its backoff must not
     // (it stays in every plan until it succeeds): its retry time below wakes the loop instead of a hot replan.
     if (unblocking > 0) this.dirty = true;
-    const now = Date.now();
-    const retryAt = [this.retry.nextRetryAt(), this.poolStatusRetry.nextRetryAt(), this.defaultPool.nextRetryAt()];
-    const cooldownEnd = plan.nextCheckAt === undefined ? undefined : plan.nextCheckAt - performance.now();
-    return nextPassInMs([cooldownEnd, ...retryAt.map((t) => (t === undefined ? undefined : t - now))], this.config["resync-period"]);
+    // All on the monotonic clock: cooldowns as this replica saw them, retries as it failed them.
+    const now = performance.now();
+    const dueAt = [plan.nextCheckAt, this.retry.nextRetryAt(), this.poolStatusRetry.nextRetryAt(), this.defaultPool.nextRetryAt()];
+    return nextPassInMs(dueAt.map((t) => (t === undefined ? undefined : t - now)), this.config["resync-period"]);
   }
 }

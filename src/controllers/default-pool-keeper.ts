@@ -41,7 +41,7 @@ export class DefaultPoolKeeper {
 
   async ensure(): Promise<void> {
     const { name } = this;
-    if (this.retry.waiting(name, Date.now())) return;
+    if (this.retry.waiting(name)) return;
     try {
       const existing = this.ctx.pools.cache.get(name);
       if (existing) {
@@ -51,9 +51,9 @@ export class DefaultPoolKeeper {
       }
       this.retry.succeeded(name);
     } catch (err) {
-      this.retry.failed(name, Date.now());
+      this.retry.failed(name);
       this.ctx.metrics.errors.inc({ action: "defaultPool" });
-      this.ctx.log.error({ pool: name, err: apiMessage(err), retryAt: new Date(this.retry.nextRetryAt()!).toISOString() }, "default pool not created or updated; retrying");
+      this.ctx.log.error({ pool: name, err: apiMessage(err), retryInMs: Math.round(this.retry.nextRetryAt()! - performance.now()) }, "default pool not created or updated; retrying");
     }
   }
 

@@ -58,7 +58,7 @@ export async function writePoolStatuses(ctx: PoolStatusContext, reports: PoolSta
       && sameUsage(current?.ipv4, usage.ipv4) && sameUsage(current?.ipv6, usage.ipv6);
     const key = retryKey(report.pool);
     if (unchanged) { ctx.retry.succeeded(key); continue; }
-    if (ctx.retry.waiting(key, Date.now())) continue;
+    if (ctx.retry.waiting(key)) continue;
     try {
       ctx.metrics.apiWrites.inc({ action: "poolStatus" });
       const updated = await applyStatus(ctx.api, "podcidrpools", report.pool, "PodCIDRPool", { observedGeneration: generation, ...usage, conditions });
@@ -76,7 +76,7 @@ export async function writePoolStatuses(ctx: PoolStatusContext, reports: PoolSta
         await ctx.recorder.emit({ kind: "PodCIDRPool", name: report.pool, uid: pool.metadata?.uid }, "Warning", valid.reason, valid.message);
       }
     } catch (err) {
-      ctx.retry.failed(key, Date.now());
+      ctx.retry.failed(key);
       ctx.metrics.errors.inc({ action: "poolStatus" });
       ctx.log.error({ pool: report.pool, err: apiMessage(err) }, "could not write pool status; will retry with backoff");
     }

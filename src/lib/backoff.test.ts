@@ -1,8 +1,10 @@
 import { getEventListeners } from "node:events";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { RetryGate, sleep } from "./backoff.js";
 
 describe("RetryGate: per-key backoff after failures", () => {
+  afterEach(() => { vi.useRealTimers(); });
+
   it("makes a failing key wait 1, 2, 4 … s up to the cap, and lets other keys go at once", () => {
     const gate = new RetryGate(1_000, 4_000);
     const waits: number[] = [];
@@ -17,6 +19,16 @@ describe("RetryGate: per-key backoff after failures", () => {
       now = retryAt;
     }
     expect(waits).toEqual([1_000, 2_000, 4_000, 4_000, 4_000]);
+  });
+
+  it("times waits on the monotonic clock by default: a wall clock stepped back an hour holds nothing longer", () => {
+    vi.useFakeTimers({ now: Date.UTC(2026, 0, 1, 12), toFake: ["Date", "performance"] });
+    const gate = new RetryGate(1_000, 60_000);
+    gate.failed("create:x1/4");
+    vi.setSystemTime(Date.UTC(2026, 0, 1, 11)); // the wall clock alone steps back
+    expect(gate.waiting("create:x1/4")).toBe(true);
+    vi.advanceTimersByTime(1_000);
+    expect(gate.waiting("create:x1/4")).toBe(false);
   });
 
   it("forgets a key on success and keys no longer planned", () => {

@@ -27,7 +27,8 @@ export const sleep = (ms: number, signal?: AbortSignal) =>
 /**
  * Per-key retry times after failures, like client-go's per-item rate limiter: a write the API server keeps
  * refusing (a 403, an admission policy's 422, a 503) is retried at 1, 2, 4 … s up to `maxMs`, while every
- * other key goes ahead at once. Time is passed in, so the bookkeeping is pure.
+ * other key goes ahead at once. Times are on the monotonic clock (performance.now()), the default `now`: on the
+ * wall clock, one stepped back an hour held a failed write for that hour. Tests pass `now` in.
  */
 export class RetryGate {
   private readonly failing = new Map<string, { attempts: number; retryAt: number }>();
@@ -35,11 +36,11 @@ export class RetryGate {
   constructor(private readonly baseMs = 1_000, private readonly maxMs = 60_000) {}
 
   /** Whether a key failed recently enough to wait. */
-  waiting(key: string, now: number): boolean {
+  waiting(key: string, now = performance.now()): boolean {
     return (this.failing.get(key)?.retryAt ?? 0) > now;
   }
 
-  failed(key: string, now: number): void {
+  failed(key: string, now = performance.now()): void {
     const attempts = (this.failing.get(key)?.attempts ?? 0) + 1;
     this.failing.set(key, { attempts, retryAt: now + Math.min(this.maxMs, this.baseMs * 2 ** (attempts - 1)) });
   }
@@ -54,7 +55,7 @@ export class RetryGate {
     for (const key of this.failing.keys()) if (!keep.has(key)) this.failing.delete(key);
   }
 
-  /** When the earliest waiting key may be tried again; undefined when none waits. */
+  /** When (on the clock of `now`) the earliest waiting key may be tried again; undefined when none waits. */
   nextRetryAt(): number | undefined {
     let next: number | undefined;
     for (const { retryAt } of this.failing.values()) next = next === undefined ? retryAt : Math.min(next, retryAt);

@@ -10,17 +10,29 @@ describe("EventRecorder", () => {
   afterEach(() => vi.useRealTimers());
 
   it("writes one complaint at most once per interval, and forgets complaints older than that (node churn must not grow it for good)", async () => {
-    vi.useFakeTimers({ now: 0 });
+    vi.useFakeTimers({ now: 0, toFake: ["Date", "performance"] });
     const { sent, api } = sink();
     const recorder = new EventRecorder(api, "test", silentLogger(), 60_000);
     expect(await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m")).toBe("sent");
     expect(await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m")).toBe("duplicate");
     for (let i = 0; i < 100; i++) await recorder.emit({ kind: "Node", name: `churn-${i}` }, "Warning", "PodCIDRNotAvailable", "wait");
     expect(recorder.remembered).toBe(101);
-    vi.setSystemTime(61_000);
+    vi.advanceTimersByTime(61_000);
     expect(await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m")).toBe("sent"); // due again
     expect(recorder.remembered).toBe(1); // the 100 churned nodes' complaints are gone
     expect(sent).toHaveLength(102);
+  });
+
+  it("times its interval on the monotonic clock: a wall clock stepped back an hour does not silence a complaint for that hour", async () => {
+    vi.useFakeTimers({ now: Date.UTC(2026, 0, 1, 12), toFake: ["Date", "performance"] });
+    const stamps: unknown[] = [];
+    const api = { core: { createNamespacedEvent: async ({ body }: { body: { lastTimestamp: unknown } }) => { stamps.push(body.lastTimestamp); return body; } } } as unknown as KubeApi;
+    const recorder = new EventRecorder(api, "test", silentLogger(), 60_000);
+    expect(await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m")).toBe("sent");
+    vi.setSystemTime(Date.UTC(2026, 0, 1, 11)); // the wall clock alone steps back
+    vi.advanceTimersByTime(61_000);
+    expect(await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m")).toBe("sent");
+    expect(stamps[1]).toEqual(new Date(Date.UTC(2026, 0, 1, 11, 1, 1))); // the Event itself carries the wall clock
   });
 
   it("tells a failed write apart; it counts as sent for the interval unless the caller keeps the complaint to send again", async () => {

@@ -37,12 +37,13 @@ export class EventRecorder {
   async emit(target: EventTarget, type: "Normal" | "Warning", reason: string, message: string, signal?: AbortSignal,
     opts: { forgetIfFailed?: boolean } = {}): Promise<EmitResult> {
     const key = `${target.kind}/${target.name}/${reason}/${message}`;
-    const now = Date.now();
+    // The interval on the monotonic clock: on the wall clock, one stepped back an hour silenced complaints for that hour.
+    const now = performance.now();
     if (now - (this.lastWritten.get(key) ?? -Infinity) < this.intervalMs) return "duplicate";
     this.lastWritten.delete(key); // re-inserted last: the map stays in time order for pruning
     this.lastWritten.set(key, now);
     this.prune(now);
-    const time = new Date(now);
+    const time = new Date();
     const body: CoreV1Event = {
       apiVersion: "v1", kind: "Event",
       metadata: { generateName: `${target.name.slice(0, 200)}.`, namespace: this.namespace },

@@ -124,12 +124,12 @@ export class Informer<T extends KubernetesObject> {
           backoff.reset();
         }
         while (this.running) {
-          const started = Date.now();
+          const started = performance.now();
           let heard = false;
           resourceVersion = await this.watchOnce(resourceVersion, () => { heard = true; backoff.reset(); });
           // A server (or a proxy in front of it) that accepts watches and closes them at once must not be
           // asked again in a tight loop by every agent: an empty watch that ended within a second waits.
-          if (!heard && Date.now() - started < 1_000) await sleep(backoff.next(), this.abort.signal);
+          if (!heard && performance.now() - started < 1_000) await sleep(backoff.next(), this.abort.signal);
         }
       } catch (err) {
         if (!this.running) break;
@@ -210,7 +210,8 @@ export class Informer<T extends KubernetesObject> {
     this.watches++;
     return new Promise<string>((resolve, reject) => {
       let rv = resourceVersion;
-      let lastActivity = Date.now();
+      // Silence on the monotonic clock: a wall clock stepped forward restarted every watch, one stepped back kept a stalled one.
+      let lastActivity = performance.now();
       let controller: AbortController | undefined;
       let settled = false;
       const finish = (fn: () => void) => { if (!settled) { settled = true; clearInterval(watchdog); this.abort.signal.removeEventListener("abort", onAbort); fn(); } };
@@ -218,7 +219,7 @@ export class Informer<T extends KubernetesObject> {
       // must not take the place of the reason (a 410 Gone reported as an abort was retried at the same version).
       const onAbort = () => { finish(() => resolve(rv)); controller?.abort(); };
       const watchdog = setInterval(() => {
-        if (Date.now() - lastActivity > stallMs) { finish(() => reject(new WatchEnded("stalled", `no watch event for ${stallMs} ms`))); controller?.abort(); }
+        if (performance.now() - lastActivity > stallMs) { finish(() => reject(new WatchEnded("stalled", `no watch event for ${stallMs} ms`))); controller?.abort(); }
       }, Math.min(5_000, stallMs / 2));
       this.abort.signal.addEventListener("abort", onAbort, { once: true });
       const query = {
@@ -227,7 +228,7 @@ export class Informer<T extends KubernetesObject> {
         ...(this.opts.fieldSelector ? { fieldSelector: this.opts.fieldSelector } : {}),
       };
       new Watch(this.opts.api.kc).watch(this.opts.path, query, (phase, obj: T & { code?: number; message?: string }) => {
-        lastActivity = Date.now();
+        lastActivity = performance.now();
         if (phase === "ERROR") {
           finish(() => reject(new WatchEnded(obj.code === 410 ? "gone" : "error", obj.message ?? "watch error")));
           controller?.abort();
@@ -254,23 +255,23 @@ export class Informer<T extends KubernetesObject> {
     const cached = this.cache.get(name);
     if (cached && !isNewerVersion(rv, cached.metadata?.resourceVersion)) return isNewerVersion(cached.metadata?.resourceVersion, rv) ? "older" : "known";
     const buried = cached ? undefined : this.tombstones.get(name);
-    if (buried && Date.now() - buried.at < TOMBSTONE_MS && !isNewerVersion(rv, buried.rv)) return isNewerVersion(buried.rv, rv) ? "older" : "known";
+    if (buried && performance.now() - buried.at < TOMBSTONE_MS && !isNewerVersion(rv, buried.rv)) return isNewerVersion(buried.rv, rv) ? "older" : "known";
     this.cache.set(name, this.keep(obj));
     return "taken";
   }
 
   /**
-   * Names seen deleted, with the resourceVersion that saw it, for a few minutes: a late response to a write
+   * Names seen deleted, with the resourceVersion that saw it, for a few minutes (monotonic clock): a late response to a write
    * made before the deletion must not bring the object back. It would stay in the cache until the next relist
    * (a deleted pool kept invalidating the ranges it overlapped, under load in CI).
    */
   private readonly tombstones = new Map<string, { rv: string | undefined; at: number }>();
   private bury(name: string, rv: string | undefined): void {
     this.tombstones.delete(name); // re-inserted last: the map stays in burial order for pruning
-    this.tombstones.set(name, { rv, at: Date.now() });
+    this.tombstones.set(name, { rv, at: performance.now() });
     if (this.tombstones.size <= 1_000) return;
     for (const [old, t] of this.tombstones) {
-      if (Date.now() - t.at < TOMBSTONE_MS) break;
+      if (performance.now() - t.at < TOMBSTONE_MS) break;
       this.tombstones.delete(old);
     }
   }

@@ -226,13 +226,13 @@ export async function installCrds(api: KubeApi, crdYamls: string[], timeoutMs = 
       });
     }
   }
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs;
   for (const crd of crds) {
     const name = crd.metadata!.name!;
     for (;;) {
       const current = await api.apiext.readCustomResourceDefinition({ name });
       if (current.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) break;
-      if (Date.now() > deadline) throw new Error(`CRD ${name} not Established after ${timeoutMs} ms`);
+      if (performance.now() > deadline) throw new Error(`CRD ${name} not Established after ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 100));
     }
     // Established is not served yet: the first requests meet 429 "storage is (re)initializing" while the new
@@ -245,7 +245,7 @@ export async function installCrds(api: KubeApi, crdYamls: string[], timeoutMs = 
         await api.custom.listClusterCustomObject({ group, version, plural: names.plural, limit: 1 });
         break;
       } catch (err) {
-        if (apiStatus(err) !== 429 || Date.now() > deadline) throw new Error(`CRD ${name} not served: ${apiMessage(err)}`, { cause: err });
+        if (apiStatus(err) !== 429 || performance.now() > deadline) throw new Error(`CRD ${name} not served: ${apiMessage(err)}`, { cause: err });
         await new Promise((r) => setTimeout(r, 100));
       }
     }

@@ -6,7 +6,7 @@ import { cidrObjectName } from "../../src/lib/cidr.js";
 import { mergePatch, podnetResource } from "../../src/lib/k8s.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 import { allocated, createNodes, deleteNodes, emptyCluster, eventsFor, listNodeCidrs } from "../harness/cluster-objects.js";
-import { allowNodeCidrs, until } from "../harness/controller-fixture.js";
+import { allowNodeCidrs, denyNodeCidrsFor, until } from "../harness/controller-fixture.js";
 import { killControllerProcesses, spawnController, type ControllerProcess, type WallClock } from "../harness/controller-process.js";
 
 /**
@@ -24,6 +24,7 @@ afterAll(() => rmSync(clockDir, { recursive: true, force: true }));
 
 const COOLDOWN_MS = 8_000;
 const MINUTES_2 = 120_000;
+const HOUR = 3_600_000;
 const DAYS_30 = 30 * 86_400_000;
 
 /** A controller process on the test's API server; `name` names its lease and its default pool. */
@@ -134,5 +135,22 @@ describe("controller on the real API server: a release cooldown is timed on the 
     expect(await b.metric("podnet_plan_duration_seconds_count") - plans0).toBeLessThan(10);
     expect(await until("bh-0 gets the freed CIDR", () => cidrOf("bh-0"))).toBe(freed);
     expect(Date.now() - releasedAt).toBeGreaterThanOrEqual(COOLDOWN_MS);
+  }, 90_000);
+});
+
+describe("controller on the real API server: retries are timed on the monotonic clock", () => {
+  it("a wall clock stepped back 1 h does not hold a refused NodeCIDR create past its backoff", async () => {
+    const clock = steppableClock("step-back");
+    const a = controller("back", "10.234.0.0/16", { file: clock.file });
+    await started(a); await leads(a, "back");
+    await denyNodeCidrsFor(fx, "x1");
+    await createNodes(fx.api(), [{ name: "x1", ip: "192.168.95.1" }]);
+    await until("x1's create refused", async () => (a.log.some((l) => l.msg === "action failed; will retry with backoff") ? true : undefined));
+    clock.step(a, -HOUR);
+    await allowNodeCidrs(fx);
+    await createNodes(fx.api(), [{ name: "y1", ip: "192.168.95.2" }]); // plans go on meanwhile: y1 is served
+    await until("y1 allocated", () => cidrOf("y1"));
+    // Before: its retry time, wall clock + 1 s before the step, lay an hour ahead after it.
+    expect(await until("x1 allocated", () => cidrOf("x1"), 15_000)).toBeDefined();
   }, 90_000);
 });

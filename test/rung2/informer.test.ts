@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { Agent as HttpsAgent, request } from "node:https";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { Informer, type InformerEvent, type ListPage } from "../../src/lib/informer.js";
 import { KubeApi, mergePatch, podnetResource, PooledAgent } from "../../src/lib/k8s.js";
@@ -69,6 +69,40 @@ describe("Informer on the real API server", () => {
     expect(inf.relists).toBe(1);
     await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: body(9, "late") });
     await waitFor("event after restarts", async () => (events.some(([e, n]) => e === "add" && n === "10-250-9-0-24") ? true : undefined), 10_000);
+    inf.stop();
+  });
+});
+
+describe("Informer on the real API server: its timers run on the monotonic clock", () => {
+  afterEach(() => { vi.restoreAllMocks(); });
+  /** This process's wall clock (Date.now) off by `offsetMs` from here on, its monotonic clock untouched, as when NTP steps it. */
+  const stepWallClock = (offsetMs: number) => { const realNow = Date.now.bind(Date); vi.spyOn(Date, "now").mockImplementation(() => realNow() + offsetMs); };
+
+  it("restarts a silent watch also after the wall clock stepped back an hour", async () => {
+    const { inf } = informer({ stallTimeoutMs: 1_000 });
+    inf.start();
+    await waitFor("the watch begun", async () => (inf.watches > 0 ? true : undefined), 10_000);
+    const watches = inf.watches;
+    stepWallClock(-3_600_000);
+    // Before: the silence was measured on the wall clock, negative for the next hour: not one restart.
+    await waitFor("watchdog restarts", async () => (inf.watches >= watches + 2 ? true : undefined), 15_000);
+    inf.stop();
+  });
+
+  it("still refuses a late response for an object it saw deleted after the wall clock stepped 10 minutes forward", async () => {
+    const api = fx.api();
+    const { inf } = informer();
+    inf.start();
+    await inf.synced;
+    const name = "10-250-42-0-24";
+    const created = (await api.custom.createClusterCustomObject({ ...nodecidrs, body: body(42, "node-gone") })) as KubernetesObject;
+    await waitFor("watch delivers the create", async () => inf.cache.has(name) || undefined, 10_000);
+    await api.custom.deleteClusterCustomObject({ ...nodecidrs, name });
+    await waitFor("watch delivers the delete", async () => (inf.cache.has(name) ? undefined : true), 10_000);
+    stepWallClock(10 * 60_000);
+    // Before: the tombstone's 5 minutes were on the wall clock, over at once: the deleted object came back.
+    inf.assume(created);
+    expect(inf.cache.has(name)).toBe(false);
     inf.stop();
   });
 });
