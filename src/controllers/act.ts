@@ -31,6 +31,8 @@ export interface ActContext {
   leading: () => boolean;
   /** Actions that failed wait their turn here instead of being resent on every plan. */
   retry: RetryGate;
+  /** When this process first saw the Node object of that uid (its list or watch), on its monotonic clock. */
+  nodeSeenAt?: (node: string, uid: string) => number | undefined;
   /** A record this plan wrote, as the API server answered: the next write to it in the plan goes on that version. */
   wrote?: (record: RecordObject) => void;
 }
@@ -187,9 +189,11 @@ async function createRecord(ctx: ActContext, action: Extract<AllocationAction, {
   await writeStatus(ctx, created, "allocate", { phase: "Allocated" },
     { type: "Allocated", status: "True", reason: how.reason, message: `${action.cidr} from pool ${action.pool}${how.note}` });
   ctx.metrics.allocations.inc({ pool: action.pool, family: `IPv${action.family}`, adopted: String(Boolean(action.adopted)) });
-  // From Node creation to a CIDR: an adopted or restored one is the Node's age, not the time it waited.
-  const nodeCreated = action.adopted || action.restored ? undefined : ctx.nodes.cache.get(action.node)?.metadata?.creationTimestamp;
-  if (nodeCreated) ctx.metrics.allocationLatency.observe(Math.max(0, (Date.now() - new Date(nodeCreated).getTime()) / 1000));
+  // From when this process first saw the Node to its CIDR, on one monotonic clock: the Node's creationTimestamp is
+  // on the API server's clock, and their skew went into the figure (a controller 2 min ahead recorded 120.9 s).
+  // An adopted or restored CIDR did not wait on podnet.
+  const seenAt = action.adopted || action.restored ? undefined : ctx.nodeSeenAt?.(action.node, action.nodeUID);
+  if (seenAt !== undefined) ctx.metrics.allocationLatency.observe((performance.now() - seenAt) / 1000);
   ctx.log.info({ node: action.node, cidr: action.cidr, pool: action.pool, adopted: Boolean(action.adopted), restored: Boolean(action.restored) }, "allocated");
 }
 

@@ -61,12 +61,19 @@ export class AllocationController {
    * counts from its start (a cooldown ends at most two cooldowns after the release, never before one).
    */
   private readonly releasesSeen = new FirstSeen();
+  /** When this process first saw each Node object (by uid): where podnet_allocation_latency_seconds starts. */
+  private readonly nodesSeen = new FirstSeen();
   /** A pass that threw (not one write: the whole pass) waits this before the next. */
   private readonly passBackoff = new Backoff(1_000, 60_000);
   plans = 0;
 
   constructor(private readonly api: KubeApi, private readonly config: ControllerConfig, private readonly log: Logger) {
     const onEvent = () => this.markDirty();
+    const onNodeEvent = (event: string, node: V1Node) => {
+      if (event === "delete") this.nodesSeen.forget(node.metadata!.name!);
+      else this.nodesSeen.note(node.metadata!.name!, node.metadata?.uid ?? "");
+      this.markDirty();
+    };
     const onError = () => this.metrics.errors.inc({ action: "list-watch" });
     const onRecordEvent = (event: string, obj: Obj<NodeCidrObject>) => {
       if (event === "delete") {
@@ -75,7 +82,7 @@ export class AllocationController {
       } else this.releasesSeen.note(obj.metadata!.name!, releaseState(obj));
       this.markDirty();
     };
-    this.nodes = new Informer<V1Node>({ api, path: "/api/v1/nodes", log, onEvent, onError, project: nodeProjection,
+    this.nodes = new Informer<V1Node>({ api, path: "/api/v1/nodes", log, onEvent: onNodeEvent, onError, project: nodeProjection,
       list: (t) => api.core.listNode({ limit: 500, _continue: t }) as Promise<ListPage<V1Node>> });
     this.records = new Informer({ api, path: "/apis/podnet.io/v1alpha1/nodecidrs", log, onEvent: onRecordEvent, onError,
       list: (t) => api.custom.listClusterCustomObject({ ...podnetResource("nodecidrs"), limit: 500, _continue: t }) as Promise<ListPage<Obj<NodeCidrObject>>> });
@@ -247,7 +254,8 @@ export class AllocationController {
     }
     this.plans++;
     const unblocking = await applyActions({ api: this.api, nodes: this.nodes, records: this.records, recorder: this.recorder, metrics: this.metrics, log: this.log,
-      planned: new Map(records.map((r) => [r.metadata!.name!, r])), leading: () => this.mayWrite(term), retry: this.retry }, plan.actions);
+      planned: new Map(records.map((r) => [r.metadata!.name!, r])), leading: () => this.mayWrite(term), retry: this.retry,
+      nodeSeenAt: (node, uid) => this.nodesSeen.at(node, uid) }, plan.actions);
     this.noteReleases();
     await writePoolStatuses({ api: this.api, pools: this.pools, metrics: this.metrics, log: this.log, recorder: this.recorder, leading: () => this.mayWrite(term), retry: this.poolStatusRetry }, plan.poolStatuses);
     // A create or delete that went through may unblock more work now. One waiting out its backoff must not

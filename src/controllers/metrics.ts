@@ -26,8 +26,9 @@ export function controllerMetrics() {
     errors: new Counter({ name: "podnet_controller_errors_total", help: "API calls that failed, by action: writes, and list-watch for the caches' lists and watches", labelNames: ["action"], registers: [registry] }),
     apiWrites: new Counter({ name: "podnet_controller_api_writes_total", help: "API writes issued", labelNames: ["action"], registers: [registry] }),
     allocationLatency: new Histogram({
-      name: "podnet_allocation_latency_seconds", help: "Node creation to its NodeCIDR marked Allocated",
-      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300], registers: [registry],
+      name: "podnet_allocation_latency_seconds", registers: [registry],
+      help: "From when this controller process first saw the Node (a Node created while it was down: from its start) to the Node's NodeCIDR marked Allocated, on the process's monotonic clock",
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300],
     }),
     planDuration: new Histogram({ name: "podnet_plan_duration_seconds", help: "Time to compute one allocation plan", buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1], registers: [registry] }),
     isLeader: new Gauge({ name: "podnet_controller_is_leader", help: "1 when this replica holds the lease", registers: [registry] }),
