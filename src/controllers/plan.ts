@@ -30,8 +30,9 @@ export interface PlannerRecord {
   /** The Node object it was made for (records from before podnet kept it have none: any Node of that name). */
   nodeUID?: string;
   createdAt?: number;
-  /** When the release was stamped, on the wall clock of the replica that released it: shown, not timed by. */
-  phase: "Allocated" | "Released" | "Quarantined" | undefined; releasedAt?: number;
+  phase: "Allocated" | "Released" | "Quarantined" | undefined;
+  /** When the release was stamped, on the wall clock of the replica that released it: shown, nothing is timed by it. */
+  releasedAt?: number;
   /**
    * Released: when this replica first saw this release, on its monotonic clock (PlannerInput.monotonicNow's).
    * Undefined: seen only now. The cooldown runs from here, never from releasedAt.
