@@ -195,7 +195,7 @@ describe("planAllocations", () => {
     expect(kinds(during.actions)).toEqual(["create:10.244.1.0/24"]);
     expect(during.nextCheckAt).toBe(1_050_000);
     const after = planAllocations(input({ nodes: [node("new")], records: [released], monotonicNow: 1_050_000 }));
-    expect(kinds(after.actions)).toEqual(["delete:10-244-0-0-24", "create:10.244.0.0/24"]);
+    expect(kinds(after.actions)).toEqual(["delete:10-244-0-0-24", "create:10.244.1.0/24"]);
     const justGone = planAllocations(input({ records: [rec("gone", "10.244.0.0/24")] }));
     expect(kinds(justGone.actions)).toEqual(["release:10-244-0-0-24"]);
   });
@@ -204,12 +204,12 @@ describe("planAllocations", () => {
   // cooldown 60 s); releasedAt, stamped on whichever replica's wall clock released it, times nothing.
   it.each([
     ["seen 10 s ago: held 50 s more", { releaseSeenAt: 990_000 }, ["create:10.244.1.0/24"], 1_050_000],
-    ["seen a full cooldown ago: deleted and handed out", { releaseSeenAt: 940_000 }, ["delete:10-244-0-0-24", "create:10.244.0.0/24"], undefined],
+    ["seen a full cooldown ago: deleted", { releaseSeenAt: 940_000 }, ["delete:10-244-0-0-24", "create:10.244.1.0/24"], undefined],
     ["not seen before (a replica started since): held a full cooldown from now", {}, ["create:10.244.1.0/24"], 1_060_000],
     // A successor whose wall clock is 2 min ahead of its predecessor's read this release as long past.
     ["stamped 2 min before on the wall clock, seen just now: held", { releasedAt: Date.UTC(2026, 0, 1), releaseSeenAt: 1_000_000 }, ["create:10.244.1.0/24"], 1_060_000],
     // Stamped by a clock ahead, or edited: 30 days ahead on a lagging successor's clock held the CIDR for as long.
-    ["stamped 30 days ahead, seen a full cooldown ago: deleted", { releasedAt: 1_000_000 + 30 * 86_400_000, releaseSeenAt: 940_000 }, ["delete:10-244-0-0-24", "create:10.244.0.0/24"], undefined],
+    ["stamped 30 days ahead, seen a full cooldown ago: deleted", { releasedAt: 1_000_000 + 30 * 86_400_000, releaseSeenAt: 940_000 }, ["delete:10-244-0-0-24", "create:10.244.1.0/24"], undefined],
     // Released with no time (a hand edit, a controller from before the field): stamped, and held from its next sight.
     ["without releasedAt, seen long ago: stamped, and held from now", { releasedAt: undefined, releaseSeenAt: 0 }, ["release:10-244-0-0-24", "create:10.244.1.0/24"], 1_060_000],
   ] as Array<[string, Partial<PlannerRecord>, string[], number | undefined]>)("a released CIDR's cooldown: %s", (_case, times, expected, nextCheckAt) => {
@@ -217,6 +217,17 @@ describe("planAllocations", () => {
     const plan = planAllocations(input({ nodes: [node("new")], records: [released], now: Date.UTC(2026, 0, 1, 0, 2) }));
     expect(kinds(plan.actions)).toEqual(expected);
     expect(plan.nextCheckAt).toBe(nextCheckAt);
+  });
+
+  // Handed out in the plan that deletes its record, the CIDR's create (the same object name) went out beside the
+  // delete and met the old object: AlreadyExists, counted as an error, and a second of backoff for the waiting Node.
+  it("a CIDR whose cooldown ends is deleted in one plan and handed out in the next, never both at once", () => {
+    const full = [pool(["10.244.0.0/24"])];
+    const released = rec("gone", "10.244.0.0/24", { phase: "Released", releasedAt: 900_000, releaseSeenAt: 900_000 });
+    const deleting = planAllocations(input({ nodes: [node("waiting")], records: [released], pools: full }));
+    expect(kinds(deleting.actions).filter((k) => !k.startsWith("exhausted"))).toEqual(["delete:10-244-0-0-24"]);
+    const next = planAllocations(input({ nodes: [node("waiting")], records: [], pools: full }));
+    expect(kinds(next.actions)).toEqual(["create:10.244.0.0/24"]);
   });
 
   it("warns both Nodes that share an InternalIP, and still allocates to both", () => {

@@ -128,8 +128,11 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
       // Released with no time (a hand edit): stamped, and its cooldown starts once the stamped release is seen.
       if (r.releasedAt === undefined) actions.push({ kind: "release", name: r.name, nodeName: r.nodeName });
       const due = (r.releasedAt === undefined ? monotonicNow : r.releaseSeenAt ?? monotonicNow) + config.cooldownMs;
-      if (due <= monotonicNow) { actions.push({ kind: "delete", name: r.name }); continue; }
-      nextCheckAt = sooner(nextCheckAt, due);
+      // Deleted in this plan, its slice stays taken until the next one: a create of the same CIDR is a create of the
+      // same object name, sent beside the delete, and met the old object (AlreadyExists, an error and a backoff).
+      // The delete's success has the controller plan again at once.
+      if (due <= monotonicNow) actions.push({ kind: "delete", name: r.name });
+      else nextCheckAt = sooner(nextCheckAt, due);
       if (cidr) hold(states, cidr, r.nodeName, holderOf);
       continue;
     }
