@@ -9,6 +9,7 @@ import type { Logger } from "../log.js";
 import type { AllocationAction } from "./plan.js";
 import type { ControllerMetrics } from "./metrics.js";
 import type { NodeCidrObject } from "./observe.js";
+import { laterFieldsAnswered, type LaterSpecField } from "./schema-drops.js";
 import { POD_CIDR_CONDITION } from "./plan-node-condition.js";
 
 const nodecidrs = podnetResource("nodecidrs");
@@ -35,6 +36,8 @@ export interface ActContext {
   nodeSeenAt?: (node: string, uid: string) => number | undefined;
   /** A record this plan wrote, as the API server answered: the next write to it in the plan goes on that version. */
   wrote?: (record: RecordObject) => void;
+  /** Which later spec fields a write's answer kept or lacked: lacking, the served CRD is older than this controller (schema-drops.ts). */
+  laterFieldsAnswered?: (answer: { kept: LaterSpecField[]; dropped: LaterSpecField[] }, record: string) => void;
 }
 
 /**
@@ -162,6 +165,7 @@ async function createRecord(ctx: ActContext, action: Extract<AllocationAction, {
   try {
     created = (await ctx.api.custom.createClusterCustomObject({ ...nodecidrs, body, fieldManager: ctx.api.fieldManager })) as RecordObject;
     ctx.records.assume(created);
+    noteDroppedFields(ctx, name, body.spec, created);
   } catch (err) {
     if (!isAlreadyExists(err)) throw err;
     // Our cache was behind: someone holds this CIDR already. Learn it; the next plan picks another.
@@ -280,6 +284,12 @@ async function patchRecordSpec(ctx: ActContext, name: string, action: "updateNod
   ctx.records.assume(updated);
   ctx.wrote?.(updated);
   ctx.log.info({ nodecidr: name, ...spec }, said);
+  noteDroppedFields(ctx, name, spec, updated);
+}
+
+function noteDroppedFields(ctx: ActContext, name: string, sent: Record<string, unknown>, answer: RecordObject): void {
+  const answered = laterFieldsAnswered(sent, answer.spec as Record<string, unknown> | undefined);
+  if (answered.kept.length || answered.dropped.length) ctx.laterFieldsAnswered?.(answered, name);
 }
 
 async function patchNodePodCidrs(ctx: ActContext, action: Extract<AllocationAction, { kind: "setNodePodCIDRs" }>): Promise<void> {

@@ -17,6 +17,7 @@ import { nodesInConflict } from "./node-conflicts.js";
 import { DefaultPoolKeeper } from "./default-pool-keeper.js";
 import { nodeProjection, plannerNode, plannerPool, plannerRecord, releaseState, type NodeCidrObject, type PoolObject } from "./observe.js";
 import { writePoolStatuses } from "./pool-status.js";
+import { LATER_SPEC_FIELDS, SchemaDrops, type LaterSpecField } from "./schema-drops.js";
 
 type Obj<T> = T & KubernetesObject;
 
@@ -51,6 +52,7 @@ export class AllocationController {
   private server?: Server;
   /** Per action: what failed waits (1 s doubling to 60 s) instead of being resent on every plan. */
   private readonly retry = new RetryGate();
+  private readonly schemaDrops = new SchemaDrops();
   /** Per pool: a refused status write waits the same way. */
   private readonly poolStatusRetry = new RetryGate();
   /** Allocated records seen deleted (not by this controller: it deletes Released ones), by name, through one cooldown. */
@@ -136,7 +138,7 @@ export class AllocationController {
     if (value) this.markDirty();
     // Only the leader describes the pools and the Nodes in conflict: a follower's last figures would go stale and
     // split alerts and dashboards between two answers.
-    else for (const gauge of [this.metrics.poolSize, this.metrics.poolAllocated, this.metrics.poolFree, this.metrics.retained, this.metrics.nodesInConflict]) gauge.reset();
+    else for (const gauge of [this.metrics.poolSize, this.metrics.poolAllocated, this.metrics.poolFree, this.metrics.retained, this.metrics.nodesInConflict, this.metrics.crdFieldsDropped]) gauge.reset();
   }
 
   /**
@@ -229,6 +231,17 @@ export class AllocationController {
     await sleep(5);
   }
 
+  /** The served NodeCIDR CRD pruned fields this controller wrote: said once per pause, as an error, with the remedy. */
+  private laterFieldsAnswered(answer: { kept: LaterSpecField[]; dropped: LaterSpecField[] }, record: string): void {
+    const fresh = this.schemaDrops.observe(answer);
+    for (const field of LATER_SPEC_FIELDS) this.metrics.crdFieldsDropped.set({ field: `spec.${field}` }, this.schemaDrops.isMissing(field) ? 1 : 0);
+    if (!fresh.length) return;
+    this.metrics.errors.inc({ action: "crdOutdated" });
+    this.log.error({ nodecidr: record, fields: fresh.map((f) => `spec.${f}`) }, `the API server's NodeCIDR CRD dropped ${fresh.map((f) => `spec.${f}`).join(", ")} `
+      + "from a write: it is older than this controller (helm upgrade leaves crds/ as they were). Apply the chart's CRDs: "
+      + "kubectl apply --server-side --force-conflicts -f charts/podnet/crds/. Writes of those fields wait 10 minutes, then one is tried again");
+  }
+
   /** One plan + act pass. Returns when the next pass is due even without events (cooldown expiry). */
   private async reconcile(term: number): Promise<number> {
     await this.defaultPool.ensure();
@@ -241,7 +254,8 @@ export class AllocationController {
       records: records.map((r) => plannerRecord(r, this.releaseSeenAt(r))),
       pools: [...this.pools.cache.values()].map(plannerPool),
       deleted: [...this.deleted.values()],
-      config: { cooldownMs: this.config["release-cooldown"], serviceCIDRs: this.config["service-cidr"], fillNodePodCIDRs: this.config["fill-node-podcidrs"] },
+      config: { cooldownMs: this.config["release-cooldown"], serviceCIDRs: this.config["service-cidr"], fillNodePodCIDRs: this.config["fill-node-podcidrs"],
+        droppedFields: this.schemaDrops.current() },
       now: Date.now(),
       monotonicNow: performance.now(),
     });
@@ -255,7 +269,7 @@ export class AllocationController {
     this.plans++;
     const unblocking = await applyActions({ api: this.api, nodes: this.nodes, records: this.records, recorder: this.recorder, metrics: this.metrics, log: this.log,
       planned: new Map(records.map((r) => [r.metadata!.name!, r])), leading: () => this.mayWrite(term), retry: this.retry,
-      nodeSeenAt: (node, uid) => this.nodesSeen.at(node, uid) }, plan.actions);
+      nodeSeenAt: (node, uid) => this.nodesSeen.at(node, uid), laterFieldsAnswered: (answer, record) => this.laterFieldsAnswered(answer, record) }, plan.actions);
     this.noteReleases();
     await writePoolStatuses({ api: this.api, pools: this.pools, metrics: this.metrics, log: this.log, recorder: this.recorder, leading: () => this.mayWrite(term), retry: this.poolStatusRetry }, plan.poolStatuses);
     // A create or delete that went through may unblock more work now. One waiting out its backoff must not

@@ -31,6 +31,7 @@ export function controllerMetrics() {
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300],
     }),
     planDuration: new Histogram({ name: "podnet_plan_duration_seconds", help: "Time to compute one allocation plan", buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1], registers: [registry] }),
+    crdFieldsDropped: new Gauge({ name: "podnet_crd_fields_dropped", help: "1 while the API server's NodeCIDR CRD drops a spec field the leader writes (its CRD is older than the controller: apply the chart's crds/)", labelNames: ["field"], registers: [registry] }),
     isLeader: new Gauge({ name: "podnet_controller_is_leader", help: "1 when this replica holds the lease", registers: [registry] }),
   };
 }

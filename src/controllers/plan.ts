@@ -9,6 +9,7 @@ import { podCidrConditionActions, podCidrMismatches, type NodeConditionState } f
 import type { NodeConflictReason } from "./node-conflicts.js";
 import type { NodeIPSource } from "../crds/nodecidr.js";
 import { claimsOfDeleted, holdUnrestored, recordOfThisNode, type DeletedRecord, type Lost } from "./plan-deleted.js";
+import type { LaterSpecField } from "./schema-drops.js";
 
 export type { DeletedRecord, PlannerPool, PoolStatusReport };
 
@@ -41,7 +42,11 @@ export interface PlannerRecord {
   /** Reason of the controller's Allocated condition: tells a retained record (see RETAINED) from a plain one. */
   allocatedReason?: string;
 }
-export interface PlannerConfig { cooldownMs: number; serviceCIDRs: string[]; fillNodePodCIDRs: boolean }
+export interface PlannerConfig {
+  cooldownMs: number; serviceCIDRs: string[]; fillNodePodCIDRs: boolean;
+  /** Spec fields the served CRD drops (schema-drops.ts): not planned as writes of their own while it does. */
+  droppedFields?: readonly LaterSpecField[];
+}
 export interface PlannerInput {
   nodes: PlannerNode[]; records: PlannerRecord[]; pools: PlannerPool[]; config: PlannerConfig;
   /** Wall clock (ms since the epoch): only stamps times the plan writes into objects (a condition's lastTransitionTime). */
@@ -147,7 +152,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
     }
     if (r.phase === "Quarantined") { if (cidr) hold(states, cidr, r.nodeName, holderOf); continue; }
     // A record from before podnet kept the uid learns it, so a later re-registration is told apart.
-    if (!r.nodeUID && holder.uid) actions.push({ kind: "stampNodeUID", name: r.name, nodeUID: holder.uid });
+    if (!r.nodeUID && holder.uid && !config.droppedFields?.includes("nodeUID")) actions.push({ kind: "stampNodeUID", name: r.name, nodeUID: holder.uid });
     // An allocation whose pool was deleted, its CIDR a slice of another pool's range (a pool replaced under
     // another name): that pool's now, rather than retained outside every pool for as long as its Node lives.
     // (A hand-made record naming no pool that exists is still quarantined.)
@@ -180,7 +185,8 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
     held.set(r.nodeName, [...(held.get(r.nodeName) ?? []), { cidr: r.cidr, family: r.family }]);
     // As mirroredNodeIPs has them; a record from before nodeIPsFrom learns it with one write.
     const { nodeIPs, nodeIPsFrom } = present.get(r.nodeName)!;
-    if (nodeIPs.length && (!sameList(nodeIPs, r.nodeIPs) || (nodeIPsFrom && nodeIPsFrom !== r.nodeIPsFrom))) {
+    const learnsSource = nodeIPsFrom && nodeIPsFrom !== r.nodeIPsFrom && !config.droppedFields?.includes("nodeIPsFrom");
+    if (nodeIPs.length && (!sameList(nodeIPs, r.nodeIPs) || learnsSource)) {
       actions.push({ kind: "updateNodeIPs", name: r.name, nodeIPs, ...(nodeIPsFrom ? { nodeIPsFrom } : {}) });
     }
   }

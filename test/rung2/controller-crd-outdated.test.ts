@@ -1,0 +1,56 @@
+import { parse, stringify } from "yaml";
+import { describe, expect, it } from "vitest";
+import type { AllocationController } from "../../src/controllers/controller.js";
+import { crdSources, renderCrdYaml } from "../../src/crds/generate.js";
+import { installCrds, KubeApi } from "../../src/lib/k8s.js";
+import { useControlPlane } from "../harness/api-fixture.js";
+import { allocated, createNodes, listNodeCidrs } from "../harness/cluster-objects.js";
+import { startController, stopAndEmptyAfterEach, until } from "../harness/controller-fixture.js";
+
+// An upgrade that ran `helm upgrade` but not the CRD step: the API server still serves the NodeCIDR schema from
+// before spec.nodeUID and spec.nodeIPsFrom, and prunes both from every write without an error.
+const fx = useControlPlane();
+let controller: AllocationController | undefined;
+stopAndEmptyAfterEach(fx, () => controller, () => { controller = undefined; });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const counted = async (c: AllocationController, metric: "apiWrites" | "errors" | "crdFieldsDropped", label: string, value: string) =>
+  (await c.metrics[metric].get()).values.filter((v) => (v.labels as Record<string, unknown>)[label] === value).reduce((n, v) => n + v.value, 0);
+
+/** The NodeCIDR CRD as an older podnet shipped it: without the two later spec fields. */
+function olderNodeCidrCrd(): string {
+  const crd = parse(renderCrdYaml(crdSources.find((s) => s.plural === "nodecidrs")!));
+  const spec = crd.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties;
+  delete spec.nodeUID;
+  delete spec.nodeIPsFrom;
+  return stringify(crd);
+}
+
+describe("controller on the real API server: a NodeCIDR CRD older than the controller", () => {
+  it("writes each dropped field no more than once per pause, says so once as an error naming the remedy, and raises podnet_crd_fields_dropped", async () => {
+    const admin = KubeApi.fromKubeconfig(fx.cp.kubeconfig, "podnet-cli");
+    await installCrds(admin, [olderNodeCidrCrd()]);
+    try {
+      const lines: string[] = [];
+      const log = { stream: { write: (line: string) => { lines.push(line); } } };
+      controller = await startController(fx, { "cluster-cidr": "10.244.0.0/16", "resync-period": "1s" }, (await import("pino")).pino({ level: "info" }, log.stream));
+      const c = controller;
+      await createNodes(fx.api(), Array.from({ length: 10 }, (_, i) => ({ name: `old-crd-${i}`, ip: `192.168.60.${i + 1}` })));
+      await until("10 NodeCIDRs allocated", async () => (allocated(await listNodeCidrs(fx.api())).length === 10 ? true : undefined));
+      expect(allocated(await listNodeCidrs(fx.api())).filter((r) => r.spec.nodeUID !== undefined)).toEqual([]); // pruned, as the review saw
+      await sleep(4_000); // four resyncs: each planned a uid stamp and a node-IP source write for every record before
+      expect(await counted(c, "apiWrites", "action", "stampNodeUID")).toBe(0);
+      expect(await counted(c, "apiWrites", "action", "updateNodeIPs")).toBe(0);
+      expect(await counted(c, "errors", "action", "crdOutdated")).toBe(1);
+      expect(await counted(c, "crdFieldsDropped", "field", "spec.nodeUID")).toBe(1);
+      expect(await counted(c, "crdFieldsDropped", "field", "spec.nodeIPsFrom")).toBe(1);
+      const said = lines.filter((l) => l.includes("NodeCIDR CRD dropped"));
+      expect(said).toHaveLength(1);
+      expect(said[0]).toContain("kubectl apply --server-side --force-conflicts -f charts/podnet/crds/");
+    } finally {
+      await controller?.stop();
+      controller = undefined;
+      await installCrds(admin, crdSources.map(renderCrdYaml));
+    }
+  });
+});
