@@ -8,6 +8,8 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 export interface CelRule {
   rule: string;
   message: string;
+  /** CEL building the message from the object (the value that would pass, say); `message` stands when it fails. */
+  messageExpression?: string;
   reason?: "FieldValueInvalid" | "FieldValueForbidden" | "FieldValueRequired" | "FieldValueDuplicate";
   fieldPath?: string;
 }

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { maxNodeCidrPrefix, specialPurposeRanges } from "../lib/cidr.js";
 import {
-  cel, canonicalCidrRules, clusterCrd, conditionsSchema, ipFamilySchema, nodeIpRules, resourceSchema, type CrdSource,
+  cel, canonicalCidrRules, clusterCrd, conditionsSchema, ipFamilySchema, nodeIpRules, resourceSchema, type CelRule, type CrdSource,
 } from "./common.js";
 
 /**
@@ -20,6 +20,22 @@ function nodeCidrRangeRules() {
       message: `must not overlap a special-purpose range (${[...specialPurposeRanges(4), ...specialPurposeRanges(6)].join(", ")})`,
     },
   ];
+}
+
+/**
+ * The object's name is its CIDR spelt with '-' for '.', ':' and '/'. Only checked on a valid, canonical CIDR:
+ * otherwise the cidr field's own rules say what is wrong, and a name derived from a bad CIDR would be no advice.
+ * The message names the expected name; a root rule cannot point at metadata.name (fieldPath must be in the schema).
+ */
+function nameFromCidrRule(): CelRule {
+  const cidr = "self.spec.cidr";
+  const expected = `${cidr}.replace('.', '-').replace(':', '-').replace('/', '-')`;
+  const validCidr = `isCIDR(${cidr}) && cidr(${cidr}).masked() == cidr(${cidr}) && ip.isCanonical(${cidr}.substring(0, ${cidr}.indexOf('/')))`;
+  return {
+    rule: `!(${validCidr}) || self.metadata.name == ${expected}`,
+    message: "metadata.name must be spec.cidr with '.', ':' and '/' replaced by '-' (10.244.1.0/24 → 10-244-1-0-24)",
+    messageExpression: `'metadata.name must be ' + ${expected} + ": spec.cidr with '.', ':' and '/' replaced by '-'"`,
+  };
 }
 
 /** The Node address type a record's node IPs were mirrored from. */
@@ -99,12 +115,7 @@ export type AgentReport = z.infer<typeof agentReportSchema>;
 
 export const nodeCidrCrd: CrdSource = clusterCrd("NodeCIDR", "ncidr", {
   schema: nodeCidrSchema,
-  rootRules: [
-    {
-      rule: "self.metadata.name == self.spec.cidr.replace('.', '-').replace(':', '-').replace('/', '-')",
-      message: "metadata.name must be spec.cidr with '.', ':' and '/' replaced by '-' (10.244.1.0/24 → 10-244-1-0-24)",
-    },
-  ],
+  rootRules: [nameFromCidrRule()],
   printerColumns: [
     { name: "Node", type: "string", jsonPath: ".spec.nodeName" },
     { name: "CIDR", type: "string", jsonPath: ".spec.cidr" },

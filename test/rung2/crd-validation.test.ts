@@ -42,7 +42,8 @@ describe("NodeCIDR validation on the real API server", () => {
     ["non-canonical IPv6", nodeCidr("fd00:0010:244:2::/64"), "must be written canonically"],
     ["uncompressed IPv6 (a second spelling of fd00:10:244:a::/64)", nodeCidr("fd00:10:244:a:0:0:0:0/64"), "must be written canonically"],
     ["family mismatch", nodeCidr("10.244.3.0/24", { family: "IPv6" }), "family must match"],
-    ["name not derived from CIDR", nodeCidr("10.244.4.0/24", {}, "my-cidr"), "metadata.name must be spec.cidr"],
+    ["name not derived from CIDR (the message names the one to use)", nodeCidr("10.244.4.0/24", {}, "my-cidr"), "metadata.name must be 10-244-4-0-24: spec.cidr with"],
+    ["IPv6 name not derived from CIDR", nodeCidr("fd00:10:244:4::/64", {}, "fd00-10-244-4-64"), "metadata.name must be fd00-10-244-4---64"],
     ["loopback node IP", nodeCidr("10.244.5.0/24", { nodeIPs: ["127.0.0.1"] }), "must be a unicast node address"],
     ["unparsable node IP", nodeCidr("10.244.6.0/24", { nodeIPs: ["node-a"] }), "must be an IP address"],
     ["node IPs from an address type podnet does not mirror", nodeCidr("10.244.8.0/24", { nodeIPsFrom: "Hostname" }), 'supported values: "InternalIP", "ExternalIP"'],
@@ -53,6 +54,16 @@ describe("NodeCIDR validation on the real API server", () => {
     ["IPv6 link-local", nodeCidr("fe80::/64"), "must not overlap a special-purpose range"],
   ])("rejects %s with a clear message", async (_case, body, message) => {
     expect(await createRejection(nodecidrs, body)).toContain(message);
+  });
+
+  it.each([
+    ["host bits", nodeCidr("10.244.2.5/24", {}, "10-244-2-0-24"), "must not have host bits"],
+    ["not a CIDR", nodeCidr("10.244.2.0", {}, "x"), "must be a CIDR"],
+    ["non-canonical IPv6", nodeCidr("FD00:10:244:2::/64", {}, "fd00-10-244-2---64"), "must be written canonically"],
+  ])("names no expected object name beside a spec.cidr error (%s): the name rule would advise a name from a bad CIDR", async (_case, body, message) => {
+    const refused = await createRejection(nodecidrs, body);
+    expect(refused).toContain(message);
+    expect(refused).not.toContain("metadata.name must be");
   });
 
   it("refuses a status write made on a version that changed since (how an agent's late write cannot undo a release)", async () => {
