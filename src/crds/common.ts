@@ -18,12 +18,12 @@ export const cel = (...rules: CelRule[]) => ({ "x-kubernetes-validations": rules
 
 /** metav1.Condition, as Kubernetes API conventions describe it. */
 export const conditionSchema = z.object({
-  type: z.string().min(1).max(316),
-  status: z.enum(["True", "False", "Unknown"]),
-  reason: z.string().min(1).max(1024),
-  message: z.string().max(32768),
-  observedGeneration: z.number().int().min(0).optional(),
-  lastTransitionTime: z.iso.datetime(),
+  type: z.string().min(1).max(316).meta({ description: "What the condition is about; one condition of each type." }),
+  status: z.enum(["True", "False", "Unknown"]).meta({ description: "Whether the condition holds; Unknown when it cannot be told." }),
+  reason: z.string().min(1).max(1024).meta({ description: "Why, as one CamelCase word for tools and alerts." }),
+  message: z.string().max(32768).meta({ description: "Why, for people: what is wrong and what to do about it." }),
+  observedGeneration: z.number().int().min(0).optional().meta({ description: "metadata.generation of the object the condition was set for." }),
+  lastTransitionTime: z.iso.datetime().meta({ description: "When status last changed." }),
 });
 export type Condition = z.infer<typeof conditionSchema>;
 

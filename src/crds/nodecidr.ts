@@ -78,36 +78,46 @@ export const nodeCidrSpecSchema = z
       ...cel({ rule: "self == oldSelf", message: "nodeUID is immutable" }),
     }),
   })
-  .meta(
-    cel({
+  .meta({
+    description: "The allocation, written by the controller: the CIDR, its Node and pool, and the Node's IPs that other nodes route it through. "
+      + "nodeName, cidr, family and nodeUID never change.",
+    ...cel({
       rule: "!isCIDR(self.cidr) || (self.family == 'IPv4') == (cidr(self.cidr).ip().family() == 4)",
       message: "family must match the address family of cidr",
       fieldPath: ".family",
     }),
-  );
+  });
 
 export const agentReportSchema = z.object({
-  routesDesired: z.number().int().min(0).optional(),
-  routesInstalled: z.number().int().min(0).optional(),
-  routeConflicts: z.number().int().min(0).optional(),
-  unreachableNodes: z.number().int().min(0).optional(),
+  routesDesired: z.number().int().min(0).optional().meta({ description: "Routes to other nodes' pod CIDRs this node should have." }),
+  routesInstalled: z.number().int().min(0).optional().meta({ description: "podnet's routes in the kernel after the last pass." }),
+  routeConflicts: z.number().int().min(0).optional().meta({ description: "Pod CIDRs another owner already routes here; left alone (RoutesProgrammed names them)." }),
+  unreachableNodes: z.number().int().min(0).optional().meta({ description: "Nodes this node has no path to (RoutesProgrammed names them)." }),
   overlayRoutes: z.number().int().min(0).optional().meta({ description: "Routes that go through the VXLAN overlay (nodes on another subnet)." }),
-  cniConfigPath: z.string().max(4096).optional(),
-  mtu: z.number().int().min(0).max(65535).optional(),
-  lastSyncTime: z.iso.datetime().optional(),
+  cniConfigPath: z.string().max(4096).optional().meta({ description: "The CNI conflist the agent wrote on this node." }),
+  mtu: z.number().int().min(0).max(65535).optional().meta({ description: "MTU of the pods' interfaces." }),
+  lastSyncTime: z.iso.datetime().optional().meta({ description: "When the agent last wrote this report (written when something changes, not as a heartbeat)." }),
 });
 
 export const nodeCidrStatusSchema = z.object({
   phase: z.enum(["Allocated", "Released", "Quarantined"]).optional().meta({
     description: "Allocated: in use. Released: node gone, CIDR held through the cooldown. Quarantined: bad record, never used.",
   }),
-  releasedAt: z.iso.datetime().optional(),
-  observedGeneration: z.number().int().min(0).optional(),
-  conditions: conditionsSchema.optional(),
+  releasedAt: z.iso.datetime().optional().meta({
+    description: "When the controller released the CIDR (its Node gone); it is handed out again once the release cooldown has passed since.",
+  }),
+  observedGeneration: z.number().int().min(0).optional().meta({ description: "metadata.generation the controller last wrote this status for." }),
+  conditions: conditionsSchema.optional().meta({
+    description: "Allocated (the controller's word: allocated, adopted, retained or quarantined, and why); Ready, RoutesProgrammed, "
+      + "CNIConfigured, SysctlsReady, MasqueradeReady and CNIConfigShadowed (the node agent's, on its own node's records).",
+  }),
   agent: agentReportSchema.optional().meta({ description: "What the node agent last did on this node." }),
-});
+}).meta({ description: "What became of the allocation: the controller's phase and Allocated condition, the node agent's conditions and report." });
 
-export const nodeCidrSchema = resourceSchema("NodeCIDR", nodeCidrSpecSchema, nodeCidrStatusSchema);
+export const nodeCidrSchema = resourceSchema("NodeCIDR", nodeCidrSpecSchema, nodeCidrStatusSchema).meta({
+  description: "A pod CIDR the podnet controller handed to a Node, one per IP family. Named after the CIDR (10.244.1.0/24 → 10-244-1-0-24), "
+    + "so the API server refuses a second holder of one range. Node agents route it to its Node, whose agent reports in status.",
+});
 
 export type NodeCidrSpec = z.infer<typeof nodeCidrSpecSchema>;
 export type NodeCidrStatus = z.infer<typeof nodeCidrStatusSchema>;

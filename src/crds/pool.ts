@@ -13,7 +13,7 @@ const familyPoolSchema = (maxPrefix: number, defaultPrefix: number) =>
         .min(1)
         .max(16)
         .meta({ description: "Ranges to allocate from; append to grow the pool.", "x-kubernetes-list-type": "set" }),
-      nodeMaskSize: z.number().int().min(1).max(maxPrefix).meta({
+      nodeMaskSize: z.number().int().min(1).max(maxPrefix).default(defaultPrefix).meta({
         description: `Prefix length of each node's CIDR (default ${defaultPrefix}); at most /${maxPrefix}: the node's bridge takes one address and its pods need more.`,
       }),
     })
@@ -23,7 +23,7 @@ const familyPoolSchema = (maxPrefix: number, defaultPrefix: number) =>
         message: "nodeMaskSize must be at least the prefix length of every range (a node slice cannot be larger than its range)",
         fieldPath: ".nodeMaskSize",
       }),
-    );
+    ).meta({ description: "Ranges of one IP family and the size of each node's slice of them." });
 
 // A key or value no Node can carry would leave the pool selecting nothing, silently. The syntax of Kubernetes label
 // keys (optional DNS-subdomain prefix up to 253 characters, then a name of up to 63) and values (a name, or empty).
@@ -84,17 +84,24 @@ export const poolSpecSchema = z
 const familyUsageSchema = z.object({
   size: z.string().max(40).meta({ description: "Node slices in the valid ranges (decimal; IPv6 counts exceed 2^53)." }),
   allocated: z.number().int().min(0).meta({ description: "Node slices not free: allocated, released in cooldown, quarantined, holding a node's IP, or inside a wider CIDR a node holds (capped at 2^53-1)." }),
-  free: z.string().max(40),
-});
+  free: z.string().max(40).meta({ description: "Node slices left to hand out (decimal, as size)." }),
+}).meta({ description: "Node slices of the family's valid ranges: how many, how many taken, how many free." });
 
 export const poolStatusSchema = z.object({
-  observedGeneration: z.number().int().min(0).optional(),
+  observedGeneration: z.number().int().min(0).optional().meta({ description: "metadata.generation the controller last wrote this status for." }),
   ipv4: familyUsageSchema.optional(),
   ipv6: familyUsageSchema.optional(),
-  conditions: conditionsSchema.optional(),
-});
+  conditions: conditionsSchema.optional().meta({
+    description: "Valid (every range usable, none overlapping another pool's), Exhausted (Nodes wait for a CIDR) and "
+      + "PodAddresses (a node's slice holds the pods its Nodes admit).",
+  }),
+}).meta({ description: "Usage per family and conditions, written by the controller." });
 
-export const poolSchema = resourceSchema("PodCIDRPool", poolSpecSchema, poolStatusSchema);
+const poolSpecDescription = "IPv4 and/or IPv6 ranges (dual-stack Nodes get one CIDR of each), and the Nodes the pool serves.";
+export const poolSchema = resourceSchema("PodCIDRPool", poolSpecSchema.meta({ description: poolSpecDescription }), poolStatusSchema).meta({
+  description: "A set of ranges Nodes get their pod CIDRs from, for the Nodes nodeSelector picks. The controller creates pool default from its "
+    + "flags; ranges can be added, never removed.",
+});
 
 export type PoolSpec = z.infer<typeof poolSpecSchema>;
 export type PoolStatus = z.infer<typeof poolStatusSchema>;

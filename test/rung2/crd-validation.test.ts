@@ -1,9 +1,13 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { podnetResource, apiMessage, apiStatus, applyStatus, installCrds } from "../../src/lib/k8s.js";
 import { renderCrdYaml } from "../../src/crds/generate.js";
 import { nodeCidrCrd } from "../../src/crds/nodecidr.js";
+import { kubeBin } from "../../src/localcluster/kube-bins.js";
 import { useControlPlane } from "../harness/api-fixture.js";
+import { until } from "../harness/controller-fixture.js";
 
 const fx = useControlPlane();
 const nodecidrs = podnetResource("nodecidrs");
@@ -114,6 +118,13 @@ describe("PodCIDRPool validation on the real API server", () => {
     expect(apiMessage(err)).toContain("can be added but not removed");
   });
 
+  it("gives a family without nodeMaskSize the size its description names: /24 for IPv4, /64 for IPv6", async () => {
+    const created = await fx.api().custom.createClusterCustomObject({ ...pools, body: pool("nomask", { ipv4: { cidrs: ["10.252.0.0/16"] }, ipv6: { cidrs: ["fd00:10:252::/48"] } }) });
+    expect([created.spec.ipv4.nodeMaskSize, created.spec.ipv6.nodeMaskSize]).toEqual([24, 64]);
+    // Defaulted before the rules run: a range narrower than the default slice is refused by the nodeMaskSize rule.
+    expect(await createRejection(pools, pool("nomask-narrow", { ipv4: { cidrs: ["10.252.0.0/26"] } }))).toContain("nodeMaskSize must be at least");
+  });
+
   it("accepts the short IPv6 ranges (fd00::/8, fc00::/7 is 8 characters) the flags take", async () => {
     const created = await fx.api().custom.createClusterCustomObject({ ...pools, body: pool("short", { ipv6: { cidrs: ["fd00::/8"], nodeMaskSize: 64 } }) });
     expect(created.spec.ipv6.cidrs).toEqual(["fd00::/8"]);
@@ -167,5 +178,19 @@ describe("a podnet newer than the CRDs on the cluster (helm upgrade does not upd
     } finally {
       await installCrds(admin, [renderCrdYaml(nodeCidrCrd)]);
     }
+  });
+});
+
+describe("kubectl explain on the real API server", () => {
+  const explain = async (path: string) => (await promisify(execFile)(kubeBin("kubectl"), [`--kubeconfig=${fx.cp.kubeconfig}`, "explain", path])).stdout;
+
+  it.each([
+    "nodecidr", "nodecidr.spec", "nodecidr.status", "nodecidr.status.conditions", "nodecidr.status.agent",
+    "podcidrpool", "podcidrpool.spec", "podcidrpool.spec.ipv4", "podcidrpool.spec.ipv6", "podcidrpool.status", "podcidrpool.status.ipv4",
+    "podcidrpool.status.ipv6", "podcidrpool.status.conditions",
+  ])("describes %s and every field under it", async (path) => {
+    // The API server publishes a new CRD's OpenAPI a moment after it is created.
+    const text = await until(`explain ${path}`, () => explain(path).catch(() => undefined));
+    expect(text).not.toMatch(/<empty>|<no description>/);
   });
 });
