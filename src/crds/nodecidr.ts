@@ -129,12 +129,14 @@ export const nodeCidrCrd: CrdSource = clusterCrd("NodeCIDR", "ncidr", {
   printerColumns: [
     { name: "Node", type: "string", jsonPath: ".spec.nodeName" },
     { name: "CIDR", type: "string", jsonPath: ".spec.cidr" },
-    { name: "Node-IPs", type: "string", jsonPath: ".spec.nodeIPs" },
+    // The first node IP reads as an address; the whole list prints as a JSON array, so it is -o wide only.
+    { name: "Node-IP", type: "string", jsonPath: ".spec.nodeIPs[0]" },
     { name: "Phase", type: "string", jsonPath: ".status.phase" },
     { name: "Ready", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
     { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
     { name: "Family", type: "string", jsonPath: ".spec.family", priority: 1 },
     { name: "Pool", type: "string", jsonPath: ".spec.pool", priority: 1 },
+    { name: "Node-IPs", type: "string", jsonPath: ".spec.nodeIPs", priority: 1 },
     // The controller's word on the allocation: Allocated / Adopted, or why it is retained or quarantined.
     { name: "Allocation", type: "string", jsonPath: '.status.conditions[?(@.type=="Allocated")].reason', priority: 1 },
     { name: "Routes", type: "integer", jsonPath: ".status.agent.routesInstalled", priority: 1 },

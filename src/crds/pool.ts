@@ -115,7 +115,7 @@ export const poolCrd: CrdSource = clusterCrd("PodCIDRPool", "pcpool", {
     { name: "V4-Free", type: "string", jsonPath: ".status.ipv4.free" },
     { name: "IPv6", type: "string", jsonPath: ".spec.ipv6.cidrs" },
     { name: "V6-Used", type: "integer", jsonPath: ".status.ipv6.allocated" },
-    { name: "V6-Free", type: "string", jsonPath: ".status.ipv6.free", priority: 1 }, // up to 2^64 and more: wide only
+    { name: "V6-Free", type: "string", jsonPath: ".status.ipv6.free" },
     { name: "Ready", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
     { name: "Valid", type: "string", jsonPath: '.status.conditions[?(@.type=="Valid")].status' },
     { name: "Exhausted", type: "string", jsonPath: '.status.conditions[?(@.type=="Exhausted")].status' },

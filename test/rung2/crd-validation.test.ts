@@ -194,3 +194,36 @@ describe("kubectl explain on the real API server", () => {
     expect(text).not.toMatch(/<empty>|<no description>/);
   });
 });
+
+describe("kubectl get on the real API server", () => {
+  const kubectl = async (...args: string[]) => (await promisify(execFile)(kubeBin("kubectl"), [`--kubeconfig=${fx.cp.kubeconfig}`, ...args])).stdout;
+  /** One row of a kubectl table by column name; columns start where their header does (a value may be empty). */
+  const columns = (table: string, row: string) => {
+    const [header, ...rows] = table.trimEnd().split("\n");
+    const line = rows.find((l) => l.startsWith(`${row} `))!;
+    const starts = [...header!.matchAll(/\S+/g)].map((m) => [m[0], m.index] as const);
+    return Object.fromEntries(starts.map(([name, at], i) => [name, line.slice(at, starts[i + 1]?.[1]).trim()]));
+  };
+
+  it("shows a NodeCIDR's first node IP as an address, and the whole list with -o wide", async () => {
+    await fx.api().custom.createClusterCustomObject({ ...nodecidrs, body: nodeCidr("10.244.70.0/24", { nodeName: "node-cols", nodeIPs: ["192.168.70.1", "fd00:70::1"] }) });
+    const table = await kubectl("get", "nodecidrs", "--field-selector=spec.nodeName=node-cols");
+    expect(columns(table, "10-244-70-0-24")).toMatchObject({ NODE: "node-cols", CIDR: "10.244.70.0/24", "NODE-IP": "192.168.70.1" });
+    expect(table).not.toContain("NODE-IPS");
+    const wide = await kubectl("get", "nodecidrs", "--field-selector=spec.nodeName=node-cols", "-o", "wide");
+    expect(columns(wide, "10-244-70-0-24")).toMatchObject({ "NODE-IP": "192.168.70.1", "NODE-IPS": '["192.168.70.1","fd00:70::1"]' });
+  });
+
+  it("shows a pool's free IPv6 slices by default, and --sort-by orders the free counts as numbers (they are strings)", async () => {
+    const family = (free: string) => ({ size: free, allocated: 0, free });
+    for (const [name, free] of [["cols-a", "4294967296"], ["cols-b", "65536"]] as const) {
+      await fx.api().custom.createClusterCustomObject({ ...pools, body: { apiVersion: "podnet.io/v1alpha1", kind: "PodCIDRPool", metadata: { name },
+        spec: { ipv4: { cidrs: [name === "cols-a" ? "10.253.0.0/16" : "10.254.0.0/16"] }, ipv6: { cidrs: [name === "cols-a" ? "fd00:a::/32" : "fd00:b::/48"] }, nodeSelector: { cols: name } } } });
+      await applyStatus(fx.api("podnet-controller"), "podcidrpools", name, "PodCIDRPool", { ipv4: family("256"), ipv6: family(free) });
+    }
+    expect(columns(await kubectl("get", "podcidrpools", "cols-a"), "cols-a")).toMatchObject({ "V4-FREE": "256", "V6-FREE": "4294967296" });
+    // Text order would put "4294967296" first; kubectl compares strings that read as quantities by value.
+    const sorted = (await kubectl("get", "podcidrpools", "--sort-by=.status.ipv6.free", "-o", "name")).split("\n").filter((l) => l.includes("cols-"));
+    expect(sorted).toEqual(["podcidrpool.podnet.io/cols-b", "podcidrpool.podnet.io/cols-a"]);
+  });
+});
