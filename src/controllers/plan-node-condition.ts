@@ -8,32 +8,37 @@ import type { AllocationAction, Held, PlannerNode } from "./plan.js";
  */
 export const POD_CIDR_CONDITION = "PodCIDRConflict";
 
-/** Reasons of the planner's `conflict` actions that concern the Node's pod range (not its addresses). */
-const POD_CIDR_REASONS = new Set(["PodCIDRConflict", "PodCIDROutsidePool", "PodCIDRInvalid", "PodCIDRMismatch", "PodCIDRFamilyMissing", "NoPodCIDRPool"]);
+/**
+ * Reasons of the planner's `conflict` actions that concern the Node's pod range (not its addresses), root causes
+ * first: the condition's reason (and its message's lead) is the first a Node has. A Node whose preset podCIDRs lie
+ * outside every pool also lacks the pool's other family there (PodCIDRFamilyMissing: the field cannot be set
+ * again); the preset range is what to fix.
+ */
+const POD_CIDR_REASONS = ["NoPodCIDRPool", "PodCIDRInvalid", "PodCIDROutsidePool", "PodCIDRConflict", "PodCIDRMismatch", "PodCIDRFamilyMissing"];
+const rootCauseFirst = (a: { reason: string }, b: { reason: string }) => POD_CIDR_REASONS.indexOf(a.reason) - POD_CIDR_REASONS.indexOf(b.reason);
 
-export interface NodeConditionState { status: "True" | "False"; reason: string; message: string; lastTransitionTime?: string }
+/** lastHeartbeatTime: when podnet last wrote the condition (kubectl describe node shows year 1 without one). */
+export interface NodeConditionState { status: "True" | "False"; reason: string; message: string; lastTransitionTime?: string; lastHeartbeatTime?: string }
 
 export const RESOLVED = { reason: "NoConflict", message: "podnet uses this Node's pod CIDRs" } as const;
 
 /** Pure: the condition changes this plan calls for, from its conflicts and each Node's current condition. */
 export function podCidrConditionActions(nodes: Iterable<PlannerNode>, actions: AllocationAction[], now: number): AllocationAction[] {
-  const problems = new Map<string, { reason: string; messages: string[] }>();
+  const problems = new Map<string, Array<{ reason: string; message: string }>>();
   for (const a of actions) {
-    if (a.kind !== "conflict" || !POD_CIDR_REASONS.has(a.reason)) continue;
-    const seen = problems.get(a.node);
-    if (seen) seen.messages.push(a.message);
-    else problems.set(a.node, { reason: a.reason, messages: [a.message] });
+    if (a.kind !== "conflict" || !POD_CIDR_REASONS.includes(a.reason)) continue;
+    problems.set(a.node, [...(problems.get(a.node) ?? []), a]);
   }
   const out: AllocationAction[] = [];
   for (const node of nodes) {
     const current = node.podCidrCondition;
-    const problem = problems.get(node.name);
+    const problem = problems.get(node.name)?.sort(rootCauseFirst);
     const wanted: NodeConditionState | undefined = problem
-      ? { status: "True", reason: problem.reason, message: problem.messages.join("; ") }
+      ? { status: "True", reason: problem[0]!.reason, message: problem.map((p) => p.message).join("; ") }
       : current?.status === "True" ? { status: "False", ...RESOLVED } : undefined;
     if (!wanted || (current && current.status === wanted.status && current.reason === wanted.reason && current.message === wanted.message)) continue;
     const lastTransitionTime = current?.status === wanted.status && current.lastTransitionTime ? current.lastTransitionTime : new Date(now).toISOString();
-    out.push({ kind: "nodeCondition", node: node.name, ...wanted, lastTransitionTime });
+    out.push({ kind: "nodeCondition", node: node.name, ...wanted, lastTransitionTime, lastHeartbeatTime: new Date(now).toISOString() });
   }
   return out;
 }

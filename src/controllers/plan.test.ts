@@ -125,18 +125,19 @@ describe("planAllocations", () => {
     const conflicted = [node("a", { podCIDRs: ["10.244.7.0/24"] }), node("b", { podCIDRs: ["10.244.7.0/24"] })];
     const [set] = planAllocations(input({ nodes: conflicted })).actions.filter((a) => a.kind === "nodeCondition");
     expect(set).toEqual({ kind: "nodeCondition", node: "b", status: "True", reason: "PodCIDRConflict", message: expect.stringContaining("already held by node a"),
-      lastTransitionTime: new Date(1_000_000).toISOString() });
+      lastTransitionTime: new Date(1_000_000).toISOString(), lastHeartbeatTime: new Date(1_000_000).toISOString() });
     const { kind: _k, node: _n, ...written } = set as Extract<AllocationAction, { kind: "nodeCondition" }>;
     const b = node("b", { podCIDRs: ["10.244.7.0/24"], podCidrCondition: written });
     // Written: the next plans have nothing to say, whatever time it is.
     expect(planAllocations(input({ nodes: [conflicted[0]!, b], now: 2_000_000 })).actions.filter((a) => a.kind === "nodeCondition")).toEqual([]);
     // Another cause (a's range released, b's preset now outside the pool): same transition time, new reason.
     const moved = planAllocations(input({ nodes: [b], pools: [pool(["10.245.0.0/16"])], now: 3_000_000 })).actions.filter((a) => a.kind === "nodeCondition");
-    expect(moved).toEqual([expect.objectContaining({ status: "True", reason: "PodCIDROutsidePool", lastTransitionTime: new Date(1_000_000).toISOString() })]);
+    expect(moved).toEqual([expect.objectContaining({ status: "True", reason: "PodCIDROutsidePool", lastTransitionTime: new Date(1_000_000).toISOString(),
+      lastHeartbeatTime: new Date(3_000_000).toISOString() })]);
     // a gone: b adopts its range, and the condition turns False; a Node that never had one gets none.
     const cleared = planAllocations(input({ nodes: [b, node("c")], now: 4_000_000 })).actions;
     expect(cleared.filter((a) => a.kind === "nodeCondition")).toEqual([{ kind: "nodeCondition", node: "b", status: "False", reason: "NoConflict",
-      message: "podnet uses this Node's pod CIDRs", lastTransitionTime: new Date(4_000_000).toISOString() }]);
+      message: "podnet uses this Node's pod CIDRs", lastTransitionTime: new Date(4_000_000).toISOString(), lastHeartbeatTime: new Date(4_000_000).toISOString() }]);
   });
 
   it("never hands another node a range a Node names in spec.podCIDRs, adopted or not", () => {

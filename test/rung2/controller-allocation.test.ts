@@ -32,7 +32,16 @@ describe("controller on the real API server: allocation basics", () => {
     expect(node.spec!.podCIDRs![1]).toMatch(/^fd00:10:244:/);
     const cond = records[0]!.status!.conditions!.find((c) => c.type === "Allocated")!;
     expect(cond).toMatchObject({ status: "True", reason: "Allocated" });
-    await deleteNodes(fx.api(), ["ds-1"]);
+    // A Node registered with an IPv4 podCIDR outside the pool gets its IPv6 CIDR, which its podCIDRs cannot take
+    // any more: the Node condition names both, led by the root cause, with a heartbeat (not year 1 in kubectl describe).
+    await createNodes(fx.api(), [{ name: "ds-2", ip: "192.168.50.12", podCIDRs: ["172.16.0.0/24"] }]);
+    const both = await until("both problems on ds-2's condition", async () => {
+      const c = (await fx.api().core.readNode({ name: "ds-2" })).status?.conditions?.find((x) => x.type === "PodCIDRConflict");
+      return c?.message?.includes("was set before and cannot be changed") ? c : undefined;
+    });
+    expect(both).toMatchObject({ status: "True", reason: "PodCIDROutsidePool", message: expect.stringMatching(/^node ds-2 has podCIDR 172\.16\.0\.0\/24, which is not a node-sized slice/) });
+    expect(both.lastHeartbeatTime?.getTime()).toBeGreaterThanOrEqual(both.lastTransitionTime!.getTime());
+    await deleteNodes(fx.api(), ["ds-1", "ds-2"]);
   });
 
   it("serves an IPv6-only cluster: one IPv6 CIDR per Node, its IPv6 InternalIP mirrored, node.spec.podCIDRs filled", async () => {
