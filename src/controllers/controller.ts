@@ -7,7 +7,7 @@ import { FirstSeen } from "../lib/first-seen.js";
 import { startHealthServer } from "../lib/health.js";
 import { Informer, type ListPage } from "../lib/informer.js";
 import { apiMessage, podnetResource, type KubeApi } from "../lib/k8s.js";
-import { LeaderElector } from "../lib/leader.js";
+import { LeaderElector, replicaIdentity } from "../lib/leader.js";
 import type { Logger } from "../log.js";
 import { applyActions } from "./act.js";
 import { planAllocations, type DeletedRecord } from "./plan.js";
@@ -90,11 +90,13 @@ export class AllocationController {
       list: (t) => api.custom.listClusterCustomObject({ ...podnetResource("nodecidrs"), limit: 500, _continue: t }) as Promise<ListPage<Obj<NodeCidrObject>>> });
     this.pools = new Informer({ api, path: "/apis/podnet.io/v1alpha1/podcidrpools", log, onEvent, onError,
       list: (t) => api.custom.listClusterCustomObject({ ...podnetResource("podcidrpools"), limit: 500, _continue: t }) as Promise<ListPage<Obj<PoolObject>>> });
-    this.recorder = new EventRecorder(api, "podnet-controller", log);
+    // Events name the replica as the lease does, so kubectl's FROM tells two replicas apart.
+    const identity = replicaIdentity();
+    this.recorder = new EventRecorder(api, "podnet-controller", log, { instance: identity });
     this.defaultPool = new DefaultPoolKeeper({ api, pools: this.pools, config, log, recorder: this.recorder, metrics: this.metrics, mayWrite: () => this.mayWrite() });
     if (config["leader-elect"]) {
       this.elector = new LeaderElector({
-        api, namespace: config["lease-namespace"], name: config["lease-name"], log,
+        api, namespace: config["lease-namespace"], name: config["lease-name"], log, identity,
         leaseDurationMs: config["lease-duration"], renewDeadlineMs: config["renew-deadline"], retryPeriodMs: config["retry-period"],
         onStartedLeading: () => this.setLeading(true), onStoppedLeading: () => this.setLeading(false),
       });

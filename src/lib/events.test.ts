@@ -12,7 +12,7 @@ describe("EventRecorder", () => {
   it("writes one complaint at most once per interval, and forgets complaints older than that (node churn must not grow it for good)", async () => {
     vi.useFakeTimers({ now: 0, toFake: ["Date", "performance"] });
     const { sent, api } = sink();
-    const recorder = new EventRecorder(api, "test", silentLogger(), 60_000);
+    const recorder = new EventRecorder(api, "test", silentLogger(), { intervalMs: 60_000 });
     expect(await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m")).toBe("sent");
     expect(await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m")).toBe("duplicate");
     for (let i = 0; i < 100; i++) await recorder.emit({ kind: "Node", name: `churn-${i}` }, "Warning", "PodCIDRNotAvailable", "wait");
@@ -38,12 +38,69 @@ describe("EventRecorder", () => {
   it("tells a failed write apart; it counts as sent for the interval unless the caller keeps the complaint to send again", async () => {
     let failing = true;
     const api = { core: { createNamespacedEvent: async ({ body }: { body: object }) => { if (failing) throw new Error("unavailable"); return body; } } } as unknown as KubeApi;
-    const recorder = new EventRecorder(api, "test", silentLogger(), 60_000);
+    const recorder = new EventRecorder(api, "test", silentLogger(), { intervalMs: 60_000 });
     expect(await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m")).toBe("failed");
     expect(await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m")).toBe("duplicate");
     expect(await recorder.emit({ kind: "Node", name: "b" }, "Warning", "X", "m", undefined, { forgetIfFailed: true })).toBe("failed");
     failing = false;
     expect(await recorder.emit({ kind: "Node", name: "b" }, "Warning", "X", "m", undefined, { forgetIfFailed: true })).toBe("sent");
     expect(recorder.written).toBe(1);
+  });
+
+  it("counts a complaint written again after the interval on the Event written before; a new Event once that one is gone", async () => {
+    vi.useFakeTimers({ now: 0 });
+    const events = new Map<string, { count: number; lastTimestamp: unknown }>();
+    const calls: string[] = [];
+    let made = 0;
+    const api = { core: {
+      createNamespacedEvent: async ({ body }: { body: { count: number; lastTimestamp: unknown } }) => {
+        const name = `a.${++made}`;
+        calls.push(`create ${name}`);
+        events.set(name, { count: body.count, lastTimestamp: body.lastTimestamp });
+        return { ...body, metadata: { name } };
+      },
+      patchNamespacedEvent: async ({ name, body }: { name: string; body: { count: number; lastTimestamp: string } }) => {
+        calls.push(`patch ${name} ${body.count}`);
+        if (!events.has(name)) throw Object.assign(new Error("not found"), { code: 404 });
+        events.set(name, body);
+        return body;
+      },
+    } } as unknown as KubeApi;
+    const recorder = new EventRecorder(api, "test", silentLogger(), { intervalMs: 60_000 });
+    const target = { kind: "Node" as const, name: "a", uid: "u" };
+    expect(await recorder.emit(target, "Warning", "X", "m")).toBe("sent");
+    vi.setSystemTime(61_000);
+    expect(await recorder.emit(target, "Warning", "X", "m")).toBe("sent");
+    vi.setSystemTime(122_000);
+    expect(await recorder.emit(target, "Warning", "X", "m")).toBe("sent");
+    expect(events.get("a.1")).toEqual({ count: 3, lastTimestamp: new Date(122_000).toISOString() });
+    events.delete("a.1"); // deleted, or expired past the API server's --event-ttl
+    vi.setSystemTime(183_000);
+    expect(await recorder.emit(target, "Warning", "X", "m")).toBe("sent");
+    expect(calls).toEqual(["create a.1", "patch a.1 2", "patch a.1 3", "patch a.1 4", "create a.2"]);
+    expect(events.get("a.2")?.count).toBe(1);
+    expect(recorder.written).toBe(4);
+  });
+
+  it("a repeat whose patch fails otherwise than 404 is failed, and counts on the same Event next time", async () => {
+    vi.useFakeTimers({ now: 0 });
+    let failing = false;
+    const patched: Array<[string, number]> = [];
+    const api = { core: {
+      createNamespacedEvent: async ({ body }: { body: object }) => ({ ...body, metadata: { name: "a.1" } }),
+      patchNamespacedEvent: async ({ name, body }: { name: string; body: { count: number } }) => {
+        if (failing) throw Object.assign(new Error("unavailable"), { code: 503 });
+        patched.push([name, body.count]);
+        return body;
+      },
+    } } as unknown as KubeApi;
+    const recorder = new EventRecorder(api, "test", silentLogger(), { intervalMs: 1_000 });
+    await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m");
+    failing = true;
+    vi.setSystemTime(2_000);
+    expect(await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m", undefined, { forgetIfFailed: true })).toBe("failed");
+    failing = false;
+    expect(await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m")).toBe("sent");
+    expect(patched).toEqual([["a.1", 2]]);
   });
 });

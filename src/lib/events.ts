@@ -1,32 +1,39 @@
-import type { CoreV1Event } from "@kubernetes/client-node";
 import type { Logger } from "../log.js";
-import { apiMessage, cutOffByStop, withSignal, type KubeApi } from "./k8s.js";
+import { EventSeries, newEventBody, repeatPatch, seriesKey, type EventSource, type EventTarget } from "./event-series.js";
+import { apiMessage, cutOffByStop, isNotFound, mergePatch, withSignal, type KubeApi } from "./k8s.js";
 
-export interface EventTarget {
-  kind: "Node" | "NodeCIDR" | "PodCIDRPool";
-  name: string;
-  uid?: string;
-  apiVersion?: string;
-}
+export type { EventTarget } from "./event-series.js";
 
 export type EmitResult = "sent" | "duplicate" | "failed";
+
+export interface RecorderOptions {
+  intervalMs?: number;
+  namespace?: string;
+  /** reportingInstance: the controller's lease identity, an agent's node name. */
+  instance?: string;
+  /** source.host: the agent's node name. */
+  host?: string;
+}
 
 /**
  * Writes core/v1 Events (what `kubectl describe` and `kubectl get events` show). The same
  * (object, reason, message) is written at most once per interval: a level-based loop replans often and
- * must not flood the API server with copies of one complaint.
+ * must not flood the API server with copies of one complaint. Written again after that, it counts on the
+ * Event written before (count, lastTimestamp) while that Event lives, so a lasting complaint is one Event.
  */
 export class EventRecorder {
   private readonly lastWritten = new Map<string, number>();
+  private readonly series = new EventSeries();
+  private readonly intervalMs: number;
+  private readonly namespace: string;
+  private readonly source: EventSource;
   written = 0;
 
-  constructor(
-    private readonly api: KubeApi,
-    private readonly component: string,
-    private readonly log: Logger,
-    private readonly intervalMs = 10 * 60_000,
-    private readonly namespace = "default",
-  ) {}
+  constructor(private readonly api: KubeApi, component: string, private readonly log: Logger, opts: RecorderOptions = {}) {
+    this.intervalMs = opts.intervalMs ?? 10 * 60_000;
+    this.namespace = opts.namespace ?? "default";
+    this.source = { component, instance: opts.instance, host: opts.host };
+  }
 
   /**
    * "duplicate" when the same complaint went out within the interval (callers log only what they report anew),
@@ -43,17 +50,9 @@ export class EventRecorder {
     this.lastWritten.delete(key); // re-inserted last: the map stays in time order for pruning
     this.lastWritten.set(key, now);
     this.prune(now);
-    const time = new Date();
-    const body: CoreV1Event = {
-      apiVersion: "v1", kind: "Event",
-      metadata: { generateName: `${target.name.slice(0, 200)}.`, namespace: this.namespace },
-      involvedObject: { kind: target.kind, name: target.name, uid: target.uid, apiVersion: target.apiVersion ?? (target.kind === "Node" ? "v1" : "podnet.io/v1alpha1") },
-      reason, message: message.slice(0, 1024), type,
-      source: { component: this.component }, reportingComponent: `podnet.io/${this.component}`,
-      firstTimestamp: time, lastTimestamp: time, count: 1,
-    };
+    const time = new Date(); // the wall clock: it stamps what is written
     try {
-      await this.api.core.createNamespacedEvent({ namespace: this.namespace, body }, withSignal(signal));
+      await this.write(target, type, reason, message, time, signal);
       this.written++;
       return "sent";
     } catch (err) {
@@ -61,6 +60,24 @@ export class EventRecorder {
       this.log[cutOffByStop(signal) ? "debug" : "warn"]({ kind: target.kind, name: target.name, reason, err: apiMessage(err) }, "could not write event");
       return "failed";
     }
+  }
+
+  /** Counts on the series' last Event; a new one when there is none, or it is gone (deleted, past the API server's --event-ttl). */
+  private async write(target: EventTarget, type: "Normal" | "Warning", reason: string, message: string, time: Date, signal?: AbortSignal): Promise<void> {
+    const key = seriesKey(target, reason, message);
+    const last = this.series.get(key);
+    if (last) {
+      try {
+        await this.api.core.patchNamespacedEvent({ name: last.name, namespace: this.namespace, body: repeatPatch(last.count + 1, time) }, withSignal(signal, mergePatch()));
+        this.series.remember(key, last.name, last.count + 1);
+        return;
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+        this.series.forget(key);
+      }
+    }
+    const created = await this.api.core.createNamespacedEvent({ namespace: this.namespace, body: newEventBody(target, type, reason, message, time, this.source, this.namespace) }, withSignal(signal));
+    if (created?.metadata?.name) this.series.remember(key, created.metadata.name, 1);
   }
 
   /** Complaints older than the interval may go out again anyway: drop them, or churn grows the map for good. */

@@ -38,6 +38,9 @@ const leases = { group: "coordination.k8s.io", version: "v1", plural: "leases" }
  */
 const monotonicMs = () => performance.now();
 
+/** A replica's lease holder identity: its pod name (the host name in a pod), pid and a random tail for a restart in place. */
+export const replicaIdentity = () => `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+
 export class LeaderElector {
   readonly identity: string;
   private leading = false;
@@ -52,7 +55,7 @@ export class LeaderElector {
   transitions = 0;
 
   constructor(private readonly o: LeaderElectionOptions) {
-    this.identity = o.identity ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    this.identity = o.identity ?? replicaIdentity();
   }
 
   get isLeader(): boolean { return this.leading; }

@@ -83,7 +83,7 @@ export class NodeAgent {
     });
     this.networkCondition = new NetworkUnavailableClearer(api, config["node-name"], log, config["resync-period"], () => this.metrics.errors.inc({ step: "node-condition" }));
     this.statusWriter = new StatusWriter({
-      api, records: this.records, recorder: new EventRecorder(api, "podnet-agent", log), log, pacing: new StatusPacing(opts.statusRandom),
+      api, records: this.records, recorder: new EventRecorder(api, "podnet-agent", log, { instance: config["node-name"], host: config["node-name"] }), log, pacing: new StatusPacing(opts.statusRandom),
       onError: () => this.metrics.errors.inc({ step: "status" }),
     }, this.networkCondition, { requestPass: () => this.markDirty(), maxMs: config["resync-period"] });
   }

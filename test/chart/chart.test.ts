@@ -53,6 +53,7 @@ describe("Helm chart charts/podnet", () => {
     expect(command(agent)).toEqual(["node", ...AGENT_NODE_FLAGS, "/app/podnet.mjs"]);
     expect(find(objs, "PodDisruptionBudget", "podnet-controller")).toBeDefined();
     expect(find(objs, "ValidatingAdmissionPolicy", "podnet-agent-own-node")).toBeDefined();
+    expect(find(objs, "ValidatingAdmissionPolicy", "podnet-events-count-only")).toBeDefined();
     expect(objs.some((o) => o.kind === "ServiceMonitor")).toBe(false);
   });
 

@@ -239,16 +239,40 @@ describe("helm install onto the real API server", () => {
     const controller = await controllerApi();
     const agent = await agentApi();
     const target = { kind: "Node" as const, name: "node-a" };
+    const recorders: EventRecorder[] = [];
     for (const [api, component] of [[controller, "podnet-controller"], [agent, "podnet-agent"]] as const) {
-      const inDefault = new EventRecorder(api, component, silentLogger());
+      const inDefault = new EventRecorder(api, component, silentLogger(), { intervalMs: 0, instance: "node-a" });
+      recorders.push(inDefault);
       expect(await inDefault.emit(target, "Normal", "Test", "in default")).toBe("sent");
-      expect(inDefault.written, component).toBe(1);
+      // Written again: counted on the same Event (RBAC patch, held by podnet-events-count-only).
+      expect(await inDefault.emit(target, "Normal", "Test", "in default")).toBe("sent");
+      expect(inDefault.written, component).toBe(2);
+      expect((await admin.core.listNamespacedEvent({ namespace: "default", fieldSelector: "involvedObject.name=node-a,reason=Test" })).items
+        .filter((e) => e.reportingComponent === `podnet.io/${component}`).map((e) => e.count), component).toEqual([2]);
       // Events of cluster-scoped objects (all podnet writes) go to default; one about a Pod may go to its namespace.
       const elsewhere = await api.core.createNamespacedEvent({ namespace: "kube-system", body: { metadata: { generateName: "forged." },
         involvedObject: { kind: "Pod", apiVersion: "v1", namespace: "kube-system", name: "kube-apiserver-node-a" }, reason: "Forged", message: "forged", type: "Warning" } })
         .then(() => undefined, (e: unknown) => e);
       expect(apiStatus(elsewhere), component).toBe(403);
     }
+    // A patch may count, not rewrite: neither token changes an Event's message, and the agent's touches no Event it did not report.
+    const [ofController, ofAgent] = await Promise.all(["podnet-controller", "podnet-agent"].map(async (component) =>
+      (await admin.core.listNamespacedEvent({ namespace: "default", fieldSelector: "involvedObject.name=node-a,reason=Test" })).items.find((e) => e.reportingComponent === `podnet.io/${component}`)!.metadata!.name!));
+    const patchEvent = (api: KubeApi, name: string, body: object) => api.core.patchNamespacedEvent({ name, namespace: "default", body }, mergePatch()).then(() => undefined, (e: unknown) => e);
+    let attempt = 0; // each a new message: the API server loads the policy a moment after the install
+    await waitFor("the Event policy in force", () => patchEvent(controller, ofController!, { message: `rewritten ${++attempt}` }), 20_000, 100);
+    for (const recorder of recorders) expect(await recorder.emit(target, "Normal", "Test", "in default")).toBe("sent"); // counted under the policy
+    const counts = (await admin.core.listNamespacedEvent({ namespace: "default", fieldSelector: "involvedObject.name=node-a,reason=Test" })).items.map((e) => e.count);
+    expect(counts.sort()).toEqual([3, 3]);
+    for (const [api, name] of [[controller, ofController!], [agent, ofAgent!]] as const) {
+      const rewritten = await patchEvent(api, name, { message: "rewritten" });
+      expect([apiStatus(rewritten), apiMessage(rewritten)]).toEqual([403, expect.stringContaining("may change only the count and lastTimestamp")]);
+    }
+    const others = await patchEvent(agent, ofController!, { count: 9 });
+    expect([apiStatus(others), apiMessage(others)]).toEqual([403, expect.stringContaining("podnet-agent on node node-a may change only Events it reported")]);
+    const fromAnotherNode = await admin.core.createNamespacedEvent({ namespace: "default", body: { ...(await admin.core.readNamespacedEvent({ name: ofAgent!, namespace: "default" })),
+      metadata: { generateName: "node-b." }, reportingInstance: "node-b" } });
+    expect(apiStatus(await patchEvent(agent, fromAnotherNode.metadata!.name!, { count: 9 }))).toBe(403);
 
     // The default pool's keeper with the controller's token: created from the flags, then grown by an upgrade's range.
     const shell = new AllocationController(controller, controllerConfigSchema.parse({ "metrics-address": "127.0.0.1:0", "leader-elect": "false" }), silentLogger());

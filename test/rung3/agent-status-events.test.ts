@@ -75,7 +75,9 @@ describe.skipIf(!isRoot())("node agent whose Warning Event is refused (rung 3)",
     // Resync 1 s: the kept Warning goes with a pass once the API server has dropped the policy.
     const events = await waitFor("the Warning sent", async () => { const e = await shadowedEvents(); return e.length ? e : undefined; }, 30_000, 200);
     expect(events).toHaveLength(1);
-    expect(events[0]).toMatchObject({ type: "Warning", message: expect.stringContaining("00-other.conflist") });
+    // From this node's agent: kubectl's FROM column reads "podnet-agent, <node>", not one of many agents alike.
+    const node = bed.nodes[0]!.name;
+    expect(events[0]).toMatchObject({ type: "Warning", message: expect.stringContaining("00-other.conflist"), reportingInstance: node, source: { component: "podnet-agent", host: node } });
     rmSync(other);
   });
 });
