@@ -27,7 +27,7 @@ describe("EventRecorder", () => {
     vi.useFakeTimers({ now: Date.UTC(2026, 0, 1, 12), toFake: ["Date", "performance"] });
     const stamps: unknown[] = [];
     const api = { core: { createNamespacedEvent: async ({ body }: { body: { lastTimestamp: unknown } }) => { stamps.push(body.lastTimestamp); return body; } } } as unknown as KubeApi;
-    const recorder = new EventRecorder(api, "test", silentLogger(), 60_000);
+    const recorder = new EventRecorder(api, "test", silentLogger(), { intervalMs: 60_000 });
     expect(await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m")).toBe("sent");
     vi.setSystemTime(Date.UTC(2026, 0, 1, 11)); // the wall clock alone steps back
     vi.advanceTimersByTime(61_000);
@@ -48,7 +48,7 @@ describe("EventRecorder", () => {
   });
 
   it("counts a complaint written again after the interval on the Event written before; a new Event once that one is gone", async () => {
-    vi.useFakeTimers({ now: 0 });
+    vi.useFakeTimers({ now: 0, toFake: ["Date", "performance"] });
     const events = new Map<string, { count: number; lastTimestamp: unknown }>();
     const calls: string[] = [];
     let made = 0;
@@ -69,13 +69,13 @@ describe("EventRecorder", () => {
     const recorder = new EventRecorder(api, "test", silentLogger(), { intervalMs: 60_000 });
     const target = { kind: "Node" as const, name: "a", uid: "u" };
     expect(await recorder.emit(target, "Warning", "X", "m")).toBe("sent");
-    vi.setSystemTime(61_000);
+    vi.advanceTimersByTime(61_000);
     expect(await recorder.emit(target, "Warning", "X", "m")).toBe("sent");
-    vi.setSystemTime(122_000);
+    vi.advanceTimersByTime(61_000);
     expect(await recorder.emit(target, "Warning", "X", "m")).toBe("sent");
     expect(events.get("a.1")).toEqual({ count: 3, lastTimestamp: new Date(122_000).toISOString() });
     events.delete("a.1"); // deleted, or expired past the API server's --event-ttl
-    vi.setSystemTime(183_000);
+    vi.advanceTimersByTime(61_000);
     expect(await recorder.emit(target, "Warning", "X", "m")).toBe("sent");
     expect(calls).toEqual(["create a.1", "patch a.1 2", "patch a.1 3", "patch a.1 4", "create a.2"]);
     expect(events.get("a.2")?.count).toBe(1);
@@ -83,7 +83,7 @@ describe("EventRecorder", () => {
   });
 
   it("a repeat whose patch fails otherwise than 404 is failed, and counts on the same Event next time", async () => {
-    vi.useFakeTimers({ now: 0 });
+    vi.useFakeTimers({ now: 0, toFake: ["Date", "performance"] });
     let failing = false;
     const patched: Array<[string, number]> = [];
     const api = { core: {
@@ -97,7 +97,7 @@ describe("EventRecorder", () => {
     const recorder = new EventRecorder(api, "test", silentLogger(), { intervalMs: 1_000 });
     await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m");
     failing = true;
-    vi.setSystemTime(2_000);
+    vi.advanceTimersByTime(2_000);
     expect(await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m", undefined, { forgetIfFailed: true })).toBe("failed");
     failing = false;
     expect(await recorder.emit({ kind: "Node", name: "a" }, "Warning", "X", "m")).toBe("sent");
