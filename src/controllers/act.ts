@@ -48,7 +48,7 @@ export interface ActContext {
 // On a busy API server writes are the bottleneck: hand out CIDRs first, then the follow-up writes
 // (node.spec.podCIDRs, mirrored IPs, events) that nothing waits on.
 const PRIORITY: Record<AllocationAction["kind"], number> = {
-  create: 0, confirm: 0, release: 0, quarantine: 1, retain: 1, rehome: 1, delete: 1, updateNodeIPs: 2, stampNodeUID: 2, setNodePodCIDRs: 3, conflict: 4, exhausted: 4, nodeCondition: 4,
+  create: 0, confirm: 0, release: 0, quarantine: 1, retain: 1, rehome: 1, delete: 1, updateNodeIPs: 2, stampNodeUID: 2, setNodePodCIDRs: 3, refreshStatus: 3, conflict: 4, exhausted: 4, nodeCondition: 4,
 };
 
 /**
@@ -106,6 +106,13 @@ export const actionKey = (action: AllocationAction): string =>
 async function applyOne(ctx: ActContext, action: AllocationAction): Promise<void> {
   switch (action.kind) {
     case "create": return createRecord(ctx, action);
+    case "refreshStatus": { // the status as it is, at the record's generation (its spec was patched since)
+      const current = planned(ctx, action.name);
+      const allocated = current.status?.conditions?.find((c) => c.type === "Allocated");
+      if (!allocated) return;
+      return writeStatus(ctx, current, "refreshStatus", { phase: current.status?.phase },
+        { type: "Allocated", status: allocated.status, reason: allocated.reason, message: allocated.message });
+    }
     case "confirm": // created by a controller that died before writing the status
       return writeStatus(ctx, planned(ctx, action.name), "allocate", { phase: "Allocated" },
         { type: "Allocated", status: "True", reason: "Allocated", message: `${action.cidr} from pool ${action.pool}` });

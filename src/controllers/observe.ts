@@ -86,6 +86,7 @@ export function plannerRecord(obj: NodeCidrObject, releaseSeenAt?: number): Plan
     ...createdAt(obj.metadata?.creationTimestamp),
     phase: obj.status?.phase,
     allocatedReason: obj.status?.conditions?.find((c) => c.type === "Allocated")?.reason,
+    ...((obj.metadata?.generation ?? 0) > (obj.status?.observedGeneration ?? Infinity) ? { statusBehind: true } : {}),
     ...(releasedAt !== undefined && !Number.isNaN(releasedAt) ? { releasedAt } : {}),
     ...(releaseSeenAt !== undefined ? { releaseSeenAt } : {}),
   };

@@ -231,6 +231,15 @@ describe("planAllocations", () => {
     expect(kinds(next.actions)).toEqual(["create:10.244.0.0/24"]);
   });
 
+  it.each([
+    ["allocated, its spec patched since its status: the status again, at the new generation", { phase: "Allocated", statusBehind: true }, ["refreshStatus:10-244-0-0-24"]],
+    ["allocated and current: nothing", { phase: "Allocated" }, []],
+    ["unconfirmed and behind: the confirm writes the status anyway", { phase: undefined, statusBehind: true }, ["confirm:10.244.0.0/24"]],
+  ] as Array<[string, Partial<PlannerRecord>, string[]]>)("a record's observedGeneration: %s", (_case, extra, expected) => {
+    const plan = planAllocations(input({ nodes: [node("a")], records: [rec("a", "10.244.0.0/24", { allocatedReason: "Allocated", ...extra })] }));
+    expect(kinds(plan.actions)).toEqual(expected);
+  });
+
   it("warns both Nodes that share an InternalIP, and still allocates to both", () => {
     const plan = planAllocations(input({ nodes: [node("old", { nodeIPs: ["192.168.0.7"] }), node("new", { nodeIPs: ["192.168.0.7"] }), node("c")] }));
     expect(plan.actions.filter((a) => a.kind === "create")).toHaveLength(3);

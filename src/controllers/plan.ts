@@ -41,6 +41,8 @@ export interface PlannerRecord {
   releaseSeenAt?: number;
   /** Reason of the controller's Allocated condition: tells a retained record (see RETAINED) from a plain one. */
   allocatedReason?: string;
+  /** Its spec changed since the controller's status was written (a node-IP or uid patch): observedGeneration lags. */
+  statusBehind?: boolean;
 }
 export interface PlannerConfig {
   cooldownMs: number; serviceCIDRs: string[]; fillNodePodCIDRs: boolean;
@@ -64,6 +66,7 @@ export interface PlannerInput {
 export type AllocationAction =
   | { kind: "create"; node: string; nodeUID: string; cidr: string; family: IpFamily; pool: string; nodeIPs: string[]; nodeIPsFrom?: NodeIPSource; adopted: boolean; restored?: true }
   | { kind: "confirm"; name: string; node: string; cidr: string; pool: string }
+  | { kind: "refreshStatus"; name: string }
   | { kind: "release"; name: string; nodeName: string }
   | { kind: "delete"; name: string }
   | { kind: "quarantine"; name: string; reason: string; message: string }
@@ -170,18 +173,24 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
       if (cidr) hold(states, cidr, r.nodeName, holderOf);
       continue;
     }
+    let statusWritten = false;
     if (problem) {
       retained++;
       hold(states, cidr!, r.nodeName, holderOf); // no retained problem comes from an unparsable CIDR
       if (r.allocatedReason !== problem.reason) {
+        statusWritten = true;
         actions.push({ kind: "retain", name: r.name, reason: problem.reason, message: `${problem.message}; kept for node ${r.nodeName}, which still uses it, until that node goes` });
       }
     } else {
       findSet(states, cidr!, states.get(r.pool))!.set.occupy(cidr!);
       holderOf.set(r.cidr, r.nodeName);
       // Unconfirmed (its creator died before the status write), or retained and now covered by its pool again.
-      if (r.phase === undefined || rehomed || RETAINED.has(r.allocatedReason ?? "")) actions.push({ kind: "confirm", name: r.name, node: r.nodeName, cidr: r.cidr, pool: r.pool });
+      statusWritten = r.phase === undefined || Boolean(rehomed) || RETAINED.has(r.allocatedReason ?? "");
+      if (statusWritten) actions.push({ kind: "confirm", name: r.name, node: r.nodeName, cidr: r.cidr, pool: r.pool });
     }
+    // A spec patch of the controller's own (node IPs, the uid) left observedGeneration behind, and kstatus-style
+    // health checks (Flux, cli-utils) read a record so as still in progress, for as long as it lived.
+    if (r.statusBehind && !statusWritten) actions.push({ kind: "refreshStatus", name: r.name });
     held.set(r.nodeName, [...(held.get(r.nodeName) ?? []), { cidr: r.cidr, family: r.family }]);
     // As mirroredNodeIPs has them; a record from before nodeIPsFrom learns it with one write.
     const { nodeIPs, nodeIPsFrom } = present.get(r.nodeName)!;

@@ -46,6 +46,23 @@ describe("controller on the real API server: node IPs as providers rewrite them"
       ["IPv4 10.0.2.5,fd00:2::5,10.2.2.5 InternalIP", "IPv6 10.0.2.5,fd00:2::5,10.2.2.5 InternalIP"]) || undefined));
   });
 
+  it("after a node-IP patch of the spec, the controller's status catches up with the record's generation (kstatus reads it Current)", async () => {
+    controller = await startController(fx, { "cluster-cidr": "10.244.0.0/16", "default-pool": "gen" });
+    await fx.api().core.createNode({ body: { metadata: { name: "gen-1" } } });
+    await putAddresses("gen-1", [internal("10.0.4.5")]);
+    await until("mirrored", async () => ((await mirrored("gen-1"))[0] === "IPv4 10.0.4.5 InternalIP" || undefined));
+    await putAddresses("gen-1", [internal("10.0.4.5"), internal("10.0.4.6")]);
+    const generations = async () => allocated(await recordsOfNode(fx, "gen-1")).map((r) => {
+      const allocatedCondition = r.status?.conditions?.find((x) => x.type === "Allocated");
+      return `${r.spec.nodeIPs?.join(",")} generation ${r.metadata?.generation} observed ${r.status?.observedGeneration} Allocated ${allocatedCondition?.observedGeneration} ${allocatedCondition?.reason}`;
+    });
+    // Before, the status stayed at generation 1 for as long as the record lived.
+    expect(await until("observedGeneration caught up", async () => {
+      const [line] = await generations();
+      return line === "10.0.4.5,10.0.4.6 generation 2 observed 2 Allocated 2 Allocated" ? line : undefined;
+    })).toBeDefined();
+  });
+
   it("a Node that loses its InternalIPs but keeps an ExternalIP keeps its records' IPs, with a warning, until an InternalIP is back", async () => {
     controller = await startController(fx, { "cluster-cidr": "10.244.0.0/16", "default-pool": "gone" });
     const c = controller;
