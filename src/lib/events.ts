@@ -1,6 +1,6 @@
 import type { Logger } from "../log.js";
 import { EventSeries, newEventBody, repeatPatch, seriesKey, type EventSource, type EventTarget } from "./event-series.js";
-import { apiMessage, cutOffByStop, isNotFound, mergePatch, withSignal, type KubeApi } from "./k8s.js";
+import { apiMessage, apiStatus, cutOffByStop, isNotFound, mergePatch, withSignal, type KubeApi } from "./k8s.js";
 
 export type { EventTarget } from "./event-series.js";
 
@@ -72,7 +72,8 @@ export class EventRecorder {
         this.series.remember(key, last.name, last.count + 1);
         return;
       } catch (err) {
-        if (!isNotFound(err)) throw err;
+        // Gone (deleted, past --event-ttl), or not ours to count on (refused): the repeat starts a new Event.
+        if (!isNotFound(err) && apiStatus(err) !== 403) throw err;
         this.series.forget(key);
       }
     }

@@ -274,6 +274,18 @@ describe("helm install onto the real API server", () => {
       metadata: { generateName: "node-b." }, reportingInstance: "node-b" } });
     expect(apiStatus(await patchEvent(agent, fromAnotherNode.metadata!.name!, { count: 9 }))).toBe(403);
 
+    // A node name past 128 characters (253 are legal): the agent's reportingInstance holds its first 128, and the
+    // policy compares with the same cut of the token's node; compared whole, every repeat met 403 and never counted.
+    const longName = `${"a".repeat(60)}.${"b".repeat(60)}.${"c".repeat(20)}`;
+    await admin.core.createNode({ body: { metadata: { name: longName } } });
+    const longPod = await admin.core.createNamespacedPod({ namespace: "kube-system", body: {
+      metadata: { name: "podnet-agent-long" }, spec: { serviceAccountName: "podnet-agent", nodeName: longName, containers: [{ name: "agent", image: "podnet:test" }] } } });
+    const longAgent = new EventRecorder(await tokenApi(fx, "podnet-agent", { name: longPod.metadata!.name!, uid: longPod.metadata!.uid! }), "podnet-agent", silentLogger(),
+      { intervalMs: 0, instance: longName, host: longName });
+    for (let i = 0; i < 3; i++) expect(await longAgent.emit({ kind: "Node", name: longName }, "Warning", "Test", "long name")).toBe("sent");
+    expect((await admin.core.listNamespacedEvent({ namespace: "default", fieldSelector: "reason=Test" })).items
+      .filter((e) => e.involvedObject.name === longName).map((e) => e.count)).toEqual([3]);
+
     // The default pool's keeper with the controller's token: created from the flags, then grown by an upgrade's range.
     const shell = new AllocationController(controller, controllerConfigSchema.parse({ "metrics-address": "127.0.0.1:0", "leader-elect": "false" }), silentLogger());
     const keeper = (clusterCidr: string, recorder = new EventRecorder(controller, "podnet-controller", silentLogger())) => new DefaultPoolKeeper({ api: controller, pools: shell.pools,
