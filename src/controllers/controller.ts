@@ -257,7 +257,7 @@ export class AllocationController {
       pools: [...this.pools.cache.values()].map(plannerPool),
       deleted: [...this.deleted.values()],
       config: { cooldownMs: this.config["release-cooldown"], serviceCIDRs: this.config["service-cidr"], fillNodePodCIDRs: this.config["fill-node-podcidrs"],
-        droppedFields: this.schemaDrops.current() },
+        laterFieldWrites: this.schemaDrops.allowance() },
       now: Date.now(),
       monotonicNow: performance.now(),
     });

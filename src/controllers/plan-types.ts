@@ -40,8 +40,12 @@ export interface PlannerRecord {
 }
 export interface PlannerConfig {
   cooldownMs: number; serviceCIDRs: string[]; fillNodePodCIDRs: boolean;
-  /** Spec fields the served CRD drops (schema-drops.ts): not planned as writes of their own while it does. */
-  droppedFields?: readonly LaterSpecField[];
+  /**
+   * Writes of their own (a uid stamp, an IP-source-only patch) this plan may plan per later spec field
+   * (schema-drops.ts): none while the served CRD is known to drop it, one while that is unknown, all once a write
+   * kept it. Absent: all.
+   */
+  laterFieldWrites?: Partial<Record<LaterSpecField, number>>;
 }
 export interface PlannerInput {
   nodes: PlannerNode[]; records: PlannerRecord[]; pools: PlannerPool[]; config: PlannerConfig;

@@ -13,17 +13,18 @@ describe("later NodeCIDR spec fields a write's answer kept or dropped", () => {
   });
 });
 
-describe("SchemaDrops: writes of a dropped field paused, reported once per pause", () => {
-  it("reports a drop once, pauses the field, tries again after the pause, and clears once a write keeps it", () => {
+describe("SchemaDrops: a later field's own writes per plan, by what the answers said", () => {
+  it("one while unknown, none through a pause after a drop, one again after it, all once an answer kept the field", () => {
     const drops = new SchemaDrops(1_000);
+    expect(drops.allowance(0)).toEqual({ nodeUID: 1, nodeIPsFrom: 1 }); // a new process (or leader) knows nothing yet
     expect(drops.observe({ kept: [], dropped: ["nodeUID"] }, 0)).toEqual(["nodeUID"]);
-    expect(drops.observe({ kept: [], dropped: ["nodeUID"] }, 10)).toEqual([]); // another record of the same plan
-    expect(drops.current(500)).toEqual(["nodeUID"]);
+    expect(drops.observe({ kept: [], dropped: ["nodeUID"] }, 10)).toEqual([]); // reported once per pause
+    expect(drops.allowance(500)).toEqual({ nodeUID: 0, nodeIPsFrom: 1 });
     expect(drops.isMissing("nodeUID")).toBe(true);
-    expect(drops.current(1_000)).toEqual([]); // the pause is over: one write tries again
+    expect(drops.allowance(1_000)).toEqual({ nodeUID: 1, nodeIPsFrom: 1 }); // the pause is over: one write tries again
     expect(drops.isMissing("nodeUID")).toBe(true); // still missing for the gauge until a write keeps it
     expect(drops.observe({ kept: [], dropped: ["nodeUID"] }, 1_001)).toEqual(["nodeUID"]);
     expect(drops.observe({ kept: ["nodeUID"], dropped: [] }, 1_500)).toEqual([]); // the CRD applied since
-    expect([drops.current(1_500), drops.isMissing("nodeUID")]).toEqual([[], false]);
+    expect([drops.allowance(1_500), drops.isMissing("nodeUID")]).toEqual([{ nodeUID: Infinity, nodeIPsFrom: 1 }, false]);
   });
 });

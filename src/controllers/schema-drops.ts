@@ -18,19 +18,22 @@ export function laterFieldsAnswered(sent: Record<string, unknown>, stored: Recor
 }
 
 /**
- * Fields seen dropped, each paused for `pauseMs` (monotonic clock): then one write tries it again, so a CRD
- * applied since is noticed without a restart, at the cost of one dropped write per field per pause.
+ * What this process knows of each later field: dropped (its writes paused for `pauseMs` on the monotonic clock,
+ * then one tries again, so a CRD applied since is noticed without a restart), kept by a write's answer (written
+ * freely), or not known yet (one write of its own per plan: after the pause, or in a new leader, a whole plan of
+ * them went out against the old schema, every record at once).
  */
 export class SchemaDrops {
   private readonly until = new Map<LaterSpecField, number>();
   private readonly missing = new Set<LaterSpecField>();
+  private readonly kept = new Set<LaterSpecField>();
   constructor(private readonly pauseMs = 10 * 60_000) {}
 
   /** Notes one write's answer; returns the dropped fields not already paused (the ones to report). */
   observe(answer: { kept: LaterSpecField[]; dropped: LaterSpecField[] }, now = performance.now()): LaterSpecField[] {
-    for (const f of answer.kept) { this.missing.delete(f); this.until.delete(f); }
+    for (const f of answer.kept) { this.missing.delete(f); this.until.delete(f); this.kept.add(f); }
     const fresh = answer.dropped.filter((f) => !this.paused(f, now));
-    for (const f of answer.dropped) this.missing.add(f);
+    for (const f of answer.dropped) { this.missing.add(f); this.kept.delete(f); }
     for (const f of fresh) this.until.set(f, now + this.pauseMs);
     return fresh;
   }
@@ -40,12 +43,12 @@ export class SchemaDrops {
     return this.missing.has(field);
   }
 
-  paused(field: LaterSpecField, now = performance.now()): boolean {
-    return (this.until.get(field) ?? -Infinity) > now;
+  /** The planner's allowance of writes of their own per field (PlannerConfig.laterFieldWrites). */
+  allowance(now = performance.now()): Record<LaterSpecField, number> {
+    return Object.fromEntries(LATER_FIELDS.map((f) => [f, this.paused(f, now) ? 0 : this.kept.has(f) ? Infinity : 1])) as Record<LaterSpecField, number>;
   }
 
-  /** The fields whose writes are paused now. */
-  current(now = performance.now()): LaterSpecField[] {
-    return LATER_FIELDS.filter((f) => this.paused(f, now));
+  private paused(field: LaterSpecField, now: number): boolean {
+    return (this.until.get(field) ?? -Infinity) > now;
   }
 }

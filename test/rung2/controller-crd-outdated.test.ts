@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { AllocationController } from "../../src/controllers/controller.js";
 import { crdSources, renderCrdYaml } from "../../src/crds/generate.js";
 import { installCrds, KubeApi } from "../../src/lib/k8s.js";
+import { SchemaDrops } from "../../src/controllers/schema-drops.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 import { allocated, createNodes, listNodeCidrs } from "../harness/cluster-objects.js";
 import { startController, stopAndEmptyAfterEach, until } from "../harness/controller-fixture.js";
@@ -47,6 +48,14 @@ describe("controller on the real API server: a NodeCIDR CRD older than the contr
       const said = lines.filter((l) => l.includes("NodeCIDR CRD dropped"));
       expect(said).toHaveLength(1);
       expect(said[0]).toContain("kubectl apply --server-side --force-conflicts -f charts/podnet/crds/");
+
+      // Past a pause (2 s here, 10 minutes in production), or in a new leader, one write of each field tries
+      // again, not one per record: before, every record was written again at once, each pause.
+      (c as unknown as { schemaDrops: SchemaDrops }).schemaDrops = new SchemaDrops(2_000);
+      const [stamps, sources] = [await counted(c, "apiWrites", "action", "stampNodeUID"), await counted(c, "apiWrites", "action", "updateNodeIPs")];
+      await sleep(5_000); // the first try, then two pauses' ends
+      expect(await counted(c, "apiWrites", "action", "stampNodeUID") - stamps).toBeLessThanOrEqual(3);
+      expect(await counted(c, "apiWrites", "action", "updateNodeIPs") - sources).toBeLessThanOrEqual(3);
     } finally {
       await controller?.stop();
       controller = undefined;
