@@ -6,9 +6,9 @@
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
-use_go
 bin="$cache/bin/kube-$KUBE_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION"
 [ "${1:-}" = "--print" ] && { echo "$bin"; exit 0; }
+use_go
 mkdir -p "$bin"
 log() { printf '[build-kube %s] %s\n' "$(date +%T)" "$*" >&2; }
 

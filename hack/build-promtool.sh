@@ -6,9 +6,9 @@
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
-use_go
 out="$cache/bin/promtool-$PROMETHEUS_VERSION/promtool"
 [ "${1:-}" = "--print" ] && { echo "$out"; exit 0; }
+use_go
 if [ ! -x "$out" ]; then
   src="$cache/src/promtool-$PROMETHEUS_VERSION"; mkdir -p "$src" "$(dirname "$out")"
   cp "$here/promtool/tools.go" "$src/"
