@@ -64,6 +64,7 @@ describe.skipIf(!isRoot())("node IPs whose order flips on the Node, controller a
     }, 20_000);
     for (const n of bed.nodes) agents.set(n.name, await startAgent(fx, n));
     await waitFor("routes everywhere", async () => (bed.nodes.every((n) => podnetRoutes(n.ns).length === 2) ? true : undefined), 20_000);
+    for (const a of agents.values()) await a.agent.syncNow(); // the conflist too: a pass writes it after the routes
     for (const n of bed.nodes) pods.push(addPod(n.ns, agents.get(n.name)!.confDir, `no${n.name}`));
   });
   afterAll(async () => {
