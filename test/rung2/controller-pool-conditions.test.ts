@@ -60,7 +60,7 @@ describe("controller on the real API server: pools without a nodeSelector, and p
     controller = await startController(fx, { "cluster-cidr": "10.218.0.0/24", "default-pool": "rd" });
     await until("rd created", async () => readPool("rd").catch(() => undefined)); // kubectl wait fails on a pool not there yet
     await kubectl("wait", "--for=condition=Ready", "pcpool/rd", "--timeout=20s");
-    expect(await kubectl("get", "pcpool", "rd")).toMatch(/^NAME\s+IPV4\s+V4-USED\s+V4-FREE\s+IPV6\s+V6-USED\s+READY\s+VALID\s+EXHAUSTED\s+AGE\n/);
+    expect(await kubectl("get", "pcpool", "rd")).toMatch(/^NAME\s+IPV4\s+V4-USED\s+V4-FREE\s+IPV6\s+V6-USED\s+V6-FREE\s+READY\s+VALID\s+EXHAUSTED\s+AGE\n/);
     // Room for one node's /24: the second waits, and the pool is not Ready until it grows.
     await createNodes(fx.api(), [{ name: "rd-1", ip: "192.168.82.1" }, { name: "rd-2", ip: "192.168.82.2" }]);
     const full = await until("rd not Ready", async () => ((await conditionOf("rd", "Ready"))?.status === "False" ? conditionOf("rd", "Ready") : undefined));
