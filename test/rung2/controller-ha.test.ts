@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { useControlPlane } from "../harness/api-fixture.js";
-import { allocated, createNodes, deleteNodes, invariantViolations, listNodeCidrs, nodePodCidrViolations } from "../harness/cluster-objects.js";
+import { allocated, createNodes, deleteNodes, emptyCluster, invariantViolations, listNodeCidrs, nodePodCidrViolations } from "../harness/cluster-objects.js";
 import { startController } from "../harness/controller-fixture.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { microTime } from "../../src/lib/leader.js";
@@ -17,6 +17,8 @@ afterEach(async () => {
   for (const c of running.splice(0)) await c.stop();
   // A test that failed before killing its controller process must not leave it running after the suite.
   for (const p of processes.splice(0)) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+  // Each test brings its own pool without a nodeSelector: one left behind, older, would serve the next test's Nodes.
+  await emptyCluster(fx.api());
 });
 
 function controllerProcess(args: string[]) {
