@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { crdSources, renderCrdYaml } from "../crds/generate.js";
 import { installCrds, KubeApi, podnetResource } from "../lib/k8s.js";
@@ -177,6 +177,9 @@ export class LocalCluster {
     await this.stopAgent(name);
     this.bed.removeNode(name);
     this.nodes.delete(name);
+    // Its conflist, host-local state and agent log: a node that joins again under the name starts clean, and a
+    // long churn does not grow the run dir by one directory per name (a soak left x-1 … x-40 behind).
+    rmSync(n.dir, { recursive: true, force: true });
   }
 
   addPod(nodeName: string, podName: string, portMappings: PortMapping[] = []): Pod {

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { connectivityMatrix } from "../../src/demo/matrix.js";
@@ -46,6 +46,7 @@ describe.skipIf(!isRoot())("local cluster: apiserver + controller + agents in no
     const pod4 = cluster.addPod("node-4", "n4-pod");
     expect(ping(cluster.pods[0]!.ns, pod4.ips[0]!)).toBe(true);
     await cluster.removeNode("node-4");
+    expect(existsSync(join(cluster.dir, "node-4"))).toBe(false); // its conflist and IPAM state go with it
     await waitFor("routes gone", async () => (routesEverywhereTo(cidr).length === 0 ? true : undefined), 20_000);
     const released = (await cluster.nodeCidrs()).find((r) => r.spec.cidr === cidr);
     expect(released?.status?.phase).toBe("Released");
