@@ -4,13 +4,13 @@ import { nextCondition, type ConditionInput } from "../lib/conditions.js";
 import type { RetryGate } from "../lib/backoff.js";
 import type { EventRecorder } from "../lib/events.js";
 import type { Informer } from "../lib/informer.js";
-import { apiCauseFields, apiMessage, apiStatus, applyStatus, forEachLimited, isAlreadyExists, isConflict, isNotFound, mergePatch, podnetResource, strategicMergePatch, type KubeApi } from "../lib/k8s.js";
+import { apiMessage, applyStatus, forEachLimited, isAlreadyExists, isConflict, isNotFound, mergePatch, podnetResource, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 import type { AllocationAction } from "./plan.js";
 import type { ControllerMetrics } from "./metrics.js";
 import type { NodeCidrObject } from "./observe.js";
 import { laterFieldsAnswered, type LaterSpecField } from "./schema-drops.js";
-import { POD_CIDR_CONDITION } from "./plan-node-condition.js";
+import { patchNodeCondition, patchNodePodCidrs } from "./act-node.js";
 
 const nodecidrs = podnetResource("nodecidrs");
 type RecordObject = NodeCidrObject & KubernetesObject;
@@ -297,31 +297,4 @@ async function patchRecordSpec(ctx: ActContext, name: string, action: "updateNod
 function noteDroppedFields(ctx: ActContext, name: string, sent: Record<string, unknown>, answer: RecordObject): void {
   const answered = laterFieldsAnswered(sent, answer.spec as Record<string, unknown> | undefined);
   if (answered.kept.length || answered.dropped.length) ctx.laterFieldsAnswered?.(answered, name);
-}
-
-async function patchNodePodCidrs(ctx: ActContext, action: Extract<AllocationAction, { kind: "setNodePodCIDRs" }>): Promise<void> {
-  const { node, nodeUID, cidrs } = action;
-  ctx.metrics.apiWrites.inc({ action: "setNodePodCIDRs" });
-  // The uid is a precondition: a Node deleted and registered again since the plan gets nothing from this one
-  // (podCIDRs cannot be changed once set, and its predecessor's CIDR is about to be released).
-  const body = { ...(nodeUID ? { metadata: { uid: nodeUID } } : {}), spec: { podCIDR: cidrs[0], podCIDRs: cidrs } };
-  try {
-    ctx.nodes.assume(await ctx.api.core.patchNode({ name: node, body, fieldManager: ctx.api.fieldManager }, mergePatch()));
-  } catch (err) {
-    // The API server answers a patch naming another uid with 422, its cause the field metadata.uid (immutable).
-    if (apiStatus(err) !== 422 || !apiCauseFields(err).includes("metadata.uid")) throw err;
-    ctx.log.info({ node }, "node.spec.podCIDRs not filled: the Node was registered again since the plan");
-    return;
-  }
-  ctx.log.info({ node, podCIDRs: cidrs }, "node.spec.podCIDRs filled");
-}
-
-/** podnet's own Node condition; a strategic merge by type leaves kubelet's conditions as they are. */
-async function patchNodeCondition(ctx: ActContext, action: Extract<AllocationAction, { kind: "nodeCondition" }>): Promise<void> {
-  const { node, kind: _kind, ...condition } = action;
-  ctx.metrics.apiWrites.inc({ action: "nodeCondition" });
-  const body = { status: { conditions: [{ type: POD_CIDR_CONDITION, ...condition }] } };
-  const updated = await ctx.api.core.patchNodeStatus({ name: node, body, fieldManager: ctx.api.fieldManager }, strategicMergePatch());
-  ctx.nodes.assume(updated);
-  ctx.log.info({ node, condition: POD_CIDR_CONDITION, status: condition.status, reason: condition.reason }, "node condition set");
 }
