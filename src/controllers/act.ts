@@ -9,7 +9,7 @@ import type { Logger } from "../log.js";
 import type { AllocationAction } from "./plan.js";
 import type { ControllerMetrics } from "./metrics.js";
 import type { NodeCidrObject } from "./observe.js";
-import { laterFieldsAnswered, type LaterSpecField } from "./schema-drops.js";
+import { laterFieldsAnswered, withinAllowance, type LaterSpecField } from "./schema-drops.js";
 import { patchNodeCondition, patchNodePodCidrs } from "./act-node.js";
 
 const nodecidrs = podnetResource("nodecidrs");
@@ -36,6 +36,8 @@ export interface ActContext {
   nodeSeenAt?: (node: string, uid: string) => number | undefined;
   /** A record this plan wrote, as the API server answered: the next write to it in the plan goes on that version. */
   wrote?: (record: RecordObject) => void;
+  /** Writes of their own per later spec field this plan may send (SchemaDrops.allowance); absent: all. */
+  laterFieldWrites?: Partial<Record<LaterSpecField, number>>;
   /** Which later spec fields a write's answer kept or lacked: lacking, the served CRD is older than this controller (schema-drops.ts). */
   laterFieldsAnswered?: (answer: { kept: LaterSpecField[]; dropped: LaterSpecField[] }, record: string) => void;
 }
@@ -72,7 +74,8 @@ export async function applyActions(planCtx: ActContext, actions: AllocationActio
   let unblocking = 0;
   const now = performance.now();
   ctx.retry.keepOnly(actions.map(actionKey));
-  const ordered = actions.filter((a) => !ctx.retry.waiting(actionKey(a), now)).sort((a, b) => PRIORITY[a.kind] - PRIORITY[b.kind]);
+  const sendable = withinAllowance(actions.filter((a) => !ctx.retry.waiting(actionKey(a), now)), ctx.laterFieldWrites, (name) => planned.get(name)?.spec);
+  const ordered = sendable.sort((a, b) => PRIORITY[a.kind] - PRIORITY[b.kind]);
   await forEachLimited(ordered, parallelism, async (action) => {
     if (!ctx.leading()) return; // the new leader plans again from what it sees
     const key = actionKey(action);

@@ -137,7 +137,12 @@ export class AllocationController {
     if (value && this.elector) this.catchUpBeforePlan = true;
     this.leading = value;
     this.metrics.isLeader.set(value ? 1 : 0);
-    if (value) this.markDirty();
+    if (value) {
+      this.markDirty();
+      // What this process learnt of the CRD as leader before: through a pause it writes none of the field, so no
+      // answer would set the gauge again, and the alert cleared while the CRD was still old.
+      this.reportDroppedFields();
+    }
     // Only the leader describes the pools and the Nodes in conflict: a follower's last figures would go stale and
     // split alerts and dashboards between two answers.
     else for (const gauge of [this.metrics.poolSize, this.metrics.poolAllocated, this.metrics.poolFree, this.metrics.retained, this.metrics.nodesInConflict, this.metrics.crdFieldsDropped]) gauge.reset();
@@ -233,10 +238,14 @@ export class AllocationController {
     await sleep(5);
   }
 
+  private reportDroppedFields(): void {
+    for (const field of LATER_SPEC_FIELDS) this.metrics.crdFieldsDropped.set({ field: `spec.${field}` }, this.schemaDrops.isMissing(field) ? 1 : 0);
+  }
+
   /** The served NodeCIDR CRD pruned fields this controller wrote: said once per pause, as an error, with the remedy. */
   private laterFieldsAnswered(answer: { kept: LaterSpecField[]; dropped: LaterSpecField[] }, record: string): void {
     const fresh = this.schemaDrops.observe(answer);
-    for (const field of LATER_SPEC_FIELDS) this.metrics.crdFieldsDropped.set({ field: `spec.${field}` }, this.schemaDrops.isMissing(field) ? 1 : 0);
+    this.reportDroppedFields();
     if (!fresh.length) return;
     this.metrics.errors.inc({ action: "crdOutdated" });
     this.log.error({ nodecidr: record, fields: fresh.map((f) => `spec.${f}`) }, `the API server's NodeCIDR CRD dropped ${fresh.map((f) => `spec.${f}`).join(", ")} `
@@ -256,8 +265,7 @@ export class AllocationController {
       records: records.map((r) => plannerRecord(r, this.releaseSeenAt(r))),
       pools: [...this.pools.cache.values()].map(plannerPool),
       deleted: [...this.deleted.values()],
-      config: { cooldownMs: this.config["release-cooldown"], serviceCIDRs: this.config["service-cidr"], fillNodePodCIDRs: this.config["fill-node-podcidrs"],
-        laterFieldWrites: this.schemaDrops.allowance() },
+      config: { cooldownMs: this.config["release-cooldown"], serviceCIDRs: this.config["service-cidr"], fillNodePodCIDRs: this.config["fill-node-podcidrs"] },
       now: Date.now(),
       monotonicNow: performance.now(),
     });
@@ -271,7 +279,7 @@ export class AllocationController {
     this.plans++;
     const unblocking = await applyActions({ api: this.api, nodes: this.nodes, records: this.records, recorder: this.recorder, metrics: this.metrics, log: this.log,
       planned: new Map(records.map((r) => [r.metadata!.name!, r])), leading: () => this.mayWrite(term), retry: this.retry,
-      nodeSeenAt: (node, uid) => this.nodesSeen.at(node, uid), laterFieldsAnswered: (answer, record) => this.laterFieldsAnswered(answer, record) }, plan.actions);
+      nodeSeenAt: (node, uid) => this.nodesSeen.at(node, uid), laterFieldWrites: this.schemaDrops.allowance(), laterFieldsAnswered: (answer, record) => this.laterFieldsAnswered(answer, record) }, plan.actions);
     this.noteReleases();
     await writePoolStatuses({ api: this.api, pools: this.pools, metrics: this.metrics, log: this.log, recorder: this.recorder, leading: () => this.mayWrite(term), retry: this.poolStatusRetry }, plan.poolStatuses);
     // A create or delete that went through may unblock more work now. One waiting out its backoff must not

@@ -5,7 +5,6 @@ import type { NodeConflictReason } from "./node-conflicts.js";
 import type { DeletedRecord } from "./plan-deleted.js";
 import type { NodeConditionState } from "./plan-node-condition.js";
 import type { PlannerPool, PoolStatusReport } from "./plan-pools.js";
-import type { LaterSpecField } from "./schema-drops.js";
 
 export interface PlannerNode {
   name: string; uid: string; labels: Record<string, string>; podCIDRs: string[]; nodeIPs: string[]; deleting: boolean;
@@ -40,12 +39,6 @@ export interface PlannerRecord {
 }
 export interface PlannerConfig {
   cooldownMs: number; serviceCIDRs: string[]; fillNodePodCIDRs: boolean;
-  /**
-   * Writes of their own (a uid stamp, an IP-source-only patch) this plan may plan per later spec field
-   * (schema-drops.ts): none while the served CRD is known to drop it, one while that is unknown, all once a write
-   * kept it. Absent: all.
-   */
-  laterFieldWrites?: Partial<Record<LaterSpecField, number>>;
 }
 export interface PlannerInput {
   nodes: PlannerNode[]; records: PlannerRecord[]; pools: PlannerPool[]; config: PlannerConfig;

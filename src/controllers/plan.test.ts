@@ -240,19 +240,6 @@ describe("planAllocations", () => {
     expect(kinds(plan.actions)).toEqual(expected);
   });
 
-  it.each([
-    ["not known (a new leader, a pause just over): one uid stamp, one source write", { nodeUID: 1, nodeIPsFrom: 1 }, 1, 1],
-    ["the CRD drops both: none", { nodeUID: 0, nodeIPsFrom: 0 }, 0, 0],
-    ["both kept by an answer: all", { nodeUID: Infinity, nodeIPsFrom: Infinity }, 3, 3],
-    ["no allowance given: all", undefined, 3, 3],
-  ] as const)("a later spec field's own writes: %s", (_case, laterFieldWrites, stamps, sources) => {
-    const records = ["a", "b", "c"].map((n, i) => rec(n, `10.244.${i}.0/24`, { phase: "Allocated", allocatedReason: "Allocated", nodeUID: undefined, nodeIPs: ["10.0.0.1"] }));
-    const nodes = ["a", "b", "c"].map((n) => node(n, { uid: `uid-${n}`, nodeIPs: ["10.0.0.1"], nodeIPsFrom: "InternalIP" }));
-    const plan = planAllocations(input({ nodes, records, config: { cooldownMs: 60_000, serviceCIDRs: [], fillNodePodCIDRs: false, ...(laterFieldWrites ? { laterFieldWrites } : {}) } }));
-    expect(plan.actions.filter((a) => a.kind === "stampNodeUID")).toHaveLength(stamps);
-    expect(plan.actions.filter((a) => a.kind === "updateNodeIPs")).toHaveLength(sources);
-  });
-
   it("warns both Nodes that share an InternalIP, and still allocates to both", () => {
     const plan = planAllocations(input({ nodes: [node("old", { nodeIPs: ["192.168.0.7"] }), node("new", { nodeIPs: ["192.168.0.7"] }), node("c")] }));
     expect(plan.actions.filter((a) => a.kind === "create")).toHaveLength(3);

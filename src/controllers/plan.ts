@@ -12,7 +12,6 @@ export type { DeletedRecord, PlannerPool, PoolStatusReport };
 
 export type { AllocationAction, AllocationPlan, Held, PlannerConfig, PlannerInput, PlannerNode, PlannerRecord } from "./plan-types.js";
 import type { AllocationAction, AllocationPlan, Held, PlannerConfig, PlannerInput, PlannerNode, PlannerRecord } from "./plan-types.js";
-import type { LaterSpecField } from "./schema-drops.js";
 
 /**
  * Problems a pool edit can give a record the controller had already allocated: its pool deleted, its range
@@ -47,14 +46,6 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   const holderOf = new Map<string, string>(); // cidr → node, for conflict messages
   let nextCheckAt: number | undefined;
   let retained = 0;
-  // A later spec field's writes of their own, within this plan's allowance (PlannerConfig.laterFieldWrites).
-  const allowance = { ...config.laterFieldWrites };
-  const mayWrite = (field: LaterSpecField): boolean => {
-    const left = allowance[field];
-    if (left === undefined) return true;
-    allowance[field] = left - 1;
-    return left > 0;
-  };
 
   // Of two claims alike, the one the Node names in spec.podCIDRs wins: kubelet already hands out its addresses.
   // Then the older record (agents keep the older of two ranges of one family in their CNI config), then the name.
@@ -87,7 +78,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
     }
     if (r.phase === "Quarantined") { if (cidr) hold(states, cidr, r.nodeName, holderOf); continue; }
     // A record from before podnet kept the uid learns it, so a later re-registration is told apart.
-    if (!r.nodeUID && holder.uid && mayWrite("nodeUID")) actions.push({ kind: "stampNodeUID", name: r.name, nodeUID: holder.uid });
+    if (!r.nodeUID && holder.uid) actions.push({ kind: "stampNodeUID", name: r.name, nodeUID: holder.uid });
     // An allocation whose pool was deleted, its CIDR a slice of another pool's range (a pool replaced under
     // another name): that pool's now, rather than retained outside every pool for as long as its Node lives.
     // (A hand-made record naming no pool that exists is still quarantined.)
@@ -126,7 +117,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
     held.set(r.nodeName, [...(held.get(r.nodeName) ?? []), { cidr: r.cidr, family: r.family }]);
     // As mirroredNodeIPs has them; a record from before nodeIPsFrom learns it with one write.
     const { nodeIPs, nodeIPsFrom } = present.get(r.nodeName)!;
-    if (nodeIPs.length && (!sameList(nodeIPs, r.nodeIPs) || (nodeIPsFrom && nodeIPsFrom !== r.nodeIPsFrom && mayWrite("nodeIPsFrom")))) {
+    if (nodeIPs.length && (!sameList(nodeIPs, r.nodeIPs) || (nodeIPsFrom && nodeIPsFrom !== r.nodeIPsFrom))) {
       actions.push({ kind: "updateNodeIPs", name: r.name, nodeIPs, ...(nodeIPsFrom ? { nodeIPsFrom } : {}) });
     }
   }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { laterFieldsAnswered, SchemaDrops } from "./schema-drops.js";
+import type { AllocationAction } from "./plan-types.js";
+import { laterFieldsAnswered, SchemaDrops, withinAllowance } from "./schema-drops.js";
 
 describe("later NodeCIDR spec fields a write's answer kept or dropped", () => {
   it.each([
@@ -26,5 +27,27 @@ describe("SchemaDrops: a later field's own writes per plan, by what the answers 
     expect(drops.observe({ kept: [], dropped: ["nodeUID"] }, 1_001)).toEqual(["nodeUID"]);
     expect(drops.observe({ kept: ["nodeUID"], dropped: [] }, 1_500)).toEqual([]); // the CRD applied since
     expect([drops.allowance(1_500), drops.isMissing("nodeUID")]).toEqual([{ nodeUID: Infinity, nodeIPsFrom: 1 }, false]);
+  });
+});
+
+describe("a plan's later-field writes of their own, cut to the allowance", () => {
+  const stamp = (name: string): AllocationAction => ({ kind: "stampNodeUID", name, nodeUID: `uid-${name}` });
+  const source = (name: string, nodeIPs = ["10.0.0.1"]): AllocationAction => ({ kind: "updateNodeIPs", name, nodeIPs, nodeIPsFrom: "InternalIP" });
+  const specs: Record<string, { nodeIPs: string[] }> = { a: { nodeIPs: ["10.0.0.1"] }, b: { nodeIPs: ["10.0.0.1"] }, c: { nodeIPs: ["10.0.0.1"] } };
+  const actions = [stamp("a"), stamp("b"), stamp("c"), source("a"), source("b"), source("c", ["10.0.0.2"])];
+  it.each([
+    ["not known yet (a new leader, a pause just over): one of each, and node IPs that changed go anyway", { nodeUID: 1, nodeIPsFrom: 1 },
+      ["stampNodeUID:a", "updateNodeIPs:a", "updateNodeIPs:c"]],
+    ["dropped by the CRD: none of its own, node IPs that changed go anyway", { nodeUID: 0, nodeIPsFrom: 0 }, ["updateNodeIPs:c"]],
+    ["kept by an answer: all", { nodeUID: Infinity, nodeIPsFrom: Infinity }, actions.map((a) => `${a.kind}:${"name" in a ? a.name : ""}`)],
+    ["no allowance: all", undefined, actions.map((a) => `${a.kind}:${"name" in a ? a.name : ""}`)],
+  ] as const)("%s", (_case, allowance, expected) => {
+    expect(withinAllowance(actions, allowance, (name) => specs[name]).map((a) => `${a.kind}:${"name" in a ? a.name : ""}`)).toEqual(expected);
+  });
+
+  it("counts only what goes out: a stamp waiting out its backoff, set aside before, leaves the one allowed to the next record", () => {
+    const waiting = new Set(["a"]);
+    const sendable = actions.filter((a) => !("name" in a && a.kind === "stampNodeUID" && waiting.has(a.name)));
+    expect(withinAllowance(sendable, { nodeUID: 1 }, (name) => specs[name]).filter((a) => a.kind === "stampNodeUID").map((a) => "name" in a && a.name)).toEqual(["b"]);
   });
 });

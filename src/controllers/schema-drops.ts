@@ -1,3 +1,6 @@
+import type { AllocationAction } from "./plan-types.js";
+import { sameList } from "./plan-node-ips.js";
+
 /**
  * NodeCIDR spec fields the API server's CRD does not know. An upgrade that skipped `kubectl apply` of the chart's
  * crds/ (helm upgrade leaves them as they were) serves the old schema, which prunes a newer field from every
@@ -43,7 +46,7 @@ export class SchemaDrops {
     return this.missing.has(field);
   }
 
-  /** The planner's allowance of writes of their own per field (PlannerConfig.laterFieldWrites). */
+  /** Writes of their own allowed per field in one plan's actions (withinAllowance). */
   allowance(now = performance.now()): Record<LaterSpecField, number> {
     return Object.fromEntries(LATER_FIELDS.map((f) => [f, this.paused(f, now) ? 0 : this.kept.has(f) ? Infinity : 1])) as Record<LaterSpecField, number>;
   }
@@ -51,4 +54,28 @@ export class SchemaDrops {
   private paused(field: LaterSpecField, now: number): boolean {
     return (this.until.get(field) ?? -Infinity) > now;
   }
+}
+
+/** The later field an action writes on its own (a uid stamp; node IPs unchanged but their source), if any. */
+export function laterFieldOnly(action: AllocationAction, plannedSpec: { nodeIPs?: string[] } | undefined): LaterSpecField | undefined {
+  if (action.kind === "stampNodeUID") return "nodeUID";
+  if (action.kind === "updateNodeIPs" && action.nodeIPsFrom && sameList(action.nodeIPs, plannedSpec?.nodeIPs ?? [])) return "nodeIPsFrom";
+  return undefined;
+}
+
+/**
+ * Pure: the actions to send, each later field's own writes cut to its allowance (SchemaDrops.allowance), in
+ * order. Applied to the actions actually going out (after those waiting out a backoff are set aside): counted
+ * in the planner, the one write allowed went to the same waiting record every plan, and no other was sent.
+ */
+export function withinAllowance<A extends AllocationAction>(actions: A[], allowance: Partial<Record<LaterSpecField, number>> | undefined,
+  plannedSpec: (name: string) => { nodeIPs?: string[] } | undefined): A[] {
+  if (!allowance) return actions;
+  const left = { ...allowance };
+  return actions.filter((a) => {
+    const field = laterFieldOnly(a, "name" in a ? plannedSpec(a.name) : undefined);
+    if (!field || left[field] === undefined) return true;
+    left[field] -= 1;
+    return left[field] >= 0;
+  });
 }
