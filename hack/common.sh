@@ -41,7 +41,11 @@ use_go() {
     unzip -q "$tmp/go.zip" -d "$tmp"
     # Module zips keep no file modes: the go command marks its tools executable when it unpacks one; so do we.
     chmod -R +x "$tmp/golang.org/toolchain@$mod/bin" "$tmp/golang.org/toolchain@$mod/pkg/tool"
+    # A directory without go (a cut-short copy or cleanup) is no toolchain anyone runs: out of the way, or mv
+    # would put the new one inside it and leave no go at $dir/bin.
+    if [ -e "$dir" ]; then mv "$dir" "$tmp/broken"; fi
     mv "$tmp/golang.org/toolchain@$mod" "$dir" # same filesystem: whole or not there
   ) 9>"$cache/go/.lock" || return 1
+  [ -x "$dir/bin/go" ] || { echo "no go at $dir/bin after fetching $GO_TOOLCHAIN" >&2; return 1; }
   export PATH="$dir/bin:$PATH" GOTOOLCHAIN=local
 }

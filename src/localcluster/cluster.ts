@@ -177,8 +177,9 @@ export class LocalCluster {
     await this.stopAgent(name);
     this.bed.removeNode(name);
     this.nodes.delete(name);
-    // Its conflist, host-local state and agent log: a node that joins again under the name starts clean, and a
-    // long churn does not grow the run dir by one directory per name (a soak left x-1 … x-40 behind).
+    // Its conflist and host-local state: a node that joins again under the name starts clean, and a long churn
+    // does not grow the run dir by one directory per name (a soak left x-1 … x-40 behind). The agent's log, in the
+    // run dir itself, stays for reading after the node has gone.
     rmSync(n.dir, { recursive: true, force: true });
   }
 
