@@ -8,15 +8,13 @@ import { sameList } from "./plan-node-ips.js";
  * every plan (6,837 uid stamps in 30 s at 210 Nodes in the review).
  */
 
-/** Fields the controller writes that an older NodeCIDR schema may lack (the planner's writes of them are paused). */
+/** Fields the controller writes that an older NodeCIDR schema may lack (their own writes are cut by withinAllowance). */
 export type LaterSpecField = "nodeUID" | "nodeIPsFrom";
-const LATER_FIELDS: readonly LaterSpecField[] = ["nodeUID", "nodeIPsFrom"];
-
-export const LATER_SPEC_FIELDS = LATER_FIELDS;
+export const LATER_SPEC_FIELDS: readonly LaterSpecField[] = ["nodeUID", "nodeIPsFrom"];
 
 /** Pure: of the later fields a write sent, those the object it got back keeps and those it lacks. */
 export function laterFieldsAnswered(sent: Record<string, unknown>, stored: Record<string, unknown> | undefined): { kept: LaterSpecField[]; dropped: LaterSpecField[] } {
-  const written = LATER_FIELDS.filter((f) => sent[f] !== undefined);
+  const written = LATER_SPEC_FIELDS.filter((f) => sent[f] !== undefined);
   return { kept: written.filter((f) => stored?.[f] !== undefined), dropped: written.filter((f) => stored?.[f] === undefined) };
 }
 
@@ -48,7 +46,7 @@ export class SchemaDrops {
 
   /** Writes of their own allowed per field in one plan's actions (withinAllowance). */
   allowance(now = performance.now()): Record<LaterSpecField, number> {
-    return Object.fromEntries(LATER_FIELDS.map((f) => [f, this.paused(f, now) ? 0 : this.kept.has(f) ? Infinity : 1])) as Record<LaterSpecField, number>;
+    return Object.fromEntries(LATER_SPEC_FIELDS.map((f) => [f, this.paused(f, now) ? 0 : this.kept.has(f) ? Infinity : 1])) as Record<LaterSpecField, number>;
   }
 
   private paused(field: LaterSpecField, now: number): boolean {
