@@ -17,7 +17,10 @@ export interface JsonAddr {
 
 const ownProtocol = (p: string | number | undefined) => String(p) === String(PODNET_PROTO) || p === "podnet";
 
-/** Every route of the main table, both families, marked ours when it carries podnet's protocol. */
+/**
+ * Every route of the main table, both families, marked ours when it carries podnet's protocol. With
+ * nexthop_compat_mode=0 a route through a nexthop object comes with its id only: see withNexthopGateways.
+ */
 export async function readRoutes(netns?: string): Promise<ObservedRoute[]> {
   const out: ObservedRoute[] = [];
   for (const family of [4, 6] as const) {

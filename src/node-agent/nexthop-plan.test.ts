@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { NEXTHOP_ID_BASE, NexthopTable, planRouteBatch, type ObservedNexthop } from "./nexthop-plan.js";
+import { NEXTHOP_ID_BASE, NexthopTable, planRouteBatch, withNexthopGateways, type ObservedNexthop } from "./nexthop-plan.js";
 import { planRoutes, RouteTable, type ObservedRoute, type RouteAction } from "./routes-plan.js";
 
 const B = NEXTHOP_ID_BASE;
@@ -55,6 +55,29 @@ describe("planRouteBatch", () => {
     expect(batch.created).toEqual([nh(B, "192.168.1.2")]);
     expect(batch.deleted).toEqual([B + 7]);
     expect(batch.nhidOf).toEqual(new Map([["10.244.2.0/24", B]]));
+  });
+});
+
+describe("withNexthopGateways (nexthop_compat_mode=0 lists a route by its nexthop id alone)", () => {
+  const listed = (dst: string, nhid?: number, ours = true): ObservedRoute => ({ dst, ours, ...(nhid ? { nhid } : {}) });
+  const overlay = nh(B + 1, "10.244.9.0", "podnet.vxlan", true, true);
+  const group: ObservedNexthop = { id: 7, onlink: false, ours: false };
+  it.each<[string, ObservedRoute[], ObservedNexthop[] | undefined, ObservedRoute[]]>([
+    ["fills gateway and device from the nexthop, IPv4 and IPv6", [listed("10.244.2.0/24", B), listed("fd00:10:244:2::/64", B + 2)], [nh(B, "192.168.1.2"), nh(B + 2, "fd00:1::2")],
+      [{ ...listed("10.244.2.0/24", B), gateway: "192.168.1.2", dev: "eth0" }, { ...listed("fd00:10:244:2::/64", B + 2), gateway: "fd00:1::2", dev: "eth0" }]],
+    ["fills an overlay route's onlink nexthop on podnet.vxlan", [listed("10.244.9.0/24", B + 1)], [overlay],
+      [{ ...listed("10.244.9.0/24", B + 1), gateway: "10.244.9.0", dev: "podnet.vxlan" }]],
+    ["fills a foreign route's too (a conflict names its gateway)", [listed("10.9.0.0/16", B, false)], [nh(B, "192.168.1.2", "eth0", false)],
+      [{ ...listed("10.9.0.0/16", B, false), gateway: "192.168.1.2", dev: "eth0" }]],
+    ["leaves a route listed with its gateway (compat mode 1) as it is", [route("10.244.2.0/24", "192.168.1.2", B)], [nh(B, "192.168.1.3")], [route("10.244.2.0/24", "192.168.1.2", B)]],
+    ["leaves a route through a group, an unknown id and one without nexthop alone", [listed("10.9.0.0/16", 7, false), listed("10.244.3.0/24", B + 9), { dst: "192.168.1.0/24", dev: "eth0", ours: false }], [group],
+      [listed("10.9.0.0/16", 7, false), listed("10.244.3.0/24", B + 9), { dst: "192.168.1.0/24", dev: "eth0", ours: false }]],
+    ["leaves routes alone on a kernel without nexthop objects", [listed("10.244.2.0/24")], undefined, [listed("10.244.2.0/24")]],
+  ])("%s", (_case, routes, nexthops, expected) => expect(withNexthopGateways(routes, nexthops)).toEqual(expected));
+
+  it("reads as unchanged what the planner wrote: a resolved listing plans nothing", () => {
+    const routes = withNexthopGateways([listed("10.244.2.0/24", B), listed("10.244.9.0/24", B + 1)], [nh(B, "192.168.1.2"), overlay]);
+    expect(planRoutes([{ dst: "10.244.2.0/24", via: "192.168.1.2", nodeName: "n", linkDev: "eth0" }, { dst: "10.244.9.0/24", via: "10.244.9.0", nodeName: "o", dev: "podnet.vxlan" }], routes).actions).toEqual([]);
   });
 });
 

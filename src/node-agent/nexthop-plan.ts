@@ -14,6 +14,21 @@ export const NEXTHOP_ID_BASE = PODNET_PROTO << 16;
 /** A nexthop object in the kernel; `gateway` is absent for groups and blackholes, whose ids are still taken. */
 export interface ObservedNexthop { id: number; gateway?: string; dev?: string; onlink: boolean; ours: boolean }
 
+/**
+ * Pure: each route that names a nexthop object but no gateway or device gets the object's. With
+ * net.ipv4.nexthop_compat_mode=0 (per namespace; it governs IPv6 too) the kernel lists such a route by its id
+ * alone, and compared as listed every podnet route looked moved: each full pass replaced them all. A group's
+ * members are left out: podnet makes no groups, and a foreign route through one reads as with compat mode 1.
+ */
+export function withNexthopGateways(routes: ObservedRoute[], nexthops: ObservedNexthop[] | undefined): ObservedRoute[] {
+  if (!nexthops?.length || !routes.some((r) => r.nhid !== undefined && !r.gateway && !r.dev)) return routes;
+  const byId = new Map(nexthops.map((n) => [n.id, n]));
+  return routes.map((r) => {
+    const n = r.nhid === undefined || r.gateway || r.dev ? undefined : byId.get(r.nhid);
+    return n ? { ...r, ...(n.gateway ? { gateway: n.gateway } : {}), ...(n.dev ? { dev: n.dev } : {}) } : r;
+  });
+}
+
 export interface RouteBatch {
   /** `ip -batch` input: nexthops created first, then the route changes, then podnet nexthops left unused. */
   text: string;

@@ -3,7 +3,7 @@ import type { AgentConfig } from "../config.js";
 import type { Logger } from "../log.js";
 import type { DesiredNodeState, DesiredRoute } from "./desired-state.js";
 import { applyBatch, readLinks, readNexthops, readRoutes, type LinkInfo } from "./ip-route.js";
-import { NexthopTable, planRouteBatch, type ObservedNexthop, type RouteBatch } from "./nexthop-plan.js";
+import { NexthopTable, planRouteBatch, withNexthopGateways, type ObservedNexthop, type RouteBatch } from "./nexthop-plan.js";
 import { splitRoutes, vxlanOverhead, VXLAN_DEVICE, type KernelRoute, type RouteSplit } from "./overlay-plan.js";
 import type { SyncOutcome } from "./report.js";
 import { planRoutes, RouteTable, type RouteAction } from "./routes-plan.js";
@@ -200,8 +200,9 @@ async function finishOverlay(input: RouteSyncInput, view: KernelView, step: Over
 }
 
 async function readRouteTables(netns?: string): Promise<{ routes: RouteTable; nexthops?: NexthopTable }> {
-  const observed = await readRoutes(netns);
+  const listed = await readRoutes(netns);
   const nexthops: ObservedNexthop[] | undefined = await readNexthops(netns);
+  const observed = withNexthopGateways(listed, nexthops);
   return { routes: new RouteTable(observed), nexthops: nexthops && new NexthopTable(nexthops, observed) };
 }
 

@@ -27,6 +27,7 @@ describe("netEvent", () => {
     ["    link/ether 9e:12:1d:49:b5:46 brd ff:ff:ff:ff:ff:ff", undefined],
     ["Deleted 10.244.3.0/24 via 192.168.50.3 dev eth0 proto 249 ", { kind: "route-gone", dst: "10.244.3.0/24" }],
     ["Deleted fd00:10:244:2::/64 nhid 9 via fd00:50::2 dev eth0 proto 249 metric 1024 pref medium", { kind: "route-gone", dst: "fd00:10:244:2::/64" }],
+    ["Deleted 10.244.3.0/24 nhid 9 proto 249 ", { kind: "route-gone", dst: "10.244.3.0/24" }], // nexthop_compat_mode=0: the id alone
     ["Deleted id 7 via 192.168.50.2 dev eth0 scope link proto 249 ", { kind: "nexthop-gone", via: "192.168.50.2" }],
     ["Deleted id 8 group 7/9 proto podnet ", { kind: "nexthop-gone" }],
     ["10.244.3.0/24 via 192.168.50.3 dev eth0 proto 249 ", undefined], // added: podnet's own doing or harmless
