@@ -49,6 +49,10 @@ describe("planRouteBatch", () => {
     expect(batch.created).toEqual([]);
   });
 
+  // applyBatch spawns no `ip` for an empty text: a lone newline spawned one on every pass with nothing to do.
+  it.each<[string, ObservedNexthop[] | undefined]>([["with nexthop objects", []], ["on a kernel without nexthop objects", undefined]])(
+    "writes nothing for no actions %s", (_case, nexthops) => expect(planRouteBatch([], [route("10.244.2.0/24", "192.168.1.2")], nexthops, eth0).text).toBe(""));
+
   it("reports what it created, deleted and which nexthop each route uses", () => {
     const batch = planRouteBatch([add("10.244.2.0/24", "192.168.1.2"), { kind: "delete", dst: "10.244.3.0/24" }],
       [route("10.244.3.0/24", "192.168.1.3", B + 7)], [nh(B + 7, "192.168.1.3")], eth0);

@@ -85,8 +85,9 @@ export function planRoutes(desired: KernelRoute[], observed: RouteTable | Observ
 
 const target = (route: KernelRoute) => ({ dst: route.dst, via: route.via, ...(route.dev ? { dev: route.dev } : route.linkDev ? { linkDev: route.linkDev } : {}) });
 
-/** `ip -batch` lines for the actions; every route carries podnet's protocol. */
+/** `ip -batch` lines for the actions; every route carries podnet's protocol. None: "", so no `ip` is spawned. */
 export function routeBatch(actions: RouteAction[]): string {
+  if (actions.length === 0) return "";
   return actions.map((a) => a.kind === "delete"
     ? `route del ${a.dst} proto ${PODNET_PROTO}`
     : `route ${a.kind} ${a.dst} via ${a.via}${a.dev ? ` dev ${a.dev} onlink` : a.linkDev ? ` dev ${a.linkDev}` : ""} proto ${PODNET_PROTO}`).join("\n") + "\n";
