@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { run } from "./exec.js";
 
@@ -26,7 +26,9 @@ export function writeFileAtomic(dir: string, name: string, content: string, know
   try {
     const fd = openSync(tmp, "wx", 0o644);
     try {
-      writeSync(fd, content);
+      // writeFileSync loops until all is written: a single write(2) on a nearly full disk writes part of the
+      // file and reports success, and that part would be renamed over the whole old file.
+      writeFileSync(fd, content);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
