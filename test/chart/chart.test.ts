@@ -3,21 +3,12 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parse, parseAllDocuments } from "yaml";
+import { parse } from "yaml";
 import { agentCleanupConfigSchema, agentConfigSchema, controllerConfigSchema, loadConfig } from "../../src/config.js";
 import { kubeBin } from "../../src/localcluster/kube-bins.js";
 import { createNamespace, destroyNamespace, isRoot } from "../../src/localcluster/netbed.js";
 import { AGENT_NODE_FLAGS, CONTROLLER_NODE_FLAGS } from "../../src/localcluster/podnet-cli.js";
-
-const chart = join(import.meta.dirname, "../../charts/podnet");
-type Obj = { kind: string; metadata: { name: string }; spec?: Record<string, unknown> } & Record<string, unknown>;
-
-function render(...sets: string[]): Obj[] {
-  const out = execFileSync(kubeBin("helm"), ["template", "podnet", chart, "--namespace", "kube-system", "--kube-version", "1.32.0", ...sets.flatMap((s) => ["--set", s])], { encoding: "utf8" });
-  return parseAllDocuments(out).map((d) => d.toJS() as Obj).filter(Boolean);
-}
-const find = (objs: Obj[], kind: string, name: string) => objs.find((o) => o.kind === kind && o.metadata.name === name)!;
-const args = (o: Obj) => ((o.spec as { template: { spec: { containers: Array<{ args: string[] }> } } }).template.spec.containers[0]!.args);
+import { args, chart, find, type Obj, render } from "./helm.js";
 
 describe("Helm chart charts/podnet", () => {
   it("passes helm lint", () => {
