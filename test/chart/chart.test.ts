@@ -247,9 +247,11 @@ describe("chart: cleanup.enabled", () => {
     expect(daemonSets(render())).toEqual(["podnet-agent"]);
   });
 
-  it("replaces the agent by a DaemonSet whose init container cleans the node's CNI dir and network, with no node name", () => {
-    const objs = render("cleanup.enabled=true", "cni.confDir=/var/lib/cni/conf", "cni.conflistName=05-podnet.conflist");
-    expect(daemonSets(objs)).toEqual(["podnet-cleanup"]); // an agent left running would put everything back
+  it("renders only a DaemonSet whose init container cleans the node's CNI dir and network, with no node name", () => {
+    const objs = render("cleanup.enabled=true", "cni.confDir=/var/lib/cni/conf", "cni.conflistName=05-podnet.conflist", "serviceMonitor.enabled=true", "prometheusRule.enabled=true", "dashboard.enabled=true");
+    // An agent left running would put everything back; a controller would keep handing out CIDRs for it.
+    // The cleanup pod mounts no token, so it needs no RBAC either.
+    expect(objs.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(["DaemonSet/podnet-cleanup"]);
     const spec = (find(objs, "DaemonSet", "podnet-cleanup").spec as { template: { spec: CleanupPodSpec } }).template.spec;
     expect(spec.hostNetwork).toBe(true); // the node's own routes, nft tables and devices, and the agents' node lock (an abstract socket of the host network)
     expect(spec.tolerations).toEqual([{ operator: "Exists" }]);
