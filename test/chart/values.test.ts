@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { controllerConfigSchema, loadConfig } from "../../src/config.js";
+import { agentConfigSchema, controllerConfigSchema, loadConfig } from "../../src/config.js";
 import { args, find, render, renderNotes } from "./helm.js";
 
 // Values the README promises work (or are refused at render time, before any pod crash-loops).
@@ -25,5 +25,27 @@ describe("chart values", () => {
     const notes = renderNotes("cleanup.enabled=true");
     expect(notes).toContain("kubectl -n kube-system rollout status ds/podnet-cleanup");
     expect(notes).not.toContain("is installed in namespace kube-system.");
+  });
+
+  it.each([
+    ["a no-masquerade CIDR with host bits (every agent exits)", "nonMasqueradeCIDRs={192.168.0.0/16,10.0.0.1/8}", /nonMasqueradeCIDRs: 10\.0\.0\.1\/8 has host bits set/],
+    ["an IPv6 one (bits inside a group)", "nonMasqueradeCIDRs={fd00:99:0:40::/57}", /nonMasqueradeCIDRs: fd00:99:0:40::\/57 has host bits set/],
+    ["a pool range with host bits (the controller exits)", "pool.clusterCIDRs={fd00:10:244::1/56}", /pool\.clusterCIDRs: fd00:10:244::1\/56 has host bits set/],
+    ["a service CIDR with host bits", "serviceCIDRs={10.96.0.1/12}", /serviceCIDRs: 10\.96\.0\.1\/12 has host bits set/],
+    ["a resync period past Node's longest timer (every agent exits)", "resyncPeriod=600h", /resyncPeriod: 600h is longer than podnet takes/],
+    ["a release cooldown past it (the controller exits)", "releaseCooldown=2147483648ms", /releaseCooldown: 2147483648ms is longer/],
+    ["a duration too long to compute", "releaseCooldown=99999999999h", /releaseCooldown/],
+  ])("refuses %s when rendering", (_case, set, message) => {
+    expect(() => render(set)).toThrow(message);
+  });
+
+  it("takes the values next to those limits, as podnet does", () => {
+    const objs = render("nonMasqueradeCIDRs={10.0.0.0/8,fd00:99:0:80::/58,::/0,192.0.2.7/32}", "pool.clusterCIDRs={10.244.0.0/16,fd00:10:244:ff00::/56}",
+      "resyncPeriod=596h", "releaseCooldown=2147483647ms");
+    const agent = loadConfig(agentConfigSchema, args(find(objs, "DaemonSet", "podnet-agent")).slice(1), { NODE_NAME: "n" });
+    expect(agent["no-masquerade-cidrs"]).toEqual(["10.0.0.0/8", "fd00:99:0:80::/58", "::/0", "192.0.2.7/32"]);
+    expect(agent["resync-period"]).toBe(596 * 3_600_000);
+    const controller = loadConfig(controllerConfigSchema, args(find(objs, "Deployment", "podnet-controller")).slice(1), {});
+    expect(controller["release-cooldown"]).toBe(2_147_483_647);
   });
 });
