@@ -111,3 +111,16 @@ describe("switches", () => {
     expect(() => loadConfig(agentConfigSchema, ["--mtu"], { NODE_NAME: "n1" })).toThrow(/argument missing/);
   });
 });
+
+describe("metrics address", () => {
+  it.each([[":9091"], ["127.0.0.1:0"], ["[::1]:9092"], ["0.0.0.0:65535"]])("takes %s", (address) => {
+    expect(loadConfig(agentConfigSchema, [`--metrics-address=${address}`], { NODE_NAME: "n1" })["metrics-address"]).toBe(address);
+    expect(loadConfig(controllerConfigSchema, [`--metrics-address=${address}`], {})["metrics-address"]).toBe(address);
+  });
+  it.each([["bogus"], ["9091"], [":65536"], [":http"], [""]])("refuses %j as a bad flag, naming it", (address) => {
+    for (const load of [() => loadConfig(agentConfigSchema, [`--metrics-address=${address}`], { NODE_NAME: "n1" }), () => loadConfig(controllerConfigSchema, [`--metrics-address=${address}`], {})]) {
+      expect(load).toThrow(ConfigError);
+      expect(load).toThrow(`--metrics-address: invalid listen address "${address}"`);
+    }
+  });
+});

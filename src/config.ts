@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { canonicalCidr, cidrsOverlap, InvalidCidrError, parseCidr, specialPurposeOverlap } from "./lib/cidr.js";
+import { splitHostPort } from "./lib/health.js";
 
 /** "500ms", "30s", "2m", "1h" or a bare number of seconds → milliseconds. */
 export function parseDuration(text: string): number {
@@ -29,6 +30,10 @@ const cidrList = z.string().transform((text, ctx) => {
     return z.NEVER;
   }
 });
+// Checked here, not when the server starts: a bad address is a bad flag (exit 2, named), not a failed start.
+const listenAddress = z.string().superRefine((text, ctx) => {
+  try { splitHostPort(text); } catch (err) { ctx.addIssue({ code: "custom", message: (err as Error).message }); }
+});
 // Decimal only: z.coerce.number read "0x1F" as 31 and an empty "--mtu=" as 0. Helm prints a value of a million
 // or more as 1.6777215e+07, so that form is taken (and must still be whole).
 const int = (min: number, max: number) => z.union([z.number(), z.string().regex(/^\d+(\.\d+)?(e\+?\d+)?$/i, "must be a whole number")])
@@ -50,7 +55,7 @@ export const controllerConfigSchema = z.object({
   "renew-deadline": durationWithin(100).prefault("10s"),
   "retry-period": durationWithin(100).prefault("2s"),
   "resync-period": durationWithin(1_000).prefault("60s"),
-  "metrics-address": z.string().prefault(":9090"),
+  "metrics-address": listenAddress.prefault(":9090"),
   "default-pool": z.string().regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, "must be a Kubernetes object name (lower-case letters, digits, '-' and '.')").prefault("default"),
 }).superRefine((c, ctx) => {
   // The default pool is made from these: one the API server refuses leaves the controller Ready and no Node served.
@@ -96,7 +101,7 @@ export const agentConfigSchema = z.object({
   // the host's here, since a container's /proc/sys is read-only.
   "ipv4-conf-dir": z.string().prefault("/proc/sys/net/ipv4/conf"),
   "resync-period": durationWithin(1_000).prefault("30s"),
-  "metrics-address": z.string().prefault(":9091"),
+  "metrics-address": listenAddress.prefault(":9091"),
   "dry-run": boolean.prefault("false"),
   // Clear the Node's NetworkUnavailable condition (and so the network-unavailable taint) once this node
   // can network pods; off for clusters where another component owns that condition.

@@ -31,6 +31,8 @@ describe("podnet CLI: help and usage errors", () => {
     ["a flag agent cleanup does not take", ["agent", "cleanup", "--overlay=vxlan"], {}, /Unknown option '--overlay' \(podnet agent cleanup --help lists the flags\)/],
     ["a bad value", ["agent", "--node-name=n", "--mtu=12"], {}, /--mtu: must be 0 \(the node's own\) or 576 to 65535/],
     ["an unknown log level", ["controller"], { PODNET_LOG_LEVEL: "loud" }, /PODNET_LOG_LEVEL: must be one of trace, .*not "loud"/],
+    ["a bad listen address", ["controller", "--metrics-address=bogus"], {}, /--metrics-address: invalid listen address "bogus"/],
+    ["a listen port out of range", ["agent", "--node-name=n", "--metrics-address=:99999"], {}, /--metrics-address: invalid listen address ":99999"/],
   ])("exits 2 with one line on stderr for %s", async (_what, args, env, message) => {
     const r = await run(args, env);
     expect(r.code).toBe(2);
