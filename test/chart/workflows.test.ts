@@ -1,7 +1,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { kubeBin } from "../../src/localcluster/kube-bins.js";
@@ -24,6 +24,16 @@ describe("rung 5 (kind) artefacts: written and linted here, run in GitHub Action
 
   it("the kind e2e script parses", () => {
     expect(() => execFileSync("bash", ["-n", join(repo, "test/e2e/kind-e2e.sh")])).not.toThrow();
+  });
+
+  it("the kind e2e script's helm template renders with this repo's helm too (built without the Kubernetes version ldflags, it takes a cluster for 1.20)", () => {
+    const script = readFileSync(join(repo, "test/e2e/kind-e2e.sh"), "utf8").replace(/\\\n\s*/g, " ");
+    const commands = [...script.matchAll(/^helm template [^|\n]*/gm)].map((m) => m[0]);
+    expect(commands.length).toBeGreaterThan(0);
+    for (const command of commands) {
+      const env = { ...process.env, PATH: `${dirname(kubeBin("helm"))}:${process.env.PATH}` };
+      expect(execFileSync("bash", ["-euc", command], { cwd: repo, encoding: "utf8", env, stdio: "pipe" })).toContain("name: podnet-cleanup");
+    }
   });
 
   it("the release workflow publishes only a tag naming the chart's version, to the tag owner's registry, lower-cased", () => {

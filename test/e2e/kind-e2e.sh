@@ -184,7 +184,9 @@ else fail "hostPort $last_ip:30080"; fi
 # clears every node; nothing of podnet's may remain (routes of protocol 249, nft table, VXLAN device, pod bridge,
 # conflist).
 helm uninstall podnet --namespace kube-system --wait --timeout 3m
-helm template podnet charts/podnet --namespace kube-system --set cleanup.enabled=true -s templates/cleanup.yaml \
+# --kube-version as README's command: any helm renders this (the repo's own, built without upstream's version
+# ldflags, takes the cluster for 1.20 and refuses the chart's kubeVersion).
+helm template podnet charts/podnet --namespace kube-system --kube-version 1.32.0 --set cleanup.enabled=true -s templates/cleanup.yaml \
   --set image.repository=podnet --set image.tag=e2e --set image.pullPolicy=Never | kubectl apply -f -
 kubectl -n kube-system rollout status ds/podnet-cleanup --timeout=180s
 for node in $(kind get nodes --name "$cluster"); do
