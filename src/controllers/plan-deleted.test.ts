@@ -47,13 +47,25 @@ describe("records deleted while Allocated", () => {
     expect(plan.actions.filter((a) => a.kind === "quarantine")).toEqual([]);
   });
 
-  it("allocates the node afresh when another Node's podCIDRs took the range meanwhile", () => {
-    const plan = planAllocations(input({ nodes: [node("a"), node("b", { podCIDRs: ["10.244.0.0/24"] })], deleted: [gone()], monotonicNow: 1_001_000 }));
-    expect(creates(plan)).toEqual([
-      expect.objectContaining({ node: "a", cidr: "10.244.1.0/24", adopted: false }),
-      expect.objectContaining({ node: "b", cidr: "10.244.0.0/24", adopted: true }),
-    ]);
-    expect(creates(plan)[0]).not.toHaveProperty("restored");
+  it.each([
+    // A second allocator (kube-controller-manager's --allocate-node-cidrs) filled a joining Node's podCIDRs.
+    ["names it in podCIDRs", [node("e"), node("c", { podCIDRs: ["10.244.0.0/24"] })], { restored: true, adopted: false }],
+    // Both named it; e held the record (c in conflict), and e's record was deleted.
+    ["names it in podCIDRs as e does", [node("e", { podCIDRs: ["10.244.0.0/24"] }), node("c", { podCIDRs: ["10.244.0.0/24"] })], { adopted: true }],
+  ] as Array<[string, PlannerNode[], object]>)("gives the CIDR back to its node when another Node whose name sorts first %s: that Node is in conflict", (_case, nodes, how) => {
+    const lost = { record: rec("e", "10.244.0.0/24"), deletedAt: 1_000_000 };
+    const plan = planAllocations(input({ nodes, pools: [pool(["10.244.0.0/22"])], deleted: [lost], monotonicNow: 1_001_000 }));
+    expect(creates(plan)).toEqual([expect.objectContaining({ node: "e", cidr: "10.244.0.0/24", ...how })]);
+    expect(plan.actions.filter((a) => a.kind === "conflict")).toEqual([
+      expect.objectContaining({ node: "c", reason: "PodCIDRConflict", message: expect.stringContaining("already held by node e") })]);
+  });
+
+  it("allocates the node afresh when a record made over the range took it meanwhile", () => {
+    const wide = rec("b", "10.244.0.0/23", { phase: "Quarantined" });
+    const plan = planAllocations(input({ nodes: [node("a"), node("b")], records: [wide], deleted: [gone()], monotonicNow: 1_001_000 }));
+    const forA = creates(plan).filter((a) => a.node === "a");
+    expect(forA).toEqual([expect.objectContaining({ cidr: "10.244.2.0/24", adopted: false })]);
+    expect(forA[0]).not.toHaveProperty("restored");
   });
 
   it("gives back one CIDR per family, and holds a second deleted one of the same family", () => {

@@ -44,9 +44,10 @@ interface Context {
 
 /**
  * Pure: what hand-deleted records still claim. Their node's pods keep addresses from the CIDR, and other
- * agents may still route to it. So a node that is still there, holds no other CIDR of that family and names
- * none in spec.podCIDRs gets the same CIDR back (`restore`, taken by the adoption pass before any newcomer
- * is served); with fill-node-podcidrs the Node's own podCIDRs already bring it back through adoption.
+ * agents may still route to it. So a node that is still there and holds no other CIDR of that family gets the
+ * same CIDR back (`restore`) when its spec.podCIDRs names that range or none of the family (with
+ * fill-node-podcidrs it names it). The restore pass runs before the adoptions, as if the record were still
+ * there: another Node naming the range (a second allocator) is in conflict with it, whatever the names' order.
  * Any other such CIDR waits out the cooldown from the deletion, as a released one does.
  */
 export function claimsOfDeleted(deleted: DeletedRecord[], ctx: Context): { restore: Map<string, Lost[]>; nextCheckAt?: number } {
@@ -60,12 +61,12 @@ export function claimsOfDeleted(deleted: DeletedRecord[], ctx: Context): { resto
     const node = ctx.nodes.get(r.nodeName);
     const sameNode = node !== undefined && recordOfThisNode(node, r);
     const named = node?.podCIDRs.find((c) => familyOfText(c) === cidr.family);
-    if (sameNode && named === r.cidr) continue; // adoption gives it back
     const holdsFamily = (ctx.held.get(r.nodeName) ?? []).some((h) => h.family === cidr.family);
-    if (sameNode && named === undefined && !holdsFamily && !restore.get(r.nodeName)?.some((l) => l.family === cidr.family)) {
+    if (sameNode && (named === undefined || named === r.cidr) && !holdsFamily && !restore.get(r.nodeName)?.some((l) => l.family === cidr.family)) {
       restore.set(r.nodeName, [...(restore.get(r.nodeName) ?? []), { cidr: r.cidr, family: cidr.family, due }]);
       continue;
     }
+    if (sameNode && named === r.cidr) continue; // its Node names it: reserved with the ranges Nodes name
     hold(ctx.states, cidr, r.nodeName, ctx.holderOf);
     nextCheckAt = sooner(nextCheckAt, due);
   }
@@ -74,13 +75,14 @@ export function claimsOfDeleted(deleted: DeletedRecord[], ctx: Context): { resto
 
 /**
  * Pure, after the restore pass: a CIDR that did not go back (the pool no longer selects the node, its node
- * mask changed, another Node names the range) waits out its cooldown as any other. Returns the earliest end.
+ * mask changed, a record made over it) waits out its cooldown as any other. One its Node names is reserved
+ * as such, and the adoption pass says why it is not taken. Returns the earliest end.
  */
-export function holdUnrestored(lost: Lost[], restored: AllocationAction[], node: string, states: PoolStates, holderOf: Map<string, string>): number | undefined {
+export function holdUnrestored(lost: Lost[], restored: AllocationAction[], node: PlannerNode, states: PoolStates, holderOf: Map<string, string>): number | undefined {
   let due: number | undefined;
   for (const l of lost) {
-    if (restored.some((a) => a.kind === "create" && a.cidr === l.cidr)) continue;
-    hold(states, tryParseCidr(l.cidr)!, node, holderOf);
+    if (node.podCIDRs.includes(l.cidr) || restored.some((a) => a.kind === "create" && a.cidr === l.cidr)) continue;
+    hold(states, tryParseCidr(l.cidr)!, node.name, holderOf);
     due = sooner(due, l.due);
   }
   return due;

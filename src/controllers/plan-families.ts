@@ -29,12 +29,13 @@ export function planFamilies(node: PlannerNode, state: PoolState | undefined, st
     const preset = node.podCIDRs.find((c) => familyOfText(c) === family);
     let action: AllocationAction;
     if (pass === "restore") {
-      // Its hand-deleted record's CIDR goes back to the node: its pods have addresses from it. Taken meanwhile
-      // (another Node names it, a record made by hand), the node is allocated as any other.
-      const lost = preset === undefined ? restore.find((l) => l.family === family)?.cidr : undefined;
-      const back = lost === undefined ? undefined : adopt(node, lost, states, holderOf);
-      if (back?.kind !== "create") continue;
-      action = { ...back, adopted: false, restored: true };
+      // Its hand-deleted record's CIDR goes back to the node: its pods have addresses from it. One the node
+      // names goes back as an adoption. Taken meanwhile (a record made over it), the node is allocated as any other.
+      const lost = restore.find((l) => l.family === family)?.cidr;
+      if (lost === undefined || (preset !== undefined && preset !== lost)) continue;
+      const back = adopt(node, lost, states, holderOf);
+      if (back.kind !== "create") continue;
+      action = preset === lost ? back : { ...back, adopted: false, restored: true };
     } else {
       if ((preset !== undefined) !== (pass === "adopt")) continue;
       action = preset !== undefined ? adopt(node, preset, states, holderOf) : allocate(node, state, family);

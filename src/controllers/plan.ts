@@ -128,22 +128,28 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   // newcomer is handed the lowest free one, whatever the names' order.
   const poolOf = new Map(ordered.map((node) => [node.name, states.selectPool(node.labels)]));
   notePodCapacity(ordered, poolOf);
-  const adoptions = new Map(ordered.map((node) => [node.name, planFamilies(node, poolOf.get(node.name), states, held, holderOf, "adopt")]));
-  for (const node of present.values()) reserveNodeRanges(node, states, held, holderOf);
+  // A hand-deleted record's CIDR goes back to its node first, as if the record were still there: another Node
+  // naming that range (a second allocator) is then in conflict with it, as with any record held.
+  const restored = new Map<string, FamilyPlan>();
   for (const node of ordered.filter((n) => deleted.restore.has(n.name))) {
     const lost = deleted.restore.get(node.name)!;
-    const restoring = planFamilies(node, poolOf.get(node.name), states, held, holderOf, "restore", lost);
-    const adoption = adoptions.get(node.name)!;
-    adoption.actions.push(...restoring.actions);
-    adoption.created ||= restoring.created;
-    nextCheckAt = sooner(nextCheckAt, holdUnrestored(lost, restoring.actions, node.name, states, holderOf));
+    restored.set(node.name, planFamilies(node, poolOf.get(node.name), states, held, holderOf, "restore", lost));
+    nextCheckAt = sooner(nextCheckAt, holdUnrestored(lost, restored.get(node.name)!.actions, node, states, holderOf));
   }
+  const adoptions = new Map(ordered.map((node) => [node.name, withRestored(planFamilies(node, poolOf.get(node.name), states, held, holderOf, "adopt"), restored.get(node.name))]));
+  for (const node of present.values()) reserveNodeRanges(node, states, held, holderOf);
   for (const node of ordered) actions.push(...planNode(node, poolOf.get(node.name), states, held, holderOf, config, adoptions.get(node.name)!));
   actions.push(...sharedNodeIPs([...nodes.values()]));
   actions.push(...podCidrConditionActions(ordered, actions, now));
   return { actions, poolStatuses: poolStatusReports(states), retained, ...(nextCheckAt !== undefined ? { nextCheckAt } : {}) };
 }
 
+
+/** A node's adoptions with what its restore pass gave back, in family order. */
+function withRestored(adoption: FamilyPlan, restoring: FamilyPlan | undefined): FamilyPlan {
+  if (!restoring?.actions.length) return adoption;
+  return { actions: [...restoring.actions, ...adoption.actions].sort(byFamily), created: true, incomplete: adoption.incomplete };
+}
 
 function planNode(node: PlannerNode, state: PoolState | undefined, states: PoolStates, held: Map<string, Held[]>, holderOf: Map<string, string>, config: PlannerConfig, adoption: FamilyPlan): AllocationAction[] {
   // A node that holds its CIDRs (retained after its pool went) needs nothing from a pool.

@@ -198,6 +198,22 @@ describe("controller on the real API server: claims on one range", () => {
     expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
   });
 
+  it.each([["off", "false"], ["on", "true"]])("a NodeCIDR deleted by hand goes back to its Node, not to a Node whose name sorts first and names its range (fill-node-podcidrs %s)", async (_case, fill) => {
+    controller = await startController(fx, { "fill-node-podcidrs": fill });
+    await createNodes(fx.api(), [{ name: "sr-e", ip: "192.168.67.1" }]);
+    const cidr = await until("sr-e allocated", () => cidrOf("sr-e"));
+    if (fill === "true") await until("sr-e's podCIDRs", async () => ((await podCidrsOf("sr-e")).length ? true : undefined));
+    // A second allocator filled a joining Node's podCIDRs with sr-e's range: that Node is in conflict.
+    await createNodes(fx.api(), [{ name: "sr-c", ip: "192.168.67.2", podCIDRs: [cidr] }]);
+    await until("sr-c in conflict", async () => (await eventsFor(fx.api(), "Node", "sr-c")).find((e) => e.reason === "PodCIDRConflict"));
+    const before = (await listNodeCidrs(fx.api())).find((r) => r.spec.cidr === cidr)!;
+    await fx.api().custom.deleteClusterCustomObject({ ...nodecidrs, name: cidrObjectName(cidr) });
+    const again = await until("the record made again", async () => (await listNodeCidrs(fx.api())).find((r) => r.spec.cidr === cidr && r.metadata!.uid !== before.metadata!.uid && r.status?.phase === "Allocated"));
+    expect(again.spec.nodeName).toBe("sr-e");
+    expect(await cidrOf("sr-c")).toBeUndefined();
+    expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
+  });
+
   it("a settled pool's status is not written again by later plans", async () => {
     controller = await startController(fx);
     await createNodes(fx.api(), [{ name: "st-1", ip: "192.168.64.1" }, { name: "st-2", ip: "192.168.64.2" }]);
