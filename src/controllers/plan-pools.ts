@@ -1,6 +1,6 @@
 import { CidrSet } from "../lib/cidr-set.js";
 import { cidrsOverlap, formatCidr, InvalidCidrError, maxNodeCidrPrefix, parseCidr, specialPurposeOverlap, tryParseCidr, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
-import { CidrIndex, overlapsAfter } from "../lib/cidr-index.js";
+import { CidrIndex, overlapsAfter, type DisjointCidrs } from "../lib/cidr-index.js";
 import { MAX_CONDITION_MESSAGE } from "../lib/conditions.js";
 import type { Held, PlannerNode, PlannerRecord } from "./plan.js";
 import { PoolStates, type PoolRange } from "./pool-states.js";
@@ -193,9 +193,23 @@ export function recordProblem(r: PlannerRecord, cidr: Cidr | undefined, states: 
       ? { reason: "WrongSize", message: `${r.cidr} is not a /${fam?.prefix ?? "?"} slice of pool ${r.pool}` }
       : { reason: "OutsidePool", message: `${r.cidr} lies outside every valid range of pool ${r.pool}` };
   }
-  if (found.set.isOccupied(cidr)) return { reason: "Overlapping", message: `${r.cidr} overlaps a CIDR already held by another record` };
-  if ((held.get(r.nodeName) ?? []).some((h) => h.family === cidr.family)) {
-    return { reason: "DuplicateForNode", message: `node ${r.nodeName} already holds an IPv${cidr.family} CIDR; ${r.cidr} is a second one` };
-  }
-  return undefined;
+  if (found.set.isOccupied(cidr)) return overlapping(r);
+  return secondOfFamily(r, cidr, held);
+}
+
+/**
+ * What keeps an Allocated record its pool does not cover from being retained (plan.ts, RETAINED): a CIDR that
+ * overlaps one kept already, or a second of its family for its node. Slices' marks cannot tell: a retained /25
+ * marks its whole /24 slice, and an earlier mask's /25s share one. Status restored from a backup can say
+ * Allocated of records the controller never made, and agents route neither of two overlapping ones.
+ */
+export function retainedClash(r: PlannerRecord, cidr: Cidr, kept: DisjointCidrs, held: Map<string, Held[]>): { reason: string; message: string } | undefined {
+  return kept.overlapsAny(cidr) ? overlapping(r) : secondOfFamily(r, cidr, held);
+}
+
+const overlapping = (r: PlannerRecord) => ({ reason: "Overlapping", message: `${r.cidr} overlaps a CIDR already held by another record` });
+
+function secondOfFamily(r: PlannerRecord, cidr: Cidr, held: Map<string, Held[]>): { reason: string; message: string } | undefined {
+  if (!(held.get(r.nodeName) ?? []).some((h) => h.family === cidr.family)) return undefined;
+  return { reason: "DuplicateForNode", message: `node ${r.nodeName} already holds an IPv${cidr.family} CIDR; ${r.cidr} is a second one` };
 }

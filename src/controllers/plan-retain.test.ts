@@ -111,12 +111,28 @@ describe("planAllocations: pool edits and bad records", () => {
     expect(plan.actions.filter((a) => a.kind === "retain").map((a) => `${a.name} ${a.reason}`)).toEqual(["10-1-0-0-24 PoolNotFound"]);
   });
 
-  it("leaves a gone pool's allocation retained where the pool holding its range would refuse it (a wider record kept there)", () => {
-    const replaced = [pool(["10.50.0.0/16"], { name: "new" })];
-    const records = [rec("w", "10.50.0.0/23", { pool: "new", allocatedReason: "WrongSize" }), rec("a", "10.50.0.0/24", { pool: "old" })];
-    const plan = planAllocations(input({ nodes: [node("a"), node("w")], records, pools: replaced }));
-    expect(plan.actions.filter((a) => a.kind === "quarantine" || a.kind === "rehome")).toEqual([]);
-    expect(plan.actions.filter((a) => a.kind === "retain").map((a) => `${a.name} ${a.reason}`)).toEqual(["10-50-0-0-24 PoolNotFound"]);
+  // Status restored from a backup can say Allocated of records the controller never made. Agents route neither of
+  // two overlapping Allocated records, and kube-proxy sees one range per family: one of them must be set aside.
+  it.each([
+    ["a /16 of a gone pool over a live slice (its name sorts first)", [rec("f", "10.244.2.0/24"), rec("a", "10.244.0.0/16", { pool: "gone" })], "10-244-0-0-16", "Overlapping"],
+    ["a /16 of a gone pool over a live slice (the slice's record older)", [rec("f", "10.244.2.0/24", { createdAt: 1 }), rec("a", "10.244.0.0/16", { pool: "gone", createdAt: 2 })], "10-244-0-0-16", "Overlapping"],
+    ["a /23 of the pool's over a gone pool's slice it would take over", [rec("w", "10.244.0.0/23"), rec("a", "10.244.0.0/24", { pool: "old" })], "10-244-0-0-23", "Overlapping"],
+    ["a wrong-size second IPv4 CIDR of a node (its name sorts first)", [rec("a", "10.244.6.0/24"), rec("a", "10.244.4.0/23")], "10-244-4-0-23", "DuplicateForNode"],
+    ["a wrong-size second IPv4 CIDR of a node (its name sorts last)", [rec("a", "10.244.0.0/24"), rec("a", "10.244.4.0/23")], "10-244-4-0-23", "DuplicateForNode"],
+  ])("quarantines, rather than retains, an Allocated record its pool does not cover that is %s", (_case, records, name, reason) => {
+    const plan = planAllocations(input({ nodes: [node("a"), node("f"), node("w")], records }));
+    expect(plan.actions.filter((a) => a.kind === "quarantine" || a.kind === "retain")).toEqual([expect.objectContaining({ kind: "quarantine", name, reason })]);
+    expect(plan.retained).toBe(0);
+  });
+
+  it.each([
+    ["two /25s of an earlier mask in one /24 slice", [rec("x", "10.244.0.0/25"), rec("y", "10.244.0.128/25")], [pool(["10.244.0.0/16"])]],
+    ["a /25 and a /24 of two earlier masks in one /23 slice", [rec("x", "10.244.0.0/25"), rec("y", "10.244.1.0/24")], [pool(["10.244.0.0/16"], {}, 23)]],
+    ["two allocations of a deleted pool", [rec("x", "10.50.0.0/24", { pool: "old" }), rec("y", "10.50.1.0/24", { pool: "old" })], []],
+  ])("retains side by side %s (no two of them share an address)", (_case, records, pools) => {
+    const plan = planAllocations(input({ nodes: [node("x"), node("y")], records, pools }));
+    expect(plan.actions.filter((a) => a.kind === "quarantine")).toEqual([]);
+    expect(plan.retained).toBe(2);
   });
 
   it("re-homes a gone pool's second CIDR of a family for a Node, and quarantines it there as any second one", () => {

@@ -1,5 +1,6 @@
 import { tryParseCidr } from "../lib/cidr.js";
-import { buildPoolStates, findSet, hold, notePodCapacity, poolStatusReports, recordProblem, type PlannerPool, type PoolState, type PoolStatusReport } from "./plan-pools.js";
+import { DisjointCidrs } from "../lib/cidr-index.js";
+import { buildPoolStates, findSet, hold, notePodCapacity, poolStatusReports, recordProblem, retainedClash, type PlannerPool, type PoolState, type PoolStatusReport } from "./plan-pools.js";
 import type { PoolStates } from "./pool-states.js";
 import { byFamily, planFamilies, reserveNodeRanges, type FamilyPlan } from "./plan-families.js";
 import { compareText, sooner } from "../lib/order.js";
@@ -18,7 +19,9 @@ import type { AllocationAction, AllocationPlan, Held, PlannerConfig, PlannerInpu
  * node's pods off (agents route only Allocated records), so a bad pool edit would take down every node it
  * touches. Such a record is retained instead: still Allocated and routed, its CIDR out of circulation, the
  * reason on its Allocated condition and an Event, until its node goes (released as usual) or the pool
- * covers it again. Hand-made records that were never allocated are still quarantined.
+ * covers it again. Hand-made records that were never allocated are still quarantined, and so is one that
+ * overlaps a record kept or is its node's second of a family (status restored from a backup says Allocated of
+ * records the controller never made): agents route neither of two overlapping records.
  */
 const RETAINED = new Set(["PoolNotFound", "OutsidePool", "WrongSize"]);
 
@@ -46,10 +49,12 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   let nextCheckAt: number | undefined;
   let retained = 0;
 
-  // Of two claims alike, the one the Node names in spec.podCIDRs wins: kubelet already hands out its addresses.
-  // Then the older record (agents keep the older of two ranges of one family in their CNI config), then the name.
-  // Ranked once per record, not in each of the sort's comparisons.
-  const ranked = input.records.map((r) => ({ r, rank: CLAIM_ORDER[r.phase ?? "unconfirmed"]! * 2 + (present.get(r.nodeName)?.podCIDRs.includes(r.cidr) ? 0 : 1) }));
+  // Of two claims alike, an allocation its pool covers (or would, re-homed) wins over one only retained, then the
+  // one the Node names in spec.podCIDRs: kubelet already hands out its addresses. Then the older record (agents keep
+  // the older of two ranges of one family in their CNI config), then the name. Ranked once per record, not in
+  // each of the sort's comparisons.
+  const ranked = input.records.map((r) => ({ r, rank: CLAIM_ORDER[r.phase ?? "unconfirmed"]! * 4 + (covered(r, states) ? 0 : 2) + (present.get(r.nodeName)?.podCIDRs.includes(r.cidr) ? 0 : 1) }));
+  const kept = new DisjointCidrs(); // the live records' CIDRs
   const age = (r: PlannerRecord) => r.createdAt ?? Number.MAX_SAFE_INTEGER;
   for (const claim of ranked.sort((a, b) => a.rank - b.rank || age(a.r) - age(b.r) || compareText(a.r.name, b.r.name))) {
     let r = claim.r;
@@ -81,17 +86,18 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
     // An allocation whose pool was deleted, its CIDR a slice of another pool's range (a pool replaced under
     // another name): that pool's now, rather than retained outside every pool for as long as its Node lives.
     // (A hand-made record naming no pool that exists is still quarantined.)
-    // Not where a record there holds its range already (a wider one kept): it stays retained as PoolNotFound. A
-    // second CIDR of its family for the Node is re-homed all the same, and quarantined there as before.
+    // Not where a record kept there overlaps it: it is quarantined below as Overlapping, unmoved. A second CIDR
+    // of its family for the Node is re-homed all the same, and quarantined there as before.
     const home = cidr && r.phase === "Allocated" && !states.has(r.pool) ? findSet(states, cidr)?.state.pool.name : undefined;
     const problemThere = home ? recordProblem({ ...r, pool: home }, cidr, states, held) : undefined;
     const rehomed = home && problemThere?.reason !== "Overlapping" ? { ...r, pool: home } : undefined;
     if (rehomed) actions.push({ kind: "rehome", name: r.name, node: r.nodeName, cidr: r.cidr, from: r.pool, pool: rehomed.pool });
     r = rehomed ?? r;
     const problem = rehomed ? problemThere : recordProblem(r, cidr, states, held);
-    const retain = problem && r.phase === "Allocated" && RETAINED.has(problem.reason);
-    if (problem && !retain) {
-      actions.push({ kind: "quarantine", name: r.name, reason: problem.reason, message: problem.message });
+    const retainable = problem && r.phase === "Allocated" && RETAINED.has(problem.reason);
+    const clash = retainable ? retainedClash(r, cidr!, kept, held) : undefined;
+    if (problem && (!retainable || clash)) {
+      actions.push({ kind: "quarantine", name: r.name, ...(clash ?? problem) });
       if (cidr) hold(states, cidr, r.nodeName, holderOf);
       continue;
     }
@@ -114,6 +120,7 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
     // health checks (Flux, cli-utils) read a record so as still in progress, for as long as it lived.
     if (r.statusBehind && !statusWritten) actions.push({ kind: "refreshStatus", name: r.name });
     held.set(r.nodeName, [...(held.get(r.nodeName) ?? []), { cidr: r.cidr, family: r.family }]);
+    kept.add(cidr!);
     // As mirroredNodeIPs has them; a record from before nodeIPsFrom learns it with one write.
     const { nodeIPs, nodeIPsFrom } = present.get(r.nodeName)!;
     if (nodeIPs.length && (!sameList(nodeIPs, r.nodeIPs) || (nodeIPsFrom && nodeIPsFrom !== r.nodeIPsFrom))) {
@@ -168,6 +175,12 @@ function planNode(node: PlannerNode, state: PoolState | undefined, states: PoolS
     actions.push({ kind: "setNodePodCIDRs", node: node.name, nodeUID: node.uid, cidrs: [...mine].sort((a, b) => a.family - b.family).map((h) => h.cidr) });
   }
   return actions;
+}
+
+/** An Allocated record its pool's ranges hold as a slice, or, its pool gone, another pool's (it is re-homed there). */
+function covered(r: PlannerRecord, states: PoolStates): boolean {
+  const cidr = r.phase === "Allocated" ? tryParseCidr(r.cidr) : undefined;
+  return r.phase !== "Allocated" || (cidr !== undefined && findSet(states, cidr, states.get(r.pool)) !== undefined);
 }
 
 /**

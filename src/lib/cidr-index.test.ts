@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CidrIndex, overlapsAfter } from "./cidr-index.js";
+import { CidrIndex, DisjointCidrs, overlapsAfter } from "./cidr-index.js";
 import { cidrsOverlap, formatCidr, parseCidr, parseIp, type Cidr } from "./cidr.js";
 
 const c = (t: string) => parseCidr(t);
@@ -70,5 +70,17 @@ describe("CidrIndex: which entries overlap a CIDR or hold an address", () => {
     expect(nested.overlapsAny(c("10.99.0.0/16"))).toBe(true); // only the /8 reaches it, from far back
     expect(nested.overlapsAny(c("12.0.0.0/8"))).toBe(false);
     expect(new CidrIndex([]).overlapsAny(c("0.0.0.0/0"))).toBe(false);
+  });
+});
+
+describe("DisjointCidrs: does a CIDR overlap any of those kept so far?", () => {
+  it("answers as a comparison with each would, for CIDRs of every size added in any order", () => {
+    const kept = ["10.0.4.0/23", "10.0.0.128/25", "10.0.2.0/24", "10.1.0.0/16", "fd00::/64"].map((t) => parseCidr(t));
+    const set = new DisjointCidrs();
+    for (const c of kept) set.add(c);
+    for (const t of ["10.0.0.0/25", "10.0.0.0/24", "10.0.1.0/24", "10.0.3.255/32", "10.0.5.7/32", "10.0.0.0/8", "10.1.255.0/24", "10.2.0.0/24", "fd00::1/128", "fd01::/64", "0.0.0.0/0"]) {
+      const c = parseCidr(t, { allowHostBits: true });
+      expect([t, set.overlapsAny(c)]).toEqual([t, kept.some((k) => cidrsOverlap(k, c))]);
+    }
   });
 });

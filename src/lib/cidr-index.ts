@@ -77,6 +77,31 @@ export class CidrIndex<T> {
 }
 
 /**
+ * CIDRs that share no address with one another, kept sorted per family as they come: whether another overlaps
+ * any of them is a binary search (the planner's kept allocations, where agents route neither of two that overlap).
+ */
+export class DisjointCidrs {
+  private readonly families = new Map<IpFamily, { networks: bigint[]; lasts: bigint[] }>();
+
+  overlapsAny(c: Cidr): boolean {
+    const f = this.families.get(c.family);
+    if (!f) return false;
+    const lo = firstAtOrAfter(f.networks, c.network);
+    // Disjoint, so the one starting just before c reaches furthest of all that start before it.
+    return (lo < f.networks.length && f.networks[lo]! <= cidrLast(c)) || (lo > 0 && f.lasts[lo - 1]! >= c.network);
+  }
+
+  /** Adds one that overlaps none of them (the caller asked overlapsAny). */
+  add(c: Cidr): void {
+    let f = this.families.get(c.family);
+    if (!f) this.families.set(c.family, (f = { networks: [], lasts: [] }));
+    const at = firstAtOrAfter(f.networks, c.network);
+    f.networks.splice(at, 0, c.network);
+    f.lasts.splice(at, 0, cidrLast(c));
+  }
+}
+
+/**
  * For each CIDR, the ones after it in `cidrs` that share an address and its family, in their order there: every
  * overlapping pair once, as a loop over all pairs would meet them. One sweep over the CIDRs sorted by network:
  * two CIDRs overlap only when one holds the other, so the ones still open where a CIDR starts form a chain,
