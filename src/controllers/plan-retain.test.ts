@@ -135,6 +135,20 @@ describe("planAllocations: pool edits and bad records", () => {
     expect(plan.retained).toBe(2);
   });
 
+  it.each([
+    ["its pool no longer selects it", [pool(["10.244.0.0/16"], { nodeSelector: { rack: "1" } }, 25)]],
+    ["its pool is deleted (retained)", []],
+  ])("fills a Node's podCIDRs from the record it holds when %s before the fill", (_case, pools) => {
+    const filling = { cooldownMs: 60_000, serviceCIDRs: [], fillNodePodCIDRs: true };
+    const plan = planAllocations(input({ nodes: [node("b")], records: [rec("b", "10.244.0.0/25")], pools, config: filling }));
+    expect(plan.actions.filter((a) => a.kind === "setNodePodCIDRs" || a.kind === "conflict")).toEqual([{ kind: "setNodePodCIDRs", node: "b", nodeUID: "b", cidrs: ["10.244.0.0/25"] }]);
+    // Filled, nothing more; another allocator's range there is a mismatch, as on any Node.
+    expect(planAllocations(input({ nodes: [node("b", { podCIDRs: ["10.244.0.0/25"] })], records: [rec("b", "10.244.0.0/25")], pools, config: filling })).actions
+      .filter((a) => a.kind === "setNodePodCIDRs" || a.kind === "conflict")).toEqual([]);
+    expect(planAllocations(input({ nodes: [node("b", { podCIDRs: ["10.9.0.0/24"] })], records: [rec("b", "10.244.0.0/25")], pools, config: filling })).actions
+      .filter((a) => a.kind === "conflict").map((a) => a.kind === "conflict" && a.reason)).toEqual(["PodCIDRMismatch"]);
+  });
+
   it("re-homes a gone pool's second CIDR of a family for a Node, and quarantines it there as any second one", () => {
     const records = [rec("a", "10.50.0.0/24", { pool: "new" }), rec("a", "10.50.1.0/24", { pool: "old" })];
     const plan = planAllocations(input({ nodes: [node("a")], records, pools: [pool(["10.50.0.0/16"], { name: "new" })], config: { cooldownMs: 60_000, serviceCIDRs: [], fillNodePodCIDRs: true } }));

@@ -159,10 +159,10 @@ function withRestored(adoption: FamilyPlan, restoring: FamilyPlan | undefined): 
 }
 
 function planNode(node: PlannerNode, state: PoolState | undefined, states: PoolStates, held: Map<string, Held[]>, holderOf: Map<string, string>, config: PlannerConfig, adoption: FamilyPlan): AllocationAction[] {
-  // A node that holds its CIDRs (retained after its pool went) needs nothing from a pool.
-  if (!state && (held.get(node.name) ?? []).length > 0) return [];
-  if (!state) return [{ kind: "conflict", node: node.name, reason: "NoPodCIDRPool", message: `no PodCIDRPool selects node ${node.name} (labels ${JSON.stringify(node.labels)})` }];
+  // A node that holds its CIDRs (retained after its pool went, or its pool's selector changed) needs nothing from
+  // a pool; its podCIDRs are still filled from them, and checked against them, below.
   const heldBefore = held.get(node.name) ?? [];
+  if (!state && heldBefore.length === 0) return [{ kind: "conflict", node: node.name, reason: "NoPodCIDRPool", message: `no PodCIDRPool selects node ${node.name} (labels ${JSON.stringify(node.labels)})` }];
   const mismatches = podCidrMismatches(node, adoption.created ? heldBefore.filter((h) => !adoption.actions.some((a) => a.kind === "create" && a.cidr === h.cidr)) : heldBefore, config.fillNodePodCIDRs);
   const allocation = planFamilies(node, state, states, held, holderOf, "allocate");
   const familyActions = adoption.actions.length && allocation.actions.length ? [...adoption.actions, ...allocation.actions].sort(byFamily) : adoption.actions.length ? adoption.actions : allocation.actions;
