@@ -83,4 +83,13 @@ describe("DisjointCidrs: does a CIDR overlap any of those kept so far?", () => {
       expect([t, set.overlapsAny(c)]).toEqual([t, kept.some((k) => cidrsOverlap(k, c))]);
     }
   });
+
+  it("answers right when adds and questions alternate (sorted again after adds out of order)", () => {
+    const set = new DisjointCidrs();
+    set.add(parseCidr("10.0.8.0/24"));
+    expect(set.overlapsAny(parseCidr("10.0.2.0/24"))).toBe(false);
+    set.add(parseCidr("10.0.2.0/24"));
+    set.add(parseCidr("10.0.9.0/24"));
+    expect(["10.0.2.0/25", "10.0.8.0/23", "10.0.3.0/24", "10.0.10.0/24"].map((t) => set.overlapsAny(parseCidr(t)))).toEqual([true, true, false, false]);
+  });
 });

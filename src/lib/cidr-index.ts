@@ -77,27 +77,33 @@ export class CidrIndex<T> {
 }
 
 /**
- * CIDRs that share no address with one another, kept sorted per family as they come: whether another overlaps
- * any of them is a binary search (the planner's kept allocations, where agents route neither of two that overlap).
+ * CIDRs that share no address with one another: whether another overlaps any of them is a binary search (the
+ * planner's kept allocations, where agents route neither of two that overlap). Adding is a push: every live
+ * record is added, in claim order, and only the few retained ones ask, after all covered ones are in; the
+ * arrays are sorted at the first question after adds (inserting each in place cost O(n) a record).
  */
 export class DisjointCidrs {
-  private readonly families = new Map<IpFamily, { networks: bigint[]; lasts: bigint[] }>();
+  private readonly families = new Map<IpFamily, { networks: bigint[]; lasts: bigint[]; sorted: boolean }>();
 
   overlapsAny(c: Cidr): boolean {
     const f = this.families.get(c.family);
     if (!f) return false;
+    if (!f.sorted) {
+      const order = f.networks.map((_, i) => i).sort((a, b) => (f.networks[a]! < f.networks[b]! ? -1 : 1));
+      [f.networks, f.lasts, f.sorted] = [order.map((i) => f.networks[i]!), order.map((i) => f.lasts[i]!), true];
+    }
     const lo = firstAtOrAfter(f.networks, c.network);
     // Disjoint, so the one starting just before c reaches furthest of all that start before it.
     return (lo < f.networks.length && f.networks[lo]! <= cidrLast(c)) || (lo > 0 && f.lasts[lo - 1]! >= c.network);
   }
 
-  /** Adds one that overlaps none of them (the caller asked overlapsAny). */
+  /** Adds one that overlaps none of them (the caller asked overlapsAny, or its slice set holds it alone). */
   add(c: Cidr): void {
     let f = this.families.get(c.family);
-    if (!f) this.families.set(c.family, (f = { networks: [], lasts: [] }));
-    const at = firstAtOrAfter(f.networks, c.network);
-    f.networks.splice(at, 0, c.network);
-    f.lasts.splice(at, 0, cidrLast(c));
+    if (!f) this.families.set(c.family, (f = { networks: [], lasts: [], sorted: true }));
+    f.networks.push(c.network);
+    f.lasts.push(cidrLast(c));
+    f.sorted &&= f.networks.length < 2 || f.networks.at(-2)! < c.network;
   }
 }
 
