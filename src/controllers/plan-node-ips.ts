@@ -29,12 +29,14 @@ const MAX_NODE_IPS = 8;
 export function usableNodeIPs(nodes: PlannerNode[]): { usable: PlannerNode[]; warnings: AllocationAction[] } {
   const warnings: AllocationAction[] = [];
   const usable = nodes.map((n) => {
-    if (n.nodeIPs.length <= MAX_NODE_IPS && n.nodeIPs.every((ip) => isGlobalUnicastIp(ip) && (!ip.includes(":") || canonicalIp(ip) === ip))) return n;
-    const unicast = n.nodeIPs.filter(isGlobalUnicastIp);
-    // In the one spelling agents compare with the kernel's (an IPv6 address has many).
-    const kept = unicast.slice(0, MAX_NODE_IPS).map((ip) => canonicalIp(ip) ?? ip);
+    const fine = (ip: string, i: number) => isGlobalUnicastIp(ip) && (!ip.includes(":") || canonicalIp(ip) === ip) && n.nodeIPs.indexOf(ip) === i;
+    if (n.nodeIPs.length <= MAX_NODE_IPS && n.nodeIPs.every(fine)) return n;
+    // In the one spelling agents compare with the kernel's (an IPv6 address has many), each address once: two
+    // spellings of one address were two entries.
+    const unicast = [...new Set(n.nodeIPs.filter(isGlobalUnicastIp).map((ip) => canonicalIp(ip) ?? ip))];
+    const kept = unicast.slice(0, MAX_NODE_IPS);
     const left = [...n.nodeIPs.filter((ip) => !isGlobalUnicastIp(ip)), ...unicast.slice(MAX_NODE_IPS)];
-    if (!left.length) return kept.every((ip, i) => ip === n.nodeIPs[i]) ? n : { ...n, nodeIPs: kept };
+    if (!left.length) return kept.length === n.nodeIPs.length && kept.every((ip, i) => ip === n.nodeIPs[i]) ? n : { ...n, nodeIPs: kept };
     warnings.push({ kind: "conflict", node: n.name, reason: "UnusableNodeIP", message: `node ${n.name}: node IP ${left.join(", ")} left out of its `
       + `NodeCIDR (not a global unicast address, or more than ${MAX_NODE_IPS}); agents route to ${kept.length ? kept.join(", ") : "no address of it"}` });
     return { ...n, nodeIPs: kept };

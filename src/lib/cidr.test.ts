@@ -86,6 +86,7 @@ describe("isGlobalUnicastIp (the NodeCIDR schema's node-IP rule)", () => {
     ["0.0.0.0", false], ["255.255.255.255", false], ["127.0.0.1", false], ["169.254.3.3", false], ["224.0.0.1", false], ["239.1.2.3", false],
     ["::", false], ["::1", false], ["fe80::1", false], ["febf::1", false], ["ff02::1", false],
     ["not-an-ip", false], ["10.0.0.1/24", false], ["fe80::1%eth0", false],
+    ["::ffff:192.168.78.14", false], ["::ffff:c0a8:4e0e", false], ["::fffe:c0a8:4e0e", true], ["64:ff9b::c0a8:4e0e", true],
   ])("%s → %s", (text, usable) => {
     expect(isGlobalUnicastIp(text)).toBe(usable);
   });

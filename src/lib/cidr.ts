@@ -59,14 +59,15 @@ function parseIpText(text: string): IpAddr {
 
 /**
  * Pure: would the NodeCIDR schema take `text` as a node IP? It asks for an IP that is global unicast as Go
- * defines it (CEL's ip().isGlobalUnicast()): not unspecified, loopback, link-local, multicast or broadcast.
+ * defines it (CEL's ip().isGlobalUnicast()): not unspecified, loopback, link-local, multicast or broadcast;
+ * and Kubernetes' isIP() refuses IPv4-mapped IPv6 (::ffff:a.b.c.d) outright.
  */
 export function isGlobalUnicastIp(text: string): boolean {
   let ip: IpAddr;
   try { ip = parseIp(text); } catch { return false; }
   const v = ip.value;
   if (ip.family === 4) return v !== 0n && v !== 0xffffffffn && v >> 24n !== 127n && v >> 16n !== 0xa9fen && v >> 28n !== 0xen;
-  return v !== 0n && v !== 1n && v >> 118n !== 0x3fan && v >> 120n !== 0xffn;
+  return v !== 0n && v !== 1n && v >> 118n !== 0x3fan && v >> 120n !== 0xffn && v >> 32n !== 0xffffn;
 }
 
 // Ranges a pod network cannot use: the kernel treats these addresses specially (or, for ::/8, IPv6 reserves
