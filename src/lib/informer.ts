@@ -1,7 +1,8 @@
-import { Watch, type KubernetesObject } from "@kubernetes/client-node";
+import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "../log.js";
 import { Backoff, sleep } from "./backoff.js";
-import { apiMessage, type KubeApi } from "./k8s.js";
+import { apiMessage, apiStatus, type KubeApi } from "./k8s.js";
+import { streamWatch } from "./watch-request.js";
 
 export type InformerEvent = "add" | "update" | "delete";
 
@@ -133,7 +134,7 @@ export class Informer<T extends KubernetesObject> {
         }
       } catch (err) {
         if (!this.running) break;
-        const gone = (err instanceof WatchEnded && err.reason === "gone") || (err as { statusCode?: number }).statusCode === 410;
+        const gone = (err instanceof WatchEnded && err.reason === "gone") || apiStatus(err) === 410;
         if (gone || (err instanceof WatchEnded && err.reason === "error")) resourceVersion = undefined;
         if (gone) {
           // Every agent hears the same 410 at once after a control-plane restart: spread their relists (relistSpreadMs).
@@ -212,34 +213,32 @@ export class Informer<T extends KubernetesObject> {
       let rv = resourceVersion;
       // Silence on the monotonic clock: a wall clock stepped forward restarted every watch, one stepped back kept a stalled one.
       let lastActivity = performance.now();
-      let controller: AbortController | undefined;
+      // Ours from the start: a stall before the server's headers is cut off too, and its socket closed.
+      const request = new AbortController();
       let settled = false;
       const finish = (fn: () => void) => { if (!settled) { settled = true; clearInterval(watchdog); this.abort.signal.removeEventListener("abort", onAbort); fn(); } };
-      // Settle first, then abort: aborting makes the client report its own AbortError at once, and that
-      // must not take the place of the reason (a 410 Gone reported as an abort was retried at the same version).
-      const onAbort = () => { finish(() => resolve(rv)); controller?.abort(); };
+      // Settle first, then abort: the aborted request's end must not take the place of the reason (a 410 Gone
+      // reported as an abort was retried at the same version).
+      const onAbort = () => { finish(() => resolve(rv)); request.abort(); };
       const watchdog = setInterval(() => {
-        if (performance.now() - lastActivity > stallMs) { finish(() => reject(new WatchEnded("stalled", `no watch event for ${stallMs} ms`))); controller?.abort(); }
+        if (performance.now() - lastActivity > stallMs) { finish(() => reject(new WatchEnded("stalled", `no watch event for ${stallMs} ms`))); request.abort(); }
       }, Math.min(5_000, stallMs / 2));
       this.abort.signal.addEventListener("abort", onAbort, { once: true });
-      const query = {
-        // 5 to 10 minutes, as client-go draws it: watchers that started together must not all end together.
-        resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds: this.opts.watchTimeoutSeconds ?? 300 + Math.floor(Math.random() * 300),
-        ...(this.opts.fieldSelector ? { fieldSelector: this.opts.fieldSelector } : {}),
-      };
-      new Watch(this.opts.api.kc).watch(this.opts.path, query, (phase, obj: T & { code?: number; message?: string }) => {
+      // timeoutSeconds 5 to 10 minutes, as client-go draws it: watchers that started together must not all end together.
+      const query = { resourceVersion: rv, allowWatchBookmarks: true, fieldSelector: this.opts.fieldSelector,
+        timeoutSeconds: this.opts.watchTimeoutSeconds ?? 300 + Math.floor(Math.random() * 300) };
+      streamWatch<T & { code?: number; message?: string }>(this.opts.api.kc, this.opts.path, query, request.signal, (phase, obj) => {
+        if (settled) return;
         lastActivity = performance.now();
         if (phase === "ERROR") {
           finish(() => reject(new WatchEnded(obj.code === 410 ? "gone" : "error", obj.message ?? "watch error")));
-          controller?.abort();
+          request.abort();
           return;
         }
         rv = obj.metadata?.resourceVersion ?? rv;
         heard();
         if (phase !== "BOOKMARK") this.apply(phase, obj);
-      }, (err: unknown) => finish(() => (err && !this.abort.signal.aborted ? reject(err) : resolve(rv))))
-        .then((c) => { controller = c; if (settled) c.abort(); })
-        .catch((err: unknown) => finish(() => reject(err)));
+      }).then(() => finish(() => resolve(rv)), (err: unknown) => finish(() => reject(err)));
     });
   }
 

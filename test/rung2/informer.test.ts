@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { Agent as HttpsAgent, request } from "node:https";
 import { setFlagsFromString } from "node:v8";
@@ -302,6 +303,29 @@ describe("API client on the real API server", () => {
       await proxy.close();
     }
   }, 30_000);
+
+  it("closes a watch the server accepted but never answered: while the peer hangs one socket stays open, after stop() none", async () => {
+    const { proxy, kubeconfig } = await proxiedKubeconfig(fx, "5");
+    // Only the watch goes through the proxy: the sockets counted are the watch's.
+    const { inf } = informer({ api: KubeApi.fromKubeconfig(kubeconfig, "podnet-cli"), listApi: fx.api(), stallTimeoutMs: 1_000 });
+    /** This process's established connections to the proxy (the client ends: destination port = the proxy's). */
+    const watchSockets = () => execFileSync("ss", ["-Htn", "state", "established", `( dport = :${proxy.port} )`], { encoding: "utf8" }).split("\n").filter(Boolean).length;
+    try {
+      inf.start();
+      await inf.synced;
+      await waitFor("watch open", async () => (proxy.accepted >= 1 ? true : undefined), 10_000);
+      proxy.blackhole(); // connections accepted, never a byte back: the watch never gets its headers
+      const watches = inf.watches;
+      await waitFor("four watches cut off by the watchdog", async () => (inf.watches >= watches + 4 ? true : undefined), 30_000);
+      // Before: each watch cut off before its headers kept its socket (client-node's Watch gave no way to abort it): 4 or more.
+      expect(watchSockets()).toBeLessThanOrEqual(1);
+      inf.stop();
+      await waitFor("no socket left after stop()", async () => (watchSockets() === 0 ? true : undefined), 5_000);
+    } finally {
+      inf.stop();
+      await proxy.close();
+    }
+  }, 60_000);
 
   // Last in this file: it restarts the file's apiserver.
   it("after an apiserver restart (whose new watch cache answers 410 Gone for older versions) lists once more and catches up", async () => {
