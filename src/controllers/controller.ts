@@ -6,7 +6,7 @@ import { EventRecorder } from "../lib/events.js";
 import { FirstSeen } from "../lib/first-seen.js";
 import { startHealthServer } from "../lib/health.js";
 import { Informer, type ListPage } from "../lib/informer.js";
-import { apiMessage, podnetResource, type KubeApi } from "../lib/k8s.js";
+import { apiMessage, logLevelFor, podnetResource, type KubeApi } from "../lib/k8s.js";
 import { LeaderElector, replicaIdentity } from "../lib/leader.js";
 import type { Logger } from "../log.js";
 import { applyActions } from "./act.js";
@@ -211,7 +211,7 @@ export class AllocationController {
           this.passBackoff.reset();
         } catch (err) {
           const waitMs = this.passBackoff.next();
-          this.log.error({ err: apiMessage(err), retryInMs: waitMs }, "reconcile failed; retrying");
+          this.log[logLevelFor(err)]({ err: apiMessage(err), retryInMs: waitMs }, "reconcile failed; retrying");
           this.dirty = true;
           // Not cut short by watch events: on a busy cluster they would make this a hot loop.
           await sleep(waitMs, this.stopSignal.signal);

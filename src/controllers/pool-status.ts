@@ -3,7 +3,7 @@ import type { RetryGate } from "../lib/backoff.js";
 import { conditionsEqual, nextCondition } from "../lib/conditions.js";
 import type { EventRecorder } from "../lib/events.js";
 import type { Informer } from "../lib/informer.js";
-import { apiMessage, applyStatus, type KubeApi } from "../lib/k8s.js";
+import { apiMessage, applyStatus, logLevelFor, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 import type { PoolStatusReport } from "./plan.js";
 import type { ControllerMetrics } from "./metrics.js";
@@ -78,7 +78,7 @@ export async function writePoolStatuses(ctx: PoolStatusContext, reports: PoolSta
     } catch (err) {
       ctx.retry.failed(key);
       ctx.metrics.errors.inc({ action: "poolStatus" });
-      ctx.log.error({ pool: report.pool, err: apiMessage(err) }, "could not write pool status; will retry with backoff");
+      ctx.log[logLevelFor(err)]({ pool: report.pool, err: apiMessage(err) }, "could not write pool status; will retry with backoff");
     }
   }
 }

@@ -10,6 +10,7 @@ import {
   type V1CustomResourceDefinition,
 } from "@kubernetes/client-node";
 import { GROUP, VERSION } from "../crds/common.js";
+import { apiMessage, apiStatus, isAlreadyExists } from "./api-errors.js";
 
 /**
  * The one module that builds API clients. Everything that talks to the API server gets a KubeApi from here,
@@ -155,54 +156,7 @@ export function withSignal(signal: AbortSignal | undefined, opt?: CallOptions): 
   return { ...opt, middleware: [...(opt?.middleware ?? []), middleware], middlewareMergeStrategy: "append" };
 }
 
-/** HTTP status of a failed API call (client-node throws ApiException with .code), or undefined. */
-export function apiStatus(err: unknown): number | undefined {
-  if (err && typeof err === "object" && "code" in err && typeof (err as { code: unknown }).code === "number") {
-    return (err as { code: number }).code;
-  }
-  return undefined;
-}
-
-/** The Status object a failed call's body carries (client-node's ApiException.body), if any. */
-function statusBody(err: unknown): { message?: unknown; details?: { causes?: Array<{ field?: string }> } } | undefined {
-  if (!err || typeof err !== "object" || !("body" in err)) return undefined;
-  const body = (err as { body: unknown }).body;
-  try {
-    const parsed: unknown = typeof body === "string" ? JSON.parse(body) : body;
-    return parsed && typeof parsed === "object" ? parsed : undefined;
-  } catch {
-    return undefined; // not JSON
-  }
-}
-
-/** The server's explanation of a failed call (Status.message), for conditions and logs. */
-export function apiMessage(err: unknown): string {
-  // node-fetch's own words ("The user aborted a request.") name no cause: only a caller's signal aborts a call.
-  if (err instanceof Error && err.name === "AbortError") return "request cut off: no answer within its deadline, or stopping";
-  const status = statusBody(err);
-  if (status && "message" in status) return withCrdHint(String(status.message));
-  return err instanceof Error ? err.message : String(err);
-}
-
-/**
- * Server-side apply refuses a field the installed CRD does not declare, whatever fieldValidation says. Meeting
- * it, podnet is newer than the CRDs on the cluster (`helm upgrade` never updates a chart's CRDs): say what to do.
- */
-function withCrdHint(message: string): string {
-  return /field not declared in schema/.test(message) && message.includes(GROUP)
-    ? `${message} (the podnet CRDs on this cluster are older than this podnet: apply charts/podnet/crds, as README's Upgrade says; helm upgrade does not update CRDs)`
-    : message;
-}
-
-/** The fields a refused write names in Status.details.causes (a 422's reasons), for telling refusals apart. */
-export function apiCauseFields(err: unknown): string[] {
-  return (statusBody(err)?.details?.causes ?? []).flatMap((c) => (c.field ? [c.field] : []));
-}
-
-export const isNotFound = (err: unknown) => apiStatus(err) === 404;
-export const isAlreadyExists = (err: unknown) => apiStatus(err) === 409;
-/** 409 from an update or delete: a precondition (uid, resourceVersion) no longer holds. */
-export const isConflict = isAlreadyExists;
+export { apiCauseFields, apiMessage, apiStatus, isAlreadyExists, isConflict, isNotFound, isThrottled, logLevelFor, retryAfterMs } from "./api-errors.js";
 
 export const podnetResource = (plural: string) => ({ group: GROUP, version: VERSION, plural });
 

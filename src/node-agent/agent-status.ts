@@ -4,7 +4,7 @@ import type { AgentReport } from "../crds/nodecidr.js";
 import { conditionsEqual, kubeTime, nextCondition, type ConditionInput } from "../lib/conditions.js";
 import type { EventRecorder, EventTarget } from "../lib/events.js";
 import type { Informer } from "../lib/informer.js";
-import { apiMessage, applyStatus, cutOffByStop, isConflict, type KubeApi } from "../lib/k8s.js";
+import { apiMessage, applyStatus, cutOffByStop, isConflict, logLevelFor, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 import type { NodeCidrObject } from "../controllers/observe.js";
 import { IPAM_DATA_DIR_KEPT } from "./report.js";
@@ -139,7 +139,7 @@ export async function reportStatus(ctx: StatusContext, own: ReadVersions, inputs
       unwritten = true;
       if (isConflict(err)) ctx.log.debug({ nodecidr: name }, "NodeCIDR changed since this pass read it; the next pass reports");
       else if (cutOffByStop(signal)) ctx.log.debug({ nodecidr: name }, "NodeCIDR status write cut off by the agent's stop");
-      else { ctx.log.error({ nodecidr: name, err: apiMessage(err) }, "could not write NodeCIDR status"); ctx.onError?.(); }
+      else { ctx.log[logLevelFor(err)]({ nodecidr: name, err: apiMessage(err) }, "could not write NodeCIDR status"); ctx.onError?.(); }
       continue;
     }
     // Not for Ready: it only gathers the others, whose own Event says the same (two Events per agent, 10,000 at
