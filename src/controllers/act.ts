@@ -4,7 +4,7 @@ import { nextCondition, type ConditionInput } from "../lib/conditions.js";
 import type { RetryGate } from "../lib/backoff.js";
 import type { EventRecorder } from "../lib/events.js";
 import type { Informer } from "../lib/informer.js";
-import { apiMessage, applyStatus, forEachLimited, isAlreadyExists, isConflict, isNotFound, logLevelFor, mergePatch, podnetResource, type KubeApi } from "../lib/k8s.js";
+import { apiMessage, applyStatus, forEachLimited, isAlreadyExists, isConflict, isNotFound, logLevelFor, mergePatch, podnetResource, retryAfterMs, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 import type { AllocationAction } from "./plan.js";
 import type { ControllerMetrics } from "./metrics.js";
@@ -90,7 +90,7 @@ export async function applyActions(planCtx: ActContext, actions: AllocationActio
         ctx.log.info({ action: action.kind, target: targetOf(action) }, "not written: the object changed since the plan read it; planning again");
         return;
       }
-      ctx.retry.failed(key);
+      ctx.retry.failed(key, performance.now(), retryAfterMs(err));
       ctx.metrics.errors.inc({ action: action.kind });
       ctx.log[logLevelFor(err)]({ action: action.kind, target: targetOf(action), err: apiMessage(err) }, "action failed; will retry with backoff");
     }

@@ -1,12 +1,12 @@
 import type { Server } from "node:http";
 import type { KubernetesObject, V1Node } from "@kubernetes/client-node";
 import type { ControllerConfig } from "../config.js";
-import { Backoff, RetryGate, sleep } from "../lib/backoff.js";
+import { Backoff, RetryGate, sleep, waitAtLeast } from "../lib/backoff.js";
 import { EventRecorder } from "../lib/events.js";
 import { FirstSeen } from "../lib/first-seen.js";
 import { startHealthServer } from "../lib/health.js";
 import { Informer, type ListPage } from "../lib/informer.js";
-import { apiMessage, logLevelFor, podnetResource, type KubeApi } from "../lib/k8s.js";
+import { apiMessage, logLevelFor, podnetResource, retryAfterMs, type KubeApi } from "../lib/k8s.js";
 import { LeaderElector, replicaIdentity } from "../lib/leader.js";
 import type { Logger } from "../log.js";
 import { applyActions } from "./act.js";
@@ -210,7 +210,7 @@ export class AllocationController {
           nextWakeMs = await this.reconcile(term);
           this.passBackoff.reset();
         } catch (err) {
-          const waitMs = this.passBackoff.next();
+          const waitMs = waitAtLeast(this.passBackoff.next(), retryAfterMs(err), 60_000);
           this.log[logLevelFor(err)]({ err: apiMessage(err), retryInMs: waitMs }, "reconcile failed; retrying");
           this.dirty = true;
           // Not cut short by watch events: on a busy cluster they would make this a hot loop.

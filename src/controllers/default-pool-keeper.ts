@@ -3,7 +3,7 @@ import type { ControllerConfig } from "../config.js";
 import { RetryGate } from "../lib/backoff.js";
 import type { EventRecorder } from "../lib/events.js";
 import type { Informer } from "../lib/informer.js";
-import { apiMessage, apiStatus, isAlreadyExists, isConflict, logLevelFor, mergePatch, podnetResource, type KubeApi } from "../lib/k8s.js";
+import { apiMessage, apiStatus, isAlreadyExists, isConflict, logLevelFor, mergePatch, podnetResource, retryAfterMs, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 import type { ControllerMetrics } from "./metrics.js";
 import { CONFIGURED_CIDRS_ANNOTATION, planDefaultPool, planNewDefaultPool, type RangeInUse } from "./default-pool.js";
@@ -51,7 +51,7 @@ export class DefaultPoolKeeper {
       }
       this.retry.succeeded(name);
     } catch (err) {
-      this.retry.failed(name);
+      this.retry.failed(name, performance.now(), retryAfterMs(err));
       this.ctx.metrics.errors.inc({ action: "defaultPool" });
       this.ctx.log[logLevelFor(err)]({ pool: name, err: apiMessage(err), retryInMs: Math.round(this.retry.nextRetryAt()! - performance.now()) }, "default pool not created or updated; retrying");
     }

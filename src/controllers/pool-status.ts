@@ -3,7 +3,7 @@ import type { RetryGate } from "../lib/backoff.js";
 import { conditionsEqual, nextCondition } from "../lib/conditions.js";
 import type { EventRecorder } from "../lib/events.js";
 import type { Informer } from "../lib/informer.js";
-import { apiMessage, applyStatus, logLevelFor, type KubeApi } from "../lib/k8s.js";
+import { apiMessage, applyStatus, logLevelFor, retryAfterMs, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 import type { PoolStatusReport } from "./plan.js";
 import type { ControllerMetrics } from "./metrics.js";
@@ -76,7 +76,7 @@ export async function writePoolStatuses(ctx: PoolStatusContext, reports: PoolSta
         await ctx.recorder.emit({ kind: "PodCIDRPool", name: report.pool, uid: pool.metadata?.uid }, "Warning", valid.reason, valid.message);
       }
     } catch (err) {
-      ctx.retry.failed(key);
+      ctx.retry.failed(key, performance.now(), retryAfterMs(err));
       ctx.metrics.errors.inc({ action: "poolStatus" });
       ctx.log[logLevelFor(err)]({ pool: report.pool, err: apiMessage(err) }, "could not write pool status; will retry with backoff");
     }

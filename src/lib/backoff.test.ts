@@ -1,6 +1,6 @@
 import { getEventListeners } from "node:events";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { RetryGate, sleep } from "./backoff.js";
+import { RetryGate, sleep, waitAtLeast } from "./backoff.js";
 
 describe("RetryGate: per-key backoff after failures", () => {
   afterEach(() => { vi.useRealTimers(); });
@@ -31,6 +31,20 @@ describe("RetryGate: per-key backoff after failures", () => {
     expect(gate.waiting("create:x1/4")).toBe(false);
   });
 
+  it.each([
+    // attempts so far, the server's Retry-After (ms), expected wait (ms); base 1 s, cap 60 s
+    [0, undefined, 1_000],
+    [0, 5_000, 5_000], // a throttled first failure waits what the server asked, not 1 s
+    [3, 5_000, 8_000], // the backoff is longer already: it stands
+    [0, 500, 1_000], // never shorter than the backoff
+    [0, 3_600_000, 60_000], // the server's word counts up to the cap
+  ])("after %i failures and Retry-After %s ms the key waits %i ms", (before, retryAfterMs, expected) => {
+    const gate = new RetryGate(1_000, 60_000);
+    for (let i = 0; i < before; i++) gate.failed("k", 0);
+    gate.failed("k", 0, retryAfterMs);
+    expect(gate.nextRetryAt()).toBe(expected);
+  });
+
   it("forgets a key on success and keys no longer planned", () => {
     const gate = new RetryGate();
     gate.failed("a", 0);
@@ -42,6 +56,18 @@ describe("RetryGate: per-key backoff after failures", () => {
     expect(gate.nextRetryAt()).toBeUndefined();
     gate.failed("a", 10);
     expect(gate.nextRetryAt()).toBe(1_010); // a fresh failure starts from the base again
+  });
+});
+
+describe("waitAtLeast: a backoff's wait, never shorter than the server's Retry-After", () => {
+  it.each([
+    [150, undefined, 30_000, 150],
+    [150, 1_000, 30_000, 1_000], // an informer's first relist after a 429: 1 s, not 100-200 ms
+    [4_000, 1_000, 30_000, 4_000],
+    [150, 120_000, 30_000, 30_000],
+    [45_000, 120_000, 30_000, 45_000], // a cap on the server's word, not on the backoff
+  ])("backoff %i, Retry-After %s, cap %i → %i", (backoffMs, serverAskedMs, maxMs, expected) => {
+    expect(waitAtLeast(backoffMs, serverAskedMs, maxMs)).toBe(expected);
   });
 });
 

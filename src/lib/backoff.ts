@@ -15,6 +15,13 @@ export class Backoff {
   }
 }
 
+/**
+ * A backoff's wait, but never shorter than the server asked (Retry-After with a 429 or 503): a retry sooner is
+ * refused again and adds to the load the server is shedding. The server's word counts up to `maxMs`.
+ */
+export const waitAtLeast = (backoffMs: number, serverAskedMs: number | undefined, maxMs: number): number =>
+  Math.max(backoffMs, Math.min(serverAskedMs ?? 0, maxMs));
+
 /** Resolves after `ms`, or at once when `signal` aborts; the abort listener goes with the timer (long outages sleep often). */
 export const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -26,8 +33,8 @@ export const sleep = (ms: number, signal?: AbortSignal) =>
 
 /**
  * Per-key retry times after failures, like client-go's per-item rate limiter: a write the API server keeps
- * refusing (a 403, an admission policy's 422, a 503) is retried at 1, 2, 4 … s up to `maxMs`, while every
- * other key goes ahead at once. Times are on the monotonic clock (performance.now()), the default `now`: on the
+ * refusing (a 403, an admission policy's 422, a 503) is retried at 1, 2, 4 … s up to `maxMs`, or later when the
+ * server's Retry-After says so, while every other key goes ahead at once. Times are on the monotonic clock (performance.now()), the default `now`: on the
  * wall clock, one stepped back an hour held a failed write for that hour. Tests pass `now` in.
  */
 export class RetryGate {
@@ -40,9 +47,11 @@ export class RetryGate {
     return (this.failing.get(key)?.retryAt ?? 0) > now;
   }
 
-  failed(key: string, now = performance.now()): void {
+  /** `retryAfterMs`: the server's Retry-After (api-errors' retryAfterMs), waited at least, up to `maxMs`. */
+  failed(key: string, now = performance.now(), retryAfterMs?: number): void {
     const attempts = (this.failing.get(key)?.attempts ?? 0) + 1;
-    this.failing.set(key, { attempts, retryAt: now + Math.min(this.maxMs, this.baseMs * 2 ** (attempts - 1)) });
+    const backoffMs = Math.min(this.maxMs, this.baseMs * 2 ** (attempts - 1));
+    this.failing.set(key, { attempts, retryAt: now + waitAtLeast(backoffMs, retryAfterMs, this.maxMs) });
   }
 
   succeeded(key: string): void {

@@ -1,3 +1,4 @@
+import { ApiException } from "@kubernetes/client-node";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { silentLogger } from "../log.js";
 import { EventRecorder } from "./events.js";
@@ -44,6 +45,25 @@ describe("EventRecorder", () => {
     expect(await recorder.emit({ kind: "Node", name: "b" }, "Warning", "X", "m", undefined, { forgetIfFailed: true })).toBe("failed");
     failing = false;
     expect(await recorder.emit({ kind: "Node", name: "b" }, "Warning", "X", "m", undefined, { forgetIfFailed: true })).toBe("sent");
+    expect(recorder.written).toBe(1);
+  });
+
+  it("keeps a throttled complaint (429) to send again once the server's Retry-After has passed, not after the interval", async () => {
+    vi.useFakeTimers({ now: 0, toFake: ["Date", "performance"] });
+    let throttling = true;
+    const api = { core: { createNamespacedEvent: async ({ body }: { body: object }) => {
+      if (throttling) throw new ApiException(429, "Unknown API Status Code!", "Too many requests, please try again later.\n", { "retry-after": "2" });
+      return body;
+    } } } as unknown as KubeApi;
+    const recorder = new EventRecorder(api, "test", silentLogger(), { intervalMs: 600_000 });
+    const warn = () => recorder.emit({ kind: "Node", name: "a" }, "Warning", "PodCIDRNotAvailable", "pool exhausted");
+    expect(await warn()).toBe("failed");
+    throttling = false;
+    vi.advanceTimersByTime(1_000);
+    expect(await warn()).toBe("duplicate"); // within Retry-After: not asked again yet
+    vi.advanceTimersByTime(1_000);
+    expect(await warn()).toBe("sent"); // before: "duplicate" for the whole 10 min interval, the Warning lost
+    expect(await warn()).toBe("duplicate"); // written: the interval holds as for any complaint
     expect(recorder.written).toBe(1);
   });
 

@@ -1,6 +1,6 @@
 import type { Logger } from "../log.js";
 import { EventSeries, newEventBody, repeatPatch, seriesKey, type EventSource, type EventTarget } from "./event-series.js";
-import { apiMessage, apiStatus, cutOffByStop, isNotFound, mergePatch, withSignal, type KubeApi } from "./k8s.js";
+import { apiMessage, apiStatus, cutOffByStop, isNotFound, isThrottled, mergePatch, retryAfterMs, withSignal, type KubeApi } from "./k8s.js";
 
 export type { EventTarget } from "./event-series.js";
 
@@ -23,6 +23,8 @@ export interface RecorderOptions {
  */
 export class EventRecorder {
   private readonly lastWritten = new Map<string, number>();
+  /** Complaints the server throttled (429), and when its Retry-After lets them go again. */
+  private readonly throttledUntil = new Map<string, number>();
   private readonly series = new EventSeries();
   private readonly intervalMs: number;
   private readonly namespace: string;
@@ -39,14 +41,17 @@ export class EventRecorder {
    * "duplicate" when the same complaint went out within the interval (callers log only what they report anew),
    * "failed" when the write did not go through (cut off by `signal`, a caller's deadline, or refused). A failed
    * complaint counts as sent for the interval, so a level-based caller does not retry it on every plan; a caller
-   * that keeps it to send again (`forgetIfFailed`) has it free to go at once.
+   * that keeps it to send again (`forgetIfFailed`) has it free to go at once. A throttled one (429) is kept to send
+   * again once the server's Retry-After (at least 1 s) has passed: it was refused unread, not written, and a
+   * Warning lost for the interval is lost when it matters most, while the API server is overloaded.
    */
   async emit(target: EventTarget, type: "Normal" | "Warning", reason: string, message: string, signal?: AbortSignal,
     opts: { forgetIfFailed?: boolean } = {}): Promise<EmitResult> {
     const key = `${target.kind}/${target.name}/${reason}/${message}`;
     // The interval on the monotonic clock: on the wall clock, one stepped back an hour silenced complaints for that hour.
     const now = performance.now();
-    if (now - (this.lastWritten.get(key) ?? -Infinity) < this.intervalMs) return "duplicate";
+    if (now - (this.lastWritten.get(key) ?? -Infinity) < this.intervalMs || now < (this.throttledUntil.get(key) ?? -Infinity)) return "duplicate";
+    this.throttledUntil.delete(key);
     this.lastWritten.delete(key); // re-inserted last: the map stays in time order for pruning
     this.lastWritten.set(key, now);
     this.prune(now);
@@ -56,7 +61,8 @@ export class EventRecorder {
       this.written++;
       return "sent";
     } catch (err) {
-      if (opts.forgetIfFailed) this.lastWritten.delete(key);
+      if (opts.forgetIfFailed || isThrottled(err)) this.lastWritten.delete(key);
+      if (isThrottled(err)) this.throttledUntil.set(key, now + Math.max(1_000, retryAfterMs(err) ?? 0));
       this.log[cutOffByStop(signal) ? "debug" : "warn"]({ kind: target.kind, name: target.name, reason, err: apiMessage(err) }, "could not write event");
       return "failed";
     }
@@ -83,6 +89,7 @@ export class EventRecorder {
 
   /** Complaints older than the interval may go out again anyway: drop them, or churn grows the map for good. */
   private prune(now: number): void {
+    for (const [key, until] of this.throttledUntil) if (until <= now) this.throttledUntil.delete(key);
     for (const [key, at] of this.lastWritten) {
       if (now - at < this.intervalMs) break; // in time order: the rest are newer
       this.lastWritten.delete(key);

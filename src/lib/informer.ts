@@ -1,7 +1,7 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "../log.js";
-import { Backoff, sleep } from "./backoff.js";
-import { apiMessage, apiStatus, type KubeApi } from "./k8s.js";
+import { Backoff, sleep, waitAtLeast } from "./backoff.js";
+import { apiMessage, apiStatus, retryAfterMs, type KubeApi } from "./k8s.js";
 import { streamWatch } from "./watch-request.js";
 
 export type InformerEvent = "add" | "update" | "delete";
@@ -142,7 +142,7 @@ export class Informer<T extends KubernetesObject> {
           continue;
         }
         this.opts.onError?.(err);
-        const delay = backoff.next();
+        const delay = waitAtLeast(backoff.next(), retryAfterMs(err), 60_000); // never sooner than a throttling server asked
         const next = resourceVersion === undefined ? "relisting" : `resuming the watch at resourceVersion ${resourceVersion}`;
         this.opts.log.warn({ path: this.opts.path, err: apiMessage(err), retryInMs: delay }, `list/watch failed; ${next}`);
         await sleep(delay, this.abort.signal);
