@@ -16,6 +16,9 @@ describe("apiMessage: one line saying what the server said", () => {
     ["a blank first line is skipped", refused(502, "\n  \nbad gateway\n"), "HTTP 502: bad gateway"],
     ["JSON that is no Status", refused(500, { error: "boom" }), "HTTP 500: {\"error\":\"boom\"}"],
     ["Retry-After on a 500 is not read", refused(500, "oops", { "retry-after": "5" }), "HTTP 500: oops"],
+    ["a bare 404 page: a resource type the server does not serve", refused(404, "404 page not found\n"),
+      "HTTP 404: 404 page not found (the API server serves no such resource: are the podnet CRDs installed? apply charts/podnet/crds)"],
+    ["a 404 Status (an object that is not there) keeps its message", refused(404, JSON.stringify({ kind: "Status", message: "nodecidrs \"x\" not found" })), "nodecidrs \"x\" not found"],
     ["a plain error keeps its message", new Error("connect ECONNREFUSED 127.0.0.1:6443"), "connect ECONNREFUSED 127.0.0.1:6443"],
   ])("%s", (_what, err, expected) => {
     expect(apiMessage(err)).toBe(expected);

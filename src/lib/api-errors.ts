@@ -34,7 +34,10 @@ export function apiMessage(err: unknown): string {
   // dumps code, body and every header on four lines. Say what the server said, in one.
   if (err instanceof ApiException) {
     const retryAfter = retryAfterMs(err);
-    return `HTTP ${err.code}: ${firstLine(err.body) || STATUS_CODES[err.code] || "no explanation"}${retryAfter === undefined ? "" : `; retry after ${retryAfter / 1000}s`}`;
+    // An object that is not there is a 404 Status; a bare "404 page not found" is a resource type the server does
+    // not serve, and the only ones podnet uses that a cluster can lack are its own (the CRDs deleted or not yet applied).
+    const hint = err.code === 404 ? " (the API server serves no such resource: are the podnet CRDs installed? apply charts/podnet/crds)" : "";
+    return `HTTP ${err.code}: ${firstLine(err.body) || STATUS_CODES[err.code] || "no explanation"}${hint}${retryAfter === undefined ? "" : `; retry after ${retryAfter / 1000}s`}`;
   }
   return err instanceof Error ? err.message : String(err);
 }

@@ -2,7 +2,7 @@ import { parse, stringify } from "yaml";
 import { describe, expect, it } from "vitest";
 import type { AllocationController } from "../../src/controllers/controller.js";
 import { crdSources, renderCrdYaml } from "../../src/crds/generate.js";
-import { installCrds, KubeApi } from "../../src/lib/k8s.js";
+import { apiMessage, installCrds, KubeApi } from "../../src/lib/k8s.js";
 import { SchemaDrops } from "../../src/controllers/schema-drops.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 import { allocated, createNodes, listNodeCidrs } from "../harness/cluster-objects.js";
@@ -73,5 +73,10 @@ describe("controller on the real API server: a NodeCIDR CRD older than the contr
       controller = undefined;
       await installCrds(admin, crdSources.map(renderCrdYaml));
     }
+  });
+
+  it("names the missing CRDs when the API server does not serve a podnet resource (its CRD deleted or never applied)", async () => {
+    const err = await fx.api().custom.listClusterCustomObject({ group: "podnet.io", version: "v1alpha1", plural: "nosuchthings" }).then(() => undefined, (e: unknown) => e);
+    expect(apiMessage(err)).toBe("HTTP 404: 404 page not found (the API server serves no such resource: are the podnet CRDs installed? apply charts/podnet/crds)");
   });
 });
