@@ -1,4 +1,4 @@
-import { tryParseCidr } from "../lib/cidr.js";
+import { tryParseCidr, type Cidr } from "../lib/cidr.js";
 import { DisjointCidrs } from "../lib/cidr-index.js";
 import { buildPoolStates, findSet, hold, notePodCapacity, poolStatusReports, recordProblem, retainedClash, type PlannerPool, type PoolState, type PoolStatusReport } from "./plan-pools.js";
 import type { PoolStates } from "./pool-states.js";
@@ -53,12 +53,15 @@ export function planAllocations(input: PlannerInput): AllocationPlan {
   // one the Node names in spec.podCIDRs: kubelet already hands out its addresses. Then the older record (agents keep
   // the older of two ranges of one family in their CNI config), then the name. Ranked once per record, not in
   // each of the sort's comparisons.
-  const ranked = input.records.map((r) => ({ r, rank: CLAIM_ORDER[r.phase ?? "unconfirmed"]! * 4 + (covered(r, states) ? 0 : 2) + (present.get(r.nodeName)?.podCIDRs.includes(r.cidr) ? 0 : 1) }));
+  const ranked = input.records.map((r) => {
+    const cidr = tryParseCidr(r.cidr);
+    return { r, cidr, rank: CLAIM_ORDER[r.phase ?? "unconfirmed"]! * 4 + (covered(r, cidr, states) ? 0 : 2) + (present.get(r.nodeName)?.podCIDRs.includes(r.cidr) ? 0 : 1) };
+  });
   const kept = new DisjointCidrs(); // the live records' CIDRs
   const age = (r: PlannerRecord) => r.createdAt ?? Number.MAX_SAFE_INTEGER;
   for (const claim of ranked.sort((a, b) => a.rank - b.rank || age(a.r) - age(b.r) || compareText(a.r.name, b.r.name))) {
     let r = claim.r;
-    const cidr = tryParseCidr(r.cidr);
+    const cidr = claim.cidr;
     if (r.phase === "Released") {
       // Released with no time (a hand edit): stamped, and its cooldown starts once the stamped release is seen.
       if (r.releasedAt === undefined) actions.push({ kind: "release", name: r.name, nodeName: r.nodeName });
@@ -178,8 +181,7 @@ function planNode(node: PlannerNode, state: PoolState | undefined, states: PoolS
 }
 
 /** An Allocated record its pool's ranges hold as a slice, or, its pool gone, another pool's (it is re-homed there). */
-function covered(r: PlannerRecord, states: PoolStates): boolean {
-  const cidr = r.phase === "Allocated" ? tryParseCidr(r.cidr) : undefined;
+function covered(r: PlannerRecord, cidr: Cidr | undefined, states: PoolStates): boolean {
   return r.phase !== "Allocated" || (cidr !== undefined && findSet(states, cidr, states.get(r.pool)) !== undefined);
 }
 
