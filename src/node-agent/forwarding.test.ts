@@ -50,6 +50,11 @@ describe("forwardingProblem", () => {
     expect(forwardingProblem(err)).toMatch(/IPv4 forwarding is off: the chart's init container sets it; check that it ran/);
     expect(forwardingProblem(err)).not.toMatch(/IPv6/);
   });
+  it("a refused accept_ra write says what it costs the node and how to get it set, not how to get IPv6 ranges", () => {
+    const err = 'sysctl -w net.ipv6.conf.eth0.accept_ra=2 failed (255): sysctl: permission denied on key "net.ipv6.conf.eth0.accept_ra"';
+    expect(forwardingProblem(err)).toMatch(/ignores router advertisements .*init container moves them to 2/);
+    expect(forwardingProblem(err)).not.toMatch(/pool\.clusterCIDRs/);
+  });
   it("any other failure is passed on as it is", () => {
     expect(forwardingProblem("sysctl: cannot stat /proc/sys/net/ipv6/conf/all/forwarding: No such file or directory")).toBe("sysctl: cannot stat /proc/sys/net/ipv6/conf/all/forwarding: No such file or directory");
   });

@@ -38,6 +38,8 @@ export function bridgeNetfilterProblem(err: string): string {
 export function forwardingProblem(err: string): string {
   // procps reports a read-only /proc/sys as "permission denied on key" (measured), other tools as EROFS.
   if (!/read-only file system|permission denied on key/i.test(err)) return err;
+  if (/accept_ra/.test(err)) return `${err}: /proc/sys is not writable in the agent's container, and an interface at accept_ra 1 ignores router advertisements `
+    + "while IPv6 forwarding is on (the node loses its RA-learned default route when it expires): the chart's init container moves them to 2; delete this node's agent pod, or set accept_ra 2 on the node";
   // The init container always enables IPv4 forwarding: a refused IPv4 key means it did not run (or failed).
   if (!/ipv6/i.test(err)) return `${err}: /proc/sys is not writable in the agent's container, and IPv4 forwarding is off: the chart's init container sets it; check that it ran, or enable forwarding on the node`;
   return `${err}: /proc/sys is not writable in the agent's container, and the chart's init container enables IPv6 forwarding only when `
@@ -62,13 +64,15 @@ export function keepAcceptingRouterAdvertisements(listing: string): Record<strin
 /** Set and read back; sysctls under net.* belong to the network namespace the tool runs in. */
 export async function ensureSysctls(wanted: Record<string, string>, netns?: string): Promise<void> {
   for (const [key, value] of Object.entries(wanted)) {
-    const current = (await runOk("sysctl", ["-n", key], { netns })).trim();
-    if (current === value) continue;
+    // Whether or not forwarding is on already: the bridge plugin turns it on itself for a pod's first IPv6
+    // address (isGateway), so "already on" does not mean an owner chose to ignore RAs, and the kernel ignores
+    // them on interfaces at 1 however forwarding came on.
     if (key === IPV6_FORWARDING && value === "1") {
-      // Only when podnet itself turns forwarding on: an owner who had it on with accept_ra 1 chose to ignore RAs.
       const listing = await runOk("sysctl", ["-a", "--pattern", "accept_ra$"], { netns });
       for (const [raKey, raValue] of Object.entries(keepAcceptingRouterAdvertisements(listing))) await runOk("sysctl", ["-w", `${raKey}=${raValue}`], { netns });
     }
+    const current = (await runOk("sysctl", ["-n", key], { netns })).trim();
+    if (current === value) continue;
     await runOk("sysctl", ["-w", `${key}=${value}`], { netns });
     const after = (await runOk("sysctl", ["-n", key], { netns })).trim();
     if (after !== value) throw new Error(`sysctl ${key} is ${after} after setting ${value}`);

@@ -36,6 +36,8 @@ export interface SyncOutcome {
    */
   sysctls: {
     error?: string; bridgeNetfilterError?: string; reversePathError?: string; skipped?: boolean;
+    /** The families the forwarding sysctls were checked for (named in SysctlsReady, so a result never speaks for a family it did not check). */
+    families?: Array<4 | 6>;
     /** The host firewall step ran in this pass (event passes run it when the pod network changed). */
     firewallChecked?: boolean;
     /** Families whose host FORWARD chain drops by default (podnet accepts the pod network there), or why it could not. */
@@ -109,7 +111,7 @@ export function agentConditions(o: SyncOutcome): ConditionInput[] {
     : elsewhere.some((f) => f.dropped.length) ? bad("SysctlsReady", FORWARD_DROPPED_BY_OTHER_TABLE, droppedElsewhereMessage(elsewhere))
     : o.sysctls.bridgeNetfilterError ? bad("SysctlsReady", BRIDGE_NETFILTER_OFF, o.sysctls.bridgeNetfilterError)
     : o.sysctls.reversePathError ? bad("SysctlsReady", REVERSE_PATH_STRICT, o.sysctls.reversePathError)
-    : ok("SysctlsReady", elsewhere.length ? FORWARD_MAY_BE_DROPPED : "Set", "forwarding enabled; bridged pod traffic passes netfilter" + (o.sysctls.forwardDropPolicy?.length
+    : ok("SysctlsReady", elsewhere.length ? FORWARD_MAY_BE_DROPPED : "Set", `forwarding enabled${o.sysctls.families ? ` (${o.sysctls.families.map((f) => `IPv${f}`).join(", ")})` : ""}; bridged pod traffic passes netfilter` + (o.sysctls.forwardDropPolicy?.length
       ? `; the host firewall's FORWARD chain drops by default (${o.sysctls.forwardDropPolicy.map((f) => `IPv${f}`).join(", ")}): podnet accepts the pod network in it` : "")
       + (elsewhere.length ? `; ${droppedElsewhereMessage(elsewhere)}` : ""));
   const shadowed = o.cni.shadowedBy.length

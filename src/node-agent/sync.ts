@@ -101,8 +101,13 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
   // Right after the routes: a tunnel just made filters strictly until this runs.
   if (!(view instanceof Error)) await syncReversePath(input, view, outcome);
   await syncNft(input, outcome, links && overlayMtu(input.config, links, input.nodeIP));
-  if (input.full) await syncSysctls(input, state.families.length ? state.families : [4], outcome.sysctls);
-  else {
+  const families = state.families.length ? state.families : [4 as const];
+  // Also when the node's families change: an IPv6 range added between full passes needs IPv6 forwarding (and
+  // accept_ra 2 before it) now, and the standing result, judged for IPv4 alone, must not speak for it.
+  if (input.full || sysctlsCheckedFor.get(input.netns ?? "") !== families.join(",")) {
+    await syncSysctls(input, families, outcome.sysctls);
+    sysctlsCheckedFor.set(input.netns ?? "", families.join(","));
+  } else {
     outcome.sysctls.skipped = true;
     // A range added to a pool: its pods must not wait for the next full pass behind a dropping firewall.
     if (forwardCheckedFor.get(input.netns ?? "") !== state.podNetwork.join(",")) await syncFirewallForward(input, outcome.sysctls);
@@ -110,6 +115,8 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
   return outcome;
 }
 
+/** Per namespace: the families the forwarding sysctls were last checked for. */
+const sysctlsCheckedFor = new Map<string, string>();
 /** Per namespace: the pod network the host firewall's FORWARD chain was last made to accept. */
 const forwardCheckedFor = new Map<string, string>();
 /** Per namespace: other tables' forward-hook chains as last judged (logged when that changes). */
@@ -152,6 +159,7 @@ async function syncFirewallForward(input: SyncInput, result: SyncOutcome["sysctl
  * fail), then the host firewall's FORWARD policy (a drop there stops all pod traffic: forward-accept-sync.ts).
  */
 async function syncSysctls(input: SyncInput, families: Array<4 | 6>, result: SyncOutcome["sysctls"]): Promise<void> {
+  result.families = families;
   const forwarding = neededSysctls(families);
   const bridged = bridgeNetfilterSysctls(families);
   if (input.config["dry-run"]) input.log.info({ sysctls: { ...forwarding, ...bridged } }, "dry-run: would ensure sysctls");

@@ -159,6 +159,12 @@ describe("Helm chart charts/podnet", () => {
         expect(inNs("sysctl", "-n", "net.ipv6.conf.all.forwarding")).toBe(v6 ? "1" : "0");
         expect(inNs("sysctl", "-n", "net.ipv6.conf.uplink.accept_ra")).toBe(v6 ? "2" : "1");
         expect(inNs("sysctl", "-n", "net.ipv6.conf.quiet.accept_ra")).toBe("0");
+        if (v6) {
+          // Forwarding already on (the bridge plugin turns it on for a pod's first IPv6 address), an interface still at 1.
+          inNs("sysctl", "-w", "net.ipv6.conf.uplink.accept_ra=1");
+          inNs("sh", "-c", script(render(...sets)));
+          expect(inNs("sysctl", "-n", "net.ipv6.conf.uplink.accept_ra")).toBe("2");
+        }
       } finally {
         destroyNamespace(ns);
       }
