@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { cidrContainsIp, parseCidr, parseIp } from "../lib/cidr.js";
-import { splitRoutes, underlayIpOf, vtepMac, vxlanSenders, type OverlayMode, type RouteSplit } from "./overlay-plan.js";
+import { splitRoutes, tunnelMtu, tunnelMtuRefusal, underlayIpOf, vtepMac, vxlanSenders, type OverlayMode, type RouteSplit } from "./overlay-plan.js";
 import { planVxlan } from "./vxlan-plan.js";
 import type { DesiredRoute } from "./desired-state.js";
 
@@ -177,5 +177,26 @@ describe("splitRoutes: peers that share a VTEP MAC", () => {
 
   it("no shared MAC: the split is handed back as it is", () => {
     expect(splitRoutes([p1, p3], () => undefined, "vxlan", self).unreachable).toEqual([]);
+  });
+});
+
+describe("tunnelMtu", () => {
+  it.each([
+    ["the link's less 50 over IPv4", 1500, 4, true, 1450],
+    ["the link's less 70 over IPv6", 1500, 6, true, 1430],
+    ["never under IPv6's 1280 while it carries IPv6 (below it the kernel disables IPv6 on the device)", 1300, 4, true, 1280],
+    ["not raised over an IPv6 underlay (the node does not fragment the outer IPv6 packets)", 1300, 6, true, 1230],
+    ["an IPv4-only tunnel keeps the link's less headers", 1300, 4, false, 1250],
+  ] as const)("%s", (_label, link, underlay, carriesIpv6, mtu) => {
+    expect(tunnelMtu(link, underlay, carriesIpv6)).toBe(mtu);
+  });
+});
+
+describe("tunnelMtuRefusal", () => {
+  it("refuses an IPv6 underlay whose tunnel would fall under 1280 while it carries IPv6, naming the link's MTU and the floor", () => {
+    expect(tunnelMtuRefusal(1300, 6, true)).toMatch(/link's MTU 1300 less VXLAN's 70 bytes over IPv6 is 1230, under IPv6's minimum 1280 .*at least 1350 bytes/);
+  });
+  it.each([["an IPv4 underlay (held at 1280)", 1300, 4, true], ["a tunnel without IPv6", 1300, 6, false], ["a link of 1350", 1350, 6, true]] as const)("not %s", (_label, link, underlay, v6) => {
+    expect(tunnelMtuRefusal(link, underlay, v6)).toBeUndefined();
   });
 });

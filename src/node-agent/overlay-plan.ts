@@ -12,6 +12,29 @@ export type OverlayMode = "auto" | "vxlan" | "none";
 export const VXLAN_DEVICE = "podnet.vxlan";
 /** Outer IP + UDP + VXLAN + inner Ethernet headers. */
 export const vxlanOverhead = (underlay: IpFamily) => (underlay === 4 ? 50 : 70);
+/** IPv6's minimum link MTU: below it the kernel disables IPv6 on a device (its addresses and routes refused). */
+export const IPV6_MIN_MTU = 1280;
+
+/**
+ * Pure: podnet.vxlan's MTU, the underlay link's less VXLAN's headers; over an IPv4 underlay never under IPv6's
+ * minimum while the tunnel carries IPv6 (a link under 1330): its outer packets, sent without DF, are then
+ * fragmented by the node, which costs less than IPv6 pods cut off. Not over IPv6: the kernel does not fragment
+ * the tunnel's outer IPv6 packets (measured: Ip6FragFails), so a full-size packet would vanish; under 1280
+ * there the overlay is refused instead (`tunnelMtuRefusal`). The pods' MTU follows where it comes from the tunnel.
+ */
+export function tunnelMtu(linkMtu: number, underlay: IpFamily, carriesIpv6: boolean): number {
+  const mtu = linkMtu - vxlanOverhead(underlay);
+  return carriesIpv6 && underlay === 4 ? Math.max(mtu, IPV6_MIN_MTU) : mtu;
+}
+
+/** Pure: why podnet.vxlan cannot carry IPv6 on this link, or undefined when it can (or need not). */
+export function tunnelMtuRefusal(linkMtu: number, underlay: IpFamily, carriesIpv6: boolean): string | undefined {
+  const mtu = tunnelMtu(linkMtu, underlay, carriesIpv6);
+  if (!carriesIpv6 || mtu >= IPV6_MIN_MTU) return undefined;
+  return `${VXLAN_DEVICE} not set up: the underlay link's MTU ${linkMtu} less VXLAN's ${vxlanOverhead(underlay)} bytes over IPv6 is ${mtu}, under IPv6's minimum `
+    + `${IPV6_MIN_MTU} (the kernel disables IPv6 on a device below it), and a node does not fragment the tunnel's outer IPv6 packets: give the `
+    + `underlay at least ${IPV6_MIN_MTU + vxlanOverhead(underlay)} bytes, or the nodes IPv4 addresses (over IPv4 the tunnel is kept at ${IPV6_MIN_MTU} and its outer packets fragmented)`;
+}
 
 /**
  * A route as the kernel should hold it; `dev` set for overlay routes (`via <gw> dev podnet.vxlan onlink`).

@@ -4,7 +4,7 @@ import type { Logger } from "../log.js";
 import type { DesiredNodeState, DesiredRoute } from "./desired-state.js";
 import { applyBatch, readLinks, readNexthops, readRoutes, type LinkInfo } from "./ip-route.js";
 import { NexthopTable, planRouteBatch, withNexthopGateways, type ObservedNexthop, type RouteBatch } from "./nexthop-plan.js";
-import { splitRoutes, vxlanOverhead, VXLAN_DEVICE, type KernelRoute, type RouteSplit } from "./overlay-plan.js";
+import { splitRoutes, tunnelMtu, tunnelMtuRefusal, VXLAN_DEVICE, type KernelRoute, type RouteSplit } from "./overlay-plan.js";
 import type { SyncOutcome } from "./report.js";
 import { planRoutes, RouteTable, type RouteAction } from "./routes-plan.js";
 import { applyVxlan, explainVxlanErrors, readVxlan } from "./vxlan.js";
@@ -49,19 +49,22 @@ export async function kernelView(input: { netns?: string; full: boolean; config:
 /** Devices this node's routes go out of, as last read (empty before the first read). */
 export const routedDevices = (netns?: string): ReadonlySet<string> => kernelViews.get(netns ?? "")?.links.devices ?? new Set();
 
-/** MTU of the overlay device: the underlay link's minus VXLAN headers. */
-export function overlayMtu(config: AgentConfig, links: LinkInfo, underlayIp: string | undefined): number | undefined {
+/** Whether podnet.vxlan may carry IPv6: this node has IPv6 pods, or routes to other nodes' IPv6 pods. */
+export const tunnelCarriesIpv6 = (state: DesiredNodeState): boolean => state.families.includes(6) || state.routes.some((r) => r.dst.includes(":"));
+
+/** MTU of the overlay device: the underlay link's minus VXLAN headers (at least 1280 with IPv6: tunnelMtu). */
+export function overlayMtu(config: AgentConfig, links: LinkInfo, underlayIp: string | undefined, state: DesiredNodeState): number | undefined {
   if (config.overlay === "none" || !underlayIp) return undefined;
   const link = links.mtuOf(underlayIp);
-  return link ? link - vxlanOverhead(parseIp(underlayIp).family) : undefined;
+  return link ? tunnelMtu(link, parseIp(underlayIp).family, tunnelCarriesIpv6(state)) : undefined;
 }
 
 /**
  * MTU pods get: the link's. Only when everything is encapsulated (`vxlan`) the overlay's: with `auto`, pods on
  * direct peers get the full MTU, and TCP into the overlay has its MSS clamped (see renderNftTable).
  */
-export function podMtu(config: AgentConfig, links: LinkInfo, nodeIp: string | undefined): number | undefined {
-  return config.overlay === "vxlan" ? overlayMtu(config, links, nodeIp) : links.mtuOf(nodeIp ?? "");
+export function podMtu(config: AgentConfig, links: LinkInfo, nodeIp: string | undefined, state: DesiredNodeState): number | undefined {
+  return config.overlay === "vxlan" ? overlayMtu(config, links, nodeIp, state) : links.mtuOf(nodeIp ?? "");
 }
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -125,7 +128,7 @@ export async function syncRoutes(input: RouteSyncInput, view: KernelView | Error
 
 /** What the last successful pass planned for: the kernel routes, and the rest (usually tiny) as text. */
 interface PlannedFor { kernel: KernelRoute[]; rest: string }
-const plannedFor = (split: RouteSplit, vxlan: VxlanDesired | "keep" | undefined): PlannedFor =>
+const plannedFor = (split: RouteSplit, vxlan: VxlanDesired | VxlanKept | undefined): PlannedFor =>
   ({ kernel: split.kernel, rest: JSON.stringify([split.peers, split.unreachable, vxlan]) });
 /** Compared field by field: serialising thousands of routes on every pass cost more than planning them. */
 function samePlanInputs(a: PlannedFor, b: PlannedFor): boolean {
@@ -133,15 +136,21 @@ function samePlanInputs(a: PlannedFor, b: PlannedFor): boolean {
   return a.kernel.every((r, i) => { const o = b.kernel[i]!; return r.dst === o.dst && r.via === o.via && r.dev === o.dev && r.linkDev === o.linkDev && r.nodeName === o.nodeName; });
 }
 
+/** Leave the device as it is, for this reason (reported as the overlay's error). */
+interface VxlanKept { keep: string }
+
 /**
- * The device as it should be; undefined: no device; "keep": the NodeCIDR names a node IP this node does not
+ * The device as it should be; undefined: no device; kept: the NodeCIDR names a node IP this node does not
  * have (the address changed and the controller has not mirrored it yet): leave the device as it is rather than
- * remove it and the overlay routes with it.
+ * remove it and the overlay routes with it; or the link is too small for the tunnel to carry IPv6 (tunnelMtuRefusal).
  */
-function vxlanDesired(input: RouteSyncInput, view: KernelView, split: RouteSplit): VxlanDesired | "keep" | undefined {
+function vxlanDesired(input: RouteSyncInput, view: KernelView, split: RouteSplit): VxlanDesired | VxlanKept | undefined {
   if (input.config.overlay === "none" || !input.underlayIp) return undefined;
-  const mtu = overlayMtu(input.config, view.links, input.underlayIp);
-  if (!mtu) return "keep";
+  const mtu = overlayMtu(input.config, view.links, input.underlayIp, input.state);
+  const link = view.links.mtuOf(input.underlayIp);
+  if (!mtu || !link) return { keep: `node IP ${input.underlayIp} is not an address of this node; ${VXLAN_DEVICE} left as it is` };
+  const refused = tunnelMtuRefusal(link, parseIp(input.underlayIp).family, tunnelCarriesIpv6(input.state));
+  if (refused) return { keep: refused };
   return {
     vni: input.config["vxlan-id"], port: input.config["vxlan-port"], local: input.underlayIp, mtu,
     addresses: overlayAddresses(input.state.ownCidrs), peers: split.peers,
@@ -176,9 +185,9 @@ interface OverlayStep { changes: number; error?: string; replacedDevice?: boolea
  * Bring podnet.vxlan, its neighbours and fdb entries in line, except the removals `finishOverlay` makes after
  * the route batch; how many changes that takes, and any error.
  */
-async function syncOverlay(input: RouteSyncInput, view: KernelView, desired: VxlanDesired | "keep" | undefined): Promise<OverlayStep> {
+async function syncOverlay(input: RouteSyncInput, view: KernelView, desired: VxlanDesired | VxlanKept | undefined): Promise<OverlayStep> {
   if (!view.vxlan) return { changes: 0 };
-  if (desired === "keep") return { changes: 0, error: `node IP ${input.underlayIp} is not an address of this node; ${VXLAN_DEVICE} left as it is` };
+  if (desired && "keep" in desired) return { changes: 0, error: desired.keep };
   const plan = planVxlan(desired, view.vxlan);
   const changes = vxlanChanges(plan);
   if (changes === 0) return { changes };

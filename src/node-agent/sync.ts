@@ -89,7 +89,7 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
   const links = view instanceof Error ? undefined : view.links;
   const outcome: SyncOutcome = {
     routes: await syncRoutes({ ...input, underlayIp: input.nodeIP }, view),
-    cni: await syncCni(input, links && podMtu(input.config, links, input.nodeIP)),
+    cni: await syncCni(input, links && podMtu(input.config, links, input.nodeIP, state)),
     masquerade: { enabled: input.config.masquerade, keepSourceTo: input.config["no-masquerade-cidrs"] },
     sysctls: {},
     rejected: state.rejected,
@@ -100,7 +100,7 @@ export async function syncKernelAndFiles(input: SyncInput): Promise<SyncOutcome>
   if (holders.length) outcome.cni.podCidrHeldBy = { podCidrs: state.ownCidrs, holders };
   // Right after the routes: a tunnel just made filters strictly until this runs.
   if (!(view instanceof Error)) await syncReversePath(input, view, outcome);
-  await syncNft(input, outcome, links && overlayMtu(input.config, links, input.nodeIP));
+  await syncNft(input, outcome, links && overlayMtu(input.config, links, input.nodeIP, state));
   const families = state.families.length ? state.families : [4 as const];
   // Also when the node's families change: an IPv6 range added between full passes needs IPv6 forwarding (and
   // accept_ra 2 before it) now, and the standing result, judged for IPv4 alone, must not speak for it.
