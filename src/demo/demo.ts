@@ -64,7 +64,7 @@ export async function runDemo(argv: string[]): Promise<void> {
     const failures = matrix.cells.filter((c) => !c.ok).length;
     if (failures) throw new Error(`${failures} pod pairs could not reach each other`);
     await showHostPort(cluster);
-    await showJoinAndLeave(cluster, nodeCount + 1);
+    await showJoinAndLeave(cluster, nodeCount + 1, values["dual-stack"] ? 2 : 1);
     if (values.keep) {
       step(`cluster kept running; Ctrl-C tears it down. In another shell:\n        export KUBECONFIG=${cluster.kubeconfig}\n        alias kubectl=${kubeBin("kubectl")}`);
       await new Promise(() => undefined);
@@ -115,21 +115,26 @@ async function showHostPort(cluster: LocalCluster): Promise<void> {
   }
 }
 
-async function showJoinAndLeave(cluster: LocalCluster, index: number): Promise<void> {
+/** One CIDR per family the pool serves (two with --dual-stack): the step waits for, prints and checks each of them. */
+async function showJoinAndLeave(cluster: LocalCluster, index: number, families: number): Promise<void> {
   const name = `node-${index}`;
   step(`${name} joins the cluster`);
   await cluster.addNode(name);
   const joined = cluster.nodes.get(name)!.registeredAt!;
   const others = [...cluster.nodes.keys()].filter((n) => n !== name);
-  const cidr = await waitFor(`a CIDR for ${name}`, async () => (await cluster.nodeCidrs()).find((r) => r.spec.nodeName === name && r.status?.phase === "Allocated")?.spec.cidr, 30_000, 20);
-  await waitFor(`routes to ${cidr} everywhere`, async () => (others.every((n) => cluster.ownRoutes(n).some((r) => r.startsWith(`${cidr} `))) ? true : undefined), 30_000, 20);
-  step(`${name} got ${cidr}; every node routes to it (${((performance.now() - joined) / 1000).toFixed(1)} s after the Node was created):`);
-  for (const other of others) console.log(indent(`${other}: ${cluster.ownRoutes(other).filter((r) => r.startsWith(`${cidr} `)).join(", ")}`));
+  const cidrs = await waitFor(`${families === 1 ? "a CIDR" : `a CIDR of each of ${families} families`} for ${name}`, async () => {
+    const allocated = (await cluster.nodeCidrs()).filter((r) => r.spec.nodeName === name && r.status?.phase === "Allocated").map((r) => r.spec.cidr);
+    return allocated.length >= families ? allocated.sort() : undefined;
+  }, 30_000, 20);
+  const routedTo = (node: string, cidr: string) => cluster.ownRoutes(node).filter((r) => r.startsWith(`${cidr} `));
+  await waitFor(`routes to ${cidrs.join(" and ")} everywhere`, async () => (others.every((n) => cidrs.every((c) => routedTo(n, c).length)) ? true : undefined), 30_000, 20);
+  step(`${name} got ${cidrs.join(" and ")}; every node routes to ${cidrs.length === 1 ? "it" : "them"} (${((performance.now() - joined) / 1000).toFixed(1)} s after the Node was created):`);
+  for (const other of others) console.log(indent(`${other}: ${cidrs.flatMap((c) => routedTo(other, c)).join(", ")}`));
   await cluster.waitReady(60_000);
   step(`${name} leaves the cluster (Node deleted)`);
   await cluster.removeNode(name);
-  await waitFor("routes to the departed node gone", async () => ([...cluster.nodes.keys()].every((n) => !cluster.ownRoutes(n).some((r) => r.startsWith(`${cidr} `))) ? true : undefined), 30_000, 100);
-  step(`routes to ${cidr} are gone from every node; its NodeCIDR is Released until the cooldown ends`);
+  await waitFor("routes to the departed node gone", async () => ([...cluster.nodes.keys()].every((n) => cidrs.every((c) => !routedTo(n, c).length)) ? true : undefined), 30_000, 100);
+  step(`routes to ${cidrs.join(" and ")} are gone from every node; its NodeCIDR${cidrs.length === 1 ? " is" : "s are"} Released until the cooldown ends`);
 }
 
 /** `make demo-clean`: remove namespaces of demo or test runs whose process is gone. */
