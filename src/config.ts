@@ -106,6 +106,9 @@ export const agentConfigSchema = z.object({
   // Clear the Node's NetworkUnavailable condition (and so the network-unavailable taint) once this node
   // can network pods; off for clusters where another component owns that condition.
   "clear-network-unavailable": boolean.prefault("true"),
+  // A node whose pool serves two families waits this long for the second family's NodeCIDR before its first
+  // CNI config (pods started with one family keep it for life); then it networks pods with what it has.
+  "family-grace-period": durationWithin(0).prefault("10s"),
   // Program a named network namespace instead of the agent's own: the local cluster runs every agent on the
   // host (where the apiserver listens on loopback) and points each at its node's namespace.
   netns: z.string().optional(),

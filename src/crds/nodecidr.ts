@@ -109,7 +109,7 @@ export const nodeCidrStatusSchema = z.object({
   observedGeneration: z.number().int().min(0).optional().meta({ description: "metadata.generation the controller last wrote this status for." }),
   conditions: conditionsSchema.optional().meta({
     description: "Allocated (the controller's word: allocated, adopted, retained or quarantined, and why); Ready, RoutesProgrammed, "
-      + "CNIConfigured, SysctlsReady, MasqueradeReady and CNIConfigShadowed (the node agent's, on its own node's records).",
+      + "CNIConfigured, SysctlsReady, MasqueradeReady, FamiliesComplete and CNIConfigShadowed (the node agent's, on its own node's records).",
   }),
   agent: agentReportSchema.optional().meta({ description: "What the node agent last did on this node." }),
 }).meta({ description: "What became of the allocation: the controller's phase and Allocated condition, the node agent's conditions and report." });

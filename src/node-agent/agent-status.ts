@@ -7,6 +7,7 @@ import type { Informer } from "../lib/informer.js";
 import { apiMessage, applyStatus, cutOffByStop, isConflict, logLevelFor, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 import type { NodeCidrObject } from "../controllers/observe.js";
+import { FAMILY_PENDING } from "./family-gap.js";
 import { IPAM_DATA_DIR_KEPT } from "./report.js";
 
 export interface StatusContext {
@@ -145,7 +146,8 @@ export async function reportStatus(ctx: StatusContext, own: ReadVersions, inputs
     // Not for Ready: it only gathers the others, whose own Event says the same (two Events per agent, 10,000 at
     // 5,000 nodes, for one unreachable peer).
     // Nor for CNIConfigured=False when the reason is shadowing: CNIConfigShadowed's own Warning says it.
-    for (const c of conditions.filter((c) => c.status === "False" && c.type !== "CNIConfigShadowed" && c.type !== "Ready" && c.reason !== "CNIConfigShadowed")) {
+    // Nor for FamilyPending: a dual-stack join passes through it for a moment; FamilyMissing, past the grace period, warns.
+    for (const c of conditions.filter((c) => c.status === "False" && c.type !== "CNIConfigShadowed" && c.type !== "Ready" && c.reason !== "CNIConfigShadowed" && c.reason !== FAMILY_PENDING)) {
       const before = existing?.find((e) => e.type === c.type);
       if (before?.status === "False" && before.reason === c.reason) continue;
       ctx.log.warn({ nodecidr: name, condition: c.type, reason: c.reason }, c.message);

@@ -9,6 +9,8 @@ import type { Logger } from "../log.js";
 import { agentMetrics, exportConditions, recordPass } from "./agent-metrics.js";
 import { countsOnlyIntervalMs, StatusPacing, type ReadVersions } from "./agent-status.js";
 import { desiredNodeState, type DesiredNodeState } from "./desired-state.js";
+import { poolFamiliesOf } from "./family-gap.js";
+import { FamilyWait } from "./family-wait.js";
 import { NetworkUnavailableClearer } from "./node-network-condition.js";
 import { agentConditions, passLeftWorkUndone, sysctlsAfterPass, type SyncOutcome } from "./report.js";
 import { observed, poolRanges, recordProjection, type Pool, type Record_ } from "./records.js";
@@ -52,6 +54,8 @@ export class NodeAgent {
   readonly networkCondition: NetworkUnavailableClearer;
   /** Status, Events and the Node condition, written beside the passes: no pass waits on the API server. */
   readonly statusWriter: StatusWriter;
+  /** Holds a dual-stack node's first conflist until both families' records are in, for a grace period. */
+  private readonly familyWait: FamilyWait;
   private running = false;
   private dirty = true;
   private wake?: () => void;
@@ -81,6 +85,7 @@ export class NodeAgent {
       relistSpreadMs: () => relistSpreadMs(this.records.cache.size),
       list: (t) => api.custom.listClusterCustomObject({ ...podnetResource("podcidrpools"), limit: 500, _continue: t }) as Promise<ListPage<Pool>>,
     });
+    this.familyWait = new FamilyWait(config["node-name"], config["family-grace-period"], log, () => this.markDirty());
     this.networkCondition = new NetworkUnavailableClearer(api, config["node-name"], log, config["resync-period"], () => this.metrics.errors.inc({ step: "node-condition" }));
     this.statusWriter = new StatusWriter({
       api, records: this.records, recorder: new EventRecorder(api, "podnet-agent", log, { instance: config["node-name"], host: config["node-name"] }), log, pacing: new StatusPacing(opts.statusRandom),
@@ -118,6 +123,7 @@ export class NodeAgent {
     this.running = false;
     this.stopRequested();
     this.linkWatch?.stop();
+    this.familyWait.stop();
     this.wake?.();
     this.records.stop();
     this.pools.stop();
@@ -250,13 +256,14 @@ export class NodeAgent {
     }
   }
 
-  private desired(): { state: DesiredNodeState; own: ReadVersions; nodeIP?: string } {
+  private desired(): { state: DesiredNodeState; own: ReadVersions; nodeIP?: string; families: ReturnType<FamilyWait["observe"]> } {
     const all = [...this.records.cache.values()];
     const me = this.config["node-name"];
     const state = desiredNodeState(all.map(observed), me, poolRanges(this.pools.cache.values()));
     const own = all.filter((r) => r.spec.nodeName === me && r.status?.phase === "Allocated");
     // The versions read here go with the pass's outcome: its status is written at them, not over a later change.
-    return { state, own: Object.fromEntries(own.map((r) => [r.metadata!.name!, r.metadata!.resourceVersion ?? ""])), nodeIP: underlayIpOf(own.flatMap((r) => observed(r).nodeIPs)) };
+    const families = this.familyWait.observe(own.map((r) => r.spec.pool), [...this.pools.cache.values()].map(poolFamiliesOf), state.families);
+    return { state, own: Object.fromEntries(own.map((r) => [r.metadata!.name!, r.metadata!.resourceVersion ?? ""])), nodeIP: underlayIpOf(own.flatMap((r) => observed(r).nodeIPs)), families };
   }
 
   /** One pass at a time: two passes planning against the same kernel view would both add the same routes. */
@@ -269,14 +276,15 @@ export class NodeAgent {
 
   private async syncPass(): Promise<SyncOutcome> {
     const started = performance.now();
-    const { state, own, nodeIP } = this.desired();
+    const { state, own, nodeIP, families } = this.desired();
     this.expectedRoutes.expect(state.routes); // before the pass's own deletions: those are of routes it no longer wants
     // Due by time too: in a busy cluster events wake the agent before any resync timer fires, and the full
     // pass is what repairs drift (a hand-deleted route, an edited nft table).
     const full = this.fullDue || performance.now() - this.lastFullPassAt >= this.config["resync-period"];
     this.fullDue = false;
     if (full) this.lastFullPassAt = performance.now();
-    const outcome = await syncKernelAndFiles({ config: this.config, state, nodeIP, netns: this.opts.netns, log: this.log, full });
+    const outcome = await syncKernelAndFiles({ config: this.config, state, nodeIP, netns: this.opts.netns, log: this.log, full, familyWait: families });
+    if (families.condition) outcome.families = families.condition;
     outcome.sysctls = sysctlsAfterPass(this.lastOutcome?.sysctls, outcome.sysctls);
     if (outcome.masquerade.skipped && this.lastOutcome) outcome.masquerade = this.lastOutcome.masquerade;
     this.lastOutcome = outcome;

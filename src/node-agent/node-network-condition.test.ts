@@ -31,6 +31,8 @@ describe("nodeNetworkReady: whether this node can network pods", () => {
     ["strict reverse-path filtering left (only pods of nodes that see this one differently are cut off)", with_((o) => (o.sysctls.reversePathError = "reverse-path filtering is strict on podnet.vxlan")), true],
     ["forwarding off and reverse-path filtering strict", with_((o) => { o.sysctls.error = "net.ipv4.ip_forward stays 0"; o.sysctls.reversePathError = "strict"; }), false],
     ["forwarding and br_netfilter both off", with_((o) => { o.sysctls.error = "net.ipv4.ip_forward stays 0"; o.sysctls.bridgeNetfilterError = "not loaded"; }), false],
+    ["first conflist held: the node's IPv6 NodeCIDR may still come (FamilyPending)", with_((o) => (o.cni.awaitingFamilies = [6])), false],
+    ["running without IPv6 past the grace period (FamilyMissing): pods network with IPv4", with_((o) => (o.families = { type: "FamiliesComplete", status: "False", reason: "FamilyMissing", message: "no IPv6" })), true],
     ["no conditions at all", [], false],
   ] as const)("%s → %s", (_label, conditions, ready) => {
     expect(nodeNetworkReady([...conditions])).toBe(ready);

@@ -2,6 +2,7 @@ import type { ConditionInput } from "../lib/conditions.js";
 import type { RejectedRecord } from "./desired-state.js";
 import { chainName, type ForeignForwardDrop } from "./foreign-forward.js";
 import { BRIDGE_NAME } from "./cni-conflist.js";
+import { FAMILY_PENDING } from "./family-gap.js";
 import { podCidrHeldMessage, type PodCidrHolder } from "./pod-cidr-holders.js";
 
 /** What one sync pass did, gathered from the shells; turned into conditions by `agentConditions`. */
@@ -24,6 +25,8 @@ export interface SyncOutcome {
     usedThrough?: string;
     /** That config holds its own copy of podnet's conflist (Multus's thin plugin): podnet's changes wait for Multus to rewrite it. */
     usedThroughCopy?: boolean;
+    /** No first conflist yet: this node's pool serves these families too, and their NodeCIDRs may still come (family-gap.ts). */
+    awaitingFamilies?: Array<4 | 6>;
     /** host-local's state stays in `dataDir` although `configured` names another (see ipamDataDirInEffect). */
     ipamDataDirKept?: { dataDir: string; configured: string } };
   /** skipped: not re-checked in this event-driven pass; the last full pass's result stands. */
@@ -50,6 +53,8 @@ export interface SyncOutcome {
     firewallBusy?: string;
   };
   rejected: RejectedRecord[];
+  /** FamiliesComplete: this node has a pod CIDR of every family its pool serves (family-gap.ts); absent without own records. */
+  families?: ConditionInput;
 }
 
 type Sysctls = SyncOutcome["sysctls"];
@@ -118,7 +123,7 @@ export function agentConditions(o: SyncOutcome): ConditionInput[] {
     ? ok("CNIConfigShadowed", "EarlierConfigPresent", `${o.cni.shadowedBy.join(", ")} sorts before ${o.cni.path}`)
     : o.cni.usedThrough ? bad("CNIConfigShadowed", "UsedThrough", `the runtime picks ${o.cni.usedThrough}, which hands pods to podnet's network`)
     : bad("CNIConfigShadowed", "NotShadowed", "podnet's conflist is the one the runtime picks");
-  const parts = [routes, cni, masq, sysctl];
+  const parts = [routes, cni, masq, sysctl, ...(o.families ? [o.families] : [])];
   const failing = parts.filter((c) => c.status !== "True");
   const ready = failing.length === 0
     ? ok("Ready", "NodeNetworkReady", "routes, CNI config, masquerade and sysctls are in place")
@@ -166,6 +171,8 @@ function cniCondition(o: SyncOutcome): ConditionInput {
   if (c.bridgeError) return bad("CNIConfigured", "StaleBridgeAddress", `an old pod-CIDR gateway stays on the pod bridge, so new pods will not start: ${c.bridgeError}`);
   if (c.podCidrHeldBy) return bad("CNIConfigured", POD_CIDR_HELD_BY_DEVICE, podCidrHeldMessage(c.podCidrHeldBy.podCidrs, c.podCidrHeldBy.holders));
   if (c.missingPlugins.length) return bad("CNIConfigured", "PluginsMissing", `CNI plugins missing: ${c.missingPlugins.join(", ")}`);
+  if (c.awaitingFamilies) return bad("CNIConfigured", FAMILY_PENDING, `no CNI config yet: waiting a few seconds for this node's ${c.awaitingFamilies.map((f) => `IPv${f}`).join(" and ")} `
+    + "pod CIDR, which its pool serves too (FamiliesComplete)");
   if (c.shadowedBy.length) return bad("CNIConfigured", "CNIConfigShadowed", `${c.shadowedBy.join(", ")} sorts before ${c.path}; the container runtime will use it instead of podnet's config`);
   // The same words whether this pass wrote the file or found it current: "written" then "up to date" cost every
   // agent a second status write after each start.

@@ -7,7 +7,7 @@ import { agentConfigSchema } from "../config.js";
 import { conflistText, renderConflist } from "./cni-conflist.js";
 import type { DesiredNodeState } from "./desired-state.js";
 import { agentConditions, type SyncOutcome } from "./report.js";
-import { CNI_PLUGINS, syncCni } from "./sync.js";
+import { CNI_PLUGINS, syncCni, type SyncInput } from "./sync.js";
 
 // syncCni on temp dirs: stub plugins that answer VERSION, no kernel and no namespace.
 const root = mkdtempSync(join(tmpdir(), "podnet-sync-cni-"));
@@ -20,7 +20,7 @@ function stubPlugin(binDir: string, type: string): void {
 
 const withCidr: DesiredNodeState = { ownCidrs: ["10.244.1.0/24"], unusedOwnCidrs: [], podNetwork: ["10.244.0.0/16"], routes: [], othersLive: [], rejected: [], ownWithheld: [], families: [4] };
 
-function node(name: string, state = withCidr, flags: Record<string, string> = {}) {
+function node(name: string, state = withCidr, flags: Record<string, string> = {}, familyWait?: SyncInput["familyWait"]) {
   const dir = join(root, name);
   const confDir = join(dir, "net.d");
   const binDir = join(dir, "bin");
@@ -33,7 +33,7 @@ function node(name: string, state = withCidr, flags: Record<string, string> = {}
   const path = join(confDir, "10-podnet.conflist");
   return {
     binDir, confDir, path, logs,
-    sync: () => syncCni({ config, state, log, full: true }, 1500),
+    sync: () => syncCni({ config, state, log, full: true, familyWait }, 1500),
     plugins: () => (JSON.parse(readFileSync(path, "utf8")) as { plugins: Array<{ type: string }> }).plugins.map((p) => p.type),
   };
 }
@@ -106,5 +106,26 @@ describe("syncCni on a node without a pod CIDR whose range another node holds", 
     expect(existsSync(n.path)).toBe(false);
     expect(cni).toMatchObject({ usedThrough: "00-multus.conf", usedThroughCopy: true });
     expect(cni.error).toContain("but 00-multus.conf holds its own copy of it, which the runtime goes on using until Multus rewrites it");
+  });
+});
+
+describe("syncCni: a dual-stack node's first conflist waits for its second family", () => {
+  const gap = { pools: ["dual"], expected: [4, 6] as Array<4 | 6>, missing: [6] as Array<4 | 6> };
+  it("writes none within the grace period (CNIConfigured=False, FamilyPending), then one with what the node has", async () => {
+    const held = node("family-held", withCidr, {}, { gap, waitedMs: 1_000, graceMs: 10_000 });
+    expect(await held.sync()).toMatchObject({ changed: false, awaitingFamilies: [6] });
+    expect(existsSync(held.path)).toBe(false);
+    expect(cniConfigured(await held.sync())).toMatchObject({ status: "False", reason: "FamilyPending" });
+    const late = node("family-late", withCidr, {}, { gap, waitedMs: 10_000, graceMs: 10_000 });
+    expect(await late.sync()).toMatchObject({ changed: true });
+    expect(readFileSync(late.path, "utf8")).toContain("10.244.1.0/24");
+  });
+
+  it("does not hold back a node whose conflist is there already (an agent restart)", async () => {
+    const n = node("family-restart", withCidr, {}, { gap, waitedMs: 0, graceMs: 10_000 });
+    writeFileSync(n.path, conflistText(renderConflist({ cniVersion: "1.0.0", podCidrs: ["10.244.1.0/24"], mtu: 1500, ipamDataDir: "/var/lib/cni/networks" })));
+    const cni = await n.sync();
+    expect(cni.awaitingFamilies).toBeUndefined();
+    expect(existsSync(n.path)).toBe(true);
   });
 });

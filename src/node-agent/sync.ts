@@ -9,6 +9,7 @@ import {
 } from "./cni-conflist.js";
 import { configPrecedence, missingPlugins, pluginVersions, readIfPresent, writeFileAtomic } from "./cni-files.js";
 import { noPodCidrReason, type DesiredNodeState } from "./desired-state.js";
+import { holdFirstConflist, type FamilyGap } from "./family-gap.js";
 import { removeStaleBridgeAddresses } from "./bridge-addresses.js";
 import { podCidrHolders, type PodCidrHolder } from "./pod-cidr-holders.js";
 import { MissingToolError } from "./exec.js";
@@ -35,6 +36,8 @@ export interface SyncInput {
    * skip what the event cannot have changed, so N agents reacting to one node join stay cheap.
    */
   full: boolean;
+  /** This node's families against its pool's, and how long it has lacked one (family-gap.ts): holds the first conflist. */
+  familyWait?: { gap: FamilyGap; waitedMs: number; graceMs: number };
 }
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -193,6 +196,9 @@ export async function syncCni(input: SyncInput, linkMtu: number | undefined): Pr
     // A first conflist while plugins are missing would have the runtime report the network ready and every ADD
     // fail; without one it reports the network not ready (PluginsMissing says why). An existing one is kept up to date.
     if (current === undefined && result.missingPlugins.length) return result;
+    // The first conflist waits a little for the node's other family: pods started now would lack it for life.
+    const wait = input.familyWait;
+    if (current === undefined && wait && holdFirstConflist(wait.gap, false, wait.waitedMs, wait.graceMs)) return { ...result, awaitingFamilies: wait.gap.missing };
     // The link carrying the node IP not found (the address just changed, its NodeCIDR not yet mirrored): keep
     // the MTU pods already get. A pod started meanwhile with a larger one would keep it for its whole life.
     const existing = current === undefined ? undefined : readPodnetConflist(current);
