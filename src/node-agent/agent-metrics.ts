@@ -17,6 +17,10 @@ export function agentMetrics() {
       name: "podnet_agent_vxlan_dropped_packets", labelNames: ["chain"], registers: [registry],
       help: "VXLAN datagrams podnet's nft table dropped: arriving from no node or to no address of this node's underlay (chain=vxlan_in), or sent by a pod on this node to a node (chain=vxlan_from_pods); nft's counts, read every resync, reset when podnet rewrites its table",
     }),
+    removalsHeld: new Gauge({
+      name: "podnet_agent_removals_held", registers: [registry],
+      help: "1 while the agent removes nothing it programmed: this node has no Allocated NodeCIDR (deleted by hand or with its CRD, or none yet) or got it back within the hold-down",
+    }),
     rejected: new Gauge({ name: "podnet_agent_rejected_records", help: "NodeCIDRs the agent refuses to route (bad node IP, overlap)", registers: [registry] }),
     conditions: new Gauge({
       name: "podnet_agent_condition", labelNames: ["type", "status", "reason"], registers: [registry],

@@ -6,6 +6,7 @@ import { startHealthServer } from "../lib/health.js";
 import { Informer, type ListPage } from "../lib/informer.js";
 import { apiMessage, podnetResource, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
+import { AgentRecordHold } from "./agent-hold.js";
 import { agentMetrics, exportConditions, recordPass } from "./agent-metrics.js";
 import { countsOnlyIntervalMs, StatusPacing, type ReadVersions } from "./agent-status.js";
 import { desiredNodeState, type DesiredNodeState } from "./desired-state.js";
@@ -13,7 +14,7 @@ import { poolFamiliesOf } from "./family-gap.js";
 import { FamilyWait } from "./family-wait.js";
 import { NetworkUnavailableClearer } from "./node-network-condition.js";
 import { agentConditions, passLeftWorkUndone, sysctlsAfterPass, type SyncOutcome } from "./report.js";
-import { observed, poolRanges, recordProjection, type Pool, type Record_ } from "./records.js";
+import { observed, poolRanges, recordProjection, RoutingInputs, type Pool, type Record_ } from "./records.js";
 import { syncKernelAndFiles } from "./sync.js";
 import { addRoutesEarly, earlyRoutesApply, kernelView, routedDevices } from "./route-sync.js";
 import { ExpectedRoutes, fullPassTrigger, watchLinks, type LinkWatch } from "./link-watch.js";
@@ -67,9 +68,13 @@ export class NodeAgent {
   private linkWatch?: LinkWatch;
   lastOutcome?: SyncOutcome;
   syncs = 0;
+  /** What vanished without a release is not acted on at once (record-hold.ts). */
+  readonly hold: AgentRecordHold;
 
   constructor(api: KubeApi, readonly config: AgentConfig, private readonly log: Logger, private readonly opts: AgentOptions = {}) {
     this.retry = new PassRetry(config["resync-period"]);
+    this.hold = new AgentRecordHold(config, log, this.metrics.removalsHeld);
+    this.routingInputs = new RoutingInputs(config["node-name"], () => this.records.cache);
     this.liveness = new PassLiveness(livenessLimits(config["resync-period"], opts.stuckPassMs));
     this.records = new Informer<Record_>({
       api, path: "/apis/podnet.io/v1alpha1/nodecidrs", log, onEvent: (event, obj) => this.onRecordEvent(event, obj),
@@ -142,31 +147,10 @@ export class NodeAgent {
     return this.sync();
   }
 
-  /**
-   * Other agents write their status on their own NodeCIDRs all the time, and a joining node's record passes
-   * through states no route depends on (created, Allocated without node IPs). Only a change
-   * in what this agent derives from a record (its CIDR once Allocated, with node and IPs) wakes it, or N
-   * agents would keep each other busy on 2 cores. (Its own status write that did not go through wakes it too:
-   * the status writer asks for a fresh pass.)
-   */
-  private readonly routingInputs = new Map<string, string>();
-  private holdsLiveRecord(): boolean {
-    for (const r of this.records.cache.values()) if (r.spec.nodeName === this.config["node-name"] && r.status?.phase === "Allocated") return true;
-    return false;
-  }
+  private readonly routingInputs: RoutingInputs;
   private onRecordEvent(event: string, obj: Record_): void {
-    const name = obj.metadata!.name!;
-    const mine = obj.spec.nodeName === this.config["node-name"];
-    // Another node's record matters once it is Allocated and has a node IP to route through; until then it
-    // changes nothing here (its CIDR lies inside the pool ranges, so not even the masquerade set).
-    // A node with no record of its own checks every live record against the range its conflist still names,
-    // routed or not (sync.ts): a new holder must not wait for the resync while pods here take its addresses.
-    const live = event !== "delete" && obj.status?.phase === "Allocated" && (mine || (obj.spec.nodeIPs ?? []).length > 0 || !this.holdsLiveRecord());
-    const fingerprint = live ? JSON.stringify([obj.spec.cidr, obj.spec.nodeName, obj.spec.nodeIPs ?? []]) : undefined;
-    if (fingerprint === this.routingInputs.get(name)) return;
-    if (fingerprint === undefined) this.routingInputs.delete(name);
-    else this.routingInputs.set(name, fingerprint);
-    this.markDirty();
+    if (event === "delete") this.hold.vanished(obj);
+    if (this.routingInputs.changed(event, obj)) this.markDirty();
   }
 
   /**
@@ -241,12 +225,14 @@ export class NodeAgent {
       // interval is the status writer's to send).
       const resyncMs = this.config["resync-period"];
       const retryMs = this.retry.dueAt !== undefined ? Math.max(0, this.retry.dueAt - performance.now()) : Infinity;
-      const waitMs = Math.min(resyncMs, retryMs);
+      const holdMs = this.hold.wakeAt !== undefined ? Math.max(0, this.hold.wakeAt - performance.now()) : Infinity;
+      const waitMs = Math.min(resyncMs, retryMs, holdMs);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           this.dirty = true;
           if (waitMs === retryMs) this.fullDue ||= this.retry.fired();
-          if (waitMs === resyncMs) this.fullDue = true;
+          // A hold's end too: what was kept (routes, nft elements, FORWARD accepts) is found and removed by reading afresh.
+          if (waitMs === resyncMs || waitMs === holdMs) this.fullDue = true;
           resolve();
         }, waitMs);
         this.wake = () => { clearTimeout(timer); resolve(); };
@@ -256,14 +242,13 @@ export class NodeAgent {
     }
   }
 
-  private desired(): { state: DesiredNodeState; own: ReadVersions; nodeIP?: string; families: ReturnType<FamilyWait["observe"]> } {
-    const all = [...this.records.cache.values()];
+  private desired(): { state: DesiredNodeState; own: ReadVersions; nodeIP?: string; removalsHeld: boolean; families: ReturnType<FamilyWait["observe"]> } {
+    const { state, removalsHeld } = this.hold.plan(this.records.cache, poolRanges(this.pools.cache.values()));
     const me = this.config["node-name"];
-    const state = desiredNodeState(all.map(observed), me, poolRanges(this.pools.cache.values()));
-    const own = all.filter((r) => r.spec.nodeName === me && r.status?.phase === "Allocated");
+    const own = [...this.records.cache.values()].filter((r) => r.spec.nodeName === me && r.status?.phase === "Allocated");
     // The versions read here go with the pass's outcome: its status is written at them, not over a later change.
     const families = this.familyWait.observe(own.map((r) => r.spec.pool), [...this.pools.cache.values()].map(poolFamiliesOf), state.families);
-    return { state, own: Object.fromEntries(own.map((r) => [r.metadata!.name!, r.metadata!.resourceVersion ?? ""])), nodeIP: underlayIpOf(own.flatMap((r) => observed(r).nodeIPs)), families };
+    return { state, own: Object.fromEntries(own.map((r) => [r.metadata!.name!, r.metadata!.resourceVersion ?? ""])), nodeIP: underlayIpOf(own.flatMap((r) => observed(r).nodeIPs)), removalsHeld, families };
   }
 
   /** One pass at a time: two passes planning against the same kernel view would both add the same routes. */
@@ -276,14 +261,14 @@ export class NodeAgent {
 
   private async syncPass(): Promise<SyncOutcome> {
     const started = performance.now();
-    const { state, own, nodeIP, families } = this.desired();
+    const { state, own, nodeIP, removalsHeld, families } = this.desired();
     this.expectedRoutes.expect(state.routes); // before the pass's own deletions: those are of routes it no longer wants
     // Due by time too: in a busy cluster events wake the agent before any resync timer fires, and the full
     // pass is what repairs drift (a hand-deleted route, an edited nft table).
     const full = this.fullDue || performance.now() - this.lastFullPassAt >= this.config["resync-period"];
     this.fullDue = false;
     if (full) this.lastFullPassAt = performance.now();
-    const outcome = await syncKernelAndFiles({ config: this.config, state, nodeIP, netns: this.opts.netns, log: this.log, full, familyWait: families });
+    const outcome = await syncKernelAndFiles({ config: this.config, state, nodeIP, netns: this.opts.netns, log: this.log, full, removalsHeld, familyWait: families });
     if (families.condition) outcome.families = families.condition;
     outcome.sysctls = sysctlsAfterPass(this.lastOutcome?.sysctls, outcome.sysctls);
     if (outcome.masquerade.skipped && this.lastOutcome) outcome.masquerade = this.lastOutcome.masquerade;

@@ -3,7 +3,7 @@ import type { Logger } from "../log.js";
 import { MissingToolError } from "./exec.js";
 import { findForeignForwardDrops, type ForeignForwardDrop } from "./foreign-forward.js";
 import { iptablesLegacy } from "./forward-accept-legacy.js";
-import { dropsByDefault, FirewallBusyError, iptablesNft, planForwardAccepts, type FirewallBackend } from "./forward-accept.js";
+import { acceptedRanges, dropsByDefault, FirewallBusyError, iptablesNft, planForwardAccepts, type FirewallBackend } from "./forward-accept.js";
 
 // Both, on every pass: a host may keep Docker's rules in one and kube-proxy's in the other, and a packet must
 // pass the FORWARD hook of each.
@@ -16,9 +16,9 @@ export interface ForwardAcceptResult { dropping: Array<4 | 6>; foreign: ForeignF
  * Shell: make each family's FORWARD chain, in each firewall the host uses, accept the pod network while it
  * drops by default (its policy, or a final rule), then judge other tables' chains on the hook. Every firewall is
  * tried; the first failure is thrown after the rest. A host without nft skips what needs it: MasqueradeReady
- * already names the missing tool.
+ * already names the missing tool. `keepAccepted`: ranges accepted before stay accepted (removals held, record-hold.ts).
  */
-export async function syncForwardAccepts(podNetwork: string[], opts: { netns?: string; dryRun: boolean; log: Logger }): Promise<ForwardAcceptResult> {
+export async function syncForwardAccepts(podNetwork: string[], opts: { netns?: string; dryRun: boolean; log: Logger; keepAccepted?: boolean }): Promise<ForwardAcceptResult> {
   const dropping = new Set<4 | 6>();
   let failure: unknown;
   for (const backend of backends) {
@@ -26,7 +26,7 @@ export async function syncForwardAccepts(podNetwork: string[], opts: { netns?: s
       try {
         const chain = await backend.read(family, opts.netns);
         if (!chain) continue;
-        const ranges = podNetwork.filter((c) => parseCidr(c).family === family);
+        const ranges = (opts.keepAccepted ? acceptedRanges(chain, podNetwork) : podNetwork).filter((c) => parseCidr(c).family === family);
         if (dropsByDefault(chain) && ranges.length) dropping.add(family);
         const plan = planForwardAccepts(chain, ranges);
         if (!plan.add.length && !plan.deleteHandles.length) continue;

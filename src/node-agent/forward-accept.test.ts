@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { FORWARD_ACCEPT_COMMENT, forwardAcceptScript, parseForwardChain, planForwardAccepts } from "./forward-accept.js";
+import { acceptedRanges, FORWARD_ACCEPT_COMMENT, forwardAcceptScript, parseForwardChain, planForwardAccepts } from "./forward-accept.js";
 import { agentConditions, passLeftWorkUndone, sysctlsAfterPass, type SyncOutcome } from "./report.js";
 
 // `nft -j list chain ip filter FORWARD` on a host where Docker set the policy (abridged from a real listing).
@@ -66,6 +66,14 @@ describe("the host firewall's FORWARD chain", () => {
     expect(plan.add.map((r) => [r.direction, r.cidr])).toEqual(insert);
     expect(plan.deleteHandles).toEqual(deleteHandles);
     expect(plan.before).toBe(before);
+  });
+
+  it("keeps every accepted range while removals are held (the pools' records vanished with their CRD), and adds a new one", () => {
+    const chain = parseForwardChain(listing("drop", [docker, ours(4, "saddr", "10.244.0.0", 16), ours(5, "daddr", "10.244.0.0", 16)]));
+    expect(acceptedRanges(chain, [])).toEqual(["10.244.0.0/16"]);
+    const plan = planForwardAccepts(chain, acceptedRanges(chain, ["10.8.0.0/16"]));
+    expect(plan.deleteHandles).toEqual([]);
+    expect(plan.add.map((r) => [r.direction, r.cidr])).toEqual([["saddr", "10.8.0.0/16"], ["daddr", "10.8.0.0/16"]]);
   });
 
   it("with a final rule as well as a drop policy, the accepts go in front of the rule", () => {

@@ -84,6 +84,12 @@ export function finalDropRule(chain: ForwardChain): ForwardRule | undefined {
 /** Pure: the chain drops what none of its rules accepts, by its policy or by a final rule. */
 export const dropsByDefault = (chain: ForwardChain): boolean => chain.policy === "drop" || finalDropRule(chain) !== undefined;
 
+/** Pure: the ranges, and those podnet's accepts in the chain name: planned with these, no accept of podnet's goes. */
+export function acceptedRanges(chain: ForwardChain, ranges: string[]): string[] {
+  const accepted = chain.rules.flatMap((r) => (r.comment === FORWARD_ACCEPT_COMMENT && r.cidr !== undefined ? [canonicalOrSelf(r.cidr)] : []));
+  return [...new Set([...ranges.map(canonicalOrSelf), ...accepted])];
+}
+
 /**
  * Pure: while the chain drops by default, an accept from and one to each pod range of the chain's family,
  * appended where missing, or put in front of a final drop rule; any other podnet rule (a range gone, a chain

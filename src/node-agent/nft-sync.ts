@@ -2,6 +2,7 @@ import type { SyncOutcome } from "./report.js";
 import type { SyncInput } from "./sync.js";
 import { MissingToolError, run } from "./exec.js";
 import { VXLAN_DEVICE, vxlanSenders } from "./overlay-plan.js";
+import { nftTableKeeping } from "./record-hold.js";
 import {
   applyNftTable, listNftTable, listNftTableCounted, type NftTableInput, removeNftTable, renderNftTable, senderChanges, splitSenderElements, wantsNftTable,
 } from "./masquerade.js";
@@ -29,8 +30,14 @@ export const nftTableInput = (input: SyncInput, tunnelMtu?: number): NftTableInp
  * `tunnelMtu`: podnet.vxlan's, when known.
  */
 export async function syncNft(input: SyncInput, outcome: SyncOutcome, tunnelMtu?: number): Promise<void> {
+  const ns = input.netns ?? "";
+  const before = plannedNftTable.get(ns);
+  // Removals held (record-hold.ts), and nothing planned yet to add to (a restart): the kernel's table stays as it is.
+  if (input.removalsHeld && !before && await tableInKernel(input)) { outcome.masquerade.skipped = true; return; }
   if (tunnelMtu !== undefined) await recheckFib(input).catch(() => undefined);
-  const table = nftTableInput(input, tunnelMtu);
+  const wanted = nftTableInput(input, tunnelMtu);
+  const table = input.removalsHeld && before ? nftTableKeeping(wanted, before) : wanted;
+  plannedNftTable.set(ns, table);
   if (wantsNftTable(table)) {
     try {
       if (!(await syncNftTableOrWithoutFib(input, table, outcome))) outcome.masquerade.skipped = true;
@@ -42,6 +49,16 @@ export async function syncNft(input: SyncInput, outcome: SyncOutcome, tunnelMtu?
     try { await removeLeftoverNftTable(input); } catch (err) { outcome.masquerade.error = message(err); }
   }
 }
+
+/**
+ * Per namespace: the table input the last pass planned. While removals are held (record-hold.ts) a pass plans
+ * this plus what it wants: the pod network, VXLAN senders and local address came from records that may be back in
+ * a moment, and a table rewritten from what is left would drop the overlay's traffic.
+ */
+const plannedNftTable = new Map<string, NftTableInput>();
+
+/** Whether podnet's table is in the kernel (from an earlier run); a node that has none yet gets one. */
+const tableInKernel = async (input: SyncInput): Promise<boolean> => (await listNftTable(input.netns).catch(() => undefined)) !== undefined;
 
 /**
  * Namespaces whose kernel refuses nft's `fib` expression, which the MSS clamp for senders routed back through the

@@ -49,3 +49,36 @@ export const recordProjection = (me: string) => (r: Record_): Record_ => {
   const { name, uid, resourceVersion, generation } = r.metadata ?? {};
   return { apiVersion: r.apiVersion, kind: r.kind, metadata: { name, uid, resourceVersion, generation }, spec: r.spec, status: { phase: r.status?.phase } };
 };
+
+/**
+ * Other agents write their status on their own NodeCIDRs all the time, and a joining node's record passes
+ * through states no route depends on (created, Allocated without node IPs). Only a change
+ * in what this agent derives from a record (its CIDR once Allocated, with node and IPs) wakes it, or N
+ * agents would keep each other busy on 2 cores. (Its own status write that did not go through wakes it too:
+ * the status writer asks for a fresh pass.)
+ */
+export class RoutingInputs {
+  private readonly seen = new Map<string, string>();
+  constructor(private readonly self: string, private readonly cache: () => ReadonlyMap<string, Record_>) {}
+
+  /** Whether an informer event changed what a pass derives from its record (remembered for the next). */
+  changed(event: string, obj: Record_): boolean {
+    const name = obj.metadata!.name!;
+    const mine = obj.spec.nodeName === this.self;
+    // Another node's record matters once it is Allocated and has a node IP to route through; until then it
+    // changes nothing here (its CIDR lies inside the pool ranges, so not even the masquerade set).
+    // A node with no record of its own checks every live record against the range its conflist still names,
+    // routed or not (sync.ts): a new holder must not wait for the resync while pods here take its addresses.
+    const live = event !== "delete" && obj.status?.phase === "Allocated" && (mine || (obj.spec.nodeIPs ?? []).length > 0 || !this.holdsLiveRecord());
+    const fingerprint = live ? JSON.stringify([obj.spec.cidr, obj.spec.nodeName, obj.spec.nodeIPs ?? []]) : undefined;
+    if (fingerprint === this.seen.get(name)) return false;
+    if (fingerprint === undefined) this.seen.delete(name);
+    else this.seen.set(name, fingerprint);
+    return true;
+  }
+
+  private holdsLiveRecord(): boolean {
+    for (const r of this.cache().values()) if (r.spec.nodeName === this.self && r.status?.phase === "Allocated") return true;
+    return false;
+  }
+}

@@ -6,7 +6,8 @@ import { applyBatch, readLinks, readNexthops, readRoutes, type LinkInfo } from "
 import { NexthopTable, planRouteBatch, withNexthopGateways, type ObservedNexthop, type RouteBatch } from "./nexthop-plan.js";
 import { splitRoutes, tunnelMtu, tunnelMtuRefusal, VXLAN_DEVICE, type KernelRoute, type RouteSplit } from "./overlay-plan.js";
 import type { SyncOutcome } from "./report.js";
-import { planRoutes, RouteTable, type RouteAction } from "./routes-plan.js";
+import { withoutDeletions, withoutVxlanRemovals } from "./record-hold.js";
+import { planRoutes, RouteTable, type RoutePlan, type RouteAction } from "./routes-plan.js";
 import { applyVxlan, explainVxlanErrors, readVxlan } from "./vxlan.js";
 import { overlayAddresses, planVxlan, replacesDevice, vxlanChanges, type VxlanDesired, type VxlanLines, type VxlanObserved } from "./vxlan-plan.js";
 
@@ -14,6 +15,8 @@ export interface RouteSyncInput {
   config: AgentConfig; state: DesiredNodeState; log: Logger; netns?: string; full: boolean;
   /** This node's IP the overlay sends from (IPv4 preferred); undefined until the controller mirrored it. */
   underlayIp?: string;
+  /** Remove nothing podnet programmed: a record set may have vanished without its nodes (record-hold.ts). */
+  removalsHeld?: boolean;
 }
 
 /**
@@ -75,13 +78,15 @@ export async function syncRoutes(input: RouteSyncInput, view: KernelView | Error
   // The kernel's fdb too: of two peers that share a VTEP MAC, the one it already sends to keeps the tunnel.
   const split = splitRoutes(input.state.routes, view.links.deviceFor, input.config.overlay, input.underlayIp, view.links.isLocal, view.vxlan?.fdb);
   const vxlan = vxlanDesired(input, view, split);
-  const planned = plannedFor(split, vxlan);
+  const planned = plannedFor(split, vxlan, input.removalsHeld);
   if (!input.full && view.planned && samePlanInputs(view.planned, planned) && view.outcome) return { ...view.outcome, added: 0, replaced: 0, deleted: 0, overlayChanges: 0 };
   try {
     const overlay = await syncOverlay(input, view, vxlan);
     // A removed or re-created device took its nexthops and routes with it: plan against the kernel as it is now.
     if (overlay.replacedDevice) Object.assign(view, await readRouteTables(input.netns), { links: await readLinks(input.netns) });
-    let plan = planRoutes(split.kernel, view.routes);
+    // Held removals: a route no record names stays until they are not (then the full pass that follows removes it).
+    const planNow = (): RoutePlan => { const p = planRoutes(split.kernel, view.routes); return input.removalsHeld ? { ...p, actions: withoutDeletions(p.actions) } : p; };
+    let plan = planNow();
     const counts = { added: 0, replaced: 0, deleted: 0 };
     for (const a of plan.actions) counts[a.kind === "add" ? "added" : a.kind === "replace" ? "replaced" : "deleted"]++;
     const findingsOf = (p: typeof plan) => ({
@@ -106,7 +111,7 @@ export async function syncRoutes(input: RouteSyncInput, view: KernelView | Error
       // ip -batch is not transactional and our view may be stale (a route added by hand since the last
       // full pass): read the kernel, plan again, and report what still does not match.
       Object.assign(view, await readRouteTables(input.netns));
-      plan = planRoutes(split.kernel, view.routes);
+      plan = planNow();
       findings = findingsOf(plan); // a foreign route found only now is a conflict now, not at the next full pass
       if (plan.actions.length) error = [error, ...result.errors.slice(0, 3)].filter(Boolean).join("; ");
     }
@@ -128,8 +133,8 @@ export async function syncRoutes(input: RouteSyncInput, view: KernelView | Error
 
 /** What the last successful pass planned for: the kernel routes, and the rest (usually tiny) as text. */
 interface PlannedFor { kernel: KernelRoute[]; rest: string }
-const plannedFor = (split: RouteSplit, vxlan: VxlanDesired | VxlanKept | undefined): PlannedFor =>
-  ({ kernel: split.kernel, rest: JSON.stringify([split.peers, split.unreachable, vxlan]) });
+const plannedFor = (split: RouteSplit, vxlan: VxlanDesired | VxlanKept | "held" | undefined, removalsHeld = false): PlannedFor =>
+  ({ kernel: split.kernel, rest: JSON.stringify([split.peers, split.unreachable, vxlan, removalsHeld]) });
 /** Compared field by field: serialising thousands of routes on every pass cost more than planning them. */
 function samePlanInputs(a: PlannedFor, b: PlannedFor): boolean {
   if (a.rest !== b.rest || a.kernel.length !== b.kernel.length) return false;
@@ -142,10 +147,13 @@ interface VxlanKept { keep: string }
 /**
  * The device as it should be; undefined: no device; kept: the NodeCIDR names a node IP this node does not
  * have (the address changed and the controller has not mirrored it yet): leave the device as it is rather than
- * remove it and the overlay routes with it; or the link is too small for the tunnel to carry IPv6 (tunnelMtuRefusal).
+ * remove it and the overlay routes with it; or the link is too small for the tunnel to carry IPv6 (tunnelMtuRefusal);
+ * "held": no node IP known while removals are held (this node's NodeCIDR gone with the rest): the device stays
+ * as it is, quietly.
  */
-function vxlanDesired(input: RouteSyncInput, view: KernelView, split: RouteSplit): VxlanDesired | VxlanKept | undefined {
-  if (input.config.overlay === "none" || !input.underlayIp) return undefined;
+function vxlanDesired(input: RouteSyncInput, view: KernelView, split: RouteSplit): VxlanDesired | VxlanKept | "held" | undefined {
+  if (input.config.overlay === "none") return undefined;
+  if (!input.underlayIp) return input.removalsHeld ? "held" : undefined;
   const mtu = overlayMtu(input.config, view.links, input.underlayIp, input.state);
   const link = view.links.mtuOf(input.underlayIp);
   if (!mtu || !link) return { keep: `node IP ${input.underlayIp} is not an address of this node; ${VXLAN_DEVICE} left as it is` };
@@ -185,10 +193,10 @@ interface OverlayStep { changes: number; error?: string; replacedDevice?: boolea
  * Bring podnet.vxlan, its neighbours and fdb entries in line, except the removals `finishOverlay` makes after
  * the route batch; how many changes that takes, and any error.
  */
-async function syncOverlay(input: RouteSyncInput, view: KernelView, desired: VxlanDesired | VxlanKept | undefined): Promise<OverlayStep> {
-  if (!view.vxlan) return { changes: 0 };
+async function syncOverlay(input: RouteSyncInput, view: KernelView, desired: VxlanDesired | VxlanKept | "held" | undefined): Promise<OverlayStep> {
+  if (!view.vxlan || desired === "held") return { changes: 0 };
   if (desired && "keep" in desired) return { changes: 0, error: desired.keep };
-  const plan = planVxlan(desired, view.vxlan);
+  const plan = input.removalsHeld ? withoutVxlanRemovals(planVxlan(desired, view.vxlan)) : planVxlan(desired, view.vxlan);
   const changes = vxlanChanges(plan);
   if (changes === 0) return { changes };
   if (input.config["dry-run"]) {

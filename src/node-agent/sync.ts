@@ -38,6 +38,11 @@ export interface SyncInput {
   full: boolean;
   /** This node's families against its pool's, and how long it has lacked one (family-gap.ts): holds the first conflist. */
   familyWait?: { gap: FamilyGap; waitedMs: number; graceMs: number };
+  /**
+   * Remove nothing podnet programmed (routes, podnet.vxlan's entries, nft table contents, FORWARD accepts): this
+   * node's NodeCIDR is gone, or just back (record-hold.ts). Adds and updates go on.
+   */
+  removalsHeld?: boolean;
 }
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -133,7 +138,7 @@ async function syncFirewallForward(input: SyncInput, result: SyncOutcome["sysctl
   result.firewallChecked = true;
   const key = input.netns ?? "";
   try {
-    const { dropping, foreign } = await syncForwardAccepts(input.state.podNetwork, { netns: input.netns, dryRun: input.config["dry-run"], log: input.log });
+    const { dropping, foreign } = await syncForwardAccepts(input.state.podNetwork, { netns: input.netns, dryRun: input.config["dry-run"], log: input.log, keepAccepted: input.removalsHeld });
     if (dropping.length) result.forwardDropPolicy = dropping;
     if (foreign.length) result.forwardDroppedElsewhere = foreign;
     const judged = JSON.stringify(foreign);
