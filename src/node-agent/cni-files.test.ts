@@ -1,4 +1,4 @@
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -85,6 +85,22 @@ describe("writeFileAtomic", () => {
     expect(lstatSync(join(conf, "10-podnet.conflist")).isFile()).toBe(true);
     expect(readdirSync(conf)).toEqual(["10-podnet.conflist"]);
     expect(writeFileAtomic(conf, "10-podnet.conflist", "{}\n")).toBe(false);
+  });
+
+  it("replaces the file by rename: a reader holding the old file keeps reading it whole, the name gives the new one", () => {
+    const conf = join(dir, "replace");
+    mkdirSync(conf);
+    const target = join(conf, "10-podnet.conflist");
+    writeFileSync(target, "old\n");
+    // The runtime's reader mid-read, as the kernel sees it: the old inode, held by another name.
+    const held = join(dir, "held-old");
+    linkSync(target, held);
+    expect(writeFileAtomic(conf, "10-podnet.conflist", "new\n")).toBe(true);
+    // Written in place, the old inode would now hold the new text, or part of it while the write was under way.
+    expect(readFileSync(held, "utf8")).toBe("old\n");
+    expect(readFileSync(target, "utf8")).toBe("new\n");
+    expect(lstatSync(target).ino).not.toBe(lstatSync(held).ino);
+    expect(readdirSync(conf)).toEqual(["10-podnet.conflist"]);
   });
 
   it("says the same when the directory refuses the write again: the message, not the temp file's random name", () => {
