@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { agentConfigSchema } from "../config.js";
+import type { DesiredNodeState } from "./desired-state.js";
 import { devicesOfRoutes, linkInfoOf, type JsonAddr } from "./ip-route.js";
+import { podMtu } from "./route-sync.js";
 
 const addr = (local: string, prefixlen: number, scope = "global") => ({ family: local.includes(":") ? "inet6" : "inet", local, prefixlen, scope });
 const lo = (...extra: ReturnType<typeof addr>[]): JsonAddr => ({ ifname: "lo", mtu: 65536, link_type: "loopback", addr_info: [addr("127.0.0.1", 8, "host"), ...extra] });
@@ -68,5 +71,24 @@ describe("linkInfoOf (ip -details -json addr show)", () => {
     ["a nexthop group, compat mode off", [{ nhid: 20 }], [{ id: 20, group: [{ id: 21 }, { id: 22 }] }, { id: 21, dev: "eth0" }, { id: 22, dev: "eth1" }], ["eth0", "eth1"]],
   ])("finds the default routes' devices: %s", (_case, routes, nexthops, devices) => {
     expect(devicesOfRoutes(routes, nexthops)).toEqual(devices);
+  });
+});
+
+describe("podMtu: the MTU the conflist gives pods", () => {
+  const state: DesiredNodeState = { ownCidrs: ["10.244.1.0/24"], unusedOwnCidrs: [], podNetwork: ["10.244.0.0/16"], routes: [], othersLive: [], rejected: [], ownWithheld: [], families: [4] };
+  const links = linkInfoOf([lo(), eth("eth0", 9000, "192.168.1.5")]);
+  const config = (overlay: string) => agentConfigSchema.parse({ "node-name": "n1", overlay });
+
+  it("is the node IP's link's, without an overlay or with auto (direct peers get the full MTU, the tunnel's TCP is clamped)", () => {
+    expect(podMtu(config("none"), links, "192.168.1.5", state)).toBe(9000);
+    expect(podMtu(config("auto"), links, "192.168.1.5", state)).toBe(9000);
+  });
+
+  it("is the tunnel's when everything is encapsulated: the link's less VXLAN's headers", () => {
+    expect(podMtu(config("vxlan"), links, "192.168.1.5", state)).toBe(8950);
+  });
+
+  it("is unknown (the conflist keeps what it says) when the node IP is on no link of this node", () => {
+    for (const overlay of ["none", "auto", "vxlan"]) expect(podMtu(config(overlay), links, "192.168.9.9", state)).toBeUndefined();
   });
 });

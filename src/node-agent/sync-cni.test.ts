@@ -33,7 +33,8 @@ function node(name: string, state = withCidr, flags: Record<string, string> = {}
   const path = join(confDir, "10-podnet.conflist");
   return {
     binDir, confDir, path, logs,
-    sync: () => syncCni({ config, state, log, full: true, familyWait }, 1500),
+    sync: (linkMtu: number | "unknown" = 1500) => syncCni({ config, state, log, full: true, familyWait }, linkMtu === "unknown" ? undefined : linkMtu),
+    mtu: () => (JSON.parse(readFileSync(path, "utf8")) as { plugins: Array<{ type: string; mtu?: number }> }).plugins.find((p) => p.type === "bridge")?.mtu,
     plugins: () => (JSON.parse(readFileSync(path, "utf8")) as { plugins: Array<{ type: string }> }).plugins.map((p) => p.type),
   };
 }
@@ -75,6 +76,35 @@ describe("syncCni: plugins chained after podnet's are kept only while the runtim
     writeFileSync(n.path, JSON.stringify({ ...ours, plugins: [...ours.plugins, { type: "../bin/bridge" }, { type: "a-dir" }] }));
     expect((await n.sync()).droppedChained?.plugins).toEqual(["../bin/bridge", "a-dir"]);
     expect(n.plugins()).toEqual(["bridge", "portmap"]);
+  });
+});
+
+describe("syncCni: the pods' MTU follows the node's link, and stays as it was while the link's is unknown", () => {
+  it("rewrites the conflist when the link's MTU changes, and keeps the MTU pods already get when it cannot be read", async () => {
+    const n = node("mtu-follows");
+    expect(await n.sync(1400)).toMatchObject({ changed: true });
+    expect(n.mtu()).toBe(1400);
+    // Jumbo frames turned on: new pods get them, not the MTU written before.
+    expect(await n.sync(9000)).toMatchObject({ changed: true });
+    expect(n.mtu()).toBe(9000);
+    // The node IP's link not found (its address just moved): no fall back to 1500 under pods started at 9000.
+    expect(await n.sync("unknown")).toMatchObject({ changed: false });
+    expect(n.mtu()).toBe(9000);
+  });
+
+  it("with no link and no conflist yet: Ethernet's 1500, less VXLAN's 50 bytes when everything is encapsulated", async () => {
+    const plain = node("mtu-fallback");
+    await plain.sync("unknown");
+    expect(plain.mtu()).toBe(1500);
+    const vxlan = node("mtu-fallback-vxlan", withCidr, { overlay: "vxlan" });
+    await vxlan.sync("unknown");
+    expect(vxlan.mtu()).toBe(1450);
+  });
+
+  it("--mtu wins over the link's", async () => {
+    const n = node("mtu-flag", withCidr, { mtu: "1380" });
+    await n.sync(9000);
+    expect(n.mtu()).toBe(1380);
   });
 });
 
