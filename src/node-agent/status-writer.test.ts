@@ -123,7 +123,8 @@ function fakeWriter(callTimeoutMs?: number) {
   /** Another manager's write (the controller's): the record's version moves on, as the watch brings it. */
   const foreignWrite = () => { const r = cache.get("r1")!; cache.set("r1", { ...r, metadata: { ...r.metadata, resourceVersion: String(++rv) } }); };
   const routesInstalled = () => cache.get("r1")!.status?.agent?.routesInstalled;
-  return { writer, job, ready, routesInstalled, settled, fail, sent, foreignWrite, passesAsked, logged, counted };
+  const condition = (type: string) => cache.get("r1")!.status?.conditions?.find((c) => c.type === type);
+  return { writer, job, ready, routesInstalled, settled, fail, sent, foreignWrite, passesAsked, logged, counted, cache, condition };
 }
 
 describe("StatusWriter: a pass's one-off Events", () => {
@@ -180,6 +181,34 @@ describe("StatusWriter: a count-only update held back by its interval", () => {
       stepped.mockRestore();
       await writer.stop();
     }
+  });
+});
+
+describe("StatusWriter: what is written at once", () => {
+  const sysctls = (reason: string, message: string): StatusJob["conditions"][number] => ({ type: "SysctlsReady", status: "True", reason, message });
+
+  it("a condition whose reason changed, its status not: `kubectl describe` must not show the old reason for a counts interval", async () => {
+    const { writer, job, settled, condition } = fakeWriter();
+    const base = job(true);
+    writer.offer({ ...base, conditions: [...base.conditions, sysctls("Set", "forwarding enabled")] });
+    await settled();
+    expect(condition("SysctlsReady")?.reason).toBe("Set");
+    // Counts changed too, with a long interval: only the counts may wait for it.
+    writer.offer({ ...base, countsIntervalMs: 60_000, report: { routesDesired: 2, routesInstalled: 2 },
+      conditions: [...base.conditions, sysctls("ForwardMayBeDropped", "forwarding enabled; another table's chain drops by default")] });
+    await settled();
+    expect(condition("SysctlsReady")).toMatchObject({ status: "True", reason: "ForwardMayBeDropped" });
+    await writer.stop();
+  });
+
+  it("each condition carries the generation of the record it speaks for (observedGeneration)", async () => {
+    const { writer, job, settled, cache, condition } = fakeWriter();
+    const r1 = cache.get("r1")!;
+    cache.set("r1", { ...r1, metadata: { ...r1.metadata, generation: 3 } }); // its spec patched twice (node IPs, a uid)
+    writer.offer(job(true));
+    await settled();
+    expect(condition("Ready")).toMatchObject({ status: "True", observedGeneration: 3 });
+    await writer.stop();
   });
 });
 
