@@ -77,6 +77,13 @@ describe("planAllocations", () => {
     expect(kinds(fixed.actions)).toEqual(["create:fd00:10:244::/64"]);
   });
 
+  it("leaves podCIDRs unfilled while a family the pool declares is exhausted: IPv4 alone could never get IPv6 added", () => {
+    const oneV6Slice: PlannerPool = { ...dualStack, v6: { cidrs: ["fd00:10:244::/64"], nodePrefix: 64 } };
+    const records = [rec("a", "10.244.0.0/24"), rec("b", "10.244.1.0/24"), rec("b", "fd00:10:244::/64")];
+    const plan = planAllocations(input({ nodes: [node("a"), node("b", { podCIDRs: ["10.244.1.0/24", "fd00:10:244::/64"] })], records, pools: [oneV6Slice], config: filling }));
+    expect(plan.actions).toEqual([expect.objectContaining({ kind: "exhausted", node: "a", family: 6 })]);
+  });
+
   it("hands a Node its preset podCIDRs before any newcomer gets the lowest free range, whatever the names' order", () => {
     const plan = planAllocations(input({ nodes: [node("a-new"), node("b-old", { podCIDRs: ["10.244.0.0/24"] })], config: filling }));
     expect(plan.actions).toEqual([
