@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { planAllocations, type AllocationAction, type PlannerInput, type PlannerNode, type PlannerPool, type PlannerRecord } from "./plan.js";
+import { planAllocations, type PlannerInput, type PlannerNode, type PlannerPool, type PlannerRecord } from "./plan.js";
 import { input, kinds, node, pool, rec } from "./plan-fixtures.js";
 
 describe("planAllocations", () => {
@@ -136,25 +136,6 @@ describe("planAllocations", () => {
     expect((plan.actions[1] as { message: string }).message).toContain("held by node a");
   });
 
-  it("sets the PodCIDRConflict Node condition once, keeps its transition time, and clears it when the cause goes", () => {
-    const conflicted = [node("a", { podCIDRs: ["10.244.7.0/24"] }), node("b", { podCIDRs: ["10.244.7.0/24"] })];
-    const [set] = planAllocations(input({ nodes: conflicted })).actions.filter((a) => a.kind === "nodeCondition");
-    expect(set).toEqual({ kind: "nodeCondition", node: "b", status: "True", reason: "PodCIDRConflict", message: expect.stringContaining("already held by node a"),
-      lastTransitionTime: new Date(1_000_000).toISOString(), lastHeartbeatTime: new Date(1_000_000).toISOString() });
-    const { kind: _k, node: _n, ...written } = set as Extract<AllocationAction, { kind: "nodeCondition" }>;
-    const b = node("b", { podCIDRs: ["10.244.7.0/24"], podCidrCondition: written });
-    // Written: the next plans have nothing to say, whatever time it is.
-    expect(planAllocations(input({ nodes: [conflicted[0]!, b], now: 2_000_000 })).actions.filter((a) => a.kind === "nodeCondition")).toEqual([]);
-    // Another cause (a's range released, b's preset now outside the pool): same transition time, new reason.
-    const moved = planAllocations(input({ nodes: [b], pools: [pool(["10.245.0.0/16"])], now: 3_000_000 })).actions.filter((a) => a.kind === "nodeCondition");
-    expect(moved).toEqual([expect.objectContaining({ status: "True", reason: "PodCIDROutsidePool", lastTransitionTime: new Date(1_000_000).toISOString(),
-      lastHeartbeatTime: new Date(3_000_000).toISOString() })]);
-    // a gone: b adopts its range, and the condition turns False; a Node that never had one gets none.
-    const cleared = planAllocations(input({ nodes: [b, node("c")], now: 4_000_000 })).actions;
-    expect(cleared.filter((a) => a.kind === "nodeCondition")).toEqual([{ kind: "nodeCondition", node: "b", status: "False", reason: "NoConflict",
-      message: "podnet uses this Node's pod CIDRs", lastTransitionTime: new Date(4_000_000).toISOString(), lastHeartbeatTime: new Date(4_000_000).toISOString() }]);
-  });
-
   it("never hands another node a range a Node names in spec.podCIDRs, adopted or not", () => {
     const created = (nodes: PlannerNode[], extra: Partial<PlannerInput> = {}) =>
       planAllocations(input({ nodes, ...extra })).actions.filter((a) => a.kind === "create" && !a.adopted).map((a) => "cidr" in a && a.cidr);
@@ -262,29 +243,6 @@ describe("planAllocations", () => {
       expect.objectContaining({ node: "new", reason: "DuplicateNodeIP", message: expect.stringContaining("shares node IP 192.168.0.7 with node old") }),
       expect.objectContaining({ node: "old", reason: "DuplicateNodeIP", message: expect.stringContaining("with node new") }),
     ]);
-  });
-
-  it("reports a Node holding a family its spec.podCIDRs (set before, unchangeable) lacks, where podnet fills the field", () => {
-    const dual = [pool(["10.244.0.0/16"], { v6: { cidrs: ["fd00:10:244::/56"], nodePrefix: 64 } })];
-    const held = { nodes: [node("a", { podCIDRs: ["10.244.0.0/24"] })], records: [rec("a", "10.244.0.0/24"), rec("a", "fd00:10:244::/64")], pools: dual };
-    const filling = planAllocations(input({ ...held, config: { cooldownMs: 60_000, serviceCIDRs: ["10.96.0.0/12"], fillNodePodCIDRs: true } }));
-    expect(filling.actions).toEqual([expect.objectContaining({ kind: "conflict", node: "a", reason: "PodCIDRFamilyMissing",
-      message: expect.stringContaining("holds fd00:10:244::/64, but its spec.podCIDRs (10.244.0.0/24) was set before and cannot be changed") }),
-    expect.objectContaining({ kind: "nodeCondition", node: "a", status: "True", reason: "PodCIDRFamilyMissing" })]);
-    // Not podnet's field to judge when it does not fill it; a Node whose field names both is complete.
-    expect(planAllocations(input(held)).actions).toEqual([]);
-    expect(planAllocations(input({ ...held, nodes: [node("a", { podCIDRs: ["10.244.0.0/24", "fd00:10:244::/64"] })], config: { cooldownMs: 60_000, serviceCIDRs: ["10.96.0.0/12"], fillNodePodCIDRs: true } })).actions).toEqual([]);
-  });
-
-  it("reports a Node whose spec.podCIDRs another allocator set to a range other than podnet's, and changes nothing", () => {
-    const raced = planAllocations(input({ nodes: [node("a", { podCIDRs: ["10.244.7.0/24"] })], records: [rec("a", "10.244.0.0/24")] }));
-    expect(raced.actions).toEqual([expect.objectContaining({ kind: "conflict", node: "a", reason: "PodCIDRMismatch",
-      message: expect.stringContaining("has spec.podCIDRs 10.244.7.0/24, but podnet allocated it 10.244.0.0/24") }),
-    expect.objectContaining({ kind: "nodeCondition", node: "a", status: "True", reason: "PodCIDRMismatch" })]);
-    // The same range (podnet's own fill, or an adopted one) and a family podnet holds nothing for are fine.
-    expect(planAllocations(input({ nodes: [node("a", { podCIDRs: ["10.244.0.0/24"] })], records: [rec("a", "10.244.0.0/24")] })).actions).toEqual([]);
-    expect(planAllocations(input({ nodes: [node("a", { podCIDRs: ["10.244.0.0/24", "fd00::/64"] })], records: [rec("a", "10.244.0.0/24")] })).actions
-      .filter((a) => a.kind === "conflict")).toEqual([]);
   });
 
   it("quarantines a second CIDR of one family for the same node, never the one its spec.podCIDRs names", () => {
