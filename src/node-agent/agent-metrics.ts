@@ -19,7 +19,7 @@ export function agentMetrics() {
     }),
     removalsHeld: new Gauge({
       name: "podnet_agent_removals_held", registers: [registry],
-      help: "1 while the agent removes nothing it programmed: this node has no Allocated NodeCIDR (deleted by hand or with its CRD, or none yet) or got it back within the hold-down",
+      help: "1 while the agent removes nothing it programmed: this node's NodeCIDR is gone without a release (deleted by hand or with its CRD), or came back within the hold-down; a node that never had one holds nothing",
     }),
     rejected: new Gauge({ name: "podnet_agent_rejected_records", help: "NodeCIDRs the agent refuses to route (bad node IP, overlap)", registers: [registry] }),
     conditions: new Gauge({

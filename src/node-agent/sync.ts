@@ -203,7 +203,7 @@ export async function syncCni(input: SyncInput, linkMtu: number | undefined): Pr
     if (current === undefined && result.missingPlugins.length) return result;
     // The first conflist waits a little for the node's other family: pods started now would lack it for life.
     const wait = input.familyWait;
-    if (current === undefined && wait && holdFirstConflist(wait.gap, false, wait.waitedMs, wait.graceMs)) return { ...result, awaitingFamilies: wait.gap.missing };
+    if (wait && holdFirstConflist(wait.gap, current !== undefined, wait.waitedMs, wait.graceMs)) return { ...result, awaitingFamilies: wait.gap.missing };
     // The link carrying the node IP not found (the address just changed, its NodeCIDR not yet mirrored): keep
     // the MTU pods already get. A pod started meanwhile with a larger one would keep it for its whole life.
     const existing = current === undefined ? undefined : readPodnetConflist(current);
