@@ -50,6 +50,7 @@ describe("helm install onto the real API server", () => {
   it.each([
     ["podnet-agent", "list", "nodecidrs.podnet.io", true],
     ["podnet-agent", "patch", "nodecidrs.podnet.io/status", true],
+    ["podnet-agent", "update", "nodecidrs.podnet.io/status", false],
     ["podnet-agent", "watch", "podcidrpools.podnet.io", true],
     ["podnet-agent", "patch", "podcidrpools.podnet.io/status", false],
     ["podnet-agent", "create", "nodecidrs.podnet.io", false],
@@ -60,6 +61,9 @@ describe("helm install onto the real API server", () => {
     ["podnet-agent", "update", "nodes/status", false],
     ["podnet-agent", "get", "secrets", false],
     ["podnet-controller", "create", "nodecidrs.podnet.io", true],
+    ["podnet-controller", "update", "nodecidrs.podnet.io", false],
+    ["podnet-controller", "update", "nodecidrs.podnet.io/status", false],
+    ["podnet-controller", "get", "podcidrpools.podnet.io/status", false],
     ["podnet-controller", "patch", "nodes", true],
     ["podnet-controller", "delete", "nodes", false],
     ["podnet-controller", "patch", "nodes/status", true],

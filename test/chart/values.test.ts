@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { agentConfigSchema, controllerConfigSchema, loadConfig } from "../../src/config.js";
-import { args, find, render, renderNotes } from "./helm.js";
+import { args, find, render, renderNotes, type Obj } from "./helm.js";
 
 // Values the README promises work (or are refused at render time, before any pod crash-loops).
 describe("chart values", () => {
@@ -47,5 +47,24 @@ describe("chart values", () => {
     expect(agent["resync-period"]).toBe(596 * 3_600_000);
     const controller = loadConfig(controllerConfigSchema, args(find(objs, "Deployment", "podnet-controller")).slice(1), {});
     expect(controller["release-cooldown"]).toBe(2_147_483_647);
+  });
+
+  it("lets the controller tolerate a taint of the user's (every node tainted, e.g. AKS's CriticalAddonsOnly) and pulls every image with the given secrets", () => {
+    type PodSpec = { tolerations: unknown[]; imagePullSecrets?: unknown[] };
+    const pod = (o: Obj) => (o.spec as { template?: { spec: PodSpec } } | undefined)?.template?.spec;
+    const defaults = render();
+    expect(pod(find(defaults, "Deployment", "podnet-controller"))!.tolerations).toEqual([
+      { key: "node-role.kubernetes.io/control-plane", operator: "Exists", effect: "NoSchedule" },
+      { key: "node.kubernetes.io/not-ready", operator: "Exists" },
+      { key: "node.kubernetes.io/network-unavailable", operator: "Exists", effect: "NoSchedule" },
+    ]);
+    expect(defaults.filter((o) => pod(o)?.imagePullSecrets !== undefined)).toEqual([]); // none unless asked
+    const custom = render("controller.tolerations[0].key=CriticalAddonsOnly", "controller.tolerations[0].operator=Exists", "imagePullSecrets[0].name=regcred");
+    expect(pod(find(custom, "Deployment", "podnet-controller"))!.tolerations).toEqual([{ key: "CriticalAddonsOnly", operator: "Exists" }]);
+    for (const o of [find(custom, "Deployment", "podnet-controller"), find(custom, "DaemonSet", "podnet-agent"), find(render("cleanup.enabled=true", "imagePullSecrets[0].name=regcred"), "DaemonSet", "podnet-cleanup")]) {
+      expect(pod(o)!.imagePullSecrets, o.metadata.name).toEqual([{ name: "regcred" }]);
+    }
+    expect(() => render("imagePullSecrets[0].secret=regcred")).toThrow(/imagePullSecrets/);
+    expect(() => render("controller.tolerations[0].operator=Sometimes")).toThrow(/tolerations/);
   });
 });

@@ -66,3 +66,10 @@ zeros); the bits of each group past the prefix must be 0.
 {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/* A pod spec's pull secrets for a private registry (values imagePullSecrets), as a line of its own; nothing when there are none. */}}
+{{- define "podnet.imagePullSecrets" -}}
+{{- with .Values.imagePullSecrets }}
+      imagePullSecrets: {{- toYaml . | nindent 8 }}
+{{- end }}
+{{- end -}}
