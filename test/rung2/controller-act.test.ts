@@ -91,6 +91,17 @@ describe("applyActions on the real API server", () => {
     expect((await read("10-233-5-0-24")).spec.nodeUID).toBeUndefined();
   });
 
+  it("a Node deleted since the plan is neither failed nor backed off: podCIDRs fill and node condition alike", async () => {
+    const { ctx, retry, errors, writes } = shell();
+    expect(await applyActions(ctx, [
+      { kind: "setNodePodCIDRs", node: "gone-1", nodeUID: "", cidrs: ["10.233.11.0/24"] },
+      { kind: "nodeCondition", node: "gone-2", status: "False", reason: "PodCIDRConflict", message: "m", lastTransitionTime: new Date().toISOString() },
+    ])).toBe(0);
+    expect(await writes()).toBe(2); // both were sent, and the API server answered 404
+    expect(await errors()).toBe(0);
+    expect(retry.nextRetryAt()).toBeUndefined();
+  });
+
   it("counts only the creates and deletes that went through as unblocking", async () => {
     const doomed = await makeRecord("10-233-6-0-24", "10.233.6.0/24");
     const kept = await makeRecord("10-233-7-0-24", "10.233.7.0/24");
