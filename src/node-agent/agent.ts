@@ -13,6 +13,7 @@ import { desiredNodeState, type DesiredNodeState } from "./desired-state.js";
 import { poolFamiliesOf } from "./family-gap.js";
 import { FamilyWait } from "./family-wait.js";
 import { NetworkUnavailableClearer } from "./node-network-condition.js";
+import { isPredecessorRecord, NodeIdentity } from "./node-identity.js";
 import { agentConditions, passLeftWorkUndone, sysctlsAfterPass, type SyncOutcome } from "./report.js";
 import { observed, poolRanges, recordProjection, RoutingInputs, type Pool, type Record_ } from "./records.js";
 import { syncKernelAndFiles } from "./sync.js";
@@ -74,7 +75,8 @@ export class NodeAgent {
   constructor(api: KubeApi, readonly config: AgentConfig, private readonly log: Logger, private readonly opts: AgentOptions = {}) {
     this.retry = new PassRetry(config["resync-period"]);
     this.hold = new AgentRecordHold(config, log, this.metrics.removalsHeld);
-    this.routingInputs = new RoutingInputs(config["node-name"], () => this.records.cache);
+    this.identity = new NodeIdentity(api, config["node-name"], log, config["resync-period"]);
+    this.routingInputs = new RoutingInputs(config["node-name"], () => this.records.cache, (r) => isPredecessorRecord(r, config["node-name"], this.identity.uid));
     this.liveness = new PassLiveness(livenessLimits(config["resync-period"], opts.stuckPassMs));
     this.records = new Informer<Record_>({
       api, path: "/apis/podnet.io/v1alpha1/nodecidrs", log, onEvent: (event, obj) => this.onRecordEvent(event, obj),
@@ -119,6 +121,7 @@ export class NodeAgent {
     });
     // The kernel is read while the first list pages in: the early route passes (onInitialPage) need it.
     if (earlyRoutesApply(this.config)) this.passInFlight = kernelView({ config: this.config, netns: this.opts.netns, full: true }).catch(() => undefined);
+    await this.identity.read(); // before any record is taken as this node's
     this.records.start();
     this.pools.start();
     this.looping = this.loop();
@@ -148,8 +151,9 @@ export class NodeAgent {
   }
 
   private readonly routingInputs: RoutingInputs;
+  private readonly identity: NodeIdentity;
   private onRecordEvent(event: string, obj: Record_): void {
-    if (event === "delete") this.hold.vanished(obj);
+    if (event === "delete" && !isPredecessorRecord(obj, this.config["node-name"], this.identity.uid)) this.hold.vanished(obj);
     if (this.routingInputs.changed(event, obj)) this.markDirty();
   }
 
@@ -243,9 +247,12 @@ export class NodeAgent {
   }
 
   private desired(): { state: DesiredNodeState; own: ReadVersions; nodeIP?: string; removalsHeld: boolean; families: ReturnType<FamilyWait["observe"]> } {
-    const { state, removalsHeld } = this.hold.plan(this.records.cache, poolRanges(this.pools.cache.values()));
+    // A predecessor's record (node-identity.ts) is neither this node's nor a peer's: left out of the pass.
+    const skip = this.identity.predecessors(this.records.cache, () => this.markDirty());
+    const records = skip.size ? new Map([...this.records.cache].filter(([name]) => !skip.has(name))) : this.records.cache;
+    const { state, removalsHeld } = this.hold.plan(records, poolRanges(this.pools.cache.values()));
     const me = this.config["node-name"];
-    const own = [...this.records.cache.values()].filter((r) => r.spec.nodeName === me && r.status?.phase === "Allocated");
+    const own = [...records.values()].filter((r) => r.spec.nodeName === me && r.status?.phase === "Allocated");
     // The versions read here go with the pass's outcome: its status is written at them, not over a later change.
     const families = this.familyWait.observe(own.map((r) => r.spec.pool), [...this.pools.cache.values()].map(poolFamiliesOf), state.families);
     return { state, own: Object.fromEntries(own.map((r) => [r.metadata!.name!, r.metadata!.resourceVersion ?? ""])), nodeIP: underlayIpOf(own.flatMap((r) => observed(r).nodeIPs)), removalsHeld, families };

@@ -59,12 +59,12 @@ export const recordProjection = (me: string) => (r: Record_): Record_ => {
  */
 export class RoutingInputs {
   private readonly seen = new Map<string, string>();
-  constructor(private readonly self: string, private readonly cache: () => ReadonlyMap<string, Record_>) {}
+  constructor(private readonly self: string, private readonly cache: () => ReadonlyMap<string, Record_>, private readonly predecessor: (r: Record_) => boolean = () => false) {}
 
   /** Whether an informer event changed what a pass derives from its record (remembered for the next). */
   changed(event: string, obj: Record_): boolean {
     const name = obj.metadata!.name!;
-    const mine = obj.spec.nodeName === this.self;
+    const mine = obj.spec.nodeName === this.self && !this.predecessor(obj);
     // Another node's record matters once it is Allocated and has a node IP to route through; until then it
     // changes nothing here (its CIDR lies inside the pool ranges, so not even the masquerade set).
     // A node with no record of its own checks every live record against the range its conflist still names,
@@ -78,7 +78,7 @@ export class RoutingInputs {
   }
 
   private holdsLiveRecord(): boolean {
-    for (const r of this.cache().values()) if (r.spec.nodeName === this.self && r.status?.phase === "Allocated") return true;
+    for (const r of this.cache().values()) if (r.spec.nodeName === this.self && r.status?.phase === "Allocated" && !this.predecessor(r)) return true;
     return false;
   }
 }

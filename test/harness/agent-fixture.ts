@@ -59,11 +59,11 @@ export async function startAgent(fx: ApiFixture, node: BedNode, flags: Record<st
 }
 
 /** A NodeCIDR as the controller would leave it: created, then marked Allocated through the status. */
-export async function putNodeCidr(api: KubeApi, nodeName: string, cidr: string, nodeIPs: string[], pool = "default"): Promise<string> {
+export async function putNodeCidr(api: KubeApi, nodeName: string, cidr: string, nodeIPs: string[], pool = "default", nodeUID?: string): Promise<string> {
   const name = cidrObjectName(cidr);
   await api.custom.createClusterCustomObject({ ...podnetResource("nodecidrs"), body: {
     apiVersion: "podnet.io/v1alpha1", kind: "NodeCIDR", metadata: { name },
-    spec: { nodeName, cidr, family: cidr.includes(":") ? "IPv6" : "IPv4", pool, nodeIPs },
+    spec: { nodeName, cidr, family: cidr.includes(":") ? "IPv6" : "IPv4", pool, nodeIPs, ...(nodeUID ? { nodeUID } : {}) },
   } });
   await applyStatus(api, "nodecidrs", name, "NodeCIDR", { phase: "Allocated" });
   return name;

@@ -1,0 +1,60 @@
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { applyStatus } from "../../src/lib/k8s.js";
+import { createNetBed, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
+import { waitFor } from "../../src/localcluster/processes.js";
+import { conditionsOf, putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
+import { useControlPlane } from "../harness/api-fixture.js";
+
+const fx = useControlPlane();
+let bed: NetBed;
+let agent: TestAgent | undefined;
+
+const networkUnavailable = async (name: string) =>
+  (await fx.api().core.readNode({ name })).status?.conditions?.find((c) => c.type === "NetworkUnavailable")?.status;
+const routes = (ns: string) => execFileSync("ip", ["-n", ns, "-4", "route", "show", "proto", "249"], { encoding: "utf8" });
+
+// A Node deleted and registered again under its name while no controller runs: its predecessor's NodeCIDR still
+// names it, Allocated, with the old Node's uid. The agent must not network pods from it (the controller releases
+// it once back, and every pod started from it would be cut off), and takes the record made for this Node.
+describe.skipIf(!isRoot())("a predecessor's NodeCIDR on a node registered again (rung 3)", () => {
+  beforeAll(async () => {
+    bed = createNetBed("pr", 2, 83);
+    for (const n of bed.nodes) {
+      await fx.api().core.createNode({ body: { metadata: { name: n.name }, status: {
+        addresses: [{ type: "InternalIP", address: n.ip }],
+        conditions: [{ type: "NetworkUnavailable", status: "True", reason: "NoRouteCreated", message: "Node created without a route", lastTransitionTime: new Date() }],
+      } } });
+    }
+  }, 60_000);
+  afterAll(async () => {
+    await agent?.stop();
+    bed?.destroy();
+  });
+
+  it("writes no conflist, status or NetworkUnavailable from it, routes its peers, and uses the record made for this Node once it comes", async () => {
+    const [n1, n2] = bed.nodes;
+    const uid = (await fx.api().core.readNode({ name: n1!.name })).metadata!.uid!;
+    const old = await putNodeCidr(fx.api(), n1!.name, "10.247.1.0/24", ["192.168.83.99"], "default", "uid-of-the-node-deleted-before");
+    await putNodeCidr(fx.api(), n2!.name, "10.247.2.0/24", [n2!.ip]);
+    agent = await startAgent(fx, n1!);
+    await waitFor("route to the peer", async () => (routes(n1!.ns).includes("10.247.2.0/24") ? true : undefined), 15_000);
+    for (let i = 0; i < 3; i++) await agent.agent.syncNow();
+    const conflist = join(agent.confDir, "10-podnet.conflist");
+    expect(existsSync(conflist)).toBe(false);
+    expect(routes(n1!.ns)).not.toContain("10.247.1.0/24");
+    expect((await conditionsOf(fx.api(), old)).map((c) => c.type)).toEqual([]);
+    expect(await networkUnavailable(n1!.name)).toBe("True");
+
+    // The controller is back: it releases the predecessor's record and gives this Node its own.
+    await applyStatus(fx.api("podnet-controller"), "nodecidrs", old, "NodeCIDR", { phase: "Released", releasedAt: new Date().toISOString() });
+    const own = await putNodeCidr(fx.api(), n1!.name, "10.247.3.0/24", [n1!.ip], "default", uid);
+    await waitFor("conflist from the Node's own record", async () => (existsSync(conflist) && readFileSync(conflist, "utf8").includes("10.247.3.0/24") ? true : undefined), 15_000);
+    expect(readFileSync(conflist, "utf8")).not.toContain("10.247.1.0/24");
+    await waitFor("NetworkUnavailable cleared", async () => ((await networkUnavailable(n1!.name)) === "False" ? true : undefined), 15_000);
+    await waitFor("conditions on the Node's own record", async () => ((await conditionsOf(fx.api(), own)).some((c) => c.type === "CNIConfigured" && c.status === "True") ? true : undefined), 15_000);
+    expect((await conditionsOf(fx.api(), old)).map((c) => c.type)).toEqual([]);
+  }, 60_000);
+});
