@@ -15,7 +15,7 @@ import { FamilyWait } from "./family-wait.js";
 import { NetworkUnavailableClearer } from "./node-network-condition.js";
 import { isPredecessorRecord, NodeIdentity } from "./node-identity.js";
 import { agentConditions, passLeftWorkUndone, sysctlsAfterPass, type SyncOutcome } from "./report.js";
-import { observed, poolRanges, recordProjection, RoutingInputs, type Pool, type Record_ } from "./records.js";
+import { LIST_PAGE_SIZE, observed, poolRanges, recordProjection, relistSpreadMs, RoutingInputs, type Pool, type Record_ } from "./records.js";
 import { syncKernelAndFiles } from "./sync.js";
 import { addRoutesEarly, earlyRoutesApply, kernelView, routedDevices } from "./route-sync.js";
 import { ExpectedRoutes, fullPassTrigger, watchLinks, type LinkWatch } from "./link-watch.js";
@@ -26,15 +26,6 @@ import { StatusWriter } from "./status-writer.js";
 import { warmToolShell } from "./tool-shell.js";
 import { BRIDGE_NAME } from "./cni-conflist.js";
 import { underlayIpOf, VXLAN_DEVICE } from "./overlay-plan.js";
-
-/**
- * NodeCIDRs per page of the first list. Early route passes overlap the pages still to come, but each page costs
- * a round trip and each pass an `ip` process on the same cores: at 4,999 NodeCIDRs, 2 pages of 2,500 brought
- * all routes in 1.23–1.63 s against 1.38–1.78 s with 10 pages of 500 (4 alternating cold starts each).
- */
-const LIST_PAGE_SIZE = 2_500;
-/** After an API server restart, N agents relist over up to N × 10 ms (50 s at 5,000 nodes; 1 s to 60 s). */
-export const relistSpreadMs = (records: number) => Math.min(60_000, Math.max(1_000, records * 10));
 
 export interface AgentOptions {
   /** Program this network namespace instead of the agent's own (tests). */

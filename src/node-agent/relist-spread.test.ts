@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { relistSpreadMs } from "./agent.js";
+import { relistSpreadMs } from "./records.js";
 
 // After an API server restart every agent hears 410 Gone at once: how long their relists are spread over.
 describe("relistSpreadMs", () => {
