@@ -38,6 +38,12 @@ describe("helm install onto the real API server", () => {
     { status: { runtimeHandlers: null } },
     { status: { features: { supplementalGroupsPolicy: false } } },
     { status: { features: null } },
+    // A nodes/status write keeps metadata (only spec is reset): labels kubelets may not set (NodeRestriction),
+    // annotations, a finalizer that pins the Node, an owner the garbage collector would delete it for.
+    { metadata: { labels: { "node-restriction.kubernetes.io/secure": "true" } } },
+    { metadata: { annotations: { "example.com/x": "y" } } },
+    { metadata: { finalizers: ["example.com/hold"] } },
+    { metadata: { ownerReferences: [{ apiVersion: "v1", kind: "Namespace", name: "gone", uid: "00000000-0000-0000-0000-000000000001" }] } },
   ]; // (status.config, the old dynamic kubelet config's, the API server drops on every write)
   /** The API as podnet-agent on node-a: a service-account token bound to a Pod scheduled there. */
   let agentOnNodeA: Promise<KubeApi> | undefined;
