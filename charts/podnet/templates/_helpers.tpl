@@ -75,11 +75,11 @@ zeros); the bits of each group past the prefix must be 0.
 {{- end -}}
 
 {{/*
-A CEL condition: the Node's labels, annotations, owner references and finalizers are as they were. A write to
+A CEL condition: the object's labels, annotations, owner references and finalizers are as they were. A write to
 nodes/status keeps metadata too (only spec is reset), so a status policy that compared status alone let a
 token relabel a Node (node-restriction.kubernetes.io/ labels included), pin it with a finalizer or give it an owner.
 */}}
-{{- define "podnet.nodeMetadataUnchanged" -}}
+{{- define "podnet.metadataKept" -}}
 object.metadata.?labels.orValue({}) == oldObject.metadata.?labels.orValue({})
 && object.metadata.?annotations.orValue({}) == oldObject.metadata.?annotations.orValue({})
 && object.metadata.?ownerReferences.orValue([]) == oldObject.metadata.?ownerReferences.orValue([])
