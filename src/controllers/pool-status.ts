@@ -94,4 +94,11 @@ async function forgetGonePools(metrics: PoolStatusContext["metrics"], reports: P
       if (!live.has(`${labels.pool}/${labels.family}`)) gauge.remove(labels);
     }
   }
+  // Counters too, once their pool is gone: pools made and deleted over months would each leave series for good.
+  const pools = new Set(reports.map((r) => r.pool));
+  for (const counter of [metrics.allocations, metrics.exhausted]) {
+    for (const { labels } of (await counter.get()).values) {
+      if (!pools.has(String(labels.pool))) counter.remove(labels);
+    }
+  }
 }

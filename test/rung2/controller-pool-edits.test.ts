@@ -37,6 +37,8 @@ describe("controller on the real API server: pool edits under live allocations",
     expect(cidrOf("pe-1")).toMatch(/^10\.212\./); // from pe: no pool of an earlier test is left to select it
     const poolsExported = async () => new Set((await controller!.metrics.poolFree.get()).values.map((v) => v.labels.pool));
     await until("pe-zone's gauges exported", async () => ((await poolsExported()).has("pe-zone") ? true : undefined));
+    const allocationPools = async () => new Set((await controller!.metrics.allocations.get()).values.map((v) => v.labels.pool));
+    expect(await allocationPools()).toContain("pe-zone");
 
     // A typo: a new pool over the range pe-1's CIDR came from. The range in use keeps serving; the new one is
     // refused (before, both were, and no new node of the cluster got a CIDR). Then pe-2's pool is deleted.
@@ -59,6 +61,7 @@ describe("controller on the real API server: pool edits under live allocations",
     expect(warning!.involvedObject.uid).toBe(before.find((r) => r.spec.nodeName === "pe-2")!.metadata!.uid); // what kubectl describe matches on
     // The deleted pool's figures are no longer exported (an alert on them would fire for a pool that is gone).
     expect(await until("pe-zone's gauges gone", async () => { const p = await poolsExported(); return p.has("pe-zone") ? undefined : p; })).toContain("pe");
+    expect(await allocationPools()).toEqual(new Set(["pe"])); // podnet_allocations_total: a series per pool that exists
     expect((await controller!.metrics.retained.get()).values[0]?.value).toBe(1); // podnet_nodecidrs_retained, for alerting
     // Nodes keep exactly their one CIDR each; a new node still gets one from pe's range in use.
     await createNodes(fx.api(), [{ name: "pe-3", ip: "192.168.55.3" }]);
