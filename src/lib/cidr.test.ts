@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   canonicalCidr, cidrContains, cidrContainsIp, cidrObjectName, cidrsOverlap, formatCidr, isCanonicalCidr, isGlobalUnicastIp, mergeCidrs, nthSubnet, parseCidr, parseIp,
-  subnetCount, subnetIndex,
+  remembered, subnetCount, subnetIndex,
 } from "./cidr.js";
 
 describe("parseCidr / canonicalCidr", () => {
@@ -113,5 +113,19 @@ describe("mergeCidrs: the fewest CIDRs covering the same addresses", () => {
   it("a pool made of 1,920 adjacent /24s is four CIDRs", () => {
     const ranges = Array.from({ length: 1920 }, (_, i) => `100.${64 + (i >> 8)}.${i & 255}.0/24`).reverse();
     expect(merged(ranges)).toEqual(["100.64.0.0/14", "100.68.0.0/15", "100.70.0.0/16", "100.71.0.0/17"]);
+  });
+});
+
+describe("remembered: parse results kept in two generations", () => {
+  it("computes a text once while it is asked for, and forgets one nobody asked for during a whole generation", () => {
+    const computed: string[] = [];
+    const lengthOf = remembered(4, (t: string) => { computed.push(t); return t.length; });
+    const ask = (...texts: string[]) => texts.map(lengthOf);
+    expect(ask("live", "a", "live", "b", "c")).toEqual([4, 1, 4, 1, 1]);
+    // Departed nodes' texts, asked for once each, fill generations; "live" is asked for in every one of them.
+    for (let i = 0; i < 40; i++) ask(`gone-${i}`, "live");
+    expect(computed.filter((t) => t === "live")).toHaveLength(1);
+    ask("a");
+    expect(computed.filter((t) => t === "a")).toHaveLength(2); // fell out, parsed again
   });
 });

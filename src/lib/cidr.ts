@@ -21,23 +21,32 @@ const mask = (family: IpFamily, prefix: number) => masks[family][prefix]!;
  * Every agent re-derives its desired state from all NodeCIDRs on each sync (and reads back as many kernel
  * routes), so the same few thousand addresses and CIDRs are parsed and printed over and over: ip-address's
  * IPv6 path (strings → hex → BigInt), and for IPv4 a regex and BigInts, each pass. Results are immutable
- * values, so they are remembered, bounded so a long-running agent cannot grow without limit. The bound is
- * well above the texts a 10,000-node dual-stack cluster keeps (each cache holds one kind of text).
+ * values, so they are remembered, in two generations: a text nobody asked for during a whole generation is
+ * dropped, so the caches hold what the passes keep asking for (the live records' texts) and not, as one map
+ * cleared only when full did, every address and CIDR of every node that ever left (a leak review: up to 53 MB).
+ * A generation holds the texts of a 16,000-node cluster (each cache holds one kind of text); past that, passes
+ * parse again what fell out, which costs time, not memory.
  */
-function remembered<V>(limit: number, compute: (key: string) => V): (key: string) => V {
-  const seen = new Map<string, V>();
+export function remembered<V>(generation: number, compute: (key: string) => V): (key: string) => V {
+  let young = new Map<string, V>();
+  let old = new Map<string, V>();
   return (key) => {
-    let value = seen.get(key);
-    if (value === undefined) {
-      value = compute(key);
-      if (seen.size >= limit) seen.clear();
-      seen.set(key, value);
-    }
+    let value = young.get(key);
+    if (value !== undefined) return value;
+    value = old.get(key) ?? compute(key);
+    if (young.size >= generation) { old = young; young = new Map(); }
+    young.set(ownCopy(key), value);
     return value;
   };
 }
 
-const REMEMBERED = 65_536;
+/**
+ * A text cut from a longer one (a line of an `ip monitor` chunk) shares that chunk's memory in V8: kept as a key,
+ * it kept the whole chunk alive (up to 64 KB in a burst). A copy holds only its own characters.
+ */
+const ownCopy = (text: string): string => Buffer.from(text, "utf8").toString("utf8");
+
+const REMEMBERED = 16_384;
 const parseIpv6 = (t: string): bigint => {
   if (!Address6.isValid(t) || t.includes("/") || t.includes("%")) throw new InvalidCidrError(`"${t}" is not an IP address`);
   return new Address6(t).bigInt();
