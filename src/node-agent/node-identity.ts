@@ -40,16 +40,19 @@ export class NodeIdentity {
   /**
    * Records of this node's name made for an earlier Node of the name. A uid not known yet, or one that no
    * longer matches a record the controller just made (this Node was itself registered again), is read again,
-   * at most once per interval; `onChange` runs when that read changes the uid.
+   * at most once per interval; `onChange` runs after that read when it changed the uid or found records in doubt,
+   * and they are warned about only then: a record of this Node's new incarnation is not called a predecessor's.
    */
   predecessors(records: ReadonlyMap<string, Record_>, onChange: () => void): Set<string> {
     const found = new Set<string>();
     for (const [name, r] of records) if (isPredecessorRecord(r, this.node, this.uid)) found.add(name);
     const doubt = this.uid === undefined || found.size > 0;
     if (doubt && !this.reading && performance.now() - this.readAt >= this.intervalMs) {
+      // This Node may itself have been registered again since the uid was read: read it, then plan (and warn) again.
       const before = this.uid;
-      void this.read().then(() => { if (this.uid !== before) onChange(); });
+      void this.read().then(() => { if (this.uid !== before || found.size > 0) onChange(); });
     }
+    if (this.reading) return found; // judged, and warned about, once the read under way is in
     for (const name of found) {
       if (this.warned.has(name)) continue;
       this.warned.add(name);

@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyStatus } from "../../src/lib/k8s.js";
+import { applyStatus, podnetResource } from "../../src/lib/k8s.js";
 import { createNetBed, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { conditionsOf, putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
@@ -56,5 +56,23 @@ describe.skipIf(!isRoot())("a predecessor's NodeCIDR on a node registered again 
     await waitFor("NetworkUnavailable cleared", async () => ((await networkUnavailable(n1!.name)) === "False" ? true : undefined), 15_000);
     await waitFor("conditions on the Node's own record", async () => ((await conditionsOf(fx.api(), own)).some((c) => c.type === "CNIConfigured" && c.status === "True") ? true : undefined), 15_000);
     expect((await conditionsOf(fx.api(), old)).map((c) => c.type)).toEqual([]);
+  }, 60_000);
+
+  it("learns the new uid when its own Node is registered again while it runs, and takes the record made for the new Node", async () => {
+    const [, n2] = bed.nodes;
+    await agent?.stop();
+    await fx.api().custom.deleteClusterCustomObject({ ...podnetResource("nodecidrs"), name: "10-247-2-0-24" }); // the first test's, with no uid
+    const uidOf = async () => (await fx.api().core.readNode({ name: n2!.name })).metadata!.uid!;
+    const first = await putNodeCidr(fx.api(), n2!.name, "10.247.4.0/24", [n2!.ip], "default", await uidOf());
+    agent = await startAgent(fx, n2!);
+    const conflist = join(agent.confDir, "10-podnet.conflist");
+    await waitFor("conflist from the first Node's record", async () => (existsSync(conflist) && readFileSync(conflist, "utf8").includes("10.247.4.0/24") ? true : undefined), 15_000);
+    // kubectl delete node, and the kubelet registers it again: a new uid. The controller releases the first record
+    // and makes one for the new Node.
+    await fx.api().core.deleteNode({ name: n2!.name });
+    await fx.api().core.createNode({ body: { metadata: { name: n2!.name }, status: { addresses: [{ type: "InternalIP", address: n2!.ip }] } } });
+    await applyStatus(fx.api("podnet-controller"), "nodecidrs", first, "NodeCIDR", { phase: "Released", releasedAt: new Date().toISOString() });
+    await putNodeCidr(fx.api(), n2!.name, "10.247.5.0/24", [n2!.ip], "default", await uidOf());
+    await waitFor("conflist from the new Node's record", async () => (readFileSync(conflist, "utf8").includes("10.247.5.0/24") ? true : undefined), 15_000);
   }, 60_000);
 });
