@@ -10,7 +10,7 @@ import type { PoolObject } from "../../src/controllers/observe.js";
 import { silentLogger } from "../../src/log.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { useControlPlane } from "../harness/api-fixture.js";
-import { tokenApi, useChartInstall } from "../harness/chart-install.js";
+import { chartTokens, tokenApi, useChartInstall } from "../harness/chart-install.js";
 
 // The chart's Events rules (RBAC in namespace default, podnet-events-count-only, podnet-events-own-name) and the
 // default pool's, with the service accounts' own tokens (install-tokens.test.ts: Nodes, NodeCIDRs, Leases).
@@ -19,19 +19,7 @@ const fx = useControlPlane();
 describe("helm install onto the real API server: Events and pools", () => {
   useChartInstall(fx);
 
-  /** The API as podnet-agent on node-a: a service-account token bound to a Pod scheduled there. */
-  let agentOnNodeA: Promise<KubeApi> | undefined;
-  const agentApi = () => (agentOnNodeA ??= (async () => {
-    const admin = fx.api();
-    for (const name of ["node-a", "node-b"]) await admin.core.createNode({ body: { metadata: { name } } });
-    const pod = await admin.core.createNamespacedPod({ namespace: "kube-system", body: {
-      metadata: { name: "podnet-agent-node-a" },
-      spec: { serviceAccountName: "podnet-agent", nodeName: "node-a", containers: [{ name: "agent", image: "podnet:test" }] },
-    } });
-    return tokenApi(fx, "podnet-agent", { name: pod.metadata!.name!, uid: pod.metadata!.uid! });
-  })());
-  let controllerToken: Promise<KubeApi> | undefined;
-  const controllerApi = () => (controllerToken ??= tokenApi(fx, "podnet-controller"));
+  const { agentApi, controllerApi } = chartTokens(fx);
 
   it("both tokens write Events in namespace default only; the controller's edits the default pool's spec and no other pool's, and every pool's status", async () => {
     const admin = fx.api();

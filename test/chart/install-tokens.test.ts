@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { apiMessage, apiStatus, applyStatus, type KubeApi, mergePatch, podnetResource, strategicMergePatch } from "../../src/lib/k8s.js";
+import { apiMessage, apiStatus, applyStatus, mergePatch, podnetResource, strategicMergePatch } from "../../src/lib/k8s.js";
 import { LeaderElector } from "../../src/lib/leader.js";
 import { AllocationController } from "../../src/controllers/controller.js";
 import { applyActions } from "../../src/controllers/act.js";
@@ -17,7 +17,7 @@ import { putNodeCidr } from "../harness/agent-fixture.js";
 import { kubeletReportedStatus } from "../harness/cluster-objects.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { useControlPlane } from "../harness/api-fixture.js";
-import { tokenApi, useChartInstall } from "../harness/chart-install.js";
+import { chartTokens, useChartInstall } from "../harness/chart-install.js";
 
 // The chart's service-account tokens against its RBAC and admission policies; the install itself, its objects
 // and the RBAC table are in install.test.ts (a control plane of their own).
@@ -44,19 +44,7 @@ describe("helm install onto the real API server", () => {
     { metadata: { finalizers: ["example.com/hold"] } },
     { metadata: { ownerReferences: [{ apiVersion: "v1", kind: "Namespace", name: "gone", uid: "00000000-0000-0000-0000-000000000001" }] } },
   ]; // (status.config, the old dynamic kubelet config's, the API server drops on every write)
-  /** The API as podnet-agent on node-a: a service-account token bound to a Pod scheduled there. */
-  let agentOnNodeA: Promise<KubeApi> | undefined;
-  const agentApi = () => (agentOnNodeA ??= (async () => {
-    const admin = fx.api();
-    for (const name of ["node-a", "node-b"]) await admin.core.createNode({ body: { metadata: { name } } });
-    const pod = await admin.core.createNamespacedPod({ namespace: "kube-system", body: {
-      metadata: { name: "podnet-agent-node-a" },
-      spec: { serviceAccountName: "podnet-agent", nodeName: "node-a", containers: [{ name: "agent", image: "podnet:test" }] },
-    } });
-    return tokenApi(fx, "podnet-agent", { name: pod.metadata!.name!, uid: pod.metadata!.uid! });
-  })());
-  let controllerToken: Promise<KubeApi> | undefined;
-  const controllerApi = () => (controllerToken ??= tokenApi(fx, "podnet-controller"));
+  const { agentApi, controllerApi } = chartTokens(fx);
 
   it("an agent token bound to a pod on node-a may write node-a's NodeCIDR status and not node-b's", async () => {
     const admin = fx.api();

@@ -33,3 +33,22 @@ export async function tokenApi(fx: ApiFixture, sa: "podnet-agent" | "podnet-cont
   });
   return new KubeApi(kc, sa);
 }
+
+/**
+ * Each made once per file, on first use: the API as podnet-agent on node-a (a token bound to a Pod scheduled
+ * there; Nodes node-a and node-b are created for it), and as podnet-controller.
+ */
+export function chartTokens(fx: ApiFixture): { agentApi: () => Promise<KubeApi>; controllerApi: () => Promise<KubeApi> } {
+  let agentOnNodeA: Promise<KubeApi> | undefined;
+  let controllerToken: Promise<KubeApi> | undefined;
+  const agentApi = () => (agentOnNodeA ??= (async () => {
+    const admin = fx.api();
+    for (const name of ["node-a", "node-b"]) await admin.core.createNode({ body: { metadata: { name } } });
+    const pod = await admin.core.createNamespacedPod({ namespace: "kube-system", body: {
+      metadata: { name: "podnet-agent-node-a" },
+      spec: { serviceAccountName: "podnet-agent", nodeName: "node-a", containers: [{ name: "agent", image: "podnet:test" }] },
+    } });
+    return tokenApi(fx, "podnet-agent", { name: pod.metadata!.name!, uid: pod.metadata!.uid! });
+  })());
+  return { agentApi, controllerApi: () => (controllerToken ??= tokenApi(fx, "podnet-controller")) };
+}
