@@ -129,3 +129,16 @@ describe("remembered: parse results kept in two generations", () => {
     expect(computed.filter((t) => t === "a")).toHaveLength(2); // fell out, parsed again
   });
 });
+
+describe("remembered: a generation sized by the texts in use", () => {
+  it("keeps a live set larger than the smallest generation once it has grown, instead of parsing it again on every pass", () => {
+    let computed = 0;
+    const parse = remembered(4, (t: string) => { computed++; return t; });
+    const live = Array.from({ length: 50 }, (_, i) => `10.244.${i}.0/24`);
+    const pass = (extra: string) => { for (const t of live) parse(t); parse(extra); };
+    for (let i = 0; i < 20; i++) pass(`gone-${i}`); // each pass also meets one departed node's text
+    const before = computed;
+    for (let i = 20; i < 30; i++) pass(`gone-${i}`);
+    expect(computed - before).toBe(10); // only the new texts: the 50 live ones stay remembered
+  });
+});

@@ -23,22 +23,34 @@ const mask = (family: IpFamily, prefix: number) => masks[family][prefix]!;
  * IPv6 path (strings → hex → BigInt), and for IPv4 a regex and BigInts, each pass. Results are immutable
  * values, so they are remembered, in two generations: a text nobody asked for during a whole generation is
  * dropped, so the caches hold what the passes keep asking for (the live records' texts) and not, as one map
- * cleared only when full did, every address and CIDR of every node that ever left (a leak review: up to 53 MB).
- * A generation holds the texts of a 16,000-node cluster (each cache holds one kind of text); past that, passes
- * parse again what fell out, which costs time, not memory.
+ * of 65,536 cleared only when full did, every address and CIDR of every node that ever left (a leak review: up
+ * to 53 MB). A generation that ends having mostly parsed (more texts computed than found) is too small for
+ * the texts in use, and each pass would parse them all again: the next one is twice as large. So a cache
+ * holds about two to four times the texts in use, whatever the cluster's size.
  */
-export function remembered<V>(generation: number, compute: (key: string) => V): (key: string) => V {
+export function remembered<V>(minGeneration: number, compute: (key: string) => V): (key: string) => V {
   let young = new Map<string, V>();
   let old = new Map<string, V>();
+  let generation = minGeneration;
+  let found = 0;
+  let computed = 0;
   return (key) => {
     let value = young.get(key);
-    if (value !== undefined) return value;
-    value = old.get(key) ?? compute(key);
-    if (young.size >= generation) { old = young; young = new Map(); }
+    if (value !== undefined) { found++; return value; }
+    value = old.get(key);
+    if (value !== undefined) found++;
+    else { value = compute(key); computed++; }
+    if (young.size >= generation) {
+      if (computed > found && generation < MAX_GENERATION) generation *= 2;
+      found = computed = 0;
+      old = young;
+      young = new Map();
+    }
     young.set(ownCopy(key), value);
     return value;
   };
 }
+const MAX_GENERATION = 1 << 20;
 
 /**
  * A text cut from a longer one (a line of an `ip monitor` chunk) shares that chunk's memory in V8: kept as a key,
@@ -46,7 +58,7 @@ export function remembered<V>(generation: number, compute: (key: string) => V): 
  */
 const ownCopy = (text: string): string => Buffer.from(text, "utf8").toString("utf8");
 
-const REMEMBERED = 16_384;
+const REMEMBERED = 4_096;
 const parseIpv6 = (t: string): bigint => {
   if (!Address6.isValid(t) || t.includes("/") || t.includes("%")) throw new InvalidCidrError(`"${t}" is not an IP address`);
   return new Address6(t).bigInt();

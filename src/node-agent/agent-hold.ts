@@ -25,18 +25,23 @@ export class AgentRecordHold {
 
   vanished(record: Record_): void { this.hold.vanished(observed(record), performance.now()); }
 
-  /** The desired state for a pass, and whether it removes nothing. */
-  plan(cache: ReadonlyMap<string, Record_>, poolRanges: string[]): { state: DesiredNodeState; removalsHeld: boolean } {
+  /**
+   * The desired state for a pass, and whether it removes nothing. `predecessors`: Allocated records of this node's
+   * name made for an earlier Node of it (node-identity.ts), left out of `cache`. They are the controller's state
+   * (no hold for them), and a conflist still handing out their range goes, as one handing out another node's does.
+   */
+  plan(cache: ReadonlyMap<string, Record_>, poolRanges: string[], predecessors: readonly Record_[] = []): { state: DesiredNodeState; removalsHeld: boolean } {
     const all = [...cache.values()];
     const mine = all.filter((r) => r.spec.nodeName === this.node);
     const live = mine.some((r) => r.status?.phase === "Allocated");
     const decision = this.hold.decide({
-      own: { live, retired: !live && mine.length > 0, conflistOnDisk: () => this.conflistOnDisk() },
+      own: { live, retired: !live && (mine.length > 0 || predecessors.length > 0), conflistOnDisk: () => this.conflistOnDisk() },
       present: (name) => cache.has(name), now: performance.now(),
     });
     const { state, clashing } = desiredWithHeld(all.map(observed), decision.held, this.node, poolRanges);
     this.hold.forget(clashing);
     this.report(decision);
+    if (!live) state.othersLive.push(...predecessors.map((r) => ({ dst: r.spec.cidr, nodeName: this.node, earlierNode: true })));
     return { state, removalsHeld: decision.removalsHeld };
   }
 

@@ -66,7 +66,7 @@ export class NodeAgent {
   constructor(api: KubeApi, readonly config: AgentConfig, private readonly log: Logger, private readonly opts: AgentOptions = {}) {
     this.retry = new PassRetry(config["resync-period"]);
     this.hold = new AgentRecordHold(config, log, this.metrics.removalsHeld);
-    this.identity = new NodeIdentity(api, config["node-name"], log, config["resync-period"]);
+    this.identity = new NodeIdentity(api, config["node-name"], log, () => this.markDirty(), () => this.metrics.errors.inc({ step: "list-watch" }));
     this.routingInputs = new RoutingInputs(config["node-name"], () => this.records.cache, (r) => isPredecessorRecord(r, config["node-name"], this.identity.uid));
     this.liveness = new PassLiveness(livenessLimits(config["resync-period"], opts.stuckPassMs));
     this.records = new Informer<Record_>({
@@ -112,7 +112,7 @@ export class NodeAgent {
     });
     // The kernel is read while the first list pages in: the early route passes (onInitialPage) need it.
     if (earlyRoutesApply(this.config)) this.passInFlight = kernelView({ config: this.config, netns: this.opts.netns, full: true }).catch(() => undefined);
-    await this.identity.read(); // before any record is taken as this node's
+    await this.identity.start(); // before any record is taken as this node's
     this.records.start();
     this.pools.start();
     this.looping = this.loop();
@@ -125,6 +125,7 @@ export class NodeAgent {
     this.familyWait.stop();
     this.wake?.();
     this.records.stop();
+    this.identity.stop();
     this.pools.stop();
     // A pass under way finishes (it may be mid-batch); no wait starts after it. A status write under way is cut
     // off: the next agent writes the status afresh, and a stop must fit in the pod's termination grace period.
@@ -239,9 +240,9 @@ export class NodeAgent {
 
   private desired(): { state: DesiredNodeState; own: ReadVersions; nodeIP?: string; removalsHeld: boolean; families: ReturnType<FamilyWait["observe"]> } {
     // A predecessor's record (node-identity.ts) is neither this node's nor a peer's: left out of the pass.
-    const skip = this.identity.predecessors(this.records.cache, () => this.markDirty());
+    const skip = this.identity.predecessors(this.records.cache);
     const records = skip.size ? new Map([...this.records.cache].filter(([name]) => !skip.has(name))) : this.records.cache;
-    const { state, removalsHeld } = this.hold.plan(records, poolRanges(this.pools.cache.values()));
+    const { state, removalsHeld } = this.hold.plan(records, poolRanges(this.pools.cache.values()), [...skip].map((name) => this.records.cache.get(name)!));
     const me = this.config["node-name"];
     const own = [...records.values()].filter((r) => r.spec.nodeName === me && r.status?.phase === "Allocated");
     // The versions read here go with the pass's outcome: its status is written at them, not over a later change.

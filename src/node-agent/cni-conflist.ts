@@ -180,13 +180,13 @@ export function readPodnetConflist(text: string, networkName = "podnet"): Podnet
 }
 
 /** A subnet the podnet conflist on disk hands out, now inside (or around) another node's live pod CIDR. */
-export interface RangeHeldByOther { subnet: string; heldAs: string; nodeName: string }
+export interface RangeHeldByOther { subnet: string; heldAs: string; nodeName: string; earlierNode?: boolean }
 
 /**
  * Pure: the host-local subnets (ranges[][].subnet) of the podnet conflist `text` that overlap another node's live
  * pod CIDR (`others`: other nodes' Allocated CIDRs, routed or not: desiredNodeState's othersLive). Empty for any other file.
  */
-export function rangesHeldByOthers(text: string, others: ReadonlyArray<{ dst: string; nodeName: string }>, networkName = "podnet"): RangeHeldByOther[] {
+export function rangesHeldByOthers(text: string, others: ReadonlyArray<{ dst: string; nodeName: string; earlierNode?: boolean }>, networkName = "podnet"): RangeHeldByOther[] {
   const list = podnetList(text, networkName) as { plugins: Array<{ ipam?: { type?: unknown; ranges?: unknown } } | null> } | undefined;
   if (!list) return [];
   const subnets = list.plugins.flatMap((p) => (p?.ipam?.type === "host-local" && Array.isArray(p.ipam.ranges) ? p.ipam.ranges : []))
@@ -199,7 +199,7 @@ export function rangesHeldByOthers(text: string, others: ReadonlyArray<{ dst: st
     try { mine = parseCidr(subnet, { allowHostBits: true }); } catch { continue; }
     for (const r of others) {
       const theirs = tryParseCidr(r.dst);
-      if (theirs && cidrsOverlap(mine, theirs)) held.push({ subnet, heldAs: r.dst, nodeName: r.nodeName });
+      if (theirs && cidrsOverlap(mine, theirs)) held.push({ subnet, heldAs: r.dst, nodeName: r.nodeName, ...(r.earlierNode ? { earlierNode: true } : {}) });
     }
   }
   return held;

@@ -41,7 +41,7 @@ export interface DesiredNodeState {
    * Other nodes' live CIDRs, routed or not (node IPs not mirrored yet, or refused): who holds a range. Listed
    * only while this node has no live record of its own, for the conflist it may still have (see withoutPodCidr).
    */
-  othersLive: Array<{ dst: string; nodeName: string }>;
+  othersLive: Array<{ dst: string; nodeName: string; earlierNode?: boolean }>;
   rejected: RejectedRecord[];
   /** This node's own live records that are rejected: why it has no pod CIDR though the controller gave it one. */
   ownWithheld: RejectedRecord[];

@@ -1,4 +1,7 @@
-import { apiMessage, isNotFound, withSignal, type KubeApi } from "../lib/k8s.js";
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { sleep } from "../lib/backoff.js";
+import { Informer, type ListPage } from "../lib/informer.js";
+import type { KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 import type { Record_ } from "./records.js";
 
@@ -13,51 +16,59 @@ import type { Record_ } from "./records.js";
 export const isPredecessorRecord = (r: Record_, node: string, uid: string | undefined): boolean =>
   uid !== undefined && r.spec.nodeName === node && r.spec.nodeUID !== undefined && r.spec.nodeUID !== uid;
 
-/** Shell: this node's Node uid, read at start and again (at most once per interval) while it is unknown or in doubt. */
+/** How long a start waits for its Node's uid before going on without it (an API server that does not answer). */
+const FIRST_READ_MS = 3_000;
+
+/**
+ * Shell: this node's Node uid, from a watch on that one Node (a field selector on its name, as kubelet watches its
+ * own): a Node registered again while the agent runs is seen at once, not at the next read of the Node (every
+ * 5 minutes, for NetworkUnavailable) or only after a restart. The last uid seen stays while the Node is gone:
+ * nothing changes until one registers again. Unknown (no Node yet, the watch refused), every record is used.
+ */
 export class NodeIdentity {
-  uid?: string;
-  private readAt = -Infinity;
-  private reading?: Promise<void>;
+  private readonly watch: Informer<KubernetesObject>;
+  private known?: string;
   private readonly warned = new Set<string>();
 
-  constructor(private readonly api: KubeApi, private readonly node: string, private readonly log: Logger, private readonly intervalMs: number) {}
-
-  /** Reads the Node now; never throws (an unknown uid leaves every record of this node's name usable, as before). */
-  read(timeoutMs = 3_000): Promise<void> {
-    this.readAt = performance.now();
-    this.reading ??= this.api.core.readNode({ name: this.node }, withSignal(AbortSignal.timeout(timeoutMs)))
-      .then((n) => {
-        if (n.metadata?.uid && n.metadata.uid !== this.uid) this.log.info({ node: this.node, uid: n.metadata.uid }, "this node's Node uid");
-        this.uid = n.metadata?.uid ?? this.uid;
-      })
-      .catch((err: unknown) => {
-        if (!isNotFound(err)) this.log.warn({ node: this.node, err: apiMessage(err) }, "could not read this node's Node (its uid tells a predecessor's NodeCIDR from its own); retrying");
-      })
-      .finally(() => { this.reading = undefined; });
-    return this.reading;
+  constructor(api: KubeApi, private readonly node: string, private readonly log: Logger, onChange: () => void, onError: () => void) {
+    const fieldSelector = `metadata.name=${node}`;
+    this.watch = new Informer<KubernetesObject>({
+      api, path: "/api/v1/nodes", fieldSelector, log, onError,
+      list: (t) => api.core.listNode({ fieldSelector, limit: 10, _continue: t }) as Promise<ListPage<KubernetesObject>>,
+      // Only the uid is read: kubelet's status updates change nothing here and wake nobody.
+      project: (n) => ({ apiVersion: n.apiVersion, kind: n.kind, metadata: { name: n.metadata?.name, uid: n.metadata?.uid, resourceVersion: n.metadata?.resourceVersion } }),
+      onEvent: (event, n) => {
+        const uid = n.metadata?.uid;
+        if (event === "delete" || !uid || uid === this.known) return;
+        if (this.known) log.warn({ node, uid, before: this.known }, "this node's Node was registered again: NodeCIDRs made for the earlier one are no longer used");
+        else log.info({ node, uid }, "this node's Node uid");
+        this.known = uid;
+        onChange();
+      },
+    });
   }
 
-  /**
-   * Records of this node's name made for an earlier Node of the name. A uid not known yet, or one that no
-   * longer matches a record the controller just made (this Node was itself registered again), is read again,
-   * at most once per interval; `onChange` runs after that read when it changed the uid or found records in doubt,
-   * and they are warned about only then: a record of this Node's new incarnation is not called a predecessor's.
-   */
-  predecessors(records: ReadonlyMap<string, Record_>, onChange: () => void): Set<string> {
+  get uid(): string | undefined { return this.known; }
+
+  /** Starts the watch and waits for the uid, up to FIRST_READ_MS: before any record is taken as this node's. */
+  async start(): Promise<void> {
+    this.watch.start();
+    const gaveUp = new AbortController();
+    await Promise.race([this.watch.synced, sleep(FIRST_READ_MS, gaveUp.signal)]);
+    gaveUp.abort();
+  }
+
+  stop(): void { this.watch.stop(); }
+
+  /** Records of this node's name made for an earlier Node of the name; each is warned about once. */
+  predecessors(records: ReadonlyMap<string, Record_>): Set<string> {
     const found = new Set<string>();
-    for (const [name, r] of records) if (isPredecessorRecord(r, this.node, this.uid)) found.add(name);
-    const doubt = this.uid === undefined || found.size > 0;
-    if (doubt && !this.reading && performance.now() - this.readAt >= this.intervalMs) {
-      // This Node may itself have been registered again since the uid was read: read it, then plan (and warn) again.
-      const before = this.uid;
-      void this.read().then(() => { if (this.uid !== before || found.size > 0) onChange(); });
-    }
-    if (this.reading) return found; // judged, and warned about, once the read under way is in
+    for (const [name, r] of records) if (isPredecessorRecord(r, this.node, this.known) && r.status?.phase === "Allocated") found.add(name);
     for (const name of found) {
       if (this.warned.has(name)) continue;
       this.warned.add(name);
-      this.log.warn({ node: this.node, nodeCidr: name, recordNodeUID: records.get(name)?.spec.nodeUID, nodeUID: this.uid },
-        "NodeCIDR names this node but was made for an earlier Node of this name: not used (no routes, conflist or status from it); waiting for the controller to give this Node its own");
+      this.log.warn({ node: this.node, nodeCidr: name, recordNodeUID: records.get(name)?.spec.nodeUID, nodeUID: this.known },
+        "NodeCIDR names this node but was made for an earlier Node of this name: not used (no routes, status or NetworkUnavailable from it, and a conflist handing out its range is removed); waiting for the controller to release it and give this Node its own");
     }
     for (const name of this.warned) if (!found.has(name)) this.warned.delete(name);
     return found;

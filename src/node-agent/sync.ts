@@ -292,7 +292,7 @@ function withoutPodCidr(input: SyncInput, path: string, result: SyncOutcome["cni
   const held = current === undefined ? [] : rangesHeldByOthers(current, input.state.othersLive);
   const skipped = noPodCidrReason(input.state);
   if (held.length === 0) return { ...result, skipped };
-  const ranges = held.map((h) => `${h.subnet} (now node ${h.nodeName}'s ${h.heldAs})`).join(", ");
+  const ranges = held.map((h) => `${h.subnet} (${h.earlierNode ? `an earlier Node ${h.nodeName}'s ${h.heldAs}, which the controller releases` : `now node ${h.nodeName}'s ${h.heldAs}`})`).join(", ");
   // A dry run changes nothing, so nothing failed: an info line, no error counted, no retry with backoff.
   if (input.config["dry-run"]) {
     input.log.info({ path, ranges: held }, `dry-run: would remove ${path}: this node has no pod CIDR and the conflist hands out ${ranges}`);

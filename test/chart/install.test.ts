@@ -57,6 +57,7 @@ describe("helm install onto the real API server", () => {
     ["podnet-agent", "delete", "nodecidrs.podnet.io", false],
     ["podnet-agent", "update", "podcidrpools.podnet.io", false],
     ["podnet-agent", "patch", "nodes", false],
+    ["podnet-agent", "watch", "nodes", true],
     ["podnet-agent", "patch", "nodes/status", true],
     ["podnet-agent", "update", "nodes/status", false],
     ["podnet-agent", "get", "secrets", false],
