@@ -112,7 +112,9 @@ export class NodeAgent {
     });
     // The kernel is read while the first list pages in: the early route passes (onInitialPage) need it.
     if (earlyRoutesApply(this.config)) this.passInFlight = kernelView({ config: this.config, netns: this.opts.netns, full: true }).catch(() => undefined);
-    await this.identity.start(); // before any record is taken as this node's
+    // Beside the first list, not before it (the early route passes take no record as this node's): the first
+    // full pass waits for it, at most its 3 s.
+    this.identityKnown = this.identity.start();
     this.records.start();
     this.pools.start();
     this.looping = this.loop();
@@ -137,13 +139,14 @@ export class NodeAgent {
 
   /** Force a sync now (tests, resync); resolves with what it did. */
   async syncNow(): Promise<SyncOutcome> {
-    await Promise.all([this.records.synced, this.pools.synced]);
+    await Promise.all([this.records.synced, this.pools.synced, this.identityKnown]);
     this.fullDue = true;
     return this.sync();
   }
 
   private readonly routingInputs: RoutingInputs;
   private readonly identity: NodeIdentity;
+  private identityKnown: Promise<void> = Promise.resolve();
   private onRecordEvent(event: string, obj: Record_): void {
     if (event === "delete" && !isPredecessorRecord(obj, this.config["node-name"], this.identity.uid)) this.hold.vanished(obj);
     if (this.routingInputs.changed(event, obj)) this.markDirty();
@@ -195,7 +198,7 @@ export class NodeAgent {
   }
 
   private async loop(): Promise<void> {
-    await Promise.race([Promise.all([this.records.synced, this.pools.synced]), this.stopping]);
+    await Promise.race([Promise.all([this.records.synced, this.pools.synced, this.identityKnown]), this.stopping]);
     while (this.running) {
       if (this.dirty) {
         this.dirty = false;
