@@ -46,6 +46,7 @@ export async function podnetCliArgv(dir: string): Promise<string[]> {
 export const podnetCliEnv = (dir: string): Record<string, string | undefined> => ({
   ...Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith("PODNET_")).map((k) => [k, undefined])),
   NODE_COMPILE_CACHE: join(dir, "compile-cache"),
+  MALLOC_ARENA_MAX: "2", // as the image (Dockerfile): one malloc arena, not one per thread
 });
 
 /** CPU seconds (user + system) a process has used so far, from /proc. */
