@@ -8,13 +8,13 @@ import { apiMessage, podnetResource, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 import { AgentRecordHold } from "./agent-hold.js";
 import { agentMetrics, exportConditions, recordPass } from "./agent-metrics.js";
-import { countsOnlyIntervalMs, StatusPacing, type ReadVersions } from "./agent-status.js";
+import { StatusPacing, type ReadVersions } from "./agent-status.js";
 import { desiredNodeState, type DesiredNodeState } from "./desired-state.js";
 import { poolFamiliesOf } from "./family-gap.js";
 import { FamilyWait } from "./family-wait.js";
 import { NetworkUnavailableClearer } from "./node-network-condition.js";
 import { isPredecessorRecord, NodeIdentity } from "./node-identity.js";
-import { agentConditions, passLeftWorkUndone, sysctlsAfterPass, type SyncOutcome } from "./report.js";
+import { passLeftWorkUndone, sysctlsAfterPass, type SyncOutcome } from "./report.js";
 import { LIST_PAGE_SIZE, observed, poolRanges, recordProjection, relistSpreadMs, RoutingInputs, type Pool, type Record_ } from "./records.js";
 import { syncKernelAndFiles } from "./sync.js";
 import { addRoutesEarly, earlyRoutesApply, kernelView, routedDevices } from "./route-sync.js";
@@ -22,7 +22,7 @@ import { ExpectedRoutes, fullPassTrigger, watchLinks, type LinkWatch } from "./l
 import { PassRetry } from "./pass-retry.js";
 import { livenessLimits, PassLiveness } from "./pass-liveness.js";
 import { takeNodeLock, type NodeLock } from "./node-lock.js";
-import { StatusWriter } from "./status-writer.js";
+import { passReport, StatusWriter } from "./status-writer.js";
 import { warmToolShell } from "./tool-shell.js";
 import { BRIDGE_NAME } from "./cni-conflist.js";
 import { underlayIpOf, VXLAN_DEVICE } from "./overlay-plan.js";
@@ -84,7 +84,8 @@ export class NodeAgent {
       list: (t) => api.custom.listClusterCustomObject({ ...podnetResource("podcidrpools"), limit: 500, _continue: t }) as Promise<ListPage<Pool>>,
     });
     this.familyWait = new FamilyWait(config["node-name"], config["family-grace-period"], log, () => this.markDirty());
-    this.networkCondition = new NetworkUnavailableClearer(api, config["node-name"], log, config["resync-period"], () => this.metrics.errors.inc({ step: "node-condition" }));
+    this.networkCondition = new NetworkUnavailableClearer(api, config["node-name"], log, config["resync-period"],
+      () => this.metrics.errors.inc({ step: "node-condition" }), () => this.identity.network());
     this.statusWriter = new StatusWriter({
       api, records: this.records, recorder: new EventRecorder(api, "podnet-agent", log, { instance: config["node-name"], host: config["node-name"] }), log, pacing: new StatusPacing(opts.statusRandom),
       onError: () => this.metrics.errors.inc({ step: "status" }),
@@ -280,17 +281,10 @@ export class NodeAgent {
     if (this.config["dry-run"]) return outcome;
     // Handed over, not awaited: a status write on an API server gone silent held every later pass (a hand-deleted
     // route stayed away for a minute and more).
-    const conditions = agentConditions(outcome);
-    exportConditions(this.metrics.conditions, conditions); // the only report of a node without a NodeCIDR to write them on
-    const removed = outcome.cni.removedBridgeAddresses ?? [];
-    const ownNames = Object.keys(own);
-    this.statusWriter.offer({
-      own, conditions, countsIntervalMs: countsOnlyIntervalMs(this.records.cache.size),
-      report: { routesDesired: outcome.routes.desired, routesInstalled: outcome.routes.installed, routeConflicts: outcome.routes.conflicts.length,
-        unreachableNodes: outcome.routes.unreachable.length, overlayRoutes: outcome.routes.overlay, cniConfigPath: outcome.cni.path },
-      clearNetworkUnavailable: ownNames.length > 0 && this.config["clear-network-unavailable"],
-    }, removed.length === 0 ? [] : ownNames.map((name) => ({ target: { kind: "NodeCIDR", name, uid: this.records.cache.get(name)?.metadata?.uid }, reason: "StaleBridgeAddressRemoved",
-      message: `removed ${removed.join(", ")} from the pod bridge: this node's pod CIDRs are now ${state.ownCidrs.join(", ")}; pods still holding addresses from the old range have no network and must be recreated` })));
+    const { job, events } = passReport(outcome, own, (name) => this.records.cache.get(name)?.metadata?.uid,
+      { ownCidrs: state.ownCidrs, records: this.records.cache.size, clearNetworkUnavailable: this.config["clear-network-unavailable"] });
+    exportConditions(this.metrics.conditions, job.conditions); // the only report of a node without a NodeCIDR to write them on
+    this.statusWriter.offer(job, events);
     return outcome;
   }
 }

@@ -3,7 +3,10 @@ import { sleep } from "../lib/backoff.js";
 import { Informer, type ListPage } from "../lib/informer.js";
 import type { KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
+import { NETWORK_UNAVAILABLE, type WatchedNodeNetwork } from "./node-network-condition.js";
 import type { Record_ } from "./records.js";
+
+type WatchedNode = KubernetesObject & { status?: { conditions?: Array<{ type: string; status: string }> } };
 
 /**
  * A Node deleted and registered again under its name (a replaced VM, `kubectl delete node` and a kubelet restart)
@@ -20,35 +23,50 @@ export const isPredecessorRecord = (r: Record_, node: string, uid: string | unde
 const FIRST_READ_MS = 3_000;
 
 /**
- * Shell: this node's Node uid, from a watch on that one Node (a field selector on its name, as kubelet watches its
- * own): a Node registered again while the agent runs is seen at once, not at the next read of the Node (every
- * 5 minutes, for NetworkUnavailable) or only after a restart. The last uid seen stays while the Node is gone:
- * nothing changes until one registers again. Unknown (no Node yet, the watch refused), every record is used.
+ * Shell: this node's Node uid and NetworkUnavailable condition, from a watch on that one Node (a field selector on
+ * its name, as kubelet watches its own): a Node registered again while the agent runs is seen at once, not at a
+ * timed read of the Node or only after a restart, and the condition is cleared without reading the Node. The
+ * last uid seen stays while the Node is gone: nothing changes until one registers again. Unknown (no Node yet,
+ * the watch refused), every record is used.
  */
 export class NodeIdentity {
-  private readonly watch: Informer<KubernetesObject>;
+  private readonly watch: Informer<WatchedNode>;
   private known?: string;
   private readonly warned = new Set<string>();
 
   constructor(api: KubeApi, private readonly node: string, private readonly log: Logger, onChange: () => void, onError: () => void) {
     const fieldSelector = `metadata.name=${node}`;
-    this.watch = new Informer<KubernetesObject>({
+    this.watch = new Informer<WatchedNode>({
       api, path: "/api/v1/nodes", fieldSelector, log, onError,
-      list: (t) => api.core.listNode({ fieldSelector, limit: 10, _continue: t }) as Promise<ListPage<KubernetesObject>>,
-      // Only the uid is read: kubelet's status updates change nothing here and wake nobody.
-      project: (n) => ({ apiVersion: n.apiVersion, kind: n.kind, metadata: { name: n.metadata?.name, uid: n.metadata?.uid, resourceVersion: n.metadata?.resourceVersion } }),
+      list: (t) => api.core.listNode({ fieldSelector, limit: 10, _continue: t }) as Promise<ListPage<WatchedNode>>,
+      // Only the uid and NetworkUnavailable's status are read: kubelet's status updates (heartbeats, images) change
+      // nothing here and wake nobody.
+      project: (n) => {
+        const unavailable = n.status?.conditions?.find((c) => c.type === NETWORK_UNAVAILABLE);
+        return { apiVersion: n.apiVersion, kind: n.kind, metadata: { name: n.metadata?.name, uid: n.metadata?.uid, resourceVersion: n.metadata?.resourceVersion },
+          status: { conditions: unavailable ? [{ type: NETWORK_UNAVAILABLE, status: unavailable.status }] : [] } };
+      },
       onEvent: (event, n) => {
+        if (event === "delete") return;
         const uid = n.metadata?.uid;
-        if (event === "delete" || !uid || uid === this.known) return;
-        if (this.known) log.warn({ node, uid, before: this.known }, "this node's Node was registered again: NodeCIDRs made for the earlier one are no longer used");
-        else log.info({ node, uid }, "this node's Node uid");
-        this.known = uid;
-        onChange();
+        if (uid && uid !== this.known) {
+          if (this.known) log.warn({ node, uid, before: this.known }, "this node's Node was registered again: NodeCIDRs made for the earlier one are no longer used");
+          else log.info({ node, uid }, "this node's Node uid");
+          this.known = uid;
+        }
+        onChange(); // a new uid, or NetworkUnavailable set again (a pass clears it)
       },
     });
   }
 
   get uid(): string | undefined { return this.known; }
+
+  /** The Node's NetworkUnavailable status as watched; undefined while the watch has not listed yet. */
+  network(): WatchedNodeNetwork | undefined {
+    if (!this.watch.isSynced) return undefined;
+    const n = this.watch.cache.get(this.node);
+    return n ? { resourceVersion: n.metadata?.resourceVersion, networkUnavailable: n.status?.conditions?.[0]?.status } : "absent";
+  }
 
   /** Starts the watch and waits for the uid, up to FIRST_READ_MS: before any record is taken as this node's. */
   async start(): Promise<void> {

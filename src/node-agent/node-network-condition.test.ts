@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { STOPPING, type KubeApi } from "../lib/k8s.js";
 import { silentLogger } from "../log.js";
-import { clearNetworkUnavailablePatch, NetworkUnavailableClearer, nodeNetworkReady } from "./node-network-condition.js";
+import { clearNetworkUnavailablePatch, NetworkUnavailableClearer, nodeNetworkReady, RECHECK_RESYNCS, type WatchedNodeNetwork } from "./node-network-condition.js";
 import { agentConditions, type SyncOutcome } from "./report.js";
 
 const healthy = (): SyncOutcome => ({
@@ -108,8 +108,8 @@ describe("clearNetworkUnavailablePatch", () => {
 
   it("writes nothing when it is already False, whoever cleared it, and ignores kubelet's other conditions", () => {
     expect(clearNetworkUnavailablePatch([cond("False", "RouteCreated")], now)).toBeUndefined();
-    expect(clearNetworkUnavailablePatch([{ type: "Ready", status: "False", lastTransitionTime: new Date(0) }, cond("False", "PodnetIsUp")], now)).toBeUndefined();
-    expect(clearNetworkUnavailablePatch([{ type: "Ready", status: "False", lastTransitionTime: new Date(0) }], now)).toBeDefined();
+    expect(clearNetworkUnavailablePatch([{ type: "Ready", status: "False" }, cond("False", "PodnetIsUp")], now)).toBeUndefined();
+    expect(clearNetworkUnavailablePatch([{ type: "Ready", status: "False" }], now)).toBeDefined();
   });
 });
 
@@ -145,5 +145,61 @@ describe("NetworkUnavailableClearer: the look after a failed one", () => {
       await clearer.afterPass(ready);
       expect(reads).toBe(2);
     } finally { stepped.mockRestore(); }
+  });
+});
+
+describe("NetworkUnavailableClearer: from the watch of its Node", () => {
+  // A fake API only for what real parts cannot order on demand: the watch still showing the Node from before
+  // this agent's own clear. The watched path itself runs on the real apiserver (rung 3 agent-network).
+  const counting = () => {
+    const calls = { reads: 0, patches: 0 };
+    const api = { fieldManager: "podnet-agent", core: {
+      // The Node as the API server has it: NetworkUnavailable False once a patch went through.
+      readNode: async () => { calls.reads++; return calls.patches ? { status: { conditions: [{ type: "NetworkUnavailable", status: "False" }] } } : {}; },
+      patchNodeStatus: async () => { calls.patches++; return { metadata: { resourceVersion: "100" } }; },
+    } } as unknown as KubeApi;
+    return { api, calls };
+  };
+  const ready = with_(() => {});
+
+  it("reads nothing, and writes only when the watched condition is not False", async () => {
+    const { api, calls } = counting();
+    let view: WatchedNodeNetwork = { resourceVersion: "90", networkUnavailable: "False" };
+    const clearer = new NetworkUnavailableClearer(api, "n1", silentLogger(), 30_000, () => undefined, () => view);
+    await clearer.afterPass(ready);
+    expect([calls, clearer.cleared]).toEqual([{ reads: 0, patches: 0 }, true]);
+    view = "absent";
+    await clearer.afterPass(ready);
+    expect([calls, clearer.cleared]).toEqual([{ reads: 0, patches: 0 }, false]);
+    view = { resourceVersion: "95", networkUnavailable: "True" };
+    await clearer.afterPass(ready);
+    expect([calls, clearer.cleared, clearer.reads]).toEqual([{ reads: 0, patches: 1 }, true, 0]);
+  });
+
+  it("takes a view older than its own clear for the state before it; a later one that sets it again is cleared at once", async () => {
+    const { api, calls } = counting();
+    let view: WatchedNodeNetwork = { resourceVersion: "95", networkUnavailable: "True" };
+    const clearer = new NetworkUnavailableClearer(api, "n1", silentLogger(), 30_000, () => undefined, () => view);
+    await clearer.afterPass(ready); // writes; the patch answers version 100
+    await clearer.afterPass(ready); // the watch still shows 95: no second write
+    expect(calls.patches).toBe(1);
+    view = { resourceVersion: "100", networkUnavailable: "False" };
+    await clearer.afterPass(ready);
+    view = { resourceVersion: "130", networkUnavailable: "True" }; // a cloud sets it again
+    await clearer.afterPass(ready);
+    expect(calls).toEqual({ reads: 0, patches: 2 });
+  });
+
+  it("reads the Node while the watch has not listed, or its versions do not compare (again RECHECK_RESYNCS resyncs after a clear)", async () => {
+    const { api, calls } = counting();
+    const watch: { view?: WatchedNodeNetwork } = {};
+    const clearer = new NetworkUnavailableClearer(api, "n1", silentLogger(), 5, () => undefined, () => watch.view);
+    await clearer.afterPass(ready); // not listed: read, write (version 100)
+    watch.view = { resourceVersion: "opaque", networkUnavailable: "True" };
+    await clearer.afterPass(ready); // not comparable with 100: read, but not before RECHECK_RESYNCS × 5 ms
+    expect(calls).toEqual({ reads: 1, patches: 1 });
+    await new Promise((r) => setTimeout(r, 5 * RECHECK_RESYNCS + 20));
+    await clearer.afterPass(ready);
+    expect(calls).toEqual({ reads: 2, patches: 1 }); // read: False already, nothing to write
   });
 });

@@ -1,5 +1,6 @@
 import type { V1NodeCondition } from "@kubernetes/client-node";
 import { kubeTime, type ConditionInput } from "../lib/conditions.js";
+import { isNewerVersion } from "../lib/informer.js";
 import { apiMessage, cutOffByStop, isNotFound, strategicMergePatch, withSignal, type KubeApi } from "../lib/k8s.js";
 import type { Logger } from "../log.js";
 import { BRIDGE_NETFILTER_OFF, REVERSE_PATH_STRICT } from "./report.js";
@@ -34,7 +35,7 @@ export function nodeNetworkReady(conditions: ConditionInput[]): boolean {
  * to be written (it is already False, whoever cleared it: rewriting it would only move its times).
  * Conditions merge by type, so kubelet's own conditions are left as they are.
  */
-export function clearNetworkUnavailablePatch(current: V1NodeCondition[] | undefined, now: Date): object | undefined {
+export function clearNetworkUnavailablePatch(current: Array<Pick<V1NodeCondition, "type" | "status">> | undefined, now: Date): object | undefined {
   if (current?.find((c) => c.type === NETWORK_UNAVAILABLE)?.status === "False") return undefined;
   const time = kubeTime(now);
   return { status: { conditions: [{
@@ -47,49 +48,80 @@ export function clearNetworkUnavailablePatch(current: V1NodeCondition[] | undefi
 /** "cut-off": a stop ended the call (no failure: the next agent clears it). */
 export type ClearResult = "cleared" | "already-clear" | "node-not-found" | "failed" | "cut-off";
 
-/** After a clear, the Node is looked at again this many resync periods later (5 min at the default 30 s). */
+/** Without a watch of the Node, it is read again this many resync periods after a clear (5 min at the default 30 s). */
 export const RECHECK_RESYNCS = 10;
 
+/** What the agent's watch of its own Node shows: no such Node, or its version and NetworkUnavailable's status. */
+export type WatchedNodeNetwork = "absent" | { resourceVersion?: string; networkUnavailable?: string };
+
 /**
- * Clears the condition when this node can network pods. A read of the Node (kubelet-sized) on every resync of
- * every agent would cost the API server more than the condition is worth, so after a clear the Node is read
- * again only every RECHECK_RESYNCS resync periods: a Node deleted and registered again under this name (a
- * cloud starts it NetworkUnavailable again) while this agent runs would otherwise keep its taint until the
- * agent restarts. Retried at the resync period after a failure, or while the Node does not exist.
+ * Clears the condition when this node can network pods, from what the watch of this node's Node shows
+ * (node-identity.ts): no read of the Node, and a Node registered again (a cloud starts it NetworkUnavailable
+ * again) is cleared at once. A read of the Node (kubelet-sized) on every resync of every agent would cost the API
+ * server more than the condition is worth: without the watch (not listed yet, or versions that do not compare)
+ * the Node is read, and after a clear read again only every RECHECK_RESYNCS resync periods. Retried at the resync
+ * period after a failure.
  */
 export class NetworkUnavailableClearer {
   cleared = false;
+  /** Reads of the Node (tests): none while the watch shows it. */
+  reads = 0;
   /** Monotonic (performance.now()): a wall clock stepped back would put the next look off by the step. */
   private checkAt = -Infinity;
+  /** The Node's resourceVersion after this agent's last clear: a watched view older than it predates the write. */
+  private wroteAt?: string;
   constructor(private readonly api: KubeApi, private readonly nodeName: string, private readonly log: Logger,
-    private readonly retryMs: number, private readonly onError: () => void) {}
+    private readonly retryMs: number, private readonly onError: () => void,
+    private readonly watched: () => WatchedNodeNetwork | undefined = () => undefined) {}
 
   /** After a pass: `conditions` are the agent's conditions from it; `signal` gives each API call its deadline. */
   async afterPass(conditions: ConditionInput[], signal?: () => AbortSignal): Promise<void> {
-    if (performance.now() < this.checkAt || !nodeNetworkReady(conditions)) return;
-    const result = await clearNetworkUnavailable(this.api, this.nodeName, this.log, signal);
+    if (!nodeNetworkReady(conditions)) return;
+    const view = this.usable(this.watched());
+    if (view === "absent") { this.cleared = false; return; } // the watch wakes a pass when the Node registers
+    if (view === "written") return;
+    if (view?.networkUnavailable === "False") { this.cleared = true; return; }
+    if (performance.now() < this.checkAt) return;
+    if (!view) this.reads++;
+    const { result, resourceVersion } = await clearOnce(this.api, this.nodeName, this.log, signal, view);
     if (result === "cut-off") return;
     this.cleared = result === "cleared" || result === "already-clear";
-    this.checkAt = performance.now() + this.retryMs * (this.cleared ? RECHECK_RESYNCS : 1);
+    if (resourceVersion) this.wroteAt = resourceVersion;
+    this.checkAt = performance.now() + this.retryMs * (this.cleared ? (view ? 0 : RECHECK_RESYNCS) : 1);
     if (result === "failed") this.onError();
+  }
+
+  /** The watched view if it can be acted on; "written" if it is older than this agent's clear; undefined: read. */
+  private usable(view: WatchedNodeNetwork | undefined): WatchedNodeNetwork | "written" | undefined {
+    if (view === undefined || view === "absent" || this.wroteAt === undefined) return view;
+    if (view.resourceVersion === this.wroteAt || isNewerVersion(view.resourceVersion, this.wroteAt)) return view;
+    return isNewerVersion(this.wroteAt, view.resourceVersion) ? "written" : undefined;
   }
 }
 
 /** Shell: read this node's Node and clear NetworkUnavailable if needed. Never throws: the result says what happened. */
 export async function clearNetworkUnavailable(api: KubeApi, nodeName: string, log: Logger, signal?: () => AbortSignal): Promise<ClearResult> {
+  return (await clearOnce(api, nodeName, log, signal)).result;
+}
+
+/** `seen`: the Node as watched (no read); without it the Node is read. Never throws. */
+async function clearOnce(api: KubeApi, nodeName: string, log: Logger, signal?: () => AbortSignal,
+  seen?: { networkUnavailable?: string }): Promise<{ result: ClearResult; resourceVersion?: string }> {
   let call: AbortSignal | undefined;
   const next = () => (call = signal?.());
   try {
-    const node = await api.core.readNode({ name: nodeName }, withSignal(next()));
-    const patch = clearNetworkUnavailablePatch(node.status?.conditions, new Date());
-    if (!patch) return "already-clear";
-    await api.core.patchNodeStatus({ name: nodeName, body: patch, fieldManager: api.fieldManager }, strategicMergePatch(withSignal(next())));
+    const conditions = seen
+      ? seen.networkUnavailable === undefined ? [] : [{ type: NETWORK_UNAVAILABLE, status: seen.networkUnavailable }]
+      : (await api.core.readNode({ name: nodeName }, withSignal(next()))).status?.conditions;
+    const patch = clearNetworkUnavailablePatch(conditions, new Date());
+    if (!patch) return { result: "already-clear" };
+    const node = await api.core.patchNodeStatus({ name: nodeName, body: patch, fieldManager: api.fieldManager }, strategicMergePatch(withSignal(next())));
     log.info({ node: nodeName, condition: NETWORK_UNAVAILABLE, reason: PODNET_IS_UP }, "node network is up: NetworkUnavailable=False");
-    return "cleared";
+    return { result: "cleared", resourceVersion: node.metadata?.resourceVersion };
   } catch (err) {
-    if (isNotFound(err)) return "node-not-found";
-    if (cutOffByStop(call)) { log.debug({ node: nodeName }, "clearing the Node's NetworkUnavailable condition cut off by the agent's stop"); return "cut-off"; }
+    if (isNotFound(err)) return { result: "node-not-found" };
+    if (cutOffByStop(call)) { log.debug({ node: nodeName }, "clearing the Node's NetworkUnavailable condition cut off by the agent's stop"); return { result: "cut-off" }; }
     log.warn({ node: nodeName, err: apiMessage(err) }, "could not clear the Node's NetworkUnavailable condition; retrying at the next resync");
-    return "failed";
+    return { result: "failed" };
   }
 }

@@ -2,7 +2,8 @@ import type { AgentReport } from "../crds/nodecidr.js";
 import type { ConditionInput } from "../lib/conditions.js";
 import { Backoff } from "../lib/backoff.js";
 import { apiMessage, STOPPING } from "../lib/k8s.js";
-import { reportStatus, type PassEvent, type ReadVersions, type StatusContext } from "./agent-status.js";
+import { countsOnlyIntervalMs, reportStatus, type PassEvent, type ReadVersions, type StatusContext } from "./agent-status.js";
+import { agentConditions, type SyncOutcome } from "./report.js";
 import type { NetworkUnavailableClearer } from "./node-network-condition.js";
 
 /**
@@ -59,6 +60,25 @@ export interface StatusJob {
   countsIntervalMs: number;
   /** Clear the Node's NetworkUnavailable if these conditions allow it. */
   clearNetworkUnavailable: boolean;
+}
+
+/**
+ * Pure: what a pass leaves to tell, from its outcome and the Allocated records of this node it read (`own`): the
+ * status job, and an Event on each of those records when the pass took old gateways off the pod bridge.
+ */
+export function passReport(outcome: SyncOutcome, own: ReadVersions, uidOf: (name: string) => string | undefined,
+  opts: { ownCidrs: string[]; records: number; clearNetworkUnavailable: boolean }): { job: StatusJob; events: PassEvent[] } {
+  const names = Object.keys(own);
+  const removed = outcome.cni.removedBridgeAddresses ?? [];
+  const job: StatusJob = {
+    own, conditions: agentConditions(outcome), countsIntervalMs: countsOnlyIntervalMs(opts.records),
+    report: { routesDesired: outcome.routes.desired, routesInstalled: outcome.routes.installed, routeConflicts: outcome.routes.conflicts.length,
+      unreachableNodes: outcome.routes.unreachable.length, overlayRoutes: outcome.routes.overlay, cniConfigPath: outcome.cni.path },
+    clearNetworkUnavailable: names.length > 0 && opts.clearNetworkUnavailable,
+  };
+  const events: PassEvent[] = removed.length === 0 ? [] : names.map((name) => ({ target: { kind: "NodeCIDR", name, uid: uidOf(name) }, reason: "StaleBridgeAddressRemoved",
+    message: `removed ${removed.join(", ")} from the pod bridge: this node's pod CIDRs are now ${opts.ownCidrs.join(", ")}; pods still holding addresses from the old range have no network and must be recreated` }));
+  return { job, events };
 }
 
 /** One-off Events go out after a status write that went through; one whose write failed is kept for the next. */

@@ -180,10 +180,13 @@ describe.skipIf(!isRoot())("node agent on real kernel routes and real CNI plugin
     const node = await fx.api().core.readNodeStatus({ name });
     expect(node.status?.conditions?.find((c) => c.type === "Ready")?.reason).toBe("KubeletReady");
     // The Node registers again under its name while the agent runs (a cloud starts it NetworkUnavailable
-    // again): the next look at it, RECHECK_RESYNCS resyncs (10 s here) later, clears it again.
+    // again): the watch of its Node shows it, and it is cleared without a read of the Node (a timed read
+    // without the watch came RECHECK_RESYNCS resyncs, 10 s here, after the last clear).
+    const reads = agents[0]!.agent.networkCondition.reads;
     await fx.api().core.deleteNode({ name });
     await createNodeMarkedUnavailable(name);
     await waitFor("cleared again", async () => ((await networkUnavailable(name))?.status === "False" ? true : undefined), 25_000);
+    expect(agents[0]!.agent.networkCondition.reads).toBe(reads);
   }, 45_000);
 
   it("reports a shadowing conflist as CNIConfigShadowed", async () => {
