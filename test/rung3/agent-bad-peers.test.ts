@@ -1,15 +1,15 @@
 import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createNetBed, ipJson, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
+import { createNetBed, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
 import { conditionsOf, putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 import { eventsFor } from "../harness/cluster-objects.js";
 import { waitFor } from "../../src/localcluster/processes.js";
+import { ownRoutes } from "../harness/node-reads.js";
 
 const fx = useControlPlane();
 let bed: NetBed;
 let agent: TestAgent | undefined;
-const ownRoutes = (ns: string) => ipJson<Array<{ dst: string; gateway?: string }>>(ns, "route", "show", "proto", "249").map((r) => `${r.dst} via ${r.gateway}`).sort();
 
 // A cloud hands a deleted VM's address to a new one while the old Node object lingers: two NodeCIDRs then
 // name one node IP, and on the node that owns the address now, the other one's route would point at itself.

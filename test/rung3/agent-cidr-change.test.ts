@@ -8,6 +8,7 @@ import { waitFor } from "../../src/localcluster/processes.js";
 import { ping } from "../../src/localcluster/udp-probe.js";
 import { putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
 import { useControlPlane } from "../harness/api-fixture.js";
+import { ownRoutes } from "../harness/node-reads.js";
 
 const fx = useControlPlane();
 const nodecidrs = podnetResource("nodecidrs");
@@ -16,7 +17,6 @@ const agents: TestAgent[] = [];
 const pods: Pod[] = [];
 const bridgeAddresses = (ns: string) => ipJson<Array<{ addr_info: Array<{ local: string; prefixlen: number; scope: string }> }>>(ns, "addr", "show", "dev", "podnet0")
   .flatMap((l) => l.addr_info.filter((a) => a.scope === "global").map((a) => `${a.local}/${a.prefixlen}`));
-const ownRoutes = (ns: string) => ipJson<Array<{ dst: string; gateway?: string }>>(ns, "route", "show", "proto", "249").map((r) => `${r.dst} via ${r.gateway}`).sort();
 
 // A Node deleted and registered again under its name (a re-created VM) gets a new CIDR once its old one is
 // released. The bridge plugin never removes the old gateway address from the bridge: flannel users know

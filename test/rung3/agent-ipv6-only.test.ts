@@ -1,18 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addPod, deletePod, type Pod } from "../../src/localcluster/cni-exec.js";
-import { createNetBed, ipIn, ipJson, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
+import { createNetBed, ipIn, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { ping, sourceSeenBy } from "../../src/localcluster/udp-probe.js";
 import { conditionsOf, putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 import { cidrObjectName } from "../../src/lib/cidr.js";
 import { mergePatch, podnetResource } from "../../src/lib/k8s.js";
+import { ownRoutes as ownRoutesOf } from "../harness/node-reads.js";
 
 const fx = useControlPlane();
 let bed: NetBed;
 const agents: TestAgent[] = [];
 const pods: Pod[] = [];
-const ownRoutes = (ns: string) => ipJson<Array<{ dst: string; gateway?: string }>>(ns, "-6", "route", "show", "proto", "249").map((r) => `${r.dst} via ${r.gateway}`).sort();
+const ownRoutes = (ns: string) => ownRoutesOf(ns, "-6");
 const cidr = (i: number) => `fd00:10:245:${i}::/64`;
 
 // Single-stack IPv6: Nodes with only an IPv6 InternalIP and only an IPv6 pod CIDR (no IPv4 anywhere in podnet's view).

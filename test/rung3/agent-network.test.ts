@@ -1,17 +1,15 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { podnetResource, strategicMergePatch } from "../../src/lib/k8s.js";
-import { flushOwnRoutes } from "../../src/node-agent/ip-route.js";
 import { nftChainCount } from "../../src/node-agent/masquerade.js";
 import { conditionsOf, putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
 import { useControlPlane } from "../harness/api-fixture.js";
+import { createNodeMarkedUnavailable, networkUnavailableOf, ownNexthops, ownRoutes } from "../harness/node-reads.js";
 import { addPod, deletePod, type Pod } from "../../src/localcluster/cni-exec.js";
 import { createNetBed, ipIn, ipJson, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
 import { waitFor } from "../../src/localcluster/processes.js";
-import { podnetCliArgv, podnetCliEnv } from "../../src/localcluster/podnet-cli.js";
 import { ping, sourceSeenBy } from "../../src/localcluster/udp-probe.js";
 
 const fx = useControlPlane();
@@ -19,13 +17,6 @@ const nodecidrs = podnetResource("nodecidrs");
 let bed: NetBed;
 const agents: TestAgent[] = [];
 const pods: Pod[] = [];
-const ownNexthops = (ns: string) => ipJson<Array<{ gateway: string }>>(ns, "nexthop", "show", "proto", "249").map((n) => n.gateway).sort();
-/** A Node as a cloud with a route controller registers it: NetworkUnavailable=True until the network plugin clears it. */
-const createNodeMarkedUnavailable = (name: string) => fx.api().core.createNode({ body: { metadata: { name }, status: { conditions: [
-  { type: "NetworkUnavailable", status: "True", reason: "NoRouteCreated", message: "set by the cloud's route controller", lastTransitionTime: new Date() },
-] } } });
-const networkUnavailable = async (name: string) => (await fx.api().core.readNodeStatus({ name })).status?.conditions?.find((c) => c.type === "NetworkUnavailable");
-const ownRoutes = (ns: string) => ipJson<Array<{ dst: string; gateway: string }>>(ns, "route", "show", "proto", "249").map((r) => `${r.dst} via ${r.gateway}`).sort();
 
 describe.skipIf(!isRoot())("node agent on real kernel routes and real CNI plugins (rung 3)", () => {
   beforeAll(async () => {
@@ -171,10 +162,10 @@ describe.skipIf(!isRoot())("node agent on real kernel routes and real CNI plugin
 
   it("clears the Node's NetworkUnavailable condition once the node can network pods, leaving kubelet's conditions alone", async () => {
     const name = bed.nodes[0]!.name;
-    await createNodeMarkedUnavailable(name);
+    await createNodeMarkedUnavailable(fx.api(), name);
     await fx.api().core.patchNodeStatus({ name, body: { status: { conditions: [{ type: "Ready", status: "True", reason: "KubeletReady", message: "kubelet is posting ready status", lastHeartbeatTime: new Date(), lastTransitionTime: new Date() }] } } }, strategicMergePatch());
     // The agent found no Node at its first passes and retries at its resync period (1 s here).
-    const cond = await waitFor("NetworkUnavailable=False", async () => { const c = await networkUnavailable(name); return c?.status === "False" ? c : undefined; }, 15_000);
+    const cond = await waitFor("NetworkUnavailable=False", async () => { const c = await networkUnavailableOf(fx.api(), name); return c?.status === "False" ? c : undefined; }, 15_000);
     expect(cond.reason).toBe("PodnetIsUp");
     expect(agents[0]!.agent.networkCondition.cleared).toBe(true);
     const node = await fx.api().core.readNodeStatus({ name });
@@ -184,8 +175,8 @@ describe.skipIf(!isRoot())("node agent on real kernel routes and real CNI plugin
     // without the watch came RECHECK_RESYNCS resyncs, 10 s here, after the last clear).
     const reads = agents[0]!.agent.networkCondition.reads;
     await fx.api().core.deleteNode({ name });
-    await createNodeMarkedUnavailable(name);
-    await waitFor("cleared again", async () => ((await networkUnavailable(name))?.status === "False" ? true : undefined), 25_000);
+    await createNodeMarkedUnavailable(fx.api(), name);
+    await waitFor("cleared again", async () => ((await networkUnavailableOf(fx.api(), name))?.status === "False" ? true : undefined), 25_000);
     expect(agents[0]!.agent.networkCondition.reads).toBe(reads);
   }, 45_000);
 
@@ -208,106 +199,5 @@ describe.skipIf(!isRoot())("node agent on real kernel routes and real CNI plugin
     expect(cond.message).toContain("bad-node");
     expect(ownRoutes(n1!.ns)).toEqual(["10.244.2.0/24 via 192.168.77.12", "10.244.3.0/24 via 192.168.77.13"]);
     await fx.api().custom.deleteClusterCustomObject({ ...nodecidrs, name: "10-244-9-0-24" });
-  });
-});
-
-describe.skipIf(!isRoot())("agent restart, dry-run, unwritable config dir and cleanup (rung 3)", () => {
-  let bed2: NetBed;
-  beforeAll(() => { bed2 = createNetBed("rs", 2, 78); });
-  afterAll(() => bed2?.destroy());
-
-  it("converges after being down while nodes came and went: no stale route, new routes in place", async () => {
-    const [m1, m2] = bed2.nodes;
-    await putNodeCidr(fx.api(), m1!.name + "x", "10.245.1.0/24", [m1!.ip]);
-    await putNodeCidr(fx.api(), "gone-node", "10.245.7.0/24", ["192.168.78.50"]); // a neighbour on m2's segment
-    const first = await startAgent(fx, m2!, { "node-name": "m2x" });
-    await waitFor("two routes", async () => (ownRoutes(m2!.ns).length === 2 ? true : undefined), 10_000);
-    await first.stop();
-    await fx.api().custom.deleteClusterCustomObject({ ...nodecidrs, name: "10-245-7-0-24" });
-    await putNodeCidr(fx.api(), "new-node", "10.245.8.0/24", [m1!.ip]);
-    const second = await startAgent(fx, m2!, { "node-name": "m2x" });
-    await waitFor("converged", async () => (ownRoutes(m2!.ns).join() === "10.245.1.0/24 via 192.168.78.11,10.245.8.0/24 via 192.168.78.11" ? true : undefined), 10_000);
-    expect(ownNexthops(m2!.ns)).toEqual(["192.168.78.11"]); // the departed node's nexthop went with its route
-    await second.stop();
-  });
-
-  it("adds routes while its first list is still paging in; the full pass after it withholds records that overlap", async () => {
-    const [m1, m2] = bed2.nodes;
-    // Listed in name order: the /16 arrives on an earlier page than the /24 inside it.
-    const names = [await putNodeCidr(fx.api(), "wide", "10.246.0.0/16", [m1!.ip]), await putNodeCidr(fx.api(), "narrow", "10.246.1.0/24", [m1!.ip])];
-    // An empty table, so the healthy records' routes (from the test before) are there to be added early.
-    await flushOwnRoutes(m2!.ns);
-    const a = await startAgent(fx, m2!, { "node-name": "m2x" }, { listPageSize: 1 });
-    const outcome = await a.agent.syncNow();
-    const early = (await a.agent.metrics.routeChanges.get()).values.find((v) => v.labels.op === "early-add");
-    expect(early?.value).toBeGreaterThan(0);
-    expect(outcome.rejected.map((r) => r.reason)).toEqual(["OverlappingCIDR", "OverlappingCIDR"]);
-    expect(ownRoutes(m2!.ns).filter((r) => r.startsWith("10.246."))).toEqual([]);
-    expect(ownRoutes(m2!.ns)).toHaveLength(outcome.routes.installed);
-    await a.stop();
-    for (const name of names) await fx.api().custom.deleteClusterCustomObject({ ...nodecidrs, name });
-  });
-
-  it("--dry-run changes nothing", async () => {
-    const [, m2] = bed2.nodes;
-    await createNodeMarkedUnavailable("dry");
-    await flushOwnRoutes(m2!.ns); // the two routes via m1 that the tests before left are what it would add
-    const dry = await startAgent(fx, m2!, { "node-name": "dry", "dry-run": "true" });
-    const outcome = await dry.agent.syncNow();
-    expect((await networkUnavailable("dry"))?.status).toBe("True");
-    expect(outcome.routes.added).toBe(2); // would add
-    expect((await dry.agent.metrics.routeChanges.get()).values.reduce((n, v) => n + v.value, 0)).toBe(0); // changed nothing
-    expect(ownRoutes(m2!.ns)).toEqual([]);
-    expect(readdirSync(dry.confDir)).toEqual([]);
-    await dry.stop();
-  });
-
-  it("reports an unwritable CNI config dir without leaving a partial file, and cleanup removes only podnet's state", async () => {
-    const [m1, m2] = bed2.nodes;
-    await putNodeCidr(fx.api(), "m1", "10.245.2.0/24", [m1!.ip]);
-    await putNodeCidr(fx.api(), "m1-peer", "10.245.3.0/24", [m2!.ip]); // a route to install whatever ran before
-    await createNodeMarkedUnavailable("m1");
-    const a = await startAgent(fx, m1!, { "node-name": "m1", "cni-conf-dir": "/proc/podnet-no-such-dir" });
-    const outcome = await a.agent.syncNow();
-    expect(outcome.cni.error).toContain("does not exist");
-    expect(outcome.routes.installed).toBeGreaterThan(0); // other work still done
-    const cond = await waitFor("WriteFailed", async () => (await conditionsOf(fx.api(), "10-245-2-0-24")).find((c) => c.reason === "WriteFailed"), 10_000);
-    expect(cond.status).toBe("False");
-    expect((await networkUnavailable("m1"))?.status).toBe("True"); // pods cannot be networked here: the taint stays
-    expect(a.agent.networkCondition.cleared).toBe(false);
-    await a.stop();
-    ipIn(m1!.ns, "route", "add", "10.99.0.0/24", "via", "192.168.78.12", "proto", "static");
-    // The agent's own directory went with it: cleanup gets one holding podnet's conflist and another network's.
-    const confDir = mkdtempSync(join(tmpdir(), "podnet-cleanup-"));
-    const { conflistText, renderConflist } = await import("../../src/node-agent/cni-conflist.js");
-    writeFileSync(join(confDir, "10-podnet.conflist"), conflistText(renderConflist({ cniVersion: "1.0.0", podCidrs: ["10.245.2.0/24"], mtu: 1500 })));
-    writeFileSync(join(confDir, "20-other.conflist"), JSON.stringify({ cniVersion: "1.0.0", name: "other", plugins: [{ type: "bridge" }] }));
-    if (!ipJson<Array<{ ifname: string }>>(m1!.ns, "link", "show").some((l) => l.ifname === "podnet.vxlan")) ipIn(m1!.ns, "link", "add", "podnet.vxlan", "type", "vxlan", "id", "1", "dstport", "8472");
-    execFileSync("ip", ["netns", "exec", m1!.ns, "nft", "add", "table", "inet", "podnet"]);
-    // The pod bridge as the bridge plugin leaves it (gateway address, connected route), and another network's bridge.
-    for (const [bridge, gateway] of [["podnet0", "10.245.2.1/24"], ["cni0", "10.88.0.1/16"]] as const) {
-      ipIn(m1!.ns, "link", "add", bridge, "type", "bridge");
-      ipIn(m1!.ns, "addr", "add", gateway, "dev", bridge);
-      ipIn(m1!.ns, "link", "set", bridge, "up");
-    }
-    // The command as the cleanup DaemonSet runs it: the bundle, no node name (it finds podnet's state by podnet's marks).
-    const cliDir = mkdtempSync(join(tmpdir(), "podnet-cleanup-cli-"));
-    try {
-      const [node, ...cli] = await podnetCliArgv(cliDir);
-      const { NODE_NAME: _unset, ...env } = process.env;
-      execFileSync(node!, [...cli, "agent", "cleanup", `--netns=${m1!.ns}`, `--cni-conf-dir=${confDir}`], { env: { ...env, ...podnetCliEnv(cliDir) }, timeout: 30_000, stdio: "pipe" });
-    } finally { rmSync(cliDir, { recursive: true, force: true }); }
-    expect(readdirSync(confDir)).toEqual(["20-other.conflist"]);
-    rmSync(confDir, { recursive: true });
-    expect(execFileSync("ip", ["netns", "exec", m1!.ns, "nft", "list", "tables"], { encoding: "utf8" })).not.toContain("podnet");
-    expect(ipJson(m1!.ns, "link", "show")).not.toContainEqual(expect.objectContaining({ ifname: "podnet.vxlan" }));
-    const links = ipJson<Array<{ ifname: string }>>(m1!.ns, "link", "show").map((l) => l.ifname);
-    expect(links).not.toContain("podnet0");
-    expect(links).toContain("cni0");
-    expect(ipJson(m1!.ns, "route", "show", "10.245.2.0/24")).toEqual([]); // the old pod range's connected route went with the bridge
-    expect(ownRoutes(m1!.ns)).toEqual([]);
-    expect(ownNexthops(m1!.ns)).toEqual([]);
-    expect(ipJson(m1!.ns, "route", "show", "10.99.0.0/24")).toHaveLength(1);
-    expect(ipIn(m1!.ns, "-j", "link").length).toBeGreaterThan(0);
   });
 });
