@@ -77,7 +77,7 @@ export class RoutingInputs {
     // Another node's record matters once it is Allocated and has a node IP to route through; until then it
     // changes nothing here (its CIDR lies inside the pool ranges, so not even the masquerade set).
     // A node with no record of its own checks every live record against the range its conflist still names,
-    // routed or not (sync.ts): a new holder must not wait for the resync while pods here take its addresses.
+    // routed or not (sync-cni.ts): a new holder must not wait for the resync while pods here take its addresses.
     const live = event !== "delete" && obj.status?.phase === "Allocated" && (mine || (obj.spec.nodeIPs ?? []).length > 0 || !this.holdsLiveRecord());
     const fingerprint = live ? JSON.stringify([obj.spec.cidr, obj.spec.nodeName, obj.spec.nodeIPs ?? []]) : undefined;
     if (fingerprint === this.seen.get(name)) return false;

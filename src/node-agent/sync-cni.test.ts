@@ -7,7 +7,8 @@ import { agentConfigSchema } from "../config.js";
 import { conflistText, renderConflist } from "./cni-conflist.js";
 import type { DesiredNodeState } from "./desired-state.js";
 import { agentConditions, type SyncOutcome } from "./report.js";
-import { CNI_PLUGINS, syncCni, type SyncInput } from "./sync.js";
+import { CNI_PLUGINS, syncCni } from "./sync-cni.js";
+import type { SyncInput } from "./sync.js";
 
 // syncCni on temp dirs: stub plugins that answer VERSION, no kernel and no namespace.
 const root = mkdtempSync(join(tmpdir(), "podnet-sync-cni-"));
