@@ -11,6 +11,7 @@ import type { ControllerMetrics } from "./metrics.js";
 import type { NodeCidrObject } from "./observe.js";
 import { laterFieldsAnswered, withinAllowance, type LaterSpecField } from "./schema-drops.js";
 import { patchNodeCondition, patchNodePodCidrs } from "./act-node.js";
+import { recordLabels } from "./record-labels.js";
 
 const nodecidrs = podnetResource("nodecidrs");
 type RecordObject = NodeCidrObject & KubernetesObject;
@@ -209,18 +210,6 @@ async function createRecord(ctx: ActContext, action: Extract<AllocationAction, {
   const seenAt = action.adopted || action.restored ? undefined : ctx.nodeSeenAt?.(action.node, action.nodeUID);
   if (seenAt !== undefined) ctx.metrics.allocationLatency.observe((performance.now() - seenAt) / 1000);
   ctx.log.info({ node: action.node, cidr: action.cidr, pool: action.pool, adopted: Boolean(action.adopted), restored: Boolean(action.restored) }, "allocated");
-}
-
-/** A label value holds at most 63 characters; a Node name may have 253. */
-const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
-
-/**
- * Labels for `kubectl get nodecidrs -l podnet.io/node=…`, each only where the name is a valid label value: a
- * longer Node or pool name would get the create refused (422) on every plan, and the Node no CIDR, for a
- * convenience. `--field-selector spec.nodeName=…` (a selectable field) finds every record either way.
- */
-export function recordLabels(node: string, pool: string): Record<string, string> {
-  return Object.fromEntries(Object.entries({ "podnet.io/node": node, "podnet.io/pool": pool }).filter(([, v]) => LABEL_VALUE.test(v)));
 }
 
 /** The record as the plan read it: each action names a record of the plan's input. */
