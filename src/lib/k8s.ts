@@ -206,13 +206,22 @@ export async function installCrds(api: KubeApi, crdYamls: string[], timeoutMs = 
   }
 }
 
-/** Run async work over items with at most `limit` in flight (API writes: parallel, but not a stampede). */
+/**
+ * Run async work over items with at most `limit` in flight (API writes: parallel, but not a stampede). After a
+ * failure no item starts, and the first error is thrown once the items in flight have ended: a caller's cleanup
+ * (stopping the API server a bench wrote to) must not pull the ground from under writes still running, whose
+ * own errors would then hide the first one.
+ */
 export async function forEachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
+  let failure: { err: unknown } | undefined;
   const worker = async () => {
-    while (next < items.length) await work(items[next++]!);
+    while (!failure && next < items.length) {
+      try { await work(items[next++]!); } catch (err) { failure ??= { err }; }
+    }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure) throw failure.err;
 }
 
 /**
