@@ -190,6 +190,43 @@ describe("NetworkUnavailableClearer: from the watch of its Node", () => {
     expect(calls).toEqual({ reads: 0, patches: 2 });
   });
 
+  it("after a 404 (the Node deleted as the patch went out), clears its next registration at once", async () => {
+    let gone = true;
+    const calls = { patches: 0 };
+    const api = { fieldManager: "podnet-agent", core: { patchNodeStatus: async () => {
+      calls.patches++;
+      if (gone) throw Object.assign(new Error("nodes \"n1\" not found"), { code: 404 });
+      return { metadata: { resourceVersion: "120" } };
+    } } } as unknown as KubeApi;
+    const watch: { view?: WatchedNodeNetwork } = { view: { resourceVersion: "95", networkUnavailable: "True" } };
+    const clearer = new NetworkUnavailableClearer(api, "n1", silentLogger(), 30_000, () => undefined, () => watch.view);
+    await clearer.afterPass(ready);
+    gone = false;
+    watch.view = { resourceVersion: "110", networkUnavailable: "True" }; // registered again: the watch's add wakes a pass
+    await clearer.afterPass(ready);
+    expect([calls.patches, clearer.cleared]).toEqual([2, true]);
+  });
+
+  it("once the watch has listed, acts on it at once after a clear made by reading", async () => {
+    const { api, calls } = counting();
+    const watch: { view?: WatchedNodeNetwork } = {};
+    const clearer = new NetworkUnavailableClearer(api, "n1", silentLogger(), 30_000, () => undefined, () => watch.view);
+    await clearer.afterPass(ready); // not listed: read, write (version 100)
+    watch.view = { resourceVersion: "140", networkUnavailable: "True" }; // listed, and set again since
+    await clearer.afterPass(ready);
+    expect(calls).toEqual({ reads: 1, patches: 2 });
+  });
+
+  it("holds writes back for the retry period after a failed one", async () => {
+    const calls = { patches: 0 };
+    const api = { fieldManager: "podnet-agent", core: { patchNodeStatus: async () => { calls.patches++; throw Object.assign(new Error("HTTP 503"), { code: 503 }); } } } as unknown as KubeApi;
+    let errors = 0;
+    const clearer = new NetworkUnavailableClearer(api, "n1", silentLogger(), 30_000, () => errors++, () => ({ resourceVersion: "95", networkUnavailable: "True" }));
+    await clearer.afterPass(ready);
+    await clearer.afterPass(ready);
+    expect([calls.patches, errors, clearer.cleared]).toEqual([1, 1, false]);
+  });
+
   it("reads the Node while the watch has not listed, or its versions do not compare (again RECHECK_RESYNCS resyncs after a clear)", async () => {
     const { api, calls } = counting();
     const watch: { view?: WatchedNodeNetwork } = {};

@@ -66,8 +66,14 @@ export class NetworkUnavailableClearer {
   cleared = false;
   /** Reads of the Node (tests): none while the watch shows it. */
   reads = 0;
-  /** Monotonic (performance.now()): a wall clock stepped back would put the next look off by the step. */
-  private checkAt = -Infinity;
+  /**
+   * Monotonic (performance.now()): a wall clock stepped back would put the next look off by the step. `retryAt`
+   * holds any write back after a failure; `readAt` holds back the timed reads used without the watch. A change
+   * the watch shows is acted on at once otherwise: a Node registered again after a 404, or set unavailable again
+   * after a clear made by reading, waited for the read timer (a review: 30 s, and up to 5 minutes).
+   */
+  private retryAt = -Infinity;
+  private readAt = -Infinity;
   /** The Node's resourceVersion after this agent's last clear: a watched view older than it predates the write. */
   private wroteAt?: string;
   constructor(private readonly api: KubeApi, private readonly nodeName: string, private readonly log: Logger,
@@ -81,14 +87,16 @@ export class NetworkUnavailableClearer {
     if (view === "absent") { this.cleared = false; return; } // the watch wakes a pass when the Node registers
     if (view === "written") return;
     if (view?.networkUnavailable === "False") { this.cleared = true; return; }
-    if (performance.now() < this.checkAt) return;
+    const now = performance.now();
+    if (now < this.retryAt || (!view && now < this.readAt)) return;
     if (!view) this.reads++;
     const { result, resourceVersion } = await clearOnce(this.api, this.nodeName, this.log, signal, view);
     if (result === "cut-off") return;
     this.cleared = result === "cleared" || result === "already-clear";
     if (resourceVersion) this.wroteAt = resourceVersion;
-    this.checkAt = performance.now() + this.retryMs * (this.cleared ? (view ? 0 : RECHECK_RESYNCS) : 1);
-    if (result === "failed") this.onError();
+    // A Node gone (404) while watched: its next registration is a watch event, which wakes a pass.
+    if (!view) this.readAt = performance.now() + this.retryMs * (this.cleared ? RECHECK_RESYNCS : 1);
+    if (result === "failed") { this.retryAt = performance.now() + this.retryMs; this.onError(); }
   }
 
   /** The watched view if it can be acted on; "written" if it is older than this agent's clear; undefined: read. */
