@@ -125,7 +125,7 @@ async function coldStart(count: number, rounds: number): Promise<{ ms: number; r
       const port = await freePort();
       const t0 = performance.now();
       const agent = spawn(node!, [...NODE_FLAGS, ...cli, "agent", `--kubeconfig=${cp.kubeconfig}`, "--node-name=self", `--netns=${bed.ns}`,
-        "--cni-conf-dir=/nonexistent", `--metrics-address=127.0.0.1:${port}`], { stdio: "ignore", env: { ...process.env, ...podnetCliEnv(cp.dir), PODNET_LOG_LEVEL: "warn" } });
+        "--cni-conf-dir=/nonexistent", `--metrics-address=127.0.0.1:${port}`, `--lock-dir=${cp.dir}/locks`], { stdio: "ignore", env: { ...process.env, ...podnetCliEnv(cp.dir), PODNET_LOG_LEVEL: "warn" } });
       try {
         const ready = () => fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false);
         // Polled cheaply: a dump of 5,000 routes every 10 ms would compete with the agent for the two cores.

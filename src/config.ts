@@ -112,6 +112,8 @@ export const agentConfigSchema = z.object({
   // Program a named network namespace instead of the agent's own: the local cluster runs every agent on the
   // host (where the apiserver listens on loopback) and points each at its node's namespace.
   netns: z.string().optional(),
+  // Where the node lock lives (node-lock.ts): a directory only root writes to, shared by the agent and cleanup.
+  "lock-dir": z.string().min(1).prefault("/run/podnet"),
 });
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 
@@ -119,7 +121,7 @@ export type AgentConfig = z.infer<typeof agentConfigSchema>;
  * `podnet agent cleanup`: what podnet put on a node is found by podnet's own marks (route protocol, device and
  * table names, the conflist's network name), not by the node's name, so cleanup needs none.
  */
-export const agentCleanupConfigSchema = agentConfigSchema.pick({ "cni-conf-dir": true, "conflist-name": true, netns: true })
+export const agentCleanupConfigSchema = agentConfigSchema.pick({ "cni-conf-dir": true, "conflist-name": true, netns: true, "lock-dir": true })
   .extend({
     "node-name": z.string().optional(),
     // How long to wait for an agent still running on the node to stop (a pod of a DaemonSet being deleted)

@@ -145,7 +145,7 @@ export class LocalCluster {
       `--kubeconfig=${this.kubeconfig}`, `--node-name=${name}`, `--netns=${n.node.ns}`, `--cni-conf-dir=${n.confDir}`,
       // Port 0: the agent binds a free port itself and logs it. A port picked here could be taken by another
       // process before the agent binds it, which made the agent exit.
-      `--cni-bin-dir=${CNI_BIN_DIR}`, `--ipam-data-dir=${join(n.dir, "ipam")}`, "--metrics-address=127.0.0.1:0",
+      `--cni-bin-dir=${CNI_BIN_DIR}`, `--ipam-data-dir=${join(n.dir, "ipam")}`, "--metrics-address=127.0.0.1:0", `--lock-dir=${join(this.dir, "locks")}`,
       `--resync-period=${this.opts.resyncPeriod ?? "5s"}`, `--overlay=${this.opts.overlay ?? "auto"}`,
       ...(this.opts.podMtu ? [`--mtu=${this.opts.podMtu}`] : [])], logFile,
       { env: { ...podnetCliEnv(this.dir), PODNET_LOG_LEVEL: podnetLogLevel() } });

@@ -57,6 +57,7 @@ export class NodeAgent {
   private readonly stopping = new Promise<void>((resolve) => (this.stopRequested = resolve));
   private server?: Server;
   private nodeLock?: NodeLock;
+  private lockLost = false;
   private linkWatch?: LinkWatch;
   lastOutcome?: SyncOutcome;
   syncs = 0;
@@ -97,20 +98,19 @@ export class NodeAgent {
   async start(): Promise<void> {
     // First, before a port is bound or anything read or written: a second agent for this node throws here. A dry
     // run changes nothing, so it may run beside the agent, and must not keep the agent out.
-    if (!this.config["dry-run"]) this.nodeLock = await takeNodeLock(this.opts.netns, { role: "agent", node: this.config["node-name"] });
+    if (!this.config["dry-run"]) this.nodeLock = await takeNodeLock(this.config["lock-dir"], this.opts.netns, { role: "agent", node: this.config["node-name"] }, () => {
+      this.lockLost = true;
+      this.log.error({ node: this.config["node-name"] }, "the node lock's helper process was killed: another agent could start beside this one; /healthz fails, for kubelet to restart the agent");
+    });
     this.running = true;
     this.server = await startHealthServer(this.config["metrics-address"], this.metrics.registry, {
-      healthy: () => this.running && this.liveness.alive(performance.now(), (why) => this.log.error({ node: this.config["node-name"] }, `${why}: /healthz fails, for kubelet to restart the agent`)),
+      healthy: () => this.running && !this.lockLost && this.liveness.alive(performance.now(), (why) => this.log.error({ node: this.config["node-name"] }, `${why}: /healthz fails, for kubelet to restart the agent`)),
       ready: () => this.records.isSynced && this.pools.isSynced && this.syncs > 0,
     });
     warmToolShell();
     const needsFullPass = fullPassTrigger({ ownDevices: [BRIDGE_NAME, VXLAN_DEVICE], routedDevices: () => routedDevices(this.opts.netns),
       expected: this.expectedRoutes, holders: () => this.lastOutcome?.cni.podCidrHeldBy?.holders });
-    this.linkWatch = watchLinks(this.opts.netns, (event) => {
-      if (!needsFullPass(event)) return;
-      this.fullDue = true;
-      this.markDirty();
-    });
+    this.linkWatch = watchLinks(this.opts.netns, (event) => { if (needsFullPass(event)) { this.fullDue = true; this.markDirty(); } });
     // The kernel is read while the first list pages in: the early route passes (onInitialPage) need it.
     if (earlyRoutesApply(this.config)) this.passInFlight = kernelView({ config: this.config, netns: this.opts.netns, full: true }).catch(() => undefined);
     // Beside the first list, not before it (the early route passes take no record as this node's): the first

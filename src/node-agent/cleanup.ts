@@ -25,7 +25,7 @@ import { removeVxlan } from "./vxlan.js";
 export async function cleanupAgent(config: AgentCleanupConfig, log: Logger, netns?: string): Promise<void> {
   // Otherwise every step reads "No such file" as "nothing there" and the cleanup claims a success it never had.
   if (netns && !existsSync(join("/run/netns", netns))) throw new ConfigError(`network namespace ${netns} does not exist`);
-  const lock = await lockOutAgents(netns, config["wait-for-agent"], log);
+  const lock = await lockOutAgents(config["lock-dir"], netns, config["wait-for-agent"], log);
   try {
     await cleanNode(config, log, netns);
   } finally {
@@ -34,11 +34,11 @@ export async function cleanupAgent(config: AgentCleanupConfig, log: Logger, netn
 }
 
 /** The node lock, waiting up to `waitMs` for its holder to go; past that, the refusal naming the holder. */
-async function lockOutAgents(netns: string | undefined, waitMs: number, log: Logger): Promise<NodeLock> {
+async function lockOutAgents(dir: string, netns: string | undefined, waitMs: number, log: Logger): Promise<NodeLock> {
   const deadline = performance.now() + waitMs;
   for (let said = false; ; said = true) {
     try {
-      return await takeNodeLock(netns, { role: "cleanup" });
+      return await takeNodeLock(dir, netns, { role: "cleanup" });
     } catch (err) {
       if (!(err instanceof NodeLockHeldError)) throw err;
       if (performance.now() >= deadline) throw new Error(waitMs ? `${err.message} (waited ${waitMs / 1000} s for it to stop)` : err.message, { cause: err });

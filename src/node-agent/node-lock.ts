@@ -1,5 +1,7 @@
+import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { createConnection, createServer, type Server } from "node:net";
+import { accessSync, chmodSync, closeSync, constants, lstatSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, type Stats } from "node:fs";
+import { join } from "node:path";
 
 /**
  * One podnet agent per node, and no cleanup while one runs. Two agents undo each other's work (the nft table
@@ -7,20 +9,25 @@ import { createConnection, createServer, type Server } from "node:net";
  * overlay routes), and a cleanup beside an agent is undone within a second. Only the fixed metrics port kept a
  * second agent out, and any other port let it in.
  *
- * The lock is a Unix socket in Linux's abstract namespace: it belongs to the network namespace of the process
- * that binds it (hostNetwork pods all share the host's), the kernel refuses a second bind (EADDRINUSE), and it
- * goes with its process, however that dies (SIGKILL, OOM), leaving no file behind. Node opens sockets with
- * close-on-exec, so the `ip` and `nft` processes an agent starts do not keep it. A process programming a named
- * namespace from the host's (--netns: tests, the local cluster) puts that name into the lock's.
+ * The lock is an flock(2) on a file in a directory only root may write (the chart mounts the host's
+ * /run/podnet): no unprivileged process on the node can take it first. The abstract Unix socket used before
+ * belonged to the network namespace, so any process there (an unprivileged user, any host-network pod) could
+ * bind its name first and keep the agent from starting (a security review). Node.js has no flock, so a small
+ * helper holds it: flock(1) runs a shell that waits on a pipe from the agent and ends when the agent does,
+ * however the agent dies (SIGKILL, OOM): the kernel closes the pipe, and the lock goes with the helper. A
+ * process programming a named namespace from the host's (--netns: tests, the local cluster) locks a file named
+ * after it.
  */
-export function nodeLockName(netns?: string): string {
-  const name = `podnet-agent:${netns ?? "host"}`;
-  // An abstract name fits in sun_path's 107 bytes; a longer namespace name is hashed into one that does.
-  return `\0${name.length <= 100 ? name : `podnet-agent:${createHash("sha256").update(netns!).digest("hex").slice(0, 32)}`}`;
+export const DEFAULT_LOCK_DIR = "/run/podnet";
+
+export function nodeLockPath(dir: string, netns?: string): string {
+  const name = netns ?? "host";
+  // A file name of 255 bytes at most, and nothing a path could be made of: other names are hashed.
+  return join(dir, `agent-${/^[A-Za-z0-9._-]{1,200}$/.test(name) && !name.startsWith(".") ? name : createHash("sha256").update(name).digest("hex").slice(0, 32)}.lock`);
 }
 
 export type LockRole = "agent" | "cleanup";
-/** What the holder tells a process it turned away (each connection gets it as one JSON line). */
+/** What the holder wrote into the lock file once it held it. */
 export interface LockHolder { role: LockRole; pid: number; node?: string; since: string }
 
 export class NodeLockHeldError extends Error {
@@ -40,46 +47,88 @@ export function parseHolder(text: string): LockHolder | undefined {
 }
 
 /** Pure: why `wanting` may not run, naming the lock and the holder as it described itself (its pid is its own PID namespace's). */
-export function refusal(wanting: LockRole, netns: string | undefined, holder: LockHolder | undefined): string {
+export function refusal(wanting: LockRole, path: string, holder: LockHolder | undefined): string {
   const who = holder ? `${holder.role === "agent" ? "podnet agent" : "podnet agent cleanup"} pid ${holder.pid}${holder.node ? ` for node ${holder.node}` : ""}, since ${holder.since}`
-    : "a process that does not say what it is";
-  // `ss -xlp` lists the socket as @podnet-agent:…, with the holder's pid as the host sees it.
-  const lock = `lock @${nodeLockName(netns).slice(1)} held by ${who}`;
+    : "a process that has not said what it is";
+  // `fuser -v <path>` (or `lslocks`) names the holder's processes as the host sees them.
+  const lock = `lock ${path} held by ${who}`;
   if (holder?.role === "cleanup") return `${wanting === "agent" ? "" : "another "}podnet agent cleanup runs on this node (${lock}); ${wanting === "agent" ? "refusing to start until it is done" : "not cleaning beside it"}`;
   if (wanting === "cleanup") return `a podnet agent runs on this node (${lock}): a cleanup beside it would be undone within a second; stop the agent first (helm uninstall --wait, or delete the podnet-agent DaemonSet)`;
   return `another podnet agent runs for this node (${lock}); refusing to start a second one`;
 }
 
 /**
- * Take the node's lock or throw NodeLockHeldError naming its holder. Held until release() or the process's end;
- * the socket does not keep the process alive.
+ * The lock directory, root's alone (0700: kubelet makes a hostPath directory 0755), and in it the lock file, a
+ * regular file of root's, 0600. flock(2) needs no write access: a file another user could open, even read-only,
+ * is one that user could lock first. A file someone else planted while the directory was open goes.
  */
-export async function takeNodeLock(netns: string | undefined, me: { role: LockRole; node?: string }): Promise<NodeLock> {
-  const path = nodeLockName(netns);
-  const line = `${JSON.stringify({ role: me.role, pid: process.pid, ...(me.node ? { node: me.node } : {}), since: new Date().toISOString() })}\n`;
-  const server = createServer((socket) => { socket.on("error", () => undefined); socket.end(line); });
-  try {
-    await new Promise<void>((resolve, reject) => { server.once("error", reject); server.listen({ path }, resolve); });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE") throw new Error(`cannot take the node lock @${path.slice(1)}: ${(err as Error).message}`, { cause: err });
-    const holder = await askHolder(path);
-    throw new NodeLockHeldError(refusal(me.role, netns, holder), holder);
-  }
-  server.on("error", () => undefined);
-  server.unref();
-  return { release: () => closeServer(server) };
+function privateLockFile(dir: string, path: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const uid = process.getuid?.();
+  const st = lstatSync(dir);
+  if (!st.isDirectory() || st.uid !== uid) throw new Error(`cannot take the node lock: ${dir} must be a directory owned by uid ${uid}`);
+  if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
+  const file = lstatIfPresent(path);
+  if (file && (!file.isFile() || file.uid !== uid || file.nlink !== 1)) rmSync(path, { force: true });
+  closeSync(openSync(path, constants.O_RDONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600));
+  if ((lstatSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
 }
 
-const closeServer = (server: Server) => new Promise<void>((resolve) => server.close(() => resolve()));
+function lstatIfPresent(path: string): Stats | undefined {
+  try { return lstatSync(path); } catch (err) { if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined; throw err; }
+}
 
-/** The holder's own account of itself; undefined if it says nothing podnet's within a second. */
-function askHolder(path: string): Promise<LockHolder | undefined> {
-  return new Promise((resolve) => {
-    let text = "";
-    const socket = createConnection({ path });
-    const done = () => { socket.destroy(); resolve(parseHolder(text)); };
-    socket.setEncoding("utf8").setTimeout(1_000, done);
-    socket.on("data", (d: string) => { text += d; if (text.length > 4096) done(); });
-    socket.on("end", done).on("error", done);
+/** flock(1) by its full path: the agent may run with a PATH that lacks it (tests give it only some tools). */
+function flockBinary(): string {
+  for (const p of ["/usr/bin/flock", "/bin/flock"]) { try { accessSync(p, constants.X_OK); return p; } catch { /* next */ } }
+  return "flock";
+}
+
+/** Exit status flock(1) is told to use when the lock is held (75, EX_TEMPFAIL). */
+const HELD = 75;
+
+/**
+ * Take the node's lock or throw NodeLockHeldError naming its holder. Held until release() or the process's end;
+ * `onLost` is called if the helper holding it ends otherwise (killed): this process then holds nothing.
+ */
+export async function takeNodeLock(dir: string, netns: string | undefined, me: { role: LockRole; node?: string }, onLost?: () => void): Promise<NodeLock> {
+  const path = nodeLockPath(dir, netns);
+  privateLockFile(dir, path);
+  // The shell says when flock has the lock, then waits on its stdin, a pipe only this process writes to.
+  const helper = spawn(flockBinary(), ["--nonblock", "--conflict-exit-code", String(HELD), path, "/bin/sh", "-c", "echo locked; while read -r _; do :; done"],
+    { stdio: ["pipe", "pipe", "pipe"] });
+  const outcome = await new Promise<"locked" | { code: number | null; said: string } | Error>((resolve) => {
+    let said = "";
+    helper.stdout!.setEncoding("utf8").on("data", (d: string) => { if (d.includes("locked")) resolve("locked"); });
+    helper.stderr!.setEncoding("utf8").on("data", (d: string) => { said += d; });
+    helper.once("error", resolve);
+    helper.once("exit", (code) => resolve({ code, said: said.trim() }));
   });
+  if (outcome === "locked") {
+    writeFileSync(path, `${JSON.stringify({ role: me.role, pid: process.pid, ...(me.node ? { node: me.node } : {}), since: new Date().toISOString() })}\n`);
+    return holding(helper, onLost);
+  }
+  if (!(outcome instanceof Error) && outcome.code === HELD) {
+    const holder = parseHolder(readFileSync(path, "utf8"));
+    throw new NodeLockHeldError(refusal(me.role, path, holder), holder);
+  }
+  const why = outcome instanceof Error ? outcome.message : `flock exited ${outcome.code}${outcome.said ? `: ${outcome.said}` : ""}`;
+  throw new Error(`cannot take the node lock ${path}: ${why} (flock(1) from util-linux is needed)`);
+}
+
+/** The lock as held by `helper`: it does not keep this process alive, and release() ends it. */
+function holding(helper: ChildProcess, onLost?: () => void): NodeLock {
+  let releasing = false;
+  const exited = new Promise<void>((resolve) => helper.once("exit", () => { if (!releasing) onLost?.(); resolve(); }));
+  for (const stream of [helper.stdin, helper.stdout, helper.stderr]) (stream as unknown as { unref?: () => void } | null)?.unref?.();
+  helper.unref();
+  return {
+    release: async () => {
+      releasing = true;
+      helper.stdin!.end();
+      const killer = setTimeout(() => helper.kill("SIGKILL"), 5_000);
+      await exited;
+      clearTimeout(killer);
+    },
+  };
 }

@@ -20,6 +20,16 @@ const AGENT_DIR_PREFIX = `podnet-agent-${RUN_PREFIX}-`;
 const agentDirs = new Set<string>();
 process.on("exit", () => { for (const dir of agentDirs) rmSync(dir, { recursive: true, force: true }); });
 
+/**
+ * This worker's node-lock directory (node-lock.ts), not the host's /run/podnet: each test's namespaces are its
+ * own, so agents of one worker lock among themselves.
+ */
+export function testLockDir(): string {
+  const dir = join(tmpdir(), `${AGENT_DIR_PREFIX}locks-${process.pid}`);
+  if (!agentDirs.has(dir)) { mkdirSync(dir, { recursive: true, mode: 0o700 }); agentDirs.add(dir); }
+  return dir;
+}
+
 export function sweepStaleAgentDirs(): string[] {
   const swept: string[] = [];
   for (const name of readdirSync(tmpdir())) {
@@ -42,7 +52,7 @@ export async function startAgent(fx: ApiFixture, node: BedNode, flags: Record<st
   mkdirSync(confDir);
   const config = agentConfigSchema.parse({
     "node-name": node.name, "cni-conf-dir": confDir, "cni-bin-dir": CNI_BIN_DIR, "ipam-data-dir": join(dir, "ipam"),
-    "metrics-address": "127.0.0.1:0", "resync-period": "1s", ...flags,
+    "metrics-address": "127.0.0.1:0", "resync-period": "1s", "lock-dir": testLockDir(), ...flags,
   });
   const log = logger ?? (process.env.PODNET_TEST_LOGS ? createLogger(`agent-${node.name}`, "debug") : silentLogger());
   const { api, ...agentOpts } = opts;

@@ -10,7 +10,7 @@ import { ping } from "../../src/localcluster/udp-probe.js";
 import { agentCleanupConfigSchema } from "../../src/config.js";
 import { silentLogger } from "../../src/log.js";
 import { cleanupAgent } from "../../src/node-agent/cleanup.js";
-import { conditionsOf, putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
+import { conditionsOf, putNodeCidr, startAgent, testLockDir, type TestAgent } from "../harness/agent-fixture.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 import { emptyCluster } from "../harness/cluster-objects.js";
 
@@ -131,7 +131,7 @@ describe.skipIf(!isRoot()).each(variants)("a host firewall that drops forwarded 
     for (const p of pods.splice(0)) deletePod(p);
     await agents[0]!.stop();
     agents.shift();
-    await cleanupAgent(agentCleanupConfigSchema.parse({ "cni-conf-dir": "/nonexistent-podnet-dir" }), silentLogger(), n1!.ns);
+    await cleanupAgent(agentCleanupConfigSchema.parse({ "cni-conf-dir": "/nonexistent-podnet-dir", "lock-dir": testLockDir() }), silentLogger(), n1!.ns);
     const rules = iptables(n1!.ns, "-S", "FORWARD");
     expect(rules).not.toContain("podnet");
     expect(rules).toContain("-P FORWARD DROP");

@@ -10,7 +10,7 @@ import { waitFor } from "../../src/localcluster/processes.js";
 import { silentLogger } from "../../src/log.js";
 import { NodeAgent } from "../../src/node-agent/agent.js";
 import { IPAM_DATA_DIR_KEPT } from "../../src/node-agent/report.js";
-import { conditionsOf, putNodeCidr } from "../harness/agent-fixture.js";
+import { conditionsOf, putNodeCidr, testLockDir } from "../harness/agent-fixture.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 import { eventsFor } from "../harness/cluster-objects.js";
 
@@ -29,7 +29,7 @@ const leasesIn = (dataDir: string) => (existsSync(join(dataDir, "podnet")) ? rea
 async function startAgentWith(ipamDataDir: string): Promise<NodeAgent> {
   const node = bed.nodes[0]!;
   const config = agentConfigSchema.parse({ "node-name": node.name, "cni-conf-dir": join(home, "net.d"), "cni-bin-dir": CNI_BIN_DIR,
-    "ipam-data-dir": ipamDataDir, "metrics-address": "127.0.0.1:0", "resync-period": "1h" });
+    "ipam-data-dir": ipamDataDir, "metrics-address": "127.0.0.1:0", "resync-period": "1h", "lock-dir": testLockDir() });
   const started = new NodeAgent(fx.api("podnet-agent"), config, silentLogger(), { netns: node.ns });
   await started.start();
   return started;

@@ -34,7 +34,7 @@ async function startAgentProcess(node: BedNode, path: string, extra: string[] = 
   mkdirSync(join(home, "net.d"), { recursive: true });
   const agent = startProcess(`agent-${node.name}`, cli[0]!, [...AGENT_NODE_FLAGS, ...cli.slice(1), "agent", `--kubeconfig=${fx.cp.kubeconfig}`,
     `--node-name=${node.name}`, `--netns=${node.ns}`, `--cni-conf-dir=${join(home, "net.d")}`, `--cni-bin-dir=${CNI_BIN_DIR}`,
-    `--ipam-data-dir=${join(home, "ipam")}`, `--metrics-address=127.0.0.1:${await freePort()}`, "--resync-period=2s", ...extra],
+    `--ipam-data-dir=${join(home, "ipam")}`, `--metrics-address=127.0.0.1:${await freePort()}`, "--resync-period=2s", `--lock-dir=${join(dir, "locks")}`, ...extra],
   join(home, "agent.log"), { env: { ...podnetCliEnv(dir), PATH: path } });
   agents.push(agent);
   return agent;
@@ -193,7 +193,7 @@ describe.skipIf(!isRoot())("node agent on a host missing ip or nft (rung 3)", ()
     execFileSync("ip", ["-n", n1!.ns, "link", "add", "podnet0", "type", "bridge"]);
     execFileSync("ip", ["-n", n1!.ns, "link", "add", "vethpod1", "type", "veth", "peer", "name", "vethpod1p"]);
     execFileSync("ip", ["-n", n1!.ns, "link", "set", "vethpod1", "master", "podnet0"]);
-    const run = spawnSync(cli[0]!, [...cli.slice(1), "agent", "cleanup", `--netns=${n1!.ns}`, `--cni-conf-dir=${confDir}`],
+    const run = spawnSync(cli[0]!, [...cli.slice(1), "agent", "cleanup", `--netns=${n1!.ns}`, `--cni-conf-dir=${confDir}`, `--lock-dir=${join(dir, "locks")}`],
       { env: { ...process.env, ...podnetCliEnv(dir), PATH: join(dir, "no-nft") }, encoding: "utf8", timeout: 30_000 });
     const said = run.stdout + run.stderr;
     expect(run.status).not.toBe(0);
@@ -205,13 +205,13 @@ describe.skipIf(!isRoot())("node agent on a host missing ip or nft (rung 3)", ()
     expect(ipJson(n1!.ns, "route", "show", "proto", "249")).toEqual([]);
     expect(execFileSync("ip", ["netns", "exec", n1!.ns, "nft", "list", "tables"], { encoding: "utf8" })).toContain("podnet");
     // With nft back, the rest goes too.
-    const again = spawnSync(cli[0]!, [...cli.slice(1), "agent", "cleanup", `--netns=${n1!.ns}`, `--cni-conf-dir=${confDir}`],
+    const again = spawnSync(cli[0]!, [...cli.slice(1), "agent", "cleanup", `--netns=${n1!.ns}`, `--cni-conf-dir=${confDir}`, `--lock-dir=${join(dir, "locks")}`],
       { env: { ...process.env, ...podnetCliEnv(dir) }, encoding: "utf8", timeout: 30_000 });
     expect(again.status).toBe(0);
     expect(again.stdout).toContain("nothing of podnet's left: conflist, routes, vxlan device, nft table, firewall FORWARD accepts, pod bridge removed where present");
     expect(execFileSync("ip", ["netns", "exec", n1!.ns, "nft", "list", "tables"], { encoding: "utf8" })).not.toContain("podnet");
     // A namespace that is not there is said so, not cleaned "successfully".
-    const nowhere = spawnSync(cli[0]!, [...cli.slice(1), "agent", "cleanup", `--netns=${n1!.ns}-gone`, `--cni-conf-dir=${confDir}`],
+    const nowhere = spawnSync(cli[0]!, [...cli.slice(1), "agent", "cleanup", `--netns=${n1!.ns}-gone`, `--cni-conf-dir=${confDir}`, `--lock-dir=${join(dir, "locks")}`],
       { env: { ...process.env, ...podnetCliEnv(dir) }, encoding: "utf8", timeout: 30_000 });
     expect([nowhere.status, nowhere.stderr.trim()]).toEqual([2, `podnet: network namespace ${n1!.ns}-gone does not exist`]);
   });

@@ -26,13 +26,13 @@ async function startAgentProcess(node: BedNode, name: string, extra: string[] = 
   const port = await freePort();
   const agent = startProcess(name, cli[0]!, [...AGENT_NODE_FLAGS, ...cli.slice(1), "agent", `--kubeconfig=${fx.cp.kubeconfig}`,
     `--node-name=${node.name}`, `--netns=${node.ns}`, `--cni-conf-dir=${join(dir, "net.d")}`, `--cni-bin-dir=${CNI_BIN_DIR}`,
-    `--ipam-data-dir=${join(dir, "ipam")}`, `--metrics-address=127.0.0.1:${port}`, "--resync-period=2s", ...extra],
+    `--ipam-data-dir=${join(dir, "ipam")}`, `--metrics-address=127.0.0.1:${port}`, "--resync-period=2s", `--lock-dir=${join(dir, "locks")}`, ...extra],
   join(dir, `${name}.log`), { env: podnetCliEnv(dir) });
   agents.push(agent);
   return { ...agent, port };
 }
 
-const cleanupArgs = (node: BedNode, ...extra: string[]) => [...cli.slice(1), "agent", "cleanup", `--netns=${node.ns}`, `--cni-conf-dir=${join(dir, "net.d")}`, ...extra];
+const cleanupArgs = (node: BedNode, ...extra: string[]) => [...cli.slice(1), "agent", "cleanup", `--netns=${node.ns}`, `--cni-conf-dir=${join(dir, "net.d")}`, `--lock-dir=${join(dir, "locks")}`, ...extra];
 function cleanup(node: BedNode, extra: string[] = [], env: Record<string, string> = {}) {
   const r = spawnSync(cli[0]!, cleanupArgs(node, ...extra), { env: { ...process.env, ...podnetCliEnv(dir), ...env }, encoding: "utf8", timeout: 60_000 });
   return { code: r.status, said: r.stdout + r.stderr };
@@ -96,7 +96,7 @@ describe.skipIf(!isRoot())("one agent per node; cleanup only without one (rung 3
     await new Promise((r) => setTimeout(r, 500));
     watch.stop();
     expect(code, `second agent; meanwhile ${watch.lines.length} changes on the node, ${state(n1!)}\n${tailFile(second.logFile, 5)}`).toBe(1);
-    expect(tailFile(second.logFile)).toMatch(/podnet: another podnet agent runs for this node \(lock @podnet-agent:\S+ held by podnet agent pid \d+ for node n1, since [^)]+\); refusing to start a second one/);
+    expect(tailFile(second.logFile)).toMatch(/podnet: another podnet agent runs for this node \(lock \S+\/locks\/agent-\S+\.lock held by podnet agent pid \d+ for node n1, since [^)]+\); refusing to start a second one/);
     expect(watch.lines).toEqual([]);
     expect(statSync(join(dir, "net.d", "10-podnet.conflist")).mtimeMs).toBe(conflist.mtimeMs);
     expect(state(n1!)).toBe(programmed);
@@ -117,7 +117,7 @@ describe.skipIf(!isRoot())("one agent per node; cleanup only without one (rung 3
     const [n1] = bed.nodes;
     const refused = cleanup(n1!, ["--wait-for-agent=0s"]);
     expect(refused.code, refused.said).toBe(1);
-    expect(refused.said).toMatch(/podnet: a podnet agent runs on this node \(lock @podnet-agent:\S+ held by podnet agent pid \d+ for node n1, since [^)]+\): a cleanup beside it would be undone/);
+    expect(refused.said).toMatch(/podnet: a podnet agent runs on this node \(lock \S+\/locks\/agent-\S+\.lock held by podnet agent pid \d+ for node n1, since [^)]+\): a cleanup beside it would be undone/);
     await new Promise((r) => setTimeout(r, 2_000));
     expect(state(n1!)).toBe(programmed);
 
@@ -138,6 +138,29 @@ describe.skipIf(!isRoot())("one agent per node; cleanup only without one (rung 3
     await new Promise((r) => setTimeout(r, 2_000));
     expect(state(n1!)).toBe(clean);
     expect(readdirSync(join(dir, "net.d"))).toEqual([]);
+  });
+
+  it("a process of another user can neither take the lock nor keep the agent out (the abstract name of the earlier lock bound)", async () => {
+    const [n1] = bed.nodes;
+    const nobody = { uid: 65534, gid: 65534 };
+    // The earlier lock, an abstract Unix socket, was anyone's to bind first in the host's network namespace.
+    // Into the node's namespace as root (setns needs it), then as nobody.
+    const squatter = spawn("ip", ["netns", "exec", n1!.ns, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, "-e",
+      `require("net").createServer().listen({ path: "\\0podnet-agent:${n1!.ns}" }, () => console.log("bound")); setTimeout(() => {}, 60_000)`], { stdio: ["ignore", "pipe", "pipe"] });
+    try {
+      let said = "";
+      squatter.stderr!.setEncoding("utf8").on("data", (d: string) => (said += d));
+      const bound = await Promise.race([new Promise((r) => squatter.stdout!.once("data", () => r(true))), new Promise((r) => setTimeout(() => r(false), 10_000))]);
+      expect(bound, said).toBe(true);
+      const lockFile = join(dir, "locks", `agent-${n1!.ns}.lock`);
+      expect(existsSync(lockFile)).toBe(true); // left by the agents before: flock(2) needs only a file it can open
+      const tried = spawnSync("flock", ["--nonblock", lockFile, "true"], { ...nobody, encoding: "utf8" });
+      expect(tried.status, tried.stderr).not.toBe(0);
+      const agent = await startAgentProcess(n1!, "agent-after-squat");
+      await waitFor("agent ready beside the squatter", async () => ((await ready(agent.port)) ? true : undefined), 30_000)
+        .catch((err: unknown) => { throw new Error(`${String(err)}\n${tailFile(agent.logFile)}`); });
+      await stopProcess(agent);
+    } finally { squatter.kill("SIGKILL"); }
   });
 
   it("cleanup reads the node again at the end and names what is still there, instead of claiming it clean", async () => {

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { podnetResource } from "../../src/lib/k8s.js";
 import { flushOwnRoutes } from "../../src/node-agent/ip-route.js";
-import { conditionsOf, putNodeCidr, startAgent } from "../harness/agent-fixture.js";
+import { conditionsOf, putNodeCidr, startAgent, testLockDir } from "../harness/agent-fixture.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 import { createNodeMarkedUnavailable, networkUnavailableOf, ownNexthops, ownRoutes } from "../harness/node-reads.js";
 import { createNetBed, ipIn, ipJson, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
@@ -99,7 +99,7 @@ describe.skipIf(!isRoot())("agent restart, dry-run, unwritable config dir and cl
     try {
       const [node, ...cli] = await podnetCliArgv(cliDir);
       const { NODE_NAME: _unset, ...env } = process.env;
-      execFileSync(node!, [...cli, "agent", "cleanup", `--netns=${m1!.ns}`, `--cni-conf-dir=${confDir}`], { env: { ...env, ...podnetCliEnv(cliDir) }, timeout: 30_000, stdio: "pipe" });
+      execFileSync(node!, [...cli, "agent", "cleanup", `--netns=${m1!.ns}`, `--cni-conf-dir=${confDir}`, `--lock-dir=${testLockDir()}`], { env: { ...env, ...podnetCliEnv(cliDir) }, timeout: 30_000, stdio: "pipe" });
     } finally { rmSync(cliDir, { recursive: true, force: true }); }
     expect(readdirSync(confDir)).toEqual(["20-other.conflist"]);
     rmSync(confDir, { recursive: true });
