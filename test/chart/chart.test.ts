@@ -38,6 +38,10 @@ describe("Helm chart charts/podnet", () => {
     const confMount = agentPod.containers[0]!.volumeMounts.find((m) => m.mountPath === confDir);
     expect(confMount?.readOnly).toBeUndefined();
     expect(agentPod.volumes.find((v) => v.name === confMount?.name)?.hostPath).toEqual({ path: "/proc/sys/net/ipv4/conf", type: "Directory" });
+    // The node lock (node-lock.ts) where --lock-dir says, the host's /run/podnet: shared with the cleanup DaemonSet.
+    const lockDir = loadConfig(agentConfigSchema, args(agent).slice(1), { NODE_NAME: "n" })["lock-dir"];
+    const lockMount = agentPod.containers[0]!.volumeMounts.find((m) => m.mountPath === lockDir);
+    expect(agentPod.volumes.find((v) => v.name === lockMount?.name)?.hostPath).toEqual({ path: "/run/podnet", type: "DirectoryOrCreate" });
     // The V8 flags the benchmarks and the local cluster measured are the ones the chart starts podnet with.
     const command = (o: Obj) => (o.spec as { template: { spec: { containers: Array<{ command: string[] }> } } }).template.spec.containers[0]!.command;
     expect(command(controller)).toEqual(["node", ...CONTROLLER_NODE_FLAGS, "/app/podnet.mjs"]);
@@ -259,7 +263,7 @@ describe("chart: cleanup.enabled", () => {
     // The cleanup pod mounts no token, so it needs no RBAC either.
     expect(objs.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(["DaemonSet/podnet-cleanup"]);
     const spec = (find(objs, "DaemonSet", "podnet-cleanup").spec as { template: { spec: CleanupPodSpec } }).template.spec;
-    expect(spec.hostNetwork).toBe(true); // the node's own routes, nft tables and devices, and the agents' node lock (an abstract socket of the host network)
+    expect(spec.hostNetwork).toBe(true); // the node's own routes, nft tables and devices
     expect(spec.tolerations).toEqual([{ operator: "Exists" }]);
     const [cleanup] = spec.initContainers;
     expect(cleanup!.command).toEqual(["node", "/app/podnet.mjs", "agent", "cleanup"]);
@@ -269,6 +273,8 @@ describe("chart: cleanup.enabled", () => {
     expect(spec.volumes.find((v) => v.name === mount.name)!.hostPath.path).toBe("/var/lib/cni/conf");
     expect(cleanup!.securityContext.capabilities.add).toEqual(["NET_ADMIN", "NET_RAW"]);
     expect(cleanup!.volumeMounts!.map((m) => m.mountPath)).toContain("/run/xtables.lock");
+    const lockMount = cleanup!.volumeMounts!.find((m) => m.mountPath === config["lock-dir"]);
+    expect(spec.volumes.find((v) => v.name === lockMount?.name)?.hostPath.path).toBe("/run/podnet"); // the agents' node lock
     expect(spec.containers[0]!.securityContext.capabilities.add).toBeUndefined(); // the container that stays only waits
   });
 
