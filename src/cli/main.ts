@@ -64,7 +64,7 @@ async function main(argv: string[]): Promise<void> {
         return;
       }
       const config = loadConfig(agentConfigSchema, rest);
-      const agent = await runAgent(KubeApi.fromKubeconfig(config.kubeconfig, "podnet-agent"), config, log, { netns: config.netns });
+      const agent = await runAgent(KubeApi.fromKubeconfig(config.kubeconfig, "podnet-agent"), config, log, { netns: config.netns, onLockLost: () => process.exit(1) });
       onSignals(() => agent.stop(), log);
       return;
     }

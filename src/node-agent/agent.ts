@@ -21,7 +21,7 @@ import { addRoutesEarly, earlyRoutesApply, kernelView, routedDevices } from "./r
 import { ExpectedRoutes, fullPassTrigger, watchLinks, type LinkWatch } from "./link-watch.js";
 import { PassRetry } from "./pass-retry.js";
 import { livenessLimits, PassLiveness } from "./pass-liveness.js";
-import { takeNodeLock, type NodeLock } from "./node-lock.js";
+import { holdNodeLock, type NodeLock } from "./node-lock.js";
 import { passReport, StatusWriter } from "./status-writer.js";
 import { warmToolShell } from "./tool-shell.js";
 import { BRIDGE_NAME } from "./cni-conflist.js";
@@ -36,6 +36,8 @@ export interface AgentOptions {
   statusRandom?: () => number;
   /** A pass running longer makes /healthz fail (10 minutes; tests shorten it). */
   stuckPassMs?: number;
+  /** After the agent stopped because another process holds its node's lock (the CLI exits 1). */
+  onLockLost?: () => void;
 }
 
 /** The node agent: NodeCIDRs in, kernel routes + CNI config + masquerade + sysctls out, status back. */
@@ -98,9 +100,9 @@ export class NodeAgent {
   async start(): Promise<void> {
     // First, before a port is bound or anything read or written: a second agent for this node throws here. A dry
     // run changes nothing, so it may run beside the agent, and must not keep the agent out.
-    if (!this.config["dry-run"]) this.nodeLock = await takeNodeLock(this.config["lock-dir"], this.opts.netns, { role: "agent", node: this.config["node-name"] }, () => {
-      this.lockLost = true;
-      this.log.error({ node: this.config["node-name"] }, "the node lock's helper process was killed: another agent could start beside this one; /healthz fails, for kubelet to restart the agent");
+    if (!this.config["dry-run"]) this.nodeLock = await holdNodeLock(this.config["lock-dir"], this.opts.netns, { role: "agent", node: this.config["node-name"] }, {
+      retaken: () => this.log.warn({ node: this.config["node-name"] }, "the node lock's helper process ended; the lock is taken again"),
+      gone: (err) => { this.lockLost = true; this.log.error({ node: this.config["node-name"], err: err.message }, "the node lock's helper process ended and the lock could not be taken again: stopping"); void this.stop().then(() => this.opts.onLockLost?.()); },
     });
     this.running = true;
     this.server = await startHealthServer(this.config["metrics-address"], this.metrics.registry, {

@@ -58,18 +58,23 @@ export function refusal(wanting: LockRole, path: string, holder: LockHolder | un
 }
 
 /**
- * The lock directory, root's alone (0700: kubelet makes a hostPath directory 0755), and in it the lock file, a
- * regular file of root's, 0600. flock(2) needs no write access: a file another user could open, even read-only,
- * is one that user could lock first. A file someone else planted while the directory was open goes.
+ * The lock file: a regular file of this user's, 0600, in a directory of this user's that no one else can write to
+ * (kubelet makes a hostPath directory 0755). flock(2) needs no write access: a file another user could open, even
+ * read-only, is one that user could lock first. The directory is not tightened: --lock-dir may name one that
+ * others rely on (a 1777 /run/lock), so one that others can write to is refused.
  */
 function privateLockFile(dir: string, path: string): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const uid = process.getuid?.();
   const st = lstatSync(dir);
-  if (!st.isDirectory() || st.uid !== uid) throw new Error(`cannot take the node lock: ${dir} must be a directory owned by uid ${uid}`);
-  if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0) {
+    const is = st.isDirectory() ? `mode ${(st.mode & 0o7777).toString(8)}, owner uid ${st.uid}` : "not a directory";
+    throw new Error(`cannot take the node lock: ${dir} must be a directory owned by uid ${uid} that no other user can write to (it is ${is})`);
+  }
+  // Nobody else can write here now: anything else at the path (another's file, a link, a directory) is from
+  // before, and once gone cannot be put back.
   const file = lstatIfPresent(path);
-  if (file && (!file.isFile() || file.uid !== uid || file.nlink !== 1)) rmSync(path, { force: true });
+  if (file && (!file.isFile() || file.uid !== uid || file.nlink !== 1)) rmSync(path, { force: true, recursive: true });
   closeSync(openSync(path, constants.O_RDONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600));
   if ((lstatSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
 }
@@ -94,9 +99,10 @@ const HELD = 75;
 export async function takeNodeLock(dir: string, netns: string | undefined, me: { role: LockRole; node?: string }, onLost?: () => void): Promise<NodeLock> {
   const path = nodeLockPath(dir, netns);
   privateLockFile(dir, path);
-  // The shell says when flock has the lock, then waits on its stdin, a pipe only this process writes to.
+  // The shell says when flock has the lock, then waits on its stdin, a pipe only this process writes to. In a
+  // session of its own: a Ctrl-C to this process's group must not end it before this process's last pass.
   const helper = spawn(flockBinary(), ["--nonblock", "--conflict-exit-code", String(HELD), path, "/bin/sh", "-c", "echo locked; while read -r _; do :; done"],
-    { stdio: ["pipe", "pipe", "pipe"] });
+    { stdio: ["pipe", "pipe", "pipe"], detached: true });
   const outcome = await new Promise<"locked" | { code: number | null; said: string } | Error>((resolve) => {
     let said = "";
     helper.stdout!.setEncoding("utf8").on("data", (d: string) => { if (d.includes("locked")) resolve("locked"); });
@@ -106,25 +112,60 @@ export async function takeNodeLock(dir: string, netns: string | undefined, me: {
   });
   if (outcome === "locked") {
     writeFileSync(path, `${JSON.stringify({ role: me.role, pid: process.pid, ...(me.node ? { node: me.node } : {}), since: new Date().toISOString() })}\n`);
-    return holding(helper, onLost);
+    return holding(helper, path, onLost);
   }
   if (!(outcome instanceof Error) && outcome.code === HELD) {
-    const holder = parseHolder(readFileSync(path, "utf8"));
+    const holder = await holderOf(path);
     throw new NodeLockHeldError(refusal(me.role, path, holder), holder);
   }
   const why = outcome instanceof Error ? outcome.message : `flock exited ${outcome.code}${outcome.said ? `: ${outcome.said}` : ""}`;
   throw new Error(`cannot take the node lock ${path}: ${why} (flock(1) from util-linux is needed)`);
 }
 
-/** The lock as held by `helper`: it does not keep this process alive, and release() ends it. */
-function holding(helper: ChildProcess, onLost?: () => void): NodeLock {
+/**
+ * The holder's line. It is written just after flock has the lock and cleared at a release: read after a moment,
+ * and again while it is missing, or a refusal names no one, or a holder killed before its release.
+ */
+async function holderOf(path: string): Promise<LockHolder | undefined> {
+  for (let i = 0; i < 6; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    const holder = parseHolder(readIfAny(path));
+    if (holder) return holder;
+  }
+  return undefined;
+}
+
+const readIfAny = (path: string) => { try { return readFileSync(path, "utf8"); } catch { return ""; } };
+
+/**
+ * The lock for a long-lived holder (the agent): if its helper ends (killed), it is taken again at once, usually
+ * free still, so no second agent gets in between; `onGone` when it cannot be (another holder got it).
+ */
+export async function holdNodeLock(dir: string, netns: string | undefined, me: { role: LockRole; node?: string },
+  on: { retaken: () => void; gone: (err: Error) => void }): Promise<NodeLock> {
+  let released = false;
+  const lost = () => {
+    if (released) return;
+    takeNodeLock(dir, netns, me, lost).then(
+      (lock) => { if (released) void lock.release(); else { current = lock; on.retaken(); } },
+      (err: unknown) => on.gone(err instanceof Error ? err : new Error(String(err))));
+  };
+  let current = await takeNodeLock(dir, netns, me, lost);
+  return { release: async () => { released = true; await current.release(); } };
+}
+
+/** The lock as held by `helper`: it does not keep this process alive, and release() clears the holder's line and ends it. */
+function holding(helper: ChildProcess, path: string, onLost?: () => void): NodeLock {
   let releasing = false;
   const exited = new Promise<void>((resolve) => helper.once("exit", () => { if (!releasing) onLost?.(); resolve(); }));
+  helper.stdin!.on("error", () => undefined); // EPIPE from a helper already gone: its exit says so
   for (const stream of [helper.stdin, helper.stdout, helper.stderr]) (stream as unknown as { unref?: () => void } | null)?.unref?.();
   helper.unref();
   return {
     release: async () => {
+      if (releasing) return exited;
       releasing = true;
+      if (helper.exitCode === null && helper.signalCode === null) { try { writeFileSync(path, ""); } catch { /* the line is only a courtesy */ } }
       helper.stdin!.end();
       const killer = setTimeout(() => helper.kill("SIGKILL"), 5_000);
       await exited;

@@ -1,3 +1,4 @@
+import { readdirSync, readlinkSync } from "node:fs";
 import type { KubeApi } from "../../src/lib/k8s.js";
 import { ipJson } from "../../src/localcluster/netbed.js";
 
@@ -15,3 +16,11 @@ export const createNodeMarkedUnavailable = (api: KubeApi, name: string) => api.c
 
 export const networkUnavailableOf = async (api: KubeApi, name: string) =>
   (await api.core.readNodeStatus({ name })).status?.conditions?.find((c) => c.type === "NetworkUnavailable");
+
+/** The processes that have the file open, as fuser(1) finds them (not every host has fuser). */
+export function processesWithOpen(path: string): number[] {
+  const opens = (pid: string) => {
+    try { return readdirSync(`/proc/${pid}/fd`).some((fd) => { try { return readlinkSync(`/proc/${pid}/fd/${fd}`) === path; } catch { return false; } }); } catch { return false; }
+  };
+  return readdirSync("/proc").filter((p) => /^\d+$/.test(p) && opens(p)).map(Number);
+}

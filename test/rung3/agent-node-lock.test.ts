@@ -9,6 +9,7 @@ import { AGENT_NODE_FLAGS, podnetCliArgv, podnetCliEnv } from "../../src/localcl
 import { freePort, startProcess, stopProcess, tailFile, waitFor, type ManagedProcess } from "../../src/localcluster/processes.js";
 import { putNodeCidr } from "../harness/agent-fixture.js";
 import { useControlPlane } from "../harness/api-fixture.js";
+import { processesWithOpen } from "../harness/node-reads.js";
 
 /**
  * One agent per node, and no cleanup beside one (rung 3: the bundle as production runs it, agent processes
@@ -161,6 +162,26 @@ describe.skipIf(!isRoot())("one agent per node; cleanup only without one (rung 3
         .catch((err: unknown) => { throw new Error(`${String(err)}\n${tailFile(agent.logFile)}`); });
       await stopProcess(agent);
     } finally { squatter.kill("SIGKILL"); }
+  });
+
+  it("an agent whose lock helper is killed takes the lock again; one that finds it taken meanwhile stops and exits 1", async () => {
+    const [n1] = bed.nodes;
+    const agent = await startAgentProcess(n1!, "agent-helper-killed");
+    await waitFor("agent ready", async () => ((await ready(agent.port)) ? true : undefined), 30_000);
+    const lockFile = join(dir, "locks", `agent-${n1!.ns}.lock`);
+    const helpers = () => processesWithOpen(lockFile).filter((pid) => pid !== agent.child.pid);
+    for (const pid of helpers()) process.kill(pid, "SIGKILL");
+    await waitFor("lock taken again", async () => (tailFile(agent.logFile).includes("the lock is taken again") ? true : undefined), 10_000);
+    expect(spawnSync("flock", ["--nonblock", lockFile, "true"]).status).toBe(1);
+    expect(await ready(agent.port)).toBe(true);
+    // A process already waiting for the lock gets it as the helper dies, before the agent can take it again.
+    const waiter = spawn("flock", ["--wait", "20", lockFile, "sleep", "3"], { stdio: "ignore" });
+    await new Promise((r) => setTimeout(r, 300));
+    for (const pid of helpers().filter((pid) => pid !== waiter.pid)) process.kill(pid, "SIGKILL");
+    const code = await Promise.race([agent.exited, new Promise<string>((r) => setTimeout(() => r("still running"), 15_000))]);
+    expect(code, tailFile(agent.logFile, 5)).toBe(1);
+    expect(tailFile(agent.logFile)).toContain("the lock could not be taken again: stopping");
+    await new Promise((r) => (waiter.exitCode === null ? waiter.once("exit", r) : r(undefined)));
   });
 
   it("cleanup reads the node again at the end and names what is still there, instead of claiming it clean", async () => {
