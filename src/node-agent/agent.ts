@@ -59,7 +59,6 @@ export class NodeAgent {
   private readonly stopping = new Promise<void>((resolve) => (this.stopRequested = resolve));
   private server?: Server;
   private nodeLock?: NodeLock;
-  private lockLost = false;
   private linkWatch?: LinkWatch;
   lastOutcome?: SyncOutcome;
   syncs = 0;
@@ -102,11 +101,11 @@ export class NodeAgent {
     // run changes nothing, so it may run beside the agent, and must not keep the agent out.
     if (!this.config["dry-run"]) this.nodeLock = await holdNodeLock(this.config["lock-dir"], this.opts.netns, { role: "agent", node: this.config["node-name"] }, {
       retaken: () => this.log.warn({ node: this.config["node-name"] }, "the node lock's helper process ended; the lock is taken again"),
-      gone: (err) => { this.lockLost = true; this.log.error({ node: this.config["node-name"], err: err.message }, "the node lock's helper process ended and the lock could not be taken again: stopping"); void this.stop().then(() => this.opts.onLockLost?.()); },
+      gone: (err) => { this.log.error({ node: this.config["node-name"], err: err.message }, "the node lock's helper process ended and the lock could not be taken again: stopping"); void this.stop().then(() => this.opts.onLockLost?.()); },
     });
     this.running = true;
     this.server = await startHealthServer(this.config["metrics-address"], this.metrics.registry, {
-      healthy: () => this.running && !this.lockLost && this.liveness.alive(performance.now(), (why) => this.log.error({ node: this.config["node-name"] }, `${why}: /healthz fails, for kubelet to restart the agent`)),
+      healthy: () => this.running && this.liveness.alive(performance.now(), (why) => this.log.error({ node: this.config["node-name"] }, `${why}: /healthz fails, for kubelet to restart the agent`)),
       ready: () => this.records.isSynced && this.pools.isSynced && this.syncs > 0,
     });
     warmToolShell();

@@ -49,12 +49,14 @@ export class NodeIdentity {
       onEvent: (event, n) => {
         if (event === "delete") return;
         const uid = n.metadata?.uid;
-        if (uid && uid !== this.known) {
+        const newUid = uid !== undefined && uid !== this.known;
+        if (newUid) {
           if (this.known) log.warn({ node, uid, before: this.known }, "this node's Node was registered again: NodeCIDRs made for the earlier one are no longer used");
           else log.info({ node, uid }, "this node's Node uid");
           this.known = uid;
         }
-        onChange(); // a new uid, or NetworkUnavailable set again (a pass clears it)
+        // A new uid, or NetworkUnavailable not False (a pass clears it); this agent's own clear wakes no pass.
+        if (newUid || n.status?.conditions?.[0]?.status !== "False") onChange();
       },
     });
   }
