@@ -38,8 +38,11 @@ const leases = { group: "coordination.k8s.io", version: "v1", plural: "leases" }
  */
 const monotonicMs = () => performance.now();
 
-/** A replica's lease holder identity: its pod name (the host name in a pod), pid and a random tail for a restart in place. */
-export const replicaIdentity = () => `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+/**
+ * A replica's lease holder identity: its pod name, pid and a random tail for a restart in place. The chart gives
+ * the pod name as POD_NAME: the controller runs in the host network, where the host name is the node's.
+ */
+export const replicaIdentity = (env: NodeJS.ProcessEnv = process.env) => `${env.POD_NAME || hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 
 export class LeaderElector {
   readonly identity: string;

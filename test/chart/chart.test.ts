@@ -129,6 +129,8 @@ describe("Helm chart charts/podnet", () => {
       // The controller creates the NodeCIDRs the agents need before they write any CNI config: in the pod
       // network it would wait for a sandbox that cannot exist yet (kind with disableDefaultCNI, any new cluster).
       expect(controller.hostNetwork).toBe(true);
+      // So its host name is the node's: the lease holder and Events name the pod through POD_NAME.
+      expect((controller.containers[0] as unknown as { env: unknown[] }).env).toContainEqual({ name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } });
       // A replica holds a host port: no surge pod (it would find no node on a small cluster), probes via loopback.
       expect((find(objs, "Deployment", "podnet-controller").spec as { strategy: unknown }).strategy).toEqual({ type: "RollingUpdate", rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } });
       const probes = controller.containers[0] as unknown as Record<"livenessProbe" | "readinessProbe", { httpGet: { host: string } }>;
