@@ -8,7 +8,7 @@ import { apiMessage, applyStatus, cutOffByStop, isConflict, logLevelFor, type Ku
 import type { Logger } from "../log.js";
 import type { NodeCidrObject } from "../controllers/observe.js";
 import { FAMILY_PENDING } from "./family-gap.js";
-import { IPAM_DATA_DIR_KEPT } from "./report.js";
+import { IPAM_DATA_DIR_KEPT, POD_ADDRESSES_OUTSIDE_CIDR } from "./report.js";
 
 export interface StatusContext {
   api: KubeApi;
@@ -52,9 +52,9 @@ export const countsOnlyIntervalMs = (records: number) => Math.max(2_000, records
 export const countsOnlyDueAt = (lastWriteAt: number | undefined, now: number, intervalMs: number, draw: number) =>
   Math.max((lastWriteAt ?? -Infinity) + intervalMs, now + draw * intervalMs);
 
-/** True conditions that still deserve a Warning: another config shadows podnet's, or the IPAM directory change waits. */
+/** True conditions that still deserve a Warning: another config shadows podnet's, the IPAM directory change waits, or pods hold stale addresses. */
 const warnsWhileTrue = (c: Pick<Condition, "type" | "status" | "reason">) => c.status === "True"
-  && (c.type === "CNIConfigShadowed" || (c.type === "CNIConfigured" && c.reason === IPAM_DATA_DIR_KEPT));
+  && (c.type === "CNIConfigShadowed" || (c.type === "CNIConfigured" && (c.reason === IPAM_DATA_DIR_KEPT || c.reason === POD_ADDRESSES_OUTSIDE_CIDR)));
 
 /** The records a pass computed from: this node's Allocated NodeCIDRs by name, each with the resourceVersion read. */
 export type ReadVersions = Record<string, string>;

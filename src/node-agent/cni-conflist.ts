@@ -36,6 +36,9 @@ const conflistSchema = z.object({
 });
 export type Conflist = z.infer<typeof conflistSchema>;
 
+/** The conflist's network name: host-local keeps this network's leases in `<dataDir>/podnet`. */
+export const POD_NETWORK_NAME = "podnet";
+
 /**
  * Pure: this node's pod CIDRs → the CNI network config list. Masquerade is left to the agent's nft table
  * (ipMasq false) so pod→pod traffic is never NATed; every family gets a default route or pods cannot leave.
@@ -46,7 +49,7 @@ export function renderConflist(input: ConflistInput): Conflist {
   if (new Set(families).size !== families.length) throw new Error(`one pod CIDR per family, not ${input.podCidrs.join(", ")}`);
   const conflist: Conflist = {
     cniVersion: input.cniVersion,
-    name: input.networkName ?? "podnet",
+    name: input.networkName ?? POD_NETWORK_NAME,
     // libcni ≥ 1.3 (CNI spec 1.1) otherwise appends any <conf dir>/<network name>/*.conf to the chain, plugins
     // podnet never sees; older libcni ignores the key.
     loadOnlyInlinedPlugins: true,
@@ -84,7 +87,7 @@ const PODNET_PLUGIN_TYPES = new Set(["bridge", "portmap", "host-local", "loopbac
  * created in between would miss the mesh. A plugin of a type podnet writes, or one placed before podnet's
  * bridge, is not kept: podnet's own entries are podnet's to restore.
  */
-export function chainedPlugins(existingText: string | undefined, networkName = "podnet"): ChainedPlugin[] {
+export function chainedPlugins(existingText: string | undefined, networkName = POD_NETWORK_NAME): ChainedPlugin[] {
   const plugins = existingText === undefined ? undefined : podnetList(existingText, networkName)?.plugins;
   if (!plugins) return [];
   const bridge = plugins.findIndex((p) => (p as { type?: unknown })?.type === "bridge");

@@ -28,7 +28,9 @@ export interface SyncOutcome {
     /** No first conflist yet: this node's pool serves these families too, and their NodeCIDRs may still come (family-gap.ts). */
     awaitingFamilies?: Array<4 | 6>;
     /** host-local's state stays in `dataDir` although `configured` names another (see ipamDataDirInEffect). */
-    ipamDataDirKept?: { dataDir: string; configured: string } };
+    ipamDataDirKept?: { dataDir: string; configured: string };
+    /** Pods holding host-local leases outside this node's pod CIDRs (pod-leases.ts): the first few, and how many. */
+    leasesOutside?: { count: number; shown: Array<{ ip: string; container: string }> } };
   /** skipped: not re-checked in this event-driven pass; the last full pass's result stands. */
   masquerade: { enabled: boolean; keepSourceTo?: string[]; error?: string; skipped?: boolean;
     /** Packets the VXLAN filter dropped (from non-nodes / pods' own), as read on a full pass. */
@@ -93,6 +95,8 @@ export const FORWARD_DROPPED_BY_OTHER_TABLE = "ForwardDroppedByOtherTable";
 export const FORWARD_MAY_BE_DROPPED = "ForwardMayBeDropped";
 /** CNIConfigured=False: another device (a plugin's leftover bridge) holds this node's pod CIDR; the kernel routes pods there. */
 export const POD_CIDR_HELD_BY_DEVICE = "PodCIDRHeldByDevice";
+/** CNIConfigured=True: new pods network, but pods started from an earlier range's conflist hold addresses no node routes here. */
+export const POD_ADDRESSES_OUTSIDE_CIDR = "PodAddressesOutsideCIDR";
 /** CNIConfigured=True: pods network, but a configured IPAM directory change waits for the node to be drained. */
 export const IPAM_DATA_DIR_KEPT = "IPAMDataDirKept";
 
@@ -180,6 +184,14 @@ function cniCondition(o: SyncOutcome): ConditionInput {
     ? ", which holds its own copy: changes reach pods only when Multus rewrites it" : ""}${c.unusedCidrs?.length
     ? `; ${c.unusedCidrs.join(", ")} not handed out: a second pod CIDR of its family for this node (pods get one per family)` : ""}${c.droppedChained
     ? `; ${namesCapped(c.droppedChained.plugins)} dropped from the plugins chained after podnet's: not in ${c.droppedChained.binDir}, so every pod's CNI ADD would fail on it` : ""}`;
+  if (c.leasesOutside) {
+    const { count, shown } = c.leasesOutside;
+    const list = shown.map((l) => `${l.ip}${l.container ? ` (container ${l.container})` : ""}`).join(", ");
+    return ok("CNIConfigured", POD_ADDRESSES_OUTSIDE_CIDR, `${written}; ${count} pod address${count === 1 ? "" : "es"} leased on this node `
+      + `lie outside its pod CIDRs: ${list}${count > shown.length ? ` (+${count - shown.length} more)` : ""}. Those pods started from the conflist of an `
+      + "earlier range and no node routes their addresses to this one: delete them to start them again in this node's range "
+      + "(a lease whose container is gone is host-local's leftover: remove its file)");
+  }
   if (c.ipamDataDirKept) {
     const { dataDir, configured } = c.ipamDataDirKept;
     return ok("CNIConfigured", IPAM_DATA_DIR_KEPT, `${written}; host-local state stays in ${dataDir}, not the configured ${configured}: pods on this node hold `

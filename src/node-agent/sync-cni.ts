@@ -2,13 +2,14 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { AgentConfig } from "../config.js";
 import {
-  chainedPlugins, cniVersionInEffect, commonCniVersion, conflistMatches, conflistText, ipamDataDirInEffect, rangesHeldByOthers, readPodnetConflist, renderConflist, runnableChained,
+  POD_NETWORK_NAME, chainedPlugins, cniVersionInEffect, commonCniVersion, conflistMatches, conflistText, ipamDataDirInEffect, rangesHeldByOthers, readPodnetConflist, renderConflist, runnableChained,
   withChainedPlugins,
   type ChainedPlugin, type CniVersionChoice,
 } from "./cni-conflist.js";
 import { configPrecedence, missingPlugins, pluginVersions, readIfPresent, writeFileAtomic } from "./cni-files.js";
 import { noPodCidrReason } from "./desired-state.js";
 import { holdFirstConflist } from "./family-gap.js";
+import { leasesOutside, readPodLeases } from "./pod-leases.js";
 import { vxlanOverhead } from "./overlay-plan.js";
 import type { SyncOutcome } from "./report.js";
 import type { SyncInput } from "./sync.js";
@@ -67,6 +68,8 @@ export async function syncCni(input: SyncInput, linkMtu: number | undefined): Pr
     result.changed = !unchanged && writeFileAtomic(dir, name, conflistText(desired), { current });
     if (result.changed) input.log.info({ path, podCidrs: input.state.ownCidrs, mtu, cniVersion: cniVersion.version }, "CNI conflist written");
     noteDroppedChained(input, path, chained.dropped, result);
+    const stale = leasesOutside(readPodLeases(ipam.dataDir, POD_NETWORK_NAME), [...input.state.ownCidrs, ...input.state.unusedOwnCidrs]);
+    if (stale) result.leasesOutside = stale;
     return result;
   } catch (err) {
     return { ...result, error: message(err) };

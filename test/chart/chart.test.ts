@@ -42,6 +42,11 @@ describe("Helm chart charts/podnet", () => {
     const lockDir = loadConfig(agentConfigSchema, args(agent).slice(1), { NODE_NAME: "n" })["lock-dir"];
     const lockMount = agentPod.containers[0]!.volumeMounts.find((m) => m.mountPath === lockDir);
     expect(agentPod.volumes.find((v) => v.name === lockMount?.name)?.hostPath).toEqual({ path: "/run/podnet", type: "DirectoryOrCreate" });
+    // host-local's leases, read-only, at the host's path the conflist names (--ipam-data-dir): pods outside the node's CIDRs are reported.
+    const ipamDir = loadConfig(agentConfigSchema, args(agent).slice(1), { NODE_NAME: "n" })["ipam-data-dir"];
+    const ipamMount = agentPod.containers[0]!.volumeMounts.find((m) => m.mountPath === ipamDir);
+    expect(ipamMount?.readOnly).toBe(true);
+    expect(agentPod.volumes.find((v) => v.name === ipamMount?.name)?.hostPath).toEqual({ path: ipamDir, type: "DirectoryOrCreate" });
     // The V8 flags the benchmarks and the local cluster measured are the ones the chart starts podnet with.
     const command = (o: Obj) => (o.spec as { template: { spec: { containers: Array<{ command: string[] }> } } }).template.spec.containers[0]!.command;
     expect(command(controller)).toEqual(["node", ...CONTROLLER_NODE_FLAGS, "/app/podnet.mjs"]);

@@ -6,7 +6,7 @@ import { addPod, deletePod, type Pod } from "../../src/localcluster/cni-exec.js"
 import { createNetBed, ipJson, isRoot, type NetBed } from "../../src/localcluster/netbed.js";
 import { waitFor } from "../../src/localcluster/processes.js";
 import { ping } from "../../src/localcluster/udp-probe.js";
-import { putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
+import { conditionsOf, putNodeCidr, startAgent, type TestAgent } from "../harness/agent-fixture.js";
 import { useControlPlane } from "../harness/api-fixture.js";
 import { ownRoutes } from "../harness/node-reads.js";
 
@@ -43,7 +43,11 @@ describe.skipIf(!isRoot())("a node whose pod CIDR changes (rung 3)", () => {
     const before = addPod(n1!.ns, a1!.confDir, "cc-before");
     expect(bridgeAddresses(n1!.ns)).toEqual(["10.247.1.1/24"]);
     deletePod(before);
+    // A pod that lives through the change keeps its address of the old range, which no node routes here any more.
+    const stranded = addPod(n1!.ns, a1!.confDir, "cc-stranded");
+    pods.push(stranded);
     await a1!.agent.syncNow(); // a full pass: the agent's kept view of the kernel now holds the bridge's connected route
+    expect((await conditionsOf(fx.api(), "10-247-1-0-24")).find((c) => c.type === "CNIConfigured")?.reason).toBe("Written");
 
     await fx.api().custom.deleteClusterCustomObject({ ...nodecidrs, name: "10-247-1-0-24" });
     await putNodeCidr(fx.api(), "cc1", "10.247.3.0/24", [n1!.ip]);
@@ -62,5 +66,16 @@ describe.skipIf(!isRoot())("a node whose pod CIDR changes (rung 3)", () => {
 
     const events = await fx.api().core.listNamespacedEvent({ namespace: "default", fieldSelector: "involvedObject.name=10-247-3-0-24" });
     expect(events.items.find((e) => e.reason === "StaleBridgeAddressRemoved")?.message).toContain("10.247.1.1/24");
+
+    // The pod left in the old range is named, with a Warning, until it is gone.
+    const cni = async () => (await conditionsOf(fx.api(), "10-247-3-0-24")).find((c) => c.type === "CNIConfigured");
+    await waitFor("CNIConfigured naming the stranded pod", async () => ((await cni())?.reason === "PodAddressesOutsideCIDR" ? true : undefined), 10_000);
+    expect(await cni()).toMatchObject({ status: "True", message: expect.stringContaining(`${stranded.ips[0]} (container cc-stranded)`) });
+    expect(stranded.ips[0]).toMatch(/^10\.247\.1\./);
+    await waitFor("a Warning naming it", async () => (await fx.api().core.listNamespacedEvent({ namespace: "default", fieldSelector: "involvedObject.name=10-247-3-0-24" }))
+      .items.find((e) => e.reason === "PodAddressesOutsideCIDR" && e.type === "Warning" && e.message?.includes(stranded.ips[0]!)), 10_000);
+    deletePod(pods.splice(pods.indexOf(stranded), 1)[0]!);
+    await a1!.agent.syncNow();
+    await waitFor("CNIConfigured back to Written", async () => ((await cni())?.reason === "Written" ? true : undefined), 10_000);
   });
 });
