@@ -5,9 +5,19 @@ export interface MatrixCell { from: string; to: string; ok: boolean; families: A
 export interface Matrix { pods: string[]; cells: MatrixCell[]; families: number }
 
 const PORT = 7800;
+/**
+ * Listeners end when the last sender has finished, not on a timer: at 40–50 nodes the ~200 Node.js processes
+ * take 15–23 s to start on 2 cores, and a fixed 15 s made the late senders find no receiver. This bound is only
+ * a safety net for a run that hangs.
+ */
+const SAFETY_MS = 300_000;
 
-/** A UDP listener inside a pod on every one of its addresses; prints "<dst> <src> <sender>" per datagram. */
-function listen(pod: Pod, timeoutMs: number): { child: ChildProcess; lines: string[]; ready: Promise<void> } {
+/**
+ * A UDP listener inside a pod on every one of its addresses; prints "<dst> <src> <sender>" per datagram. It runs
+ * until the matrix ends it (every sender done) or its stdin closes (this process gone); `safetyMs` only bounds a
+ * run that hangs.
+ */
+function listen(pod: Pod, safetyMs: number): { child: ChildProcess; lines: string[]; ready: Promise<void> } {
   const script = `
     const dgram = require("node:dgram");
     let bound = 0;
@@ -16,8 +26,9 @@ function listen(pod: Pod, timeoutMs: number): { child: ChildProcess; lines: stri
       s.on("message", (m, r) => console.log(ip + " " + r.address.replace(/^::ffff:/, "") + " " + m.toString()));
       s.bind(${PORT}, ip, () => { if (++bound === ${pod.ips.length}) console.log("ready"); });
     }
-    setTimeout(() => process.exit(0), ${timeoutMs});`;
-  const child = spawn("ip", ["netns", "exec", pod.ns, process.execPath, "-e", script], { stdio: ["ignore", "pipe", "ignore"] });
+    process.stdin.on("end", () => process.exit(0)).resume();
+    setTimeout(() => process.exit(0), ${safetyMs});`;
+  const child = spawn("ip", ["netns", "exec", pod.ns, process.execPath, "-e", script], { stdio: ["pipe", "pipe", "ignore"] });
   const lines: string[] = [];
   let markReady!: () => void;
   const ready = new Promise<void>((resolve) => (markReady = resolve));
@@ -43,16 +54,18 @@ function send(from: Pod, targets: string[]): Promise<void> {
       if (++round < 5) setTimeout(tick, 150); else setTimeout(() => process.exit(0), 100);
     };
     tick();`;
-  return new Promise((resolve) => spawn("ip", ["netns", "exec", from.ns, process.execPath, "-e", script], { stdio: "ignore" }).once("exit", () => resolve()));
+  // The timeout only bounds a sender that hangs; its 5 rounds take under a second once it runs.
+  return new Promise((resolve) => spawn("ip", ["netns", "exec", from.ns, process.execPath, "-e", script], { stdio: "ignore", timeout: SAFETY_MS })
+    .once("exit", () => resolve()));
 }
 
 /**
  * Every ordered pod pair on different nodes, every address family: does a datagram arrive, and from which
  * source address? A cell is ok when each family arrived from the sender's own pod IP (no NAT on the way).
- * All listeners and senders run at once, so the matrix takes about a second whatever its size.
+ * All listeners and senders run at once: a second or two for a few nodes, 15–25 s at 40–50 (process starts).
  */
 export async function connectivityMatrix(pods: Pod[]): Promise<Matrix> {
-  const listeners = pods.map((p) => listen(p, 15_000));
+  const listeners = pods.map((p) => listen(p, SAFETY_MS));
   try {
     await Promise.all(listeners.map((l) => l.ready));
     await Promise.all(pods.map((from) => send(from, pods.filter((to) => to.nodeNs !== from.nodeNs).flatMap((to) => to.ips))));
