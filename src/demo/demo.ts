@@ -6,6 +6,7 @@ import { sweepStaleNamespaces } from "../localcluster/netbed.js";
 import { sweepStaleRunDirs } from "../localcluster/control-plane.js";
 import { waitFor } from "../localcluster/processes.js";
 import { sourceSeenBy } from "../localcluster/udp-probe.js";
+import { DataPathFailure, masqueradeProblem } from "./data-path.js";
 import { connectivityMatrix, formatMatrix } from "./matrix.js";
 
 const t0 = performance.now();
@@ -62,7 +63,7 @@ export async function runDemo(argv: string[]): Promise<void> {
     const matrix = await connectivityMatrix(cluster.pods);
     console.log(indent(formatMatrix(matrix)));
     const failures = matrix.cells.filter((c) => !c.ok).length;
-    if (failures) throw new Error(`${failures} pod pairs could not reach each other`);
+    if (failures) throw new DataPathFailure(`${failures} of ${matrix.cells.length} cross-node pod pairs failed`);
     await showHostPort(cluster);
     await showJoinAndLeave(cluster, nodeCount + 1, values["dual-stack"] ? 2 : 1);
     if (values.keep) {
@@ -71,7 +72,9 @@ export async function runDemo(argv: string[]): Promise<void> {
     }
   } catch (err) {
     if (!stopping) {
-      console.error(`${stamp()} demo failed: ${err instanceof Error ? err.message : String(err)}\n${cluster.logs()}`);
+      // A data-path failure is told in the demo's own lines; etcd's and the apiserver's log tails add nothing.
+      const logs = err instanceof DataPathFailure ? "" : `\n${cluster.logs()}`;
+      console.error(`${stamp()} demo failed: ${err instanceof Error ? err.message : String(err)}${logs}`);
       process.exitCode = 1;
     }
   } finally {
@@ -120,7 +123,10 @@ async function showHostPort(cluster: LocalCluster): Promise<void> {
   try {
     const sender = cluster.pods.find((p) => p.nodeNs === cluster.nodes.get(second!)!.node.ns)!;
     step(`a hostPort: ${web.name} (${web.ips[0]}) listens on UDP 8080, mapped to ${node.ip}:30080 by portmap; ${sender.name} sends to ${node.ip}:30080`);
+    const senderNode = cluster.nodes.get(second!)!.node;
     const seen = await sourceSeenBy(web.ns, "0.0.0.0", sender.ns, 8080, { ip: node.ip, port: 30080 });
+    const problem = masqueradeProblem(seen, { name: second!, ip: senderNode.ip });
+    if (problem) throw new DataPathFailure(problem);
     console.log(indent(`arrived; ${web.name} saw it from ${seen} (${second}'s address: pod traffic to a node address is masqueraded)`));
   } finally {
     cluster.deletePod(web);

@@ -88,15 +88,18 @@ export async function connectivityMatrix(pods: Pod[]): Promise<Matrix> {
   return { pods: pods.map((p) => p.name), cells, families: Math.max(...pods.map((p) => p.ips.length)) };
 }
 
-/** The grid up to 12 pods (6 nodes); beyond, it would not fit a terminal: the failing pairs alone, then the count. */
+/** How many failing pairs a large matrix names one by one; the rest are counted per sender and per receiver. */
+const LISTED_FAILURES = 20;
+
+/** The grid up to 12 pods (6 nodes); beyond, it would not fit a terminal: the first failing pairs, counts, the summary. */
 export function formatMatrix(m: Matrix, maxGrid = 12): string {
-  const ok = m.cells.filter((c) => c.ok).length;
+  const failed = m.cells.filter((c) => !c.ok);
   const over = m.families > 1 ? " over IPv4 and IPv6" : "";
-  const summary = `${ok}/${m.cells.length} cross-node pairs reached${over}, each receiver saw the sender's own pod IP`;
-  if (m.pods.length > maxGrid) {
-    const failed = m.cells.filter((c) => !c.ok).map((c) => `FAIL ${c.from} → ${c.to}`);
-    return [...failed, summary].join("\n");
-  }
+  // "each receiver saw the sender's own pod IP" is a claim about every cell: only said when every cell passed.
+  const summary = failed.length
+    ? `${m.cells.length - failed.length}/${m.cells.length} cross-node pairs reached${over} with the sender's own pod IP as source; ${failed.length} failed`
+    : `${m.cells.length}/${m.cells.length} cross-node pairs reached${over}, each receiver saw the sender's own pod IP`;
+  if (m.pods.length > maxGrid) return [...failureLines(failed), summary].join("\n");
   const width = Math.max(...m.pods.map((p) => p.length)) + 1;
   const header = `${"from \\ to".padEnd(width)} ${m.pods.map((p) => p.padEnd(width)).join(" ")}`;
   const rows = m.pods.map((from) => `${from.padEnd(width)} ${m.pods.map((to) => {
@@ -104,4 +107,18 @@ export function formatMatrix(m: Matrix, maxGrid = 12): string {
     return (cell ? (cell.ok ? "ok" : "FAIL") : "·").padEnd(width);
   }).join(" ")}`);
   return [header, ...rows, summary].join("\n");
+}
+
+/** The first failing pairs by name (with what arrived), then failures per sender and per receiver, most first. */
+function failureLines(failed: MatrixCell[]): string[] {
+  const why = (c: MatrixCell) => c.families.filter((f) => !f.ok).map((f) => (f.seen ? `${f.dst} saw ${f.seen}` : `nothing reached ${f.dst}`)).join(", ");
+  const lines = failed.slice(0, LISTED_FAILURES).map((c) => `FAIL ${c.from} → ${c.to}${c.families.length ? ` (${why(c)})` : ""}`);
+  if (failed.length <= LISTED_FAILURES) return lines;
+  const counts = (key: (c: MatrixCell) => string) => {
+    const byPod = new Map<string, number>();
+    for (const c of failed) byPod.set(key(c), (byPod.get(key(c)) ?? 0) + 1);
+    const sorted = [...byPod].sort((a, b) => b[1] - a[1]);
+    return `${sorted.slice(0, 10).map(([pod, n]) => `${pod} ${n}`).join(", ")}${sorted.length > 10 ? `, … (${sorted.length} pods in all)` : ""}`;
+  };
+  return [...lines, `… and ${failed.length - LISTED_FAILURES} more failing pairs`, `failures by sender: ${counts((c) => c.from)}`, `failures by receiver: ${counts((c) => c.to)}`];
 }
