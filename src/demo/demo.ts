@@ -43,11 +43,15 @@ export async function runDemo(argv: string[]): Promise<void> {
   };
   process.on("SIGINT", () => onSignal(130));
   process.on("SIGTERM", () => onSignal(143));
+  process.on("SIGHUP", () => onSignal(129)); // the terminal closed (during --keep, say): the same teardown
+  // Once teardown has begun the show stops at its next step: it went on to start node-4 mid-teardown.
+  const checkpoint = () => { if (stopping) throw new DemoStopped(); };
   step(`podnet demo: ${nodeCount} nodes${values["dual-stack"] ? ", dual-stack" : ""} (a real kube-apiserver, the podnet controller, one agent per node)`);
   if (segments > 1) step(`nodes sit on ${segments} subnets behind a router: neighbours get direct routes, the others VXLAN (podnet.vxlan)`);
   const cluster = live.cluster = await LocalCluster.start({ nodes: nodeCount, segments, dualStack: values["dual-stack"], tag: "demo", progress: (l) => step(l), releaseCooldown: "3s" });
   try {
     await cluster.waitReady(90_000);
+    checkpoint();
     step("every node has its pod CIDR, routes to every other node and a CNI config:");
     console.log(indent(cluster.kubectl("get", "nodecidrs", "-o", "wide")));
     for (const name of cluster.nodes.keys()) console.log(indent(`${name} routes (proto 249): ${shortList(cluster.ownRoutes(name))}`));
@@ -56,16 +60,19 @@ export async function runDemo(argv: string[]): Promise<void> {
       'custom-columns=NAME:.metadata.name,NETWORK-UNAVAILABLE:.status.conditions[?(@.type=="NetworkUnavailable")].status,REASON:.status.conditions[?(@.type=="NetworkUnavailable")].reason')));
     step("creating 2 pods per node with the real CNI plugins (bridge + host-local + portmap), as a container runtime would");
     for (const name of cluster.nodes.keys()) for (const i of [1, 2]) {
+      checkpoint();
       const pod = cluster.addPod(name, `${name}-pod${i}`);
       console.log(indent(`${pod.name}: ${pod.ips.join(", ")}`));
     }
     step("all-pairs connectivity by pod IP; the source each receiver sees must be the sender's pod IP (no NAT):");
     const matrix = await connectivityMatrix(cluster.pods);
+    checkpoint();
     console.log(indent(formatMatrix(matrix)));
     const failures = matrix.cells.filter((c) => !c.ok).length;
     if (failures) throw new DataPathFailure(`${failures} of ${matrix.cells.length} cross-node pod pairs failed`);
     await showHostPort(cluster);
-    await showJoinAndLeave(cluster, nodeCount + 1, values["dual-stack"] ? 2 : 1);
+    checkpoint();
+    await showJoinAndLeave(cluster, nodeCount + 1, values["dual-stack"] ? 2 : 1, checkpoint);
     if (values.keep) {
       step(`cluster kept running; Ctrl-C tears it down. In another shell:\n        export KUBECONFIG=${cluster.kubeconfig}\n        alias kubectl=${kubeBin("kubectl")}`);
       await new Promise(() => undefined);
@@ -94,6 +101,9 @@ const NODES_CAP_REASON = `beyond ${MAX_NODES} nodes the pod matrix overflows the
 
 /** Up to 4 items, then how many more: 30 nodes' routes would be a 1,100-character line each. */
 const shortList = (items: string[]) => (items.length <= 4 ? items.join(", ") : `${items.slice(0, 3).join(", ")}, … (${items.length} in all)`);
+
+/** Thrown at a step once teardown has begun: the teardown reports, not this. */
+class DemoStopped extends Error {}
 
 const DEMO_USAGE = `usage: podnet demo [--nodes=N] [--segments=N] [--dual-stack] [--keep]
   --nodes=N      node namespaces, 2 to ${MAX_NODES} (default 3): beyond, the pod matrix overflows the kernel's
@@ -134,8 +144,9 @@ async function showHostPort(cluster: LocalCluster): Promise<void> {
 }
 
 /** One CIDR per family the pool serves (two with --dual-stack): the step waits for, prints and checks each of them. */
-async function showJoinAndLeave(cluster: LocalCluster, index: number, families: number): Promise<void> {
+async function showJoinAndLeave(cluster: LocalCluster, index: number, families: number, checkpoint: () => void): Promise<void> {
   const name = `node-${index}`;
+  checkpoint();
   step(`${name} joins the cluster`);
   await cluster.addNode(name);
   const joined = cluster.nodes.get(name)!.registeredAt!;
@@ -149,6 +160,7 @@ async function showJoinAndLeave(cluster: LocalCluster, index: number, families: 
   step(`${name} got ${cidrs.join(" and ")}; every node routes to ${cidrs.length === 1 ? "it" : "them"} (${((performance.now() - joined) / 1000).toFixed(1)} s after the Node was created):`);
   for (const other of others) console.log(indent(`${other}: ${cidrs.flatMap((c) => routedTo(other, c)).join(", ")}`));
   await cluster.waitReady(60_000);
+  checkpoint();
   step(`${name} leaves the cluster (Node deleted)`);
   await cluster.removeNode(name);
   await waitFor("routes to the departed node gone", async () => ([...cluster.nodes.keys()].every((n) => cidrs.every((c) => !routedTo(n, c).length)) ? true : undefined), 30_000, 100);

@@ -61,6 +61,8 @@ export class LocalCluster {
   /** Processes stopped on purpose: their exit is no failure. */
   private readonly stopped = new WeakSet<ManagedProcess>();
   private joined = 0;
+  /** Set when stop() begins: a node or pod added after that would outlive the teardown (a namespace, a run dir). */
+  private stopping = false;
   private constructor(readonly cp: ControlPlane, readonly api: KubeApi, readonly bed: NetBed, readonly dir: string,
     private readonly cli: string[], private readonly opts: LocalClusterOptions) {}
 
@@ -117,6 +119,7 @@ export class LocalCluster {
 
   /** A new node: namespace on the segment, Node object (as kubelet registers it), its agent. */
   async addNode(name: string): Promise<BedNode> {
+    this.refuseWhenStopping(`node ${name}`);
     const node = this.bed.addNode(name, this.joined++); // round-robin over the subnets
     const dir = join(this.dir, name);
     const confDir = join(dir, "net.d");
@@ -184,6 +187,7 @@ export class LocalCluster {
   }
 
   addPod(nodeName: string, podName: string, portMappings: PortMapping[] = []): Pod {
+    this.refuseWhenStopping(`pod ${podName}`);
     const n = this.nodes.get(nodeName)!;
     const pod = addPod(n.node.ns, n.confDir, podName, portMappings);
     this.pods.push(pod);
@@ -269,8 +273,13 @@ export class LocalCluster {
     return dead && `${dead.name} exited ${dead.child.exitCode ?? dead.child.signalCode}:\n${tailFile(dead.logFile, 15)}`;
   }
 
+  private refuseWhenStopping(what: string): void {
+    if (this.stopping) throw new Error(`${what} not added: the cluster is stopping`);
+  }
+
   /** Everything goes, even when a step fails (a pod's CNI DEL): the first failure is reported afterwards. */
   async stop(): Promise<void> {
+    this.stopping = true;
     const failures: unknown[] = [];
     const attempt = async (step: () => unknown) => { try { await step(); } catch (err) { failures.push(err); } };
     for (const pod of [...this.pods]) await attempt(() => this.deletePod(pod));

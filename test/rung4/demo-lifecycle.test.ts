@@ -8,7 +8,7 @@ import { startProcess, stopProcess, tailFile, waitFor, type ManagedProcess } fro
 import { controlPlaneBaseDir } from "../../src/localcluster/control-plane.js";
 
 /**
- * `podnet demo` as a user runs it, stopped the two ways a user stops it: Ctrl-C tears everything down itself;
+ * `podnet demo` as a user runs it, stopped the ways a user stops it: Ctrl-C (or closing the terminal) tears everything down itself;
  * after a SIGKILL (no cleanup code runs) its servers and agents die with it and `podnet demo-clean` removes
  * the namespaces and run dir left behind.
  */
@@ -66,6 +66,19 @@ describe.skipIf(!isRoot())("make demo stopped by Ctrl-C or killed (rung 4)", () 
     expect(namespacesOf(pid)).toEqual([]);
     expect(existsSync(runDir)).toBe(false);
     expect(processesUsing(runDir)).toEqual([]);
+  });
+
+  it("closing its terminal (SIGHUP) during --keep tears it down like Ctrl-C: exit 129, no namespace, process or run dir left", async () => {
+    const { demo, runDir } = await keptDemo("demo-hup");
+    const pid = demo.child.pid!;
+    const namespaces = namespacesOf(pid);
+    expect(namespaces.length).toBeGreaterThan(0);
+    demo.child.kill("SIGHUP");
+    expect(await demo.exited).toBe(129);
+    expect(readFileSync(demo.logFile, "utf8")).toMatch(/done: no namespaces, processes or files left behind/);
+    expect(processesUsing(runDir, namespaces)).toEqual([]);
+    expect(namespacesOf(pid)).toEqual([]);
+    expect(existsSync(runDir)).toBe(false);
   });
 
   it("Ctrl-C while the cluster comes up (to the whole process group, as a terminal sends it) tears down what was started", async () => {
