@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { leasesOutside, readPodLeases } from "./pod-leases.js";
+import { agentConditions, IPAM_DATA_DIR_KEPT, POD_ADDRESSES_OUTSIDE_CIDR, type SyncOutcome } from "./report.js";
 
 const lease = (ip: string, container = `c-${ip}`) => ({ ip, read: () => container });
 
@@ -51,5 +52,33 @@ describe("readPodLeases", () => {
 
   it("finds none where no pod ever started (no directory)", () => {
     expect(readPodLeases(join(tmpdir(), "podnet-no-such-dir"), "podnet")).toEqual([]);
+  });
+});
+
+describe("CNIConfigured with pod addresses outside the node's CIDRs", () => {
+  const outcome = (cni: Partial<SyncOutcome["cni"]>): SyncOutcome => ({
+    routes: { desired: 0, installed: 0, overlay: 0, overlayChanges: 0, added: 0, replaced: 0, deleted: 0, conflicts: [], unreachable: [] },
+    cni: { path: "/etc/cni/net.d/10-podnet.conflist", changed: false, shadowedBy: [], missingPlugins: [], ...cni },
+    masquerade: { enabled: true }, sysctls: {}, rejected: [],
+  });
+  const conditions = (cni: Partial<SyncOutcome["cni"]>) => agentConditions(outcome(cni));
+  const cniOf = (cni: Partial<SyncOutcome["cni"]>) => conditions(cni).find((c) => c.type === "CNIConfigured")!;
+
+  it("stays True, Ready too (new pods get the right range), naming the addresses, their containers and what to do", () => {
+    const one = cniOf({ leasesOutside: { count: 1, shown: [{ ip: "10.244.7.9", container: "0123456789ab" }] } });
+    expect(one).toMatchObject({ status: "True", reason: POD_ADDRESSES_OUTSIDE_CIDR });
+    expect(one.message).toContain("1 pod address leased on this node lies outside its pod CIDRs: 10.244.7.9 (container 0123456789ab).");
+    expect(one.message).toContain("delete them");
+    expect(conditions({ leasesOutside: { count: 1, shown: [{ ip: "10.244.7.9", container: "" }] } }).find((c) => c.type === "Ready")!.status).toBe("True");
+    const many = cniOf({ leasesOutside: { count: 7, shown: [{ ip: "10.9.0.1", container: "" }, { ip: "10.9.0.2", container: "c2" }] } });
+    expect(many.message).toContain("7 pod addresses leased on this node lie outside its pod CIDRs: 10.9.0.1, 10.9.0.2 (container c2) (+5 more).");
+  });
+
+  it("keeps the kept IPAM directory's note beside it, and says Written without either", () => {
+    const both = cniOf({ leasesOutside: { count: 1, shown: [{ ip: "10.244.7.9", container: "c" }] }, ipamDataDirKept: { dataDir: "/a", configured: "/b" } });
+    expect(both.reason).toBe(POD_ADDRESSES_OUTSIDE_CIDR);
+    expect(both.message).toContain("host-local state stays in /a, not the configured /b");
+    expect(cniOf({ ipamDataDirKept: { dataDir: "/a", configured: "/b" } }).reason).toBe(IPAM_DATA_DIR_KEPT);
+    expect(cniOf({}).reason).toBe("Written");
   });
 });

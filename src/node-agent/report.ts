@@ -184,19 +184,17 @@ function cniCondition(o: SyncOutcome): ConditionInput {
     ? ", which holds its own copy: changes reach pods only when Multus rewrites it" : ""}${c.unusedCidrs?.length
     ? `; ${c.unusedCidrs.join(", ")} not handed out: a second pod CIDR of its family for this node (pods get one per family)` : ""}${c.droppedChained
     ? `; ${namesCapped(c.droppedChained.plugins)} dropped from the plugins chained after podnet's: not in ${c.droppedChained.binDir}, so every pod's CNI ADD would fail on it` : ""}`;
+  const kept = c.ipamDataDirKept && `; host-local state stays in ${c.ipamDataDirKept.dataDir}, not the configured ${c.ipamDataDirKept.configured}: pods `
+    + `on this node hold leases there, and an empty directory would lease their addresses again. To switch, drain the node and delete ${c.path}`;
   if (c.leasesOutside) {
     const { count, shown } = c.leasesOutside;
     const list = shown.map((l) => `${l.ip}${l.container ? ` (container ${l.container})` : ""}`).join(", ");
-    return ok("CNIConfigured", POD_ADDRESSES_OUTSIDE_CIDR, `${written}; ${count} pod address${count === 1 ? "" : "es"} leased on this node `
-      + `lie outside its pod CIDRs: ${list}${count > shown.length ? ` (+${count - shown.length} more)` : ""}. Those pods started from the conflist of an `
-      + "earlier range and no node routes their addresses to this one: delete them to start them again in this node's range "
+    return ok("CNIConfigured", POD_ADDRESSES_OUTSIDE_CIDR, `${written}${kept || ""}; ${count === 1 ? "1 pod address leased on this node lies" : `${count} pod addresses `
+      + "leased on this node lie"} outside its pod CIDRs: ${list}${count > shown.length ? ` (+${count - shown.length} more)` : ""}. Those pods started from the `
+      + "conflist of an earlier range and no node routes their addresses to this one: delete them to start them again in this node's range "
       + "(a lease whose container is gone is host-local's leftover: remove its file)");
   }
-  if (c.ipamDataDirKept) {
-    const { dataDir, configured } = c.ipamDataDirKept;
-    return ok("CNIConfigured", IPAM_DATA_DIR_KEPT, `${written}; host-local state stays in ${dataDir}, not the configured ${configured}: pods on this node hold `
-      + `leases there, and an empty directory would lease their addresses again. To switch, drain the node and delete ${c.path}`);
-  }
+  if (kept) return ok("CNIConfigured", IPAM_DATA_DIR_KEPT, `${written}${kept}`);
   return ok("CNIConfigured", "Written", written);
 }
 
