@@ -52,33 +52,25 @@ describe.skipIf(!isRoot())("make demo stopped by Ctrl-C or killed (rung 4)", () 
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it("Ctrl-C tears it down, also when it comes twice (a wrapper relaying it): no namespace, process or run dir left", async () => {
-    const { demo, runDir } = await keptDemo("demo-int");
+  // Ctrl-C twice: a wrapper relaying it. SIGHUP: the terminal of a --keep session closed.
+  it.each([
+    { what: "Ctrl-C tears it down, also when it comes twice (a wrapper relaying it)", tag: "demo-int", signals: ["SIGINT", "SIGINT"] as const, code: 130 },
+    { what: "closing its terminal (SIGHUP) during --keep tears it down like Ctrl-C, exit 129", tag: "demo-hup", signals: ["SIGHUP"] as const, code: 129 },
+  ])("$what: no namespace, process or run dir left", async ({ tag, signals, code }) => {
+    const { demo, runDir } = await keptDemo(tag);
     const pid = demo.child.pid!;
     const namespaces = namespacesOf(pid);
     expect(namespaces.length).toBeGreaterThan(0);
-    demo.child.kill("SIGINT");
-    await new Promise((r) => setTimeout(r, 20));
-    demo.child.kill("SIGINT");
-    expect(await demo.exited).toBe(130);
+    for (const [i, signal] of signals.entries()) {
+      if (i) await new Promise((r) => setTimeout(r, 20));
+      demo.child.kill(signal);
+    }
+    expect(await demo.exited).toBe(code);
     expect(readFileSync(demo.logFile, "utf8")).toMatch(/done: no namespaces, processes or files left behind/);
     expect(processesUsing(runDir, namespaces)).toEqual([]);
     expect(namespacesOf(pid)).toEqual([]);
     expect(existsSync(runDir)).toBe(false);
     expect(processesUsing(runDir)).toEqual([]);
-  });
-
-  it("closing its terminal (SIGHUP) during --keep tears it down like Ctrl-C: exit 129, no namespace, process or run dir left", async () => {
-    const { demo, runDir } = await keptDemo("demo-hup");
-    const pid = demo.child.pid!;
-    const namespaces = namespacesOf(pid);
-    expect(namespaces.length).toBeGreaterThan(0);
-    demo.child.kill("SIGHUP");
-    expect(await demo.exited).toBe(129);
-    expect(readFileSync(demo.logFile, "utf8")).toMatch(/done: no namespaces, processes or files left behind/);
-    expect(processesUsing(runDir, namespaces)).toEqual([]);
-    expect(namespacesOf(pid)).toEqual([]);
-    expect(existsSync(runDir)).toBe(false);
   });
 
   it("Ctrl-C while the cluster comes up (to the whole process group, as a terminal sends it) tears down what was started", async () => {
