@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { afterOwnWrite, countsOnlyDueAt, writeVersion, type OwnWrite } from "./agent-status.js";
+import { afterOwnWrite, countsOnlyDueAt, StatusPacing, writeVersion, type OwnWrite } from "./agent-status.js";
 
 describe("writeVersion: a pass's outcome is written at the version it read, or at this agent's own writes over it", () => {
   it.each<[string, string, OwnWrite | undefined, string]>([
@@ -36,5 +36,18 @@ describe("countsOnlyDueAt: a count-only change waits an interval after the recor
     ["written just now, a large draw: the random part is later", 59_000, 60_000, 0.9, 61_800],
   ])("%s", (_, lastWriteAt, now, draw, expected) => {
     expect(countsOnlyDueAt(lastWriteAt, now, 2_000, draw)).toBe(expected);
+  });
+});
+
+describe("StatusPacing", () => {
+  it("forgets the records that are gone, and keeps the others' pacing", () => {
+    const pacing = new StatusPacing();
+    for (const name of ["10-244-1-0-24", "10-244-9-0-24"]) {
+      pacing.lastWrite.set(name, 1);
+      pacing.ownWrites.set(name, { version: "2", over: ["1"] });
+      pacing.countsDue.set(name, 3);
+    }
+    pacing.forgetGone((name) => name === "10-244-9-0-24");
+    for (const map of [pacing.lastWrite, pacing.ownWrites, pacing.countsDue]) expect([...map.keys()]).toEqual(["10-244-9-0-24"]);
   });
 });

@@ -32,6 +32,11 @@ export class StatusPacing {
   readonly countsDue = new Map<string, number>();
   /** A draw in [0, 1) for the random part of a count-only update's wait (tests pass a fixed one). */
   constructor(readonly random: () => number = Math.random) {}
+
+  /** Forgets records that are gone: a node's CIDR changes over its life, and each range would stay here for good. */
+  forgetGone(exists: (name: string) => boolean): void {
+    for (const map of [this.lastWrite, this.ownWrites, this.countsDue]) for (const name of map.keys()) if (!exists(name)) map.delete(name);
+  }
 }
 
 /**
@@ -103,6 +108,7 @@ export async function reportStatus(ctx: StatusContext, own: ReadVersions, inputs
     if (await ctx.recorder.emit(target, "Warning", reason, message, ctx.signal?.(), { forgetIfFailed: true }) === "failed") unsentEvents.push({ target, reason, message });
   };
   const { lastWrite, countsDue, random, ownWrites } = ctx.pacing;
+  ctx.pacing.forgetGone((name) => ctx.records.cache.has(name));
   for (const [name, read] of Object.entries(own)) {
     const current = ctx.records.cache.get(name);
     // Released (or quarantined) since the pass read it: that pass's outcome is not this record's any more. (A
