@@ -1,10 +1,10 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { crdSources, renderCrdYaml } from "../crds/generate.js";
 import { installCrds, KubeApi, podnetResource } from "../lib/k8s.js";
 import type { NodeCidrObject } from "../controllers/observe.js";
-import { AGENT_NODE_FLAGS, CONTROLLER_NODE_FLAGS, peakRssMb, podnetCliArgv, podnetCliEnv } from "./podnet-cli.js";
+import { AGENT_NODE_FLAGS, CONTROLLER_NODE_FLAGS, localControllerFlags, loggedMetricsPort, peakRssMb, podnetCliArgv, podnetCliEnv } from "./podnet-cli.js";
 import { VXLAN_DEVICE } from "../node-agent/overlay-plan.js";
 import { addPod, CNI_BIN_DIR, deletePod, type Pod, type PortMapping } from "./cni-exec.js";
 import { startControlPlane, type ControlPlane } from "./control-plane.js";
@@ -25,6 +25,8 @@ export interface LocalClusterOptions {
   segment?: number;
   releaseCooldown?: string;
   resyncPeriod?: string;
+  /** Controller replicas (default 1, no leader election); more elect a leader on a short lease, as an HA install does. */
+  controllers?: number;
   progress?: (line: string) => void;
 }
 
@@ -39,16 +41,6 @@ interface LocalNode {
 /** PODNET_LOG_LEVEL=debug or trace reaches the cluster's podnet processes (to look into a run); else info. */
 const podnetLogLevel = () => (["debug", "trace"].includes(process.env.PODNET_LOG_LEVEL ?? "") ? process.env.PODNET_LOG_LEVEL! : "info");
 
-/** The metrics port an agent logged in its "agent started" line, written after byte `from` of its log. */
-function loggedMetricsPort(logFile: string, from: number): number | undefined {
-  if (!existsSync(logFile)) return undefined;
-  const text = readFileSync(logFile).subarray(from).toString();
-  const line = text.split("\n").find((l) => l.includes('"msg":"agent started"'));
-  if (!line) return undefined;
-  const port = (JSON.parse(line) as { metricsPort?: number }).metricsPort;
-  return typeof port === "number" && port > 0 ? port : undefined;
-}
-
 /**
  * podnet's main job on one machine: a real control plane, the podnet controller, and N nodes, each a
  * network namespace on a shared L2 segment with its Node object and its own agent process. Agents run on
@@ -57,7 +49,8 @@ function loggedMetricsPort(logFile: string, from: number): number | undefined {
 export class LocalCluster {
   readonly nodes = new Map<string, LocalNode>();
   readonly pods: Pod[] = [];
-  controller?: ManagedProcess;
+  /** One process per controller replica; a replica's slot keeps its latest process. */
+  readonly controllers: ManagedProcess[] = [];
   /** Processes stopped on purpose: their exit is no failure. */
   private readonly stopped = new WeakSet<ManagedProcess>();
   private joined = 0;
@@ -79,8 +72,8 @@ export class LocalCluster {
       const dir = join(cp.dir, "cluster"); // inside the control plane's run dir: removed with it, swept after a crash
       mkdirSync(dir);
       cluster = new LocalCluster(cp, api, bed, dir, await podnetCliArgv(dir), opts);
-      cluster.startController();
-      say("podnet controller started");
+      for (let replica = 0; replica < (opts.controllers ?? 1); replica++) cluster.startController(replica);
+      say((opts.controllers ?? 1) > 1 ? `${opts.controllers} podnet controller replicas started (leader-elected)` : "podnet controller started");
       for (let i = 1; i <= opts.nodes; i++) await cluster.addNode(`node-${i}`);
       const where = (opts.segments ?? 1) > 1 ? `spread over ${opts.segments} subnets behind a router` : "on one L2 segment";
       say(`${opts.nodes} node namespaces ${where}, each with a Node object and an agent`);
@@ -104,17 +97,28 @@ export class LocalCluster {
     return { controller: peakRssMb(this.controller?.child.pid), agents: [...this.nodes.values()].map((n) => peakRssMb(n.agent?.child.pid)) };
   }
 
-  startController(): void {
-    const cidrs = this.opts.dualStack ? "10.244.0.0/16,fd00:10:244::/56" : "10.244.0.0/16";
-    this.controller = startProcess("podnet-controller", this.cli[0]!, [...CONTROLLER_NODE_FLAGS, ...this.cli.slice(1), "controller",
-      `--kubeconfig=${this.kubeconfig}`, `--cluster-cidr=${cidrs}`, "--leader-elect=false", "--metrics-address=127.0.0.1:0",
-      `--release-cooldown=${this.opts.releaseCooldown ?? "5s"}`, "--resync-period=10s"], join(this.cp.dir, "controller.log"),
-      { env: { ...podnetCliEnv(this.dir), PODNET_LOG_LEVEL: podnetLogLevel() } });
+  /** The first replica's controller (the only one unless `controllers` asks for more). */
+  get controller(): ManagedProcess | undefined { return this.controllers[0]; }
+
+  startController(replica = 0): void {
+    const name = replica ? `podnet-controller-${replica + 1}` : "podnet-controller";
+    const flags = localControllerFlags({ kubeconfig: this.kubeconfig, dualStack: this.opts.dualStack, releaseCooldown: this.opts.releaseCooldown, replicas: this.opts.controllers ?? 1 });
+    this.controllers[replica] = startProcess(name, this.cli[0]!, [...CONTROLLER_NODE_FLAGS, ...this.cli.slice(1), "controller", ...flags],
+      join(this.cp.dir, `${name.replace("podnet-", "")}.log`), { env: { ...podnetCliEnv(this.dir), PODNET_LOG_LEVEL: podnetLogLevel() } });
   }
 
-  async restartController(): Promise<void> {
-    if (this.controller) await this.stopAsked(this.controller);
-    this.startController();
+  async restartController(replica = 0): Promise<void> {
+    const running = this.controllers[replica];
+    if (running) await this.stopAsked(running);
+    this.startController(replica);
+  }
+
+  /** Signal a podnet process as a crash or an operator would (its exit is then no failure); resolves with how it ended. */
+  async signal(p: ManagedProcess, signal: NodeJS.Signals): Promise<number | string | null> {
+    this.stopped.add(p);
+    if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill(signal);
+    await p.exited;
+    return p.child.exitCode ?? p.child.signalCode;
   }
 
   /** A new node: namespace on the segment, Node object (as kubelet registers it), its agent. */
@@ -130,13 +134,21 @@ export class LocalCluster {
     // cores, so the agent is booted before the Node exists: its start-up does not slow the other agents'
     // reaction to the join, which is what join latency measures.
     await this.startAgent(name);
-    const addresses = [{ type: "InternalIP", address: node.ip }, ...(this.opts.dualStack ? [{ type: "InternalIP", address: node.ip6 }] : [])];
+    await this.registerNode(name);
+    return node;
+  }
+
+  /**
+   * Create a node's Node object as kubelet registers it: with its status in one request. On a cloud with a route
+   * controller (GCE) that status says NetworkUnavailable until the network plugin clears it. Called again after
+   * the Node was deleted, it re-registers the node under a new uid while the agent runs on.
+   */
+  async registerNode(name: string): Promise<void> {
+    const entry = this.nodes.get(name)!;
+    const addresses = [{ type: "InternalIP", address: entry.node.ip }, ...(this.opts.dualStack ? [{ type: "InternalIP", address: entry.node.ip6 }] : [])];
     entry.registeredAt = performance.now();
-    // As kubelet registers a node: the Node is created with its status in one request. On a cloud with a
-    // route controller (GCE) that status says NetworkUnavailable until the network plugin clears it.
     const networkUnavailable = { type: "NetworkUnavailable", status: "True", reason: "NoRouteCreated", message: "Node created without a route", lastTransitionTime: new Date() };
     await this.api.core.createNode({ body: { metadata: { name, labels: { "kubernetes.io/hostname": name } }, status: { addresses, conditions: [networkUnavailable] } } });
-    return node;
   }
 
   /** Start (or restart) a node's agent and wait until it answers /readyz (its first sync is done). */
@@ -262,13 +274,13 @@ export class LocalCluster {
   /** On a failure: the control plane's logs, then podnet's own (the controller's tail, each agent's last lines). */
   logs(): string {
     const agents = [...this.nodes.entries()].filter(([, n]) => n.agent).map(([name, n]) => `--- agent of ${name} (${n.agent!.logFile}):\n${tailFile(n.agent!.logFile, 8)}`);
-    const controller = this.controller ? [`--- podnet controller (${this.controller.logFile}):\n${tailFile(this.controller.logFile, 30)}`] : [];
+    const controller = this.controllers.map((p) => `--- ${p.name} (${p.logFile}):\n${tailFile(p.logFile, 30)}`);
     return [this.cp.logs(), ...controller, ...agents].join("\n");
   }
 
   /** A podnet process that ended without being asked to (a bad flag, a crash): its name, exit and last lines. */
-  private exitedUnasked(): string | undefined {
-    const all = [...(this.controller ? [this.controller] : []), ...[...this.nodes.values()].flatMap((n) => (n.agent ? [n.agent] : []))];
+  exitedUnasked(): string | undefined {
+    const all = [...this.controllers, ...[...this.nodes.values()].flatMap((n) => (n.agent ? [n.agent] : []))];
     const dead = all.find((p) => !this.stopped.has(p) && (p.child.exitCode !== null || p.child.signalCode !== null));
     return dead && `${dead.name} exited ${dead.child.exitCode ?? dead.child.signalCode}:\n${tailFile(dead.logFile, 15)}`;
   }
@@ -284,7 +296,7 @@ export class LocalCluster {
     const attempt = async (step: () => unknown) => { try { await step(); } catch (err) { failures.push(err); } };
     for (const pod of [...this.pods]) await attempt(() => this.deletePod(pod));
     for (const n of this.nodes.values()) if (n.agent) await attempt(() => this.stopAsked(n.agent!));
-    if (this.controller) await attempt(() => this.stopAsked(this.controller!));
+    for (const p of this.controllers) await attempt(() => this.stopAsked(p));
     await attempt(() => this.bed.destroy());
     await attempt(() => this.cp.stop());
     if (failures.length) throw new Error(`local cluster stopped with ${failures.length} failed step(s)`, { cause: failures[0] });

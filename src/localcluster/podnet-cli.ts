@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildBundle } from "./bundle.js";
@@ -20,6 +20,27 @@ export const AGENT_NODE_FLAGS = ["--max-semi-space-size=1", "--optimize-for-size
  * (bench/controller-allocation.bench.ts); 1 MB saved no more.
  */
 export const CONTROLLER_NODE_FLAGS = ["--max-semi-space-size=2"];
+
+/**
+ * The local cluster's controller flags. With more than one replica they elect a leader on a short lease (6 s, not
+ * the chart's 15 s): a killed leader's successor takes over within seconds, which a soak can wait out.
+ */
+export function localControllerFlags(o: { kubeconfig: string; dualStack?: boolean; releaseCooldown?: string; replicas: number }): string[] {
+  const cidrs = o.dualStack ? "10.244.0.0/16,fd00:10:244::/56" : "10.244.0.0/16";
+  const election = o.replicas > 1 ? ["--leader-elect=true", "--lease-duration=6s", "--renew-deadline=4s", "--retry-period=1s"] : ["--leader-elect=false"];
+  return [`--kubeconfig=${o.kubeconfig}`, `--cluster-cidr=${cidrs}`, ...election, "--metrics-address=127.0.0.1:0",
+    `--release-cooldown=${o.releaseCooldown ?? "5s"}`, "--resync-period=10s"];
+}
+
+/** The metrics port an agent logged in its "agent started" line, written after byte `from` of its log. */
+export function loggedMetricsPort(logFile: string, from: number): number | undefined {
+  if (!existsSync(logFile)) return undefined;
+  const text = readFileSync(logFile).subarray(from).toString();
+  const line = text.split("\n").find((l) => l.includes('"msg":"agent started"'));
+  if (!line) return undefined;
+  const port = (JSON.parse(line) as { metricsPort?: number }).metricsPort;
+  return typeof port === "number" && port > 0 ? port : undefined;
+}
 
 /**
  * argv that starts the podnet CLI as production runs it: the single-file bundle. From TypeScript sources
