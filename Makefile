@@ -6,11 +6,12 @@ export PATH := $(NODE_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export PODNET_CACHE := $(CACHE)
 APT_PACKAGES := iproute2 nftables iptables iperf3 openssl containernetworking-plugins util-linux procps iputils-ping shellcheck curl unzip ca-certificates
 
-.PHONY: help deps apt node npm-deps kube-bins test-tools build typecheck lint crds manifest lint-workflows check test test-unit coverage bench demo demo-clean dev-up dev-down clean
+.PHONY: help deps apt node npm-deps kube-bins test-tools build typecheck lint crds manifest lint-workflows check test test-unit coverage bench demo demo-clean soak dev-up dev-down clean
 
 help:
 	@echo "make demo        local cluster in network namespaces: NodeCIDRs, routes, cross-node pod pings"
 	@echo "make test        install what is missing, then run every test rung that can run here"
+	@echo "make soak        seeded chaos on the local cluster, invariants checked every round (ARGS=\"--seed=N --minutes=N --ha ...\"; ARGS=--help)"
 	@echo "make bench       benchmarks (figures + ratios against baselines measured in the same run)"
 	@echo "make dev-up      start etcd + kube-apiserver on loopback for poking with kubectl; make dev-down stops it"
 	@echo "make crds        regenerate the CRD YAML from the zod schemas; make manifest: deploy/podnet.yaml from the chart"
@@ -81,6 +82,11 @@ bench: deps
 # cut its teardown short and left namespaces behind.
 demo: deps
 	@node --import tsx src/cli/main.ts demo $(ARGS)
+
+# Not part of make test: minutes of seeded chaos (joins, deletes, kills, apiserver outages) on the local cluster.
+# node --import tsx for the same reason as the demo: its teardown must not be cut short by a relayed Ctrl-C.
+soak: deps
+	@node --import tsx test/soak/soak.ts $(ARGS)
 
 demo-clean: npm-deps
 	@node --import tsx src/cli/main.ts demo-clean
