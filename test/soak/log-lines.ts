@@ -3,7 +3,9 @@
  * the soak stopped, or a process it killed mid-request, makes API calls fail: "sync failed; retrying" with a
  * refused or reset connection is the agent doing its job. Anything else at error level is a violation.
  */
-const FAULT_WORDS = /ECONNREFUSED|ECONNRESET|EPIPE|socket hang up|fetch failed|connect ETIMEDOUT|other side closed|timed? ?out|503|Service Unavailable|terminated/i;
+// "before all known HTTP paths have been installed": a kube-apiserver just started answers so until its
+// CRD routes are in (503 with Retry-After; the message says no code), even after /readyz said ok.
+const FAULT_WORDS = /ECONNREFUSED|ECONNRESET|EPIPE|socket hang up|fetch failed|connect ETIMEDOUT|other side closed|timed? ?out|503|Service Unavailable|terminated|before all known HTTP paths have been installed/i;
 /**
  * A node deleted and rejoining under its name: its new agent starts before the new Node exists (the local cluster
  * boots agents first), takes the earlier Node's still-Allocated record for its own and writes a conflist from it,

@@ -24,6 +24,7 @@ describe("unexplainedErrors", () => {
   const line = (o: object) => JSON.stringify(o);
   it.each([
     ["an API call refused while the apiserver was down", line({ level: "error", msg: "sync failed; retrying", err: "connect ECONNREFUSED 127.0.0.1:6443" }), []],
+    ["a status write to an apiserver just restarted", line({ level: 50, msg: "could not write NodeCIDR status: the request has been made before all known HTTP paths have been installed, please try again" }), []],
     ["info lines", line({ level: "info", msg: "allocated" }), []],
     ["text that is not JSON (a stack trace)", "    at foo (bar.js:1:1)", []],
     ["an error the faults do not explain", line({ level: "error", msg: "cleanup: route not removed", err: "RTNETLINK answers: Invalid argument" }),
