@@ -8,6 +8,7 @@ const SERVICES = ["10.96.0.0/12"];
 const v4 = (name: string, cidrs: string[], nodeSelector: Record<string, string> = {}): PlannerPool => ({ name, nodeSelector, v4: { cidrs, nodePrefix: 24 } });
 const dual = (name: string, cidrs4: string[], cidrs6: string[]): PlannerPool => ({ name, nodeSelector: {}, v4: { cidrs: cidrs4, nodePrefix: 24 }, v6: { cidrs: cidrs6, nodePrefix: 64 } });
 const claim = (pool: string, cidr: string): PoolClaim => ({ pool, cidr });
+const grown: PlannerPool = { name: "grow", nodeSelector: {}, v4: { cidrs: ["10.120.0.0/25", "10.120.0.0/24"], nodePrefix: 26 } };
 
 /** Per pool and family: the ranges it serves and the problems it reports. */
 function outcome(states: Map<string, { families: Partial<Record<IpFamily, { sets: Array<{ range: Cidr }>; problems: string[] }>> }>) {
@@ -27,8 +28,17 @@ describe("buildPoolStates: overlapping ranges (found by one sweep, their use rea
       { a: { v4: { serves: [], problems: ["10.0.0.0/16 overlaps 10.0.0.0/16 of pool b, which has nodes allocated from it"] } }, b: { v4: { serves: ["10.0.0.0/16"], problems: [] } } }],
     ["identical ranges, both in use: both refused", [v4("a", ["10.0.0.0/16"]), v4("b", ["10.0.0.0/16"])], [claim("a", "10.0.1.0/24"), claim("b", "10.0.2.0/24")],
       { a: { v4: { serves: [], problems: ["10.0.0.0/16 overlaps 10.0.0.0/16 of pool b"] } }, b: { v4: { serves: [], problems: ["10.0.0.0/16 overlaps 10.0.0.0/16 of pool a"] } } }],
-    ["a range listed twice in one pool: refused, reported once", [v4("a", ["10.0.0.0/16", "10.0.0.0/16"])], [claim("a", "10.0.0.0/24")],
-      { a: { v4: { serves: [], problems: ["10.0.0.0/16 overlaps 10.0.0.0/16 of pool a"] } } }],
+    ["a range listed twice in one pool: served once", [v4("a", ["10.0.0.0/16", "10.0.0.0/16"])], [claim("a", "10.0.0.0/24")],
+      { a: { v4: { serves: ["10.0.0.0/16"], problems: [] } } }],
+    ["a pool grown by appending a superset of its range: the wider serves, once", [grown],
+      [claim("grow", "10.120.0.0/26"), claim("grow", "10.120.0.64/26")],
+      { grow: { v4: { serves: ["10.120.0.0/24"], problems: [] } } }],
+    ["a pool's nested ranges, listed wide first, with a third apart: the wide and the apart one serve", [v4("a", ["10.0.0.0/16", "10.0.4.0/22", "10.1.0.0/24", "10.0.5.0/24"])], [],
+      { a: { v4: { serves: ["10.0.0.0/16", "10.1.0.0/24"], problems: [] } } }],
+    ["a pool's wider range over another pool's in use: refused, its narrower one serves", [v4("a", ["10.0.0.0/24", "10.0.0.0/16"]), v4("b", ["10.0.9.0/24"])], [claim("a", "10.0.0.0/24"), claim("b", "10.0.9.0/24")],
+      { a: { v4: { serves: ["10.0.0.0/24"], problems: ["10.0.0.0/16 overlaps 10.0.9.0/24 of pool b"] } }, b: { v4: { serves: [], problems: ["10.0.9.0/24 overlaps 10.0.0.0/16 of pool a"] } } }],
+    ["a pool's wider range over the service CIDR: refused, its narrower one serves", [v4("a", ["10.0.0.0/24", "10.0.0.0/8"])], [claim("a", "10.0.0.0/24")],
+      { a: { v4: { serves: ["10.0.0.0/24"], problems: ["10.0.0.0/8 overlaps the service CIDR 10.96.0.0/12"] } } }],
     ["adjacent ranges: no overlap", [v4("a", ["10.0.0.0/24", "10.0.2.0/23"]), v4("b", ["10.0.1.0/24"])], [],
       { a: { v4: { serves: ["10.0.0.0/24", "10.0.2.0/23"], problems: [] } }, b: { v4: { serves: ["10.0.1.0/24"], problems: [] } } }],
     ["a claim of a deleted pool counts, less than the pool's own", [v4("a", ["10.0.0.0/16"]), v4("b", ["10.0.0.0/17"]), v4("c", ["10.1.0.0/16"]), v4("d", ["10.1.0.0/16"])],
@@ -50,11 +60,11 @@ describe("buildPoolStates: overlapping ranges (found by one sweep, their use rea
   it("reports a pool's problems in the order comparing every pair gave: invalid ranges first, then pair by pair (pools by name, ranges as listed)", () => {
     const pools = [v4("b", ["10.0.0.0/16", "10.0.0.1/24", "10.0.1.0/24"]), v4("a", ["10.0.1.0/24", "10.0.0.0/8"]), v4("c", ["10.0.0.0/16"])];
     expect(outcome(buildPoolStates(pools, SERVICES))).toEqual({
-      a: { v4: { serves: [], problems: ["10.0.1.0/24 overlaps 10.0.0.0/8 of pool a", "10.0.1.0/24 overlaps 10.0.0.0/16 of pool b", "10.0.1.0/24 overlaps 10.0.1.0/24 of pool b",
+      a: { v4: { serves: [], problems: ["10.0.1.0/24 overlaps 10.0.0.0/16 of pool b", "10.0.1.0/24 overlaps 10.0.1.0/24 of pool b",
         "10.0.1.0/24 overlaps 10.0.0.0/16 of pool c", "10.0.0.0/8 overlaps 10.0.0.0/16 of pool b", "10.0.0.0/8 overlaps 10.0.1.0/24 of pool b", "10.0.0.0/8 overlaps 10.0.0.0/16 of pool c",
         "10.0.0.0/8 overlaps the service CIDR 10.96.0.0/12"] } },
       b: { v4: { serves: [], problems: ["10.0.0.1/24 has host bits set; did you mean 10.0.0.0/24?", "10.0.0.0/16 overlaps 10.0.1.0/24 of pool a", "10.0.1.0/24 overlaps 10.0.1.0/24 of pool a",
-        "10.0.0.0/16 overlaps 10.0.0.0/8 of pool a", "10.0.1.0/24 overlaps 10.0.0.0/8 of pool a", "10.0.0.0/16 overlaps 10.0.1.0/24 of pool b", "10.0.0.0/16 overlaps 10.0.0.0/16 of pool c",
+        "10.0.0.0/16 overlaps 10.0.0.0/8 of pool a", "10.0.1.0/24 overlaps 10.0.0.0/8 of pool a", "10.0.0.0/16 overlaps 10.0.0.0/16 of pool c",
         "10.0.1.0/24 overlaps 10.0.0.0/16 of pool c"] } },
       c: { v4: { serves: [], problems: ["10.0.0.0/16 overlaps 10.0.1.0/24 of pool a", "10.0.0.0/16 overlaps 10.0.0.0/8 of pool a", "10.0.0.0/16 overlaps 10.0.0.0/16 of pool b",
         "10.0.0.0/16 overlaps 10.0.1.0/24 of pool b"] } },
@@ -201,9 +211,9 @@ function pairwiseReference(pools: PlannerPool[], serviceCIDRs: string[], claims:
   const problems = (c: Candidate) => states.get(c.pool)!.families[c.family]!.problems;
   for (const [i, a] of candidates.entries()) {
     for (const b of candidates.slice(i + 1)) {
-      if (a.family !== b.family || !cidrsOverlap(a.cidr, b.cidr)) continue;
-      const keepA = a.pool !== b.pool && use(a) > use(b);
-      const keepB = a.pool !== b.pool && use(b) > use(a);
+      if (a.family !== b.family || a.pool === b.pool || !cidrsOverlap(a.cidr, b.cidr)) continue;
+      const keepA = use(a) > use(b);
+      const keepB = use(b) > use(a);
       const say = (loser: Candidate, winner: Candidate, kept: boolean) => problems(loser).push(`${formatCidr(loser.cidr)} overlaps ${formatCidr(winner.cidr)} of pool ${winner.pool}${kept ? ", which has nodes allocated from it" : ""}`);
       if (!keepA) { rejected.add(a); say(a, b, keepB); }
       if (!keepB) { rejected.add(b); if (a.pool !== b.pool) say(b, a, keepA); }
@@ -211,6 +221,10 @@ function pairwiseReference(pools: PlannerPool[], serviceCIDRs: string[], claims:
     const service = services.find((s) => cidrsOverlap(s, a.cidr));
     if (service) { rejected.add(a); problems(a).push(`${formatCidr(a.cidr)} overlaps the service CIDR ${formatCidr(service)}`); }
   }
-  for (const c of candidates) if (!rejected.has(c)) states.get(c.pool)!.families[c.family]!.sets.push({ range: c.cidr });
+  // Of a pool family's ranges left that nest, the widest serves (the first listed of equal ones).
+  const kept = candidates.filter((c) => !rejected.has(c));
+  const nestedIn = (c: Candidate, k: number) => kept.some((o, m) => m !== k && o.pool === c.pool && o.family === c.family
+    && cidrsOverlap(o.cidr, c.cidr) && (o.cidr.prefix < c.cidr.prefix || (o.cidr.prefix === c.cidr.prefix && m < k)));
+  for (const [k, c] of kept.entries()) if (!nestedIn(c, k)) states.get(c.pool)!.families[c.family]!.sets.push({ range: c.cidr });
   return states;
 }

@@ -1,5 +1,5 @@
 import { CidrSet } from "../lib/cidr-set.js";
-import { cidrsOverlap, formatCidr, InvalidCidrError, maxNodeCidrPrefix, parseCidr, specialPurposeOverlap, tryParseCidr, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
+import { cidrContains, cidrsOverlap, compareCidrs, formatCidr, InvalidCidrError, maxNodeCidrPrefix, parseCidr, specialPurposeOverlap, tryParseCidr, type Cidr, type IpAddr, type IpFamily } from "../lib/cidr.js";
 import { CidrIndex, overlapsAfter, type DisjointCidrs } from "../lib/cidr-index.js";
 import { MAX_CONDITION_MESSAGE } from "../lib/conditions.js";
 import type { Held, PlannerNode, PlannerRecord } from "./plan.js";
@@ -23,6 +23,8 @@ export interface PoolFamilyState {
   prefix: number;
   sets: CidrSet[];
   problems: string[];
+  /** Ranges served as part of a wider range of the same pool family, each with that range ("10.0.0.0/25 within 10.0.0.0/24"). */
+  nested: string[];
   exhaustedNodes: number;
 }
 
@@ -41,7 +43,7 @@ export function notePodCapacity(nodes: PlannerNode[], poolOf: Map<string, PoolSt
   }
 }
 
-/** A range that parsed, with the pool family it belongs to; refused when it overlaps another or the services. */
+/** A range that parsed, with the pool family it belongs to; refused when it overlaps another pool's or the services. */
 interface Candidate { pool: string; family: IpFamily; cidr: Cidr; prefix: number; fam: PoolFamilyState; refused: boolean }
 
 /** A CIDR a pool has handed out (an Allocated or Released record): the range that holds it is in use. */
@@ -54,6 +56,9 @@ export interface PoolClaim { pool: string; cidr: string }
  * Of two pools' overlapping ranges, one that already holds its pool's allocations keeps serving when the other
  * holds none (a pool added, or a range appended, over one in use): otherwise a new pool overlapping the
  * default's range would stop every new node of the cluster. When both or neither are in use, both are refused.
+ * A pool's own ranges that nest (a /25 grown by appending its /24: ranges cannot be removed, so that is how a
+ * pool grows in place) are served as their union, the widest, once (servedOnce): refusing both cut every Node
+ * of the pool off for good, as the schema lets no one drop the narrower range again.
  */
 export function buildPoolStates(pools: PlannerPool[], serviceCIDRs: string[], claims: PoolClaim[] = []): PoolStates {
   const services = serviceCIDRs.flatMap((s) => { try { return [parseCidr(s)]; } catch { return []; } });
@@ -65,7 +70,7 @@ export function buildPoolStates(pools: PlannerPool[], serviceCIDRs: string[], cl
     for (const family of [4, 6] as const) {
       const spec = family === 4 ? pool.v4 : pool.v6;
       if (!spec) continue;
-      const fam: PoolFamilyState = { prefix: spec.nodePrefix, sets: [], problems: [], exhaustedNodes: 0 };
+      const fam: PoolFamilyState = { prefix: spec.nodePrefix, sets: [], problems: [], nested: [], exhaustedNodes: 0 };
       state.families[family] = fam;
       for (const text of spec.cidrs) {
         const parsed = parseRange(text, family, spec.nodePrefix);
@@ -86,10 +91,11 @@ export function buildPoolStates(pools: PlannerPool[], serviceCIDRs: string[], cl
     const a = candidates[i]!;
     for (const j of later) {
       const b = candidates[j]!;
-      const keepA = a.pool !== b.pool && use(i) > use(j);
-      const keepB = a.pool !== b.pool && use(j) > use(i);
+      if (a.pool === b.pool) continue; // nested ranges of one pool: servedOnce below
+      const keepA = use(i) > use(j);
+      const keepB = use(j) > use(i);
       if (!keepA) { a.refused = true; report(a, b, keepB); }
-      if (!keepB) { b.refused = true; if (a.pool !== b.pool) report(b, a, keepA); } // one report for a pool's own two ranges
+      if (!keepB) { b.refused = true; report(b, a, keepA); }
     }
     const service = services.find((s) => cidrsOverlap(s, a.cidr));
     if (service) {
@@ -97,8 +103,29 @@ export function buildPoolStates(pools: PlannerPool[], serviceCIDRs: string[], cl
       if (!problems.full(a.fam)) problems.add(a.fam, `${formatCidr(a.cidr)} overlaps the service CIDR ${formatCidr(service)}`);
     }
   }
-  for (const c of candidates) if (!c.refused) c.fam.sets.push(new CidrSet(c.cidr, c.prefix));
+  for (const c of servedOnce(candidates.filter((c) => !c.refused))) c.fam.sets.push(new CidrSet(c.cidr, c.prefix));
   return new PoolStates([...states.values()]);
+}
+
+/**
+ * The ranges to serve, in the order listed: of a pool family's ranges that nest (two CIDRs overlap only so), the
+ * widest, which covers the others' addresses, so records allocated from a narrower one are its slices still and
+ * the pool's size counts them once. The narrower ones are noted on the family (the Valid message names them).
+ * After the refusals: a wide range refused over another pool's or the services leaves the narrower ones serving.
+ */
+function servedOnce(kept: Candidate[]): Candidate[] {
+  const nested = new Set<Candidate>();
+  let widest: Candidate | undefined;
+  // Sorted by family, network, then wider first (the first listed of two equal ones first), a range nests exactly
+  // when the last one not nested holds it.
+  const order = kept.map((c, i) => ({ c, i })).sort((x, y) => compareText(x.c.pool, y.c.pool) || compareCidrs(x.c.cidr, y.c.cidr) || x.i - y.i);
+  for (const { c } of order) {
+    if (widest && widest.fam === c.fam && cidrContains(widest.cidr, c.cidr)) {
+      nested.add(c);
+      c.fam.nested.push(`${formatCidr(c.cidr)} within ${formatCidr(widest.cidr)}`);
+    } else widest = c;
+  }
+  return kept.filter((c) => !nested.has(c));
 }
 
 /**

@@ -73,3 +73,18 @@ describe("Ready: Valid and not Exhausted", () => {
     expect(condition(plan, "default", "Ready")).toMatchObject(expected);
   });
 });
+
+describe("a pool grown by appending a superset of its range (kubectl patch: /25 → [/25, /24])", () => {
+  it("keeps its records, allocates to the Node waiting, counts the /24 once and says the ranges were merged", () => {
+    const grow = pool(["10.120.0.0/25", "10.120.0.0/24"], { name: "grow" }, 26);
+    const records = [rec("a", "10.120.0.0/26", { pool: "grow" }), rec("b", "10.120.0.64/26", { pool: "grow" })];
+    const plan = planAllocations(input({ nodes: [node("a"), node("b"), node("c")], records, pools: [grow] }));
+    expect(kinds(plan.actions)).toEqual(["create:10.120.0.128/26"]);
+    expect(plan.retained).toBe(0);
+    const status = plan.poolStatuses.find((p) => p.pool === "grow")!;
+    expect(status.usage[4]).toEqual({ size: 4n, allocated: 3n, free: 1n });
+    expect(condition(plan, "grow", "Valid")).toMatchObject({ status: "True", reason: "RangesValid",
+      message: "all ranges usable; 10.120.0.0/25 within 10.120.0.0/24: overlapping ranges of this pool, served once as the wider" });
+    expect(condition(plan, "grow", "Exhausted")).toMatchObject({ status: "False" });
+  });
+});

@@ -14,6 +14,7 @@ export function poolStatusReports(states: PoolStates): PoolStatusReport[] {
   return [...states.values()].map((state) => {
     const usage: PoolStatusReport["usage"] = {};
     const problems: string[] = [];
+    const nested: string[] = [];
     let exhausted = 0;
     let waitingOnInvalid = false;
     for (const family of [4, 6] as const) {
@@ -24,9 +25,10 @@ export function poolStatusReports(states: PoolStates): PoolStatusReport[] {
       const allocated = fam.sets.reduce((n, s) => n + s.used, 0n);
       usage[family] = { size, allocated, free: size - allocated };
       problems.push(...fam.problems);
+      nested.push(...fam.nested);
       exhausted += fam.exhaustedNodes;
     }
-    const valid = validCondition(state, problems, states);
+    const valid = validCondition(state, problems, states, nested);
     const exhaustion: ConditionInput = exhausted
       ? { type: "Exhausted", status: "True", reason: "NoFreeCIDR", message: `${exhausted} node(s) wait for a CIDR; `
         + (waitingOnInvalid ? "a family has no valid range: fix what the Valid condition names" : "add a range to spec to grow the pool") }
@@ -42,7 +44,7 @@ const UNSELECTED = "the Nodes no pool's nodeSelector matches";
  * no selector matches (chooseCatchAll). Another such pool serves none, which its author must hear of: by name
  * order it used to take every new Node over, or never serve, without a word.
  */
-function validCondition(state: PoolState, problems: string[], states: PoolStates): ConditionInput {
+function validCondition(state: PoolState, problems: string[], states: PoolStates, nested: string[]): ConditionInput {
   const serving = states.catchAll;
   const ranges = problems.join("; ");
   if (serving && serving !== state && states.withoutSelector.includes(state)) {
@@ -60,7 +62,14 @@ function validCondition(state: PoolState, problems: string[], states: PoolStates
     : "";
   return ranges
     ? { type: "Valid", status: "False", reason: "InvalidRanges", message: `${ranges}${standingIn}` }
-    : { type: "Valid", status: "True", reason: "RangesValid", message: `all ranges usable${standingIn}` };
+    : { type: "Valid", status: "True", reason: "RangesValid", message: `all ranges usable${nestedNote(nested)}${standingIn}` };
+}
+
+/** Ranges of the pool inside a wider one of it (a pool grown by appending a superset): served as part of that one. */
+function nestedNote(nested: string[]): string {
+  if (!nested.length) return "";
+  const named = nested.slice(0, 3).join(", ") + (nested.length > 3 ? ` and ${nested.length - 3} more` : "");
+  return `; ${named}: overlapping ranges of this pool, served once as the wider`;
 }
 
 /**
