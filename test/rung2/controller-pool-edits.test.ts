@@ -109,4 +109,37 @@ describe("controller on the real API server: pool edits under live allocations",
     const fits = await until("pa-wide fits pa-1", async () => ((await condition("pa-wide"))?.message.includes("at most 110 pods") ? condition("pa-wide") : undefined));
     expect(fits).toMatchObject({ status: "True", message: "each node's /24 holds 253 pod addresses; its Nodes admit at most 110 pods" });
   });
+
+  it("a pool grown by appending a superset of its range (/25 → [/25, /24]) keeps its Nodes' CIDRs and serves the /24 once", async () => {
+    controller = await startController(fx, { "cluster-cidr": "10.219.0.0/16", "default-pool": "pg" });
+    const poolOf = async () => (await fx.api().custom.getClusterCustomObject({ ...pools, name: "grow" })) as {
+      status?: { ipv4?: { size: string; allocated: number; free: string }; conditions?: Array<{ type: string; status: string; reason: string; message: string }> } };
+    const conditionOf = async (type: string) => (await poolOf()).status?.conditions?.find((c) => c.type === type);
+    await fx.api().custom.createClusterCustomObject({ ...pools, body: { apiVersion: "podnet.io/v1alpha1", kind: "PodCIDRPool", metadata: { name: "grow" },
+      spec: { ipv4: { cidrs: ["10.122.0.0/25"], nodeMaskSize: 26 }, nodeSelector: { "podnet.io/zone": "grow" } } } });
+    const labels = { "podnet.io/zone": "grow" };
+    await createNodes(fx.api(), [{ name: "pg-1", ip: "192.168.58.1", labels }, { name: "pg-2", ip: "192.168.58.2", labels }]);
+    const before = await until("pg-1 and pg-2 allocated", async () => {
+      const r = allocated((await listNodeCidrs(fx.api())).filter((x) => x.spec.nodeName.startsWith("pg-")));
+      return r.length === 2 ? r : undefined;
+    });
+    await createNodes(fx.api(), [{ name: "pg-3", ip: "192.168.58.3", labels }]);
+    await until("grow exhausted", async () => ((await conditionOf("Exhausted"))?.status === "True" || undefined));
+
+    // The natural way to grow a /25 into its /24 (the /25 cannot be removed): both were refused as overlapping.
+    await fx.api().custom.patchClusterCustomObject({ ...pools, name: "grow", body: { spec: { ipv4: { cidrs: ["10.122.0.0/25", "10.122.0.0/24"], nodeMaskSize: 26 } } } }, mergePatch());
+    const [third] = await until("pg-3 allocated", async () => { const r = allocated(await recordsOf("pg-3")); return r.length ? r : undefined; });
+    expect(third!.spec.cidr).toBe("10.122.0.128/26");
+    for (const record of before) {
+      const [now] = await recordsOf(record.spec.nodeName);
+      expect(`${now?.spec.cidr} ${now?.status?.phase} ${now?.status?.conditions?.find((c) => c.type === "Allocated")?.reason}`).toBe(`${record.spec.cidr} Allocated Allocated`);
+    }
+    const status = await until("grow counts the /24 once", async () => { const s = (await poolOf()).status; return s?.ipv4?.allocated === 3 ? s : undefined; });
+    expect(status.ipv4).toEqual({ size: "4", allocated: 3, free: "1" });
+    expect(status.conditions?.find((c) => c.type === "Valid")).toMatchObject({ status: "True", reason: "RangesValid",
+      message: "all ranges usable; 10.122.0.0/25 within 10.122.0.0/24: overlapping ranges of this pool, served once as the wider" });
+    expect(status.conditions?.find((c) => c.type === "Exhausted")).toMatchObject({ status: "False" });
+    expect((await controller.metrics.retained.get()).values[0]?.value ?? 0).toBe(0);
+    expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
+  });
 });
