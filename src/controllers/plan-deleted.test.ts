@@ -77,13 +77,24 @@ describe("records deleted while Allocated", () => {
       .actions.filter((a) => a.kind === "create").map((a) => a.cidr)).not.toContain("10.244.5.0/24");
   });
 
-  it.each([
-    ["the pool's node mask changed", { pools: [pool(["10.244.0.0/16"], {}, 25)] }, [node("a"), node("b")]],
-    ["the pool no longer selects the node", { pools: [pool(["10.244.0.0/16"], { nodeSelector: { rack: "1" } })] }, [node("a"), node("b", { labels: { rack: "1" } })]],
-  ])("holds a CIDR it cannot give back (%s) through the cooldown", (_case, extra, nodes) => {
-    const plan = planAllocations(input({ ...extra, nodes, deleted: [gone()], monotonicNow: 1_001_000 }));
+  it("holds a CIDR it cannot give back (the pool's node mask changed) through the cooldown", () => {
+    const plan = planAllocations(input({ pools: [pool(["10.244.0.0/16"], {}, 25)], nodes: [node("a"), node("b")], deleted: [gone()], monotonicNow: 1_001_000 }));
     expect(creates(plan).some((a) => a.cidr.startsWith("10.244.0."))).toBe(false);
     expect(plan.nextCheckAt).toBe(1_060_000);
+  });
+
+  // The record stayed while its Node moved (a live record is kept across a relabel): deleted, it comes back from
+  // the pool that holds its slice. Held instead, another Node naming the range adopted it at once (a soak found
+  // two Nodes with one range in podCIDRs), and the node's pods lost their routes.
+  it.each([
+    ["no pool selects the node any more", [pool(["10.244.0.0/16"], { nodeSelector: { rack: "1" } })]],
+    ["the node's pool now serves only IPv6", [pool(["10.244.0.0/16"], { nodeSelector: { rack: "1" } }), pool(undefined, { name: "six", nodeSelector: { rack: "2" }, v6: { cidrs: ["fd00:1::/56"], nodePrefix: 64 } })]],
+  ])("gives the CIDR back when %s: a Node naming the range is in conflict", (_case, pools) => {
+    const nodes = [node("a", { labels: { rack: "2" }, podCIDRs: ["10.244.0.0/24"] }), node("0-b", { labels: { rack: "1" }, podCIDRs: ["10.244.0.0/24"] })];
+    const plan = planAllocations(input({ pools, nodes, deleted: [gone()], monotonicNow: 1_001_000 }));
+    expect(creates(plan).filter((a) => a.cidr === "10.244.0.0/24")).toEqual([expect.objectContaining({ node: "a", pool: "default", adopted: true })]);
+    expect(plan.actions.filter((a) => a.kind === "conflict")).toEqual([
+      expect.objectContaining({ node: "0-b", reason: "PodCIDRConflict", message: expect.stringContaining("already held by node a") })]);
   });
 });
 

@@ -13,6 +13,7 @@ export const byFamily = (a: AllocationAction, b: AllocationAction) => familyOf(a
 export interface FamilyPlan { actions: AllocationAction[]; created: boolean; incomplete: boolean }
 
 export function planFamilies(node: PlannerNode, state: PoolState | undefined, states: PoolStates, held: Map<string, Held[]>, holderOf: Map<string, string>, pass: "adopt" | "restore" | "allocate", restore: Lost[] = []): FamilyPlan {
+  if (pass === "restore") return planRestore(node, states, held, holderOf, restore);
   const plan: FamilyPlan = { actions: [], created: false, incomplete: false };
   if (!state) return plan;
   const mine = held.get(node.name) ?? [];
@@ -27,25 +28,39 @@ export function planFamilies(node: PlannerNode, state: PoolState | undefined, st
       continue;
     }
     const preset = node.podCIDRs.find((c) => familyOfText(c) === family);
-    let action: AllocationAction;
-    if (pass === "restore") {
-      // Its hand-deleted record's CIDR goes back to the node: its pods have addresses from it. One the node
-      // names goes back as an adoption. Taken meanwhile (a record made over it), the node is allocated as any other.
-      const lost = restore.find((l) => l.family === family)?.cidr;
-      if (lost === undefined || (preset !== undefined && preset !== lost)) continue;
-      const back = adopt(node, lost, states, holderOf);
-      if (back.kind !== "create") continue;
-      action = preset === lost ? back : { ...back, adopted: false, restored: true };
-    } else {
-      if ((preset !== undefined) !== (pass === "adopt")) continue;
-      action = preset !== undefined ? adopt(node, preset, states, holderOf) : allocate(node, state, family);
-    }
+    if ((preset !== undefined) !== (pass === "adopt")) continue;
+    const action = preset !== undefined ? adopt(node, preset, states, holderOf) : allocate(node, state, family);
     plan.actions.push(action);
     if (action.kind === "create") {
       mine.push({ cidr: action.cidr, family });
       holderOf.set(action.cidr, node.name);
       plan.created = true;
     } else plan.incomplete = true;
+  }
+  held.set(node.name, mine);
+  return plan;
+}
+
+/**
+ * Its hand-deleted record's CIDR goes back to the node: its pods have addresses from it. One the node names goes
+ * back as an adoption. From whichever pool holds the slice, as the record was: a node relabelled since into a
+ * pool without that family (or with no valid range of it) kept its record, and must get it back, or another Node
+ * naming the range would adopt it at once. Taken meanwhile (a record made over it), the node is allocated as any other.
+ */
+function planRestore(node: PlannerNode, states: PoolStates, held: Map<string, Held[]>, holderOf: Map<string, string>, restore: Lost[]): FamilyPlan {
+  const plan: FamilyPlan = { actions: [], created: false, incomplete: false };
+  const mine = held.get(node.name) ?? [];
+  for (const family of [4, 6] as const) {
+    if (mine.some((h) => h.family === family)) continue;
+    const preset = node.podCIDRs.find((c) => familyOfText(c) === family);
+    const lost = restore.find((l) => l.family === family)?.cidr;
+    if (lost === undefined || (preset !== undefined && preset !== lost)) continue;
+    const back = adopt(node, lost, states, holderOf);
+    if (back.kind !== "create") continue;
+    plan.actions.push(preset === lost ? back : { ...back, adopted: false, restored: true });
+    mine.push({ cidr: back.cidr, family });
+    holderOf.set(back.cidr, node.name);
+    plan.created = true;
   }
   held.set(node.name, mine);
   return plan;

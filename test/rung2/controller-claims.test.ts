@@ -198,6 +198,27 @@ describe("controller on the real API server: claims on one range", () => {
     expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
   });
 
+  it("a NodeCIDR deleted by hand goes back to its Node relabelled into an IPv6-only pool, not to another Node naming its range", async () => {
+    // The record stays across the relabel; deleted, it used to go to the other Node at once (a pool soak).
+    controller = await startController(fx, { "cluster-cidr": "10.234.0.0/24", "fill-node-podcidrs": "true", "release-cooldown": "30s" });
+    await fx.api().custom.createClusterCustomObject({ ...podnetResource("podcidrpools"), body: {
+      apiVersion: "podnet.io/v1alpha1", kind: "PodCIDRPool", metadata: { name: "rl-six" }, spec: { ipv6: { cidrs: ["fd00:234::/120"], nodeMaskSize: 122 }, nodeSelector: { "podnet.io/rl": "six" } },
+    } });
+    await createNodes(fx.api(), [{ name: "rl-1", ip: "192.168.68.1" }]);
+    const cidr = await until("rl-1 allocated", () => cidrOf("rl-1"));
+    await until("rl-1's podCIDRs", async () => ((await podCidrsOf("rl-1")).includes(cidr) ? true : undefined));
+    await fx.api().core.patchNode({ name: "rl-1", body: { metadata: { labels: { "podnet.io/rl": "six" } } } }, mergePatch());
+    await createNodes(fx.api(), [{ name: "rl-0", ip: "192.168.68.2", podCIDRs: [cidr] }]);
+    await until("rl-0 in conflict", async () => (await eventsFor(fx.api(), "Node", "rl-0")).find((e) => e.reason === "PodCIDRConflict"));
+    const before = (await listNodeCidrs(fx.api())).find((r) => r.spec.cidr === cidr)!;
+    expect(before.spec.nodeName).toBe("rl-1");
+    await fx.api().custom.deleteClusterCustomObject({ ...nodecidrs, name: cidrObjectName(cidr) });
+    const again = await until("the record made again", async () => (await listNodeCidrs(fx.api())).find((r) => r.spec.cidr === cidr && r.metadata!.uid !== before.metadata!.uid && r.status?.phase === "Allocated"), 5_000);
+    expect(again.spec.nodeName).toBe("rl-1");
+    expect(await cidrOf("rl-0")).toBeUndefined(); // rl-0 named the range itself (a second allocator): still in conflict
+    expect(invariantViolations(await listNodeCidrs(fx.api()))).toEqual([]);
+  });
+
   it.each([["off", "false"], ["on", "true"]])("a NodeCIDR deleted by hand goes back to its Node, not to a Node whose name sorts first and names its range (fill-node-podcidrs %s)", async (_case, fill) => {
     controller = await startController(fx, { "fill-node-podcidrs": fill });
     await createNodes(fx.api(), [{ name: "sr-e", ip: "192.168.67.1" }]);
